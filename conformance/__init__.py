@@ -1,0 +1,1 @@
+"""Yunying conformance package."""

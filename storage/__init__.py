@@ -1,0 +1,1 @@
+"""Yunying storage package."""
