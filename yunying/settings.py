@@ -1,0 +1,138 @@
+"""Settings: defaults < config file (TOML) < environment (YUNYING_*) < command-line flags."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class SettingError(ValueError):
+    """A bad setting: the message names it and says what is expected."""
+
+
+@dataclass
+class Settings:
+    """Everything `yunying serve` can be told; each field is documented in the README."""
+
+    data: Path = Path("./yunying-data")
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    dimse_port: int = 11112
+    aet: str = "YUNYING"
+    peers: dict[str, tuple[str, int]] = field(default_factory=dict)
+    dimse_accept_all: bool = False  # let any calling AE store/query/retrieve, not only known peers
+    cors_origins: list[str] = field(default_factory=list)
+    max_upload_bytes: int = 8 * 1024**3
+    qido_max_results: int = 10_000
+    log_level: str = "info"
+
+    def validate(self) -> "Settings":
+        """Raise SettingError naming the first bad value."""
+        for name in ("http_port", "dimse_port"):
+            port = getattr(self, name)
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise SettingError(f"{name}: {port!r} is not a TCP port (0-65535)")
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            if self.host != "localhost":
+                raise SettingError(f"host: {self.host!r} is not an IP address to bind") from None
+        check_aet("aet", self.aet)
+        for aet, addr in self.peers.items():
+            check_aet(f"peers[{aet}]", aet)
+            if not (isinstance(addr, (list, tuple)) and len(addr) == 2 and isinstance(addr[1], int)):
+                raise SettingError(f"peers[{aet}]: expected [\"host\", port], got {addr!r}")
+        if self.max_upload_bytes <= 0:
+            raise SettingError("max_upload_bytes: must be positive")
+        if self.qido_max_results <= 0:
+            raise SettingError("qido_max_results: must be positive")
+        if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
+            raise SettingError(f"log_level: {self.log_level!r} is not debug|info|warning|error")
+        return self
+
+
+def check_aet(name: str, aet: str) -> None:
+    """PS3.5 Table 6.2-1, AE: 1-16 characters, no backslash or control characters, not all spaces."""
+    if not isinstance(aet, str) or not 0 < len(aet) <= 16 or not aet.strip():
+        raise SettingError(f"{name}: AE title must be 1-16 characters, got {aet!r}")
+    if any(c == "\\" or ord(c) < 0x20 or ord(c) > 0x7E for c in aet):
+        raise SettingError(f"{name}: AE title has a forbidden character: {aet!r}")
+
+
+def load_peers(path: str | Path) -> dict[str, tuple[str, int]]:
+    """Read a peers file: {"AET": ["host", port], ...}."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingError(f"peers: cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise SettingError(f"peers: {path} is not JSON: {exc}") from None
+    return _peers(raw, f"peers ({path})")
+
+
+def _peers(raw: Any, name: str) -> dict[str, tuple[str, int]]:
+    if not isinstance(raw, dict):
+        raise SettingError(f'{name}: expected an object {{"AET": ["host", port]}}')
+    out: dict[str, tuple[str, int]] = {}
+    for aet, addr in raw.items():
+        if not (isinstance(addr, list) and len(addr) == 2 and isinstance(addr[0], str)
+                and isinstance(addr[1], int) and 0 < addr[1] < 65536):
+            raise SettingError(f'{name}: {aet}: expected ["host", port], got {addr!r}')
+        out[aet] = (addr[0], addr[1])
+    return out
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    text = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if "Path" in text:
+            return Path(value)
+        if text == "int":
+            return int(value)
+        if text == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in {"1", "true", "yes", "on"}:
+                return True
+            if str(value).lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(value)
+        if text.startswith("list"):
+            return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        if text.startswith("dict"):
+            return _peers(json.loads(value) if isinstance(value, str) else value, name)
+        return str(value)
+    except (TypeError, ValueError):
+        raise SettingError(f"{name}: {value!r} is not a valid {text}") from None
+
+
+def load_settings(config: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    """Merge the config file, YUNYING_* environment variables and explicit overrides."""
+    environ = dict(os.environ) if environ is None else environ
+    kinds = {f.name: f.type for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    config = config or environ.get("YUNYING_CONFIG")
+    if config:
+        try:
+            raw = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SettingError(f"config: cannot read {config}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingError(f"config: {config} is not TOML: {exc}") from None
+        for key, value in raw.items():
+            if key not in kinds:
+                raise SettingError(f"config: unknown setting {key!r} in {config}")
+            values[key] = _coerce(key, kinds[key], value)
+    for key, kind in kinds.items():
+        env = environ.get(f"YUNYING_{key.upper()}")
+        if env is not None:
+            values[key] = _coerce(f"YUNYING_{key.upper()}", kind, env)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, kinds[key], value) if key != "peers" else value
+    return Settings(**values).validate()
