@@ -1,0 +1,157 @@
+"""Free ports and a launcher for a throwaway Yunying server (benchmarks and tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    """Poll `url` until it answers < 500; raise RuntimeError with the log tail otherwise."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {proc.returncode} before answering {url}\n{log_tail(log)}"
+                )
+            try:
+                if client.get(url).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not answer {url} within {timeout:.0f} s\n{log_tail(log)}")
+
+
+def log_tail(log: Path, lines: int = 40) -> str:
+    """The last lines of a server log, for error messages."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """VmHWM of a live process, in bytes (None when unavailable)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def nodelay_env() -> dict[str, str]:
+    """The environment with TCP_NODELAY=1: DCMTK and Orthanc stall ~40 ms per PDU without it."""
+    env = dict(os.environ)
+    env["TCP_NODELAY"] = "1"
+    return env
+
+
+def yunying_cli_available() -> bool:
+    """True when the `yunying.cli` module exists in this checkout."""
+    return (REPO_ROOT / "yunying" / "cli.py").exists()
+
+
+@dataclass
+class YunyingServer:
+    http_url: str
+    dicomweb_url: str
+    dimse_port: int
+    aet: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+    log_path: Path = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def __enter__(self) -> YunyingServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_yunying(
+    data_dir: Path,
+    *,
+    aet: str = "YUNYING",
+    peers: Path | None = None,
+    http_port: int | None = None,
+    dimse_port: int | None = None,
+    log_path: Path | None = None,
+    timeout: float = START_TIMEOUT_S,
+) -> YunyingServer:
+    """Start `python -m yunying.cli serve` on free ports; wait until QIDO answers."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    http_port = http_port or free_port()
+    dimse_port = dimse_port or free_port()
+    log_path = log_path or data_dir.parent / f"{data_dir.name}.yunying.log"
+    cmd = [
+        sys.executable, "-m", "yunying.cli", "serve",
+        "--data", str(data_dir),
+        "--host", "127.0.0.1",
+        "--http-port", str(http_port),
+        "--dimse-port", str(dimse_port),
+        "--aet", aet,
+    ]
+    if peers is not None:
+        cmd += ["--peers", str(peers)]
+    env = nodelay_env()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    log = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        log.close()
+    http_url = f"http://127.0.0.1:{http_port}"
+    server = YunyingServer(
+        http_url=http_url, dicomweb_url=f"{http_url}/dicomweb", dimse_port=dimse_port,
+        aet=aet, data_dir=data_dir, proc=proc, log_path=log_path,
+    )
+    try:
+        wait_http(f"{server.dicomweb_url}/studies", proc, timeout, log_path)
+    except BaseException:
+        server.stop()
+        raise
+    return server
