@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -112,13 +113,17 @@ def start_yunying(
     data_dir: Path,
     *,
     aet: str = "YUNYING",
-    peers: Path | None = None,
+    peers: Path | dict[str, tuple[str, int]] | None = None,
     http_port: int | None = None,
     dimse_port: int | None = None,
     log_path: Path | None = None,
     timeout: float = START_TIMEOUT_S,
 ) -> YunyingServer:
-    """Start `python -m yunying.cli serve` on free ports; wait until QIDO answers."""
+    """Start `python -m yunying.cli serve` on free ports; wait until QIDO answers.
+
+    `peers` is a peers file or a mapping AE title -> (host, port), written as
+    {"AET": ["host", port]} next to the data directory.
+    """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     http_port = http_port or free_port()
@@ -132,6 +137,10 @@ def start_yunying(
         "--dimse-port", str(dimse_port),
         "--aet", aet,
     ]
+    if isinstance(peers, dict):
+        peers_file = data_dir.parent / f"{data_dir.name}.peers.json"
+        peers_file.write_text(json.dumps({ae: [h, p] for ae, (h, p) in peers.items()}))
+        peers = peers_file
     if peers is not None:
         cmd += ["--peers", str(peers)]
     env = nodelay_env()
