@@ -1,0 +1,7 @@
+"""`python -m conformance check ...` / `python -m conformance statement --out DIR`."""
+
+import sys
+
+from conformance.cli import main
+
+sys.exit(main())
