@@ -84,7 +84,7 @@ class TestData:
 
     @property
     def compressed(self) -> Instance:
-        return self.find("A", lambda i: not i.ds.file_meta.TransferSyntaxUID.is_uncompressed)
+        return self.find("A", lambda i: i.ds.file_meta.TransferSyntaxUID.is_compressed)
 
 
 def _patient(ds: Dataset, pid: str, name: str, charset: str | None) -> None:
