@@ -1,0 +1,158 @@
+"""Deriving the index's columns and per-level attribute JSON from an instance's DICOM JSON."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import orjson
+
+from index.keys import SERIES_ATTRS, is_patient_attr, is_study_attr
+from index.model import InstanceRecord
+from index.parse import norm_da, norm_dt, norm_tm, pn_components, pn_norm
+
+Json = dict[str, Any]
+SEP = "\x1f"  # separates fuzzy name components; never appears in a PN
+
+INSTANCE_COLS = ("sop", "study", "series", "sop_class", "instance_number", "content_date",
+                 "content_time", "transfer_syntax", "pixel_form", "frames", "size", "digest",
+                 "storage_key", "face", "source", "institution", "received", "extra", "json", "seq")
+SERIES_COLS = ("uid", "study", "modality", "series_number", "series_description", "body_part",
+               "institution", "pps_date", "pps_time", "sps_ids", "req_proc_ids", "series_date",
+               "series_time", "n_instances", "rep_sop", "attrs", "seq")
+PATIENT_COLS = ("patient_id", "issuer", "patient_name", "patient_name_fz", "birth_date", "sex")
+STUDY_COLS = ("uid", "patient_key") + PATIENT_COLS + (
+    "study_date", "study_time", "accession", "referring", "referring_fz", "study_id",
+    "study_description", "modalities", "institutions", "sop_classes", "n_series", "n_instances",
+    "rep_sop", "attrs", "seq")
+PATIENTS_COLS = ("key",) + PATIENT_COLS + ("n_studies", "n_series", "n_instances", "attrs", "seq")
+
+
+def values(js: Json, tag: str) -> list[Any]:
+    """The Value list of an element (empty when absent or empty)."""
+    el = js.get(tag)
+    return list(el.get("Value") or []) if isinstance(el, dict) else []
+
+
+def text(js: Json, tag: str) -> str | None:
+    """The first value of an element as a string, None when absent."""
+    vs = values(js, tag)
+    if not vs or vs[0] is None:
+        return None
+    return str(vs[0]).strip()
+
+
+def integer(js: Json, tag: str) -> int | None:
+    """The first value of an IS/US element as an int, None when absent or not a number."""
+    vs = values(js, tag)
+    try:
+        return int(float(vs[0])) if vs and vs[0] is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def da(js: Json, tag: str) -> str | None:
+    """A DA value normalized to YYYYMMDD."""
+    v = text(js, tag)
+    return norm_da(v) if v else None
+
+
+def tm(js: Json, tag: str) -> str | None:
+    """A TM value normalized to HHMMSS.ffffff."""
+    v = text(js, tag)
+    return norm_tm(v) if v else None
+
+
+def dt(js: Json, tag: str) -> str | None:
+    """A DT value normalized to YYYYMMDDHHMMSS.ffffff."""
+    v = text(js, tag)
+    return norm_dt(v) if v else None
+
+
+def pn(js: Json, tag: str) -> tuple[list[str], list[str]]:
+    """A PN's three groups (normalized) and their fuzzy component strings (first value only)."""
+    vs = values(js, tag)
+    name = vs[0] if vs else None
+    if isinstance(name, str):
+        name = {"Alphabetic": name}
+    if not isinstance(name, dict):
+        name = {}
+    groups = [str(name.get(g) or "") for g in ("Alphabetic", "Ideographic", "Phonetic")]
+    fuzzy = [SEP + SEP.join(pn_components(g)) if g else "" for g in groups]
+    return [pn_norm(g) for g in groups], fuzzy
+
+
+def item_texts(js: Json, seq: str, tag: str) -> list[str]:
+    """The values of tag in every item of a sequence."""
+    out = []
+    for item in values(js, seq):
+        if isinstance(item, dict):
+            out.extend(str(v).strip() for v in values(item, tag) if v is not None)
+    return out
+
+
+def subset(js: Json, keep: Callable[[str], bool]) -> Json:
+    """The elements of js whose tag satisfies keep."""
+    return {t: el for t, el in js.items() if keep(t)}
+
+
+def issuer_of(js: Json, institution: str, source: str) -> str:
+    """Qualifier of PatientID: IssuerOfPatientID, else the sending institution, else source (rule 6)."""
+    return text(js, "00100021") or institution or source
+
+
+def instance_values(rec: InstanceRecord, seq: int) -> tuple[Any, ...]:
+    """The instances row of a record."""
+    js = rec.json
+    return (text(js, "00080018"), text(js, "0020000D"), text(js, "0020000E"),
+            text(js, "00080016") or "", integer(js, "00200013"), da(js, "00080023"),
+            tm(js, "00080033"), rec.transfer_syntax, rec.pixel_form, rec.frames, rec.size,
+            rec.digest, rec.storage_key, rec.origin.face, rec.origin.source,
+            rec.origin.institution, _utc(rec.received), orjson.dumps(rec.extra).decode(),
+            orjson.dumps(js), seq)
+
+
+def _utc(when: datetime) -> datetime:
+    """A naive UTC timestamp (stored as TIMESTAMP)."""
+    if when.tzinfo is None:
+        return when
+    return when.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def series_values(js: Json, n_instances: int, rep_sop: str, seq: int) -> tuple[Any, ...]:
+    """The series row, from its newest instance."""
+    return (text(js, "0020000E"), text(js, "0020000D"), text(js, "00080060"),
+            integer(js, "00200011"), text(js, "0008103E"), text(js, "00180015"),
+            text(js, "00080080"), da(js, "00400244"), tm(js, "00400245"),
+            item_texts(js, "00400275", "00400009"), item_texts(js, "00400275", "00401001"),
+            da(js, "00080021"), tm(js, "00080031"), n_instances, rep_sop,
+            orjson.dumps(subset(js, SERIES_ATTRS.__contains__)), seq)
+
+
+def patient_values(js: Json, issuer: str) -> tuple[Any, ...]:
+    """The patient columns shared by the studies and patients tables."""
+    name, name_fz = pn(js, "00100010")
+    return (text(js, "00100020") or "", issuer, name, name_fz, da(js, "00100030"),
+            text(js, "00100040"))
+
+
+def patient_key(patient_id: str, issuer: str) -> str:
+    """The patients table key."""
+    return f"{patient_id}{SEP}{issuer}"
+
+
+def study_values(js: Json, issuer: str, agg: dict[str, Any], rep_sop: str, seq: int) -> tuple[Any, ...]:
+    """The study row, from its newest instance and aggregates over its series and instances."""
+    ref, ref_fz = pn(js, "00080090")
+    pat = patient_values(js, issuer)
+    return (text(js, "0020000D"), patient_key(pat[0], issuer), *pat, da(js, "00080020"),
+            tm(js, "00080030"), text(js, "00080050"), ref, ref_fz, text(js, "00200010"),
+            text(js, "00081030"), agg["modalities"], agg["institutions"], agg["sop_classes"],
+            agg["n_series"], agg["n_instances"], rep_sop,
+            orjson.dumps(subset(js, is_study_attr)), seq)
+
+
+def patient_row(key: str, pat: tuple[Any, ...], counts: tuple[int, int, int], attrs: bytes,
+                seq: int) -> tuple[Any, ...]:
+    """The patients row: key, patient columns, counts, patient-level attributes."""
+    js = orjson.loads(attrs)
+    return (key, *pat, *counts, orjson.dumps(subset(js, is_patient_attr)), seq)

@@ -1,0 +1,93 @@
+"""Shaping result rows into DICOM JSON answers (PS3.18 10.6.3.3, Tables 10.6.3-3 to -5)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import orjson
+
+from index.keys import (IMAGE_DEFAULTS, PATIENT_DEFAULTS, SERIES_DEFAULTS, STUDY_DEFAULTS,
+                        vr_of)
+from index.query import Query
+
+Json = dict[str, Any]
+NEVER_EMPTY = frozenset({"00081190"})  # RetrieveURL: the HTTP face's to add
+
+
+def el(vr: str, vals: Sequence[Any] | None) -> Json:
+    """A DICOM JSON element; no Value when empty."""
+    return {"vr": vr, "Value": list(vals)} if vals else {"vr": vr}
+
+
+def study_computed(n_series: int, n_instances: int, modalities: list[str] | None,
+                   sop_classes: list[str] | None) -> Json:
+    """Attributes computed over a study (PS3.4 C.3.4 Table C.3-1 ... and PS3.18 Table 10.6.3-3)."""
+    return {"00080061": el("CS", sorted(modalities or [])),
+            "00080062": el("UI", sorted(sop_classes or [])),
+            "00201206": el("IS", [n_series]), "00201208": el("IS", [n_instances]),
+            "00080056": el("CS", ["ONLINE"])}
+
+
+class Shaper:
+    """Turns the rows of one query into answers; knows which tags are wanted at which level."""
+
+    def __init__(self, query: Query) -> None:
+        self.level = query.level
+        self.include_all = query.include_all
+        self.explicit = {t.split(".")[0] for t in query.includefields} | {
+            m.tag.split(".")[0] for m in query.matches}
+        scoped_study = any(m.tag == "0020000D" and m.kind == "single" for m in query.matches)
+        scoped_series = any(m.tag == "0020000E" and m.kind == "single" for m in query.matches)
+        wanted = set(self.explicit)
+        if self.level == "PATIENT":
+            wanted |= PATIENT_DEFAULTS
+        elif self.level == "STUDY":
+            wanted |= STUDY_DEFAULTS
+        elif self.level == "SERIES":
+            wanted |= SERIES_DEFAULTS | (set() if scoped_study else STUDY_DEFAULTS)
+        else:
+            wanted |= IMAGE_DEFAULTS
+            if not scoped_series:  # PS3.18 10.6.3.3: unscoped instance searches add upper levels
+                wanted |= SERIES_DEFAULTS | (set() if scoped_study else STUDY_DEFAULTS)
+        self.wanted = wanted
+
+    def shape(self, row: Sequence[Any]) -> tuple[Json, set[str]]:
+        """One answer, and the explicitly asked tags still missing (look them up in the instance)."""
+        own, upper = self._sources(row)
+        out: Json = dict(own) if self.include_all else {}
+        for tag in self.wanted:
+            if tag in out:
+                continue
+            for src in (own, *upper):
+                if tag in src:
+                    out[tag] = src[tag]
+                    break
+        return out, {t for t in self.explicit if t not in out and t not in NEVER_EMPTY}
+
+    def fill(self, out: Json, missing: set[str], rep: Json | None) -> Json:
+        """Add missing asked tags from the representative instance, else empty; sort by tag."""
+        for tag in missing:
+            out[tag] = rep[tag] if rep and tag in rep else {"vr": vr_of(tag)}
+        return dict(sorted(out.items()))
+
+    def _sources(self, row: Sequence[Any]) -> tuple[Json, list[Json]]:
+        """This level's own attributes, and upper-level ones, for a row of sql.SELECT."""
+        if self.level == "PATIENT":
+            attrs = orjson.loads(row[0])
+            own = {**attrs, "00201200": el("IS", [row[1]]), "00201202": el("IS", [row[2]]),
+                   "00201204": el("IS", [row[3]])}
+            own.setdefault("00100021", el("LO", [row[4]] if row[4] else None))  # the qualifier used (design rule 6)
+            return own, []
+        if self.level == "STUDY":
+            return {**orjson.loads(row[0]), **study_computed(*row[1:5])}, []
+        if self.level == "SERIES":
+            own = {**orjson.loads(row[0]), "00201209": el("IS", [row[1]]),
+                   "00080056": el("CS", ["ONLINE"])}
+            return own, [study_computed(*row[4:8]), orjson.loads(row[3])]
+        js = orjson.loads(row[0])
+        own = {t: e for t, e in js.items() if "BulkDataURI" not in e and t != "7FE00010"}
+        own["00080056"] = el("CS", ["ONLINE"])
+        return own, [{"00201209": el("IS", [row[1]])}, study_computed(*row[2:6])]
+
+    def rep_sop(self, row: Sequence[Any]) -> str | None:
+        """The representative instance of a row, for tags not kept at its level."""
+        return row[5] if self.level == "STUDY" else row[2] if self.level == "SERIES" else None

@@ -1,0 +1,131 @@
+"""Compiling a typed Query into DuckDB SQL (PS3.4 C.2.2.2 semantics; rules in parse.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+from index.extract import SEP
+from index.keys import KEYS, Key
+from index.parse import fuzzy_tokens, high_bound, like_pattern, low_bound, pn_norm
+from index.query import Match, Query
+
+ESC = "ESCAPE '\\'"
+
+# Columns each level selects; results.py reads rows in this order.
+SELECT = {
+    "PATIENT": "p.attrs, p.n_studies, p.n_series, p.n_instances, p.issuer",
+    "STUDY": "st.attrs, st.n_series, st.n_instances, st.modalities, st.sop_classes, st.rep_sop",
+    "SERIES": ("se.attrs, se.n_instances, se.rep_sop, st.attrs, st.n_series, st.n_instances, "
+               "st.modalities, st.sop_classes"),
+    "IMAGE": ("i.json, se.n_instances, st.n_series, st.n_instances, st.modalities, "
+              "st.sop_classes"),
+}
+FROM = {
+    "PATIENT": "patients p",
+    "STUDY": "studies st",
+    "SERIES": "series se JOIN studies st ON st.uid = se.study",
+    "IMAGE": "instances i JOIN series se ON se.uid = i.series JOIN studies st ON st.uid = i.study",
+}
+# Stable orders (the brief; NULLS LAST keeps attributes-less rows at the end).
+ORDER = {
+    "PATIENT": "p.patient_id, p.issuer",
+    "STUDY": "st.study_date DESC NULLS LAST, st.study_time DESC NULLS LAST, st.uid",
+    "SERIES": "se.series_number NULLS LAST, se.uid",
+    "IMAGE": "i.instance_number NULLS LAST, i.sop",
+}
+
+
+def compile_query(query: Query) -> tuple[str, list[Any]]:
+    """The SELECT for a query at its level, with its parameters, ordered, limited."""
+    keys = KEYS[query.level]
+    clauses: list[str] = []
+    params: list[Any] = []
+    for m in query.matches:
+        key = keys.get(m.tag)
+        if key is None or m.kind == "universal":
+            continue  # unsupported keys are the edge's to warn about (PS3.18 8.3.4.1)
+        clause, ps = match_clause(key, m, query.fuzzy)
+        clauses.append(clause)
+        params.extend(ps)
+    sql = f"SELECT {SELECT[query.level]} FROM {FROM[query.level]}"
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += f" ORDER BY {ORDER[query.level]}"
+    if query.limit is not None:
+        sql += " LIMIT ?"
+        params.append(max(0, query.limit))
+    if query.offset:
+        sql += " OFFSET ?"
+        params.append(max(0, query.offset))
+    return sql, params
+
+
+def match_clause(key: Key, m: Match, fuzzy: bool = False) -> tuple[str, list[Any]]:
+    """One WHERE term for a match on a column."""
+    col = f"{key.alias}.{key.column}"
+    if key.kind == "pn":
+        return _pn(col, m, fuzzy)
+    if key.kind == "list":
+        return _any(col, m)
+    if key.kind in ("da", "tm", "dt"):
+        return _range(col, key.kind.upper(), m)
+    if key.kind == "int":
+        return f"{col} = ?", [int(m.values[0])]
+    if m.kind == "list":
+        return f"{col} IN ({', '.join('?' * len(m.values))})", list(m.values)
+    if m.kind == "wildcard":
+        return f"{col} LIKE ? {ESC}", [like_pattern(m.values[0])]
+    return f"{col} = ?", [m.values[0]]
+
+
+def _range(col: str, vr: str, m: Match) -> tuple[str, list[Any]]:
+    """DA/TM/DT single or range on normalized fixed-width strings (PS3.4 C.2.2.2.5)."""
+    if m.kind == "range":
+        lo, hi = m.values
+    elif vr == "DA":
+        return f"{col} = ?", [low_bound(vr, m.values[0])]
+    else:
+        lo = hi = m.values[0]  # a single TM/DT covers its whole unit
+    terms, params = [], []
+    if lo:
+        terms.append(f"{col} >= ?")
+        params.append(low_bound(vr, lo))
+    if hi:
+        terms.append(f"{col} <= ?")
+        params.append(high_bound(vr, hi))
+    return "(" + " AND ".join(terms) + ")", params
+
+
+def _any(col: str, m: Match) -> tuple[str, list[Any]]:
+    """A match on a multi-valued column: true when any value matches (e.g. ModalitiesInStudy)."""
+    if m.kind == "list":
+        return f"list_has_any({col}, ?::VARCHAR[])", [list(m.values)]
+    if m.kind == "wildcard":
+        return f"len(list_filter({col}, lambda x: x LIKE ? {ESC})) > 0", [like_pattern(m.values[0])]
+    return f"list_contains({col}, ?)", [m.values[0]]
+
+
+def _pn(col: str, m: Match, fuzzy: bool) -> tuple[str, list[Any]]:
+    """PN: case-insensitive, any group unless '=' names groups; fuzzy by component prefixes."""
+    value = m.values[0]
+    if fuzzy and m.kind == "single":
+        tokens = fuzzy_tokens(value)
+        if not tokens:
+            return "TRUE", []
+        cond = " AND ".join([f"g LIKE ? {ESC}"] * len(tokens))
+        return (f"len(list_filter({col}_fz, lambda g: {cond})) > 0",
+                [f"%{SEP}{like_pattern(_literal(t))}%" for t in tokens])
+    op, conv = (f"LIKE ? {ESC}", lambda v: like_pattern(v.lower())) if m.kind == "wildcard" \
+        else ("= ?", pn_norm)
+    if "=" not in value:
+        return f"len(list_filter({col}, lambda g: g {op})) > 0", [conv(value)]
+    terms, params = [], []
+    for i, part in enumerate(value.split("=")[:3]):
+        if part.strip(" ^") and part.strip() != "*":
+            terms.append(f"{col}[{i + 1}] {op}")
+            params.append(conv(part))
+    return ("(" + " AND ".join(terms) + ")" if terms else "TRUE"), params
+
+
+def _literal(token: str) -> str:
+    """A fuzzy token whose * and ? are taken literally (like_pattern then escapes % _ \\)."""
+    return token.replace("*", "").replace("?", "")
