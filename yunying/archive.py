@@ -1,19 +1,39 @@
 """The archive: the single ingest / retrieve / delete path every face uses (design.md).
 
-INTERFACE FIRST: bodies are being written; the signatures below are the contract that
-dicomweb/, dimse/ and the CLI code against.
+Store: parse -> bytes written and fsync'ed under a new version key -> index row committed by the
+one writer thread (batched) -> the replaced version's bytes removed. Re-store rule (the same for
+every face): an identical resend (same SHA-256 of the received stream) changes nothing; a
+different instance with the same SOP Instance UID in the same study and series replaces the
+stored one; the same SOP Instance UID under another study or series is refused (409 / 0xC409).
 """
 from __future__ import annotations
 
+import io
+import logging
+import queue
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+import pydicom
 from pydicom import Dataset
+from pydicom.uid import UID
 
-from index.model import InstanceRow, Origin
+from index import Index
+from index.model import InstanceRecord, InstanceRow, Origin
 from index.query import Query
+from storage import Storage, StorageError
+from storage.store import HEADER, PIXELDATA
+from yunying.errors import InstanceConflict, StudyMismatch, UnknownResource
+from yunying.ingest import Parsed, instance_json, parse_instance
+from yunying.part10 import header_bytes, join_part10, pixel_value
+
+log = logging.getLogger("yunying.archive")
 
 
 @dataclass(frozen=True)
@@ -31,33 +51,259 @@ class StoreResult:
 class Archive:
     """Owns storage/ and index/; thread-safe; every method is synchronous (run it off the event loop)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        raise NotImplementedError
+    def __init__(self, data_dir: Path, batch: int = 128) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = Storage(self.data_dir / "store")
+        self.index = Index(self.data_dir / "index.duckdb")
+        self._locks = [threading.Lock() for _ in range(64)]
+        self._rows: OrderedDict[str, InstanceRow] = OrderedDict()
+        self._rows_lock = threading.Lock()
+        self._queue: queue.Queue[tuple[InstanceRecord, Future] | None] = queue.Queue()
+        self._batch = batch
+        self._writer = threading.Thread(target=self._write_loop, name="yunying-index-writer", daemon=True)
+        self._writer.start()
 
+    # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
-        """Flush and close (graceful shutdown)."""
+        """Finish every queued index write, then close the index (graceful shutdown)."""
+        self._queue.put(None)
+        self._writer.join()
+        self.index.close()
 
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self._batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                olds = self.index.upsert([rec for rec, _ in batch])
+            except Exception as exc:  # the batch fails as a whole; each caller sees why
+                for _, fut in batch:
+                    fut.set_exception(exc)
+            else:
+                for (_, fut), old in zip(batch, olds):
+                    fut.set_result(old)
+            if stop:
+                return
+
+    # -- store -----------------------------------------------------------------------------
     def store(self, source: Path | bytes | BinaryIO, origin: Origin,
               expected_study: str | None = None) -> StoreResult:
         """Store one Part 10 file / dataset stream (preamble optional); raises errors.ArchiveError."""
-        raise NotImplementedError
+        parsed = parse_instance(source)
+        if expected_study is not None and parsed.study != expected_study:
+            raise StudyMismatch(f"instance belongs to study {parsed.study}, not {expected_study}")
+        with self._locks[hash(parsed.sop) % len(self._locks)]:
+            current = self.row(parsed.sop)
+            if current is not None:
+                if (current.study, current.series) != (parsed.study, parsed.series):
+                    raise InstanceConflict(
+                        f"SOP Instance {parsed.sop} is already stored in another study or series")
+                if current.digest == parsed.digest:
+                    return StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series, "duplicate")
+            key = f"{parsed.study}/{parsed.series}/{parsed.sop}.{parsed.digest[:16]}"
+            record = self._write_bytes(parsed, key, origin)
+            fut: Future = Future()
+            self._queue.put((record, fut))
+            try:
+                old = fut.result()
+            except Exception:
+                self.storage.delete(key)  # never leave bytes the index does not know
+                raise
+            self._forget(parsed.sop)
+            if old is not None and old.storage_key != key:
+                self.storage.delete(old.storage_key)
+        outcome = "replaced" if old is not None else "stored"
+        return StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series, outcome)
 
+    def _write_bytes(self, parsed: Parsed, key: str, origin: Origin) -> InstanceRecord:
+        header = parsed.header
+        info = header_bytes(header)
+        try:
+            self.storage.put_blob(key, HEADER, info)
+            if parsed.pixel_form == "native":
+                assert parsed.native is not None
+                arr = parsed.native
+                self.storage.put_frames(key, iter(arr), arr.shape[0], arr.shape[1:], arr.dtype)
+            elif parsed.pixel_form in ("encapsulated", "blob"):
+                assert parsed.blob is not None
+                self.storage.put_blob(key, PIXELDATA, bytes(parsed.blob))
+            self.storage.sync(key)
+        except OSError:
+            self.storage.delete(key)
+            raise
+        return InstanceRecord(
+            json=instance_json(header, parsed), transfer_syntax=parsed.transfer_syntax,
+            pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
+            digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
+
+    # -- find ------------------------------------------------------------------------------
     def search(self, query: Query) -> Iterator[dict]:
         """DICOM JSON dicts of the matches, streamed in the index's stable order."""
-        raise NotImplementedError
+        return self.index.search(query)
+
+    def row(self, sop: str) -> InstanceRow | None:
+        """The current version of an instance (cached: frame requests stay off the index)."""
+        with self._rows_lock:
+            row = self._rows.get(sop)
+            if row is not None:
+                self._rows.move_to_end(sop)
+                return row
+        row = self.index.lookup(sop)
+        if row is not None:
+            with self._rows_lock:
+                self._rows[sop] = row
+                while len(self._rows) > 50_000:
+                    self._rows.popitem(last=False)
+        return row
+
+    def _forget(self, sop: str) -> None:
+        with self._rows_lock:
+            self._rows.pop(sop, None)
 
     def instances(self, study: str, series: str | None = None, sop: str | None = None) -> list[InstanceRow]:
         """The instances under a study/series/instance; raises UnknownResource when none."""
-        raise NotImplementedError
+        if sop is not None:
+            row = self.row(sop)
+            rows = [row] if row and row.study == study and (series is None or row.series == series) else []
+        else:
+            rows = self.index.instances(study, series)
+        if not rows:
+            raise UnknownResource(_what(study, series, sop) + " is not stored")
+        return rows
+
+    def instance(self, study: str, series: str, sop: str) -> InstanceRow:
+        """One instance, checked against its study and series."""
+        return self.instances(study, series, sop)[0]
+
+    # -- retrieve --------------------------------------------------------------------------
+    def read_header(self, row: InstanceRow) -> Dataset:
+        """The stored header (all but PixelData), with file meta."""
+        return pydicom.dcmread(io.BytesIO(self._blob(row, HEADER)), force=True)
+
+    def _blob(self, row: InstanceRow, name: str) -> bytes:
+        try:
+            return self.storage.read_blob(row.storage_key, name)
+        except StorageError:
+            raise UnknownResource(f"instance {row.sop} has no stored bytes (run `yunying check`)") from None
+
+    def pixel_value(self, row: InstanceRow, big_endian: bool = False) -> bytes:
+        """The PixelData value exactly as received (native frames re-joined, or the kept bitstream)."""
+        if row.pixel_form == "native":
+            arr = self.storage.read_frames(row.storage_key)
+            return pixel_value(arr, row.extra, big_endian)
+        return self._blob(row, PIXELDATA)
+
+    def read_frame(self, row: InstanceRow, number: int) -> np.ndarray | bytes:
+        """Frame `number` (1-based): an array for native pixels, the kept bitstream when encapsulated."""
+        if not 1 <= number <= max(row.frames, 0):
+            raise UnknownResource(f"instance {row.sop} has no frame {number}")
+        if row.pixel_form == "native":
+            return self.storage.read_frame(row.storage_key, number - 1)
+        if row.pixel_form == "encapsulated":
+            fmap = row.extra.get("frames")
+            if not fmap:
+                raise UnknownResource(f"instance {row.sop}: its fragments cannot be split into frames")
+            with self.storage.open_blob(row.storage_key, PIXELDATA) as fh:
+                parts = []
+                for off, length in fmap[number - 1]:
+                    fh.seek(off)
+                    parts.append(fh.read(length))
+            return b"".join(parts)
+        value = self._blob(row, PIXELDATA)
+        size = len(value) // row.frames
+        return value[(number - 1) * size: number * size]
 
     def read_dataset(self, row: InstanceRow, transfer_syntax: str | None = None) -> Dataset:
         """The full dataset (file meta included); transcoded when transfer_syntax differs from stored."""
-        raise NotImplementedError
+        ds = self.read_header(row)
+        stored = UID(row.transfer_syntax)
+        target = UID(transfer_syntax) if transfer_syntax else stored
+        vr = row.extra.get("vr", "OW")
+        if row.pixel_form == "none" or (row.pixel_form != "encapsulated" and not target.is_encapsulated):
+            if row.pixel_form == "native":
+                ds.add_new(0x7FE00010, vr, self.pixel_value(row, target == pydicom.uid.ExplicitVRBigEndian))
+            elif row.pixel_form == "blob":
+                ds.add_new(0x7FE00010, vr, _swap(self._blob(row, PIXELDATA), ds, stored, target))
+            ds.file_meta.TransferSyntaxUID = target
+            return ds
+        ds.add_new(0x7FE00010, vr, self.pixel_value(row, stored == pydicom.uid.ExplicitVRBigEndian))
+        if row.pixel_form == "encapsulated":
+            ds["PixelData"].is_undefined_length = True
+        if target != stored:
+            from yunying.pixels import transcode_dataset
+
+            ds = transcode_dataset(ds, str(target))
+        return ds
 
     def read_part10(self, row: InstanceRow, transfer_syntax: str | None = None) -> bytes:
         """A Part 10 file of the instance in transfer_syntax (None: as received)."""
-        raise NotImplementedError
+        target = UID(transfer_syntax or row.transfer_syntax)
+        stored = UID(row.transfer_syntax)
+        if target == stored and stored != pydicom.uid.DeflatedExplicitVRLittleEndian:
+            head = self._blob(row, HEADER)
+            if row.pixel_form == "none":
+                return head
+            big = stored == pydicom.uid.ExplicitVRBigEndian
+            return join_part10(head, row, self.pixel_value(row, big), stored)
+        return _write(self.read_dataset(row, str(target)), target)
 
+    # -- delete ----------------------------------------------------------------------------
     def delete(self, study: str, series: str | None = None, sop: str | None = None) -> int:
         """Remove index rows, then bytes; returns the number of instances removed."""
-        raise NotImplementedError
+        removed = self.index.delete(study, series, sop)
+        if not removed:
+            raise UnknownResource(_what(study, series, sop) + " is not stored")
+        for row in removed:
+            self._forget(row.sop)
+            self.storage.delete(row.storage_key)
+        return len(removed)
+
+    # -- check -----------------------------------------------------------------------------
+    def check(self, repair: bool = False) -> dict[str, list[str]]:
+        """Compare the index with the stored bytes: missing bytes and orphaned versions."""
+        indexed = dict(self.index.storage_keys())
+        keys = set(indexed.values())
+        missing = [sop for sop, key in indexed.items() if not self.storage.exists(key)]
+        orphans = [key for key in self.storage.keys() if key not in keys]
+        if repair:
+            for key in orphans:
+                self.storage.delete(key)
+            for sop in missing:
+                row = self.index.lookup(sop)
+                if row is not None:
+                    self.index.delete(row.study, row.series, row.sop)
+                    self._forget(sop)
+        return {"missing": missing, "orphans": orphans}
+
+
+def _swap(value: bytes, ds: Dataset, stored: UID, target: UID) -> bytes:
+    big = pydicom.uid.ExplicitVRBigEndian
+    if (stored == big) == (target == big) or int(ds.get("BitsAllocated", 8) or 8) != 16:
+        return value
+    return np.frombuffer(value[: len(value) // 2 * 2], "<u2").byteswap().tobytes() + value[len(value) // 2 * 2:]
+
+
+def _write(ds: Dataset, ts: UID) -> bytes:
+    ds.file_meta.TransferSyntaxUID = ts
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _what(study: str, series: str | None, sop: str | None) -> str:
+    if sop:
+        return f"instance {sop}"
+    return f"series {series}" if series else f"study {study}"

@@ -6,7 +6,7 @@ from typing import Any
 import imagecodecs
 import numpy as np
 from pydicom.encaps import encapsulate
-from pydicom.pixels import get_decoder, get_encoder
+from pydicom.pixels import convert_color_space, get_decoder, get_encoder
 
 from yunying.pixels import syntaxes as ts_
 from yunying.pixels.frameinfo import FrameInfo, UnsupportedTransfer
@@ -19,7 +19,7 @@ _IMAGECODECS_ENCODED = {
     ts_.JXL_LOSSLESS: "JPEGXL", ts_.JXL: "JPEGXL",
 }
 _JXL_DECODED = {ts_.JXL_LOSSLESS, ts_.JXL_JPEG, ts_.JXL}
-_YBR_TO_RGB = {"YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT"}
+_JPEG_LOSSY = {ts_.JPEG_BASELINE, ts_.JPEG_EXTENDED}
 
 
 def _codec_available(name: str) -> bool:
@@ -76,6 +76,9 @@ def encode_refusal(ts: str, info: FrameInfo) -> str | None:
         return "JPEG-LS near-lossless colour takes 8-bit samples"
     if ts in (ts_.JXL_LOSSLESS, ts_.JXL) and info.pixel_representation:
         return "JPEG XL takes unsigned samples"
+    if colour and info.photometric == "YBR_FULL" and ts in (ts_.HTJ2K_LOSSLESS, ts_.HTJ2K_LOSSLESS_RPCL,
+                                                           ts_.HTJ2K, ts_.JXL_LOSSLESS, ts_.JXL):
+        return f"{ts} is not defined for YBR_FULL samples here"
     if info.photometric in ("YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT"):
         return f"cannot encode {info.photometric} samples; decode to RGB first"
     return None
@@ -90,9 +93,11 @@ def decode_frame_info(data: bytes, info: FrameInfo, transfer_syntax: str) -> tup
         raise UnsupportedTransfer(f"no decoder for transfer syntax {ts}")
     native = ts in ts_.NATIVE
     src = bytes(data) if native else encapsulate([bytes(data)])
+    # Samples stay as stored (YBR_FULL stays YBR_FULL) except where the colour transform is part
+    # of the codec: lossy JPEG (PS3.5 8.2.1) comes back RGB; J2K/HTJ2K decoders undo their MCT.
+    raw = ts not in _JPEG_LOSSY
     try:
-        # raw=True keeps native colour as stored; compressed YBR is converted to RGB as pydicom does
-        arr, meta = get_decoder(ts).as_array(src, index=0, raw=native, **info.pixel_options())
+        arr, meta = get_decoder(ts).as_array(src, index=0, raw=raw, **info.pixel_options())
     except Exception as exc:  # a corrupt or truncated bitstream
         raise UnsupportedTransfer(f"cannot decode frame ({ts}): {exc}") from exc
     photometric = str(meta.get("photometric_interpretation", info.photometric))
@@ -187,6 +192,7 @@ def _encode_pydicom(arr: np.ndarray, info: FrameInfo, ts: str, quality: int | No
 def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
                         quality: int | None) -> tuple[bytes, FrameInfo]:
     colour = info.samples_per_pixel == 3
+    arr = np.ascontiguousarray(arr)
     if ts in (ts_.JPEG_LOSSLESS, ts_.JPEG_LOSSLESS_SV1):
         # PS3.5 8.2.1: process 14, first-order prediction (selection value 1)
         data = imagecodecs.jpeg8_encode(_unsigned(arr, info), lossless=True, predictor=1,
@@ -197,6 +203,8 @@ def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
     if ts in (ts_.JPEG_BASELINE, ts_.JPEG_EXTENDED):
         q = 90 if quality is None else quality
         if colour:  # PS3.5 8.2.1: colour baseline JPEG is YBR_FULL_422
+            if info.photometric == "YBR_FULL":
+                arr = convert_color_space(arr, "YBR_FULL", "RGB")
             data = imagecodecs.jpeg8_encode(arr.astype(np.uint8), level=q, colorspace="RGB",
                                             outcolorspace="YCBCR", subsampling="422")
             return bytes(data), info.with_(photometric="YBR_FULL_422")

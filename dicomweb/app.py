@@ -1,0 +1,103 @@
+"""The DICOMweb application: the whole URL surface in one table, one place that renders errors."""
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from yunying.archive import Archive
+from yunying.errors import ArchiveError
+from yunying.settings import Settings
+from dicomweb import qido, stow, wado
+from dicomweb.http import DICOMWEB_ROOT
+
+log = logging.getLogger("yunying.http")
+S, SE, I = "/studies/{study}", "/series/{series}", "/instances/{sop}"
+
+# PS3.18 Table 10.1-1 (resources) and Table 10.3-1 (transactions), plus DELETE (our extension)
+ROUTES: list[tuple[str, list[str], object]] = [
+    ("/studies", ["GET"], qido.search_studies),
+    ("/studies", ["POST"], stow.stow),
+    (S, ["GET"], wado.retrieve),
+    (S, ["POST"], stow.stow),
+    (S, ["DELETE"], wado.delete),
+    (S + "/metadata", ["GET"], wado.metadata),
+    (S + "/series", ["GET"], qido.search_series),
+    (S + "/instances", ["GET"], qido.search_instances),
+    (S + SE, ["GET"], wado.retrieve),
+    (S + SE, ["DELETE"], wado.delete),
+    (S + SE + "/metadata", ["GET"], wado.metadata),
+    (S + SE + "/instances", ["GET"], qido.search_instances),
+    (S + SE + I, ["GET"], wado.retrieve),
+    (S + SE + I, ["DELETE"], wado.delete),
+    (S + SE + I + "/metadata", ["GET"], wado.metadata),
+    (S + SE + I + "/frames/{frames}", ["GET"], wado.frames),
+    (S + SE + I + "/bulkdata/{path:path}", ["GET"], wado.bulkdata),
+    ("/series", ["GET"], qido.search_series),
+    ("/instances", ["GET"], qido.search_instances),
+]
+
+
+def error_response(status: int, reason: str, headers: dict[str, str] | None = None) -> Response:
+    """Every error has one shape: {"status": N, "error": reason}."""
+    return Response(orjson.dumps({"status": status, "error": reason}), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+async def on_archive_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ArchiveError)
+    return error_response(exc.http_status, exc.reason)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    """The one place an unexpected exception becomes a 500 (no patient data logged)."""
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal error; see the server log")
+
+
+def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
+    by_path: dict[str, list[tuple[list[str], object]]] = {}
+    for path, methods, endpoint in routes:
+        by_path.setdefault(path, []).append((methods, endpoint))
+    out = []
+    for path, handlers in by_path.items():
+        table = {m: ep for methods, ep in handlers for m in methods}
+
+        async def dispatch(request: Request, table=table) -> Response:
+            endpoint = table.get(request.method) or (table.get("GET") if request.method == "HEAD" else None)
+            if endpoint is None:
+                allow = ", ".join(sorted(set(table) | ({"HEAD"} if "GET" in table else set()) | {"OPTIONS"}))
+                if request.method == "OPTIONS":
+                    return Response(status_code=204, headers={"Allow": allow})
+                return error_response(405, f"{request.method} is not allowed here", {"Allow": allow})
+            return await endpoint(request)
+
+        out.append(Route(DICOMWEB_ROOT + path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE",
+                                                                   "OPTIONS", "PATCH"]))
+    return out
+
+
+def build_app(archive: Archive, settings: Settings) -> Starlette:
+    """The ASGI app serving the archive's DICOMweb face."""
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location"]))
+    app = Starlette(routes=_merge(ROUTES), middleware=middleware, exception_handlers={
+        ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
+    app.state.archive = archive
+    app.state.settings = settings
+    return app

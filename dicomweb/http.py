@@ -1,0 +1,141 @@
+"""HTTP helpers shared by the transactions: base URLs, Accept parsing, multipart writing, ETags."""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from yunying.errors import InvalidQuery
+
+DICOMWEB_ROOT = "/dicomweb"
+
+
+def base_url(request: Request) -> str:
+    """The DICOMweb root as the client sees it, honouring Forwarded / X-Forwarded-* (RFC 7239)."""
+    headers = request.headers
+    proto = host = None
+    forwarded = headers.get("forwarded")
+    if forwarded:
+        first = forwarded.split(",")[0]
+        for pair in first.split(";"):
+            name, _, value = pair.strip().partition("=")
+            value = value.strip('"')
+            if name.lower() == "proto":
+                proto = value
+            elif name.lower() == "host":
+                host = value
+    proto = proto or headers.get("x-forwarded-proto", "").split(",")[0].strip() or request.url.scheme
+    host = host or headers.get("x-forwarded-host", "").split(",")[0].strip() or headers.get("host") \
+        or f"{request.url.hostname}:{request.url.port}"
+    prefix = headers.get("x-forwarded-prefix", "").rstrip("/")
+    return f"{proto}://{host}{prefix}{DICOMWEB_ROOT}"
+
+
+@dataclass
+class MediaRange:
+    """One entry of an Accept header."""
+
+    type: str
+    params: dict[str, str] = field(default_factory=dict)
+    q: float = 1.0
+
+
+def _split(text: str, sep: str) -> list[str]:
+    out, cur, quoted = [], [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == sep and not quoted:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [p.strip() for p in out if p.strip()]
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """Media ranges by descending q (stable); an absent header means */*."""
+    if not header or not header.strip():
+        return [MediaRange("*/*")]
+    ranges: list[MediaRange] = []
+    for item in _split(header, ","):
+        parts = _split(item, ";")
+        mtype = parts[0].lower()
+        params: dict[str, str] = {}
+        q = 1.0
+        for p in parts[1:]:
+            name, _, value = p.partition("=")
+            name, value = name.strip().lower(), value.strip().strip('"')
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    raise InvalidQuery("Accept", f"bad q value {value!r}") from None
+            else:
+                params[name] = value
+        ranges.append(MediaRange(mtype, params, q))
+    ranges = [r for r in ranges if r.q > 0]
+    return sorted(ranges, key=lambda r: -r.q)
+
+
+def media_matches(pattern: str, concrete: str) -> bool:
+    """Whether an Accept media range covers a concrete media type."""
+    if pattern in ("*/*", concrete):
+        return True
+    return pattern.endswith("/*") and concrete.startswith(pattern[:-1])
+
+
+def new_boundary() -> str:
+    """A multipart boundary that cannot occur in DICOM payload by chance."""
+    return "yunying-" + os.urandom(12).hex()
+
+
+def part_header(boundary: str, content_type: str, location: str | None = None) -> bytes:
+    """The delimiter and headers opening one part (RFC 2387)."""
+    head = f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+    if location:
+        head += f"Content-Location: {location}\r\n"
+    return (head + "\r\n").encode()
+
+
+def closing(boundary: str) -> bytes:
+    """The closing delimiter of a multipart body."""
+    return f"\r\n--{boundary}--\r\n".encode()
+
+
+async def multipart_body(boundary: str, parts: AsyncIterator[tuple[str, bytes, str | None]]) -> AsyncIterator[bytes]:
+    """Stream parts (content type, bytes, location) as one multipart/related body."""
+    first = True
+    async for ctype, body, location in parts:
+        yield (b"" if first else b"\r\n") + part_header(boundary, ctype, location)
+        yield body
+        first = False
+    if first:
+        yield f"--{boundary}--\r\n".encode()
+    else:
+        yield closing(boundary)
+
+
+def etag(digests: Iterable[str], *extra: str) -> str:
+    """A strong validator for a resource made of stored versions."""
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d.encode())
+    for e in extra:
+        h.update(b"|" + e.encode())
+    return '"' + h.hexdigest()[:32] + '"'
+
+
+def not_modified(request: Request, tag: str) -> bool:
+    """If-None-Match (RFC 9110 13.1.2) names the current ETag."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    return header.strip() == "*" or tag in [t.strip().removeprefix("W/") for t in header.split(",")]
+
+
+CACHE_CONTROL = "private, max-age=3600"

@@ -1,0 +1,147 @@
+"""QIDO-RS (PS3.18 10.6): parameters parsed at the edge into index.query.Query, results streamed."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from index.errors import InvalidQueryValue
+from index.parse import parse_match, supported_match_tags, tag_of
+from index.query import Level, Match, Query
+from yunying.errors import InvalidQuery, NotAcceptable
+from dicomweb.http import base_url, parse_accept
+
+RESERVED = {"limit", "offset", "includefield", "fuzzymatching", "orderby"}
+JSON_TYPES = ("application/dicom+json", "application/json", "*/*", "application/*")
+STUDY, SERIES, SOP = "0020000D", "0020000E", "00080018"
+
+
+def _check_accept(request: Request) -> None:
+    """PS3.18 10.6.3: we answer in application/dicom+json; XML only is a 406."""
+    ranges = parse_accept(request.headers.get("accept"))
+    if not any(r.type in JSON_TYPES or (r.type == "multipart/related" and r.params.get("type") == "application/dicom+json")
+               for r in ranges):
+        raise NotAcceptable("QIDO-RS answers in application/dicom+json only")
+
+
+def parse_qido(request: Request, level: Level, scope: dict[str, str], max_results: int) -> tuple[Query, list[str]]:
+    """Turn the query string into a typed Query, plus Warning texts for what was ignored."""
+    query = Query(level=level)
+    warnings: list[str] = []
+    seen: set[str] = set()
+    allowed = supported_match_tags(level)
+    for name, raw in request.query_params.multi_items():
+        lname = name.lower()
+        if lname == "limit":
+            query.limit = _int(name, raw)
+        elif lname == "offset":
+            query.offset = _int(name, raw)
+        elif lname == "fuzzymatching":
+            if raw.lower() not in ("true", "false"):
+                raise InvalidQuery(name, "must be true or false")
+            query.fuzzy = raw.lower() == "true"
+        elif lname == "includefield":
+            for field in filter(None, (f.strip() for f in raw.split(","))):
+                if field.lower() == "all":
+                    query.include_all = True
+                elif (tag := tag_of(field)) is not None:
+                    query.includefields.add(tag)
+                else:
+                    warnings.append(f"includefield {field} is not a known attribute and was ignored")
+        elif lname == "orderby":
+            warnings.append("orderby is not supported; results are in the archive's stable order")
+        else:
+            _match(query, name, raw, allowed, seen, warnings)
+    for tag, uid in scope.items():
+        query.matches.append(Match(tag, "single", (uid,)))
+    if query.limit is None or query.limit > max_results:
+        if query.limit is not None:
+            warnings.append(f"limit lowered to the archive's maximum of {max_results}")
+        query.limit = max_results
+    return query, warnings
+
+
+def _match(query: Query, name: str, raw: str, allowed: frozenset[str], seen: set[str], warnings: list[str]) -> None:
+    path = [tag_of(p) for p in name.split(".")]
+    if any(p is None for p in path):
+        warnings.append(f"{name} is not a known attribute and was ignored")
+        return
+    tag = ".".join(p for p in path if p)
+    if tag not in allowed:
+        warnings.append(f"{name} is not a supported matching key at this level and was ignored")
+        query.includefields.add(tag.split(".")[0])
+        return
+    if tag in seen:
+        raise InvalidQuery(name, "given more than once")
+    seen.add(tag)
+    try:
+        query.matches.append(parse_match(tag, raw))
+    except InvalidQueryValue as exc:
+        raise InvalidQuery(name, exc.reason) from None
+
+
+def _int(name: str, raw: str) -> int:
+    if not raw.isdigit():
+        raise InvalidQuery(name, "must be a non-negative integer")
+    return int(raw)
+
+
+def _with_urls(items: Iterator[dict[str, Any]], base: str, level: Level) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for item in items:
+        study = _uid(item, STUDY)
+        url = f"{base}/studies/{study}"
+        if level in ("SERIES", "IMAGE") and (series := _uid(item, SERIES)):
+            url += f"/series/{series}"
+            if level == "IMAGE" and (sop := _uid(item, SOP)):
+                url += f"/instances/{sop}"
+        if study:
+            item["00081190"] = {"vr": "UR", "Value": [url]}
+        yield (b"" if first else b",") + orjson.dumps(dict(sorted(item.items())))
+        first = False
+    yield b"]"
+
+
+def _uid(item: dict[str, Any], tag: str) -> str | None:
+    value = item.get(tag, {}).get("Value")
+    return value[0] if value else None
+
+
+async def _search(request: Request, level: Level, scope: dict[str, str]) -> StreamingResponse:
+    _check_accept(request)
+    archive = request.app.state.archive
+    query, warnings = parse_qido(request, level, scope, request.app.state.settings.qido_max_results)
+    wanted = query.limit
+    query.limit = wanted + 1  # one more than asked tells whether results were cut (PS3.18 8.3.4.4)
+    rows = await run_in_threadpool(lambda: list(archive.search(query)))
+    if len(rows) > wanted:
+        rows = rows[:wanted]
+        warnings.append("There are additional results that can be requested")
+    headers = {"Warning": ", ".join(f'299 yunying "{w}"' for w in warnings)} if warnings else {}
+    body = _with_urls(iter(rows), base_url(request), level)
+    return StreamingResponse(iterate_in_threadpool(body), media_type="application/dicom+json", headers=headers)
+
+
+async def search_studies(request: Request) -> StreamingResponse:
+    """GET /studies."""
+    return await _search(request, "STUDY", {})
+
+
+async def search_series(request: Request) -> StreamingResponse:
+    """GET /series and /studies/{study}/series."""
+    p = request.path_params
+    return await _search(request, "SERIES", {STUDY: p["study"]} if "study" in p else {})
+
+
+async def search_instances(request: Request) -> StreamingResponse:
+    """GET /instances, /studies/{study}/instances, /studies/{study}/series/{series}/instances."""
+    p = request.path_params
+    scope = {STUDY: p["study"]} if "study" in p else {}
+    if "series" in p:
+        scope[SERIES] = p["series"]
+    return await _search(request, "IMAGE", scope)

@@ -1,0 +1,197 @@
+"""STOW-RS (PS3.18 10.5): multipart/related bodies streamed to disk part by part, then stored."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pydicom
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from index.model import Origin
+from yunying.archive import Archive
+from yunying.errors import (ArchiveError, InvalidInstance, PayloadTooLarge, StudyMismatch,
+                            UnsupportedMediaType)
+from dicomweb.http import base_url
+
+log = logging.getLogger("yunying.stow")
+PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
+
+
+class _Parts:
+    """Collects the parts of a multipart body into temp files."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.files: list[tuple[Path, str]] = []
+        self._fh: Any = None
+        self._hname = b""
+        self._headers: dict[bytes, bytes] = {}
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.begin, "on_part_data": self.data, "on_part_end": self.end,
+            "on_header_field": self.hfield, "on_header_value": self.hvalue,
+        }
+
+    def begin(self) -> None:
+        path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
+        self._fh = open(path, "wb")
+        self._headers = {}
+        self.files.append((path, ""))
+
+    def hfield(self, data: bytes, start: int, end: int) -> None:
+        self._hname = data[start:end].lower()
+
+    def hvalue(self, data: bytes, start: int, end: int) -> None:
+        self._headers[self._hname] = self._headers.get(self._hname, b"") + data[start:end]
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        self._fh.write(data[start:end])
+
+    def end(self) -> None:
+        self._fh.close()
+        self._fh = None
+        path, _ = self.files[-1]
+        self.files[-1] = (path, self._headers.get(b"content-type", b"").decode("latin-1"))
+
+    def cleanup(self) -> None:
+        if self._fh:
+            self._fh.close()
+        for path, _ in self.files:
+            path.unlink(missing_ok=True)
+
+
+def _uids(path: Path) -> tuple[str | None, str | None]:
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        return str(ds.get("SOPClassUID") or "") or None, str(ds.get("SOPInstanceUID") or "") or None
+    except Exception:  # noqa: BLE001 - best effort for the failure report only
+        return None, None
+
+
+async def stow(request: Request) -> Response:
+    """POST /studies[/{study}]."""
+    archive: Archive = request.app.state.archive
+    settings = request.app.state.settings
+    study = request.path_params.get("study")
+    mtype, params = parse_options_header(request.headers.get("content-type", ""))
+    part_type = params.get(b"type", b"application/dicom").lower()
+    if mtype == b"multipart/related" and part_type != b"application/dicom":
+        raise UnsupportedMediaType(
+            f"multipart/related type={part_type.decode(errors='replace')} is not accepted; "
+            "send type=\"application/dicom\" parts")
+    if mtype not in (b"multipart/related", b"application/dicom"):
+        raise UnsupportedMediaType("STOW-RS takes multipart/related; type=\"application/dicom\" "
+                                   "(or a single application/dicom body)")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
+    parts = _Parts(archive.storage.tmp)
+    try:
+        await _receive(request, mtype, params, parts, settings.max_upload_bytes)
+        if not parts.files:
+            raise InvalidInstance("the request body holds no parts")
+        origin = Origin("stow", request.client.host if request.client else "", "")
+        results = [await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
+                   for path, ctype in parts.files]
+    finally:
+        parts.cleanup()
+    return _response(request, results, study)
+
+
+async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: _Parts,
+                   limit: int) -> None:
+    received = 0
+    if mtype == b"application/dicom":
+        parts.begin()
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+            parts.data(chunk, 0, len(chunk))
+        parts._headers = {b"content-type": b"application/dicom"}
+        parts.end()
+        return
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidInstance("multipart/related without a boundary parameter")
+    parser = MultipartParser(boundary, parts.callbacks())
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        try:
+            parser.write(chunk)
+        except Exception as exc:  # python-multipart raises its own parse errors
+            raise InvalidInstance(f"malformed multipart body: {exc}") from None
+    try:
+        parser.finalize()
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidInstance(f"malformed multipart body: {exc}") from None
+    if parts._fh is not None:
+        raise InvalidInstance("malformed multipart body: the last part is not closed")
+
+
+def _store_one(archive: Archive, path: Path, ctype: str, origin: Origin, study: str | None) -> dict[str, Any]:
+    ptype = ctype.split(";")[0].strip().lower()
+    if ptype and ptype != "application/dicom":
+        return {"ok": False, "reason": 0xC000, "why": f"part of type {ptype}", "uids": _uids(path), "conflict": True}
+    try:
+        res = archive.store(path, origin, expected_study=study)
+    except ArchiveError as exc:
+        log.info("STOW part refused: %s", exc.reason)
+        return {"ok": False, "reason": exc.dimse_status, "why": exc.reason, "uids": _uids(path),
+                "conflict": not isinstance(exc, InvalidInstance) or isinstance(exc, StudyMismatch)}
+    except Exception:  # one bad part never spoils the good ones; the catalog lacks this case
+        log.exception("STOW part failed unexpectedly")
+        return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure", "uids": _uids(path),
+                "conflict": True}
+    return {"ok": True, "res": res}
+
+
+def _response(request: Request, results: list[dict[str, Any]], study: str | None) -> Response:
+    base = base_url(request)
+    ok = [r["res"] for r in results if r["ok"]]
+    failed = [r for r in results if not r["ok"]]
+    body: dict[str, Any] = {}
+    studies = {r.study for r in ok}
+    if study or len(studies) == 1:
+        body["00081190"] = {"vr": "UR", "Value": [f"{base}/studies/{study or next(iter(studies))}"]}
+    if failed:
+        items = []
+        for f in failed:
+            cls, uid = f["uids"]
+            item: dict[str, Any] = {}
+            if cls:
+                item["00081150"] = {"vr": "UI", "Value": [cls]}
+            if uid:
+                item["00081155"] = {"vr": "UI", "Value": [uid]}
+            item["00081197"] = {"vr": "US", "Value": [f["reason"]]}
+            items.append(item)
+        body["00081198"] = {"vr": "SQ", "Value": items}
+    if ok:
+        body["00081199"] = {"vr": "SQ", "Value": [{
+            "00081150": {"vr": "UI", "Value": [r.sop_class]},
+            "00081155": {"vr": "UI", "Value": [r.sop_instance]},
+            "00081190": {"vr": "UR", "Value": [
+                f"{base}/studies/{r.study}/series/{r.series}/instances/{r.sop_instance}"]},
+        } for r in ok]}
+    # PS3.18 Table 10.5.3-1: 200 all stored; 202 some failed; 409 none stored (conflict); 400 none (syntax)
+    if not failed:
+        status = 200
+    elif ok:
+        status = 202
+    else:
+        status = 409 if any(f["conflict"] for f in failed) else 400
+    headers = {}
+    if failed:
+        headers["Warning"] = f'299 yunying "{len(failed)} of {len(results)} instances failed: ' + \
+            "; ".join(sorted({f["why"][:120].replace('"', "'") for f in failed}))[:400] + '"'
+    return Response(orjson.dumps(body), status_code=status, media_type="application/dicom+json", headers=headers)

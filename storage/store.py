@@ -1,0 +1,202 @@
+"""The storage area: five verbs (put, read, delete, list, sync) over a local folder.
+
+Layout: ``objects/<study>/<series>/<sop>.<version>/`` holding ``header.dcm`` (the instance without
+its pixel data), and either ``pixels.zarr`` (native frames, one chunk per frame, Blosc-zstd with
+byte shuffle: lossless) or ``pixeldata.bin`` (an encapsulated or unusual pixel data value, kept
+bit-exact). A version folder is written completely and fsync'ed before the index points at it;
+a folder the index does not know is an orphan that ``yunying check`` sweeps.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+HEADER = "header.dcm"
+PIXELS = "pixels.zarr"
+PIXELDATA = "pixeldata.bin"
+
+
+class StorageError(Exception):
+    """A key that is malformed or names nothing stored."""
+
+
+class Storage:
+    """Instance versions under one root folder; thread-safe."""
+
+    def __init__(self, root: Path, cache_arrays: int = 256) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._arrays: OrderedDict[str, zarr.Array] = OrderedDict()
+        self._cache_size = cache_arrays
+        self._lock = threading.Lock()
+
+    def path(self, key: str) -> Path:
+        """The folder of one version; refuses keys that climb out of the store."""
+        parts = key.split("/")
+        if len(parts) != 3 or any(p in ("", ".", "..") or "\\" in p for p in parts):
+            raise StorageError(f"malformed storage key {key!r}")
+        return self.objects.joinpath(*parts)
+
+    # -- writing ---------------------------------------------------------------------------
+    def put_blob(self, key: str, name: str, data: bytes | Iterable[bytes]) -> int:
+        """Write a blob atomically (temp file, fsync, rename); returns its size."""
+        folder = self.path(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        tmp = folder / f".{name}.tmp"
+        size = 0
+        with open(tmp, "wb") as fh:
+            for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                fh.write(chunk)
+                size += len(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        return size
+
+    def put_frames(self, key: str, frames: Iterable[np.ndarray], count: int,
+                   frame_shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Write native frames into a zarr array, one chunk per frame (design rule 4)."""
+        folder = self.path(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        array = zarr.create_array(
+            store=str(folder / PIXELS), shape=(count, *frame_shape), chunks=(1, *frame_shape),
+            dtype=dtype, fill_value=0, overwrite=True,
+            compressors=[BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")],
+        )
+        for i, frame in enumerate(frames):
+            array[i] = frame
+
+    def sync(self, key: str) -> None:
+        """Make every file of a version durable, and the folders that name them."""
+        folder = self.path(key)
+        for dirpath, _dirs, files in os.walk(folder):
+            for name in files:
+                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            _fsync_dir(dirpath)
+        for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent):
+            _fsync_dir(str(parent))
+
+    # -- reading ---------------------------------------------------------------------------
+    def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:
+        """Bytes of a blob, or a range of it."""
+        try:
+            with open(self.path(key) / name, "rb") as fh:
+                if offset:
+                    fh.seek(offset)
+                return fh.read(length)
+        except FileNotFoundError:
+            raise StorageError(f"{key}/{name} is not stored") from None
+
+    def open_blob(self, key: str, name: str) -> BinaryIO:
+        """An open binary file of a blob (caller closes)."""
+        try:
+            return open(self.path(key) / name, "rb")
+        except FileNotFoundError:
+            raise StorageError(f"{key}/{name} is not stored") from None
+
+    def blob_size(self, key: str, name: str) -> int:
+        """Size in bytes of a blob."""
+        try:
+            return (self.path(key) / name).stat().st_size
+        except FileNotFoundError:
+            raise StorageError(f"{key}/{name} is not stored") from None
+
+    def _array(self, key: str) -> zarr.Array:
+        with self._lock:
+            array = self._arrays.get(key)
+            if array is not None:
+                self._arrays.move_to_end(key)
+                return array
+        try:
+            array = zarr.open_array(str(self.path(key) / PIXELS), mode="r")
+        except (FileNotFoundError, zarr.errors.ArrayNotFoundError, KeyError):
+            raise StorageError(f"{key} has no native frames") from None
+        with self._lock:
+            self._arrays[key] = array
+            while len(self._arrays) > self._cache_size:
+                self._arrays.popitem(last=False)
+        return array
+
+    def read_frame(self, key: str, index: int) -> np.ndarray:
+        """One native frame (0-based), read from its own chunk only."""
+        array = self._array(key)
+        if not 0 <= index < array.shape[0]:
+            raise StorageError(f"{key} has no frame {index + 1}")
+        return array[index]
+
+    def read_frames(self, key: str) -> np.ndarray:
+        """All native frames of a version."""
+        return self._array(key)[...]
+
+    def frame_count(self, key: str) -> int:
+        """How many native frames a version holds."""
+        return int(self._array(key).shape[0])
+
+    # -- deleting and listing --------------------------------------------------------------
+    def delete(self, key: str) -> None:
+        """Remove a version (missing is fine: delete is idempotent)."""
+        folder = self.path(key)
+        with self._lock:
+            self._arrays.pop(key, None)
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in (folder.parent, folder.parent.parent):
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+    def exists(self, key: str) -> bool:
+        """Whether a version's header is stored."""
+        return (self.path(key) / HEADER).exists()
+
+    def keys(self) -> Iterator[str]:
+        """Every stored version's key (complete or not)."""
+        for study in sorted(self.objects.iterdir()):
+            if not study.is_dir():
+                continue
+            for series in sorted(study.iterdir()):
+                if series.is_dir():
+                    for version in sorted(series.iterdir()):
+                        if version.is_dir():
+                            yield f"{study.name}/{series.name}/{version.name}"
+
+    def size(self, key: str) -> int:
+        """Disk bytes used by a version."""
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.path(key)):
+            total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
+        return total
+
+    def temp_path(self, suffix: str = "") -> Path:
+        """A fresh path in the store's temp folder (same file system: renames stay atomic)."""
+        import uuid
+
+        return self.tmp / f"{uuid.uuid4().hex}{suffix}"
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

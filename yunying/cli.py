@@ -1,0 +1,135 @@
+"""The `yunying` command: serve, import, check (and the DIMSE and conformance tool groups)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from yunying.settings import SettingError, Settings, load_peers, load_settings
+
+log = logging.getLogger("yunying")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: getattr(args, k, None) for k in ("data", "host", "http_port", "dimse_port", "aet")}
+    if getattr(args, "peers", None):
+        overrides["peers"] = load_peers(args.peers)
+    if getattr(args, "cors_origins", None):
+        overrides["cors_origins"] = args.cors_origins
+    if getattr(args, "accept_all_aets", False):
+        overrides["dimse_accept_all"] = True
+    return load_settings(getattr(args, "config", None), overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
+    import uvicorn
+
+    from dicomweb.app import build_app
+    from yunying.archive import Archive
+
+    settings = _settings(args)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    archive = Archive(settings.data)
+    dimse = None
+    try:
+        try:
+            server_mod = importlib.import_module("dimse.server")
+        except ImportError:
+            server_mod = None
+        if server_mod is not None and settings.dimse_port:
+            dimse = server_mod.start_dimse(archive, settings)
+        app = build_app(archive, settings)
+        config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
+                                access_log=False, timeout_graceful_shutdown=30)
+        print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, "
+              f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}, data in {settings.data}",
+              file=sys.stderr, flush=True)
+        uvicorn.Server(config).run()  # SIGTERM/SIGINT: stop accepting, finish in-flight requests
+    finally:
+        if dimse is not None:
+            dimse.stop()
+        archive.close()  # drains the index writer: everything acknowledged is committed
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Bulk-load files and folders through the archive's one ingest path."""
+    from yunying.importer import run_import
+
+    return run_import(args)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Compare the index with the stored bytes; --repair removes orphans and dangling rows."""
+    from yunying.archive import Archive
+
+    settings = _settings(args)
+    archive = Archive(settings.data)
+    try:
+        report = archive.check(repair=args.repair)
+    finally:
+        archive.close()
+    for sop in report["missing"]:
+        print(f"missing bytes: instance {sop}")
+    for key in report["orphans"]:
+        print(f"orphaned bytes: {key}")
+    n = len(report["missing"]) + len(report["orphans"])
+    verb = "repaired" if args.repair else "found"
+    print(f"check: {len(report['missing'])} indexed instance(s) without bytes, "
+          f"{len(report['orphans'])} orphaned version(s); {n} problem(s) {verb}")
+    return 0 if n == 0 or args.repair else 1
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML config file (also YUNYING_CONFIG)")
+    p.add_argument("--data", type=Path, help="data folder (default ./yunying-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="yunying", description="Yunying imaging archive")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the archive (DICOMweb + DIMSE)")
+    _common(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="DICOMweb port (default 8080)")
+    serve.add_argument("--dimse-port", type=int, help="DIMSE port (default 11112; 0 disables)")
+    serve.add_argument("--aet", help="our AE title (default YUNYING)")
+    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]}')
+    serve.add_argument("--cors-origins", nargs="*", help="origins allowed by CORS")
+    serve.add_argument("--accept-all-aets", action="store_true", help="any calling AE may store/query/retrieve")
+    serve.set_defaults(func=cmd_serve)
+    imp = sub.add_parser("import", help="bulk-load DICOM files and folders")
+    _common(imp)
+    imp.add_argument("paths", nargs="+", type=Path)
+    imp.add_argument("--stow", metavar="URL", help="send to a running server's DICOMweb root instead")
+    imp.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 2))
+    imp.set_defaults(func=cmd_import)
+    check = sub.add_parser("check", help="verify the index against the stored bytes")
+    _common(check)
+    check.add_argument("--repair", action="store_true", help="remove orphans and index rows without bytes")
+    check.set_defaults(func=cmd_check)
+    for name in ("dimse.cli", "conformance.cli"):
+        try:
+            importlib.import_module(name).add_parser(sub)
+        except ImportError:
+            pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingError as exc:
+        print(f"yunying: bad setting: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Reading one received instance into what storage/ and index/ keep (no I/O beyond the source)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import pydicom
+from pydicom import Dataset
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
+
+PIXEL_DATA = 0x7FE00010
+BULK_PREFIX = "yy-bulk:"
+BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
+BULK_THRESHOLD = 1024
+UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+NATIVE_SYNTAXES = {pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian,
+                   pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian}
+
+
+@dataclass
+class Parsed:
+    """One received instance, split into header, pixel payload and index facts."""
+
+    header: Dataset  # everything but PixelData, with file meta
+    transfer_syntax: str
+    sop_class: str
+    sop: str
+    study: str
+    series: str
+    digest: str
+    size: int
+    pixel_form: str  # none | native | encapsulated | blob
+    frames: int = 0
+    native: np.ndarray | None = None  # (frames, *frame_shape) little-endian, unsigned
+    blob: bytes | memoryview | None = None  # encapsulated value or unusual native value, bit-exact
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _digest(src: Any) -> tuple[str, int]:
+    h = hashlib.sha256()
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        h.update(src)
+        return h.hexdigest(), len(src)
+    size = 0
+    src.seek(0)
+    while chunk := src.read(1 << 20):
+        h.update(chunk)
+        size += len(chunk)
+    src.seek(0)
+    return h.hexdigest(), size
+
+
+def check_uid(name: str, value: Any) -> str:
+    """A UID per PS3.5 9.1, or InvalidInstance naming the attribute."""
+    text = str(value or "").rstrip("\0 ")
+    if not text:
+        raise InvalidInstance(f"{name} is missing")
+    if len(text) > 64 or not UID_RE.match(text):
+        raise InvalidInstance(f"{name} is not a valid UID")
+    return text
+
+
+def parse_instance(source: Path | bytes | BinaryIO) -> Parsed:
+    """Parse a Part 10 stream (preamble and file meta optional); raises ArchiveError subclasses."""
+    if isinstance(source, Path):
+        with open(source, "rb") as fh:
+            mapped = fh.read() if source.stat().st_size < (64 << 20) else None
+            if mapped is None:
+                return _parse(fh, fh)
+        return _parse(mapped, io.BytesIO(mapped))
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _parse(bytes(source), io.BytesIO(source))
+    return _parse(source, source)
+
+
+def _parse(src: Any, fp: BinaryIO) -> Parsed:
+    digest, size = _digest(src if isinstance(src, bytes) else fp)
+    if size < 8:
+        raise InvalidInstance("empty or truncated DICOM stream")
+    try:
+        ds = pydicom.dcmread(fp, force=True, defer_size=None if isinstance(src, bytes) else 1 << 16)
+        ds.file_meta  # noqa: B018 - touch: file meta must parse
+        elems = list(ds.keys())  # forces the top level to be read
+    except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, NotImplementedError,
+            KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInstance(f"not a readable DICOM data set: {type(exc).__name__}") from None
+    if not elems:
+        raise InvalidInstance("not a DICOM data set: no elements")
+    meta = ds.file_meta
+    ts = str(meta.get("TransferSyntaxUID") or "")
+    if not ts:
+        ts = pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR else (
+            pydicom.uid.ExplicitVRLittleEndian if ds.is_little_endian else pydicom.uid.ExplicitVRBigEndian)
+        meta.TransferSyntaxUID = ts
+    ts_uid = UID(ts)
+    if not ts_uid.is_transfer_syntax:
+        raise UnsupportedTransferSyntax(f"unknown transfer syntax {ts}")
+    try:
+        sop_class = check_uid("SOPClassUID", ds.get("SOPClassUID"))
+        sop = check_uid("SOPInstanceUID", ds.get("SOPInstanceUID"))
+        study = check_uid("StudyInstanceUID", ds.get("StudyInstanceUID"))
+        series = check_uid("SeriesInstanceUID", ds.get("SeriesInstanceUID"))
+    except (ValueError, TypeError, struct.error):
+        raise InvalidInstance("unreadable UID attributes") from None
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop
+    parsed = Parsed(header=ds, transfer_syntax=ts, sop_class=sop_class, sop=sop, study=study,
+                    series=series, digest=digest, size=size, pixel_form="none")
+    if PIXEL_DATA in ds:
+        parsed.extra["tail"] = any(int(t) > PIXEL_DATA for t in elems)
+        _split_pixels(parsed, ds, fp, ts_uid)
+    return parsed
+
+
+def _split_pixels(parsed: Parsed, ds: Dataset, fp: BinaryIO, ts: UID) -> None:
+    raw = ds.get_item(PIXEL_DATA)
+    try:
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except (ValueError, TypeError):
+        raise SOPClassMismatch("NumberOfFrames is not a number") from None
+    if frames < 1:
+        raise SOPClassMismatch("NumberOfFrames must be at least 1")
+    parsed.frames = frames
+    if ts.is_encapsulated:
+        value = raw.value if isinstance(raw, (RawDataElement, DataElement)) else None
+        if not isinstance(value, (bytes, bytearray)):
+            raise InvalidInstance("encapsulated PixelData could not be read")
+        parsed.pixel_form, parsed.blob = "encapsulated", bytes(value)
+        parsed.extra["frames"] = frame_map(bytes(value), frames)
+        parsed.extra["vr"] = "OB"
+        del ds[PIXEL_DATA]
+        return
+    vr = (raw.VR if raw.VR in ("OB", "OW") else None) or ("OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB")
+    value = _native_value(raw, fp)
+    parsed.extra["vr"] = vr
+    del ds[PIXEL_DATA]
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        spp, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.BitsAllocated)
+        planar = int(ds.get("PlanarConfiguration", 0) or 0)
+    except (AttributeError, ValueError, TypeError):
+        raise SOPClassMismatch("PixelData without valid Rows, Columns, BitsAllocated") from None
+    photometric = str(ds.get("PhotometricInterpretation", ""))
+    frame_bytes = rows * cols * spp * bits // 8
+    if bits % 8 == 0 and len(value) < frames * frame_bytes:
+        raise SOPClassMismatch(
+            f"PixelData holds {len(value)} bytes, {frames} frame(s) of {rows}x{cols}x{spp} at {bits} bits need "
+            f"{frames * frame_bytes}")
+    simple = (bits in (8, 16, 32, 64) and not photometric.endswith("_422")
+              and len(value) in (frames * frame_bytes, frames * frame_bytes + 1) and rows and cols)
+    if not simple:
+        parsed.pixel_form, parsed.blob = "blob", value
+        return
+    big = ts == pydicom.uid.ExplicitVRBigEndian and bits > 8
+    dtype = np.dtype(f"{'>' if big else '<'}u{bits // 8}")
+    shape = (rows, cols) if spp == 1 else ((spp, rows, cols) if planar else (rows, cols, spp))
+    arr = np.frombuffer(value, dtype=dtype, count=frames * frame_bytes // dtype.itemsize).reshape(frames, *shape)
+    parsed.native = arr.astype(dtype.newbyteorder("<"), copy=False) if big else arr
+    parsed.pixel_form = "native"
+    parsed.extra.update(shape=list(shape), dtype=dtype.newbyteorder("<").str, big_endian=big)
+    if len(value) == frames * frame_bytes + 1:
+        parsed.extra["pad"] = bytes(value[-1:]).hex()
+
+
+def _native_value(raw: Any, fp: BinaryIO) -> bytes | memoryview:
+    value = getattr(raw, "value", None)
+    if value is not None:
+        return value
+    tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+    if tell is None or length is None:
+        raise InvalidInstance("PixelData could not be read")
+    fp.seek(tell)
+    data = fp.read(length)
+    if len(data) != length:
+        raise InvalidInstance("PixelData is truncated")
+    return data
+
+
+def frame_map(value: bytes, frames: int) -> list[list[list[int]]] | None:
+    """Per frame, the (offset, length) of its fragments in an encapsulated value (PS3.5 A.4)."""
+    items: list[tuple[int, int]] = []
+    pos = 0
+    while pos + 8 <= len(value):
+        group, elem, length = struct.unpack_from("<HHI", value, pos)
+        if (group, elem) == (0xFFFE, 0xE0DD):
+            break
+        if (group, elem) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF or pos + 8 + length > len(value):
+            raise InvalidInstance("encapsulated PixelData has a malformed item")
+        items.append((pos + 8, length))
+        pos += 8 + length
+    if len(items) < 2:
+        raise InvalidInstance("encapsulated PixelData has no fragments")
+    bot, frags = items[0], items[1:]
+    if frames == 1:
+        return [[list(f) for f in frags]]
+    if len(frags) == frames:
+        return [[list(f)] for f in frags]
+    starts: list[int] = []
+    if bot[1] and bot[1] // 4 == frames:
+        first_item = frags[0][0] - 8
+        starts = [first_item + o for o in struct.unpack_from(f"<{frames}I", value, bot[0])]
+    else:  # no offset table: frames end where a fragment ends with a JPEG EOI marker (PS3.5 A.4)
+        ends = [i for i, (o, n) in enumerate(frags) if value[o:o + n].rstrip(b"\0")[-2:] == b"\xff\xd9"]
+        if len(ends) != frames:
+            return None
+        starts, prev = [], 0
+        for e in ends:
+            starts.append(frags[prev][0] - 8)
+            prev = e + 1
+    out: list[list[list[int]]] = [[] for _ in range(frames)]
+    for off, length in frags:
+        k = max(i for i, s in enumerate(starts) if s <= off - 8) if starts[0] <= off - 8 else -1
+        if k < 0:
+            return None
+        out[k].append([off, length])
+    return out if all(out) else None
+
+
+def instance_json(header: Dataset, parsed: Parsed) -> dict[str, Any]:
+    """DICOM JSON of an instance (PS3.18 Annex F) with bulk data as placeholders for BulkDataURIs."""
+    base = f"studies/{parsed.study}/series/{parsed.series}/instances/{parsed.sop}/bulkdata/"
+    out = _json_dict(header, base, "")
+    if parsed.pixel_form != "none":
+        out["7FE00010"] = {"vr": parsed.extra.get("vr", "OW"), "BulkDataURI": f"{BULK_PREFIX}{base}7FE00010"}
+    return dict(sorted(out.items()))
+
+
+def _json_dict(ds: Dataset, base: str, path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for elem in ds:
+        tag = f"{elem.tag:08X}"
+        if elem.tag.group == 0x0002 or elem.tag == PIXEL_DATA:
+            continue
+        here = f"{path}{tag}"
+        try:
+            if elem.VR == "SQ":
+                items = [_json_dict(item, base, f"{here}.{i}.") for i, item in enumerate(elem.value)]
+                out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+            else:
+                out[tag] = elem.to_json_dict(
+                    bulk_data_element_handler=lambda _e, uri=f"{BULK_PREFIX}{base}{here}": uri,
+                    bulk_data_threshold=BULK_THRESHOLD)
+        except (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError):
+            continue  # an unreadable value stays in the stored header; the JSON view omits it
+    return out
