@@ -221,7 +221,7 @@ def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
         kw: dict[str, Any] = {"reversible": not lossy, "rgb": False}
         if lossy:
             q = 90 if quality is None else max(1, min(100, quality))
-            kw["level"] = 0.0005 + (100 - q) * 0.0005  # quantisation step
+            kw["level"] = (1.0 + (100 - q) * 0.2) / (1 << (8 * src.itemsize))  # quantisation step
         if ts == ts_.HTJ2K_LOSSLESS_RPCL:
             kw["tlm"] = True
         return bytes(imagecodecs.htj2k_encode(src, **kw)), info

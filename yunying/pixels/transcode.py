@@ -15,6 +15,7 @@ from yunying.pixels.codecs import can_decode, decode_frame_info, encode_frame, e
 from yunying.pixels.frameinfo import FrameInfo, UnsupportedTransfer
 
 _ALWAYS_LOSSY = {ts_.JPEG_BASELINE, ts_.JPEG_EXTENDED, ts_.JPEG_LS_NEAR, ts_.JXL_JPEG}
+_FRAME_ONLY = {ts_.JXL_LOSSLESS, ts_.JXL_JPEG, ts_.JXL}
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _MAX_BOT = 0xFFFFFFFF  # PS3.5 A.4: Basic Offset Table offsets are 32-bit
 
@@ -57,6 +58,9 @@ def transcode_dataset(ds: Dataset, target_ts: str, *, quality: int | None = None
     """A copy of ds with its pixel data in target_ts; lossless pairs are pixel-exact."""
     target = str(target_ts).strip()
     ts_.syntax(target)  # unknown syntax -> UnsupportedTransfer
+    if target in _FRAME_ONLY:
+        raise UnsupportedTransfer(f"{target} (JPEG XL) is served for frames only: pydicom 3.0 "
+                                  "cannot write a dataset in it")
     src = source_syntax(ds)
     out = copy.deepcopy(ds)  # bytes values are shared, not copied
     if not any(k in ds for k in _PIXEL_KEYWORDS) or src == target:
@@ -127,10 +131,17 @@ def _set_lossy_flags(out: Dataset, ds: Dataset, src: str, target: str, info: Fra
     size = sum(len(f) for f in frames) or 1
     native = info.rows * info.columns * info.samples_per_pixel * info.number_of_frames
     ratio = native * max(1, info.bits_allocated // 8) / size
-    ratios = [str(r) for r in ds.get("LossyImageCompressionRatio", []) or []] if ds.get(
-        "LossyImageCompressionRatio") is not None else []
-    methods = list(ds.get("LossyImageCompressionMethod", []) or [])
-    if isinstance(ds.get("LossyImageCompressionMethod"), str):
-        methods = [ds.LossyImageCompressionMethod]
+    ratios = [str(r) for r in _values(ds, "LossyImageCompressionRatio")]
+    methods = [str(m) for m in _values(ds, "LossyImageCompressionMethod")]
     out.LossyImageCompressionRatio = [*ratios, f"{ratio:.2f}"]
     out.LossyImageCompressionMethod = [*methods, ts_.syntax(target).method]
+
+
+def _values(ds: Dataset, keyword: str) -> list[object]:
+    """An element's values as a list (empty when absent)."""
+    elem = ds.get(keyword)
+    if elem is None or elem == "":
+        return []
+    if isinstance(elem, (str, bytes)) or not hasattr(elem, "__iter__"):
+        return [elem]
+    return list(elem)
