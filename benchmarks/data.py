@@ -6,6 +6,7 @@ output directory, so reruns reuse the files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SOP_CLASSES = {
@@ -26,12 +27,16 @@ SOP_CLASSES = {
     "PT": "1.2.840.10008.5.1.4.1.1.128",
     "NM": "1.2.840.10008.5.1.4.1.1.20",
 }
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def uid(*parts: object) -> str:
-    """A stable 2.25 UID derived from `parts` (so cached data keeps its UIDs)."""
-    return str(generate_uid(prefix=None, entropy_srcs=[f"yunying-bench-v{CACHE_VERSION}", *map(str, parts)]))
+    """A stable 2.25 UID derived from `parts` (so cached data keeps its UIDs).
+
+    pydicom's generate_uid(prefix=None) ignores its entropy sources, hence the hash here.
+    """
+    text = "|".join([f"yunying-bench-v{CACHE_VERSION}", *map(str, parts)])
+    return "2.25." + str(int.from_bytes(hashlib.sha256(text.encode()).digest()[:16], "big"))
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,8 @@ def _ct_dataset(i: int, n: int, study_uid: str, series_uid: str, sop_uid: str,
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.SOPClassUID = CT_IMAGE_STORAGE
     ds.SOPInstanceUID = sop_uid
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "20240315"
+    # Dated before every corpus study and named unlike any, so corpus queries never match it.
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = "19991215"
     ds.StudyTime = ds.SeriesTime = "101500"
     ds.ContentTime = f"1016{i % 60:02d}"
     ds.AccessionNumber = f"CTBENCH{tag}"
@@ -127,7 +133,7 @@ def _ct_dataset(i: int, n: int, study_uid: str, series_uid: str, sop_uid: str,
     ds.ReferringPhysicianName = "Li^Hua=李^华"
     ds.StudyDescription = "CT CHEST ABDOMEN"
     ds.SeriesDescription = "AXIAL 1.25mm"
-    ds.PatientName = "Zhang^Wei=张^伟"
+    ds.PatientName = "Ceshi^Bingren=测试^病人"
     ds.PatientID = f"CTBENCH{tag}"
     ds.IssuerOfPatientID = "BENCH"
     ds.PatientBirthDate = "19650412"
@@ -166,7 +172,7 @@ def _ct_dataset(i: int, n: int, study_uid: str, series_uid: str, sop_uid: str,
 
 def build_ct(root: Path, slices: int = 300, tag: str = "A") -> CtStudy:
     """The CT study `tag` (cached): `slices` 512x512 signed 16-bit axial images."""
-    directory = root / f"ct-{tag}-{slices}"
+    directory = root / f"ct-{tag}-{slices}-v{CACHE_VERSION}"
     study_uid, series_uid = uid("ct-study", tag, slices), uid("ct-series", tag, slices)
     sop_uids = tuple(uid("ct-sop", tag, slices, i) for i in range(slices))
     files = tuple(directory / f"CT{i:04d}.dcm" for i in range(slices))
@@ -262,7 +268,7 @@ def _small_instance(study: dict[str, str], series_uid: str, series_no: int, moda
 
 def build_corpus(root: Path, studies: int = 5000, seed: int = 20240601) -> Corpus:
     """`studies` small studies (cached): 1-3 series of 1-2 8x8 instances, mixed names/dates."""
-    directory = root / f"corpus-{studies}"
+    directory = root / f"corpus-{studies}-v{CACHE_VERSION}"
     manifest = directory / "manifest.json"
     if manifest.exists():
         data = json.loads(manifest.read_text())

@@ -1,0 +1,148 @@
+"""The figures the benchmark reports, their targets, the printed table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SERVERS = ("yunying", "orthanc")
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    ratio_target: float | None = None   # yunying / orthanc must reach this (>= or <=)
+    absolute_target: float | None = None  # yunying's own value must reach this
+    note: str = ""
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("stow_ips", "STOW-RS CT, 4 clients", "inst/s", True, 1.5),
+    Metric("stow_mbps", "STOW-RS CT, 4 clients", "MB/s", True),
+    Metric("import_ips", "yunying import DIR (CT)", "inst/s", True,
+           note="Orthanc has no local-import command"),
+    Metric("corpus_ips", "STOW-RS corpus load (8x8 instances)", "inst/s", True),
+    Metric("qido_p50", "QIDO-RS mix p50", "ms", False, 0.5),
+    Metric("qido_p95", "QIDO-RS mix p95", "ms", False),
+    Metric("metadata_p50", "series metadata, CT series p50", "ms", False, 0.1),
+    Metric("frame_p50", "WADO-RS frame p50, 1 client", "ms", False),
+    Metric("fps_1", "WADO-RS frames, 1 client", "frames/s", True),
+    Metric("fps_8", "WADO-RS frames, 8 clients", "frames/s", True, 3.0),
+    Metric("cstore_1", "C-STORE CT, 1 association", "inst/s", True, 1.3),
+    Metric("cstore_4", "C-STORE CT, 4 associations", "inst/s", True, 1.3),
+    Metric("cfind_p50", "C-FIND study mix p50", "ms", False, 0.5),
+    Metric("cmove_ips", "C-MOVE CT series to storescp", "inst/s", True, 1.0),
+    Metric("disk_ratio", "disk bytes / input bytes (CT)", "x", False, absolute_target=0.7),
+    Metric("rss_peak_mb", "server peak RSS (VmHWM)", "MB", False),
+)
+METRIC_KEYS = {m.key for m in METRICS}
+
+
+class Results:
+    """Per server: figure or the reason it is n/a, plus free-form details for the JSON."""
+
+    def __init__(self, servers: list[str]) -> None:
+        self.servers = servers
+        self.values: dict[str, dict[str, float]] = {s: {} for s in servers}
+        self.na: dict[str, dict[str, str]] = {s: {} for s in servers}
+        self.details: dict[str, dict[str, Any]] = {s: {} for s in servers}
+
+    def set(self, server: str, key: str, value: float) -> None:
+        assert key in METRIC_KEYS, key
+        self.values[server][key] = float(value)
+
+    def fail(self, server: str, keys: list[str], reason: str) -> None:
+        for key in keys:
+            if key not in self.values[server]:
+                self.na[server].setdefault(key, reason)
+
+    def cell(self, server: str, key: str) -> str:
+        if key in self.values[server]:
+            return _fmt(self.values[server][key])
+        return f"n/a ({self.na[server].get(key, 'not run')})"
+
+    def ratio(self, key: str) -> float | None:
+        y, o = self.values.get("yunying", {}).get(key), self.values.get("orthanc", {}).get(key)
+        if y is None or o is None or o == 0:
+            return None
+        return y / o
+
+    def verdict(self, m: Metric) -> str:
+        if m.absolute_target is not None:
+            y = self.values.get("yunying", {}).get(m.key)
+            if y is None:
+                return ""
+            ok = y >= m.absolute_target if m.higher_is_better else y <= m.absolute_target
+            return "met" if ok else "MISSED"
+        r = self.ratio(m.key)
+        if m.ratio_target is None or r is None:
+            return ""
+        ok = r >= m.ratio_target if m.higher_is_better else r <= m.ratio_target
+        return "met" if ok else "MISSED"
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for m in METRICS:
+            target = _target_text(m)
+            out.append({
+                "key": m.key, "label": m.label, "unit": m.unit,
+                **{s: self.values[s].get(m.key) for s in self.servers},
+                **{f"{s}_na": self.na[s].get(m.key) for s in self.servers
+                   if m.key not in self.values[s]},
+                "ratio": self.ratio(m.key), "target": target, "verdict": self.verdict(m),
+                "note": m.note,
+            })
+        return out
+
+    def table(self, width: int = 44) -> str:
+        heads = ["figure", "unit", *self.servers]
+        both = len(self.servers) == 2
+        if both:
+            heads += ["ratio", "target", ""]
+        rows = [heads]
+        for m, row in zip(METRICS, self.rows()):
+            line = [m.label, m.unit, *[_clip(self.cell(s, m.key), width) for s in self.servers]]
+            if both:
+                r = row["ratio"]
+                line += ["" if r is None else f"{r:.2f}x", row["target"], row["verdict"]]
+            rows.append(line)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(heads))]
+        text = []
+        for n, r in enumerate(rows):
+            text.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            if n == 0:
+                text.append("  ".join("-" * w for w in widths))
+        return "\n".join(text)
+
+    def write_json(self, path: Path, meta: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"meta": meta, "metrics": self.rows(), "details": self.details}
+        path.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _target_text(m: Metric) -> str:
+    if m.absolute_target is not None:
+        return f"{'>=' if m.higher_is_better else '<='} {m.absolute_target:g} (ours)"
+    if m.ratio_target is not None:
+        return f"{'>=' if m.higher_is_better else '<='} {m.ratio_target:g}x"
+    return ""
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 2] + "…)"
