@@ -1,0 +1,70 @@
+"""C-FIND SCP (PS3.4 C.4.1): Patient and Study Root, pending responses streamed from the index."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pynetdicom.events import Event
+
+from dimse.access import AccessPolicy
+from dimse.associations import tally
+from dimse.identifier import InvalidIdentifier, compile_find, response_identifier, root_of
+from dimse.store_scp import status
+from yunying.errors import ArchiveError
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
+
+log = logging.getLogger("yunying.dimse")
+
+PENDING, CANCELLED, SUCCESS = 0xFF00, 0xFE00, 0x0000
+UNABLE_TO_PROCESS = 0xC001  # PS3.4 C.4.1.1.4: Cxxx unable to process
+
+
+def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) -> Iterator[tuple[Any, Any]]:
+    """EVT_C_FIND: yield (status, identifier) pairs; never holds all matches in memory."""
+    calling = str(event.assoc.requestor.ae_title).strip()
+    if not policy.may(calling, "find"):
+        yield status(UNABLE_TO_PROCESS, "calling AE title not authorized to query"), None
+        return
+    root = root_of(event.request.AffectedSOPClassUID)
+    try:
+        identifier = event.identifier
+        query = compile_find(identifier, root)
+    except InvalidIdentifier as exc:
+        tally(event, "find_refused")
+        yield status(exc.status, exc.reason), None
+        return
+    except Exception as exc:  # an identifier pydicom cannot decode
+        tally(event, "find_refused")
+        log.info("C-FIND from %s: undecodable identifier (%s)", calling, type(exc).__name__)
+        yield status(0xA900, "identifier cannot be decoded"), None
+        return
+    results = archive.search(query)
+    sent = 0
+    try:
+        for result in results:
+            if event.is_cancelled:
+                tally(event, "find_cancelled")
+                yield CANCELLED, None
+                return
+            yield PENDING, response_identifier(result, identifier, query.level, aet)
+            sent += 1
+    except ArchiveError as exc:
+        log.info("C-FIND from %s refused: %s", calling, exc.reason)
+        tally(event, "find_refused")
+        yield status(exc.dimse_status, exc.reason), None
+        return
+    except Exception as exc:
+        log.error("C-FIND from %s failed after %d matches: %s", calling, sent, type(exc).__name__)
+        tally(event, "find_failed")
+        yield status(UNABLE_TO_PROCESS, "internal error while searching"), None
+        return
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        tally(event, "find_matches", sent)
+    tally(event, "find")
+    yield SUCCESS, None

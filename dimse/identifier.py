@@ -1,0 +1,185 @@
+"""C-FIND / C-MOVE / C-GET identifiers (PS3.4 C.4) turned into typed queries; no SQL here.
+
+Matching itself is index/parse's, shared with QIDO-RS; DIMSE lists use backslash.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from pydicom import Dataset
+from pydicom.dataelem import DataElement
+from pydicom.multival import MultiValue
+
+from index.query import Level, Match, Query
+
+PATIENT_ROOT, STUDY_ROOT = "patient", "study"
+LEVELS: dict[str, tuple[Level, ...]] = {
+    PATIENT_ROOT: ("PATIENT", "STUDY", "SERIES", "IMAGE"),
+    STUDY_ROOT: ("STUDY", "SERIES", "IMAGE"),
+}
+UNIQUE_KEY = {"PATIENT": "00100020", "STUDY": "0020000D", "SERIES": "0020000E", "IMAGE": "00080018"}
+KEYWORD = {"00100020": "PatientID", "0020000D": "StudyInstanceUID",
+           "0020000E": "SeriesInstanceUID", "00080018": "SOPInstanceUID"}
+QUERY_RETRIEVE_LEVEL = 0x00080052
+# Keys the SCP fills in itself rather than matching (PS3.4 C.4.1.2.3, C.6.1.1.x)
+OWN_KEYS = {0x00080005, QUERY_RETRIEVE_LEVEL, 0x00080054, 0x00080056}
+ISSUER_OF_PATIENT_ID = "00100021"
+
+# PS3.4 C.4.1.1.4 / C.4.2.1.5: Identifier Does Not Match SOP Class
+IDENTIFIER_MISMATCH = 0xA900
+
+
+class InvalidIdentifier(Exception):
+    """An identifier we refuse, with the status and the ErrorComment to send."""
+
+    def __init__(self, reason: str, status: int = IDENTIFIER_MISMATCH) -> None:
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+def root_of(sop_class: str) -> str:
+    """'patient' or 'study' for a Q/R information model SOP class UID (PS3.4 C.6)."""
+    return PATIENT_ROOT if str(sop_class).startswith("1.2.840.10008.5.1.4.1.2.1.") else STUDY_ROOT
+
+
+def level_of(identifier: Dataset, root: str) -> Level:
+    """The QueryRetrieveLevel, checked against the information model."""
+    raw = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+    if raw not in LEVELS[root]:
+        raise InvalidIdentifier(f"QueryRetrieveLevel {raw or '(missing)'!s:.16} not valid in {root} root")
+    return raw  # type: ignore[return-value]
+
+
+def raw_value(elem: DataElement) -> str:
+    """The element's value as the string a query parser takes; multiple values joined by backslash."""
+    value = elem.value
+    if value is None or value == "" or elem.VR == "SQ":
+        return ""
+    if isinstance(value, (MultiValue, list, tuple)):
+        return "\\".join("" if v is None else str(v) for v in value)
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return str(value).strip()
+
+
+def tag_hex(elem: DataElement) -> str:
+    return f"{int(elem.tag):08X}"
+
+
+def _higher_levels(level: Level, root: str) -> tuple[Level, ...]:
+    levels = LEVELS[root]
+    return levels[: levels.index(level)]
+
+
+def _single_uid(identifier: Dataset, tag: str, why: str) -> str:
+    elem = identifier.get(int(tag, 16))
+    raw = raw_value(elem) if elem is not None else ""
+    if not raw or "\\" in raw or "*" in raw or "?" in raw:
+        raise InvalidIdentifier(f"{KEYWORD[tag]} must be one value {why}")
+    return raw
+
+
+def compile_find(identifier: Dataset, root: str) -> Query:
+    """A C-FIND identifier as a Query: matching keys plus return keys (PS3.4 C.4.1.2)."""
+    from index.errors import InvalidQueryValue
+    from index.parse import parse_match, supported_match_tags
+
+    level = level_of(identifier, root)
+    supported = set(supported_match_tags(level))
+    # Hierarchical model: unique keys of every higher level carry one value (PS3.4 C.4.1.3.1).
+    required = {UNIQUE_KEY[lvl] for lvl in _higher_levels(level, root)}
+    for tag in sorted(required):
+        _single_uid(identifier, tag, f"for a {level} query ({root} root, hierarchical)")
+    matches: list[Match] = []
+    includefields: set[str] = set()
+    for elem in identifier:
+        if int(elem.tag) in OWN_KEYS or elem.tag.group in (0x0000, 0x0002):
+            continue
+        tag = tag_hex(elem)
+        includefields.add(tag)
+        raw = raw_value(elem)
+        if not raw or (tag not in supported and tag not in required
+                       and tag != ISSUER_OF_PATIENT_ID):
+            continue  # a return key, or an optional key we do not match on (returned unmatched)
+        try:
+            match = parse_match(tag, raw, list_sep="\\")
+        except InvalidQueryValue as exc:
+            raise InvalidIdentifier(f"{elem.keyword or tag}: {exc.reason}") from None
+        if match.kind != "universal":
+            matches.append(match)
+    return Query(level=level, matches=matches, includefields=includefields,
+                 patient_root=root == PATIENT_ROOT)
+
+
+@dataclass(frozen=True)
+class RetrieveTarget:
+    """What a C-MOVE / C-GET identifier names (PS3.4 C.4.2.2.1): the level and the UIDs at each level."""
+
+    level: Level
+    patients: tuple[str, ...] = ()
+    issuer: str = ""
+    studies: tuple[str, ...] = ()
+    series: tuple[str, ...] = ()
+    sops: tuple[str, ...] = ()
+
+
+def _uid_list(identifier: Dataset, tag: str, level: Level) -> tuple[str, ...]:
+    elem = identifier.get(int(tag, 16))
+    raw = raw_value(elem) if elem is not None else ""
+    values = tuple(v.strip() for v in raw.split("\\") if v.strip())
+    if not values or any("*" in v or "?" in v for v in values):
+        raise InvalidIdentifier(f"{KEYWORD[tag]} required for a {level} retrieve (one or a list)")
+    return values
+
+
+def compile_retrieve(identifier: Dataset, root: str) -> RetrieveTarget:
+    """The unique keys of a C-MOVE / C-GET identifier; higher levels single-valued."""
+    level = level_of(identifier, root)
+    above = {lvl: _single_uid(identifier, UNIQUE_KEY[lvl], f"for a {level} retrieve")
+             for lvl in _higher_levels(level, root)}
+    here = _uid_list(identifier, UNIQUE_KEY[level], level)
+    issuer = raw_value(identifier[ISSUER_OF_PATIENT_ID]) if int(ISSUER_OF_PATIENT_ID, 16) in identifier else ""
+    pick = lambda lvl: here if lvl == level else ((above[lvl],) if lvl in above else ())  # noqa: E731
+    return RetrieveTarget(level=level, patients=pick("PATIENT"), issuer=issuer,
+                          studies=pick("STUDY"), series=pick("SERIES"), sops=pick("IMAGE"))
+
+
+def response_identifier(result: dict, identifier: Dataset, level: Level, retrieve_aet: str) -> Dataset:
+    """The C-FIND response: exactly the requested keys, valued from the DICOM JSON match."""
+    found = Dataset.from_json(result, bulk_data_uri_handler=lambda *_: b"")
+    rsp = Dataset()
+    rsp.SpecificCharacterSet = "ISO_IR 192"  # the index's JSON is Unicode (design rule 7)
+    for elem in identifier:
+        tag = int(elem.tag)
+        if tag in OWN_KEYS or elem.tag.group in (0x0000, 0x0002):
+            continue
+        if tag in found:
+            rsp[tag] = found[tag]
+        else:
+            rsp.add_new(tag, elem.VR, [] if elem.VR == "SQ" else None)
+    rsp.QueryRetrieveLevel = level
+    rsp.RetrieveAETitle = retrieve_aet
+    return rsp
+
+
+def study_query(patients: Iterable[str], issuer: str, studies: Iterable[str] = ()) -> Query:
+    """Patient Root retrieve: the studies of these patients (optionally only these studies)."""
+    matches = [_list_match("00100020", tuple(patients))]
+    if issuer:
+        matches.append(Match("00100021", "single", (issuer,)))
+    if tuple(studies):
+        matches.append(_list_match("0020000D", tuple(studies)))
+    return Query(level="STUDY", matches=matches, includefields={"0020000D"}, patient_root=True)
+
+
+def _list_match(tag: str, values: tuple[str, ...]) -> Match:
+    return Match(tag, "single", values) if len(values) == 1 else Match(tag, "list", values)
+
+
+def study_uids(results: Iterator[dict]) -> Iterator[str]:
+    """StudyInstanceUID of each DICOM JSON study result."""
+    for item in results:
+        value = item.get("0020000D", {}).get("Value") or []
+        if value:
+            yield str(value[0])

@@ -1,0 +1,76 @@
+"""C-MOVE SCP (PS3.4 C.4.2): send to a known peer, negotiating each instance's transfer syntax."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
+from pynetdicom.sop_class import Verification
+from pynetdicom.presentation import build_context
+
+from dimse.access import AccessPolicy
+from dimse.associations import tally
+from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
+from dimse.requestor import HANDLERS
+from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send, resolve
+from dimse.store_scp import status
+from yunying.errors import ArchiveError
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
+
+log = logging.getLogger("yunying.dimse")
+
+PENDING, CANCELLED = 0xFF00, 0xFE00
+
+
+def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
+              peers: Mapping[str, tuple[str, int]]) -> Iterator[Any]:
+    """EVT_C_MOVE: destination, number of sub-operations, then (status, dataset) per instance."""
+    calling = str(event.assoc.requestor.ae_title).strip()
+    dest = str(event.move_destination or "").strip()
+    if not policy.may(calling, "move") or dest not in peers:
+        # PS3.4 C.4.2.1.5: 0xA801 Refused: Move Destination unknown
+        log.info("C-MOVE from %s to unknown destination %r refused", calling, dest)
+        tally(event, "move_refused")
+        yield None, None
+        return
+    host, port = peers[dest]
+    problem: str | None = None
+    status_code = 0xA900
+    rows = []
+    try:
+        rows = resolve(archive, compile_retrieve(event.identifier, root_of(event.request.AffectedSOPClassUID)))
+    except InvalidIdentifier as exc:
+        problem, status_code = exc.reason, exc.status
+    except ArchiveError as exc:
+        problem, status_code = exc.reason, exc.dimse_status
+    except Exception as exc:
+        log.error("C-MOVE from %s: %s while resolving", calling, type(exc).__name__)
+        problem, status_code = "internal error while resolving the identifier", 0xC001
+    sub: dict[str, Association] = {}
+
+    def grab(e: Event) -> None:
+        sub["assoc"] = e.assoc
+
+    contexts = contexts_for(rows) or [build_context(Verification)]
+    yield host, port, {"contexts": contexts, "evt_handlers": [*HANDLERS, (evt.EVT_ESTABLISHED, grab)]}
+    if problem is not None:
+        # pynetdicom only reports a handler's status once the destination is associated
+        tally(event, "move_refused")
+        yield 1
+        yield status(status_code, problem), None
+        return
+    yield len(rows)
+    log.info("C-MOVE from %s: %d instances to %s", calling, len(rows), dest)
+    for row in rows:
+        if event.is_cancelled:
+            tally(event, "move_cancelled")
+            yield CANCELLED, None
+            return
+        accepted = accepted_syntaxes(sub["assoc"].accepted_contexts, row.sop_class) if sub else set()
+        yield PENDING, dataset_to_send(archive, row, accepted)
+    tally(event, "moved", len(rows))

@@ -1,0 +1,92 @@
+"""What C-MOVE and C-GET share: resolving the identifier to instances, and per-instance
+transfer syntax negotiation (as stored, else Explicit VR LE, else Implicit VR LE)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import logging
+from collections.abc import Iterable, Iterator
+
+from pydicom import Dataset
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pynetdicom.presentation import PresentationContext, build_context
+
+from dimse.identifier import RetrieveTarget, study_query, study_uids
+from index.model import InstanceRow
+from yunying.errors import ArchiveError, UnknownResource
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
+
+log = logging.getLogger("yunying.dimse")
+
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+# Not a transfer syntax anyone accepts: a stub carrying it fails its C-STORE sub-operation,
+# so pynetdicom counts it as failed and lists its SOP Instance UID (PS3.4 C.4.2.1.4.2).
+UNSENDABLE = UID("1.2.840.10008.1.2.4.999999")
+
+
+def resolve(archive: Archive, target: RetrieveTarget) -> list[InstanceRow]:
+    """The instances a retrieve names; unknown UIDs contribute nothing."""
+    if target.patients:
+        studies: Iterable[str] = list(study_uids(archive.search(
+            study_query(target.patients, target.issuer, target.studies))))
+    else:
+        studies = target.studies
+    rows: list[InstanceRow] = []
+    for study in studies:
+        for series in target.series or (None,):
+            for sop in target.sops or (None,):
+                try:
+                    rows.extend(archive.instances(study, series, sop))
+                except UnknownResource:
+                    continue
+    return rows
+
+
+def contexts_for(rows: Iterable[InstanceRow]) -> list[PresentationContext]:
+    """Per SOP class one uncompressed context, plus one per stored encapsulated/other syntax."""
+    classes: dict[str, None] = {}
+    encoded: dict[tuple[str, str], None] = {}
+    for row in rows:
+        classes[row.sop_class] = None
+        if str(row.transfer_syntax) not in UNCOMPRESSED:
+            encoded[(row.sop_class, str(row.transfer_syntax))] = None
+    # uncompressed first, so that every class stays sendable when the limit truncates
+    pairs = [(cls, list(UNCOMPRESSED)) for cls in classes] + [(c, [ts]) for c, ts in encoded]
+    return [build_context(cls, syntaxes) for cls, syntaxes in pairs[:MAX_CONTEXTS]]
+
+
+def choose_syntax(row: InstanceRow, accepted: set[str]) -> str | None:
+    """As stored when accepted, else Explicit VR LE, else Implicit VR LE (None: nothing fits)."""
+    for ts in (str(row.transfer_syntax), *UNCOMPRESSED):
+        if ts in accepted:
+            return ts
+    return None
+
+
+def accepted_syntaxes(contexts: Iterable[PresentationContext], sop_class: str) -> set[str]:
+    return {str(cx.transfer_syntax[0]) for cx in contexts if cx.abstract_syntax == sop_class}
+
+
+def dataset_to_send(archive: Archive, row: InstanceRow, accepted: set[str]) -> Dataset:
+    """The instance in a syntax the peer accepted, or a stub that fails the sub-operation."""
+    ts = choose_syntax(row, accepted)
+    if ts is not None:
+        try:
+            return archive.read_dataset(row, None if ts == row.transfer_syntax else ts)
+        except ArchiveError as exc:
+            log.info("retrieve of %s as %s failed: %s", row.sop, ts, exc.reason)
+        except Exception as exc:  # noqa: BLE001 - counted as a failed sub-operation, no PHI
+            log.error("retrieve of %s as %s failed: %s", row.sop, ts, type(exc).__name__)
+    else:
+        log.info("peer accepted no syntax for %s (stored %s)", row.sop_class, row.transfer_syntax)
+    stub = Dataset()
+    stub.SOPClassUID, stub.SOPInstanceUID = row.sop_class, row.sop
+    stub.file_meta = FileMetaDataset()
+    stub.file_meta.TransferSyntaxUID = UNSENDABLE
+    return stub
+
+

@@ -1,0 +1,117 @@
+"""The SCP: one pynetdicom AE serving the archive (Verification, Storage, Q/R FIND/MOVE/GET)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import logging
+from dataclasses import dataclass
+
+import pydicom.uid
+from pynetdicom import AE, _config, evt
+from pynetdicom import sop_class as sop
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dimse import associations
+from dimse.access import AccessPolicy, policy_for
+from dimse.echo_scp import on_c_echo
+from dimse.find_scp import on_c_find
+from dimse.get_scp import on_c_get
+from dimse.move_scp import on_c_move
+from dimse.store_scp import on_c_store
+from yunying.settings import Settings
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
+
+log = logging.getLogger("yunying.dimse")
+
+UNCOMPRESSED = [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian,
+                pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian]
+# Every syntax pydicom knows that carries the data set itself: not JPIP references (no pixel
+# data to keep) nor SMPTE ST 2110 (real-time streams, PS3.5 8.13).
+ENCAPSULATED = [ts for ts in pydicom.uid.AllTransferSyntaxes
+                if ts not in UNCOMPRESSED and "JPIP" not in ts.name and "2110" not in ts.name]
+# pynetdicom picks the first of the *acceptor's* syntaxes that the requestor offers, so this
+# order is our preference: a compressed offer is what the sender holds (keep its bitstream,
+# design rule 1), lossless before lossy, then the uncompressed ones.
+LOSSLESS = {pydicom.uid.JPEGLossless, pydicom.uid.JPEGLosslessSV1, pydicom.uid.JPEGLSLossless,
+            pydicom.uid.JPEG2000Lossless, pydicom.uid.JPEG2000MCLossless, pydicom.uid.HTJ2KLossless,
+            pydicom.uid.HTJ2KLosslessRPCL, pydicom.uid.RLELossless}
+STORAGE_SYNTAXES = ([ts for ts in ENCAPSULATED if ts in LOSSLESS] +
+                    [ts for ts in ENCAPSULATED if ts not in LOSSLESS] + UNCOMPRESSED)
+QR_MODELS = [
+    sop.PatientRootQueryRetrieveInformationModelFind, sop.StudyRootQueryRetrieveInformationModelFind,
+    sop.PatientRootQueryRetrieveInformationModelMove, sop.StudyRootQueryRetrieveInformationModelMove,
+    sop.PatientRootQueryRetrieveInformationModelGet, sop.StudyRootQueryRetrieveInformationModelGet,
+]
+QUERY_SYNTAXES = [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian]
+
+
+def storage_classes() -> list[str]:
+    """Every storage SOP class pynetdicom knows (PS3.4 Annex B.5)."""
+    return sorted({str(uid) for uid in sop._STORAGE_CLASSES.values()})
+
+
+def quiet_pynetdicom() -> None:
+    """No identifiers (patient data) in pynetdicom's log; its INFO chatter goes to DEBUG level."""
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def build_ae(aet: str) -> AE:
+    """The AE with every context we accept; storage contexts allow either role (C-GET)."""
+    ae = AE(ae_title=aet)
+    ae.maximum_associations = 64
+    ae.maximum_pdu_size = 0  # no limit on what peers send us
+    ae.network_timeout = 300
+    ae.acse_timeout = 30
+    ae.dimse_timeout = 120
+    ae.add_supported_context(sop.Verification, QUERY_SYNTAXES)
+    for model in QR_MODELS:
+        ae.add_supported_context(model, QUERY_SYNTAXES)
+    for uid in storage_classes():
+        ae.add_supported_context(uid, STORAGE_SYNTAXES, scu_role=True, scp_role=True)
+    return ae
+
+
+@dataclass
+class DimseServer:
+    """A running SCP; `port` is the bound port (useful with dimse_port 0)."""
+
+    ae: AE
+    server: ThreadedAssociationServer
+    policy: AccessPolicy
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop accepting, abort open associations (shutdown)."""
+        self.server.shutdown()
+        self.ae.shutdown()
+
+
+def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
+    """Start the SCP on settings.host:settings.dimse_port without blocking."""
+    quiet_pynetdicom()
+    ae = build_ae(settings.aet)
+    policy = policy_for(settings.peers, settings.dimse_accept_all)
+    peers = dict(settings.peers)
+    handlers = [
+        (evt.EVT_CONN_OPEN, associations.set_nodelay),
+        (evt.EVT_REQUESTED, policy.on_requested),
+        (evt.EVT_ESTABLISHED, associations.on_established),
+        (evt.EVT_CONN_CLOSE, associations.on_closed),
+        (evt.EVT_C_ECHO, on_c_echo),
+        (evt.EVT_C_STORE, on_c_store, [archive, policy]),
+        (evt.EVT_C_FIND, on_c_find, [archive, policy, settings.aet]),
+        (evt.EVT_C_MOVE, on_c_move, [archive, policy, peers]),
+        (evt.EVT_C_GET, on_c_get, [archive, policy]),
+    ]
+    server = ae.start_server((settings.host, settings.dimse_port), block=False, evt_handlers=handlers)
+    log.info("DIMSE SCP %s listening on %s:%d (%d storage classes, %d peers, accept_all=%s)",
+             settings.aet, settings.host, server.server_address[1], len(storage_classes()),
+             len(peers), settings.dimse_accept_all)
+    return DimseServer(ae, server, policy)

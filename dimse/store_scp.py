@@ -1,0 +1,59 @@
+"""C-STORE SCP (PS3.4 Annex B): every instance goes through the archive's one store path."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import logging
+import traceback
+
+from pydicom import Dataset
+from pynetdicom.events import Event
+
+from dimse.access import AccessPolicy
+from dimse.associations import tally
+from index.model import Origin
+from yunying.errors import ArchiveError
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
+
+log = logging.getLogger("yunying.dimse")
+
+SUCCESS = 0x0000
+REFUSED_NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x: Refused: Not Authorized
+CANNOT_UNDERSTAND = 0xC000
+
+
+def status(code: int, comment: str = "") -> Dataset:
+    """A status dataset; ErrorComment is LO, at most 64 characters (PS3.7 C.4)."""
+    ds = Dataset()
+    ds.Status = code
+    if comment:
+        ds.ErrorComment = comment[:64]
+    return ds
+
+
+def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset | int:
+    """EVT_C_STORE: store the received file meta + data set as received."""
+    aet = str(event.assoc.requestor.ae_title).strip()
+    if not policy.may(aet, "store"):
+        tally(event, "store_refused")
+        return status(REFUSED_NOT_AUTHORIZED, "calling AE title not authorized to store")
+    try:
+        raw = event.encoded_dataset()
+        result = archive.store(raw, Origin("dimse", aet))
+    except ArchiveError as exc:
+        log.info("C-STORE from %s refused: %s (0x%04X)", aet, type(exc).__name__, exc.dimse_status)
+        tally(event, "store_failed")
+        return status(exc.dimse_status, exc.reason)
+    except Exception as exc:  # the association survives; no PHI in the log
+        log.error("C-STORE from %s failed: %s\n%s", aet, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        tally(event, "store_failed")
+        return status(CANNOT_UNDERSTAND, "internal error while storing")
+    tally(event, result.outcome)
+    if result.warnings:
+        # PS3.4 B.2.3: 0xB000 coercion of data elements is the closest generic warning
+        return status(0xB000, "; ".join(result.warnings))
+    return SUCCESS
+
