@@ -73,7 +73,7 @@ class Context:
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            self._http = httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False)
         return self._http
 
     def url(self, path: str) -> str:
