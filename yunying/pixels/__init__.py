@@ -1,9 +1,15 @@
 """Pixel pipeline: decode, encode, transcode, negotiate frame media and render (pure, synchronous)."""
-from yunying.pixels.codecs import can_decode, can_encode, decode_frame, decode_frame_info, encode_frame
+from yunying.pixels.codecs import (
+    can_decode, can_encode, decode_frame, decode_frame_info, encode_frame, encode_refusal,
+)
 from yunying.pixels.frameinfo import FrameInfo, UnsupportedTransfer
+from yunying.pixels.negotiate import FrameChoice, negotiate_frame_media, parse_accept
+from yunying.pixels.render import render, thumbnail, to_display
 from yunying.pixels.syntaxes import is_lossy
+from yunying.pixels.transcode import iter_frames, transcode_dataset
 
 __all__ = [
-    "FrameInfo", "UnsupportedTransfer", "can_decode", "can_encode", "decode_frame",
-    "decode_frame_info", "encode_frame", "is_lossy",
+    "FrameChoice", "FrameInfo", "UnsupportedTransfer", "can_decode", "can_encode", "decode_frame",
+    "decode_frame_info", "encode_frame", "encode_refusal", "is_lossy", "iter_frames",
+    "negotiate_frame_media", "parse_accept", "render", "thumbnail", "to_display", "transcode_dataset",
 ]

@@ -1,0 +1,137 @@
+"""Greyscale display pipeline: Modality LUT -> VOI LUT -> Presentation LUT (PS3.4 N.2; PS3.3 C.11)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydicom.pixels import apply_modality_lut, apply_voi
+
+Window = tuple[float, float, str]
+
+_LUT_DOMAIN_MAX = 1 << 17  # integer ranges up to this size go through a lookup table
+
+
+def frame_attr(header: Any, frame_index: int, sequence: str, keyword: str) -> Any:
+    """An attribute from the per-frame, then shared functional groups, then the top level (PS3.3 C.7.6.16)."""
+    for groups in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        seq = header.get(groups)
+        if not seq:
+            continue
+        item = seq[min(frame_index, len(seq) - 1)] if groups.startswith("PerFrame") else seq[0]
+        inner = item.get(sequence)
+        if inner and keyword in inner[0]:
+            return inner[0].get(keyword)
+    return header.get(keyword)
+
+
+def _first(value: Any) -> float | None:
+    """First value of a possibly multi-valued numeric attribute."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (list, tuple)) or hasattr(value, "__getitem__") and not isinstance(value, str):
+        try:
+            value = value[0]
+        except (IndexError, TypeError):
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def modality(values: np.ndarray, header: Any, frame_index: int = 0) -> np.ndarray:
+    """Stored values -> modality values: rescale (C.7.6.16.2.9 / C.11.1) or Modality LUT Sequence."""
+    slope = _first(frame_attr(header, frame_index, "PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _first(
+        frame_attr(header, frame_index, "PixelValueTransformationSequence", "RescaleIntercept"))
+    if slope is None and intercept is None and header.get("ModalityLUTSequence"):
+        return np.asarray(apply_modality_lut(values, header), dtype=np.float64)
+    slope = 1.0 if slope is None else slope
+    intercept = 0.0 if intercept is None else intercept
+    return values.astype(np.float64) * slope + intercept
+
+
+def header_window(header: Any, frame_index: int = 0) -> Window | None:
+    """The first Window Center/Width pair and VOI LUT Function the header offers, if any."""
+    centre = _first(frame_attr(header, frame_index, "FrameVOILUTSequence", "WindowCenter"))
+    width = _first(frame_attr(header, frame_index, "FrameVOILUTSequence", "WindowWidth"))
+    if centre is None or width is None or width <= 0:
+        return None
+    function = frame_attr(header, frame_index, "FrameVOILUTSequence", "VOILUTFunction") or "LINEAR"
+    return centre, width, str(function).strip().upper()
+
+
+def apply_window(x: np.ndarray, window: Window) -> np.ndarray:
+    """Modality values -> [0, 1] by a window (PS3.3 C.11.2.1.2 LINEAR, LINEAR_EXACT, SIGMOID)."""
+    c, w, function = float(window[0]), float(window[1]), window[2].upper().replace("-", "_")
+    if function == "SIGMOID":  # C.11.2.1.3.1
+        return 1.0 / (1.0 + np.exp(-4.0 * (x - c) / max(w, 1e-9)))
+    if function == "LINEAR_EXACT":  # C.11.2.1.3.2
+        return np.clip((x - c) / max(w, 1e-9) + 0.5, 0.0, 1.0)
+    if w <= 1:  # C.11.2.1.2.1 with width 1: a threshold at c - 0.5
+        return (x > c - 0.5).astype(np.float64)
+    return np.clip((x - (c - 0.5)) / (w - 1.0) + 0.5, 0.0, 1.0)
+
+
+def _voi_lut(values: np.ndarray, header: Any) -> np.ndarray | None:
+    """The first VOI LUT Sequence item applied, scaled to [0, 1] (C.11.2.1.1), or None."""
+    seq = header.get("VOILUTSequence")
+    if not seq or "LUTDescriptor" not in seq[0] or "LUTData" not in seq[0]:
+        return None
+    out = np.asarray(apply_voi(np.rint(values).astype(np.int64), header, index=0), np.float64)
+    top = float((1 << (int(seq[0].LUTDescriptor[2]) or 16)) - 1)
+    data_max = float(np.max(np.asarray(seq[0].LUTData)))
+    if 0 < data_max < top / 2:  # descriptor says 16 bits but data is 12: trust the data
+        top = float((1 << int(data_max).bit_length()) - 1)
+    return np.clip(out / top, 0.0, 1.0)
+
+
+def inverts(header: Any) -> bool:
+    """MONOCHROME1 or an INVERSE Presentation LUT Shape shows low values bright (C.7.6.3.1.2, C.11.6)."""
+    shape = str(header.get("PresentationLUTShape", "") or "").strip().upper()
+    photometric = str(header.get("PhotometricInterpretation", "")).strip().upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
+
+
+def display_lut(lo: int, hi: int, header: Any, window: Window | None, frame_index: int,
+                auto: tuple[float, float] | None = None) -> np.ndarray:
+    """uint8 lookup table for stored values lo..hi through the whole greyscale pipeline."""
+    stored = np.arange(lo, hi + 1, dtype=np.int64)
+    return to_unit8(stored, header, window, frame_index, auto)
+
+
+def to_unit8(stored: np.ndarray, header: Any, window: Window | None, frame_index: int,
+             auto: tuple[float, float] | None = None) -> np.ndarray:
+    """Stored values -> display uint8 (Modality, VOI, Presentation LUT, inversion)."""
+    values = modality(stored, header, frame_index)
+    y: np.ndarray | None = None
+    if window is None and header_window(header, frame_index) is None:
+        y = _voi_lut(values, header)
+    if y is None:
+        win = window or header_window(header, frame_index)
+        if win is None:  # PS3.18 8.3.5.1.3: no window -> the full range of the values
+            vmin, vmax = auto if auto is not None else (float(values.min()), float(values.max()))
+            win = ((vmin + vmax) / 2.0, max(vmax - vmin, 1e-9), "LINEAR_EXACT")
+        y = apply_window(values, win)
+    if inverts(header):
+        y = 1.0 - y
+    return np.rint(y * 255.0).astype(np.uint8)
+
+
+def grey_to_uint8(frame: np.ndarray, header: Any, window: Window | None, frame_index: int = 0,
+                  auto: tuple[float, float] | None = None) -> np.ndarray:
+    """Render one greyscale frame to uint8 through a lookup table when its range allows."""
+    if frame.dtype.kind in "iub":
+        lo, hi = int(frame.min()), int(frame.max())
+        if hi - lo < _LUT_DOMAIN_MAX:
+            lut = display_lut(lo, hi, header, window, frame_index, auto)
+            return lut[(frame.astype(np.int64) - lo) if lo else frame]
+    return to_unit8(frame, header, window, frame_index, auto)
+
+
+def auto_range(frames: list[np.ndarray], header: Any, frame_index: int = 0) -> tuple[float, float]:
+    """Min/max modality value over frames: the default window when the header has none."""
+    lo = min(float(f.min()) for f in frames)
+    hi = max(float(f.max()) for f in frames)
+    ends = modality(np.array([lo, hi]), header, frame_index)
+    return float(ends.min()), float(ends.max())
