@@ -98,8 +98,8 @@ def decode_frame_info(data: bytes, info: FrameInfo, transfer_syntax: str) -> tup
     raw = ts not in _JPEG_LOSSY
     try:
         arr, meta = get_decoder(ts).as_array(src, index=0, raw=raw, **info.pixel_options())
-    except Exception as exc:  # a corrupt or truncated bitstream
-        raise UnsupportedTransfer(f"cannot decode frame ({ts}): {exc}") from exc
+    except Exception as exc:  # a corrupt bitstream, or one pydicom's plugins refuse
+        arr, meta = _fallback_decode(data, info, ts, exc)
     photometric = str(meta.get("photometric_interpretation", info.photometric))
     if native and photometric == "YBR_FULL_422":
         photometric = "YBR_FULL"  # pydicom removed the 4:2:2 sub-sampling (PS3.3 C.7.6.3.1.2)
@@ -107,6 +107,20 @@ def decode_frame_info(data: bytes, info: FrameInfo, transfer_syntax: str) -> tup
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     out = info.with_(photometric=photometric, planar_configuration=0, number_of_frames=1)
     return arr.reshape(info.shape), out
+
+
+def _fallback_decode(data: bytes, info: FrameInfo, ts: str,
+                     exc: Exception) -> tuple[np.ndarray, dict[str, Any]]:
+    """Try libjpeg-turbo (imagecodecs) on JPEG streams pydicom's plugins refuse (e.g. 12-bit progressive)."""
+    if ts in (ts_.JPEG_BASELINE, ts_.JPEG_EXTENDED, ts_.JPEG_LOSSLESS, ts_.JPEG_LOSSLESS_SV1):
+        try:
+            arr = np.asarray(imagecodecs.jpeg8_decode(bytes(data)))
+            if arr.shape == info.shape:
+                photometric = "RGB" if info.samples_per_pixel == 3 else info.photometric
+                return _signed(arr, info), {"photometric_interpretation": photometric}
+        except Exception:
+            pass
+    raise UnsupportedTransfer(f"cannot decode frame ({ts}): {exc}") from exc
 
 
 def decode_frame(data: bytes, info: FrameInfo, transfer_syntax: str) -> np.ndarray:
