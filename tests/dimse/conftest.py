@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,61 +10,15 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from dimse.server import DimseServer, start_dimse
 from fake_archive import FakeArchive
+from index.query import Query
+from yunying.archive import Archive
+from yunying.settings import Settings
 
 DCMTK = Path("/usr/bin")
 SCU_AET = "TESTSCU"
 SCP_AET = "YUNYING"
-
-
-def _install_parse_stub() -> None:
-    """index/parse is being written elsewhere; until it lands, a minimal stand-in (tests only)."""
-    try:
-        import index.parse  # noqa: F401
-        return
-    except ImportError:
-        pass
-    from index.query import Match
-
-    class InvalidQueryValue(ValueError):
-        def __init__(self, tag: str, reason: str) -> None:
-            super().__init__(reason)
-            self.tag, self.reason = tag, reason
-
-    def parse_match(tag: str, raw: str, *, list_sep: str = ",") -> Match:
-        if raw in ("", "*"):
-            return Match(tag, "universal")
-        if tag in ("00080020", "00080030", "00100030") and "-" in raw:
-            lo, hi = raw.split("-", 1)
-            if any(not p.isdigit() for p in (lo + hi).replace(".", "")):
-                raise InvalidQueryValue(tag, f"bad range {raw!r}")
-            return Match(tag, "range", (lo, hi))
-        if tag in ("00080020",) and not raw.isdigit():
-            raise InvalidQueryValue(tag, f"bad date {raw!r}")
-        if list_sep in raw:
-            return Match(tag, "list", tuple(raw.split(list_sep)))
-        if "*" in raw or "?" in raw:
-            return Match(tag, "wildcard", (raw,))
-        return Match(tag, "single", (raw,))
-
-    def supported_match_tags(level: str) -> set[str]:
-        return {"00100010", "00100020", "00100021", "00100030", "00080020", "00080030", "00080050",
-                "0020000D", "00200010", "00080061", "00080060", "0020000E", "00200011", "00080018",
-                "00200013", "00080016"}
-
-    parse = types.ModuleType("index.parse")
-    parse.parse_match = parse_match  # type: ignore[attr-defined]
-    parse.supported_match_tags = supported_match_tags  # type: ignore[attr-defined]
-    errors = types.ModuleType("index.errors")
-    errors.InvalidQueryValue = InvalidQueryValue  # type: ignore[attr-defined]
-    sys.modules.setdefault("index.parse", parse)
-    try:
-        import index.errors  # noqa: F401
-    except ImportError:
-        sys.modules["index.errors"] = errors
-
-
-_install_parse_stub()
 
 
 def free_port() -> int:
@@ -86,8 +38,26 @@ def run(tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProce
 
 
 @pytest.fixture
-def archive() -> FakeArchive:
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    arch = Archive(tmp_path / "data")
+    yield arch
+    arch.close()
+
+
+@pytest.fixture
+def fake_archive() -> FakeArchive:
     return FakeArchive()
+
+
+def stored_sops(archive: Archive) -> set[str]:
+    """SOP Instance UIDs the archive holds."""
+    return {str(js["00080018"]["Value"][0]) for js in archive.search(Query(level="IMAGE"))}
+
+
+def stored_dataset(archive: Archive, sop: str) -> pydicom.Dataset:
+    row = archive.row(sop)
+    assert row is not None, sop
+    return archive.read_dataset(row)
 
 
 @pytest.fixture
@@ -95,14 +65,23 @@ def storescp_port() -> int:
     return free_port()
 
 
-@pytest.fixture
-def scp(archive: FakeArchive, storescp_port: int) -> Iterator[object]:
-    from dimse.server import start_dimse
-    from yunying.settings import Settings
-
+def start_scp(archive: object, storescp_port: int, **kw: object) -> DimseServer:
     settings = Settings(host="127.0.0.1", dimse_port=0, aet=SCP_AET,
-                        peers={SCU_AET: ("127.0.0.1", free_port()), "STORESCP": ("127.0.0.1", storescp_port)})
-    server = start_dimse(archive, settings)  # type: ignore[arg-type]
+                        peers={SCU_AET: ("127.0.0.1", free_port()), "STORESCP": ("127.0.0.1", storescp_port)},
+                        **kw)  # type: ignore[arg-type]
+    return start_dimse(archive, settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def scp(archive: Archive, storescp_port: int) -> Iterator[DimseServer]:
+    server = start_scp(archive, storescp_port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_scp(fake_archive: FakeArchive, storescp_port: int) -> Iterator[DimseServer]:
+    server = start_scp(fake_archive, storescp_port)
     yield server
     server.stop()
 

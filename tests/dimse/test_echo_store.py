@@ -7,7 +7,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import SCP_AET, SCU_AET, make_instance, run, sample_file
+from conftest import SCP_AET, SCU_AET, make_instance, run, sample_file, stored_dataset, stored_sops
 
 # sample file -> storescu's flag proposing its transfer syntax (it offers only uncompressed otherwise)
 COMPRESSED = {"SC_rgb_jpeg_dcmtk.dcm": "-xy", "JPGExtended.dcm": "-xx", "JPEG2000.dcm": "-xw",
@@ -25,7 +25,7 @@ def test_store_refused_for_unknown_ae(scp, archive, tmp_path: Path) -> None:
     res = run("storescu", "-aet", "STRANGER", "-aec", SCP_AET, "127.0.0.1", str(scp.port), str(f))
     assert res.returncode != 0
     assert "Calling AE Title Not Recognized" in res.stderr + res.stdout
-    assert not archive.items
+    assert not stored_sops(archive)
 
 
 @pytest.mark.parametrize("flag", ["-xs", "-xi", "-xe", "-xb"])
@@ -33,8 +33,7 @@ def test_store_uncompressed_syntaxes(scp, archive, tmp_path: Path, flag: str) ->
     f = make_instance(tmp_path / "a.dcm", study="1.2.3", series="1.2.3.1", sop="1.2.3.1.1")
     res = run("storescu", flag, "-aet", SCU_AET, "-aec", SCP_AET, "127.0.0.1", str(scp.port), str(f))
     assert res.returncode == 0, res.stderr
-    raw, ds, origin = archive.items["1.2.3.1.1"]
-    assert origin.face == "dimse" and origin.source == SCU_AET
+    ds = stored_dataset(archive, "1.2.3.1.1")
     assert ds.PixelData == pydicom.dcmread(f).PixelData
 
 
@@ -44,7 +43,7 @@ def test_store_compressed_as_received(scp, archive, name: str) -> None:
     res = run("storescu", COMPRESSED[name], "-aet", SCU_AET, "-aec", SCP_AET, "127.0.0.1", str(scp.port), str(src))
     assert res.returncode == 0, res.stderr + res.stdout
     original = pydicom.dcmread(src)
-    stored = archive.items[original.SOPInstanceUID][1]
+    stored = stored_dataset(archive, original.SOPInstanceUID)
     assert stored.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
     assert stored.PixelData == original.PixelData
 
@@ -54,4 +53,4 @@ def test_store_many_files_one_association(scp, archive, tmp_path: Path) -> None:
         make_instance(tmp_path / f"{i}.dcm", study="1.2.3", series="1.2.3.1", sop=f"1.2.3.1.{i}")
     res = run("storescu", "+sd", "-aet", SCU_AET, "-aec", SCP_AET, "127.0.0.1", str(scp.port), str(tmp_path))
     assert res.returncode == 0, res.stderr
-    assert len(archive.items) == 20
+    assert len(stored_sops(archive)) == 20
