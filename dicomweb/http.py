@@ -139,3 +139,10 @@ def not_modified(request: Request, tag: str) -> bool:
 
 
 CACHE_CONTROL = "private, max-age=3600"
+
+
+def warning_header(*texts: str) -> str:
+    """A Warning header (RFC 7234 5.5, PS3.18 8.3.4.1): code 299, printable ASCII only."""
+    clean = ["".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "'" if c == '"' else " " for c in t)[:400]
+             for t in texts]
+    return ", ".join(f'299 yunying "{t}"' for t in clean)

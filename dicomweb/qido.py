@@ -13,7 +13,7 @@ from index.errors import InvalidQueryValue
 from index.parse import parse_match, supported_match_tags, tag_of
 from index.query import Level, Match, Query
 from yunying.errors import InvalidQuery, NotAcceptable
-from dicomweb.http import base_url, parse_accept
+from dicomweb.http import base_url, parse_accept, warning_header
 
 RESERVED = {"limit", "offset", "includefield", "fuzzymatching", "orderby"}
 JSON_TYPES = ("application/dicom+json", "application/json", "*/*", "application/*")
@@ -122,7 +122,7 @@ async def _search(request: Request, level: Level, scope: dict[str, str]) -> Stre
     if len(rows) > wanted:
         rows = rows[:wanted]
         warnings.append("There are additional results that can be requested")
-    headers = {"Warning": ", ".join(f'299 yunying "{w}"' for w in warnings)} if warnings else {}
+    headers = {"Warning": warning_header(*warnings)} if warnings else {}
     body = _with_urls(iter(rows), base_url(request), level)
     return StreamingResponse(iterate_in_threadpool(body), media_type="application/dicom+json", headers=headers)
 

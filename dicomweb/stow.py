@@ -17,7 +17,7 @@ from index.model import Origin
 from yunying.archive import Archive
 from yunying.errors import (ArchiveError, InvalidInstance, PayloadTooLarge, StudyMismatch,
                             UnsupportedMediaType)
-from dicomweb.http import base_url
+from dicomweb.http import base_url, warning_header
 
 log = logging.getLogger("yunying.stow")
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
@@ -192,6 +192,6 @@ def _response(request: Request, results: list[dict[str, Any]], study: str | None
         status = 409 if any(f["conflict"] for f in failed) else 400
     headers = {}
     if failed:
-        headers["Warning"] = f'299 yunying "{len(failed)} of {len(results)} instances failed: ' + \
-            "; ".join(sorted({f["why"][:120].replace('"', "'") for f in failed}))[:400] + '"'
+        headers["Warning"] = warning_header(f"{len(failed)} of {len(results)} instances failed: "
+                                            + "; ".join(sorted({f["why"][:120] for f in failed})))
     return Response(orjson.dumps(body), status_code=status, media_type="application/dicom+json", headers=headers)

@@ -31,7 +31,7 @@ from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA
 from yunying.errors import InstanceConflict, StudyMismatch, UnknownResource
 from yunying.ingest import Parsed, instance_json, parse_instance
-from yunying.part10 import header_bytes, join_part10, pixel_value
+from yunying.part10 import join_part10, pixel_value
 
 log = logging.getLogger("yunying.archive")
 
@@ -130,9 +130,8 @@ class Archive:
 
     def _write_bytes(self, parsed: Parsed, key: str, origin: Origin) -> InstanceRecord:
         header = parsed.header
-        info = header_bytes(header)
         try:
-            self.storage.put_blob(key, HEADER, info)
+            self.storage.put_blob(key, HEADER, parsed.head)
             if parsed.pixel_form == "native":
                 assert parsed.native is not None
                 arr = parsed.native

@@ -14,6 +14,8 @@ import pydicom
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.errors import InvalidDicomError
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
@@ -44,6 +46,7 @@ class Parsed:
     native: np.ndarray | None = None  # (frames, *frame_shape) little-endian, unsigned
     blob: bytes | memoryview | None = None  # encapsulated value or unusual native value, bit-exact
     extra: dict[str, Any] = field(default_factory=dict)
+    head: bytes = b""  # Part 10 bytes of the instance without its PixelData element
 
 
 def _digest(src: Any) -> tuple[str, int]:
@@ -116,10 +119,80 @@ def _parse(src: Any, fp: BinaryIO) -> Parsed:
     meta.MediaStorageSOPInstanceUID = sop
     parsed = Parsed(header=ds, transfer_syntax=ts, sop_class=sop_class, sop=sop, study=study,
                     series=series, digest=digest, size=size, pixel_form="none")
-    if PIXEL_DATA in ds:
-        parsed.extra["tail"] = any(int(t) > PIXEL_DATA for t in elems)
+    raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
+    if raw is not None:
         _split_pixels(parsed, ds, fp, ts_uid)
+    _cut_header(parsed, ds, fp, raw)
     return parsed
+
+
+def _cut_header(parsed: Parsed, ds: Dataset, fp: BinaryIO, raw: Any) -> None:
+    """Keep the received data set bytes exactly, minus the PixelData element (design rule 1)."""
+    if UID(parsed.transfer_syntax) == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        parsed.head = _reencoded(ds)  # the deflated stream has no byte offsets to cut at
+        return
+    start = _dataset_start(fp)
+    meta = _meta_bytes(ds)
+    fp.seek(start)
+    if raw is None:
+        parsed.head = meta + fp.read()
+        return
+    little = ds.original_encoding[1]
+    tag = struct.pack("<HH" if little else ">HH", 0x7FE0, 0x0010)
+    tell = raw.value_tell
+    fp.seek(max(tell - 12, 0))
+    before_value = fp.read(min(tell, 12))
+    # the element header is 12 bytes (explicit VR) or 8 (implicit), whatever the meta claims
+    elem_start = tell - (12 if before_value[-12:-8] == tag and before_value[-8:-6] in (b"OB", b"OW") else 8)
+    if parsed.pixel_form == "encapsulated":
+        assert parsed.blob is not None
+        elem_end = tell + len(parsed.blob) + 8
+    else:
+        elem_end = tell + raw.length
+    fp.seek(elem_start)
+    elem_head = fp.read(tell - elem_start)
+    fp.seek(elem_end - 8)
+    tail = fp.read(8) if parsed.pixel_form == "encapsulated" else b""
+    if elem_start < start or not elem_head.startswith(tag) or tail not in (b"", b"\xfe\xff\xdd\xe0\0\0\0\0"):
+        parsed.head = _reencoded(ds)
+        return
+    fp.seek(start)
+    before = fp.read(elem_start - start)
+    fp.seek(elem_end)
+    parsed.head = meta + before + fp.read()
+    parsed.extra.update(cut=len(meta) + len(before), elem_head=elem_head.hex(), elem_tail=tail.hex())
+
+
+def _dataset_start(fp: BinaryIO) -> int:
+    """Offset of the first data set element: after the preamble and the file meta group (PS3.10 7.1)."""
+    fp.seek(0)
+    pos = 132 if fp.read(132)[128:132] == b"DICM" else 0
+    long_vrs = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+    while True:
+        fp.seek(pos)
+        head = fp.read(8)
+        if len(head) < 8 or struct.unpack_from("<H", head)[0] != 0x0002:
+            return pos
+        if head[4:6] in long_vrs:
+            pos += 12 + struct.unpack("<I", fp.read(4))[0]
+        else:
+            pos += 8 + struct.unpack_from("<H", head, 6)[0]
+
+
+def _meta_bytes(ds: Dataset) -> bytes:
+    buf = DicomBytesIO()
+    buf.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(buf, ds.file_meta, enforce_standard=True)
+    return buf.getvalue()
+
+
+def _reencoded(ds: Dataset) -> bytes:
+    buf = io.BytesIO()
+    try:
+        ds.save_as(buf, enforce_file_format=True)
+    except (TypeError, ValueError, AttributeError, struct.error) as exc:
+        raise InvalidInstance(f"data set cannot be re-encoded: {exc}") from None
+    return buf.getvalue()
 
 
 def _split_pixels(parsed: Parsed, ds: Dataset, fp: BinaryIO, ts: UID) -> None:
@@ -137,10 +210,13 @@ def _split_pixels(parsed: Parsed, ds: Dataset, fp: BinaryIO, ts: UID) -> None:
             raise InvalidInstance("encapsulated PixelData could not be read")
         parsed.pixel_form, parsed.blob = "encapsulated", bytes(value)
         parsed.extra["frames"] = frame_map(bytes(value), frames)
-        parsed.extra["vr"] = "OB"
+        parsed.extra["vr"] = raw.VR if raw.VR in ("OB", "OW") else "OB"
         del ds[PIXEL_DATA]
         return
-    vr = (raw.VR if raw.VR in ("OB", "OW") else None) or ("OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB")
+    try:
+        vr = raw.VR if raw.VR in ("OB", "OW") else ("OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB")
+    except (ValueError, TypeError):
+        raise SOPClassMismatch("BitsAllocated is not a number") from None
     value = _native_value(raw, fp)
     parsed.extra["vr"] = vr
     del ds[PIXEL_DATA]
@@ -152,6 +228,8 @@ def _split_pixels(parsed: Parsed, ds: Dataset, fp: BinaryIO, ts: UID) -> None:
         raise SOPClassMismatch("PixelData without valid Rows, Columns, BitsAllocated") from None
     photometric = str(ds.get("PhotometricInterpretation", ""))
     frame_bytes = rows * cols * spp * bits // 8
+    if photometric.endswith("_422"):
+        frame_bytes = rows * cols * 2 * bits // 8  # PS3.3 C.7.6.3.1.2: two samples per pixel pair
     if bits % 8 == 0 and len(value) < frames * frame_bytes:
         raise SOPClassMismatch(
             f"PixelData holds {len(value)} bytes, {frames} frame(s) of {rows}x{cols}x{spp} at {bits} bits need "

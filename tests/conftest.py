@@ -1,0 +1,72 @@
+"""Shared fixtures: real servers on 127.0.0.1 free ports, real clients."""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from dicomweb_client.api import DICOMwebClient
+from pydicom.data import get_testdata_file, get_testdata_files
+
+from benchmarks.net import YunyingServer, start_yunying
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
+    """One archive for the session's read-mostly tests."""
+    srv = start_yunying(tmp_path_factory.mktemp("archive") / "data")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[YunyingServer]:
+    """An empty archive of the test's own."""
+    srv = start_yunying(tmp_path / "data")
+    yield srv
+    srv.stop()
+
+
+def start_with_env(data: Path, **env: str) -> YunyingServer:
+    """Start a server with YUNYING_* settings from the environment."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return start_yunying(data)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def client(server: YunyingServer) -> DICOMwebClient:
+    return DICOMwebClient(server.dicomweb_url)
+
+
+def testdata(name: str) -> pydicom.Dataset:
+    """A pydicom test file (shipped with pydicom: no download)."""
+    return pydicom.dcmread(get_testdata_file(name))
+
+
+def storable_testfiles() -> list[str]:
+    """pydicom's shipped files that are complete storable instances (SOP + study + series UIDs)."""
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in sorted(get_testdata_files("*")):
+            if not path.endswith(".dcm") and "." in os.path.basename(path):
+                continue
+            try:
+                ds = pydicom.dcmread(path, force=True)
+                uids = [ds.get(k) for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")]
+            except Exception:  # noqa: BLE001 - pydicom's deliberately broken files
+                continue
+            if all(uids) and all(pydicom.uid.UID(str(u)).is_valid for u in uids):
+                out.append(path)
+    return out
