@@ -1,0 +1,377 @@
+"""The benchmark run: build data, start each server, run every workload, report.
+
+`python -m benchmarks [--vs-orthanc | --only NAME] [--quick] [--out DIR]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dimse, web
+from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct
+from benchmarks.net import REPO_ROOT, free_port, start_yunying, yunying_cli_available
+from benchmarks.orthanc import orthanc_available, start_orthanc
+from benchmarks.report import Results
+
+PLACEHOLDER_PORT = 9  # the SCU never listens; peers tables still want an address
+
+
+@dataclass(frozen=True)
+class Profile:
+    studies: int
+    ct_slices: int
+    qido_queries: int
+    metadata_runs: int
+    frame_latency_requests: int
+    frame_seconds: float
+    find_queries: int
+
+
+FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
+               frame_latency_requests=200, frame_seconds=6.0, find_queries=200)
+QUICK = Profile(studies=500, ct_slices=300, qido_queries=200, metadata_runs=3,
+                frame_latency_requests=100, frame_seconds=3.0, find_queries=80)
+
+
+@dataclass
+class Data:
+    ct: CtStudy        # STOW, metadata, frames, C-MOVE, disk, import
+    ct_store1: CtStudy  # C-STORE over one association (new UIDs)
+    ct_store4: CtStudy  # C-STORE over four associations (new UIDs)
+    corpus: Corpus
+
+
+@dataclass
+class Target:
+    name: str
+    dicomweb_url: str
+    peer: dimse.Peer
+    pid: int
+    data_dir: Path
+    stop: Callable[[], None]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def disk_bytes(path: Path) -> int:
+    """Allocated bytes under `path`, as du counts them."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def tree_peak_rss(pid: int) -> int:
+    """Sum of VmHWM over a process and its descendants (workers count too)."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) * 1024
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return total
+
+
+def build_data(out: Path, profile: Profile) -> Data:
+    root = out / "data"
+    t0 = time.perf_counter()
+    data = Data(
+        ct=build_ct(root, profile.ct_slices, "A"),
+        ct_store1=build_ct(root, profile.ct_slices, "B"),
+        ct_store4=build_ct(root, profile.ct_slices, "C"),
+        corpus=build_corpus(root, profile.studies),
+    )
+    log(f"data ready in {time.perf_counter() - t0:.1f} s: CT {len(data.ct.files)} x 3, corpus "
+        f"{profile.studies} studies / {len(data.corpus.files)} instances")
+    return data
+
+
+@contextmanager
+def started(name: str, workdir: Path, scp_port: int) -> Iterator[Target]:
+    peers = {dimse.SCU_AET: ("127.0.0.1", PLACEHOLDER_PORT),
+             dimse.SCP_AET: ("127.0.0.1", scp_port)}
+    if name == "orthanc":
+        o = start_orthanc(workdir, aet="ORTHANC", modalities=peers)
+        target = Target(name, o.dicomweb_url, dimse.Peer("127.0.0.1", o.dimse_port, o.aet),
+                        o.pid, o.storage_dir, o.stop)
+    else:
+        y = start_yunying(workdir / "data", aet="YUNYING", peers=peers,
+                          log_path=workdir / "yunying.log")
+        target = Target(name, y.dicomweb_url, dimse.Peer("127.0.0.1", y.dimse_port, y.aet),
+                        y.pid, y.data_dir, y.stop)
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port: int,
+               results: Results) -> None:
+    """Every workload against one server; a failing workload becomes n/a, never a crash."""
+    details = results.details[name]
+    details["loadavg_before"] = os.getloadavg()
+    all_keys = [k for k in ("stow_ips", "stow_mbps", "corpus_ips", "qido_p50", "qido_p95",
+                            "metadata_p50", "frame_p50", "fps_1", "fps_8", "cstore_1",
+                            "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb")]
+
+    def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
+        log(f"{name}: {label}")
+        try:
+            fn()
+            return True
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an n/a figure
+            results.fail(name, keys, _reason(exc))
+            details.setdefault("errors", {})[label] = traceback.format_exc(limit=3)
+            log(f"{name}: {label} failed: {_reason(exc)}")
+            return False
+
+    try:
+        server_cm = started(name, workdir, scp_port)
+        target = server_cm.__enter__()
+    except Exception as exc:  # noqa: BLE001
+        results.fail(name, all_keys, f"server did not start: {_reason(exc)}")
+        details["start_error"] = str(exc)[-3000:]
+        log(f"{name}: did not start: {_reason(exc)}")
+        return
+    try:
+        url, peer = target.dicomweb_url, target.peer
+
+        def do_stow() -> None:
+            r = web.stow(url, data.ct.files, clients=4, per_request=10)
+            details["stow"] = r
+            results.set(name, "stow_ips", r["instances_per_s"])
+            results.set(name, "stow_mbps", r["mb_per_s"])
+
+        def do_disk() -> None:
+            time.sleep(1.0)  # let a write-behind settle before du
+            used = disk_bytes(target.data_dir)
+            details["disk"] = {"bytes": used, "input_bytes": data.ct.total_bytes,
+                               "path": str(target.data_dir)}
+            results.set(name, "disk_ratio", used / data.ct.total_bytes)
+
+        if phase(["stow_ips", "stow_mbps"], "STOW-RS CT", do_stow):
+            phase(["disk_ratio"], "disk usage", do_disk)
+        else:
+            results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8",
+                                "cmove_ips"], "CT study not stored")
+
+        def do_corpus() -> None:
+            r = web.stow(url, data.corpus.files, clients=4, per_request=50, deadline_s=420)
+            details["corpus_load"] = r
+            results.set(name, "corpus_ips", r["instances_per_s"])
+
+        corpus_ok = phase(["corpus_ips"], f"STOW-RS corpus ({len(data.corpus.files)} instances)",
+                          do_corpus)
+        if not corpus_ok:
+            results.fail(name, ["qido_p50", "qido_p95", "cfind_p50"], "corpus not stored")
+
+        def do_qido() -> None:
+            r = web.qido(url, web.qido_queries(data.corpus, profile.qido_queries))
+            details["qido"] = r
+            results.set(name, "qido_p50", r["p50_ms"])
+            results.set(name, "qido_p95", r["p95_ms"])
+
+        if corpus_ok:
+            phase(["qido_p50", "qido_p95"], "QIDO-RS", do_qido)
+
+        def do_metadata() -> None:
+            r = web.series_metadata(url, data.ct, profile.metadata_runs)
+            details["metadata"] = r
+            results.set(name, "metadata_p50", r["p50_ms"])
+
+        def do_frames() -> None:
+            r = web.frames(url, data.ct, profile.frame_latency_requests, profile.frame_seconds)
+            details["frames"] = r
+            results.set(name, "frame_p50", r["p50_ms"])
+            results.set(name, "fps_1", r["fps_1"])
+            results.set(name, "fps_8", r["fps_8"])
+
+        phase(["metadata_p50"], "series metadata", do_metadata)
+        phase(["frame_p50", "fps_1", "fps_8"], "WADO-RS frames", do_frames)
+
+        def do_cstore(key: str, ct: CtStudy, n: int) -> Callable[[], None]:
+            def run() -> None:
+                r = dimse.c_store(peer, ct.files, associations=n)
+                details[key] = r
+                results.set(name, key, r["instances_per_s"])
+            return run
+
+        phase(["cstore_1"], "C-STORE, 1 association", do_cstore("cstore_1", data.ct_store1, 1))
+        phase(["cstore_4"], "C-STORE, 4 associations", do_cstore("cstore_4", data.ct_store4, 4))
+
+        def do_cfind() -> None:
+            r = dimse.c_find(peer, dimse.c_find_queries(data.corpus, profile.find_queries))
+            details["cfind"] = r
+            results.set(name, "cfind_p50", r["p50_ms"])
+
+        if corpus_ok:
+            phase(["cfind_p50"], "C-FIND", do_cfind)
+
+        def do_cmove() -> None:
+            r = dimse.c_move(peer, data.ct)
+            details["cmove"] = r
+            results.set(name, "cmove_ips", r["instances_per_s"])
+
+        if "stow_ips" in results.values[name]:
+            phase(["cmove_ips"], "C-MOVE", do_cmove)
+
+        rss = tree_peak_rss(target.pid)
+        if rss:
+            results.set(name, "rss_peak_mb", rss / 2**20)
+        else:
+            results.fail(name, ["rss_peak_mb"], "process gone")
+        details["loadavg_after"] = os.getloadavg()
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+def run_import(data: Data, workdir: Path, results: Results) -> None:
+    """`yunying import DIR` of the CT study into a fresh data directory, server stopped."""
+    target_dir = workdir / "import-data"
+    shutil.rmtree(target_dir, ignore_errors=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "yunying.cli", "import", "--data", str(target_dir),
+           str(data.ct.directory)]
+    log("yunying: import " + " ".join(cmd[3:]))
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        results.fail("yunying", ["import_ips"], "import took over 600 s")
+        return
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        results.fail("yunying", ["import_ips"], f"exit {done.returncode}: {tail[0][:120]}")
+        results.details["yunying"]["import_stderr"] = done.stderr.decode(errors="replace")[-3000:]
+        return
+    n = len(data.ct.files)
+    results.details["yunying"]["import"] = {"instances": n, "seconds": elapsed,
+                                            "note": "includes Python start-up"}
+    results.set("yunying", "import_ips", n / elapsed)
+    shutil.rmtree(target_dir, ignore_errors=True)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--vs-orthanc", action="store_true",
+                     help="run the same workload against a throwaway Orthanc too")
+    who.add_argument("--only", choices=["yunying", "orthanc"], help="benchmark one server")
+    p.add_argument("--quick", action="store_true", help="smaller corpus and shorter loops (<3 min)")
+    p.add_argument("--out", type=Path, default=Path("benchmark-out"),
+                   help="data cache, server directories and results (default ./benchmark-out)")
+    p.add_argument("--studies", type=int, help="corpus size (default 5000, --quick 500)")
+    p.add_argument("--keep", action="store_true", help="keep the servers' data directories")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    if args.studies:
+        profile = Profile(**{**profile.__dict__, "studies": args.studies})
+    servers = [args.only] if args.only else (["yunying", "orthanc"] if args.vs_orthanc
+                                            else ["yunying"])
+    out: Path = args.out.resolve()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    started_at = time.perf_counter()
+    results = Results(servers)
+    data = build_data(out, profile)
+    run_dir = out / "runs" / stamp
+    scp_port = free_port()
+    scp = dimse.StoreScp(scp_port, run_dir) if dimse.dcmtk_available() else None
+    try:
+        for name in servers:
+            workdir = run_dir / name
+            if name == "orthanc" and not orthanc_available():
+                results.fail(name, [m for m in _all_keys()], "Orthanc is not installed")
+                continue
+            if name == "yunying" and not yunying_cli_available():
+                results.fail(name, [m for m in _all_keys()], "yunying/cli.py does not exist")
+                continue
+            if scp is None:
+                results.fail(name, ["cstore_1", "cstore_4", "cmove_ips"], "DCMTK not installed")
+            run_server(name, data, profile, workdir, scp_port, results)
+            if not args.keep:
+                shutil.rmtree(workdir / ("data" if name == "yunying" else "storage"),
+                              ignore_errors=True)
+        if "yunying" in servers and yunying_cli_available():
+            run_import(data, run_dir / "yunying", results)
+        if "orthanc" in servers:
+            results.fail("orthanc", ["import_ips"], "no equivalent command")
+    finally:
+        if scp is not None:
+            scp.stop()
+    meta: dict[str, Any] = {
+        "started": stamp, "seconds": round(time.perf_counter() - started_at, 1),
+        "profile": "quick" if args.quick else "full", **profile.__dict__,
+        "ct_instances": len(data.ct.files), "ct_input_bytes": data.ct.total_bytes,
+        "corpus_instances": len(data.corpus.files), "servers": servers,
+        "git_commit": git_commit(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "host": platform.node(),
+    }
+    results.write_json(run_dir / "results.json", meta)
+    results.write_json(out / "results.json", meta)
+    print(results.table())
+    print(f"\n{profile.studies} studies / {len(data.corpus.files)} corpus instances, CT "
+          f"{len(data.ct.files)} x 512x512; {os.cpu_count()} CPUs; run took "
+          f"{meta['seconds']} s; JSON: {out / 'results.json'}")
+    for name in servers:
+        d = results.details[name]
+        for label in ("qido", "cfind"):
+            wrong = (d.get(label) or {}).get("wrong_counts")
+            if wrong:
+                print(f"warning: {name} {label} returned unexpected match counts: {wrong}")
+    return 0
+
+
+def _all_keys() -> list[str]:
+    from benchmarks.report import METRICS
+    return [m.key for m in METRICS]
