@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydicom.pixels import apply_modality_lut, apply_voi
+from pydicom.pixels import apply_modality_lut
 
 Window = tuple[float, float, str]
 
@@ -73,15 +73,30 @@ def apply_window(x: np.ndarray, window: Window) -> np.ndarray:
     return np.clip((x - (c - 0.5)) / (w - 1.0) + 0.5, 0.0, 1.0)
 
 
+def lut_table(item: Any) -> tuple[np.ndarray, int, int]:
+    """(entries, first mapped value, bits) of a LUT item (PS3.3 C.11.1.1.1 LUT Descriptor)."""
+    desc = [int(v) for v in item.LUTDescriptor]
+    n = desc[0] or 65536
+    data = item.LUTData
+    if isinstance(data, (bytes, bytearray)):
+        table = np.frombuffer(data, np.uint8 if len(data) == n else np.dtype("<u2"))
+    else:
+        table = np.asarray(data if not isinstance(data, (int, float)) else [data])
+    first = desc[1] - 65536 if desc[1] > 32767 else desc[1]  # US or SS (C.11.1.1.1)
+    return table[:n].astype(np.float64), first, desc[2] or 16
+
+
 def _voi_lut(values: np.ndarray, header: Any) -> np.ndarray | None:
     """The first VOI LUT Sequence item applied, scaled to [0, 1] (C.11.2.1.1), or None."""
     seq = header.get("VOILUTSequence")
     if not seq or "LUTDescriptor" not in seq[0] or "LUTData" not in seq[0]:
         return None
-    out = np.asarray(apply_voi(np.rint(values).astype(np.int64), header, index=0), np.float64)
-    top = float((1 << (int(seq[0].LUTDescriptor[2]) or 16)) - 1)
-    data_max = float(np.max(np.asarray(seq[0].LUTData)))
-    if 0 < data_max < top / 2:  # descriptor says 16 bits but data is 12: trust the data
+    table, first, bits = lut_table(seq[0])
+    # values below the first entry map to the first, above the last to the last
+    out = table[np.clip(np.rint(values).astype(np.int64) - first, 0, len(table) - 1)]
+    top = float((1 << bits) - 1)
+    data_max = float(table.max()) if len(table) else top
+    if 0 < data_max < top / 2 and bits > 8:  # descriptor says 16 bits, data is 12: trust the data
         top = float((1 << int(data_max).bit_length()) - 1)
     return np.clip(out / top, 0.0, 1.0)
 
