@@ -9,9 +9,10 @@ from collections.abc import Iterable, Iterator
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
+from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext, build_context
 
+from dimse.syntaxes import NATIVE, choose_syntax
 from dimse.identifier import RetrieveTarget, study_query, study_uids
 from index.model import InstanceRow
 from yunying.errors import ArchiveError, UnknownResource
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("yunying.dimse")
 
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 # Not a transfer syntax anyone accepts: a stub carrying it fails its C-STORE sub-operation,
 # so pynetdicom counts it as failed and lists its SOP Instance UID (PS3.4 C.4.2.1.4.2).
@@ -52,19 +52,11 @@ def contexts_for(rows: Iterable[InstanceRow]) -> list[PresentationContext]:
     encoded: dict[tuple[str, str], None] = {}
     for row in rows:
         classes[row.sop_class] = None
-        if str(row.transfer_syntax) not in UNCOMPRESSED:
+        if str(row.transfer_syntax) not in NATIVE:
             encoded[(row.sop_class, str(row.transfer_syntax))] = None
     # uncompressed first, so that every class stays sendable when the limit truncates
-    pairs = [(cls, list(UNCOMPRESSED)) for cls in classes] + [(c, [ts]) for c, ts in encoded]
+    pairs = [(cls, list(NATIVE)) for cls in classes] + [(c, [ts]) for c, ts in encoded]
     return [build_context(cls, syntaxes) for cls, syntaxes in pairs[:MAX_CONTEXTS]]
-
-
-def choose_syntax(row: InstanceRow, accepted: set[str]) -> str | None:
-    """As stored when accepted, else Explicit VR LE, else Implicit VR LE (None: nothing fits)."""
-    for ts in (str(row.transfer_syntax), *UNCOMPRESSED):
-        if ts in accepted:
-            return ts
-    return None
 
 
 def accepted_syntaxes(contexts: Iterable[PresentationContext], sop_class: str) -> set[str]:
@@ -73,7 +65,7 @@ def accepted_syntaxes(contexts: Iterable[PresentationContext], sop_class: str) -
 
 def dataset_to_send(archive: Archive, row: InstanceRow, accepted: set[str]) -> Dataset:
     """The instance in a syntax the peer accepted, or a stub that fails the sub-operation."""
-    ts = choose_syntax(row, accepted)
+    ts = choose_syntax(row.transfer_syntax, accepted)
     if ts is not None:
         try:
             return archive.read_dataset(row, None if ts == row.transfer_syntax else ts)

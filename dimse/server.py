@@ -18,6 +18,7 @@ from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
 from dimse.move_scp import on_c_move
 from dimse.store_scp import on_c_store
+from dimse.syntaxes import STORAGE_SYNTAXES
 from yunying.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,20 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("yunying.dimse")
 
-UNCOMPRESSED = [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian,
-                pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian]
-# Every syntax pydicom knows that carries the data set itself: not JPIP references (no pixel
-# data to keep) nor SMPTE ST 2110 (real-time streams, PS3.5 8.13).
-ENCAPSULATED = [ts for ts in pydicom.uid.AllTransferSyntaxes
-                if ts not in UNCOMPRESSED and "JPIP" not in ts.name and "2110" not in ts.name]
-# pynetdicom picks the first of the *acceptor's* syntaxes that the requestor offers, so this
-# order is our preference: a compressed offer is what the sender holds (keep its bitstream,
-# design rule 1), lossless before lossy, then the uncompressed ones.
-LOSSLESS = {pydicom.uid.JPEGLossless, pydicom.uid.JPEGLosslessSV1, pydicom.uid.JPEGLSLossless,
-            pydicom.uid.JPEG2000Lossless, pydicom.uid.JPEG2000MCLossless, pydicom.uid.HTJ2KLossless,
-            pydicom.uid.HTJ2KLosslessRPCL, pydicom.uid.RLELossless}
-STORAGE_SYNTAXES = ([ts for ts in ENCAPSULATED if ts in LOSSLESS] +
-                    [ts for ts in ENCAPSULATED if ts not in LOSSLESS] + UNCOMPRESSED)
 QR_MODELS = [
     sop.PatientRootQueryRetrieveInformationModelFind, sop.StudyRootQueryRetrieveInformationModelFind,
     sop.PatientRootQueryRetrieveInformationModelMove, sop.StudyRootQueryRetrieveInformationModelMove,
