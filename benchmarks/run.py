@@ -38,12 +38,16 @@ class Profile:
     frame_latency_requests: int
     frame_seconds: float
     find_queries: int
+    frame_requests: int     # per throughput run (1 and 8 clients)
+    cstore_instances: int   # per C-STORE run (1 and 4 associations)
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
-               frame_latency_requests=200, frame_seconds=6.0, find_queries=200)
-QUICK = Profile(studies=500, ct_slices=300, qido_queries=200, metadata_runs=3,
-                frame_latency_requests=100, frame_seconds=3.0, find_queries=80)
+               frame_latency_requests=200, frame_seconds=6.0, find_queries=200,
+               frame_requests=1500, cstore_instances=300)
+QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
+                frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
+                frame_requests=500, cstore_instances=100)
 
 
 @dataclass
@@ -216,7 +220,8 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.set(name, "metadata_p50", r["p50_ms"])
 
         def do_frames() -> None:
-            r = web.frames(url, data.ct, profile.frame_latency_requests, profile.frame_seconds)
+            r = web.frames(url, data.ct, profile.frame_latency_requests, profile.frame_seconds,
+                           throughput_requests=profile.frame_requests)
             details["frames"] = r
             results.set(name, "frame_p50", r["p50_ms"])
             results.set(name, "fps_1", r["fps_1"])
@@ -227,7 +232,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
         def do_cstore(key: str, ct: CtStudy, n: int) -> Callable[[], None]:
             def run() -> None:
-                r = dimse.c_store(peer, ct.files, associations=n)
+                r = dimse.c_store(peer, ct.files[:profile.cstore_instances], associations=n)
                 details[key] = r
                 results.set(name, key, r["instances_per_s"])
             return run
