@@ -1,0 +1,86 @@
+"""Per-frame decode / encode / render milliseconds for a 512x512 16-bit CT frame: python -m yunying.pixels.bench."""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from yunying.pixels import FrameInfo, UnsupportedTransfer, decode_frame, encode_frame, render, thumbnail
+from yunying.pixels import syntaxes as ts_
+
+
+def ct_frame(size: int = 512, seed: int = 0) -> np.ndarray:
+    """A synthetic CT slice in stored values: air, a body ellipse, bone ring, noise (int16)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    hu = np.full((size, size), -1000.0)
+    body = (x / 0.85) ** 2 + (y / 0.65) ** 2 < 1
+    hu[body] = 40
+    hu[((x / 0.5) ** 2 + (y / 0.4) ** 2 < 1) & body] = -850   # lungs
+    ring = np.abs(np.hypot(x, y + 0.3) - 0.12) < 0.03
+    hu[ring] = 900
+    hu += rng.normal(0, 12, hu.shape)
+    return (hu + 1024).astype(np.int16)  # stored = HU - intercept(-1024)
+
+
+def ct_header() -> Dataset:
+    """Header of the synthetic frame."""
+    ds = Dataset()
+    ds.Rows = ds.Columns = 512
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.WindowCenter, ds.WindowWidth = 40, 400
+    ds.PixelSpacing = [0.7, 0.7]
+    return ds
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median wall milliseconds of fn over repeat runs (after one warm-up)."""
+    fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def main(repeat: int = 20) -> None:
+    """Print the table."""
+    frame, header = ct_frame(), ct_header()
+    info = FrameInfo.from_dataset(header)
+    raw = frame.nbytes
+    print(f"512x512 int16 CT frame ({raw} bytes), median of {repeat} runs, one thread")
+    print(f"{'transfer syntax':<34}{'encode ms':>10}{'decode ms':>10}{'ratio':>8}")
+    for ts in (ts_.EXPLICIT_LE, ts_.RLE, ts_.JPEG_LOSSLESS_SV1, ts_.JPEG_LS_LOSSLESS,
+               ts_.JPEG_LS_NEAR, ts_.J2K_LOSSLESS, ts_.J2K, ts_.HTJ2K_LOSSLESS,
+               ts_.HTJ2K_LOSSLESS_RPCL, ts_.HTJ2K):
+        try:
+            data, out = encode_frame(frame, info, ts)
+        except UnsupportedTransfer as exc:
+            print(f"{ts_.syntax(ts).keyword:<34}  refused: {exc.reason}")
+            continue
+        n = max(3, repeat // 4) if ts in (ts_.J2K_LOSSLESS, ts_.J2K) else repeat
+        enc = timed(lambda: encode_frame(frame, info, ts), n)
+        dec = timed(lambda: decode_frame(data, out, ts), n)
+        print(f"{ts_.syntax(ts).keyword:<34}{enc:>10.2f}{dec:>10.2f}{raw / len(data):>8.2f}")
+    for media in ("image/jpeg", "image/png"):
+        ms = timed(lambda: render([frame], header, media_type=media, window=None, viewport=None,
+                                  quality=None), repeat)
+        print(f"render {media:<27}{ms:>10.2f}")
+    ms = timed(lambda: render([frame], header, media_type="image/jpeg", window=(-600, 1500, "LINEAR"),
+                              viewport=(256, 256), quality=80), repeat)
+    print(f"render jpeg window+viewport 256    {ms:>9.2f}")
+    print(f"thumbnail 128                      {timed(lambda: thumbnail(frame, header), repeat):>9.2f}")
+    cine = [np.roll(frame, k, axis=0) for k in range(30)]
+    ms = timed(lambda: render(cine, header, media_type="image/gif", window=None, viewport=(256, 256),
+                              quality=None), 3)
+    print(f"render gif 30 frames @256 (per frame){ms / 30:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
