@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from conformance.runner import DEFAULT_CALLING_AET
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `conformance check` and `conformance statement` under a parent CLI."""
@@ -14,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     chk = sub.add_parser("check", help="run the conformance checks against any archive")
     chk.add_argument("--dicomweb", metavar="URL", help="DICOMweb root, e.g. http://h:8080/dicomweb")
     chk.add_argument("--dimse", metavar="HOST:PORT:AET", help="DIMSE service of the archive")
-    chk.add_argument("--calling-aet", default="CONFSCU", help="our AE title (default CONFSCU)")
+    chk.add_argument("--calling-aet", default=DEFAULT_CALLING_AET,
+                     help=f"our AE title (default {DEFAULT_CALLING_AET})")
     chk.add_argument("--move-port", type=int, metavar="PORT",
                      help="port of our C-MOVE destination; the archive must know "
                           "CALLING-AET at 127.0.0.1:PORT (C-MOVE checks skip without it)")

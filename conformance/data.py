@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pydicom.data
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 MF_GRAYSCALE_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"
@@ -71,7 +71,7 @@ class TestData:
             out.setdefault(inst.series, []).append(inst)
         return out
 
-    def find(self, name: str, predicate) -> Instance:  # noqa: ANN001
+    def find(self, name: str, predicate) -> Instance:
         return next(i for i in self.studies[name] if predicate(i))
 
     @property
@@ -113,8 +113,8 @@ def _image(
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.SOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    ds.SOPClassUID = UID(sop_class)
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.Modality = modality

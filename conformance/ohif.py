@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -126,7 +127,7 @@ class OhifServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> OhifServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,13 +146,13 @@ def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
         def log_message(self, fmt: str, *args: object) -> None:   # keep test output quiet
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._route()
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self._route()
 
-        def do_OPTIONS(self) -> None:  # noqa: N802
+        def do_OPTIONS(self) -> None:
             self._route()
 
         def _route(self) -> None:

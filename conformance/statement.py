@@ -47,26 +47,26 @@ def build_document(version: str = "") -> list[Section]:
             ("Service", "SOP Class", "Role", "Notes"),
             [(s.name, s.sop_class, s.role, s.notes) for s in t.NETWORK_SERVICES])]),
         Section("2 SOP classes (PS3.2 §A.4)", 2, [
-            "Storage SCP accepts every Storage SOP Class of PS3.4 Annex B.5 and plays the SCU "
-            "role for the same classes in C-MOVE and C-GET sub-operations. Examples:",
+            ("Storage SCP accepts every Storage SOP Class of PS3.4 Annex B.5 and plays the SCU "
+            "role for the same classes in C-MOVE and C-GET sub-operations. Examples:"),
         ], [Table(("SOP Class", "UID", "Roles"),
                   [(s.name, s.uid, s.roles) for s in t.STORAGE_EXAMPLES])]),
         Section("3 Transfer syntaxes (PS3.2 §A.4.2)", 2, [
-            "Accepted for every Storage SOP Class as SCP; offered by WADO-RS on request "
+            ("Accepted for every Storage SOP Class as SCP; offered by WADO-RS on request "
             "(`transfer-syntax=`). A compressed original is kept bit-exact and returned as "
-            "received with `transfer-syntax=*`.",
+            "received with `transfer-syntax=*`."),
         ], [Table(("Transfer syntax", "UID", "C-STORE SCP", "WADO-RS output", "Notes"),
                   [(x.name, x.uid, _yes(x.scp_accepts), _yes(x.wado_output), x.notes)
                    for x in t.TRANSFER_SYNTAXES])]),
         Section("4 Extended negotiation (PS3.2 §A.4.3)", 2, [t.EXTENDED_NEGOTIATION]),
         Section("5 Character sets (PS3.2 §A.7)", 2, [
-            "Text is decoded at ingest; every DICOMweb answer is UTF-8 and C-FIND responses are "
-            "sent in ISO_IR 192.",
+            ("Text is decoded at ingest; every DICOMweb answer is UTF-8 and C-FIND responses are "
+            "sent in ISO_IR 192."),
         ], [Table(("Specific Character Set", "Meaning"), list(t.CHARACTER_SETS))]),
         Section("6 Security (PS3.2 §A.8)", 2, [t.SECURITY]),
         Section(f"7 DICOMweb services (PS3.18), root `{root}`", 2, [
-            "Support is one of: supported, not supported, ignored (with a `Warning: 299` "
-            "header, PS3.18 §8.3.4.1), optional, extension.",
+            ("Support is one of: supported, not supported, ignored (with a `Warning: 299` "
+            "header, PS3.18 §8.3.4.1), optional, extension."),
         ]),
         Section("7.1 Transactions", 3, [], [Table(
             ("PS3.18", "Transaction", "Method", "Resource", "Support", "Notes"),
@@ -76,8 +76,8 @@ def build_document(version: str = "") -> list[Section]:
             ("PS3.18", "Parameter", "Support", "Notes"),
             [(q.section, q.name, q.support, q.notes) for q in t.QUERY_PARAMETERS])]),
         Section("7.3 Matching keys (Table 10.6.1-5)", 3, [
-            "Other attributes may be returned with `includefield`; matching on an attribute not "
-            "listed is ignored with a Warning header.",
+            ("Other attributes may be returned with `includefield`; matching on an attribute not "
+            "listed is ignored with a Warning header."),
         ], [Table(("Level", "Keyword", "Tag", "Matching"),
                   [(k.level, k.keyword, k.tag, k.matching) for k in t.QUERY_KEYS])]),
         Section("7.4 Media types (§8.7)", 3, [], [Table(
@@ -135,11 +135,12 @@ def render_html(doc: list[Section]) -> str:
 def write_statement(out_dir: str | Path, version: str = "") -> list[Path]:
     """Write conformance-statement.md and .html into out_dir; returns the paths."""
     if not version:
-        try:
-            from importlib.metadata import version as dist_version
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
 
+        try:
             version = dist_version("yunying")
-        except Exception:  # not installed as a distribution: a source checkout
+        except PackageNotFoundError:  # a source checkout, not installed
             version = ""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def media_params(content_type: str) -> tuple[str, dict[str, str]]:
     """'a/b; k="v"' -> ('a/b', {'k': 'v'}), keys lower-cased."""
     msg = Message()
     msg["content-type"] = content_type
-    params = {k.lower(): v for k, v in msg.get_params()[1:]}
+    params = {k.lower(): v for k, v in (msg.get_params() or [])[1:]}
     return msg.get_content_type(), params
 
 

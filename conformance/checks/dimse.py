@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
@@ -59,7 +60,7 @@ def _ae(ctx: Context) -> AE:
 
 
 @contextmanager
-def _associate(ae: AE, ctx: Context, **kwargs: object) -> Iterator[Association]:
+def _associate(ae: AE, ctx: Context, **kwargs: Any) -> Iterator[Association]:
     d = _dimse(ctx)
     assoc = ae.associate(d.host, d.port, ae_title=d.aet, **kwargs)
     if not assoc.is_established:
@@ -89,6 +90,8 @@ def c_find(ctx: Context, level: str, keys: dict[str, object]) -> list[Dataset]:
         for status, ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
             code = _status(status)
             if code in (0xFF00, 0xFF01):
+                if ident is None:
+                    raise Failed("pending C-FIND response without an identifier")
                 out.append(ident)
             elif code != 0x0000:
                 raise Failed(f"C-FIND status 0x{code:04X}")
@@ -294,8 +297,10 @@ class _StoreSCP:
         for cls in STORAGE:
             self.ae.add_supported_context(cls, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2",
                                                 "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"])
-        self.server = self.ae.start_server(("127.0.0.1", port), block=False,
-                                           evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+        server = self.ae.start_server(("127.0.0.1", port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
+        assert server is not None      # block=False always returns the server
+        self.server = server
 
     def _on_store(self, event: evt.Event) -> int:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urljoin
 
 from conformance.runner import Context, Failed, check
 from conformance.wire import annex_f_problems, media_params, tag_key, value
@@ -81,10 +82,7 @@ def bulkdata(ctx: Context) -> str:
         raise Failed("PixelData absent from metadata (expected a BulkDataURI)")
     if "InlineBinary" in attr or "BulkDataURI" not in attr:
         raise Failed("PixelData not given as BulkDataURI")
-    uri = attr["BulkDataURI"]
-    if not uri.startswith("http"):
-        uri = ctx.url(uri) if not uri.startswith("/") else ctx.dicomweb.split("/", 3)[0] + "//" + \
-            ctx.dicomweb.split("/", 3)[2] + uri  # type: ignore[union-attr]
+    uri = urljoin(ctx.url(ct.path + "/metadata"), attr["BulkDataURI"])   # RFC 3986 §5.2
     resp = ctx.http.get(uri, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
     if resp.status_code != 200:
         raise Failed(f"GET BulkDataURI: status {resp.status_code}")

@@ -9,8 +9,7 @@ import pytest
 
 from benchmarks.net import free_port
 from benchmarks.orthanc import OrthancServer, orthanc_available, start_orthanc
-
-CALLING_AET = "CONFSCU"
+from conformance.runner import DEFAULT_CALLING_AET as CALLING_AET
 
 
 @pytest.fixture(scope="session")

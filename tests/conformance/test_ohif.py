@@ -128,7 +128,7 @@ def _kind(path: str) -> str:
         return "series-metadata"
     if "/frames/" in p:
         return "frames"
-    if p.endswith("/thumbnail") or p.endswith("/rendered"):
+    if p.endswith(("/thumbnail", "/rendered")):
         return "rendered"
     if p.endswith("/series"):
         return "qido-series"

@@ -11,8 +11,8 @@ import pytest
 
 from benchmarks.net import YunyingServer, start_yunying, yunying_cli_available
 from benchmarks.orthanc import OrthancServer
+from conformance.runner import DEFAULT_CALLING_AET as CALLING_AET
 from conformance.runner import Dimse, all_checks, check_archive
-from tests.conformance.conftest import CALLING_AET
 
 REPO = Path(__file__).resolve().parents[2]
 # The happy paths any DICOMweb archive passes: if one fails on Orthanc, the runner is wrong.
