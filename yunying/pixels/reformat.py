@@ -1,0 +1,239 @@
+"""Server-side MPR and MIP/MinIP slabs from a series' frames (our extension; geometry per PS3.3 C.7.6.2.1.1)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from yunying.errors import ArchiveError
+from yunying.pixels.lut import Window
+from yunying.pixels.render import render
+
+FrameReader = Callable[[int], np.ndarray]
+
+
+class UnsuitableGeometry(ArchiveError):
+    """The series cannot be reformatted: tilted, inconsistent or single-slice geometry."""
+
+    http_status, dimse_status = 400, 0xC000
+
+
+@dataclass(frozen=True)
+class SeriesGeometry:
+    """A stack of parallel slices: frame k's top-left pixel at positions[k] (LPS mm, PS3.3 C.7.6.2.1.1)."""
+
+    positions: np.ndarray     # (n, 3), in frame order along the normal
+    row_dir: np.ndarray       # direction of increasing column index (IOP values 1-3)
+    col_dir: np.ndarray       # direction of increasing row index (IOP values 4-6)
+    spacing: tuple[float, float]  # PixelSpacing: between rows, between columns
+    rows: int
+    columns: int
+
+    @classmethod
+    def from_headers(cls, headers: Sequence[Any]) -> tuple[SeriesGeometry, list[int]]:
+        """Geometry of single-frame instances, and their order along the normal (indices into headers)."""
+        if len(headers) < 2:
+            raise UnsuitableGeometry("a reformat needs at least two slices")
+        try:
+            iop = np.array([[float(v) for v in h.ImageOrientationPatient] for h in headers])
+            ipp = np.array([[float(v) for v in h.ImagePositionPatient] for h in headers])
+            spacing = tuple(float(v) for v in headers[0].PixelSpacing)
+            rows, cols = int(headers[0].Rows), int(headers[0].Columns)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise UnsuitableGeometry(f"missing or malformed plane geometry: {exc}") from exc
+        if np.abs(iop - iop[0]).max() > 1e-3:
+            raise UnsuitableGeometry("slices are not parallel (ImageOrientationPatient differs)")
+        if any((int(h.Rows), int(h.Columns)) != (rows, cols) for h in headers):
+            raise UnsuitableGeometry("slices differ in size")
+        order = [int(i) for i in np.argsort(ipp @ np.cross(iop[0, :3], iop[0, 3:]))]
+        geometry = cls(ipp[order], iop[0, :3], iop[0, 3:], (spacing[0], spacing[1]), rows, cols)
+        geometry.check()
+        return geometry, order
+
+    @property
+    def normal(self) -> np.ndarray:
+        """Unit normal of the slices (row direction x column direction)."""
+        n = np.cross(self.row_dir, self.col_dir)
+        return n / np.linalg.norm(n)
+
+    @property
+    def distances(self) -> np.ndarray:
+        """Each slice's position along the normal, mm, increasing."""
+        return self.positions @ self.normal
+
+    def check(self) -> None:
+        """Refuse stacks we would misplace: duplicates, or slices off the normal line (gantry tilt)."""
+        d = self.distances
+        if np.any(np.diff(d) <= 1e-4):
+            raise UnsuitableGeometry("two slices at the same position")
+        inplane = self.positions - np.outer(d - d[0], self.normal) - self.positions[0]
+        if np.abs(inplane).max() > 0.05 * max(self.spacing) + 1e-3:
+            raise UnsuitableGeometry("slices are sheared (gantry tilt); not supported")
+
+    def to_index(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Patient points (m, 3) -> fractional (slice, row, column) indices; NaN slice when outside."""
+        rel = points - self.positions[0]
+        col = rel @ self.row_dir / self.spacing[1]
+        row = rel @ self.col_dir / self.spacing[0]
+        d = self.distances
+        k = np.interp(rel @ self.normal + d[0], d, np.arange(len(d)), left=np.nan, right=np.nan)
+        return k, row, col
+
+    def centre(self) -> np.ndarray:
+        """Centre of the volume, LPS mm."""
+        mid = (self.positions[0] + self.positions[-1]) / 2
+        return mid + self.row_dir * self.spacing[1] * (self.columns - 1) / 2 + \
+            self.col_dir * self.spacing[0] * (self.rows - 1) / 2
+
+
+@dataclass(frozen=True)
+class Plane:
+    """An output image: centre (LPS mm), unit vectors along its columns (u) and rows (v), size, pixel mm."""
+
+    centre: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    width: int
+    height: int
+    pixel_mm: float
+
+    @property
+    def normal(self) -> np.ndarray:
+        """Unit normal of the plane."""
+        n = np.cross(self.u, self.v)
+        return n / np.linalg.norm(n)
+
+
+# Display conventions (LPS): patient right on image left, head at top, anterior on the left
+_AXES = {
+    "axial": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
+    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
+}
+
+
+def plane_for(geometry: SeriesGeometry, orientation: str, *, position_mm: float | None = None,
+              size: tuple[int, int] | None = None, u: Sequence[float] | None = None,
+              v: Sequence[float] | None = None) -> Plane:
+    """An axial/coronal/sagittal (or oblique, given u and v) plane through the volume.
+
+    position_mm is the plane's offset from the volume centre along its normal, oriented towards
+    +x (left), +y (posterior) or +z (head) as the normal mostly points.
+    """
+    if orientation == "oblique":
+        if u is None or v is None:
+            raise UnsuitableGeometry("an oblique plane needs both u and v directions")
+        uu, vv = np.asarray(u, float), np.asarray(v, float)
+        vv = vv - uu * (uu @ vv) / (uu @ uu)  # make v orthogonal to u
+    elif orientation in _AXES:
+        uu, vv = (np.asarray(a, float) for a in _AXES[orientation])
+    else:
+        raise UnsuitableGeometry(f"unknown orientation {orientation}")
+    uu, vv = uu / np.linalg.norm(uu), vv / np.linalg.norm(vv)
+    pixel = min(geometry.spacing)
+    extent = _extent(geometry)
+    width = size[0] if size else max(1, round(float(np.ptp(extent @ uu)) / pixel) + 1)
+    height = size[1] if size else max(1, round(float(np.ptp(extent @ vv)) / pixel) + 1)
+    if size:  # fit the whole volume section into the requested size
+        pixel = max(float(np.ptp(extent @ uu)) / max(width - 1, 1),
+                    float(np.ptp(extent @ vv)) / max(height - 1, 1), 1e-6)
+    centre = geometry.centre()
+    n = np.cross(uu, vv)
+    n = n * np.sign(n[np.argmax(np.abs(n))])  # offsets run along +x, +y or +z (LPS)
+    if position_mm is not None:
+        centre = centre + n * float(position_mm)
+    return Plane(centre, uu, vv, int(width), int(height), pixel)
+
+
+def _extent(g: SeriesGeometry) -> np.ndarray:
+    """The 8 corners of the volume, LPS mm."""
+    a = g.row_dir * g.spacing[1] * (g.columns - 1)
+    b = g.col_dir * g.spacing[0] * (g.rows - 1)
+    return np.array([p + x + y for p in (g.positions[0], g.positions[-1])
+                     for x in (0 * a, a) for y in (0 * b, b)])
+
+
+def reformat(read: FrameReader, geometry: SeriesGeometry, plane: Plane, *,
+             thickness_mm: float = 0.0, mode: str = "mip") -> np.ndarray:
+    """Stored values on the plane (float32), a slab combined by mip/minip/avg; reads only frames it needs."""
+    if mode not in ("mip", "minip", "avg"):
+        raise UnsupportedMode(f"unknown slab mode {mode}")
+    cols = (np.arange(plane.width) - (plane.width - 1) / 2) * plane.pixel_mm
+    rows = (np.arange(plane.height) - (plane.height - 1) / 2) * plane.pixel_mm
+    base = plane.centre + rows[:, None, None] * plane.v + cols[None, :, None] * plane.u
+    step = min(float(np.min(np.diff(geometry.distances))), *geometry.spacing)
+    count = 1 if thickness_mm <= 0 else int(math.ceil(thickness_mm / step)) + 1
+    offsets = np.linspace(-thickness_mm / 2, thickness_mm / 2, count) if count > 1 else [0.0]
+    samples = [geometry.to_index((base + plane.normal * o).reshape(-1, 3)) for o in offsets]
+    frames = _needed_frames(samples, len(geometry.positions))
+    if not frames:
+        return np.zeros((plane.height, plane.width), np.float32)
+    stack = np.stack([np.asarray(read(k), dtype=np.float32) for k in frames])
+    slot = np.full(len(geometry.positions) + 1, 0, np.int64)
+    slot[frames] = np.arange(len(frames))
+    background = float(stack.min())
+    values = [_trilinear(stack, slot, k, r, c, background) for k, r, c in samples]
+    combine = {"mip": np.max, "minip": np.min, "avg": np.mean}[mode]
+    out = combine(np.stack(values), axis=0) if len(values) > 1 else values[0]
+    return out.reshape(plane.height, plane.width).astype(np.float32)
+
+
+class UnsupportedMode(UnsuitableGeometry):
+    """A slab mode we do not offer."""
+
+
+def _needed_frames(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> list[int]:
+    """Slices that contribute with a non-zero weight to any sample."""
+    needed: set[int] = set()
+    for k, _, _ in samples:
+        k = k[~np.isnan(k)]
+        k0 = np.floor(k).astype(np.int64)
+        needed.update(np.unique(k0).tolist())
+        needed.update(np.unique(np.minimum(k0[(k - k0) > 1e-6] + 1, n - 1)).tolist())
+    return sorted(i for i in needed if 0 <= i < n)
+
+
+def _trilinear(stack: np.ndarray, slot: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray,
+               background: float) -> np.ndarray:
+    """Trilinear interpolation at fractional (k, r, c); background outside the volume."""
+    _, rows, cols = stack.shape
+    inside = ~np.isnan(k) & (r >= 0) & (r <= rows - 1) & (c >= 0) & (c <= cols - 1)
+    out = np.full(k.shape, background, np.float32)
+    k, r, c = k[inside], r[inside], c[inside]
+    k0, r0, c0 = np.floor(k).astype(np.int64), np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
+    dk, dr, dc = (k - k0).astype(np.float32), (r - r0).astype(np.float32), (c - c0).astype(np.float32)
+    k1 = np.where(dk > 1e-6, k0 + 1, k0)
+    r1, c1 = np.minimum(r0 + 1, rows - 1), np.minimum(c0 + 1, cols - 1)
+    s0, s1 = slot[k0], slot[k1]
+    flat = stack.reshape(-1)
+
+    def at(s: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+        return flat[(s * rows + rr) * cols + cc]
+
+    top = at(s0, r0, c0) * (1 - dc) + at(s0, r0, c1) * dc
+    bottom = at(s0, r1, c0) * (1 - dc) + at(s0, r1, c1) * dc
+    near = top * (1 - dr) + bottom * dr
+    top = at(s1, r0, c0) * (1 - dc) + at(s1, r0, c1) * dc
+    bottom = at(s1, r1, c0) * (1 - dc) + at(s1, r1, c1) * dc
+    far = top * (1 - dr) + bottom * dr
+    out[inside] = near * (1 - dk) + far * dk
+    return out
+
+
+def render_reformat(read: FrameReader, geometry: SeriesGeometry, header: Any, plane: Plane, *,
+                    window: Window | None, thickness_mm: float = 0.0, mode: str = "mip",
+                    media_type: str = "image/jpeg", quality: int | None = None) -> bytes:
+    """A reformatted slice or slab rendered like a frame, with the series' rescale and window."""
+    image = reformat(read, geometry, plane, thickness_mm=thickness_mm, mode=mode)
+    display = Dataset()  # only what the greyscale pipeline needs: no overlays, no per-frame groups
+    for keyword in ("PhotometricInterpretation", "RescaleSlope", "RescaleIntercept", "WindowCenter",
+                    "WindowWidth", "VOILUTFunction", "PresentationLUTShape", "BitsStored"):
+        if keyword in header:
+            setattr(display, keyword, header.get(keyword))
+    display.PixelSpacing = [plane.pixel_mm, plane.pixel_mm]
+    return render([image], display, media_type=media_type, window=window, viewport=None,
+                  quality=quality)
