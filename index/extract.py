@@ -9,22 +9,16 @@ import orjson
 from index.keys import SERIES_ATTRS, is_patient_attr, is_study_attr
 from index.model import InstanceRecord
 from index.parse import norm_da, norm_dt, norm_tm, pn_components, pn_norm
+from index.schema import PATIENT, TABLES
 
 Json = dict[str, Any]
 SEP = "\x1f"  # separates fuzzy name components; never appears in a PN
 
-INSTANCE_COLS = ("sop", "study", "series", "sop_class", "instance_number", "content_date",
-                 "content_time", "transfer_syntax", "pixel_form", "frames", "size", "digest",
-                 "storage_key", "face", "source", "institution", "received", "extra", "json", "seq")
-SERIES_COLS = ("uid", "study", "modality", "series_number", "series_description", "body_part",
-               "institution", "pps_date", "pps_time", "sps_ids", "req_proc_ids", "series_date",
-               "series_time", "n_instances", "rep_sop", "attrs", "seq")
-PATIENT_COLS = ("patient_id", "issuer", "patient_name", "patient_name_fz", "birth_date", "sex")
-STUDY_COLS = ("uid", "patient_key") + PATIENT_COLS + (
-    "study_date", "study_time", "accession", "referring", "referring_fz", "study_id",
-    "study_description", "modalities", "institutions", "sop_classes", "n_series", "n_instances",
-    "rep_sop", "attrs", "seq")
-PATIENTS_COLS = ("key",) + PATIENT_COLS + ("n_studies", "n_series", "n_instances", "attrs", "seq")
+INSTANCE_COLS = tuple(n for n, _ in TABLES["instances"])
+SERIES_COLS = tuple(n for n, _ in TABLES["series"])
+STUDY_COLS = tuple(n for n, _ in TABLES["studies"])
+PATIENTS_COLS = tuple(n for n, _ in TABLES["patients"])
+PATIENT_COLS = tuple(n for n, _ in PATIENT)
 
 
 def values(js: Json, tag: str) -> list[Any]:
@@ -118,13 +112,14 @@ def _utc(when: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def series_values(js: Json, n_instances: int, rep_sop: str, seq: int) -> tuple[Any, ...]:
+def series_values(js: Json, classes: list[str], n_instances: int, rep_sop: str,
+                  seq: int) -> tuple[Any, ...]:
     """The series row, from its newest instance."""
     return (text(js, "0020000E"), text(js, "0020000D"), text(js, "00080060"),
             integer(js, "00200011"), text(js, "0008103E"), text(js, "00180015"),
             text(js, "00080080"), da(js, "00400244"), tm(js, "00400245"),
             item_texts(js, "00400275", "00400009"), item_texts(js, "00400275", "00401001"),
-            da(js, "00080021"), tm(js, "00080031"), n_instances, rep_sop,
+            da(js, "00080021"), tm(js, "00080031"), classes, n_instances, rep_sop,
             orjson.dumps(subset(js, SERIES_ATTRS.__contains__)), seq)
 
 

@@ -3,33 +3,50 @@ from __future__ import annotations
 
 # Study and series rows carry their own attribute JSON and counters so that a study search
 # never scans instances. JSON is orjson text kept as BLOB (bytes out, no decode on /metadata).
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS instances (
-        sop VARCHAR PRIMARY KEY, study VARCHAR NOT NULL, series VARCHAR NOT NULL,
-        sop_class VARCHAR, instance_number INTEGER, content_date VARCHAR, content_time VARCHAR,
-        transfer_syntax VARCHAR, pixel_form VARCHAR, frames INTEGER, size BIGINT, digest VARCHAR,
-        storage_key VARCHAR, face VARCHAR, source VARCHAR, institution VARCHAR,
-        received TIMESTAMP, extra VARCHAR, json BLOB, seq BIGINT)""",
-    "CREATE INDEX IF NOT EXISTS instances_study ON instances (study)",
-    "CREATE INDEX IF NOT EXISTS instances_series ON instances (series)",
-    """CREATE TABLE IF NOT EXISTS series (
-        uid VARCHAR PRIMARY KEY, study VARCHAR NOT NULL, modality VARCHAR, series_number INTEGER,
-        series_description VARCHAR, body_part VARCHAR, institution VARCHAR, pps_date VARCHAR,
-        pps_time VARCHAR, sps_ids VARCHAR[], req_proc_ids VARCHAR[], series_date VARCHAR,
-        series_time VARCHAR, n_instances INTEGER, rep_sop VARCHAR, attrs BLOB, seq BIGINT)""",
-    "CREATE INDEX IF NOT EXISTS series_study ON series (study)",
-    """CREATE TABLE IF NOT EXISTS studies (
-        uid VARCHAR PRIMARY KEY, patient_key VARCHAR, patient_id VARCHAR, issuer VARCHAR,
-        patient_name VARCHAR[], patient_name_fz VARCHAR[], birth_date VARCHAR, sex VARCHAR,
-        study_date VARCHAR, study_time VARCHAR, accession VARCHAR, referring VARCHAR[],
-        referring_fz VARCHAR[], study_id VARCHAR, study_description VARCHAR,
-        modalities VARCHAR[], institutions VARCHAR[], sop_classes VARCHAR[], n_series INTEGER,
-        n_instances INTEGER, rep_sop VARCHAR, attrs BLOB, seq BIGINT)""",
-    "CREATE INDEX IF NOT EXISTS studies_patient_id ON studies (patient_id)",
-    "CREATE INDEX IF NOT EXISTS studies_patient_key ON studies (patient_key)",
-    "CREATE INDEX IF NOT EXISTS studies_accession ON studies (accession)",
-    """CREATE TABLE IF NOT EXISTS patients (
-        key VARCHAR PRIMARY KEY, patient_id VARCHAR, issuer VARCHAR, patient_name VARCHAR[],
-        patient_name_fz VARCHAR[], birth_date VARCHAR, sex VARCHAR, n_studies INTEGER,
-        n_series INTEGER, n_instances INTEGER, attrs BLOB, seq BIGINT)""",
-)
+# Dates and times are normalized fixed-width strings (see parse.py); PN columns hold the three
+# groups lower-cased, *_fz the fuzzy component strings of each group.
+V, L, I, B = "VARCHAR", "VARCHAR[]", "INTEGER", "BLOB"
+PATIENT = [("patient_id", V), ("issuer", V), ("patient_name", L), ("patient_name_fz", L),
+           ("birth_date", V), ("sex", V)]
+TABLES: dict[str, list[tuple[str, str]]] = {
+    "instances": [
+        ("sop", V), ("study", V), ("series", V), ("sop_class", V), ("instance_number", I),
+        ("content_date", V), ("content_time", V), ("transfer_syntax", V), ("pixel_form", V),
+        ("frames", I), ("size", "BIGINT"), ("digest", V), ("storage_key", V), ("face", V),
+        ("source", V), ("institution", V), ("received", "TIMESTAMP"), ("extra", V), ("json", B),
+        ("seq", "BIGINT")],
+    "series": [
+        ("uid", V), ("study", V), ("modality", V), ("series_number", I),
+        ("series_description", V), ("body_part", V), ("institution", V), ("pps_date", V),
+        ("pps_time", V), ("sps_ids", L), ("req_proc_ids", L), ("series_date", V),
+        ("series_time", V), ("sop_classes", L), ("n_instances", I), ("rep_sop", V), ("attrs", B),
+        ("seq", "BIGINT")],
+    "studies": [
+        ("uid", V), ("patient_key", V), *PATIENT, ("study_date", V), ("study_time", V),
+        ("accession", V), ("referring", L), ("referring_fz", L), ("study_id", V),
+        ("study_description", V), ("modalities", L), ("institutions", L), ("sop_classes", L),
+        ("n_series", I), ("n_instances", I), ("rep_sop", V), ("attrs", B), ("seq", "BIGINT")],
+    "patients": [
+        ("key", V), *PATIENT, ("n_studies", I), ("n_series", I), ("n_instances", I),
+        ("attrs", B), ("seq", "BIGINT")],
+}
+TYPES = {table: dict(cols) for table, cols in TABLES.items()}
+INDEXES = {
+    "instances_study": "instances (study)",
+    "instances_series": "instances (series)",
+    "series_study": "series (study)",
+    "studies_patient_id": "studies (patient_id)",
+    "studies_patient_key": "studies (patient_key)",
+    "studies_accession": "studies (accession)",
+}
+
+
+def statements() -> list[str]:
+    """DDL creating the schema when absent."""
+    out = []
+    for table, cols in TABLES.items():
+        body = ", ".join(f"{n} {t}" + (" PRIMARY KEY" if i == 0 else "")
+                         for i, (n, t) in enumerate(cols))
+        out.append(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+    out += [f"CREATE INDEX IF NOT EXISTS {name} ON {on}" for name, on in INDEXES.items()]
+    return out

@@ -1,0 +1,137 @@
+"""The write path: upsert and delete with exact counters, run inside the caller's transaction."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import orjson
+
+from index import extract as ex
+from index.model import InstanceRecord, InstanceRow
+from index.schema import TABLES
+
+Cursor = duckdb.DuckDBPyConnection
+Doc = tuple[dict[str, Any], str, str]  # DICOM JSON, origin institution, origin source
+ROW_COLS = ("i.study, i.series, i.sop, i.sop_class, i.transfer_syntax, i.pixel_form, i.frames, "
+            "i.size, i.digest, i.storage_key, i.extra")
+
+
+def marks(n: int) -> str:
+    """n comma-separated placeholders."""
+    return ", ".join("?" * n)
+
+
+def to_row(r: Sequence[Any]) -> InstanceRow:
+    """An InstanceRow from a ROW_COLS row."""
+    return InstanceRow(*r[:10], extra=orjson.loads(r[10]) if r[10] else {})
+
+
+def insert(cur: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert rows as one list parameter per column, unnested: one statement, few conversions."""
+    if not rows:
+        return
+    cols = TABLES[table]
+    select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, (_, t) in enumerate(cols))
+    cur.execute(f"INSERT INTO {table} SELECT {select}", [list(c) for c in zip(*rows)])
+
+
+def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int) -> tuple[list[InstanceRow | None], int]:
+    """Insert or replace instances, then refresh what they touched; returns previous rows, last seq."""
+    sops = list(dict.fromkeys(ex.text(r.json, "00080018") or "" for r in records))
+    old = {r.sop: r for r in map(to_row, cur.execute(
+        f"SELECT {ROW_COLS} FROM instances i WHERE i.sop IN ({marks(len(sops))})", sops).fetchall())}
+    previous: list[InstanceRow | None] = []
+    latest: dict[str, tuple[Any, ...]] = {}
+    docs: dict[str, Doc] = {}
+    for rec in records:
+        seq += 1
+        v = ex.instance_values(rec, seq)
+        prior = latest.get(v[0])
+        previous.append(to_row((prior[1], prior[2], prior[0], prior[3], *prior[7:13], prior[17]))
+                        if prior else old.get(v[0]))
+        latest[v[0]] = v
+        docs[v[0]] = (rec.json, rec.origin.institution, rec.origin.source)
+    if old:
+        cur.execute(f"DELETE FROM instances WHERE sop IN ({marks(len(old))})", list(old))
+    insert(cur, "instances", list(latest.values()))
+    studies = {r.study for r in old.values()} | {v[1] for v in latest.values()}
+    series = {r.series for r in old.values()} | {v[2] for v in latest.values()}
+    refresh(cur, studies, series, docs)
+    return previous, seq
+
+
+def delete(cur: Cursor, where: str, params: list[str], order: str) -> list[InstanceRow]:
+    """Remove the instances matching where (on instances i), then refresh; returns them."""
+    rows = [to_row(r) for r in cur.execute(f"SELECT {ROW_COLS} {order}", params).fetchall()]
+    if rows:
+        cur.execute(f"DELETE FROM instances i WHERE {where}", params)
+        refresh(cur, {r.study for r in rows}, {r.series for r in rows}, {})
+    return rows
+
+
+def _docs(cur: Cursor, sops: Sequence[str], known: dict[str, Doc]) -> dict[str, Doc]:
+    """Parsed JSON and origin of instances, from known ones or the database."""
+    out = {s: known[s] for s in sops if s in known}
+    missing = [s for s in sops if s not in known]
+    if missing:
+        out.update({s: (orjson.loads(j), inst, src) for s, j, inst, src in cur.execute(
+            f"SELECT sop, json, institution, source FROM instances WHERE sop IN ({marks(len(missing))})",
+            missing).fetchall()})
+    return out
+
+
+def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, Doc]) -> None:
+    """Rebuild the series, study and patient rows a write touched, with exact counters.
+
+    The newest instance (highest seq) of a series or study gives its attributes; counters and
+    the study's ModalitiesInStudy / SOPClassesInStudy are recomputed by aggregation.
+    """
+    sl, st = sorted(series), sorted(studies)
+    reps = cur.execute(
+        f"SELECT series, list(DISTINCT sop_class ORDER BY sop_class), count(*), arg_max(sop, seq), "
+        f"max(seq) FROM instances WHERE series IN ({marks(len(sl))}) GROUP BY series", sl).fetchall()
+    docs = _docs(cur, [r[3] for r in reps], known)
+    cur.execute(f"DELETE FROM series WHERE uid IN ({marks(len(sl))})", sl)
+    insert(cur, "series", [ex.series_values(docs[rep][0], cls, n, rep, seq)
+                           for _, cls, n, rep, seq in reps])
+    # Study counters and lists aggregate the (already refreshed) series rows, not instances.
+    aggs = cur.execute(f"""
+        WITH s AS (SELECT study, sum(n_instances) n, count(*) ns, arg_max(rep_sop, seq) rep,
+                          max(seq) seq, list_sort(list_distinct(flatten(list(sop_classes)))) cls,
+                          list(DISTINCT modality ORDER BY modality) FILTER (modality IS NOT NULL) m,
+                          list(DISTINCT institution ORDER BY institution)
+                              FILTER (institution IS NOT NULL) inst
+                   FROM series WHERE study IN ({marks(len(st))}) GROUP BY study)
+        SELECT t.uid, o.patient_key, s.n, s.ns, s.rep, s.seq, s.cls, s.m, s.inst
+        FROM (SELECT unnest(?::VARCHAR[]) uid) t
+        LEFT JOIN studies o ON o.uid = t.uid LEFT JOIN s ON s.study = t.uid""", st + [st]).fetchall()
+    keys = {a[1] for a in aggs if a[1] is not None}
+    live = [a for a in aggs if a[2]]
+    docs = _docs(cur, [a[4] for a in live], known)
+    cur.execute(f"DELETE FROM studies WHERE uid IN ({marks(len(st))})", st)
+    rows = []
+    for uid, _, n, ns, rep, seq, cls, mods, insts in live:
+        js, institution, source = docs[rep]
+        agg = {"modalities": mods or [], "institutions": insts or [], "sop_classes": cls or [],
+               "n_series": ns, "n_instances": int(n)}
+        rows.append(ex.study_values(js, ex.issuer_of(js, institution, source), agg, rep, seq))
+    insert(cur, "studies", rows)
+    refresh_patients(cur, keys | {r[1] for r in rows})
+
+
+def refresh_patients(cur: Cursor, keys: set[str]) -> None:
+    """Rebuild patient rows from their studies (the newest study gives the attributes)."""
+    kl = sorted(keys)
+    if not kl:
+        return
+    cols = ", ".join(f"s.{c}" for c in ex.PATIENT_COLS)
+    aggs = cur.execute(f"""
+        WITH a AS (SELECT patient_key, count(*) n, sum(n_series) ns, sum(n_instances) ni,
+                          arg_max(uid, seq) rep, max(seq) seq
+                   FROM studies WHERE patient_key IN ({marks(len(kl))}) GROUP BY patient_key)
+        SELECT a.patient_key, a.n, a.ns, a.ni, a.seq, {cols}, s.attrs
+        FROM a JOIN studies s ON s.uid = a.rep""", kl).fetchall()
+    cur.execute(f"DELETE FROM patients WHERE key IN ({marks(len(kl))})", kl)
+    insert(cur, "patients", [ex.patient_row(a[0], a[5:-1], (a[1], int(a[2]), int(a[3])), a[-1], a[4])
+                             for a in aggs])
