@@ -64,6 +64,8 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     ranges: list[MediaRange] = []
     for item in _split(header, ","):
         parts = _split(item, ";")
+        if not parts or "/" not in parts[0]:
+            raise InvalidQuery("Accept", f"{item!r} is not a media range")
         mtype = parts[0].lower()
         params: dict[str, str] = {}
         q = 1.0
@@ -79,6 +81,8 @@ def parse_accept(header: str | None) -> list[MediaRange]:
                 params[name] = value
         ranges.append(MediaRange(mtype, params, q))
     ranges = [r for r in ranges if r.q > 0]
+    if not ranges:
+        raise InvalidQuery("Accept", "no media range")
     return sorted(ranges, key=lambda r: -r.q)
 
 

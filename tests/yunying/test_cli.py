@@ -1,0 +1,172 @@
+"""The `yunying` command: import, check, settings errors and graceful shutdown, run as a user would."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+
+from benchmarks.net import REPO_ROOT, free_port, start_yunying
+from tests.dicomweb.helpers import make_ct, multipart, part10
+
+
+def yunying(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "yunying.cli", *args], capture_output=True, text=True,
+                          env=full_env, timeout=300, cwd=REPO_ROOT)
+
+
+def test_import_folder_recursively_skips_non_dicom_and_is_idempotent(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "nested" / "deeper"
+    src.mkdir(parents=True)
+    study = generate_uid()
+    for i in range(5):
+        (src / f"img{i}.dcm").write_bytes(part10(make_ct(study, number=i)))
+    (src.parent / "CT_small.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    (src / "notes.txt").write_text("not an image")
+    (src / "DICOMDIR.bak").write_bytes(b"\0" * 300)
+    data = tmp_path / "data"
+    first = yunying("import", str(tmp_path / "in"), "--data", str(data))
+    assert first.returncode == 0, first.stderr
+    assert "6 stored" in first.stdout and "2 skipped (not DICOM)" in first.stdout
+    again = yunying("import", str(tmp_path / "in"), "--data", str(data))
+    assert again.returncode == 0 and "0 stored" in again.stdout and "6 already stored" in again.stdout
+    srv = start_yunying(data)
+    try:
+        got = httpx.get(f"{srv.dicomweb_url}/studies/{study}/instances").json()
+        assert len(got) == 5
+    finally:
+        srv.stop()
+
+
+def test_import_reports_broken_dicom_and_fails(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "truncated.dcm").write_bytes(Path(get_testdata_file("MR_truncated.dcm")).read_bytes())
+    res = yunying("import", str(src), "--data", str(tmp_path / "data"))
+    assert res.returncode == 1
+    assert "1 failed" in res.stdout and "PixelData holds" in res.stdout
+
+
+def test_import_into_a_running_server_points_to_stow(tmp_path: Path) -> None:
+    srv = start_yunying(tmp_path / "data")
+    try:
+        f = tmp_path / "a.dcm"
+        f.write_bytes(part10(make_ct()))
+        res = yunying("import", str(f), "--data", str(tmp_path / "data"))
+        assert res.returncode == 2 and "--stow" in res.stderr
+        res = yunying("import", str(f), "--stow", srv.dicomweb_url)
+        assert res.returncode == 0 and "1 stored" in res.stdout
+    finally:
+        srv.stop()
+
+
+def test_check_finds_and_repairs_orphans_and_missing_bytes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.dcm").write_bytes(part10(make_ct(number=i)))
+    assert yunying("import", str(src), "--data", str(data)).returncode == 0
+    assert yunying("check", "--data", str(data)).returncode == 0
+    versions = sorted(p for p in (data / "store" / "objects").glob("*/*/*") if p.is_dir())
+    assert len(versions) == 3
+    orphan = versions[0].parent / "1.2.3.4.deadbeef"
+    orphan.mkdir()
+    (orphan / "header.dcm").write_bytes(b"x")
+    import shutil
+    shutil.rmtree(versions[1])  # an indexed instance whose bytes vanished
+    res = yunying("check", "--data", str(data))
+    assert res.returncode == 1
+    assert "orphaned bytes" in res.stdout and "missing bytes" in res.stdout
+    res = yunying("check", "--data", str(data), "--repair")
+    assert res.returncode == 0 and "2 problem(s) repaired" in res.stdout
+    assert yunying("check", "--data", str(data)).returncode == 0
+
+
+@pytest.mark.parametrize("args, env, needle", [
+    (["--http-port", "70000"], {}, "http_port"),
+    (["--aet", "THIS_AE_TITLE_IS_TOO_LONG"], {}, "aet"),
+    (["--host", "not-an-ip"], {}, "host"),
+    ([], {"YUNYING_DIMSE_PORT": "abc"}, "YUNYING_DIMSE_PORT"),
+    (["--peers", "/nonexistent/peers.json"], {}, "peers"),
+])
+def test_bad_setting_is_a_clear_message(tmp_path: Path, args: list[str], env: dict[str, str], needle: str) -> None:
+    res = yunying("serve", "--data", str(tmp_path / "d"), *args, env=env)
+    assert res.returncode == 2
+    assert "bad setting" in res.stderr and needle in res.stderr
+
+
+def test_config_file_and_environment(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "yunying.toml"
+    cfg.write_text(f'data = "{tmp_path / "d"}"\nhttp_port = {port}\ndimse_port = 0\ncors_origins = ["https://viewer.example.org"]\n')
+    proc = subprocess.Popen([sys.executable, "-m", "yunying.cli", "serve", "--config", str(cfg)],
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import time
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                resp = httpx.get(f"http://127.0.0.1:{port}/dicomweb/studies",
+                                 headers={"Origin": "https://viewer.example.org"})
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert resp.status_code == 200
+        assert resp.headers["access-control-allow-origin"] == "https://viewer.example.org"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("no_such_setting = 1\n")
+    res = yunying("serve", "--config", str(bad))
+    assert res.returncode == 2 and "no_such_setting" in res.stderr
+
+
+def test_sigterm_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
+    srv = start_yunying(tmp_path / "data")
+    study = generate_uid()
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def sender() -> None:
+        with httpx.Client(timeout=30) as client:
+            n = 0
+            while not stop.is_set() and n < 400:
+                ds = make_ct(study, number=n)
+                body, ctype = multipart(part10(ds))
+                try:
+                    resp = client.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype})
+                except httpx.HTTPError:
+                    return
+                if resp.status_code == 200:
+                    acked.append(ds.SOPInstanceUID)
+                n += 1
+
+    threads = [threading.Thread(target=sender) for _ in range(3)]
+    for t in threads:
+        t.start()
+    import time
+    time.sleep(2.0)
+    srv.proc.send_signal(signal.SIGTERM)
+    srv.proc.wait(60)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    assert acked, "nothing was stored before the signal"
+    srv2 = start_yunying(tmp_path / "data")
+    try:
+        got = httpx.get(f"{srv2.dicomweb_url}/studies/{study}/instances").json()
+        assert set(acked) <= {g["00080018"]["Value"][0] for g in got}
+    finally:
+        srv2.stop()
+    assert yunying("check", "--data", str(tmp_path / "data")).returncode == 0
