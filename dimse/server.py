@@ -50,7 +50,7 @@ def build_ae(aet: str) -> AE:
     """The AE with every context we accept; storage contexts allow either role (C-GET)."""
     ae = AE(ae_title=aet)
     ae.maximum_associations = 64
-    ae.maximum_pdu_size = 0  # no limit on what peers send us
+    ae.maximum_pdu_size = 262144  # bounded PDUs from peers; DCMTK sends at most 128 KiB anyway
     ae.network_timeout = 300
     ae.acse_timeout = 30
     ae.dimse_timeout = 120

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import logging
 import traceback
+from pathlib import Path
 
 from pydicom import Dataset
 from pynetdicom.events import Event
@@ -47,8 +48,7 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
         tally(event, "store_failed")
         return status(exc.dimse_status, exc.reason)
     except Exception as exc:  # the association survives; no PHI in the log
-        log.error("C-STORE from %s failed: %s\n%s", aet, type(exc).__name__,
-                  "".join(traceback.format_tb(exc.__traceback__)))
+        log.error("C-STORE from %s failed: %s at %s", aet, type(exc).__name__, where(exc))
         tally(event, "store_failed")
         return status(CANNOT_UNDERSTAND, "internal error while storing")
     tally(event, result.outcome)
@@ -57,3 +57,9 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
         return status(0xB000, "; ".join(result.warnings))
     return SUCCESS
 
+
+
+def where(exc: BaseException) -> str:
+    """The frames an exception passed through, without its message or source text (no PHI)."""
+    return " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                       for f in reversed(traceback.extract_tb(exc.__traceback__)))
