@@ -6,8 +6,15 @@ import pytest
 
 from tests.pixels.helpers import dicom_file, raw_frames, reference_frames
 from yunying.pixels import (
-    FrameInfo, UnsupportedTransfer, can_decode, can_encode, decode_frame, decode_frame_info,
-    encode_frame, is_lossy, iter_frames,
+    FrameInfo,
+    UnsupportedTransfer,
+    can_decode,
+    can_encode,
+    decode_frame,
+    decode_frame_info,
+    encode_frame,
+    is_lossy,
+    iter_frames,
 )
 from yunying.pixels import syntaxes as ts_
 

@@ -9,7 +9,11 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from yunying.pixels.reformat import (
-    SeriesGeometry, UnsuitableGeometry, plane_for, reformat, render_reformat,
+    SeriesGeometry,
+    UnsuitableGeometry,
+    plane_for,
+    reformat,
+    render_reformat,
 )
 
 N, SIZE, DZ = 40, 64, 2.0  # 40 axial slices of 64x64, 1 mm pixels, 2 mm apart

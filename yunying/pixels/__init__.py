@@ -1,6 +1,11 @@
 """Pixel pipeline: decode, encode, transcode, negotiate frame media and render (pure, synchronous)."""
 from yunying.pixels.codecs import (
-    can_decode, can_encode, decode_frame, decode_frame_info, encode_frame, encode_refusal,
+    can_decode,
+    can_encode,
+    decode_frame,
+    decode_frame_info,
+    encode_frame,
+    encode_refusal,
 )
 from yunying.pixels.frameinfo import FrameInfo, UnsupportedTransfer
 from yunying.pixels.negotiate import FrameChoice, negotiate_frame_media, parse_accept

@@ -4,11 +4,19 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from yunying.pixels import FrameInfo, UnsupportedTransfer, decode_frame, encode_frame, render, thumbnail
+from yunying.pixels import (
+    FrameInfo,
+    UnsupportedTransfer,
+    decode_frame,
+    encode_frame,
+    render,
+    thumbnail,
+)
 from yunying.pixels import syntaxes as ts_
 
 
@@ -65,12 +73,12 @@ def main(repeat: int = 20) -> None:
             print(f"{ts_.syntax(ts).keyword:<34}  refused: {exc.reason}")
             continue
         n = max(3, repeat // 4) if ts in (ts_.J2K_LOSSLESS, ts_.J2K) else repeat
-        enc = timed(lambda: encode_frame(frame, info, ts), n)
-        dec = timed(lambda: decode_frame(data, out, ts), n)
+        enc = timed(partial(encode_frame, frame, info, ts), n)
+        dec = timed(partial(decode_frame, data, out, ts), n)
         print(f"{ts_.syntax(ts).keyword:<34}{enc:>10.2f}{dec:>10.2f}{raw / len(data):>8.2f}")
     for media in ("image/jpeg", "image/png"):
-        ms = timed(lambda: render([frame], header, media_type=media, window=None, viewport=None,
-                                  quality=None), repeat)
+        ms = timed(partial(render, [frame], header, media_type=media, window=None, viewport=None,
+                           quality=None), repeat)
         print(f"render {media:<27}{ms:>10.2f}")
     ms = timed(lambda: render([frame], header, media_type="image/jpeg", window=(-600, 1500, "LINEAR"),
                               viewport=(256, 256), quality=80), repeat)
@@ -80,6 +88,28 @@ def main(repeat: int = 20) -> None:
     ms = timed(lambda: render(cine, header, media_type="image/gif", window=None, viewport=(256, 256),
                               quality=None), 3)
     print(f"render gif 30 frames @256 (per frame){ms / 30:>7.2f}")
+    mpr(frame, header)
+
+
+def mpr(frame: np.ndarray, header: Dataset, slices: int = 300) -> None:
+    """Coronal MPR and a 10 mm MIP slab from a 512x512xN volume held in memory."""
+    from yunying.pixels.reformat import SeriesGeometry, plane_for, render_reformat
+
+    vol = [np.roll(frame, k % 7, axis=1) for k in range(slices)]
+    heads = []
+    for k in range(slices):
+        ds = Dataset()
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0, 0, k * 1.0]
+        ds.PixelSpacing, ds.Rows, ds.Columns = [0.7, 0.7], 512, 512
+        heads.append(ds)
+    geometry, order = SeriesGeometry.from_headers(heads)
+    vol = [vol[i] for i in order]
+    for name, thick in (("coronal MPR", 0.0), ("coronal MIP 10mm", 10.0)):
+        plane = plane_for(geometry, "coronal", size=(512, 512))
+        ms = timed(partial(render_reformat, vol.__getitem__, geometry, header, plane,
+                           window=None, thickness_mm=thick), 5)
+        print(f"{name + f' 512x512x{slices}':<35}{ms:>9.2f}")
 
 
 if __name__ == "__main__":

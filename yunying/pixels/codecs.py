@@ -20,6 +20,9 @@ _IMAGECODECS_ENCODED = {
 }
 _JXL_DECODED = {ts_.JXL_LOSSLESS, ts_.JXL_JPEG, ts_.JXL}
 _JPEG_LOSSY = {ts_.JPEG_BASELINE, ts_.JPEG_EXTENDED}
+# what pydicom's plugins and imagecodecs raise on a bitstream they cannot handle
+CODEC_ERRORS = (RuntimeError, ValueError, TypeError, NotImplementedError, IndexError, KeyError,
+                OverflowError)
 
 
 def _codec_available(name: str) -> bool:
@@ -102,7 +105,7 @@ def decode_frame_info(data: bytes, info: FrameInfo, transfer_syntax: str) -> tup
     raw = ts not in _JPEG_LOSSY
     try:
         arr, meta = get_decoder(ts).as_array(src, index=0, raw=raw, **info.pixel_options())
-    except Exception as exc:  # a corrupt bitstream, or one pydicom's plugins refuse
+    except CODEC_ERRORS as exc:  # a corrupt bitstream, or one pydicom's plugins refuse
         arr, meta = _fallback_decode(data, info, ts, exc)
     photometric = str(meta.get("photometric_interpretation", info.photometric))
     if native and photometric == "YBR_FULL_422":
@@ -133,7 +136,7 @@ def _fast_decode(data: bytes, info: FrameInfo, ts: str) -> np.ndarray | None:
         return None  # libjpeg-turbo would guess a colour transform from the markers
     try:
         arr = np.asarray(getattr(imagecodecs, name)(bytes(data)))
-    except Exception:
+    except CODEC_ERRORS:
         return None  # let pydicom's plugins try, and report
     if arr.shape != info.shape or arr.dtype.itemsize != info.dtype().itemsize:
         return None
@@ -159,8 +162,8 @@ def _fallback_decode(data: bytes, info: FrameInfo, ts: str,
             if arr.shape == info.shape:
                 photometric = "RGB" if info.samples_per_pixel == 3 else info.photometric
                 return _signed(arr, info), {"photometric_interpretation": photometric}
-        except Exception:
-            pass
+        except CODEC_ERRORS as second:
+            exc = second if isinstance(exc, NotImplementedError) else exc
     raise UnsupportedTransfer(f"cannot decode frame ({ts}): {exc}") from exc
 
 
@@ -189,7 +192,7 @@ def _signed(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
 def _decode_jxl(data: bytes, info: FrameInfo) -> np.ndarray:
     try:
         arr = imagecodecs.jpegxl_decode(bytes(data))
-    except Exception as exc:
+    except CODEC_ERRORS as exc:
         raise UnsupportedTransfer(f"cannot decode JPEG XL frame: {exc}") from exc
     return _signed(np.asarray(arr).reshape(info.shape), info)
 
@@ -222,7 +225,7 @@ def encode_frame(arr: np.ndarray, info: FrameInfo, transfer_syntax: str, *,
         return _encode_imagecodecs(arr, out, ts, quality)
     except UnsupportedTransfer:
         raise
-    except Exception as exc:
+    except CODEC_ERRORS as exc:
         raise UnsupportedTransfer(f"cannot encode frame as {ts}: {exc}") from exc
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 
 from yunying.pixels import syntaxes as ts_
 from yunying.pixels.codecs import can_decode, encode_refusal
@@ -13,7 +14,7 @@ class FrameChoice(tuple[str, str]):
 
     multipart: bool
 
-    def __new__(cls, media_type: str, transfer_syntax: str, multipart: bool) -> FrameChoice:
+    def __new__(cls, media_type: str, transfer_syntax: str, multipart: bool) -> Self:
         obj = super().__new__(cls, (media_type, transfer_syntax))
         obj.multipart = multipart
         return obj
@@ -31,7 +32,9 @@ class MediaRange:
 
 def _split(value: str, sep: str) -> list[str]:
     """Split on sep outside double quotes."""
-    parts, buf, quoted = [], [], False
+    parts: list[str] = []
+    buf: list[str] = []
+    quoted = False
     for ch in value:
         if ch == '"':
             quoted = not quoted

@@ -1,192 +1,130 @@
-"""Server-side MPR and MIP/MinIP slabs from a series' frames (our extension; geometry per PS3.3 C.7.6.2.1.1)."""
+"""Server-side MPR and MIP/MinIP slabs from a series' frames (our extension, see docs in README)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
 
-from yunying.errors import ArchiveError
+from yunying.pixels.geometry import Plane, SeriesGeometry, UnsuitableGeometry, plane_for
 from yunying.pixels.lut import Window
 from yunying.pixels.render import render
 
+__all__ = ["FrameReader", "Plane", "SeriesGeometry", "UnsuitableGeometry", "UnsupportedMode",
+           "plane_for", "reformat", "render_reformat"]
+
 FrameReader = Callable[[int], np.ndarray]
-
-
-class UnsuitableGeometry(ArchiveError):
-    """The series cannot be reformatted: tilted, inconsistent or single-slice geometry."""
-
-    http_status, dimse_status = 400, 0xC000
-
-
-@dataclass(frozen=True)
-class SeriesGeometry:
-    """A stack of parallel slices: frame k's top-left pixel at positions[k] (LPS mm, PS3.3 C.7.6.2.1.1)."""
-
-    positions: np.ndarray     # (n, 3), in frame order along the normal
-    row_dir: np.ndarray       # direction of increasing column index (IOP values 1-3)
-    col_dir: np.ndarray       # direction of increasing row index (IOP values 4-6)
-    spacing: tuple[float, float]  # PixelSpacing: between rows, between columns
-    rows: int
-    columns: int
-
-    @classmethod
-    def from_headers(cls, headers: Sequence[Any]) -> tuple[SeriesGeometry, list[int]]:
-        """Geometry of single-frame instances, and their order along the normal (indices into headers)."""
-        if len(headers) < 2:
-            raise UnsuitableGeometry("a reformat needs at least two slices")
-        try:
-            iop = np.array([[float(v) for v in h.ImageOrientationPatient] for h in headers])
-            ipp = np.array([[float(v) for v in h.ImagePositionPatient] for h in headers])
-            spacing = tuple(float(v) for v in headers[0].PixelSpacing)
-            rows, cols = int(headers[0].Rows), int(headers[0].Columns)
-        except (AttributeError, TypeError, ValueError) as exc:
-            raise UnsuitableGeometry(f"missing or malformed plane geometry: {exc}") from exc
-        if np.abs(iop - iop[0]).max() > 1e-3:
-            raise UnsuitableGeometry("slices are not parallel (ImageOrientationPatient differs)")
-        if any((int(h.Rows), int(h.Columns)) != (rows, cols) for h in headers):
-            raise UnsuitableGeometry("slices differ in size")
-        order = [int(i) for i in np.argsort(ipp @ np.cross(iop[0, :3], iop[0, 3:]))]
-        geometry = cls(ipp[order], iop[0, :3], iop[0, 3:], (spacing[0], spacing[1]), rows, cols)
-        geometry.check()
-        return geometry, order
-
-    @property
-    def normal(self) -> np.ndarray:
-        """Unit normal of the slices (row direction x column direction)."""
-        n = np.cross(self.row_dir, self.col_dir)
-        return n / np.linalg.norm(n)
-
-    @property
-    def distances(self) -> np.ndarray:
-        """Each slice's position along the normal, mm, increasing."""
-        return self.positions @ self.normal
-
-    def check(self) -> None:
-        """Refuse stacks we would misplace: duplicates, or slices off the normal line (gantry tilt)."""
-        d = self.distances
-        if np.any(np.diff(d) <= 1e-4):
-            raise UnsuitableGeometry("two slices at the same position")
-        inplane = self.positions - np.outer(d - d[0], self.normal) - self.positions[0]
-        if np.abs(inplane).max() > 0.05 * max(self.spacing) + 1e-3:
-            raise UnsuitableGeometry("slices are sheared (gantry tilt); not supported")
-
-    def to_index(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Patient points (m, 3) -> fractional (slice, row, column) indices; NaN slice when outside."""
-        rel = points - self.positions[0]
-        col = rel @ self.row_dir / self.spacing[1]
-        row = rel @ self.col_dir / self.spacing[0]
-        d = self.distances
-        k = np.interp(rel @ self.normal + d[0], d, np.arange(len(d)), left=np.nan, right=np.nan)
-        return k, row, col
-
-    def centre(self) -> np.ndarray:
-        """Centre of the volume, LPS mm."""
-        mid = (self.positions[0] + self.positions[-1]) / 2
-        return mid + self.row_dir * self.spacing[1] * (self.columns - 1) / 2 + \
-            self.col_dir * self.spacing[0] * (self.rows - 1) / 2
-
-
-@dataclass(frozen=True)
-class Plane:
-    """An output image: centre (LPS mm), unit vectors along its columns (u) and rows (v), size, pixel mm."""
-
-    centre: np.ndarray
-    u: np.ndarray
-    v: np.ndarray
-    width: int
-    height: int
-    pixel_mm: float
-
-    @property
-    def normal(self) -> np.ndarray:
-        """Unit normal of the plane."""
-        n = np.cross(self.u, self.v)
-        return n / np.linalg.norm(n)
-
-
-# Display conventions (LPS): patient right on image left, head at top, anterior on the left
-_AXES = {
-    "axial": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
-    "coronal": ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),
-    "sagittal": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),
-}
-
-
-def plane_for(geometry: SeriesGeometry, orientation: str, *, position_mm: float | None = None,
-              size: tuple[int, int] | None = None, u: Sequence[float] | None = None,
-              v: Sequence[float] | None = None) -> Plane:
-    """An axial/coronal/sagittal (or oblique, given u and v) plane through the volume.
-
-    position_mm is the plane's offset from the volume centre along its normal, oriented towards
-    +x (left), +y (posterior) or +z (head) as the normal mostly points.
-    """
-    if orientation == "oblique":
-        if u is None or v is None:
-            raise UnsuitableGeometry("an oblique plane needs both u and v directions")
-        uu, vv = np.asarray(u, float), np.asarray(v, float)
-        vv = vv - uu * (uu @ vv) / (uu @ uu)  # make v orthogonal to u
-    elif orientation in _AXES:
-        uu, vv = (np.asarray(a, float) for a in _AXES[orientation])
-    else:
-        raise UnsuitableGeometry(f"unknown orientation {orientation}")
-    uu, vv = uu / np.linalg.norm(uu), vv / np.linalg.norm(vv)
-    pixel = min(geometry.spacing)
-    extent = _extent(geometry)
-    width = size[0] if size else max(1, round(float(np.ptp(extent @ uu)) / pixel) + 1)
-    height = size[1] if size else max(1, round(float(np.ptp(extent @ vv)) / pixel) + 1)
-    if size:  # fit the whole volume section into the requested size
-        pixel = max(float(np.ptp(extent @ uu)) / max(width - 1, 1),
-                    float(np.ptp(extent @ vv)) / max(height - 1, 1), 1e-6)
-    centre = geometry.centre()
-    n = np.cross(uu, vv)
-    n = n * np.sign(n[np.argmax(np.abs(n))])  # offsets run along +x, +y or +z (LPS)
-    if position_mm is not None:
-        centre = centre + n * float(position_mm)
-    return Plane(centre, uu, vv, int(width), int(height), pixel)
-
-
-def _extent(g: SeriesGeometry) -> np.ndarray:
-    """The 8 corners of the volume, LPS mm."""
-    a = g.row_dir * g.spacing[1] * (g.columns - 1)
-    b = g.col_dir * g.spacing[0] * (g.rows - 1)
-    return np.array([p + x + y for p in (g.positions[0], g.positions[-1])
-                     for x in (0 * a, a) for y in (0 * b, b)])
+Indices = tuple[np.ndarray, np.ndarray, np.ndarray]  # fractional (slice, row, column)
+Combine = Callable[..., np.ndarray]
 
 
 def reformat(read: FrameReader, geometry: SeriesGeometry, plane: Plane, *,
              thickness_mm: float = 0.0, mode: str = "mip") -> np.ndarray:
     """Stored values on the plane (float32), a slab combined by mip/minip/avg; reads only frames it needs."""
-    if mode not in ("mip", "minip", "avg"):
+    if mode not in _COMBINE:
         raise UnsupportedMode(f"unknown slab mode {mode}")
     cols = (np.arange(plane.width) - (plane.width - 1) / 2) * plane.pixel_mm
     rows = (np.arange(plane.height) - (plane.height - 1) / 2) * plane.pixel_mm
-    base = plane.centre + rows[:, None, None] * plane.v + cols[None, :, None] * plane.u
-    step = min(float(np.min(np.diff(geometry.distances))), *geometry.spacing)
-    count = 1 if thickness_mm <= 0 else int(math.ceil(thickness_mm / step)) + 1
-    offsets = np.linspace(-thickness_mm / 2, thickness_mm / 2, count) if count > 1 else [0.0]
-    samples = [geometry.to_index((base + plane.normal * o).reshape(-1, 3)) for o in offsets]
-    frames = _needed_frames(samples, len(geometry.positions))
-    if not frames:
-        return np.zeros((plane.height, plane.width), np.float32)
-    stack = np.stack([np.asarray(read(k), dtype=np.float32) for k in frames])
-    slot = np.full(len(geometry.positions) + 1, 0, np.int64)
-    slot[frames] = np.arange(len(frames))
-    background = float(stack.min())
-    values = [_trilinear(stack, slot, k, r, c, background) for k, r, c in samples]
-    combine = {"mip": np.max, "minip": np.min, "avg": np.mean}[mode]
-    out = combine(np.stack(values), axis=0) if len(values) > 1 else values[0]
+    base = (plane.centre + rows[:, None, None] * plane.v + cols[None, :, None] * plane.u).reshape(-1, 3)
+    axis = _aligned_axis(geometry, plane.normal)
+    if thickness_mm > 0 and axis is not None:
+        out = _aligned_slab(read, geometry, base, axis, thickness_mm, mode)
+    else:
+        step = min(float(np.min(np.diff(geometry.distances))), *geometry.spacing)
+        count = 1 if thickness_mm <= 0 else math.ceil(thickness_mm / step) + 1
+        offsets = np.linspace(-thickness_mm / 2, thickness_mm / 2, count) if count > 1 else [0.0]
+        samples = [geometry.to_index(base + plane.normal * o) for o in offsets]
+        values = _sample(read, geometry, samples)
+        out = _COMBINE[mode](np.stack(values), axis=0) if len(values) > 1 else values[0]
     return out.reshape(plane.height, plane.width).astype(np.float32)
+
+
+_COMBINE: dict[str, Combine] = {"mip": np.max, "minip": np.min, "avg": np.mean}
 
 
 class UnsupportedMode(UnsuitableGeometry):
     """A slab mode we do not offer."""
 
 
-def _needed_frames(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> list[int]:
+def _aligned_axis(g: SeriesGeometry, normal: np.ndarray) -> int | None:
+    """0 (slices), 1 (rows) or 2 (columns) when the plane is perpendicular to that volume axis."""
+    for axis, direction in enumerate((g.normal, g.col_dir, g.row_dir)):
+        if abs(float(normal @ direction)) > 0.9999:
+            return axis
+    return None
+
+
+def _sample(read: FrameReader, g: SeriesGeometry, samples: list[Indices]) -> list[np.ndarray]:
+    """Trilinear samples at each (k, r, c) set, reading and cropping only the frames they touch."""
+    frames = _needed_frames(samples, len(g.positions))
+    if not frames:
+        return [np.zeros(samples[0][0].shape, np.float32) for _ in samples]
+    r_all = np.concatenate([r for _, r, _ in samples])
+    c_all = np.concatenate([c for _, _, c in samples])
+    box = _box(r_all, c_all, g.rows, g.columns)
+    stack = np.stack([np.asarray(read(k))[box[0]:box[1], box[2]:box[3]] for k in frames])
+    slot = np.zeros(len(g.positions) + 1, np.int64)
+    slot[frames] = np.arange(len(frames))
+    background = float(stack.min())
+    return [_trilinear(stack, slot, k, r, c, box, (g.rows, g.columns), background)
+            for k, r, c in samples]
+
+
+def _box(r: np.ndarray, c: np.ndarray, rows: int, cols: int) -> tuple[int, int, int, int]:
+    """Row and column bounds (end exclusive) of the pixels that fractional (r, c) touch."""
+    ok = (r >= 0) & (r <= rows - 1) & (c >= 0) & (c <= cols - 1)
+    if not ok.any():
+        return 0, 1, 0, 1
+    r, c = r[ok], c[ok]
+    return (int(np.floor(r.min())), min(int(np.floor(r.max())) + 2, rows),
+            int(np.floor(c.min())), min(int(np.floor(c.max())) + 2, cols))
+
+
+def _aligned_slab(read: FrameReader, g: SeriesGeometry, base: np.ndarray, axis: int,
+                  thickness_mm: float, mode: str) -> np.ndarray:
+    """A slab perpendicular to a volume axis: combine whole voxel planes, then sample once."""
+    k, r, c = g.to_index(base)
+    half = thickness_mm / 2
+    if axis == 0:
+        d = g.distances
+        centre = float(np.nanmean(k)) if np.isfinite(k).any() else -1.0
+        at = float(np.interp(centre, np.arange(len(d)), d))
+        picks = [i for i in range(len(d)) if abs(d[i] - at) <= half + 1e-6]
+        if not picks:
+            return np.zeros(k.shape, np.float32)
+        box = _box(r, c, g.rows, g.columns)
+        planes = np.stack([np.asarray(read(i))[box[0]:box[1], box[2]:box[3]] for i in picks])
+        combined = _COMBINE[mode](planes, axis=0)[None]
+        slot = np.zeros(len(d) + 1, np.int64)
+        return _trilinear(combined, slot, np.zeros_like(k), r, c, box, (g.rows, g.columns),
+                          float(combined.min()))
+    coord = r if axis == 1 else c
+    spacing = g.spacing[0] if axis == 1 else g.spacing[1]
+    centre = float(np.nanmean(coord))
+    lo = max(math.ceil(centre - half / spacing - 1e-6), 0)
+    hi = min(math.floor(centre + half / spacing + 1e-6), (g.rows if axis == 1 else g.columns) - 1)
+    frames = _needed_frames([(k, r, c)], len(g.positions))
+    if not frames or hi < lo:
+        return np.zeros(k.shape, np.float32)
+    other = c if axis == 1 else r
+    o_box = _box(np.zeros_like(other), other, 1, g.columns if axis == 1 else g.rows)[2:]
+    pieces = []
+    for i in frames:
+        f = np.asarray(read(i))
+        part = f[lo:hi + 1, o_box[0]:o_box[1]] if axis == 1 else f[o_box[0]:o_box[1], lo:hi + 1].T
+        pieces.append(_COMBINE[mode](part, axis=0))
+    combined = np.stack(pieces)[:, None, :]  # (frames, 1, other)
+    slot = np.zeros(len(g.positions) + 1, np.int64)
+    slot[frames] = np.arange(len(frames))
+    flat_r = np.where(np.isnan(coord), np.nan, 0.0)
+    box = (0, 1, o_box[0], o_box[1])
+    return _trilinear(combined, slot, k, flat_r, other, box, (1, g.columns if axis == 1 else g.rows),
+                      float(combined.min()))
+
+
+def _needed_frames(samples: list[Indices], n: int) -> list[int]:
     """Slices that contribute with a non-zero weight to any sample."""
     needed: set[int] = set()
     for k, _, _ in samples:
@@ -198,28 +136,27 @@ def _needed_frames(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: 
 
 
 def _trilinear(stack: np.ndarray, slot: np.ndarray, k: np.ndarray, r: np.ndarray, c: np.ndarray,
-               background: float) -> np.ndarray:
-    """Trilinear interpolation at fractional (k, r, c); background outside the volume."""
-    _, rows, cols = stack.shape
-    inside = ~np.isnan(k) & (r >= 0) & (r <= rows - 1) & (c >= 0) & (c <= cols - 1)
+               box: tuple[int, int, int, int], full: tuple[int, int], background: float) -> np.ndarray:
+    """Trilinear interpolation at fractional (k, r, c) of a stack cropped to box; background outside."""
+    rows, cols = full
+    inside = ~np.isnan(k) & ~np.isnan(r) & (r >= 0) & (r <= rows - 1) & (c >= 0) & (c <= cols - 1)
     out = np.full(k.shape, background, np.float32)
-    k, r, c = k[inside], r[inside], c[inside]
+    k, r, c = k[inside], r[inside] - box[0], c[inside] - box[2]
+    _, srows, scols = stack.shape
     k0, r0, c0 = np.floor(k).astype(np.int64), np.floor(r).astype(np.int64), np.floor(c).astype(np.int64)
     dk, dr, dc = (k - k0).astype(np.float32), (r - r0).astype(np.float32), (c - c0).astype(np.float32)
     k1 = np.where(dk > 1e-6, k0 + 1, k0)
-    r1, c1 = np.minimum(r0 + 1, rows - 1), np.minimum(c0 + 1, cols - 1)
+    r1, c1 = np.minimum(r0 + 1, srows - 1), np.minimum(c0 + 1, scols - 1)
     s0, s1 = slot[k0], slot[k1]
     flat = stack.reshape(-1)
 
     def at(s: np.ndarray, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
-        return flat[(s * rows + rr) * cols + cc]
+        return flat[(s * srows + rr) * scols + cc].astype(np.float32)
 
-    top = at(s0, r0, c0) * (1 - dc) + at(s0, r0, c1) * dc
-    bottom = at(s0, r1, c0) * (1 - dc) + at(s0, r1, c1) * dc
-    near = top * (1 - dr) + bottom * dr
-    top = at(s1, r0, c0) * (1 - dc) + at(s1, r0, c1) * dc
-    bottom = at(s1, r1, c0) * (1 - dc) + at(s1, r1, c1) * dc
-    far = top * (1 - dr) + bottom * dr
+    near = (at(s0, r0, c0) * (1 - dc) + at(s0, r0, c1) * dc) * (1 - dr) + \
+        (at(s0, r1, c0) * (1 - dc) + at(s0, r1, c1) * dc) * dr
+    far = (at(s1, r0, c0) * (1 - dc) + at(s1, r0, c1) * dc) * (1 - dr) + \
+        (at(s1, r1, c0) * (1 - dc) + at(s1, r1, c1) * dc) * dr
     out[inside] = near * (1 - dk) + far * dk
     return out
 

@@ -46,8 +46,8 @@ def burn_overlays(image: np.ndarray, header: Any, frame_index: int = 0) -> np.nd
             continue
         try:
             plane = np.asarray(header.overlay_array(group))
-        except Exception:  # a malformed overlay is skipped, never fatal to rendering
-            continue
+        except (ValueError, TypeError, AttributeError, KeyError):
+            continue  # a malformed overlay is left out; it never stops the image
         first = int(header.get((group, 0x0051), None).value if (group, 0x0051) in header else 1) - 1
         if plane.ndim == 3:
             k = frame_index - first
