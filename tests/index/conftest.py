@@ -62,7 +62,7 @@ def from_file(path: str | Path, institution: str = "H1") -> InstanceRecord:
                           f"k/{ds.SOPInstanceUID}", Origin("dimse", "MODALITY", institution))
 
 
-def testdata(name: str) -> InstanceRecord:
+def record_of(name: str) -> InstanceRecord:
     """A record of one of pydicom's test files (charset files included)."""
     path = CHARSETS / name if (CHARSETS / name).exists() else get_testdata_file(name)
     assert path, name
