@@ -77,6 +77,22 @@ class SeriesGeometry:
         k = np.interp(rel @ self.normal + d[0], d, np.arange(len(d)), left=np.nan, right=np.nan)
         return k, row, col
 
+    def grid_to_index(self, centre: np.ndarray, u: np.ndarray, v: np.ndarray, down_mm: np.ndarray,
+                      across_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """to_index for the grid centre + down*v + across*u, computed separably (flattened)."""
+        rel = centre - self.positions[0]
+
+        def project(direction: np.ndarray, scale: float) -> np.ndarray:
+            d = direction / scale
+            return (rel @ d + down_mm[:, None] * (v @ d) + across_mm[None, :] * (u @ d)).ravel()
+
+        col = project(self.row_dir, self.spacing[1])
+        row = project(self.col_dir, self.spacing[0])
+        dist = project(self.normal, 1.0) + self.distances[0]
+        d = self.distances
+        k = np.interp(dist, d, np.arange(len(d), dtype=np.float64), left=np.nan, right=np.nan)
+        return k, row, col
+
     def centre(self) -> np.ndarray:
         """Centre of the volume, LPS mm."""
         mid = (self.positions[0] + self.positions[-1]) / 2

@@ -27,15 +27,18 @@ def reformat(read: FrameReader, geometry: SeriesGeometry, plane: Plane, *,
         raise UnsupportedMode(f"unknown slab mode {mode}")
     cols = (np.arange(plane.width) - (plane.width - 1) / 2) * plane.pixel_mm
     rows = (np.arange(plane.height) - (plane.height - 1) / 2) * plane.pixel_mm
-    base = (plane.centre + rows[:, None, None] * plane.v + cols[None, :, None] * plane.u).reshape(-1, 3)
+    def grid(offset: float) -> Indices:
+        return geometry.grid_to_index(plane.centre + plane.normal * offset, plane.u, plane.v,
+                                      rows, cols)
+
     axis = _aligned_axis(geometry, plane.normal)
     if thickness_mm > 0 and axis is not None:
-        out = _aligned_slab(read, geometry, base, axis, thickness_mm, mode)
+        out = _aligned_slab(read, geometry, grid(0.0), axis, thickness_mm, mode)
     else:
         step = min(float(np.min(np.diff(geometry.distances))), *geometry.spacing)
         count = 1 if thickness_mm <= 0 else math.ceil(thickness_mm / step) + 1
         offsets = np.linspace(-thickness_mm / 2, thickness_mm / 2, count) if count > 1 else [0.0]
-        samples = [geometry.to_index(base + plane.normal * o) for o in offsets]
+        samples = [grid(float(o)) for o in offsets]
         values = _sample(read, geometry, samples)
         out = _COMBINE[mode](np.stack(values), axis=0) if len(values) > 1 else values[0]
     return out.reshape(plane.height, plane.width).astype(np.float32)
@@ -82,10 +85,10 @@ def _box(r: np.ndarray, c: np.ndarray, rows: int, cols: int) -> tuple[int, int, 
             int(np.floor(c.min())), min(int(np.floor(c.max())) + 2, cols))
 
 
-def _aligned_slab(read: FrameReader, g: SeriesGeometry, base: np.ndarray, axis: int,
+def _aligned_slab(read: FrameReader, g: SeriesGeometry, centre: Indices, axis: int,
                   thickness_mm: float, mode: str) -> np.ndarray:
     """A slab perpendicular to a volume axis: combine whole voxel planes, then sample once."""
-    k, r, c = g.to_index(base)
+    k, r, c = centre
     half = thickness_mm / 2
     if axis == 0:
         d = g.distances
