@@ -90,8 +90,8 @@ TRANSACTIONS: tuple[Transaction, ...] = (
                 SUPPORTED, "precomputed DICOM JSON, bulk data as BulkDataURI"),
     Transaction("§10.4", "Retrieve frames", "GET", ".../instances/{sop}/frames/{list}", SUPPORTED),
     Transaction("§10.4", "Retrieve bulk data", "GET", ".../bulkdata/{path}", SUPPORTED),
-    Transaction("§10.4", "Retrieve rendered", "GET", ".../rendered, .../thumbnail", SUPPORTED,
-                "image/jpeg, image/png, image/gif"),
+    Transaction("§10.4", "Retrieve rendered / thumbnail", "GET", ".../rendered, .../thumbnail",
+                NOT_SUPPORTED, "TODO: yunying/pixels/render.py exists; no route yet (404)"),
     Transaction("§8.9", "Capabilities", "OPTIONS", "every resource", OPTIONAL,
                 "Allow header; machine-readable description: TODO"),
     Transaction("—", "Delete", "DELETE", "/studies/{study}[/series/{series}[/instances/{sop}]]",
@@ -162,14 +162,16 @@ MEDIA_TYPES: tuple[MediaType, ...] = (
     MediaType("STOW-RS / QIDO-RS / metadata response", "application/dicom+json", SUPPORTED,
               "default"),
     MediaType("QIDO-RS / metadata response", 'multipart/related; type="application/dicom+xml"',
-              NOT_SUPPORTED, "406"),
+              NOT_SUPPORTED, "406; Required by Table 10.4.4-1 for metadata"),
     MediaType("WADO-RS instances", 'multipart/related; type="application/dicom"', SUPPORTED,
               "transfer-syntax parameter: see the table below; `*` returns the stored syntax"),
     MediaType("WADO-RS frames / bulk data", 'multipart/related; type="application/octet-stream"',
               SUPPORTED, "native; each part names its transfer-syntax"),
     MediaType("WADO-RS frames", 'multipart/related; type="image/jls" / "image/jp2" / '
               '"image/jphc" / "image/jpeg"', SUPPORTED, "the stored bitstream, or transcoded"),
-    MediaType("WADO-RS rendered", "image/jpeg, image/png, image/gif", SUPPORTED),
+    MediaType("WADO-RS instances", 'multipart/related; type="application/octet-stream"',
+              NOT_SUPPORTED, "406; Required by Table 10.4.4-1 (as bulk data)"),
+    MediaType("WADO-RS rendered", "image/jpeg, image/png, image/gif", NOT_SUPPORTED, "no route"),
 )
 
 TRANSFER_SYNTAXES: tuple[TransferSyntax, ...] = (

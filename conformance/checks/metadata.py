@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from conformance.runner import Context, Failed, check
-from conformance.wire import annex_f_problems, media_params, tag_key, value
+from conformance.wire import annex_f_problems, media_params, parse_multipart, tag_key, value
 
 JSON = {"Accept": "application/dicom+json"}
 PIXEL_DATA = tag_key("PixelData")
@@ -86,8 +86,6 @@ def bulkdata(ctx: Context) -> str:
     resp = ctx.http.get(uri, headers={"Accept": 'multipart/related; type="application/octet-stream"'})
     if resp.status_code != 200:
         raise Failed(f"GET BulkDataURI: status {resp.status_code}")
-    from conformance.wire import parse_multipart
-
     body = b"".join(p.body for p in parse_multipart(resp.headers.get("content-type", ""), resp.content))
     if body[: len(ct.ds.PixelData)] != ct.ds.PixelData:
         raise Failed("bulk data bytes differ from PixelData")
@@ -109,3 +107,19 @@ def unknown(ctx: Context) -> None:
                         headers=JSON)
     if resp.status_code != 404:
         raise Failed(f"status {resp.status_code}")
+
+
+@check("metadata-xml", "PS3.18 Table 10.4.4-1",
+       'metadata as multipart/related; type="application/dicom+xml" (Required)')
+def xml(ctx: Context) -> str:
+    ctx.ensure_stored("A")
+    resp = ctx.http.get(ctx.url(ctx.data.ct.path + "/metadata"),
+                        headers={"Accept": 'multipart/related; type="application/dicom+xml"'})
+    if resp.status_code != 200:
+        raise Failed(f"status {resp.status_code}")
+    parts = parse_multipart(resp.headers.get("content-type", ""), resp.content)
+    if len(parts) != 1 or b"NativeDicomModel" not in parts[0].body:
+        raise Failed(f"{len(parts)} parts, expected one NativeDicomModel")
+    if ctx.data.ct.sop.encode() not in parts[0].body:
+        raise Failed("SOPInstanceUID not in the XML")
+    return "1 XML part"

@@ -7,7 +7,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from conformance.data import Instance
-from conformance.runner import Context, Failed, check
+from conformance.runner import Context, Failed, Skipped, check
 from conformance.wire import MULTIPART_DICOM, Part, media_params, parse_multipart, read_part10
 
 MPEG2_MPML = "1.2.840.10008.1.2.4.100"
@@ -176,3 +176,55 @@ def unknown_instance(ctx: Context) -> None:
     resp = ctx.http.get(ctx.url(path), headers={"Accept": MULTIPART_DICOM})
     if resp.status_code != 404:
         raise Failed(f"status {resp.status_code}")
+
+
+@check("wado-instance-octet-stream", "PS3.18 Table 10.4.4-1",
+       'instance with Accept multipart/related; type="application/octet-stream" (Required): bulk data')
+def instance_octet_stream(ctx: Context) -> str:
+    ctx.ensure_stored("A")
+    ct = ctx.data.ct
+    parts = retrieve(ctx, ct.path, 'multipart/related; type="application/octet-stream"')
+    if not any(p.body == ct.ds.PixelData for p in parts):
+        raise Failed(f"{len(parts)} parts, none is the PixelData")
+    return f"{len(parts)} parts"
+
+
+def _optional_get(ctx: Context, path: str, accept: str) -> tuple[str, bytes]:
+    resp = ctx.http.get(ctx.url(path), headers={"Accept": accept})
+    if resp.status_code in (404, 405, 406, 501):
+        raise Skipped(f"status {resp.status_code}: not supported")
+    if resp.status_code != 200:
+        raise Failed(f"status {resp.status_code}")
+    return resp.headers.get("content-type", ""), resp.content
+
+
+@check("wado-single-part", "PS3.18 Table 10.4.4-1", "instance as single-part application/dicom",
+       optional=True)
+def single_part(ctx: Context) -> None:
+    ctx.ensure_stored("A")
+    ctype, body = _optional_get(ctx, ctx.data.ct.path, "application/dicom")
+    if media_params(ctype)[0] != "application/dicom":
+        raise Failed(f"Content-Type {ctype!r}")
+    if str(read_part10(body).SOPInstanceUID) != ctx.data.ct.sop:
+        raise Failed("wrong instance")
+
+
+@check("wado-rendered", "PS3.18 §10.4.1 / §8.7.4", "rendered instance as image/jpeg", optional=True)
+def rendered(ctx: Context) -> str:
+    ctx.ensure_stored("A")
+    ctype, body = _optional_get(ctx, ctx.data.ct.path + "/rendered", "image/jpeg")
+    if media_params(ctype)[0] != "image/jpeg" or not body.startswith(b"\xff\xd8"):
+        raise Failed(f"Content-Type {ctype!r}, not a JPEG")
+    return f"{len(body)} bytes"
+
+
+@check("wado-thumbnail", "PS3.18 §10.4.1 / Table 10.4.4-1", "series thumbnail as image/jpeg",
+       optional=True)
+def thumbnail(ctx: Context) -> str:
+    ctx.ensure_stored("A")
+    ct = ctx.data.ct
+    ctype, body = _optional_get(ctx, f"studies/{ct.study}/series/{ct.series}/thumbnail",
+                                "image/jpeg")
+    if media_params(ctype)[0] != "image/jpeg" or not body.startswith(b"\xff\xd8"):
+        raise Failed(f"Content-Type {ctype!r}, not a JPEG")
+    return f"{len(body)} bytes"

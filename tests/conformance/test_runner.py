@@ -23,6 +23,12 @@ ORTHANC_MUST_PASS = {
     "dimse-echo-dcmtk", "dimse-echo-pynetdicom", "dimse-store-pynetdicom", "dimse-find-study",
     "dimse-get-series", "dimse-move-pynetdicom",
 }
+# Required by PS3.18 and not implemented yet; each entry is a failing check we owe (issue 5).
+KNOWN_GAPS = {
+    "qido-xml",                     # multipart/related; type="application/dicom+xml" search results
+    "metadata-xml",                 # Table 10.4.4-1: XML metadata is Required
+    "wado-instance-octet-stream",   # Table 10.4.4-1: instance as octet-stream bulk data, Required
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,10 @@ def test_runner_against_yunying(yunying: YunyingServer, move_port: int) -> None:
     out = io.StringIO()
     dimse = Dimse("127.0.0.1", yunying.dimse_port, yunying.aet, CALLING_AET, move_port)
     results = check_archive(yunying.dicomweb_url, dimse, out)
-    failed = [r.line() for r in results if r.status == "FAIL"]
+    failed = [r.line() for r in results if r.status == "FAIL" and r.check.id not in KNOWN_GAPS]
     assert not failed, "\n".join(failed)
+    fixed = {r.check.id for r in results if r.status == "PASS"} & KNOWN_GAPS
+    assert not fixed, f"now passing, remove from KNOWN_GAPS: {sorted(fixed)}"
 
 
 def test_cli_exit_code_and_lines(orthanc: OrthancServer) -> None:
