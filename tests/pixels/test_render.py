@@ -219,3 +219,22 @@ def test_one_bit_image() -> None:
     assert set(np.unique(got)) <= {0, 255}
     np.testing.assert_array_equal(got == 255, ds.pixel_array == 1)
     assert isinstance(pydicom.__version__, str)
+
+
+def test_preview_from_htj2k_bitstream_is_reduced_and_close() -> None:
+    from yunying.pixels import FrameInfo, encode_frame
+    from yunying.pixels import syntaxes as ts_
+    from yunying.pixels.bench import ct_frame, ct_header
+    from yunying.pixels.preview import decode_preview, render_preview
+
+    frame, header = ct_frame(), ct_header()
+    info = FrameInfo.from_dataset(header)
+    for ts in (ts_.HTJ2K_LOSSLESS, ts_.EXPLICIT_LE, ts_.JPEG_LS_LOSSLESS):
+        data, out = encode_frame(frame, info, ts)
+        small = decode_preview(data, out, ts, max_side=128)
+        assert small.shape == (128, 128) and small.dtype == frame.dtype
+        # a reduced image is a low-pass of the frame: compare with 4x4 block means
+        blocks = frame.reshape(128, 4, 128, 4).mean(axis=(1, 3))
+        assert np.median(np.abs(small - blocks)) < 40, ts
+        img = Image.open(io.BytesIO(render_preview(data, out, ts, header, size=128)))
+        assert img.format == "JPEG" and img.size == (128, 128)

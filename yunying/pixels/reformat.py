@@ -85,10 +85,10 @@ def _box(r: np.ndarray, c: np.ndarray, rows: int, cols: int) -> tuple[int, int, 
             int(np.floor(c.min())), min(int(np.floor(c.max())) + 2, cols))
 
 
-def _aligned_slab(read: FrameReader, g: SeriesGeometry, centre: Indices, axis: int,
+def _aligned_slab(read: FrameReader, g: SeriesGeometry, at_plane: Indices, axis: int,
                   thickness_mm: float, mode: str) -> np.ndarray:
     """A slab perpendicular to a volume axis: combine whole voxel planes, then sample once."""
-    k, r, c = centre
+    k, r, c = at_plane
     half = thickness_mm / 2
     if axis == 0:
         d = g.distances
