@@ -68,6 +68,8 @@ def encode_refusal(ts: str, info: FrameInfo) -> str | None:
         return "16-bit colour lossless JPEG has no encoder here"
     if ts == ts_.RLE and info.bits_allocated not in (8, 16, 32):
         return f"RLE does not take BitsAllocated {info.bits_allocated}"
+    if info.photometric == "PALETTE COLOR" and ts_.is_lossy(ts):
+        return "palette indices must not be compressed lossily (PS3.5 8.2, Table 8.2.1-1)"
     if ts in (ts_.JPEG_BASELINE, ts_.JPEG_EXTENDED):
         # PS3.5 Table 8.2.1-1: lossy JPEG takes unsigned 8 (baseline) or 8/12 bit (extended) samples
         limit = 8 if ts == ts_.JPEG_BASELINE else 12
