@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pynetdicom.events import Event
-from pynetdicom.sop_class import Verification
+
+from dimse.uids import VERIFICATION
 
 log = logging.getLogger("yunying.dimse")
 
@@ -32,7 +33,7 @@ class AccessPolicy:
     accept_all: bool = False
 
     @classmethod
-    def from_peers(cls, peers: Iterable[str], accept_all: bool = False) -> "AccessPolicy":
+    def from_peers(cls, peers: Iterable[str], accept_all: bool = False) -> AccessPolicy:
         return cls(frozenset(p.strip() for p in peers), accept_all)
 
     def is_known(self, aet: str) -> bool:
@@ -45,11 +46,13 @@ class AccessPolicy:
     def on_requested(self, event: Event) -> None:
         """EVT_REQUESTED: reject an unknown AE unless it only proposes Verification."""
         rq = event.assoc.requestor.primitive
+        if rq is None:
+            return
         aet = str(rq.calling_ae_title).strip()
         if self.is_known(aet):
             return
         proposed = {str(cx.abstract_syntax) for cx in rq.presentation_context_definition_list}
-        if proposed <= {Verification}:
+        if proposed <= {VERIFICATION}:
             return
         log.info("association from %r (%s) rejected: calling AE title not recognised",
                  aet, _address(event))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydicom import Dataset
@@ -12,7 +13,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from dimse import scu
 
 
-def add_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `dimse` command group to the `yunying` parser."""
     group = subparsers.add_parser("dimse", help="DIMSE SCU: echo, find, move, get, store")
     sub = group.add_subparsers(dest="dimse_command", required=True)
@@ -86,7 +87,7 @@ def _report(what: str, result: scu.RetrieveResult) -> int:
     return 0 if result.ok else 1
 
 
-def _run(fn: "callable[[], int]") -> int:  # type: ignore[valid-type]
+def _run(fn: Callable[[], int]) -> int:
     try:
         return fn()
     except scu.DimseFailure as exc:

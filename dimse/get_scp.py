@@ -31,12 +31,12 @@ def on_c_get(event: Event, archive: Archive, policy: AccessPolicy) -> Iterator[A
         problem, code = "calling AE title not authorized to retrieve", 0xC001
     else:
         try:
-            rows = resolve(archive, compile_retrieve(event.identifier, root_of(event.request.AffectedSOPClassUID)))
+            rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))))
         except InvalidIdentifier as exc:
             problem, code = exc.reason, exc.status
         except ArchiveError as exc:
             problem, code = exc.reason, exc.dimse_status
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the edge: any failure becomes a status
             log.error("C-GET from %s: %s while resolving", calling, type(exc).__name__)
             problem, code = "internal error while resolving the identifier", 0xC001
     if problem is not None:

@@ -140,7 +140,7 @@ def compile_retrieve(identifier: Dataset, root: str) -> RetrieveTarget:
              for lvl in _higher_levels(level, root)}
     here = _uid_list(identifier, UNIQUE_KEY[level], level)
     issuer = raw_value(identifier[ISSUER_OF_PATIENT_ID]) if int(ISSUER_OF_PATIENT_ID, 16) in identifier else ""
-    pick = lambda lvl: here if lvl == level else ((above[lvl],) if lvl in above else ())  # noqa: E731
+    pick = lambda lvl: here if lvl == level else ((above[lvl],) if lvl in above else ())
     return RetrieveTarget(level=level, patients=pick("PATIENT"), issuer=issuer,
                           studies=pick("STUDY"), series=pick("SERIES"), sops=pick("IMAGE"))
 

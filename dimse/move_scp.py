@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
-from pynetdicom.sop_class import Verification
 from pynetdicom.presentation import build_context
 
 from dimse.access import AccessPolicy
@@ -17,6 +16,7 @@ from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send, resolve
 from dimse.store_scp import status
+from dimse.uids import VERIFICATION
 from yunying.errors import ArchiveError
 
 if TYPE_CHECKING:
@@ -43,12 +43,12 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     status_code = 0xA900
     rows = []
     try:
-        rows = resolve(archive, compile_retrieve(event.identifier, root_of(event.request.AffectedSOPClassUID)))
+        rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))))
     except InvalidIdentifier as exc:
         problem, status_code = exc.reason, exc.status
     except ArchiveError as exc:
         problem, status_code = exc.reason, exc.dimse_status
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the edge: any failure becomes a status
         log.error("C-MOVE from %s: %s while resolving", calling, type(exc).__name__)
         problem, status_code = "internal error while resolving the identifier", 0xC001
     sub: dict[str, Association] = {}
@@ -56,7 +56,7 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     def grab(e: Event) -> None:
         sub["assoc"] = e.assoc
 
-    contexts = contexts_for(rows) or [build_context(Verification)]
+    contexts = contexts_for(rows) or [build_context(VERIFICATION)]
     yield host, port, {"contexts": contexts, "evt_handlers": [*HANDLERS, (evt.EVT_ESTABLISHED, grab)]}
     if problem is not None:
         # pynetdicom only reports a handler's status once the destination is associated

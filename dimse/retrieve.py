@@ -2,18 +2,17 @@
 transfer syntax negotiation (as stored, else Explicit VR LE, else Implicit VR LE)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext, build_context
 
-from dimse.syntaxes import NATIVE, choose_syntax
 from dimse.identifier import RetrieveTarget, study_query, study_uids
+from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
 from yunying.errors import ArchiveError, UnknownResource
 

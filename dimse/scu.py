@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 from pynetdicom import AE, evt
-from pynetdicom import sop_class as sop
 from pynetdicom.association import Association
 from pynetdicom.events import Event
-from pynetdicom.presentation import PresentationContext, StoragePresentationContexts, build_context, build_role
+from pynetdicom.presentation import (
+    PresentationContext,
+    StoragePresentationContexts,
+    build_context,
+    build_role,
+)
 
+from dimse import uids
 from dimse.requestor import HANDLERS
-from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send
+from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from index.model import Origin
 from yunying.errors import ArchiveError
 
@@ -32,12 +37,9 @@ log = logging.getLogger("yunying.dimse")
 
 UNCOMPRESSED = NATIVE
 MODELS = {
-    ("patient", "find"): sop.PatientRootQueryRetrieveInformationModelFind,
-    ("study", "find"): sop.StudyRootQueryRetrieveInformationModelFind,
-    ("patient", "move"): sop.PatientRootQueryRetrieveInformationModelMove,
-    ("study", "move"): sop.StudyRootQueryRetrieveInformationModelMove,
-    ("patient", "get"): sop.PatientRootQueryRetrieveInformationModelGet,
-    ("study", "get"): sop.StudyRootQueryRetrieveInformationModelGet,
+    ("patient", "find"): uids.PATIENT_ROOT_FIND, ("study", "find"): uids.STUDY_ROOT_FIND,
+    ("patient", "move"): uids.PATIENT_ROOT_MOVE, ("study", "move"): uids.STUDY_ROOT_MOVE,
+    ("patient", "get"): uids.PATIENT_ROOT_GET, ("study", "get"): uids.STUDY_ROOT_GET,
 }
 
 
@@ -107,7 +109,7 @@ def _status(rsp: Dataset | None, what: str) -> int:
 
 def echo(peer: Peer) -> int:
     """C-ECHO; returns the status (0x0000 success)."""
-    with associate(peer, [build_context(sop.Verification)]) as assoc:
+    with associate(peer, [build_context(uids.VERIFICATION)]) as assoc:
         return _status(assoc.send_c_echo(), "C-ECHO")
 
 
@@ -156,7 +158,7 @@ def move(peer: Peer, identifier: Dataset, destination: str, root: str = "study")
 StoreCallback = Callable[[bytes], int]
 
 
-def get(peer: Peer, identifier: Dataset, on_instance: "StoreCallback | Archive", root: str = "study",
+def get(peer: Peer, identifier: Dataset, on_instance: StoreCallback | Archive, root: str = "study",
         sop_classes: Sequence[str] | None = None, compressed: bool | Sequence[str] = False) -> RetrieveResult:
     """C-GET; each instance (file meta + data set bytes) goes to `on_instance` or into an archive.
 
@@ -168,7 +170,7 @@ def get(peer: Peer, identifier: Dataset, on_instance: "StoreCallback | Archive",
     """
     model = MODELS[(root, "get")]
     per_class = 2 if compressed else 1
-    classes = list(sop_classes or [cx.abstract_syntax for cx in StoragePresentationContexts])
+    classes = list(sop_classes or [str(cx.abstract_syntax) for cx in StoragePresentationContexts])
     classes = classes[: 127 // per_class]
     offered = ([str(ts) for ts in compressed] if not isinstance(compressed, bool) else
                [ts for ts in STORAGE_SYNTAXES if ts not in UNCOMPRESSED] if compressed else [])
@@ -186,7 +188,7 @@ def get(peer: Peer, identifier: Dataset, on_instance: "StoreCallback | Archive",
         except ArchiveError as exc:
             log.info("C-GET from %s: instance refused: %s", peer.called, exc.reason)
             return exc.dimse_status
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the edge: any failure becomes a status
             log.error("C-GET from %s: instance failed: %s", peer.called, type(exc).__name__)
             return 0xC000
 
@@ -194,14 +196,14 @@ def get(peer: Peer, identifier: Dataset, on_instance: "StoreCallback | Archive",
         return _retrieve_result(assoc.send_c_get(identifier, model), "C-GET")
 
 
-def _into_archive(archive: "Archive", source: str) -> StoreCallback:
+def _into_archive(archive: Archive, source: str) -> StoreCallback:
     def store(raw: bytes) -> int:
         archive.store(raw, Origin("dimse", source))
         return 0x0000
     return store
 
 
-def store(peer: Peer, archive: "Archive", study: str, series: str | None = None,
+def store(peer: Peer, archive: Archive, study: str, series: str | None = None,
           sop_instance: str | None = None) -> RetrieveResult:
     """C-STORE archive content to a peer, each instance as stored when accepted, else uncompressed."""
     rows = archive.instances(study, series, sop_instance)

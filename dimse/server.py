@@ -1,12 +1,10 @@
 """The SCP: one pynetdicom AE serving the archive (Verification, Storage, Q/R FIND/MOVE/GET)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pydicom.uid
 from pynetdicom import AE, _config, evt
 from pynetdicom import sop_class as sop
 from pynetdicom.transport import ThreadedAssociationServer
@@ -18,7 +16,8 @@ from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
 from dimse.move_scp import on_c_move
 from dimse.store_scp import on_c_store
-from dimse.syntaxes import STORAGE_SYNTAXES
+from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
+from dimse.uids import QR_MODELS, VERIFICATION
 from yunying.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,12 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("yunying.dimse")
 
-QR_MODELS = [
-    sop.PatientRootQueryRetrieveInformationModelFind, sop.StudyRootQueryRetrieveInformationModelFind,
-    sop.PatientRootQueryRetrieveInformationModelMove, sop.StudyRootQueryRetrieveInformationModelMove,
-    sop.PatientRootQueryRetrieveInformationModelGet, sop.StudyRootQueryRetrieveInformationModelGet,
-]
-QUERY_SYNTAXES = [pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian]
+QUERY_SYNTAXES = NATIVE
 
 
 def storage_classes() -> list[str]:
@@ -54,7 +48,7 @@ def build_ae(aet: str) -> AE:
     ae.network_timeout = 300
     ae.acse_timeout = 30
     ae.dimse_timeout = 120
-    ae.add_supported_context(sop.Verification, QUERY_SYNTAXES)
+    ae.add_supported_context(VERIFICATION, QUERY_SYNTAXES)
     for model in QR_MODELS:
         ae.add_supported_context(model, QUERY_SYNTAXES)
     for uid in storage_classes():
@@ -97,7 +91,9 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
         (evt.EVT_C_MOVE, on_c_move, [archive, policy, peers]),
         (evt.EVT_C_GET, on_c_get, [archive, policy]),
     ]
-    server = ae.start_server((settings.host, settings.dimse_port), block=False, evt_handlers=handlers)
+    server = ae.start_server((settings.host, settings.dimse_port), block=False,
+                             evt_handlers=handlers)  # type: ignore[arg-type]
+    assert server is not None  # block=False always returns the server
     log.info("DIMSE SCP %s listening on %s:%d (%d storage classes, %d peers, accept_all=%s)",
              settings.aet, settings.host, server.server_address[1], len(storage_classes()),
              len(peers), settings.dimse_accept_all)

@@ -1,11 +1,10 @@
 """C-STORE SCP (PS3.4 Annex B): every instance goes through the archive's one store path."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import logging
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydicom import Dataset
 from pynetdicom.events import Event
@@ -47,7 +46,7 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
         log.info("C-STORE from %s refused: %s (0x%04X)", aet, type(exc).__name__, exc.dimse_status)
         tally(event, "store_failed")
         return status(exc.dimse_status, exc.reason)
-    except Exception as exc:  # the association survives; no PHI in the log
+    except Exception as exc:  # noqa: BLE001 - the association survives; no PHI in the log
         log.error("C-STORE from %s failed: %s at %s", aet, type(exc).__name__, where(exc))
         tally(event, "store_failed")
         return status(CANNOT_UNDERSTAND, "internal error while storing")

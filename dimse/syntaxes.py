@@ -4,12 +4,12 @@ from __future__ import annotations
 import pydicom.uid
 from pydicom.uid import UID
 
-EXPLICIT_LE, IMPLICIT_LE = pydicom.uid.ExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian
-NATIVE = [EXPLICIT_LE, IMPLICIT_LE]  # what every peer takes; the transcoding targets
-UNCOMPRESSED = [*NATIVE, pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian]
+EXPLICIT_LE, IMPLICIT_LE = str(pydicom.uid.ExplicitVRLittleEndian), str(pydicom.uid.ImplicitVRLittleEndian)
+NATIVE: list[str] = [EXPLICIT_LE, IMPLICIT_LE]  # what every peer takes; the transcoding targets
+UNCOMPRESSED: list[str] = [*NATIVE, pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian]
 # Every syntax pydicom knows that carries the data set itself: not JPIP references (no pixel
 # data to keep) nor SMPTE ST 2110 (real-time streams, PS3.5 8.13).
-ENCAPSULATED = [ts for ts in pydicom.uid.AllTransferSyntaxes
+ENCAPSULATED: list[str] = [ts for ts in pydicom.uid.AllTransferSyntaxes
                 if ts not in UNCOMPRESSED and "JPIP" not in ts.name and "2110" not in ts.name]
 LOSSLESS = {pydicom.uid.JPEGLossless, pydicom.uid.JPEGLosslessSV1, pydicom.uid.JPEGLSLossless,
             pydicom.uid.JPEG2000Lossless, pydicom.uid.JPEG2000MCLossless, pydicom.uid.HTJ2KLossless,
@@ -17,7 +17,7 @@ LOSSLESS = {pydicom.uid.JPEGLossless, pydicom.uid.JPEGLosslessSV1, pydicom.uid.J
 # pynetdicom picks the first of the *acceptor's* syntaxes that the requestor offers, so this
 # order is our preference: a compressed offer is what the sender holds (keep its bitstream,
 # design rule 1), lossless before lossy, then the uncompressed ones.
-STORAGE_SYNTAXES = ([ts for ts in ENCAPSULATED if ts in LOSSLESS] +
+STORAGE_SYNTAXES: list[str] = ([ts for ts in ENCAPSULATED if ts in LOSSLESS] +
                     [ts for ts in ENCAPSULATED if ts not in LOSSLESS] + UNCOMPRESSED)
 
 

@@ -1,12 +1,10 @@
 """C-ECHO and C-STORE against DCMTK's echoscu / storescu."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pydicom
 import pytest
-
 from conftest import SCP_AET, SCU_AET, make_instance, run, sample_file, stored_dataset, stored_sops
 
 # sample file -> storescu's flag proposing its transfer syntax (it offers only uncompressed otherwise)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import SCU_AET, free_port, run, sample_file
 from dicomweb_client.api import DICOMwebClient
 
-from conftest import SCU_AET, free_port, run, sample_file
 from dimse import scu
 from dimse.cli import build_identifier
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-
 from conftest import DCMTK, SCP_AET, SCU_AET, make_instance, run, sample_file
+
 from index.model import Origin
 
 # Two patients; P1 has two studies (CT Jan, MR Feb), P2 one (CT Jan 20).

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import SCP_AET, SCU_AET, free_port, make_instance, sample_file, start_scp, stored_sops
 from pydicom import Dataset
 
-from conftest import SCP_AET, SCU_AET, free_port, make_instance, sample_file, start_scp, stored_sops
 from dimse import scu
 from dimse.cli import build_identifier
 from index.model import Origin
@@ -145,7 +145,7 @@ def orthanc_and_us(two_studies, tmp_path: Path):
 
 
 def test_against_orthanc_store_find_move_get(orthanc_and_us, two_studies, tmp_path: Path) -> None:
-    orthanc, ours, inbox = orthanc_and_us
+    orthanc, _ours, inbox = orthanc_and_us
     remote = scu.Peer("127.0.0.1", orthanc.dimse_port, called="ORTHANC", aet=SCU_AET, timeout=30)
     assert scu.echo(remote) == 0
     # C-STORE a study of ours to Orthanc (send a study to a PACS), incl. an RLE instance
