@@ -238,3 +238,11 @@ def test_preview_from_htj2k_bitstream_is_reduced_and_close() -> None:
         assert np.median(np.abs(small - blocks)) < 40, ts
         img = Image.open(io.BytesIO(render_preview(data, out, ts, header, size=128)))
         assert img.format == "JPEG" and img.size == (128, 128)
+
+
+def test_lossy_jpeg_colour_frames_are_not_converted_twice() -> None:
+    ds = dicom_file("examples_ybr_color.dcm")  # JPEG baseline, header says YBR_FULL_422
+    frame = next(iter_frames(ds))[0]           # decoded: RGB
+    assert_close(png([frame], ds), frame.astype(float), tol=0)
+    explicit = png([frame], ds, photometric="RGB")
+    assert_close(explicit, frame.astype(float), tol=0)

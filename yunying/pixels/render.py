@@ -15,14 +15,26 @@ RENDERED_TYPES = ("image/jpeg", "image/png", "image/gif")
 _OVERLAY_GROUPS = range(0x6000, 0x6020, 2)  # PS3.3 C.9.2: repeating groups 6000-601E
 
 
-def _photometric(header: Any) -> str:
-    return str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+_JPEG_LOSSY = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+
+
+def frame_photometric(header: Any) -> str:
+    """Colour space of frames as decode_frame returns them for this header.
+
+    Lossy JPEG YBR is a codec-internal transform (PS3.5 8.2.1): its decoded frames are RGB.
+    """
+    photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    meta = getattr(header, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if photometric.startswith("YBR") and ts in _JPEG_LOSSY or photometric in ("YBR_ICT", "YBR_RCT"):
+        return "RGB"
+    return photometric
 
 
 def to_display(frame: np.ndarray, header: Any, window: Window | None = None, frame_index: int = 0,
-               auto: tuple[float, float] | None = None) -> np.ndarray:
+               auto: tuple[float, float] | None = None, photometric: str | None = None) -> np.ndarray:
     """One frame -> uint8 (rows, cols) grey or (rows, cols, 3) RGB, ready for an image codec."""
-    photometric = _photometric(header)
+    photometric = (photometric or frame_photometric(header)).upper()
     if photometric == "PALETTE COLOR":  # C.7.6.3.1.5
         rgb = np.asarray(apply_color_lut(frame, header))
         if rgb.dtype != np.uint8:
@@ -84,8 +96,9 @@ def _fit(size: tuple[int, int], viewport: tuple[int, int], header: Any) -> tuple
 
 
 def _image(frame: np.ndarray, header: Any, window: Window | None, viewport: tuple[int, int] | None,
-           frame_index: int, auto: tuple[float, float] | None) -> Image.Image:
-    img_arr = burn_overlays(to_display(frame, header, window, frame_index, auto), header, frame_index)
+           frame_index: int, auto: tuple[float, float] | None, photometric: str | None) -> Image.Image:
+    display = to_display(frame, header, window, frame_index, auto, photometric)
+    img_arr = burn_overlays(display, header, frame_index)
     img = Image.fromarray(img_arr, "L" if img_arr.ndim == 2 else "RGB")
     if viewport:
         target = _fit(img_arr.shape[:2], viewport, header)
@@ -106,25 +119,31 @@ def _frame_ms(header: Any) -> int:
 
 
 def render(frames: list[np.ndarray], header: Any, *, media_type: str, window: Window | None,
-           viewport: tuple[int, int] | None, quality: int | None, frame_index: int = 0) -> bytes:
-    """Render frames (frames[0] is frame frame_index of the instance) as JPEG, PNG or a GIF cine."""
+           viewport: tuple[int, int] | None, quality: int | None, frame_index: int = 0,
+           photometric: str | None = None) -> bytes:
+    """Render frames (frames[0] is frame frame_index of the instance) as JPEG, PNG or a GIF cine.
+
+    photometric: the frames' colour space when it differs from what frame_photometric(header)
+    infers (pass decode_frame_info(...)[1].photometric when in doubt).
+    """
     media = media_type.split(";")[0].strip().lower()
     if media not in RENDERED_TYPES:
         raise NotAcceptable(f"rendered media type {media_type} is not supported")
     if not frames:
         raise ValueError("render needs at least one frame")
-    grey = frames[0].ndim == 2 and _photometric(header) != "PALETTE COLOR"
+    grey = frames[0].ndim == 2 and (photometric or frame_photometric(header)) != "PALETTE COLOR"
     auto = None
     if grey and window is None and len(frames) > 1 and media == "image/gif":
         auto = auto_range(frames, header, frame_index)  # one scale for the whole cine
     out = io.BytesIO()
     if media == "image/gif":
-        images = [_image(f, header, window, viewport, frame_index + i, auto) for i, f in enumerate(frames)]
+        images = [_image(f, header, window, viewport, frame_index + i, auto, photometric)
+                  for i, f in enumerate(frames)]
         images = [im if im.mode == "L" else im.quantize(256) for im in images]
         images[0].save(out, "GIF", save_all=len(images) > 1, append_images=images[1:],
                        duration=_frame_ms(header), loop=0)
         return out.getvalue()
-    img = _image(frames[0], header, window, viewport, frame_index, auto)
+    img = _image(frames[0], header, window, viewport, frame_index, auto, photometric)
     if media == "image/jpeg":
         img.save(out, "JPEG", quality=90 if quality is None else max(1, min(100, int(quality))))
     else:
