@@ -171,3 +171,18 @@ def test_against_orthanc_store_find_move_get(orthanc_and_us, two_studies, tmp_pa
     from io import BytesIO
     back = pydicom.dcmread(BytesIO(got[0]))
     assert (back.pixel_array == rle.pixel_array).all()
+
+
+def test_find_chinese_name_stored_in_gb18030(scp, archive, tmp_path: Path) -> None:
+    """Design rule 7: decoded at ingest, matched in Unicode, answered in ISO_IR 192."""
+    ds = pydicom.dcmread(sample_file("CT_small.dcm"))
+    ds.SpecificCharacterSet, ds.PatientName = "GB18030", "Wang^XiaoDong=王^小东"
+    ds.save_as(tmp_path / "cn.dcm", enforce_file_format=True)
+    archive.store(tmp_path / "cn.dcm", Origin("import", "t"))
+    for pattern in ("王*", "wang*"):
+        ident = build_identifier("STUDY", [f"PatientName={pattern}", "StudyInstanceUID"])
+        ident.SpecificCharacterSet = "ISO_IR 192"
+        found = list(scu.find(peer(scp.port), ident))
+        assert len(found) == 1, pattern
+        assert found[0].SpecificCharacterSet == "ISO_IR 192"
+        assert str(found[0].PatientName) == "Wang^XiaoDong=王^小东"
