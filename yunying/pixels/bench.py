@@ -1,6 +1,7 @@
 """Per-frame decode / encode / render milliseconds for a 512x512 16-bit CT frame: python -m yunying.pixels.bench."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from yunying.pixels import (
     decode_frame,
     encode_frame,
     render,
+    render_preview,
     thumbnail,
 )
 from yunying.pixels import syntaxes as ts_
@@ -62,7 +64,9 @@ def main(repeat: int = 20) -> None:
     frame, header = ct_frame(), ct_header()
     info = FrameInfo.from_dataset(header)
     raw = frame.nbytes
-    print(f"512x512 int16 CT frame ({raw} bytes), median of {repeat} runs, one thread")
+    load = os.getloadavg()[0]
+    print(f"512x512 int16 CT frame ({raw} bytes), median of {repeat} runs, one thread, "
+          f"load average {load:.1f} on {os.cpu_count()} cores (figures are noisy above 1 per core)")
     print(f"{'transfer syntax':<34}{'encode ms':>10}{'decode ms':>10}{'ratio':>8}")
     for ts in (ts_.EXPLICIT_LE, ts_.RLE, ts_.JPEG_LOSSLESS_SV1, ts_.JPEG_LS_LOSSLESS,
                ts_.JPEG_LS_NEAR, ts_.J2K_LOSSLESS, ts_.J2K, ts_.HTJ2K_LOSSLESS,
@@ -84,6 +88,9 @@ def main(repeat: int = 20) -> None:
                               viewport=(256, 256), quality=80), repeat)
     print(f"render jpeg window+viewport 256    {ms:>9.2f}")
     print(f"thumbnail 128                      {timed(lambda: thumbnail(frame, header), repeat):>9.2f}")
+    ht, ht_info = encode_frame(frame, info, ts_.HTJ2K_LOSSLESS)
+    ms = timed(lambda: render_preview(ht, ht_info, ts_.HTJ2K_LOSSLESS, header, size=128), repeat)
+    print(f"preview 128 from HTJ2K bitstream   {ms:>9.2f}")
     cine = [np.roll(frame, k, axis=0) for k in range(30)]
     ms = timed(lambda: render(cine, header, media_type="image/gif", window=None, viewport=(256, 256),
                               quality=None), 3)
