@@ -33,7 +33,8 @@ class Index:
         self._local = threading.local()
         for stmt in statements():
             self._con.execute(stmt)
-        self._seq: int = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()[0]
+        last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
+        self._seq: int = last[0] if last else 0
 
     def close(self) -> None:
         """Checkpoint and close the database."""
@@ -154,4 +155,4 @@ class Index:
         r = self._reader().execute(
             "SELECT (SELECT count(*) FROM patients), (SELECT count(*) FROM studies), "
             "(SELECT count(*) FROM series), (SELECT count(*) FROM instances)").fetchone()
-        return dict(zip(("patients", "studies", "series", "instances"), r))
+        return dict(zip(("patients", "studies", "series", "instances"), r or (0, 0, 0, 0)))

@@ -1,8 +1,9 @@
 """Deriving the index's columns and per-level attribute JSON from an instance's DICOM JSON."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -77,7 +78,7 @@ def pn(js: Json, tag: str) -> tuple[list[str], list[str]]:
 
 def item_texts(js: Json, seq: str, tag: str) -> list[str]:
     """The values of tag in every item of a sequence."""
-    out = []
+    out: list[str] = []
     for item in values(js, seq):
         if isinstance(item, dict):
             out.extend(str(v).strip() for v in values(item, tag) if v is not None)
@@ -109,7 +110,7 @@ def _utc(when: datetime) -> datetime:
     """A naive UTC timestamp (stored as TIMESTAMP)."""
     if when.tzinfo is None:
         return when
-    return when.astimezone(timezone.utc).replace(tzinfo=None)
+    return when.astimezone(UTC).replace(tzinfo=None)
 
 
 def series_values(js: Json, classes: list[str], n_instances: int, rep_sop: str,

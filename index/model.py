@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -27,7 +27,7 @@ class InstanceRecord:
     digest: str  # hex digest of what was received: ETag and idempotency
     storage_key: str  # key prefix of this version's bytes in storage/
     origin: Origin
-    received: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    received: datetime = field(default_factory=lambda: datetime.now(UTC))
     extra: dict[str, Any] = field(default_factory=dict)  # storage facts the archive needs back (frame layout ...)
 
 

@@ -135,10 +135,10 @@ def _valid(vr: str, value: str) -> bool:
     if vr == "DA":
         return bool(_DA.match(value)) and _real_date(value[:4], value[4:6], value[6:8])
     if vr == "TM":
-        m = _TM.match(value.replace(":", ""))
-        return bool(m) and int(m[1]) < 24 and int(m[2] or 0) < 60 and int(m[3] or 0) < 61
+        t = _TM.match(value.replace(":", ""))
+        return t is not None and int(t[1]) < 24 and int(t[2] or 0) < 60 and int(t[3] or 0) < 61
     m = _DT.match(value)
-    if not m or (m[7] and not m[6]):
+    if m is None or (m[7] and not m[6]):
         return False
     month, day = m[2] or "01", m[3] or "01"
     return (_real_date(m[1], month, day) and int(m[4] or 0) < 24 and int(m[5] or 0) < 60

@@ -1,12 +1,12 @@
 """Shaping result rows into DICOM JSON answers (PS3.18 10.6.3.3, Tables 10.6.3-3 to -5)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
-from index.keys import (IMAGE_DEFAULTS, PATIENT_DEFAULTS, SERIES_DEFAULTS, STUDY_DEFAULTS,
-                        vr_of)
+from index.keys import IMAGE_DEFAULTS, PATIENT_DEFAULTS, SERIES_DEFAULTS, STUDY_DEFAULTS, vr_of
 from index.query import Query
 
 Json = dict[str, Any]

@@ -24,7 +24,9 @@ def marks(n: int) -> str:
 
 def to_row(r: Sequence[Any]) -> InstanceRow:
     """An InstanceRow from a ROW_COLS row."""
-    return InstanceRow(*r[:10], extra=orjson.loads(r[10]) if r[10] else {})
+    return InstanceRow(study=r[0], series=r[1], sop=r[2], sop_class=r[3], transfer_syntax=r[4],
+                       pixel_form=r[5], frames=r[6], size=r[7], digest=r[8], storage_key=r[9],
+                       extra=orjson.loads(r[10]) if r[10] else {})
 
 
 def insert(cur: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
