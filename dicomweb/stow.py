@@ -101,6 +101,7 @@ async def stow(request: Request) -> Response:
         origin = Origin("stow", request.client.host if request.client else "", "")
         results = [await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
                    for path, ctype in parts.files]
+        await run_in_threadpool(_await_index, results)
     finally:
         parts.cleanup()
     return _response(request, results, study)
@@ -144,7 +145,7 @@ def _store_one(archive: Archive, path: Path, ctype: str, origin: Origin, study: 
     if ptype and ptype != "application/dicom":
         return {"ok": False, "reason": 0xC000, "why": f"part of type {ptype}", "uids": _uids(path), "conflict": True}
     try:
-        res = archive.store(path, origin, expected_study=study)
+        res = archive.store(path, origin, expected_study=study, wait=False)  # parts share one commit
     except ArchiveError as exc:
         log.info("STOW part refused: %s", exc.reason)
         return {"ok": False, "reason": exc.dimse_status, "why": exc.reason, "uids": _uids(path),
@@ -154,6 +155,15 @@ def _store_one(archive: Archive, path: Path, ctype: str, origin: Origin, study: 
         return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure", "uids": _uids(path),
                 "conflict": True}
     return {"ok": True, "res": res}
+
+
+def _await_index(results: list[dict[str, Any]]) -> None:
+    """Answer only once every stored part is visible to queries (read-your-writes for HTTP clients)."""
+    for r in results:
+        fut = r["ok"] and r["res"].committed
+        if fut and fut.exception() is not None:
+            r.update(ok=False, reason=PROCESSING_FAILURE, why="index commit failed",
+                     uids=(r["res"].sop_class, r["res"].sop_instance), conflict=True)
 
 
 def _response(request: Request, results: list[dict[str, Any]], study: str | None) -> Response:

@@ -23,6 +23,7 @@ from zarr.codecs import BloscCodec
 HEADER = "header.dcm"
 PIXELS = "pixels.zarr"
 PIXELDATA = "pixeldata.bin"
+RECORD = "record.json"  # written last: its presence marks a complete version
 
 
 class StorageError(Exception):
@@ -74,24 +75,43 @@ class Storage:
         array = zarr.create_array(
             store=str(folder / PIXELS), shape=(count, *frame_shape), chunks=(1, *frame_shape),
             dtype=dtype, fill_value=0, overwrite=True,
+            chunk_key_encoding={"name": "v2", "separator": "."},  # flat: one file per frame, no sub-folders
             compressors=[BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")],
         )
         for i, frame in enumerate(frames):
             array[i] = frame
 
-    def sync(self, key: str) -> None:
-        """Make every file of a version durable, and the folders that name them."""
+    def sync(self, key: str, new_parents: int = 3) -> None:
+        """Make every file of a version durable, and the folders that name them.
+
+        Blobs are fsync'ed as they are written; zarr's files here. `new_parents` says how many
+        parent folders may be new (series, study, objects) and need their entries made durable.
+        """
         folder = self.path(key)
         for dirpath, _dirs, files in os.walk(folder):
-            for name in files:
-                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+            if dirpath != str(folder):
+                for name in files:
+                    fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
             _fsync_dir(dirpath)
-        for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent):
+        for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent)[:new_parents]:
             _fsync_dir(str(parent))
+
+    def prepare(self, key: str) -> int:
+        """Create a version's folder; returns how many parent folders had to be created."""
+        folder = self.path(key)
+        created = 0
+        for parent in (folder.parent.parent, folder.parent):
+            try:
+                parent.mkdir()
+                created += 1
+            except FileExistsError:
+                pass
+        folder.mkdir(exist_ok=True)
+        return created + 1 if created else 1
 
     # -- reading ---------------------------------------------------------------------------
     def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:
@@ -163,8 +183,8 @@ class Storage:
                 break
 
     def exists(self, key: str) -> bool:
-        """Whether a version's header is stored."""
-        return (self.path(key) / HEADER).exists()
+        """Whether a version is completely stored."""
+        return (self.path(key) / RECORD).exists()
 
     def keys(self) -> Iterator[str]:
         """Every stored version's key (complete or not)."""

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,9 +29,9 @@ from index import Index
 from index.model import InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
-from storage.store import HEADER, PIXELDATA
+from storage.store import HEADER, PIXELDATA, RECORD
 from yunying.errors import InstanceConflict, StudyMismatch, UnknownResource
-from yunying.ingest import Parsed, instance_json, parse_instance
+from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
 from yunying.part10 import join_part10, pixel_value
 
 log = logging.getLogger("yunying.archive")
@@ -46,12 +47,13 @@ class StoreResult:
     series: str
     outcome: str  # "stored" | "duplicate" (identical resend, nothing changed) | "replaced"
     warnings: list[str] = field(default_factory=list)  # human-readable, no patient data
+    committed: Future | None = field(default=None, repr=False, compare=False)  # resolves once indexed
 
 
 class Archive:
     """Owns storage/ and index/; thread-safe; every method is synchronous (run it off the event loop)."""
 
-    def __init__(self, data_dir: Path, batch: int = 128) -> None:
+    def __init__(self, data_dir: Path, batch: int = 256) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(self.data_dir / "store")
@@ -59,8 +61,16 @@ class Archive:
         self._locks = [threading.Lock() for _ in range(64)]
         self._rows: OrderedDict[str, InstanceRow] = OrderedDict()
         self._rows_lock = threading.Lock()
+        self._pending: dict[str, tuple[InstanceRow, Future]] = {}
         self._queue: queue.Queue[tuple[InstanceRecord, Future] | None] = queue.Queue()
         self._batch = batch
+        self._dirty = False
+        self._marker = self.data_dir / "RUNNING"
+        if self._marker.exists():  # the last run did not close cleanly: index what it acknowledged
+            report = self.recover()
+            log.warning("recovered after an unclean stop: %d re-indexed, %d incomplete removed",
+                        len(report["reindexed"]), len(report["removed"]))
+        self._marker.write_text("yunying is running on this data folder\n")
         self._writer = threading.Thread(target=self._write_loop, name="yunying-index-writer", daemon=True)
         self._writer.start()
 
@@ -70,14 +80,16 @@ class Archive:
         self._queue.put(None)
         self._writer.join()
         self.index.close()
+        if not self._dirty:
+            self._marker.unlink(missing_ok=True)
 
     def _write_loop(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
-            stop = False
             while len(batch) < self._batch:
                 try:
                     nxt = self._queue.get_nowait()
@@ -87,25 +99,58 @@ class Archive:
                     stop = True
                     break
                 batch.append(nxt)
-            try:
-                olds = self.index.upsert([rec for rec, _ in batch])
-            except Exception as exc:  # the batch fails as a whole; each caller sees why
-                for _, fut in batch:
-                    fut.set_exception(exc)
-            else:
-                for (_, fut), old in zip(batch, olds):
-                    fut.set_result(old)
-            if stop:
-                return
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[InstanceRecord, Future]]) -> None:
+        """One index transaction for a batch (group commit); then drop replaced versions' bytes."""
+        try:
+            olds = self.index.upsert([rec for rec, _ in batch])
+        except Exception as exc:  # bytes stay: the next start re-indexes them (RUNNING marker kept)
+            log.exception("index commit of %d instance(s) failed", len(batch))
+            self._dirty = True
+            for rec, fut in batch:
+                self._settle(rec, fut, exc=exc)
+            return
+        for (rec, fut), old in zip(batch, olds):
+            if old is not None and old.storage_key != rec.storage_key:
+                self.storage.delete(old.storage_key)
+            self._settle(rec, fut, old=old)
+
+    def _settle(self, rec: InstanceRecord, fut: Future, old: InstanceRow | None = None,
+                exc: Exception | None = None) -> None:
+        sop = rec.json["00080018"]["Value"][0]
+        with self._rows_lock:
+            self._pending.pop(sop, None)
+            self._rows.pop(sop, None)
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(old)
+
+    def flush(self) -> None:
+        """Wait until everything stored so far is indexed."""
+        with self._rows_lock:
+            futures = [fut for _, fut in self._pending.values()]
+        for fut in futures:
+            fut.exception()
 
     # -- store -----------------------------------------------------------------------------
     def store(self, source: Path | bytes | BinaryIO, origin: Origin,
-              expected_study: str | None = None) -> StoreResult:
-        """Store one Part 10 file / dataset stream (preamble optional); raises errors.ArchiveError."""
+              expected_study: str | None = None, wait: bool = True) -> StoreResult:
+        """Store one Part 10 file / dataset stream (preamble optional); raises errors.ArchiveError.
+
+        Returns once the bytes are durable and, with wait, indexed (visible to queries). Without
+        wait the index row follows within one group commit; a crash before it is recovered at
+        the next start from the stored record (design rule 2).
+        """
         parsed = parse_instance(source)
         if expected_study is not None and parsed.study != expected_study:
             raise StudyMismatch(f"instance belongs to study {parsed.study}, not {expected_study}")
         with self._locks[hash(parsed.sop) % len(self._locks)]:
+            with self._rows_lock:
+                earlier = self._pending.get(parsed.sop)
+            if earlier is not None:  # one version of a SOP in flight at a time
+                earlier[1].exception()
             current = self.row(parsed.sop)
             if current is not None:
                 if (current.study, current.series) != (parsed.study, parsed.series):
@@ -116,22 +161,19 @@ class Archive:
             key = f"{parsed.study}/{parsed.series}/{parsed.sop}.{parsed.digest[:16]}"
             record = self._write_bytes(parsed, key, origin)
             fut: Future = Future()
+            with self._rows_lock:
+                self._pending[parsed.sop] = (_row_of(record, parsed), fut)
             self._queue.put((record, fut))
-            try:
-                old = fut.result()
-            except Exception:
-                self.storage.delete(key)  # never leave bytes the index does not know
-                raise
-            self._forget(parsed.sop)
-            if old is not None and old.storage_key != key:
-                self.storage.delete(old.storage_key)
-        outcome = "replaced" if old is not None else "stored"
-        return StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series, outcome)
+        result = StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series,
+                             "replaced" if current is not None else "stored", committed=fut)
+        if wait:
+            fut.result()
+        return result
 
     def _write_bytes(self, parsed: Parsed, key: str, origin: Origin) -> InstanceRecord:
         header = parsed.header
         try:
-            self.storage.put_blob(key, HEADER, parsed.head)
+            new_parents = self.storage.prepare(key)
             if parsed.pixel_form == "native":
                 assert parsed.native is not None
                 arr = parsed.native
@@ -139,14 +181,17 @@ class Archive:
             elif parsed.pixel_form in ("encapsulated", "blob"):
                 assert parsed.blob is not None
                 self.storage.put_blob(key, PIXELDATA, bytes(parsed.blob))
-            self.storage.sync(key)
+            self.storage.put_blob(key, HEADER, parsed.head)
+            record = InstanceRecord(
+                json=instance_json(header, parsed), transfer_syntax=parsed.transfer_syntax,
+                pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
+                digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
+            self.storage.put_blob(key, RECORD, dump_record(record))  # last: marks the version complete
+            self.storage.sync(key, new_parents)
         except OSError:
             self.storage.delete(key)
             raise
-        return InstanceRecord(
-            json=instance_json(header, parsed), transfer_syntax=parsed.transfer_syntax,
-            pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
-            digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
+        return record
 
     # -- find ------------------------------------------------------------------------------
     def search(self, query: Query) -> Iterator[dict]:
@@ -156,6 +201,9 @@ class Archive:
     def row(self, sop: str) -> InstanceRow | None:
         """The current version of an instance (cached: frame requests stay off the index)."""
         with self._rows_lock:
+            pending = self._pending.get(sop)
+            if pending is not None:
+                return pending[0]
             row = self._rows.get(sop)
             if row is not None:
                 self._rows.move_to_end(sop)
@@ -270,7 +318,7 @@ class Archive:
             self.storage.delete(row.storage_key)
         return len(removed)
 
-    # -- check -----------------------------------------------------------------------------
+    # -- check and recovery ----------------------------------------------------------------
     def check(self, repair: bool = False) -> dict[str, list[str]]:
         """Compare the index with the stored bytes: missing bytes and orphaned versions."""
         indexed = dict(self.index.storage_keys())
@@ -286,6 +334,47 @@ class Archive:
                     self.index.delete(row.study, row.series, row.sop)
                     self._forget(sop)
         return {"missing": missing, "orphans": orphans}
+
+    def recover(self) -> dict[str, list[str]]:
+        """After an unclean stop: index complete versions the index lacks, remove incomplete ones."""
+        indexed = dict(self.index.storage_keys())
+        keys = set(indexed.values())
+        reindexed, removed, records = [], [], []
+        for key in self.storage.keys():
+            if key in keys:
+                continue
+            try:
+                record = load_record(self.storage.read_blob(key, RECORD))
+            except (StorageError, ValueError, KeyError, TypeError):
+                self.storage.delete(key)
+                removed.append(key)
+                continue
+            sop = record.json["00080018"]["Value"][0]
+            current = indexed.get(sop)
+            if current is not None and self._received(current) > record.received:
+                self.storage.delete(key)  # an older version the newer one already replaced
+                removed.append(key)
+                continue
+            records.append(record)
+            reindexed.append(key)
+        for i in range(0, len(records), 256):
+            for old, rec in zip(self.index.upsert(records[i:i + 256]), records[i:i + 256]):
+                if old is not None and old.storage_key != rec.storage_key:
+                    self.storage.delete(old.storage_key)
+        return {"reindexed": reindexed, "removed": removed}
+
+    def _received(self, key: str) -> datetime:
+        try:
+            return load_record(self.storage.read_blob(key, RECORD)).received
+        except (StorageError, ValueError, KeyError, TypeError):
+            return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _row_of(record: InstanceRecord, parsed: Parsed) -> InstanceRow:
+    return InstanceRow(study=parsed.study, series=parsed.series, sop=parsed.sop, sop_class=parsed.sop_class,
+                       transfer_syntax=record.transfer_syntax, pixel_form=record.pixel_form,
+                       frames=record.frames, size=record.size, digest=record.digest,
+                       storage_key=record.storage_key, extra=record.extra)
 
 
 def _swap(value: bytes, ds: Dataset, stored: UID, target: UID) -> bytes:

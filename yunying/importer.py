@@ -84,7 +84,7 @@ def run_import(args: argparse.Namespace) -> int:
         origin = Origin("import", "yunying-import", "")
 
         def store(path: Path) -> str:
-            return archive.store(path, origin).outcome
+            return archive.store(path, origin, wait=False).outcome
 
     def one(path: Path) -> tuple[str, str | None, int]:
         if not looks_like_dicom(path):

@@ -6,10 +6,12 @@ import io
 import re
 import struct
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+import orjson
 import pydicom
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
@@ -18,6 +20,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
+from index.model import InstanceRecord, Origin
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
 
 PIXEL_DATA = 0x7FE00010
@@ -331,3 +334,22 @@ def _json_dict(ds: Dataset, base: str, path: str) -> dict[str, Any]:
         except (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError):
             continue  # an unreadable value stays in the stored header; the JSON view omits it
     return out
+
+
+def dump_record(record: InstanceRecord) -> bytes:
+    """The index record of a version, kept beside its bytes so the index can be rebuilt."""
+    return orjson.dumps({
+        "json": record.json, "transfer_syntax": record.transfer_syntax, "pixel_form": record.pixel_form,
+        "frames": record.frames, "size": record.size, "digest": record.digest,
+        "storage_key": record.storage_key, "received": record.received.isoformat(), "extra": record.extra,
+        "origin": {"face": record.origin.face, "source": record.origin.source,
+                   "institution": record.origin.institution}})
+
+
+def load_record(data: bytes) -> InstanceRecord:
+    """The inverse of dump_record."""
+    raw = orjson.loads(data)
+    return InstanceRecord(
+        json=raw["json"], transfer_syntax=raw["transfer_syntax"], pixel_form=raw["pixel_form"],
+        frames=raw["frames"], size=raw["size"], digest=raw["digest"], storage_key=raw["storage_key"],
+        origin=Origin(**raw["origin"]), received=datetime.fromisoformat(raw["received"]), extra=raw["extra"])

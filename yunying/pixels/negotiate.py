@@ -52,6 +52,8 @@ def parse_accept(accept: str) -> list[MediaRange]:
     ranges: list[MediaRange] = []
     for item in _split(accept or "*/*", ","):
         fields = _split(item, ";")
+        if not fields or "/" not in fields[0]:
+            continue  # not a media range: ignored, never widened into "anything"
         media = fields[0].lower()
         params: dict[str, str] = {}
         for field in fields[1:]:
