@@ -123,6 +123,8 @@ def _image(
     ds.SeriesDescription = f"{modality} series"
     ds.InstanceNumber = number
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.Laterality = ""
+    ds.Manufacturer = "Yunying conformance"
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
     n, rows, cols = frames.shape
@@ -136,10 +138,19 @@ def _image(
         ds.PixelSpacing = [0.5, 0.5]
         ds.SliceThickness = 2.5
         ds.KVP = 120
+        ds.PatientPosition = "HFS"
+        ds.AcquisitionNumber = 1
+        ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[series])   # one per series
+        ds.PositionReferenceIndicator = ""
     else:
         ds.NumberOfFrames = n
         ds.FrameIncrementPointer = 0x00181063
         ds.FrameTime = 100
+        ds.ConversionType = "WSD"
+        ds.PatientOrientation = ""
+        ds.BurnedInAnnotation = "NO"
+        ds.PresentationLUTShape = "IDENTITY"
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1, "US"
     ds.PixelData = frames.astype("<u2").tobytes()
     return ds
 
@@ -156,9 +167,9 @@ def _from_test_file(name: str) -> Dataset:
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.SeriesInstanceUID = generate_uid()
-    for kw in ("OtherPatientIDs", "FrameOfReferenceUID"):
-        if kw in ds:
-            del ds[kw]
+    if "OtherPatientIDs" in ds:
+        del ds.OtherPatientIDs
+    ds.FrameOfReferenceUID = generate_uid()
     return ds
 
 

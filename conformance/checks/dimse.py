@@ -303,8 +303,10 @@ class _StoreSCP:
         self.server = server
 
     def _on_store(self, event: evt.Event) -> int:
+        ds = event.dataset
+        ds.file_meta = event.file_meta
         with self._lock:
-            self.received.append(event.dataset)
+            self.received.append(ds)
         return 0x0000
 
     def stop(self) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
@@ -228,3 +232,33 @@ def thumbnail(ctx: Context) -> str:
     if media_params(ctype)[0] != "image/jpeg" or not body.startswith(b"\xff\xd8"):
         raise Failed(f"Content-Type {ctype!r}, not a JPEG")
     return f"{len(body)} bytes"
+
+
+def dciodvfy_errors(ds: Dataset) -> set[str]:
+    """dicom3tools' dciodvfy Error lines for a dataset (written as Part 10)."""
+    exe = Path("/usr/bin/dciodvfy")
+    if not exe.exists():
+        raise Skipped("dciodvfy not installed (Debian package dicom3tools)")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        res = subprocess.run([str(exe), str(path)], capture_output=True, text=True, timeout=60,
+                             check=False)
+    return {ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("Error")}
+
+
+@check("wado-iod-valid", "PS3.3 (IODs) / PS3.18 §10.4",
+       "retrieved instances add no dciodvfy error to the originals")
+def iod_valid(ctx: Context) -> str:
+    ctx.ensure_stored("A")
+    study = ctx.data.study_uid("A")
+    parts = retrieve(ctx, f"studies/{study}", MULTIPART_DICOM + "; transfer-syntax=*")
+    originals = {i.sop: i.ds for i in ctx.data.studies["A"]}
+    new = []
+    for ds in part_datasets(parts):
+        orig = originals.get(str(ds.SOPInstanceUID))
+        if orig is not None:
+            new += sorted(dciodvfy_errors(ds) - dciodvfy_errors(orig))
+    if new:
+        raise Failed(f"{len(new)} new errors: " + "; ".join(new[:3]))
+    return f"{len(originals)} instances"
