@@ -96,3 +96,30 @@ def test_accept_parsing_quotes_and_case() -> None:
 def test_choices_unpack_as_pairs() -> None:
     (media, ts), *_ = negotiate_frame_media("image/jls", ts_.EXPLICIT_LE, CT)
     assert (media, ts) == ("image/jls", ts_.JPEG_LS_LOSSLESS)
+
+
+# Property: any Accept header gives a list of feasible pairs or None, never an exception, and
+# never a lossy transcode the header did not name.
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_TOKENS = st.sampled_from([
+    "multipart/related", 'type="image/jls"', "type=image/jphc", 'type="application/octet-stream"',
+    "transfer-syntax=*", "transfer-syntax=1.2.840.10008.1.2.4.50", "transfer-syntax=1.2.840.10008.1.2.4.203",
+    "transfer-syntax=1.2.840.10008.1.2.1", "q=0.5", "q=0", "q=abc", "image/jpeg", "image/*", "*/*",
+    "image/jp2", "application/octet-stream", '"', ";", ",", " ", "=", "text/plain",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(_TOKENS, max_size=12), junk=st.text(max_size=20),
+       stored=st.sampled_from([ts_.EXPLICIT_LE, ts_.JPEG_BASELINE, ts_.JPEG_LS_LOSSLESS, ts_.RLE,
+                               "1.2.840.10008.1.2.4.100", "9.9.9"]))
+def test_any_accept_header_is_answered(parts: list[str], junk: str, stored: str) -> None:
+    accept = ";".join(parts) + junk
+    choices = negotiate_frame_media(accept, stored, CT)
+    assert choices is None or len(choices) > 0
+    for media, ts in choices or []:
+        assert isinstance(media, str) and isinstance(ts, str)
+        if ts_.is_lossy(ts) and ts != stored:
+            assert ts in accept  # only when named

@@ -246,3 +246,35 @@ def test_lossy_jpeg_colour_frames_are_not_converted_twice() -> None:
     assert_close(png([frame], ds), frame.astype(float), tol=0)
     explicit = png([frame], ds, photometric="RGB")
     assert_close(explicit, frame.astype(float), tol=0)
+
+
+# Property: odd but legal-looking headers never crash the renderer.
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frame=arrays(st.sampled_from([np.int16, np.int32, np.float32]),
+                 st.tuples(st.integers(1, 12), st.integers(1, 12)),
+                 elements=st.integers(-300, 300)),
+    centre=st.one_of(st.none(), st.floats(-1e4, 1e4)), width=st.one_of(st.none(), st.floats(-10, 1e4)),
+    slope=st.one_of(st.none(), st.floats(-5, 5)), function=st.sampled_from(["LINEAR", "LINEAR_EXACT",
+                                                                           "SIGMOID", "BOGUS"]),
+    photometric=st.sampled_from(["MONOCHROME1", "MONOCHROME2"]),
+    viewport=st.one_of(st.none(), st.tuples(st.integers(1, 40), st.integers(1, 40))),
+    media=st.sampled_from(["image/jpeg", "image/png", "image/gif"]),
+)
+def test_render_never_crashes(frame: np.ndarray, centre: float | None, width: float | None,
+                              slope: float | None, function: str, photometric: str,
+                              viewport: tuple[int, int] | None, media: str) -> None:
+    ds = Dataset()
+    ds.PhotometricInterpretation = photometric
+    if centre is not None and width is not None:
+        ds.WindowCenter, ds.WindowWidth = f"{centre:.4g}", f"{width:.4g}"
+        ds.VOILUTFunction = function
+    if slope is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.4g}", "-3"
+    out = render([frame, frame], ds, media_type=media, window=None, viewport=viewport, quality=50)
+    assert Image.open(io.BytesIO(out)).size[0] >= 1
