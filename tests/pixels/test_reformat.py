@@ -141,3 +141,26 @@ def test_tilted_or_inconsistent_series_is_refused() -> None:
         SeriesGeometry.from_headers(twisted)
     with pytest.raises(UnsuitableGeometry):
         SeriesGeometry.from_headers(headers()[:1])
+
+
+def test_enhanced_multiframe_geometry() -> None:
+    from pydicom.sequence import Sequence
+
+    ds = Dataset()
+    ds.Rows = ds.Columns = SIZE
+    shared = Dataset()
+    orient, measures = Dataset(), Dataset()
+    orient.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    measures.PixelSpacing = [1, 1]
+    shared.PlaneOrientationSequence = Sequence([orient])
+    shared.PixelMeasuresSequence = Sequence([measures])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    items = []
+    for k in reversed(range(N)):
+        item, pos = Dataset(), Dataset()
+        pos.ImagePositionPatient = [0, 0, k * DZ]
+        item.PlanePositionSequence = Sequence([pos])
+        items.append(item)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(items)
+    geometry, order = SeriesGeometry.from_multiframe(ds)
+    assert order[0] == N - 1 and geometry.distances[1] - geometry.distances[0] == DZ

@@ -17,6 +17,17 @@ class UnsuitableGeometry(ArchiveError):
 
 
 @dataclass(frozen=True)
+class _FrameView:
+    """The plane attributes of one frame of a multi-frame instance, shaped like a header."""
+
+    ImageOrientationPatient: Any
+    ImagePositionPatient: Any
+    PixelSpacing: Any
+    Rows: Any
+    Columns: Any
+
+
+@dataclass(frozen=True)
 class SeriesGeometry:
     """A stack of parallel slices: frame k's top-left pixel at positions[k] (LPS mm, PS3.3 C.7.6.2.1.1)."""
 
@@ -47,6 +58,28 @@ class SeriesGeometry:
         geometry = cls(ipp[order], iop[0, :3], iop[0, 3:], (spacing[0], spacing[1]), rows, cols)
         geometry.check()
         return geometry, order
+
+    @classmethod
+    def from_multiframe(cls, ds: Any) -> tuple[SeriesGeometry, list[int]]:
+        """Geometry of an enhanced multi-frame instance (PS3.3 C.7.6.16: Plane Position/Orientation)."""
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+        shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+
+        def group(item: Any, seq: str, keyword: str) -> Any:
+            for source in (item, shared):
+                inner = source.get(seq) if source is not None else None
+                if inner and keyword in inner[0]:
+                    return inner[0].get(keyword)
+            return ds.get(keyword)
+
+        frames = []
+        for item in per_frame:
+            view = _FrameView(
+                group(item, "PlaneOrientationSequence", "ImageOrientationPatient"),
+                group(item, "PlanePositionSequence", "ImagePositionPatient"),
+                group(item, "PixelMeasuresSequence", "PixelSpacing"), ds.get("Rows"), ds.get("Columns"))
+            frames.append(view)
+        return cls.from_headers(frames)
 
     @property
     def normal(self) -> np.ndarray:
