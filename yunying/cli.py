@@ -5,6 +5,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -48,11 +49,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, "
               f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}, data in {settings.data}",
               file=sys.stderr, flush=True)
-        uvicorn.Server(config).run()  # SIGTERM/SIGINT: stop accepting, finish in-flight requests
+        # uvicorn re-raises SIGTERM/SIGINT once it has drained; a no-op handler lets `finally` run
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
+        uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
         if dimse is not None:
             dimse.stop()
         archive.close()  # drains the index writer: everything acknowledged is committed
+        print("yunying: stopped cleanly", file=sys.stderr, flush=True)
     return 0
 
 

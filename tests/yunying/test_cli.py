@@ -158,7 +158,8 @@ def test_sigterm_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
     import time
     time.sleep(2.0)
     srv.proc.send_signal(signal.SIGTERM)
-    srv.proc.wait(60)
+    assert srv.proc.wait(60) == 0
+    assert not (tmp_path / "data" / "RUNNING").exists()  # closed cleanly: the index writer was drained
     stop.set()
     for t in threads:
         t.join(60)

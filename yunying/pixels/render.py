@@ -36,11 +36,7 @@ def to_display(frame: np.ndarray, header: Any, window: Window | None = None, fra
     """One frame -> uint8 (rows, cols) grey or (rows, cols, 3) RGB, ready for an image codec."""
     photometric = (photometric or frame_photometric(header)).upper()
     if photometric == "PALETTE COLOR":  # C.7.6.3.1.5
-        rgb = np.asarray(apply_color_lut(frame, header))
-        if rgb.dtype != np.uint8:
-            bits = int(header.get("RedPaletteColorLookupTableDescriptor", [0, 0, 16])[2]) or 16
-            rgb = (rgb >> max(bits - 8, 0)).astype(np.uint8) if bits > 8 else rgb.astype(np.uint8)
-        return rgb
+        return _palette(frame, header)
     if frame.ndim == 3:
         if photometric.startswith("YBR_FULL"):  # YBR_FULL / YBR_FULL_422 (sub-sampling already removed)
             frame = convert_color_space(frame, "YBR_FULL", "RGB")
@@ -49,6 +45,21 @@ def to_display(frame: np.ndarray, header: Any, window: Window | None = None, fra
             frame = (frame.astype(np.uint32) >> max(bits - 8, 0)).clip(0, 255).astype(np.uint8)
         return np.ascontiguousarray(frame[..., :3])
     return grey_to_uint8(frame, header, window, frame_index, auto)
+
+
+def _palette(frame: np.ndarray, header: Any) -> np.ndarray:
+    """Palette indices -> uint8 RGB through one 8-bit table built per call (C.7.6.3.1.5/6)."""
+    desc = [int(v) for v in header.get("RedPaletteColorLookupTableDescriptor", [256, 0, 16])]
+    entries, first, bits = desc[0] or 65536, desc[1], desc[2] or 16
+    info = np.iinfo(frame.dtype) if frame.dtype.kind in "iu" else np.iinfo(np.uint16)
+    domain = np.arange(max(first, info.min), min(first + entries, info.max + 1)).astype(frame.dtype)
+    table = np.asarray(apply_color_lut(domain, header))
+    if table.dtype != np.uint8:
+        table = (table >> max(bits - 8, 0)).astype(np.uint8) if bits > 8 else table.astype(np.uint8)
+    if frame.dtype in (np.uint8, np.uint16):  # index a full-range table: no per-pixel clip
+        full = table[np.clip(np.arange(info.max + 1) - int(domain[0]), 0, len(domain) - 1)]
+        return full[frame]
+    return table[np.clip(frame.astype(np.int64) - int(domain[0]), 0, len(domain) - 1)]
 
 
 def burn_overlays(image: np.ndarray, header: Any, frame_index: int = 0) -> np.ndarray:
