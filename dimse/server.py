@@ -56,6 +56,17 @@ def build_ae(aet: str) -> AE:
     return ae
 
 
+class SharedContexts(list):  # type: ignore[type-arg]
+    """The SCP's supported contexts, shared by every association.
+
+    pynetdicom deep-copies them for each association (~50 ms for 177 classes x 34 syntaxes,
+    measured here), yet only reads them during negotiation.
+    """
+
+    def __deepcopy__(self, memo: dict[int, object]) -> list[object]:
+        return list(self)
+
+
 @dataclass
 class DimseServer:
     """A running SCP; `port` is the bound port (useful with dimse_port 0)."""
@@ -94,6 +105,7 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     server = ae.start_server((settings.host, settings.dimse_port), block=False,
                              evt_handlers=handlers)  # type: ignore[arg-type]
     assert server is not None  # block=False always returns the server
+    server.contexts = SharedContexts(server.contexts)
     log.info("DIMSE SCP %s listening on %s:%d (%d storage classes, %d peers, accept_all=%s)",
              settings.aet, settings.host, server.server_address[1], len(storage_classes()),
              len(peers), settings.dimse_accept_all)
