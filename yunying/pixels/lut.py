@@ -65,7 +65,8 @@ def apply_window(x: np.ndarray, window: Window) -> np.ndarray:
     """Modality values -> [0, 1] by a window (PS3.3 C.11.2.1.2 LINEAR, LINEAR_EXACT, SIGMOID)."""
     c, w, function = float(window[0]), float(window[1]), window[2].upper().replace("-", "_")
     if function == "SIGMOID":  # C.11.2.1.3.1
-        return 1.0 / (1.0 + np.exp(-4.0 * (x - c) / max(w, 1e-9)))
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> 0: the right limit
+            return 1.0 / (1.0 + np.exp(-4.0 * (x - c) / max(w, 1e-9)))
     if function == "LINEAR_EXACT":  # C.11.2.1.3.2
         return np.clip((x - c) / max(w, 1e-9) + 0.5, 0.0, 1.0)
     if w <= 1:  # C.11.2.1.2.1 with width 1: a threshold at c - 0.5
