@@ -120,6 +120,10 @@ def test_ohif_opens_and_paints_the_study(archive: str, ohif_dist: Path) -> None:
     assert not bad, bad
     kinds = {_kind(r.path) for r in log}
     assert {"qido-studies", "qido-series", "series-metadata", "frames"} <= kinds, kinds
+    # Every series' thumbnail (thumbnailRendering 'wadors') fetched a frame successfully.
+    framed = {r.path.split("/series/")[1].split("/")[0] for r in log
+              if "/frames/" in r.path and r.status == 200}
+    assert framed == set(data.series_of("A")), "a series thumbnail fetched no frame"
 
 
 def _kind(path: str) -> str:
