@@ -65,8 +65,9 @@ def storescp_port() -> int:
     return free_port()
 
 
-def start_scp(archive: object, storescp_port: int, **kw: object) -> DimseServer:
-    settings = Settings(host="127.0.0.1", dimse_port=0, aet=SCP_AET,
+def start_scp(archive: object, storescp_port: int, port: int = 0, aet: str = SCP_AET,
+              **kw: object) -> DimseServer:
+    settings = Settings(host="127.0.0.1", dimse_port=port, aet=aet,
                         peers={SCU_AET: ("127.0.0.1", free_port()), "STORESCP": ("127.0.0.1", storescp_port)},
                         **kw)  # type: ignore[arg-type]
     return start_dimse(archive, settings)  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, SCP_AET, SCU_AET, make_instance, sample_file, stored_sops
+from conftest import DCMTK, SCP_AET, SCU_AET, make_instance, sample_file, start_scp, stored_sops
+from fake_archive import FakeArchive
 from pydicom import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, evt
@@ -24,7 +25,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from dimse import scu
+from dimse import scu, uids
 from dimse.cli import build_identifier
 from dimse.syntaxes import NATIVE
 from index.model import Origin
@@ -193,3 +194,32 @@ def test_c_find_cancel_stops_the_stream(fake_scp, fake_archive) -> None:
             if len(statuses) == 3:
                 assoc.send_c_cancel(7, query_model=model)
         assert statuses[-1] == 0xFE00 and len(statuses) < 40
+
+
+def test_c_move_cancel_stops_sub_operations(fake_scp, fake_archive, storescp_port: int) -> None:
+    for i in range(30):
+        fake_archive.store(_part10(ct(f"1.2.10.1.1.{i}", study="1.2.10", series="1.2.10.1")), _origin())
+    real_read = fake_archive.read_dataset
+
+    def slow_read(row, transfer_syntax=None):
+        time.sleep(0.05)
+        return real_read(row, transfer_syntax)
+
+    fake_archive.read_dataset = slow_read
+    dest_archive = FakeArchive()
+    dest = start_scp(dest_archive, 1, port=storescp_port, aet="STORESCP", dimse_accept_all=True)
+    model = uids.STUDY_ROOT_MOVE
+    try:
+        with scu.associate(scu.Peer("127.0.0.1", fake_scp.port, **PEER), [build_context(model, NATIVE)]) as assoc:
+            last = None
+            for n, (rsp, _) in enumerate(assoc.send_c_move(
+                    build_identifier("STUDY", ["StudyInstanceUID=1.2.10"]), "STORESCP", model, msg_id=9)):
+                last = rsp
+                if n == 2:
+                    assoc.send_c_cancel(9, query_model=model)
+            assert last is not None and last.Status == 0xFE00
+            assert 0 < last.NumberOfCompletedSuboperations < 30
+            assert last.NumberOfRemainingSuboperations > 0
+    finally:
+        dest.stop()
+    assert 0 < len(dest_archive.items) < 30
