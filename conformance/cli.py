@@ -25,6 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     chk.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
     chk.set_defaults(func=run_check)
 
+    ohif = sub.add_parser("ohif", help="serve the OHIF Viewer (npm @ohif/app) over an archive")
+    ohif.add_argument("--dicomweb", required=True, metavar="URL", help="DICOMweb root to view")
+    ohif.add_argument("--port", type=int, default=0, help="local port (default: a free one)")
+    ohif.set_defaults(func=run_ohif)
+
     stm = sub.add_parser("statement", help="write the conformance statement (Markdown + HTML)")
     stm.add_argument("--out", required=True, metavar="DIR")
     stm.set_defaults(func=run_statement)
@@ -41,6 +46,22 @@ def run_check(args: argparse.Namespace) -> int:
     dimse = parse_dimse(args.dimse, args.calling_aet, args.move_port) if args.dimse else None
     results = check_archive(args.dicomweb, dimse, sys.stdout, args.only, args.timeout)
     return 1 if any(r.status == "FAIL" for r in results) else 0
+
+
+def run_ohif(args: argparse.Namespace) -> int:
+    import threading
+
+    from conformance.ohif import fetch_ohif, serve_ohif
+
+    server = serve_ohif(fetch_ohif(), args.dicomweb, port=args.port)
+    print(f"OHIF Viewer at {server.url}/ (DICOMweb proxied from {args.dicomweb}); Ctrl-C stops")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
 
 
 def run_statement(args: argparse.Namespace) -> int:

@@ -354,7 +354,7 @@ def xml(ctx: Context) -> str:
     return "1 XML part"
 
 
-@check("qido-accept-unsupported", "PS3.18 §8.7.5", "Accept: image/png on a search: 406")
+@check("qido-accept-unsupported", "PS3.18 §8.7.8.1", "Accept: image/png on a search: 406")
 def not_acceptable(ctx: Context) -> None:
     resp = ctx.http.get(ctx.url("studies"), params={"limit": "1"}, headers={"Accept": "image/png"})
     if resp.status_code != 406:

@@ -147,7 +147,7 @@ def ts_explicit(ctx: Context) -> None:
         raise Failed(", ".join(diffs[:5]))
 
 
-@check("wado-ts-unsupported", "PS3.18 §8.7.5 / §10.4.3", "transfer-syntax it cannot produce (MPEG2): 406")
+@check("wado-ts-unsupported", "PS3.18 §8.7.8.1 / §10.4.3", "transfer-syntax it cannot produce (MPEG2): 406")
 def ts_unsupported(ctx: Context) -> None:
     ctx.ensure_stored("A")
     resp = ctx.http.get(ctx.url(ctx.data.ct.path),
@@ -156,7 +156,7 @@ def ts_unsupported(ctx: Context) -> None:
         raise Failed(f"status {resp.status_code}")
 
 
-@check("wado-accept-unsupported", "PS3.18 §8.7.5 / §10.4.3", "Accept: application/pdf on an image: 406")
+@check("wado-accept-unsupported", "PS3.18 §8.7.8.1 / §10.4.3", "Accept: application/pdf on an image: 406")
 def accept_unsupported(ctx: Context) -> None:
     ctx.ensure_stored("A")
     resp = ctx.http.get(ctx.url(ctx.data.ct.path),
