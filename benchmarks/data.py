@@ -319,3 +319,16 @@ def build_corpus(root: Path, studies: int = 5000, seed: int = 20240601) -> Corpu
 def clone_ct(ct: CtStudy, root: Path, tag: str) -> CtStudy:
     """A copy of `ct` with new Study/Series/SOP UIDs (for the C-STORE runs); cached."""
     return build_ct(root, slices=len(ct.files), tag=tag)
+
+
+def study_index(path: Path) -> int:
+    """The corpus study a file belongs to (its name starts with the study number)."""
+    return int(path.name.split("_", 1)[0])
+
+
+def corpus_subset(corpus: Corpus, sent: set[Path]) -> tuple[Corpus, list[Path]]:
+    """The studies touched by `sent`, and their files still missing (to complete them)."""
+    touched = {study_index(f) for f in sent}
+    files = tuple(f for f in corpus.files if study_index(f) in touched)
+    missing = [f for f in files if f not in sent]
+    return Corpus(corpus.directory, files, tuple(corpus.studies[i] for i in sorted(touched))), missing

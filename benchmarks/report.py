@@ -52,6 +52,7 @@ class Results:
         self.values: dict[str, dict[str, float]] = {s: {} for s in servers}
         self.na: dict[str, dict[str, str]] = {s: {} for s in servers}
         self.details: dict[str, dict[str, Any]] = {s: {} for s in servers}
+        self.notes: list[str] = []
 
     def set(self, server: str, key: str, value: float) -> None:
         assert key in METRIC_KEYS, key
@@ -100,7 +101,7 @@ class Results:
             })
         return out
 
-    def table(self, width: int = 44) -> str:
+    def table(self, width: int = 40) -> str:
         heads = ["figure", "unit", *self.servers]
         both = len(self.servers) == 2
         if both:
@@ -122,7 +123,7 @@ class Results:
 
     def write_json(self, path: Path, meta: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"meta": meta, "metrics": self.rows(), "details": self.details}
+        doc = {"meta": meta, "metrics": self.rows(), "notes": self.notes, "details": self.details}
         path.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
 
 

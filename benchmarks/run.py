@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import dimse, web
-from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct
+from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct, corpus_subset
 from benchmarks.net import REPO_ROOT, free_port, start_yunying, yunying_cli_available
 from benchmarks.orthanc import orthanc_available, start_orthanc
 from benchmarks.report import Results
@@ -40,14 +40,15 @@ class Profile:
     find_queries: int
     frame_requests: int     # per throughput run (1 and 8 clients)
     cstore_instances: int   # per C-STORE run (1 and 4 associations)
+    corpus_seconds: float   # corpus load time limit per server; the rest is not sent
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
                frame_latency_requests=200, frame_seconds=6.0, find_queries=200,
-               frame_requests=1500, cstore_instances=300)
+               frame_requests=1500, cstore_instances=300, corpus_seconds=330)
 QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
                 frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
-                frame_requests=500, cstore_instances=100)
+                frame_requests=500, cstore_instances=100, corpus_seconds=40)
 
 
 @dataclass
@@ -66,6 +67,10 @@ class Target:
     pid: int
     data_dir: Path
     stop: Callable[[], None]
+    proc: subprocess.Popen[bytes]
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
 
 
 def log(msg: str) -> None:
@@ -128,12 +133,12 @@ def started(name: str, workdir: Path, scp_port: int) -> Iterator[Target]:
     if name == "orthanc":
         o = start_orthanc(workdir, aet="ORTHANC", modalities=peers)
         target = Target(name, o.dicomweb_url, dimse.Peer("127.0.0.1", o.dimse_port, o.aet),
-                        o.pid, o.storage_dir, o.stop)
+                        o.pid, o.storage_dir, o.stop, o.proc)
     else:
         y = start_yunying(workdir / "data", aet="YUNYING", peers=peers,
                           log_path=workdir / "yunying.log")
         target = Target(name, y.dicomweb_url, dimse.Peer("127.0.0.1", y.dimse_port, y.aet),
-                        y.pid, y.data_dir, y.stop)
+                        y.pid, y.data_dir, y.stop, y.proc)
     try:
         yield target
     finally:
@@ -155,14 +160,23 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                             "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
+        code = target.exit_code()
+        if code is not None:
+            results.fail(name, keys, f"server exited ({code}) earlier")
+            return False
         log(f"{name}: {label}")
         try:
             fn()
             return True
         except Exception as exc:  # noqa: BLE001 - every failure becomes an n/a figure
-            results.fail(name, keys, _reason(exc))
+            code = target.exit_code()
+            reason = _reason(exc) if code is None else f"server exited ({code}) during it"
+            results.fail(name, keys, reason)
+            if code is not None:
+                results.notes.append(f"{name}: server process exited with {code} during "
+                                     f"'{label}' (a signal if negative); see its log")
             details.setdefault("errors", {})[label] = traceback.format_exc(limit=3)
-            log(f"{name}: {label} failed: {_reason(exc)}")
+            log(f"{name}: {label} failed: {reason}")
             return False
 
     try:
@@ -195,10 +209,24 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8",
                                 "cmove_ips"], "CT study not stored")
 
+        corpus = data.corpus
+
         def do_corpus() -> None:
-            r = web.stow(url, data.corpus.files, clients=4, per_request=50, deadline_s=420)
-            details["corpus_load"] = r
+            nonlocal corpus
+            r = web.stow(url, data.corpus.files, clients=4, per_request=50,
+                         deadline_s=profile.corpus_seconds, allow_partial=True)
+            sent = set(r.pop("sent"))
             results.set(name, "corpus_ips", r["instances_per_s"])
+            if r["truncated"]:
+                # Too slow to load it all in time: finish the studies begun, query those.
+                corpus, missing = corpus_subset(data.corpus, sent)
+                if missing:
+                    web.stow(url, missing, clients=1, per_request=50)
+                r["studies_loaded"] = len(corpus.studies)
+                results.notes.append(
+                    f"{name}: corpus load stopped after {profile.corpus_seconds:.0f} s; QIDO and "
+                    f"C-FIND ran over {len(corpus.studies)} of {len(data.corpus.studies)} studies")
+            details["corpus_load"] = r
 
         corpus_ok = phase(["corpus_ips"], f"STOW-RS corpus ({len(data.corpus.files)} instances)",
                           do_corpus)
@@ -206,7 +234,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.fail(name, ["qido_p50", "qido_p95", "cfind_p50"], "corpus not stored")
 
         def do_qido() -> None:
-            r = web.qido(url, web.qido_queries(data.corpus, profile.qido_queries))
+            r = web.qido(url, web.qido_queries(corpus, profile.qido_queries))
             details["qido"] = r
             results.set(name, "qido_p50", r["p50_ms"])
             results.set(name, "qido_p95", r["p95_ms"])
@@ -241,7 +269,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         phase(["cstore_4"], "C-STORE, 4 associations", do_cstore("cstore_4", data.ct_store4, 4))
 
         def do_cfind() -> None:
-            r = dimse.c_find(peer, dimse.c_find_queries(data.corpus, profile.find_queries))
+            r = dimse.c_find(peer, dimse.c_find_queries(corpus, profile.find_queries))
             details["cfind"] = r
             results.set(name, "cfind_p50", r["p50_ms"])
 
@@ -260,7 +288,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         if rss:
             results.set(name, "rss_peak_mb", rss / 2**20)
         else:
-            results.fail(name, ["rss_peak_mb"], "process gone")
+            results.fail(name, ["rss_peak_mb"], f"server exited ({target.exit_code()})")
         details["loadavg_after"] = os.getloadavg()
     finally:
         server_cm.__exit__(None, None, None)
@@ -313,6 +341,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("benchmark-out"),
                    help="data cache, server directories and results (default ./benchmark-out)")
     p.add_argument("--studies", type=int, help="corpus size (default 5000, --quick 500)")
+    p.add_argument("--corpus-seconds", type=float,
+                   help="corpus load time limit per server (default 330, --quick 40)")
     p.add_argument("--keep", action="store_true", help="keep the servers' data directories")
     return p.parse_args(argv)
 
@@ -322,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = QUICK if args.quick else FULL
     if args.studies:
         profile = Profile(**{**profile.__dict__, "studies": args.studies})
+    if args.corpus_seconds:
+        profile = Profile(**{**profile.__dict__, "corpus_seconds": args.corpus_seconds})
     servers = [args.only] if args.only else (["yunying", "orthanc"] if args.vs_orthanc
                                             else ["yunying"])
     out: Path = args.out.resolve()
@@ -368,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{profile.studies} studies / {len(data.corpus.files)} corpus instances, CT "
           f"{len(data.ct.files)} x 512x512; {os.cpu_count()} CPUs; run took "
           f"{meta['seconds']} s; JSON: {out / 'results.json'}")
+    for note in results.notes:
+        print(f"note: {note}")
     for name in servers:
         d = results.details[name]
         for label in ("qido", "cfind"):

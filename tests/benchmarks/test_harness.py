@@ -23,7 +23,7 @@ from benchmarks.net import free_port
 
 TINY = Profile(studies=24, ct_slices=8, qido_queries=30, metadata_runs=2,
                frame_latency_requests=10, frame_seconds=0.5, find_queries=8,
-               frame_requests=40, cstore_instances=8)
+               frame_requests=40, cstore_instances=8, corpus_seconds=60)
 
 
 @pytest.fixture(scope="module")
