@@ -278,3 +278,13 @@ def test_render_never_crashes(frame: np.ndarray, centre: float | None, width: fl
         ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.4g}", "-3"
     out = render([frame, frame], ds, media_type=media, window=None, viewport=viewport, quality=50)
     assert Image.open(io.BytesIO(out)).size[0] >= 1
+
+
+def test_annotation_off_by_default_and_on_request() -> None:
+    ds = ct()
+    plain = png([ds.pixel_array], ds, viewport=(512, 512))
+    marked = png([ds.pixel_array], ds, viewport=(512, 512), annotation="patient,technique")
+    assert (marked != plain).any()  # text burnt in
+    assert (marked[150:350, 150:350] == plain[150:350, 150:350]).all()  # centre untouched
+    with pytest.raises(NotAcceptable):
+        png([ds.pixel_array], ds, annotation="everything")

@@ -5,7 +5,7 @@ import io
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from pydicom.pixels import apply_color_lut, convert_color_space
 
 from yunying.errors import NotAcceptable
@@ -118,6 +118,32 @@ def _image(frame: np.ndarray, header: Any, window: Window | None, viewport: tupl
     return img
 
 
+_ANNOTATIONS = {
+    "patient": ("PatientName", "PatientID", "PatientBirthDate", "StudyDate", "InstitutionName"),
+    "technique": ("Modality", "SeriesDescription", "SliceThickness", "KVP", "InstanceNumber"),
+}
+
+
+def annotate(img: Image.Image, header: Any, annotation: str, window: Window | None) -> Image.Image:
+    """Burn the requested text groups (PS3.18 8.3.5.1.1 annotation=patient,technique) into corners."""
+    wanted = [a.strip().lower() for a in annotation.split(",") if a.strip()]
+    unknown = [a for a in wanted if a not in _ANNOTATIONS]
+    if unknown:
+        raise NotAcceptable(f"annotation {','.join(unknown)} is not supported")
+    img = img.convert("RGB") if img.mode not in ("L", "RGB") else img
+    draw = ImageDraw.Draw(img)
+    white = 255 if img.mode == "L" else (255, 255, 255)
+    for corner, group in enumerate(wanted):
+        lines = [str(header.get(k)) for k in _ANNOTATIONS[group] if header.get(k) not in (None, "")]
+        if group == "technique" and window is not None:
+            lines.append(f"W {window[1]:g} C {window[0]:g}")
+        y = 2 if corner == 0 else max(2, img.height - 12 * len(lines) - 2)
+        for line in lines:
+            draw.text((2, y), line[:40], fill=white)
+            y += 12
+    return img
+
+
 def _frame_ms(header: Any) -> int:
     """Frame duration for a cine from FrameTime or CineRate (PS3.3 C.7.6.5), else 30 fps."""
     for value, per in ((header.get("FrameTime"), 1.0), (header.get("CineRate"), None)):
@@ -131,11 +157,12 @@ def _frame_ms(header: Any) -> int:
 
 def render(frames: list[np.ndarray], header: Any, *, media_type: str, window: Window | None,
            viewport: tuple[int, int] | None, quality: int | None, frame_index: int = 0,
-           photometric: str | None = None) -> bytes:
+           photometric: str | None = None, annotation: str | None = None) -> bytes:
     """Render frames (frames[0] is frame frame_index of the instance) as JPEG, PNG or a GIF cine.
 
     photometric: the frames' colour space when it differs from what frame_photometric(header)
-    infers (pass decode_frame_info(...)[1].photometric when in doubt).
+    infers (pass decode_frame_info(...)[1].photometric when in doubt). annotation: "patient",
+    "technique" or both, comma-separated; off by default.
     """
     media = media_type.split(";")[0].strip().lower()
     if media not in RENDERED_TYPES:
@@ -150,11 +177,15 @@ def render(frames: list[np.ndarray], header: Any, *, media_type: str, window: Wi
     if media == "image/gif":
         images = [_image(f, header, window, viewport, frame_index + i, auto, photometric)
                   for i, f in enumerate(frames)]
+        if annotation:
+            images = [annotate(im, header, annotation, window) for im in images]
         images = [im if im.mode == "L" else im.quantize(256) for im in images]
         images[0].save(out, "GIF", save_all=len(images) > 1, append_images=images[1:],
                        duration=_frame_ms(header), loop=0)
         return out.getvalue()
     img = _image(frames[0], header, window, viewport, frame_index, auto, photometric)
+    if annotation:
+        img = annotate(img, header, annotation, window)
     if media == "image/jpeg":
         img.save(out, "JPEG", quality=90 if quality is None else max(1, min(100, int(quality))))
     else:
