@@ -109,8 +109,13 @@ def test_htj2k_rpcl_has_rpcl_progression_and_tlm() -> None:
     info = FrameInfo(64, 64, 1, 16, 16, 15, 0, "MONOCHROME2", 0, 1)
     data, _ = encode_frame(arr, info, ts_.HTJ2K_LOSSLESS_RPCL)
     cod = data.index(b"\xff\x52")
-    assert data[cod + 5] == 2, "PS3.5 A.4.7: RPCL progression order"
-    assert b"\xff\x55" in data, "TLM marker segment present"
+    assert data[cod + 5] == 2, "PS3.5 10.18: RPCL progression order"
+    assert b"\xff\x55" in data, "PS3.5 10.18: TLM marker segment present"
+    tall = np.zeros((4096, 300), np.uint16)
+    info = FrameInfo(4096, 300, 1, 16, 16, 15, 0, "MONOCHROME2", 0, 1)
+    data, _ = encode_frame(tall, info, ts_.HTJ2K_LOSSLESS_RPCL)
+    levels = data[data.index(b"\xff\x52") + 9]
+    assert 4096 >> levels <= 64, "PS3.5 10.18: base resolution <= 64"
 
 
 def test_availability_flags() -> None:

@@ -274,7 +274,8 @@ def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
         near = 0 if ts == ts_.JPEG_LS_LOSSLESS else (2 if quality is None else max(1, (100 - quality) // 10))
         return bytes(imagecodecs.jpegls_encode(_unsigned(arr, info), level=near)), info
     if ts in (ts_.HTJ2K_LOSSLESS, ts_.HTJ2K_LOSSLESS_RPCL, ts_.HTJ2K):
-        # OpenJPH writes RPCL progression; PS3.5 A.4.?: .202 also wants TLM marker segments
+        # OpenJPH writes RPCL progression. PS3.5 10.18: .202 also needs TLM marker segments and
+        # enough decompositions for a base resolution <= 64 pixels (thumbnails from the stream)
         src = np.ascontiguousarray(arr, dtype=info.dtype())
         lossy = ts == ts_.HTJ2K
         kw: dict[str, Any] = {"reversible": not lossy, "rgb": False}
@@ -282,7 +283,9 @@ def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
             q = 90 if quality is None else max(1, min(100, quality))
             kw["level"] = (1.0 + (100 - q) * 0.2) / (1 << (8 * src.itemsize))  # quantisation step
         if ts == ts_.HTJ2K_LOSSLESS_RPCL:
+            longest = max(info.rows, info.columns)
             kw["tlm"] = True
+            kw["resolutions"] = max(5, (max(longest - 1, 1) // 64).bit_length())
         return bytes(imagecodecs.htj2k_encode(src, **kw)), info
     if ts in (ts_.JXL_LOSSLESS, ts_.JXL):
         lossless = ts == ts_.JXL_LOSSLESS
