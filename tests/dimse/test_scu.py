@@ -1,14 +1,27 @@
 """Our SCU (dimse/scu.py and the `yunying dimse` CLI) against our SCP and against Orthanc."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import SCP_AET, SCU_AET, free_port, make_instance, sample_file, start_scp, stored_sops
+from conftest import (
+    DCMTK,
+    SCP_AET,
+    SCU_AET,
+    free_port,
+    make_instance,
+    sample_file,
+    start_scp,
+    stored_sops,
+)
 from pydicom import Dataset
+from pynetdicom.presentation import build_context
 
-from dimse import scu
+from dimse import scu, uids
 from dimse.cli import build_identifier
 from index.model import Origin
 from yunying.archive import Archive
@@ -186,3 +199,46 @@ def test_find_chinese_name_stored_in_gb18030(scp, archive, tmp_path: Path) -> No
         assert len(found) == 1, pattern
         assert found[0].SpecificCharacterSet == "ISO_IR 192"
         assert str(found[0].PatientName) == "Wang^XiaoDong=王^小东"
+
+
+def test_cli_store_and_move_to_storescp(tmp_path: Path, storescp_port: int) -> None:
+    data = tmp_path / "cli-data"
+    arch = Archive(data)
+    for i in range(2):
+        arch.store(make_instance(tmp_path / f"s{i}.dcm", study="1.2.6.1", series="1.2.6.1.1",
+                                 sop=f"1.2.6.1.1.{i}"), Origin("import", "t"))
+    arch.close()
+    out = tmp_path / "received"
+    out.mkdir()
+    proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(out), str(storescp_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    try:
+        assert yunying_main(["dimse", "store", "127.0.0.1", str(storescp_port), "--called", "STORESCP",
+                             "--study", "1.2.6.1", "--data", str(data)]) == 0
+        assert len(list(out.iterdir())) == 2
+        # and C-MOVE through our SCP (serving that data) to the same storescp
+        for f in out.iterdir():
+            f.unlink()
+        served = Archive(data)
+        scp = start_scp(served, storescp_port)
+        try:
+            assert yunying_main(["dimse", "move", "127.0.0.1", str(scp.port), "--aet", SCU_AET, "--called",
+                                 SCP_AET, "-k", "StudyInstanceUID=1.2.6.1", "--dest", "STORESCP"]) == 0
+        finally:
+            scp.stop()
+            served.close()
+        assert len(list(out.iterdir())) == 2
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_scp_sockets_have_nodelay(scp) -> None:
+    seen: list[int] = []
+    with scu.associate(peer(scp.port), [build_context(uids.VERIFICATION)]) as assoc:
+        for served in scp.ae.active_associations:
+            if served.is_acceptor:
+                seen.append(served.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        ours = assoc.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert seen and all(seen) and ours
