@@ -8,6 +8,7 @@ a folder the index does not know is an orphan that ``yunying check`` sweeps.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import threading
@@ -16,14 +17,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import numcodecs
+import numcodecs.blosc
 import numpy as np
 import zarr
+import zarr.core.sync
 from zarr.codecs import BloscCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.storage import MemoryStore
 
 HEADER = "header.dcm"
 PIXELS = "pixels.zarr"
 PIXELDATA = "pixeldata.bin"
-RECORD = "record.json"  # written last: its presence marks a complete version
+RECORD = "record.json"
+CNAME, CLEVEL = "zstd", 1  # lossless at rest: Blosc-zstd level 1 with byte shuffle  # written last: its presence marks a complete version
 
 
 class StorageError(Exception):
@@ -69,17 +76,21 @@ class Storage:
 
     def put_frames(self, key: str, frames: Iterable[np.ndarray], count: int,
                    frame_shape: tuple[int, ...], dtype: np.dtype) -> None:
-        """Write native frames into a zarr array, one chunk per frame (design rule 4)."""
-        folder = self.path(key)
+        """Write native frames as a zarr v3 array, one chunk per frame (design rule 4).
+
+        The array metadata comes from zarr itself (cached per shape); chunks are encoded with the
+        array's own Blosc configuration and written as plain files, which skips ~2 ms of zarr's
+        async machinery per chunk. tests/storage proves zarr reads them back identically.
+        """
+        folder = self.path(key) / PIXELS
         folder.mkdir(parents=True, exist_ok=True)
-        array = zarr.create_array(
-            store=str(folder / PIXELS), shape=(count, *frame_shape), chunks=(1, *frame_shape),
-            dtype=dtype, fill_value=0, overwrite=True,
-            chunk_key_encoding={"name": "v2", "separator": "."},  # flat: one file per frame, no sub-folders
-            compressors=[BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")],
-        )
+        meta, codec = _array_template(count, tuple(frame_shape), np.dtype(dtype).str)
+        (folder / "zarr.json").write_bytes(meta)
+        suffix = ".0" * len(frame_shape)
         for i, frame in enumerate(frames):
-            array[i] = frame
+            data = codec.encode(np.ascontiguousarray(frame, dtype=dtype))
+            with open(folder / f"{i}{suffix}", "wb") as fh:
+                fh.write(data)
 
     def sync(self, key: str, new_parents: int = 3) -> None:
         """Make every file of a version durable, and the folders that name them.
@@ -155,11 +166,16 @@ class Storage:
         return array
 
     def read_frame(self, key: str, index: int) -> np.ndarray:
-        """One native frame (0-based), read from its own chunk only."""
+        """One native frame (0-based), read from its own chunk file only."""
         array = self._array(key)
         if not 0 <= index < array.shape[0]:
             raise StorageError(f"{key} has no frame {index + 1}")
-        return array[index]
+        chunk = self.path(key) / PIXELS / (str(index) + ".0" * (array.ndim - 1))
+        try:
+            data = chunk.read_bytes()
+        except FileNotFoundError:  # never written: zarr's fill value
+            return np.zeros(array.shape[1:], dtype=array.dtype)
+        return np.frombuffer(numcodecs.blosc.decompress(data), dtype=array.dtype).reshape(array.shape[1:])
 
     def read_frames(self, key: str) -> np.ndarray:
         """All native frames of a version."""
@@ -209,6 +225,20 @@ class Storage:
         import uuid
 
         return self.tmp / f"{uuid.uuid4().hex}{suffix}"
+
+
+@functools.lru_cache(maxsize=64)
+def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tuple[bytes, numcodecs.Blosc]:
+    """zarr.json bytes as zarr writes them for this shape, and the matching chunk codec."""
+    store = MemoryStore()
+    zarr.create_array(
+        store=store, shape=(count, *frame_shape), chunks=(1, *frame_shape), dtype=np.dtype(dtype),
+        fill_value=0, chunk_key_encoding={"name": "v2", "separator": "."},
+        compressors=[BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle="shuffle")])
+    meta = zarr.core.sync.sync(store.get("zarr.json", prototype=default_buffer_prototype()))
+    assert meta is not None
+    codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=0)
+    return meta.to_bytes(), codec
 
 
 def _fsync_dir(path: str) -> None:
