@@ -19,6 +19,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
     MRImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -77,17 +78,18 @@ def _status(status: Dataset | None) -> int:
     return int(status.Status)
 
 
-def c_find(ctx: Context, level: str, keys: dict[str, object]) -> list[Dataset]:
-    """One C-FIND (Study Root) on a fresh association; the pending identifiers."""
+def c_find(ctx: Context, level: str, keys: dict[str, object],
+           model: Any = StudyRootQueryRetrieveInformationModelFind) -> list[Dataset]:
+    """One C-FIND on a fresh association; the pending identifiers."""
     ae = _ae(ctx)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(model)
     query = Dataset()
     query.QueryRetrieveLevel = level
     for kw, val in keys.items():
         setattr(query, kw, val)
     out = []
     with _associate(ae, ctx) as assoc:
-        for status, ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+        for status, ident in assoc.send_c_find(query, model):
             code = _status(status)
             if code in (0xFF00, 0xFF01):
                 if ident is None:
@@ -211,6 +213,35 @@ def find_series(ctx: Context) -> str:
     if {str(d.SOPInstanceUID) for d in images} != {i.sop for i in ctx.data.studies["D"]}:
         raise Failed(f"{len(images)} instances")
     return f"{len(series)} series, {len(images)} instances"
+
+
+@check("dimse-find-patient-root", "PS3.4 §C.6.1", "Patient Root C-FIND at PATIENT level",
+       needs="dimse")
+def find_patient_root(ctx: Context) -> str:
+    ensure_dimse_stored(ctx)
+    found = c_find(ctx, "PATIENT", {"PatientID": ctx.data.patient_id("D"), "PatientName": ""},
+                   PatientRootQueryRetrieveInformationModelFind)
+    if len(found) != 1 or str(found[0].PatientID) != ctx.data.patient_id("D"):
+        raise Failed(f"{len(found)} patients")
+    return "1 patient"
+
+
+@check("dimse-find-bad-level", "PS3.4 §C.4.1.1.4 / Table C.4-1",
+       "C-FIND with QueryRetrieveLevel=NONSENSE: a failure status (A900 or Cxxx)", needs="dimse")
+def find_bad_level(ctx: Context) -> str:
+    ae = _ae(ctx)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    query = Dataset()
+    query.QueryRetrieveLevel = "NONSENSE"
+    query.StudyInstanceUID = ""
+    codes = []
+    with _associate(ae, ctx) as assoc:
+        for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            codes.append(_status(status))
+    final = codes[-1] if codes else -1
+    if not (final == 0xA900 or 0xC000 <= final <= 0xCFFF):
+        raise Failed(f"final status 0x{final:04X}")
+    return f"0x{final:04X}"
 
 
 @check("dimse-find-dcmtk", "PS3.4 §C.6.2", "C-FIND with DCMTK findscu (study level)", needs="dimse")
