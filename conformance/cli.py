@@ -23,6 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                           "CALLING-AET at 127.0.0.1:PORT (C-MOVE checks skip without it)")
     chk.add_argument("--only", metavar="ID[,ID]", help="run only checks whose id contains one")
     chk.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    chk.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     chk.set_defaults(func=run_check)
 
     ohif = sub.add_parser("ohif", help="serve the OHIF Viewer (npm @ohif/app) over an archive")
@@ -45,6 +46,11 @@ def run_check(args: argparse.Namespace) -> int:
         return 2
     dimse = parse_dimse(args.dimse, args.calling_aet, args.move_port) if args.dimse else None
     results = check_archive(args.dicomweb, dimse, sys.stdout, args.only, args.timeout)
+    if args.json:
+        from conformance.runner import results_json
+
+        with open(args.json, "w", encoding="utf-8") as f:
+            f.write(results_json(results))
     return 1 if any(r.status == "FAIL" for r in results) else 0
 
 

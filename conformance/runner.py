@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -168,11 +169,19 @@ def run(ctx: Context, selected: Iterator[Check] | list[Check], out: TextIO) -> l
     return results
 
 
+def results_json(results: list[Result]) -> str:
+    """Machine-readable results: one object per check."""
+    return json.dumps([{"id": r.check.id, "status": r.status, "section": r.check.section,
+                        "what": r.check.what, "optional": r.check.optional, "detail": r.detail,
+                        "seconds": round(r.seconds, 3)} for r in results],
+                      ensure_ascii=False, indent=1)
+
+
 def summary(results: list[Result]) -> str:
     counts = {s: sum(r.status == s for r in results) for s in ("PASS", "FAIL", "SKIP")}
     failed = [r.check.id for r in results if r.status == "FAIL"]
     text = f"{len(results)} checks: {counts['PASS']} passed, {counts['FAIL']} failed, "
-    text += f"{counts['SKIP']} skipped"
+    text += f"{counts['SKIP']} skipped in {sum(r.seconds for r in results):.1f} s"
     return text + (f"\nfailed: {' '.join(failed)}" if failed else "")
 
 
