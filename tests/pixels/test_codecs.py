@@ -153,3 +153,25 @@ def test_corrupt_bitstream_is_refused_not_crashed() -> None:
     info = FrameInfo(64, 64, 1, 16, 16, 15, 0, "MONOCHROME2", 0, 1)
     with pytest.raises(UnsupportedTransfer):
         decode_frame(b"\xff\x4f\xff\x51garbage", info, ts_.J2K_LOSSLESS)
+
+
+@pytest.mark.parametrize("target", [ts_.JPEG_LOSSLESS_SV1, ts_.JPEG_LS_LOSSLESS, ts_.HTJ2K_LOSSLESS,
+                                    ts_.J2K_LOSSLESS, ts_.RLE])
+def test_values_beyond_bits_stored_are_exact_or_refused(target: str) -> None:
+    # common in the wild: BitsStored 12 but samples using 13+ bits
+    unsigned = FrameInfo(16, 16, 1, 16, 12, 11, 0, "MONOCHROME2", 0, 1)
+    arr = np.arange(256, dtype=np.uint16).reshape(16, 16) * 40  # up to 10200 > 4095
+    data, out = encode_frame(arr, unsigned, target)
+    back = decode_frame(data, out, target)
+    # bits above BitsStored are not pixel data (PS3.5 8.1.1): pydicom's RLE decoder masks them
+    assert np.array_equal(back, arr) or np.array_equal(back, arr & 0xFFF)
+    signed = FrameInfo(16, 16, 1, 16, 12, 11, 1, "MONOCHROME2", 0, 1)
+    sarr = (arr.astype(np.int32) - 3000).astype(np.int16)   # -3000..7200: beyond 12-bit signed
+    try:
+        data, out = encode_frame(sarr, signed, target)
+    except UnsupportedTransfer as exc:
+        assert "BitsStored" in exc.reason
+        return
+    back = decode_frame(data, out, target)
+    masked = ((sarr.astype(np.int32) & 0xFFF) << 20 >> 20).astype(np.int16)  # sign-extend 12 bits
+    assert np.array_equal(back, sarr) or np.array_equal(back, masked)

@@ -10,6 +10,7 @@ from pydicom.pixels import convert_color_space, get_decoder, get_encoder
 
 from yunying.pixels import syntaxes as ts_
 from yunying.pixels.frameinfo import FrameInfo, UnsupportedTransfer
+from yunying.pixels.samples import match_sign, precision, to_signed, to_unsigned
 
 _PYDICOM_ENCODED = {ts_.RLE, ts_.J2K_LOSSLESS, ts_.J2K}
 _IMAGECODECS_ENCODED = {
@@ -142,17 +143,7 @@ def _fast_decode(data: bytes, info: FrameInfo, ts: str) -> np.ndarray | None:
         return None  # let pydicom's plugins try, and report
     if arr.shape != info.shape or arr.dtype.itemsize != info.dtype().itemsize:
         return None
-    return _match_sign(arr, info)
-
-
-def _match_sign(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
-    """Give decoded samples the signedness of Pixel Representation (codestreams may disagree)."""
-    want = info.dtype()
-    if arr.dtype == want:
-        return arr
-    if info.pixel_representation:
-        return _signed(arr, info)
-    return (arr.astype(np.int64) & ((1 << info.bits_stored) - 1)).astype(want)
+    return match_sign(arr, info)
 
 
 def _fallback_decode(data: bytes, info: FrameInfo, ts: str,
@@ -163,7 +154,7 @@ def _fallback_decode(data: bytes, info: FrameInfo, ts: str,
             arr = np.asarray(imagecodecs.jpeg8_decode(bytes(data)))
             if arr.shape == info.shape:
                 photometric = "RGB" if info.samples_per_pixel == 3 else info.photometric
-                return _signed(arr, info), {"photometric_interpretation": photometric}
+                return to_signed(arr, info), {"photometric_interpretation": photometric}
         except CODEC_ERRORS as second:
             exc = second if isinstance(exc, NotImplementedError) else exc
     raise UnsupportedTransfer(f"cannot decode frame ({ts}): {exc}") from exc
@@ -174,29 +165,12 @@ def decode_frame(data: bytes, info: FrameInfo, transfer_syntax: str) -> np.ndarr
     return decode_frame_info(data, info, transfer_syntax)[0]
 
 
-def _unsigned(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
-    """Signed samples as their BitsStored-bit two's complement pattern (PS3.5 8.2: codecs take unsigned)."""
-    if not info.pixel_representation:
-        return arr
-    mask = (1 << info.bits_stored) - 1
-    out_type = np.uint8 if info.bits_allocated == 8 else np.uint16
-    return (arr.astype(np.int64) & mask).astype(out_type)
-
-
-def _signed(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
-    """Undo _unsigned: sign-extend a BitsStored-bit pattern into the native signed dtype."""
-    if not info.pixel_representation:
-        return arr.astype(info.dtype(), copy=False)
-    shift = 64 - info.bits_stored
-    return ((arr.astype(np.int64) << shift) >> shift).astype(info.dtype())
-
-
 def _decode_jxl(data: bytes, info: FrameInfo) -> np.ndarray:
     try:
         arr = imagecodecs.jpegxl_decode(bytes(data))
     except CODEC_ERRORS as exc:
         raise UnsupportedTransfer(f"cannot decode JPEG XL frame: {exc}") from exc
-    return _signed(np.asarray(arr).reshape(info.shape), info)
+    return to_signed(np.asarray(arr).reshape(info.shape), info)
 
 
 def _native_bytes(arr: np.ndarray, info: FrameInfo, ts: str) -> bytes:
@@ -254,8 +228,8 @@ def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
     arr = np.ascontiguousarray(arr)
     if ts in (ts_.JPEG_LOSSLESS, ts_.JPEG_LOSSLESS_SV1):
         # PS3.5 8.2.1: process 14, first-order prediction (selection value 1)
-        data = imagecodecs.jpeg8_encode(_unsigned(arr, info), lossless=True, predictor=1,
-                                        bitspersample=info.bits_stored,
+        data = imagecodecs.jpeg8_encode(to_unsigned(arr, info), lossless=True, predictor=1,
+                                        bitspersample=precision(arr, info),
                                         colorspace="RGB" if colour else None,
                                         outcolorspace="RGB" if colour else None)
         return bytes(data), info
@@ -272,7 +246,7 @@ def _encode_imagecodecs(arr: np.ndarray, info: FrameInfo, ts: str,
         return bytes(imagecodecs.jpeg8_encode(src, level=q, bitspersample=bits)), info
     if ts in (ts_.JPEG_LS_LOSSLESS, ts_.JPEG_LS_NEAR):
         near = 0 if ts == ts_.JPEG_LS_LOSSLESS else (2 if quality is None else max(1, (100 - quality) // 10))
-        return bytes(imagecodecs.jpegls_encode(_unsigned(arr, info), level=near)), info
+        return bytes(imagecodecs.jpegls_encode(to_unsigned(arr, info), level=near)), info
     if ts in (ts_.HTJ2K_LOSSLESS, ts_.HTJ2K_LOSSLESS_RPCL, ts_.HTJ2K):
         # OpenJPH writes RPCL progression. PS3.5 10.18: .202 also needs TLM marker segments and
         # enough decompositions for a base resolution <= 64 pixels (thumbnails from the stream)

@@ -7,10 +7,11 @@ import imagecodecs
 import numpy as np
 
 from yunying.pixels import syntaxes as ts_
-from yunying.pixels.codecs import CODEC_ERRORS, _match_sign, decode_frame
+from yunying.pixels.codecs import CODEC_ERRORS, decode_frame
 from yunying.pixels.frameinfo import FrameInfo
 from yunying.pixels.lut import Window
 from yunying.pixels.render import render
+from yunying.pixels.samples import match_sign
 
 _HTJ2K = {ts_.HTJ2K_LOSSLESS, ts_.HTJ2K_LOSSLESS_RPCL, ts_.HTJ2K}
 
@@ -29,7 +30,7 @@ def decode_preview(data: bytes, info: FrameInfo, transfer_syntax: str, max_side:
     if ts in _HTJ2K and levels and info.bits_allocated in (8, 16):
         try:
             arr = np.asarray(imagecodecs.htj2k_decode(bytes(data), skipres=levels))
-            return _match_sign(arr, info)
+            return match_sign(arr, info)
         except CODEC_ERRORS:
             pass  # fall back to a full decode below
     arr = decode_frame(data, info, ts)
