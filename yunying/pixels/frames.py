@@ -1,6 +1,8 @@
 """One frame from its stored form to the negotiated transfer syntax (WADO-RS /frames, C-GET/C-MOVE)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from yunying.pixels.codecs import decode_frame_info, encode_frame, encode_refusal
@@ -25,3 +27,22 @@ def transcode_frame(stored: bytes | np.ndarray, info: FrameInfo, stored_ts: str,
     if (reason := encode_refusal(target_ts, decoded)) is not None:
         raise UnsupportedTransfer(reason)
     return encode_frame(np.asarray(arr), decoded, target_ts, quality=quality)
+
+
+def answer_frame(stored: bytes | np.ndarray, info: FrameInfo, stored_ts: str,
+                 choices: Sequence[tuple[str, str]], *, quality: int | None = None,
+                 ) -> tuple[tuple[str, str], bytes, FrameInfo]:
+    """Try negotiated (media_type, ts) choices in order; the first one this frame encodes into wins.
+
+    Some refusals depend on the samples (values beyond BitsStored), so a listed choice can still
+    fail; UnsupportedTransfer from here means 406 Not Acceptable.
+    """
+    reasons = []
+    for choice in choices:
+        try:
+            data, out = transcode_frame(stored, info, stored_ts, choice[1], quality=quality)
+        except UnsupportedTransfer as exc:
+            reasons.append(f"{choice[1]}: {exc.reason}")
+            continue
+        return choice, data, out
+    raise UnsupportedTransfer("; ".join(reasons) or "no acceptable representation")
