@@ -30,7 +30,7 @@ from index.model import InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
-from yunying.errors import InstanceConflict, StudyMismatch, UnknownResource
+from yunying.errors import ArchiveError, InstanceConflict, NotAcceptable, StudyMismatch, UnknownResource
 from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
 from yunying.part10 import join_part10, pixel_value
 
@@ -292,7 +292,10 @@ class Archive:
         if target != stored:
             from yunying.pixels import transcode_dataset
 
-            ds = transcode_dataset(ds, str(target))
+            try:
+                ds = transcode_dataset(ds, str(target))
+            except ArchiveError as exc:  # what the stored bitstream cannot become is not acceptable
+                raise NotAcceptable(f"instance {row.sop} cannot be sent in {target}: {exc.reason}") from None
         return ds
 
     def read_part10(self, row: InstanceRow, transfer_syntax: str | None = None) -> bytes:
@@ -385,9 +388,16 @@ def _swap(value: bytes, ds: Dataset, stored: UID, target: UID) -> bytes:
 
 
 def _write(ds: Dataset, ts: UID) -> bytes:
+    """Re-encode a data set in another transfer syntax (PS3.5 Annex A)."""
     ds.file_meta.TransferSyntaxUID = ts
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    try:
+        for _ in ds.iterall():  # converts raw elements, so their VRs come from the dictionary
+            pass
+        ds.save_as(buf, enforce_file_format=True)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        raise NotAcceptable(f"instance {ds.get('SOPInstanceUID', '?')} cannot be re-encoded in {ts}: "
+                            f"{type(exc).__name__}; ask for transfer-syntax=*") from None
     return buf.getvalue()
 
 

@@ -103,3 +103,27 @@ def _retrieve_raw(server: YunyingServer, ds: pydicom.Dataset) -> bytes:
     resp = httpx.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"}, timeout=60)
     assert resp.status_code == 200, resp.text
     return resp.content
+
+
+COMPRESSED = [f for f in FILES if Path(f).name not in REFUSED and pydicom.uid.UID(
+    str(read(f).file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))).is_compressed]
+
+
+@pytest.mark.parametrize("path", COMPRESSED, ids=[Path(f).name for f in COMPRESSED])
+def test_default_retrieve_decodes_compressed_to_explicit_le_pixel_exact(archive: YunyingServer, path: str) -> None:
+    """PS3.18 8.7.3.5.2: without a transfer-syntax parameter the default is Explicit VR Little Endian."""
+    want = read(path)
+    _stow_raw(archive, Path(path).read_bytes())
+    url = (f"{archive.dicomweb_url}/studies/{want.StudyInstanceUID}/series/{want.SeriesInstanceUID}"
+           f"/instances/{want.SOPInstanceUID}")
+    resp = httpx.get(url, headers={"Accept": "application/dicom"}, timeout=120)
+    try:
+        want_pixels = want.pixel_array
+    except Exception:  # noqa: BLE001 - pydicom itself cannot decode it: we may not either, but never 5xx
+        assert resp.status_code in (200, 406), resp.text
+        return
+    assert resp.status_code == 200, resp.text
+    got = pydicom.dcmread(pydicom.filebase.DicomBytesIO(resp.content))
+    assert got.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert got.pixel_array.shape == want_pixels.shape
+    assert (got.pixel_array == want_pixels).all()
