@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 
-from conformance.runner import Context, Failed, check
+from conformance.runner import Context, Failed, Skipped, check
 from conformance.wire import annex_f_problems, media_params, parse_multipart, value, values
 
 JSON = {"Accept": "application/dicom+json"}
@@ -308,6 +308,22 @@ def limit_offset(ctx: Context) -> None:
         raise Failed("two pages of one did not give the two studies")
     if qido(ctx, "studies", {"PatientID": run_pid(ctx), "offset": "2"}):
         raise Failed("offset past the end returned results")
+
+
+@check("qido-limit-warning", "PS3.18 §8.3.4.4",
+       "results cut by limit carry a Warning 299 (additional results)", optional=True)
+def limit_warning(ctx: Context) -> str:
+    ab(ctx)
+    resp = ctx.http.get(query_url(ctx, "studies", {"PatientID": run_pid(ctx), "limit": "1"}),
+                        headers=JSON)
+    if len(results(resp)) != 1:
+        raise Failed("limit=1 did not give one result")
+    warning = resp.headers.get("warning")
+    if not warning:
+        raise Skipped("no Warning header when results were cut")
+    if not warning.startswith("299"):
+        raise Failed(f"Warning: {warning!r} is not code 299")
+    return warning
 
 
 @check("qido-bad-limit", "PS3.18 §8.3.4.4 / §10.6.3", "limit=abc: 400 Bad Request")
