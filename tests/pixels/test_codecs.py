@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.pixels.helpers import dicom_file, raw_frames, reference_frames
 from yunying.pixels import (
     FrameInfo,
     UnsupportedTransfer,
@@ -17,6 +16,8 @@ from yunying.pixels import (
     iter_frames,
 )
 from yunying.pixels import syntaxes as ts_
+
+from .helpers import dicom_file, raw_frames, reference_frames
 
 # Every pydicom test file with pixel data we decode: on disk ones and the downloadable ones
 # (skipped with their name when offline).

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.pixels.helpers import dicom_file, raw_frames
 from yunying.pixels import FrameInfo, UnsupportedTransfer, decode_frame, transcode_frame
 from yunying.pixels import syntaxes as ts_
+
+from .helpers import dicom_file, raw_frames
 
 
 def test_same_syntax_passes_the_bitstream_through() -> None:

@@ -16,9 +16,10 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space
 from pydicom.sequence import Sequence
 
-from tests.pixels.helpers import dicom_file
 from yunying.errors import NotAcceptable
 from yunying.pixels import iter_frames, render, thumbnail
+
+from .helpers import dicom_file
 
 
 def ref_linear(x: np.ndarray, c: float, w: float) -> np.ndarray:

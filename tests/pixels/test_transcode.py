@@ -8,9 +8,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.pixels.helpers import dicom_file, reference_frames
 from yunying.pixels import UnsupportedTransfer, iter_frames, transcode_dataset
 from yunying.pixels import syntaxes as ts_
+
+from .helpers import dicom_file, reference_frames
 
 LOSSLESS = [
     ts_.EXPLICIT_LE, ts_.IMPLICIT_LE, ts_.DEFLATED_LE, ts_.EXPLICIT_BE, ts_.RLE, ts_.JPEG_LOSSLESS,
