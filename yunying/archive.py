@@ -177,10 +177,11 @@ class Archive:
             if parsed.pixel_form == "native":
                 assert parsed.native is not None
                 arr = parsed.native
-                self.storage.put_frames(key, iter(arr), arr.shape[0], arr.shape[1:], arr.dtype)
+                self.storage.put_frames(key, iter(arr), arr.shape[0], arr.shape[1:], arr.dtype.newbyteorder("<"))
             elif parsed.pixel_form in ("encapsulated", "blob"):
                 assert parsed.blob is not None
-                self.storage.put_blob(key, PIXELDATA, bytes(parsed.blob))
+                blob = parsed.blob
+                self.storage.put_blob(key, PIXELDATA, blob.chunks() if hasattr(blob, "chunks") else bytes(blob))
             self.storage.put_blob(key, HEADER, parsed.head)
             record = InstanceRecord(
                 json=instance_json(header, parsed), transfer_syntax=parsed.transfer_syntax,

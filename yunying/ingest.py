@@ -8,6 +8,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -27,6 +28,7 @@ PIXEL_DATA = 0x7FE00010
 BULK_PREFIX = "yy-bulk:"
 BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 BULK_THRESHOLD = 1024
+STREAM_ABOVE = 64 << 20  # larger files are parsed in place: pixel data never sits in memory
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 NATIVE_SYNTAXES = {pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian,
                    pydicom.uid.ExplicitVRBigEndian, pydicom.uid.DeflatedExplicitVRLittleEndian}
@@ -79,11 +81,12 @@ def check_uid(name: str, value: Any) -> str:
 def parse_instance(source: Path | bytes | BinaryIO) -> Parsed:
     """Parse a Part 10 stream (preamble and file meta optional); raises ArchiveError subclasses."""
     if isinstance(source, Path):
-        with open(source, "rb") as fh:
-            mapped = fh.read() if source.stat().st_size < (64 << 20) else None
-            if mapped is None:
-                return _parse(fh, fh)
-        return _parse(mapped, io.BytesIO(mapped))
+        if source.stat().st_size >= STREAM_ABOVE:
+            from yunying.bigfile import parse_large
+
+            return parse_large(source)
+        data = source.read_bytes()
+        return _parse(data, io.BytesIO(data))
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _parse(bytes(source), io.BytesIO(source))
     return _parse(source, source)
@@ -91,10 +94,22 @@ def parse_instance(source: Path | bytes | BinaryIO) -> Parsed:
 
 def _parse(src: Any, fp: BinaryIO) -> Parsed:
     digest, size = _digest(src if isinstance(src, bytes) else fp)
-    if size < 8:
+    ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
+    parsed = identify(ds, digest, size)
+    raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
+    if raw is not None:
+        _split_pixels(parsed, ds, fp, UID(parsed.transfer_syntax))
+    _cut_header(parsed, ds, fp, raw)
+    return parsed
+
+
+def read_dataset(fp: BinaryIO, **kwargs: Any) -> Dataset:
+    """pydicom's reading, with every way it can fail turned into InvalidInstance."""
+    if fp.seek(0, 2) < 8:
         raise InvalidInstance("empty or truncated DICOM stream")
+    fp.seek(0)
     try:
-        ds = pydicom.dcmread(fp, force=True, defer_size=None if isinstance(src, bytes) else 1 << 16)
+        ds = pydicom.dcmread(fp, force=True, **kwargs)
         ds.file_meta  # noqa: B018 - touch: file meta must parse
         elems = list(ds.keys())  # forces the top level to be read
     except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, NotImplementedError,
@@ -102,14 +117,18 @@ def _parse(src: Any, fp: BinaryIO) -> Parsed:
         raise InvalidInstance(f"not a readable DICOM data set: {type(exc).__name__}") from None
     if not elems:
         raise InvalidInstance("not a DICOM data set: no elements")
+    return ds
+
+
+def identify(ds: Dataset, digest: str, size: int) -> Parsed:
+    """Transfer syntax and the four UIDs every stored instance needs (PS3.3 C.12.1, PS3.10 7.1)."""
     meta = ds.file_meta
     ts = str(meta.get("TransferSyntaxUID") or "")
     if not ts:
-        ts = pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR else (
-            pydicom.uid.ExplicitVRLittleEndian if ds.is_little_endian else pydicom.uid.ExplicitVRBigEndian)
+        ts = pydicom.uid.ImplicitVRLittleEndian if ds.original_encoding[0] else (
+            pydicom.uid.ExplicitVRLittleEndian if ds.original_encoding[1] else pydicom.uid.ExplicitVRBigEndian)
         meta.TransferSyntaxUID = ts
-    ts_uid = UID(ts)
-    if not ts_uid.is_transfer_syntax:
+    if not UID(ts).is_transfer_syntax:
         raise UnsupportedTransferSyntax(f"unknown transfer syntax {ts}")
     try:
         sop_class = check_uid("SOPClassUID", ds.get("SOPClassUID"))
@@ -120,13 +139,8 @@ def _parse(src: Any, fp: BinaryIO) -> Parsed:
         raise InvalidInstance("unreadable UID attributes") from None
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop
-    parsed = Parsed(header=ds, transfer_syntax=ts, sop_class=sop_class, sop=sop, study=study,
-                    series=series, digest=digest, size=size, pixel_form="none")
-    raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
-    if raw is not None:
-        _split_pixels(parsed, ds, fp, ts_uid)
-    _cut_header(parsed, ds, fp, raw)
-    return parsed
+    return Parsed(header=ds, transfer_syntax=ts, sop_class=sop_class, sop=sop, study=study,
+                  series=series, digest=digest, size=size, pixel_form="none")
 
 
 def _cut_header(parsed: Parsed, ds: Dataset, fp: BinaryIO, raw: Any) -> None:
@@ -216,13 +230,28 @@ def _split_pixels(parsed: Parsed, ds: Dataset, fp: BinaryIO, ts: UID) -> None:
         parsed.extra["vr"] = raw.VR if raw.VR in ("OB", "OW") else "OB"
         del ds[PIXEL_DATA]
         return
+    value = _native_value(raw, fp)
+    parsed.extra["vr"] = native_vr(ds, raw.VR)
+    del ds[PIXEL_DATA]
+    layout = native_layout(ds, frames, len(value), ts)
+    if layout is None:
+        parsed.pixel_form, parsed.blob = "blob", value
+        return
+    dtype, shape, count = layout
+    arr = np.frombuffer(value, dtype=dtype, count=count).reshape(frames, *shape)
+    set_native(parsed, arr, dtype, shape, bytes(value[count * dtype.itemsize:]))
+
+
+def native_vr(ds: Dataset, vr: str | None) -> str:
+    """OB or OW as received; by BitsAllocated when the data set was implicit (PS3.5 A.1)."""
     try:
-        vr = raw.VR if raw.VR in ("OB", "OW") else ("OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB")
+        return vr if vr in ("OB", "OW") else ("OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB")
     except (ValueError, TypeError):
         raise SOPClassMismatch("BitsAllocated is not a number") from None
-    value = _native_value(raw, fp)
-    parsed.extra["vr"] = vr
-    del ds[PIXEL_DATA]
+
+
+def native_layout(ds: Dataset, frames: int, length: int, ts: UID) -> tuple[np.dtype, tuple[int, ...], int] | None:
+    """(dtype as received, frame shape, item count) when the value is plain frames; None keeps it as a blob."""
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         spp, bits = int(ds.get("SamplesPerPixel", 1)), int(ds.BitsAllocated)
@@ -233,24 +262,27 @@ def _split_pixels(parsed: Parsed, ds: Dataset, fp: BinaryIO, ts: UID) -> None:
     frame_bytes = rows * cols * spp * bits // 8
     if photometric.endswith("_422"):
         frame_bytes = rows * cols * 2 * bits // 8  # PS3.3 C.7.6.3.1.2: two samples per pixel pair
-    if bits % 8 == 0 and len(value) < frames * frame_bytes:
+    if bits % 8 == 0 and length < frames * frame_bytes:
         raise SOPClassMismatch(
-            f"PixelData holds {len(value)} bytes, {frames} frame(s) of {rows}x{cols}x{spp} at {bits} bits need "
+            f"PixelData holds {length} bytes, {frames} frame(s) of {rows}x{cols}x{spp} at {bits} bits need "
             f"{frames * frame_bytes}")
     simple = (bits in (8, 16, 32, 64) and not photometric.endswith("_422")
-              and len(value) in (frames * frame_bytes, frames * frame_bytes + 1) and rows and cols)
+              and length in (frames * frame_bytes, frames * frame_bytes + 1) and rows and cols)
     if not simple:
-        parsed.pixel_form, parsed.blob = "blob", value
-        return
+        return None
     big = ts == pydicom.uid.ExplicitVRBigEndian and bits > 8
     dtype = np.dtype(f"{'>' if big else '<'}u{bits // 8}")
     shape = (rows, cols) if spp == 1 else ((spp, rows, cols) if planar else (rows, cols, spp))
-    arr = np.frombuffer(value, dtype=dtype, count=frames * frame_bytes // dtype.itemsize).reshape(frames, *shape)
-    parsed.native = arr.astype(dtype.newbyteorder("<"), copy=False) if big else arr
+    return dtype, shape, frames * frame_bytes // dtype.itemsize
+
+
+def set_native(parsed: Parsed, arr: np.ndarray, dtype: np.dtype, shape: tuple[int, ...], pad: bytes) -> None:
+    """Record native frames (converted to little-endian frame by frame when written)."""
+    parsed.native = arr
     parsed.pixel_form = "native"
-    parsed.extra.update(shape=list(shape), dtype=dtype.newbyteorder("<").str, big_endian=big)
-    if len(value) == frames * frame_bytes + 1:
-        parsed.extra["pad"] = bytes(value[-1:]).hex()
+    parsed.extra.update(shape=list(shape), dtype=dtype.newbyteorder("<").str, big_endian=dtype.byteorder == ">")
+    if pad:
+        parsed.extra["pad"] = bytes(pad).hex()
 
 
 def _native_value(raw: Any, fp: BinaryIO) -> bytes | memoryview:
@@ -269,16 +301,25 @@ def _native_value(raw: Any, fp: BinaryIO) -> bytes | memoryview:
 
 def frame_map(value: bytes, frames: int) -> list[list[list[int]]] | None:
     """Per frame, the (offset, length) of its fragments in an encapsulated value (PS3.5 A.4)."""
-    items: list[tuple[int, int]] = []
+    return assign_fragments(list(walk_items(lambda o, n: value[o:o + n], len(value))), frames,
+                            lambda o, n: value[o:o + n])
+
+
+def walk_items(read: Any, limit: int) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each item's data up to the sequence delimiter; the first is the offset table."""
     pos = 0
-    while pos + 8 <= len(value):
-        group, elem, length = struct.unpack_from("<HHI", value, pos)
+    while pos + 8 <= limit:
+        group, elem, length = struct.unpack("<HHI", read(pos, 8))
         if (group, elem) == (0xFFFE, 0xE0DD):
-            break
-        if (group, elem) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF or pos + 8 + length > len(value):
+            return
+        if (group, elem) != (0xFFFE, 0xE000) or length == 0xFFFFFFFF or pos + 8 + length > limit:
             raise InvalidInstance("encapsulated PixelData has a malformed item")
-        items.append((pos + 8, length))
+        yield pos + 8, length
         pos += 8 + length
+
+
+def assign_fragments(items: list[tuple[int, int]], frames: int, read: Any) -> list[list[list[int]]] | None:
+    """Group fragments into frames: by count, by the Basic Offset Table, or by JPEG EOI markers."""
     if len(items) < 2:
         raise InvalidInstance("encapsulated PixelData has no fragments")
     bot, frags = items[0], items[1:]
@@ -289,9 +330,9 @@ def frame_map(value: bytes, frames: int) -> list[list[list[int]]] | None:
     starts: list[int] = []
     if bot[1] and bot[1] // 4 == frames:
         first_item = frags[0][0] - 8
-        starts = [first_item + o for o in struct.unpack_from(f"<{frames}I", value, bot[0])]
+        starts = [first_item + o for o in struct.unpack(f"<{frames}I", read(bot[0], bot[1]))]
     else:  # no offset table: frames end where a fragment ends with a JPEG EOI marker (PS3.5 A.4)
-        ends = [i for i, (o, n) in enumerate(frags) if value[o:o + n].rstrip(b"\0")[-2:] == b"\xff\xd9"]
+        ends = [i for i, (o, n) in enumerate(frags) if read(o + max(n - 4, 0), min(n, 4)).rstrip(b"\0")[-2:] == b"\xff\xd9"]
         if len(ends) != frames:
             return None
         starts, prev = [], 0
