@@ -69,8 +69,11 @@ def _keys(level: str) -> dict[str, Key]:
     out.update({t: Key("st", c, k) for t, (c, k) in STUDY_KEYS.items()})
     if level in ("SERIES", "IMAGE"):
         out.update({t: Key("se", c, k) for t, (c, k) in SERIES_KEYS.items()})
+        out["0020000D"] = Key("se", "study", "uid")  # filter the scanned table itself
     if level == "IMAGE":
         out.update({t: Key("i", c, k) for t, (c, k) in INSTANCE_KEYS.items()})
+        out["0020000D"] = Key("i", "study", "uid")
+        out["0020000E"] = Key("i", "series", "uid")
     return out
 
 
