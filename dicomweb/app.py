@@ -15,7 +15,7 @@ from starlette.routing import Route
 from yunying.archive import Archive
 from yunying.errors import ArchiveError
 from yunying.settings import Settings
-from dicomweb import qido, stow, wado
+from dicomweb import capabilities, frames, qido, rendered, stow, wado
 from dicomweb.http import DICOMWEB_ROOT
 
 log = logging.getLogger("yunying.http")
@@ -38,10 +38,22 @@ ROUTES: list[tuple[str, list[str], object]] = [
     (S + SE + I, ["GET"], wado.retrieve),
     (S + SE + I, ["DELETE"], wado.delete),
     (S + SE + I + "/metadata", ["GET"], wado.metadata),
-    (S + SE + I + "/frames/{frames}", ["GET"], wado.frames),
+    (S + SE + I + "/frames/{frames}", ["GET"], frames.frames),
     (S + SE + I + "/bulkdata/{path:path}", ["GET"], wado.bulkdata),
     ("/series", ["GET"], qido.search_series),
     ("/instances", ["GET"], qido.search_instances),
+    # rendered and thumbnail resources (PS3.18 10.4.1.1.3-4) at every level
+    (S + "/rendered", ["GET"], rendered.rendered),
+    (S + SE + "/rendered", ["GET"], rendered.rendered),
+    (S + SE + I + "/rendered", ["GET"], rendered.rendered),
+    (S + SE + I + "/frames/{frames}/rendered", ["GET"], rendered.rendered),
+    (S + "/thumbnail", ["GET"], rendered.thumbnail),
+    (S + SE + "/thumbnail", ["GET"], rendered.thumbnail),
+    (S + SE + I + "/thumbnail", ["GET"], rendered.thumbnail),
+    (S + SE + I + "/frames/{frames}/thumbnail", ["GET"], rendered.thumbnail),
+    (S + SE + "/reformat", ["GET"], rendered.reformat),  # our extension: MPR / MIP slices
+    ("", ["OPTIONS", "GET"], capabilities.capabilities),  # PS3.18 8.9: the service's capabilities
+    ("/conformance", ["GET"], capabilities.statement),
 ]
 
 
@@ -89,8 +101,8 @@ def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
     return out
 
 
-def build_app(archive: Archive, settings: Settings) -> Starlette:
-    """The ASGI app serving the archive's DICOMweb face."""
+def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | None = None) -> Starlette:
+    """The ASGI app serving the archive's DICOMweb face; statement: {"text/markdown": …, "text/html": …}."""
     middleware = []
     if settings.cors_origins:
         middleware.append(Middleware(
@@ -100,4 +112,5 @@ def build_app(archive: Archive, settings: Settings) -> Starlette:
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive
     app.state.settings = settings
+    app.state.statement = statement or {}
     return app
