@@ -121,7 +121,7 @@ class Index:
 
     def storage_keys(self) -> Iterator[tuple[str, str]]:
         """(sop, storage_key) of every instance."""
-        for rows in self._stream("SELECT sop, storage_key FROM instances ORDER BY sop", [], FETCH,
+        for rows in self._stream("SELECT sop, storage_key FROM instances", [], FETCH,
                                  lambda rows: [(r[0], r[1]) for r in rows]):
             yield from rows
 

@@ -243,3 +243,32 @@ def test_real_files_answers(ix: Index) -> None:
     assert st["00080020"] == el("DA", "20040119")
     (im,) = ix.search(Query("IMAGE", [parse_match("PatientID", "4MR1")]))
     assert im["00280010"] == el("US", 64) and im["00200013"]["vr"] == "IS"
+
+
+def test_series_and_instance_dates(ix: Index) -> None:
+    ix.upsert([make(series="1.2.3.1", sop="1.2.3.1.1", json={
+                   "00400244": el("DA", "20240101"), "00400245": el("TM", "0800"),
+                   "00080021": el("DA", "20240101"), "00080031": el("TM", "080010"),
+                   "00080023": el("DA", "20240102"), "00080033": el("TM", "120000")}),
+               make(series="1.2.3.2", sop="1.2.3.2.1", series_number=2, json={
+                   "00080023": el("DA", "20240103"), "00080033": el("TM", "1300")})])
+    assert uids(ix, "SERIES", ("PerformedProcedureStepStartDate", "20240101-")) == ["1.2.3.1"]
+    assert uids(ix, "SERIES", ("PerformedProcedureStepStartTime", "08")) == ["1.2.3.1"]
+    assert uids(ix, "SERIES", ("SeriesDate", "-20231231")) == []
+    assert uids(ix, "SERIES", ("SeriesTime", "0800-0800")) == ["1.2.3.1"]
+    assert uids(ix, "IMAGE", ("ContentDate", "20240103")) == ["1.2.3.2.1"]
+    assert uids(ix, "IMAGE", ("ContentTime", "-1259")) == ["1.2.3.1.1"]
+    (se,) = ix.search(Query("SERIES", [parse_match("SeriesInstanceUID", "1.2.3.1")]))
+    assert se["00400244"] == el("DA", "20240101") and se["00400245"] == el("TM", "0800")
+
+
+def test_writing_while_iterating_a_search(ix: Index) -> None:
+    ix.upsert([make(study=f"1.{n}", series=f"1.{n}.1", sop=f"1.{n}.1.1") for n in range(1200)])
+    seen = 0
+    for n, st in enumerate(ix.search(Query("STUDY"))):
+        seen += 1
+        if n % 400 == 0:  # the answer streams from its own cursor; writes and reads go on
+            ix.upsert([make(study="2.1", series="2.1.1", sop=f"2.1.1.{n}")])
+            assert ix.lookup(f"2.1.1.{n}") is not None
+    assert seen == 1200
+    assert ix.counts()["studies"] == 1201
