@@ -43,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             server_mod = None
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
-        app = build_app(archive, settings)
+        app = build_app(archive, settings, _statement(settings))
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30)
         print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, "
@@ -59,6 +59,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         archive.close()  # drains the index writer: everything acknowledged is committed
         print("yunying: stopped cleanly", file=sys.stderr, flush=True)
     return 0
+
+
+def _statement(settings: Settings) -> dict[str, str] | None:
+    """The conformance statement of this configuration (PS3.2), served at /dicomweb/conformance."""
+    try:
+        from conformance.statement import render
+    except ImportError:
+        return None
+    try:
+        return render(settings)
+    except Exception:  # a statement must never keep the archive from starting
+        log.exception("could not generate the conformance statement")
+        return None
 
 
 def cmd_import(args: argparse.Namespace) -> int:
