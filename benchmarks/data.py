@@ -11,10 +11,11 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 SOP_CLASSES = {
@@ -56,7 +57,7 @@ class CtStudy:
 class Corpus:
     directory: Path
     files: tuple[Path, ...]
-    studies: tuple[dict[str, str], ...]  # one dict of query-relevant values per study
+    studies: tuple[dict[str, Any], ...]  # query-relevant values per study, with its series
 
     @property
     def total_bytes(self) -> int:
@@ -65,8 +66,8 @@ class Corpus:
 
 def _file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop_uid)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return meta
@@ -277,13 +278,13 @@ def build_corpus(root: Path, studies: int = 5000, seed: int = 20240601) -> Corpu
     directory.mkdir(parents=True, exist_ok=True)
     patients = _patients(max(1, studies * 3 // 5), rng)
     files: list[str] = []
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     pixels = np.array(np.arange(64) * 37 % 4096, dtype="<u2").tobytes()
     for s in range(studies):
         patient = rng.choice(patients)
         modality = _pick_modality(rng)
         year = rng.randint(2000, 2025)
-        study = dict(patient)
+        study: dict[str, Any] = dict(patient)
         study.update({
             "StudyInstanceUID": uid("corpus-study", studies, s),
             "StudyDate": f"{year}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
@@ -310,7 +311,7 @@ def build_corpus(root: Path, studies: int = 5000, seed: int = 20240601) -> Corpu
                 sops.append(sop_uid)
             series_list.append({"SeriesInstanceUID": series_uid, "Modality": mod, "sops": sops})
         study["ModalitiesInStudy"] = "\\".join(sorted(set(modalities)))
-        study["series"] = series_list  # type: ignore[assignment]
+        study["series"] = series_list
         rows.append(study)
     manifest.write_text(json.dumps({"files": files, "studies": rows}, ensure_ascii=False))
     return Corpus(directory, tuple(directory / f for f in files), tuple(rows))

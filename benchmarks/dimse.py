@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, Association
@@ -51,7 +52,7 @@ def dcmtk_available() -> bool:
 # --- C-STORE ----------------------------------------------------------------------------------
 
 def c_store(peer: Peer, files: Sequence[Path], associations: int = 1,
-            timeout_s: float = 600.0) -> dict[str, float]:
+            timeout_s: float = 600.0) -> dict[str, Any]:
     """Send `files` with `associations` concurrent storescu processes; instances/s overall."""
     if not Path(STORESCU).exists():
         raise BenchError(f"{STORESCU} not installed")
@@ -152,7 +153,7 @@ def _identifier(keys: dict[str, str]) -> Dataset:
 
 
 def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
-           warmup: int = 5) -> dict[str, object]:
+           warmup: int = 5) -> dict[str, Any]:
     """Time each query from request to final status on a few associations; p50/p95 in ms.
 
     A fresh association every `per_association` queries keeps pynetdicom's SCU race
@@ -233,7 +234,7 @@ class StoreScp:
 
 
 def c_move(peer: Peer, ct: CtStudy, destination: str = SCP_AET,
-           timeout_s: float = 600.0) -> dict[str, float]:
+           timeout_s: float = 600.0) -> dict[str, Any]:
     """C-MOVE the CT series to `destination`; completed sub-operations per second."""
     ae = _scu([StudyRootQueryRetrieveInformationModelMove])
     ae.dimse_timeout = timeout_s

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -102,7 +103,7 @@ class YunyingServer:
     def stop(self) -> None:
         stop_process(self.proc)
 
-    def __enter__(self) -> YunyingServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -145,14 +146,11 @@ def start_yunying(
         cmd += ["--peers", str(peers)]
     env = nodelay_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    log = open(log_path, "ab")
-    try:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    finally:
-        log.close()
     http_url = f"http://127.0.0.1:{http_port}"
     server = YunyingServer(
         http_url=http_url, dicomweb_url=f"{http_url}/dicomweb", dimse_port=dimse_port,

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from benchmarks.net import free_port, log_tail, nodelay_env, stop_process, wait_http
 
@@ -71,7 +72,7 @@ class OrthancServer:
     def stop(self) -> None:
         stop_process(self.proc)
 
-    def __enter__(self) -> OrthancServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -135,14 +136,11 @@ def start_orthanc(
     config = orthanc_config(workdir, http_port, dimse_port, aet, modalities, plugin)
     config_path.write_text(json.dumps(config, indent=2))
     log_path = workdir / "orthanc.log"
-    log = open(log_path, "ab")
-    try:
+    with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [binary, str(config_path)], cwd=workdir, env=nodelay_env(),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
-    finally:
-        log.close()
     http_url = f"http://127.0.0.1:{http_port}"
     server = OrthancServer(
         http_url=http_url, dicomweb_url=f"{http_url}/dicom-web", dimse_port=dimse_port,

@@ -9,16 +9,17 @@ import argparse
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from benchmarks import dimse, web
 from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct, corpus_subset
@@ -59,18 +60,41 @@ class Data:
     corpus: Corpus
 
 
-@dataclass
-class Target:
-    name: str
-    dicomweb_url: str
-    peer: dimse.Peer
-    pid: int
-    data_dir: Path
-    stop: Callable[[], None]
-    proc: subprocess.Popen[bytes]
+class Server:
+    """One benchmarked server; restartable on the same data if something outside stops it."""
 
-    def exit_code(self) -> int | None:
-        return self.proc.poll()
+    def __init__(self, name: str, workdir: Path, scp_port: int) -> None:
+        self.name, self.workdir = name, workdir
+        self.peers = {dimse.SCU_AET: ("127.0.0.1", PLACEHOLDER_PORT),
+                      dimse.SCP_AET: ("127.0.0.1", scp_port)}
+        self.restarts = 0
+        self.start()
+
+    def start(self) -> None:
+        if self.name == "orthanc":
+            o = start_orthanc(self.workdir, aet="ORTHANC", modalities=self.peers)
+            self.dicomweb_url, self.proc, self.data_dir = o.dicomweb_url, o.proc, o.storage_dir
+            self.peer, self.stop = dimse.Peer("127.0.0.1", o.dimse_port, o.aet), o.stop
+        else:
+            y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
+                              log_path=self.workdir / "yunying.log")
+            self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
+            self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
+
+    def listening(self) -> bool:
+        if self.proc.poll() is not None:
+            return False
+        port = urlsplit(self.dicomweb_url).port
+        try:
+            socket.create_connection(("127.0.0.1", port or 80), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
 
 
 def log(msg: str) -> None:
@@ -126,25 +150,6 @@ def build_data(out: Path, profile: Profile) -> Data:
     return data
 
 
-@contextmanager
-def started(name: str, workdir: Path, scp_port: int) -> Iterator[Target]:
-    peers = {dimse.SCU_AET: ("127.0.0.1", PLACEHOLDER_PORT),
-             dimse.SCP_AET: ("127.0.0.1", scp_port)}
-    if name == "orthanc":
-        o = start_orthanc(workdir, aet="ORTHANC", modalities=peers)
-        target = Target(name, o.dicomweb_url, dimse.Peer("127.0.0.1", o.dimse_port, o.aet),
-                        o.pid, o.storage_dir, o.stop, o.proc)
-    else:
-        y = start_yunying(workdir / "data", aet="YUNYING", peers=peers,
-                          log_path=workdir / "yunying.log")
-        target = Target(name, y.dicomweb_url, dimse.Peer("127.0.0.1", y.dimse_port, y.aet),
-                        y.pid, y.data_dir, y.stop, y.proc)
-    try:
-        yield target
-    finally:
-        target.stop()
-
-
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:160]
@@ -160,47 +165,51 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                             "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
-        code = target.exit_code()
-        if code is not None:
-            results.fail(name, keys, f"server exited ({code}) earlier")
-            return False
-        log(f"{name}: {label}")
-        try:
-            fn()
-            return True
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an n/a figure
-            code = target.exit_code()
-            reason = _reason(exc) if code is None else f"server exited ({code}) during it"
-            results.fail(name, keys, reason)
-            if code is not None:
-                results.notes.append(f"{name}: server process exited with {code} during "
-                                     f"'{label}' (a signal if negative); see its log")
-            details.setdefault("errors", {})[label] = traceback.format_exc(limit=3)
-            log(f"{name}: {label} failed: {reason}")
-            return False
+        """Run one workload; if the server stopped under it, restart it and run it once more."""
+        for attempt in (0, 1):
+            log(f"{name}: {label}")
+            try:
+                fn()
+                return True
+            except Exception as exc:  # noqa: BLE001 - every failure becomes an n/a figure
+                details.setdefault("errors", {})[label] = traceback.format_exc(limit=3)
+                reason = _reason(exc)
+                if attempt == 0 and not server.listening():
+                    code = server.proc.poll()
+                    results.notes.append(
+                        f"{name}: server stopped answering during '{label}' (exit code {code}; "
+                        f"its log says whether a signal stopped it); restarted on the same "
+                        f"data and ran '{label}' again")
+                    log(f"{name}: server gone during {label}; restarting")
+                    try:
+                        server.restart()
+                        continue
+                    except Exception as again:  # noqa: BLE001
+                        reason = f"server stopped; restart failed: {_reason(again)}"
+                results.fail(name, keys, reason)
+                log(f"{name}: {label} failed: {reason}")
+                return False
+        return False
 
     try:
-        server_cm = started(name, workdir, scp_port)
-        target = server_cm.__enter__()
+        server = Server(name, workdir, scp_port)
     except Exception as exc:  # noqa: BLE001
         results.fail(name, all_keys, f"server did not start: {_reason(exc)}")
         details["start_error"] = str(exc)[-3000:]
         log(f"{name}: did not start: {_reason(exc)}")
         return
     try:
-        url, peer = target.dicomweb_url, target.peer
-
         def do_stow() -> None:
-            r = web.stow(url, data.ct.files, clients=4, per_request=10)
+            r = web.stow(server.dicomweb_url, data.ct.files, clients=4, per_request=10)
             details["stow"] = r
             results.set(name, "stow_ips", r["instances_per_s"])
             results.set(name, "stow_mbps", r["mb_per_s"])
 
         def do_disk() -> None:
             time.sleep(1.0)  # let a write-behind settle before du
-            used = disk_bytes(target.data_dir)
+            used = disk_bytes(server.data_dir)
             details["disk"] = {"bytes": used, "input_bytes": data.ct.total_bytes,
-                               "path": str(target.data_dir)}
+                               "path": str(server.data_dir)}
             results.set(name, "disk_ratio", used / data.ct.total_bytes)
 
         if phase(["stow_ips", "stow_mbps"], "STOW-RS CT", do_stow):
@@ -213,7 +222,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
         def do_corpus() -> None:
             nonlocal corpus
-            r = web.stow(url, data.corpus.files, clients=4, per_request=50,
+            r = web.stow(server.dicomweb_url, data.corpus.files, clients=4, per_request=50,
                          deadline_s=profile.corpus_seconds, allow_partial=True)
             sent = set(r.pop("sent"))
             results.set(name, "corpus_ips", r["instances_per_s"])
@@ -221,7 +230,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                 # Too slow to load it all in time: finish the studies begun, query those.
                 corpus, missing = corpus_subset(data.corpus, sent)
                 if missing:
-                    web.stow(url, missing, clients=1, per_request=50)
+                    web.stow(server.dicomweb_url, missing, clients=1, per_request=50)
                 r["studies_loaded"] = len(corpus.studies)
                 results.notes.append(
                     f"{name}: corpus load stopped after {profile.corpus_seconds:.0f} s; QIDO and "
@@ -234,7 +243,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.fail(name, ["qido_p50", "qido_p95", "cfind_p50"], "corpus not stored")
 
         def do_qido() -> None:
-            r = web.qido(url, web.qido_queries(corpus, profile.qido_queries))
+            r = web.qido(server.dicomweb_url, web.qido_queries(corpus, profile.qido_queries))
             details["qido"] = r
             results.set(name, "qido_p50", r["p50_ms"])
             results.set(name, "qido_p95", r["p95_ms"])
@@ -243,12 +252,12 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             phase(["qido_p50", "qido_p95"], "QIDO-RS", do_qido)
 
         def do_metadata() -> None:
-            r = web.series_metadata(url, data.ct, profile.metadata_runs)
+            r = web.series_metadata(server.dicomweb_url, data.ct, profile.metadata_runs)
             details["metadata"] = r
             results.set(name, "metadata_p50", r["p50_ms"])
 
         def do_frames() -> None:
-            r = web.frames(url, data.ct, profile.frame_latency_requests, profile.frame_seconds,
+            r = web.frames(server.dicomweb_url, data.ct, profile.frame_latency_requests, profile.frame_seconds,
                            throughput_requests=profile.frame_requests)
             details["frames"] = r
             results.set(name, "frame_p50", r["p50_ms"])
@@ -260,7 +269,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
         def do_cstore(key: str, ct: CtStudy, n: int) -> Callable[[], None]:
             def run() -> None:
-                r = dimse.c_store(peer, ct.files[:profile.cstore_instances], associations=n)
+                r = dimse.c_store(server.peer, ct.files[:profile.cstore_instances], associations=n)
                 details[key] = r
                 results.set(name, key, r["instances_per_s"])
             return run
@@ -269,7 +278,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         phase(["cstore_4"], "C-STORE, 4 associations", do_cstore("cstore_4", data.ct_store4, 4))
 
         def do_cfind() -> None:
-            r = dimse.c_find(peer, dimse.c_find_queries(corpus, profile.find_queries))
+            r = dimse.c_find(server.peer, dimse.c_find_queries(corpus, profile.find_queries))
             details["cfind"] = r
             results.set(name, "cfind_p50", r["p50_ms"])
 
@@ -277,21 +286,24 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             phase(["cfind_p50"], "C-FIND", do_cfind)
 
         def do_cmove() -> None:
-            r = dimse.c_move(peer, data.ct)
+            r = dimse.c_move(server.peer, data.ct)
             details["cmove"] = r
             results.set(name, "cmove_ips", r["instances_per_s"])
 
         if "stow_ips" in results.values[name]:
             phase(["cmove_ips"], "C-MOVE", do_cmove)
 
-        rss = tree_peak_rss(target.pid)
+        rss = tree_peak_rss(server.proc.pid)
         if rss:
             results.set(name, "rss_peak_mb", rss / 2**20)
+            if server.restarts:
+                results.notes.append(f"{name}: peak RSS is the restarted process's")
         else:
-            results.fail(name, ["rss_peak_mb"], f"server exited ({target.exit_code()})")
+            results.fail(name, ["rss_peak_mb"], f"server exited ({server.proc.poll()})")
         details["loadavg_after"] = os.getloadavg()
+        details["restarts"] = server.restarts
     finally:
-        server_cm.__exit__(None, None, None)
+        server.stop()
 
 
 def run_import(data: Data, workdir: Path, results: Results) -> None:
@@ -305,7 +317,8 @@ def run_import(data: Data, workdir: Path, results: Results) -> None:
     log("yunying: import " + " ".join(cmd[3:]))
     t0 = time.perf_counter()
     try:
-        done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, timeout=600)
+        done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, timeout=600,
+                              check=False)
     except subprocess.TimeoutExpired:
         results.fail("yunying", ["import_ips"], "import took over 600 s")
         return
@@ -325,7 +338,7 @@ def run_import(data: Data, workdir: Path, results: Results) -> None:
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+                              capture_output=True, text=True, timeout=10, check=False).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
@@ -357,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = [args.only] if args.only else (["yunying", "orthanc"] if args.vs_orthanc
                                             else ["yunying"])
     out: Path = args.out.resolve()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     started_at = time.perf_counter()
     results = Results(servers)
     data = build_data(out, profile)

@@ -233,11 +233,11 @@ def qido_queries(corpus: Corpus, n: int, seed: int = 11) -> list[Query]:
             m = rng.choice(["MR", "CR", "DX", "MG", "NM"])
             out.append(Query(kind, f"/series?Modality={m}&limit=100", None))
         elif kind == "instances_in_series":
-            se = rng.choice(s["series"])  # type: ignore[arg-type]
+            se = rng.choice(s["series"])
             out.append(Query(kind, f"/studies/{s['StudyInstanceUID']}/series/"
                                    f"{se['SeriesInstanceUID']}/instances", len(se["sops"])))
         else:
-            se = rng.choice(s["series"])  # type: ignore[arg-type]
+            se = rng.choice(s["series"])
             sop = rng.choice(se["sops"])
             out.append(Query(kind, f"/instances?SOPInstanceUID={sop}", 1))
     return out
@@ -249,7 +249,7 @@ def _count(r: Response) -> int:
     return len(json.loads(r.body))
 
 
-def qido(base_url: str, queries: Sequence[Query], warmup: int = 20) -> dict[str, object]:
+def qido(base_url: str, queries: Sequence[Query], warmup: int = 20) -> dict[str, Any]:
     """Run `queries` one after the other from a single client; latency percentiles in ms."""
     h = Http(base_url)
     for q in queries[:warmup]:
@@ -280,7 +280,7 @@ def qido(base_url: str, queries: Sequence[Query], warmup: int = 20) -> dict[str,
 
 # --- series metadata ---------------------------------------------------------------------------
 
-def series_metadata(base_url: str, ct: CtStudy, runs: int = 5) -> dict[str, object]:
+def series_metadata(base_url: str, ct: CtStudy, runs: int = 5) -> dict[str, Any]:
     """GET the CT series /metadata `runs` times; p50 and the first (cold-ish) time in ms."""
     h = Http(base_url)
     path = f"/studies/{ct.study_uid}/series/{ct.series_uid}/metadata"
@@ -311,7 +311,7 @@ def _frame_ok(r: Response) -> bool:
 
 
 def frames(base_url: str, ct: CtStudy, latency_requests: int = 150, duration_s: float = 5.0,
-           max_requests: int = 20000, throughput_requests: int = 1200) -> dict[str, object]:
+           max_requests: int = 20000, throughput_requests: int = 1200) -> dict[str, Any]:
     """Single-client p50 latency, then frames/s with 1 and 8 clients.
 
     Throughput uses curl --parallel (C, keep-alive, one connection per client) when present:
@@ -337,7 +337,7 @@ def frames(base_url: str, ct: CtStudy, latency_requests: int = 150, duration_s: 
         if not _frame_ok(r):
             raise BenchError(f"frame request answered HTTP {r.status}")
     h.close()
-    result: dict[str, object] = {"p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
+    result: dict[str, Any] = {"p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
                                  "response_bytes": frame_bytes, "note": note}
     result["throughput_client"] = "curl --parallel" if CURL else "python threads"
     for clients in (1, 8):
@@ -353,11 +353,13 @@ def _frame_throughput_curl(base_url: str, ct: CtStudy, accept: str, clients: int
                            requests: int, timeout_s: float = 300.0) -> float:
     config = "".join(f'url = "{base_url}{frame_path(ct, i)}"\noutput = "/dev/null"\n'
                      for i in range(requests))
+    assert CURL is not None
     cmd = [CURL, "--silent", "--parallel", "--parallel-max", str(clients), "--max-time", "60",
            "--header", f"Accept: {accept}", "--write-out", "%{http_code}\\n", "--config", "-"]
     t0 = time.perf_counter()
     try:
-        done = subprocess.run(cmd, input=config.encode(), capture_output=True, timeout=timeout_s)
+        done = subprocess.run(cmd, input=config.encode(), capture_output=True, timeout=timeout_s,
+                              check=False)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{requests} frame requests took over {timeout_s:.0f} s") from None
     elapsed = time.perf_counter() - t0
