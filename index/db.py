@@ -1,4 +1,15 @@
-"""The DuckDB study index: patients, studies, series, instances, and the stored DICOM JSON."""
+"""The DuckDB study index: patients, studies, series, instances, and the stored DICOM JSON.
+
+- An instance is keyed by SOPInstanceUID; upserting it again replaces it (the old row is
+  returned so the archive can delete the old bytes).
+- A series or study row takes its attributes from its newest instance (last upserted), and its
+  counters (PS3.4 C.3.4: NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances,
+  ModalitiesInStudy, SOPClassesInStudy) are recomputed by aggregation in the same transaction.
+- A patient is PatientID qualified by IssuerOfPatientID, else the sending institution, else the
+  source (design rule 6). IssuerOfPatientID matching uses that qualifier, and PATIENT-level
+  answers report it when the data carry no IssuerOfPatientID.
+- Readers use their own cursors and never wait for the writer (DuckDB MVCC snapshots).
+"""
 from __future__ import annotations
 
 import threading
