@@ -144,11 +144,6 @@ def study_values(js: Json, issuer: str, agg: dict[str, Any], rep_sop: str, seq: 
             tm(js, "00080030"), text(js, "00080050"), ref, ref_fz, text(js, "00200010"),
             text(js, "00081030"), agg["modalities"], agg["institutions"], agg["sop_classes"],
             agg["n_series"], agg["n_instances"], rep_sop,
-            orjson.dumps(subset(js, is_study_attr)), seq)
+            orjson.dumps(subset(js, is_study_attr)), orjson.dumps(subset(js, is_patient_attr)),
+            seq)
 
-
-def patient_row(key: str, pat: tuple[Any, ...], counts: tuple[int, int, int], attrs: bytes,
-                seq: int) -> tuple[Any, ...]:
-    """The patients row: key, patient columns, counts, patient-level attributes."""
-    js = orjson.loads(attrs)
-    return (key, *pat, *counts, orjson.dumps(subset(js, is_patient_attr)), seq)

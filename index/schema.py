@@ -25,7 +25,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("uid", V), ("patient_key", V), *PATIENT, ("study_date", V), ("study_time", V),
         ("accession", V), ("referring", L), ("referring_fz", L), ("study_id", V),
         ("study_description", V), ("modalities", L), ("institutions", L), ("sop_classes", L),
-        ("n_series", I), ("n_instances", I), ("rep_sop", V), ("attrs", B), ("seq", "BIGINT")],
+        ("n_series", I), ("n_instances", I), ("rep_sop", V), ("attrs", B), ("patient_attrs", B),
+        ("seq", "BIGINT")],
     "patients": [
         ("key", V), *PATIENT, ("n_studies", I), ("n_series", I), ("n_instances", I),
         ("attrs", B), ("seq", "BIGINT")],

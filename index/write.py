@@ -41,8 +41,10 @@ def insert(cur: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
 def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int) -> tuple[list[InstanceRow | None], int]:
     """Insert or replace instances, then refresh what they touched; returns previous rows, last seq."""
     sops = list(dict.fromkeys(ex.text(r.json, "00080018") or "" for r in records))
+    # One statement both finds the versions being replaced and removes them.
     old = {r.sop: r for r in map(to_row, cur.execute(
-        f"SELECT {ROW_COLS} FROM instances i WHERE i.sop IN ({marks(len(sops))})", sops).fetchall())}
+        f"DELETE FROM instances i WHERE i.sop IN ({marks(len(sops))}) RETURNING {ROW_COLS}",
+        sops).fetchall())}
     previous: list[InstanceRow | None] = []
     latest: dict[str, tuple[Any, ...]] = {}
     docs: dict[str, Doc] = {}
@@ -54,8 +56,6 @@ def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int) -> tuple[li
                         if prior else old.get(v[0]))
         latest[v[0]] = v
         docs[v[0]] = (rec.json, rec.origin.institution, rec.origin.source)
-    if old:
-        cur.execute(f"DELETE FROM instances WHERE sop IN ({marks(len(old))})", list(old))
     insert(cur, "instances", list(latest.values()))
     studies = {r.study for r in old.values()} | {v[1] for v in latest.values()}
     series = {r.series for r in old.values()} | {v[2] for v in latest.values()}
@@ -127,13 +127,9 @@ def refresh_patients(cur: Cursor, keys: set[str]) -> None:
     kl = sorted(keys)
     if not kl:
         return
-    cols = ", ".join(f"s.{c}" for c in ex.PATIENT_COLS)
-    aggs = cur.execute(f"""
-        WITH a AS (SELECT patient_key, count(*) n, sum(n_series) ns, sum(n_instances) ni,
-                          arg_max(uid, seq) rep, max(seq) seq
-                   FROM studies WHERE patient_key IN ({marks(len(kl))}) GROUP BY patient_key)
-        SELECT a.patient_key, a.n, a.ns, a.ni, a.seq, {cols}, s.attrs
-        FROM a JOIN studies s ON s.uid = a.rep""", kl).fetchall()
     cur.execute(f"DELETE FROM patients WHERE key IN ({marks(len(kl))})", kl)
-    insert(cur, "patients", [ex.patient_row(a[0], a[5:-1], (a[1], int(a[2]), int(a[3])), a[-1], a[4])
-                             for a in aggs])
+    newest = ", ".join(f"arg_max({c}, seq)" for c in ex.PATIENT_COLS)
+    cur.execute(f"""
+        INSERT INTO patients SELECT patient_key, {newest}, count(*), sum(n_series),
+               sum(n_instances), arg_max(patient_attrs, seq), max(seq)
+        FROM studies WHERE patient_key IN ({marks(len(kl))}) GROUP BY patient_key""", kl)
