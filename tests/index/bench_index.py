@@ -1,7 +1,6 @@
 """Quick index benchmark (not a test): python tests/index/bench_index.py [studies] [per_study]."""
 from __future__ import annotations
 
-import copy
 import random
 import statistics
 import sys
@@ -32,16 +31,16 @@ def corpus(n_studies: int, per_study: int) -> list[list[InstanceRecord]]:
         date = f"20{rnd.randrange(10, 25)}{rnd.randrange(1, 13):02d}{rnd.randrange(1, 29):02d}"
         name = f"{rnd.choice(SURNAMES)}^Xiao{rnd.randrange(1000)}"
         for i in range(per_study):
-            js = copy.deepcopy(base)
-            js["0020000D"]["Value"] = [study]
-            js["0020000E"]["Value"] = [f"{study}.{i % 4}"]
-            js["00080018"]["Value"] = [f"{study}.{i % 4}.{i}"]
-            js["00200013"]["Value"] = [i]
-            js["00200011"]["Value"] = [i % 4]
-            js["00100020"]["Value"] = [pid]
-            js["00100010"]["Value"] = [{"Alphabetic": name}]
-            js["00080020"]["Value"] = [date]
-            js["00080060"]["Value"] = [rnd.choice(["CT", "MR"])]
+            js = dict(base)  # shallow: only the elements set below differ per record
+            js["0020000D"] = {"vr": "UI", "Value": [study]}
+            js["0020000E"] = {"vr": "UI", "Value": [f"{study}.{i % 4}"]}
+            js["00080018"] = {"vr": "UI", "Value": [f"{study}.{i % 4}.{i}"]}
+            js["00200013"] = {"vr": "IS", "Value": [i]}
+            js["00200011"] = {"vr": "IS", "Value": [i % 4]}
+            js["00100020"] = {"vr": "LO", "Value": [pid]}
+            js["00100010"] = {"vr": "PN", "Value": [{"Alphabetic": name}]}
+            js["00080020"] = {"vr": "DA", "Value": [date]}
+            js["00080060"] = {"vr": "CS", "Value": [rnd.choice(["CT", "MR"])]}
             recs.append(InstanceRecord(js, "1.2.840.10008.1.2.1", "native", 1, 1000, "d",
                                        f"k/{s}/{i}", Origin("stow", "AE", "H1")))
     return [recs[i:i + 100] for i in range(0, len(recs), 100)]
