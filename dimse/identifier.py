@@ -11,6 +11,8 @@ from pydicom import Dataset
 from pydicom.dataelem import DataElement
 from pydicom.multival import MultiValue
 
+from index.errors import InvalidQueryValue
+from index.parse import parse_match, supported_match_tags
 from index.query import Level, Match, Query
 
 PATIENT_ROOT, STUDY_ROOT = "patient", "study"
@@ -82,9 +84,6 @@ def _single_uid(identifier: Dataset, tag: str, why: str) -> str:
 
 def compile_find(identifier: Dataset, root: str) -> Query:
     """A C-FIND identifier as a Query: matching keys plus return keys (PS3.4 C.4.1.2)."""
-    from index.errors import InvalidQueryValue
-    from index.parse import parse_match, supported_match_tags
-
     level = level_of(identifier, root)
     supported = set(supported_match_tags(level))
     # Hierarchical model: unique keys of every higher level carry one value (PS3.4 C.4.1.3.1).
