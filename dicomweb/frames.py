@@ -1,23 +1,44 @@
-"""WADO-RS frames (PS3.18 10.4.1.1.2 / 8.7.3.5): each frame read from its own chunk, streamed."""
+"""WADO-RS frames (PS3.18 10.4.1.1.2, 8.7.3.5, Table 8.7.3-5): each frame from its own chunk, streamed.
+
+Media negotiation is yunying.pixels' (negotiate_frame_media): application/octet-stream, image/jpeg,
+image/jls, image/jp2, image/jphc, image/dicom-rle (and image/jxl), single part or multipart, each
+part's Content-Type naming its transfer syntax. transfer-syntax=* keeps the stored bitstream
+bit-exact; a lossy syntax is produced only when the client names it.
+"""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import numpy as np
-from pydicom.uid import UID
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.http import CACHE_CONTROL, base_url, etag, multipart_body, new_boundary, not_modified
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import InvalidQuery, NotAcceptable, UnknownResource
-from dicomweb.http import (CACHE_CONTROL, MediaRange, base_url, etag, media_matches, multipart_body,
-                           new_boundary, not_modified, parse_accept)
-from dicomweb.wado import EXPLICIT_LE, NATIVE, _pixels, can_produce
+from yunying.pixels import (
+    FrameInfo,
+    UnsupportedTransfer,
+    decode_frame_info,
+    negotiate_frame_media,
+    parse_accept,
+    transcode_frame,
+)
+from yunying.pixels.samples import to_signed
+from yunying.pixels.syntaxes import NATIVE
+
+_HEADERS: OrderedDict[str, tuple[Any, FrameInfo]] = OrderedDict()
+_HEADERS_LOCK = threading.Lock()
+_HEADERS_MAX = 512
 
 
-def _frame_numbers(text: str) -> list[int]:
+def frame_numbers(text: str) -> list[int]:
+    """PS3.18 8.3.2: a comma-separated list of 1-based frame numbers."""
     try:
         numbers = [int(n) for n in text.split(",")]
     except ValueError:
@@ -27,87 +48,122 @@ def _frame_numbers(text: str) -> list[int]:
     return numbers
 
 
-def _frame_choice(ranges: list[MediaRange], row: InstanceRow) -> tuple[str, str, bool]:
-    """(media type, transfer syntax, multipart) for frames (PS3.18 8.7.3.5, Table 8.7.3-5)."""
-    stored = UID(row.transfer_syntax)
-    for r in ranges:
-        multipart = r.type == "multipart/related"
-        inner = r.params.get("type", "application/octet-stream").lower() if multipart else r.type
-        ts = r.params.get("transfer-syntax")
-        if media_matches(inner, "application/octet-stream") or inner == "*/*":
-            if ts == "*":
-                return "application/octet-stream", str(stored if row.pixel_form == "encapsulated" else EXPLICIT_LE), \
-                    multipart or inner == "*/*"
-            if (ts in (None, EXPLICIT_LE)) and (row.pixel_form != "encapsulated" or can_produce(row, EXPLICIT_LE)):
-                return "application/octet-stream", EXPLICIT_LE, multipart or inner == "*/*"
-        elif row.pixel_form == "encapsulated" and inner == _media_of(stored) and ts in (None, "*", str(stored)):
-            return inner, str(stored), multipart
-    raise NotAcceptable("no acceptable frame representation for this instance")
+def header_info(archive: Archive, row: InstanceRow) -> tuple[Any, FrameInfo]:
+    """The stored header and its FrameInfo, cached by version digest (frames stay O(1): no re-parse)."""
+    with _HEADERS_LOCK:
+        hit = _HEADERS.get(row.digest)
+        if hit is not None:
+            _HEADERS.move_to_end(row.digest)
+            return hit
+    header = archive.read_header(row)
+    try:
+        info = FrameInfo.from_dataset(header)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise NotAcceptable(f"instance {row.sop} has no usable Image Pixel module: {type(exc).__name__}") from None
+    with _HEADERS_LOCK:
+        _HEADERS[row.digest] = (header, info)
+        while len(_HEADERS) > _HEADERS_MAX:
+            _HEADERS.popitem(last=False)
+    return header, info
 
 
-def _render_range(r: MediaRange) -> str:
-    return "; ".join([r.type] + [f'{k}="{v}"' for k, v in r.params.items()] + ([f"q={r.q}"] if r.q != 1 else []))
+def samples_as_stored(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
+    """A stored native frame (unsigned, planar as received) as (rows, cols[, samples]) in its own dtype."""
+    if arr.ndim == 3 and info.samples_per_pixel > 1 and arr.shape[0] == info.samples_per_pixel \
+            and arr.shape[-1] != info.samples_per_pixel:
+        arr = np.ascontiguousarray(arr.transpose(1, 2, 0))  # PlanarConfiguration 1 (PS3.3 C.7.6.3.1.3)
+    want = info.dtype()
+    if arr.dtype != want and arr.dtype.itemsize == want.itemsize:
+        arr = arr.view(want)  # the same bits: signed samples keep their exact values
+    return arr
 
 
-def _media_of(ts: UID) -> str:
-    name = ts.name.lower()
-    if "jpeg-ls" in name:
-        return "image/jls"
-    if "high-throughput" in name or "htj2k" in name:
-        return "image/jphc"
-    if "jpeg 2000" in name:
-        return "image/jp2"
-    if "jpeg" in name:
-        return "image/jpeg"
-    return "application/octet-stream"
+def display_frame(archive: Archive, row: InstanceRow, number: int) -> tuple[np.ndarray, str, Any]:
+    """Frame `number` decoded for display: (array, its photometric, header); signed as pydicom shows it."""
+    header, info = header_info(archive, row)
+    stored = archive.read_frame(row, number)
+    try:
+        if isinstance(stored, np.ndarray):
+            arr = samples_as_stored(stored, info)
+            if info.pixel_representation and info.bits_stored < info.bits_allocated:
+                arr = to_signed(arr, info)  # PS3.5 8.1.1: bits above HighBit are not part of the value
+            photometric = info.photometric
+        else:
+            arr, out = decode_frame_info(bytes(stored), info, row.transfer_syntax)
+            photometric = out.photometric
+    except UnsupportedTransfer as exc:
+        raise NotAcceptable(f"instance {row.sop} cannot be rendered: {exc.reason}") from None
+    return arr, photometric, header
 
 
-def _frame_bytes(archive: Archive, row: InstanceRow, number: int, ts: str) -> bytes:
-    frame = archive.read_frame(row, number)
-    if isinstance(frame, np.ndarray):
-        return frame.tobytes()
-    if row.pixel_form == "encapsulated" and UID(ts) != UID(row.transfer_syntax):
-        px = _pixels()
-        header = archive.read_header(row)
-        info = px.FrameInfo.from_dataset(header)
-        arr = px.decode_frame(frame, info, row.transfer_syntax)
-        if UID(ts) in NATIVE:
-            return np.ascontiguousarray(arr).astype(info.dtype(), copy=False).tobytes()
-        return px.encode_frame(arr, info, ts)[0]
-    return frame
+def frame_payload(archive: Archive, row: InstanceRow, number: int,
+                  choices: Sequence[tuple[str, str]]) -> tuple[str, str, bytes]:
+    """(media type, transfer syntax, bytes) of one frame: the first negotiated choice it encodes into."""
+    _, info = header_info(archive, row)
+    stored = archive.read_frame(row, number)
+    reasons = []
+    for media, ts in choices:
+        if ts in NATIVE and row.pixel_form != "encapsulated":
+            # stored native: the bytes as stored, planar configuration and all (matches the metadata)
+            return media, ts, stored.tobytes() if isinstance(stored, np.ndarray) else bytes(stored)
+        source: bytes | np.ndarray = samples_as_stored(stored, info) if isinstance(stored, np.ndarray) \
+            else bytes(stored)
+        try:
+            data, _ = transcode_frame(source, info, row.transfer_syntax, ts)
+        except UnsupportedTransfer as exc:
+            reasons.append(f"{ts}: {exc.reason}")
+            continue
+        return media, ts, data
+    raise NotAcceptable("no acceptable frame representation: " + "; ".join(reasons))
+
+
+def _negotiate(accept: str, archive: Archive, row: InstanceRow) -> tuple[list[tuple[str, str]], bool]:
+    """Negotiated (media, ts) choices, and whether the answer is multipart (PS3.18 8.7.3.5)."""
+    _, info = header_info(archive, row)
+    choices = negotiate_frame_media(accept, row.transfer_syntax, info)
+    if not choices:
+        raise NotAcceptable("no acceptable frame representation for this instance (PS3.18 8.7.3.5)")
+    ranges = parse_accept(accept)
+    media = choices[0][0]
+    # single part only when the client named that media type itself, not through a wildcard
+    single = not choices[0].multipart and any(r.media_type == media and not r.multipart for r in ranges)
+    return [tuple(c) for c in choices], not single  # type: ignore[misc]
 
 
 async def frames(request: Request) -> Response:
     """GET .../instances/{sop}/frames/{list}."""
     archive: Archive = request.app.state.archive
     p = request.path_params
-    numbers = _frame_numbers(p["frames"])
+    numbers = frame_numbers(p["frames"])
     row = (await run_in_threadpool(archive.instances, p["study"], p["series"], p["sop"]))[0]
     if row.pixel_form == "none":
         raise UnknownResource(f"instance {row.sop} has no pixel data")
     for n in numbers:
         if n > row.frames:
             raise UnknownResource(f"instance {row.sop} has {row.frames} frame(s), not {n}")
-    media, ts, multipart = _frame_choice(parse_accept(request.headers.get("accept")), row)
-    tag = etag([row.digest], p["frames"], media, ts)
+    accept = request.headers.get("accept") or "*/*"
+    choices, multipart = await run_in_threadpool(_negotiate, accept, archive, row)
+    tag = etag([row.digest], p["frames"], "frames", *(f"{m}|{t}" for m, t in choices), str(multipart))
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
-    ctype = f"{media}; transfer-syntax={ts}"
     if not multipart:
         if len(numbers) != 1:
             raise NotAcceptable("a single-part response holds one frame; ask for multipart/related")
-        data = await run_in_threadpool(_frame_bytes, archive, row, numbers[0], ts)
-        return Response(data, media_type=ctype, headers=headers)
+        media, ts, data = await run_in_threadpool(frame_payload, archive, row, numbers[0], choices)
+        return Response(data, media_type=f"{media}; transfer-syntax={ts}", headers=headers)
+    # the first frame is produced before the status line, so a frame that fits no choice is a 406
+    first = await run_in_threadpool(frame_payload, archive, row, numbers[0], choices)
     base = base_url(request)
+    where = f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}/frames/"
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
-        for n in numbers:
-            data = await run_in_threadpool(_frame_bytes, archive, row, n, ts)
-            yield ctype, data, f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}/frames/{n}"
+        media, ts, data = first
+        yield f"{media}; transfer-syntax={ts}", data, where + str(numbers[0])
+        for n in numbers[1:]:  # streamed part by part, each read from its own chunk
+            media, ts, data = await run_in_threadpool(frame_payload, archive, row, n, choices)
+            yield f"{media}; transfer-syntax={ts}", data, where + str(n)
 
     boundary = new_boundary()
     return StreamingResponse(multipart_body(boundary, parts()), headers=headers,
-                             media_type=f'multipart/related; type="{media}"; boundary={boundary}')
-
-
+                             media_type=f'multipart/related; type="{first[0]}"; boundary={boundary}')
