@@ -39,7 +39,8 @@ WILD = hs.text(alphabet="ABab_%1*?X", min_size=1, max_size=4)
 QUERIES = hs.lists(hs.one_of(
     hs.tuples(hs.just("PatientID"), hs.one_of(hs.sampled_from(PIDS), WILD)),
     hs.tuples(hs.just("PatientName"), hs.sampled_from(
-        ["Wang^Xiaodong", "WANG*", "王*", "*小东", "li^na", "王小东", "?ang^*", "Li^Na^"])),
+        ["Wang^Xiaodong", "WANG*", "王*", "*小东", "li^na", "王小东", "?ang^*", "Li^Na^",
+         "xiao wang", "小东", "wangx", "na,l", "王^小"])),
     hs.tuples(hs.just("StudyDate"), hs.sampled_from(
         ["20240105", "20240101-20241231", "-20240105", "20240229-", "20230101-20230101"])),
     hs.tuples(hs.just("StudyTime"), hs.sampled_from(
@@ -72,7 +73,18 @@ def tm_end(value: str) -> int:
     return tm_us(value) + unit - 1
 
 
-def ref_match(study: dict[str, Any], key: str, raw: str) -> bool:
+def ref_fuzzy(name: dict[str, str], raw: str) -> bool:
+    """Fuzzy PN: in one group, every query token prefixes some name component."""
+    tokens = [t for t in re.split(r"[\^ ,=]+", raw.lower()) if t]
+    for group in name.values():
+        words = [w for w in re.split(r"[\^ ,=]+", group.lower()) if w]
+        words += ["".join(words)] if len(words) > 1 else []
+        if words and all(any(w.startswith(t) for w in words) for t in tokens):
+            return True
+    return not tokens
+
+
+def ref_match(study: dict[str, Any], key: str, raw: str, fuzzy: bool = False) -> bool:
     """The reference matcher for one key (PS3.4 C.2.2.2 as described in index/parse.py)."""
     if key == "PatientID":
         return (wildcard_re(raw).fullmatch(study["pid"]) is not None if set(raw) & set("*?")
@@ -84,6 +96,8 @@ def ref_match(study: dict[str, Any], key: str, raw: str) -> bool:
         return wildcard_re(raw).fullmatch(acc) is not None if set(raw) & set("*?") else acc == raw
     if key == "PatientName":
         groups = [g.rstrip("^ ").lower() for g in study["name"].values()]
+        if fuzzy and not set(raw) & set("*?"):
+            return ref_fuzzy(study["name"], raw)
         if set(raw) & set("*?"):
             return any(wildcard_re(raw.lower()).fullmatch(g) for g in groups)
         return raw.rstrip("^ ").lower() in groups
@@ -117,9 +131,9 @@ def ref_order(study: dict[str, Any]) -> tuple[Any, ...]:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(corpus=corpora(), matches=QUERIES, limit=hs.one_of(hs.none(), hs.integers(0, 4)),
-       offset=hs.integers(0, 3))
+       offset=hs.integers(0, 3), fuzzy=hs.booleans())
 def test_search_agrees_with_reference(corpus: list[dict[str, Any]], matches: list[tuple[str, str]],
-                                      limit: int | None, offset: int) -> None:
+                                      limit: int | None, offset: int, fuzzy: bool) -> None:
     ix = Index(":memory:")
     try:
         ix.upsert([make(study=s["uid"], series=f"{s['uid']}.{i}", sop=f"{s['uid']}.{i}.1",
@@ -127,10 +141,11 @@ def test_search_agrees_with_reference(corpus: list[dict[str, Any]], matches: lis
                         modality=m, series_number=i,
                         json={"00080050": el("SH", s["acc"])} if s["acc"] else {})
                    for s in corpus for i, m in enumerate(s["mods"])])
-        query = Query("STUDY", [parse_match(k, v) for k, v in matches], limit=limit, offset=offset)
+        query = Query("STUDY", [parse_match(k, v) for k, v in matches], limit=limit, offset=offset,
+                      fuzzy=fuzzy)
         got = [r["0020000D"]["Value"][0] for r in ix.search(query)]
         expected = [s["uid"] for s in sorted(corpus, key=ref_order)
-                    if all(ref_match(s, k, v) for k, v in matches)]
+                    if all(ref_match(s, k, v, fuzzy) for k, v in matches)]
         expected = expected[offset:][:limit] if limit is not None else expected[offset:]
         assert got == expected
     finally:
