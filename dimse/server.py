@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,10 +80,15 @@ class DimseServer:
     def port(self) -> int:
         return int(self.server.server_address[1])
 
-    def stop(self) -> None:
-        """Stop accepting, abort open associations (shutdown)."""
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, abort open associations, and let handlers already running finish
+        (so the archive can be closed after this returns)."""
+        running = [a for a in self.ae.active_associations if a.is_acceptor]
         self.server.shutdown()
         self.ae.shutdown()
+        deadline = time.monotonic() + grace
+        for assoc in running:
+            assoc.join(max(0.0, deadline - time.monotonic()))
 
 
 def start_dimse(archive: Archive, settings: Settings) -> DimseServer:

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import socket
 import subprocess
+import threading
 import time
 from io import BytesIO
 from pathlib import Path
@@ -223,3 +224,30 @@ def test_c_move_cancel_stops_sub_operations(fake_scp, fake_archive, storescp_por
     finally:
         dest.stop()
     assert 0 < len(dest_archive.items) < 30
+
+
+def test_stop_lets_a_running_store_finish(fake_archive, storescp_port: int) -> None:
+    server = start_scp(fake_archive, storescp_port)
+    real_store = fake_archive.store
+    entered = threading.Event()
+
+    def slow_store(source, origin, expected_study=None):
+        entered.set()
+        time.sleep(0.5)
+        return real_store(source, origin, expected_study)
+
+    fake_archive.store = slow_store
+    ae = AE(ae_title=SCU_AET)
+    ae.requested_contexts = store_contexts()
+    assoc = ae.associate("127.0.0.1", server.port, ae_title=SCP_AET)
+    def send() -> None:
+        with contextlib.suppress(Exception):  # the association is aborted under it
+            assoc.send_c_store(ct("1.2.11.1"))
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert entered.wait(5)
+    server.stop()  # returns only once the handler is done: the archive may be closed now
+    assert "1.2.11.1" in fake_archive.items
+    sender.join(10)
+    assoc.abort()
