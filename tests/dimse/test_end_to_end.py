@@ -1,12 +1,14 @@
 """`yunying serve` end to end: one archive behind DIMSE and DICOMweb (issue 3, part 5)."""
 from __future__ import annotations
 
+import subprocess
+import time
 from io import BytesIO
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import SCU_AET, free_port, run, sample_file
+from conftest import DCMTK, SCU_AET, free_port, run, sample_file
 from dicomweb_client.api import DICOMwebClient
 
 from dimse import scu
@@ -16,10 +18,11 @@ net = pytest.importorskip("benchmarks.net")
 
 
 @pytest.fixture
-def server(tmp_path: Path):
+def server(tmp_path: Path, storescp_port: int):
     if not net.yunying_cli_available():
         pytest.skip("yunying CLI not available")
-    srv = net.start_yunying(tmp_path / "data", peers={SCU_AET: ("127.0.0.1", free_port())})
+    srv = net.start_yunying(tmp_path / "data", peers={SCU_AET: ("127.0.0.1", free_port()),
+                                                      "STORESCP": ("127.0.0.1", storescp_port)})
     yield srv
     srv.stop()
 
@@ -64,3 +67,24 @@ def test_stow_then_c_find_and_c_get(server) -> None:
                      lambda raw: got.append(raw) or 0)
     assert result.ok and len(got) == 1
     assert dataset_equal(pydicom.dcmread(BytesIO(got[0])), original)
+
+
+def test_stow_then_c_move_to_storescp(server, tmp_path: Path, storescp_port: int) -> None:
+    original = pydicom.dcmread(sample_file("JPEG2000.dcm"))
+    DICOMwebClient(server.dicomweb_url).store_instances([original])
+    out = tmp_path / "received"
+    out.mkdir()
+    proc = subprocess.Popen([str(DCMTK / "storescp"), "+xa", "-aet", "STORESCP", "-od", str(out),
+                             str(storescp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    try:
+        res = run("movescu", "-S", "-aet", SCU_AET, "-aec", server.aet, "-aem", "STORESCP", "127.0.0.1",
+                  str(server.dimse_port), "-k", "QueryRetrieveLevel=STUDY",
+                  "-k", f"StudyInstanceUID={original.StudyInstanceUID}")
+        assert res.returncode == 0, res.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    (got,) = [pydicom.dcmread(p) for p in out.iterdir()]
+    assert got.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
+    assert got.PixelData == original.PixelData  # the lossy bitstream, bit-exact
