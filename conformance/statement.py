@@ -144,6 +144,11 @@ def _security(settings: Settings) -> Section:
                 "patient names or identifiers (pynetdicom's identifier logging is off).", level=2)
 
 
+# index/parse.py words its refusal for callers; the statement says what a client sees
+_PARSER_ERROR = "raise InvalidQueryValue naming the tag"
+_WIRE_ERROR = "are refused, naming the attribute (QIDO-RS 400, C-FIND 0xA900)"
+
+
 def _dicomweb(settings: Settings) -> list[Section]:
     keys = t.query_keys()
     param = ("PS3.18", "Parameter", "Support", "Notes")
@@ -165,7 +170,8 @@ def _dicomweb(settings: Settings) -> list[Section]:
              table=_table(("Keyword", "Tag", "VR", "Matching", "QIDO-RS levels", "C-FIND levels"),
                           keys)),
         _sec("7.4 Matching rules (PS3.4 C.2.2.2; fuzzy matching is ours)",
-             bullets=t.docstring_bullets(parse.__doc__)),
+             bullets=[b.replace(_PARSER_ERROR, _WIRE_ERROR)
+                      for b in t.docstring_bullets(parse.__doc__)]),
         _sec("7.5 Rendering parameters (§8.3.5)", table=_table(param, t.rendered_parameters())),
         _sec("7.6 Media types (§8.7)",
              f"STOW-RS bodies up to {settings.max_upload_bytes} bytes (413 beyond).",
@@ -192,8 +198,8 @@ def _dicomweb(settings: Settings) -> list[Section]:
 def build_document(settings: Settings | None = None, version: str = "") -> list[Section]:
     """The statement as sections: PS3.2 Annex A order, then DICOMweb by PS3.18 section."""
     settings = settings or Settings()
-    served = {(x.section, x.name.split(",")[0]) for x in t.transactions()
-              if x.support != t.NOT_SUPPORTED}
+    served = sorted({(x.section, x.name.split(",")[0]) for x in t.transactions()
+                     if x.support != t.NOT_SUPPORTED}, key=lambda s: (_section_key(s[0]), s[1]))
     return [
         _sec(f"{PRODUCT} DICOM Conformance Statement",
              f"{PRODUCT} {version}".strip() + " is a DICOMweb-native image archive with a DIMSE "
@@ -203,7 +209,7 @@ def build_document(settings: Settings | None = None, version: str = "") -> list[
         _sec("1 Overview (PS3.2 A.1)",
              "DIMSE: Verification, Storage and Query/Retrieve (Patient and Study Root FIND, MOVE, "
              "GET) as SCP; Storage as SCU in C-MOVE and C-GET sub-operations. DICOMweb:",
-             table=_table(("PS3.18", "Service"), sorted(served, key=lambda s: _section_key(s[0]))),
+             table=_table(("PS3.18", "Service"), served),
              level=2),
         *_dimse(settings),
         _sec("5 Character sets (PS3.2 A.6)",
