@@ -96,6 +96,8 @@ def _dimse(settings: Settings) -> list[Section]:
             "initiates them only for C-MOVE sub-operations and the `yunying dimse` commands."),
             _doc_paragraph(yunying.archive.__doc__, "Re-store rule"), level=2),
         _sec(f"3 AE specification: {settings.aet} (PS3.2 A.4.2, A.4.4)",
+             "" if settings.dimse_port else "DIMSE is disabled in this configuration "
+             "(`dimse_port` 0); section 3 describes the AE as it runs when enabled.",
              table=_table(("Parameter", "Value"), t.ae_limits(ae, settings)), level=2),
         _sec("3.1 SOP classes and roles",
              f"{len(cxs)} presentation contexts, read from the AE the SCP runs; their transfer "

@@ -158,6 +158,14 @@ def test_configuration_and_character_sets_appear(docs: dict[str, str]) -> None:
     assert "every token is a prefix" in md  # fuzzy matching semantics, from index/parse.py
 
 
+def test_the_statement_follows_the_configuration_and_is_deterministic() -> None:
+    assert render(SETTINGS) == render(SETTINGS)
+    other = Settings(dimse_port=0, dimse_accept_all=True, cors_origins=["https://v.example"])
+    md = render(other)[MARKDOWN]
+    assert "DIMSE is disabled" in md and "`dimse_accept_all`" in md and "https://v.example" in md
+    assert "WORKSTATION1" not in md and "(none configured)" in md
+
+
 def test_html_is_a_well_formed_self_contained_page(docs: dict[str, str]) -> None:
     void = {"meta", "br", "link", "img", "hr"}
 
