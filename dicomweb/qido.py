@@ -13,19 +13,25 @@ from index.errors import InvalidQueryValue
 from index.parse import parse_match, supported_match_tags, tag_of
 from index.query import Level, Match, Query
 from yunying.errors import InvalidQuery, NotAcceptable
-from dicomweb.http import base_url, parse_accept, warning_header
+from dicomweb.http import base_url, multipart_body, new_boundary, parse_accept, warning_header
+from dicomweb.xml import MEDIA_TYPE as XML_TYPE, dataset_xml
 
 RESERVED = {"limit", "offset", "includefield", "fuzzymatching", "orderby"}
 JSON_TYPES = ("application/dicom+json", "application/json", "*/*", "application/*")
 STUDY, SERIES, SOP = "0020000D", "0020000E", "00080018"
 
 
-def _check_accept(request: Request) -> None:
-    """PS3.18 10.6.3: we answer in application/dicom+json; XML only is a 406."""
-    ranges = parse_accept(request.headers.get("accept"))
-    if not any(r.type in JSON_TYPES or (r.type == "multipart/related" and r.params.get("type") == "application/dicom+json")
-               for r in ranges):
-        raise NotAcceptable("QIDO-RS answers in application/dicom+json only")
+def representation(request: Request) -> str:
+    """PS3.18 10.6.3.3: "json" (the default) or "xml" (multipart/related of PS3.19 NativeDicomModel
+    parts, one per result), whichever the Accept header prefers; neither is a 406."""
+    for r in parse_accept(request.headers.get("accept")):
+        inner = r.params.get("type", "").lower()
+        if r.type in JSON_TYPES or (r.type == "multipart/related" and inner == "application/dicom+json"):
+            return "json"
+        if r.type in ("multipart/related", "multipart/*") and inner == XML_TYPE:
+            return "xml"
+    raise NotAcceptable('QIDO-RS answers in application/dicom+json or multipart/related; '
+                        'type="application/dicom+xml"')
 
 
 def parse_qido(request: Request, level: Level, scope: dict[str, str], max_results: int) -> tuple[Query, list[str]]:
@@ -85,26 +91,38 @@ def _match(query: Query, name: str, raw: str, allowed: frozenset[str], seen: set
 
 
 def _int(name: str, raw: str) -> int:
-    if not raw.isdigit():
+    if not raw.isascii() or not raw.isdigit():
         raise InvalidQuery(name, "must be a non-negative integer")
+    if len(raw) > 18:  # beyond what the index's 64-bit integers hold: a 400, not a 500
+        raise InvalidQuery(name, "is too large")
     return int(raw)
 
 
-def _with_urls(items: Iterator[dict[str, Any]], base: str, level: Level) -> Iterator[bytes]:
+def _with_url(item: dict[str, Any], base: str, level: Level) -> dict[str, Any]:
+    """The result with its RetrieveURL (0008,1190), attributes in tag order."""
+    study = _uid(item, STUDY)
+    url = f"{base}/studies/{study}"
+    if level in ("SERIES", "IMAGE") and (series := _uid(item, SERIES)):
+        url += f"/series/{series}"
+        if level == "IMAGE" and (sop := _uid(item, SOP)):
+            url += f"/instances/{sop}"
+    if study:
+        item["00081190"] = {"vr": "UR", "Value": [url]}
+    return dict(sorted(item.items()))
+
+
+def _json_body(items: Iterator[dict[str, Any]], base: str, level: Level) -> Iterator[bytes]:
     yield b"["
     first = True
     for item in items:
-        study = _uid(item, STUDY)
-        url = f"{base}/studies/{study}"
-        if level in ("SERIES", "IMAGE") and (series := _uid(item, SERIES)):
-            url += f"/series/{series}"
-            if level == "IMAGE" and (sop := _uid(item, SOP)):
-                url += f"/instances/{sop}"
-        if study:
-            item["00081190"] = {"vr": "UR", "Value": [url]}
-        yield (b"" if first else b",") + orjson.dumps(dict(sorted(item.items())))
+        yield (b"" if first else b",") + orjson.dumps(_with_url(item, base, level))
         first = False
     yield b"]"
+
+
+def _xml_parts(items: Iterator[dict[str, Any]], base: str, level: Level) -> Iterator[tuple[str, bytes, None]]:
+    for item in items:
+        yield XML_TYPE, dataset_xml(_with_url(item, base, level)), None
 
 
 def _uid(item: dict[str, Any], tag: str) -> str | None:
@@ -113,17 +131,22 @@ def _uid(item: dict[str, Any], tag: str) -> str | None:
 
 
 async def _search(request: Request, level: Level, scope: dict[str, str]) -> StreamingResponse:
-    _check_accept(request)
+    form = representation(request)
     archive = request.app.state.archive
     query, warnings = parse_qido(request, level, scope, request.app.state.settings.qido_max_results)
-    wanted = query.limit
+    wanted = query.limit if query.limit is not None else request.app.state.settings.qido_max_results
     query.limit = wanted + 1  # one more than asked tells whether results were cut (PS3.18 8.3.4.4)
     rows = await run_in_threadpool(lambda: list(archive.search(query)))
     if len(rows) > wanted:
         rows = rows[:wanted]
         warnings.append("There are additional results that can be requested")
     headers = {"Warning": warning_header(*warnings)} if warnings else {}
-    body = _with_urls(iter(rows), base_url(request), level)
+    if form == "xml":
+        boundary = new_boundary()
+        parts = iterate_in_threadpool(_xml_parts(iter(rows), base_url(request), level))
+        return StreamingResponse(multipart_body(boundary, parts), headers=headers,
+                                 media_type=f'multipart/related; type="{XML_TYPE}"; boundary={boundary}')
+    body = _json_body(iter(rows), base_url(request), level)
     return StreamingResponse(iterate_in_threadpool(body), media_type="application/dicom+json", headers=headers)
 
 

@@ -1,9 +1,11 @@
 """WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data, streamed part by part."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import numpy as np
+import orjson
 import pydicom
 from pydicom.uid import UID
 from starlette.concurrency import run_in_threadpool
@@ -13,8 +15,10 @@ from starlette.responses import Response, StreamingResponse
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import NotAcceptable, UnknownResource
+from yunying.ingest import BULK_PREFIX
 from dicomweb.http import (CACHE_CONTROL, MediaRange, base_url, etag, media_matches, multipart_body,
                            new_boundary, not_modified, parse_accept)
+from dicomweb.xml import MEDIA_TYPE as XML_TYPE, dataset_xml
 
 EXPLICIT_LE = pydicom.uid.ExplicitVRLittleEndian
 NATIVE = {pydicom.uid.ImplicitVRLittleEndian, EXPLICIT_LE, pydicom.uid.ExplicitVRBigEndian,
@@ -46,23 +50,33 @@ def can_produce(row: InstanceRow, target: str) -> bool:
     return decodable and (t in NATIVE or px.can_encode(str(t)))
 
 
-def _instance_syntax(ranges: list[MediaRange], rows: list[InstanceRow]) -> tuple[str | None, bool]:
-    """PS3.18 8.7.3: the transfer syntax for each instance (None = as stored), and single-part or not."""
+def _choose(ranges: list[MediaRange], rows: list[InstanceRow]) -> tuple[str, str | None, bool]:
+    """PS3.18 8.7.3 and Table 10.4.4-1: ("dicom" or "bulk", transfer syntax or None = as stored,
+    single part), for the first acceptable media range."""
     for r in ranges:
+        inner = r.params.get("type", "application/dicom").lower()
+        ts = r.params.get("transfer-syntax")
+        if r.type == "multipart/related" and inner == "application/octet-stream":
+            # "equivalent to requesting the corresponding Bulkdata Resource" (PS3.18 10.4.4)
+            if ts == "*":
+                return "bulk", None, False
+            if ts in (None, EXPLICIT_LE) and all(can_produce(row, EXPLICIT_LE) for row in rows):
+                return "bulk", EXPLICIT_LE, False
+            continue
         single = r.type == "application/dicom"
         if r.type == "multipart/related":
-            if r.params.get("type", "application/dicom").lower() != "application/dicom":
+            if inner != "application/dicom":
                 continue
         elif not single and not media_matches(r.type, "multipart/related"):
             continue
-        ts = r.params.get("transfer-syntax")
         if ts == "*":
-            return None, single
+            return "dicom", None, single
         ts = ts or EXPLICIT_LE
         if all(can_produce(row, ts) for row in rows):
-            return ts, single
+            return "dicom", ts, single
     raise NotAcceptable("no acceptable representation: ask for multipart/related; type=\"application/dicom\" "
-                        "with transfer-syntax=* or one the archive can produce")
+                        "with transfer-syntax=* or one the archive can produce, or for "
+                        "multipart/related; type=\"application/octet-stream\" (bulk data)")
 
 
 async def retrieve(request: Request) -> Response:
@@ -70,13 +84,15 @@ async def retrieve(request: Request) -> Response:
     archive: Archive = request.app.state.archive
     p = request.path_params
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
-    ts, single = _instance_syntax(parse_accept(request.headers.get("accept")), rows)
+    kind, ts, single = _choose(parse_accept(request.headers.get("accept")), rows)
     if single and len(rows) > 1:
         raise NotAcceptable("application/dicom (single part) fits one instance; ask for multipart/related")
-    tag = etag((r.digest for r in rows), ts or "*")
+    tag = etag((r.digest for r in rows), kind, ts or "*")
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
+    if kind == "bulk":
+        return _bulk_response(request, archive, rows, ts, headers)
     if single:
         body = await run_in_threadpool(archive.read_part10, rows[0], ts)
         return Response(body, media_type="application/dicom", headers=headers)
@@ -93,20 +109,130 @@ async def retrieve(request: Request) -> Response:
                              media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 
 
+def _bulk_response(request: Request, archive: Archive, rows: list[InstanceRow], ts: str | None,
+                   headers: dict[str, str]) -> Response:
+    """Every BulkDataURI of the instances' metadata, one part each, its Content-Location that URI
+    (PS3.18 10.4.3.3.5); uncompressed little endian unless transfer-syntax=* (then as stored)."""
+    base = base_url(request)
+    by_sop = {row.sop: row for row in rows}
+    p = request.path_params
+    batches = archive.index.iter_metadata(p["study"], p.get("series"), p.get("sop"))
+
+    async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
+        while True:
+            batch = await run_in_threadpool(next, batches, None)
+            if batch is None:
+                break
+            for raw in batch:
+                doc = orjson.loads(raw)
+                row = by_sop.get(_first(doc, "00080018") or "")
+                paths = list(_bulk_paths(doc))
+                if row is None or not paths:
+                    continue
+                for ctype, data, path in await run_in_threadpool(_instance_bulk, archive, row, paths, ts):
+                    yield ctype, data, f"{base}/{path}"
+
+    boundary = new_boundary()
+    return StreamingResponse(multipart_body(boundary, parts()), headers=headers,
+                             media_type=f'multipart/related; type="application/octet-stream"; boundary={boundary}')
+
+
+def _first(doc: dict[str, Any], tag: str) -> Any:
+    value = doc.get(tag, {}).get("Value")
+    return value[0] if value else None
+
+
+def _bulk_paths(node: Any) -> Iterator[str]:
+    """The stored BulkDataURIs (relative, "studies/…/bulkdata/<tag path>") of a DICOM JSON object."""
+    if isinstance(node, dict):
+        uri = node.get("BulkDataURI")
+        if isinstance(uri, str) and uri.startswith(BULK_PREFIX):
+            yield uri[len(BULK_PREFIX):]
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                yield from _bulk_paths(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _bulk_paths(value)
+
+
+def _instance_bulk(archive: Archive, row: InstanceRow, paths: list[str],
+                   ts: str | None) -> list[tuple[str, bytes, str]]:
+    """(Content-Type, value, relative URI) of each bulk data element of one instance."""
+    stored = UID(row.transfer_syntax)
+    big = stored == pydicom.uid.ExplicitVRBigEndian
+    ds: Any = archive.read_dataset(row, ts) if ts else archive.read_header(row)
+    ctype = f"application/octet-stream; transfer-syntax={ts or stored}"
+    out = []
+    for path in paths:
+        tag_path = path.rpartition("/bulkdata/")[2].upper()
+        if tag_path == "7FE00010":
+            if row.pixel_form == "none":
+                continue
+            value = ds.PixelData if ts else archive.pixel_value(row, big)
+        else:
+            try:
+                value, vr = _element_value(ds, tag_path)
+            except UnknownResource:
+                continue  # metadata and stored header disagree: leave the element out, never a 500
+            if ts and big:
+                value = _little_endian(value, vr)
+        out.append((ctype, bytes(value), path))
+    return out
+
+
+def _element_value(ds: Any, path: str) -> tuple[bytes, str]:
+    """The bytes of the element at a bulk data tag path ("gggg eeee[.item.gggg eeee]…")."""
+    parts = path.split(".")
+    try:
+        for i in range(0, len(parts) - 1, 2):
+            ds = ds[int(parts[i], 16)].value[int(parts[i + 1])]
+        elem = ds[int(parts[-1], 16)]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise UnknownResource(f"no bulk data at {path}") from None
+    if not isinstance(elem.value, (bytes, bytearray)):
+        raise UnknownResource(f"{path} is not bulk data")
+    return bytes(elem.value), elem.VR
+
+
+_WORD = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _little_endian(value: bytes, vr: str) -> bytes:
+    """A big endian OW/OF/OL/OD/OV value in little endian (PS3.18 8.7.3: bulk data is little endian)."""
+    size = _WORD.get(vr)
+    if not size or len(value) % size:
+        return value
+    return np.frombuffer(value, f">u{size}").astype(f"<u{size}").tobytes()
+
+
+def _metadata_form(ranges: list[MediaRange], instance_level: bool) -> tuple[str, bool]:
+    """Table 10.4.4-1: ("json", False) by default, ("xml", multipart) when XML is preferred."""
+    for r in ranges:
+        if media_matches(r.type, "application/dicom+json") or r.type == "application/json":
+            return "json", False
+        if r.type in ("multipart/related", "multipart/*") and r.params.get("type", "").lower() == XML_TYPE:
+            return "xml", True
+        if r.type == XML_TYPE and instance_level:  # a single part fits a single item (PS3.18 10.4.4)
+            return "xml", False
+    raise NotAcceptable('metadata is served as application/dicom+json or '
+                        'multipart/related; type="application/dicom+xml"')
+
+
 async def metadata(request: Request) -> Response:
-    """GET .../metadata at study, series and instance level: stored JSON, streamed."""
+    """GET .../metadata at study, series and instance level: stored JSON (or XML), streamed."""
     archive: Archive = request.app.state.archive
     p = request.path_params
-    ranges = parse_accept(request.headers.get("accept"))
-    if not any(media_matches(r.type, "application/dicom+json") or r.type == "application/json" for r in ranges):
-        raise NotAcceptable("metadata is served as application/dicom+json")
+    form, multipart = _metadata_form(parse_accept(request.headers.get("accept")), "sop" in p)
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
-    tag = etag((r.digest for r in rows), "metadata")
+    tag = etag((r.digest for r in rows), "metadata", form)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
     prefix = b'"' + base_url(request).encode() + b"/"
     batches = archive.index.iter_metadata(p["study"], p.get("series"), p.get("sop"))
+    if form == "xml":
+        return await _xml_metadata(batches, prefix, multipart, headers)
 
     async def body() -> AsyncIterator[bytes]:
         yield b"["
@@ -123,23 +249,36 @@ async def metadata(request: Request) -> Response:
     return StreamingResponse(body(), media_type="application/dicom+json", headers=headers)
 
 
+def _xml_batch(batch: list[bytes], prefix: bytes) -> list[bytes]:
+    return [dataset_xml(orjson.loads(raw.replace(b'"yy-bulk:', prefix))) for raw in batch]
+
+
+async def _xml_metadata(batches: Iterator[list[bytes]], prefix: bytes, multipart: bool,
+                        headers: dict[str, str]) -> Response:
+    """One NativeDicomModel part per instance (PS3.18 8.7.3.2), converted a batch at a time."""
+    if not multipart:
+        docs = await run_in_threadpool(lambda: [d for b in batches for d in _xml_batch(b, prefix)])
+        return Response(docs[0] if docs else b"", media_type=XML_TYPE, headers=headers)
+
+    async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
+        while True:
+            batch = await run_in_threadpool(next, batches, None)
+            if batch is None:
+                break
+            for doc in await run_in_threadpool(_xml_batch, batch, prefix):
+                yield XML_TYPE, doc, None
+
+    boundary = new_boundary()
+    return StreamingResponse(multipart_body(boundary, parts()), headers=headers,
+                             media_type=f'multipart/related; type="{XML_TYPE}"; boundary={boundary}')
+
+
 def _bulk_value(archive: Archive, row: InstanceRow, path: str) -> bytes:
     if path == "7FE00010":
         if row.pixel_form == "none":
             raise UnknownResource("no pixel data")
         return archive.pixel_value(row, UID(row.transfer_syntax) == pydicom.uid.ExplicitVRBigEndian)
-    ds: Any = archive.read_header(row)
-    parts = path.split(".")
-    try:
-        for i in range(0, len(parts) - 1, 2):
-            ds = ds[int(parts[i], 16)].value[int(parts[i + 1])]
-        elem = ds[int(parts[-1], 16)]
-    except (KeyError, IndexError, ValueError, TypeError):
-        raise UnknownResource(f"no bulk data at {path}") from None
-    value = elem.value
-    if not isinstance(value, (bytes, bytearray)):
-        raise UnknownResource(f"{path} is not bulk data")
-    return bytes(value)
+    return _element_value(archive.read_header(row), path)[0]
 
 
 async def bulkdata(request: Request) -> Response:
