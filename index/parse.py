@@ -44,6 +44,8 @@ _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,6}
 _INT = re.compile(r"^[+-]?\d+$")
 _NO_WILDCARD = {"UI", "DA", "TM", "DT", "IS", "DS", "US", "SS", "UL", "SL", "FL", "FD", "AS", "UV", "SV"}
 _NUMERIC = {"IS", "US", "SS", "UL", "SL", "UV", "SV"}
+_RANGES = {"IS": (-(2**31), 2**31 - 1), "SL": (-(2**31), 2**31 - 1), "SS": (-(2**15), 2**15 - 1),  # PS3.5 6.2
+           "US": (0, 2**16 - 1), "UL": (0, 2**32 - 1), "SV": (-(2**63), 2**63 - 1), "UV": (0, 2**64 - 1)}
 _LIST_VRS = {"UI", "CS"}
 
 
@@ -123,11 +125,16 @@ def _check_single(tag: str, vr: str, value: str) -> None:
     elif vr in _NUMERIC:
         if not _INT.match(value) or (vr.startswith("U") and value.startswith("-")):
             raise InvalidQueryValue(tag, f"not an integer ({vr})")
+        lo, hi = _RANGES[vr]
+        if not lo <= int(value) <= hi:
+            raise InvalidQueryValue(tag, f"out of range for {vr} ({lo}..{hi})")
     elif vr in ("DS", "FL", "FD"):
         try:
-            float(value)
+            number = float(value)
         except ValueError:
             raise InvalidQueryValue(tag, f"not a number ({vr})") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise InvalidQueryValue(tag, f"not a finite number ({vr})")
 
 
 def _valid(vr: str, value: str) -> bool:
