@@ -12,11 +12,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dicomweb import capabilities, frames, qido, rendered, stow, wado
+from dicomweb.http import DICOMWEB_ROOT
 from yunying.archive import Archive
 from yunying.errors import ArchiveError
 from yunying.settings import Settings
-from dicomweb import capabilities, frames, qido, rendered, stow, wado
-from dicomweb.http import DICOMWEB_ROOT
 
 log = logging.getLogger("yunying.http")
 S, SE, I = "/studies/{study}", "/series/{series}", "/instances/{sop}"
@@ -53,6 +53,7 @@ ROUTES: list[tuple[str, list[str], object]] = [
     (S + SE + I + "/frames/{frames}/thumbnail", ["GET"], rendered.thumbnail),
     (S + SE + "/reformat", ["GET"], rendered.reformat),  # our extension: MPR / MIP slices
     ("", ["OPTIONS", "GET"], capabilities.capabilities),  # PS3.18 8.9: the service's capabilities
+    ("/", ["OPTIONS", "GET"], capabilities.capabilities),
     ("/conformance", ["GET"], capabilities.statement),
 ]
 
