@@ -33,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
     stm = sub.add_parser("statement", help="write the conformance statement (Markdown + HTML)")
     stm.add_argument("--out", required=True, metavar="DIR")
+    stm.add_argument("--config", metavar="FILE", help="describe the server as this config file sets it up")
     stm.set_defaults(func=run_statement)
     return parser
 
@@ -73,7 +74,7 @@ def run_ohif(args: argparse.Namespace) -> int:
 def run_statement(args: argparse.Namespace) -> int:
     from conformance.statement import write_statement
 
-    for path in write_statement(args.out):
+    for path in write_statement(args.out, args.config):
         print(path)
     return 0
 
