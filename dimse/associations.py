@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from pynetdicom import _config
 from pynetdicom.events import Event
 
 log = logging.getLogger("yunying.dimse")
@@ -57,3 +58,10 @@ def on_closed(event: Event) -> None:
     log.info("association %s -> %s from %s:%s %s after %.1fs: %s", rq.ae_title,
              event.assoc.acceptor.ae_title, rq.address, rq.port, how,
              time.monotonic() - started, summary)
+
+
+def quiet_pynetdicom() -> None:
+    """No identifiers (patient data) in pynetdicom's log, which keeps only warnings and errors."""
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)

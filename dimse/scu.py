@@ -24,6 +24,7 @@ from pynetdicom.presentation import (
 )
 
 from dimse import uids
+from dimse.associations import quiet_pynetdicom
 from dimse.requestor import HANDLERS
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
@@ -83,6 +84,7 @@ class RetrieveResult:
 def associate(peer: Peer, contexts: Sequence[PresentationContext], *,
               ext_neg: list[Any] | None = None, handlers: list[Any] | None = None) -> Iterator[Association]:
     """An established association, released (or aborted after an error) on exit."""
+    quiet_pynetdicom()  # response identifiers are patient data
     ae = AE(ae_title=peer.aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = peer.timeout
     ae.requested_contexts = list(contexts)

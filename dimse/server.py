@@ -6,12 +6,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, evt
 from pynetdicom import sop_class as sop
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dimse import associations
 from dimse.access import AccessPolicy, policy_for
+from dimse.associations import quiet_pynetdicom
 from dimse.echo_scp import on_c_echo
 from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
@@ -32,13 +33,6 @@ QUERY_SYNTAXES = NATIVE
 def storage_classes() -> list[str]:
     """Every storage SOP class pynetdicom knows (PS3.4 Annex B.5)."""
     return sorted({str(uid) for uid in sop._STORAGE_CLASSES.values()})
-
-
-def quiet_pynetdicom() -> None:
-    """No identifiers (patient data) in pynetdicom's log; its INFO chatter goes to DEBUG level."""
-    _config.LOG_REQUEST_IDENTIFIERS = False
-    _config.LOG_RESPONSE_IDENTIFIERS = False
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 
 def build_ae(aet: str) -> AE:
