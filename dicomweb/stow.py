@@ -1,6 +1,7 @@
 """STOW-RS (PS3.18 10.5): multipart/related bodies streamed to disk part by part, then stored."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ from yunying.errors import (ArchiveError, InvalidInstance, PayloadTooLarge, Stud
 from dicomweb.http import base_url, warning_header
 
 log = logging.getLogger("yunying.stow")
+PARALLEL_PARTS = 4
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 
 
@@ -99,8 +101,13 @@ async def stow(request: Request) -> Response:
         if not parts.files:
             raise InvalidInstance("the request body holds no parts")
         origin = Origin("stow", request.client.host if request.client else "", "")
-        results = [await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
-                   for path, ctype in parts.files]
+        gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
+
+        async def one(path: Path, ctype: str) -> dict[str, Any]:
+            async with gate:
+                return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
+
+        results = list(await asyncio.gather(*(one(p, c) for p, c in parts.files)))
         await run_in_threadpool(_await_index, results)
     finally:
         parts.cleanup()
