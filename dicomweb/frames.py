@@ -81,19 +81,22 @@ def samples_as_stored(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
 def display_frame(archive: Archive, row: InstanceRow, number: int) -> tuple[np.ndarray, str, Any]:
     """Frame `number` decoded for display: (array, its photometric, header); signed as pydicom shows it."""
     header, info = header_info(archive, row)
-    stored = archive.read_frame(row, number)
+    arr, photometric = decode_for_display(archive.read_frame(row, number), info, row)
+    return arr, photometric, header
+
+
+def decode_for_display(stored: bytes | np.ndarray, info: FrameInfo, row: InstanceRow) -> tuple[np.ndarray, str]:
+    """A stored frame (read_frame's answer) as display samples, and their photometric interpretation."""
     try:
         if isinstance(stored, np.ndarray):
             arr = samples_as_stored(stored, info)
             if info.pixel_representation and info.bits_stored < info.bits_allocated:
                 arr = to_signed(arr, info)  # PS3.5 8.1.1: bits above HighBit are not part of the value
-            photometric = info.photometric
-        else:
-            arr, out = decode_frame_info(bytes(stored), info, row.transfer_syntax)
-            photometric = out.photometric
+            return arr, info.photometric
+        arr, out = decode_frame_info(bytes(stored), info, row.transfer_syntax)
     except UnsupportedTransfer as exc:
         raise NotAcceptable(f"instance {row.sop} cannot be rendered: {exc.reason}") from None
-    return arr, photometric, header
+    return arr, out.photometric
 
 
 def frame_payload(archive: Archive, row: InstanceRow, number: int,

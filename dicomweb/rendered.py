@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Hashable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from dicomweb.frames import display_frame, frame_numbers, header_info
+from dicomweb.frames import decode_for_display, display_frame, frame_numbers, header_info
 from dicomweb.http import (
     CACHE_CONTROL,
     base_url,
@@ -41,6 +42,7 @@ from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import InvalidQuery, NotAcceptable, UnknownResource
 from yunying.pixels import (
+    FrameInfo,
     RenderParams,
     decode_preview,
     negotiate_rendered_media,
@@ -318,15 +320,51 @@ def parse_reformat(query: Mapping[str, str]) -> ReformatParams:
                           _float(query, "thickness", 0, 1000) or 0.0, mode, u, v, render_params)
 
 
-@dataclass(frozen=True)
+VOLUME_CACHE_BYTES = 1 << 30  # decoded frames kept for reformats, all series together (LRU)
+
+
 class _Volume:
-    geometry: SeriesGeometry
-    frames: list[tuple[InstanceRow, int]]   # (instance, frame number) in geometry order
-    header: Any                             # the middle slice's header: rescale and window
+    """A series as a stack: geometry, where each slice is stored, and slices read so far (lazily)."""
+
+    def __init__(self, geometry: SeriesGeometry, frames: list[tuple[InstanceRow, int]], header: Any,
+                 info: FrameInfo) -> None:
+        self.geometry = geometry
+        self.frames = frames          # (instance, frame number) in geometry order
+        self.header = header          # the middle slice's header: rescale and window
+        self.info = info              # every slice has the middle one's pixel module: no 300 header reads
+        self.stack: np.ndarray | None = None
+        self.loaded = np.zeros(len(frames), bool)
+        self.lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.loaded.sum()) * (self.stack[0].nbytes if self.stack is not None else 0)
+
+    def slice(self, archive: Archive, k: int) -> np.ndarray:
+        """Slice k, decoded once: a coronal plane after the first touches memory, not 300 chunks."""
+        if self.loaded[k] and self.stack is not None:
+            return self.stack[k]
+        row, number = self.frames[k]
+        arr = decode_for_display(archive.read_frame(row, number), self.info, row)[0]
+        with self.lock:
+            if self.stack is None:  # untouched pages of np.empty cost no memory
+                self.stack = np.empty((len(self.frames), *arr.shape), arr.dtype)
+            if arr.shape != self.stack.shape[1:]:
+                raise UnsuitableGeometry("slices differ in size")
+            self.stack[k] = arr
+            self.loaded[k] = True
+        return arr
 
 
 _VOLUMES: OrderedDict[str, _Volume] = OrderedDict()
 _VOLUMES_LOCK = threading.Lock()
+
+
+def _trim_volumes() -> None:
+    """Drop least recently used volumes beyond VOLUME_CACHE_BYTES (geometry included: rebuilt cheaply)."""
+    with _VOLUMES_LOCK:
+        while len(_VOLUMES) > 1 and sum(v.nbytes for v in _VOLUMES.values()) > VOLUME_CACHE_BYTES:
+            _VOLUMES.popitem(last=False)
 
 
 def _plane_view(doc: dict[str, Any]) -> SimpleNamespace:
@@ -342,9 +380,9 @@ def _plane_view(doc: dict[str, Any]) -> SimpleNamespace:
                            SamplesPerPixel=one("00280002") or 1, SOPInstanceUID=one("00080018"))
 
 
-def series_volume(archive: Archive, study: str, series: str) -> _Volume:
+def series_volume(archive: Archive, study: str, series: str, rows: list[InstanceRow]) -> _Volume:
     """The series' geometry, cached per series version (the digests of its instances)."""
-    rows = _image_rows(archive.instances(study, series))
+    rows = _image_rows(rows)
     key = etag(r.digest for r in rows)
     with _VOLUMES_LOCK:
         if (hit := _VOLUMES.get(key)) is not None:
@@ -368,8 +406,8 @@ def series_volume(archive: Archive, study: str, series: str) -> _Volume:
             raise UnsuitableGeometry("reformats are for greyscale images")
         geometry, order = SeriesGeometry.from_headers(views)
         frames = [(by_sop[views[k].SOPInstanceUID], 1) for k in order]
-        header = header_info(archive, frames[len(frames) // 2][0])[0]
-    volume = _Volume(geometry, frames, header)
+        header, info = header_info(archive, frames[len(frames) // 2][0])
+    volume = _Volume(geometry, frames, header, info)
     with _VOLUMES_LOCK:
         _VOLUMES[key] = volume
         while len(_VOLUMES) > 32:
@@ -377,18 +415,18 @@ def series_volume(archive: Archive, study: str, series: str) -> _Volume:
     return volume
 
 
-def render_series_reformat(archive: Archive, study: str, series: str, q: ReformatParams, media: str) -> bytes:
-    """One MPR slice or MIP/MinIP/average slab, reading only the frames it touches."""
-    volume = series_volume(archive, study, series)
+def render_series_reformat(archive: Archive, study: str, series: str, rows: list[InstanceRow],
+                           q: ReformatParams, media: str) -> bytes:
+    """One MPR slice or MIP/MinIP/average slab, reading only the frames it touches (once per series)."""
+    volume = series_volume(archive, study, series, rows)
     plane = plane_for(volume.geometry, q.orientation, position_mm=q.position, size=q.render.viewport,
                       u=q.u, v=q.v)
-
-    def read(k: int) -> np.ndarray:
-        row, number = volume.frames[k]
-        return display_frame(archive, row, number)[0]
-
-    return render_reformat(read, volume.geometry, volume.header, plane, window=q.render.window,
-                           thickness_mm=q.thickness, mode=q.mode, media_type=media, quality=q.render.quality)
+    try:
+        return render_reformat(partial(volume.slice, archive), volume.geometry, volume.header, plane,
+                               window=q.render.window, thickness_mm=q.thickness, mode=q.mode,
+                               media_type=media, quality=q.render.quality)
+    finally:
+        _trim_volumes()
 
 
 async def reformat(request: Request) -> Response:
@@ -406,5 +444,5 @@ async def reformat(request: Request) -> Response:
     headers.update({"ETag": tag, "Cache-Control": CACHE_CONTROL})
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
-    data = await run_in_threadpool(render_series_reformat, archive, p["study"], p["series"], q, media)
+    data = await run_in_threadpool(render_series_reformat, archive, p["study"], p["series"], rows, q, media)
     return Response(data, media_type=media, headers=headers)
