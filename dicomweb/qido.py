@@ -9,12 +9,13 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from dicomweb.http import base_url, multipart_body, new_boundary, parse_accept, warning_header
+from dicomweb.xml import MEDIA_TYPE as XML_TYPE
+from dicomweb.xml import dataset_xml
 from index.errors import InvalidQueryValue
 from index.parse import parse_match, supported_match_tags, tag_of
 from index.query import Level, Match, Query
 from yunying.errors import InvalidQuery, NotAcceptable
-from dicomweb.http import base_url, multipart_body, new_boundary, parse_accept, warning_header
-from dicomweb.xml import MEDIA_TYPE as XML_TYPE, dataset_xml
 
 RESERVED = {"limit", "offset", "includefield", "fuzzymatching", "orderby"}
 JSON_TYPES = ("application/dicom+json", "application/json", "*/*", "application/*")

@@ -12,13 +12,23 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.http import (
+    CACHE_CONTROL,
+    MediaRange,
+    base_url,
+    etag,
+    media_matches,
+    multipart_body,
+    new_boundary,
+    not_modified,
+    parse_accept,
+)
+from dicomweb.xml import MEDIA_TYPE as XML_TYPE
+from dicomweb.xml import dataset_xml
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import NotAcceptable, UnknownResource
 from yunying.ingest import BULK_PREFIX
-from dicomweb.http import (CACHE_CONTROL, MediaRange, base_url, etag, media_matches, multipart_body,
-                           new_boundary, not_modified, parse_accept)
-from dicomweb.xml import MEDIA_TYPE as XML_TYPE, dataset_xml
 
 EXPLICIT_LE = pydicom.uid.ExplicitVRLittleEndian
 NATIVE = {pydicom.uid.ImplicitVRLittleEndian, EXPLICIT_LE, pydicom.uid.ExplicitVRBigEndian,
