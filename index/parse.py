@@ -27,6 +27,7 @@ Matching rules (PS3.4 C.2.2.2, PS3.18 8.3.4 and 10.6.1):
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 
@@ -133,7 +134,7 @@ def _check_single(tag: str, vr: str, value: str) -> None:
             number = float(value)
         except ValueError:
             raise InvalidQueryValue(tag, f"not a number ({vr})") from None
-        if number != number or number in (float("inf"), float("-inf")):
+        if not math.isfinite(number):
             raise InvalidQueryValue(tag, f"not a finite number ({vr})")
 
 
