@@ -98,6 +98,8 @@ def test_like_pattern_escapes() -> None:
     ("SeriesNumber", "one"),
     ("InstanceNumber", "1.5"),
     ("Rows", "-3"),
+    ("Rows", "70000"),
+    ("SeriesNumber", "99999999999"),
 ])
 def test_rejects_malformed_values_naming_the_tag(key: str, raw: str) -> None:
     with pytest.raises(InvalidQueryValue) as exc:
