@@ -83,7 +83,10 @@ def resources() -> list[dict[str, Any]]:
     by_path: dict[str, list[dict[str, Any]]] = {}
     for path, methods, endpoint in ROUTES:
         op = operation(endpoint) or Operation("undescribed")
+        path = path.rstrip("/")  # "/" and "" are one resource (the root with and without a slash)
         for method in methods:
+            if any(m["method"] == method for m in by_path.get(path, [])):
+                continue
             by_path.setdefault(path, []).append({
                 "method": method, "transaction": "PS3.18 " + op.transaction if op.transaction[0].isdigit()
                 else op.transaction, "query": op.query() if op.query else [], "produces": list(op.produces),

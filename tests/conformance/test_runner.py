@@ -24,11 +24,7 @@ ORTHANC_MUST_PASS = {
     "dimse-get-series", "dimse-move-pynetdicom",
 }
 # Required by PS3.18 and not implemented yet; each entry is a failing check we owe (issue 5).
-KNOWN_GAPS = {
-    "qido-xml",                     # multipart/related; type="application/dicom+xml" search results
-    "metadata-xml",                 # Table 10.4.4-1: XML metadata is Required
-    "wado-instance-octet-stream",   # Table 10.4.4-1: instance as octet-stream bulk data, Required
-}
+KNOWN_GAPS: set[str] = set()
 
 
 @pytest.fixture(scope="module")

@@ -38,8 +38,10 @@ def test_wadl_lists_every_route_and_method(server: YunyingServer) -> None:
     assert resources is not None and resources.get("base") == server.dicomweb_url + "/"
     found = {(r.get("path"), m.get("name")) for r in resources.findall(W + "resource")
              for m in r.findall(W + "method")}
-    expected = {(_template(path).lstrip("/"), method) for path, methods, _ in ROUTES for method in methods}
+    expected = {(_template(path).strip("/"), method) for path, methods, _ in ROUTES for method in methods}
     assert found == expected
+    paths = [r.get("path") for r in resources.findall(W + "resource")]
+    assert len(paths) == len(set(paths))  # the root with and without its slash is one resource
     for r in resources.findall(W + "resource"):
         templates = set(re.findall(r"\{(\w+)\}", r.get("path", "")))
         assert {p.get("name") for p in r.findall(W + "param") if p.get("style") == "template"} == templates
@@ -85,7 +87,7 @@ def test_json_rendering_and_406(server: YunyingServer) -> None:
     doc = resp.json()
     assert doc["base"] == server.dicomweb_url
     assert {(r["path"], m["method"]) for r in doc["resources"] for m in r["methods"]} == \
-        {(_template(p), m) for p, ms, _ in ROUTES for m in ms}
+        {(_template(p).rstrip("/"), m) for p, ms, _ in ROUTES for m in ms}
     get = httpx.get(server.dicomweb_url, headers={"Accept": "application/vnd.sun.wadl+xml"})
     assert get.status_code == 200 and ET.fromstring(get.content).tag == W + "application"
     bad = httpx.options(server.dicomweb_url, headers={"Accept": "text/html"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -332,7 +333,7 @@ def test_series_and_study_as_octet_stream(server: YunyingServer, rich: list[pydi
 def test_compressed_instance_as_octet_stream(server: YunyingServer) -> None:
     path = get_testdata_file("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
-    body, ctype = multipart(open(path, "rb").read())
+    body, ctype = multipart(Path(path).read_bytes())
     assert httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200
     url = f"{server.dicomweb_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
     [(head, native)] = [p for p in split(httpx.get(url, headers={"Accept": OCTETS}))
