@@ -419,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{profile.studies} studies / {len(data.corpus.files)} corpus instances, CT "
           f"{len(data.ct.files)} x 512x512; {os.cpu_count()} CPUs; run took "
           f"{meta['seconds']} s; JSON: {out / 'results.json'}")
+    for name in servers:
+        before = results.details[name].get("loadavg_before")
+        if before and before[0] > (os.cpu_count() or 1):
+            results.notes.append(f"{name}: load average {before[0]:.1f} on {os.cpu_count()} CPUs "
+                                 f"when it started: other work shared the machine")
     for note in results.notes:
         print(f"note: {note}")
     for name in servers:
