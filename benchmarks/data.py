@@ -177,7 +177,11 @@ def build_ct(root: Path, slices: int = 300, tag: str = "A") -> CtStudy:
     study_uid, series_uid = uid("ct-study", tag, slices), uid("ct-series", tag, slices)
     sop_uids = tuple(uid("ct-sop", tag, slices, i) for i in range(slices))
     files = tuple(directory / f"CT{i:04d}.dcm" for i in range(slices))
-    done = directory / ".complete"
+    done = directory.parent / f"{directory.name}.complete"  # outside: the folder is pure DICOM
+    legacy = directory / ".complete"  # where earlier versions put it
+    if legacy.exists():
+        done.write_text("ok")
+        legacy.unlink()
     if not done.exists():
         directory.mkdir(parents=True, exist_ok=True)
         phantom = Phantom()
