@@ -33,8 +33,10 @@ from yunying.pixels.samples import to_signed
 from yunying.pixels.syntaxes import NATIVE
 
 _HEADERS: OrderedDict[str, tuple[Any, FrameInfo]] = OrderedDict()
-_HEADERS_LOCK = threading.Lock()
-_HEADERS_MAX = 512
+_INFOS: OrderedDict[str, FrameInfo] = OrderedDict()
+_LOCK = threading.Lock()
+_HEADERS_MAX = 128      # headers can be large (enhanced multi-frame): few kept
+_INFOS_MAX = 50_000     # FrameInfo is small: frame requests never re-read a header
 
 
 def frame_numbers(text: str) -> list[int]:
@@ -49,8 +51,8 @@ def frame_numbers(text: str) -> list[int]:
 
 
 def header_info(archive: Archive, row: InstanceRow) -> tuple[Any, FrameInfo]:
-    """The stored header and its FrameInfo, cached by version digest (frames stay O(1): no re-parse)."""
-    with _HEADERS_LOCK:
+    """The stored header and its FrameInfo, cached by version digest."""
+    with _LOCK:
         hit = _HEADERS.get(row.digest)
         if hit is not None:
             _HEADERS.move_to_end(row.digest)
@@ -60,11 +62,23 @@ def header_info(archive: Archive, row: InstanceRow) -> tuple[Any, FrameInfo]:
         info = FrameInfo.from_dataset(header)
     except (AttributeError, TypeError, ValueError) as exc:
         raise NotAcceptable(f"instance {row.sop} has no usable Image Pixel module: {type(exc).__name__}") from None
-    with _HEADERS_LOCK:
+    with _LOCK:
         _HEADERS[row.digest] = (header, info)
-        while len(_HEADERS) > _HEADERS_MAX:
-            _HEADERS.popitem(last=False)
+        _INFOS[row.digest] = info
+        for cache, limit in ((_HEADERS, _HEADERS_MAX), (_INFOS, _INFOS_MAX)):
+            while len(cache) > limit:
+                cache.popitem(last=False)  # type: ignore[attr-defined]
     return header, info
+
+
+def frame_info(archive: Archive, row: InstanceRow) -> FrameInfo:
+    """The instance's FrameInfo (Image Pixel module), from a cache keyed by version digest."""
+    with _LOCK:
+        info = _INFOS.get(row.digest)
+        if info is not None:
+            _INFOS.move_to_end(row.digest)
+            return info
+    return header_info(archive, row)[1]
 
 
 def samples_as_stored(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
@@ -102,7 +116,7 @@ def decode_for_display(stored: bytes | np.ndarray, info: FrameInfo, row: Instanc
 def frame_payload(archive: Archive, row: InstanceRow, number: int,
                   choices: Sequence[tuple[str, str]]) -> tuple[str, str, bytes]:
     """(media type, transfer syntax, bytes) of one frame: the first negotiated choice it encodes into."""
-    _, info = header_info(archive, row)
+    info = frame_info(archive, row)
     stored = archive.read_frame(row, number)
     reasons = []
     for media, ts in choices:
@@ -122,7 +136,7 @@ def frame_payload(archive: Archive, row: InstanceRow, number: int,
 
 def _negotiate(accept: str, archive: Archive, row: InstanceRow) -> tuple[list[tuple[str, str]], bool]:
     """Negotiated (media, ts) choices, and whether the answer is multipart (PS3.18 8.7.3.5)."""
-    _, info = header_info(archive, row)
+    info = frame_info(archive, row)
     choices = negotiate_frame_media(accept, row.transfer_syntax, info)
     if not choices:
         raise NotAcceptable("no acceptable frame representation for this instance (PS3.18 8.7.3.5)")

@@ -28,7 +28,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from dicomweb.frames import decode_for_display, display_frame, frame_numbers, header_info
+from dicomweb.frames import (
+    decode_for_display,
+    display_frame,
+    frame_info,
+    frame_numbers,
+    header_info,
+)
 from dicomweb.http import (
     CACHE_CONTROL,
     base_url,
@@ -148,7 +154,7 @@ def _preview_side(archive: Archive, row: InstanceRow, params: RenderParams, coun
     """A long side to decode at when a small viewport of a bitstream allows a reduced decode."""
     if row.pixel_form != "encapsulated" or not params.viewport or count != 1:
         return 0
-    _, info = header_info(archive, row)
+    info = frame_info(archive, row)
     side = max(params.viewport)
     return side if side * 2 <= max(info.rows, info.columns) else 0
 
