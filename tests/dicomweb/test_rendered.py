@@ -14,6 +14,8 @@ import numpy as np
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from pydicom.pixels import apply_color_lut
 from pydicom.uid import generate_uid
@@ -347,3 +349,48 @@ def test_reformat_unsuitable_geometry_400(server: YunyingServer, series3: list[p
     resp = httpx.get(f"{server.dicomweb_url}/studies/{study}/series/{series}/reformat")
     assert resp.status_code == 400 and "same position" in resp.json()["error"]
     assert httpx.get(f"{server.dicomweb_url}/studies/{study}/series/{generate_uid()}/reformat").status_code == 404
+
+
+def test_enhanced_multiframe_reformat(server: YunyingServer) -> None:
+    """One instance, 20 frames with per-frame Plane Position (PS3.3 C.7.6.16): the same sphere test."""
+    study, series = generate_uid(), generate_uid()
+    slices = _volume(study, series, slices=20, n=32, sphere=(10.0, 20.0, 16.0), radius=3.0)
+    ds = make_ct(study, series, rows=32, cols=32, frames=20)
+    ds.PixelData = b"".join(s.PixelData for s in slices[::-1])  # frames stored head first
+    shared = pydicom.Dataset()
+    shared.PlaneOrientationSequence = [pydicom.Dataset()]
+    shared.PlaneOrientationSequence[0].ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared.PixelMeasuresSequence = [pydicom.Dataset()]
+    shared.PixelMeasuresSequence[0].PixelSpacing = [1, 1]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per_frame = []
+    for s in slices[::-1]:
+        item = pydicom.Dataset()
+        item.PlanePositionSequence = [pydicom.Dataset()]
+        item.PlanePositionSequence[0].ImagePositionPatient = s.ImagePositionPatient
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    stow(server, ds)
+    target = f"{server.dicomweb_url}/studies/{study}/series/{series}/reformat"
+    # centre x 15.5, y 15.5, z 19; coronal rows: z 38 at the top
+    coronal = httpx.get(target, params={"orientation": "coronal", "position": "4.5", "window": "1500,3000"},
+                        headers=PNG)
+    assert image(coronal).shape == (39, 32)
+    r, c = brightest(coronal)
+    assert abs(r - 22) <= 1 and abs(c - 10) <= 1  # z 16 -> row 38 - 16; x 10 -> column 10
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(params=st.dictionaries(st.sampled_from(["orientation", "position", "thickness", "mode", "u", "v", "window",
+                                               "viewport", "quality", "annotation", "x"]),
+                              st.one_of(st.text(max_size=12), st.sampled_from(
+                                  ["oblique", "coronal", "1,0,0", "0,0,0", "nan", "inf", "-1e308", "1e308",
+                                   "0,1", "mip", "1,1,linear", "99999", "1,1", "0"])), max_size=5),
+       tail=st.sampled_from(["/reformat", "/rendered", "/thumbnail"]),
+       accept=st.sampled_from([None, "*/*", "image/png", "image/gif", "text/html", ";;", 'multipart/related; type="image/jpeg"']))
+def test_rendered_and_reformat_never_5xx(volume: str, params: dict[str, str], tail: str, accept: str | None) -> None:
+    target = volume.removesuffix("/reformat") + tail
+    resp = httpx.get(target, params=params, headers={"Accept": accept} if accept else {}, timeout=60)
+    assert resp.status_code < 500, (tail, params, resp.text)
+    if resp.status_code >= 400:
+        assert resp.json()["error"]
