@@ -41,7 +41,9 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
         return status(REFUSED_NOT_AUTHORIZED, "calling AE title not authorized to store")
     try:
         raw = event.encoded_dataset()
-        result = archive.store(raw, Origin("dimse", aet))
+        # acknowledged once the bytes are durable; the index row follows in the next group commit
+        # and every query waits for it (Archive.search), so nothing acknowledged is ever missed
+        result = archive.store(raw, Origin("dimse", aet), wait=False)
     except ArchiveError as exc:
         log.info("C-STORE from %s refused: %s (0x%04X)", aet, type(exc).__name__, exc.dimse_status)
         tally(event, "store_failed")

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,7 +30,13 @@ from index.model import InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
-from yunying.errors import ArchiveError, InstanceConflict, NotAcceptable, StudyMismatch, UnknownResource
+from yunying.errors import (
+    ArchiveError,
+    InstanceConflict,
+    NotAcceptable,
+    StudyMismatch,
+    UnknownResource,
+)
 from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
 from yunying.part10 import join_part10, pixel_value
 
@@ -128,8 +134,10 @@ class Archive:
             fut.set_result(old)
 
     def flush(self) -> None:
-        """Wait until everything stored so far is indexed."""
+        """Wait until everything acknowledged so far is indexed (one group commit at most)."""
         with self._rows_lock:
+            if not self._pending:
+                return
             futures = [fut for _, fut in self._pending.values()]
         for fut in futures:
             fut.exception()
@@ -196,8 +204,18 @@ class Archive:
 
     # -- find ------------------------------------------------------------------------------
     def search(self, query: Query) -> Iterator[dict]:
-        """DICOM JSON dicts of the matches, streamed in the index's stable order."""
+        """DICOM JSON dicts of the matches, streamed in the index's stable order.
+
+        Reads wait for the index rows of everything already acknowledged (read-your-writes),
+        so a C-STORE acknowledged before a query is always found by it.
+        """
+        self.flush()
         return self.index.search(query)
+
+    def iter_metadata(self, study: str, series: str | None = None, sop: str | None = None) -> Iterator[list[bytes]]:
+        """Stored instance JSON in batches, in instances() order."""
+        self.flush()
+        return self.index.iter_metadata(study, series, sop)
 
     def row(self, sop: str) -> InstanceRow | None:
         """The current version of an instance (cached: frame requests stay off the index)."""
@@ -227,6 +245,7 @@ class Archive:
             row = self.row(sop)
             rows = [row] if row and row.study == study and (series is None or row.series == series) else []
         else:
+            self.flush()
             rows = self.index.instances(study, series)
         if not rows:
             raise UnknownResource(_what(study, series, sop) + " is not stored")
@@ -371,7 +390,7 @@ class Archive:
         try:
             return load_record(self.storage.read_blob(key, RECORD)).received
         except (StorageError, ValueError, KeyError, TypeError):
-            return datetime.min.replace(tzinfo=timezone.utc)
+            return datetime.min.replace(tzinfo=UTC)
 
 
 def _row_of(record: InstanceRecord, parsed: Parsed) -> InstanceRow:

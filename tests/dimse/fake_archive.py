@@ -36,7 +36,8 @@ class FakeArchive:
     def close(self) -> None:
         pass
 
-    def store(self, source: Path | bytes | BinaryIO, origin: Origin, expected_study: str | None = None) -> Any:
+    def store(self, source: Path | bytes | BinaryIO, origin: Origin, expected_study: str | None = None,
+              wait: bool = True) -> Any:
         from yunying.archive import StoreResult
 
         raw = source if isinstance(source, bytes) else Path(source).read_bytes()  # type: ignore[arg-type]

@@ -231,7 +231,7 @@ def test_stop_lets_a_running_store_finish(fake_archive, storescp_port: int) -> N
     real_store = fake_archive.store
     entered = threading.Event()
 
-    def slow_store(source, origin, expected_study=None):
+    def slow_store(source, origin, expected_study=None, wait=True):
         entered.set()
         time.sleep(0.5)
         return real_store(source, origin, expected_study)
