@@ -126,7 +126,7 @@ def _bulk_response(request: Request, archive: Archive, rows: list[InstanceRow], 
     base = base_url(request)
     by_sop = {row.sop: row for row in rows}
     p = request.path_params
-    batches = archive.index.iter_metadata(p["study"], p.get("series"), p.get("sop"))
+    batches = archive.iter_metadata(p["study"], p.get("series"), p.get("sop"))
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
         while True:
@@ -240,7 +240,7 @@ async def metadata(request: Request) -> Response:
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
     prefix = b'"' + base_url(request).encode() + b"/"
-    batches = archive.index.iter_metadata(p["study"], p.get("series"), p.get("sop"))
+    batches = archive.iter_metadata(p["study"], p.get("series"), p.get("sop"))
     if form == "xml":
         return await _xml_metadata(batches, prefix, multipart, headers)
 
