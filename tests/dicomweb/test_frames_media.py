@@ -11,7 +11,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.uid import generate_uid
+from pydicom.uid import UID, generate_uid
 
 from benchmarks.net import YunyingServer
 from tests.dicomweb.helpers import make_ct
@@ -31,7 +31,7 @@ def decode(data: bytes, ds: pydicom.Dataset, ts: str) -> np.ndarray:
     """One frame decoded by pydicom's own plugins, as a client would."""
     one = copy.deepcopy(ds)
     one.file_meta = FileMetaDataset()
-    one.file_meta.TransferSyntaxUID = ts
+    one.file_meta.TransferSyntaxUID = UID(ts)
     one.NumberOfFrames = 1
     one.PixelData = data if ts == "1.2.840.10008.1.2.1" else encapsulate([data])
     if ts != "1.2.840.10008.1.2.1":
@@ -41,7 +41,7 @@ def decode(data: bytes, ds: pydicom.Dataset, ts: str) -> np.ndarray:
 
 def fresh(name: str) -> pydicom.Dataset:
     """A pydicom test file under new UIDs (several share theirs)."""
-    ds = pydicom.dcmread(get_testdata_file(name))
+    ds = pydicom.dcmread(str(get_testdata_file(name)))
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid(), generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return ds

@@ -33,6 +33,10 @@ def image(resp: httpx.Response) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(resp.content)))
 
 
+def frames(img: Image.Image) -> int:
+    return int(getattr(img, "n_frames", 1))
+
+
 def reference(ds: pydicom.Dataset, centre: float, width: float, frame: int | None = None) -> np.ndarray:
     """PS3.3 C.11.2.1.2.1 LINEAR window of the rescaled values, MONOCHROME1 inverted, as uint8."""
     arr = ds.pixel_array if frame is None else ds.pixel_array[frame]
@@ -109,12 +113,12 @@ def test_multiframe_gif_cine_and_frames(server: YunyingServer) -> None:
     assert gif.headers["content-type"] == "image/gif"
     img = Image.open(io.BytesIO(gif.content))
     durations = []
-    for i in range(img.n_frames):  # Pillow merges identical neighbours, adding their durations
+    for i in range(frames(img)):  # Pillow merges identical neighbours, adding their durations
         img.seek(i)
         durations.append(img.info["duration"])
     frame_ms = max(20, round(float(ds.get("FrameTime", 33.3))))
     assert sum(durations) == pytest.approx(30 * frame_ms, rel=0.15)  # GIF keeps centiseconds
-    assert img.n_frames > 20
+    assert frames(img) > 20
     single = image(httpx.get(url(server, ds, "/frames/2/rendered"), params={"quality": "100"}, headers=JPEG))
     assert np.abs(single.astype(int) - ds.pixel_array[1].astype(int)).mean() < 3
     first = image(httpx.get(url(server, ds, "/rendered"), params={"quality": "100"}, headers=JPEG))
@@ -125,7 +129,7 @@ def test_multiframe_gif_cine_and_frames(server: YunyingServer) -> None:
     got = np.asarray(Image.open(io.BytesIO(several[0][1])))
     assert np.abs(got.astype(int) - ds.pixel_array[2].astype(int)).mean() < 3
     cine = Image.open(io.BytesIO(httpx.get(url(server, ds, "/frames/1,2,3/rendered"), headers=GIF).content))
-    assert cine.n_frames == 3
+    assert frames(cine) == 3
 
 
 def test_viewport_keeps_the_physical_aspect(server: YunyingServer) -> None:
