@@ -214,7 +214,8 @@ async def rendered(request: Request) -> Response:
         inst = f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}"
         return f"{inst}/frames/{ns[0]}/rendered" if numbers else f"{inst}/rendered"
 
-    first = await run_in_threadpool(render_frames, archive, jobs[0][0], jobs[0][1], media, params)
+    first, skipped = await run_in_threadpool(_first_rendered, archive, jobs, media, params)
+    jobs = jobs[skipped:]
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
         yield media, first, location(*jobs[0])
@@ -228,6 +229,18 @@ async def rendered(request: Request) -> Response:
     boundary = new_boundary()
     return StreamingResponse(multipart_body(boundary, parts()), headers=headers,
                              media_type=f'multipart/related; type="{media}"; boundary={boundary}')
+
+
+def _first_rendered(archive: Archive, jobs: list[tuple[InstanceRow, list[int]]], media: str,
+                    params: RenderParams) -> tuple[bytes, int]:
+    """The first part that renders (before the status line), and how many were skipped before it."""
+    for i, (row, numbers) in enumerate(jobs):
+        try:
+            return render_frames(archive, row, numbers, media, params), i
+        except NotAcceptable:
+            if i == len(jobs) - 1:
+                raise
+    raise NotAcceptable("nothing here can be rendered")
 
 
 # -- thumbnails -----------------------------------------------------------------------------
