@@ -27,7 +27,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
 HEADER = "header.dcm"
-PIXELS = "pixels.zarr"
+PIXELS = ""  # the version folder is itself the zarr array: zarr.json and one chunk file per frame
 PIXELDATA = "pixeldata.bin"
 RECORD = "record.json"
 CNAME, CLEVEL = "zstd", 1  # lossless at rest: Blosc-zstd level 1 with byte shuffle  # written last: its presence marks a complete version
@@ -85,29 +85,19 @@ class Storage:
         folder = self.path(key) / PIXELS
         folder.mkdir(parents=True, exist_ok=True)
         meta, codec = _array_template(count, tuple(frame_shape), np.dtype(dtype).str)
-        (folder / "zarr.json").write_bytes(meta)
+        _write_durably(folder / "zarr.json", meta)
         suffix = ".0" * len(frame_shape)
         for i, frame in enumerate(frames):
-            data = codec.encode(np.ascontiguousarray(frame, dtype=dtype))
-            with open(folder / f"{i}{suffix}", "wb") as fh:
-                fh.write(data)
+            _write_durably(folder / f"{i}{suffix}", codec.encode(np.ascontiguousarray(frame, dtype=dtype)))
 
     def sync(self, key: str, new_parents: int = 3) -> None:
-        """Make every file of a version durable, and the folders that name them.
+        """Make a version's folder entries durable, and the parent folders that name it.
 
-        Blobs are fsync'ed as they are written; zarr's files here. `new_parents` says how many
-        parent folders may be new (series, study, objects) and need their entries made durable.
+        Files are fsync'ed as they are written; `new_parents` says how many parent folders may
+        be new (series, study, objects) and need their own entries made durable.
         """
         folder = self.path(key)
-        for dirpath, _dirs, files in os.walk(folder):
-            if dirpath != str(folder):
-                for name in files:
-                    fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-            _fsync_dir(dirpath)
+        _fsync_dir(str(folder))
         for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent)[:new_parents]:
             _fsync_dir(str(parent))
 
@@ -156,7 +146,7 @@ class Storage:
                 self._arrays.move_to_end(key)
                 return array
         try:
-            array = zarr.open_array(str(self.path(key) / PIXELS), mode="r")
+            array = zarr.open_array(str(self.path(key)), mode="r")
         except (FileNotFoundError, zarr.errors.ArrayNotFoundError, KeyError):
             raise StorageError(f"{key} has no native frames") from None
         with self._lock:
@@ -239,6 +229,13 @@ def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tup
     assert meta is not None
     codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=0)
     return meta.to_bytes(), codec
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: str) -> None:
