@@ -351,27 +351,22 @@ class _Volume:
         self.frames = frames          # (instance, frame number) in geometry order
         self.header = header          # the middle slice's header: rescale and window
         self.info = info              # every slice has the middle one's pixel module: no 300 header reads
-        self.stack: np.ndarray | None = None
-        self.loaded = np.zeros(len(frames), bool)
+        self.slices: list[np.ndarray | None] = [None] * len(frames)
+        self.nbytes = 0
         self.lock = threading.Lock()
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.loaded.sum()) * (self.stack[0].nbytes if self.stack is not None else 0)
 
     def slice(self, archive: Archive, k: int) -> np.ndarray:
         """Slice k, decoded once: a coronal plane after the first touches memory, not 300 chunks."""
-        if self.loaded[k] and self.stack is not None:
-            return self.stack[k]
-        row, number = self.frames[k]
-        arr = decode_for_display(archive.read_frame(row, number), self.info, row)[0]
-        with self.lock:
-            if self.stack is None:  # untouched pages of np.empty cost no memory
-                self.stack = np.empty((len(self.frames), *arr.shape), arr.dtype)
-            if arr.shape != self.stack.shape[1:]:
+        arr = self.slices[k]
+        if arr is None:
+            row, number = self.frames[k]
+            arr = decode_for_display(archive.read_frame(row, number), self.info, row)[0]
+            if arr.shape != (self.geometry.rows, self.geometry.columns):
                 raise UnsuitableGeometry("slices differ in size")
-            self.stack[k] = arr
-            self.loaded[k] = True
+            with self.lock:  # kept as read (no copy into one block: first-touch page faults cost more)
+                if self.slices[k] is None:
+                    self.slices[k] = arr
+                    self.nbytes += arr.nbytes
         return arr
 
 
