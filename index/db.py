@@ -42,14 +42,18 @@ class Index:
         self._con = duckdb.connect(str(path))
         self._lock = threading.Lock()  # serializes writers; readers never take it
         self._local = threading.local()
+        self._closed = False
         for stmt in statements():
             self._con.execute(stmt)
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
         self._seq: int = last[0] if last else 0
 
     def close(self) -> None:
-        """Checkpoint and close the database."""
+        """Checkpoint and close the database (idempotent)."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             self._con.execute("CHECKPOINT")
             self._con.close()
 

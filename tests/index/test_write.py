@@ -163,6 +163,7 @@ def test_reopen_keeps_data_and_sequence(tmp_path: Path) -> None:
     (st,) = ix.search(Query("STUDY", includefields={"00081030"}))
     assert st["00081030"] == el("LO", "second") and st["00201208"] == el("IS", 2)
     ix.close()
+    ix.close()  # idempotent
 
 
 def test_bad_record_changes_nothing(ix: Index) -> None:
