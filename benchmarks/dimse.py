@@ -162,6 +162,7 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
     ae = _scu([StudyRootQueryRetrieveInformationModelFind])
     times: list[float] = []
     wrong: dict[str, int] = {}
+    wrong_examples: list[dict[str, Any]] = []
     errors: list[str] = []
     assoc: Association | None = None
     try:
@@ -188,6 +189,10 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
                 times.append(ms)
                 if matches != q.expected:
                     wrong[q.kind] = wrong.get(q.kind, 0) + 1
+                    if len(wrong_examples) < 5:
+                        wrong_examples.append({"keys": {k: v for k, v in q.keys.items()
+                                                        if k != "PatientName"},
+                                               "expected": q.expected, "got": matches})
     finally:
         if assoc is not None and assoc.is_established:
             assoc.release()
@@ -195,7 +200,7 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
     if not times:
         raise BenchError(f"no C-FIND succeeded: {errors[0] if errors else 'no queries'}")
     return {"queries": len(times), "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95),
-            "wrong_counts": wrong, "errors": len(errors),
+            "wrong_counts": wrong, "wrong_examples": wrong_examples, "errors": len(errors),
             "first_error": errors[0] if errors else None}
 
 

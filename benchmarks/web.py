@@ -256,6 +256,7 @@ def qido(base_url: str, queries: Sequence[Query], warmup: int = 20) -> dict[str,
         h.get(q.path)
     samples: dict[str, list[float]] = {}
     wrong: dict[str, int] = {}
+    wrong_examples: list[dict[str, Any]] = []
     errors: list[str] = []
     for q in queries:
         t0 = time.perf_counter()
@@ -265,8 +266,10 @@ def qido(base_url: str, queries: Sequence[Query], warmup: int = 20) -> dict[str,
             errors.append(f"{q.kind}: HTTP {r.status}")
             continue
         samples.setdefault(q.kind, []).append(ms)
-        if q.expected is not None and _count(r) != q.expected:
+        if q.expected is not None and (got := _count(r)) != q.expected:
             wrong[q.kind] = wrong.get(q.kind, 0) + 1
+            if len(wrong_examples) < 5 and q.kind != "study_name_wildcard":  # no names in logs
+                wrong_examples.append({"path": q.path, "expected": q.expected, "got": got})
     h.close()
     if len(errors) > len(queries) // 2:
         raise BenchError(f"{len(errors)} of {len(queries)} queries failed, e.g. {errors[0]}")
@@ -274,7 +277,8 @@ def qido(base_url: str, queries: Sequence[Query], warmup: int = 20) -> dict[str,
     return {
         "queries": len(allv), "p50_ms": percentile(allv, 50), "p95_ms": percentile(allv, 95),
         "by_kind_p50_ms": {k: percentile(v, 50) for k, v in sorted(samples.items())},
-        "wrong_counts": wrong, "errors": len(errors), "first_error": errors[0] if errors else None,
+        "wrong_counts": wrong, "wrong_examples": wrong_examples, "errors": len(errors),
+        "first_error": errors[0] if errors else None,
     }
 
 
