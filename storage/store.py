@@ -26,6 +26,8 @@ from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
+from storage.durable import GroupSync
+
 HEADER = "header.dcm"
 PIXELS = ""  # the version folder is itself the zarr array: zarr.json and one chunk file per frame
 PIXELDATA = "pixeldata.bin"
@@ -40,7 +42,7 @@ class StorageError(Exception):
 class Storage:
     """Instance versions under one root folder; thread-safe."""
 
-    def __init__(self, root: Path, cache_arrays: int = 256) -> None:
+    def __init__(self, root: Path, cache_arrays: int = 256, group_sync: bool = True) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
@@ -49,6 +51,7 @@ class Storage:
         self._arrays: OrderedDict[str, zarr.Array] = OrderedDict()
         self._cache_size = cache_arrays
         self._lock = threading.Lock()
+        self._group = GroupSync(self.objects, group_sync)
 
     def path(self, key: str) -> Path:
         """The folder of one version; refuses keys that climb out of the store."""
@@ -69,8 +72,9 @@ class Storage:
             for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
                 fh.write(chunk)
                 size += len(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if not self._group.enabled:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, target)
         return size
 
@@ -85,17 +89,22 @@ class Storage:
         folder = self.path(key) / PIXELS
         folder.mkdir(parents=True, exist_ok=True)
         meta, codec = _array_template(count, tuple(frame_shape), np.dtype(dtype).str)
-        _write_durably(folder / "zarr.json", meta)
+        fsync = not self._group.enabled
+        _write(folder / "zarr.json", meta, fsync)
         suffix = ".0" * len(frame_shape)
         for i, frame in enumerate(frames):
-            _write_durably(folder / f"{i}{suffix}", codec.encode(np.ascontiguousarray(frame, dtype=dtype)))
+            _write(folder / f"{i}{suffix}", codec.encode(np.ascontiguousarray(frame, dtype=dtype)), fsync)
 
     def sync(self, key: str, new_parents: int = 3) -> None:
-        """Make a version's folder entries durable, and the parent folders that name it.
+        """Make a version durable: its files and the folder entries that name them.
 
-        Files are fsync'ed as they are written; `new_parents` says how many parent folders may
-        be new (series, study, objects) and need their own entries made durable.
+        With group sync (Linux syncfs), one file-system sync covers every version written
+        before it started; otherwise each file was fsync'ed as written and the folders are
+        fsync'ed here (`new_parents`: how many parent folders may be new).
         """
+        if self._group.enabled:
+            self._group.wait()
+            return
         folder = self.path(key)
         _fsync_dir(str(folder))
         for parent in (folder.parent, folder.parent.parent, folder.parent.parent.parent)[:new_parents]:
@@ -231,11 +240,12 @@ def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tup
     return meta.to_bytes(), codec
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, fsync: bool) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def _fsync_dir(path: str) -> None:

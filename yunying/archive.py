@@ -59,10 +59,10 @@ class StoreResult:
 class Archive:
     """Owns storage/ and index/; thread-safe; every method is synchronous (run it off the event loop)."""
 
-    def __init__(self, data_dir: Path, batch: int = 256) -> None:
+    def __init__(self, data_dir: Path, batch: int = 256, durability: str = "group") -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.storage = Storage(self.data_dir / "store")
+        self.storage = Storage(self.data_dir / "store", group_sync=durability == "group")
         self.index = Index(self.data_dir / "index.duckdb")
         self._locks = [threading.Lock() for _ in range(64)]
         self._rows: OrderedDict[str, InstanceRow] = OrderedDict()

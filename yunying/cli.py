@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    archive = Archive(settings.data)
+    archive = Archive(settings.data, durability=settings.durability)
     dimse = None
     try:
         try:

@@ -74,7 +74,8 @@ def run_import(args: argparse.Namespace) -> int:
         from yunying.cli import _settings
 
         try:
-            archive = Archive(_settings(args).data)
+            settings = _settings(args)
+            archive = Archive(settings.data, durability=settings.durability)
         except Exception as exc:  # DuckDB refuses a second writer: the server holds the data folder
             if "lock" in str(exc).lower():
                 print("yunying import: the data folder is in use by a running server; "

@@ -5,10 +5,10 @@ import hashlib
 import io
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 import numpy as np

@@ -9,7 +9,6 @@ import pydicom
 from pydicom.uid import UID
 
 
-
 def pixel_value(frames: np.ndarray, extra: dict[str, Any], big_endian: bool) -> bytes:
     """Re-join native frames into the PixelData value as received (padding byte included)."""
     arr = frames.astype(frames.dtype.newbyteorder(">"), copy=False) if big_endian else frames

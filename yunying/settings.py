@@ -29,8 +29,9 @@ class Settings:
     max_upload_bytes: int = 8 * 1024**3
     qido_max_results: int = 10_000
     log_level: str = "info"
+    durability: str = "group"  # "group": one syncfs per group of writes (Linux); "file": fsync every file
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
         for name in ("http_port", "dimse_port"):
             port = getattr(self, name)
@@ -50,6 +51,8 @@ class Settings:
             raise SettingError("max_upload_bytes: must be positive")
         if self.qido_max_results <= 0:
             raise SettingError("qido_max_results: must be positive")
+        if self.durability not in {"group", "file"}:
+            raise SettingError(f"durability: {self.durability!r} is not group|file")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingError(f"log_level: {self.log_level!r} is not debug|info|warning|error")
         return self
