@@ -25,9 +25,9 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from benchmarks.client import BenchError, percentile
 from benchmarks.data import Corpus, CtStudy
 from benchmarks.net import log_tail, nodelay_env, stop_process
-from benchmarks.web import BenchError, percentile
 
 STORESCU = "/usr/bin/storescu"
 STORESCP = "/usr/bin/storescp"

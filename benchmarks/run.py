@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from benchmarks import dimse, web
+from benchmarks import dimse, qido, stow, wado
 from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct, corpus_subset
-from benchmarks.net import REPO_ROOT, free_port, start_yunying, yunying_cli_available
-from benchmarks.orthanc import orthanc_available, start_orthanc
+from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
+from benchmarks.orthanc import orthanc_available
 from benchmarks.report import Results
-
-PLACEHOLDER_PORT = 9  # the SCU never listens; peers tables still want an address
+from benchmarks.servers import Server, tree_peak_rss
 
 
 @dataclass(frozen=True)
@@ -59,80 +56,8 @@ class Data:
     corpus: Corpus
 
 
-class Server:
-    """One benchmarked server; restartable on the same data if something outside stops it."""
-
-    def __init__(self, name: str, workdir: Path, scp_port: int) -> None:
-        self.name, self.workdir = name, workdir
-        self.peers = {dimse.SCU_AET: ("127.0.0.1", PLACEHOLDER_PORT),
-                      dimse.SCP_AET: ("127.0.0.1", scp_port)}
-        self.restarts = 0
-        self.start()
-
-    def start(self) -> None:
-        if self.name == "orthanc":
-            o = start_orthanc(self.workdir, aet="ORTHANC", modalities=self.peers)
-            self.dicomweb_url, self.proc, self.data_dir = o.dicomweb_url, o.proc, o.storage_dir
-            self.peer, self.stop = dimse.Peer("127.0.0.1", o.dimse_port, o.aet), o.stop
-        else:
-            y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
-                              log_path=self.workdir / "yunying.log")
-            self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
-            self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
-
-    def listening(self) -> bool:
-        if self.proc.poll() is not None:
-            return False
-        port = urlsplit(self.dicomweb_url).port
-        try:
-            socket.create_connection(("127.0.0.1", port or 80), timeout=2).close()
-            return True
-        except OSError:
-            return False
-
-    def restart(self) -> None:
-        self.stop()
-        self.restarts += 1
-        self.start()
-
-
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def disk_bytes(path: Path) -> int:
-    """Allocated bytes under `path`, as du counts them."""
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_blocks * 512
-            except OSError:
-                pass
-    return total
-
-
-def tree_peak_rss(pid: int) -> int:
-    """Sum of VmHWM over a process and its descendants (workers count too)."""
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) * 1024
-        for task in Path(f"/proc/{p}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in task.read_text().split()]
-            except OSError:
-                pass
-    return total
 
 
 def build_data(out: Path, profile: Profile) -> Data:
@@ -199,14 +124,14 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         return
     try:
         def do_stow() -> None:
-            r = web.stow(server.dicomweb_url, data.ct.files, clients=4, per_request=10)
+            r = stow.stow(server.dicomweb_url, data.ct.files, clients=4, per_request=10)
             details["stow"] = r
             results.set(name, "stow_ips", r["instances_per_s"])
             results.set(name, "stow_mbps", r["mb_per_s"])
 
         def do_disk() -> None:
             time.sleep(1.0)  # let a write-behind settle before du
-            used = disk_bytes(server.data_dir)
+            used = server.disk_bytes()
             details["disk"] = {"bytes": used, "input_bytes": data.ct.total_bytes,
                                "path": str(server.data_dir)}
             results.set(name, "disk_ratio", used / data.ct.total_bytes)
@@ -221,7 +146,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
         def do_corpus() -> None:
             nonlocal corpus
-            r = web.stow(server.dicomweb_url, data.corpus.files, clients=4, per_request=50,
+            r = stow.stow(server.dicomweb_url, data.corpus.files, clients=4, per_request=50,
                          deadline_s=profile.corpus_seconds, allow_partial=True)
             sent = set(r.pop("sent"))
             results.set(name, "corpus_ips", r["instances_per_s"])
@@ -229,7 +154,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                 # Too slow to load it all in time: finish the studies begun, query those.
                 corpus, missing = corpus_subset(data.corpus, sent)
                 if missing:
-                    web.stow(server.dicomweb_url, missing, clients=1, per_request=50)
+                    stow.stow(server.dicomweb_url, missing, clients=1, per_request=50)
                 r["studies_loaded"] = len(corpus.studies)
                 results.notes.append(
                     f"{name}: corpus load stopped after {profile.corpus_seconds:.0f} s; QIDO and "
@@ -242,7 +167,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.fail(name, ["qido_p50", "qido_p95", "cfind_p50"], "corpus not stored")
 
         def do_qido() -> None:
-            r = web.qido(server.dicomweb_url, web.qido_queries(corpus, profile.qido_queries))
+            r = qido.qido(server.dicomweb_url, qido.qido_queries(corpus, profile.qido_queries))
             details["qido"] = r
             results.set(name, "qido_p50", r["p50_ms"])
             results.set(name, "qido_p95", r["p95_ms"])
@@ -251,12 +176,12 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             phase(["qido_p50", "qido_p95"], "QIDO-RS", do_qido)
 
         def do_metadata() -> None:
-            r = web.series_metadata(server.dicomweb_url, data.ct, profile.metadata_runs)
+            r = wado.series_metadata(server.dicomweb_url, data.ct, profile.metadata_runs)
             details["metadata"] = r
             results.set(name, "metadata_p50", r["p50_ms"])
 
         def do_frames() -> None:
-            r = web.frames(server.dicomweb_url, data.ct, profile.frame_latency_requests, profile.frame_seconds,
+            r = wado.frames(server.dicomweb_url, data.ct, profile.frame_latency_requests, profile.frame_seconds,
                            throughput_requests=profile.frame_requests)
             details["frames"] = r
             results.set(name, "frame_p50", r["p50_ms"])

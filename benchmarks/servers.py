@@ -1,0 +1,89 @@
+"""A benchmarked server (Yunying or Orthanc) behind one handle, and what is read from it."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from benchmarks import dimse
+from benchmarks.net import start_yunying
+from benchmarks.orthanc import start_orthanc
+
+PLACEHOLDER_PORT = 9  # the SCU never listens; peers tables still want an address
+
+
+class Server:
+    """One benchmarked server; restartable on the same data if something outside stops it."""
+
+    def __init__(self, name: str, workdir: Path, scp_port: int) -> None:
+        self.name, self.workdir = name, workdir
+        self.peers = {dimse.SCU_AET: ("127.0.0.1", PLACEHOLDER_PORT),
+                      dimse.SCP_AET: ("127.0.0.1", scp_port)}
+        self.restarts = 0
+        self.start()
+
+    def start(self) -> None:
+        if self.name == "orthanc":
+            o = start_orthanc(self.workdir, aet="ORTHANC", modalities=self.peers)
+            self.dicomweb_url, self.proc, self.data_dir = o.dicomweb_url, o.proc, o.storage_dir
+            self.peer, self.stop = dimse.Peer("127.0.0.1", o.dimse_port, o.aet), o.stop
+        else:
+            y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
+                              log_path=self.workdir / "yunying.log")
+            self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
+            self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
+
+    def listening(self) -> bool:
+        if self.proc.poll() is not None:
+            return False
+        port = urlsplit(self.dicomweb_url).port
+        try:
+            socket.create_connection(("127.0.0.1", port or 80), timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def disk_bytes(self) -> int:
+        return disk_bytes(self.data_dir)
+
+
+def disk_bytes(path: Path) -> int:
+    """Allocated bytes under `path`, as du counts them."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def tree_peak_rss(pid: int) -> int:
+    """Sum of VmHWM over a process and its descendants (workers count too)."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1]) * 1024
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in task.read_text().split()]
+            except OSError:
+                pass
+    return total
