@@ -25,6 +25,21 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None), overrides)
 
 
+def quiet_pydicom() -> None:
+    """pydicom's validation warnings quote element values, i.e. patient data: keep them out of logs.
+
+    The archive keeps every value as received (design rule 1), so validating on read only
+    produces noise; set once here, at the composition root, never per call.
+    """
+    import warnings
+
+    import pydicom.config
+
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
     import uvicorn
@@ -34,6 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_pydicom()
     archive = Archive(settings.data, durability=settings.durability)
     dimse = None
     try:
@@ -78,6 +94,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Bulk-load files and folders through the archive's one ingest path."""
     from yunying.importer import run_import
 
+    quiet_pydicom()
     return run_import(args)
 
 

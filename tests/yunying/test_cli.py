@@ -171,3 +171,26 @@ def test_sigterm_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
     finally:
         srv2.stop()
     assert yunying("check", "--data", str(tmp_path / "data")).returncode == 0
+
+
+def test_server_log_has_no_patient_data(tmp_path: Path) -> None:
+    """style.md: never log patient identifiers or names, whatever the input looks like."""
+    srv = start_yunying(tmp_path / "data")
+    try:
+        ds = make_ct(name="Secretname^Verysecret", patient_id="PIDSECRET123")
+        import pydicom.config
+        from pydicom.dataelem import DataElement
+
+        # an invalid value that pydicom would quote in a validation warning
+        ds.add(DataElement(0x00100030, "DA", "PIDSECRET123", validation_mode=pydicom.config.IGNORE))
+        ds.add(DataElement(0x00200052, "UI", "1.2.PIDSECRET123", validation_mode=pydicom.config.IGNORE))
+        ds.add_new(0x00081030, "LO", "STUDYDESCSECRET")
+        body, ctype = multipart(part10(ds), b"garbage part")
+        httpx.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
+        httpx.get(srv.dicomweb_url + "/studies", params={"PatientName": "Secretname*", "PatientID": "PIDSECRET123"})
+        httpx.get(srv.dicomweb_url + "/studies", params={"StudyDate": "PIDSECRET123"})
+    finally:
+        srv.stop()
+    log = srv.log_path.read_text(errors="replace")
+    for secret in ("Secretname", "Verysecret", "PIDSECRET123", "STUDYDESCSECRET"):
+        assert secret not in log
