@@ -9,6 +9,7 @@ a folder the index does not know is an orphan that ``yunying check`` sweeps.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import threading
@@ -52,6 +53,7 @@ class Storage:
         self._cache_size = cache_arrays
         self._lock = threading.Lock()
         self._group = GroupSync(self.objects, group_sync)
+        self._layouts: OrderedDict[str, tuple[tuple[int, ...], np.dtype]] = OrderedDict()
 
     def path(self, key: str) -> Path:
         """The folder of one version; refuses keys that climb out of the store."""
@@ -166,15 +168,35 @@ class Storage:
 
     def read_frame(self, key: str, index: int) -> np.ndarray:
         """One native frame (0-based), read from its own chunk file only."""
-        array = self._array(key)
-        if not 0 <= index < array.shape[0]:
+        shape, dtype = self._layout(key)
+        if not 0 <= index < shape[0]:
             raise StorageError(f"{key} has no frame {index + 1}")
-        chunk = self.path(key) / PIXELS / (str(index) + ".0" * (array.ndim - 1))
+        chunk = self.path(key) / PIXELS / (str(index) + ".0" * (len(shape) - 1))
         try:
             data = chunk.read_bytes()
         except FileNotFoundError:  # never written: zarr's fill value
-            return np.zeros(array.shape[1:], dtype=array.dtype)
-        return np.frombuffer(numcodecs.blosc.decompress(data), dtype=array.dtype).reshape(array.shape[1:])
+            return np.zeros(shape[1:], dtype=dtype)
+        return np.frombuffer(numcodecs.blosc.decompress(data), dtype=dtype).reshape(shape[1:])
+
+    def _layout(self, key: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype from the array's zarr.json, cached (a few bytes per version)."""
+        with self._lock:
+            hit = self._layouts.get(key)
+            if hit is not None:
+                return hit
+        try:
+            meta = json.loads((self.path(key) / PIXELS / "zarr.json").read_bytes())
+        except FileNotFoundError:
+            raise StorageError(f"{key} has no native frames") from None
+        endian = next((c.get("configuration", {}).get("endian", "little") for c in meta["codecs"]
+                       if c["name"] == "bytes"), "little")
+        dtype = np.dtype(meta["data_type"]).newbyteorder("<" if endian == "little" else ">")
+        layout = (tuple(meta["shape"]), dtype)
+        with self._lock:
+            self._layouts[key] = layout
+            while len(self._layouts) > 200_000:
+                self._layouts.popitem(last=False)
+        return layout
 
     def read_frames(self, key: str) -> np.ndarray:
         """All native frames of a version."""
@@ -182,7 +204,7 @@ class Storage:
 
     def frame_count(self, key: str) -> int:
         """How many native frames a version holds."""
-        return int(self._array(key).shape[0])
+        return int(self._layout(key)[0][0])
 
     # -- deleting and listing --------------------------------------------------------------
     def delete(self, key: str) -> None:
@@ -190,6 +212,7 @@ class Storage:
         folder = self.path(key)
         with self._lock:
             self._arrays.pop(key, None)
+            self._layouts.pop(key, None)
         shutil.rmtree(folder, ignore_errors=True)
         for parent in (folder.parent, folder.parent.parent):
             try:
