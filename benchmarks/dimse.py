@@ -153,11 +153,12 @@ def _identifier(keys: dict[str, str]) -> Dataset:
 
 
 def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
-           warmup: int = 5) -> dict[str, Any]:
+           warmup: int = 5, deadline_s: float = 180.0) -> dict[str, Any]:
     """Time each query from request to final status on a few associations; p50/p95 in ms.
 
-    A fresh association every `per_association` queries keeps pynetdicom's SCU race
-    (measured-facts) rare; a query that times out or miscounts is counted, not retried.
+    A fresh association every `per_association` queries, and after any error or miscount,
+    keeps pynetdicom's SCU race (measured-facts) from spreading; such a query is counted,
+    not retried. No query starts after `deadline_s`.
     """
     ae = _scu([StudyRootQueryRetrieveInformationModelFind])
     times: list[float] = []
@@ -165,8 +166,12 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
     wrong_examples: list[dict[str, Any]] = []
     errors: list[str] = []
     assoc: Association | None = None
+    stop_at = time.monotonic() + deadline_s
     try:
         for i, q in enumerate([*queries[:warmup], *queries]):
+            if time.monotonic() > stop_at:
+                errors.append(f"time limit of {deadline_s:.0f} s reached after {i} queries")
+                break
             if assoc is None or i % per_association == 0:
                 if assoc is not None:
                     assoc.release()
@@ -182,8 +187,8 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
             ms = (time.perf_counter() - t0) * 1000
             if status is None or status.Status != 0x0000:
                 errors.append(f"{q.kind}: status {getattr(status, 'Status', 'timeout')}")
-                if assoc.is_aborted or not assoc.is_established:
-                    assoc = None
+                assoc.abort()
+                assoc = None
                 continue
             if i >= warmup:
                 times.append(ms)
@@ -193,6 +198,8 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
                         wrong_examples.append({"keys": {k: v for k, v in q.keys.items()
                                                         if k != "PatientName"},
                                                "expected": q.expected, "got": matches})
+                    assoc.abort()  # the race may have left a response for the next query
+                    assoc = None
     finally:
         if assoc is not None and assoc.is_established:
             assoc.release()
