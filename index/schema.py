@@ -52,6 +52,7 @@ def statements() -> list[str]:
         out.append(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
     out += [f"CREATE INDEX IF NOT EXISTS {name} ON {on}" for name, on in INDEXES.items()]
     # Fewer, larger checkpoints: each one rewrites the row groups the study/series/patient
-    # delete+insert churn touched (measured ~15-30% less CPU per upsert than the 16 MB default).
+    # delete+insert churn touched. Measured on 30k instances: 16 MB (default) 1,244 rows/s of
+    # CPU, 64 MB 1,367-1,534, 256 MB 1,709-1,727; the slowest batch (~4 s) was the same for all.
     out.append("SET checkpoint_threshold = '256MB'")
     return out
