@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -294,6 +295,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the servers and storescp we
+    # started are stopped by the `finally` blocks instead of being orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     profile = QUICK if args.quick else FULL
     if args.studies:
         profile = Profile(**{**profile.__dict__, "studies": args.studies})

@@ -54,7 +54,7 @@ def test_orthanc_start_failure_reports_log(tmp_path: Path, monkeypatch: pytest.M
         ports = iter([taken, free_port()])
         monkeypatch.setattr(orthanc, "free_port", lambda: next(ports))
         with pytest.raises(RuntimeError, match="exited|did not answer"):
-            orthanc.start_orthanc(tmp_path, timeout=20)
+            orthanc.start_orthanc(tmp_path, timeout=20).stop()  # stop() only if it wrongly started
 
 
 @pytest.mark.skipif(not yunying_cli_available(), reason="yunying/cli.py does not exist yet")
