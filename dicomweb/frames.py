@@ -7,6 +7,7 @@ bit-exact; a lossy syntax is produced only when the client names it.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -17,7 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from dicomweb.http import CACHE_CONTROL, base_url, etag, multipart_body, new_boundary, not_modified
+from dicomweb.http import (CACHE_CONTROL, base_url, closing, etag, multipart_body, new_boundary,
+                           not_modified, part_header)
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import InvalidQuery, NotAcceptable, UnknownResource
@@ -73,12 +75,20 @@ def header_info(archive: Archive, row: InstanceRow) -> tuple[Any, FrameInfo]:
 
 def frame_info(archive: Archive, row: InstanceRow) -> FrameInfo:
     """The instance's FrameInfo (Image Pixel module), from a cache keyed by version digest."""
+    image = row.extra.get("image")
+    if image:  # kept at ingest (yunying.ingest.keep_image_module): no header read
+        return _info_of(tuple(sorted(image.items())))
     with _LOCK:
         info = _INFOS.get(row.digest)
         if info is not None:
             _INFOS.move_to_end(row.digest)
             return info
     return header_info(archive, row)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _info_of(items: tuple[tuple[str, Any], ...]) -> FrameInfo:
+    return FrameInfo(**dict(items))
 
 
 def samples_as_stored(arr: np.ndarray, info: FrameInfo) -> np.ndarray:
@@ -136,8 +146,13 @@ def frame_payload(archive: Archive, row: InstanceRow, number: int,
 
 def _negotiate(accept: str, archive: Archive, row: InstanceRow) -> tuple[list[tuple[str, str]], bool]:
     """Negotiated (media, ts) choices, and whether the answer is multipart (PS3.18 8.7.3.5)."""
-    info = frame_info(archive, row)
-    choices = negotiate_frame_media(accept, row.transfer_syntax, info)
+    return _choices(accept, row.transfer_syntax, frame_info(archive, row))
+
+
+@functools.lru_cache(maxsize=1024)
+def _choices(accept: str, stored_ts: str, info: FrameInfo) -> tuple[list[tuple[str, str]], bool]:
+    """Cached per Accept header and image kind: a cine viewer sends the same Accept thousands of times."""
+    choices = negotiate_frame_media(accept, stored_ts, info)
     if not choices:
         raise NotAcceptable("no acceptable frame representation for this instance (PS3.18 8.7.3.5)")
     ranges = parse_accept(accept)
@@ -147,40 +162,49 @@ def _negotiate(accept: str, archive: Archive, row: InstanceRow) -> tuple[list[tu
     return [tuple(c) for c in choices], not single  # type: ignore[misc]
 
 
-async def frames(request: Request) -> Response:
-    """GET .../instances/{sop}/frames/{list}."""
-    archive: Archive = request.app.state.archive
-    p = request.path_params
-    numbers = frame_numbers(p["frames"])
-    row = (await run_in_threadpool(archive.instances, p["study"], p["series"], p["sop"]))[0]
+def _prepare(archive: Archive, p: dict[str, str], numbers: list[int], accept: str
+             ) -> tuple[InstanceRow, list[tuple[str, str]], bool, tuple[str, str, bytes]]:
+    """Everything before the status line in one worker-thread hop: row, choices, the first frame."""
+    row = archive.instances(p["study"], p["series"], p["sop"])[0]
     if row.pixel_form == "none":
         raise UnknownResource(f"instance {row.sop} has no pixel data")
     for n in numbers:
         if n > row.frames:
             raise UnknownResource(f"instance {row.sop} has {row.frames} frame(s), not {n}")
+    choices, multipart = _negotiate(accept, archive, row)
+    if not multipart and len(numbers) != 1:
+        raise NotAcceptable("a single-part response holds one frame; ask for multipart/related")
+    # the first frame is produced before the status line, so a frame that fits no choice is a 406
+    return row, choices, multipart, frame_payload(archive, row, numbers[0], choices)
+
+
+async def frames(request: Request) -> Response:
+    """GET .../instances/{sop}/frames/{list}."""
+    archive: Archive = request.app.state.archive
+    p = request.path_params
+    numbers = frame_numbers(p["frames"])
     accept = request.headers.get("accept") or "*/*"
-    choices, multipart = await run_in_threadpool(_negotiate, accept, archive, row)
+    row, choices, multipart, first = await run_in_threadpool(_prepare, archive, p, numbers, accept)
     tag = etag([row.digest], p["frames"], "frames", *(f"{m}|{t}" for m, t in choices), str(multipart))
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
+    media, ts, data = first
     if not multipart:
-        if len(numbers) != 1:
-            raise NotAcceptable("a single-part response holds one frame; ask for multipart/related")
-        media, ts, data = await run_in_threadpool(frame_payload, archive, row, numbers[0], choices)
         return Response(data, media_type=f"{media}; transfer-syntax={ts}", headers=headers)
-    # the first frame is produced before the status line, so a frame that fits no choice is a 406
-    first = await run_in_threadpool(frame_payload, archive, row, numbers[0], choices)
     base = base_url(request)
     where = f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}/frames/"
+    boundary = new_boundary()
+    ctype = f'multipart/related; type="{media}"; boundary={boundary}'
+    if len(numbers) == 1:  # the common cine request: one body, no streaming machinery
+        body = part_header(boundary, f"{media}; transfer-syntax={ts}", where + str(numbers[0])) + data \
+            + closing(boundary)
+        return Response(body, headers=headers, media_type=ctype)
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
-        media, ts, data = first
         yield f"{media}; transfer-syntax={ts}", data, where + str(numbers[0])
         for n in numbers[1:]:  # streamed part by part, each read from its own chunk
-            media, ts, data = await run_in_threadpool(frame_payload, archive, row, n, choices)
-            yield f"{media}; transfer-syntax={ts}", data, where + str(n)
+            m, t, d = await run_in_threadpool(frame_payload, archive, row, n, choices)
+            yield f"{m}; transfer-syntax={t}", d, where + str(n)
 
-    boundary = new_boundary()
-    return StreamingResponse(multipart_body(boundary, parts()), headers=headers,
-                             media_type=f'multipart/related; type="{first[0]}"; boundary={boundary}')
+    return StreamingResponse(multipart_body(boundary, parts()), headers=headers, media_type=ctype)

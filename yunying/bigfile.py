@@ -10,19 +10,9 @@ import numpy as np
 from pydicom.uid import UID
 
 from yunying.errors import InvalidInstance, SOPClassMismatch
-from yunying.ingest import (
-    Parsed,
-    _dataset_start,
-    _digest,
-    _meta_bytes,
-    assign_fragments,
-    identify,
-    native_layout,
-    native_vr,
-    read_dataset,
-    set_native,
-    walk_items,
-)
+from yunying.ingest import (Parsed, _dataset_start, _digest, _meta_bytes, assign_fragments, identify,
+                            keep_image_module, native_layout, native_vr, read_dataset, set_native,
+                            walk_items)
 
 CHUNK = 1 << 20
 
@@ -75,6 +65,7 @@ def parse_large(path: Path) -> Parsed:
         except (ValueError, TypeError):
             raise SOPClassMismatch("NumberOfFrames is not a number") from None
         parsed.frames = frames
+        keep_image_module(parsed, ds)
         ts = UID(parsed.transfer_syntax)
         tail = b""
         if length == 0xFFFFFFFF:

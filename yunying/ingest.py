@@ -1,6 +1,7 @@
 """Reading one received instance into what storage/ and index/ keep (no I/O beyond the source)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
@@ -99,8 +100,19 @@ def _parse(src: Any, fp: BinaryIO) -> Parsed:
     raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     if raw is not None:
         _split_pixels(parsed, ds, fp, UID(parsed.transfer_syntax))
+        keep_image_module(parsed, ds)
     _cut_header(parsed, ds, fp, raw)
     return parsed
+
+
+def keep_image_module(parsed: Parsed, ds: Dataset) -> None:
+    """The Image Pixel module beside the row, so frame requests never re-read a header."""
+    from yunying.pixels import FrameInfo
+
+    try:
+        parsed.extra["image"] = dataclasses.asdict(FrameInfo.from_dataset(ds))
+    except (AttributeError, TypeError, ValueError):
+        pass  # an unusable module: frame requests read the header and answer why
 
 
 def read_dataset(fp: BinaryIO, **kwargs: Any) -> Dataset:
