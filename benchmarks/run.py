@@ -284,8 +284,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      help="run the same workload against a throwaway Orthanc too")
     who.add_argument("--only", choices=["yunying", "orthanc"], help="benchmark one server")
     p.add_argument("--quick", action="store_true", help="smaller corpus and shorter loops (<3 min)")
-    p.add_argument("--out", type=Path, default=Path("benchmark-out"),
-                   help="data cache, server directories and results (default ./benchmark-out)")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out",
+                   help="data cache, server directories and results (default benchmarks/out, "
+                        "which git ignores)")
     p.add_argument("--studies", type=int, help="corpus size (default 5000, --quick 500)")
     p.add_argument("--corpus-seconds", type=float,
                    help="corpus load time limit per server (default 330, --quick 40)")
