@@ -287,7 +287,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out",
                    help="data cache, server directories and results (default benchmarks/out, "
                         "which git ignores)")
-    p.add_argument("--studies", type=int, help="corpus size (default 5000, --quick 500)")
+    p.add_argument("--studies", type=int, help="corpus size (default 5000, --quick 400)")
     p.add_argument("--corpus-seconds", type=float,
                    help="corpus load time limit per server (default 330, --quick 40)")
     p.add_argument("--keep", action="store_true", help="keep the servers' data directories")
