@@ -48,9 +48,10 @@ class Shaper:
             wanted |= IMAGE_DEFAULTS
             if not scoped_series:  # PS3.18 10.6.3.3: unscoped instance searches add upper levels
                 wanted |= SERIES_DEFAULTS | (set() if scoped_study else STUDY_DEFAULTS)
-        self.wanted = wanted
+        self.wanted = sorted(wanted)  # answers are built in tag order (PS3.18 F.2.1)
+        self.asked = sorted(self.explicit - NEVER_EMPTY)
 
-    def shape(self, row: Sequence[Any]) -> tuple[Json, set[str]]:
+    def shape(self, row: Sequence[Any]) -> tuple[Json, list[str]]:
         """One answer, and the explicitly asked tags still missing (look them up in the instance)."""
         own, upper = self._sources(row)
         out: Json = dict(own) if self.include_all else {}
@@ -61,13 +62,13 @@ class Shaper:
                 if tag in src:
                     out[tag] = src[tag]
                     break
-        return out, {t for t in self.explicit if t not in out and t not in NEVER_EMPTY}
+        return out, [t for t in self.asked if t not in out]
 
-    def fill(self, out: Json, missing: set[str], rep: Json | None) -> Json:
-        """Add missing asked tags from the representative instance, else empty; sort by tag."""
+    def fill(self, out: Json, missing: list[str], rep: Json | None) -> Json:
+        """Add missing asked tags from the representative instance, else empty; in tag order."""
         for tag in missing:
             out[tag] = rep[tag] if rep and tag in rep else {"vr": vr_of(tag)}
-        return dict(sorted(out.items()))
+        return dict(sorted(out.items())) if missing or self.include_all else out
 
     def _sources(self, row: Sequence[Any]) -> tuple[Json, list[Json]]:
         """This level's own attributes, and upper-level ones, for a row of sql.SELECT."""
