@@ -10,6 +10,7 @@ import pytest
 from benchmarks.net import free_port
 from benchmarks.orthanc import OrthancServer, orthanc_available, start_orthanc
 from conformance.runner import DEFAULT_CALLING_AET as CALLING_AET
+from tests.conftest import missing_tool
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,7 @@ def move_port() -> int:
 @pytest.fixture(scope="session")
 def orthanc(tmp_path_factory: pytest.TempPathFactory, move_port: int) -> Iterator[OrthancServer]:
     if not orthanc_available():
-        pytest.skip("Orthanc / orthanc-dicomweb not installed")
+        missing_tool("Orthanc / orthanc-dicomweb not installed")
     srv = start_orthanc(tmp_path_factory.mktemp("orthanc"),
                         modalities={CALLING_AET: ("127.0.0.1", move_port)})
     yield srv

@@ -15,6 +15,7 @@ from conformance.checks.qido import qido
 from conformance.checks.wado import dciodvfy_errors, part_datasets, retrieve
 from conformance.data import Instance, build_test_data
 from conformance.runner import DEFAULT_CALLING_AET, Context, Dimse
+from tests.conftest import missing_tool
 
 DCIODVFY = Path("/usr/bin/dciodvfy")
 IN_FACES = ("stow", "c-store")
@@ -96,7 +97,7 @@ def test_stored_through_one_face_comes_back_through_another(
     got = _retrieved(out_face, ctx)
     assert {str(x.SOPInstanceUID) for x in got} == set(originals)
     if not DCIODVFY.exists():
-        pytest.skip("dicom3tools not installed")
+        missing_tool("dicom3tools not installed")
     new_errors = {}
     for ds in got:
         orig = originals[str(ds.SOPInstanceUID)].ds

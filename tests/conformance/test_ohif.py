@@ -2,6 +2,7 @@
 Chromium: the study list shows it, the viewport paints it, no DICOMweb request fails."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.net import start_yunying, yunying_cli_available
+from benchmarks.net import start_yunying
 from conformance.data import build_test_data
 from conformance.ohif import OhifServer, fetch_ohif, serve_ohif
 from conformance.runner import Context
@@ -22,11 +23,22 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 PAINT_TIMEOUT_S = 90
 QUIET_S = 3.0
 
-sync_api = pytest.importorskip("playwright.sync_api")
+
+def _missing(reason: str) -> None:
+    """Outside CI a missing tool skips with its reason; in CI (tools/test.sh installs them) it fails."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: tools/test.sh should have installed it", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    from playwright import sync_api
+except ImportError:
+    _missing("the playwright package is not installed")
 if not Path(CHROMIUM).exists():
-    pytest.skip("Debian chromium not installed", allow_module_level=True)
+    _missing("Debian chromium not installed")
 if shutil.which("npm") is None:
-    pytest.skip("npm not installed (needed to fetch @ohif/app)", allow_module_level=True)
+    _missing("npm not installed (needed to fetch @ohif/app)")
 
 # Non-black pixels of the viewport's canvas; overlays are HTML/SVG outside it.
 PAINTED_PIXELS_JS = """() => Array.from(document.querySelectorAll('canvas.cornerstone-canvas'))
@@ -46,8 +58,6 @@ def archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "orthanc":
         srv: Any = request.getfixturevalue("orthanc_fresh")
     else:
-        if not yunying_cli_available():
-            pytest.skip("yunying.cli not in this checkout yet")
         srv = start_yunying(tmp_path / "data")
         request.addfinalizer(srv.stop)
     yield srv.dicomweb_url
@@ -58,7 +68,7 @@ def orthanc_fresh(tmp_path: Path) -> Iterator[Any]:
     from benchmarks.orthanc import orthanc_available, start_orthanc
 
     if not orthanc_available():
-        pytest.skip("Orthanc not installed")
+        _missing("Orthanc not installed")
     srv = start_orthanc(tmp_path / "orthanc")
     yield srv
     srv.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.net import YunyingServer, start_yunying, yunying_cli_available
+from benchmarks.net import YunyingServer, start_yunying
 from benchmarks.orthanc import OrthancServer
 from conformance.runner import DEFAULT_CALLING_AET as CALLING_AET
 from conformance.runner import Dimse, all_checks, check_archive
@@ -29,8 +29,6 @@ KNOWN_GAPS: set[str] = set()
 
 @pytest.fixture(scope="module")
 def yunying(tmp_path_factory: pytest.TempPathFactory, move_port: int) -> Iterator[YunyingServer]:
-    if not yunying_cli_available():
-        pytest.skip("yunying.cli not in this checkout yet")
     srv = start_yunying(tmp_path_factory.mktemp("yy") / "data",
                         peers={CALLING_AET: ("127.0.0.1", move_port)})
     yield srv

@@ -14,7 +14,7 @@ from pathlib import Path
 import pydicom.charset
 import pytest
 
-from benchmarks.net import YunyingServer, free_port, start_yunying, yunying_cli_available
+from benchmarks.net import YunyingServer, free_port, start_yunying
 from conformance import tables
 from conformance.statement import HTML, MARKDOWN, render
 from dicomweb.app import ROUTES
@@ -240,8 +240,6 @@ def test_cli_writes_both_files_for_a_config(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
-    if not yunying_cli_available():
-        pytest.skip("yunying.cli not in this checkout")
     srv = start_yunying(
         tmp_path_factory.mktemp("statement") / "data",
         aet="SERVED_AE",

@@ -19,8 +19,6 @@ net = pytest.importorskip("benchmarks.net")
 
 @pytest.fixture
 def server(tmp_path: Path, storescp_port: int):
-    if not net.yunying_cli_available():
-        pytest.skip("yunying CLI not available")
     srv = net.start_yunying(tmp_path / "data", peers={SCU_AET: ("127.0.0.1", free_port()),
                                                       "STORESCP": ("127.0.0.1", storescp_port)})
     yield srv

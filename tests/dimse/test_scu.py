@@ -26,6 +26,7 @@ from dimse.cli import build_identifier
 from index.model import Origin
 from yunying.archive import Archive
 from yunying.cli import main as yunying_main
+from tests.conftest import missing_tool
 
 
 def study_ident(**keys: str) -> Dataset:
@@ -141,7 +142,7 @@ orthanc_mod = pytest.importorskip("benchmarks.orthanc")
 @pytest.fixture
 def orthanc_and_us(two_studies, tmp_path: Path):
     if not orthanc_mod.orthanc_available():
-        pytest.skip("Orthanc not installed")
+        missing_tool("Orthanc not installed")
     inbox = Archive(tmp_path / "inbox")
     our_port = free_port()
     from dimse.server import start_dimse
