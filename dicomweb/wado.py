@@ -1,6 +1,9 @@
 """WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data, streamed part by part."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -234,17 +237,28 @@ async def metadata(request: Request) -> Response:
     archive: Archive = request.app.state.archive
     p = request.path_params
     form, multipart = _metadata_form(parse_accept(request.headers.get("accept")), "sop" in p)
+    prefix = b'"' + base_url(request).encode() + b"/"
+    await run_in_threadpool(archive.flush)
+    generation = archive.generation  # read before the data: a change meanwhile only misses the cache
+    key = (p["study"], p.get("series"), p.get("sop"), form, prefix)
+    hit = _METADATA.get(key)
+    if hit is not None and hit[0] == generation:  # a viewer re-opening a study: no index work at all
+        headers = {"ETag": hit[1], "Cache-Control": CACHE_CONTROL}
+        if not_modified(request, hit[1]):
+            return Response(status_code=304, headers=headers)
+        return Response(hit[2], media_type="application/dicom+json", headers=headers)
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
     tag = etag((r.digest for r in rows), "metadata", form)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
-    prefix = b'"' + base_url(request).encode() + b"/"
     batches = archive.iter_metadata(p["study"], p.get("series"), p.get("sop"))
     if form == "xml":
         return await _xml_metadata(batches, prefix, multipart, headers)
 
     async def body() -> AsyncIterator[bytes]:
+        kept: list[bytes] | None = []
+        size = 0
         yield b"["
         first = True
         while True:
@@ -252,11 +266,43 @@ async def metadata(request: Request) -> Response:
             if batch is None:
                 break
             chunk = b",".join(batch).replace(b'"yy-bulk:', prefix)
-            yield chunk if first else b"," + chunk
+            chunk = chunk if first else b"," + chunk
+            size += len(chunk)
+            if kept is not None:
+                kept = kept + [chunk] if size <= _METADATA_BODY_MAX else None
+            yield chunk
             first = False
         yield b"]"
+        if kept is not None:
+            _METADATA.put(key, (generation, tag, b"[" + b"".join(kept) + b"]"))
 
     return StreamingResponse(body(), media_type="application/dicom+json", headers=headers)
+
+
+class _Lru:
+    """A small thread-safe LRU of finished metadata answers, validated by the archive generation."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_METADATA = _Lru(64)
+_METADATA_BODY_MAX = 16 << 20
 
 
 def _xml_batch(batch: list[bytes], prefix: bytes) -> list[bytes]:

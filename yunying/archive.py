@@ -71,6 +71,7 @@ class Archive:
         self._queue: queue.Queue[tuple[InstanceRecord, Future] | None] = queue.Queue()
         self._batch = batch
         self._dirty = False
+        self.generation = 0  # bumped by every index change: a validator for caches of query answers
         self._marker = self.data_dir / "RUNNING"
         if self._marker.exists():  # the last run did not close cleanly: index what it acknowledged
             report = self.recover()
@@ -117,6 +118,7 @@ class Archive:
             for rec, fut in batch:
                 self._settle(rec, fut, exc=exc)
             return
+        self.generation += 1
         for (rec, fut), old in zip(batch, olds):
             if old is not None and old.storage_key != rec.storage_key:
                 self.storage.delete(old.storage_key)
@@ -334,6 +336,7 @@ class Archive:
     def delete(self, study: str, series: str | None = None, sop: str | None = None) -> int:
         """Remove index rows, then bytes; returns the number of instances removed."""
         removed = self.index.delete(study, series, sop)
+        self.generation += 1
         if not removed:
             raise UnknownResource(_what(study, series, sop) + " is not stored")
         for row in removed:

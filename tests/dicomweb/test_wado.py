@@ -158,3 +158,21 @@ def test_delete_instance_series_study(server: YunyingServer) -> None:
 def test_method_not_allowed_names_allow(server: YunyingServer) -> None:
     resp = httpx.put(server.dicomweb_url + "/studies")
     assert resp.status_code == 405 and "GET" in resp.headers["allow"] and "POST" in resp.headers["allow"]
+
+
+def test_repeated_metadata_follows_every_change(server: YunyingServer) -> None:
+    """Metadata answers may be cached, but never across a store, a replacement or a delete."""
+    study, series = generate_uid(), generate_uid()
+    a = make_ct(study, series, number=1)
+    stow(server, a)
+    url = f"{server.dicomweb_url}/studies/{study}/series/{series}/metadata"
+    assert len(httpx.get(url).json()) == 1
+    assert len(httpx.get(url).json()) == 1
+    stow(server, make_ct(study, series, number=2))
+    assert len(httpx.get(url).json()) == 2
+    a.PatientName = "Renamed^Patient"
+    stow(server, a)
+    names = {m["00100010"]["Value"][0]["Alphabetic"] for m in httpx.get(url).json()}
+    assert "Renamed^Patient" in names
+    assert httpx.delete(url.removesuffix("/metadata")).status_code == 204
+    assert httpx.get(url).status_code == 404
