@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ from dicomweb.http import base_url, warning_header
 
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
+SPOOL_MAX = 32 << 20  # parts up to this size are kept in memory; larger ones are streamed to disk
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 
 
@@ -30,7 +32,7 @@ class _Parts:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.files: list[tuple[Path, str]] = []
+        self.files: list[tuple[Path | bytes, str]] = []
         self._fh: Any = None
         self._hname = b""
         self._headers: dict[bytes, bytes] = {}
@@ -42,10 +44,11 @@ class _Parts:
         }
 
     def begin(self) -> None:
-        path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
-        self._fh = open(path, "wb")
+        self._fh = io.BytesIO()  # a part stays in memory until it outgrows SPOOL_MAX
+        self._size = 0
+        self._path: Path | None = None
         self._headers = {}
-        self.files.append((path, ""))
+        self.files.append((b"", ""))
 
     def hfield(self, data: bytes, start: int, end: int) -> None:
         self._hname = data[start:end].lower()
@@ -54,24 +57,32 @@ class _Parts:
         self._headers[self._hname] = self._headers.get(self._hname, b"") + data[start:end]
 
     def data(self, data: bytes, start: int, end: int) -> None:
+        self._size += end - start
+        if self._path is None and self._size > SPOOL_MAX:  # a large part goes to disk, never all in memory
+            self._path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
+            spooled = self._fh.getvalue()
+            self._fh = open(self._path, "wb")
+            self._fh.write(spooled)
+            self.files[-1] = (self._path, "")
         self._fh.write(data[start:end])
 
     def end(self) -> None:
+        source: Path | bytes = self._path if self._path is not None else self._fh.getvalue()
         self._fh.close()
         self._fh = None
-        path, _ = self.files[-1]
-        self.files[-1] = (path, self._headers.get(b"content-type", b"").decode("latin-1"))
+        self.files[-1] = (source, self._headers.get(b"content-type", b"").decode("latin-1"))
 
     def cleanup(self) -> None:
         if self._fh:
             self._fh.close()
-        for path, _ in self.files:
-            path.unlink(missing_ok=True)
+        for source, _ in self.files:
+            if isinstance(source, Path):
+                source.unlink(missing_ok=True)
 
 
-def _uids(path: Path) -> tuple[str | None, str | None]:
+def _uids(source: Path | bytes) -> tuple[str | None, str | None]:
     try:
-        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True,
+        ds = pydicom.dcmread(source if isinstance(source, Path) else io.BytesIO(source), force=True, stop_before_pixels=True,
                              specific_tags=["SOPClassUID", "SOPInstanceUID"])
         return str(ds.get("SOPClassUID") or "") or None, str(ds.get("SOPInstanceUID") or "") or None
     except Exception:  # noqa: BLE001 - best effort for the failure report only
@@ -103,7 +114,7 @@ async def stow(request: Request) -> Response:
         origin = Origin("stow", request.client.host if request.client else "", "")
         gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
 
-        async def one(path: Path, ctype: str) -> dict[str, Any]:
+        async def one(path: Path | bytes, ctype: str) -> dict[str, Any]:
             async with gate:
                 return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
 
@@ -147,7 +158,8 @@ async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], p
         raise InvalidInstance("malformed multipart body: the last part is not closed")
 
 
-def _store_one(archive: Archive, path: Path, ctype: str, origin: Origin, study: str | None) -> dict[str, Any]:
+def _store_one(archive: Archive, path: Path | bytes, ctype: str, origin: Origin, study: str | None
+               ) -> dict[str, Any]:
     ptype = ctype.split(";")[0].strip().lower()
     if ptype and ptype != "application/dicom":
         return {"ok": False, "reason": 0xC000, "why": f"part of type {ptype}", "uids": _uids(path), "conflict": True}

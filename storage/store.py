@@ -63,12 +63,16 @@ class Storage:
         return self.objects.joinpath(*parts)
 
     # -- writing ---------------------------------------------------------------------------
-    def put_blob(self, key: str, name: str, data: bytes | Iterable[bytes]) -> int:
-        """Write a blob atomically (temp file, fsync, rename); returns its size."""
+    def put_blob(self, key: str, name: str, data: bytes | Iterable[bytes], atomic: bool = True) -> int:
+        """Write a blob into a prepared version folder; returns its size.
+
+        atomic: through a temp file and a rename, so a reader never sees half of it (the
+        completion record). A blob of a version not yet complete needs no rename: until its
+        record is written, the whole version is incomplete and recovery removes it.
+        """
         folder = self.path(key)
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
-        tmp = folder / f".{name}.tmp"
+        tmp = folder / f".{name}.tmp" if atomic else target
         size = 0
         with open(tmp, "wb") as fh:
             for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
@@ -77,7 +81,8 @@ class Storage:
             if not self._group.enabled:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        if atomic:
+            os.replace(tmp, target)
         return size
 
     def put_frames(self, key: str, frames: Iterable[np.ndarray], count: int,
@@ -89,7 +94,6 @@ class Storage:
         async machinery per chunk. tests/storage proves zarr reads them back identically.
         """
         folder = self.path(key) / PIXELS
-        folder.mkdir(parents=True, exist_ok=True)
         meta, codec = _array_template(count, tuple(frame_shape), np.dtype(dtype).str)
         fsync = not self._group.enabled
         _write(folder / "zarr.json", meta, fsync)

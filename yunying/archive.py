@@ -191,8 +191,9 @@ class Archive:
             elif parsed.pixel_form in ("encapsulated", "blob"):
                 assert parsed.blob is not None
                 blob = parsed.blob
-                self.storage.put_blob(key, PIXELDATA, blob.chunks() if hasattr(blob, "chunks") else bytes(blob))
-            self.storage.put_blob(key, HEADER, parsed.head)
+                self.storage.put_blob(key, PIXELDATA, blob.chunks() if hasattr(blob, "chunks") else bytes(blob),
+                                      atomic=False)
+            self.storage.put_blob(key, HEADER, parsed.head, atomic=False)
             record = InstanceRecord(
                 json=instance_json(header, parsed), transfer_syntax=parsed.transfer_syntax,
                 pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,

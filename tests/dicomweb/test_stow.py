@@ -1,6 +1,8 @@
 """STOW-RS (PS3.18 10.5): response codes of Table 10.5.3-1 and the response body of Table 10.5.3-2."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from dicomweb_client.api import DICOMwebClient
@@ -162,3 +164,22 @@ def test_over_the_size_limit_is_413_and_stores_nothing(tmp_path) -> None:  # typ
         assert count(srv, ds.StudyInstanceUID) == 0
     finally:
         srv.stop()
+
+
+def test_a_part_larger_than_the_memory_spool_goes_through_disk(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A part over SPOOL_MAX is streamed to a temp file (never wholly in memory); small ones stay in memory."""
+    import dicomweb.stow as stow_mod
+
+    monkeypatch.setattr(stow_mod, "SPOOL_MAX", 1000)
+    parts = stow_mod._Parts(tmp_path)
+    big, small = bytes(range(256)) * 20, b"tiny part"
+    for payload in (big, small):
+        parts.begin()
+        for k in range(0, len(payload), 300):  # arrives in pieces, as from the socket
+            parts.data(payload, k, min(k + 300, len(payload)))
+        parts.end()
+    (first, _), (second, _) = parts.files
+    assert isinstance(first, Path) and first.read_bytes() == big
+    assert second == small
+    parts.cleanup()
+    assert not first.exists()
