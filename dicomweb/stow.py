@@ -119,7 +119,9 @@ async def stow(request: Request) -> Response:
                 return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
 
         results = list(await asyncio.gather(*(one(p, c) for p, c in parts.files)))
-        await run_in_threadpool(_await_index, results)
+        # acknowledged once the bytes are durable (as C-STORE is); every later query waits for the
+        # index rows of what was acknowledged before it (Archive.search), so a client always reads
+        # its writes, and an index failure is repaired from the stored records at the next start
     finally:
         parts.cleanup()
     return _response(request, results, study)
@@ -174,15 +176,6 @@ def _store_one(archive: Archive, path: Path | bytes, ctype: str, origin: Origin,
         return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure", "uids": _uids(path),
                 "conflict": True}
     return {"ok": True, "res": res}
-
-
-def _await_index(results: list[dict[str, Any]]) -> None:
-    """Answer only once every stored part is visible to queries (read-your-writes for HTTP clients)."""
-    for r in results:
-        fut = r["ok"] and r["res"].committed
-        if fut and fut.exception() is not None:
-            r.update(ok=False, reason=PROCESSING_FAILURE, why="index commit failed",
-                     uids=(r["res"].sop_class, r["res"].sop_instance), conflict=True)
 
 
 def _response(request: Request, results: list[dict[str, Any]], study: str | None) -> Response:
