@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -10,6 +12,7 @@ from typing import Any
 
 from pynetdicom import _config
 from pynetdicom.events import Event
+from pynetdicom.transport import AssociationSocket
 
 log = logging.getLogger("yunying.dimse")
 
@@ -24,14 +27,51 @@ def tally(event: Event, what: str, n: int = 1) -> None:
         entry[1][what] += n
 
 
+IDLE_WAIT_S = 0.001  # pynetdicom's own idle sleep (DUL._run_loop_delay)
+
+
+class WakingSocket(AssociationSocket):
+    """An AssociationSocket whose `ready` waits for incoming data instead of only polling.
+
+    pynetdicom's DUL loop, when idle, sleeps `_run_loop_delay` (1 ms) and then polls the
+    socket with a zero timeout, so every incoming PDU waits up to a millisecond before it is
+    read.  With the sleep set to zero and this `ready` waiting up to that same millisecond in
+    select(), the loop costs what it did when idle (same wake-ups, same latency for
+    primitives queued by other threads) but an incoming PDU is read as soon as it arrives.
+    Measured here: C-STORE sub-operations to DCMTK storescp 520 -> 770 instances/s.
+    """
+
+    @property
+    def ready(self) -> bool:
+        sock = self.socket
+        if sock is None or self._is_connected is False:
+            return False
+        try:
+            ready, _, _ = select.select([sock], [], [], IDLE_WAIT_S)
+        except (OSError, TimeoutError, ValueError):
+            self.event_queue.put("Evt17")  # transport connection closed, as pynetdicom does
+            return False
+        return bool(ready)
+
+
+def wake_on_data(assoc: Any) -> None:
+    """Make the association's DUL read incoming PDUs as they arrive (see WakingSocket)."""
+    dul_socket = getattr(assoc.dul, "socket", None)
+    if type(dul_socket) is AssociationSocket and not isinstance(dul_socket.socket, ssl.SSLSocket):
+        dul_socket.__class__ = WakingSocket
+        assoc.dul._run_loop_delay = 0
+
+
 def set_nodelay(event: Event) -> None:
-    """EVT_CONN_OPEN: disable Nagle's algorithm (measured-facts: DCMTK peers stall ~40 ms per message)."""
+    """EVT_CONN_OPEN: disable Nagle's algorithm (measured-facts: DCMTK peers stall ~40 ms per
+    message), and read incoming PDUs without the DUL's polling delay."""
     sock: Any = getattr(event.assoc.dul.socket, "socket", None)
     if sock is not None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # already closed by the peer
             pass
+    wake_on_data(event.assoc)
 
 
 def on_established(event: Event) -> None:

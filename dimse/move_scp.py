@@ -12,6 +12,7 @@ from pynetdicom.presentation import build_context
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
+from dimse.fastsend import accept_pre_encoded
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send, resolve
@@ -54,6 +55,7 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     sub: dict[str, Association] = {}
 
     def grab(e: Event) -> None:
+        accept_pre_encoded(e.assoc)
         sub["assoc"] = e.assoc
 
     contexts = contexts_for(rows) or [build_context(VERIFICATION)]

@@ -11,6 +11,7 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
 from pynetdicom.presentation import PresentationContext, build_context
 
+from dimse.fastsend import PreEncoded, part10_body
 from dimse.identifier import RetrieveTarget, study_query, study_uids
 from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
@@ -63,11 +64,17 @@ def accepted_syntaxes(contexts: Iterable[PresentationContext], sop_class: str) -
 
 
 def dataset_to_send(archive: Archive, row: InstanceRow, accepted: set[str]) -> Dataset:
-    """The instance in a syntax the peer accepted, or a stub that fails the sub-operation."""
+    """The instance in a syntax the peer accepted, or a stub that fails the sub-operation.
+
+    The instance is a PreEncoded data set: the stored bytes as received when the peer
+    accepted the stored syntax (no decode, no encode), else the archive's transcoded Part 10
+    bytes; the association must take PreEncoded (`fastsend.accept_pre_encoded`).
+    """
     ts = choose_syntax(row.transfer_syntax, accepted)
     if ts is not None:
         try:
-            return archive.read_dataset(row, None if ts == row.transfer_syntax else ts)
+            raw = archive.read_part10(row, None if ts == row.transfer_syntax else ts)
+            return PreEncoded(row.sop_class, row.sop, ts, part10_body(raw))
         except ArchiveError as exc:
             log.info("retrieve of %s as %s failed: %s", row.sop, ts, exc.reason)
         except Exception as exc:  # noqa: BLE001 - counted as a failed sub-operation, no PHI

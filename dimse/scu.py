@@ -26,6 +26,7 @@ from pynetdicom.presentation import (
 from dimse import uids
 from dimse.associations import quiet_pynetdicom
 from dimse.requestor import HANDLERS
+from dimse.fastsend import accept_pre_encoded
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from index.model import Origin
@@ -211,6 +212,7 @@ def store(peer: Peer, archive: Archive, study: str, series: str | None = None,
     rows = archive.instances(study, series, sop_instance)
     result = RetrieveResult(0x0000)
     with associate(peer, contexts_for(rows)) as assoc:
+        accept_pre_encoded(assoc)
         for row in rows:
             ds = dataset_to_send(archive, row, accepted_syntaxes(assoc.accepted_contexts, row.sop_class))
             try:

@@ -200,13 +200,13 @@ def test_c_find_cancel_stops_the_stream(fake_scp, fake_archive) -> None:
 def test_c_move_cancel_stops_sub_operations(fake_scp, fake_archive, storescp_port: int) -> None:
     for i in range(30):
         fake_archive.store(_part10(ct(f"1.2.10.1.1.{i}", study="1.2.10", series="1.2.10.1")), _origin())
-    real_read = fake_archive.read_dataset
+    real_read = fake_archive.read_part10
 
     def slow_read(row, transfer_syntax=None):
         time.sleep(0.05)
         return real_read(row, transfer_syntax)
 
-    fake_archive.read_dataset = slow_read
+    fake_archive.read_part10 = slow_read
     dest_archive = FakeArchive()
     dest = start_scp(dest_archive, 1, port=storescp_port, aet="STORESCP", dimse_accept_all=True)
     model = uids.STUDY_ROOT_MOVE
