@@ -336,6 +336,7 @@ class Archive:
     # -- delete ----------------------------------------------------------------------------
     def delete(self, study: str, series: str | None = None, sop: str | None = None) -> int:
         """Remove index rows, then bytes; returns the number of instances removed."""
+        self.flush()  # an acknowledged store still on its way to the index is deleted too
         removed = self.index.delete(study, series, sop)
         self.generation += 1
         if not removed:
@@ -348,6 +349,7 @@ class Archive:
     # -- check and recovery ----------------------------------------------------------------
     def check(self, repair: bool = False) -> dict[str, list[str]]:
         """Compare the index with the stored bytes: missing bytes and orphaned versions."""
+        self.flush()
         indexed = dict(self.index.storage_keys())
         keys = set(indexed.values())
         missing = [sop for sop, key in indexed.items() if not self.storage.exists(key)]
