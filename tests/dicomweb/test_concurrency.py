@@ -41,3 +41,16 @@ def test_parallel_stow_and_qido_lose_nothing(fresh_server: YunyingServer) -> Non
     assert total == 200
     found = {i["00080018"]["Value"][0] for s in studies for i in httpx.get(f"{base}/studies/{s}/instances").json()}
     assert found == set(stored)
+
+
+def test_delete_right_after_store_wins(fresh_server: YunyingServer) -> None:
+    """An acknowledged store still on its way to the index is not resurrected by it after a DELETE."""
+    base = fresh_server.dicomweb_url
+    with httpx.Client(timeout=60) as client:
+        for _ in range(15):
+            study = generate_uid()
+            body, ctype = multipart(*(part10(make_ct(study, number=i)) for i in range(4)))
+            assert client.post(base + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200
+            assert client.delete(f"{base}/studies/{study}").status_code == 204
+            assert client.get(base + "/studies", params={"StudyInstanceUID": study}).json() == []
+            assert client.get(f"{base}/studies/{study}/metadata").status_code == 404
