@@ -411,7 +411,7 @@ def series_volume(archive: Archive, study: str, series: str, rows: list[Instance
     else:
         by_sop = {r.sop: r for r in rows}
         views = []
-        for batch in archive.index.iter_metadata(study, series):  # stored JSON: 300 slices, no header reads
+        for batch in archive.iter_metadata(study, series):  # stored JSON: 300 slices, no header reads
             for raw in batch:
                 view = _plane_view(orjson.loads(raw))
                 if view.SOPInstanceUID in by_sop:
