@@ -18,8 +18,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from dicomweb.http import (CACHE_CONTROL, base_url, closing, etag, multipart_body, new_boundary,
-                           not_modified, part_header)
+from dicomweb.http import (
+    CACHE_CONTROL,
+    base_url,
+    closing,
+    etag,
+    multipart_body,
+    new_boundary,
+    not_modified,
+    part_header,
+)
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import InvalidQuery, NotAcceptable, UnknownResource

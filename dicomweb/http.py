@@ -44,7 +44,9 @@ class MediaRange:
 
 
 def _split(text: str, sep: str) -> list[str]:
-    out, cur, quoted = [], [], False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

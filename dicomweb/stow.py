@@ -15,11 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dicomweb.http import base_url, warning_header
 from index.model import Origin
 from yunying.archive import Archive
-from yunying.errors import (ArchiveError, InvalidInstance, PayloadTooLarge, StudyMismatch,
-                            UnsupportedMediaType)
-from dicomweb.http import base_url, warning_header
+from yunying.errors import (
+    ArchiveError,
+    InvalidInstance,
+    PayloadTooLarge,
+    StudyMismatch,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
@@ -61,7 +66,7 @@ class _Parts:
         if self._path is None and self._size > SPOOL_MAX:  # a large part goes to disk, never all in memory
             self._path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
             spooled = self._fh.getvalue()
-            self._fh = open(self._path, "wb")
+            self._fh = open(self._path, "wb")  # noqa: SIM115 - stays open across parser callbacks
             self._fh.write(spooled)
             self.files[-1] = (self._path, "")
         self._fh.write(data[start:end])
@@ -143,14 +148,14 @@ async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], p
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInstance("multipart/related without a boundary parameter")
-    parser = MultipartParser(boundary, parts.callbacks())
+    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
     async for chunk in request.stream():
         received += len(chunk)
         if received > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
         try:
             parser.write(chunk)
-        except Exception as exc:  # python-multipart raises its own parse errors
+        except Exception as exc:  # noqa: BLE001 - python-multipart's parse errors share no base class
             raise InvalidInstance(f"malformed multipart body: {exc}") from None
     try:
         parser.finalize()

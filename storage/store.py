@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numcodecs
 import numcodecs.blosc
@@ -33,7 +33,8 @@ HEADER = "header.dcm"
 PIXELS = ""  # the version folder is itself the zarr array: zarr.json and one chunk file per frame
 PIXELDATA = "pixeldata.bin"
 RECORD = "record.json"
-CNAME, CLEVEL = "zstd", 1  # lossless at rest: Blosc-zstd level 1 with byte shuffle  # written last: its presence marks a complete version
+CNAME: Literal["zstd"] = "zstd"
+CLEVEL = 1  # lossless at rest: Blosc-zstd level 1 with byte shuffle  # written last: its presence marks a complete version
 
 
 class StorageError(Exception):
@@ -204,7 +205,7 @@ class Storage:
 
     def read_frames(self, key: str) -> np.ndarray:
         """All native frames of a version."""
-        return self._array(key)[...]
+        return np.asarray(self._array(key)[...])
 
     def frame_count(self, key: str) -> int:
         """How many native frames a version holds."""
@@ -228,7 +229,7 @@ class Storage:
         """Whether a version is completely stored."""
         return (self.path(key) / RECORD).exists()
 
-    def keys(self) -> Iterator[str]:
+    def versions(self) -> Iterator[str]:
         """Every stored version's key (complete or not)."""
         for study in sorted(self.objects.iterdir()):
             if not study.is_dir():

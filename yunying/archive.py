@@ -353,7 +353,7 @@ class Archive:
         indexed = dict(self.index.storage_keys())
         keys = set(indexed.values())
         missing = [sop for sop, key in indexed.items() if not self.storage.exists(key)]
-        orphans = [key for key in self.storage.keys() if key not in keys]
+        orphans = [key for key in self.storage.versions() if key not in keys]
         if repair:
             for key in orphans:
                 self.storage.delete(key)
@@ -369,7 +369,7 @@ class Archive:
         indexed = dict(self.index.storage_keys())
         keys = set(indexed.values())
         reindexed, removed, records = [], [], []
-        for key in self.storage.keys():
+        for key in self.storage.versions():
             if key in keys:
                 continue
             try:

@@ -10,9 +10,20 @@ import numpy as np
 from pydicom.uid import UID
 
 from yunying.errors import InvalidInstance, SOPClassMismatch
-from yunying.ingest import (Parsed, _dataset_start, _digest, _meta_bytes, assign_fragments, identify,
-                            keep_image_module, native_layout, native_vr, read_dataset, set_native,
-                            walk_items)
+from yunying.ingest import (
+    Parsed,
+    _dataset_start,
+    _digest,
+    _meta_bytes,
+    assign_fragments,
+    identify,
+    keep_image_module,
+    native_layout,
+    native_vr,
+    read_dataset,
+    set_native,
+    walk_items,
+)
 
 CHUNK = 1 << 20
 

@@ -149,8 +149,8 @@ def identify(ds: Dataset, digest: str, size: int) -> Parsed:
         series = check_uid("SeriesInstanceUID", ds.get("SeriesInstanceUID"))
     except (ValueError, TypeError, struct.error):
         raise InvalidInstance("unreadable UID attributes") from None
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop
+    meta.MediaStorageSOPClassUID = UID(sop_class)
+    meta.MediaStorageSOPInstanceUID = UID(sop)
     return Parsed(header=ds, transfer_syntax=ts, sop_class=sop_class, sop=sop, study=study,
                   series=series, digest=digest, size=size, pixel_form="none")
 
@@ -381,9 +381,9 @@ def _json_dict(ds: Dataset, base: str, path: str) -> dict[str, Any]:
                 items = [_json_dict(item, base, f"{here}.{i}.") for i, item in enumerate(elem.value)]
                 out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
             else:
-                out[tag] = elem.to_json_dict(
-                    bulk_data_element_handler=lambda _e, uri=f"{BULK_PREFIX}{base}{here}": uri,
-                    bulk_data_threshold=BULK_THRESHOLD)
+                uri = f"{BULK_PREFIX}{base}{here}"
+                out[tag] = elem.to_json_dict(bulk_data_element_handler=lambda _e, u=uri: u,  # type: ignore[misc]
+                                             bulk_data_threshold=BULK_THRESHOLD)
         except (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError):
             continue  # an unreadable value stays in the stored header; the JSON view omits it
     return out

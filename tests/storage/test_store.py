@@ -34,9 +34,9 @@ def test_blob_write_is_atomic_and_keys_list_versions(tmp_path: Path) -> None:
     assert store.put_blob(key, "header.dcm", [b"ab", b"cd"]) == 4
     assert store.read_blob(key, "header.dcm", 1, 2) == b"bc"
     assert not list(store.path(key).glob(".*.tmp"))
-    assert list(store.keys()) == [key]
+    assert list(store.versions()) == [key]
     store.delete(key)
-    assert list(store.keys()) == []
+    assert list(store.versions()) == []
     with pytest.raises(StorageError):
         store.read_blob(key, "header.dcm")
 
