@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from io import BytesIO
 from typing import Any
@@ -112,6 +113,12 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
     cx_id = int(context.context_id)  # type: ignore[arg-type]
     pdus = _pdus(cx_id, command, memoryview(ds.yy_body), int(assoc.dimse.maximum_pdu_size or 0))
 
+    # Pause the association's reactor so that it cannot take the response (as pynetdicom
+    # does).  When we are not the reactor's own thread (C-MOVE sub-associations, `dimse
+    # store`), it stays paused after the response: resuming it means it sleeps 1 ms before
+    # it pauses again, a wait the next sub-operation paid (~20 % of the time per instance
+    # here).  release()/abort() resume it; nothing else is expected from a Storage SCP.
+    in_reactor = threading.current_thread() is assoc
     assoc._reactor_checkpoint.clear()
     while not assoc._is_paused:
         time.sleep(0.0001)
@@ -126,10 +133,12 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
         assoc._reactor_checkpoint.set()
         assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom's send() does
         raise
-    assoc._reactor_checkpoint.set()
     if rsp is None:
+        assoc._reactor_checkpoint.set()
         assoc._handle_no_response()
         return Dataset()
+    if in_reactor:
+        assoc._reactor_checkpoint.set()
     return assoc._check_received_status(rsp)
 
 

@@ -15,7 +15,7 @@ from dimse.associations import tally
 from dimse.fastsend import accept_pre_encoded
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
-from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send, resolve
+from dimse.retrieve import accepted_syntaxes, contexts_for, datasets_to_send, resolve
 from dimse.store_scp import status
 from dimse.uids import VERIFICATION
 from yunying.errors import ArchiveError
@@ -68,11 +68,16 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
         return
     yield len(rows)
     log.info("C-MOVE from %s: %d instances to %s", calling, len(rows), dest)
-    for row in rows:
-        if event.is_cancelled:
-            tally(event, "move_cancelled")
-            yield CANCELLED, None
-            return
-        accepted = accepted_syntaxes(sub["assoc"].accepted_contexts, row.sop_class) if sub else set()
-        yield PENDING, dataset_to_send(archive, row, accepted)
+    # The destination is associated by now (pynetdicom associates after the count).
+    contexts = sub["assoc"].accepted_contexts if sub else []
+    datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(contexts, cls))
+    try:
+        for ds in datasets:
+            if event.is_cancelled:
+                tally(event, "move_cancelled")
+                yield CANCELLED, None
+                return
+            yield PENDING, ds
+    finally:
+        datasets.close()
     tally(event, "moved", len(rows))

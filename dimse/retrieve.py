@@ -3,7 +3,9 @@ transfer syntax negotiation (as stored, else Explicit VR LE, else Implicit VR LE
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from pydicom import Dataset
@@ -88,3 +90,36 @@ def dataset_to_send(archive: Archive, row: InstanceRow, accepted: set[str]) -> D
     return stub
 
 
+
+
+PREFETCH = 4  # instances read ahead while the current one is being sent
+READERS = 2  # reads overlap: most of a read is waiting on the storage layer (zarr)
+
+
+def datasets_to_send(archive: Archive, rows: list[InstanceRow],
+                     accepted_for: Callable[[str], set[str]], depth: int = PREFETCH) -> Iterator[Dataset]:
+    """dataset_to_send for each row, in order, reading the next `depth` instances in a worker
+    thread while the caller sends the current one (reading a 512x512 CT instance takes ~2-4 ms
+    here, about as long as sending it).  Closing the iterator (C-CANCEL) drops what was read
+    ahead."""
+    if not rows:
+        return
+    accepted: dict[str, set[str]] = {}
+
+    def syntaxes(sop_class: str) -> set[str]:
+        if sop_class not in accepted:
+            accepted[sop_class] = accepted_for(sop_class)
+        return accepted[sop_class]
+
+    pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="dimse-read")
+    ahead: deque[Future[Dataset]] = deque()
+    todo = iter(rows)
+    try:
+        for row in todo:
+            ahead.append(pool.submit(dataset_to_send, archive, row, syntaxes(row.sop_class)))
+            if len(ahead) > depth:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
