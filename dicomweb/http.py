@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from yunying.errors import InvalidQuery
+from yunying.pixels.negotiate import _split as split_quoted
 
 DICOMWEB_ROOT = "/dicomweb"
 
@@ -43,20 +44,8 @@ class MediaRange:
     q: float = 1.0
 
 
-def _split(text: str, sep: str) -> list[str]:
-    out: list[str] = []
-    cur: list[str] = []
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == sep and not quoted:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [p.strip() for p in out if p.strip()]
+# one splitter of header values (quoted strings kept whole) for the face and the pixel library
+_split = split_quoted
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:
