@@ -38,6 +38,7 @@ from yunying.errors import (
     UnknownResource,
 )
 from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
+from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
 
 log = logging.getLogger("yunying.archive")
@@ -78,8 +79,16 @@ class Archive:
             log.warning("recovered after an unclean stop: %d re-indexed, %d incomplete removed",
                         len(report["reindexed"]), len(report["removed"]))
         self._marker.write_text("yunying is running on this data folder\n")
+        self._known = KnownSops()
+        threading.Thread(target=self._load_known, name="yunying-known-sops", daemon=True).start()
         self._writer = threading.Thread(target=self._write_loop, name="yunying-index-writer", daemon=True)
         self._writer.start()
+
+    def _load_known(self) -> None:
+        try:
+            self._known.load(sop for sop, _key in self.index.storage_keys())
+        except Exception:  # noqa: BLE001 - the index closed under us: stores keep asking the index
+            log.warning("could not load the SOP Instance UIDs; every store asks the index")
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -161,7 +170,7 @@ class Archive:
                 earlier = self._pending.get(parsed.sop)
             if earlier is not None:  # one version of a SOP in flight at a time
                 earlier[1].exception()
-            current = self.row(parsed.sop)
+            current = self.row(parsed.sop) if self._known.maybe(parsed.sop) else None
             if current is not None:
                 if (current.study, current.series) != (parsed.study, parsed.series):
                     raise InstanceConflict(
@@ -170,6 +179,7 @@ class Archive:
                     return StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series, "duplicate")
             key = f"{parsed.study}/{parsed.series}/{parsed.sop}.{parsed.digest[:16]}"
             record = self._write_bytes(parsed, key, origin)
+            self._known.add(parsed.sop)
             fut: Future = Future()
             with self._rows_lock:
                 self._pending[parsed.sop] = (_row_of(record, parsed), fut)
