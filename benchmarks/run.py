@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dimse, qido, stow, wado
+from benchmarks import dimse, pixels, qido, stow, wado
 from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct, corpus_subset
 from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
 from benchmarks.orthanc import orthanc_available
@@ -39,6 +39,11 @@ class Profile:
     frame_requests: int     # per throughput run (1 and 8 clients)
     cstore_instances: int   # per C-STORE run (1 and 4 associations)
     corpus_seconds: float   # corpus load time limit per server; the rest is not sent
+    rendered_requests: int = 300  # distinct slices rendered (uncached)
+    thumb_repeats: int = 50       # repeated (cached) thumbnail requests per level
+    cine_passes: int = 3          # whole-series cine passes, median reported
+    ttfi_runs: int = 9            # time-to-first-image runs
+    mpr_requests: int = 30        # coronal MPR positions after the cold one
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
@@ -46,7 +51,9 @@ FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
                frame_requests=1500, cstore_instances=300, corpus_seconds=330)
 QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
                 frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
-                frame_requests=500, cstore_instances=100, corpus_seconds=40)
+                frame_requests=500, cstore_instances=100, corpus_seconds=40,
+                rendered_requests=100, thumb_repeats=30, cine_passes=1, ttfi_runs=5,
+                mpr_requests=12)
 
 
 @dataclass
@@ -86,7 +93,8 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
     details = results.details[name]
     details["loadavg_before"] = os.getloadavg()
     all_keys = [k for k in ("stow_ips", "stow_mbps", "corpus_ips", "qido_p50", "qido_p95",
-                            "metadata_p50", "frame_p50", "fps_1", "fps_8", "cstore_1",
+                            "metadata_p50", "frame_p50", "fps_1", "fps_8", *PIXEL_KEYS,
+                            "cstore_1",
                             "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
@@ -141,7 +149,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             phase(["disk_ratio"], "disk usage", do_disk)
         else:
             results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8",
-                                "cmove_ips"], "CT study not stored")
+                                *PIXEL_KEYS, "cmove_ips"], "CT study not stored")
 
         corpus = data.corpus
 
@@ -191,6 +199,8 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
         phase(["metadata_p50"], "series metadata", do_metadata)
         phase(["frame_p50", "fps_1", "fps_8"], "WADO-RS frames", do_frames)
+        if "stow_ips" in results.values[name]:
+            run_pixels(name, server, data, profile, results, phase)
 
         def do_cstore(key: str, ct: CtStudy, n: int) -> Callable[[], None]:
             def run() -> None:
@@ -229,6 +239,48 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         details["restarts"] = server.restarts
     finally:
         server.stop()
+
+
+PIXEL_KEYS = ("rendered_p50", "thumb_p50", "cine_seq_fps", "cine_par_fps", "ttfi_p50",
+              "mpr_cold_ms", "mpr_p50")
+
+
+def run_pixels(name: str, server: Server, data: Data, profile: Profile, results: Results,
+               phase: Callable[[list[str], str, Callable[[], None]], bool]) -> None:
+    """The viewer's pixel path (issue 4). MPR first, so its first request finds the volume
+    cold; a feature the server lacks is n/a with the HTTP status it answered."""
+    details = results.details[name]
+
+    def step(keys: list[str], label: str, fn: Callable[[], dict[str, Any]],
+             figures: dict[str, str]) -> None:
+        def run() -> None:
+            try:
+                r = fn()
+            except pixels.Unsupported as exc:
+                results.fail(name, keys, str(exc))
+                details.setdefault("unsupported", {})[label] = str(exc)
+                return
+            details[label] = r
+            for key, field in figures.items():
+                results.set(name, key, r[field])
+        phase(keys, label, run)
+
+    ct = data.ct
+
+    def url() -> str:  # read at call time: a restarted server may listen elsewhere
+        return server.dicomweb_url
+
+    step(["mpr_cold_ms", "mpr_p50"], "MPR", lambda: pixels.mpr(url(), ct, profile.mpr_requests),
+         {"mpr_cold_ms": "cold_ms", "mpr_p50": "p50_ms"})
+    step(["rendered_p50"], "rendered frames",
+         lambda: pixels.rendered(url(), ct, profile.rendered_requests), {"rendered_p50": "p50_ms"})
+    step(["thumb_p50"], "thumbnails", lambda: pixels.thumbnails(url(), ct, profile.thumb_repeats),
+         {"thumb_p50": "p50_ms"})
+    step(["cine_seq_fps", "cine_par_fps"], "cine",
+         lambda: pixels.cine(url(), ct, profile.cine_passes),
+         {"cine_seq_fps": "fps_seq", "cine_par_fps": "fps_par"})
+    step(["ttfi_p50"], "time to first image",
+         lambda: pixels.first_image(url(), ct, profile.ttfi_runs), {"ttfi_p50": "p50_ms"})
 
 
 def run_import(data: Data, workdir: Path, results: Results) -> None:
