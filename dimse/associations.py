@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import Counter
+from queue import Empty
 from typing import Any
 
 from pynetdicom import _config
@@ -28,38 +31,116 @@ def tally(event: Event, what: str, n: int = 1) -> None:
 
 
 IDLE_WAIT_S = 0.001  # pynetdicom's own idle sleep (DUL._run_loop_delay)
+REACTOR_WAIT_S = 0.005  # how long an acceptor's reactor waits for a request per loop
+
+
+class _Waker:
+    """A pipe the DUL's select() also watches: written when a primitive is queued for sending."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.r, False)
+        os.set_blocking(self.w, False)
+        self._closed = False
+
+    def wake(self) -> None:
+        try:
+            os.write(self.w, b"x")
+        except (BlockingIOError, OSError):  # already pending, or closed
+            pass
+
+    def drain(self) -> None:
+        try:
+            os.read(self.r, 4096)
+        except (BlockingIOError, OSError):
+            pass
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self.r)
+            os.close(self.w)
 
 
 class WakingSocket(AssociationSocket):
     """An AssociationSocket whose `ready` waits for incoming data instead of only polling.
 
-    pynetdicom's DUL loop, when idle, sleeps `_run_loop_delay` (1 ms) and then polls the
-    socket with a zero timeout, so every incoming PDU waits up to a millisecond before it is
-    read.  With the sleep set to zero and this `ready` waiting up to that same millisecond in
-    select(), the loop costs what it did when idle (same wake-ups, same latency for
-    primitives queued by other threads) but an incoming PDU is read as soon as it arrives.
+    pynetdicom's DUL loop, when idle, sleeps `_run_loop_delay` (1 ms), then looks for a
+    primitive to send, then polls the socket with a zero timeout: every incoming PDU, and
+    every message another thread queues (a C-FIND response, a C-MOVE pending response),
+    waited up to a millisecond.  With the sleep set to zero, this `ready` waits in select()
+    up to that same millisecond for incoming data *or* a queued primitive (`_Waker`), so the
+    idle loop costs what it did and both directions go as soon as there is something to do.
     Measured here: C-STORE sub-operations to DCMTK storescp 520 -> 770 instances/s.
     """
+
+    _yy_waker: _Waker
 
     @property
     def ready(self) -> bool:
         sock = self.socket
         if sock is None or self._is_connected is False:
             return False
+        waker = self._yy_waker
+        if waker._closed:  # EVT_CONN_CLOSE ran (in this, the DUL's, thread)
+            return False
         try:
-            ready, _, _ = select.select([sock], [], [], IDLE_WAIT_S)
+            ready, _, _ = select.select([sock, waker.r], [], [], IDLE_WAIT_S)
         except (OSError, TimeoutError, ValueError):
+            if waker._closed:
+                return False
             self.event_queue.put("Evt17")  # transport connection closed, as pynetdicom does
             return False
-        return bool(ready)
+        if waker.r in ready:
+            waker.drain()  # the DUL loop takes the queued primitive on its next pass
+        return sock in ready
 
 
 def wake_on_data(assoc: Any) -> None:
-    """Make the association's DUL read incoming PDUs as they arrive (see WakingSocket)."""
-    dul_socket = getattr(assoc.dul, "socket", None)
-    if type(dul_socket) is AssociationSocket and not isinstance(dul_socket.socket, ssl.SSLSocket):
-        dul_socket.__class__ = WakingSocket
-        assoc.dul._run_loop_delay = 0
+    """Make the association's DUL read incoming PDUs, and send queued ones, without its
+    polling delay (see WakingSocket)."""
+    dul = assoc.dul
+    dul_socket = getattr(dul, "socket", None)
+    if type(dul_socket) is not AssociationSocket or isinstance(dul_socket.socket, ssl.SSLSocket):
+        return
+    waker = _Waker()
+    weakref.finalize(dul_socket, waker.close)
+    dul_socket._yy_waker = waker
+    dul_socket.__class__ = WakingSocket
+    queue = dul.to_provider_queue
+    put = queue.put
+
+    def put_and_wake(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        put(item, block, timeout)
+        waker.wake()
+
+    queue.put = put_and_wake
+    dul._run_loop_delay = 0
+
+
+def close_waker(assoc: Any) -> None:
+    waker = getattr(getattr(assoc.dul, "socket", None), "_yy_waker", None)
+    if waker is not None:
+        waker.close()
+
+
+def wait_for_requests(assoc: Any) -> None:
+    """An acceptor's reactor sleeps 1 ms per loop before it looks for a request: let its
+    non-blocking look wait up to REACTOR_WAIT_S instead, so a request arriving then is served
+    at once.  Only the reactor's own non-blocking calls wait (send_* calls block anyway)."""
+    dimse = assoc.dimse
+    get_msg = dimse.get_msg
+    msg_queue = dimse.msg_queue
+
+    def get_msg_waiting(block: bool = False) -> Any:
+        if not block and threading.current_thread() is assoc:
+            try:
+                return msg_queue.get(timeout=REACTOR_WAIT_S)
+            except Empty:
+                return None, None
+        return get_msg(block)
+
+    dimse.get_msg = get_msg_waiting
 
 
 def set_nodelay(event: Event) -> None:
@@ -78,6 +159,7 @@ def on_established(event: Event) -> None:
     """EVT_ESTABLISHED: start the tally and log who connected."""
     with _lock:
         _tallies[id(event.assoc)] = (time.monotonic(), Counter())
+    wait_for_requests(event.assoc)
     rq = event.assoc.requestor
     log.info("association %s -> %s from %s:%s accepted (%d contexts)",
              rq.ae_title, event.assoc.acceptor.ae_title, rq.address, rq.port,
@@ -86,6 +168,7 @@ def on_established(event: Event) -> None:
 
 def on_closed(event: Event) -> None:
     """EVT_CONN_CLOSE: log the association's counts (no patient data)."""
+    close_waker(event.assoc)
     with _lock:
         entry = _tallies.pop(id(event.assoc), None)
     if entry is None:

@@ -144,17 +144,30 @@ def compile_retrieve(identifier: Dataset, root: str) -> RetrieveTarget:
                           studies=pick("STUDY"), series=pick("SERIES"), sops=pick("IMAGE"))
 
 
+def _element(tag: int, item: dict) -> DataElement:
+    """One DICOM JSON attribute as a DataElement (PS3.18 F.2); no bulk data in C-FIND."""
+    vr = item.get("vr", "UN")
+    for key in ("Value", "BulkDataURI", "InlineBinary"):
+        if key in item:
+            return DataElement.from_json(Dataset, f"{tag:08X}", vr, item[key], key,
+                                         lambda *_: b"")
+    return DataElement(tag, vr, [] if vr == "SQ" else None)
+
+
 def response_identifier(result: dict, identifier: Dataset, level: Level, retrieve_aet: str) -> Dataset:
-    """The C-FIND response: exactly the requested keys, valued from the DICOM JSON match."""
-    found = Dataset.from_json(result, bulk_data_uri_handler=lambda *_: b"")
+    """The C-FIND response: exactly the requested keys, valued from the DICOM JSON match.
+
+    Only the requested attributes are converted from the JSON (converting the whole match
+    with Dataset.from_json cost ~0.4 ms per match here)."""
     rsp = Dataset()
     rsp.SpecificCharacterSet = "ISO_IR 192"  # the index's JSON is Unicode (design rule 7)
     for elem in identifier:
         tag = int(elem.tag)
         if tag in OWN_KEYS or elem.tag.group in (0x0000, 0x0002):
             continue
-        if tag in found:
-            rsp[tag] = found[tag]
+        item = result.get(f"{tag:08X}")
+        if item is not None:
+            rsp[tag] = _element(tag, item)
         else:
             rsp.add_new(tag, elem.VR, [] if elem.VR == "SQ" else None)
     rsp.QueryRetrieveLevel = level

@@ -13,7 +13,7 @@ from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
-from dimse.associations import set_nodelay
+from dimse.associations import close_waker, set_nodelay
 
 
 def requeue_responses(assoc: Association) -> None:
@@ -36,5 +36,11 @@ def _on_established(event: Event) -> None:
     requeue_responses(event.assoc)
 
 
-# Bound on every association we request: TCP_NODELAY on connect, the race fix once established.
-HANDLERS: list[tuple[Any, Any]] = [(evt.EVT_CONN_OPEN, set_nodelay), (evt.EVT_ESTABLISHED, _on_established)]
+def _on_closed(event: Event) -> None:
+    close_waker(event.assoc)
+
+
+# Bound on every association we request: TCP_NODELAY and the DUL wake-ups on connect, the
+# race fix once established.
+HANDLERS: list[tuple[Any, Any]] = [(evt.EVT_CONN_OPEN, set_nodelay), (evt.EVT_ESTABLISHED, _on_established),
+                                   (evt.EVT_CONN_CLOSE, _on_closed)]
