@@ -82,7 +82,8 @@ class WakingSocket(AssociationSocket):
         if sock is None or self._is_connected is False:
             return False
         waker = self._yy_waker
-        if waker._closed:  # EVT_CONN_CLOSE ran (in this, the DUL's, thread)
+        if waker._closed:  # EVT_CONN_CLOSE ran (in this, the DUL's, thread): poll as before
+            time.sleep(IDLE_WAIT_S)
             return False
         try:
             ready, _, _ = select.select([sock, waker.r], [], [], IDLE_WAIT_S)
