@@ -244,3 +244,18 @@ def test_get_bad_identifier(scp, loaded, tmp_path: Path) -> None:
     res = get(scp.port, tmp_path, "QueryRetrieveLevel=IMAGE", "StudyInstanceUID=1.2.826.1.1")
     # 0xA900; getscu then stops reading and trips over the FailedSOPInstanceUIDList data set
     assert "DataSetDoesNotMatchSOPClass" in res.stderr + res.stdout, res.stderr + res.stdout
+
+
+@pytest.mark.parametrize("storescp", [["+B", "-pdu", "4096"]], indirect=True)
+def test_move_sends_the_stored_bytes_bit_exact_in_small_pdus(scp, loaded, storescp, tmp_path: Path) -> None:
+    # Sub-operations send the archive's stored bytes (dimse/fastsend.py), fragmented to the
+    # destination's maximum PDU (4 KiB here: CT_small needs ~10 PDUs); storescp +B writes
+    # what it received, which must be the data set exactly as it was stored.
+    from dimse.fastsend import part10_body
+
+    res = move(scp.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID=1.2.826.1.3")
+    assert res.returncode == 0, res.stderr
+    (path,) = list(storescp.iterdir())
+    sent = make_instance(tmp_path / "again.dcm", study="1.2.826.1.3", series="1.2.826.1.3.1",
+                         sop="1.2.826.1.3.1.1", patient_id="P2", name="Roe^Jane", date="20240120")
+    assert bytes(part10_body(path.read_bytes())) == bytes(part10_body(sent.read_bytes()))
