@@ -358,21 +358,27 @@ class Archive:
 
     # -- check and recovery ----------------------------------------------------------------
     def check(self, repair: bool = False) -> dict[str, list[str]]:
-        """Compare the index with the stored bytes: missing bytes and orphaned versions."""
+        """Compare the index with the stored bytes: indexed instances without bytes, versions not indexed.
+
+        repair: a complete version the index lacks is indexed again from its record (nothing is
+        lost, and a deleted index.duckdb is rebuilt this way); an incomplete one is removed; an
+        index row without bytes is dropped.
+        """
         self.flush()
         indexed = dict(self.index.storage_keys())
         keys = set(indexed.values())
         missing = [sop for sop, key in indexed.items() if not self.storage.exists(key)]
         orphans = [key for key in self.storage.versions() if key not in keys]
+        report = {"missing": missing, "orphans": orphans, "reindexed": [], "removed": []}
         if repair:
-            for key in orphans:
-                self.storage.delete(key)
             for sop in missing:
                 row = self.index.lookup(sop)
                 if row is not None:
                     self.index.delete(row.study, row.series, row.sop)
                     self._forget(sop)
-        return {"missing": missing, "orphans": orphans}
+            report.update(self.recover())
+            self.generation += 1
+        return report
 
     def recover(self) -> dict[str, list[str]]:
         """After an unclean stop: index complete versions the index lacks, remove incomplete ones."""

@@ -111,11 +111,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     for sop in report["missing"]:
         print(f"missing bytes: instance {sop}")
     for key in report["orphans"]:
-        print(f"orphaned bytes: {key}")
+        print(f"not indexed: {key}")
     n = len(report["missing"]) + len(report["orphans"])
-    verb = "repaired" if args.repair else "found"
     print(f"check: {len(report['missing'])} indexed instance(s) without bytes, "
-          f"{len(report['orphans'])} orphaned version(s); {n} problem(s) {verb}")
+          f"{len(report['orphans'])} stored version(s) not indexed; {n} problem(s)")
+    if args.repair:
+        print(f"repair: {len(report['reindexed'])} version(s) indexed again from their records, "
+              f"{len(report['removed'])} incomplete or superseded version(s) removed, "
+              f"{len(report['missing'])} index row(s) without bytes dropped")
     return 0 if n == 0 or args.repair else 1
 
 
@@ -146,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_import)
     check = sub.add_parser("check", help="verify the index against the stored bytes")
     _common(check)
-    check.add_argument("--repair", action="store_true", help="remove orphans and index rows without bytes")
+    check.add_argument("--repair", action="store_true",
+                       help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
     for name in ("dimse.cli", "conformance.cli"):
         try:

@@ -80,15 +80,36 @@ def test_check_finds_and_repairs_orphans_and_missing_bytes(tmp_path: Path) -> No
     assert len(versions) == 3
     orphan = versions[0].parent / "1.2.3.4.deadbeef"
     orphan.mkdir()
-    (orphan / "header.dcm").write_bytes(b"x")
+    (orphan / "header.dcm").write_bytes(b"x")  # an interrupted write: no completion record
     import shutil
     shutil.rmtree(versions[1])  # an indexed instance whose bytes vanished
     res = yunying("check", "--data", str(data))
     assert res.returncode == 1
-    assert "orphaned bytes" in res.stdout and "missing bytes" in res.stdout
+    assert "not indexed" in res.stdout and "missing bytes" in res.stdout
     res = yunying("check", "--data", str(data), "--repair")
-    assert res.returncode == 0 and "2 problem(s) repaired" in res.stdout
+    assert res.returncode == 0 and "1 incomplete or superseded version(s) removed" in res.stdout
+    assert "1 index row(s) without bytes dropped" in res.stdout
     assert yunying("check", "--data", str(data)).returncode == 0
+    assert not orphan.exists()
+
+
+def test_a_lost_index_is_rebuilt_from_the_stored_records(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    src = tmp_path / "in"
+    src.mkdir()
+    study = generate_uid()
+    for i in range(4):
+        (src / f"{i}.dcm").write_bytes(part10(make_ct(study, number=i)))
+    assert yunying("import", str(src), "--data", str(data)).returncode == 0
+    for f in data.glob("index.duckdb*"):
+        f.unlink()
+    res = yunying("check", "--data", str(data), "--repair")
+    assert res.returncode == 0 and "4 version(s) indexed again" in res.stdout
+    srv = start_yunying(data)
+    try:
+        assert len(httpx.get(f"{srv.dicomweb_url}/studies/{study}/instances").json()) == 4
+    finally:
+        srv.stop()
 
 
 @pytest.mark.parametrize("args, env, needle", [
