@@ -5,11 +5,10 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
-
-import httpx
 
 from benchmarks.net import YunyingServer, start_yunying
 from tests.conftest import storable_testfiles
@@ -78,7 +77,7 @@ def test_stow_then_wado_as_stored_is_dataset_equal(archive: YunyingServer, path:
         assert _after_meta(got_raw := _retrieve_raw(archive, want)) == _after_meta(raw), len(got_raw)
 
 
-def _stow_raw(server: YunyingServer, raw: bytes, expect: int = 200) -> "httpx.Response":
+def _stow_raw(server: YunyingServer, raw: bytes, expect: int = 200) -> httpx.Response:
     import httpx
 
     body = b"--b0\r\nContent-Type: application/dicom\r\n\r\n" + raw + b"\r\n--b0--\r\n"
@@ -89,8 +88,9 @@ def _stow_raw(server: YunyingServer, raw: bytes, expect: int = 200) -> "httpx.Re
 
 
 def _after_meta(part10: bytes) -> bytes:
-    from yunying.ingest import _dataset_start
     import io
+
+    from yunying.ingest import _dataset_start
 
     return part10[_dataset_start(io.BytesIO(part10)):]
 

@@ -1,10 +1,11 @@
 """WADO-RS (PS3.18 10.4): instances, metadata, frames, bulk data, 404/406, ETag, DELETE."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import numpy as np
 import pydicom
-import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
@@ -59,7 +60,7 @@ def test_native_frames_single_and_lists(server: YunyingServer) -> None:
 def test_compressed_frame_as_stored_names_its_transfer_syntax(server: YunyingServer) -> None:
     path = get_testdata_file("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
-    resp = httpx.post(server.dicomweb_url + "/studies", content=(m := multipart(open(path, "rb").read()))[0],
+    resp = httpx.post(server.dicomweb_url + "/studies", content=(m := multipart(Path(path).read_bytes()))[0],
                       headers={"Content-Type": m[1]})
     assert resp.status_code == 200
     [(ctype, data)] = parts(httpx.get(url(server, ds, "/frames/1"), headers={"Accept": OCTET_ANY}))
@@ -112,7 +113,7 @@ def test_metadata_has_bulkdata_uris_that_resolve(server: YunyingServer) -> None:
     [meta] = httpx.get(url(server, ds, "/metadata")).json()
     uri = meta["7FE00010"]["BulkDataURI"]
     assert uri.startswith(server.dicomweb_url + "/studies/")
-    [(ctype, data)] = parts(httpx.get(uri, headers={"Accept": 'multipart/related; type="application/octet-stream"'}))
+    [(_ctype, data)] = parts(httpx.get(uri, headers={"Accept": 'multipart/related; type="application/octet-stream"'}))
     assert data == ds.PixelData
 
 

@@ -19,7 +19,7 @@ from tests.dicomweb.helpers import make_ct, multipart, part10
 
 def yunying(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "yunying.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "yunying.cli", *args], check=False, capture_output=True, text=True,
                           env=full_env, timeout=300, cwd=REPO_ROOT)
 
 

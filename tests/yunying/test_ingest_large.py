@@ -29,8 +29,9 @@ def _roundtrip(archive: Archive, path: Path, monkeypatch: pytest.MonkeyPatch) ->
     row = archive.instance(res.study, res.series, res.sop_instance)
     raw = path.read_bytes()
     got = archive.read_part10(row)
-    from yunying.ingest import _dataset_start
     import io
+
+    from yunying.ingest import _dataset_start
     assert got[_dataset_start(io.BytesIO(got)):] == raw[_dataset_start(io.BytesIO(raw)):]
 
 
