@@ -157,3 +157,85 @@ def accept_pre_encoded(assoc: Association) -> None:
 
     assoc.send_c_store = send_c_store  # type: ignore[method-assign]
     assoc._yy_pre_encoded = True  # type: ignore[attr-defined]
+
+
+class DirectResponses:
+    """C-FIND pending responses written straight to the association's socket, batched.
+
+    pynetdicom sends each response as a primitive queued to its DUL thread, which encodes the
+    command set, fragments and sends it: ~1 ms per match here, most of a C-FIND's time on
+    a study list.  The handler runs in the association's reactor thread and the requester
+    waits for the final response before it sends anything else, so nothing else is being
+    written on the association meanwhile; the final response still goes through pynetdicom
+    after these.  `None` from `for_event` (TLS, no socket, deflate): use pynetdicom's path.
+    """
+
+    FLUSH_BYTES = 64 * 1024
+    FLUSH_EVERY = 16
+
+    def __init__(self, assoc: Association, sock: Any, context_id: int, ts: Any, command: bytes) -> None:
+        self.assoc, self.sock, self.context_id, self.command = assoc, sock, context_id, command
+        self.implicit, self.little = bool(ts.is_implicit_VR), bool(ts.is_little_endian)
+        self.max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
+        self.pending: list[bytes | memoryview] = []
+        self.count = self.size = 0
+
+    @classmethod
+    def for_event(cls, event: Any) -> DirectResponses | None:
+        assoc = event.assoc
+        dul_socket = getattr(assoc.dul, "socket", None)
+        sock = getattr(dul_socket, "socket", None)
+        try:
+            import ssl
+
+            if sock is None or isinstance(sock, ssl.SSLSocket):
+                return None
+            context = event.context
+            ts = context.transfer_syntax
+            if ts.is_deflated:
+                return None
+            from pynetdicom.dimse_messages import C_FIND_RSP
+            from pynetdicom.dimse_primitives import C_FIND
+
+            req = event.request
+            rsp = C_FIND()
+            rsp.MessageID = req.MessageID
+            rsp.MessageIDBeingRespondedTo = req.MessageID
+            rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
+            rsp.Status = 0xFF00
+            rsp.Identifier = BytesIO(b"\x00")
+            msg = C_FIND_RSP()
+            msg.primitive_to_message(rsp)
+            command = encode(msg.command_set, True, True)
+            if command is None:
+                return None
+            return cls(assoc, sock, int(context.context_id), ts, command)
+        except Exception:  # noqa: BLE001 - anything unexpected: pynetdicom's own path
+            log.debug("direct C-FIND responses not possible", exc_info=True)
+            return None
+
+    def add(self, identifier: Dataset) -> None:
+        """Queue one pending response; written when enough have gathered."""
+        body = encode(identifier, self.implicit, self.little, False)
+        if body is None:
+            raise ValueError("cannot encode a C-FIND response identifier")
+        pdus = _pdus(self.context_id, self.command, memoryview(body), self.max_pdu)
+        self.pending.extend(pdus)
+        self.count += 1
+        self.size += len(body) + len(self.command)
+        if self.count >= self.FLUSH_EVERY or self.size >= self.FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued (raises OSError when the peer is gone)."""
+        if not self.pending:
+            return
+        data = b"".join(self.pending)
+        self.pending.clear()
+        self.count = self.size = 0
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom does
+            raise
+        self.assoc.dul._idle_timer.restart()

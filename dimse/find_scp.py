@@ -9,6 +9,7 @@ from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
+from dimse.fastsend import DirectResponses
 from dimse.identifier import InvalidIdentifier, compile_find, response_identifier, root_of
 from dimse.store_scp import status
 from yunying.errors import ArchiveError
@@ -42,23 +43,38 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         yield status(0xA900, "identifier cannot be decoded"), None
         return
     results = archive.search(query)
+    direct = DirectResponses.for_event(event)
     sent = 0
     try:
         for result in results:
             if event.is_cancelled:
+                if direct is not None:
+                    direct.flush()
                 tally(event, "find_cancelled")
                 yield CANCELLED, None
                 return
-            yield PENDING, response_identifier(result, identifier, query.level, aet)
+            rsp = response_identifier(result, identifier, query.level, aet)
+            if direct is not None:
+                direct.add(rsp)
+            else:
+                yield PENDING, rsp
             sent += 1
+        if direct is not None:
+            direct.flush()
+    except OSError:  # the requester went away while we wrote responses
+        log.info("C-FIND from %s: connection lost after %d matches", calling, sent)
+        tally(event, "find_failed")
+        return
     except ArchiveError as exc:
         log.info("C-FIND from %s refused: %s", calling, exc.reason)
         tally(event, "find_refused")
+        _flush_quietly(direct)
         yield status(exc.dimse_status, exc.reason), None
         return
     except Exception as exc:  # noqa: BLE001 - the edge: any failure becomes a status
         log.error("C-FIND from %s failed after %d matches: %s", calling, sent, type(exc).__name__)
         tally(event, "find_failed")
+        _flush_quietly(direct)
         yield status(UNABLE_TO_PROCESS, "internal error while searching"), None
         return
     finally:
@@ -68,3 +84,12 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         tally(event, "find_matches", sent)
     tally(event, "find")
     yield SUCCESS, None
+
+
+def _flush_quietly(direct: DirectResponses | None) -> None:
+    """Responses already built go out before the failure status (their order is kept)."""
+    if direct is not None:
+        try:
+            direct.flush()
+        except OSError:
+            pass
