@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from dicomweb.http import base_url, multipart_body, new_boundary, parse_accept, warning_header
 from dicomweb.xml import MEDIA_TYPE as XML_TYPE
@@ -131,38 +131,47 @@ def _uid(item: dict[str, Any], tag: str) -> str | None:
     return value[0] if value else None
 
 
-async def _search(request: Request, level: Level, scope: dict[str, str]) -> StreamingResponse:
+async def _search(request: Request, level: Level, scope: dict[str, str]) -> Response:
     form = representation(request)
     archive = request.app.state.archive
     query, warnings = parse_qido(request, level, scope, request.app.state.settings.qido_max_results)
     wanted = query.limit if query.limit is not None else request.app.state.settings.qido_max_results
     query.limit = wanted + 1  # one more than asked tells whether results were cut (PS3.18 8.3.4.4)
-    rows = await run_in_threadpool(lambda: list(archive.search(query)))
-    if len(rows) > wanted:
+    base = base_url(request)
+    if form == "xml":
+        rows = await run_in_threadpool(lambda: list(archive.search(query)))
+        more = len(rows) > wanted
         rows = rows[:wanted]
+    else:
+        # search and JSON in one worker hop: the answer is at most `limit` rows, already in memory
+        def search_json() -> tuple[bool, bytes]:
+            found = list(archive.search(query))
+            return len(found) > wanted, b"".join(_json_body(iter(found[:wanted]), base, level))
+
+        more, body = await run_in_threadpool(search_json)
+    if more:
         warnings.append("There are additional results that can be requested")
     headers = {"Warning": warning_header(*warnings)} if warnings else {}
     if form == "xml":
         boundary = new_boundary()
-        parts = iterate_in_threadpool(_xml_parts(iter(rows), base_url(request), level))
+        parts = iterate_in_threadpool(_xml_parts(iter(rows), base, level))
         return StreamingResponse(multipart_body(boundary, parts), headers=headers,
                                  media_type=f'multipart/related; type="{XML_TYPE}"; boundary={boundary}')
-    body = _json_body(iter(rows), base_url(request), level)
-    return StreamingResponse(iterate_in_threadpool(body), media_type="application/dicom+json", headers=headers)
+    return Response(body, media_type="application/dicom+json", headers=headers)
 
 
-async def search_studies(request: Request) -> StreamingResponse:
+async def search_studies(request: Request) -> Response:
     """GET /studies."""
     return await _search(request, "STUDY", {})
 
 
-async def search_series(request: Request) -> StreamingResponse:
+async def search_series(request: Request) -> Response:
     """GET /series and /studies/{study}/series."""
     p = request.path_params
     return await _search(request, "SERIES", {STUDY: p["study"]} if "study" in p else {})
 
 
-async def search_instances(request: Request) -> StreamingResponse:
+async def search_instances(request: Request) -> Response:
     """GET /instances, /studies/{study}/instances, /studies/{study}/series/{series}/instances."""
     p = request.path_params
     scope = {STUDY: p["study"]} if "study" in p else {}
