@@ -40,3 +40,15 @@ def test_the_yunying_package_does_not_import_a_face_except_in_the_cli() -> None:
         if f.name in ("cli.py",):
             continue
         assert not imports(f) & {"dicomweb", "dimse", "starlette", "pynetdicom"}, f
+
+
+def test_every_package_is_installed_by_pip_install_dot() -> None:
+    """The README's `pip install .` must ship every subpackage (yunying.pixels, conformance.checks ...)."""
+    import fnmatch
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for top in OURS:
+        for init in (ROOT / top).rglob("__init__.py"):
+            name = ".".join(init.parent.relative_to(ROOT).parts)
+            assert any(fnmatch.fnmatch(name, pat) for pat in include), name
