@@ -185,7 +185,9 @@ async def rendered(request: Request) -> Response:
     params, headers = _params(request.query_params, RENDER_KEYS)
     media, multipart = _media(request)
     numbers = frame_numbers(p["frames"]) if "frames" in p else None
-    rows = _image_rows(await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop")))
+    cached = archive.cached_row(p["study"], p["series"], p["sop"]) if "sop" in p else None
+    rows = _image_rows([cached] if cached is not None else await run_in_threadpool(
+        archive.instances, p["study"], p.get("series"), p.get("sop")))  # one worker hop fewer when cached
     level = "frames" if numbers else "instance" if "sop" in p else "set"
     if numbers:
         for n in numbers:

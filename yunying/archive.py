@@ -248,6 +248,13 @@ class Archive:
                     self._rows.popitem(last=False)
         return row
 
+    def cached_row(self, study: str, series: str, sop: str) -> InstanceRow | None:
+        """The instance's row when it is in memory (never touches the index: safe on an event loop)."""
+        with self._rows_lock:
+            pending = self._pending.get(sop)
+            row = pending[0] if pending is not None else self._rows.get(sop)
+        return row if row is not None and (row.study, row.series) == (study, series) else None
+
     def _forget(self, sop: str) -> None:
         with self._rows_lock:
             self._rows.pop(sop, None)
