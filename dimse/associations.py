@@ -86,7 +86,7 @@ class WakingSocket(AssociationSocket):
             time.sleep(IDLE_WAIT_S)
             return False
         try:
-            ready, _, _ = select.select([sock, waker.r], [], [], IDLE_WAIT_S)
+            ready, _, _ = select.select([sock, waker.r], [], [], IDLE_WAIT_S)  # type: ignore[type-var]
         except (OSError, TimeoutError, ValueError):
             if waker._closed:
                 return False
@@ -106,7 +106,7 @@ def wake_on_data(assoc: Any) -> None:
         return
     waker = _Waker()
     weakref.finalize(dul_socket, waker.close)
-    dul_socket._yy_waker = waker
+    dul_socket._yy_waker = waker  # type: ignore[attr-defined]
     dul_socket.__class__ = WakingSocket
     queue = dul.to_provider_queue
     put = queue.put

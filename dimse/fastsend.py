@@ -210,7 +210,7 @@ class DirectResponses:
             if command is None:
                 return None
             return cls(assoc, sock, int(context.context_id), ts, command)
-        except Exception:  # noqa: BLE001 - anything unexpected: pynetdicom's own path
+        except Exception:
             log.debug("direct C-FIND responses not possible", exc_info=True)
             return None
 

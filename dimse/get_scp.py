@@ -11,7 +11,7 @@ from dimse.access import AccessPolicy
 from dimse.associations import tally
 from dimse.fastsend import accept_pre_encoded
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
-from dimse.retrieve import accepted_syntaxes, datasets_to_send, resolve
+from dimse.retrieve import accepted_syntaxes, datasets_to_send, resolve, sub_operations
 from dimse.store_scp import status
 from yunying.errors import ArchiveError
 
@@ -50,13 +50,8 @@ def on_c_get(event: Event, archive: Archive, policy: AccessPolicy) -> Iterator[A
     # The storage contexts the requester proposed with the SCP role (PS3.7 D.3.3.4).
     ours = [cx for cx in event.assoc.accepted_contexts if cx.as_scu]
     datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(ours, cls))
-    try:
-        for ds in datasets:
-            if event.is_cancelled:
-                tally(event, "get_cancelled")
-                yield CANCELLED, None
-                return
-            yield PENDING, ds
-    finally:
-        datasets.close()
+    for code, ds in sub_operations(event, datasets, "get"):
+        yield code, ds
+        if code == CANCELLED:
+            return
     tally(event, "got", len(rows))

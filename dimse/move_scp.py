@@ -15,7 +15,13 @@ from dimse.associations import tally
 from dimse.fastsend import accept_pre_encoded
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
-from dimse.retrieve import accepted_syntaxes, contexts_for, datasets_to_send, resolve
+from dimse.retrieve import (
+    accepted_syntaxes,
+    contexts_for,
+    datasets_to_send,
+    resolve,
+    sub_operations,
+)
 from dimse.store_scp import status
 from dimse.uids import VERIFICATION
 from yunying.errors import ArchiveError
@@ -71,13 +77,8 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     # The destination is associated by now (pynetdicom associates after the count).
     contexts = sub["assoc"].accepted_contexts if sub else []
     datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(contexts, cls))
-    try:
-        for ds in datasets:
-            if event.is_cancelled:
-                tally(event, "move_cancelled")
-                yield CANCELLED, None
-                return
-            yield PENDING, ds
-    finally:
-        datasets.close()
+    for code, ds in sub_operations(event, datasets, "move"):
+        yield code, ds
+        if code == CANCELLED:
+            return
     tally(event, "moved", len(rows))

@@ -6,7 +6,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
@@ -123,3 +123,18 @@ def datasets_to_send(archive: Archive, rows: list[InstanceRow],
             yield ahead.popleft().result()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def sub_operations(event: Any, datasets: Iterator[Any], kind: str) -> Iterator[tuple[int, Any]]:
+    """(Pending, instance) per C-MOVE/C-GET sub-operation; (Cancel, None) once C-CANCEL arrives (PS3.4 C.4.2.3)."""
+    from dimse.associations import tally
+
+    try:
+        for ds in datasets:
+            if event.is_cancelled:
+                tally(event, f"{kind}_cancelled")
+                yield 0xFE00, None
+                return
+            yield 0xFF00, ds
+    finally:
+        datasets.close()  # type: ignore[attr-defined]

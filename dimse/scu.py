@@ -25,8 +25,8 @@ from pynetdicom.presentation import (
 
 from dimse import uids
 from dimse.associations import quiet_pynetdicom
-from dimse.requestor import HANDLERS
 from dimse.fastsend import accept_pre_encoded
+from dimse.requestor import HANDLERS
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from index.model import Origin
