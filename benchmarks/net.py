@@ -86,8 +86,23 @@ def yunying_cli_available() -> bool:
     return (REPO_ROOT / "yunying" / "cli.py").exists()
 
 
+class ServerProcess:
+    """A server we started as a subprocess: stop() it, or use it as a context manager."""
+
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class YunyingServer:
+class YunyingServer(ServerProcess):
     http_url: str
     dicomweb_url: str
     dimse_port: int
@@ -100,14 +115,6 @@ class YunyingServer:
     def pid(self) -> int:
         return self.proc.pid
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_yunying(

@@ -12,9 +12,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
-from benchmarks.net import free_port, log_tail, nodelay_env, stop_process, wait_http
+from benchmarks.net import ServerProcess, free_port, log_tail, nodelay_env, wait_http
 
 ORTHANC_BINARIES = ("/usr/sbin/Orthanc", "/usr/bin/Orthanc")
 DICOMWEB_PLUGINS = (
@@ -52,7 +51,7 @@ def orthanc_available() -> bool:
 
 
 @dataclass
-class OrthancServer:
+class OrthancServer(ServerProcess):
     http_url: str
     dicomweb_url: str
     dimse_port: int
@@ -69,14 +68,6 @@ class OrthancServer:
     def storage_dir(self) -> Path:
         return self.workdir / "storage"
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def orthanc_config(
