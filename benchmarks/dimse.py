@@ -180,12 +180,13 @@ def c_find(peer: Peer, queries: Sequence[FindQuery], per_association: int = 40,
             matches, status = 0, None
             for status, ident in assoc.send_c_find(_identifier(q.keys),
                                                    StudyRootQueryRetrieveInformationModelFind):
-                if status is None:
+                # an empty status data set: pynetdicom gave up (abort, timeout, the SCU race)
+                if status is None or "Status" not in status:
                     break
                 if status.Status in (0xFF00, 0xFF01):
                     matches += 1
             ms = (time.perf_counter() - t0) * 1000
-            if status is None or status.Status != 0x0000:
+            if status is None or "Status" not in status or status.Status != 0x0000:
                 errors.append(f"{q.kind}: status {getattr(status, 'Status', 'timeout')}")
                 assoc.abort()
                 assoc = None
@@ -260,7 +261,7 @@ def c_move(peer: Peer, ct: CtStudy, destination: str = SCP_AET,
         final = None
         for status, _ in assoc.send_c_move(ident, destination,
                                            StudyRootQueryRetrieveInformationModelMove):
-            if status is None:
+            if status is None or "Status" not in status:
                 raise BenchError("C-MOVE timed out or the association aborted")
             if status.Status not in (0xFF00,):
                 final = status
