@@ -34,6 +34,8 @@ from dicomweb.frames import (
     frame_info,
     frame_numbers,
     header_info,
+    instance_row,
+    render_header,
 )
 from dicomweb.http import (
     CACHE_CONTROL,
@@ -161,7 +163,7 @@ def _preview_side(archive: Archive, row: InstanceRow, params: RenderParams, coun
 
 def _preview(archive: Archive, row: InstanceRow, number: int, side: int) -> tuple[np.ndarray, None, Any]:
     """Issue 4 part 4: HTJ2K skips resolution levels; others decode and keep every n-th pixel."""
-    header, info = header_info(archive, row)
+    header, info = render_header(archive, row), frame_info(archive, row)
     data = archive.read_frame(row, number)
     try:
         arr = decode_preview(bytes(data), info, row.transfer_syntax, max_side=side)  # type: ignore[arg-type]
@@ -186,8 +188,11 @@ async def rendered(request: Request) -> Response:
     media, multipart = _media(request)
     numbers = frame_numbers(p["frames"]) if "frames" in p else None
     cached = archive.cached_row(p["study"], p["series"], p["sop"]) if "sop" in p else None
+    if cached is None:  # one worker hop fewer when the row is in memory
+        cached = await run_in_threadpool(instance_row, archive, p["study"], p["series"], p["sop"]) \
+            if "sop" in p else None
     rows = _image_rows([cached] if cached is not None else await run_in_threadpool(
-        archive.instances, p["study"], p.get("series"), p.get("sop")))  # one worker hop fewer when cached
+        archive.instances, p["study"], p.get("series")))
     level = "frames" if numbers else "instance" if "sop" in p else "set"
     if numbers:
         for n in numbers:

@@ -266,7 +266,13 @@ class Archive:
             rows = [row] if row and row.study == study and (series is None or row.series == series) else []
         else:
             self.flush()
+            generation = self.generation
             rows = self.index.instances(study, series)
+            with self._rows_lock:  # frame requests for these instances now skip the index
+                if generation == self.generation:  # unless a commit or delete raced this read
+                    self._rows.update((r.sop, r) for r in rows if r.sop not in self._pending)
+                    while len(self._rows) > 50_000:
+                        self._rows.popitem(last=False)
         if not rows:
             raise UnknownResource(_what(study, series, sop) + " is not stored")
         return rows
@@ -279,6 +285,10 @@ class Archive:
     def read_header(self, row: InstanceRow) -> Dataset:
         """The stored header (all but PixelData), with file meta."""
         return pydicom.dcmread(io.BytesIO(self._blob(row, HEADER)), force=True)
+
+    def read_json(self, row: InstanceRow) -> dict:
+        """The stored DICOM JSON of a version, from the record beside its bytes (no index, no header parse)."""
+        return load_record(self._blob(row, RECORD)).json
 
     def _blob(self, row: InstanceRow, name: str) -> bytes:
         try:
@@ -420,6 +430,21 @@ class Archive:
             return load_record(self.storage.read_blob(key, RECORD)).received
         except (StorageError, ValueError, KeyError, TypeError):
             return datetime.min.replace(tzinfo=UTC)
+
+    def read_part10_parts(self, row: InstanceRow) -> list[bytes | memoryview]:
+        """read_part10(row) as received, in pieces to write one after another (never joined):
+        a native PixelData value is the decoded frames' own buffer (C-MOVE/C-GET send these)."""
+        extra = row.extra
+        if (row.pixel_form != "native" or "cut" not in extra
+                or UID(row.transfer_syntax) in (pydicom.uid.ExplicitVRBigEndian,
+                                                pydicom.uid.DeflatedExplicitVRLittleEndian)):
+            return [self.read_part10(row)]
+        head = self._blob(row, HEADER)
+        frames = self.storage.read_frames(row.storage_key)
+        cut = extra["cut"]
+        return [memoryview(head)[:cut], bytes.fromhex(extra["elem_head"]),
+                memoryview(np.ascontiguousarray(frames)).cast("B"), bytes.fromhex(extra.get("pad") or ""),
+                bytes.fromhex(extra.get("elem_tail", "")), memoryview(head)[cut:]]
 
 
 def _row_of(record: InstanceRecord, parsed: Parsed) -> InstanceRow:

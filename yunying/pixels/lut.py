@@ -1,6 +1,8 @@
 """Greyscale display pipeline: Modality LUT -> VOI LUT -> Presentation LUT (PS3.4 N.2; PS3.3 C.11)."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -9,6 +11,9 @@ from pydicom.pixels import apply_modality_lut
 Window = tuple[float, float, str]
 
 _LUT_DOMAIN_MAX = 1 << 17  # integer ranges up to this size go through a lookup table
+_TABLES_MAX = 64  # whole-domain tables kept (64 KiB each for 16-bit samples)
+_TABLES: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+_TABLES_LOCK = threading.Lock()
 
 
 def frame_attr(header: Any, frame_index: int, sequence: str, keyword: str) -> Any:
@@ -134,9 +139,55 @@ def to_unit8(stored: np.ndarray, header: Any, window: Window | None, frame_index
     return np.rint(y * 255.0).astype(np.uint8)
 
 
+def pipeline_key(header: Any, window: Window | None, frame_index: int = 0) -> tuple[Any, ...] | None:
+    """Everything to_unit8 reads from the header, when it is rescale + window + inversion only.
+
+    None when the result depends on the frame (no window anywhere: its min..max) or on a table
+    (Modality LUT Sequence): such frames keep the per-frame path.
+    """
+    win = window or header_window(header, frame_index)
+    if win is None:
+        return None
+    slope = _first(frame_attr(header, frame_index, "PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _first(
+        frame_attr(header, frame_index, "PixelValueTransformationSequence", "RescaleIntercept"))
+    if slope is None and intercept is None and header.get("ModalityLUTSequence"):
+        return None
+    return slope, intercept, tuple(win), inverts(header)
+
+
+def domain_lut(dtype: np.dtype, header: Any, window: Window | None, frame_index: int = 0) -> np.ndarray | None:
+    """uint8 table indexed by a frame's raw sample bits (`frame.view(unsigned)`), cached by pipeline.
+
+    One table per (sample type, rescale, window, inversion): every slice of a CT series shown
+    with one window shares it, so a frame costs one np.take instead of a min/max and a new LUT.
+    """
+    if dtype.kind not in "iu" or dtype.itemsize > 2 or not dtype.isnative:
+        return None
+    pipeline = pipeline_key(header, window, frame_index)
+    if pipeline is None:
+        return None
+    key = (dtype.str, pipeline)
+    with _TABLES_LOCK:
+        table = _TABLES.get(key)
+        if table is not None:
+            _TABLES.move_to_end(key)
+            return table
+    raw = np.arange(1 << (8 * dtype.itemsize), dtype=np.dtype(f"u{dtype.itemsize}")).view(dtype)
+    table = to_unit8(raw, header, pipeline[2], frame_index)  # type: ignore[arg-type]
+    table.flags.writeable = False
+    with _TABLES_LOCK:
+        _TABLES[key] = table
+        while len(_TABLES) > _TABLES_MAX:
+            _TABLES.popitem(last=False)
+    return table
+
+
 def grey_to_uint8(frame: np.ndarray, header: Any, window: Window | None, frame_index: int = 0,
                   auto: tuple[float, float] | None = None) -> np.ndarray:
     """Render one greyscale frame to uint8 through a lookup table when its range allows."""
+    if auto is None and (table := domain_lut(frame.dtype, header, window, frame_index)) is not None:
+        return np.take(table, frame.view(f"u{frame.dtype.itemsize}"))
     if frame.dtype.kind in "iub":
         lo, hi = int(frame.min()), int(frame.max())
         if hi - lo < _LUT_DOMAIN_MAX:
