@@ -11,7 +11,13 @@ from dimse.access import AccessPolicy
 from dimse.associations import tally
 from dimse.fastsend import accept_pre_encoded
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
-from dimse.retrieve import accepted_syntaxes, datasets_to_send, resolve, sub_operations
+from dimse.retrieve import (
+    accepted_syntaxes,
+    datasets_to_send,
+    direct_pending,
+    resolve,
+    sub_operations,
+)
 from dimse.store_scp import status
 from yunying.errors import ArchiveError
 
@@ -46,6 +52,7 @@ def on_c_get(event: Event, archive: Archive, policy: AccessPolicy) -> Iterator[A
         yield status(code, problem), None
         return
     accept_pre_encoded(event.assoc)
+    direct_pending(event.assoc)
     yield len(rows)
     # The storage contexts the requester proposed with the SCP role (PS3.7 D.3.3.4).
     ours = [cx for cx in event.assoc.accepted_contexts if cx.as_scu]

@@ -12,13 +12,14 @@ from pynetdicom.presentation import build_context
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from dimse.fastsend import accept_pre_encoded
+from dimse.fastsend import accept_pre_encoded, own_socket
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
 from dimse.retrieve import (
     accepted_syntaxes,
     contexts_for,
     datasets_to_send,
+    direct_pending,
     resolve,
     sub_operations,
 )
@@ -62,6 +63,7 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
 
     def grab(e: Event) -> None:
         accept_pre_encoded(e.assoc)
+        own_socket(e.assoc)  # responses read by the sending thread itself (fastsend.OwnedSocket)
         sub["assoc"] = e.assoc
 
     contexts = contexts_for(rows) or [build_context(VERIFICATION)]
@@ -76,6 +78,7 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     log.info("C-MOVE from %s: %d instances to %s", calling, len(rows), dest)
     # The destination is associated by now (pynetdicom associates after the count).
     contexts = sub["assoc"].accepted_contexts if sub else []
+    direct_pending(event.assoc)
     datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(contexts, cls))
     for code, ds in sub_operations(event, datasets, "move"):
         yield code, ds

@@ -2,7 +2,11 @@
 transfer syntax negotiation (as stored, else Explicit VR LE, else Implicit VR LE)."""
 from __future__ import annotations
 
+import functools
 import logging
+import ssl
+import struct
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -11,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import UID
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import PresentationContext, build_context
 
-from dimse.fastsend import PreEncoded, part10_body
+from dimse.fastsend import PreEncoded, _pdus, _uid, command_set, part10_body, send_buffers
 from dimse.identifier import RetrieveTarget, study_query, study_uids
 from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
@@ -75,6 +81,10 @@ def dataset_to_send(archive: Archive, row: InstanceRow, accepted: set[str]) -> D
     ts = choose_syntax(row.transfer_syntax, accepted)
     if ts is not None:
         try:
+            parts = getattr(archive, "read_part10_parts", None)
+            if ts == row.transfer_syntax and parts is not None:
+                body = parts(row)  # the meta is within the first piece
+                return PreEncoded(row.sop_class, row.sop, ts, [part10_body(body[0]), *body[1:]])
             raw = archive.read_part10(row, None if ts == row.transfer_syntax else ts)
             return PreEncoded(row.sop_class, row.sop, ts, part10_body(raw))
         except ArchiveError as exc:
@@ -123,6 +133,50 @@ def datasets_to_send(archive: Archive, rows: list[InstanceRow],
             yield ahead.popleft().result()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+PENDING_INTERVAL_S = 0.05  # at most one pending C-MOVE/C-GET response per interval (0: after each)
+
+
+def direct_pending(assoc: Association, interval: float = PENDING_INTERVAL_S) -> None:
+    """Write pending C-MOVE/C-GET responses (PS3.4 C.4.2.1.5, C.4.3.1.4) straight to the
+    requester's socket: pynetdicom builds each one through pydicom and its DUL thread
+    (~0.3 ms per sub-operation here).  Other responses (the final one) take pynetdicom's path,
+    after these.  As for DirectResponses: the handler runs in the association's reactor
+    thread and the requester waits for the final response, so nobody else writes meanwhile."""
+    dimse = assoc.dimse
+    sock: Any = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if getattr(dimse, "_yy_direct_pending", False) or sock is None or isinstance(sock, ssl.SSLSocket):
+        return
+    original = dimse.send_msg
+    last = [0.0]
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        if not isinstance(primitive, (C_MOVE, C_GET)) or primitive.Status != 0xFF00:
+            original(primitive, context_id)
+            return
+        now = time.monotonic()
+        if interval and now - last[0] < interval and primitive.NumberOfRemainingSuboperations:
+            return  # pending responses are optional (PS3.4 C.4.2.3): the next one counts these
+        last[0] = now
+        us = functools.partial(struct.pack, "<H")
+        command = command_set(
+            (0x0002, _uid(str(primitive.AffectedSOPClassUID))),
+            (0x0100, us(0x8021 if isinstance(primitive, C_MOVE) else 0x8010)),
+            (0x0120, us(primitive.MessageIDBeingRespondedTo)), (0x0800, us(0x0101)), (0x0900, us(0xFF00)),
+            (0x1020, us(primitive.NumberOfRemainingSuboperations)),
+            (0x1021, us(primitive.NumberOfCompletedSuboperations)),
+            (0x1022, us(primitive.NumberOfFailedSuboperations)),
+            (0x1023, us(primitive.NumberOfWarningSuboperations)))
+        try:
+            send_buffers(sock, _pdus(context_id, command, b"", int(dimse.maximum_pdu_size or 0)))
+        except OSError:
+            assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom does
+            return
+        assoc.dul._idle_timer.restart()
+
+    dimse.send_msg = send_msg  # type: ignore[method-assign]
+    dimse._yy_direct_pending = True  # type: ignore[attr-defined]
 
 
 def sub_operations(event: Any, datasets: Iterator[Any], kind: str) -> Iterator[tuple[int, Any]]:
