@@ -431,6 +431,22 @@ class Archive:
         except (StorageError, ValueError, KeyError, TypeError):
             return datetime.min.replace(tzinfo=UTC)
 
+    def read_part10_parts(self, row: InstanceRow) -> list[bytes | memoryview]:
+        """read_part10(row) as received, in pieces to write one after another (never joined):
+        a native PixelData value is the decoded frames' own buffer (C-MOVE/C-GET send these)."""
+        extra = row.extra
+        if (row.pixel_form != "native" or "cut" not in extra
+                or UID(row.transfer_syntax) in (pydicom.uid.ExplicitVRBigEndian,
+                                                pydicom.uid.DeflatedExplicitVRLittleEndian)):
+            return [self.read_part10(row)]
+        head = self._blob(row, HEADER)
+        key, cut = row.storage_key, extra["cut"]
+        frames = [memoryview(np.ascontiguousarray(self.storage.read_frame(key, i)).data).cast("B")
+                  for i in range(self.storage.frame_count(key))]
+        return [memoryview(head)[:cut], bytes.fromhex(extra["elem_head"]), *frames,
+                bytes.fromhex(extra.get("pad") or ""), bytes.fromhex(extra.get("elem_tail", "")),
+                memoryview(head)[cut:]]
+
 
 def _row_of(record: InstanceRecord, parsed: Parsed) -> InstanceRow:
     return InstanceRow(study=parsed.study, series=parsed.series, sop=parsed.sop, sop_class=parsed.sop_class,
