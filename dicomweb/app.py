@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from dicomweb import capabilities, frames, qido, rendered, stow, wado
 from dicomweb.http import DICOMWEB_ROOT
+from dicomweb.rendering import ByteLRU
+from dicomweb.volumes import Volumes
 from yunying.archive import Archive
 from yunying.errors import ArchiveError
 from yunying.settings import Settings
@@ -113,5 +115,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive
     app.state.settings = settings
+    app.state.rendered_cache = ByteLRU(settings.render_cache_mb << 20)  # rendered images and thumbnails
+    app.state.volumes = Volumes(settings.mpr_cache_mb << 20)  # decoded slices kept for reformats
     app.state.statement = statement or {}
     return app

@@ -30,6 +30,8 @@ class Settings:
     qido_max_results: int = 10_000
     log_level: str = "info"
     durability: str = "group"  # "group": one syncfs per group of writes (Linux); "file": fsync every file
+    render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
+    mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -51,6 +53,9 @@ class Settings:
             raise SettingError("max_upload_bytes: must be positive")
         if self.qido_max_results <= 0:
             raise SettingError("qido_max_results: must be positive")
+        for name in ("render_cache_mb", "mpr_cache_mb"):
+            if getattr(self, name) < 0:
+                raise SettingError(f"{name}: must be 0 or more (MiB)")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
