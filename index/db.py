@@ -9,6 +9,8 @@
   source (design rule 6). IssuerOfPatientID matching uses that qualifier, and PATIENT-level
   answers report it when the data carry no IssuerOfPatientID.
 - Readers use their own cursors and never wait for the writer (DuckDB MVCC snapshots).
+- Study-level searches are answered from an in-memory copy of the study rows (catalog.py),
+  loaded at the first one and brought up to date by every write before the writer lets go.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import orjson
 
 from index import extract as ex
 from index import write
+from index.catalog import MAX_STUDIES, StudyCatalog, answer_row, rep_tags
 from index.model import InstanceRecord, InstanceRow
 from index.query import Query
 from index.results import Shaper
@@ -47,6 +50,8 @@ class Index:
             self._con.execute(stmt)
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
         self._seq: int = last[0] if last else 0
+        self._catalog: StudyCatalog | None = None  # loaded by the first study search
+        self._catalog_off = False  # too many studies to keep in memory
 
     def close(self) -> None:
         """Checkpoint and close the database (idempotent)."""
@@ -64,20 +69,49 @@ class Index:
             cur = self._local.cur = self._con.cursor()
         return cur
 
-    def _write(self, body: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
-        """Run body in one transaction on a fresh cursor, under the writer lock."""
+    def _write(self, body: Callable[[duckdb.DuckDBPyConnection], T],
+               studies: Callable[[T], set[str]]) -> T:
+        """Run body in one transaction on a fresh cursor, under the writer lock; then bring the
+        catalog's copy of the studies it touched up to date before the lock is let go."""
         with self._lock:
             cur = self._con.cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")
                 out = body(cur)
                 cur.execute("COMMIT")
-                return out
             except BaseException:
                 cur.execute("ROLLBACK")
+                cur.close()
+                raise
+            try:
+                if self._catalog is not None:
+                    self._catalog.reload(cur, studies(out))
+            except BaseException:
+                self._catalog = None  # loaded again, whole, by the next study search
                 raise
             finally:
                 cur.close()
+            return out
+
+    def _study_catalog(self) -> StudyCatalog | None:
+        """The in-memory study rows, loaded on first use; None above MAX_STUDIES."""
+        catalog = self._catalog
+        if catalog is not None or self._catalog_off:
+            return catalog
+        with self._lock:  # no write commits while it loads
+            if self._catalog is None and not self._catalog_off and not self._closed:
+                cur = self._con.cursor()
+                try:
+                    (n,) = cur.execute("SELECT count(*) FROM studies").fetchone() or (0,)
+                    if n > MAX_STUDIES:
+                        self._catalog_off = True
+                    else:
+                        catalog = StudyCatalog()
+                        catalog.reload(cur)
+                        self._catalog = catalog
+                finally:
+                    cur.close()
+            return self._catalog
 
     def upsert(self, records: Sequence[InstanceRecord]) -> list[InstanceRow | None]:
         """Insert or replace instances in one transaction; returns each one's previous row or None."""
@@ -93,8 +127,9 @@ class Index:
             self._seq = seq
             return previous
         start = self._seq
+        touched = {ex.text(rec.json, "0020000D") or "" for rec in records}
         try:
-            return self._write(body)
+            return self._write(body, lambda old: touched | {r.study for r in old if r is not None})
         except BaseException:
             self._seq = start
             raise
@@ -102,7 +137,8 @@ class Index:
     def delete(self, study: str, series: str | None = None, sop: str | None = None) -> list[InstanceRow]:
         """Remove a study, series or instance in one transaction; returns the removed rows."""
         where, params = self._scope(study, series, sop)
-        return self._write(lambda cur: write.delete(cur, where, params, IN_ORDER.format(where=where)))
+        return self._write(lambda cur: write.delete(cur, where, params, IN_ORDER.format(where=where)),
+                           lambda removed: {r.study for r in removed})
 
     @staticmethod
     def _scope(study: str, series: str | None, sop: str | None) -> tuple[str, list[str]]:
@@ -142,17 +178,29 @@ class Index:
 
     def search(self, query: Query) -> Iterator[dict]:
         """DICOM JSON answers of a query at its level, streamed in a stable order."""
-        sql, params = compile_query(query)
         shaper = Shaper(query)
+        catalog = self._study_catalog() if query.level == "STUDY" else None
+        found = catalog.search(query) if catalog is not None else None
+        if found is not None:
+            yield from self._answers(shaper, [answer_row(r) for r in found], [rep_tags(r) for r in found])
+            return
+        sql, params = compile_query(query)
         for rows in self._stream(sql, params, FETCH, list):
-            shaped = [shaper.shape(r) for r in rows]
-            need = sorted({s for r, (_, miss) in zip(rows, shaped) if miss and (s := shaper.rep_sop(r))})
-            docs = dict(self._reader().execute(
-                f"SELECT sop, json FROM instances WHERE sop IN ({marks(len(need))})", need
-            ).fetchall()) if need else {}
-            for r, (out, miss) in zip(rows, shaped):
-                rep = docs.get(shaper.rep_sop(r) or "")
-                yield shaper.fill(out, miss, orjson.loads(rep) if rep else None)
+            yield from self._answers(shaper, rows, None)
+
+    def _answers(self, shaper: Shaper, rows: list[Any], tags: list[frozenset[str]] | None) -> Iterator[dict]:
+        """Shaped answers; asked tags kept at no level come from the representative instance,
+        looked up only when it has them (tags: each row's representative's tags, when known)."""
+        shaped = [shaper.shape(r) for r in rows]
+        need = sorted({s for n, (r, (_, miss)) in enumerate(zip(rows, shaped))
+                       if miss and (s := shaper.rep_sop(r))
+                       and (tags is None or not tags[n].isdisjoint(miss))})
+        docs = dict(self._reader().execute(
+            f"SELECT sop, json FROM instances WHERE sop IN ({marks(len(need))})", need
+        ).fetchall()) if need else {}
+        for r, (out, miss) in zip(rows, shaped):
+            rep = docs.get(shaper.rep_sop(r) or "")
+            yield shaper.fill(out, miss, orjson.loads(rep) if rep else None)
 
     def _stream(self, sql: str, params: list[Any], size: int,
                 conv: Callable[[list[Any]], T]) -> Iterator[T]:

@@ -113,7 +113,7 @@ def _pn(col: str, m: Match, fuzzy: bool) -> tuple[str, list[Any]]:
             return "TRUE", []
         cond = " AND ".join([f"g LIKE ? {ESC}"] * len(tokens))
         return (f"len(list_filter({col}_fz, lambda g: {cond})) > 0",
-                [f"%{SEP}{like_pattern(_literal(t))}%" for t in tokens])
+                [f"%{SEP}{like_pattern(fuzzy_literal(t))}%" for t in tokens])
     op, conv = (f"LIKE ? {ESC}", lambda v: like_pattern(v.lower())) if m.kind == "wildcard" \
         else ("= ?", pn_norm)
     if "=" not in value:
@@ -126,6 +126,6 @@ def _pn(col: str, m: Match, fuzzy: bool) -> tuple[str, list[Any]]:
     return ("(" + " AND ".join(terms) + ")" if terms else "TRUE"), params
 
 
-def _literal(token: str) -> str:
+def fuzzy_literal(token: str) -> str:
     """A fuzzy token whose * and ? are taken literally (like_pattern then escapes % _ \\)."""
     return token.replace("*", "").replace("?", "")

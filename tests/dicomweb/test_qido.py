@@ -160,3 +160,33 @@ def test_series_and_instances_levels_with_dicomweb_client(corpus: tuple[YunyingS
     inst = client.search_for_instances(st["wang"])
     assert len(inst) == 4
     assert {i["00200013"]["Value"][0] for i in inst} == {1, 2, 3}
+
+
+def test_answers_follow_stores_replacements_and_deletes(fresh_server: YunyingServer) -> None:
+    # Study searches are answered from memory (index/catalog.py): every write must reach them.
+    srv = fresh_server
+
+    def stow(*items: object) -> None:
+        body, ctype = multipart(*(part10(d) for d in items))  # type: ignore[arg-type]
+        assert httpx.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype},
+                          timeout=60).status_code == 200
+
+    def studies(**params: str) -> list[dict]:
+        resp = q(srv, "/studies", **params)
+        assert resp.status_code == 200, resp.text
+        return resp.json() if resp.content.strip() else []
+
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    assert studies(PatientID="CACHE1") == []
+    stow(make_ct(study, series, patient_id="CACHE1", date="20240101", sop=sop))
+    [found] = studies(PatientID="CACHE1")
+    assert found[TAG["ModalitiesInStudy"]]["Value"] == ["CT"]
+    stow(make_ct(study, modality="MR", patient_id="CACHE1", date="20240101"))
+    [found] = studies(PatientID="CACHE1", ModalitiesInStudy="MR")
+    assert found[TAG["NumberOfStudyRelatedSeries"]]["Value"] == [2]
+    # the same SOP Instance UID, different content: the newest copy wins
+    stow(make_ct(study, series, patient_id="CACHE2", date="20250101", sop=sop, number=7))
+    assert {s[TAG["StudyInstanceUID"]]["Value"][0] for s in studies(StudyDate="20250101")} == {study}
+    assert httpx.delete(f"{srv.dicomweb_url}/studies/{study}", timeout=30).status_code == 204
+    assert studies(StudyDate="20250101") == [] and studies(PatientID="CACHE2") == []
+    assert studies() == []

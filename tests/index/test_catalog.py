@@ -1,0 +1,145 @@
+"""The in-memory study catalog agrees with the SQL compiler, and follows every write."""
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+from index import Index, Query, parse_match
+from index.catalog import StudyCatalog, like_regex, sort_key
+from index.parse import like_pattern
+
+from .conftest import el, make
+
+NAMES = [{"Alphabetic": "Wang^Xiaodong"}, {"Alphabetic": "Wang^Xiaodong", "Ideographic": "王^小东"},
+         {"Ideographic": "王小东"}, {"Alphabetic": "li^na^^", "Phonetic": "li na"},
+         {"Alphabetic": "O'Brien^Mary Ann"}]
+DATES = [None, "20230101", "20240105", "20241231"]
+TIMES = [None, "10", "1030", "103015.25", "235959"]
+DESCS = [None, "Chest 100%", "chest_abd", "Chest\\x", "CT 王"]
+KEYS = hs.sampled_from([
+    ("PatientID", ["A", "A_1", "a", "A*", "?", "A,B", "*1"]),
+    ("PatientName", ["Wang^Xiaodong", "WANG*", "王*", "*小东", "li^na", "=王^小东", "Wang*=王*",
+                     "li na", "xiao", "^", "*=*=li*", "o'brien^mary ann"]),
+    ("IssuerOfPatientID", ["H1", "H*", "ISS"]),
+    ("PatientSex", ["F", "M", "?"]),
+    ("PatientBirthDate", ["19800101", "-19851231", "19900101-"]),
+    ("StudyDate", ["20240105", "20240101-20241231", "-20240105", "20240106-"]),
+    ("StudyTime", ["-1030", "1030-", "10", "103015", "1030-103015"]),
+    ("AccessionNumber", ["X1", "X_1", "x*", "X1,Y2", "??"]),
+    ("StudyDescription", ["Chest*", "*100%", "chest\\*", "*王", "Chest?abd"]),
+    ("StudyID", ["1", "1*"]),
+    ("ReferringPhysicianName", ["Li^Na", "li*"]),
+    ("ModalitiesInStudy", ["CT", "MR,US", "?T", "*R"]),
+    ("InstitutionName", ["H1", "H*", "Renji"]),
+    ("SOPClassesInStudy", ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2,1.9"]),
+    ("StudyInstanceUID", ["1.0", "1.1,1.3", "1.2\\1.9"]),
+]).flatmap(lambda kv: hs.tuples(hs.just(kv[0]), hs.sampled_from(kv[1])))
+
+
+@hs.composite
+def corpora(draw: Any) -> list[Any]:
+    """Records of up to 7 studies with 1-3 series each."""
+    out = []
+    for n in range(draw(hs.integers(1, 7))):
+        js: dict[str, Any] = {"00080050": el("SH", draw(hs.sampled_from(["X1", "X_1", "Y2"])))}
+        if (desc := draw(hs.sampled_from(DESCS))) is not None:
+            js["00081030"] = el("LO", desc)
+        if draw(hs.booleans()):
+            js.update({"00100040": el("CS", "F"), "00100030": el("DA", "19850612"),
+                       "00100021": el("LO", "ISS"), "00200010": el("SH", "12"),
+                       "00080090": el("PN", {"Alphabetic": "Li^Na"})})
+        pid = draw(hs.sampled_from(["A", "A_1", "a", "B"]))
+        name, date, time = (draw(hs.sampled_from(v)) for v in (NAMES, DATES, TIMES))
+        for i, mod in enumerate(draw(hs.lists(hs.sampled_from(["CT", "MR", "US"]), min_size=1, max_size=3))):
+            out.append(make(study=f"1.{n}", series=f"1.{n}.{i}", sop=f"1.{n}.{i}.1", pid=pid, name=name,
+                            study_date=date, study_time=time, modality=mod,
+                            institution=draw(hs.sampled_from(["H1", "Renji"])), json=js))
+    return out
+
+
+def both(ix: Index, query: Query) -> tuple[list[Any], list[Any]]:
+    """Answers from the catalog and from SQL for one query."""
+    catalog = StudyCatalog()
+    catalog.reload(ix._reader())
+    assert catalog.search(query) is not None
+    via_catalog = list(ix.search(query))
+    ix._catalog_off, ix._catalog = True, None
+    try:
+        via_sql = list(ix.search(query))
+    finally:
+        ix._catalog_off = False
+    return via_catalog, via_sql
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=corpora(), matches=hs.lists(KEYS, max_size=3, unique_by=lambda kv: kv[0]),
+       limit=hs.one_of(hs.none(), hs.integers(0, 4)), offset=hs.integers(0, 3), fuzzy=hs.booleans(),
+       include=hs.sampled_from([set(), {"00080060", "00081061", "00280010"}]))
+def test_catalog_answers_as_sql(records: list[Any], matches: list[tuple[str, str]], limit: int | None,
+                                offset: int, fuzzy: bool, include: set[str]) -> None:
+    ix = Index(":memory:")
+    try:
+        ix.upsert(records)
+        query = Query("STUDY", [parse_match(k, v) for k, v in matches], includefields=include,
+                      limit=limit, offset=offset, fuzzy=fuzzy)
+        via_catalog, via_sql = both(ix, query)
+        assert via_catalog == via_sql
+    finally:
+        ix.close()
+
+
+def test_catalog_follows_upserts_replacements_and_deletes(ix: Index) -> None:
+    def studies(**match: str) -> list[str]:
+        q = Query("STUDY", [parse_match(k, v) for k, v in match.items()])
+        return [r["0020000D"]["Value"][0] for r in ix.search(q)]
+
+    ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1", pid="A", study_date="20240101")])
+    assert studies(PatientID="A") == ["1.1"]  # loads the catalog
+    assert ix._catalog is not None
+    ix.upsert([make(study="1.2", series="1.2.1", sop="1.2.1.1", pid="A", study_date="20240102")])
+    assert studies(PatientID="A") == ["1.2", "1.1"]
+    # a replaced instance moves its study to another patient and date
+    ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1", pid="B", study_date="20250101")])
+    assert studies(PatientID="A") == ["1.2"]
+    assert studies(PatientID="B") == ["1.1"]
+    assert studies() == ["1.1", "1.2"]
+    ix.upsert([make(study="1.2", series="1.2.2", sop="1.2.2.1", pid="A", modality="MR")])
+    [answer] = ix.search(Query("STUDY", [parse_match("StudyInstanceUID", "1.2")]))
+    assert answer["00080061"]["Value"] == ["CT", "MR"] and answer["00201208"]["Value"] == [2]
+    ix.delete("1.2", "1.2.1")
+    assert studies(ModalitiesInStudy="CT") == ["1.1"]
+    ix.delete("1.2")
+    assert studies(PatientID="A") == [] and studies() == ["1.1"]
+    assert len(ix._catalog) == 1
+
+
+def test_catalog_is_not_kept_above_its_limit(ix: Index, monkeypatch: Any) -> None:
+    monkeypatch.setattr("index.db.MAX_STUDIES", 1)
+    ix.upsert([make(study=f"1.{n}", series=f"1.{n}.1", sop=f"1.{n}.1.1") for n in range(2)])
+    assert len(list(ix.search(Query("STUDY")))) == 2
+    assert ix._catalog is None and ix._catalog_off
+
+
+def test_representative_is_read_only_for_tags_it_has(ix: Index) -> None:
+    ix.upsert([make(json={"00180050": el("DS", 1.25)})])
+    [answer] = ix.search(Query("STUDY", includefields={"00180050", "00081061", "00080060"}))
+    assert answer["00180050"] == el("DS", 1.25) and answer["00080060"] == el("CS", "CT")
+    assert answer["00081061"] == {"vr": "UN"}
+
+
+def test_sort_key_is_the_sql_order() -> None:
+    keys = [sort_key("20240102", None, "1.9"), sort_key("20240101", "235959.000000", "1.2"),
+            sort_key("20240101", "2359", "1.1"), sort_key("20240101", "", "1.0"),
+            sort_key("20240101", None, "1.0"), sort_key("2024010", "10", "1.1"),
+            sort_key(None, "10", "1.0"), sort_key(None, None, "1.0")]
+    assert sorted(keys) == keys
+
+
+def test_like_regex_matches_like() -> None:
+    assert like_regex(like_pattern("a*b?")).fullmatch("aXXb王")
+    assert like_regex(like_pattern("100%")).fullmatch("100%")
+    assert not like_regex(like_pattern("100%")).fullmatch("1000")
+    assert like_regex(like_pattern("a\\b_")).fullmatch("a\\b_")
+    assert not like_regex(like_pattern("a_")).fullmatch("ab")
