@@ -110,6 +110,22 @@ def c_store_rq(sop_class: str, sop_instance: str, msg_id: int, priority: int = 2
     return command_set(*elements)
 
 
+def pending_rsp(primitive: Any) -> bytes:
+    """Pending C-MOVE-RSP / C-GET-RSP command set (PS3.7 Tables 9.3-6, 9.3-4) of a pynetdicom
+    C_MOVE / C_GET primitive, as pynetdicom encodes it."""
+    from pynetdicom.dimse_primitives import C_MOVE
+
+    us = functools.partial(struct.pack, "<H")
+    return command_set(
+        (0x0002, _uid(str(primitive.AffectedSOPClassUID))),
+        (0x0100, us(0x8021 if isinstance(primitive, C_MOVE) else 0x8010)),
+        (0x0120, us(primitive.MessageIDBeingRespondedTo)), (0x0800, us(0x0101)), (0x0900, us(0xFF00)),
+        (0x1020, us(primitive.NumberOfRemainingSuboperations)),
+        (0x1021, us(primitive.NumberOfCompletedSuboperations)),
+        (0x1022, us(primitive.NumberOfFailedSuboperations)),
+        (0x1023, us(primitive.NumberOfWarningSuboperations)))
+
+
 def _pdus(context_id: int, command: Buffer, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
     """P-DATA-TF PDUs of one message, one PDV each (PS3.8 9.3.5, E.2): command, then data set.
 

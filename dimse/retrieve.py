@@ -2,10 +2,8 @@
 transfer syntax negotiation (as stored, else Explicit VR LE, else Implicit VR LE)."""
 from __future__ import annotations
 
-import functools
 import logging
 import ssl
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +17,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import PresentationContext, build_context
 
-from dimse.fastsend import PreEncoded, _pdus, _uid, command_set, part10_body, send_buffers
+from dimse.fastsend import PreEncoded, _pdus, part10_body, pending_rsp, send_buffers
 from dimse.identifier import RetrieveTarget, study_query, study_uids
 from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
@@ -156,20 +154,13 @@ def direct_pending(assoc: Association, interval: float = PENDING_INTERVAL_S) -> 
             original(primitive, context_id)
             return
         now = time.monotonic()
-        if interval and now - last[0] < interval and primitive.NumberOfRemainingSuboperations:
+        done = (primitive.NumberOfCompletedSuboperations + primitive.NumberOfFailedSuboperations
+                + primitive.NumberOfWarningSuboperations)
+        if interval and now - last[0] < interval and done > 1 and primitive.NumberOfRemainingSuboperations:
             return  # pending responses are optional (PS3.4 C.4.2.3): the next one counts these
         last[0] = now
-        us = functools.partial(struct.pack, "<H")
-        command = command_set(
-            (0x0002, _uid(str(primitive.AffectedSOPClassUID))),
-            (0x0100, us(0x8021 if isinstance(primitive, C_MOVE) else 0x8010)),
-            (0x0120, us(primitive.MessageIDBeingRespondedTo)), (0x0800, us(0x0101)), (0x0900, us(0xFF00)),
-            (0x1020, us(primitive.NumberOfRemainingSuboperations)),
-            (0x1021, us(primitive.NumberOfCompletedSuboperations)),
-            (0x1022, us(primitive.NumberOfFailedSuboperations)),
-            (0x1023, us(primitive.NumberOfWarningSuboperations)))
         try:
-            send_buffers(sock, _pdus(context_id, command, b"", int(dimse.maximum_pdu_size or 0)))
+            send_buffers(sock, _pdus(context_id, pending_rsp(primitive), b"", int(dimse.maximum_pdu_size or 0)))
         except OSError:
             assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom does
             return

@@ -62,3 +62,65 @@ def test_pre_encoded_carries_only_the_uids() -> None:
     ds = PreEncoded("1.2.840.10008.5.1.4.1.1.2", "1.2.3", "1.2.840.10008.1.2.1", b"abc")
     assert bool(ds) and ds.SOPInstanceUID == "1.2.3" and len(ds) == 2
     assert bytes(ds.yy_body) == b"abc" and ds.yy_transfer_syntax == "1.2.840.10008.1.2.1"
+
+
+def test_command_sets_encode_as_pynetdicom_does() -> None:
+    from pynetdicom.dimse_messages import C_GET_RSP, C_MOVE_RSP, C_STORE_RQ
+    from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
+    from pynetdicom.dsutils import encode
+
+    from dimse.fastsend import c_store_rq, pending_rsp
+
+    for aet, origin_id in (("YUNYING", 7), ("ODD", 1), (None, None)):
+        req = C_STORE()
+        req.MessageID, req.Priority = 513, 2
+        req.MoveOriginatorApplicationEntityTitle, req.MoveOriginatorMessageID = aet, origin_id
+        req.AffectedSOPClassUID, req.AffectedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.45"
+        req.DataSet = BytesIO(b"")
+        msg = C_STORE_RQ()
+        msg.primitive_to_message(req)
+        msg.command_set.CommandDataSetType = 0x0001
+        assert c_store_rq("1.2.840.10008.5.1.4.1.1.2", "1.2.3.45", 513, 2, aet, origin_id) == \
+            encode(msg.command_set, True, True)
+    for primitive, message in ((C_MOVE(), C_MOVE_RSP()), (C_GET(), C_GET_RSP())):
+        primitive.MessageIDBeingRespondedTo, primitive.Status = 3, 0xFF00
+        primitive.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
+        primitive.NumberOfRemainingSuboperations, primitive.NumberOfCompletedSuboperations = 297, 2
+        primitive.NumberOfFailedSuboperations, primitive.NumberOfWarningSuboperations = 1, 0
+        message.primitive_to_message(primitive)
+        assert pending_rsp(primitive) == encode(message.command_set, True, True)
+
+
+def test_pdus_fragments_span_the_pieces_of_a_body() -> None:
+    pieces = [b"head" * 10, b"", memoryview(bytes(range(256)) * 9), b"\x01", b"tail" * 3]
+    body = b"".join(bytes(p) for p in pieces)
+    for max_pdu in (0, 64, 100, 4096):
+        frames = _parse(_pdus(3, b"command!", pieces, max_pdu))
+        data = [f for f in frames if not f[1] & 1]
+        assert b"".join(f[2] for f in data) == body
+        assert [f[1] for f in data] == [0x00] * (len(data) - 1) + [0x02]
+        assert all(f[3] <= max_pdu for f in frames) if max_pdu else len(data) == 1
+
+
+def test_send_buffers_writes_everything_in_order_through_partial_writes() -> None:
+    import socket
+    import threading
+
+    from dimse.fastsend import send_buffers
+
+    a, b = socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # many partial sendmsg calls
+    buffers = [bytes([i % 251]) * (i * 37 % 5000) for i in range(1500)]  # more than IOV_MAX
+    got = bytearray()
+
+    def drain() -> None:
+        while chunk := b.recv(65536):
+            got.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    send_buffers(a, buffers)
+    a.close()
+    reader.join(10)
+    b.close()
+    assert bytes(got) == b"".join(buffers)

@@ -259,3 +259,97 @@ def test_move_sends_the_stored_bytes_bit_exact_in_small_pdus(scp, loaded, stores
     sent = make_instance(tmp_path / "again.dcm", study="1.2.826.1.3", series="1.2.826.1.3.1",
                          sop="1.2.826.1.3.1.1", patient_id="P2", name="Roe^Jane", date="20240120")
     assert bytes(part10_body(path.read_bytes())) == bytes(part10_body(sent.read_bytes()))
+
+
+# --- C-MOVE sub-operations from the archive's pieces (fastsend: sendmsg, own responses) ----
+
+def _multiframe(path: Path, sop: str, *, odd: bool) -> Path:
+    """A native multi-frame instance in Explicit VR LE: rtdose (15 frames of 10x10x32 bit), or
+    3 frames of 3x3x8 bit whose odd-length value carries its padding byte."""
+    ds = pydicom.dcmread(sample_file("rtdose.dcm"))
+    if odd:
+        ds.Rows = ds.Columns = 3
+        ds.NumberOfFrames, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 3, 8, 8, 7
+        ds.PixelData = bytes(range(27)) + b"\0"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.1.9", "1.2.826.1.9.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("storescp", [["+B", "-pdu", "4096"]], indirect=True)
+def test_move_multiframe_native_bit_exact_across_pdu_and_frame_boundaries(scp, archive, storescp,
+                                                                        tmp_path: Path) -> None:
+    from dimse.fastsend import part10_body
+
+    for sop, odd in (("1.2.826.1.9.1.1", False), ("1.2.826.1.9.1.2", True)):
+        archive.store(_multiframe(tmp_path / f"{sop}.dcm", sop, odd=odd), Origin("import", "test"))
+    res = move(scp.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID=1.2.826.1.9")
+    assert res.returncode == 0, res.stderr
+    got = {pydicom.dcmread(p).SOPInstanceUID: p.read_bytes() for p in storescp.iterdir()}
+    assert sorted(got) == ["1.2.826.1.9.1.1", "1.2.826.1.9.1.2"]
+    for sop, raw in got.items():
+        row = archive.row(sop)
+        assert row is not None and len(archive.read_part10_parts(row)) > 3  # the pieces path
+        assert bytes(part10_body(raw)) == bytes(part10_body(archive.read_part10(row)))
+
+
+def _copies(archive, tmp_path: Path, n: int, study: str = "1.2.826.1.7") -> None:
+    for i in range(n):
+        archive.store(make_instance(tmp_path / f"c{i}.dcm", study=study, series=f"{study}.1",
+                                    sop=f"{study}.1.{i}"), Origin("import", "test"))
+
+
+def test_move_pending_responses_count_every_sub_operation(scp, archive, storescp, tmp_path: Path) -> None:
+    """Pending responses may be fewer than sub-operations (at most one per PENDING_INTERVAL_S),
+    but each one's counts add up, and the final one counts them all."""
+    from pynetdicom.presentation import build_context
+
+    from dimse import scu, uids
+    from dimse.cli import build_identifier
+    from dimse.syntaxes import NATIVE
+
+    _copies(archive, tmp_path, 40)
+    model = uids.STUDY_ROOT_MOVE
+    peer = scu.Peer("127.0.0.1", scp.port, called=SCP_AET, aet=SCU_AET)
+    with scu.associate(peer, [build_context(model, NATIVE)]) as assoc:
+        responses = [rsp for rsp, _ in assoc.send_c_move(
+            build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), "STORESCP", model)]
+    *pending, final = responses
+    assert pending and all(r.Status == 0xFF00 for r in pending)
+    counts = [(r.NumberOfRemainingSuboperations, r.NumberOfCompletedSuboperations) for r in pending]
+    assert all(rem + done == 40 for rem, done in counts) and counts == sorted(counts, key=lambda c: c[1])
+    assert counts[0][1] == 1  # the first sub-operation is always reported
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 40
+    assert len(list(storescp.iterdir())) == 40
+
+
+def test_move_destination_that_aborts_fails_the_rest_without_hanging(scp, archive, storescp_port: int,
+                                                                    tmp_path: Path) -> None:
+    from pynetdicom import AE, evt
+    from pynetdicom.presentation import StoragePresentationContexts
+
+    from dimse import scu
+    from dimse.cli import build_identifier
+
+    _copies(archive, tmp_path, 6)
+    seen: list[str] = []
+
+    def on_store(event) -> int:
+        seen.append(event.request.AffectedSOPInstanceUID)
+        if len(seen) == 3:
+            event.assoc.abort()
+        return 0x0000
+
+    dest = AE(ae_title="STORESCP")
+    dest.supported_contexts = StoragePresentationContexts
+    server = dest.start_server(("127.0.0.1", storescp_port), block=False,
+                               evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        result = scu.move(scu.Peer("127.0.0.1", scp.port, called=SCP_AET, aet=SCU_AET, timeout=30),
+                          build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), "STORESCP")
+    finally:
+        server.shutdown()
+    assert result.status == 0xB000 and result.completed == 2 and result.failed == 4
+    assert len(result.failed_sops) == 4 and len(seen) == 3

@@ -24,9 +24,9 @@ from pynetdicom.presentation import build_context
 from dimse import scu, uids
 from dimse.cli import build_identifier
 from index.model import Origin
+from tests.conftest import missing_tool
 from yunying.archive import Archive
 from yunying.cli import main as yunying_main
-from tests.conftest import missing_tool
 
 
 def study_ident(**keys: str) -> Dataset:
