@@ -5,17 +5,19 @@ import asyncio
 import io
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pydicom
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from dicomweb.http import base_url, warning_header
+from dicomweb.multipart import MalformedMultipart, MultipartSplitter
 from index.model import Origin
 from yunying.archive import Archive
 from yunying.errors import (
@@ -33,49 +35,41 @@ PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 
 
 class _Parts:
-    """Collects the parts of a multipart body into temp files."""
+    """Collects the parts of a multipart body: in memory up to SPOOL_MAX, beyond it in temp files."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.files: list[tuple[Path | bytes, str]] = []
         self._fh: Any = None
-        self._hname = b""
-        self._headers: dict[bytes, bytes] = {}
+        self._chunks: list[bytes] = []
+        self._open = False
 
-    def callbacks(self) -> dict[str, Any]:
-        return {
-            "on_part_begin": self.begin, "on_part_data": self.data, "on_part_end": self.end,
-            "on_header_field": self.hfield, "on_header_value": self.hvalue,
-        }
-
-    def begin(self) -> None:
-        self._fh = io.BytesIO()  # a part stays in memory until it outgrows SPOOL_MAX
-        self._size = 0
+    def begin(self, headers: dict[bytes, bytes]) -> None:
+        self._chunks, self._size, self._fh, self._open = [], 0, None, True
         self._path: Path | None = None
-        self._headers = {}
+        self._ctype = headers.get(b"content-type", b"").decode("latin-1")
         self.files.append((b"", ""))
 
-    def hfield(self, data: bytes, start: int, end: int) -> None:
-        self._hname = data[start:end].lower()
-
-    def hvalue(self, data: bytes, start: int, end: int) -> None:
-        self._headers[self._hname] = self._headers.get(self._hname, b"") + data[start:end]
-
-    def data(self, data: bytes, start: int, end: int) -> None:
-        self._size += end - start
-        if self._path is None and self._size > SPOOL_MAX:  # a large part goes to disk, never all in memory
+    def data(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._fh is None and self._size > SPOOL_MAX:  # a large part goes to disk, never all in memory
             self._path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
-            spooled = self._fh.getvalue()
-            self._fh = open(self._path, "wb")  # noqa: SIM115 - stays open across parser callbacks
-            self._fh.write(spooled)
+            self._fh = open(self._path, "wb")  # noqa: SIM115 - stays open across chunks
+            self._fh.writelines(self._chunks)
+            self._chunks = []
             self.files[-1] = (self._path, "")
-        self._fh.write(data[start:end])
+        if self._fh is not None:
+            self._fh.write(chunk)
+        else:
+            self._chunks.append(chunk)
 
     def end(self) -> None:
-        source: Path | bytes = self._path if self._path is not None else self._fh.getvalue()
-        self._fh.close()
-        self._fh = None
-        self.files[-1] = (source, self._headers.get(b"content-type", b"").decode("latin-1"))
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        source: Path | bytes = self._path if self._path is not None else b"".join(self._chunks)
+        self._chunks, self._open = [], False
+        self.files[-1] = (source, self._ctype)
 
     def cleanup(self) -> None:
         if self._fh:
@@ -134,35 +128,32 @@ async def stow(request: Request) -> Response:
 
 async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: _Parts,
                    limit: int) -> None:
-    received = 0
     if mtype == b"application/dicom":
-        parts.begin()
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-            parts.data(chunk, 0, len(chunk))
-        parts._headers = {b"content-type": b"application/dicom"}
+        parts.begin({b"content-type": b"application/dicom"})
+        async for chunk in _body(request, limit):
+            parts.data(chunk)
         parts.end()
         return
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInstance("multipart/related without a boundary parameter")
-    parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    try:
+        splitter = MultipartSplitter(boundary, parts)
+        async for chunk in _body(request, limit):
+            splitter.feed(chunk)
+        splitter.close()
+    except MalformedMultipart as exc:
+        raise InvalidInstance(f"malformed multipart body: {exc}") from None
+
+
+async def _body(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body in chunks, refused once it passes `limit` bytes."""
+    received = 0
     async for chunk in request.stream():
         received += len(chunk)
         if received > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-        try:
-            parser.write(chunk)
-        except Exception as exc:  # noqa: BLE001 - python-multipart's parse errors share no base class
-            raise InvalidInstance(f"malformed multipart body: {exc}") from None
-    try:
-        parser.finalize()
-    except Exception as exc:  # noqa: BLE001
-        raise InvalidInstance(f"malformed multipart body: {exc}") from None
-    if parts._fh is not None:
-        raise InvalidInstance("malformed multipart body: the last part is not closed")
+        yield chunk
 
 
 def _store_one(archive: Archive, path: Path | bytes, ctype: str, origin: Origin, study: str | None

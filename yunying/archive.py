@@ -80,7 +80,8 @@ class Archive:
                         len(report["reindexed"]), len(report["removed"]))
         self._marker.write_text("yunying is running on this data folder\n")
         self._known = KnownSops()
-        threading.Thread(target=self._load_known, name="yunying-known-sops", daemon=True).start()
+        self._loader = threading.Thread(target=self._load_known, name="yunying-known-sops", daemon=True)
+        self._loader.start()
         self._writer = threading.Thread(target=self._write_loop, name="yunying-index-writer", daemon=True)
         self._writer.start()
 
@@ -95,6 +96,9 @@ class Archive:
         """Finish every queued index write, then close the index (graceful shutdown)."""
         self._queue.put(None)
         self._writer.join()
+        # a daemon thread still inside DuckDB when the interpreter exits aborts the process
+        # ("FATAL: exception not rethrown"): the loader finishes before the index closes
+        self._loader.join()
         self.index.close()
         if not self._dirty:
             self._marker.unlink(missing_ok=True)

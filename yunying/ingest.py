@@ -23,12 +23,10 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from index.model import InstanceRecord, Origin
+from yunying.dicomjson import BULK_PREFIX, dataset_json
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
 
 PIXEL_DATA = 0x7FE00010
-BULK_PREFIX = "yy-bulk:"
-BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
-BULK_THRESHOLD = 1024
 STREAM_ABOVE = 64 << 20  # larger files are parsed in place: pixel data never sits in memory
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 NATIVE_SYNTAXES = {pydicom.uid.ImplicitVRLittleEndian, pydicom.uid.ExplicitVRLittleEndian,
@@ -53,6 +51,7 @@ class Parsed:
     blob: bytes | memoryview | None = None  # encapsulated value or unusual native value, bit-exact
     extra: dict[str, Any] = field(default_factory=dict)
     head: bytes = b""  # Part 10 bytes of the instance without its PixelData element
+    meta_agrees: bool = False  # the received file meta named this SOP class and instance
 
 
 def _digest(src: Any) -> tuple[str, int]:
@@ -136,6 +135,7 @@ def identify(ds: Dataset, digest: str, size: int) -> Parsed:
     """Transfer syntax and the four UIDs every stored instance needs (PS3.3 C.12.1, PS3.10 7.1)."""
     meta = ds.file_meta
     ts = str(meta.get("TransferSyntaxUID") or "")
+    had_ts = bool(ts)
     if not ts:
         ts = pydicom.uid.ImplicitVRLittleEndian if ds.original_encoding[0] else (
             pydicom.uid.ExplicitVRLittleEndian if ds.original_encoding[1] else pydicom.uid.ExplicitVRBigEndian)
@@ -149,10 +149,12 @@ def identify(ds: Dataset, digest: str, size: int) -> Parsed:
         series = check_uid("SeriesInstanceUID", ds.get("SeriesInstanceUID"))
     except (ValueError, TypeError, struct.error):
         raise InvalidInstance("unreadable UID attributes") from None
-    meta.MediaStorageSOPClassUID = UID(sop_class)
-    meta.MediaStorageSOPInstanceUID = UID(sop)
+    agrees = had_ts and (meta.get("MediaStorageSOPClassUID"), meta.get("MediaStorageSOPInstanceUID")) == (sop_class, sop)
+    if not agrees:
+        meta.MediaStorageSOPClassUID = UID(sop_class)
+        meta.MediaStorageSOPInstanceUID = UID(sop)
     return Parsed(header=ds, transfer_syntax=ts, sop_class=sop_class, sop=sop, study=study,
-                  series=series, digest=digest, size=size, pixel_form="none")
+                  series=series, digest=digest, size=size, pixel_form="none", meta_agrees=agrees)
 
 
 def _cut_header(parsed: Parsed, ds: Dataset, fp: BinaryIO, raw: Any) -> None:
@@ -161,7 +163,7 @@ def _cut_header(parsed: Parsed, ds: Dataset, fp: BinaryIO, raw: Any) -> None:
         parsed.head = _reencoded(ds)  # the deflated stream has no byte offsets to cut at
         return
     start = _dataset_start(fp)
-    meta = _meta_bytes(ds)
+    meta = _received_meta(ds, fp, start, parsed) or _meta_bytes(ds)
     fp.seek(start)
     if raw is None:
         parsed.head = meta + fp.read()
@@ -206,6 +208,26 @@ def _dataset_start(fp: BinaryIO) -> int:
             pos += 12 + struct.unpack("<I", fp.read(4))[0]
         else:
             pos += 8 + struct.unpack_from("<H", head, 6)[0]
+
+
+_META_REQUIRED = (0x00020001, 0x00020002, 0x00020003, 0x00020010, 0x00020012)
+
+
+def _received_meta(ds: Dataset, fp: BinaryIO, start: int, parsed: Parsed) -> bytes | None:
+    """The received file meta group, kept as it came when it is complete and agrees (PS3.10 7.1)."""
+    meta = ds.file_meta
+    fp.seek(128)
+    meta_start = 132 if fp.read(4) == b"DICM" else 0
+    if start - meta_start < 12 or any(tag not in meta for tag in _META_REQUIRED):
+        return None
+    if not parsed.meta_agrees or meta.get("TransferSyntaxUID") != parsed.transfer_syntax:
+        return None
+    fp.seek(meta_start)
+    group = fp.read(start - meta_start)
+    # (0002,0000) UL, explicit VR little endian, must count exactly the elements after it
+    if group[:8] != b"\x02\x00\x00\x00UL\x04\x00" or struct.unpack_from("<I", group, 8)[0] != len(group) - 12:
+        return None
+    return b"\0" * 128 + b"DICM" + group  # the preamble is not kept (PS3.10 7.5: it may hold anything)
 
 
 def _meta_bytes(ds: Dataset) -> bytes:
@@ -363,30 +385,10 @@ def assign_fragments(items: list[tuple[int, int]], frames: int, read: Any) -> li
 def instance_json(header: Dataset, parsed: Parsed) -> dict[str, Any]:
     """DICOM JSON of an instance (PS3.18 Annex F) with bulk data as placeholders for BulkDataURIs."""
     base = f"studies/{parsed.study}/series/{parsed.series}/instances/{parsed.sop}/bulkdata/"
-    out = _json_dict(header, base, "")
+    out = dataset_json(header, base)
     if parsed.pixel_form != "none":
         out["7FE00010"] = {"vr": parsed.extra.get("vr", "OW"), "BulkDataURI": f"{BULK_PREFIX}{base}7FE00010"}
     return dict(sorted(out.items()))
-
-
-def _json_dict(ds: Dataset, base: str, path: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for elem in ds:
-        tag = f"{elem.tag:08X}"
-        if elem.tag.group == 0x0002 or elem.tag == PIXEL_DATA:
-            continue
-        here = f"{path}{tag}"
-        try:
-            if elem.VR == "SQ":
-                items = [_json_dict(item, base, f"{here}.{i}.") for i, item in enumerate(elem.value)]
-                out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
-            else:
-                uri = f"{BULK_PREFIX}{base}{here}"
-                out[tag] = elem.to_json_dict(bulk_data_element_handler=lambda _e, u=uri: u,  # type: ignore[misc]
-                                             bulk_data_threshold=BULK_THRESHOLD)
-        except (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError):
-            continue  # an unreadable value stays in the stored header; the JSON view omits it
-    return out
 
 
 def dump_record(record: InstanceRecord) -> bytes:

@@ -174,9 +174,9 @@ def test_a_part_larger_than_the_memory_spool_goes_through_disk(tmp_path, monkeyp
     parts = stow_mod._Parts(tmp_path)
     big, small = bytes(range(256)) * 20, b"tiny part"
     for payload in (big, small):
-        parts.begin()
+        parts.begin({b"content-type": b"application/dicom"})
         for k in range(0, len(payload), 300):  # arrives in pieces, as from the socket
-            parts.data(payload, k, min(k + 300, len(payload)))
+            parts.data(payload[k:k + 300])
         parts.end()
     (first, _), (second, _) = parts.files
     assert isinstance(first, Path) and first.read_bytes() == big

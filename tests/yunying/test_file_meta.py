@@ -1,0 +1,58 @@
+"""The file meta group of a stored instance: kept as received when it agrees, rebuilt when not (PS3.10 7.1)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from index.model import Origin
+from tests.dicomweb.helpers import make_ct, part10
+from yunying.archive import Archive
+
+
+@pytest.fixture
+def archive(tmp_path: Path):  # type: ignore[no-untyped-def]
+    a = Archive(tmp_path / "data")
+    yield a
+    a.close()
+
+
+def _as_stored(archive: Archive, data: bytes) -> pydicom.FileDataset:
+    res = archive.store(data, Origin("import", "test"))
+    got = archive.read_part10(archive.instance(res.study, res.series, res.sop_instance))
+    assert got[:128] == b"\0" * 128 and got[128:132] == b"DICM"  # a received preamble is never served
+    return pydicom.dcmread(io.BytesIO(got))
+
+
+def test_a_complete_received_meta_is_kept_with_its_own_elements(archive: Archive) -> None:
+    ds = make_ct()
+    ds.file_meta.SourceApplicationEntityTitle = "MODALITY1"
+    ds.file_meta.ImplementationVersionName = "VENDOR_1_0"
+    data = bytearray(part10(ds))
+    data[:4] = b"TIFF"  # a dual-personality preamble
+    got = _as_stored(archive, bytes(data))
+    assert got.file_meta.SourceApplicationEntityTitle == "MODALITY1"
+    assert got.file_meta.ImplementationVersionName == "VENDOR_1_0"
+
+
+def test_a_meta_that_disagrees_with_the_data_set_is_rebuilt(archive: Archive) -> None:
+    ds = make_ct()
+    good_sop = ds.SOPInstanceUID
+    data = part10(ds)
+    wrong = data.replace(good_sop.encode(), b"1.2.3.999".ljust(len(good_sop), b"9"), 1)  # the meta copy only
+    assert wrong != data
+    got = _as_stored(archive, wrong)
+    assert got.file_meta.MediaStorageSOPInstanceUID == got.SOPInstanceUID == good_sop
+
+
+def test_a_data_set_without_meta_gets_one(archive: Archive) -> None:
+    ds = make_ct()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False, implicit_vr=False, little_endian=True)
+    raw = buf.getvalue()
+    start = raw.find(b"\x08\x00")  # no preamble, no meta: the data set from its first element
+    got = _as_stored(archive, raw[start:] if raw[128:132] == b"DICM" else raw)
+    assert got.file_meta.MediaStorageSOPClassUID == got.SOPClassUID
+    assert got.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
