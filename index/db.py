@@ -9,8 +9,9 @@
   source (design rule 6). IssuerOfPatientID matching uses that qualifier, and PATIENT-level
   answers report it when the data carry no IssuerOfPatientID.
 - Readers use their own cursors and never wait for the writer (DuckDB MVCC snapshots).
-- Study-level searches are answered from an in-memory copy of the study rows (catalog.py),
-  loaded at the first one and brought up to date by every write before the writer lets go.
+- Study and series searches are answered from an in-memory copy of the study and series rows
+  (catalog.py), loaded by the first search and brought up to date by every write before the
+  writer lets go; instance searches read the instances table alone and take the rest from it.
 """
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ import orjson
 
 from index import extract as ex
 from index import write
-from index.catalog import MAX_STUDIES, StudyCatalog, answer_row, rep_tags
+from index.catalog import MAX_ROWS, Catalog
 from index.model import InstanceRecord, InstanceRow
 from index.query import Query
 from index.results import Shaper
 from index.schema import statements
-from index.sql import compile_query
+from index.sql import compile_instances, compile_query
 from index.write import ROW_COLS, marks, to_row
 
 T = TypeVar("T")
@@ -50,8 +51,8 @@ class Index:
             self._con.execute(stmt)
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
         self._seq: int = last[0] if last else 0
-        self._catalog: StudyCatalog | None = None  # loaded by the first study search
-        self._catalog_off = False  # too many studies to keep in memory
+        self._catalog: Catalog | None = None  # loaded by the first search
+        self._catalog_off = False  # too many rows to keep in memory
 
     def close(self) -> None:
         """Checkpoint and close the database (idempotent)."""
@@ -70,9 +71,9 @@ class Index:
         return cur
 
     def _write(self, body: Callable[[duckdb.DuckDBPyConnection], T],
-               studies: Callable[[T], set[str]]) -> T:
+               touched: Callable[[T], tuple[set[str], set[str]]]) -> T:
         """Run body in one transaction on a fresh cursor, under the writer lock; then bring the
-        catalog's copy of the studies it touched up to date before the lock is let go."""
+        catalog's copy of the studies and series it touched up to date before the lock is let go."""
         with self._lock:
             cur = self._con.cursor()
             try:
@@ -85,7 +86,7 @@ class Index:
                 raise
             try:
                 if self._catalog is not None:
-                    self._catalog.reload(cur, studies(out))
+                    self._catalog.reload(cur, *touched(out))
             except BaseException:
                 self._catalog = None  # loaded again, whole, by the next study search
                 raise
@@ -93,8 +94,8 @@ class Index:
                 cur.close()
             return out
 
-    def _study_catalog(self) -> StudyCatalog | None:
-        """The in-memory study rows, loaded on first use; None above MAX_STUDIES."""
+    def _catalog_ready(self) -> Catalog | None:
+        """The in-memory study and series rows, loaded on first use; None above MAX_ROWS."""
         catalog = self._catalog
         if catalog is not None or self._catalog_off:
             return catalog
@@ -102,11 +103,12 @@ class Index:
             if self._catalog is None and not self._catalog_off and not self._closed:
                 cur = self._con.cursor()
                 try:
-                    (n,) = cur.execute("SELECT count(*) FROM studies").fetchone() or (0,)
-                    if n > MAX_STUDIES:
+                    (n,) = cur.execute("SELECT (SELECT count(*) FROM studies) + "
+                                       "(SELECT count(*) FROM series)").fetchone() or (0,)
+                    if n > MAX_ROWS:
                         self._catalog_off = True
                     else:
-                        catalog = StudyCatalog()
+                        catalog = Catalog()
                         catalog.reload(cur)
                         self._catalog = catalog
                 finally:
@@ -127,9 +129,11 @@ class Index:
             self._seq = seq
             return previous
         start = self._seq
-        touched = {ex.text(rec.json, "0020000D") or "" for rec in records}
+        studies = {ex.text(rec.json, "0020000D") or "" for rec in records}
+        series = {ex.text(rec.json, "0020000E") or "" for rec in records}
         try:
-            return self._write(body, lambda old: touched | {r.study for r in old if r is not None})
+            return self._write(body, lambda old: (studies | {r.study for r in old if r is not None},
+                                                  series | {r.series for r in old if r is not None}))
         except BaseException:
             self._seq = start
             raise
@@ -138,7 +142,7 @@ class Index:
         """Remove a study, series or instance in one transaction; returns the removed rows."""
         where, params = self._scope(study, series, sop)
         return self._write(lambda cur: write.delete(cur, where, params, IN_ORDER.format(where=where)),
-                           lambda removed: {r.study for r in removed})
+                           lambda removed: ({r.study for r in removed}, {r.series for r in removed}))
 
     @staticmethod
     def _scope(study: str, series: str | None, sop: str | None) -> tuple[str, list[str]]:
@@ -179,14 +183,34 @@ class Index:
     def search(self, query: Query) -> Iterator[dict]:
         """DICOM JSON answers of a query at its level, streamed in a stable order."""
         shaper = Shaper(query)
-        catalog = self._study_catalog() if query.level == "STUDY" else None
+        catalog = self._catalog_ready()
         found = catalog.search(query) if catalog is not None else None
         if found is not None:
-            yield from self._answers(shaper, [answer_row(r) for r in found], [rep_tags(r) for r in found])
+            yield from self._answers(shaper, [r for r, _ in found], [t for _, t in found])
+            return
+        alone = compile_instances(query) if catalog is not None and query.level == "IMAGE" else None
+        if catalog is not None and alone is not None:
+            for rows in self._instances(catalog, query, *alone):
+                yield from self._answers(shaper, rows, None)
             return
         sql, params = compile_query(query)
         for rows in self._stream(sql, params, FETCH, list):
             yield from self._answers(shaper, rows, None)
+
+    def _instances(self, catalog: Catalog, query: Query, sql: str, params: list[Any],
+                   page_here: bool) -> Iterator[list[tuple[Any, ...]]]:
+        """Batches of sql.SELECT["IMAGE"] rows: the instances alone plus the catalog's series and study."""
+        if page_here:  # sql.ORDER["IMAGE"]: instance_number NULLS LAST, sop
+            rows = sorted(self._reader().execute(sql, params).fetchall(),
+                          key=lambda r: (r[3] is None, r[3] or 0, r[4]))
+            start = max(0, query.offset)
+            batches: Iterator[list[Any]] = iter(
+                [rows[start:None if query.limit is None else start + max(0, query.limit)]])
+        else:
+            batches = self._stream(sql, params, FETCH, list)
+        for batch in batches:
+            # an instance whose series or study row is missing is left out, as the join does
+            yield [(r[0], *upper) for r in batch if (upper := catalog.upper(r[1], r[2])) is not None]
 
     def _answers(self, shaper: Shaper, rows: list[Any], tags: list[frozenset[str]] | None) -> Iterator[dict]:
         """Shaped answers; asked tags kept at no level come from the representative instance,

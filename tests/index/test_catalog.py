@@ -1,4 +1,4 @@
-"""The in-memory study catalog agrees with the SQL compiler, and follows every write."""
+"""The in-memory study and series catalog agrees with the SQL compiler, and follows every write."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,10 +7,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from index import Index, Query, parse_match
-from index.catalog import StudyCatalog, like_regex, sort_key
+from index.keys import KEYS as LEVEL_KEYS
+from index.catalog import Catalog, sort_key
 from index.parse import like_pattern
+from index.predicates import like_regex
 
-from .conftest import el, make
+from .conftest import CT, MR, el, make
 
 NAMES = [{"Alphabetic": "Wang^Xiaodong"}, {"Alphabetic": "Wang^Xiaodong", "Ideographic": "王^小东"},
          {"Ideographic": "王小东"}, {"Alphabetic": "li^na^^", "Phonetic": "li na"},
@@ -38,6 +40,24 @@ KEYS = hs.sampled_from([
 ]).flatmap(lambda kv: hs.tuples(hs.just(kv[0]), hs.sampled_from(kv[1])))
 
 
+LOWER_KEYS = hs.sampled_from([
+    ("Modality", ["CT", "MR,US", "?T"]),
+    ("SeriesInstanceUID", ["1.0.0", "1.1.1,1.2.0", "1.9"]),
+    ("SeriesNumber", ["0", "1", "2"]),
+    ("SeriesDescription", ["Axial*", "axial 1"]),
+    ("InstitutionName", ["H1", "R*"]),
+    ("SeriesDate", ["20240105", "-20240101"]),
+    ("RequestAttributesSequence.ScheduledProcedureStepID", ["SPS1", "S*"]),
+    ("StudyInstanceUID", ["1.0", "1.1,1.3"]),
+    ("PatientID", ["A", "A*"]),
+    ("StudyDate", ["20240101-20241231"]),
+    ("SOPInstanceUID", ["1.0.0.1", "1.1.0.2,1.2.1.1"]),
+    ("SOPClassUID", ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"]),
+    ("InstanceNumber", ["1", "2"]),
+    ("ContentDate", ["20240105", "20240101-"]),
+]).flatmap(lambda kv: hs.tuples(hs.just(kv[0]), hs.sampled_from(kv[1])))
+
+
 @hs.composite
 def corpora(draw: Any) -> list[Any]:
     """Records of up to 7 studies with 1-3 series each."""
@@ -53,17 +73,26 @@ def corpora(draw: Any) -> list[Any]:
         pid = draw(hs.sampled_from(["A", "A_1", "a", "B"]))
         name, date, time = (draw(hs.sampled_from(v)) for v in (NAMES, DATES, TIMES))
         for i, mod in enumerate(draw(hs.lists(hs.sampled_from(["CT", "MR", "US"]), min_size=1, max_size=3))):
-            out.append(make(study=f"1.{n}", series=f"1.{n}.{i}", sop=f"1.{n}.{i}.1", pid=pid, name=name,
-                            study_date=date, study_time=time, modality=mod,
-                            institution=draw(hs.sampled_from(["H1", "Renji"])), json=js))
+            se = {"00080021": el("DA", draw(hs.sampled_from(["20240105", "20231231"]))),
+                  "0008103E": el("LO", draw(hs.sampled_from(["Axial 1", "axial 1"]))),
+                  "00400275": el("SQ", {"00400009": el("SH", draw(hs.sampled_from(["SPS1", "X"])))})}
+            number = draw(hs.sampled_from([None, 1, 2]))
+            for k in range(draw(hs.integers(1, 2))):
+                inst = {"00080023": el("DA", draw(hs.sampled_from(["20240105", "20231231"])))}
+                out.append(make(study=f"1.{n}", series=f"1.{n}.{i}", sop=f"1.{n}.{i}.{k + 1}", pid=pid,
+                                name=name, study_date=date, study_time=time, modality=mod,
+                                series_number=number, instance_number=draw(hs.sampled_from([None, 1, 2])),
+                                sop_class=draw(hs.sampled_from([CT, MR])),
+                                institution=draw(hs.sampled_from(["H1", "Renji"])),
+                                json={**js, **se, **inst}))
     return out
 
 
 def both(ix: Index, query: Query) -> tuple[list[Any], list[Any]]:
     """Answers from the catalog and from SQL for one query."""
-    catalog = StudyCatalog()
+    catalog = Catalog()
     catalog.reload(ix._reader())
-    assert catalog.search(query) is not None
+    assert catalog.search(query) is not None or query.level == "IMAGE"
     via_catalog = list(ix.search(query))
     ix._catalog_off, ix._catalog = True, None
     try:
@@ -84,6 +113,23 @@ def test_catalog_answers_as_sql(records: list[Any], matches: list[tuple[str, str
         ix.upsert(records)
         query = Query("STUDY", [parse_match(k, v) for k, v in matches], includefields=include,
                       limit=limit, offset=offset, fuzzy=fuzzy)
+        via_catalog, via_sql = both(ix, query)
+        assert via_catalog == via_sql
+    finally:
+        ix.close()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=corpora(), matches=hs.lists(LOWER_KEYS, max_size=3, unique_by=lambda kv: kv[0]),
+       level=hs.sampled_from(["SERIES", "IMAGE"]), limit=hs.one_of(hs.none(), hs.integers(0, 4)),
+       offset=hs.integers(0, 3), include=hs.sampled_from([set(), {"00081030", "00081061", "00280010"}]))
+def test_series_and_instances_answer_as_sql(records: list[Any], matches: list[tuple[str, str]], level: str,
+                                            limit: int | None, offset: int, include: set[str]) -> None:
+    ix = Index(":memory:")
+    try:
+        ix.upsert(records)
+        query = Query(level, [m for k, v in matches if (m := parse_match(k, v)).tag in LEVEL_KEYS[level]],  # type: ignore[arg-type]
+                      includefields=include, limit=limit, offset=offset)
         via_catalog, via_sql = both(ix, query)
         assert via_catalog == via_sql
     finally:
@@ -112,11 +158,11 @@ def test_catalog_follows_upserts_replacements_and_deletes(ix: Index) -> None:
     assert studies(ModalitiesInStudy="CT") == ["1.1"]
     ix.delete("1.2")
     assert studies(PatientID="A") == [] and studies() == ["1.1"]
-    assert len(ix._catalog) == 1
+    assert len(ix._catalog) == 2  # one study, one series
 
 
 def test_catalog_is_not_kept_above_its_limit(ix: Index, monkeypatch: Any) -> None:
-    monkeypatch.setattr("index.db.MAX_STUDIES", 1)
+    monkeypatch.setattr("index.db.MAX_ROWS", 3)
     ix.upsert([make(study=f"1.{n}", series=f"1.{n}.1", sop=f"1.{n}.1.1") for n in range(2)])
     assert len(list(ix.search(Query("STUDY")))) == 2
     assert ix._catalog is None and ix._catalog_off
