@@ -41,14 +41,7 @@ def compile_query(query: Query) -> tuple[str, list[Any]]:
     sql = f"SELECT {SELECT[query.level]} FROM {FROM[query.level]}"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    sql += f" ORDER BY {ORDER[query.level]}"
-    if query.limit is not None:
-        sql += " LIMIT ?"
-        params.append(max(0, query.limit))
-    if query.offset:
-        sql += " OFFSET ?"
-        params.append(max(0, query.offset))
-    return sql, params
+    return _ordered_page(sql, params, query), params
 
 
 def compile_instances(query: Query) -> tuple[str, list[Any], bool] | None:
@@ -64,14 +57,19 @@ def compile_instances(query: Query) -> tuple[str, list[Any], bool] | None:
         sql += " WHERE " + " AND ".join(clauses)
     if any(m.tag in ("0020000E", "00080018") and m.kind in ("single", "list") for m in query.matches):
         return sql, params, True
-    sql += f" ORDER BY {ORDER['IMAGE']}"
+    return _ordered_page(sql, params, query), params, False
+
+
+def _ordered_page(sql: str, params: list[Any], query: Query) -> str:
+    """sql with the level's stable order and the query's limit and offset (added to params)."""
+    sql += f" ORDER BY {ORDER[query.level]}"
     if query.limit is not None:
         sql += " LIMIT ?"
         params.append(max(0, query.limit))
     if query.offset:
         sql += " OFFSET ?"
         params.append(max(0, query.offset))
-    return sql, params, False
+    return sql
 
 
 def _where(query: Query) -> tuple[list[str], list[Any], set[str]]:
