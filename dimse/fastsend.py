@@ -10,7 +10,7 @@ pieces (nothing joined).  The state machine is not involved: sending P-DATA in S
 the state unchanged (PS3.8 Table 9-10, DT-1), and nothing else writes on the association
 while a C-STORE sub-operation waits for its response (pynetdicom pauses the reactor for
 it).  On a C-MOVE sub-association the sending thread also reads the response itself
-(OwnedSocket).
+(SocketOwner).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from pydicom import Dataset
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_CANCEL
 from pynetdicom.dsutils import encode
 
 from dimse.associations import IDLE_WAIT_S, WakingSocket
@@ -179,42 +180,66 @@ def send_buffers(sock: socket.socket, buffers: list[Buffer]) -> None:
 
 # -- reading a response without the DUL thread --------------------------------------------
 
-class OwnedSocket(WakingSocket):
-    """A WakingSocket the DUL thread does not read while the sending thread owns it.
+class SocketOwner:
+    """Lets a sending thread read an association's incoming PDUs itself, the DUL thread not.
 
     A C-STORE sub-operation's response then goes from the socket straight to the thread that
     waits for it: no DUL loop, no state machine, no DIMSE decoding and no hand-over between
-    threads (together ~0.3 ms per sub-operation here).  The owner reads only what answers
-    its own requests; any other PDU (A-ABORT, A-RELEASE-RQ) goes to the DUL as if it had read
-    it itself.  Ownership lasts from establishment to release/abort: a Storage SCP sends
-    nothing unasked, so no readiness the DUL saw before can belong to the owner's responses.
+    threads (together ~0.3 ms per sub-operation here).  The DUL reads a PDU only under
+    `lock` after looking again that one is there (its select() may have seen data the owner
+    has taken since), and never while `owned`; the owner takes ownership under the same lock,
+    so the two never read the same socket at once.  What the owner reads that is not its
+    response goes where the DUL would have put it (read_response).
     """
 
-    _yy_owned: bool
+    def __init__(self, assoc: Association) -> None:
+        self.lock = threading.Lock()
+        self.owned = False
+        dul = assoc.dul
+        sock: Any = dul.socket
+        check = dul._is_transport_event
 
-    @property
-    def ready(self) -> bool:
-        if self._yy_owned:
-            time.sleep(IDLE_WAIT_S)
-            return False
-        ready = WakingSocket.ready.fget(self)  # type: ignore[attr-defined]
-        return bool(ready) and not self._yy_owned
+        def is_transport_event() -> bool:
+            if self.owned:
+                time.sleep(IDLE_WAIT_S)
+                return False
+            if not sock.ready:  # waits in select() up to IDLE_WAIT_S (WakingSocket)
+                return False
+            with self.lock:
+                if self.owned or not select.select([sock.socket], [], [], 0)[0]:
+                    return False
+                return bool(check())
+
+        dul._is_transport_event = is_transport_event
+
+    def take(self) -> None:
+        with self.lock:
+            self.owned = True
+
+    def give_back(self) -> None:
+        self.owned = False
+
+    @staticmethod
+    def of(assoc: Association) -> SocketOwner | None:
+        """The association's owner; None when its socket is not plain TCP with the DUL wake-ups."""
+        owner = getattr(assoc.dul, "_yy_owner", None)
+        if owner is None and type(getattr(assoc.dul, "socket", None)) is WakingSocket:
+            owner = assoc.dul._yy_owner = SocketOwner(assoc)  # type: ignore[attr-defined]
+        return owner
 
 
 def own_socket(assoc: Association) -> bool:
-    """Let the sending thread read the association's responses itself until it is released
-    or aborted (plain TCP with the DUL wake-ups only; else nothing changes)."""
-    dul_socket = getattr(assoc.dul, "socket", None)
-    if type(dul_socket) is not WakingSocket:
+    """Own a requested association's socket from now until it is released or aborted (a
+    Storage SCP sends nothing unasked); False when that is not possible."""
+    owner = SocketOwner.of(assoc)
+    if owner is None:
         return False
-    dul_socket.__class__ = OwnedSocket
-    owned: Any = dul_socket
-    owned._yy_owned = True
+    owner.take()
     for name in ("release", "abort"):
         original = getattr(assoc, name)
 
         def give_back(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            owned._yy_owned = False  # the DUL reads the A-RELEASE-RP / closes
+            owner.give_back()  # the DUL reads the A-RELEASE-RP, or closes
             return _original(*args, **kwargs)
 
         setattr(assoc, name, give_back)
@@ -256,8 +281,9 @@ def _parse_command(data: bytes | bytearray) -> dict[int, bytes]:
 
 
 def read_response(assoc: Association, sock: socket.socket, timeout: float | None) -> dict[int, bytes]:
-    """The next DIMSE command received (its data set, if any, is skipped): P-DATA-TF PDUs
-    read straight from the socket (PS3.8 9.3.5).  Another PDU goes to the DUL (_Unexpected)."""
+    """The next DIMSE response received: P-DATA-TF PDUs read straight from the socket (PS3.8
+    9.3.5).  A C-CANCEL-RQ meanwhile (a C-GET requester's) is recorded as pynetdicom records
+    it; another PDU goes to the DUL (_Unexpected)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     command = bytearray()
     while True:
@@ -278,18 +304,27 @@ def read_response(assoc: Association, sock: socket.socket, timeout: float | None
             pos += 4 + item_len
         if last_command:
             fields = _parse_command(command)
-            data_set = struct.unpack("<H", fields.get(0x0800, b"\x01\x01"))[0] != 0x0101
-            if data_set:  # no response we await carries one
-                raise _Unexpected("a response with a data set")
+            command = bytearray()
+            if _us(fields, 0x0100) == 0x0FFF:  # C-CANCEL-RQ (PS3.7 9.3.2.3)
+                cancel = C_CANCEL()
+                cancel.MessageIDBeingRespondedTo = _us(fields, 0x0120)
+                assoc.dimse.cancel_req[cancel.MessageIDBeingRespondedTo] = cancel
+                continue
+            if _us(fields, 0x0800, 0x0101) != 0x0101:  # no response we await carries a data set
+                raise _Unexpected("a message with a data set")
             return fields
 
 
+def _us(fields: dict[int, bytes], elem: int, default: int = 0) -> int:
+    value = fields.get(elem)
+    return struct.unpack("<H", value)[0] if value is not None and len(value) == 2 else default
+
+
 def _status_of(fields: dict[int, bytes], command_field: int, msg_id: int) -> Dataset | None:
-    if (struct.unpack("<H", fields.get(0x0100, b"\0\0"))[0] != command_field
-            or struct.unpack("<H", fields.get(0x0120, b"\0\0"))[0] != msg_id or 0x0900 not in fields):
+    if _us(fields, 0x0100) != command_field or _us(fields, 0x0120) != msg_id or 0x0900 not in fields:
         return None
     status = Dataset()
-    status.Status = struct.unpack("<H", fields[0x0900])[0]
+    status.Status = _us(fields, 0x0900)
     if 0x0902 in fields:
         status.ErrorComment = fields[0x0902].decode("ascii", "replace").rstrip("\0 ")
     return status
@@ -317,11 +352,16 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
     while not assoc._is_paused:
         time.sleep(0.0001)
     dul_socket: Any = assoc.dul.socket
+    owner: SocketOwner | None = getattr(assoc.dul, "_yy_owner", None)
     try:
         sock: Any = dul_socket.socket if dul_socket else None
         if sock is None:
             raise OSError("no socket")
-        if type(dul_socket) is OwnedSocket and dul_socket._yy_owned:
+        # C-MOVE: owned since establishment; C-GET (our reactor's thread): for this response
+        if owner is not None and (owner.owned or in_reactor):
+            held = owner.owned
+            if not held:
+                owner.take()
             try:
                 send_buffers(sock, pdus)
                 fields = read_response(assoc, sock, assoc.dimse_timeout)
@@ -329,6 +369,9 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
             except (_Unexpected, TimeoutError) as exc:
                 fields, handled = {}, getattr(exc, "handled", False)
                 log.warning("C-STORE sub-operation %d: %s", msg_id, exc)
+            finally:
+                if not held:
+                    owner.give_back()
             assoc.dul._idle_timer.restart()
             status = _status_of(fields, 0x8001, msg_id)
             if status is None:  # a failed sub-operation; an association we cannot trust
@@ -336,6 +379,8 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
                 if not handled:
                     assoc.abort()
                 return Dataset()
+            if in_reactor:
+                assoc._reactor_checkpoint.set()
             return status
         send_buffers(sock, pdus)
         assoc.dul._idle_timer.restart()

@@ -154,8 +154,8 @@ def direct_pending(assoc: Association, interval: float = PENDING_INTERVAL_S) -> 
             original(primitive, context_id)
             return
         now = time.monotonic()
-        done = (primitive.NumberOfCompletedSuboperations + primitive.NumberOfFailedSuboperations
-                + primitive.NumberOfWarningSuboperations)
+        done = sum(n or 0 for n in (primitive.NumberOfCompletedSuboperations,
+                                    primitive.NumberOfFailedSuboperations, primitive.NumberOfWarningSuboperations))
         if interval and now - last[0] < interval and done > 1 and primitive.NumberOfRemainingSuboperations:
             return  # pending responses are optional (PS3.4 C.4.2.3): the next one counts these
         last[0] = now

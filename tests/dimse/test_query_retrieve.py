@@ -353,3 +353,70 @@ def test_move_destination_that_aborts_fails_the_rest_without_hanging(scp, archiv
         server.shutdown()
     assert result.status == 0xB000 and result.completed == 2 and result.failed == 4
     assert len(result.failed_sops) == 4 and len(seen) == 3
+
+
+def _get_association(port: int, handler, timeout: float = 10):
+    """A pynetdicom C-GET requester (CT storage with the SCP role, plus C-FIND) on our SCP."""
+    from pynetdicom import evt
+    from pynetdicom.presentation import build_context, build_role
+
+    from dimse import scu, uids
+    from dimse.syntaxes import NATIVE
+
+    ct_storage = "1.2.840.10008.5.1.4.1.1.2"
+    contexts = [build_context(uids.STUDY_ROOT_GET, NATIVE), build_context(uids.STUDY_ROOT_FIND, NATIVE),
+                build_context(ct_storage, NATIVE)]
+    return scu.associate(scu.Peer("127.0.0.1", port, called=SCP_AET, aet=SCU_AET, timeout=timeout), contexts,
+                         ext_neg=[build_role(ct_storage, scp_role=True)], handlers=[(evt.EVT_C_STORE, handler)])
+
+
+def test_get_then_the_same_association_still_answers(scp, archive, tmp_path: Path) -> None:
+    """C-GET reads its C-STORE responses in the reactor's own thread: the reactor must go on
+    serving the association afterwards (a C-FIND answered, a prompt release)."""
+    from dimse import uids
+    from dimse.cli import build_identifier
+
+    _copies(archive, tmp_path, 12)
+    got: list[bytes] = []
+
+    def on_store(event) -> int:
+        got.append(event.encoded_dataset())
+        return 0x0000
+
+    with _get_association(scp.port, on_store) as assoc:
+        responses = [rsp for rsp, _ in assoc.send_c_get(
+            build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), uids.STUDY_ROOT_GET)]
+        assert responses[-1].Status == 0x0000 and responses[-1].NumberOfCompletedSuboperations == 12
+        found = [rsp.Status for rsp, _ in assoc.send_c_find(
+            build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), uids.STUDY_ROOT_FIND)]
+        assert found == [0xFF00, 0x0000]
+    assert len(got) == 12
+    row = archive.row("1.2.826.1.7.1.0")
+    assert row is not None
+    from dimse.fastsend import part10_body
+
+    assert bytes(part10_body(got[0])) == bytes(part10_body(archive.read_part10(row)))
+
+
+def test_get_cancel_received_while_waiting_for_a_store_response(scp, archive, tmp_path: Path) -> None:
+    """A C-CANCEL that arrives while our thread reads the C-STORE response itself is honoured."""
+    from dimse import uids
+    from dimse.cli import build_identifier
+
+    _copies(archive, tmp_path, 30)
+    holder: dict = {}
+
+    def on_store(event) -> int:
+        holder["n"] = holder.get("n", 0) + 1
+        if holder["n"] == 3:
+            holder["assoc"].send_c_cancel(5, query_model=uids.STUDY_ROOT_GET)
+            time.sleep(0.2)  # the cancel is on the wire before this response
+        return 0x0000
+
+    with _get_association(scp.port, on_store) as assoc:
+        holder["assoc"] = assoc
+        responses = [rsp for rsp, _ in assoc.send_c_get(
+            build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), uids.STUDY_ROOT_GET, msg_id=5)]
+    final = responses[-1]
+    assert final.Status == 0xFE00
+    assert final.NumberOfCompletedSuboperations == 3 and final.NumberOfRemainingSuboperations == 27
