@@ -210,7 +210,7 @@ class SocketOwner:
                     return False
                 return bool(check())
 
-        dul._is_transport_event = is_transport_event
+        dul._is_transport_event = is_transport_event  # type: ignore[method-assign]
 
     def take(self) -> None:
         with self.lock:
