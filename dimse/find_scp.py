@@ -43,7 +43,9 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         yield status(0xA900, "identifier cannot be decoded"), None
         return
     results = archive.search(query)
-    direct = DirectResponses.for_event(event)
+    ts = event.context.transfer_syntax
+    implicit_le = bool(ts.is_implicit_VR) if ts.is_little_endian else None
+    direct: DirectResponses | None = None
     sent = 0
     try:
         for result in results:
@@ -53,7 +55,9 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
                 tally(event, "find_cancelled")
                 yield CANCELLED, None
                 return
-            rsp = response_identifier(result, identifier, query.level, aet)
+            rsp = response_identifier(result, identifier, query.level, aet, implicit_le)
+            if sent == 0:  # built at the first match: a query matching nothing never pays for it
+                direct = DirectResponses.for_event(event)
             if direct is not None:
                 direct.add(rsp)
             else:

@@ -1,0 +1,79 @@
+"""C-FIND response identifiers: the already-encoded text elements encode as pydicom's own."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydicom import Dataset
+from pynetdicom.dsutils import encode
+
+from dimse.identifier import _element, response_identifier
+
+RESULT: dict[str, Any] = {
+    "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Wang^Xiaodong", "Ideographic": "王^小东"}]},
+    "00100020": {"vr": "LO", "Value": ["CN001"]},
+    "0020000D": {"vr": "UI", "Value": ["1.2.3.45"]},
+    "00080061": {"vr": "CS", "Value": ["CT", "MR"]},
+    "00080020": {"vr": "DA", "Value": ["20240105"]},
+    "00080050": {"vr": "SH"},
+    "00201208": {"vr": "IS", "Value": [17]},
+    "00201206": {"vr": "IS", "Value": [2]},
+    "00081030": {"vr": "LO", "Value": ["Thorax ärztlich 胸部"]},
+    "00080090": {"vr": "PN", "Value": [{"Alphabetic": "Li^Na", "Ideographic": "", "Phonetic": "li^na"}]},
+    "00180050": {"vr": "DS", "Value": [1.25]},
+    "00280010": {"vr": "US", "Value": [512]},
+    "00081032": {"vr": "SQ", "Value": [{"00080100": {"vr": "SH", "Value": ["X"]}}]},
+    "00100030": {"vr": "DA", "Value": [None]},
+    "00200011": {"vr": "IS", "Value": [3.0]},
+}
+
+
+def old_identifier(result: dict[str, Any], identifier: Dataset, level: str, aet: str) -> Dataset:
+    """Every attribute converted by pydicom (the implementation before raw elements)."""
+    rsp = Dataset()
+    rsp.SpecificCharacterSet = "ISO_IR 192"
+    for elem in identifier:
+        tag = int(elem.tag)
+        if tag in (0x00080005, 0x00080052, 0x00080054, 0x00080056):
+            continue
+        item = result.get(f"{tag:08X}")
+        rsp[tag] = _element(tag, item) if item is not None else _empty(tag, elem.VR)
+    rsp.QueryRetrieveLevel = level
+    rsp.RetrieveAETitle = aet
+    return rsp
+
+
+def _empty(tag: int, vr: str) -> Any:
+    ds = Dataset()
+    ds.add_new(tag, vr, [] if vr == "SQ" else None)
+    return ds[tag]
+
+
+def request() -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.QueryRetrieveLevel = "STUDY"
+    for tag, vr in [(0x00100010, "PN"), (0x00100020, "LO"), (0x0020000D, "UI"), (0x00080061, "CS"),
+                    (0x00080020, "DA"), (0x00080050, "SH"), (0x00201208, "IS"), (0x00201206, "IS"),
+                    (0x00081030, "LO"), (0x00080090, "PN"), (0x00180050, "DS"), (0x00280010, "US"),
+                    (0x00081032, "SQ"), (0x00100030, "DA"), (0x00200011, "IS"), (0x00200010, "SH"),
+                    (0x00080030, "TM"), (0x00280011, "US"), (0x00081110, "SQ")]:
+        ds.add_new(tag, vr, [] if vr == "SQ" else None)
+    return ds
+
+
+@pytest.mark.parametrize(("implicit", "little"), [(True, True), (False, True)])
+def test_raw_text_elements_encode_as_pydicom_does(implicit: bool, little: bool) -> None:
+    ident = request()
+    old = encode(old_identifier(RESULT, ident, "STUDY", "YUNYING"), implicit, little)
+    for hint in (None, implicit):  # hint: written as encoded here, else converted by pydicom
+        new = response_identifier(RESULT, ident, "STUDY", "YUNYING", hint)
+        assert encode(new, implicit, little) == old
+
+
+def test_raw_elements_read_back_as_values() -> None:
+    rsp = response_identifier(RESULT, request(), "STUDY", "YUNYING")
+    assert str(rsp.PatientName) == "Wang^Xiaodong=王^小东"
+    assert rsp.ModalitiesInStudy == ["CT", "MR"] and rsp.NumberOfStudyRelatedInstances == 17
+    assert rsp.StudyInstanceUID == "1.2.3.45" and rsp.QueryRetrieveLevel == "STUDY"
+    assert rsp.AccessionNumber == "" and rsp.RetrieveAETitle == "YUNYING"
