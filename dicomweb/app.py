@@ -101,7 +101,9 @@ def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
 
         out.append(Route(DICOMWEB_ROOT + path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE",
                                                                    "OPTIONS", "PATCH"]))
-    return out
+    # deepest first: frame requests (the most frequent) match at once instead of after 20 patterns;
+    # the patterns never overlap (different literals or depths), so the order changes no answer
+    return sorted(out, key=lambda route: -route.path.count("/"))
 
 
 def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | None = None) -> Starlette:

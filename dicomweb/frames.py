@@ -173,15 +173,17 @@ def decode_for_display(stored: bytes | np.ndarray, info: FrameInfo, row: Instanc
 
 
 def frame_payload(archive: Archive, row: InstanceRow, number: int,
-                  choices: Sequence[tuple[str, str]]) -> tuple[str, str, bytes]:
+                  choices: Sequence[tuple[str, str]]) -> tuple[str, str, bytes | memoryview]:
     """(media type, transfer syntax, bytes) of one frame: the first negotiated choice it encodes into."""
     info = frame_info(archive, row)
     stored = archive.read_frame(row, number)
     reasons = []
     for media, ts in choices:
         if ts in NATIVE and row.pixel_form != "encapsulated":
-            # stored native: the bytes as stored, planar configuration and all (matches the metadata)
-            return media, ts, stored.tobytes() if isinstance(stored, np.ndarray) else bytes(stored)
+            # stored native: the bytes as stored, planar configuration and all (matches the metadata),
+            # as the decoded chunk's own buffer (no 512 KB copy before the body is written)
+            return media, ts, np.ascontiguousarray(stored).data.cast("B") if isinstance(stored, np.ndarray) \
+                else bytes(stored)
         source: bytes | np.ndarray = samples_as_stored(stored, info) if isinstance(stored, np.ndarray) \
             else bytes(stored)
         try:
@@ -212,7 +214,7 @@ def _choices(accept: str, stored_ts: str, info: FrameInfo) -> tuple[list[tuple[s
 
 
 def _prepare(archive: Archive, p: dict[str, str], numbers: list[int], accept: str
-             ) -> tuple[InstanceRow, list[tuple[str, str]], bool, tuple[str, str, bytes]]:
+             ) -> tuple[InstanceRow, list[tuple[str, str]], bool, tuple[str, str, bytes | memoryview]]:
     """Everything before the status line in one worker-thread hop: row, choices, the first frame."""
     row = instance_row(archive, p["study"], p["series"], p["sop"])
     if row.pixel_form == "none":
@@ -246,14 +248,14 @@ async def frames(request: Request) -> Response:
     boundary = new_boundary()
     ctype = f'multipart/related; type="{media}"; boundary={boundary}'
     if len(numbers) == 1:  # the common cine request: one body, no streaming machinery
-        body = part_header(boundary, f"{media}; transfer-syntax={ts}", where + str(numbers[0])) + data \
-            + closing(boundary)
+        body = b"".join((part_header(boundary, f"{media}; transfer-syntax={ts}", where + str(numbers[0])), data,
+                         closing(boundary)))
         return Response(body, headers=headers, media_type=ctype)
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
-        yield f"{media}; transfer-syntax={ts}", data, where + str(numbers[0])
+        yield f"{media}; transfer-syntax={ts}", bytes(data), where + str(numbers[0])
         for n in numbers[1:]:  # streamed part by part, each read from its own chunk
             m, t, d = await run_in_threadpool(frame_payload, archive, row, n, choices)
-            yield f"{m}; transfer-syntax={t}", d, where + str(n)
+            yield f"{m}; transfer-syntax={t}", bytes(d), where + str(n)
 
     return StreamingResponse(multipart_body(boundary, parts()), headers=headers, media_type=ctype)

@@ -13,9 +13,11 @@ The rendering itself is dicomweb.rendering's; reformats are dicomweb.volumes'.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -36,18 +38,25 @@ from yunying.archive import Archive
 from yunying.errors import NotAcceptable, UnknownResource
 from yunying.pixels import RenderParams, negotiate_rendered_media, parse_accept, parse_render_params
 
-RENDER_KEYS = {"window", "viewport", "quality", "annotation"}
+RENDER_KEYS = frozenset({"window", "viewport", "quality", "annotation"})
 THUMBNAIL_SIDE = 128
 
 
 # -- request parsing ------------------------------------------------------------------------
-def _params(query: Mapping[str, str], known: set[str]) -> tuple[RenderParams, dict[str, str]]:
+def _params(request: Request, known: frozenset[str]) -> tuple[RenderParams, dict[str, str]]:
     """Typed render parameters, and a Warning header for keys we ignore (PS3.18 8.3.4.1)."""
-    params = parse_render_params(query)
-    return params, _ignored(query, known)
+    params, warning = _parsed(request.scope.get("query_string", b""), known)
+    return params, dict(warning)
 
 
-def _ignored(query: Mapping[str, str], known: set[str]) -> dict[str, str]:
+@functools.lru_cache(maxsize=1024)
+def _parsed(query_string: bytes, known: frozenset[str]) -> tuple[RenderParams, tuple[tuple[str, str], ...]]:
+    """Cached per query string: a viewer scrolling a series sends the same window for every slice."""
+    query = QueryParams(query_string)
+    return parse_render_params(query), tuple(_ignored(query, known).items())
+
+
+def _ignored(query: Mapping[str, str], known: frozenset[str]) -> dict[str, str]:
     unknown = sorted(k for k in query if k not in known and k != "accept")
     return {"Warning": warning_header(*(f"{k} is not supported and was ignored" for k in unknown))} \
         if unknown else {}
@@ -55,7 +64,11 @@ def _ignored(query: Mapping[str, str], known: set[str]) -> dict[str, str]:
 
 def _media(request: Request) -> tuple[str, bool]:
     """The rendered media type (PS3.18 8.7.4) and whether the client asked for multipart/related."""
-    accept = request.headers.get("accept") or "*/*"
+    return _negotiated(request.headers.get("accept") or "*/*")
+
+
+@functools.lru_cache(maxsize=256)
+def _negotiated(accept: str) -> tuple[str, bool]:
     media = negotiate_rendered_media(accept)
     if media is None:
         raise NotAcceptable("rendered resources are image/jpeg, image/png or image/gif (PS3.18 8.7.4)")
@@ -73,7 +86,7 @@ async def rendered(request: Request) -> Response:
     """GET …/rendered at study, series, instance and frame level (PS3.18 10.4.1.1.3)."""
     archive, cache = _caches(request)
     p = request.path_params
-    params, headers = _params(request.query_params, RENDER_KEYS)
+    params, headers = _params(request, RENDER_KEYS)
     media, multipart = _media(request)
     numbers = frame_numbers(p["frames"]) if "frames" in p else None
     cached = archive.cached_row(p["study"], p["series"], p["sop"]) if "sop" in p else None
@@ -101,7 +114,9 @@ async def rendered(request: Request) -> Response:
         return list(range(1, row.frames + 1)) if media == "image/gif" else [1]
 
     if not many:
-        data = await run_in_threadpool(render_frames, archive, cache, rows[0], frames_of(rows[0]), media, params)
+        data = cache.get(cache_key(rows[0], frames_of(rows[0]), media, params))  # a hit needs no worker
+        if data is None:
+            data = await run_in_threadpool(render_frames, archive, cache, rows[0], frames_of(rows[0]), media, params)
         return Response(data, media_type=media, headers=headers)
     base = base_url(request)
     jobs = [(row, [n]) for n in numbers for row in rows] if numbers else [(row, frames_of(row)) for row in rows]
@@ -140,7 +155,7 @@ async def thumbnail(request: Request) -> Response:
     """GET …/thumbnail at study, series, instance and frame level (PS3.18 10.4.1.1.4)."""
     archive, cache = _caches(request)
     p = request.path_params
-    params, headers = _params(request.query_params, RENDER_KEYS)
+    params, headers = _params(request, RENDER_KEYS)
     if params.viewport is None:
         params = RenderParams(params.window, (THUMBNAIL_SIDE, THUMBNAIL_SIDE), params.quality, params.annotation)
     if params.quality is None:

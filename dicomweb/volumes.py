@@ -22,7 +22,8 @@ from yunying.pixels import FrameInfo, RenderParams, parse_render_params
 from yunying.pixels.geometry import SeriesGeometry, UnsuitableGeometry, plane_for
 from yunying.pixels.reformat import render_reformat
 
-REFORMAT_KEYS = {"window", "viewport", "quality", "orientation", "position", "thickness", "mode", "u", "v"}
+REFORMAT_KEYS = frozenset({"window", "viewport", "quality", "orientation", "position", "thickness", "mode", "u",
+                           "v"})
 _GEOMETRIES_MAX = 32  # series whose geometry (and slices read so far) are kept
 
 

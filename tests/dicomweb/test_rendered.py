@@ -87,6 +87,43 @@ def test_monochrome1_is_inverted(server: YunyingServer) -> None:
             .astype(int) + m2).mean() == pytest.approx(255, abs=1)
 
 
+def test_one_frame_in_two_windows_then_replaced(server: YunyingServer) -> None:
+    """Window tables are keyed by window and rescale, rendered bytes by instance version."""
+    ds = fresh("CT_small.dcm")
+    stow(server, ds)
+    for centre, width in ((40, 400), (1000, 3000), (40, 400)):
+        got = image(httpx.get(url(server, ds, "/frames/1/rendered"), params={"window": f"{centre},{width}"},
+                              headers=PNG))
+        close(got, reference(ds, centre, width))
+    ds.RescaleIntercept = str(float(ds.RescaleIntercept) + 500)  # a new version under the same UIDs
+    stow(server, ds)
+    close(image(httpx.get(url(server, ds, "/frames/1/rendered"), params={"window": "40,400"}, headers=PNG)),
+          reference(ds, 40, 400))
+
+
+def test_every_slice_of_a_series_one_by_one(server: YunyingServer) -> None:
+    """The second slice asked for loads the series' rows at once; every slice is still its own."""
+    study, series = generate_uid(), generate_uid()
+    slices = [make_ct(study, series, number=k, rows=16, cols=16) for k in range(1, 6)]
+    for ds in slices:
+        ds.RescaleSlope, ds.RescaleIntercept = "1", str(-100 * ds.InstanceNumber)
+    stow(server, *slices)
+    for ds in slices:
+        close(image(httpx.get(url(server, ds, "/frames/1/rendered"), params={"window": "1000,3000"},
+                              headers=PNG)), reference(ds, 1000, 3000))
+
+
+def test_overlay_still_burnt_in(server: YunyingServer) -> None:
+    """An image with an overlay plane is rendered from its parsed header, overlay and all."""
+    ds = fresh("examples_overlay.dcm")
+    stow(server, ds)
+    overlay = ds.overlay_array(0x6000).astype(bool)
+    got = image(httpx.get(url(server, ds, "/rendered"), headers=PNG))
+    r0, c0 = (int(v) - 1 for v in ds[0x6000, 0x0050].value)
+    region = got[r0:r0 + overlay.shape[0], c0:c0 + overlay.shape[1]]
+    assert overlay.any() and (region[overlay[:region.shape[0], :region.shape[1]]] == 255).all()
+
+
 def test_palette_colour(server: YunyingServer) -> None:
     ds = fresh("examples_palette.dcm")
     stow(server, ds)
