@@ -29,8 +29,10 @@ import orjson
 from index.keys import KEYS
 from index.predicates import Pred, Row, predicate
 from index.query import Query
+from index.results import Json, Sources, series_own, study_own
 
 MAX_ROWS = 500_000  # studies + series
+MAX_PARSED = 50_000  # rows whose attributes are kept parsed
 _LAST = chr(0x10FFFF)
 
 
@@ -71,13 +73,10 @@ STUDIES = Table("studies", "st", STUDY_COLS, ("patient_id", "accession"),
 SERIES = Table("series", "se", SERIES_COLS, ("study",),  # series_number NULLS LAST, uid
                lambda r: (r[SERIES_COLS.index("series_number")] is None,
                           r[SERIES_COLS.index("series_number")] or 0, r[0]))
+REP_AT, ATTRS_AT = -4, -3  # rep_sop and attrs are the last columns of both tables
 TAGS_AT = -2  # a kept row is its columns, the tags of its representative instance, its order key
 # The columns of sql.SELECT, in its order, from kept rows (what results.Shaper reads).
-_STUDY_SELECT = itemgetter(*(STUDIES.pos[c] for c in (
-    "attrs", "n_series", "n_instances", "modalities", "sop_classes", "rep_sop")))
-_SERIES_OWN = itemgetter(*(SERIES.pos[c] for c in ("attrs", "n_instances", "rep_sop")))
-_SERIES_UPPER = itemgetter(*(STUDIES.pos[c] for c in (
-    "attrs", "n_series", "n_instances", "modalities", "sop_classes")))
+_STUDY_COMPUTED = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
 _IMAGE_UPPER = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
 
 
@@ -138,6 +137,7 @@ class Catalog:
         self.studies = Rows(STUDIES)
         self.series = Rows(SERIES)
         self._tagsets: dict[frozenset[str], frozenset[str]] = {}
+        self._owns: dict[int, tuple[Row, Json]] = {}  # id(row) -> (row, its attributes)
 
     def __len__(self) -> int:
         return len(self.studies.by_uid) + len(self.series.by_uid)
@@ -190,9 +190,9 @@ class Catalog:
                 narrow.append((key.column, m.values if m.kind == "list" else m.values[:1]))
         return Plan(preds, min(narrow, key=lambda n: len(n[1])) if narrow else None)
 
-    def search(self, query: Query) -> list[tuple[Row, frozenset[str]]] | None:
-        """Answer rows (as sql.SELECT gives them) with their representative's tags, in order,
-        limited; None for a level or match not kept here."""
+    def search(self, query: Query) -> list[tuple[Sources, frozenset[str]]] | None:
+        """Answers' sources (results.Shaper.sources) with their representative's tags, in
+        order, limited; None for a level or match not kept here."""
         if query.level not in ("STUDY", "SERIES"):
             return None
         study_level = query.level == "STUDY"
@@ -205,25 +205,45 @@ class Catalog:
             return []
         own, upper = (plan.preds["st"], []) if study_level else (plan.preds["se"], plan.preds["st"])
         rows = self.studies if study_level else self.series
-        out: list[tuple[Row, frozenset[str]]] = []
+        matched: list[tuple[Row, Row | None]] = []
         with self._lock:
-            scan: Iterable[Row] = (rows.candidates(*plan.narrow) if plan.narrow is not None
-                                   else (r for _, r in rows.ordered))
             if study_level and not own and plan.narrow is None:
-                return [(_study_answer(r), r[TAGS_AT]) for _, r in rows.ordered[start:stop]]
-            for r in scan:
-                if not all(p(r) for p in own):
-                    continue
-                if study_level:
-                    out.append((_study_answer(r), r[TAGS_AT]))
-                else:
-                    st = self.studies.by_uid.get(r[SERIES.pos["study"]])
-                    if st is None or not all(p(st) for p in upper):
+                matched = [(r, None) for _, r in rows.ordered[start:stop]]
+            else:
+                scan: Iterable[Row] = (rows.candidates(*plan.narrow) if plan.narrow is not None
+                                       else (r for _, r in rows.ordered))
+                for r in scan:
+                    if not all(p(r) for p in own):
+                        continue
+                    st = None if study_level else self.studies.by_uid.get(r[SERIES.pos["study"]])
+                    if not study_level and (st is None or not all(p(st) for p in upper)):
                         continue  # an inner join
-                    out.append((_series_answer(r, st), r[TAGS_AT]))
-                if stop is not None and len(out) >= stop:
-                    break
-        return out[start:]
+                    matched.append((r, st))
+                    if stop is not None and len(matched) >= stop:
+                        break
+                matched = matched[start:]
+            return [self._answer(r, st) for r, st in matched]
+
+    def _answer(self, r: Row, st: Row | None) -> tuple[Sources, frozenset[str]]:
+        """A study row's answer (st None), or a series row's with its study's."""
+        if st is None:
+            return (self._own(r, STUDIES), [], r[REP_AT]), r[TAGS_AT]
+        return (self._own(r, SERIES), [self._own(st, STUDIES)], r[REP_AT]), r[TAGS_AT]
+
+    def _own(self, r: Row, table: Table) -> Json:
+        """The row's attributes with its computed ones (results.study_own / series_own), built
+        once per row version (~20 us per answer saved); answers share them, so they are never
+        modified (results.Shaper copies what it takes)."""
+        hit = self._owns.get(id(r))
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        if len(self._owns) >= MAX_PARSED:
+            self._owns.clear()
+        attrs = orjson.loads(r[ATTRS_AT])
+        own = (study_own(attrs, *_STUDY_COMPUTED(r)) if table is STUDIES
+               else series_own(attrs, r[SERIES.pos["n_instances"]]))
+        self._owns[id(r)] = (r, own)
+        return own
 
     def upper(self, series: str, study: str) -> Row | None:
         """What an instance answer takes from its series and study (sql.SELECT["IMAGE"] after i.json)."""
@@ -232,11 +252,3 @@ class Catalog:
         if se is None or st is None:
             return None
         return (se[SERIES.pos["n_instances"]], *_IMAGE_UPPER(st))
-
-
-def _study_answer(r: Row) -> Row:
-    return _STUDY_SELECT(r)  # type: ignore[no-any-return]
-
-
-def _series_answer(se: Row, st: Row) -> Row:
-    return (*_SERIES_OWN(se), *_SERIES_UPPER(st))

@@ -28,7 +28,7 @@ from index import write
 from index.catalog import MAX_ROWS, Catalog
 from index.model import InstanceRecord, InstanceRow
 from index.query import Query
-from index.results import Shaper
+from index.results import Shaper, Sources
 from index.schema import statements
 from index.sql import compile_instances, compile_query
 from index.write import ROW_COLS, marks, to_row
@@ -191,11 +191,11 @@ class Index:
         alone = compile_instances(query) if catalog is not None and query.level == "IMAGE" else None
         if catalog is not None and alone is not None:
             for rows in self._instances(catalog, query, *alone):
-                yield from self._answers(shaper, rows, None)
+                yield from self._answers(shaper, [shaper.sources(r) for r in rows], None)
             return
         sql, params = compile_query(query)
         for rows in self._stream(sql, params, FETCH, list):
-            yield from self._answers(shaper, rows, None)
+            yield from self._answers(shaper, [shaper.sources(r) for r in rows], None)
 
     def _instances(self, catalog: Catalog, query: Query, sql: str, params: list[Any],
                    page_here: bool) -> Iterator[list[tuple[Any, ...]]]:
@@ -212,18 +212,18 @@ class Index:
             # an instance whose series or study row is missing is left out, as the join does
             yield [(r[0], *upper) for r in batch if (upper := catalog.upper(r[1], r[2])) is not None]
 
-    def _answers(self, shaper: Shaper, rows: list[Any], tags: list[frozenset[str]] | None) -> Iterator[dict]:
+    def _answers(self, shaper: Shaper, sources: list[Sources],
+                 tags: list[frozenset[str]] | None) -> Iterator[dict]:
         """Shaped answers; asked tags kept at no level come from the representative instance,
-        looked up only when it has them (tags: each row's representative's tags, when known)."""
-        shaped = [shaper.shape(r) for r in rows]
-        need = sorted({s for n, (r, (_, miss)) in enumerate(zip(rows, shaped))
-                       if miss and (s := shaper.rep_sop(r))
-                       and (tags is None or not tags[n].isdisjoint(miss))})
+        looked up only when it has them (tags: each one's representative's tags, when known)."""
+        shaped = [shaper.shape(s) for s in sources]
+        need = sorted({rep for n, ((_, _, rep), (_, miss)) in enumerate(zip(sources, shaped))
+                       if miss and rep and (tags is None or not tags[n].isdisjoint(miss))})
         docs = dict(self._reader().execute(
             f"SELECT sop, json FROM instances WHERE sop IN ({marks(len(need))})", need
         ).fetchall()) if need else {}
-        for r, (out, miss) in zip(rows, shaped):
-            rep = docs.get(shaper.rep_sop(r) or "")
+        for (_, _, rep_sop), (out, miss) in zip(sources, shaped):
+            rep = docs.get(rep_sop or "")
             yield shaper.fill(out, miss, orjson.loads(rep) if rep else None)
 
     def _stream(self, sql: str, params: list[Any], size: int,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR
 
@@ -132,6 +133,7 @@ PATIENT_DEFAULTS = frozenset({
 })
 
 
+@lru_cache(maxsize=4096)
 def vr_of(tag: str) -> str:
     """The data dictionary VR of a tag (first choice when ambiguous); UN when unknown."""
     try:

@@ -10,6 +10,7 @@ from index.keys import IMAGE_DEFAULTS, PATIENT_DEFAULTS, SERIES_DEFAULTS, STUDY_
 from index.query import Query
 
 Json = dict[str, Any]
+Sources = tuple[Json, list[Json], str | None]  # own attributes, upper levels', representative SOP
 NEVER_EMPTY = frozenset({"00081190"})  # RetrieveURL: the HTTP face's to add
 
 
@@ -25,6 +26,17 @@ def study_computed(n_series: int, n_instances: int, modalities: list[str] | None
             "00080062": el("UI", sorted(sop_classes or [])),
             "00201206": el("IS", [n_series]), "00201208": el("IS", [n_instances]),
             "00080056": el("CS", ["ONLINE"])}
+
+
+def study_own(attrs: Json, n_series: int, n_instances: int, modalities: list[str] | None,
+              sop_classes: list[str] | None) -> Json:
+    """A study's attributes with the computed ones (which win)."""
+    return {**attrs, **study_computed(n_series, n_instances, modalities, sop_classes)}
+
+
+def series_own(attrs: Json, n_instances: int) -> Json:
+    """A series' attributes with the computed ones."""
+    return {**attrs, "00201209": el("IS", [n_instances]), "00080056": el("CS", ["ONLINE"])}
 
 
 class Shaper:
@@ -51,14 +63,15 @@ class Shaper:
         self.wanted = sorted(wanted)  # answers are built in tag order (PS3.18 F.2.1)
         self.asked = sorted(self.explicit - NEVER_EMPTY)
 
-    def shape(self, row: Sequence[Any]) -> tuple[Json, list[str]]:
+    def shape(self, sources: Sources) -> tuple[Json, list[str]]:
         """One answer, and the explicitly asked tags still missing (look them up in the instance)."""
-        own, upper = self._sources(row)
+        own, upper, _ = sources
         out: Json = dict(own) if self.include_all else {}
+        srcs = (own, *upper)
         for tag in self.wanted:
             if tag in out:
                 continue
-            for src in (own, *upper):
+            for src in srcs:
                 if tag in src:
                     out[tag] = src[tag]
                     break
@@ -70,25 +83,21 @@ class Shaper:
             out[tag] = rep[tag] if rep and tag in rep else {"vr": vr_of(tag)}
         return dict(sorted(out.items())) if missing or self.include_all else out
 
-    def _sources(self, row: Sequence[Any]) -> tuple[Json, list[Json]]:
-        """This level's own attributes, and upper-level ones, for a row of sql.SELECT."""
+    def sources(self, row: Sequence[Any]) -> Sources:
+        """A row of sql.SELECT as this level's own attributes, upper-level ones (first found
+        wins) and its representative instance (for tags kept at no level)."""
         if self.level == "PATIENT":
             attrs = orjson.loads(row[0])
             own = {**attrs, "00201200": el("IS", [row[1]]), "00201202": el("IS", [row[2]]),
                    "00201204": el("IS", [row[3]])}
             own.setdefault("00100021", el("LO", [row[4]] if row[4] else None))  # the qualifier used (design rule 6)
-            return own, []
+            return own, [], None
         if self.level == "STUDY":
-            return {**orjson.loads(row[0]), **study_computed(*row[1:5])}, []
+            return study_own(orjson.loads(row[0]), *row[1:5]), [], row[5]
         if self.level == "SERIES":
-            own = {**orjson.loads(row[0]), "00201209": el("IS", [row[1]]),
-                   "00080056": el("CS", ["ONLINE"])}
-            return own, [study_computed(*row[4:8]), orjson.loads(row[3])]
+            return (series_own(orjson.loads(row[0]), row[1]),
+                    [study_own(orjson.loads(row[3]), *row[4:8])], row[2])
         js = orjson.loads(row[0])
         own = {t: e for t, e in js.items() if "BulkDataURI" not in e and t != "7FE00010"}
         own["00080056"] = el("CS", ["ONLINE"])
-        return own, [{"00201209": el("IS", [row[1]])}, study_computed(*row[2:6])]
-
-    def rep_sop(self, row: Sequence[Any]) -> str | None:
-        """The representative instance of a row, for tags not kept at its level."""
-        return row[5] if self.level == "STUDY" else row[2] if self.level == "SERIES" else None
+        return own, [{"00201209": el("IS", [row[1]])}, study_computed(*row[2:6])], None
