@@ -61,6 +61,10 @@ class Storage:
             raise StorageError(f"malformed storage key {key!r}")
         return self.objects.joinpath(*parts)
 
+    @property
+    def group_sync(self) -> bool:
+        return self._group.enabled
+
     # -- writing ---------------------------------------------------------------------------
     def put_blob(self, key: str, name: str, data: bytes | Iterable[bytes], atomic: bool = True) -> int:
         """Write a blob into a prepared version folder; returns its size.
@@ -116,7 +120,10 @@ class Storage:
             _fsync_dir(str(parent))
 
     def prepare(self, key: str) -> int:
-        """Create a version's folder; returns how many parent folders had to be created."""
+        """Create (claim) a version's folder: how many folders were created, 0 if it existed.
+
+        One writer claims a version: a second writer of the same key gets 0 and must not write.
+        """
         folder = self.path(key)
         created = 0
         for parent in (folder.parent.parent, folder.parent):
@@ -125,8 +132,11 @@ class Storage:
                 created += 1
             except FileExistsError:
                 pass
-        folder.mkdir(exist_ok=True)
-        return created + 1 if created else 1
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            return 0
+        return created + 1
 
     # -- reading ---------------------------------------------------------------------------
     def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:

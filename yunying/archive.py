@@ -12,13 +12,14 @@ import io
 import logging
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
@@ -34,14 +35,16 @@ from yunying.errors import (
     ArchiveError,
     InstanceConflict,
     NotAcceptable,
-    StudyMismatch,
     UnknownResource,
 )
-from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
+from yunying.ingest import load_record
 from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
+from yunying.writing import IngestPool, Written, write_instance
 
 log = logging.getLogger("yunying.archive")
+LINGER_S = 0.03  # how long the index writer waits to fill a batch (see _write_loop)
+_FLUSH: Any = object()  # queued by a reader: commit what is queued without lingering
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,19 @@ class StoreResult:
 class Archive:
     """Owns storage/ and index/; thread-safe; every method is synchronous (run it off the event loop)."""
 
-    def __init__(self, data_dir: Path, batch: int = 256, durability: str = "group") -> None:
+    def __init__(self, data_dir: Path, batch: int = 256, durability: str = "group",
+                 ingest_processes: int = 0) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(self.data_dir / "store", group_sync=durability == "group")
         self.index = Index(self.data_dir / "index.duckdb")
+        # parse + write in worker processes (0: in this process); the index stays here
+        self._pool = IngestPool(self.storage, ingest_processes) if ingest_processes > 0 else None
         self._locks = [threading.Lock() for _ in range(64)]
         self._rows: OrderedDict[str, InstanceRow] = OrderedDict()
         self._rows_lock = threading.Lock()
         self._pending: dict[str, tuple[InstanceRow, Future]] = {}
-        self._queue: queue.Queue[tuple[InstanceRecord, Future] | None] = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()  # (record, future), _FLUSH, or None: stop
         self._batch = batch
         self._dirty = False
         self.generation = 0  # bumped by every index change: a validator for caches of query answers
@@ -94,6 +100,8 @@ class Archive:
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         """Finish every queued index write, then close the index (graceful shutdown)."""
+        if self._pool is not None:
+            self._pool.close()
         self._queue.put(None)
         self._writer.join()
         # a daemon thread still inside DuckDB when the interpreter exits aborts the process
@@ -104,22 +112,32 @@ class Archive:
             self._marker.unlink(missing_ok=True)
 
     def _write_loop(self) -> None:
+        """Group commit: one index transaction per batch of records.
+
+        An index transaction costs ~20 ms of CPU whatever its size (the counters of the touched
+        series, studies and patients are re-aggregated), so the writer lingers up to LINGER_S
+        for more records; a reader waiting in flush() (or a store with wait) cuts it short.
+        """
         stop = False
         while not stop:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < self._batch:
+            batch = [first] if first is not _FLUSH else []
+            deadline = time.monotonic() + LINGER_S
+            while len(batch) < self._batch and first is not _FLUSH:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
                 except queue.Empty:
                     break
                 if nxt is None:
                     stop = True
                     break
+                if nxt is _FLUSH:
+                    break
                 batch.append(nxt)
-            self._commit(batch)
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[InstanceRecord, Future]]) -> None:
         """One index transaction for a batch (group commit); then drop replaced versions' bytes."""
@@ -154,6 +172,7 @@ class Archive:
             if not self._pending:
                 return
             futures = [fut for _, fut in self._pending.values()]
+        self._queue.put(_FLUSH)  # the writer commits now instead of lingering
         for fut in futures:
             fut.exception()
 
@@ -162,62 +181,45 @@ class Archive:
               expected_study: str | None = None, wait: bool = True) -> StoreResult:
         """Store one Part 10 file / dataset stream (preamble optional); raises errors.ArchiveError.
 
-        Returns once the bytes are durable and, with wait, indexed (visible to queries). Without
-        wait the index row follows within one group commit; a crash before it is recovered at
-        the next start from the stored record (design rule 2).
+        The version folder is written and made durable first (in a worker process when there
+        are ingest processes), then the re-store rule decides under the SOP's lock. Returns
+        once the bytes are durable and, with wait, indexed (visible to queries). Without wait
+        the index row follows within one group commit; a crash before it is recovered at the
+        next start from the stored record (design rule 2).
         """
-        parsed = parse_instance(source)
-        if expected_study is not None and parsed.study != expected_study:
-            raise StudyMismatch(f"instance belongs to study {parsed.study}, not {expected_study}")
-        with self._locks[hash(parsed.sop) % len(self._locks)]:
+        if not isinstance(source, (Path, bytes)):
+            source = source.read()  # type: ignore[union-attr]
+        if self._pool is not None:
+            w = self._pool.write(source, origin, expected_study)
+        else:
+            w = write_instance(self.storage, source, origin, expected_study)
+        with self._locks[hash(w.sop) % len(self._locks)]:
             with self._rows_lock:
-                earlier = self._pending.get(parsed.sop)
+                earlier = self._pending.get(w.sop)
             if earlier is not None:  # one version of a SOP in flight at a time
                 earlier[1].exception()
-            current = self.row(parsed.sop) if self._known.maybe(parsed.sop) else None
+            current = self.row(w.sop) if self._known.maybe(w.sop) else None
             if current is not None:
-                if (current.study, current.series) != (parsed.study, parsed.series):
+                if (current.study, current.series) != (w.study, w.series):
+                    if not w.existed:
+                        self.storage.delete(w.key)
                     raise InstanceConflict(
-                        f"SOP Instance {parsed.sop} is already stored in another study or series")
-                if current.digest == parsed.digest:
-                    return StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series, "duplicate")
-            key = f"{parsed.study}/{parsed.series}/{parsed.sop}.{parsed.digest[:16]}"
-            record = self._write_bytes(parsed, key, origin)
-            self._known.add(parsed.sop)
+                        f"SOP Instance {w.sop} is already stored in another study or series")
+                if current.digest == w.digest:
+                    if current.storage_key != w.key and not w.existed:
+                        self.storage.delete(w.key)
+                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate")
+            self._known.add(w.sop)
             fut: Future = Future()
             with self._rows_lock:
-                self._pending[parsed.sop] = (_row_of(record, parsed), fut)
-            self._queue.put((record, fut))
-        result = StoreResult(parsed.sop_class, parsed.sop, parsed.study, parsed.series,
+                self._pending[w.sop] = (_row_of(w), fut)
+            self._queue.put((w.record, fut))
+        result = StoreResult(w.sop_class, w.sop, w.study, w.series,
                              "replaced" if current is not None else "stored", committed=fut)
         if wait:
+            self._queue.put(_FLUSH)
             fut.result()
         return result
-
-    def _write_bytes(self, parsed: Parsed, key: str, origin: Origin) -> InstanceRecord:
-        header = parsed.header
-        try:
-            new_parents = self.storage.prepare(key)
-            if parsed.pixel_form == "native":
-                assert parsed.native is not None
-                arr = parsed.native
-                self.storage.put_frames(key, iter(arr), arr.shape[0], arr.shape[1:], arr.dtype.newbyteorder("<"))
-            elif parsed.pixel_form in ("encapsulated", "blob"):
-                assert parsed.blob is not None
-                blob = parsed.blob
-                self.storage.put_blob(key, PIXELDATA, blob.chunks() if hasattr(blob, "chunks") else bytes(blob),
-                                      atomic=False)
-            self.storage.put_blob(key, HEADER, parsed.head, atomic=False)
-            record = InstanceRecord(
-                json=instance_json(header, parsed), transfer_syntax=parsed.transfer_syntax,
-                pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
-                digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
-            self.storage.put_blob(key, RECORD, dump_record(record))  # last: marks the version complete
-            self.storage.sync(key, new_parents)
-        except OSError:
-            self.storage.delete(key)
-            raise
-        return record
 
     # -- find ------------------------------------------------------------------------------
     def search(self, query: Query) -> Iterator[dict]:
@@ -417,6 +419,10 @@ class Archive:
                 continue
             sop = record.json["00080018"]["Value"][0]
             current = indexed.get(sop)
+            if current is not None and current.rsplit("/", 1)[0] != key.rsplit("/", 1)[0]:
+                self.storage.delete(key)  # written, then refused: the SOP is stored in another series
+                removed.append(key)
+                continue
             if current is not None and self._received(current) > record.received:
                 self.storage.delete(key)  # an older version the newer one already replaced
                 removed.append(key)
@@ -452,8 +458,9 @@ class Archive:
                 memoryview(head)[cut:]]
 
 
-def _row_of(record: InstanceRecord, parsed: Parsed) -> InstanceRow:
-    return InstanceRow(study=parsed.study, series=parsed.series, sop=parsed.sop, sop_class=parsed.sop_class,
+def _row_of(w: Written) -> InstanceRow:
+    record = w.record
+    return InstanceRow(study=w.study, series=w.series, sop=w.sop, sop_class=w.sop_class,
                        transfer_syntax=record.transfer_syntax, pixel_form=record.pixel_form,
                        frames=record.frames, size=record.size, digest=record.digest,
                        storage_key=record.storage_key, extra=record.extra)

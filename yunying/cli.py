@@ -50,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_pydicom()
-    archive = Archive(settings.data, durability=settings.durability)
+    archive = Archive(settings.data, durability=settings.durability,
+                      ingest_processes=settings.ingest_workers())
     dimse = None
     try:
         try:

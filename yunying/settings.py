@@ -30,6 +30,7 @@ class Settings:
     qido_max_results: int = 10_000
     log_level: str = "info"
     durability: str = "group"  # "group": one syncfs per group of writes (Linux); "file": fsync every file
+    ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
 
@@ -56,11 +57,19 @@ class Settings:
         for name in ("render_cache_mb", "mpr_cache_mb"):
             if getattr(self, name) < 0:
                 raise SettingError(f"{name}: must be 0 or more (MiB)")
+        if not isinstance(self.ingest_processes, int) or self.ingest_processes < -1:
+            raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingError(f"log_level: {self.log_level!r} is not debug|info|warning|error")
         return self
+
+    def ingest_workers(self) -> int:
+        """How many ingest worker processes to run (ingest_processes resolved)."""
+        if self.ingest_processes >= 0:
+            return self.ingest_processes
+        return min(4, os.cpu_count() or 1)
 
 
 def check_aet(name: str, aet: str) -> None:

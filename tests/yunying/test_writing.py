@@ -1,0 +1,104 @@
+"""Ingest in worker processes keeps the archive's rules: one version per content, conflicts leave
+nothing behind, a dead worker is replaced, and a crash between write and decision is recovered."""
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from index.model import Origin
+from tests.dicomweb.helpers import make_ct, part10
+from yunying.archive import Archive
+from yunying.errors import InstanceConflict, UnknownResource
+from yunying.writing import write_instance
+
+ORIGIN = Origin("import", "test")
+
+
+@pytest.fixture
+def pooled(tmp_path: Path):  # type: ignore[no-untyped-def]
+    a = Archive(tmp_path / "data", ingest_processes=2)
+    yield a
+    a.close()
+
+
+def _problems(archive: Archive) -> tuple[list[str], list[str]]:
+    report = archive.check()
+    return report["missing"], report["orphans"]
+
+
+def _sops(archive: Archive, study: str) -> list[str]:
+    try:
+        return [r.sop for r in archive.instances(study)]
+    except UnknownResource:
+        return []
+
+
+def test_pooled_store_is_found_and_retrieved_identically(pooled: Archive) -> None:
+    ds = make_ct(rows=64, cols=64, frames=3)
+    data = part10(ds)
+    res = pooled.store(data, ORIGIN)
+    assert res.outcome == "stored"
+    assert _sops(pooled, ds.StudyInstanceUID) == [ds.SOPInstanceUID]
+    row = pooled.instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert pooled.read_part10(row) == data  # as received, file meta included
+    assert pooled.store(data, ORIGIN).outcome == "duplicate"
+
+
+def test_the_same_instance_sent_many_times_at_once_is_stored_once(pooled: Archive) -> None:
+    ds = make_ct(rows=128, cols=128)
+    data = part10(ds)
+    with ThreadPoolExecutor(8) as ex:
+        outcomes = list(ex.map(lambda _: pooled.store(data, ORIGIN).outcome, range(16)))
+    assert outcomes.count("stored") == 1 and outcomes.count("duplicate") == 15
+    assert _sops(pooled, ds.StudyInstanceUID) == [ds.SOPInstanceUID]
+    assert _problems(pooled) == ([], [])
+
+
+def test_a_conflict_leaves_no_bytes_behind(pooled: Archive) -> None:
+    ds = make_ct()
+    pooled.store(part10(ds), ORIGIN)
+    moved = make_ct(sop=ds.SOPInstanceUID)  # same SOP Instance UID, another study
+    with pytest.raises(InstanceConflict):
+        pooled.store(part10(moved), ORIGIN)
+    assert _problems(pooled) == ([], [])
+    assert _sops(pooled, moved.StudyInstanceUID) == []
+
+
+def test_a_killed_worker_is_replaced_and_the_store_goes_through(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "data", ingest_processes=1)
+    try:
+        first = make_ct()
+        archive.store(part10(first), ORIGIN)
+        pool = archive._pool
+        assert pool is not None
+        pids = [p.pid for p in pool._pool._processes.values()]  # type: ignore[attr-defined]
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        second = make_ct(first.StudyInstanceUID)
+        assert archive.store(part10(second), ORIGIN).outcome == "stored"
+        assert sorted(_sops(archive, first.StudyInstanceUID)) == sorted([first.SOPInstanceUID, second.SOPInstanceUID])
+    finally:
+        archive.close()
+
+
+def test_recovery_drops_a_version_written_for_a_conflict_before_a_crash(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "data")
+    ds = make_ct()
+    archive.store(part10(ds), ORIGIN)
+    moved = make_ct(sop=ds.SOPInstanceUID)
+    # the bytes are written (as a worker does) and the server dies before refusing them
+    written = write_instance(archive.storage, part10(moved), ORIGIN)
+    archive.close()
+    (tmp_path / "data" / "RUNNING").write_text("unclean stop\n")
+    archive = Archive(tmp_path / "data")
+    try:
+        assert written.key not in set(archive.storage.versions())
+        assert _sops(archive, ds.StudyInstanceUID) == [ds.SOPInstanceUID]
+        assert _sops(archive, moved.StudyInstanceUID) == []
+    finally:
+        archive.close()
