@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import struct
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +59,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
                 return
             rsp = response_identifier(result, identifier, query.level, aet, implicit_le)
             if sent == 0:  # built at the first match: a query matching nothing never pays for it
-                direct = DirectResponses.for_event(event)
+                direct = _direct(event)
             if direct is not None:
                 direct.add(rsp)
             else:
@@ -88,6 +90,31 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         tally(event, "find_matches", sent)
     tally(event, "find")
     yield SUCCESS, None
+
+
+# (0000,0120) MessageIDBeingRespondedTo in an implicit VR little endian command set
+_RESPONDED_TO = bytes.fromhex("0000200102000000")
+_commands: weakref.WeakKeyDictionary[Any, dict[tuple[int, str], tuple[DirectResponses, int]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _direct(event: Event) -> DirectResponses | None:
+    """DirectResponses.for_event, its response command set encoded once per association and
+    SOP class (~0.3 ms with pynetdicom's message classes): only the message ID differs."""
+    req = event.request
+    key = (int(event.context.context_id), str(req.AffectedSOPClassUID))
+    known = _commands.setdefault(event.assoc, {})
+    if key not in known:
+        direct = DirectResponses.for_event(event)
+        at = direct.command.find(_RESPONDED_TO) if direct is not None else -1
+        if direct is not None and at >= 0:
+            known[key] = (direct, at + len(_RESPONDED_TO))
+        return direct
+    template, at = known[key]
+    command = bytearray(template.command)
+    struct.pack_into("<H", command, at, req.MessageID or 0)
+    return DirectResponses(template.assoc, template.sock, template.context_id,
+                           event.context.transfer_syntax, bytes(command))
 
 
 def _flush_quietly(direct: DirectResponses | None) -> None:

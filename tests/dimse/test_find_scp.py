@@ -1,0 +1,41 @@
+"""C-FIND SCP on one association: every pending response answers its own request's message ID."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conftest import SCP_AET, SCU_AET, make_instance
+from pynetdicom import AE, evt
+
+from dimse import uids
+from dimse.cli import build_identifier
+from index.model import Origin
+
+
+def test_many_finds_on_one_association_keep_their_message_ids(scp: Any, archive: Any, tmp_path: Path) -> None:
+    # the response command set is encoded once per association (find_scp._direct): the ID
+    # each pending response answers must still be that of its own request
+    for n in range(3):
+        archive.store(make_instance(tmp_path / f"{n}.dcm", study=f"1.2.826.9.{n}", series=f"1.2.826.9.{n}.1",
+                                    sop=f"1.2.826.9.{n}.1.1", patient_id="MSGID"), Origin("import", "test"))
+    seen: list[tuple[int, int]] = []
+
+    def on_recv(event: Any) -> None:
+        cs = event.message.command_set
+        if cs.CommandField == 0x8020:  # C-FIND-RSP
+            seen.append((int(cs.MessageIDBeingRespondedTo), int(cs.Status)))
+
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(uids.STUDY_ROOT_FIND)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET, evt_handlers=[(evt.EVT_DIMSE_RECV, on_recv)])
+    assert assoc.is_established
+    try:
+        for msg_id in (7, 8, 300, 65535):
+            found = [rsp.Status for rsp, _ in assoc.send_c_find(
+                build_identifier("STUDY", ["PatientID=MSGID", "StudyInstanceUID"]), uids.STUDY_ROOT_FIND,
+                msg_id=msg_id)]
+            assert found == [0xFF00] * 3 + [0x0000]
+    finally:
+        assoc.release()
+        ae.shutdown()
+    assert seen == [(m, s) for m in (7, 8, 300, 65535) for s in (0xFF00,) * 3 + (0x0000,)]
