@@ -25,7 +25,7 @@ from pynetdicom.presentation import (
 
 from dimse import uids
 from dimse.associations import quiet_pynetdicom
-from dimse.fastsend import accept_pre_encoded
+from dimse.fastsend import accept_pre_encoded, own_socket
 from dimse.requestor import HANDLERS
 from dimse.retrieve import accepted_syntaxes, contexts_for, dataset_to_send
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
@@ -213,6 +213,7 @@ def store(peer: Peer, archive: Archive, study: str, series: str | None = None,
     result = RetrieveResult(0x0000)
     with associate(peer, contexts_for(rows)) as assoc:
         accept_pre_encoded(assoc)
+        own_socket(assoc)  # responses read by this thread (fastsend.SocketOwner)
         for row in rows:
             ds = dataset_to_send(archive, row, accepted_syntaxes(assoc.accepted_contexts, row.sop_class))
             try:

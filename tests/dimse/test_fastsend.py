@@ -60,7 +60,8 @@ def test_pdus_unlimited_and_exact_multiple() -> None:
 
 def test_pre_encoded_carries_only_the_uids() -> None:
     ds = PreEncoded("1.2.840.10008.5.1.4.1.1.2", "1.2.3", "1.2.840.10008.1.2.1", b"abc")
-    assert bool(ds) and ds.SOPInstanceUID == "1.2.3" and len(ds) == 2
+    assert bool(ds) and ds.SOPInstanceUID == "1.2.3" and ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+    assert hasattr(ds, "SOPInstanceUID") and isinstance(ds, pydicom.Dataset)
     assert bytes(ds.yy_body) == b"abc" and ds.yy_transfer_syntax == "1.2.840.10008.1.2.1"
 
 
