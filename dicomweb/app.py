@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from dicomweb import capabilities, frames, qido, rendered, stow, wado
 from dicomweb.http import DICOMWEB_ROOT
-from dicomweb.rendering import ByteLRU
+from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
 from yunying.errors import ArchiveError
@@ -119,5 +119,6 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     app.state.settings = settings
     app.state.rendered_cache = ByteLRU(settings.render_cache_mb << 20)  # rendered images and thumbnails
     app.state.volumes = Volumes(settings.mpr_cache_mb << 20)  # decoded slices kept for reformats
+    app.state.thumbnail_rows = ChosenRows()
     app.state.statement = statement or {}
     return app

@@ -31,7 +31,14 @@ from dicomweb.http import (
     not_modified,
     warning_header,
 )
-from dicomweb.rendering import ByteLRU, cache_key, first_rendered, params_key, render_frames
+from dicomweb.rendering import (
+    ByteLRU,
+    ChosenRows,
+    cache_key,
+    first_rendered,
+    params_key,
+    render_frames,
+)
 from dicomweb.volumes import REFORMAT_KEYS, Volumes, image_rows, parse_reformat
 from index.model import InstanceRow
 from yunying.archive import Archive
@@ -151,6 +158,28 @@ def _representative(rows: list[InstanceRow], level: str) -> InstanceRow:
     return rows[len(rows) // 2]
 
 
+async def _thumbnail_row(request: Request, archive: Archive, p: Mapping[str, str]) -> InstanceRow:
+    """The instance a thumbnail shows at instance, series or study level."""
+    if "sop" in p:
+        row = archive.cached_row(p["study"], p["series"], p["sop"])
+        if row is None:
+            row = await run_in_threadpool(instance_row, archive, p["study"], p["series"], p["sop"])
+        return image_rows([row])[0]
+    return await run_in_threadpool(_chosen_row, archive, request.app.state.thumbnail_rows, p["study"],
+                                   p.get("series"))
+
+
+def _chosen_row(archive: Archive, chosen: ChosenRows, study: str, series: str | None) -> InstanceRow:
+    """A series' or study's image, kept while nothing is stored or deleted (no index query then)."""
+    archive.flush()  # acknowledged stores count (reads wait for them), and bump the generation
+    key, generation = (study, series), archive.generation
+    row = chosen.get(key, generation)
+    if row is None:
+        row = _representative(image_rows(archive.instances(study, series)), "series" if series else "study")
+        chosen.put(key, generation, row)
+    return row
+
+
 async def thumbnail(request: Request) -> Response:
     """GET …/thumbnail at study, series, instance and frame level (PS3.18 10.4.1.1.4)."""
     archive, cache = _caches(request)
@@ -161,13 +190,10 @@ async def thumbnail(request: Request) -> Response:
     if params.quality is None:
         params = RenderParams(params.window, params.viewport, 80, params.annotation)
     media, _ = _media(request)
-    rows = image_rows(await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop")))
-    number = 1
-    if "frames" in p:
-        number = frame_numbers(p["frames"])[0]
-        if number > rows[0].frames:
-            raise UnknownResource(f"instance {rows[0].sop} has {rows[0].frames} frame(s), not {number}")
-    row = rows[0] if "sop" in p else _representative(rows, "series" if "series" in p else "study")
+    number = frame_numbers(p["frames"])[0] if "frames" in p else 1
+    row = await _thumbnail_row(request, archive, p)
+    if number > row.frames:
+        raise UnknownResource(f"instance {row.sop} has {row.frames} frame(s), not {number}")
     tag = etag([row.digest], "thumbnail", str(number), media, params_key(params))
     headers.update({"ETag": tag, "Cache-Control": CACHE_CONTROL})
     if not_modified(request, tag):

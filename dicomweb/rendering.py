@@ -50,6 +50,30 @@ class ByteLRU:
                 self._size -= len(dropped)
 
 
+class ChosenRows:
+    """The instance a series or study thumbnail shows, valid while the archive generation stands.
+
+    A cached thumbnail then needs no index query (a series listing costs ~5 ms per 300 instances).
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: OrderedDict[tuple[str, str | None], tuple[int, InstanceRow]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str | None], generation: int) -> InstanceRow | None:
+        with self._lock:
+            hit = self._items.get(key)
+            return hit[1] if hit is not None and hit[0] == generation else None
+
+    def put(self, key: tuple[str, str | None], generation: int, row: InstanceRow) -> None:
+        with self._lock:
+            self._items[key] = (generation, row)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 def params_key(params: RenderParams) -> str:
     """The render parameters as one string: part of cache keys and ETags."""
     return repr((params.window, params.viewport, params.quality, params.annotation))

@@ -274,6 +274,18 @@ def test_thumbnails_at_every_level_small_and_cached(server: YunyingServer, serie
     assert sorted(times)[len(times) // 2] < 0.05  # target 20 ms p50; slack for a loaded test machine
 
 
+def test_series_thumbnail_follows_new_instances(server: YunyingServer) -> None:
+    """The series' chosen image is kept only while nothing is stored: two more slices move the middle."""
+    study, series = generate_uid(), generate_uid()
+    stow(server, *(make_ct(study, series, number=k, rows=16, cols=16) for k in (1, 2, 3)))
+    thumb = f"{server.dicomweb_url}/studies/{study}/series/{series}/thumbnail"
+    before = httpx.get(thumb, headers=PNG)
+    assert before.status_code == 200 and httpx.get(thumb, headers=PNG).headers["etag"] == before.headers["etag"]
+    stow(server, *(make_ct(study, series, number=k, rows=16, cols=16) for k in (4, 5)))
+    after = httpx.get(thumb, headers=PNG)
+    assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
+
+
 def test_progressive_first_image(server: YunyingServer) -> None:
     """A phone shows a small preview at once, then the full frame (README: progressive first image)."""
     from yunying.pixels import transcode_dataset
