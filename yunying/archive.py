@@ -43,7 +43,7 @@ from yunying.part10 import join_part10, pixel_value
 from yunying.writing import IngestPool, Written, write_instance
 
 log = logging.getLogger("yunying.archive")
-LINGER_S = 0.03  # how long the index writer waits to fill a batch (see _write_loop)
+LINGER_S = 0.25  # how long the index writer waits to fill a batch; readers cut it short (see _write_loop)
 _FLUSH: Any = object()  # queued by a reader: commit what is queued without lingering
 
 
