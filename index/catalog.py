@@ -26,9 +26,10 @@ from typing import Any
 import duckdb
 import orjson
 
-from index.keys import KEYS
+from index.keys import KEYS, Key
+from index.parse import high_bound, low_bound
 from index.predicates import Pred, Row, predicate
-from index.query import Query
+from index.query import Match, Query
 from index.results import Json, Sources, series_own, study_own
 
 MAX_ROWS = 500_000  # studies + series
@@ -53,7 +54,8 @@ class Table:
     name: str
     alias: str
     cols: tuple[str, ...]
-    indexed: tuple[str, ...]
+    indexed: tuple[str, ...]  # exact lookups
+    prefixed: tuple[str, ...]  # list columns with a sorted index of their values (prefix lookups)
     order: Callable[[Sequence[Any]], tuple[Any, ...]]
     pos: dict[str, int] = field(init=False)
 
@@ -68,12 +70,13 @@ STUDY_COLS = ("uid", "patient_id", "issuer", "patient_name", "patient_name_fz", 
 SERIES_COLS = ("uid", "study", "modality", "series_number", "series_description", "body_part",
                "institution", "pps_date", "pps_time", "sps_ids", "req_proc_ids", "series_date",
                "series_time", "sop_classes", "n_instances", "rep_sop", "attrs")
-STUDIES = Table("studies", "st", STUDY_COLS, ("patient_id", "accession"),
+STUDIES = Table("studies", "st", STUDY_COLS, ("patient_id", "accession"), ("patient_name",),
                 lambda r: sort_key(r[STUDY_COLS.index("study_date")], r[STUDY_COLS.index("study_time")], r[0]))
-SERIES = Table("series", "se", SERIES_COLS, ("study",),  # series_number NULLS LAST, uid
+SERIES = Table("series", "se", SERIES_COLS, ("study",), (),  # series_number NULLS LAST, uid
                lambda r: (r[SERIES_COLS.index("series_number")] is None,
                           r[SERIES_COLS.index("series_number")] or 0, r[0]))
 REP_AT, ATTRS_AT = -4, -3  # rep_sop and attrs are the last columns of both tables
+Narrow = tuple[str, str, Any]  # ("in", column, values) | ("prefix", column, text) | ("dates", "", (lo, hi))
 TAGS_AT = -2  # a kept row is its columns, the tags of its representative instance, its order key
 # The columns of sql.SELECT, in its order, from kept rows (what results.Shaper reads).
 _STUDY_COMPUTED = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
@@ -88,6 +91,7 @@ class Rows:
         self.by_uid: dict[str, Row] = {}
         self.ordered: list[tuple[tuple[Any, ...], Row]] = []
         self.by: dict[str, dict[Any, set[str]]] = {c: {} for c in table.indexed}
+        self.values: dict[str, list[tuple[str, str]]] = {c: [] for c in table.prefixed}  # sorted (value, uid)
 
     def put(self, fresh: list[Row], gone: Iterable[str]) -> None:
         for uid in gone:
@@ -98,6 +102,9 @@ class Rows:
             bisect.insort(self.ordered, (row[-1], row), key=lambda e: e[0])
             for col, by in self.by.items():
                 by.setdefault(row[self.table.pos[col]], set()).add(row[0])
+            for col, values in self.values.items():
+                for v in _distinct(row[self.table.pos[col]]):
+                    bisect.insort(values, (v, row[0]))
 
     def _drop(self, uid: str) -> None:
         row = self.by_uid.pop(uid, None)
@@ -109,16 +116,43 @@ class Rows:
             owners.discard(uid)
             if not owners:
                 by.pop(row[self.table.pos[col]], None)
+        for col, values in self.values.items():
+            for v in _distinct(row[self.table.pos[col]]):
+                i = bisect.bisect_left(values, (v, uid))
+                if i < len(values) and values[i] == (v, uid):
+                    del values[i]
 
-    def candidates(self, col: str, values: Sequence[str]) -> list[Row]:
-        """Rows whose col is one of values, in the stable order."""
-        if col == "uid":
-            found = [r for v in dict.fromkeys(values) if (r := self.by_uid.get(v)) is not None]
+    def candidates(self, narrow: Narrow) -> Iterable[Row]:
+        """Rows that may match, in the stable order: those whose column is one of the values
+        ("in"), has a value starting with a prefix ("prefix"), or whose study_date is within
+        a range ("dates": a slice of the order, dates descending)."""
+        how, col, arg = narrow
+        if how == "dates":
+            lo, hi = arg
+            at = lambda e: e[0][:2]
+            first = bisect.bisect_left(self.ordered, (False, _desc(hi)), key=at) if hi else 0
+            last = (bisect.bisect_right(self.ordered, (False, _desc(lo)), key=at) if lo
+                    else bisect.bisect_left(self.ordered, (True,), key=lambda e: e[0][:1]))
+            return (r for _, r in self.ordered[first:last])
+        if how == "prefix":
+            values = self.values[col]
+            uids = set()
+            for v, uid in values[bisect.bisect_left(values, (arg,)):]:
+                if not v.startswith(arg):
+                    break
+                uids.add(uid)
+            found = [self.by_uid[u] for u in uids]
+        elif col == "uid":
+            found = [r for v in dict.fromkeys(arg) if (r := self.by_uid.get(v)) is not None]
         else:
             by = self.by[col]
-            found = [self.by_uid[u] for u in set().union(*(by.get(v, ()) for v in values))]
+            found = [self.by_uid[u] for u in set().union(*(by.get(v, ()) for v in arg))]
         found.sort(key=lambda r: r[-1])
         return found
+
+
+def _distinct(values: list[str | None] | None) -> set[str]:
+    return {v for v in values or () if v}
 
 
 @dataclass
@@ -126,7 +160,7 @@ class Plan:
     """A query's predicates per table alias, and the lookup that narrows the scan."""
 
     preds: dict[str, list[Pred]]
-    narrow: tuple[str, tuple[str, ...]] | None
+    narrow: Narrow | None
 
 
 class Catalog:
@@ -174,7 +208,7 @@ class Catalog:
         """Predicates of the query's matches on these tables; None when one is not mirrored."""
         tables = {t.alias: t for t in (STUDIES, SERIES) if t.alias in aliases}
         preds: dict[str, list[Pred]] = {a: [] for a in tables}
-        narrow: list[tuple[str, tuple[str, ...]]] = []
+        narrow: list[tuple[int, Narrow]] = []  # (preference, lookup): the lowest is used
         first = aliases[0]
         for m in query.matches:
             key = KEYS[query.level].get(m.tag)
@@ -185,10 +219,9 @@ class Catalog:
             if pred is None or table is None:
                 return None
             preds[key.alias].append(pred)
-            if (key.alias == first and key.kind in ("str", "uid") and m.kind in ("single", "list")
-                    and (key.column == "uid" or key.column in table.indexed)):
-                narrow.append((key.column, m.values if m.kind == "list" else m.values[:1]))
-        return Plan(preds, min(narrow, key=lambda n: len(n[1])) if narrow else None)
+            if key.alias == first:
+                narrow.extend(_lookups(key, m, table))
+        return Plan(preds, min(narrow, key=lambda n: n[0])[1] if narrow else None)
 
     def search(self, query: Query) -> list[tuple[Sources, frozenset[str]]] | None:
         """Answers' sources (results.Shaper.sources) with their representative's tags, in
@@ -210,7 +243,7 @@ class Catalog:
             if study_level and not own and plan.narrow is None:
                 matched = [(r, None) for _, r in rows.ordered[start:stop]]
             else:
-                scan: Iterable[Row] = (rows.candidates(*plan.narrow) if plan.narrow is not None
+                scan: Iterable[Row] = (rows.candidates(plan.narrow) if plan.narrow is not None
                                        else (r for _, r in rows.ordered))
                 for r in scan:
                     if not all(p(r) for p in own):
@@ -252,3 +285,19 @@ class Catalog:
         if se is None or st is None:
             return None
         return (se[SERIES.pos["n_instances"]], *_IMAGE_UPPER(st))
+
+
+def _lookups(key: Key, m: Match, table: Table) -> list[tuple[int, Narrow]]:
+    """The lookups that find a superset of what a match accepts (its predicate still runs)."""
+    if key.kind in ("str", "uid") and m.kind in ("single", "list") and (
+            key.column == "uid" or key.column in table.indexed):
+        return [(len(m.values), ("in", key.column, m.values if m.kind == "list" else m.values[:1]))]
+    if key.column in table.prefixed and m.kind == "wildcard" and "=" not in m.values[0]:
+        # sql._pn: some group LIKE like_pattern(value.lower()): it starts with the literal part
+        value = m.values[0].lower()
+        prefix = value[:min((i for i in (value.find("*"), value.find("?")) if i >= 0), default=len(value))]
+        return [(1000, ("prefix", key.column, prefix))] if prefix else []
+    if key.column == "study_date" and table is STUDIES and m.kind in ("single", "range"):
+        lo, hi = m.values if m.kind == "range" else (m.values[0], m.values[0])
+        return [(2000, ("dates", "", (low_bound("DA", lo) if lo else "", high_bound("DA", hi) if hi else "")))]
+    return []

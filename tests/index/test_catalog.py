@@ -23,11 +23,13 @@ DESCS = [None, "Chest 100%", "chest_abd", "Chest\\x", "CT 王"]
 KEYS = hs.sampled_from([
     ("PatientID", ["A", "A_1", "a", "A*", "?", "A,B", "*1"]),
     ("PatientName", ["Wang^Xiaodong", "WANG*", "王*", "*小东", "li^na", "=王^小东", "Wang*=王*",
-                     "li na", "xiao", "^", "*=*=li*", "o'brien^mary ann"]),
+                     "li na", "xiao", "^", "*=*=li*", "o'brien^mary ann", "wang^x*", "Li^N?", "O'B*",
+                     "王^*", "w?ng*"]),
     ("IssuerOfPatientID", ["H1", "H*", "ISS"]),
     ("PatientSex", ["F", "M", "?"]),
     ("PatientBirthDate", ["19800101", "-19851231", "19900101-"]),
-    ("StudyDate", ["20240105", "20240101-20241231", "-20240105", "20240106-"]),
+    ("StudyDate", ["20240105", "20240101-20241231", "-20240105", "20240106-", "20230101",
+                   "20241231-20241231", "19990101-20230101"]),
     ("StudyTime", ["-1030", "1030-", "10", "103015", "1030-103015"]),
     ("AccessionNumber", ["X1", "X_1", "x*", "X1,Y2", "??"]),
     ("StudyDescription", ["Chest*", "*100%", "chest\\*", "*王", "Chest?abd"]),
@@ -181,6 +183,24 @@ def test_sort_key_is_the_sql_order() -> None:
             sort_key("20240101", None, "1.0"), sort_key("2024010", "10", "1.1"),
             sort_key(None, "10", "1.0"), sort_key(None, None, "1.0")]
     assert sorted(keys) == keys
+
+
+def test_lookups_follow_renames_and_deletes(ix: Index) -> None:
+    def studies(**match: str) -> list[str]:
+        q = Query("STUDY", [parse_match(k, v) for k, v in match.items()])
+        return [r["0020000D"]["Value"][0] for r in ix.search(q)]
+
+    ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1", name={"Alphabetic": "Wang^Wei", "Ideographic": "王^伟"},
+                    study_date="20240105")])
+    assert studies(PatientName="wang^w*") == studies(PatientName="王*") == ["1.1"]
+    assert studies(StudyDate="20240101-20240131") == ["1.1"]
+    ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1", name="Li^Na", study_date="20230105")])
+    assert studies(PatientName="wang*") == studies(PatientName="王*") == []
+    assert studies(PatientName="LI*") == ["1.1"] and studies(StudyDate="20240101-20240131") == []
+    assert studies(StudyDate="-20230105") == ["1.1"]
+    ix.delete("1.1")
+    assert studies(PatientName="li*") == [] and studies(StudyDate="-20991231") == []
+    assert ix._catalog is not None and ix._catalog.studies.values["patient_name"] == []
 
 
 def test_like_regex_matches_like() -> None:
