@@ -20,7 +20,7 @@ _ATTRIBUTES = {
 }
 # present -> the full header is needed: Modality / VOI LUT tables (PS3.3 C.11.1-2), functional
 # groups (C.7.6.16), palettes (C.7.6.3.1.5), the Presentation LUT Sequence (C.11.4)
-_NEEDS_HEADER = ("00283000", "00283010", "52009229", "52009230", "00281201", "20500010")
+_NEEDS_HEADER = frozenset({"00283000", "00283010", "52009229", "52009230", "00281201", "20500010"})
 _GREY = ("MONOCHROME1", "MONOCHROME2")
 _MULTI = ("PixelSpacing", "WindowCenter", "WindowWidth")  # kept as lists, as pydicom gives them
 
@@ -31,26 +31,19 @@ def display_header(doc: Mapping[str, Any]) -> dict[str, Any] | None:
     None when rendering needs more than top-level values: colour, tables, functional groups or
     overlays (60xx,3000) — those images are rendered from their parsed header.
     """
-    photometric = _value(doc, "00280004")
-    if str(photometric or "MONOCHROME2").strip().upper() not in _GREY:
+    photometric = (_values(doc, "00280004") or ["MONOCHROME2"])[0]
+    if str(photometric).strip().upper() not in _GREY:
         return None
-    if any(tag in doc for tag in _NEEDS_HEADER) or any(_is_overlay(tag) for tag in doc):
-        return None
+    if not _NEEDS_HEADER.isdisjoint(doc) or any(tag.startswith("60") for tag in doc):
+        return None  # 60xx: overlays (PS3.3 C.9.2, groups 6000-601E) or private groups beside them
     header: dict[str, Any] = {}
     for keyword, tag in _ATTRIBUTES.items():
-        element = doc.get(tag)
-        values = element.get("Value") if isinstance(element, Mapping) else None
-        if values:
+        if values := _values(doc, tag):
             header[keyword] = list(values) if keyword in _MULTI or len(values) > 1 else values[0]
     return header
 
 
-def _value(doc: Mapping[str, Any], tag: str) -> Any:
+def _values(doc: Mapping[str, Any], tag: str) -> list[Any] | None:
     element = doc.get(tag)
-    values = element.get("Value") if isinstance(element, Mapping) else None
-    return values[0] if values else None
+    return element.get("Value") if isinstance(element, Mapping) else None
 
-
-def _is_overlay(tag: str) -> bool:
-    """Any element of repeating groups 6000-601E (PS3.3 C.9.2) marks an overlay."""
-    return tag[:2] == "60" and tag[2:4] < "20"
