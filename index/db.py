@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from index.sql import compile_instances, compile_query
 from index.write import ROW_COLS, marks, to_row
 
 T = TypeVar("T")
+log = logging.getLogger("yunying.index")
 IN_ORDER = ("FROM instances i LEFT JOIN series se ON se.uid = i.series WHERE {where} ORDER BY "
             "se.series_number NULLS LAST, i.series, i.instance_number NULLS LAST, i.sop")
 FETCH = 500  # rows per fetch when streaming answers
@@ -87,9 +89,11 @@ class Index:
             try:
                 if self._catalog is not None:
                     self._catalog.reload(cur, *touched(out))
-            except BaseException:
-                self._catalog = None  # loaded again, whole, by the next study search
-                raise
+                    if len(self._catalog) > MAX_ROWS:
+                        self._catalog, self._catalog_off = None, True
+            except Exception:  # the write is committed: the next search loads the catalog whole
+                log.exception("could not update the in-memory catalog; it is loaded again")
+                self._catalog = None
             finally:
                 cur.close()
             return out

@@ -170,6 +170,30 @@ def test_catalog_is_not_kept_above_its_limit(ix: Index, monkeypatch: Any) -> Non
     assert ix._catalog is None and ix._catalog_off
 
 
+def test_catalog_is_dropped_when_it_grows_past_its_limit(ix: Index, monkeypatch: Any) -> None:
+    ix.upsert([make(study="1.0", series="1.0.1", sop="1.0.1.1")])
+    assert len(list(ix.search(Query("STUDY")))) == 1 and ix._catalog is not None
+    monkeypatch.setattr("index.db.MAX_ROWS", 3)
+    ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1")])
+    assert ix._catalog is None and ix._catalog_off
+    assert len(list(ix.search(Query("STUDY")))) == 2
+
+
+def test_a_failed_catalog_update_neither_fails_the_write_nor_leaves_it_stale(ix: Index, monkeypatch: Any) -> None:
+    ix.upsert([make(study="1.0", series="1.0.1", sop="1.0.1.1", pid="A")])
+    assert len(list(ix.search(Query("STUDY")))) == 1
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Catalog, "reload", broken)
+    assert ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1", pid="A")]) == [None]
+    assert ix._catalog is None
+    monkeypatch.undo()
+    q = Query("STUDY", [parse_match("PatientID", "A")])
+    assert [r["0020000D"]["Value"][0] for r in ix.search(q)] == ["1.0", "1.1"]
+
+
 def test_representative_is_read_only_for_tags_it_has(ix: Index) -> None:
     ix.upsert([make(json={"00180050": el("DS", 1.25)})])
     [answer] = ix.search(Query("STUDY", includefields={"00180050", "00081061", "00080060"}))
