@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from index import Index, Query, parse_match
-from index.keys import KEYS as LEVEL_KEYS
 from index.catalog import Catalog, sort_key
+from index.keys import KEYS as LEVEL_KEYS
 from index.parse import like_pattern
 from index.predicates import like_regex
 
