@@ -325,22 +325,24 @@ def test_move_pending_responses_count_every_sub_operation(scp, archive, storescp
     assert len(list(storescp.iterdir())) == 40
 
 
-def test_move_destination_that_aborts_fails_the_rest_without_hanging(scp, archive, storescp_port: int,
-                                                                    tmp_path: Path) -> None:
+def test_move_counts_the_destinations_statuses_and_survives_its_abort(scp, archive, storescp_port: int,
+                                                                      tmp_path: Path) -> None:
+    """Responses read by our sending thread: failure and warning statuses counted as such; an
+    A-ABORT read instead of a response fails that sub-operation and the rest, no hang."""
     from pynetdicom import AE, evt
     from pynetdicom.presentation import StoragePresentationContexts
 
     from dimse import scu
     from dimse.cli import build_identifier
 
-    _copies(archive, tmp_path, 6)
+    _copies(archive, tmp_path, 8)
     seen: list[str] = []
 
     def on_store(event) -> int:
         seen.append(event.request.AffectedSOPInstanceUID)
-        if len(seen) == 3:
+        if len(seen) == 5:
             event.assoc.abort()
-        return 0x0000
+        return {2: 0xA700, 3: 0xB007}.get(len(seen), 0x0000)
 
     dest = AE(ae_title="STORESCP")
     dest.supported_contexts = StoragePresentationContexts
@@ -351,8 +353,10 @@ def test_move_destination_that_aborts_fails_the_rest_without_hanging(scp, archiv
                           build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), "STORESCP")
     finally:
         server.shutdown()
-    assert result.status == 0xB000 and result.completed == 2 and result.failed == 4
-    assert len(result.failed_sops) == 4 and len(seen) == 3
+    assert (result.status, result.completed, result.warning, result.failed) == (0xB000, 2, 1, 5)
+    never_sent = {f"1.2.826.1.7.1.{i}" for i in range(8)} - set(seen)
+    assert sorted(result.failed_sops) == sorted({seen[1], seen[4], *never_sent})
+    assert len(seen) == 5
 
 
 def _get_association(port: int, handler, timeout: float = 10):
