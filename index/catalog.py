@@ -10,9 +10,10 @@ corpora, and a match that is not mirrored makes `search` return None, which send
 to SQL. Instance searches still read DuckDB, for the instances alone (no joins): the series
 and study columns of their answers come from here.
 
-The index keeps it exact: it is loaded under the writer lock and every write transaction
-reloads the studies and series it touched before the writer lets go (index/db.py). Above
-MAX_ROWS it is not kept (its memory grows with the archive; DuckDB scans scale better).
+The index keeps it exact: every write transaction reloads the studies and series it touched
+before the writer lets go, and those touched while the catalog loads are read again at the
+end of the load (index/db.py). Above MAX_ROWS it is not kept (its memory grows with the
+archive; DuckDB scans scale better).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from index.predicates import Pred, Row, predicate
 from index.query import Match, Query
 from index.results import Json, Sources, series_own, study_own
 
-MAX_ROWS = 500_000  # studies + series
+MAX_ROWS = 200_000  # studies + series (~2.5 KB each; loading ~30 us each)
 MAX_PARSED = 50_000  # rows whose attributes are kept parsed
 _LAST = chr(0x10FFFF)
 
@@ -70,11 +71,12 @@ STUDY_COLS = ("uid", "patient_id", "issuer", "patient_name", "patient_name_fz", 
 SERIES_COLS = ("uid", "study", "modality", "series_number", "series_description", "body_part",
                "institution", "pps_date", "pps_time", "sps_ids", "req_proc_ids", "series_date",
                "series_time", "sop_classes", "n_instances", "rep_sop", "attrs")
+_DATE, _TIME, _NUMBER = STUDY_COLS.index("study_date"), STUDY_COLS.index("study_time"), \
+    SERIES_COLS.index("series_number")
 STUDIES = Table("studies", "st", STUDY_COLS, ("patient_id", "accession"), ("patient_name",),
-                lambda r: sort_key(r[STUDY_COLS.index("study_date")], r[STUDY_COLS.index("study_time")], r[0]))
+                lambda r: sort_key(r[_DATE], r[_TIME], r[0]))
 SERIES = Table("series", "se", SERIES_COLS, ("study",), (),  # series_number NULLS LAST, uid
-               lambda r: (r[SERIES_COLS.index("series_number")] is None,
-                          r[SERIES_COLS.index("series_number")] or 0, r[0]))
+               lambda r: (r[_NUMBER] is None, r[_NUMBER] or 0, r[0]))
 REP_AT, ATTRS_AT = -4, -3  # rep_sop and attrs are the last columns of both tables
 Narrow = tuple[str, str, Any]  # ("in", column, values) | ("prefix", column, text) | ("dates", "", (lo, hi))
 TAGS_AT = -2  # a kept row is its columns, the tags of its representative instance, its order key
@@ -94,6 +96,9 @@ class Rows:
         self.values: dict[str, list[tuple[str, str]]] = {c: [] for c in table.prefixed}  # sorted (value, uid)
 
     def put(self, fresh: list[Row], gone: Iterable[str]) -> None:
+        if not self.by_uid:  # loading: sort once
+            self._load(fresh)
+            return
         for uid in gone:
             self._drop(uid)
         for row in fresh:
@@ -105,6 +110,17 @@ class Rows:
             for col, values in self.values.items():
                 for v in _distinct(row[self.table.pos[col]]):
                     bisect.insort(values, (v, row[0]))
+
+    def _load(self, rows: list[Row]) -> None:
+        self.by_uid = {r[0]: r for r in rows}
+        self.ordered = sorted(((r[-1], r) for r in self.by_uid.values()), key=lambda e: e[0])
+        for col, by in self.by.items():
+            i = self.table.pos[col]
+            for r in self.by_uid.values():
+                by.setdefault(r[i], set()).add(r[0])
+        for col in self.values:
+            i = self.table.pos[col]
+            self.values[col] = sorted((v, r[0]) for r in self.by_uid.values() for v in _distinct(r[i]))
 
     def _drop(self, uid: str) -> None:
         row = self.by_uid.pop(uid, None)

@@ -10,8 +10,9 @@
   answers report it when the data carry no IssuerOfPatientID.
 - Readers use their own cursors and never wait for the writer (DuckDB MVCC snapshots).
 - Study and series searches are answered from an in-memory copy of the study and series rows
-  (catalog.py), loaded by the first search and brought up to date by every write before the
-  writer lets go; instance searches read the instances table alone and take the rest from it.
+  (catalog.py), loaded by the first search (writes go on meanwhile) and brought up to date by
+  every write before the writer lets go; instance searches read the instances table alone and
+  take the rest from it.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class Index:
         self._seq: int = last[0] if last else 0
         self._catalog: Catalog | None = None  # loaded by the first search
         self._catalog_off = False  # too many rows to keep in memory
+        self._loader = threading.Lock()  # one thread loads the catalog
+        self._touched: tuple[set[str], set[str]] | None = None  # what writes touch while it loads
 
     def close(self) -> None:
         """Checkpoint and close the database (idempotent)."""
@@ -87,6 +90,9 @@ class Index:
                 cur.close()
                 raise
             try:
+                if self._touched is not None:
+                    for have, new in zip(self._touched, touched(out)):
+                        have |= new
                 if self._catalog is not None:
                     self._catalog.reload(cur, *touched(out))
                     if len(self._catalog) > MAX_ROWS:
@@ -99,25 +105,36 @@ class Index:
             return out
 
     def _catalog_ready(self) -> Catalog | None:
-        """The in-memory study and series rows, loaded on first use; None above MAX_ROWS."""
+        """The in-memory study and series rows; None above MAX_ROWS, or while another thread
+        loads them (that search goes to SQL). Loaded on first use without holding up writes:
+        what they touch meanwhile is read again before the catalog is used."""
         catalog = self._catalog
-        if catalog is not None or self._catalog_off:
+        if catalog is not None or self._catalog_off or not self._loader.acquire(blocking=False):
             return catalog
-        with self._lock:  # no write commits while it loads
-            if self._catalog is None and not self._catalog_off and not self._closed:
+        cur = None
+        try:
+            with self._lock:
+                if self._catalog is not None or self._catalog_off or self._closed:
+                    return self._catalog
+                self._touched = (set(), set())
                 cur = self._con.cursor()
-                try:
-                    (n,) = cur.execute("SELECT (SELECT count(*) FROM studies) + "
-                                       "(SELECT count(*) FROM series)").fetchone() or (0,)
-                    if n > MAX_ROWS:
-                        self._catalog_off = True
-                    else:
-                        catalog = Catalog()
-                        catalog.reload(cur)
-                        self._catalog = catalog
-                finally:
+            (n,) = cur.execute("SELECT (SELECT count(*) FROM studies) + "
+                               "(SELECT count(*) FROM series)").fetchone() or (0,)
+            if n > MAX_ROWS:
+                self._catalog_off = True
+                return None
+            catalog = Catalog()
+            catalog.reload(cur)  # reads committed rows; writes go on meanwhile
+            with self._lock:
+                catalog.reload(cur, *self._touched)
+                self._catalog = catalog
+            return catalog
+        finally:
+            with self._lock:
+                self._touched = None
+                if cur is not None:
                     cur.close()
-            return self._catalog
+            self._loader.release()
 
     def upsert(self, records: Sequence[InstanceRecord]) -> list[InstanceRow | None]:
         """Insert or replace instances in one transaction; returns each one's previous row or None."""

@@ -1,6 +1,7 @@
 """The in-memory study and series catalog agrees with the SQL compiler, and follows every write."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -168,6 +169,27 @@ def test_catalog_is_not_kept_above_its_limit(ix: Index, monkeypatch: Any) -> Non
     ix.upsert([make(study=f"1.{n}", series=f"1.{n}.1", sop=f"1.{n}.1.1") for n in range(2)])
     assert len(list(ix.search(Query("STUDY")))) == 2
     assert ix._catalog is None and ix._catalog_off
+
+
+def test_writes_while_the_catalog_loads_are_in_it(ix: Index, monkeypatch: Any) -> None:
+    # the load does not hold up writes: what they touch meanwhile is read again at its end
+    ix.upsert([make(study="1.0", series="1.0.1", sop="1.0.1.1", pid="A")])
+    full_read = Catalog.reload
+
+    def read_then_write(self: Catalog, cur: Any, studies: Any = None, series: Any = None) -> None:
+        full_read(self, cur, studies, series)
+        if studies is None:  # the full read is done: a write commits before the catalog is used
+            writer = threading.Thread(target=ix.upsert, args=([
+                make(study="1.0", series="1.0.1", sop="1.0.1.1", pid="B"),
+                make(study="1.1", series="1.1.1", sop="1.1.1.1", pid="B")],))
+            writer.start()
+            writer.join()
+
+    monkeypatch.setattr(Catalog, "reload", read_then_write)
+    q = Query("STUDY", [parse_match("PatientID", "B")])
+    assert [r["0020000D"]["Value"][0] for r in ix.search(q)] == ["1.0", "1.1"]
+    assert ix._catalog is not None and len(ix._catalog) == 4 and ix._touched is None
+    assert list(ix.search(Query("STUDY", [parse_match("PatientID", "A")]))) == []
 
 
 def test_catalog_is_dropped_when_it_grows_past_its_limit(ix: Index, monkeypatch: Any) -> None:
