@@ -65,6 +65,14 @@ class PreEncoded(Dataset):
     def yy_parts(self) -> list[Buffer]:
         return list(self.yy_body) if isinstance(self.yy_body, list) else [self.yy_body]
 
+    def data_pdus(self, context_id: int, max_pdu: int) -> list[Buffer]:
+        """The data set's P-DATA-TF PDUs for this context and maximum PDU (kept for reuse)."""
+        key, cached = self.__dict__.get("yy_pdus", (None, None))
+        if key != (context_id, max_pdu) or cached is None:
+            cached = _data_pdus(context_id, self.yy_body, max_pdu)
+            self.__dict__["yy_pdus"] = ((context_id, max_pdu), cached)
+        return cached
+
 
 def part10_body(data: Buffer) -> memoryview:
     """The data set bytes of a Part 10 file (after the preamble and the group 0002 meta)."""
@@ -132,39 +140,53 @@ def pending_rsp(primitive: Any) -> bytes:
         (0x1023, us(primitive.NumberOfWarningSuboperations)))
 
 
-def _pdus(context_id: int, command: Buffer, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
-    """P-DATA-TF PDUs of one message, one PDV each (PS3.8 9.3.5, E.2): command, then data set.
-
-    The data set may come in several buffers: fragments are slices of them (a fragment may
-    span buffers), so the result is a scatter list for `sendmsg`, nothing joined.
-    """
+def _fragments(context_id: int, data: list[memoryview], control: int, step: int) -> list[Buffer]:
+    """P-DATA-TF PDUs, one PDV each, carrying `data` (several buffers; a fragment may span
+    them): PDU headers and slices of the buffers, a scatter list for `sendmsg`."""
     out: list[Buffer] = []
-    parts = [memoryview(b).cast("B") for b in (body if isinstance(body, list) else [body])]
-    parts = [p for p in parts if len(p)]
-    total = sum(len(p) for p in parts)
-    step = (max_pdu - 6) if max_pdu else max(len(command), total, 1)
-
-    def header(size: int, control: int) -> bytes:
-        return struct.pack(">BBIIBB", 0x04, 0, size + 6, size + 2, context_id, control)
-
-    command = memoryview(command).cast("B")
-    for start in range(0, max(len(command), 1), step):
-        chunk = command[start:start + step]
-        out += [header(len(chunk), 1 | (2 if start + step >= len(command) else 0)), chunk]
-    sent = 0
-    part, offset = 0, 0
-    while sent < total:
+    total = sum(len(p) for p in data)
+    sent = part = offset = 0
+    while sent < total or (control & 1 and not out):
         size = min(step, total - sent)
         sent += size
-        out.append(header(size, 2 if sent >= total else 0))
+        out.append(struct.pack(">BBIIBB", 0x04, 0, size + 6, size + 2, context_id,
+                               control | (2 if sent >= total else 0)))
         while size:
-            take = min(size, len(parts[part]) - offset)
-            out.append(parts[part][offset:offset + take])
+            take = min(size, len(data[part]) - offset)
+            out.append(data[part][offset:offset + take])
             size -= take
             offset += take
-            if offset == len(parts[part]):
+            if offset == len(data[part]):
                 part, offset = part + 1, 0
     return out
+
+
+def _step(max_pdu: int, size: int) -> int:
+    return (max_pdu - 6) if max_pdu else max(size, 1)
+
+
+def _data_pdus(context_id: int, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
+    parts = [memoryview(b).cast("B") for b in (body if isinstance(body, list) else [body])]
+    parts = [p for p in parts if len(p)]
+    return _fragments(context_id, parts, 0, _step(max_pdu, sum(len(p) for p in parts)))
+
+
+def _pdus(context_id: int, command: Buffer, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
+    """P-DATA-TF PDUs of one message (PS3.8 9.3.5, E.2): command, then data set (nothing joined)."""
+    cmd = memoryview(command).cast("B")
+    return _fragments(context_id, [cmd], 1, _step(max_pdu, len(cmd))) + _data_pdus(context_id, body, max_pdu)
+
+
+def prepare_pdus(assoc: Association, ds: Any) -> None:
+    """Fragment a PreEncoded data set for the association ahead of its sub-operation (in a
+    reader thread: ~60 µs less on the sending thread per 512x512 CT)."""
+    if isinstance(ds, PreEncoded):
+        try:
+            context = assoc._get_valid_context(ds.SOPClassUID, ds.yy_transfer_syntax, "scu",
+                                               allow_conversion=False)
+        except ValueError:
+            return
+        ds.data_pdus(int(context.context_id), int(assoc.dimse.maximum_pdu_size or 0))  # type: ignore[arg-type]
 
 
 IOV_MAX = 512  # well under Linux's 1024 buffers per sendmsg
@@ -172,14 +194,14 @@ IOV_MAX = 512  # well under Linux's 1024 buffers per sendmsg
 
 def send_buffers(sock: socket.socket, buffers: list[Buffer]) -> None:
     """Write every buffer, in order, with as few system calls as the kernel allows (no join)."""
-    pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+    pending = [b if isinstance(b, bytes) else memoryview(b).cast("B") for b in buffers if len(b)]
     while pending:
         sent = sock.sendmsg(pending[:IOV_MAX])
         while sent and pending:
             if sent >= len(pending[0]):
                 sent -= len(pending.pop(0))
             else:
-                pending[0] = pending[0][sent:]
+                pending[0] = memoryview(pending[0])[sent:]
                 sent = 0
 
 
@@ -348,7 +370,9 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
                                        allow_conversion=False)
     command = c_store_rq(ds.SOPClassUID, ds.SOPInstanceUID, msg_id, priority, originator_aet, originator_id)
     cx_id = int(context.context_id)  # type: ignore[arg-type]
-    pdus = _pdus(cx_id, command, ds.yy_parts, int(assoc.dimse.maximum_pdu_size or 0))
+    max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
+    cmd = memoryview(command)
+    pdus = _fragments(cx_id, [cmd], 1, _step(max_pdu, len(cmd))) + ds.data_pdus(cx_id, max_pdu)
 
     # Pause the association's reactor so that it cannot take the response (as pynetdicom
     # does).  When we are not the reactor's own thread (C-MOVE sub-associations, `dimse

@@ -9,7 +9,7 @@ from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from dimse.fastsend import SocketOwner, accept_pre_encoded
+from dimse.fastsend import SocketOwner, accept_pre_encoded, prepare_pdus
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.retrieve import (
     accepted_syntaxes,
@@ -57,7 +57,8 @@ def on_c_get(event: Event, archive: Archive, policy: AccessPolicy) -> Iterator[A
     yield len(rows)
     # The storage contexts the requester proposed with the SCP role (PS3.7 D.3.3.4).
     ours = [cx for cx in event.assoc.accepted_contexts if cx.as_scu]
-    datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(ours, cls))
+    datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(ours, cls),
+                                prepare=lambda ds: prepare_pdus(event.assoc, ds))
     for code, ds in sub_operations(event, datasets, "get"):
         yield code, ds
         if code == CANCELLED:

@@ -12,7 +12,7 @@ from pynetdicom.presentation import build_context
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from dimse.fastsend import accept_pre_encoded, own_socket
+from dimse.fastsend import accept_pre_encoded, own_socket, prepare_pdus
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
 from dimse.retrieve import (
@@ -79,7 +79,8 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     # The destination is associated by now (pynetdicom associates after the count).
     contexts = sub["assoc"].accepted_contexts if sub else []
     direct_pending(event.assoc)
-    datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(contexts, cls))
+    datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(contexts, cls),
+                                prepare=(lambda ds: prepare_pdus(sub["assoc"], ds)) if sub else None)
     for code, ds in sub_operations(event, datasets, "move"):
         yield code, ds
         if code == CANCELLED:

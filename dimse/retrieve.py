@@ -104,8 +104,8 @@ PREFETCH = 4  # instances read ahead while the current one is being sent
 READERS = 2  # reads overlap: most of a read is waiting on the storage layer (zarr)
 
 
-def datasets_to_send(archive: Archive, rows: list[InstanceRow],
-                     accepted_for: Callable[[str], set[str]], depth: int = PREFETCH) -> Iterator[Dataset]:
+def datasets_to_send(archive: Archive, rows: list[InstanceRow], accepted_for: Callable[[str], set[str]],
+                     depth: int = PREFETCH, prepare: Callable[[Dataset], None] | None = None) -> Iterator[Dataset]:
     """dataset_to_send for each row, in order, reading the next `depth` instances in a worker
     thread while the caller sends the current one (reading a 512x512 CT instance takes ~2-4 ms
     here, about as long as sending it).  Closing the iterator (C-CANCEL) drops what was read
@@ -119,12 +119,18 @@ def datasets_to_send(archive: Archive, rows: list[InstanceRow],
             accepted[sop_class] = accepted_for(sop_class)
         return accepted[sop_class]
 
+    def read(row: InstanceRow, syntaxes: set[str]) -> Dataset:
+        ds = dataset_to_send(archive, row, syntaxes)
+        if prepare is not None:
+            prepare(ds)  # e.g. fragment into PDUs, off the sending thread
+        return ds
+
     pool = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="dimse-read")
     ahead: deque[Future[Dataset]] = deque()
     todo = iter(rows)
     try:
         for row in todo:
-            ahead.append(pool.submit(dataset_to_send, archive, row, syntaxes(row.sop_class)))
+            ahead.append(pool.submit(read, row, syntaxes(row.sop_class)))
             if len(ahead) > depth:
                 yield ahead.popleft().result()
         while ahead:
