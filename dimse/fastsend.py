@@ -61,10 +61,6 @@ class PreEncoded(Dataset):
     def __bool__(self) -> bool:  # pynetdicom sends a pending sub-operation's data set only if truthy
         return True
 
-    @property
-    def yy_parts(self) -> list[Buffer]:
-        return list(self.yy_body) if isinstance(self.yy_body, list) else [self.yy_body]
-
     def data_pdus(self, context_id: int, max_pdu: int) -> list[Buffer]:
         """The data set's P-DATA-TF PDUs for this context and maximum PDU (kept for reuse)."""
         key, cached = self.__dict__.get("yy_pdus", (None, None))
@@ -134,10 +130,10 @@ def pending_rsp(primitive: Any) -> bytes:
         (0x0002, _uid(str(primitive.AffectedSOPClassUID))),
         (0x0100, us(0x8021 if isinstance(primitive, C_MOVE) else 0x8010)),
         (0x0120, us(primitive.MessageIDBeingRespondedTo)), (0x0800, us(0x0101)), (0x0900, us(0xFF00)),
-        (0x1020, us(primitive.NumberOfRemainingSuboperations)),
-        (0x1021, us(primitive.NumberOfCompletedSuboperations)),
-        (0x1022, us(primitive.NumberOfFailedSuboperations)),
-        (0x1023, us(primitive.NumberOfWarningSuboperations)))
+        (0x1020, us(primitive.NumberOfRemainingSuboperations or 0)),
+        (0x1021, us(primitive.NumberOfCompletedSuboperations or 0)),
+        (0x1022, us(primitive.NumberOfFailedSuboperations or 0)),
+        (0x1023, us(primitive.NumberOfWarningSuboperations or 0)))
 
 
 def _fragments(context_id: int, data: list[memoryview], control: int, step: int) -> list[Buffer]:
@@ -230,6 +226,8 @@ class SocketOwner:
         check = dul._is_transport_event
 
         def is_transport_event() -> bool:
+            if dul.state_machine.current_state == "Sta13":  # association gone: read or close as ever
+                return bool(check())
             if self.owned:
                 time.sleep(OWNED_WAIT_S)
                 return False
