@@ -25,6 +25,7 @@ from pydicom.uid import UID
 from index.model import InstanceRecord, Origin
 from yunying.dicomjson import BULK_PREFIX, dataset_json
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
+from yunying.sequences import check_sequences
 
 PIXEL_DATA = 0x7FE00010
 STREAM_ABOVE = 64 << 20  # larger files are parsed in place: pixel data never sits in memory
@@ -96,6 +97,7 @@ def _parse(src: Any, fp: BinaryIO) -> Parsed:
     digest, size = _digest(src if isinstance(src, bytes) else fp)
     ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
     parsed = identify(ds, digest, size)
+    check_sequences(ds)
     raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     if raw is not None:
         _split_pixels(parsed, ds, fp, UID(parsed.transfer_syntax))

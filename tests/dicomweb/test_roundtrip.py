@@ -15,8 +15,10 @@ from tests.conftest import storable_testfiles
 
 FILES = storable_testfiles()
 # pydicom's deliberately broken files: refused with the PS3.4 status their defect calls for
-REFUSED = {"MR_truncated.dcm": 0xA900,  # PixelData shorter than Rows x Columns: data set != SOP class
-           "badVR.dcm": 0xA900}  # NumberOfFrames "1A" is not an IS: the frames cannot be known
+# (HTTP status, FailureReason): 409 when the instance is readable but inconsistent, 400 when unreadable
+REFUSED = {"MR_truncated.dcm": (409, 0xA900),  # PixelData shorter than Rows x Columns: data set != SOP class
+           "badVR.dcm": (409, 0xA900),  # NumberOfFrames "1A" is not an IS: the frames cannot be known
+           "rtplan_truncated.dcm": (400, 0xC000)}  # its last sequence item is cut off (PS3.5 7.5)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +62,9 @@ def test_stow_then_wado_as_stored_is_dataset_equal(archive: YunyingServer, path:
     want = read(path)
     raw = Path(path).read_bytes()
     if Path(path).name in REFUSED:
-        resp = _stow_raw(archive, raw, expect=409)
-        assert resp.json()["00081198"]["Value"][0]["00081197"]["Value"] == [REFUSED[Path(path).name]]
+        http, reason = REFUSED[Path(path).name]
+        resp = _stow_raw(archive, raw, expect=http)
+        assert resp.json()["00081198"]["Value"][0]["00081197"]["Value"] == [reason]
         return
     _stow_raw(archive, raw)
     got = client.retrieve_instance(want.StudyInstanceUID, want.SeriesInstanceUID, want.SOPInstanceUID,

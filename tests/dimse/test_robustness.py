@@ -73,6 +73,7 @@ def test_malformed_datasets_fail_and_association_survives(scp, archive) -> None:
         "truncated mid-element": good[: len(good) // 2],
         "garbage": b"\x08\x00\x16\x00UI\xff\x7f" + bytes(range(200)),
         "no StudyInstanceUID": encode(no_study, False, True),
+        "garbage inside a sequence": _garbage_sequence(encode(ct("1.2.7.1.1.4"), False, True)),
     }
     with scu.associate(scu.Peer("127.0.0.1", scp.port, **PEER), store_contexts()) as assoc:
         for n, (what, body) in enumerate(bodies.items(), start=1):
@@ -82,6 +83,13 @@ def test_malformed_datasets_fail_and_association_survives(scp, archive) -> None:
         assert assoc.send_c_store(ct("1.2.7.1.1.9")).Status == 0x0000
         assert assoc.send_c_echo().Status == 0x0000
     assert stored_sops(archive) == {"1.2.7.1.1.9"}
+
+
+def _garbage_sequence(body: bytes) -> bytes:
+    """A defined-length (0040,0275) SQ whose value is not items (PS3.5 7.5), inserted before PixelData."""
+    at = body.find(b"\xe0\x7f\x10\x00")
+    value = b"\x01\x02\x03\x04garbage!garb"
+    return body[:at] + b"\x40\x00\x75\x02SQ\0\0" + len(value).to_bytes(4, "little") + value + body[at:]
 
 
 def test_unexpected_error_is_0xC000_without_patient_data(fake_scp, fake_archive, caplog) -> None:
