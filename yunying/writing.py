@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -117,6 +118,10 @@ _storage: Storage | None = None
 
 def _init_worker(root: str, group_sync: bool) -> None:
     global _storage
+    # the server decides when workers stop (after draining): a Ctrl-C or a SIGTERM sent to the
+    # whole process group must not kill a write the server is waiting for
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from yunying.cli import quiet_pydicom
 
     quiet_pydicom()

@@ -102,3 +102,15 @@ def test_recovery_drops_a_version_written_for_a_conflict_before_a_crash(tmp_path
         assert _sops(archive, moved.StudyInstanceUID) == []
     finally:
         archive.close()
+
+
+def test_workers_ignore_a_terminal_or_group_signal(pooled: Archive) -> None:
+    pooled.store(part10(make_ct()), ORIGIN)  # the workers are up
+    pool = pooled._pool
+    assert pool is not None
+    before = sorted(p.pid for p in pool._pool._processes.values())  # type: ignore[attr-defined]
+    for pid in before:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGINT)
+    assert pooled.store(part10(make_ct()), ORIGIN).outcome == "stored"
+    assert sorted(p.pid for p in pool._pool._processes.values()) == before  # type: ignore[attr-defined]
