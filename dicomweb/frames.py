@@ -51,6 +51,7 @@ _LOCK = threading.Lock()
 _HEADERS_MAX = 128      # headers can be large (enhanced multi-frame): few kept
 _INFOS_MAX = 50_000     # FrameInfo is small: frame requests never re-read a header
 _DISPLAY_MAX = 4096     # a few hundred bytes each: re-windowing a slice reads nothing but pixels
+_MISSED_MAX = 1024
 
 
 def frame_numbers(text: str) -> list[int]:
@@ -77,7 +78,7 @@ def instance_row(archive: Archive, study: str, series: str, sop: str) -> Instanc
         warm = _MISSED.pop((study, series), None) is not None
         if not warm:
             _MISSED[(study, series)] = True
-            while len(_MISSED) > _DISPLAY_MAX:
+            while len(_MISSED) > _MISSED_MAX:
                 _MISSED.popitem(last=False)
     if warm:
         archive.instances(study, series)  # fills the archive's row cache
