@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -14,8 +15,12 @@ from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import UID, generate_uid
 
 from benchmarks.net import YunyingServer
-from tests.dicomweb.helpers import make_ct
+from dicomweb.frames import instance_row
+from index.model import Origin
+from tests.dicomweb.helpers import make_ct, part10
 from tests.dicomweb.test_wado import parts, stow, url
+from yunying.archive import Archive
+from yunying.errors import UnknownResource
 
 LOSSLESS_MEDIA = [
     ("image/jpeg", "1.2.840.10008.1.2.4.70"),   # the media type's default (Table 8.7.3-5)
@@ -168,3 +173,24 @@ def test_signed_frames_exact(server: YunyingServer) -> None:
         resp = httpx.get(url(server, ds, "/frames/1"), headers={"Accept": media})
         assert resp.status_code == 200, (media, resp.text)
         assert np.array_equal(decode(resp.content, ds, ts), ds.pixel_array), media
+
+
+def test_the_second_row_lookup_in_a_series_loads_the_series(tmp_path: Path) -> None:
+    """instance_row: one lookup for a lone instance; the second miss in a series caches all of it."""
+    archive = Archive(tmp_path / "data")
+    try:
+        study, series = generate_uid(), generate_uid()
+        slices = [make_ct(study, series, number=k) for k in range(1, 5)]
+        for ds in slices:
+            archive.store(part10(ds), Origin("import", "test"))
+        archive.flush()
+        sops = [ds.SOPInstanceUID for ds in slices]
+        assert archive.cached_row(study, series, sops[3]) is None
+        assert instance_row(archive, study, series, sops[0]).sop == sops[0]
+        assert archive.cached_row(study, series, sops[3]) is None  # one miss: one lookup
+        assert instance_row(archive, study, series, sops[1]).sop == sops[1]
+        assert archive.cached_row(study, series, sops[3]) is not None  # the second: the whole series
+        with pytest.raises(UnknownResource):
+            instance_row(archive, study, generate_uid(), sops[2])  # a row is still checked against its series
+    finally:
+        archive.close()
