@@ -71,6 +71,7 @@ class Archive:
         self.index = Index(self.data_dir / "index.duckdb")
         # parse + write in worker processes (0: in this process); the index stays here
         self._pool = IngestPool(self.storage, ingest_processes) if ingest_processes > 0 else None
+        self._writing = 0  # stores between receipt and durable bytes
         self._locks = [threading.Lock() for _ in range(64)]
         self._rows: OrderedDict[str, InstanceRow] = OrderedDict()
         self._rows_lock = threading.Lock()
@@ -189,10 +190,19 @@ class Archive:
         """
         if not isinstance(source, (Path, bytes)):
             source = source.read()  # type: ignore[union-attr]
-        if self._pool is not None:
-            w = self._pool.write(source, origin, expected_study)
-        else:
-            w = write_instance(self.storage, source, origin, expected_study)
+        with self._rows_lock:
+            self._writing += 1
+            alone = self._writing == 1
+        try:
+            # a lone store (one C-STORE association, a sequential client) is written here: the
+            # hop to a worker only pays when stores overlap and contend for this process's GIL
+            if self._pool is not None and not alone:
+                w = self._pool.write(source, origin, expected_study)
+            else:
+                w = write_instance(self.storage, source, origin, expected_study)
+        finally:
+            with self._rows_lock:
+                self._writing -= 1
         with self._locks[hash(w.sop) % len(self._locks)]:
             with self._rows_lock:
                 earlier = self._pending.get(w.sop)

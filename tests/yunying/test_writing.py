@@ -37,15 +37,22 @@ def _sops(archive: Archive, study: str) -> list[str]:
         return []
 
 
-def test_pooled_store_is_found_and_retrieved_identically(pooled: Archive) -> None:
-    ds = make_ct(rows=64, cols=64, frames=3)
-    data = part10(ds)
-    res = pooled.store(data, ORIGIN)
-    assert res.outcome == "stored"
-    assert _sops(pooled, ds.StudyInstanceUID) == [ds.SOPInstanceUID]
-    row = pooled.instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
-    assert pooled.read_part10(row) == data  # as received, file meta included
-    assert pooled.store(data, ORIGIN).outcome == "duplicate"
+def test_overlapping_stores_go_through_the_workers_and_come_back_identical(pooled: Archive) -> None:
+    study = make_ct().StudyInstanceUID
+    items = [make_ct(study, rows=64, cols=64, frames=3, number=i) for i in range(12)]
+    datas = [part10(ds) for ds in items]
+    pool = pooled._pool
+    assert pool is not None
+    calls = []
+    real = pool.write
+    pool.write = lambda *a, **k: calls.append(1) or real(*a, **k)  # type: ignore[method-assign]
+    with ThreadPoolExecutor(4) as ex:
+        outcomes = list(ex.map(lambda d: pooled.store(d, ORIGIN).outcome, datas))
+    assert outcomes == ["stored"] * 12 and calls  # overlapping stores used the workers
+    for ds, data in zip(items, datas):
+        row = pooled.instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        assert pooled.read_part10(row) == data  # as received, file meta included
+    assert pooled.store(datas[0], ORIGIN).outcome == "duplicate"
 
 
 def test_the_same_instance_sent_many_times_at_once_is_stored_once(pooled: Archive) -> None:
@@ -80,6 +87,9 @@ def test_a_killed_worker_is_replaced_and_the_store_goes_through(tmp_path: Path) 
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         second = make_ct(first.StudyInstanceUID)
+        written = pool.write(part10(second), ORIGIN)  # the first attempt meets the dead worker
+        assert not written.existed and written.sop == second.SOPInstanceUID
+        assert sorted(p.pid for p in pool._pool._processes.values()) != sorted(pids)  # type: ignore[attr-defined]
         assert archive.store(part10(second), ORIGIN).outcome == "stored"
         assert sorted(_sops(archive, first.StudyInstanceUID)) == sorted([first.SOPInstanceUID, second.SOPInstanceUID])
     finally:
@@ -105,12 +115,12 @@ def test_recovery_drops_a_version_written_for_a_conflict_before_a_crash(tmp_path
 
 
 def test_workers_ignore_a_terminal_or_group_signal(pooled: Archive) -> None:
-    pooled.store(part10(make_ct()), ORIGIN)  # the workers are up
     pool = pooled._pool
     assert pool is not None
+    pool.write(part10(make_ct()), ORIGIN)  # the workers are up
     before = sorted(p.pid for p in pool._pool._processes.values())  # type: ignore[attr-defined]
     for pid in before:
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGINT)
-    assert pooled.store(part10(make_ct()), ORIGIN).outcome == "stored"
+    assert not pool.write(part10(make_ct()), ORIGIN).existed
     assert sorted(p.pid for p in pool._pool._processes.values()) == before  # type: ignore[attr-defined]
