@@ -221,6 +221,7 @@ class SocketOwner:
     def __init__(self, assoc: Association) -> None:
         self.lock = threading.Lock()
         self.owned = False
+        self.returned = threading.Event()  # wakes the DUL when the owner gives the socket back
         dul = assoc.dul
         sock: Any = dul.socket
         check = dul._is_transport_event
@@ -228,8 +229,8 @@ class SocketOwner:
         def is_transport_event() -> bool:
             if dul.state_machine.current_state == "Sta13":  # association gone: read or close as ever
                 return bool(check())
-            if self.owned:
-                time.sleep(OWNED_WAIT_S)
+            if self.owned:  # nothing to read; queued events are still served
+                self.returned.wait(OWNED_WAIT_S)
                 return False
             if not sock.ready:  # waits in select() up to IDLE_WAIT_S (WakingSocket)
                 return False
@@ -243,9 +244,11 @@ class SocketOwner:
     def take(self) -> None:
         with self.lock:
             self.owned = True
+            self.returned.clear()
 
     def give_back(self) -> None:
         self.owned = False
+        self.returned.set()
 
     @staticmethod
     def of(assoc: Association) -> SocketOwner | None:
