@@ -32,6 +32,8 @@ from index.parse import high_bound, low_bound
 from index.predicates import Pred, Row, predicate
 from index.query import Match, Query
 from index.results import Json, Sources, series_own, study_own
+from index.schema import TABLES
+from index.write import Refreshed
 
 MAX_ROWS = 200_000  # studies + series (~2.5 KB each; loading ~30 us each)
 MAX_PARSED = 50_000  # rows whose attributes are kept parsed
@@ -80,9 +82,11 @@ SERIES = Table("series", "se", SERIES_COLS, ("study",), (),  # series_number NUL
 REP_AT, ATTRS_AT = -4, -3  # rep_sop and attrs are the last columns of both tables
 Narrow = tuple[str, str, Any]  # ("in", column, values) | ("prefix", column, text) | ("dates", "", (lo, hi))
 TAGS_AT = -2  # a kept row is its columns, the tags of its representative instance, its order key
-# The columns of sql.SELECT, in its order, from kept rows (what results.Shaper reads).
+# A study row's columns the computed attributes come from (results.study_computed's arguments)
+# A kept row's columns from a row as write.refresh inserts it (schema.TABLES order)
+_FROM_TABLE = {t.name: itemgetter(*([n for n, _ in TABLES[t.name]].index(c) for c in t.cols))
+               for t in (STUDIES, SERIES)}
 _STUDY_COMPUTED = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
-_IMAGE_UPPER = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
 
 
 class Rows:
@@ -213,12 +217,28 @@ class Catalog:
                 return [], gone
             ul = sorted(gone)
             records = cur.execute(f"{sql} WHERE t.uid IN ({', '.join('?' * len(ul))})", ul).fetchall()
-        fresh = []
-        for r in records:
-            tags = frozenset(orjson.loads(r[-1])) if r[-1] is not None else frozenset()
-            tags = self._tagsets.setdefault(tags, tags)  # series of one modality share one set
-            fresh.append((*r[:-1], tags, table.order(r)))
+        fresh = [self._kept(table, r[:-1], frozenset(orjson.loads(r[-1])) if r[-1] is not None
+                            else frozenset()) for r in records]
         return fresh, gone - {r[0] for r in fresh}
+
+    def apply(self, refreshed: Refreshed) -> None:
+        """Bring the studies and series a write touched up to date from the rows it wrote."""
+        loaded = []
+        for table, rows, uids in ((STUDIES, refreshed.study_rows, refreshed.studies),
+                                  (SERIES, refreshed.series_rows, refreshed.series)):
+            pick = _FROM_TABLE[table.name]
+            fresh = [self._kept(table, cols, refreshed.tags.get(cols[table.pos["rep_sop"]]))
+                     for cols in (pick(r) for r in rows)]
+            loaded.append((fresh, uids - {r[0] for r in fresh}))
+        with self._lock:
+            for kept, (fresh, gone) in zip((self.studies, self.series), loaded):
+                kept.put(fresh, gone)
+
+    def _kept(self, table: Table, cols: Sequence[Any], tags: frozenset[str] | None) -> Row:
+        """A kept row: the table's columns, its representative's tags (None: unknown), its order."""
+        if tags is not None:
+            tags = self._tagsets.setdefault(tags, tags)  # series of one modality share one set
+        return (*cols, tags, table.order(cols))
 
     def plan(self, query: Query, aliases: tuple[str, ...]) -> Plan | None:
         """Predicates of the query's matches on these tables; None when one is not mirrored."""
@@ -239,7 +259,7 @@ class Catalog:
                 narrow.extend(_lookups(key, m, table))
         return Plan(preds, min(narrow, key=lambda n: n[0])[1] if narrow else None)
 
-    def search(self, query: Query) -> list[tuple[Sources, frozenset[str]]] | None:
+    def search(self, query: Query) -> list[tuple[Sources, frozenset[str] | None]] | None:
         """Answers' sources (results.Shaper.sources) with their representative's tags, in
         order, limited; None for a level or match not kept here."""
         if query.level not in ("STUDY", "SERIES"):
@@ -273,7 +293,7 @@ class Catalog:
                 matched = matched[start:]
             return [self._answer(r, st) for r, st in matched]
 
-    def _answer(self, r: Row, st: Row | None) -> tuple[Sources, frozenset[str]]:
+    def _answer(self, r: Row, st: Row | None) -> tuple[Sources, frozenset[str] | None]:
         """A study row's answer (st None), or a series row's with its study's."""
         if st is None:
             return (self._own(r, STUDIES), [], r[REP_AT]), r[TAGS_AT]
@@ -300,7 +320,7 @@ class Catalog:
             se, st = self.series.by_uid.get(series), self.studies.by_uid.get(study)
         if se is None or st is None:
             return None
-        return (se[SERIES.pos["n_instances"]], *_IMAGE_UPPER(st))
+        return (se[SERIES.pos["n_instances"]], *_STUDY_COMPUTED(st))
 
 
 def _lookups(key: Key, m: Match, table: Table) -> list[tuple[int, Narrow]]:

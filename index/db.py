@@ -33,7 +33,7 @@ from index.query import Query
 from index.results import Shaper, Sources
 from index.schema import statements
 from index.sql import compile_instances, compile_query
-from index.write import ROW_COLS, marks, to_row
+from index.write import ROW_COLS, Refreshed, marks, to_row
 
 T = TypeVar("T")
 log = logging.getLogger("yunying.index")
@@ -75,15 +75,15 @@ class Index:
             cur = self._local.cur = self._con.cursor()
         return cur
 
-    def _write(self, body: Callable[[duckdb.DuckDBPyConnection], T],
-               touched: Callable[[T], tuple[set[str], set[str]]]) -> T:
+    def _write(self, body: Callable[[duckdb.DuckDBPyConnection], tuple[T, Refreshed]]) -> T:
         """Run body in one transaction on a fresh cursor, under the writer lock; then bring the
-        catalog's copy of the studies and series it touched up to date before the lock is let go."""
+        catalog's copy of the studies and series it touched up to date (from the rows it wrote:
+        no query) before the lock is let go."""
         with self._lock:
             cur = self._con.cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")
-                out = body(cur)
+                out, refreshed = body(cur)
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -91,10 +91,10 @@ class Index:
                 raise
             try:
                 if self._touched is not None:
-                    for have, new in zip(self._touched, touched(out)):
-                        have |= new
+                    self._touched[0].update(refreshed.studies)
+                    self._touched[1].update(refreshed.series)
                 if self._catalog is not None:
-                    self._catalog.reload(cur, *touched(out))
+                    self._catalog.apply(refreshed)
                     if len(self._catalog) > MAX_ROWS:
                         self._catalog, self._catalog_off = None, True
             except Exception:  # the write is committed: the next search loads the catalog whole
@@ -145,16 +145,13 @@ class Index:
                 if not ex.text(rec.json, tag):
                     raise ValueError(f"record without {tag}")
 
-        def body(cur: duckdb.DuckDBPyConnection) -> list[InstanceRow | None]:
-            previous, seq = write.upsert(cur, records, self._seq)
+        def body(cur: duckdb.DuckDBPyConnection) -> tuple[list[InstanceRow | None], Refreshed]:
+            previous, seq, refreshed = write.upsert(cur, records, self._seq)
             self._seq = seq
-            return previous
+            return previous, refreshed
         start = self._seq
-        studies = {ex.text(rec.json, "0020000D") or "" for rec in records}
-        series = {ex.text(rec.json, "0020000E") or "" for rec in records}
         try:
-            return self._write(body, lambda old: (studies | {r.study for r in old if r is not None},
-                                                  series | {r.series for r in old if r is not None}))
+            return self._write(body)
         except BaseException:
             self._seq = start
             raise
@@ -162,8 +159,7 @@ class Index:
     def delete(self, study: str, series: str | None = None, sop: str | None = None) -> list[InstanceRow]:
         """Remove a study, series or instance in one transaction; returns the removed rows."""
         where, params = self._scope(study, series, sop)
-        return self._write(lambda cur: write.delete(cur, where, params, IN_ORDER.format(where=where)),
-                           lambda removed: ({r.study for r in removed}, {r.series for r in removed}))
+        return self._write(lambda cur: write.delete(cur, where, params, IN_ORDER.format(where=where)))
 
     @staticmethod
     def _scope(study: str, series: str | None, sop: str | None) -> tuple[str, list[str]]:
@@ -234,12 +230,12 @@ class Index:
             yield [(r[0], *upper) for r in batch if (upper := catalog.upper(r[1], r[2])) is not None]
 
     def _answers(self, shaper: Shaper, sources: list[Sources],
-                 tags: list[frozenset[str]] | None) -> Iterator[dict]:
+                 tags: list[frozenset[str] | None] | None) -> Iterator[dict]:
         """Shaped answers; asked tags kept at no level come from the representative instance,
         looked up only when it has them (tags: each one's representative's tags, when known)."""
         shaped = [shaper.shape(s) for s in sources]
         need = sorted({rep for n, ((_, _, rep), (_, miss)) in enumerate(zip(sources, shaped))
-                       if miss and rep and (tags is None or not tags[n].isdisjoint(miss))})
+                       if miss and rep and (tags is None or (t := tags[n]) is None or not t.isdisjoint(miss))})
         docs = dict(self._reader().execute(
             f"SELECT sop, json FROM instances WHERE sop IN ({marks(len(need))})", need
         ).fetchall()) if need else {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -38,8 +39,10 @@ def insert(cur: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
     cur.execute(f"INSERT INTO {table} SELECT {select}", [list(c) for c in zip(*rows)])
 
 
-def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int) -> tuple[list[InstanceRow | None], int]:
-    """Insert or replace instances, then refresh what they touched; returns previous rows, last seq."""
+def upsert(cur: Cursor, records: Sequence[InstanceRecord],
+           seq: int) -> tuple[list[InstanceRow | None], int, Refreshed]:
+    """Insert or replace instances, then refresh what they touched; returns previous rows, last
+    seq and the refreshed rows."""
     sops = list(dict.fromkeys(ex.text(r.json, "00080018") or "" for r in records))
     # One statement both finds the versions being replaced and removes them.
     old = {r.sop: r for r in map(to_row, cur.execute(
@@ -59,17 +62,17 @@ def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int) -> tuple[li
     insert(cur, "instances", list(latest.values()))
     studies = {r.study for r in old.values()} | {v[1] for v in latest.values()}
     series = {r.series for r in old.values()} | {v[2] for v in latest.values()}
-    refresh(cur, studies, series, docs)
-    return previous, seq
+    return previous, seq, refresh(cur, studies, series, docs)
 
 
-def delete(cur: Cursor, where: str, params: list[str], order: str) -> list[InstanceRow]:
-    """Remove the instances matching where (on instances i), then refresh; returns them."""
+def delete(cur: Cursor, where: str, params: list[str], order: str) -> tuple[list[InstanceRow], Refreshed]:
+    """Remove the instances matching where (on instances i), then refresh; returns them and the
+    refreshed rows."""
     rows = [to_row(r) for r in cur.execute(f"SELECT {ROW_COLS} {order}", params).fetchall()]
-    if rows:
-        cur.execute(f"DELETE FROM instances i WHERE {where}", params)
-        refresh(cur, {r.study for r in rows}, {r.series for r in rows}, {})
-    return rows
+    if not rows:
+        return rows, Refreshed(set(), set(), [], [], {})
+    cur.execute(f"DELETE FROM instances i WHERE {where}", params)
+    return rows, refresh(cur, {r.study for r in rows}, {r.series for r in rows}, {})
 
 
 def _docs(cur: Cursor, sops: Sequence[str], known: dict[str, Doc]) -> dict[str, Doc]:
@@ -83,7 +86,19 @@ def _docs(cur: Cursor, sops: Sequence[str], known: dict[str, Doc]) -> dict[str, 
     return out
 
 
-def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, Doc]) -> None:
+@dataclass(frozen=True)
+class Refreshed:
+    """What a write touched and the series and study rows it wrote (as inserted, TABLES order);
+    a touched UID without a row was removed. tags: the tags of each representative instance."""
+
+    studies: set[str]
+    series: set[str]
+    series_rows: list[tuple[Any, ...]]
+    study_rows: list[tuple[Any, ...]]
+    tags: dict[str, frozenset[str]]
+
+
+def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, Doc]) -> Refreshed:
     """Rebuild the series, study and patient rows a write touched, with exact counters.
 
     The newest instance (highest seq) of a series or study gives its attributes; counters and
@@ -99,8 +114,9 @@ def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, D
         params + sl).fetchall()
     docs = _docs(cur, [r[3] for r in reps], known)
     cur.execute(f"DELETE FROM series WHERE uid IN ({marks(len(sl))})", sl)
-    insert(cur, "series", [ex.series_values(docs[rep][0], cls, n, rep, seq)
-                           for _, cls, n, rep, seq in reps])
+    series_rows = [ex.series_values(docs[rep][0], cls, n, rep, seq) for _, cls, n, rep, seq in reps]
+    insert(cur, "series", series_rows)
+    tags = {sop: frozenset(doc[0]) for sop, doc in docs.items()}
     keys = {k for (k,) in cur.execute(  # the patients these studies belonged to
         f"DELETE FROM studies WHERE uid IN ({marks(len(st))}) RETURNING patient_key", st).fetchall()}
     # Study counters and lists aggregate the (already refreshed) series rows, not instances.
@@ -110,6 +126,7 @@ def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, D
         f"list_sort(list_distinct(list(modality))), list_sort(list_distinct(list(institution))) "
         f"FROM series WHERE study IN ({marks(len(st))}) GROUP BY study", st).fetchall()
     docs = _docs(cur, [a[3] for a in aggs], known)
+    tags.update((sop, frozenset(doc[0])) for sop, doc in docs.items())
     rows = []
     for _, n, ns, rep, seq, cls, mods, insts in aggs:
         js, institution, source = docs[rep]
@@ -118,6 +135,7 @@ def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, D
         rows.append(ex.study_values(js, ex.issuer_of(js, institution, source), agg, rep, seq))
     insert(cur, "studies", rows)
     refresh_patients(cur, keys | {r[1] for r in rows})
+    return Refreshed(studies, series, series_rows, rows, tags)
 
 
 def refresh_patients(cur: Cursor, keys: set[str]) -> None:

@@ -208,7 +208,7 @@ def test_a_failed_catalog_update_neither_fails_the_write_nor_leaves_it_stale(ix:
     def broken(*args: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(Catalog, "reload", broken)
+    monkeypatch.setattr(Catalog, "apply", broken)
     assert ix.upsert([make(study="1.1", series="1.1.1", sop="1.1.1.1", pid="A")]) == [None]
     assert ix._catalog is None
     monkeypatch.undo()
