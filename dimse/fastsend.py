@@ -167,7 +167,7 @@ def _data_pdus(context_id: int, body: Buffer | list[Buffer], max_pdu: int) -> li
     return _fragments(context_id, parts, 0, _step(max_pdu, sum(len(p) for p in parts)))
 
 
-def _pdus(context_id: int, command: Buffer, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
+def message_pdus(context_id: int, command: Buffer, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
     """P-DATA-TF PDUs of one message (PS3.8 9.3.5, E.2): command, then data set (nothing joined)."""
     cmd = memoryview(command).cast("B")
     return _fragments(context_id, [cmd], 1, _step(max_pdu, len(cmd))) + _data_pdus(context_id, body, max_pdu)
@@ -182,7 +182,8 @@ def prepare_pdus(assoc: Association, ds: Any) -> None:
                                                allow_conversion=False)
         except ValueError:
             return
-        ds.data_pdus(int(context.context_id), int(assoc.dimse.maximum_pdu_size or 0))  # type: ignore[arg-type]
+        cx_id = int(context.context_id)  # type: ignore[arg-type]
+        ds.data_pdus(cx_id, int(assoc.dimse.maximum_pdu_size or 0))
 
 
 IOV_MAX = 512  # well under Linux's 1024 buffers per sendmsg
@@ -508,7 +509,7 @@ class DirectResponses:
         body = encode(identifier, self.implicit, self.little, False)
         if body is None:
             raise ValueError("cannot encode a C-FIND response identifier")
-        pdus = _pdus(self.context_id, self.command, memoryview(body), self.max_pdu)
+        pdus = message_pdus(self.context_id, self.command, memoryview(body), self.max_pdu)
         self.pending.extend(pdus)
         self.count += 1
         self.size += len(body) + len(self.command)

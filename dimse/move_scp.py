@@ -63,7 +63,7 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
 
     def grab(e: Event) -> None:
         accept_pre_encoded(e.assoc)
-        own_socket(e.assoc)  # responses read by the sending thread itself (fastsend.OwnedSocket)
+        own_socket(e.assoc)  # responses read by the sending thread itself (fastsend.SocketOwner)
         sub["assoc"] = e.assoc
 
     contexts = contexts_for(rows) or [build_context(VERIFICATION)]

@@ -7,7 +7,7 @@ from io import BytesIO
 import pydicom
 from conftest import sample_file
 
-from dimse.fastsend import PreEncoded, _pdus, part10_body
+from dimse.fastsend import PreEncoded, message_pdus, part10_body
 
 
 def test_part10_body_is_the_data_set_after_the_meta() -> None:
@@ -42,7 +42,7 @@ def _parse(pdus: list) -> list[tuple[int, int, bytes, int]]:
 
 def test_pdus_fragment_command_then_data_set_within_the_maximum() -> None:
     command, body = b"C" * 100, bytes(range(256)) * 40  # 10,240 bytes
-    frames = _parse(_pdus(5, command, memoryview(body), 4096))
+    frames = _parse(message_pdus(5, command, memoryview(body), 4096))
     assert [f[0] for f in frames] == [5] * len(frames)
     assert frames[0][1] == 0x03 and frames[0][2] == command  # last (and only) command fragment
     data = frames[1:]
@@ -53,9 +53,9 @@ def test_pdus_fragment_command_then_data_set_within_the_maximum() -> None:
 
 def test_pdus_unlimited_and_exact_multiple() -> None:
     body = b"x" * (4090 * 2)  # exactly two full fragments at a 4096-byte maximum
-    frames = _parse(_pdus(1, b"cmd", memoryview(body), 4096))
+    frames = _parse(message_pdus(1, b"cmd", memoryview(body), 4096))
     assert [f[1] for f in frames] == [0x03, 0x00, 0x02]
-    assert len(_parse(_pdus(1, b"cmd", memoryview(body), 0))) == 2
+    assert len(_parse(message_pdus(1, b"cmd", memoryview(body), 0))) == 2
 
 
 def test_pre_encoded_carries_only_the_uids() -> None:
@@ -96,7 +96,7 @@ def test_pdus_fragments_span_the_pieces_of_a_body() -> None:
     pieces = [b"head" * 10, b"", memoryview(bytes(range(256)) * 9), b"\x01", b"tail" * 3]
     body = b"".join(bytes(p) for p in pieces)
     for max_pdu in (0, 64, 100, 4096):
-        frames = _parse(_pdus(3, b"command!", pieces, max_pdu))
+        frames = _parse(message_pdus(3, b"command!", pieces, max_pdu))
         data = [f for f in frames if not f[1] & 1]
         assert b"".join(f[2] for f in data) == body
         assert [f[1] for f in data] == [0x00] * (len(data) - 1) + [0x02]
