@@ -424,3 +424,17 @@ def test_get_cancel_received_while_waiting_for_a_store_response(scp, archive, tm
     final = responses[-1]
     assert final.Status == 0xFE00
     assert final.NumberOfCompletedSuboperations == 3 and final.NumberOfRemainingSuboperations == 27
+
+
+@pytest.mark.parametrize("storescp", [["+xi", "+B"]], indirect=True)
+def test_move_to_an_implicit_only_destination_transcodes_dataset_equal(scp, archive, storescp,
+                                                                       tmp_path: Path) -> None:
+    # stored Explicit VR LE (the pieces path is not possible): the archive re-encodes it
+    archive.store(_multiframe(tmp_path / "mf.dcm", "1.2.826.1.9.1.1", odd=False), Origin("import", "test"))
+    res = move(scp.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID=1.2.826.1.9")
+    assert res.returncode == 0, res.stderr
+    (path,) = list(storescp.iterdir())
+    got = pydicom.dcmread(path)
+    assert got.file_meta.TransferSyntaxUID == pydicom.uid.ImplicitVRLittleEndian
+    original = pydicom.dcmread(tmp_path / "mf.dcm")
+    assert {e.tag: e.value for e in got} == {e.tag: e.value for e in original}
