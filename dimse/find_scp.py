@@ -12,7 +12,13 @@ from pynetdicom.events import Event
 from dimse.access import AccessPolicy
 from dimse.associations import tally
 from dimse.fastsend import DirectResponses
-from dimse.identifier import InvalidIdentifier, compile_find, response_identifier, root_of
+from dimse.identifier import (
+    InvalidIdentifier,
+    compile_find,
+    response_identifier,
+    response_keys,
+    root_of,
+)
 from dimse.store_scp import status
 from yunying.errors import ArchiveError
 
@@ -48,6 +54,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
     ts = event.context.transfer_syntax
     implicit_le = bool(ts.is_implicit_VR) if ts.is_little_endian else None
     direct: DirectResponses | None = None
+    keys = response_keys(identifier)
     sent = 0
     try:
         for result in results:
@@ -57,7 +64,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
                 tally(event, "find_cancelled")
                 yield CANCELLED, None
                 return
-            rsp = response_identifier(result, identifier, query.level, aet, implicit_le)
+            rsp = response_identifier(result, keys, query.level, aet, implicit_le)
             if sent == 0:  # built at the first match: a query matching nothing never pays for it
                 direct = _direct(event)
             if direct is not None:

@@ -7,7 +7,7 @@ import pytest
 from pydicom import Dataset
 from pynetdicom.dsutils import encode
 
-from dimse.identifier import _element, response_identifier
+from dimse.identifier import _element, response_identifier, response_keys
 
 RESULT: dict[str, Any] = {
     "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Wang^Xiaodong", "Ideographic": "王^小东"}]},
@@ -67,8 +67,9 @@ def test_raw_text_elements_encode_as_pydicom_does(implicit: bool, little: bool) 
     ident = request()
     old = encode(old_identifier(RESULT, ident, "STUDY", "YUNYING"), implicit, little)
     for hint in (None, implicit):  # hint: written as encoded here, else converted by pydicom
-        new = response_identifier(RESULT, ident, "STUDY", "YUNYING", hint)
-        assert encode(new, implicit, little) == old
+        for keys in (ident, response_keys(ident)):
+            new = response_identifier(RESULT, keys, "STUDY", "YUNYING", hint)
+            assert encode(new, implicit, little) == old
 
 
 def test_raw_elements_read_back_as_values() -> None:
