@@ -139,6 +139,10 @@ class Storage:
         return created + 1
 
     # -- reading ---------------------------------------------------------------------------
+    def complete(self, key: str) -> bool:
+        """Whether a version folder holds its completion record (written last)."""
+        return (self.path(key) / RECORD).is_file()
+
     def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:
         """Bytes of a blob, or a range of it."""
         try:

@@ -207,7 +207,13 @@ class Archive:
             with self._rows_lock:
                 earlier = self._pending.get(w.sop)
             if earlier is not None:  # one version of a SOP in flight at a time
+                self._queue.put(_FLUSH)
                 earlier[1].exception()
+            if w.existed and not self.storage.complete(w.key):
+                # this content's folder was the version a later store replaced, and that commit
+                # has removed it since (replaced versions go before their store settles): write
+                # it again, under the SOP's lock
+                w = write_instance(self.storage, source, origin, expected_study)
             current = self.row(w.sop) if self._known.maybe(w.sop) else None
             if current is not None:
                 if (current.study, current.series) != (w.study, w.series):

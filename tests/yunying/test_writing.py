@@ -124,3 +124,20 @@ def test_workers_ignore_a_terminal_or_group_signal(pooled: Archive) -> None:
         os.kill(pid, signal.SIGINT)
     assert not pool.write(part10(make_ct()), ORIGIN).existed
     assert sorted(p.pid for p in pool._pool._processes.values()) == before  # type: ignore[attr-defined]
+
+
+def test_a_resend_of_a_version_being_replaced_keeps_its_bytes(tmp_path: Path) -> None:
+    """A -> B (same SOP, new content) -> A again, acknowledged before B is indexed: when B's commit
+    removes A's folder, the resend of A must not be indexed pointing at the removed folder."""
+    archive = Archive(tmp_path / "data")
+    try:
+        a = make_ct()
+        b = make_ct(a.StudyInstanceUID, a.SeriesInstanceUID, sop=a.SOPInstanceUID, name="Other^Name")
+        archive.store(part10(a), ORIGIN)
+        archive.store(part10(b), ORIGIN, wait=False)
+        assert archive.store(part10(a), ORIGIN, wait=False).outcome == "replaced"
+        row = archive.instance(a.StudyInstanceUID, a.SeriesInstanceUID, a.SOPInstanceUID)
+        assert archive.read_part10(row) == part10(a)
+        assert _problems(archive) == ([], [])
+    finally:
+        archive.close()
