@@ -158,7 +158,8 @@ def _fragments(context_id: int, data: list[memoryview], control: int, step: int)
 
 
 def _step(max_pdu: int, size: int) -> int:
-    return (max_pdu - 6) if max_pdu else max(size, 1)
+    """Bytes of data per PDV: the peer's maximum PDU less the PDU and PDV headers (0: no limit)."""
+    return max(max_pdu - 6, 1) if max_pdu else max(size, 1)
 
 
 def _data_pdus(context_id: int, body: Buffer | list[Buffer], max_pdu: int) -> list[Buffer]:
