@@ -116,8 +116,9 @@ def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin, n
 _storage: Storage | None = None
 
 
-def _init_worker(root: str, group_sync: bool) -> None:
+def _init_worker(root: str, group_sync: bool, server_pid: int) -> None:
     global _storage
+    threading.Thread(target=_exit_with, args=(server_pid,), name="yunying-server-watch", daemon=True).start()
     # the server decides when workers stop (after draining): a Ctrl-C or a SIGTERM sent to the
     # whole process group must not kill a write the server is waiting for
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -126,6 +127,31 @@ def _init_worker(root: str, group_sync: bool) -> None:
 
     quiet_pydicom()
     _storage = Storage(Path(root), group_sync=group_sync)
+
+
+def _exit_with(server_pid: int) -> None:
+    """End this worker once the server is gone (killed, not stopped: a stop drains and ends it).
+
+    Pool workers hold both ends of their call queue, so they never see the server's end close;
+    without this, a server killed with SIGKILL left its workers (and their forkserver) behind.
+    """
+    born = _start_time(server_pid)
+    while True:
+        time.sleep(1.0)
+        if _start_time(server_pid) != born:  # gone, or its PID reused by another process
+            os._exit(0)
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()  # field 22: starttime
+    except OSError:
+        try:
+            os.kill(pid, 0)
+            return "alive"  # no /proc here: existence is all we can tell
+        except OSError:
+            return None
 
 
 def _work(source: Path | bytes, origin: Origin, expected_study: str | None) -> Written:
@@ -137,7 +163,7 @@ class IngestPool:
     """`processes` worker processes running write_instance; a dead worker is replaced."""
 
     def __init__(self, storage: Storage, processes: int) -> None:
-        self._args = (str(storage.root), storage.group_sync)
+        self._args = (str(storage.root), storage.group_sync, os.getpid())
         self._processes = processes
         self._lock = threading.Lock()
         self._pool = self._start()

@@ -141,3 +141,33 @@ def test_a_resend_of_a_version_being_replaced_keeps_its_bytes(tmp_path: Path) ->
         assert _problems(archive) == ([], [])
     finally:
         archive.close()
+
+
+def test_workers_end_when_their_server_is_killed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from yunying.archive import Archive\n"
+        "a = Archive(sys.argv[1], ingest_processes=2)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while len(a._pool._pool._processes) < 2 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(' '.join(str(p) for p in a._pool._pool._processes), flush=True)\n"
+        "time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "data")], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and all(Path(f"/proc/{p}").exists() for p in pids)
+    finally:
+        proc.kill()  # SIGKILL: no drain, no close
+        proc.wait()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{p}").exists() and b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower()
+              for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if Path(f"/proc/{p}").exists()
+                and b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower()]
