@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dimse.access
+import dimse.retrieve
 import yunying.archive
 from conformance import tables as t
 from dicomweb.http import DICOMWEB_ROOT
@@ -74,6 +75,17 @@ def _doc_paragraph(doc: str | None, start: str = "", index: int = 0) -> str:
     return paras[index] if index < len(paras) else ""
 
 
+def _pending_policy() -> str:
+    """How often C-MOVE / C-GET report progress, from the constant the SCP uses."""
+    interval = dimse.retrieve.PENDING_INTERVAL_S
+    if interval <= 0:
+        return "C-MOVE and C-GET send a pending response (0xFF00) after every sub-operation."
+    return ("C-MOVE and C-GET send pending responses (0xFF00, optional in PS3.4 C.4.2.3 and "
+            f"C.4.3.3) after the first sub-operation, then at most one every {interval * 1000:.0f} "
+            "ms, each with the remaining, completed, failed and warning counts so far; the final "
+            "response counts every sub-operation.")
+
+
 def _dimse(settings: Settings) -> list[Section]:
     ae = t.scp(settings)
     cxs = t.contexts(ae)
@@ -121,7 +133,7 @@ def _dimse(settings: Settings) -> list[Section]:
              f"C-FIND, C-MOVE and C-GET levels: {levels}. Hierarchical queries only; the keys and "
              "rules are those of QIDO-RS (7.3, 7.4, with the C-FIND levels of each key). C-FIND "
              "responses carry SpecificCharacterSet `ISO_IR 192`. C-MOVE destinations are the "
-             "peers below; any other destination fails with 0xA801.",
+             "peers below; any other destination fails with 0xA801. " + _pending_policy(),
              table=_table(("Peer AE title", "Host", "Port", "Allowed"),
                           peers or [("(none configured)", "", "", "")])),
         _sec("4 Transfer syntaxes and codecs",
