@@ -29,7 +29,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_CANCEL
 from pynetdicom.dsutils import encode
 
-from dimse.associations import WakingSocket
+from dimse.associations import SocketOwner
 
 log = logging.getLogger("yunying.dimse")
 
@@ -190,11 +190,29 @@ def prepare_pdus(assoc: Association, ds: Any) -> None:
 IOV_MAX = 512  # well under Linux's 1024 buffers per sendmsg
 
 
-def send_buffers(sock: socket.socket, buffers: list[Buffer]) -> None:
-    """Write every buffer, in order, with as few system calls as the kernel allows (no join)."""
+def send_buffers(sock: socket.socket, buffers: list[Buffer], timeout: float | None = None) -> None:
+    """Write every buffer, in order, with as few system calls as the kernel allows (no join).
+
+    With `timeout` (the DIMSE timeout), a peer that reads nothing for that long gets its
+    connection shut down (TimeoutError): a blocking send would wait for it forever, and the
+    C-MOVE/C-GET/C-FIND with it."""
     pending = [b if isinstance(b, bytes) else memoryview(b).cast("B") for b in buffers if len(b)]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    flags = 0 if deadline is None else socket.MSG_DONTWAIT
     while pending:
-        sent = sock.sendmsg(pending[:IOV_MAX])
+        try:
+            sent = sock.sendmsg(pending[:IOV_MAX], [], flags)
+        except BlockingIOError:
+            sent = 0
+        if not sent and deadline is not None:  # the peer's window is full: wait, bounded
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [sock], [], left)[1]:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                raise TimeoutError("the peer read nothing within the DIMSE timeout")
+            continue
         while sent and pending:
             if sent >= len(pending[0]):
                 sent -= len(pending.pop(0))
@@ -204,62 +222,6 @@ def send_buffers(sock: socket.socket, buffers: list[Buffer]) -> None:
 
 
 # -- reading a response without the DUL thread --------------------------------------------
-
-OWNED_WAIT_S = 0.005  # the DUL's loop while the socket is owned: fewer wake-ups competing for the GIL
-
-
-class SocketOwner:
-    """Lets a sending thread read an association's incoming PDUs itself, the DUL thread not.
-
-    A C-STORE sub-operation's response then goes from the socket straight to the thread that
-    waits for it: no DUL loop, no state machine, no DIMSE decoding and no hand-over between
-    threads (together ~0.3 ms per sub-operation here).  The DUL reads a PDU only under
-    `lock` after looking again that one is there (its select() may have seen data the owner
-    has taken since), and never while `owned`; the owner takes ownership under the same lock,
-    so the two never read the same socket at once.  What the owner reads that is not its
-    response goes where the DUL would have put it (read_response).
-    """
-
-    def __init__(self, assoc: Association) -> None:
-        self.lock = threading.Lock()
-        self.owned = False
-        self.returned = threading.Event()  # wakes the DUL when the owner gives the socket back
-        dul = assoc.dul
-        sock: Any = dul.socket
-        check = dul._is_transport_event
-
-        def is_transport_event() -> bool:
-            if dul.state_machine.current_state == "Sta13":  # association gone: read or close as ever
-                return bool(check())
-            if self.owned:  # nothing to read; queued events are still served
-                self.returned.wait(OWNED_WAIT_S)
-                return False
-            if not sock.ready:  # waits in select() up to IDLE_WAIT_S (WakingSocket)
-                return False
-            with self.lock:
-                if self.owned or not select.select([sock.socket], [], [], 0)[0]:
-                    return False
-                return bool(check())
-
-        dul._is_transport_event = is_transport_event  # type: ignore[method-assign]
-
-    def take(self) -> None:
-        with self.lock:
-            self.owned = True
-            self.returned.clear()
-
-    def give_back(self) -> None:
-        self.owned = False
-        self.returned.set()
-
-    @staticmethod
-    def of(assoc: Association) -> SocketOwner | None:
-        """The association's owner; None when its socket is not plain TCP with the DUL wake-ups."""
-        owner = getattr(assoc.dul, "_yy_owner", None)
-        if owner is None and type(getattr(assoc.dul, "socket", None)) is WakingSocket:
-            owner = assoc.dul._yy_owner = SocketOwner(assoc)  # type: ignore[attr-defined]
-        return owner
-
 
 def own_socket(assoc: Association) -> bool:
     """Own a requested association's socket from now until it is released or aborted (a
@@ -387,7 +349,7 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
     while not assoc._is_paused:
         time.sleep(0.0001)
     dul_socket: Any = assoc.dul.socket
-    owner: SocketOwner | None = getattr(assoc.dul, "_yy_owner", None)
+    owner = SocketOwner.of(assoc)
     try:
         sock: Any = dul_socket.socket if dul_socket else None
         if sock is None:
@@ -398,7 +360,7 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
             if not held:
                 owner.take()
             try:
-                send_buffers(sock, pdus)
+                send_buffers(sock, pdus, assoc.dimse_timeout)
                 fields = read_response(assoc, sock, assoc.dimse_timeout)
                 handled = False
             except (_Unexpected, TimeoutError) as exc:
@@ -417,7 +379,7 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
             if in_reactor:
                 assoc._reactor_checkpoint.set()
             return status
-        send_buffers(sock, pdus)
+        send_buffers(sock, pdus, assoc.dimse_timeout)
         assoc.dul._idle_timer.restart()
         _, rsp = assoc.dimse.get_msg(block=True)
     except OSError:
@@ -525,8 +487,23 @@ class DirectResponses:
         self.pending.clear()
         self.count = self.size = 0
         try:
-            self.sock.sendall(data)
+            send_buffers(self.sock, [data], self.assoc.dimse_timeout)
         except OSError:
             self.assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom does
             raise
         self.assoc.dul._idle_timer.restart()
+
+
+def send_command(assoc: Association, sock: Any, context_id: int, command: bytes) -> None:
+    """Write a message without a data set (a response's command set) on the association's
+    socket; a broken or stuck connection becomes Evt17, as pynetdicom's own send makes it."""
+    try:
+        if sock is None:
+            raise OSError("no socket")
+        send_buffers(sock, message_pdus(context_id, command, b"", int(assoc.dimse.maximum_pdu_size or 0)),
+                     assoc.dimse_timeout)
+    except OSError:
+        assoc.dul.event_queue.put("Evt17")
+        return
+    assoc.dul._idle_timer.restart()
+

@@ -9,7 +9,7 @@ from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from dimse.fastsend import SocketOwner, accept_pre_encoded, prepare_pdus
+from dimse.fastsend import accept_pre_encoded, prepare_pdus
 from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.retrieve import (
     accepted_syntaxes,
@@ -52,7 +52,6 @@ def on_c_get(event: Event, archive: Archive, policy: AccessPolicy) -> Iterator[A
         yield status(code, problem), None
         return
     accept_pre_encoded(event.assoc)
-    SocketOwner.of(event.assoc)  # C-STORE responses read by this thread itself
     direct_pending(event.assoc)
     yield len(rows)
     # The storage contexts the requester proposed with the SCP role (PS3.7 D.3.3.4).

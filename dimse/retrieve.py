@@ -17,7 +17,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import PresentationContext, build_context
 
-from dimse.fastsend import PreEncoded, message_pdus, part10_body, pending_rsp, send_buffers
+from dimse.fastsend import PreEncoded, part10_body, pending_rsp, send_command
 from dimse.identifier import RetrieveTarget, study_query, study_uids
 from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
@@ -168,13 +168,7 @@ def direct_pending(assoc: Association, interval: float = PENDING_INTERVAL_S) -> 
         if interval and now - last[0] < interval and done > 1 and remaining:
             return  # pending responses are optional (PS3.4 C.4.2.3): the next one counts these
         last[0] = now
-        try:
-            max_pdu = int(dimse.maximum_pdu_size or 0)
-            send_buffers(sock, message_pdus(context_id, pending_rsp(primitive), b"", max_pdu))
-        except OSError:
-            assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom does
-            return
-        assoc.dul._idle_timer.restart()
+        send_command(assoc, sock, context_id, pending_rsp(primitive))
 
     dimse.send_msg = send_msg  # type: ignore[method-assign]
     dimse._yy_direct_pending = True  # type: ignore[attr-defined]
