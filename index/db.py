@@ -4,7 +4,9 @@
   returned so the archive can delete the old bytes).
 - A series or study row takes its attributes from its newest instance (last upserted), and its
   counters (PS3.4 C.3.4: NumberOfStudyRelatedSeries/Instances, NumberOfSeriesRelatedInstances,
-  ModalitiesInStudy, SOPClassesInStudy) are recomputed by aggregation in the same transaction.
+  ModalitiesInStudy, SOPClassesInStudy) are kept exact in the same transaction: a store adds
+  to the current counters (write._incremental); a delete, or a store that moves an instance,
+  series or study, recomputes them by aggregation (write.refresh).
 - A patient is PatientID qualified by IssuerOfPatientID, else the sending institution, else the
   source (design rule 6). IssuerOfPatientID matching uses that qualifier, and PATIENT-level
   answers report it when the data carry no IssuerOfPatientID.
@@ -44,6 +46,8 @@ FETCH = 500  # rows per fetch when streaming answers
 
 class Index:
     """The archive's index: one DuckDB connection, a cursor per reading thread, one writer at a time."""
+
+    incremental = True  # False: every write re-aggregates what it touches (tests compare both)
 
     def __init__(self, path: str | Path) -> None:
         self._con = duckdb.connect(str(path))
@@ -146,7 +150,7 @@ class Index:
                     raise ValueError(f"record without {tag}")
 
         def body(cur: duckdb.DuckDBPyConnection) -> tuple[list[InstanceRow | None], Refreshed]:
-            previous, seq, refreshed = write.upsert(cur, records, self._seq)
+            previous, seq, refreshed = write.upsert(cur, records, self._seq, self.incremental)
             self._seq = seq
             return previous, refreshed
         start = self._seq

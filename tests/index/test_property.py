@@ -86,6 +86,8 @@ def ref_fuzzy(name: dict[str, str], raw: str) -> bool:
 
 def ref_match(study: dict[str, Any], key: str, raw: str, fuzzy: bool = False) -> bool:
     """The reference matcher for one key (PS3.4 C.2.2.2 as described in index/parse.py)."""
+    if raw.strip() == "*":  # universal matching: also an absent or empty value
+        return True
     if key == "PatientID":
         return (wildcard_re(raw).fullmatch(study["pid"]) is not None if set(raw) & set("*?")
                 else study["pid"] == raw)
