@@ -507,3 +507,41 @@ def send_command(assoc: Association, sock: Any, context_id: int, command: bytes)
         return
     assoc.dul._idle_timer.restart()
 
+
+
+def final_directly(event: Any) -> None:
+    """Write this C-FIND's final Success response straight to the socket when pynetdicom
+    sends it (the handler's next yield), as DirectResponses writes the pending ones.
+
+    pynetdicom builds the command set through pydicom and hands it to its DUL thread (queue,
+    wake-up, state machine, encode, send).  Only for a query none of whose responses went
+    through pynetdicom (they would be queued behind), on plain TCP; anything else, and any
+    other response, takes pynetdicom's path."""
+    import ssl
+
+    from pynetdicom.dimse_primitives import C_FIND
+
+    assoc = event.assoc
+    dimse = assoc.dimse
+    sock: Any = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return
+    dimse._yy_final_for = int(event.request.MessageID or 0)
+    if getattr(dimse, "_yy_final_directly", False):
+        return
+    original = dimse.send_msg
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        expected = getattr(dimse, "_yy_final_for", None)
+        dimse._yy_final_for = None
+        if (not isinstance(primitive, C_FIND) or primitive.Status != 0x0000 or primitive.Identifier is not None
+                or expected is None or primitive.MessageIDBeingRespondedTo != expected):
+            original(primitive, context_id)
+            return
+        us = functools.partial(struct.pack, "<H")
+        command = command_set((0x0002, _uid(str(primitive.AffectedSOPClassUID))), (0x0100, us(0x8020)),
+                              (0x0120, us(expected)), (0x0800, us(0x0101)), (0x0900, us(0x0000)))
+        send_command(assoc, getattr(getattr(assoc.dul, "socket", None), "socket", None), context_id, command)
+
+    dimse.send_msg = send_msg  # type: ignore[method-assign]
+    dimse._yy_final_directly = True  # type: ignore[attr-defined]

@@ -39,3 +39,37 @@ def test_many_finds_on_one_association_keep_their_message_ids(scp: Any, archive:
         assoc.release()
         ae.shutdown()
     assert seen == [(m, s) for m in (7, 8, 300, 65535) for s in (0xFF00,) * 3 + (0x0000,)]
+
+
+def test_final_responses_written_directly_keep_order_ids_and_failures(scp: Any, archive: Any,
+                                                                      tmp_path: Path) -> None:
+    # the final Success is written straight to the socket (fastsend.final_directly): after
+    # its query's pending responses, with its own message ID, for a query matching nothing
+    # too; a failure status still takes pynetdicom's path, and the association goes on
+    archive.store(make_instance(tmp_path / "a.dcm", study="1.2.826.9.7", series="1.2.826.9.7.1",
+                                sop="1.2.826.9.7.1.1", patient_id="FINAL"), Origin("import", "test"))
+    seen: list[tuple[int, int]] = []
+
+    def on_recv(event: Any) -> None:
+        cs = event.message.command_set
+        if cs.CommandField == 0x8020:
+            seen.append((int(cs.MessageIDBeingRespondedTo), int(cs.Status)))
+
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(uids.STUDY_ROOT_FIND)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET, evt_handlers=[(evt.EVT_DIMSE_RECV, on_recv)])
+    assert assoc.is_established
+    queries = [(["PatientID=FINAL", "StudyInstanceUID"], [0xFF00, 0x0000]),
+               (["PatientID=NOBODY", "StudyInstanceUID"], [0x0000]),
+               (["StudyDate=notadate", "StudyInstanceUID"], [0xA900]),
+               (["PatientID=FINAL", "StudyInstanceUID"], [0xFF00, 0x0000])]
+    try:
+        for round_ in range(5):
+            for n, (keys, expected) in enumerate(queries):
+                found = [rsp.Status for rsp, _ in assoc.send_c_find(
+                    build_identifier("STUDY", keys), uids.STUDY_ROOT_FIND, msg_id=10 * round_ + n + 1)]
+                assert found == expected, (round_, keys, found)
+    finally:
+        assoc.release()
+        ae.shutdown()
+    assert seen == [(10 * r + n + 1, s) for r in range(5) for n, (_, exp) in enumerate(queries) for s in exp]
