@@ -11,7 +11,7 @@ from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from dimse.fastsend import DirectResponses, final_directly
+from dimse.fastsend import DirectResponses
 from dimse.identifier import (
     InvalidIdentifier,
     compile_find,
@@ -96,8 +96,6 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
             close()
         tally(event, "find_matches", sent)
     tally(event, "find")
-    if direct is not None or sent == 0:  # no response of this query is queued in pynetdicom
-        final_directly(event)
     yield SUCCESS, None
 
 

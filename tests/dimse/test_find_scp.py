@@ -41,11 +41,11 @@ def test_many_finds_on_one_association_keep_their_message_ids(scp: Any, archive:
     assert seen == [(m, s) for m in (7, 8, 300, 65535) for s in (0xFF00,) * 3 + (0x0000,)]
 
 
-def test_final_responses_written_directly_keep_order_ids_and_failures(scp: Any, archive: Any,
+def test_final_responses_keep_order_ids_and_failures(scp: Any, archive: Any,
                                                                       tmp_path: Path) -> None:
-    # the final Success is written straight to the socket (fastsend.final_directly): after
+    # pending responses written directly, the final one by pynetdicom: each final comes after
     # its query's pending responses, with its own message ID, for a query matching nothing
-    # too; a failure status still takes pynetdicom's path, and the association goes on
+    # too; a failure status between them leaves the association usable
     archive.store(make_instance(tmp_path / "a.dcm", study="1.2.826.9.7", series="1.2.826.9.7.1",
                                 sop="1.2.826.9.7.1.1", patient_id="FINAL"), Origin("import", "test"))
     seen: list[tuple[int, int]] = []
