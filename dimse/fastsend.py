@@ -233,8 +233,17 @@ def own_socket(assoc: Association) -> bool:
     for name in ("release", "abort"):
         original = getattr(assoc, name)
 
-        def give_back(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+        def give_back(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
             owner.give_back()  # the DUL reads the A-RELEASE-RP, or closes
+            if _name == "release" and getattr(assoc, "_yy_dead", False):
+                # the peer aborted or the connection broke under a sub-operation: a release
+                # would wait out the ACSE timeout for an A-RELEASE-RP that cannot come, while the
+                # C-MOVE requester waits for its final response
+                try:
+                    return assoc.abort()
+                except Exception:  # noqa: BLE001 - the transport is gone already
+                    assoc.kill()
+                    return None
             return _original(*args, **kwargs)
 
         setattr(assoc, name, give_back)
@@ -365,6 +374,8 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
                 handled = False
             except (_Unexpected, TimeoutError) as exc:
                 fields, handled = {}, getattr(exc, "handled", False)
+                if handled:
+                    assoc._yy_dead = True  # type: ignore[attr-defined]  # e.g. the peer's A-ABORT
                 log.warning("C-STORE sub-operation %d: %s", msg_id, exc)
             finally:
                 if not held:
@@ -383,6 +394,7 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
         assoc.dul._idle_timer.restart()
         _, rsp = assoc.dimse.get_msg(block=True)
     except OSError:
+        assoc._yy_dead = True  # type: ignore[attr-defined]
         assoc._reactor_checkpoint.set()
         assoc.dul.event_queue.put("Evt17")  # transport closed, as pynetdicom's send() does
         raise
