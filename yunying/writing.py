@@ -136,10 +136,11 @@ def _exit_with(server_pid: int) -> None:
     without this, a server killed with SIGKILL left its workers (and their forkserver) behind.
     """
     born = _start_time(server_pid)
-    while True:
+    while born is not None:  # None: the server died before this worker even started
         time.sleep(1.0)
         if _start_time(server_pid) != born:  # gone, or its PID reused by another process
-            os._exit(0)
+            break
+    os._exit(0)
 
 
 def _start_time(pid: int) -> str | None:
