@@ -35,10 +35,6 @@ class MultipartSplitter:
         self._at_start = True
         self._state = "preamble"  # preamble -> after_delim -> headers -> body -> after_delim ... -> done
 
-    @property
-    def done(self) -> bool:
-        return self._state == "done"
-
     def feed(self, chunk: bytes) -> None:
         if self._state == "done":
             return  # the epilogue is ignored (RFC 2046)

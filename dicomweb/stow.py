@@ -42,10 +42,9 @@ class _Parts:
         self.files: list[tuple[Path | bytes, str]] = []
         self._fh: Any = None
         self._chunks: list[bytes] = []
-        self._open = False
 
     def begin(self, headers: dict[bytes, bytes]) -> None:
-        self._chunks, self._size, self._fh, self._open = [], 0, None, True
+        self._chunks, self._size, self._fh = [], 0, None
         self._path: Path | None = None
         self._ctype = headers.get(b"content-type", b"").decode("latin-1")
         self.files.append((b"", ""))
@@ -68,7 +67,7 @@ class _Parts:
             self._fh.close()
             self._fh = None
         source: Path | bytes = self._path if self._path is not None else b"".join(self._chunks)
-        self._chunks, self._open = [], False
+        self._chunks = []
         self.files[-1] = (source, self._ctype)
 
     def cleanup(self) -> None:

@@ -2,7 +2,6 @@
 Chromium: the study list shows it, the viewport paints it, no DICOMweb request fails."""
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -16,6 +15,7 @@ from benchmarks.net import start_yunying
 from conformance.data import build_test_data
 from conformance.ohif import OhifServer, fetch_ohif, serve_ohif
 from conformance.runner import Context
+from tests.conftest import missing_tool
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -25,10 +25,7 @@ QUIET_S = 3.0
 
 
 def _missing(reason: str) -> None:
-    """Outside CI a missing tool skips with its reason; in CI (tools/test.sh installs them) it fails."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}: tools/test.sh should have installed it", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    missing_tool(reason, module=True)
 
 
 try:
