@@ -1,8 +1,8 @@
 """The storage area: five verbs (put, read, delete, list, sync) over a local folder.
 
 Layout: ``objects/<study>/<series>/<sop>.<version>/`` holding ``header.dcm`` (the instance without
-its pixel data), and either ``pixels.zarr`` (native frames, one chunk per frame, Blosc-zstd with
-byte shuffle: lossless) or ``pixeldata.bin`` (an encapsulated or unusual pixel data value, kept
+its pixel data), and either ``pixels.zarr`` (native frames, one chunk per frame, Blosc-LZ4 with
+bit shuffle: lossless) or ``pixeldata.bin`` (an encapsulated or unusual pixel data value, kept
 bit-exact). A version folder is written completely and fsync'ed before the index points at it;
 a folder the index does not know is an orphan that ``yunying check`` sweeps.
 """
@@ -33,8 +33,12 @@ HEADER = "header.dcm"
 PIXELS = ""  # the version folder is itself the zarr array: zarr.json and one chunk file per frame
 PIXELDATA = "pixeldata.bin"
 RECORD = "record.json"
-CNAME: Literal["zstd"] = "zstd"
-CLEVEL = 1  # lossless at rest: Blosc-zstd level 1 with byte shuffle  # written last: its presence marks a complete version
+# lossless at rest: Blosc-LZ4 with bit shuffle. On the benchmark CT it compresses 2.6x (zstd-1:
+# 3.1x) but encodes in 0.37 ms instead of 1.0 and decodes in 0.18 ms instead of 0.41 (one 512x512
+# frame, one thread): ingest and every frame served pay the codec. Blosc chunks name their own
+# codec, so chunks written with another one (older versions: zstd) still read.
+CNAME: Literal["lz4"] = "lz4"
+CLEVEL = 1
 
 
 class StorageError(Exception):
@@ -260,10 +264,10 @@ def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tup
     zarr.create_array(
         store=store, shape=(count, *frame_shape), chunks=(1, *frame_shape), dtype=np.dtype(dtype),
         fill_value=0, chunk_key_encoding={"name": "v2", "separator": "."},
-        compressors=[BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle="shuffle")])
+        compressors=[BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle="bitshuffle")])
     meta = zarr.core.sync.sync(store.get("zarr.json", prototype=default_buffer_prototype()))
     assert meta is not None
-    codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=0)
+    codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.BITSHUFFLE, blocksize=0)
     return meta.to_bytes(), codec
 
 

@@ -2,11 +2,49 @@
 from __future__ import annotations
 
 import io
+import struct
 from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.uid import UID
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
+PREAMBLE = b"\0" * 128 + b"DICM"
+
+
+def file_meta(sop_class: str, sop: str, transfer_syntax: str, source_aet: str = "") -> bytes:
+    """Preamble, prefix and File Meta Information group (PS3.10 7.1) for a received data set.
+
+    The group pydicom's write_file_meta_info writes for the same elements (test_file_meta
+    compares them byte for byte), without building a FileMetaDataset: on a C-STORE of a CT
+    slice that was ~10 % of the server's GIL time. Implementation Class UID and Version Name
+    are pynetdicom's, as its own C-STORE file meta has them; (0002,0016) names the sender.
+    """
+    body = [_element(0x0001, b"OB", b"\0\1"), _element(0x0002, b"UI", _uid(sop_class)),
+            _element(0x0003, b"UI", _uid(sop)), _element(0x0010, b"UI", _uid(transfer_syntax)),
+            _element(0x0012, b"UI", _uid(PYNETDICOM_IMPLEMENTATION_UID)),
+            _element(0x0013, b"SH", _text(PYNETDICOM_IMPLEMENTATION_VERSION))]
+    if source_aet.strip():
+        body.append(_element(0x0016, b"AE", _text(source_aet.strip())))
+    group = b"".join(body)
+    return PREAMBLE + struct.pack("<HH2sHI", 2, 0, b"UL", 4, len(group)) + group
+
+
+def _element(element: int, vr: bytes, value: bytes) -> bytes:
+    if vr == b"OB":  # 4-byte length form (PS3.5 Table 7.1-1)
+        return struct.pack("<HH2sHI", 2, element, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", 2, element, vr, len(value)) + value
+
+
+def _uid(value: str) -> bytes:
+    raw = str(value).encode("ascii", "replace")
+    return raw + b"\0" if len(raw) % 2 else raw
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode("ascii", "replace")
+    return raw + b" " if len(raw) % 2 else raw
 
 
 def pixel_value(frames: np.ndarray, extra: dict[str, Any], big_endian: bool) -> bytes:

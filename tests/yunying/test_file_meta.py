@@ -56,3 +56,31 @@ def test_a_data_set_without_meta_gets_one(archive: Archive) -> None:
     got = _as_stored(archive, raw[start:] if raw[128:132] == b"DICM" else raw)
     assert got.file_meta.MediaStorageSOPClassUID == got.SOPClassUID
     assert got.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+
+
+@pytest.mark.parametrize(("sop", "syntax", "aet"), [
+    ("1.2.3.45", "1.2.840.10008.1.2.4.50", "STORESCU"),  # odd-length UID, even AE title
+    ("1.2.3.4", "1.2.840.10008.1.2", "MOD"),  # even UID, odd AE title (space padded)
+    ("1.2.3.4", "1.2.840.10008.1.2.1", ""),  # no source AE title: no (0002,0016)
+])
+def test_the_c_store_file_meta_is_what_pydicom_writes(sop: str, syntax: str, aet: str) -> None:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+
+    from yunying.part10 import file_meta
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = sop
+    meta.TransferSyntaxUID = syntax
+    meta.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
+    if aet:
+        meta.SourceApplicationEntityTitle = aet
+    expected = DicomBytesIO()
+    write_file_meta_info(expected, meta, enforce_standard=True)
+    got = file_meta("1.2.840.10008.5.1.4.1.1.2", sop, syntax, aet)
+    assert got[:132] == b"\0" * 128 + b"DICM"
+    assert got[132:] == expected.getvalue()
