@@ -4,15 +4,19 @@ Layout: ``objects/<study>/<series>/<sop>.<version>/`` holding ``header.dcm`` (th
 its pixel data), and either ``pixels.zarr`` (native frames, one chunk per frame, Blosc-LZ4 with
 bit shuffle: lossless) or ``pixeldata.bin`` (an encapsulated or unusual pixel data value, kept
 bit-exact). A version folder is written completely and fsync'ed before the index points at it;
-a folder the index does not know is an orphan that ``yunying check`` sweeps.
+a folder the index does not know is an orphan that ``yunying check`` sweeps. A version's
+``zarr.json`` is a hard link to a shared copy in ``shared/`` (one per array shape).
 """
 from __future__ import annotations
 
+import errno
 import functools
+import hashlib
 import json
 import os
 import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -52,9 +56,13 @@ class Storage:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
+        self.shared = self.root / "shared"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.shared.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._meta_links: dict[bytes, Path] = {}
+        self._linking = True
         self._group = GroupSync(self.objects, group_sync)
         self._layouts: OrderedDict[str, tuple[tuple[int, ...], np.dtype]] = OrderedDict()
 
@@ -103,10 +111,45 @@ class Storage:
         folder = self.path(key) / PIXELS
         meta, codec = _array_template(count, tuple(frame_shape), np.dtype(dtype).str)
         fsync = not self._group.enabled
-        _write(folder / "zarr.json", meta, fsync)
+        self._put_meta(folder / "zarr.json", meta, fsync)
         suffix = ".0" * len(frame_shape)
         for i, frame in enumerate(frames):
             _write(folder / f"{i}{suffix}", codec.encode(np.ascontiguousarray(frame, dtype=dtype)), fsync)
+
+    def _put_meta(self, target: Path, meta: bytes, fsync: bool) -> None:
+        """zarr.json as a hard link to a shared copy of the same bytes, else a file of its own.
+
+        Every CT slice of one shape has the same zarr.json: a link costs a folder entry instead
+        of an inode, and creating inodes is a good part of a store's kernel time on ext4. The
+        shared copies are never written again (nothing rewrites array metadata in place); a
+        copy that reached the file system's link limit is replaced by a fresh one.
+        """
+        for _attempt in (0, 1):
+            if not self._linking:
+                break
+            with self._lock:
+                shared = self._meta_links.get(meta)
+            if shared is None:
+                shared = self._new_shared(meta)
+            try:
+                os.link(shared, target)
+                return
+            except OSError as exc:
+                with self._lock:
+                    self._meta_links.pop(meta, None)
+                if exc.errno not in (errno.EMLINK, errno.ENOENT):  # no hard links here: plain files
+                    self._linking = False
+        _write(target, meta, fsync)
+
+    def _new_shared(self, meta: bytes) -> Path:
+        name = f"zarr-{hashlib.sha256(meta).hexdigest()[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+        tmp = self.shared / f".{name}.tmp"
+        _write(tmp, meta, True)
+        os.replace(tmp, self.shared / name)
+        _fsync_dir(str(self.shared))
+        with self._lock:
+            self._meta_links[meta] = self.shared / name
+        return self.shared / name
 
     def sync(self, key: str, new_parents: int = 3) -> None:
         """Make a version durable: its files and the folder entries that name them.

@@ -57,8 +57,12 @@ class Written:
 
 
 def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
-                   expected_study: str | None = None) -> Written:
-    """Parse and store one instance's bytes durably; raises ArchiveError for bad input."""
+                   expected_study: str | None = None, sync: bool = True) -> Written:
+    """Parse and store one instance's bytes durably; raises ArchiveError for bad input.
+
+    sync=False leaves the durability step to the caller (the server syncs what its ingest
+    workers wrote: with group sync one syncfs then covers the writes of every worker).
+    """
     parsed = parse_instance(source)
     if expected_study is not None and parsed.study != expected_study:
         raise StudyMismatch(f"instance belongs to study {parsed.study}, not {expected_study}")
@@ -67,10 +71,14 @@ def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
     if new_parents == 0:  # the folder exists: this exact content is stored or being stored
         record = _await_version(storage, key)
         if record is not None and record.digest == parsed.digest:
+            if sync:  # its writer may not have synced it yet
+                storage.sync(key, 0)
             return _written(parsed, record, existed=True)
         storage.delete(key)  # an abandoned partial write (a worker died): write it again
         new_parents = storage.prepare(key) or 1
     record = _write_version(storage, parsed, key, origin, new_parents)
+    if sync:
+        storage.sync(key, new_parents)
     return _written(parsed, record, existed=False)
 
 
@@ -107,7 +115,6 @@ def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin, n
             pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
             digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
         storage.put_blob(key, RECORD, dump_record(record))  # last: marks the version complete
-        storage.sync(key, new_parents)
     except OSError:
         storage.delete(key)
         raise
@@ -159,7 +166,8 @@ def _start_time(pid: int) -> str | None:
 
 def _work(source: Path | bytes, origin: Origin, expected_study: str | None) -> Written:
     assert _storage is not None
-    return write_instance(_storage, source, origin, expected_study)
+    # with group sync the server makes it durable (IngestPool.write): one syncfs for all workers
+    return write_instance(_storage, source, origin, expected_study, sync=not _storage.group_sync)
 
 
 SHM_ROOT = Path("/dev/shm")
@@ -176,6 +184,7 @@ class IngestPool:
     """
 
     def __init__(self, storage: Storage, processes: int) -> None:
+        self._storage = storage
         self._args = (str(storage.root), storage.group_sync, os.getpid())
         self._processes = processes
         self._lock = threading.Lock()
@@ -199,7 +208,10 @@ class IngestPool:
             for _attempt in (0, 1):
                 pool = self._pool
                 try:
-                    return pool.submit(_work, sent, origin, expected_study).result()
+                    written = pool.submit(_work, sent, origin, expected_study).result()
+                    if self._storage.group_sync:
+                        self._storage.sync(written.key, 0)  # a syncfs, shared with every other store
+                    return written
                 except BrokenProcessPool:
                     with self._lock:
                         if self._pool is pool:

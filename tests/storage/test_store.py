@@ -84,3 +84,69 @@ def test_per_file_fsync_mode_still_round_trips(tmp_path: Path) -> None:
     store.put_blob(key, "header.dcm", b"abc")
     store.sync(key)
     assert np.array_equal(store.read_frames(key), frames)
+
+
+def _versions(store: Storage, n: int) -> list[str]:
+    frames = np.arange(2 * 4 * 6, dtype="<u2").reshape(2, 4, 6)
+    keys = [f"1.2/3.4/5.{i}.abcd" for i in range(n)]
+    for key in keys:
+        store.prepare(key)
+        store.put_frames(key, iter(frames), 2, (4, 6), frames.dtype)
+    return keys
+
+
+def test_versions_of_one_shape_share_their_zarr_json_and_each_still_reads(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    keys = _versions(store, 3)
+    inodes = {(store.path(k) / "zarr.json").stat().st_ino for k in keys}
+    assert len(inodes) == 1  # one shared copy, hard-linked
+    assert (store.path(keys[0]) / "zarr.json").stat().st_nlink == 4  # 3 versions + shared/
+    store.delete(keys[0])
+    for key in keys[1:]:
+        assert zarr.open_array(str(store.path(key)), mode="r").shape == (2, 4, 6)
+
+
+def test_a_shared_zarr_json_at_the_link_limit_is_replaced_by_a_fresh_copy(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    store = Storage(tmp_path)
+    first = _versions(store, 1)[0]
+    real_link = os.link
+    calls: list[str] = []
+
+    def link(src: str, dst: str) -> None:
+        calls.append(str(src))
+        if len(calls) == 1:
+            raise OSError(errno.EMLINK, "Too many links")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link)
+    (second,) = _versions_more(store)
+    assert calls[0] != calls[1]  # the full copy was left alone, a new one made
+    assert (store.path(second) / "zarr.json").stat().st_ino != (store.path(first) / "zarr.json").stat().st_ino
+    assert zarr.open_array(str(store.path(second)), mode="r").shape == (2, 4, 6)
+
+
+def _versions_more(store: Storage) -> list[str]:
+    frames = np.zeros((2, 4, 6), dtype="<u2")
+    store.prepare("1.2/3.4/9.9.abcd")
+    store.put_frames("1.2/3.4/9.9.abcd", iter(frames), 2, (4, 6), frames.dtype)
+    return ["1.2/3.4/9.9.abcd"]
+
+
+def test_without_hard_links_each_version_gets_its_own_zarr_json(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = Storage(tmp_path)
+    keys = _versions(store, 2)
+    assert len({(store.path(k) / "zarr.json").stat().st_ino for k in keys}) == 2
+    for key in keys:
+        assert zarr.open_array(str(store.path(key)), mode="r").shape == (2, 4, 6)
