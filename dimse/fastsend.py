@@ -484,6 +484,10 @@ class DirectResponses:
         body = encode(identifier, self.implicit, self.little, False)
         if body is None:
             raise ValueError("cannot encode a C-FIND response identifier")
+        self.add_encoded(body)
+
+    def add_encoded(self, body: bytes) -> None:
+        """Queue one pending response whose identifier is already encoded in the context's syntax."""
         pdus = message_pdus(self.context_id, self.command, memoryview(body), self.max_pdu)
         self.pending.extend(pdus)
         self.count += 1

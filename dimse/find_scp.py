@@ -15,6 +15,7 @@ from dimse.fastsend import DirectResponses
 from dimse.identifier import (
     InvalidIdentifier,
     compile_find,
+    response_bytes,
     response_identifier,
     response_keys,
     root_of,
@@ -64,13 +65,19 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
                 tally(event, "find_cancelled")
                 yield CANCELLED, None
                 return
-            rsp = response_identifier(result, keys, query.level, aet, implicit_le)
             if sent == 0:  # built at the first match: a query matching nothing never pays for it
                 direct = _direct(event)
-            if direct is not None:
-                direct.add(rsp)
+            body = None
+            if direct is not None and implicit_le is not None:
+                body = response_bytes(result, keys, query.level, aet, implicit_le)
+            if body is not None:
+                direct.add_encoded(body)  # type: ignore[union-attr]
             else:
-                yield PENDING, rsp
+                rsp = response_identifier(result, keys, query.level, aet, implicit_le)
+                if direct is not None:
+                    direct.add(rsp)
+                else:
+                    yield PENDING, rsp
             sent += 1
         if direct is not None:
             direct.flush()

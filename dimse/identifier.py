@@ -4,6 +4,7 @@ Matching itself is index/parse's, shared with QIDO-RS; DIMSE lists use backslash
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,12 @@ def _pn_text(value: Any) -> str | None:
 
 def _raw_of(tag: int, item: dict) -> RawDataElement | None:
     """A text or integer string attribute as a raw element; None for anything else."""
+    text = _text_of(item)
+    return None if text is None else raw_element(tag, item["vr"], text)
+
+
+def _text_of(item: dict) -> str | None:
+    """The value of a text or integer string DICOM JSON attribute as DICOM text; None otherwise."""
     vr = item.get("vr")
     values = item.get("Value", [])
     if not isinstance(values, list) or len(item) != (2 if "Value" in item else 1):
@@ -201,7 +208,7 @@ def _raw_of(tag: int, item: dict) -> RawDataElement | None:
         return None
     if any(t is None for t in texts):
         return None
-    return raw_element(tag, vr, "\\".join(texts))  # type: ignore[arg-type]
+    return "\\".join(texts)  # type: ignore[arg-type]
 
 
 ResponseKeys = list[tuple[int, str, str]]  # tag, its 8 hex digits, the VR asked with
@@ -238,6 +245,46 @@ def response_identifier(result: dict, identifier: Dataset | ResponseKeys, level:
     rsp[QUERY_RETRIEVE_LEVEL] = raw_element(QUERY_RETRIEVE_LEVEL, "CS", level)
     rsp[0x00080054] = raw_element(0x00080054, "AE", retrieve_aet)
     return rsp
+
+
+_LONG_FORM = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+
+
+def response_bytes(result: dict, keys: ResponseKeys, level: Level, retrieve_aet: str,
+                   implicit: bool) -> bytes | None:
+    """response_identifier(...) already encoded in little endian (implicit VR or explicit), or
+    None when an attribute needs pydicom (a sequence, a binary value): the same bytes pydicom
+    writes (tests/dimse/test_identifier.py), without building a Dataset per match."""
+    elems: dict[int, tuple[str, str]] = {0x00080005: ("CS", "ISO_IR 192")}
+    for tag, hex_tag, vr in keys:
+        item = result.get(hex_tag)
+        if item is None:
+            if vr not in TEXT_VRS and vr != "IS":
+                return None
+            elems[tag] = (vr, "")
+            continue
+        text = _text_of(item)
+        if text is None:
+            return None
+        elems[tag] = (item["vr"], text)
+    elems[QUERY_RETRIEVE_LEVEL] = ("CS", level)
+    elems[0x00080054] = ("AE", retrieve_aet)
+    out: list[bytes] = []
+    for tag in sorted(elems):
+        vr, text = elems[tag]
+        value = text.encode("utf-8")
+        if len(value) % 2:
+            value += b"\0" if vr == "UI" else b" "
+        if implicit:
+            out.append(struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)))
+        elif vr in _LONG_FORM:
+            out.append(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)))
+        elif len(value) <= 0xFFFF:
+            out.append(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)))
+        else:
+            return None
+        out.append(value)
+    return b"".join(out)
 
 
 def study_query(patients: Iterable[str], issuer: str, studies: Iterable[str] = ()) -> Query:

@@ -78,3 +78,35 @@ def test_raw_elements_read_back_as_values() -> None:
     assert rsp.ModalitiesInStudy == ["CT", "MR"] and rsp.NumberOfStudyRelatedInstances == 17
     assert rsp.StudyInstanceUID == "1.2.3.45" and rsp.QueryRetrieveLevel == "STUDY"
     assert rsp.AccessionNumber == "" and rsp.RetrieveAETitle == "YUNYING"
+
+
+def _text_only(ident: Dataset) -> Dataset:
+    """The request without the keys only pydicom can encode (sequences, binary VRs)."""
+    out = Dataset()
+    for elem in ident:
+        if elem.VR in ("SQ", "US") or int(elem.tag) in (0x00180050, 0x00200011):  # JSON numbers
+            continue
+        out.add(elem)
+    return out
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_response_bytes_are_what_pydicom_writes(implicit: bool) -> None:
+    from dimse.identifier import response_bytes
+
+    ident = _text_only(request())
+    keys = response_keys(ident)
+    expected = encode(response_identifier(RESULT, keys, "STUDY", "YUNYING", None), implicit, True)
+    assert response_bytes(RESULT, keys, "STUDY", "YUNYING", implicit) == expected
+    # an empty result: every requested key present with an empty value
+    assert response_bytes({}, keys, "IMAGE", "AE1", implicit) == \
+        encode(response_identifier({}, keys, "IMAGE", "AE1", None), implicit, True)
+
+
+@pytest.mark.parametrize("tag", [0x00081032, 0x00280010, 0x00180050, 0x00200011])
+def test_response_bytes_leave_sequences_and_binary_values_to_pydicom(tag: int) -> None:
+    from dimse.identifier import response_bytes
+
+    ident = _text_only(request())
+    ident.add_new(tag, request()[tag].VR, [] if request()[tag].VR == "SQ" else None)
+    assert response_bytes(RESULT, response_keys(ident), "STUDY", "YUNYING", True) is None
