@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydicom import Dataset
+from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
@@ -23,6 +24,7 @@ log = logging.getLogger("yunying.dimse")
 SUCCESS = 0x0000
 REFUSED_NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x: Refused: Not Authorized
 CANNOT_UNDERSTAND = 0xC000
+IMPLEMENTATION = (PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION)  # as pynetdicom's own file meta
 
 
 def status(code: int, comment: str = "") -> Dataset:
@@ -45,7 +47,8 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
         # the data set as received behind a file meta group naming it (pynetdicom's
         # encoded_dataset() builds that group through pydicom: ~1 ms of GIL per instance)
         raw = file_meta(str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID),
-                        str(event.context.transfer_syntax), aet) + event.encoded_dataset(include_meta=False)
+                        str(event.context.transfer_syntax), IMPLEMENTATION, aet) \
+            + event.encoded_dataset(include_meta=False)
         # acknowledged once the bytes are durable; the index row follows in the next group commit
         # and every query waits for it (Archive.search), so nothing acknowledged is ever missed
         result = archive.store(raw, Origin("dimse", aet), wait=False)

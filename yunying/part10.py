@@ -8,23 +8,23 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.uid import UID
-from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
 
 PREAMBLE = b"\0" * 128 + b"DICM"
 
 
-def file_meta(sop_class: str, sop: str, transfer_syntax: str, source_aet: str = "") -> bytes:
+def file_meta(sop_class: str, sop: str, transfer_syntax: str, implementation: tuple[str, str],
+              source_aet: str = "") -> bytes:
     """Preamble, prefix and File Meta Information group (PS3.10 7.1) for a received data set.
 
     The group pydicom's write_file_meta_info writes for the same elements (test_file_meta
     compares them byte for byte), without building a FileMetaDataset: on a C-STORE of a CT
-    slice that was ~10 % of the server's GIL time. Implementation Class UID and Version Name
-    are pynetdicom's, as its own C-STORE file meta has them; (0002,0016) names the sender.
+    slice that was ~10 % of the server's GIL time. `implementation`: Implementation Class UID
+    and Version Name (the receiving toolkit's); (0002,0016) names the sender.
     """
     body = [_element(0x0001, b"OB", b"\0\1"), _element(0x0002, b"UI", _uid(sop_class)),
             _element(0x0003, b"UI", _uid(sop)), _element(0x0010, b"UI", _uid(transfer_syntax)),
-            _element(0x0012, b"UI", _uid(PYNETDICOM_IMPLEMENTATION_UID)),
-            _element(0x0013, b"SH", _text(PYNETDICOM_IMPLEMENTATION_VERSION))]
+            _element(0x0012, b"UI", _uid(implementation[0])),
+            _element(0x0013, b"SH", _text(implementation[1]))]
     if source_aet.strip():
         body.append(_element(0x0016, b"AE", _text(source_aet.strip())))
     group = b"".join(body)

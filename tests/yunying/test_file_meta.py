@@ -81,6 +81,7 @@ def test_the_c_store_file_meta_is_what_pydicom_writes(sop: str, syntax: str, aet
         meta.SourceApplicationEntityTitle = aet
     expected = DicomBytesIO()
     write_file_meta_info(expected, meta, enforce_standard=True)
-    got = file_meta("1.2.840.10008.5.1.4.1.1.2", sop, syntax, aet)
+    got = file_meta("1.2.840.10008.5.1.4.1.1.2", sop, syntax,
+                    (PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION), aet)
     assert got[:132] == b"\0" * 128 + b"DICM"
     assert got[132:] == expected.getvalue()
