@@ -129,3 +129,18 @@ def test_cli_help() -> None:
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--help"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and "--vs-orthanc" in done.stdout and "--quick" in done.stdout
+
+
+@pytest.mark.skipif(not dcmtk_available(), reason="DCMTK storescu is not installed")
+def test_floors_measure_each_ceiling(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.floors", "--slices", "8", "--out", str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import re
+
+    lines = done.stdout.splitlines()
+    for label in ("no-op pynetdicom SCP, 1 assoc", "no-op pynetdicom SCP, 4 assoc",
+                  "no-op uvicorn/Starlette", "parse + SHA-256", "DICOM JSON", "syncfs"):
+        (line,) = [ln for ln in lines if label in ln]
+        figure = re.search(r"([\d,.]+) (inst/s|ms CPU)", line)
+        assert figure is not None and float(figure.group(1).replace(",", "")) > 0, line
