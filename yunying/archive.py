@@ -198,8 +198,8 @@ class Archive:
             # hop to a worker only pays when stores overlap and contend for this process's GIL
             if self._pool is not None and not alone:
                 w = self._pool.write(source, origin, expected_study)
-            else:  # latency-bound: hashing and pixel compression overlap the parsing
-                w = write_instance(self.storage, source, origin, expected_study, overlap=alone)
+            else:
+                w = write_instance(self.storage, source, origin, expected_study)
         finally:
             with self._rows_lock:
                 self._writing -= 1

@@ -13,7 +13,7 @@ from yunying.errors import InvalidInstance, SOPClassMismatch
 from yunying.ingest import (
     Parsed,
     _dataset_start,
-    content_digest,
+    _digest,
     _meta_bytes,
     assign_fragments,
     identify,
@@ -54,7 +54,7 @@ class FileRange:
 def parse_large(path: Path) -> Parsed:
     """Like ingest.parse_instance, for a file too large to read whole (PS3.5 7.1, A.4)."""
     with open(path, "rb") as fh:
-        digest, size = content_digest(fh)
+        digest, size = _digest(fh)
         ds = read_dataset(fh, stop_before_pixels=True, defer_size=1 << 20)
         elem_start = fh.tell()
         parsed = identify(ds, digest, size)

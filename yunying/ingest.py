@@ -7,7 +7,6 @@ import io
 import re
 import struct
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -56,8 +55,7 @@ class Parsed:
     meta_agrees: bool = False  # the received file meta named this SOP class and instance
 
 
-def content_digest(src: Any) -> tuple[str, int]:
-    """SHA-256 (hex) and size of bytes or a seekable file (read from its start, left at it)."""
+def _digest(src: Any) -> tuple[str, int]:
     h = hashlib.sha256()
     if isinstance(src, (bytes, bytearray, memoryview)):
         h.update(src)
@@ -81,12 +79,8 @@ def check_uid(name: str, value: Any) -> str:
     return text
 
 
-def parse_instance(source: Path | bytes | BinaryIO, hashed: Future[tuple[str, int]] | None = None) -> Parsed:
-    """Parse a Part 10 stream (preamble and file meta optional); raises ArchiveError subclasses.
-
-    hashed: `content_digest(source)` already running in another thread (bytes sources only), so the
-    hashing (which releases the GIL) overlaps the parsing.
-    """
+def parse_instance(source: Path | bytes | BinaryIO) -> Parsed:
+    """Parse a Part 10 stream (preamble and file meta optional); raises ArchiveError subclasses."""
     if isinstance(source, Path):
         if source.stat().st_size >= STREAM_ABOVE:
             from yunying.bigfile import parse_large
@@ -95,16 +89,13 @@ def parse_instance(source: Path | bytes | BinaryIO, hashed: Future[tuple[str, in
         data = source.read_bytes()
         return _parse(data, io.BytesIO(data))
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _parse(bytes(source), io.BytesIO(source), hashed)
+        return _parse(bytes(source), io.BytesIO(source))
     return _parse(source, source)
 
 
-def _parse(src: Any, fp: BinaryIO, hashed: Future[tuple[str, int]] | None = None) -> Parsed:
-    if hashed is None:
-        digest, size = content_digest(src if isinstance(src, bytes) else fp)
+def _parse(src: Any, fp: BinaryIO) -> Parsed:
+    digest, size = _digest(src if isinstance(src, bytes) else fp)
     ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
-    if hashed is not None:
-        digest, size = hashed.result()
     parsed = identify(ds, digest, size)
     check_sequences(ds)
     raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None

@@ -7,7 +7,6 @@ processes (`IngestPool`): one Python process tops out near 180 CT instances/s un
 """
 from __future__ import annotations
 
-import functools
 import logging
 import multiprocessing
 import os
@@ -16,7 +15,7 @@ import signal
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from index.model import InstanceRecord, Origin
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
 from yunying.errors import ArchiveError, StudyMismatch
-from yunying.ingest import Parsed, content_digest, dump_record, instance_json, load_record, parse_instance
+from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
 
 log = logging.getLogger("yunying.writing")
 CLAIM_WAIT_S = 30.0  # how long to wait for another writer of the very same version
@@ -58,17 +57,13 @@ class Written:
 
 
 def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
-                   expected_study: str | None = None, sync: bool = True, overlap: bool = False) -> Written:
+                   expected_study: str | None = None, sync: bool = True) -> Written:
     """Parse and store one instance's bytes durably; raises ArchiveError for bad input.
 
     sync=False leaves the durability step to the caller (the server syncs what its ingest
     workers wrote: with group sync one syncfs then covers the writes of every worker).
-    overlap: run the SHA-256 and the pixel compression and write (which release the GIL) in
-    helper threads while this thread parses and makes the DICOM JSON. Same CPU, less latency:
-    for a lone store (one C-STORE association), not for one of many in a worker process.
     """
-    hashed = _helpers().submit(content_digest, source) if overlap and isinstance(source, bytes) else None
-    parsed = parse_instance(source, hashed)
+    parsed = parse_instance(source)
     if expected_study is not None and parsed.study != expected_study:
         raise StudyMismatch(f"instance belongs to study {parsed.study}, not {expected_study}")
     key = f"{parsed.study}/{parsed.series}/{parsed.sop}.{parsed.digest[:16]}"
@@ -81,7 +76,7 @@ def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
             return _written(parsed, record, existed=True)
         storage.delete(key)  # an abandoned partial write (a worker died): write it again
         new_parents = storage.prepare(key) or 1
-    record = _write_version(storage, parsed, key, origin, overlap)
+    record = _write_version(storage, parsed, key, origin, new_parents)
     if sync:
         storage.sync(key, new_parents)
     return _written(parsed, record, existed=False)
@@ -103,18 +98,12 @@ def _await_version(storage: Storage, key: str) -> InstanceRecord | None:
             time.sleep(0.005)
 
 
-def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin, overlap: bool = False) -> InstanceRecord:
-    pixels: Future[None] | None = None
+def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin, new_parents: int) -> InstanceRecord:
     try:
         if parsed.pixel_form == "native":
             assert parsed.native is not None
             arr = parsed.native
-            write = functools.partial(storage.put_frames, key, iter(arr), arr.shape[0], arr.shape[1:],
-                                      arr.dtype.newbyteorder("<"))
-            if overlap:
-                pixels = _helpers().submit(write)
-            else:
-                write()
+            storage.put_frames(key, iter(arr), arr.shape[0], arr.shape[1:], arr.dtype.newbyteorder("<"))
         elif parsed.pixel_form in ("encapsulated", "blob"):
             assert parsed.blob is not None
             blob = parsed.blob
@@ -125,39 +114,11 @@ def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin, o
             json=instance_json(parsed.header, parsed), transfer_syntax=parsed.transfer_syntax,
             pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
             digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
-        if pixels is not None:
-            pixels, done = None, pixels
-            done.result()
         storage.put_blob(key, RECORD, dump_record(record))  # last: marks the version complete
     except OSError:
-        _settle(pixels)
         storage.delete(key)
         raise
-    except BaseException:
-        _settle(pixels)  # nothing may still be writing into the version when this returns
-        raise
     return record
-
-
-def _settle(pending: Future[None] | None) -> None:
-    if pending is not None:
-        try:
-            pending.result()
-        except Exception:  # noqa: BLE001 - the first failure is the one raised
-            pass
-
-
-_overlap: ThreadPoolExecutor | None = None
-_overlap_lock = threading.Lock()
-
-
-def _helpers() -> ThreadPoolExecutor:
-    """Two threads for write_instance(overlap=True), started on first use."""
-    global _overlap
-    with _overlap_lock:
-        if _overlap is None:
-            _overlap = ThreadPoolExecutor(2, thread_name_prefix="yunying-overlap")
-        return _overlap
 
 
 # -- worker processes ---------------------------------------------------------------------------

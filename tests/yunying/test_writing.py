@@ -171,36 +171,3 @@ def test_workers_end_when_their_server_is_killed(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not [p for p in pids if Path(f"/proc/{p}").exists()
                 and b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower()]
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "record" not in p.name and p.parent.name != "shared"}
-
-
-def test_overlapped_writing_stores_exactly_what_sequential_writing_does(tmp_path: Path) -> None:
-    from storage import Storage
-
-    data = part10(make_ct(rows=64, cols=64))
-    apart, together = Storage(tmp_path / "a"), Storage(tmp_path / "b")
-    one = write_instance(apart, data, ORIGIN)
-    two = write_instance(together, data, ORIGIN, overlap=True)
-    assert one.key == two.key and one.digest == two.digest
-    assert one.record.json == two.record.json and one.record.extra == two.record.extra
-    assert _files(apart.objects) == _files(together.objects)
-    assert together.read_frames(two.key).tobytes() == apart.read_frames(one.key).tobytes()
-
-
-def test_an_overlapped_pixel_write_that_fails_leaves_no_version(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage import Storage
-
-    store = Storage(tmp_path / "s")
-
-    def disk_full(*_args: object, **_kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(store, "put_frames", disk_full)
-    with pytest.raises(OSError):
-        write_instance(store, part10(make_ct(rows=64, cols=64)), ORIGIN, overlap=True)
-    assert list(store.versions()) == []
