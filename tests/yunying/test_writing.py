@@ -171,3 +171,60 @@ def test_workers_end_when_their_server_is_killed(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert not [p for p in pids if Path(f"/proc/{p}").exists()
                 and b"zombie" not in Path(f"/proc/{p}/status").read_bytes().lower()]
+
+
+def _big(i: int) -> bytes:
+    return part10(make_ct(rows=256, cols=256, number=i))  # > HANDOFF_ABOVE: goes through /dev/shm
+
+
+def test_instances_reach_the_workers_through_shared_memory_and_leave_nothing_there(tmp_path: Path) -> None:
+    from yunying import writing
+
+    a = Archive(tmp_path / "data", ingest_processes=2)
+    pool = a._pool
+    assert pool is not None and pool._handoff is not None and pool._handoff.is_dir()
+    handoff = pool._handoff
+    data = _big(1)
+    assert len(data) > writing.HANDOFF_ABOVE
+    sent: list[object] = []
+    real = pool._hand_off
+    pool._hand_off = lambda source: sent.append(real(source)) or sent[-1]  # type: ignore[method-assign]
+    w = pool.write(data, ORIGIN)
+    assert isinstance(sent[0], Path) and sent[0].parent == handoff  # a tmpfs file, not the pipe
+    assert a.storage.complete(w.key) and list(handoff.iterdir()) == []  # read and removed
+    a.close()
+    assert not handoff.exists()
+
+
+def test_without_room_in_shared_memory_the_instance_goes_through_the_pipe(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    a = Archive(tmp_path / "data", ingest_processes=1)
+    try:
+        pool = a._pool
+        assert pool is not None and pool._handoff is not None
+        real_write = os.write
+
+        def full(fd: int, data: bytes) -> int:  # /dev/shm full (a container's 64 MB default)
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full)
+        data = _big(2)
+        assert pool._hand_off(data) is data  # nothing half-written is left behind
+        assert list(pool._handoff.iterdir()) == []
+        monkeypatch.setattr(os, "write", real_write)
+        w = pool.write(data, ORIGIN)
+        assert a.storage.complete(w.key)
+    finally:
+        a.close()
+
+
+def test_a_dead_servers_hand_off_folder_is_swept_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from yunying import writing
+
+    monkeypatch.setattr(writing, "SHM_ROOT", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
+    dead = tmp_path / "shm" / "yunying-ingest-999999999-abc"  # no such pid
+    dead.mkdir()
+    (dead / "leftover").write_bytes(b"x")
+    mine = writing._handoff_folder()
+    assert mine is not None and mine.is_dir() and not dead.exists()
