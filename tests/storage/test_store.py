@@ -150,3 +150,28 @@ def test_without_hard_links_each_version_gets_its_own_zarr_json(tmp_path: Path,
     assert len({(store.path(k) / "zarr.json").stat().st_ino for k in keys}) == 2
     for key in keys:
         assert zarr.open_array(str(store.path(key)), mode="r").shape == (2, 4, 6)
+
+
+def test_frames_stored_with_the_earlier_zstd_codec_still_read(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions written before the switch to LZ4 (Blosc-zstd chunks) read as before."""
+    from storage import store as store_module
+
+    frames = np.random.default_rng(1).integers(0, 4000, size=(2, 16, 20)).astype("<u2")
+    monkeypatch.setattr(store_module, "CNAME", "zstd")
+    store_module._array_template.cache_clear()
+    old = Storage(tmp_path)
+    old.prepare("1.2/3.4/5.6.old")
+    old.put_frames("1.2/3.4/5.6.old", iter(frames), 2, (16, 20), frames.dtype)
+    monkeypatch.undo()
+    store_module._array_template.cache_clear()
+    chunk = (old.path("1.2/3.4/5.6.old") / "0.0.0").read_bytes()
+    import numcodecs.blosc
+
+    assert numcodecs.blosc.cbuffer_complib(chunk) == "Zstd"
+    new = Storage(tmp_path)  # today's codec for new versions, the old one still read
+    assert np.array_equal(new.read_frames("1.2/3.4/5.6.old"), frames)
+    assert np.array_equal(zarr.open_array(str(new.path("1.2/3.4/5.6.old")), mode="r")[...], frames)
+    new.prepare("1.2/3.4/5.7.new")
+    new.put_frames("1.2/3.4/5.7.new", iter(frames), 2, (16, 20), frames.dtype)
+    assert numcodecs.blosc.cbuffer_complib((new.path("1.2/3.4/5.7.new") / "0.0.0").read_bytes()) == "LZ4"
