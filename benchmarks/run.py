@@ -77,6 +77,9 @@ def build_data(out: Path, profile: Profile) -> Data:
         ct_store4=build_ct(root, profile.ct_slices, "C"),
         corpus=build_corpus(root, profile.studies),
     )
+    # the harness's own freshly written files must not be flushed inside a server's measured
+    # time: a server that makes its writes durable with syncfs(2) (ours) would pay for them
+    os.sync()
     log(f"data ready in {time.perf_counter() - t0:.1f} s: CT {len(data.ct.files)} x 3, corpus "
         f"{profile.studies} studies / {len(data.corpus.files)} instances")
     return data
@@ -91,6 +94,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                results: Results) -> None:
     """Every workload against one server; a failing workload becomes n/a, never a crash."""
     details = results.details[name]
+    os.sync()  # start from a clean page cache: no earlier writer's dirty data to flush
     details["loadavg_before"] = os.getloadavg()
     all_keys = [k for k in ("stow_ips", "stow_mbps", "corpus_ips", "qido_p50", "qido_p95",
                             "metadata_p50", "frame_p50", "fps_1", "fps_8", *PIXEL_KEYS,
@@ -291,6 +295,7 @@ def run_import(data: Data, workdir: Path, results: Results) -> None:
     cmd = [sys.executable, "-m", "yunying.cli", "import", "--data", str(target_dir),
            str(data.ct.directory)]
     log("yunying: import " + " ".join(cmd[3:]))
+    os.sync()  # the other server's unsynced writes are not the import's to flush
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, timeout=600,
