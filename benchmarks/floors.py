@@ -27,8 +27,7 @@ from typing import Any
 
 from benchmarks import data, stow
 from benchmarks.dimse import Peer, c_store
-from benchmarks.net import free_port
-from benchmarks.net import REPO_ROOT
+from benchmarks.net import REPO_ROOT, free_port
 
 
 def _cpu() -> float:
@@ -48,12 +47,13 @@ def store_ceiling(files: list[Path], associations: int) -> dict[str, float]:
     ae = AE(ae_title="FLOOR")
     ae.maximum_pdu_size = 262144
     for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES)
     port = free_port()
-    handlers = [(evt.EVT_C_STORE, lambda e: (e.encoded_dataset(include_meta=False), 0)[1]),
+    handlers: list[Any] = [(evt.EVT_C_STORE, lambda e: (e.encoded_dataset(include_meta=False), 0)[1]),
                 (evt.EVT_CONN_OPEN, lambda e: wake_on_data(e.assoc))]
     assert pynetdicom  # the toolkit measured
     server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+    assert server is not None
     try:
         c0 = _cpu()
         r = c_store(Peer("127.0.0.1", port, "FLOOR"), files, associations=associations)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pydicom import Dataset
 from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION
+from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
@@ -43,7 +44,7 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
         tally(event, "store_refused")
         return status(REFUSED_NOT_AUTHORIZED, "calling AE title not authorized to store")
     try:
-        request = event.request
+        request = cast(C_STORE, event.request)
         # the data set as received behind a file meta group naming it (pynetdicom's
         # encoded_dataset() builds that group through pydicom: ~1 ms of GIL per instance)
         raw = file_meta(str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID),

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import numcodecs
-import numcodecs.blosc
+import numcodecs  # type: ignore[import-untyped]
+import numcodecs.blosc  # type: ignore[import-untyped]
 import numpy as np
 import zarr
 import zarr.core.sync

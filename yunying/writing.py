@@ -76,7 +76,7 @@ def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
             return _written(parsed, record, existed=True)
         storage.delete(key)  # an abandoned partial write (a worker died): write it again
         new_parents = storage.prepare(key) or 1
-    record = _write_version(storage, parsed, key, origin, new_parents)
+    record = _write_version(storage, parsed, key, origin)
     if sync:
         storage.sync(key, new_parents)
     return _written(parsed, record, existed=False)
@@ -98,7 +98,7 @@ def _await_version(storage: Storage, key: str) -> InstanceRecord | None:
             time.sleep(0.005)
 
 
-def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin, new_parents: int) -> InstanceRecord:
+def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin) -> InstanceRecord:
     try:
         if parsed.pixel_form == "native":
             assert parsed.native is not None
