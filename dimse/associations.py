@@ -30,36 +30,51 @@ def tally(event: Event, what: str, n: int = 1) -> None:
         entry[1][what] += n
 
 
+RECV_PREALLOC = 1 << 20  # bytes: PDUs up to this are read into one preallocated buffer
 IDLE_WAIT_S = 0.001  # pynetdicom's own idle sleep (DUL._run_loop_delay)
 REACTOR_WAIT_S = 0.005  # how long an acceptor's reactor waits for a request per loop
 
 
 class _Waker:
-    """A pipe the DUL's select() also watches: written when a primitive is queued for sending."""
+    """A pipe the DUL's select() also watches: written when a primitive is queued for sending.
+
+    Its descriptors are plain integers, and another thread may wake it after the association
+    closed it: without the lock and the `_closed` check, that write went to whatever the
+    number had been reused for since, e.g. the socket of the next association (a stray b"x"
+    that made its DUL read garbage and abort it; found by CI).
+    """
 
     def __init__(self) -> None:
         self.r, self.w = os.pipe()
         os.set_blocking(self.r, False)
         os.set_blocking(self.w, False)
         self._closed = False
+        self._lock = threading.Lock()
 
     def wake(self) -> None:
-        try:
-            os.write(self.w, b"x")
-        except (BlockingIOError, OSError):  # already pending, or closed
-            pass
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                os.write(self.w, b"x")
+            except (BlockingIOError, OSError):  # already pending
+                pass
 
     def drain(self) -> None:
-        try:
-            os.read(self.r, 4096)
-        except (BlockingIOError, OSError):
-            pass
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                os.read(self.r, 4096)
+            except (BlockingIOError, OSError):
+                pass
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            os.close(self.r)
-            os.close(self.w)
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self.r)
+                os.close(self.w)
 
 
 class WakingSocket(AssociationSocket):
@@ -81,17 +96,28 @@ class WakingSocket(AssociationSocket):
 
         pynetdicom reads in 4 KiB pieces, each its own recv() call and bytearray extension: a
         512x512 CT slice was ~130 calls and most of the DUL thread's ~2 ms per C-STORE. This
-        reads into one buffer of the full size.
+        reads into one buffer of the full size; a length beyond RECV_PREALLOC (a peer ignoring
+        our maximum PDU size, or garbage) is read in pieces, so memory follows the bytes that
+        actually arrive, never the length a PDU header claims.
         """
         sock = self.socket
-        assert sock is not None
+        if sock is None:
+            raise OSError("the association's socket is closed")
+        if nr_bytes > RECV_PREALLOC:
+            out = bytearray()
+            while len(out) < nr_bytes:
+                piece = sock.recv(min(RECV_PREALLOC, nr_bytes - len(out)))
+                if not piece:
+                    break
+                out += piece
+            return out
         buf = bytearray(nr_bytes)
         view = memoryview(buf)
         got = 0
         while got < nr_bytes:
             n = sock.recv_into(view[got:], nr_bytes - got)
             if not n:  # the peer closed the connection: what was read, as pynetdicom returns
-                del view
+                view.release()
                 del buf[got:]
                 return buf
             got += n
