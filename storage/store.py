@@ -45,6 +45,9 @@ CNAME: Literal["lz4"] = "lz4"
 CLEVEL = 1
 
 
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+
+
 class StorageError(Exception):
     """A key that is malformed or names nothing stored."""
 
@@ -61,7 +64,7 @@ class Storage:
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.shared.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._meta_links: dict[bytes, Path] = {}
+        self._meta_links: dict[bytes, tuple[Path, int]] = {}
         self._linking = True
         self._group = GroupSync(self.objects, group_sync)
         self._layouts: OrderedDict[str, tuple[tuple[int, ...], np.dtype]] = OrderedDict()
@@ -121,35 +124,53 @@ class Storage:
 
         Every CT slice of one shape has the same zarr.json: a link costs a folder entry instead
         of an inode, and creating inodes is a good part of a store's kernel time on ext4. The
-        shared copies are never written again (nothing rewrites array metadata in place); a
-        copy that reached the file system's link limit is replaced by a fresh one.
+        shared copies are named by their content and a generation, so every process and every
+        restart links to the same one; they are never written again (nothing rewrites array
+        metadata in place); a copy at the file system's link limit passes to the next generation.
         """
-        for _attempt in (0, 1):
-            if not self._linking:
-                break
+        if self._linking:
             with self._lock:
-                shared = self._meta_links.get(meta)
-            if shared is None:
-                shared = self._new_shared(meta)
-            try:
-                os.link(shared, target)
-                return
-            except OSError as exc:
-                with self._lock:
-                    self._meta_links.pop(meta, None)
-                if exc.errno not in (errno.EMLINK, errno.ENOENT):  # no hard links here: plain files
-                    self._linking = False
+                shared, generation = self._meta_links.get(meta, (None, 0))
+            for _attempt in range(4):
+                try:
+                    if shared is None:
+                        shared = self._shared_copy(meta, generation)
+                    os.link(shared, target)
+                    return
+                except OSError as exc:
+                    if exc.errno in _NO_HARD_LINKS:  # plain files from now on
+                        self._linking = False
+                        break
+                    if exc.errno == errno.EMLINK:  # this copy is full: the next generation
+                        generation += 1
+                    elif exc.errno != errno.ENOENT:  # e.g. a full disk: the plain write says so
+                        break
+                    shared = None  # ENOENT: the copy was removed; make it again
         _write(target, meta, fsync)
 
-    def _new_shared(self, meta: bytes) -> Path:
-        name = f"zarr-{hashlib.sha256(meta).hexdigest()[:16]}-{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
-        tmp = self.shared / f".{name}.tmp"
-        _write(tmp, meta, True)
-        os.replace(tmp, self.shared / name)
-        _fsync_dir(str(self.shared))
+    def _shared_copy(self, meta: bytes, generation: int) -> Path:
+        """The shared copy of `meta` of this generation, made (atomically, durably) if missing."""
+        path = self.shared / f"zarr-{hashlib.sha256(meta).hexdigest()[:32]}-{generation}.json"
+        try:
+            intact = path.read_bytes() == meta
+        except FileNotFoundError:
+            intact = False
+        if not intact:
+            tmp = self.shared / f".{path.name}.{uuid.uuid4().hex}.tmp"
+            _write(tmp, meta, True)
+            try:
+                if path.exists():  # damaged: a new inode takes the name, linked versions keep theirs
+                    os.replace(tmp, path)
+                else:
+                    os.link(tmp, path)  # another process may have made it meanwhile: either is right
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(str(self.shared))
         with self._lock:
-            self._meta_links[meta] = self.shared / name
-        return self.shared / name
+            self._meta_links[meta] = (path, generation)
+        return path
 
     def sync(self, key: str, new_parents: int = 3) -> None:
         """Make a version durable: its files and the folder entries that name them.

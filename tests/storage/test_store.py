@@ -175,3 +175,33 @@ def test_frames_stored_with_the_earlier_zstd_codec_still_read(tmp_path: Path,
     new.prepare("1.2/3.4/5.7.new")
     new.put_frames("1.2/3.4/5.7.new", iter(frames), 2, (16, 20), frames.dtype)
     assert numcodecs.blosc.cbuffer_complib((new.path("1.2/3.4/5.7.new") / "0.0.0").read_bytes()) == "LZ4"
+
+
+def test_every_process_and_restart_links_to_the_same_shared_copy(tmp_path: Path) -> None:
+    """Shared copies are named by content: a second Storage on the same root (a worker process,
+    a restart) links to the first one's copy instead of adding its own."""
+    first = Storage(tmp_path)
+    (a,) = _versions(first, 1)
+    second = Storage(tmp_path)
+    second.prepare("1.2/3.4/8.8.abcd")
+    frames = np.arange(2 * 4 * 6, dtype="<u2").reshape(2, 4, 6)
+    second.put_frames("1.2/3.4/8.8.abcd", iter(frames), 2, (4, 6), frames.dtype)
+    ino = {(s.path(k) / "zarr.json").stat().st_ino for s, k in ((first, a), (second, "1.2/3.4/8.8.abcd"))}
+    assert len(ino) == 1
+    assert len(list((tmp_path / "shared").iterdir())) == 1
+
+
+def test_a_damaged_shared_copy_is_not_linked_to_new_versions(tmp_path: Path) -> None:
+    store = Storage(tmp_path)
+    _versions(store, 1)
+    (shared,) = (tmp_path / "shared").iterdir()
+    good = shared.read_bytes()
+    fresh = Storage(tmp_path)  # no cached copy: looks at the file
+    shared.chmod(0o644)
+    with open(shared, "r+b") as fh:  # damage it in place (all links see it: a disk fault)
+        fh.write(b"X")
+    fresh.prepare("1.2/3.4/7.7.abcd")
+    frames = np.arange(2 * 4 * 6, dtype="<u2").reshape(2, 4, 6)
+    fresh.put_frames("1.2/3.4/7.7.abcd", iter(frames), 2, (4, 6), frames.dtype)
+    assert (fresh.path("1.2/3.4/7.7.abcd") / "zarr.json").read_bytes() == good
+    assert zarr.open_array(str(fresh.path("1.2/3.4/7.7.abcd")), mode="r").shape == (2, 4, 6)
