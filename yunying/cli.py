@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from yunying.settings import SettingError, Settings, load_peers, load_settings
 
@@ -44,6 +45,21 @@ def quiet_pydicom() -> None:
     warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
 
 
+def _note_shared_volume(archive: Any) -> None:
+    """Say so when group durability syncs a file system the data folder shares with `/`."""
+    if not archive.storage.group_sync:
+        return
+    try:
+        shared = os.stat(archive.storage.root).st_dev == os.stat("/").st_dev
+    except OSError:
+        return
+    if shared:
+        logging.getLogger("yunying").info(
+            "durability=group: every acknowledged store waits for a syncfs of the file system "
+            "holding %s, which is also the root file system, so it also flushes other programs' "
+            "pending writes there; a volume of its own keeps ingest steady", archive.storage.root)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
     import uvicorn
@@ -56,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     quiet_pydicom()
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers())
+    _note_shared_volume(archive)
     dimse = None
     try:
         try:

@@ -215,3 +215,20 @@ def test_server_log_has_no_patient_data(tmp_path: Path) -> None:
     log = srv.log_path.read_text(errors="replace")
     for secret in ("Secretname", "Verysecret", "PIDSECRET123", "STUDYDESCSECRET"):
         assert secret not in log
+
+
+def test_serve_says_when_group_sync_shares_the_root_file_system(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from yunying.archive import Archive
+    from yunying.cli import _note_shared_volume
+
+    archive = Archive(tmp_path / "data")
+    try:
+        with caplog.at_level(logging.INFO, logger="yunying"):
+            _note_shared_volume(archive)
+        on_root = os.stat(tmp_path).st_dev == os.stat("/").st_dev
+        said = any("syncfs" in r.getMessage() for r in caplog.records)
+        assert said == (on_root and archive.storage.group_sync)
+    finally:
+        archive.close()
