@@ -210,7 +210,7 @@ class IngestPool:
                 try:
                     written = pool.submit(_work, sent, origin, expected_study).result()
                     if self._storage.group_sync:
-                        self._storage.sync(written.key, 0)  # a syncfs, shared with every other store
+                        self._sync(written)
                     return written
                 except BrokenProcessPool:
                     with self._lock:
@@ -223,6 +223,16 @@ class IngestPool:
             if sent is not source:
                 assert isinstance(sent, Path)
                 sent.unlink(missing_ok=True)
+
+    def _sync(self, written: Written) -> None:
+        """Make a worker's version durable: a syncfs shared with every other store. If it
+        fails, a version this store wrote goes, as it would have in the worker."""
+        try:
+            self._storage.sync(written.key, 0)
+        except OSError:
+            if not written.existed:
+                self._storage.delete(written.key)
+            raise
 
     def _hand_off(self, source: Path | bytes) -> Path | bytes:
         """A tmpfs file holding `source` when it is large bytes, else `source` itself."""

@@ -228,3 +228,22 @@ def test_a_dead_servers_hand_off_folder_is_swept_at_start(tmp_path: Path, monkey
     (dead / "leftover").write_bytes(b"x")
     mine = writing._handoff_folder()
     assert mine is not None and mine.is_dir() and not dead.exists()
+
+
+def test_a_failed_sync_after_a_worker_wrote_leaves_no_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server syncs what its workers wrote; an I/O error there fails the store and removes
+    the version it wrote (as the worker itself did before), so nothing unsynced is indexed later."""
+    a = Archive(tmp_path / "data", ingest_processes=1)
+    try:
+        pool = a._pool
+        assert pool is not None and a.storage.group_sync  # Linux: syncfs, done by the server
+
+        def broken_sync(key: str, new_parents: int = 3) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(a.storage, "sync", broken_sync)
+        with pytest.raises(OSError):
+            pool.write(_big(3), ORIGIN)
+        assert list(a.storage.versions()) == []
+    finally:
+        a.close()
