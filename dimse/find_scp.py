@@ -13,6 +13,7 @@ from dimse.access import AccessPolicy
 from dimse.associations import tally
 from dimse.fastsend import DirectResponses
 from dimse.identifier import (
+    TEXT_VRS,
     InvalidIdentifier,
     compile_find,
     response_bytes,
@@ -56,6 +57,8 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
     implicit_le = bool(ts.is_implicit_VR) if ts.is_little_endian else None
     direct: DirectResponses | None = None
     keys = response_keys(identifier)
+    # a sequence or binary key goes through pydicom for every match: do not try bytes first
+    textual = all(vr in TEXT_VRS or vr == "IS" for _, _, vr in keys)
     sent = 0
     try:
         for result in results:
@@ -68,7 +71,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
             if sent == 0:  # built at the first match: a query matching nothing never pays for it
                 direct = _direct(event)
             body = None
-            if direct is not None and implicit_le is not None:
+            if direct is not None and implicit_le is not None and textual:
                 body = response_bytes(result, keys, query.level, aet, implicit_le)
             if body is not None:
                 direct.add_encoded(body)  # type: ignore[union-attr]

@@ -169,10 +169,16 @@ UTF8 = convert_encodings("ISO_IR 192")
 def raw_element(tag: int, vr: str, text: str) -> RawDataElement:
     """A text element already encoded (UTF-8, padded to even length, PS3.5 6.2): pydicom writes
     it as it is, with no conversion or validation (~4x cheaper per C-FIND match)."""
+    value = encoded_text(vr, text)
+    return RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)
+
+
+def encoded_text(vr: str, text: str) -> bytes:
+    """UTF-8, padded to even length as PS3.5 6.2 pads the VR (NUL for UI, space otherwise)."""
     value = text.encode("utf-8")
     if len(value) % 2:
         value += b"\0" if vr == "UI" else b" "
-    return RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)
+    return value
 
 
 def _pn_text(value: Any) -> str | None:
@@ -272,9 +278,7 @@ def response_bytes(result: dict, keys: ResponseKeys, level: Level, retrieve_aet:
     out: list[bytes] = []
     for tag in sorted(elems):
         vr, text = elems[tag]
-        value = text.encode("utf-8")
-        if len(value) % 2:
-            value += b"\0" if vr == "UI" else b" "
+        value = encoded_text(vr, text)
         if implicit:
             out.append(struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)))
         elif vr in _LONG_FORM:

@@ -19,6 +19,7 @@ from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
 from benchmarks.orthanc import orthanc_available
 from benchmarks.report import METRICS, Results
 from benchmarks.run import Data, Profile, run_import, run_server
+from tests.conftest import missing_tool
 
 TINY = Profile(studies=24, ct_slices=8, qido_queries=30, metadata_runs=2,
                frame_latency_requests=10, frame_seconds=0.5, find_queries=8,
@@ -131,8 +132,9 @@ def test_cli_help() -> None:
     assert done.returncode == 0 and "--vs-orthanc" in done.stdout and "--quick" in done.stdout
 
 
-@pytest.mark.skipif(not dcmtk_available(), reason="DCMTK storescu is not installed")
 def test_floors_measure_each_ceiling(tmp_path: Path) -> None:
+    if not dcmtk_available():
+        missing_tool("DCMTK storescu is not installed")
     done = subprocess.run([sys.executable, "-m", "benchmarks.floors", "--slices", "8", "--out", str(tmp_path)],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
