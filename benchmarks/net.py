@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -110,10 +111,16 @@ class YunyingServer(ServerProcess):
     data_dir: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
     log_path: Path = field(repr=False)
+    api_key: str = field(default="", repr=False)  # provisioned through YUNYING_API_KEY (issue 11)
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What every HTTP request of a test or benchmark sends: the provisioned API key."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
 
@@ -126,6 +133,7 @@ def start_yunying(
     dimse_port: int | None = None,
     log_path: Path | None = None,
     timeout: float = START_TIMEOUT_S,
+    api_key: str | None = None,
 ) -> YunyingServer:
     """Start `python -m yunying.cli serve` on free ports; wait until QIDO answers.
 
@@ -153,6 +161,9 @@ def start_yunying(
         cmd += ["--peers", str(peers)]
     env = nodelay_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    # a full-scope system key of the default hospital, so harnesses need no login (issue 11 part 6)
+    api_key = api_key if api_key is not None else env.get("YUNYING_API_KEY") or "yk_test_" + secrets.token_urlsafe(24)
+    env["YUNYING_API_KEY"] = api_key
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -161,7 +172,7 @@ def start_yunying(
     http_url = f"http://127.0.0.1:{http_port}"
     server = YunyingServer(
         http_url=http_url, dicomweb_url=f"{http_url}/dicomweb", dimse_port=dimse_port,
-        aet=aet, data_dir=data_dir, proc=proc, log_path=log_path,
+        aet=aet, data_dir=data_dir, proc=proc, log_path=log_path, api_key=api_key,
     )
     try:
         wait_http(f"{server.dicomweb_url}/studies", proc, timeout, log_path)

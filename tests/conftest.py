@@ -46,7 +46,7 @@ def start_with_env(data: Path, **env: str) -> YunyingServer:
 
 @pytest.fixture
 def client(server: YunyingServer) -> DICOMwebClient:
-    return DICOMwebClient(server.dicomweb_url)
+    return DICOMwebClient(server.dicomweb_url, headers=server.headers)
 
 
 def testdata(name: str) -> pydicom.Dataset:
