@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from yunying.auth import roles as R
 from yunying.auth.errors import BadCredentials, Conflict, InvalidRequest, NotFound
 from yunying.auth.principal import DEFAULT_HOSPITAL
-from yunying.auth.schema import departments, hospitals, user_roles, users
+from yunying.auth.schema import departments, hospitals, row_dict, user_roles, users
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
 
@@ -73,7 +73,7 @@ def add_hospital(store: Store, hospital_id: str, name: str) -> None:
 
 def list_hospitals(store: Store) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(hospitals).order_by(hospitals.c.id))]
+        return [row_dict(r) for r in conn.execute(select(hospitals).order_by(hospitals.c.id))]
 
 
 def require_hospital(conn: Any, hospital_id: str) -> None:
@@ -98,7 +98,7 @@ def list_departments(store: Store, hospital_id: str | None = None) -> list[dict[
     if hospital_id is not None:
         q = q.where(departments.c.hospital_id == hospital_id)
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [row_dict(r) for r in conn.execute(q)]
 
 
 # roles
@@ -109,7 +109,7 @@ def list_roles(store: Store, q: str = "") -> list[dict[str, Any]]:
         like = f"%{q.lower()}%"
         query = query.where(or_(func.lower(roles_t.c.name).like(like), func.lower(roles_t.c.description).like(like)))
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [row_dict(r) for r in conn.execute(query)]
 
 
 def save_role(store: Store, name: str, permissions: list[str], description: str = "",
@@ -185,9 +185,9 @@ def get_user(store: Store, username: str) -> dict[str, Any]:
         row = conn.execute(select(users).where(users.c.username == username)).first()
         if row is None:
             raise NotFound(f"no user {username}")
-        out = dict(row._mapping)
+        out = row_dict(row)
         out.pop("password_hash")
-        out["roles"] = [dict(r._mapping) for r in conn.execute(
+        out["roles"] = [row_dict(r) for r in conn.execute(
             select(user_roles.c.hospital_id, user_roles.c.role, user_roles.c.level)
             .where(user_roles.c.username == username).order_by(user_roles.c.hospital_id, user_roles.c.role))]
         return out
@@ -206,10 +206,13 @@ def list_users(store: Store, hospital: str | None = None, q: str = "") -> list[d
 
 
 def update_user(store: Store, username: str, **values: Any) -> None:
-    allowed = {"display_name", "title", "phone", "department_id", "disabled"}
-    bad = set(values) - allowed
+    kinds = {"display_name": str, "title": str, "phone": str, "department_id": (int, type(None)), "disabled": bool}
+    bad = set(values) - set(kinds)
     if bad:
         raise InvalidRequest(f"cannot change {', '.join(sorted(bad))}")
+    for name, value in values.items():
+        if not isinstance(value, kinds[name]) or (name == "department_id" and isinstance(value, bool)):
+            raise InvalidRequest(f"{name}: wrong type")
     with store.engine.begin() as conn:
         if conn.execute(update(users).where(users.c.username == username).values(**values)).rowcount == 0:
             raise NotFound(f"no user {username}")
@@ -245,7 +248,7 @@ def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
         raise BadCredentials("wrong username or password")
     if not verify_password(row.password_hash, password) or row.disabled:
         raise BadCredentials("wrong username or password")
-    return dict(row._mapping)
+    return row_dict(row)
 
 
 def change_password(store: Store, username: str, old: str, new: str) -> None:

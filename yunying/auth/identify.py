@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -87,8 +88,9 @@ class Identifier:
                     raise InvalidToken("the token was revoked")
                 if tok.expires_at <= now:
                     raise InvalidToken("the token has expired")
-                if tok.kind == "user":
-                    return user_principal(conn, tok.subject, token_id=tok.id), float(tok.expires_at)
+                if tok.kind in ("user", "launch"):  # a login or launch link: that user, as they are now
+                    found = user_principal(conn, tok.subject, token_id=tok.id)
+                    return (replace(found, kind="launch") if tok.kind == "launch" else found), float(tok.expires_at)
                 return token_principal(tok), float(tok.expires_at)
         for verify in _verifiers:
             found = verify(token)
@@ -105,10 +107,7 @@ def key_principal(key: Any) -> Principal:
 
 
 def token_principal(tok: Any) -> Principal:
-    kind = tok.kind if tok.kind in ("share", "patient", "launch") else "share"
-    if kind == "launch":  # a launch link opens studies for a user, within that user's rights
-        return Principal(kind="launch", id=tok.subject, hospital=tok.hospital_id, permissions=frozenset(tok.permissions),
-                         visibility=Visibility(studies=frozenset(tok.studies)), token_id=tok.id)
+    kind = "patient" if tok.kind == "patient" else "share"
     return Principal(kind=kind, id=tok.subject, hospital=tok.hospital_id, permissions=frozenset(tok.permissions),
                      visibility=Visibility(studies=frozenset(tok.studies), series=frozenset(tok.series)),
                      token_id=tok.id)

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from yunying.auth.directory import hash_password, verify_password
 from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest, NotFound
 from yunying.auth.keys import digest, new_secret
-from yunying.auth.schema import access_tokens, capability_tokens
+from yunying.auth.schema import access_tokens, capability_tokens, row_dict
 from yunying.auth.store import Store
 
 ACCESS_TTL = 15 * 60  # issue 11: access tokens live at most 15 minutes
@@ -81,7 +81,7 @@ def list_capabilities(store: Store, hospital: str | None = None, created_by: str
     if created_by is not None:
         q = q.where(capability_tokens.c.created_by == created_by)
     with store.engine.connect() as conn:
-        return [{k: v for k, v in r._mapping.items() if k not in ("token_hash", "code_hash")}
+        return [row_dict(r, ("token_hash", "code_hash"))
                 | {"has_code": r.code_hash is not None} for r in conn.execute(q)]
 
 
