@@ -30,10 +30,10 @@ def _name(kind: str, value: str) -> str:
     return value
 
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of an acceptable password."""
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise InvalidRequest(f"password: at least {MIN_PASSWORD} characters")
+def hash_password(password: str, name: str = "password", min_length: int = MIN_PASSWORD) -> str:
+    """An argon2id hash of an acceptable password (or access code)."""
+    if not isinstance(password, str) or not min_length <= len(password) <= 200:
+        raise InvalidRequest(f"{name}: {min_length}-200 characters")
     return _hasher.hash(password)
 
 

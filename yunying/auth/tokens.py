@@ -25,6 +25,7 @@ MAX_CODE_FAILURES = 5
 LOCK_SECONDS = 15 * 60
 MAX_LIFETIME = 366 * 86400
 CAPABILITY_PERMISSIONS = {"view", "download"}
+MIN_CODE = 4  # an access code is a second factor beside the token, tried at most MAX_CODE_FAILURES times
 
 
 def issue_access_token(store: Store, *, kind: str, subject: str, hospital: str, studies: list[str] = (),
@@ -69,7 +70,7 @@ def create_capability(store: Store, *, created_by: str, hospital: str, studies: 
         conn.execute(insert(capability_tokens).values(
             id=token_id, token_hash=digest(token), label=label, hospital_id=hospital, studies=studies,
             series=series, permissions=sorted(perms), kind=kind, not_before=nbf, expires_at=nbf + expires_in,
-            code_hash=hash_password(code) if code else None, failed_attempts=0, created_by=created_by,
+            code_hash=hash_password(code, "code", MIN_CODE) if code else None, failed_attempts=0, created_by=created_by,
             created_at=now))
     return token_id, token
 
@@ -115,14 +116,17 @@ def exchange(store: Store, token: str, code: str | None = None) -> dict[str, Any
             raise BadCredentials("this link has expired")
         if row.locked_until and now < row.locked_until:
             raise Forbidden("too many wrong access codes; try again later")
-        if row.code_hash is not None and not verify_password(row.code_hash, code or ""):
-            failures = row.failed_attempts + 1
-            locked = now + LOCK_SECONDS if failures >= MAX_CODE_FAILURES else None
+        wrong = row.code_hash is not None and not verify_password(row.code_hash, code or "")
+        if wrong:  # counted in SQL (parallel guesses all count) and committed before the refusal
+            c = capability_tokens.c
+            conn.execute(update(capability_tokens).where(c.id == row.id).values(failed_attempts=c.failed_attempts + 1))
+            conn.execute(update(capability_tokens).where(c.id == row.id, c.failed_attempts >= MAX_CODE_FAILURES)
+                         .values(failed_attempts=0, locked_until=now + LOCK_SECONDS))
+        else:
             conn.execute(update(capability_tokens).where(capability_tokens.c.id == row.id).values(
-                failed_attempts=0 if locked else failures, locked_until=locked))
-            raise BadCredentials("wrong access code")
-        conn.execute(update(capability_tokens).where(capability_tokens.c.id == row.id).values(
-            failed_attempts=0, last_used_at=now))
+                failed_attempts=0, last_used_at=now))
+    if wrong:
+        raise BadCredentials("wrong access code")
     perms = ["dicomweb.read"] + (["download"] if "download" in row.permissions else [])
     access, ttl = issue_access_token(
         store, kind=row.kind, subject=row.id, hospital=row.hospital_id, studies=row.studies, series=row.series,
