@@ -145,8 +145,11 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             if str(value).lower() in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(value)
-        if text.startswith("list[dict"):  # api_keys: TOML tables, or JSON in the environment
-            return json.loads(value) if isinstance(value, str) else list(value)
+        if text.startswith("list[dict"):  # tables in TOML, a JSON array in the environment
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, list):
+                raise ValueError(value)
+            return parsed
         if text.startswith("list"):
             return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
         if text.startswith("dict"):

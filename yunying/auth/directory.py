@@ -5,6 +5,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -87,8 +88,9 @@ def add_department(store: Store, hospital_id: str, name: str) -> int:
     try:
         with store.engine.begin() as conn:
             require_hospital(conn, hospital_id)
-            return int(conn.execute(insert(departments).values(hospital_id=hospital_id, name=name))
-                       .inserted_primary_key[0])
+            key = conn.execute(insert(departments).values(hospital_id=hospital_id, name=name)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
     except IntegrityError:
         raise Conflict(f"department {name!r} exists in {hospital_id}") from None
 
@@ -157,7 +159,7 @@ def _role_permissions(conn: Any, username: str, hospital: str, exclude: str = ""
 # users
 def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, password: str | None = None, *,
              display_name: str = "", department: int | None = None, title: str = "", phone: str = "",
-             roles: list[tuple[str, str | None]] = (), must_change_password: bool = True,
+             roles: Sequence[tuple[str, str | None]] = (), must_change_password: bool = True,
              password_hash: str | None = None) -> str | None:
     """Create a user; returns the generated one-time password when none was given."""
     _name("username", username)
@@ -206,7 +208,7 @@ def list_users(store: Store, hospital: str | None = None, q: str = "") -> list[d
 
 
 def update_user(store: Store, username: str, **values: Any) -> None:
-    kinds = {"display_name": str, "title": str, "phone": str, "department_id": (int, type(None)), "disabled": bool}
+    kinds: dict[str, type | tuple[type, ...]] = {"display_name": str, "title": str, "phone": str, "department_id": (int, type(None)), "disabled": bool}
     bad = set(values) - set(kinds)
     if bad:
         raise InvalidRequest(f"cannot change {', '.join(sorted(bad))}")
@@ -299,11 +301,11 @@ def remove_role(store: Store, username: str, hospital: str, role: str) -> None:
 def first_admin(store: Store, environ: dict[str, str] | None = None) -> str | None:
     """On a store without users: create `admin` (super admin); returns the one-time password it
     generated (None when taken from YUNYING_ADMIN_PASSWORD or when users exist)."""
-    environ = os.environ if environ is None else environ
+    env = dict(os.environ) if environ is None else environ
     with store.engine.connect() as conn:
         if conn.execute(select(users.c.username).limit(1)).first() is not None:
             return None
-    given = environ.get("YUNYING_ADMIN_PASSWORD") or None
+    given = env.get("YUNYING_ADMIN_PASSWORD") or None
     generated = add_user(store, "admin", DEFAULT_HOSPITAL, given, display_name="Super admin",
                          roles=[("super_admin", None)], must_change_password=True)
     return generated

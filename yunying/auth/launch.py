@@ -84,7 +84,7 @@ def redeem(store: Store, params: dict[str, str]) -> dict[str, Any]:
         member = user is not None and (user.hospital_id == params["hospital"] or conn.execute(
             select(user_roles.c.role).where(user_roles.c.username == user.username,
                                             user_roles.c.hospital_id == params["hospital"])).first() is not None)
-        if not member or user.disabled:
+        if user is None or not member or user.disabled:
             raise BadCredentials("launch: no such enabled user in this hospital")
     token, ttl = issue_access_token(store, kind="launch", subject=user.username, hospital=params["hospital"])
     return {"access_token": token, "expires_in": ttl, kind: params[kind]}

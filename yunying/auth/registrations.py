@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -21,7 +22,7 @@ MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png", b"RIFF": "image
 
 
 def submit(store: Store, *, username: str, password: str, display_name: str, phone: str, hospital: str,
-           department: str = "", title: str = "", photos: list[tuple[str, str, bytes]] = ()) -> str:
+           department: str = "", title: str = "", photos: Sequence[tuple[str, str, bytes]] = ()) -> str:
     """Record a pending registration; returns its id. photos: (kind, content type, bytes)."""
     directory._name("username", username)
     if not display_name or len(display_name) > 200 or not phone or len(phone) > 40:

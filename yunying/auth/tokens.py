@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -28,8 +29,8 @@ CAPABILITY_PERMISSIONS = {"view", "download"}
 MIN_CODE = 4  # an access code is a second factor beside the token, tried at most MAX_CODE_FAILURES times
 
 
-def issue_access_token(store: Store, *, kind: str, subject: str, hospital: str, studies: list[str] = (),
-                       series: list[str] = (), permissions: list[str] = (), capability_id: str | None = None,
+def issue_access_token(store: Store, *, kind: str, subject: str, hospital: str, studies: Sequence[str] = (),
+                       series: Sequence[str] = (), permissions: Sequence[str] = (), capability_id: str | None = None,
                        ttl: int = ACCESS_TTL) -> tuple[str, int]:
     """Mint a short bearer token; returns (token, expires_in seconds)."""
     ttl = min(ttl, ACCESS_TTL)
@@ -49,7 +50,7 @@ def _uids(name: str, value: Any) -> list[str]:
 
 
 def create_capability(store: Store, *, created_by: str, hospital: str, studies: list[str],
-                      series: list[str] = (), permissions: list[str] = ("view",), expires_in: int = 7 * 86400,
+                      series: Sequence[str] = (), permissions: Sequence[str] = ("view",), expires_in: int = 7 * 86400,
                       not_before: int | None = None, code: str | None = None, label: str = "",
                       kind: str = "share") -> tuple[str, str]:
     """A new capability token: returns (id, token: shown once, never stored)."""
