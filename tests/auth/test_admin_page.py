@@ -13,7 +13,7 @@ from benchmarks.net import YunyingServer
 from tests.conftest import start_with_env
 
 pytest.importorskip("frontends.static", reason="the static front ends are served by frontends/static.py")
-from tests.frontends import conftest as fe  # noqa: E402 - only once the front ends exist
+from tests.frontends import conftest as fe
 
 PHONE = fe.PHONE
 browser, open_page = fe.browser, fe.open_page  # the front ends' browser fixtures, shared
@@ -38,7 +38,7 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
         "hospital": "default", "photos": photos}).status_code == 201
     p = open_page(**PHONE)
     page = p.page
-    page.goto(srv.http_url + "/admin/")
+    page.goto(srv.http_url + "/admin/?lang=zh-CN")
     assert page.locator("#login h2").inner_text() == "管理员登录"
     page.fill("#login [name=username]", "admin")
     page.fill("#login [name=password]", PASSWORD)
