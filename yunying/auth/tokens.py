@@ -35,11 +35,14 @@ def issue_access_token(store: Store, *, kind: str, subject: str, hospital: str, 
     """Mint a short bearer token; returns (token, expires_in seconds)."""
     ttl = min(ttl, ACCESS_TTL)
     token = new_secret("yat_")
+    now = int(time.time())
     with store.engine.begin() as conn:
+        if secrets.randbelow(100) == 0:  # now and then: expired tokens are of no use to anyone
+            conn.execute(access_tokens.delete().where(access_tokens.c.expires_at < now - 86400))
         conn.execute(insert(access_tokens).values(
             id="a_" + secrets.token_hex(8), token_hash=digest(token), kind=kind, subject=subject,
             capability_id=capability_id, hospital_id=hospital, studies=list(studies), series=list(series),
-            permissions=sorted(permissions), expires_at=int(time.time()) + ttl))
+            permissions=sorted(permissions), expires_at=now + ttl))
     return token, ttl
 
 
