@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, help="DICOMweb port (default 8080)")
     serve.add_argument("--dimse-port", type=int, help="DIMSE port (default 11112; 0 disables)")
     serve.add_argument("--aet", help="our AE title (default YUNYING)")
-    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]}')
+    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]} or {"AET": {"host": ..., "port": ..., '
+                       '"hospital": ..., "see": [...]}} (README: DIMSE peers and hospitals)')
     serve.add_argument("--cors-origins", nargs="*", help="origins allowed by CORS")
     serve.add_argument("--accept-all-aets", action="store_true", help="any calling AE may store/query/retrieve")
     serve.set_defaults(func=cmd_serve)
@@ -167,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(imp)
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--stow", metavar="URL", help="send to a running server's DICOMweb root instead")
+    imp.add_argument("--hospital", help="the hospital that owns what is imported (default: \"default\"); "
+                     "with --stow the API key's hospital does")
+    imp.add_argument("--department", help="the department within --hospital, when known")
     imp.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 2))
     imp.set_defaults(func=cmd_import)
     check = sub.add_parser("check", help="verify the index against the stored bytes")

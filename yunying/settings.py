@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from yunying.peers import parse_peer
+
 
 class SettingError(ValueError):
     """A bad setting: the message names it and says what is expected."""
@@ -96,10 +98,11 @@ def _peers(raw: Any, name: str) -> dict[str, tuple[str, int]]:
         raise SettingError(f'{name}: expected an object {{"AET": ["host", port]}}')
     out: dict[str, tuple[str, int]] = {}
     for aet, addr in raw.items():
-        if not (isinstance(addr, list) and len(addr) == 2 and isinstance(addr[0], str)
-                and isinstance(addr[1], int) and 0 < addr[1] < 65536):
-            raise SettingError(f'{name}: {aet}: expected ["host", port], got {addr!r}')
-        out[aet] = (addr[0], addr[1])
+        peer = parse_peer(addr)  # yunying.peers: the short form, or one with a hospital
+        if peer is None:
+            raise SettingError(f'{name}: {aet}: expected ["host", port] or {{"host": "...", "port": N, '
+                               f'"hospital": "...", "department": "...", "see": [...] | "all"}}, got {addr!r}')
+        out[aet] = peer
     return out
 
 
