@@ -9,8 +9,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from yunying.peers import parse_peer
-
 
 class SettingError(ValueError):
     """A bad setting: the message names it and says what is expected."""
@@ -123,6 +121,8 @@ def load_peers(path: str | Path) -> dict[str, tuple[str, int]]:
 def _peers(raw: Any, name: str) -> dict[str, tuple[str, int]]:
     if not isinstance(raw, dict):
         raise SettingError(f'{name}: expected an object {{"AET": ["host", port]}}')
+    from yunying.peers import parse_peer  # here: yunying.peers -> yunying.auth -> this module
+
     out: dict[str, tuple[str, int]] = {}
     for aet, addr in raw.items():
         peer = parse_peer(addr)  # yunying.peers: the short form, or one with a hospital
