@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dicomweb.access import origin_of
 from dicomweb.http import base_url, warning_header
 from dicomweb.multipart import MalformedMultipart, MultipartSplitter
-from dicomweb.access import origin_of
 from index.model import Origin
 from yunying.archive import Archive
 from yunying.errors import (

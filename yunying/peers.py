@@ -9,7 +9,7 @@ studies, or the hospitals `see` lists (its own always included), or everything w
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from yunying.auth.principal import DEFAULT_HOSPITAL, EVERYTHING, Visibility
 
@@ -24,7 +24,7 @@ class Peer(tuple[str, int]):
     see: frozenset[str] | None  # hospitals beyond its own; None: everything ("all")
 
     def __new__(cls, host: str, port: int, hospital: str = DEFAULT_HOSPITAL,
-                department: str | None = None, see: frozenset[str] | None = frozenset()) -> Peer:
+                department: str | None = None, see: frozenset[str] | None = frozenset()) -> Self:
         self = super().__new__(cls, (host, port))
         self.hospital, self.department, self.see = hospital, department, see
         return self
@@ -39,22 +39,13 @@ class Peer(tuple[str, int]):
             return EVERYTHING
         return Visibility(hospitals=frozenset({self.hospital}) | self.see)
 
-    def as_json(self) -> Any:
-        """The peers-file form of this peer (the short form when it says all there is)."""
-        if (self.hospital, self.department, self.see) == (DEFAULT_HOSPITAL, None, frozenset()):
-            return [self[0], self[1]]
-        out: dict[str, Any] = {"host": self[0], "port": self[1], "hospital": self.hospital}
-        if self.department is not None:
-            out["department"] = self.department
-        if self.see is None or self.see:
-            out["see"] = ALL if self.see is None else sorted(self.see)
-        return out
-
 
 def parse_peer(value: Any) -> Peer | None:
     """A Peer from either form; None when the value is neither."""
     if isinstance(value, Peer):
         return value
+    host: Any
+    port: Any
     if isinstance(value, (list, tuple)) and len(value) == 2:
         host, port = value
         return Peer(host, port) if _address(host, port) else None

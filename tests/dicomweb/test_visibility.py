@@ -6,7 +6,6 @@ file, a share access token from its app-state store), real httpx and dicomweb-cl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -120,8 +119,8 @@ def unknown_like(s: dict[str, str]) -> dict[str, str]:
 def same_404(hidden: httpx.Response, unknown: httpx.Response, s: dict[str, str], u: dict[str, str]) -> None:
     assert hidden.status_code == unknown.status_code == 404, (hidden.status_code, unknown.status_code)
     body = hidden.content
-    for k in s:
-        body = body.replace(s[k].encode(), u[k].encode())
+    for k, value in s.items():
+        body = body.replace(value.encode(), u[k].encode())
     assert body == unknown.content
 
 

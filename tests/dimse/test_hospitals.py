@@ -82,10 +82,10 @@ def test_c_get_of_another_hospitals_study_sends_nothing(server: tuple[object, in
         peer = scu.Peer("127.0.0.1", srv.dimse_port, called=srv.aet, aet=aet)  # type: ignore[attr-defined]
         got: list[bytes] = []
         scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={study(other)}"]),
-                lambda raw: got.append(raw) or 0)
+                lambda raw, keep=got.append: keep(raw) or 0)
         assert got == []
         result = scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={study(own)}"]),
-                         lambda raw: got.append(raw) or 0)
+                         lambda raw, keep=got.append: keep(raw) or 0)
         assert result.ok and len(got) == 1
 
 
