@@ -82,7 +82,10 @@ def instance_row(archive: Archive, study: str, series: str, sop: str) -> Instanc
             while len(_MISSED) > _MISSED_MAX:
                 _MISSED.popitem(last=False)
     if warm:
-        archive.instances(study, series)  # fills the archive's row cache
+        try:
+            archive.instances(study, series)  # fills the archive's row cache
+        except UnknownResource:
+            pass  # answered below, as for the first request: the same 404 for an unknown instance
     return archive.instance(study, series, sop)
 
 
