@@ -21,6 +21,7 @@ import bisect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -277,8 +278,9 @@ class Catalog:
         matched: list[tuple[Row, Row | None]] = []
         with self._lock:
             scope = None if query.scope.everything else self._in_scope(query.scope, study_level)
-            if study_level and not own and plan.narrow is None and scope is None:
-                matched = [(r, None) for _, r in rows.ordered[start:stop]]
+            if study_level and not own and plan.narrow is None:  # a worklist page: no scan
+                matched = ([(r, None) for _, r in rows.ordered[start:stop]] if scope is None else
+                           list(islice(((r, None) for _, r in rows.ordered if scope(r, None)), start, stop)))
             else:
                 scan: Iterable[Row] = (rows.candidates(plan.narrow) if plan.narrow is not None
                                        else (r for _, r in rows.ordered))
@@ -296,10 +298,21 @@ class Catalog:
                 matched = matched[start:]
             return [self._answer(r, st) for r, st in matched]
 
+    def in_scope(self, scope: StudyScope, rows: list[Row]) -> list[Row]:
+        """sql.scope_clause on sql.IMAGE_ALONE rows (their series and study in columns 1 and 2)."""
+        test = self._in_scope(scope, False)
+        with self._lock:
+            return [r for r in rows if test((r[1],), self.studies.by_uid.get(r[2]))]
+
     def _in_scope(self, scope: StudyScope, study_level: bool) -> Callable[[Row, Row | None], bool]:
         """sql.scope_clause as a test of (row, its study row): a study row alone (None), or a
         series row with its study's; called under the lock."""
         uid, hosp, dept = (STUDIES.pos[c] for c in ("uid", "hospital", "department"))
+        hospitals = scope.hospitals
+        if not scope.studies and not scope.series and scope.departments is None:  # the usual one
+            if study_level:
+                return lambda r, _: r[hosp] in hospitals
+            return lambda r, st: st is not None and st[hosp] in hospitals
         studies = set(scope.studies)
         if study_level:  # a series-bound grant shows its study in study searches
             studies.update(r[SERIES.pos["study"]] for s in scope.series

@@ -266,6 +266,8 @@ class Index:
         if page_here:  # sql.ORDER["IMAGE"]: instance_number NULLS LAST, sop
             rows = sorted(self._reader().execute(sql, params).fetchall(),
                           key=lambda r: (r[3] is None, r[3] or 0, r[4]))
+            if not query.scope.everything:  # left to us by compile_instances
+                rows = catalog.in_scope(query.scope, rows)
             start = max(0, query.offset)
             batches: Iterator[list[Any]] = iter(
                 [rows[start:None if query.limit is None else start + max(0, query.limit)]])
