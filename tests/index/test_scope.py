@@ -135,6 +135,11 @@ def check_series_and_instances(index: Index, corpus: list[Study], scope: StudySc
     want_i = sorted(f"{se}.{i}" for st in corpus for se, _, n in st.series for i in range(n)
                     if series_visible(st, se, scope))
     assert got_i == want_i
+    for st in corpus:  # one series' instances: sorted and scoped outside SQL (sql.compile_instances)
+        se, _, n = st.series[0]
+        q = Query(level="IMAGE", matches=[parse_match("0020000E", se)], limit=limit, offset=offset, scope=scope)
+        want_se = [f"{se}.{i}" for i in range(n)] if series_visible(st, se, scope) else []
+        assert uids(list(index.search(q)), "00080018") == want_se[offset:None if limit is None else offset + limit]
 
 
 def check_patients(index: Index, corpus: list[Study], scope: StudyScope) -> None:
