@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,7 +27,7 @@ from pydicom import Dataset
 from pydicom.uid import UID
 
 from index import Index
-from index.model import InstanceRecord, InstanceRow, Origin
+from index.model import DEFAULT_HOSPITAL, InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
@@ -65,8 +65,10 @@ class Archive:
     """Owns storage/ and index/; thread-safe; every method is synchronous (run it off the event loop)."""
 
     def __init__(self, data_dir: Path, batch: int = 256, durability: str = "group",
-                 ingest_processes: int = 0) -> None:
+                 ingest_processes: int = 0, issuer_hospitals: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # IssuerOfPatientID -> hospital, for what the default hospital's origins store (issue 11)
+        self.issuer_hospitals = dict(issuer_hospitals or {})
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(self.data_dir / "store", group_sync=durability == "group")
         self.index = Index(self.data_dir / "index.duckdb")
@@ -217,6 +219,7 @@ class Archive:
                 # has removed it since (replaced versions go before their store settles): write
                 # it again, under the SOP's lock
                 w = write_instance(self.storage, source, origin, expected_study)
+            origin = self._owning(w.record)
             self._claim(w, origin)
             current = self.row(w.sop) if self._known.maybe(w.sop) else None
             if current is not None:
@@ -241,6 +244,17 @@ class Archive:
             self._queue.put(_FLUSH)
             fut.result()
         return result
+
+    def _owning(self, record: InstanceRecord) -> Origin:
+        """The record's origin, its hospital taken from IssuerOfPatientID when the settings map
+        that issuer and the origin is the default hospital's (an import, a legacy peer...)."""
+        origin = record.origin
+        if self.issuer_hospitals and origin.hospital == DEFAULT_HOSPITAL:
+            issuer = (record.json.get("00100021", {}).get("Value") or [None])[0]
+            mapped = self.issuer_hospitals.get(str(issuer).strip()) if issuer else None
+            if mapped:
+                origin = record.origin = replace(origin, hospital=mapped, department=None)
+        return origin
 
     def _claim(self, w: Written, origin: Origin, claim: bool = False) -> None:
         """Refuse an instance of a study another hospital owns (its bytes just written go);
@@ -470,6 +484,7 @@ class Archive:
                 self.storage.delete(key)  # an older version the newer one already replaced
                 removed.append(key)
                 continue
+            self._owning(record)  # the record on disk keeps the origin as received
             records.append(record)
             reindexed.append(key)
         for i in range(0, len(records), 256):

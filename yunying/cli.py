@@ -77,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
               file=sys.stderr, flush=True)
     archive = Archive(settings.data, durability=settings.durability,
-                      ingest_processes=settings.ingest_workers())
+                      ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
     dimse = None
     try:
@@ -131,7 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from yunying.archive import Archive
 
     settings = _settings(args)
-    archive = Archive(settings.data)
+    archive = Archive(settings.data, issuer_hospitals=settings.issuer_hospitals)
     try:
         report = archive.check(repair=args.repair)
     finally:

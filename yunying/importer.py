@@ -80,7 +80,8 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             archive = Archive(settings.data, durability=settings.durability,
-                              ingest_processes=settings.ingest_workers())
+                              ingest_processes=settings.ingest_workers(),
+                              issuer_hospitals=settings.issuer_hospitals)
         except Exception as exc:  # DuckDB refuses a second writer: the server holds the data folder
             if "lock" in str(exc).lower():
                 print("yunying import: the data folder is in use by a running server; "

@@ -25,6 +25,7 @@ class Settings:
     aet: str = "YUNYING"
     peers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dimse_accept_all: bool = False  # let any calling AE store/query/retrieve, not only known peers
+    issuer_hospitals: dict[str, str] = field(default_factory=dict)  # IssuerOfPatientID -> hospital (issue 11)
     cors_origins: list[str] = field(default_factory=list)
     max_upload_bytes: int = 8 * 1024**3
     qido_max_results: int = 10_000
@@ -133,6 +134,14 @@ def _peers(raw: Any, name: str) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _names(raw: Any, name: str) -> dict[str, str]:
+    """A table of names to names ({"ISSUER": "hospital"}): keys and values non-empty strings."""
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                            for k, v in raw.items()):
+        raise SettingError(f'{name}: expected a table of names, e.g. {{"ISSUER": "hospital"}}')
+    return {k.strip(): v.strip() for k, v in raw.items()}
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
     text = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
     try:
@@ -150,6 +159,8 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             raise ValueError(value)
         if text.startswith("list"):
             return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        if text == "dict[str, str]":
+            return _names(json.loads(value) if isinstance(value, str) else value, name)
         if text.startswith("dict"):
             return _peers(json.loads(value) if isinstance(value, str) else value, name)
         return str(value)
