@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dicomweb.access import origin_of
 from dicomweb.http import base_url, warning_header
 from dicomweb.multipart import MalformedMultipart, MultipartSplitter
 from index.model import Origin
@@ -109,7 +110,7 @@ async def stow(request: Request) -> Response:
         await _receive(request, mtype, params, parts, settings.max_upload_bytes)
         if not parts.files:
             raise InvalidInstance("the request body holds no parts")
-        origin = Origin("stow", request.client.host if request.client else "", "")
+        origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
         gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
 
         async def one(path: Path | bytes, ctype: str) -> dict[str, Any]:

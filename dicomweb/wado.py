@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.access import require_path_visible
 from dicomweb.http import (
     CACHE_CONTROL,
     MediaRange,
@@ -95,6 +96,7 @@ async def retrieve(request: Request) -> Response:
     """GET /studies/{study}[/series/{series}[/instances/{sop}]]."""
     archive: Archive = request.app.state.archive
     p = request.path_params
+    await require_path_visible(request)
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
     kind, ts, single = _choose(parse_accept(request.headers.get("accept")), rows)
     if single and len(rows) > 1:
@@ -237,6 +239,7 @@ async def metadata(request: Request) -> Response:
     p = request.path_params
     form, multipart = _metadata_form(parse_accept(request.headers.get("accept")), "sop" in p)
     prefix = b'"' + base_url(request).encode() + b"/"
+    await require_path_visible(request)  # before the cache: a cached answer is no one else's
     await run_in_threadpool(archive.flush)
     generation = archive.generation  # read before the data: a change meanwhile only misses the cache
     key = (p["study"], p.get("series"), p.get("sop"), form, prefix)
@@ -340,6 +343,7 @@ async def bulkdata(request: Request) -> Response:
     """GET .../instances/{sop}/bulkdata/{path}: the URIs the metadata hands out."""
     archive: Archive = request.app.state.archive
     p = request.path_params
+    await require_path_visible(request)
     row = (await run_in_threadpool(archive.instances, p["study"], p["series"], p["sop"]))[0]
     ranges = parse_accept(request.headers.get("accept"))
     multipart = not any(r.type == "application/octet-stream" for r in ranges)
@@ -366,5 +370,6 @@ async def delete(request: Request) -> Response:
     """DELETE a study, series or instance (the archive's extension, as Google's and dcm4chee's)."""
     archive: Archive = request.app.state.archive
     p = request.path_params
+    await require_path_visible(request)
     await run_in_threadpool(archive.delete, p["study"], p.get("series"), p.get("sop"))
     return Response(status_code=204)

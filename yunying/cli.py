@@ -77,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
               file=sys.stderr, flush=True)
     archive = Archive(settings.data, durability=settings.durability,
-                      ingest_processes=settings.ingest_workers())
+                      ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
     dimse = None
     try:
@@ -131,7 +131,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from yunying.archive import Archive
 
     settings = _settings(args)
-    archive = Archive(settings.data)
+    archive = Archive(settings.data, issuer_hospitals=settings.issuer_hospitals)
     try:
         report = archive.check(repair=args.repair)
     finally:
@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, help="DICOMweb port (default 8080)")
     serve.add_argument("--dimse-port", type=int, help="DIMSE port (default 11112; 0 disables)")
     serve.add_argument("--aet", help="our AE title (default YUNYING)")
-    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]}')
+    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]} or {"AET": {"host": ..., "port": ..., '
+                       '"hospital": ..., "see": [...]}} (README: DIMSE peers and hospitals)')
     serve.add_argument("--cors-origins", nargs="*", help="origins allowed by CORS")
     serve.add_argument("--accept-all-aets", action="store_true", help="any calling AE may store/query/retrieve")
     serve.set_defaults(func=cmd_serve)
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(imp)
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--stow", metavar="URL", help="send to a running server's DICOMweb root instead")
+    imp.add_argument("--hospital", help="the hospital that owns what is imported (default: \"default\"); "
+                     "with --stow the API key's hospital does")
+    imp.add_argument("--department", help="the department within --hospital, when known")
     imp.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 2))
     imp.set_defaults(func=cmd_import)
     check = sub.add_parser("check", help="verify the index against the stored bytes")

@@ -43,6 +43,13 @@ class InstanceConflict(ArchiveError):
     http_status, dimse_status = 409, 0xC409
 
 
+class StudyElsewhere(ArchiveError):
+    """An instance of a study another hospital owns (issue 11): a study never takes instances
+    from two hospitals. The store is refused and the stored study is left as it was."""
+
+    http_status, dimse_status = 409, 0xC409
+
+
 class OutOfResources(ArchiveError):
     """No room to store (disk full, size limit)."""
 
