@@ -13,33 +13,18 @@ from starlette.requests import Request
 from index.model import Origin
 from index.query import Query
 from yunying.archive import Archive, not_stored
-from yunying.auth.principal import (
-    ADMIN,
-    DEFAULT_HOSPITAL,
-    DICOMWEB_DELETE,
-    DICOMWEB_READ,
-    DICOMWEB_WRITE,
-    DOWNLOAD,
-    EVERYTHING,
-    Principal,
-)
+from yunying.auth.principal import DEFAULT_HOSPITAL, NOTHING, Principal
 from yunying.scope import scoped, visible, visible_now
 
-# Only while no authorization middleware sets request.state.principal (before issue 11's
-# `auth` branch lands): the archive then behaves as it did before, seeing everything.
-_UNAUTHENTICATED = Principal(
-    kind="system", id="no-auth-middleware", hospital=DEFAULT_HOSPITAL,
-    permissions=frozenset({DICOMWEB_READ, DICOMWEB_WRITE, DICOMWEB_DELETE, DOWNLOAD, ADMIN}),
-    visibility=EVERYTHING)
+# No middleware in front (a mis-wired app): the asker sees nothing (fail closed).
+_UNAUTHENTICATED = Principal(kind="anonymous", id="no-auth-middleware", hospital=None,
+                             visibility=NOTHING)
 
 
 def principal_of(request: Request) -> Principal:
     """The principal the authorization middleware identified."""
     principal = getattr(request.state, "principal", None)
-    if principal is None:
-        # TODO(issue 11 merge): fail closed
-        return _UNAUTHENTICATED
-    return principal
+    return _UNAUTHENTICATED if principal is None else principal
 
 
 async def require_visible(request: Request, study: str, series: str | None = None,
