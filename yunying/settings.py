@@ -33,6 +33,12 @@ class Settings:
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
+    # OAuth 2.0 / OpenID Connect provider (yunying/auth/oidc, README "Logging in with OpenID Connect")
+    oidc_issuer: str = ""  # public base URL of the archive; default http://host:http_port
+    oidc_key_dir: str = ""  # folder of the token signing keys (PEM, 0600); default <data>/keys/oidc
+    oidc_access_token_minutes: int = 10  # at most 15
+    oidc_refresh_token_hours: int = 12
+    oidc_trusted_issuers: list[dict[str, Any]] = field(default_factory=list)  # hospitals' own providers
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -118,6 +124,11 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             if str(value).lower() in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(value)
+        if text.startswith("list[dict"):  # tables in TOML, a JSON array in the environment
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, list):
+                raise ValueError(value)
+            return parsed
         if text.startswith("list"):
             return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
         if text.startswith("dict"):

@@ -1,0 +1,150 @@
+"""Bearer JWTs to principals: ours (ES256, our JWKS) and those of trusted hospital providers.
+
+Each issuer has its algorithms pinned in configuration; the token's `alg` only selects among
+them, so `alg: none` and HS256-signed-with-the-public-key (RS/HS confusion) never verify.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from yunying.auth.oidc.config import TrustedIssuer
+from yunying.auth.oidc.provider import Provider
+from yunying.auth.oidc.tokens import PERMISSION_SCOPES
+from yunying.auth.principal import Principal, Visibility
+
+log = logging.getLogger("yunying.auth.oidc")
+JWKS_TTL_S = 600
+JWKS_RETRY_S = 30  # an unknown kid refetches the set at most this often (a key rotation)
+EXTERNAL_LEEWAY_S = 30  # another machine's clock
+
+
+class InvalidToken(Exception):
+    """A JWT that is not accepted; the reason goes into WWW-Authenticate (no token content)."""
+
+
+@dataclass
+class _Jwks:
+    keys: KeySet | None = None
+    fetched: float = 0.0
+
+
+@dataclass
+class TokenVerifier:
+    provider: Provider
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5, trust_env=False))
+    _jwks: dict[str, _Jwks] = field(default_factory=dict)
+
+    async def __call__(self, token: str) -> Principal | None:
+        """A principal for a valid JWT; None when `token` is no JWT (an API key, say); InvalidToken otherwise."""
+        issuer = _peek_issuer(token)
+        if issuer is None:
+            return None
+        if issuer == self.provider.config.issuer:
+            return await self._ours(token)
+        trusted = next((t for t in self.provider.config.trusted if t.issuer == issuer), None)
+        if trusted is None:
+            raise InvalidToken("the token's issuer is not trusted")
+        return await self._theirs(token, trusted)
+
+    async def _ours(self, token: str) -> Principal:
+        claims = self.provider.local_claims(token)
+        if claims is None:
+            raise InvalidToken("the access token is invalid, expired or revoked")
+        scope = set(str(claims.get("scope", "")).split())
+        if "roles" not in claims:  # client_credentials: a system acting as itself
+            client = await asyncio.to_thread(self.provider.store.get_client, claims["client_id"])
+            if client is None:
+                raise InvalidToken("the client was removed or disabled")
+            return Principal(kind="system", id=client.client_id, hospital=client.hospital,
+                             permissions=frozenset(scope & set(PERMISSION_SCOPES)),
+                             visibility=Visibility(hospitals=frozenset({client.hospital})), token_id=claims["jti"])
+        account = await asyncio.to_thread(self.provider.active_user, claims["sub"])
+        if account is None:
+            raise InvalidToken("the user is disabled or removed")
+        return Principal(kind="user", id=account.id, hospital=account.hospital, roles=account.roles,
+                         permissions=frozenset(account.permissions & scope),  # a role removed counts at once
+                         visibility=Visibility(hospitals=frozenset({account.hospital})), token_id=claims["jti"])
+
+    async def _theirs(self, token: str, trusted: TrustedIssuer) -> Principal:
+        claims = await self._decode_external(token, trusted)
+        username = claims.get(trusted.username_claim)
+        if not isinstance(username, str) or not username:
+            raise InvalidToken(f"the token has no {trusted.username_claim} claim")
+        scope = claims.get(trusted.scope_claim, "")
+        scopes = set(scope.split() if isinstance(scope, str) else scope or [])
+        account = await asyncio.to_thread(self.provider.directory.find_user, username)
+        if account is not None and account.active and account.hospital == trusted.hospital:
+            permissions, roles, user_id = account.permissions, account.roles, account.id
+            if scopes:
+                permissions = permissions & scopes
+        else:  # no such user here: the provider's roles, mapped, and the scopes it granted
+            theirs = claims.get(trusted.roles_claim) or []
+            roles = frozenset(trusted.role_map[r] for r in theirs if isinstance(r, str) and r in trusted.role_map)
+            permissions = frozenset(scopes & set(PERMISSION_SCOPES))
+            user_id = f"{trusted.hospital}:{username}"
+        return Principal(kind="user", id=user_id, hospital=trusted.hospital, roles=frozenset(roles),
+                         permissions=frozenset(permissions),
+                         visibility=Visibility(hospitals=frozenset({trusted.hospital})),
+                         token_id=str(claims.get("jti") or ""), extra={"issuer": trusted.issuer})
+
+    async def _decode_external(self, token: str, trusted: TrustedIssuer) -> dict[str, Any]:
+        for attempt in range(2):
+            keys = await self._keys(trusted, refresh=attempt > 0)
+            try:
+                decoded = jwt.decode(token, keys, algorithms=list(trusted.algorithms))
+            except JoseError as exc:
+                if attempt == 0 and "kid" in str(exc).lower():  # a key we do not know yet: rotated?
+                    continue
+                raise InvalidToken("the token's signature or algorithm is not accepted") from None
+            except (ValueError, TypeError):
+                raise InvalidToken("the token is malformed") from None
+            try:
+                jwt.JWTClaimsRegistry(
+                    leeway=EXTERNAL_LEEWAY_S, iss={"essential": True, "value": trusted.issuer},
+                    aud={"essential": True, "value": trusted.audience}, exp={"essential": True},
+                ).validate(decoded.claims)
+            except JoseError as exc:
+                raise InvalidToken(f"the token's claims are not accepted ({exc.error})") from None
+            return dict(decoded.claims)
+        raise InvalidToken("the token was signed by a key the issuer does not publish")
+
+    async def _keys(self, trusted: TrustedIssuer, refresh: bool) -> KeySet:
+        cached = self._jwks.setdefault(trusted.issuer, _Jwks())
+        age = time.monotonic() - cached.fetched
+        if cached.keys is not None and age < JWKS_TTL_S and not (refresh and age > JWKS_RETRY_S):
+            return cached.keys
+        try:
+            reply = await self.http.get(trusted.jwks_uri)
+            reply.raise_for_status()
+            cached.keys = KeySet.import_key_set(reply.json())
+            cached.fetched = time.monotonic()
+        except (httpx.HTTPError, ValueError, JoseError) as exc:
+            log.warning("cannot fetch the JWKS of %s: %s", trusted.issuer, exc)
+            if cached.keys is None:
+                raise InvalidToken("the issuer's keys cannot be fetched") from None
+        return cached.keys
+
+
+def _peek_issuer(token: str) -> str | None:
+    """The `iss` of a JWT-shaped token, unverified: it only chooses which keys and algorithms to use."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise InvalidToken("the token is malformed") from None
+    if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
+        raise InvalidToken("the token has no issuer")
+    return str(claims["iss"]).rstrip("/")
