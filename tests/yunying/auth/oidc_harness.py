@@ -68,7 +68,10 @@ def provider_server(tmp: Path, trusted: list[dict[str, Any]] | None = None) -> I
         return JSONResponse({"kind": principal.kind, "id": principal.id, "hospital": principal.hospital,
                              "permissions": sorted(principal.permissions), "roles": sorted(principal.roles)})
 
-    app = Starlette(routes=[*oidc.routes, Route("/probe", probe)])
+    async def callback(request: Request) -> Response:  # a browser app's redirect URI
+        return Response(f"<p id=code>{'code' in request.query_params}</p>", media_type="text/html")
+
+    app = Starlette(routes=[*oidc.routes, Route("/probe", probe), Route("/callback", callback)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

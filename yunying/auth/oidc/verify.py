@@ -37,6 +37,7 @@ class InvalidToken(Exception):
 class _Jwks:
     keys: KeySet | None = None
     fetched: float = 0.0
+    missed: float = -JWKS_RETRY_S  # last refetch for an unknown kid
 
 
 @dataclass
@@ -99,13 +100,14 @@ class TokenVerifier:
                          token_id=str(claims.get("jti") or ""), extra={"issuer": trusted.issuer})
 
     async def _decode_external(self, token: str, trusted: TrustedIssuer) -> dict[str, Any]:
+        kid = _peek_kid(token)
         for attempt in range(2):
             keys = await self._keys(trusted, refresh=attempt > 0)
+            if attempt == 0 and kid is not None and all(k.kid != kid for k in keys):
+                continue  # a key we do not know yet: the provider may have rotated
             try:
                 decoded = jwt.decode(token, keys, algorithms=list(trusted.algorithms))
-            except JoseError as exc:
-                if attempt == 0 and "kid" in str(exc).lower():  # a key we do not know yet: rotated?
-                    continue
+            except JoseError:
                 raise InvalidToken("the token's signature or algorithm is not accepted") from None
             except (ValueError, TypeError):
                 raise InvalidToken("the token is malformed") from None
@@ -121,8 +123,10 @@ class TokenVerifier:
 
     async def _keys(self, trusted: TrustedIssuer, refresh: bool) -> KeySet:
         cached = self._jwks.setdefault(trusted.issuer, _Jwks())
-        age = time.monotonic() - cached.fetched
-        if cached.keys is not None and age < JWKS_TTL_S and not (refresh and age > JWKS_RETRY_S):
+        now = time.monotonic()
+        if refresh and now - cached.missed >= JWKS_RETRY_S:
+            cached.missed = now
+        elif cached.keys is not None and now - cached.fetched < JWKS_TTL_S:
             return cached.keys
         try:
             reply = await self.http.get(trusted.jwks_uri)
@@ -134,6 +138,15 @@ class TokenVerifier:
             if cached.keys is None:
                 raise InvalidToken("the issuer's keys cannot be fetched") from None
         return cached.keys
+
+
+def _peek_kid(token: str) -> str | None:
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=" * (-len(token.split(".")[0]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
 
 
 def _peek_issuer(token: str) -> str | None:
