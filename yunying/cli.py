@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("dimse.cli", "conformance.cli"):
+    for name in ("dimse.cli", "conformance.cli", "yunying.auth.oidc.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

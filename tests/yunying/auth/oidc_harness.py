@@ -16,14 +16,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
-from sqlalchemy import create_engine
+import asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from benchmarks.net import free_port
+from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc import Oidc, build_oidc
+from yunying.auth.store import open_store
 from yunying.auth.oidc.users import Account, MemoryDirectory
 from yunying.settings import Settings
 
@@ -54,13 +56,12 @@ def provider_server(tmp: Path, trusted: list[dict[str, Any]] | None = None) -> I
     port = free_port()
     settings = Settings(data=tmp, host="127.0.0.1", http_port=port, oidc_trusted_issuers=trusted or [])
     directory = make_directory()
-    oidc = build_oidc(settings, create_engine(f"sqlite:///{tmp}/state.db"), directory)
+    oidc = build_oidc(settings, open_store(tmp), directory)
 
     async def probe(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        from yunying.auth.oidc import InvalidToken
         try:
-            principal = await oidc.verifier(token) if scheme.lower() == "bearer" else None
+            principal = await asyncio.to_thread(oidc.verifier, token) if scheme.lower() == "bearer" else None
         except InvalidToken as exc:
             return JSONResponse({"error": str(exc)}, 401, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         if principal is None:

@@ -3,39 +3,47 @@
 authlib's core classes (RFC 6749 grants, RFC 7636 PKCE, RFC 7009 revocation, RFC 7662
 introspection, OpenID Connect Core) adapted to Starlette; JWT access tokens (RFC 9068) signed
 with an ES256 key kept in a file outside the database; tokens of hospitals' own providers
-accepted by issuer. `build_oidc` is what the composition root calls.
+accepted by issuer. `mount(settings, auth)` is what the composition root calls.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
-
 from yunying.auth.oidc.config import oidc_config
 from yunying.auth.oidc.keys import load_keys
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.store import OAuthStore
 from yunying.auth.oidc.users import Directory
-from yunying.auth.oidc.verify import InvalidToken, TokenVerifier
+from yunying.auth.oidc.verify import TokenVerifier
+from yunying.auth.store import Store
 from yunying.settings import Settings
 
-__all__ = ["Oidc", "build_oidc", "InvalidToken"]
+__all__ = ["Oidc", "build_oidc", "mount"]
 
 
 @dataclass
 class Oidc:
     provider: Provider
-    verifier: TokenVerifier  # async (token) -> Principal | None, raises InvalidToken
-    routes: list[Any]  # Starlette routes, all listed in OPEN_PATHS except userinfo
-    open_paths: tuple[str, ...]
+    verifier: TokenVerifier  # (token) -> Principal | None, raises InvalidToken; blocking
+    routes: list[Any]  # Starlette routes; policy rows in yunying/auth/policy.py
 
 
-def build_oidc(settings: Settings, engine: Engine, directory: Directory) -> Oidc:
+def build_oidc(settings: Settings, store: Store, directory: Directory) -> Oidc:
     """The provider, its bearer verifier and its routes for this configuration."""
-    from yunying.auth.oidc.routes import OPEN_PATHS, OidcRoutes  # the HTTP face (Starlette)
+    from yunying.auth.oidc.routes import OidcRoutes  # the HTTP face (Starlette)
 
     config = oidc_config(settings)
-    provider = Provider(config, OAuthStore(engine), load_keys(config.key_dir), directory)
+    provider = Provider(config, OAuthStore(store), load_keys(config.key_dir), directory)
     verifier = TokenVerifier(provider)
-    return Oidc(provider, verifier, OidcRoutes(provider, verifier).routes(), OPEN_PATHS)
+    return Oidc(provider, verifier, OidcRoutes(provider, verifier).routes())
+
+
+def mount(settings: Settings, auth: Any) -> Oidc:
+    """Build the provider over the app-state store and plug its JWT verifier into the authorization point."""
+    from yunying.auth.identify import register_bearer_verifier
+    from yunying.auth.oidc.directory import AuthDirectory
+
+    oidc = build_oidc(settings, auth.store, AuthDirectory(auth.store))
+    register_bearer_verifier(oidc.verifier)
+    return oidc

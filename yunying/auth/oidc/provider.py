@@ -61,6 +61,6 @@ class Provider:
         except (JoseError, ValueError, TypeError):
             return None
         claims = dict(decoded.claims)
-        if check_revoked and self.store.revocations.revoked(claims.get("jti"), claims.get("fam")):
+        if check_revoked and self.store.is_revoked(claims.get("jti"), claims.get("fam")):
             return None
         return claims

@@ -20,15 +20,12 @@ from yunying.auth.oidc.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.server import OAuthRequest, user_info
 from yunying.auth.oidc.tokens import SCOPES
-from yunying.auth.oidc.verify import InvalidToken, TokenVerifier
+from yunying.auth.identify import InvalidToken
+from yunying.auth.oidc.verify import TokenVerifier
 from yunying.auth.principal import Principal
 
 CORS_PATHS = ("/.well-known/openid-configuration", "/oauth/jwks", "/oauth/token", "/oauth/revoke",
               "/oauth/userinfo")
-OPEN_PATHS = ("/.well-known/openid-configuration", "/oauth/jwks", "/oauth/authorize", "/oauth/token",
-              "/oauth/revoke", "/oauth/introspect", "/login", "/login/password", "/login/done",
-              "/login/login.css", "/logout")  # the open-route table of the auth middleware lists these
-
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json",
@@ -96,7 +93,7 @@ class OidcRoutes:
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": [ALGORITHM],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-            "code_challenge_methods_supported": ["S256"], "scopes_supported": list(SCOPES),
+            "code_challenge_methods_supported": ["S256"], "scopes_supported": sorted(SCOPES),
             "claims_supported": ["sub", "name", "preferred_username", "hospital", "roles"],
         }
         return await self.cors(request, json_response(doc, headers={"Cache-Control": "max-age=300"}))
@@ -190,7 +187,7 @@ class OidcRoutes:
                 return await self.cors(request, oauth_error(401, "invalid_request", "a bearer token is required",
                                                             {"WWW-Authenticate": 'Bearer realm="yunying"'}))
             try:
-                principal = await self.verifier(token.strip())
+                principal = await asyncio.to_thread(self.verifier, token.strip())
             except InvalidToken as exc:
                 challenge = f'Bearer realm="yunying", error="invalid_token", error_description="{exc}"'
                 return await self.cors(request, oauth_error(401, "invalid_token", str(exc),

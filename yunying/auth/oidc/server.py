@@ -223,7 +223,7 @@ class Introspection(_TokenLookup, IntrospectionEndpoint):
 
 class YunyingServer(AuthorizationServer):
     def __init__(self, provider: Provider) -> None:
-        super().__init__(scopes_supported=list(SCOPES))
+        super().__init__(scopes_supported=sorted(SCOPES))
         self.provider = provider
         self.register_grant(CodeGrant, [S256Challenge(required=True), IdToken(provider)])
         self.register_grant(RefreshGrant)

@@ -11,11 +11,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from yunying.auth.oidc.models import AuthCode, Client, RefreshToken, digest
-from yunying.auth.oidc.tables import (clients, codes, families, migrate, refresh_tokens, revoked_access,
-                                      sessions)
+from yunying.auth.oidc.tables import clients, codes, families, refresh_tokens, revoked_access, sessions
+from yunying.auth.store import Store
 
 CODE_SECONDS = 60  # RFC 6749 §4.1.2: short-lived; a browser redeems it at once
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -32,9 +32,7 @@ class Revocations:
     jtis: set[str] = field(default_factory=set)
     families: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def revoked(self, jti: str | None, family: str | None) -> bool:
-        return jti in self.jtis or (family is not None and family in self.families)
+    generation: int | None = None  # the store's revocation stamp when these were loaded
 
 
 @dataclass(frozen=True)
@@ -46,16 +44,30 @@ class Session:
 
 
 class OAuthStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        migrate(engine)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = engine = store.engine
+        store.migrate()  # idempotent: adds the oidc component's tables when missing
         self.revocations = Revocations()
+        self._load_revocations()
+
+    def _load_revocations(self) -> None:
+        generation = self.store.generation()
         now = int(time.time())
-        with engine.connect() as conn:
-            self.revocations.jtis.update(conn.execute(
-                select(revoked_access.c.jti).where(revoked_access.c.expires_at > now)).scalars())
-            self.revocations.families.update(conn.execute(
-                select(families.c.family_id).where(families.c.revoked_at.is_not(None))).scalars())
+        with self.engine.connect() as conn:
+            jtis = set(conn.execute(select(revoked_access.c.jti).where(revoked_access.c.expires_at > now)).scalars())
+            fams = set(conn.execute(select(families.c.family_id).where(families.c.revoked_at.is_not(None))).scalars())
+        with self.revocations.lock:
+            self.revocations.jtis, self.revocations.families = jtis, fams
+            self.revocations.generation = generation
+
+    def is_revoked(self, jti: str | None, family: str | None) -> bool:
+        """Checked in memory; reloaded when another process (the CLI) revoked something."""
+        generation = self.store.generation()
+        if generation == -1 or generation != self.revocations.generation:
+            self._load_revocations()
+        r = self.revocations
+        return jti in r.jtis or (family is not None and family in r.families)
 
     # clients -------------------------------------------------------------------------------
     def add_client(self, name: str, redirect_uris: list[str], scope: str, grant_types: list[str],
@@ -95,10 +107,11 @@ class OAuthStore:
     def remove_client(self, client_id: str) -> bool:
         with self.engine.begin() as conn:
             gone = conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount
-            ids = list(conn.execute(select(families.c.family_id).where(
+            ids: list[str] = list(conn.execute(select(families.c.family_id).where(
                 families.c.client_id == client_id, families.c.revoked_at.is_(None))).scalars())
         for family in ids:
             self.revoke_family(family, "client removed")
+        self.store.revoked()  # its client_credentials tokens
         return bool(gone)
 
     # authorization codes -------------------------------------------------------------------
@@ -159,7 +172,7 @@ class OAuthStore:
         m = row._mapping
         if m["rotated_at"] is not None and reuse_revokes:
             self.revoke_family(m["family_id"], "refresh token reused")
-        revoked = m["rotated_at"] is not None or m["family_id"] in self.revocations.families
+        revoked = m["rotated_at"] is not None or self.is_revoked(None, m["family_id"])
         return RefreshToken(token_hash=m["token_hash"], family_id=m["family_id"], client_id=m["client_id"],
                             user_id=m["user_id"], scope=m["scope"], issued_at=m["issued_at"],
                             expires_at=m["expires_at"], revoked=revoked)
@@ -178,6 +191,7 @@ class OAuthStore:
                          .values(revoked_at=int(time.time()), revoked_why=why))
         with self.revocations.lock:
             self.revocations.families.add(family_id)
+        self.store.revoked()  # identities cached by the authorization point are stale now
 
     def revoke_access(self, jti: str, expires_at: int) -> None:
         with self.engine.begin() as conn:
@@ -185,6 +199,7 @@ class OAuthStore:
                 conn.execute(insert(revoked_access).values(jti=jti, expires_at=expires_at))
         with self.revocations.lock:
             self.revocations.jtis.add(jti)
+        self.store.revoked()
 
     # login sessions --------------------------------------------------------------------------
     def create_session(self, user_id: str, lifetime: int, must_change_password: bool) -> str:

@@ -6,10 +6,11 @@ records its `jti`, revoking a grant records its family.
 """
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, Engine, Integer, MetaData, String, Table, Text, insert, select,
-                        update)
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy.engine import Connection
 
-COMPONENT = "oidc"
+from yunying.auth.store import migration
+
 metadata = MetaData()
 
 clients = Table(
@@ -78,27 +79,7 @@ sessions = Table(  # the login session cookie of the authorization endpoint
     Column("must_change_password", Boolean, nullable=False, default=False),
 )
 
-versions = Table(
-    "oidc_schema", metadata,
-    Column("component", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-)
 
-# each entry upgrades the schema by one version; never edit a released one, append
-MIGRATIONS = [lambda conn: metadata.create_all(conn, tables=[clients, codes, families, refresh_tokens,
-                                                              revoked_access, sessions])]
-
-
-def migrate(engine: Engine) -> int:
-    """Bring the provider's tables to the newest version; returns that version."""
-    with engine.begin() as conn:
-        versions.create(conn, checkfirst=True)
-        have = conn.execute(select(versions.c.version).where(versions.c.component == COMPONENT)).scalar()
-        for step in MIGRATIONS[have or 0:]:
-            step(conn)
-        if have is None:
-            conn.execute(insert(versions).values(component=COMPONENT, version=len(MIGRATIONS)))
-        else:
-            conn.execute(update(versions).where(versions.c.component == COMPONENT)
-                         .values(version=len(MIGRATIONS)))
-    return len(MIGRATIONS)
+@migration("oidc", 1)
+def create_tables(conn: Connection) -> None:
+    metadata.create_all(conn)

@@ -10,12 +10,12 @@ from joserfc import jwt
 
 from yunying.auth.oidc.keys import ALGORITHM, SigningKeys
 from yunying.auth.oidc.users import Account
-from yunying.auth.principal import ADMIN, DICOMWEB_DELETE, DICOMWEB_READ, DICOMWEB_WRITE, DOWNLOAD
+from yunying.auth.roles import PERMISSIONS
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # RFC 9068 §2.1: keeps ID tokens from being replayed as access tokens
-PERMISSION_SCOPES = (DICOMWEB_READ, DICOMWEB_WRITE, DICOMWEB_DELETE, DOWNLOAD, ADMIN)
-OIDC_SCOPES = ("openid", "profile")
-SCOPES = OIDC_SCOPES + PERMISSION_SCOPES
+PERMISSION_SCOPES = PERMISSIONS  # a token's scope names the permissions it may use
+OIDC_SCOPES = frozenset({"openid", "profile"})
+SCOPES = OIDC_SCOPES | PERMISSION_SCOPES
 
 
 def granted_scope(requested: str, account: Account | None) -> str:

@@ -10,7 +10,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from yunying.auth.principal import DEFAULT_HOSPITAL
+from yunying.auth.principal import DEFAULT_HOSPITAL, Principal, Visibility
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class Directory(Protocol):
     def find_user(self, username: str) -> Account | None: ...
 
     def change_password(self, user_id: str, old: str, new: str) -> None: ...
+
+    def principal(self, user_id: str, token_id: str | None) -> Principal | None:
+        """The user's current Principal (roles, visibility); None when disabled or gone."""
+        ...
+
+    def role_permissions(self, roles: frozenset[str]) -> frozenset[str]: ...
 
 
 @dataclass
@@ -70,6 +76,18 @@ class MemoryDirectory:
         if len(new) < 8 or new == old:
             raise PasswordRefused("the new password must have 8 characters or more and differ from the old one")
         self.accounts[user_id] = (Account(**{**account.__dict__, "must_change_password": False}), _digest(new))
+
+
+    def principal(self, user_id: str, token_id: str | None) -> Principal | None:
+        account = self.get_user(user_id)
+        if account is None or not account.active:
+            return None
+        return Principal(kind="user", id=account.id, hospital=account.hospital, roles=account.roles,
+                         permissions=account.permissions, visibility=Visibility(hospitals=frozenset({account.hospital})),
+                         token_id=token_id)
+
+    def role_permissions(self, roles: frozenset[str]) -> frozenset[str]:
+        return frozenset({"dicomweb.read"}) if roles else frozenset()
 
 
 def _digest(password: str) -> bytes:

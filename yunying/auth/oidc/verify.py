@@ -2,14 +2,15 @@
 
 Each issuer has its algorithms pinned in configuration; the token's `alg` only selects among
 them, so `alg: none` and HS256-signed-with-the-public-key (RS/HS confusion) never verify.
+Synchronous: the authorization point calls it in a worker thread (yunying.auth.identify).
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc.config import TrustedIssuer
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.tokens import PERMISSION_SCOPES
@@ -27,10 +29,6 @@ log = logging.getLogger("yunying.auth.oidc")
 JWKS_TTL_S = 600
 JWKS_RETRY_S = 30  # an unknown kid refetches the set at most this often (a key rotation)
 EXTERNAL_LEEWAY_S = 30  # another machine's clock
-
-
-class InvalidToken(Exception):
-    """A JWT that is not accepted; the reason goes into WWW-Authenticate (no token content)."""
 
 
 @dataclass
@@ -43,66 +41,68 @@ class _Jwks:
 @dataclass
 class TokenVerifier:
     provider: Provider
-    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=5, trust_env=False))
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5, trust_env=False))
     _jwks: dict[str, _Jwks] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def __call__(self, token: str) -> Principal | None:
+    def __call__(self, token: str) -> Principal | None:
         """A principal for a valid JWT; None when `token` is no JWT (an API key, say); InvalidToken otherwise."""
         issuer = _peek_issuer(token)
         if issuer is None:
             return None
         if issuer == self.provider.config.issuer:
-            return await self._ours(token)
+            return self._ours(token)
         trusted = next((t for t in self.provider.config.trusted if t.issuer == issuer), None)
         if trusted is None:
             raise InvalidToken("the token's issuer is not trusted")
-        return await self._theirs(token, trusted)
+        return self._theirs(token, trusted)
 
-    async def _ours(self, token: str) -> Principal:
+    def _ours(self, token: str) -> Principal:
         claims = self.provider.local_claims(token)
         if claims is None:
             raise InvalidToken("the access token is invalid, expired or revoked")
-        scope = set(str(claims.get("scope", "")).split())
+        scope = frozenset(str(claims.get("scope", "")).split())
         if "roles" not in claims:  # client_credentials: a system acting as itself
-            client = await asyncio.to_thread(self.provider.store.get_client, claims["client_id"])
+            client = self.provider.store.get_client(claims["client_id"])
             if client is None:
                 raise InvalidToken("the client was removed or disabled")
             return Principal(kind="system", id=client.client_id, hospital=client.hospital,
-                             permissions=frozenset(scope & set(PERMISSION_SCOPES)),
+                             roles=frozenset({"system_client"}), permissions=scope & PERMISSION_SCOPES,
                              visibility=Visibility(hospitals=frozenset({client.hospital})), token_id=claims["jti"])
-        account = await asyncio.to_thread(self.provider.active_user, claims["sub"])
-        if account is None:
+        principal = self.provider.directory.principal(claims["sub"], claims["jti"])
+        if principal is None:
             raise InvalidToken("the user is disabled or removed")
-        return Principal(kind="user", id=account.id, hospital=account.hospital, roles=account.roles,
-                         permissions=frozenset(account.permissions & scope),  # a role removed counts at once
-                         visibility=Visibility(hospitals=frozenset({account.hospital})), token_id=claims["jti"])
+        # the user's rights now (a role removed counts at once), within what the token was granted
+        return replace(principal, permissions=principal.permissions & scope)
 
-    async def _theirs(self, token: str, trusted: TrustedIssuer) -> Principal:
-        claims = await self._decode_external(token, trusted)
+    def _theirs(self, token: str, trusted: TrustedIssuer) -> Principal:
+        claims = self._decode_external(token, trusted)
         username = claims.get(trusted.username_claim)
         if not isinstance(username, str) or not username:
             raise InvalidToken(f"the token has no {trusted.username_claim} claim")
         scope = claims.get(trusted.scope_claim, "")
-        scopes = set(scope.split() if isinstance(scope, str) else scope or [])
-        account = await asyncio.to_thread(self.provider.directory.find_user, username)
+        granted = frozenset(scope.split() if isinstance(scope, str) else scope or [])
+        jti = str(claims.get("jti") or "")
+        directory = self.provider.directory
+        account = directory.find_user(username)
         if account is not None and account.active and account.hospital == trusted.hospital:
-            permissions, roles, user_id = account.permissions, account.roles, account.id
-            if scopes:
-                permissions = permissions & scopes
-        else:  # no such user here: the provider's roles, mapped, and the scopes it granted
+            principal = directory.principal(account.id, jti)
+            if principal is None:
+                raise InvalidToken("the user is disabled or removed")
+        else:  # not a user of ours: the provider's roles, mapped to ours, in its hospital
             theirs = claims.get(trusted.roles_claim) or []
             roles = frozenset(trusted.role_map[r] for r in theirs if isinstance(r, str) and r in trusted.role_map)
-            permissions = frozenset(scopes & set(PERMISSION_SCOPES))
-            user_id = f"{trusted.hospital}:{username}"
-        return Principal(kind="user", id=user_id, hospital=trusted.hospital, roles=frozenset(roles),
-                         permissions=frozenset(permissions),
-                         visibility=Visibility(hospitals=frozenset({trusted.hospital})),
-                         token_id=str(claims.get("jti") or ""), extra={"issuer": trusted.issuer})
+            principal = Principal(kind="user", id=f"{trusted.hospital}:{username}", hospital=trusted.hospital,
+                                  roles=roles, permissions=directory.role_permissions(roles),
+                                  visibility=Visibility(hospitals=frozenset({trusted.hospital})), token_id=jti)
+        if granted & PERMISSION_SCOPES:  # the provider narrowed the token: honour it
+            principal = replace(principal, permissions=principal.permissions & granted)
+        return replace(principal, extra={**principal.extra, "issuer": trusted.issuer})
 
-    async def _decode_external(self, token: str, trusted: TrustedIssuer) -> dict[str, Any]:
+    def _decode_external(self, token: str, trusted: TrustedIssuer) -> dict[str, Any]:
         kid = _peek_kid(token)
         for attempt in range(2):
-            keys = await self._keys(trusted, refresh=attempt > 0)
+            keys = self._keys(trusted, refresh=attempt > 0)
             if attempt == 0 and kid is not None and all(k.kid != kid for k in keys):
                 continue  # a key we do not know yet: the provider may have rotated
             try:
@@ -121,28 +121,34 @@ class TokenVerifier:
             return dict(decoded.claims)
         raise InvalidToken("the token was signed by a key the issuer does not publish")
 
-    async def _keys(self, trusted: TrustedIssuer, refresh: bool) -> KeySet:
-        cached = self._jwks.setdefault(trusted.issuer, _Jwks())
-        now = time.monotonic()
-        if refresh and now - cached.missed >= JWKS_RETRY_S:
-            cached.missed = now
-        elif cached.keys is not None and now - cached.fetched < JWKS_TTL_S:
+    def _keys(self, trusted: TrustedIssuer, refresh: bool) -> KeySet:
+        with self._lock:  # one fetch at a time per process; the others wait for its result
+            cached = self._jwks.setdefault(trusted.issuer, _Jwks())
+            now = time.monotonic()
+            if refresh and now - cached.missed >= JWKS_RETRY_S:
+                cached.missed = now
+            elif cached.keys is not None and now - cached.fetched < JWKS_TTL_S:
+                return cached.keys
+            try:
+                reply = self.http.get(trusted.jwks_uri)
+                reply.raise_for_status()
+                cached.keys = KeySet.import_key_set(reply.json())
+                cached.fetched = now
+            except (httpx.HTTPError, ValueError, JoseError) as exc:
+                log.warning("cannot fetch the JWKS of %s: %s", trusted.issuer, type(exc).__name__)
+                if cached.keys is None:
+                    raise InvalidToken("the issuer's keys cannot be fetched") from None
             return cached.keys
-        try:
-            reply = await self.http.get(trusted.jwks_uri)
-            reply.raise_for_status()
-            cached.keys = KeySet.import_key_set(reply.json())
-            cached.fetched = time.monotonic()
-        except (httpx.HTTPError, ValueError, JoseError) as exc:
-            log.warning("cannot fetch the JWKS of %s: %s", trusted.issuer, exc)
-            if cached.keys is None:
-                raise InvalidToken("the issuer's keys cannot be fetched") from None
-        return cached.keys
+
+
+def _segment(token: str, i: int) -> Any:
+    part = token.split(".")[i]
+    return orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def _peek_kid(token: str) -> str | None:
     try:
-        header = orjson.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=" * (-len(token.split(".")[0]) % 4)))
+        header = _segment(token, 0)
     except (ValueError, orjson.JSONDecodeError):
         return None
     kid = header.get("kid") if isinstance(header, dict) else None
@@ -151,11 +157,10 @@ def _peek_kid(token: str) -> str | None:
 
 def _peek_issuer(token: str) -> str | None:
     """The `iss` of a JWT-shaped token, unverified: it only chooses which keys and algorithms to use."""
-    parts = token.split(".")
-    if len(parts) != 3:
+    if token.count(".") != 2:
         return None
     try:
-        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        claims = _segment(token, 1)
     except (ValueError, orjson.JSONDecodeError):
         raise InvalidToken("the token is malformed") from None
     if not isinstance(claims, dict) or not isinstance(claims.get("iss"), str):
