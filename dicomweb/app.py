@@ -105,8 +105,10 @@ def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
                 return error_response(405, f"{request.method} is not allowed here", {"Allow": allow})
             return await endpoint(request)
 
-        out.append(Route(DICOMWEB_ROOT + path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE",
-                                                                   "OPTIONS", "PATCH"]))
+        route = Route(DICOMWEB_ROOT + path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE",
+                                                               "OPTIONS", "PATCH"])
+        route.handled = handled_methods(table)  # type: ignore[attr-defined]
+        out.append(route)
     # deepest first: frame requests (the most frequent) match at once instead of after 20 patterns;
     # the patterns never overlap (different literals or depths), so the order changes no answer
     return sorted(out, key=lambda route: -route.path.count("/"))
@@ -141,8 +143,18 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     return app
 
 
+def handled_methods(table: dict[str, object]) -> frozenset[str]:
+    """The methods a merged route runs a handler for (others get 405; OPTIONS always answers Allow)."""
+    return frozenset(table) | ({"HEAD"} if "GET" in table else set()) | {"OPTIONS"}
+
+
 def _route_exists(routes: list[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
-    """Whether any route matches (a route without a policy is refused; an unknown URL is a 404)."""
+    """Whether a handler would run for this request: a route without a policy is refused (403);
+    an unknown URL or method is left to the router (404, 405), where no handler runs."""
     def exists(scope: dict[str, Any]) -> bool:
-        return any(route.matches(scope)[0] != Match.NONE for route in routes)
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return scope["method"] in getattr(route, "handled", {scope["method"]})
+        return False
     return exists

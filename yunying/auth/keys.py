@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
-from yunying.auth.principal import ADMIN, DEFAULT_HOSPITAL, DICOMWEB_DELETE, DICOMWEB_READ, DICOMWEB_WRITE
+from yunying.auth.principal import (
+    ADMIN,
+    DEFAULT_HOSPITAL,
+    DICOMWEB_DELETE,
+    DICOMWEB_READ,
+    DICOMWEB_WRITE,
+)
 from yunying.auth.roles import PERMISSIONS
 from yunying.auth.schema import api_keys
 from yunying.auth.store import Store

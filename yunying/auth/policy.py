@@ -16,8 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from yunying.auth import roles as R
-from yunying.auth.principal import (ADMIN, DICOMWEB_DELETE, DICOMWEB_READ, DICOMWEB_WRITE, DOWNLOAD,
-                                    Principal)
+from yunying.auth.principal import (
+    ADMIN,
+    DICOMWEB_DELETE,
+    DICOMWEB_READ,
+    DICOMWEB_WRITE,
+    DOWNLOAD,
+    Principal,
+)
 
 OPEN = "open"
 AUTHENTICATED = "authenticated"  # any identified caller (its own profile, password change...)
@@ -52,7 +58,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     # DICOMweb (PS3.18): whole objects, then every other read, writes, deletes
     ("GET", S, RETRIEVE), ("GET", S + SE, RETRIEVE), ("GET", S + SE + I, RETRIEVE),
     ("GET", DW + "/{path:path}", DICOMWEB_READ), ("GET", DW, DICOMWEB_READ),
-    ("OPTIONS", DW, DICOMWEB_READ), ("OPTIONS", DW + "/", DICOMWEB_READ),
+    ("OPTIONS", DW, DICOMWEB_READ), ("OPTIONS", DW + "/{path:path}", DICOMWEB_READ),  # Allow, capabilities
     ("POST", DW + "/studies", DICOMWEB_WRITE), ("POST", S, DICOMWEB_WRITE),
     ("DELETE", S, DICOMWEB_DELETE), ("DELETE", S + SE, DICOMWEB_DELETE), ("DELETE", S + SE + I, DICOMWEB_DELETE),
     # the caller itself
