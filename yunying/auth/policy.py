@@ -39,6 +39,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/oauth/authorize"), ("POST", "/oauth/authorize"),  # login page of the provider
     ("POST", "/oauth/token"), ("POST", "/oauth/revoke"), ("POST", "/oauth/introspect"),  # client auth inside
     ("GET", "/oauth/jwks"),  # the provider's public keys
+    ("OPTIONS", "/oauth/{path:path}"), ("OPTIONS", "/.well-known/{path:path}"),  # the provider's CORS answers
     ("GET", "/login"), ("GET", "/login/{path:path}"),
     ("POST", "/login"), ("POST", "/login/password"), ("POST", "/logout"),  # the provider's login form
     ("POST", "/api/auth/login"),  # username + password -> a short access token

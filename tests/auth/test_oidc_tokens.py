@@ -20,7 +20,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from tests.yunying.auth.oidc_harness import ProviderServer, provider_server
+from tests.auth.oidc_harness import ProviderServer, provider_server
 
 THEIR_ISSUER = "https://idp.hospital-two.example"
 

@@ -10,7 +10,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.yunying.auth.oidc_harness import REDIRECT, ProviderServer, login_and_get_code, pkce, provider_server
+from tests.auth.oidc_harness import REDIRECT, ProviderServer, login_and_get_code, pkce, provider_server
 
 
 @pytest.fixture
