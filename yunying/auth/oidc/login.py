@@ -48,9 +48,9 @@ def render(name: str, lang: str, values: dict[str, str], status: int = 200) -> H
             return value if m.group(2) == "message" else html.escape(value)
         return html.escape(texts[m.group(2)])
 
+    # no form-action: Chromium applies it to the redirects after the post, i.e. back to the app
     headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-               "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'; "
-                                          "frame-ancestors 'none'"}
+               "Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'"}
     return HTMLResponse(FIELD.sub(fill, template(name)), status_code=status, headers=headers)
 
 
