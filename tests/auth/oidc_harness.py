@@ -2,6 +2,7 @@
 directory in memory and one protected probe route that answers with the verified principal."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
@@ -16,7 +17,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
-import asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,8 +25,8 @@ from starlette.routing import Route
 from benchmarks.net import free_port
 from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc import Oidc, build_oidc
-from yunying.auth.store import open_store
 from yunying.auth.oidc.users import Account, MemoryDirectory
+from yunying.auth.store import open_store
 from yunying.settings import Settings
 
 READ = frozenset({"dicomweb.read", "download"})

@@ -119,6 +119,7 @@ def test_forged_tokens_are_refused_by_dicomweb(archive: tuple[YunyingServer, dic
     real = jwt.decode(good, keys, algorithms=["ES256"])
     header, claims = dict(real.header), dict(real.claims)
     public = keys.keys[0]
+    assert isinstance(public, ECKey)
     now = int(time.time())
     other = ECKey.generate_key("P-256", private=True)
     forged = {

@@ -10,7 +10,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.auth.oidc_harness import REDIRECT, ProviderServer, login_and_get_code, pkce, provider_server
+from tests.auth.oidc_harness import (
+    REDIRECT,
+    ProviderServer,
+    login_and_get_code,
+    pkce,
+    provider_server,
+)
 
 
 @pytest.fixture

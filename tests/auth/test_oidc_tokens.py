@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, RSAKey
 
 from tests.auth.oidc_harness import ProviderServer, provider_server
 

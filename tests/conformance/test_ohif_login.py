@@ -13,8 +13,14 @@ from benchmarks.net import start_yunying
 from conformance.data import build_test_data
 from conformance.ohif import serve_ohif
 from conformance.runner import Context
-from tests.conformance.test_ohif import (CHROMIUM, CHROMIUM_ARGS, PAINT_TIMEOUT_S, PAINTED_PIXELS_JS, ohif_dist,
-                                         sync_api)
+from tests.conformance.test_ohif import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PAINT_TIMEOUT_S,
+    PAINTED_PIXELS_JS,
+    ohif_dist,
+    sync_api,
+)
 
 __all__ = ["ohif_dist"]  # the module fixture, shared
 PASSWORD = "ohif-doctor-pass-1"

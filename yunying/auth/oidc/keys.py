@@ -43,7 +43,7 @@ def load_keys(folder: Path, create: bool = True) -> SigningKeys:
             raise KeyFileError(f"no signing key in {folder}")
         files = [add_key(folder)]
     keys = [_read(f) for f in files]
-    public = KeySet([ECKey.import_key(k.as_dict(private=False), {"kid": k.kid}) for k in keys])
+    public = KeySet([ECKey.import_key(k.as_dict(private=False), {"kid": str(k.kid)}) for k in keys])
     return SigningKeys(current=keys[-1], published=public)
 
 

@@ -6,8 +6,8 @@ import hmac
 import time
 from dataclasses import dataclass
 
-from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list
-from authlib.oidc.core import AuthorizationCodeMixin as OidcCodeMixin
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, scope_to_list  # type: ignore[import-untyped]
+from authlib.oidc.core import AuthorizationCodeMixin as OidcCodeMixin  # type: ignore[import-untyped]
 
 PUBLIC_AUTH = ("none",)
 CONFIDENTIAL_AUTH = ("client_secret_basic", "client_secret_post")

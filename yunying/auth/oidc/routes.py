@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc.keys import ALGORITHM
 from yunying.auth.oidc.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.server import OAuthRequest, user_info
 from yunying.auth.oidc.tokens import SCOPES
-from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc.verify import TokenVerifier
 from yunying.auth.principal import Principal
 
@@ -157,7 +157,7 @@ class OidcRoutes:
 
     def _authorize(self, req: OAuthRequest, query: str, user: Any, session: Any) -> Response:
         """In a thread: authlib validates the client, redirect URI, PKCE and scope, then issues the code."""
-        from authlib.oauth2 import OAuth2Error
+        from authlib.oauth2 import OAuth2Error  # type: ignore[import-untyped]
 
         server = self.provider.server
         try:

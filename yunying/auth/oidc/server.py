@@ -8,20 +8,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl
 
-from authlib.oauth2 import rfc6749
-from authlib.oauth2.rfc6749 import AuthorizationServer, InvalidGrantError, InvalidRequestError, OAuth2Request
-from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc7009 import RevocationEndpoint
-from authlib.oauth2.rfc7636 import CodeChallenge
-from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from authlib.oidc.core import OpenIDCode, UserInfo
+from authlib.oauth2 import rfc6749  # type: ignore[import-untyped]
+from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
+    AuthorizationServer,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Request,
+    grants,
+)
+from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint  # type: ignore[import-untyped]
+from authlib.oidc.core import OpenIDCode, UserInfo  # type: ignore[import-untyped]
 
 from yunying.auth.oidc.keys import ALGORITHM
 from yunying.auth.oidc.models import AccessToken, AuthCode, Client, RefreshToken
-from yunying.auth.oidc.tokens import SCOPES, access_token, granted_scope
+from yunying.auth.oidc.tokens import SCOPES, granted_scope
 from yunying.auth.oidc.users import Account
 
 if TYPE_CHECKING:
@@ -70,7 +75,7 @@ class OAuthRequest(OAuth2Request):
 class S256Challenge(CodeChallenge):
     """PKCE with S256 only (RFC 9700 §2.1.1), required from public clients."""
 
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
     def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
@@ -208,7 +213,7 @@ class Revocation(_TokenLookup, RevocationEndpoint):
 
 
 class Introspection(_TokenLookup, IntrospectionEndpoint):
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # resource servers only
+    CLIENT_AUTH_METHODS: ClassVar[list[str]] = ["client_secret_basic", "client_secret_post"]  # resource servers
 
     def check_permission(self, token: Any, client: Client, request: Any) -> bool:
         return not client.public

@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from yunying.auth.oidc.models import AuthCode, Client, RefreshToken, digest
-from yunying.auth.oidc.tables import clients, codes, families, refresh_tokens, revoked_access, sessions
+from yunying.auth.oidc.tables import (
+    clients,
+    codes,
+    families,
+    refresh_tokens,
+    revoked_access,
+    sessions,
+)
 from yunying.auth.store import Store
 
 CODE_SECONDS = 60  # RFC 6749 §4.1.2: short-lived; a browser redeems it at once
@@ -46,7 +53,7 @@ class Session:
 class OAuthStore:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.engine = engine = store.engine
+        self.engine = store.engine
         store.migrate()  # idempotent: adds the oidc component's tables when missing
         self.revocations = Revocations()
         self._load_revocations()

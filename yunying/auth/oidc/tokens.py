@@ -5,7 +5,7 @@ import secrets
 import time
 from typing import Any
 
-from authlib.oauth2.rfc6749 import scope_to_list
+from authlib.oauth2.rfc6749 import scope_to_list  # type: ignore[import-untyped]
 from joserfc import jwt
 
 from yunying.auth.oidc.keys import ALGORITHM, SigningKeys
