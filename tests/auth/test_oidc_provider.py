@@ -188,3 +188,37 @@ def test_userinfo_without_or_with_a_bad_token_is_401(ps: ProviderServer, http: h
     assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
     r = http.get(f"{ps.url}/oauth/userinfo", headers={"Authorization": "Bearer a.b.c"})
     assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("method,path,kw", [
+    ("GET", "/oauth/authorize", {}),
+    ("GET", "/oauth/authorize?response_type=token&client_id=x", {}),
+    ("GET", "/oauth/authorize?response_type=code&client_id=%FF%FE", {}),
+    ("POST", "/oauth/authorize", {"content": b"\xff\xfe",
+                                  "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+    ("GET", "/oauth/token", {}),
+    ("POST", "/oauth/token", {"json": {"grant_type": "client_credentials"}}),
+    ("POST", "/oauth/token", {"content": b"grant_type=client_credentials",
+                              "headers": {"Authorization": "Basic !!!",
+                                          "Content-Type": "application/x-www-form-urlencoded"}}),
+    ("POST", "/oauth/token", {"content": b"a=" + b"x" * 20_000,
+                              "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+    ("POST", "/oauth/token", {"content": b"grant_type=authorization_code&code=c&code=d",
+                              "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+    ("POST", "/oauth/revoke", {"data": {}}),
+    ("POST", "/oauth/revoke", {"data": {"token": "x", "token_type_hint": "bogus", "client_id": "nope"}}),
+    ("POST", "/oauth/introspect", {"data": {"token": "x"}}),
+    ("POST", "/oauth/userinfo", {"headers": {"Authorization": "Bearer e30.e30.e30"}}),
+    ("GET", "/oauth/userinfo", {"headers": {"Authorization": "Bearer " + "eyJ" * 400 + ".x.y"}}),
+    ("POST", "/login", {}),
+    ("POST", "/login", {"data": {"username": "alice", "password": "x" * 10_000}}),
+    ("GET", "/login/password", {}),
+    ("POST", "/login/password", {"data": {"csrf": "x"}}),
+    ("POST", "/logout", {"headers": {"Cookie": "yunying_session=forged"}}),
+])
+def test_bad_requests_never_get_a_5xx(ps: ProviderServer, http: httpx.Client, method: str, path: str,
+                                      kw: dict[str, object]) -> None:
+    r = http.request(method, ps.url + path, **kw)  # type: ignore[arg-type]
+    assert r.status_code < 500, (r.status_code, r.text[:200])
+    if path.startswith("/oauth/") and r.status_code >= 400 and r.status_code != 405:
+        assert r.json()["error"], r.text
