@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlencode
@@ -39,19 +40,25 @@ def template(name: str) -> str:
 
 
 def render(name: str, lang: str, values: dict[str, str], status: int = 200) -> HTMLResponse:
-    """Fill `{{login.key}}` from the catalog and `{{=name}}` from values (HTML-escaped, except `message`)."""
+    """The fragment `name` inside page.html: `{{login.key}}` from the catalog, `{{=name}}` from values
+    (HTML-escaped, except `message` and `body`, which are built here from escaped parts)."""
     texts = catalog(lang)
+    title = {"login.html": "login.title", "password.html": "login.password.title"}[name]
 
-    def fill(m: re.Match[str]) -> str:
-        if m.group(1):
-            value = values.get(m.group(2), "")
-            return value if m.group(2) == "message" else html.escape(value)
-        return html.escape(texts[m.group(2)])
+    def filler(values: dict[str, str]) -> Callable[[re.Match[str]], str]:
+        def fill(m: re.Match[str]) -> str:
+            if m.group(1):
+                value = values.get(m.group(2), "")
+                return value if m.group(2) in ("message", "body") else html.escape(value)
+            return html.escape(texts[m.group(2)])
+        return fill
 
+    body = FIELD.sub(filler(values), template(name))
+    page = FIELD.sub(filler({"lang": lang, "title": texts[title], "body": body}), template("page.html"))
     # no form-action: Chromium applies it to the redirects after the post, i.e. back to the app
     headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                "Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'"}
-    return HTMLResponse(FIELD.sub(fill, template(name)), status_code=status, headers=headers)
+    return HTMLResponse(page, status_code=status, headers=headers)
 
 
 def language(request: Request, form: dict[str, str] | None = None) -> str:

@@ -7,6 +7,7 @@ userinfo's are RFC 6750 §3 with WWW-Authenticate.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -116,33 +117,26 @@ class OidcRoutes:
         uri = self.provider.config.issuer + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return OAuthRequest(request.method, uri, request.headers, request.url.query, body)
 
-    async def _call(self, request: Request, method: Any, *args: Any) -> Response:
-        status, body, headers = await asyncio.to_thread(method, *args)
+    async def _serve(self, request: Request, call: Any) -> Response:
+        """Read the body, then run authlib's `call(oauth_request)` in a thread; CORS for browser apps."""
+        if (pre := await self.preflight(request)) is not None:
+            return pre
+        req = await self._oauth_request(request)
+        if isinstance(req, Response):
+            return await self.cors(request, req)
+        status, body, headers = await asyncio.to_thread(call, req)
         if isinstance(body, dict):
             return await self.cors(request, json_response(body, status, headers))
         return await self.cors(request, Response(body or b"", status_code=status, headers=headers))
 
     async def token(self, request: Request) -> Response:
-        if (pre := await self.preflight(request)) is not None:
-            return pre
-        req = await self._oauth_request(request)
-        if isinstance(req, Response):
-            return await self.cors(request, req)
-        return await self._call(request, self.provider.server.create_token_response, req)
+        return await self._serve(request, self.provider.server.create_token_response)
 
     async def revoke(self, request: Request) -> Response:
-        if (pre := await self.preflight(request)) is not None:
-            return pre
-        req = await self._oauth_request(request)
-        if isinstance(req, Response):
-            return await self.cors(request, req)
-        return await self._call(request, self.provider.server.create_endpoint_response, "revocation", req)
+        return await self._serve(request, partial(self.provider.server.create_endpoint_response, "revocation"))
 
     async def introspect(self, request: Request) -> Response:
-        req = await self._oauth_request(request)
-        if isinstance(req, Response):
-            return req
-        return await self._call(request, self.provider.server.create_endpoint_response, "introspection", req)
+        return await self._serve(request, partial(self.provider.server.create_endpoint_response, "introspection"))
 
     async def authorize(self, request: Request) -> Response:
         req = await self._oauth_request(request)
