@@ -151,3 +151,33 @@ def test_discovery_is_open_and_cors_answers_registered_origins(
     pre = httpx.options(f"{srv.http_url}/oauth/token", headers={
         "Origin": "https://viewer.example", "Access-Control-Request-Method": "POST"})
     assert pre.status_code == 204 and pre.headers["access-control-allow-origin"] == "https://viewer.example"
+
+
+def test_the_first_super_admin_changes_the_one_time_password_on_the_login_page(tmp_path: Path) -> None:
+    from tests.conftest import start_with_env
+
+    srv = start_with_env(tmp_path / "data", YUNYING_ADMIN_PASSWORD="first-start-secret")
+    try:
+        client = oauth_cli(srv.data_dir, "add", "admin-page", "--public", "--redirect-uri", REDIRECT,
+                           "--scope", "openid profile admin")["client_id"]
+        _, challenge = pkce()
+        q = httpx.QueryParams({"response_type": "code", "client_id": client, "redirect_uri": REDIRECT,
+                               "scope": "openid admin", "code_challenge": challenge,
+                               "code_challenge_method": "S256"})
+        with httpx.Client(base_url=srv.http_url, trust_env=False) as http:
+            nxt = f"/oauth/authorize?{q}"
+            r = http.post("/login", data={"username": "admin", "password": "first-start-secret", "next": nxt,
+                                          "lang": "en"})
+            assert r.status_code == 303 and r.headers["location"].startswith("/login/password")
+            page = http.get(r.headers["location"])
+            csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+            form = {"current": "first-start-secret", "csrf": csrf, "next": nxt, "lang": "en"}
+            short = http.post("/login/password", data={**form, "new": "short", "confirm": "short"})
+            assert short.status_code == 200 and "not accepted" in short.text  # auth's rule, said on the page
+            assert http.get(nxt).headers["location"].startswith("/login/password")  # still no code
+            done = http.post("/login/password", data={**form, "new": "a-much-longer-one", "confirm": "a-much-longer-one"})
+            assert done.status_code == 303 and done.headers["location"] == nxt
+            code = http.get(nxt)
+            assert code.status_code == 302 and "code=" in code.headers["location"]
+    finally:
+        srv.stop()
