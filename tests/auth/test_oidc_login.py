@@ -118,3 +118,17 @@ def test_login_in_chromium_on_a_phone(ps: ProviderServer) -> None:
             assert page.locator("#code").inner_text() == "True"
         finally:
             browser.close()
+
+
+def test_logout_ends_the_session_and_returns_only_to_a_registered_app(ps: ProviderServer) -> None:
+    with httpx.Client(trust_env=False) as http:
+        url = authorize_url(ps, ps.public_id, "https://viewer.example/callback")
+        nxt = parse_qs(urlsplit(http.get(url).headers["location"]).query)["next"][0]
+        http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1", "next": nxt})
+        assert "code=" in http.get(url).headers["location"]  # signed in
+        evil = http.get(f"{ps.url}/login/logout", params={"post_logout_redirect_uri": "https://evil.example/x"})
+        assert evil.status_code == 303 and evil.headers["location"] == "/login"
+        assert http.get(url).headers["location"].startswith("/login?")  # the session is gone
+        http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1", "next": nxt})
+        back = http.get(f"{ps.url}/login/logout", params={"post_logout_redirect_uri": "https://viewer.example/"})
+        assert back.status_code == 303 and back.headers["location"] == "https://viewer.example/"

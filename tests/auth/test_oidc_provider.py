@@ -214,7 +214,8 @@ def test_userinfo_without_or_with_a_bad_token_is_401(ps: ProviderServer, http: h
     ("POST", "/login", {"data": {"username": "alice", "password": "x" * 10_000}}),
     ("GET", "/login/password", {}),
     ("POST", "/login/password", {"data": {"csrf": "x"}}),
-    ("POST", "/logout", {"headers": {"Cookie": "yunying_session=forged"}}),
+    ("POST", "/login/logout", {"headers": {"Cookie": "yunying_session=forged"}}),
+    ("GET", "/login/logout?post_logout_redirect_uri=https://evil.example/", {}),
 ])
 def test_bad_requests_never_get_a_5xx(ps: ProviderServer, http: httpx.Client, method: str, path: str,
                                       kw: dict[str, object]) -> None:

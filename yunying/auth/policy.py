@@ -41,7 +41,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/oauth/jwks"),  # the provider's public keys
     ("OPTIONS", "/oauth/{path:path}"), ("OPTIONS", "/.well-known/{path:path}"),  # the provider's CORS answers
     ("GET", "/login"), ("GET", "/login/{path:path}"),
-    ("POST", "/login"), ("POST", "/login/password"), ("POST", "/logout"),  # the provider's login form
+    ("POST", "/login"), ("POST", "/login/{path:path}"),  # the provider's login, password change, logout
     ("POST", "/api/auth/login"),  # username + password -> a short access token
     ("POST", "/api/auth/password"),  # change one's password with the old one (first login)
     ("POST", "/api/auth/exchange"),  # a capability token (+ code) -> a short access token

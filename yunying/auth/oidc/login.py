@@ -161,10 +161,10 @@ class LoginPages:
         cookie = request.cookies.get(COOKIE)
         return await asyncio.to_thread(self.provider.store.get_session, cookie) if cookie else None
 
-    async def logout(self, request: Request) -> Response:
+    async def logout(self, request: Request, back: str = "") -> Response:
         cookie = request.cookies.get(COOKIE)
         if cookie:
             await asyncio.to_thread(self.provider.store.end_session, cookie)
-        response = RedirectResponse("/login", status_code=303)
+        response = RedirectResponse(back or "/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

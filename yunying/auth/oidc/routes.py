@@ -59,7 +59,7 @@ class OidcRoutes:
             Route("/login/password", p.post_password, methods=["POST"]),
             Route("/login/done", p.done, methods=["GET"]),
             Route("/login/login.css", self.css, methods=["GET"]),
-            Route("/logout", p.logout, methods=["POST"]),
+            Route("/login/logout", self.logout, methods=["GET", "POST"]),
         ]
 
     # browser apps on other origins (OHIF) call these from JavaScript: allow their registered origins
@@ -89,7 +89,7 @@ class OidcRoutes:
             "issuer": iss, "authorization_endpoint": iss + "/oauth/authorize", "token_endpoint": iss + "/oauth/token",
             "jwks_uri": iss + "/oauth/jwks", "userinfo_endpoint": iss + "/oauth/userinfo",
             "revocation_endpoint": iss + "/oauth/revoke", "introspection_endpoint": iss + "/oauth/introspect",
-            "end_session_endpoint": iss + "/logout",
+            "end_session_endpoint": iss + "/login/logout",
             "response_types_supported": ["code"], "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": [ALGORITHM],
@@ -169,6 +169,13 @@ class OidcRoutes:
         if status == 302:
             return RedirectResponse(headers["Location"], status_code=302)
         return json_response(body, status, headers)
+
+    async def logout(self, request: Request) -> Response:
+        """RP-initiated logout (OIDC RP-Initiated Logout 1.0): end the session, back to a registered app."""
+        back = request.query_params.get("post_logout_redirect_uri", "")
+        if back and not await self._known_origin(_origin(back)):
+            back = ""  # never an open redirect
+        return await self.pages.logout(request, back)
 
     async def userinfo(self, request: Request) -> Response:
         if (pre := await self.preflight(request)) is not None:
