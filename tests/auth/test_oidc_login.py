@@ -60,6 +60,8 @@ def test_login_never_redirects_off_site(ps: ProviderServer) -> None:
         r = http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1",
                                                "next": "https://evil.example/"})
         assert r.status_code == 303 and r.headers["location"].startswith("/login/done")
+        done = http.get(ps.url + r.headers["location"])
+        assert done.status_code == 200 and "/login/logout" in done.text
 
 
 def test_a_user_who_must_change_the_password_gets_no_code_until_changed(ps: ProviderServer) -> None:

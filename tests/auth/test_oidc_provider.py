@@ -223,3 +223,12 @@ def test_bad_requests_never_get_a_5xx(ps: ProviderServer, http: httpx.Client, me
     assert r.status_code < 500, (r.status_code, r.text[:200])
     if path.startswith("/oauth/") and r.status_code >= 400 and r.status_code != 405:
         assert r.json()["error"], r.text
+
+
+def test_prompt_none_without_a_session_answers_login_required(ps: ProviderServer, http: httpx.Client) -> None:
+    _, challenge = pkce()
+    r = http.get(f"{ps.url}/oauth/authorize", params={
+        "response_type": "code", "client_id": ps.public_id, "redirect_uri": REDIRECT, "scope": "openid",
+        "prompt": "none", "state": "s", "code_challenge": challenge, "code_challenge_method": "S256"})
+    assert r.status_code == 302 and r.headers["location"].startswith(REDIRECT)
+    assert "error=login_required" in r.headers["location"] and "state=s" in r.headers["location"]

@@ -43,7 +43,7 @@ def render(name: str, lang: str, values: dict[str, str], status: int = 200) -> H
     """The fragment `name` inside page.html: `{{login.key}}` from the catalog, `{{=name}}` from values
     (HTML-escaped, except `message` and `body`, which are built here from escaped parts)."""
     texts = catalog(lang)
-    title = {"login.html": "login.title", "password.html": "login.password.title"}[name]
+    title = "login.password.title" if name == "password.html" else "login.title"
 
     def filler(values: dict[str, str]) -> Callable[[re.Match[str]], str]:
         def fill(m: re.Match[str]) -> str:
@@ -154,8 +154,7 @@ class LoginPages:
 
     async def done(self, request: Request) -> Response:
         lang = language(request)
-        page = self.login_form(lang, "", f'<p class="note">{html.escape(catalog(lang)["login.signed_in"])}</p>')
-        return page
+        return render("done.html", lang, {"lang": lang})
 
     async def session(self, request: Request):  # type: ignore[no-untyped-def]
         cookie = request.cookies.get(COOKIE)
