@@ -181,3 +181,29 @@ def test_the_first_super_admin_changes_the_one_time_password_on_the_login_page(t
             assert code.status_code == 302 and "code=" in code.headers["location"]
     finally:
         srv.stop()
+
+
+def test_a_hospital_provider_token_reads_dicomweb(tmp_path: Path) -> None:
+    from tests.auth.test_oidc_tokens import THEIR_ISSUER, Jwks
+    from tests.conftest import start_with_env
+    from yunying.auth import directory
+    from yunying.auth.store import open_store
+
+    idp = Jwks()
+    trusted = [{"issuer": THEIR_ISSUER, "jwks_uri": idp.url, "audience": "yunying-archive", "hospital": "default",
+                "role_map": {"Radiologe": "radiologist"}}]
+    srv = start_with_env(tmp_path / "data", YUNYING_OIDC_TRUSTED_ISSUERS=json.dumps(trusted))
+    try:
+        directory.add_user(open_store(srv.data_dir), "alice", "default", PASSWORD, roles=[("doctor", None)],
+                           must_change_password=False)
+        assert qido(srv, idp.token()).status_code in (200, 204)  # alice, our doctor
+        assert qido(srv, idp.token(preferred_username="dr-x", roles=["Radiologe"])).status_code in (200, 204)
+        assert qido(srv, idp.token(preferred_username="dr-y", roles=["Pförtner"])).status_code == 403  # no role
+        for bad in (idp.token(aud="other"), idp.token(exp=int(time.time()) - 300),
+                    unsigned({"alg": "none", "kid": "k1"}, {"iss": THEIR_ISSUER, "aud": "yunying-archive",
+                                                            "exp": int(time.time()) + 60, "sub": "x"})):
+            r = qido(srv, bad)
+            assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+    finally:
+        srv.stop()
+        idp.httpd.shutdown()
