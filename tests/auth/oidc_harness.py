@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from benchmarks.net import free_port
+from dicomweb.oidc import routes as oidc_routes
 from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc import Oidc, build_oidc
 from yunying.auth.oidc.users import Account, MemoryDirectory
@@ -72,7 +73,7 @@ def provider_server(tmp: Path, trusted: list[dict[str, Any]] | None = None) -> I
     async def callback(request: Request) -> Response:  # a browser app's redirect URI
         return Response(f"<p id=code>{'code' in request.query_params}</p>", media_type="text/html")
 
-    app = Starlette(routes=[*oidc.routes, Route("/probe", probe), Route("/callback", callback)])
+    app = Starlette(routes=[*oidc_routes(oidc), Route("/probe", probe), Route("/callback", callback)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

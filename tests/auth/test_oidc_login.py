@@ -37,7 +37,7 @@ def test_every_login_key_used_is_in_both_catalogs() -> None:
     used = set()
     for page in (ROOT / "frontends" / "login").glob("*.html"):
         used |= set(re.findall(r"\{\{(login\.[\w.]+)\}\}", page.read_text()))
-    code = (ROOT / "yunying/auth/oidc/login.py").read_text()
+    code = (ROOT / "dicomweb" / "login.py").read_text()
     used |= {k for k in re.findall(r'"(login\.[\w.]+)"', code) if not k.endswith((".html", ".css"))}
     assert "login.title" in used
     for lang in ("zh-CN", "en"):

@@ -3,7 +3,8 @@
 authlib's core classes (RFC 6749 grants, RFC 7636 PKCE, RFC 7009 revocation, RFC 7662
 introspection, OpenID Connect Core) adapted to Starlette; JWT access tokens (RFC 9068) signed
 with an ES256 key kept in a file outside the database; tokens of hospitals' own providers
-accepted by issuer. `mount(settings, auth)` is what the composition root calls.
+accepted by issuer. `mount(settings, auth)` is what the composition root calls; the HTTP face
+(routes, login pages) is dicomweb/oidc.py and dicomweb/login.py.
 """
 from __future__ import annotations
 
@@ -26,17 +27,14 @@ __all__ = ["Oidc", "build_oidc", "mount"]
 class Oidc:
     provider: Provider
     verifier: TokenVerifier  # (token) -> Principal | None, raises InvalidToken; blocking
-    routes: list[Any]  # Starlette routes; policy rows in yunying/auth/policy.py
 
 
 def build_oidc(settings: Settings, store: Store, directory: Directory) -> Oidc:
     """The provider, its bearer verifier and its routes for this configuration."""
-    from yunying.auth.oidc.routes import OidcRoutes  # the HTTP face (Starlette)
-
     config = oidc_config(settings)
     provider = Provider(config, OAuthStore(store), load_keys(config.key_dir), directory)
     verifier = TokenVerifier(provider)
-    return Oidc(provider, verifier, OidcRoutes(provider, verifier).routes())
+    return Oidc(provider, verifier)
 
 
 def mount(settings: Settings, auth: Any) -> Oidc:

@@ -1,4 +1,5 @@
-"""The provider's HTTP face: discovery, JWKS, authorize, token, revoke, introspect, userinfo, login.
+"""The OpenID provider's HTTP face (yunying.auth.oidc): discovery, JWKS, authorize, token, revoke,
+introspect, userinfo, login.
 
 Every route here is open (the client authenticates inside the request, per RFC 6749 §2.3)
 except userinfo, which takes a bearer access token. Errors are RFC 6749 §5.2 JSON bodies;
@@ -16,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from dicomweb.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
 from yunying.auth.identify import InvalidToken
+from yunying.auth.oidc import Oidc
 from yunying.auth.oidc.keys import ALGORITHM
-from yunying.auth.oidc.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.server import OAuthRequest, user_info
 from yunying.auth.oidc.tokens import SCOPES
@@ -35,6 +37,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": error, "error_description": description}, status, headers)
+
+
+def routes(oidc: Oidc) -> list[Route]:
+    """The provider's routes, mounted by the composition root (their policy rows: yunying/auth/policy.py)."""
+    return OidcRoutes(oidc.provider, oidc.verifier).routes()
 
 
 class OidcRoutes:

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.users import PasswordRefused
 
-FRONTENDS = Path(__file__).resolve().parents[3] / "frontends"
+FRONTENDS = Path(__file__).resolve().parents[1] / "frontends"  # read as files: no import of frontends
 LANGUAGES = ("zh-CN", "en")
 COOKIE = "yunying_session"
 FIELD = re.compile(r"\{\{(=?)([\w.]+)\}\}")
