@@ -38,6 +38,12 @@ class Settings:
     app_database: str = ""  # SQLAlchemy URL; "" = SQLite at <data>/app.sqlite
     api_key: str = field(default="", repr=False)  # YUNYING_API_KEY: full-scope key of the default hospital
     api_keys: list[dict[str, Any]] = field(default_factory=list, repr=False)  # [[api_keys]] name, key|key_env, scopes, hospital
+    # OAuth 2.0 / OpenID Connect provider (yunying/auth/oidc, README "Logging in with OpenID Connect")
+    oidc_issuer: str = ""  # public base URL of the archive; default http://host:http_port
+    oidc_key_dir: str = ""  # folder of the token signing keys (PEM, 0600); default <data>/keys/oidc
+    oidc_access_token_minutes: int = 10  # at most 15
+    oidc_refresh_token_hours: int = 12
+    oidc_trusted_issuers: list[dict[str, Any]] = field(default_factory=list)  # hospitals' own providers
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
