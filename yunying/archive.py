@@ -31,6 +31,7 @@ from index.model import InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
+from yunying.byteorder import convert_byte_order
 from yunying.errors import (
     ArchiveError,
     InstanceConflict,
@@ -353,9 +354,12 @@ class Archive:
         vr = row.extra.get("vr", "OW")
         if row.pixel_form == "none" or (row.pixel_form != "encapsulated" and not target.is_encapsulated):
             if row.pixel_form == "native":
-                ds.add_new(0x7FE00010, vr, self.pixel_value(row, target == pydicom.uid.ExplicitVRBigEndian))
+                value = self.pixel_value(row, target == pydicom.uid.ExplicitVRBigEndian)
+                if int(ds.get("BitsAllocated", 16) or 16) == 8:
+                    value = _swap(value, ds, vr, stored, target)  # 8-bit OW kept as received: BE words
+                ds.add_new(0x7FE00010, vr, value)
             elif row.pixel_form == "blob":
-                ds.add_new(0x7FE00010, vr, _swap(self._blob(row, PIXELDATA), ds, stored, target))
+                ds.add_new(0x7FE00010, vr, _swap(self._blob(row, PIXELDATA), ds, vr, stored, target))
             ds.file_meta.TransferSyntaxUID = target
             return ds
         ds.add_new(0x7FE00010, vr, self.pixel_value(row, stored == pydicom.uid.ExplicitVRBigEndian))
@@ -482,9 +486,11 @@ def _row_of(w: Written) -> InstanceRow:
                        storage_key=record.storage_key, extra=record.extra)
 
 
-def _swap(value: bytes, ds: Dataset, stored: UID, target: UID) -> bytes:
+def _swap(value: bytes, ds: Dataset, vr: str, stored: UID, target: UID) -> bytes:
+    """PixelData words between byte orders: 16-bit samples, and 8-bit ones sent as OW (PS3.5 8.1.1)."""
     big = pydicom.uid.ExplicitVRBigEndian
-    if (stored == big) == (target == big) or int(ds.get("BitsAllocated", 8) or 8) != 16:
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    if (stored == big) == (target == big) or not (bits == 16 or (bits == 8 and vr == "OW")):
         return value
     return np.frombuffer(value[: len(value) // 2 * 2], "<u2").byteswap().tobytes() + value[len(value) // 2 * 2:]
 
@@ -496,7 +502,8 @@ def _write(ds: Dataset, ts: UID) -> bytes:
     try:
         for _ in ds.iterall():  # converts raw elements, so their VRs come from the dictionary
             pass
-        ds.save_as(buf, enforce_file_format=True)
+        convert_byte_order(ds, ts)
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
         raise NotAcceptable(f"instance {ds.get('SOPInstanceUID', '?')} cannot be re-encoded in {ts}: "
                             f"{type(exc).__name__}; ask for transfer-syntax=*") from None
