@@ -225,14 +225,14 @@ class Archive:
                 if current.digest == w.digest:
                     if current.storage_key != w.key and not w.existed:
                         self.storage.delete(w.key)
-                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate")
+                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate", _warnings(w))
             self._known.add(w.sop)
             fut: Future = Future()
             with self._rows_lock:
                 self._pending[w.sop] = (_row_of(w), fut)
             self._queue.put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
-                             "replaced" if current is not None else "stored", committed=fut)
+                             "replaced" if current is not None else "stored", _warnings(w), committed=fut)
         if wait:
             self._queue.put(_FLUSH)
             fut.result()
@@ -476,6 +476,11 @@ class Archive:
         return [memoryview(head)[:cut], bytes.fromhex(extra["elem_head"]), *frames,
                 bytes.fromhex(extra.get("pad") or ""), bytes.fromhex(extra.get("elem_tail", "")),
                 memoryview(head)[cut:]]
+
+
+def _warnings(w: Written) -> list[str]:
+    """What the ingest noticed and kept anyway (issue 10 part 2), without values."""
+    return list(w.record.extra.get("warnings", ()))
 
 
 def _row_of(w: Written) -> InstanceRow:
