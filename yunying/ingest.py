@@ -23,6 +23,7 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from index.model import InstanceRecord, Origin
+from yunying import charsets  # noqa: F401 - stored ISO 2022 IR 58 names decode right (issue 10)
 from yunying.dicomjson import BULK_PREFIX, dataset_json
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
 from yunying.lenient import unknown_vrs
