@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.client import TIMEOUT_S, BenchError, Http, Response, percentile
 from benchmarks.data import CtStudy
+from benchmarks.net import auth_headers
 
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 FRAME_ACCEPT_FALLBACK = 'multipart/related; type="application/octet-stream"'
@@ -93,6 +94,8 @@ def _frame_throughput_curl(base_url: str, ct: CtStudy, accept: str, clients: int
     assert CURL is not None
     cmd = [CURL, "--silent", "--parallel", "--parallel-max", str(clients), "--max-time", "60",
            "--header", f"Accept: {accept}", "--write-out", "%{http_code}\\n", "--config", "-"]
+    for name, value in auth_headers(base_url).items():
+        cmd[1:1] = ["--header", f"{name}: {value}"]
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, input=config.encode(), capture_output=True, timeout=timeout_s,
