@@ -21,8 +21,10 @@ from dicomweb.multipart import MalformedMultipart, MultipartSplitter
 from index.model import Origin
 from yunying.archive import Archive, StoreResult
 from yunying.errors import (
+    NO_SPACE,
     ArchiveError,
     InvalidInstance,
+    OutOfResources,
     PayloadTooLarge,
     StudyMismatch,
     UnsupportedMediaType,
@@ -108,7 +110,12 @@ async def stow(request: Request) -> Response:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
     parts = _Parts(archive.storage.tmp)
     try:
-        await _receive(request, mtype, params, parts, settings.max_upload_bytes)
+        try:
+            await _receive(request, mtype, params, parts, settings.max_upload_bytes)
+        except OSError as exc:  # a large part spooled to a full disk
+            if exc.errno in NO_SPACE:
+                raise OutOfResources("no space left to receive the request: retry later") from None
+            raise
         if not parts.files:
             raise InvalidInstance("the request body holds no parts")
         origin = Origin("stow", request.client.host if request.client else "", "")
@@ -167,7 +174,8 @@ def _store_one(archive: Archive, path: Path | bytes, ctype: str, origin: Origin,
     except ArchiveError as exc:
         log.info("STOW part refused: %s", exc.reason)
         return {"ok": False, "reason": exc.dimse_status, "why": exc.reason, "uids": _uids(path),
-                "conflict": not isinstance(exc, InvalidInstance) or isinstance(exc, StudyMismatch)}
+                "conflict": not isinstance(exc, InvalidInstance) or isinstance(exc, StudyMismatch),
+                "full": isinstance(exc, OutOfResources)}
     except Exception as exc:  # one bad part never spoils the good ones; the catalog lacks this case
         log.error("STOW part failed unexpectedly: %s", summary(exc))  # no message: it may quote values
         return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure (server error)",
@@ -206,6 +214,8 @@ def _response(request: Request, results: list[dict[str, Any]], study: str | None
         status = 202
     elif any(f.get("server") for f in failed):
         status = 500
+    elif any(f.get("full") for f in failed):
+        status = 507  # out of resources (RFC 4918 11.5): the sender retries later (issue 10 part 5)
     else:
         status = 409 if any(f["conflict"] for f in failed) else 400
     texts = []

@@ -33,9 +33,11 @@ from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
 from yunying.byteorder import convert_byte_order
 from yunying.errors import (
+    NO_SPACE,
     ArchiveError,
     InstanceConflict,
     NotAcceptable,
+    OutOfResources,
     UnknownResource,
 )
 from yunying.ingest import load_record
@@ -201,6 +203,10 @@ class Archive:
                 w = self._pool.write(source, origin, expected_study)
             else:
                 w = write_instance(self.storage, source, origin, expected_study)
+        except OSError as exc:
+            if exc.errno in NO_SPACE:  # the sender should retry later, not give up (issue 10 part 5)
+                raise OutOfResources("no space left to store the instance: retry later") from None
+            raise
         finally:
             with self._rows_lock:
                 self._writing -= 1
