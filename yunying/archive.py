@@ -32,6 +32,7 @@ from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
 from yunying.byteorder import convert_byte_order
+from yunying.checking import open_index
 from yunying.errors import (
     NO_SPACE,
     ArchiveError,
@@ -71,7 +72,7 @@ class Archive:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(self.data_dir / "store", group_sync=durability == "group")
-        self.index = Index(self.data_dir / "index.duckdb")
+        self.index = open_index(self.data_dir / "index.duckdb")  # InUse: a server holds the folder
         # parse + write in worker processes (0: in this process); the index stays here
         self._pool = IngestPool(self.storage, ingest_processes) if ingest_processes > 0 else None
         self._writing = 0  # stores between receipt and durable bytes
