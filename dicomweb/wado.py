@@ -26,6 +26,7 @@ from dicomweb.http import (
     not_modified,
     parse_accept,
 )
+from dicomweb.prepared import Prepared, accepted_syntaxes, convert_one
 from dicomweb.xml import MEDIA_TYPE as XML_TYPE
 from dicomweb.xml import dataset_xml
 from index.model import InstanceRow
@@ -107,16 +108,24 @@ async def retrieve(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     if kind == "bulk":
         return _bulk_response(request, archive, rows, ts, headers)
+    syntaxes = [ts, *(s for s in accepted_syntaxes(parse_accept(request.headers.get("accept")), single) if s != ts)]
     if single:
-        body = await run_in_threadpool(archive.read_part10, rows[0], ts)
-        return Response(body, media_type="application/dicom", headers=headers)
+        body, used = await run_in_threadpool(convert_one, archive, rows[0], syntaxes)
+        fallback = "" if used == (ts or rows[0].transfer_syntax) else f"; transfer-syntax={used}"
+        return Response(body, media_type="application/dicom" + fallback, headers=headers)
     base = base_url(request)
+    # every conversion happens here, before the status line (issue 10 part 1)
+    prepared = await run_in_threadpool(Prepared, archive, rows, syntaxes)
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
-        for row in rows:
-            data = await run_in_threadpool(archive.read_part10, row, ts)
-            yield (f"application/dicom; transfer-syntax={ts or row.transfer_syntax}", data,
-                   f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}")
+        try:
+            for part in prepared:
+                data, used = await run_in_threadpool(prepared.read, part)
+                row = part.row
+                yield (f"application/dicom; transfer-syntax={used}", data,
+                       f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}")
+        finally:
+            prepared.close()
 
     boundary = new_boundary()
     return StreamingResponse(multipart_body(boundary, parts()), headers=headers,

@@ -50,20 +50,22 @@ class Index:
 
     incremental = True  # False: every write re-aggregates what it touches (tests compare both)
 
-    def __init__(self, path: str | Path) -> None:
-        self._con = duckdb.connect(str(path))
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        """read_only: look without changing anything (no schema statements; `yunying check`)."""
+        self._con = duckdb.connect(str(path), read_only=read_only)
         self._lock = threading.Lock()  # serializes writers; readers never take it
         self._local = threading.local()
         self._closed = False
+        self._read_only = read_only
         existing: dict[str, set[str]] = {}
         for table, col in self._con.execute(
                 "SELECT table_name, column_name FROM information_schema.columns "
                 "WHERE table_schema = 'main'").fetchall():
             existing.setdefault(table, set()).add(col)
-        for stmt in migrations(existing):  # an index file of an earlier version
+        for stmt in () if read_only else migrations(existing):  # an index file of an earlier version
             log.info("index migration: %s", stmt)
             self._con.execute(stmt)
-        for stmt in statements():
+        for stmt in () if read_only else statements():
             self._con.execute(stmt)
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
         self._seq: int = last[0] if last else 0
@@ -84,7 +86,8 @@ class Index:
             if self._closed:
                 return
             self._closed = True
-            self._con.execute("CHECKPOINT")
+            if not self._read_only:
+                self._con.execute("CHECKPOINT")
             self._con.close()
 
     def _reader(self) -> duckdb.DuckDBPyConnection:

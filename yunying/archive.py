@@ -31,10 +31,14 @@ from index.model import DEFAULT_HOSPITAL, InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
+from yunying.byteorder import convert_byte_order
+from yunying.checking import open_index
 from yunying.errors import (
+    NO_SPACE,
     ArchiveError,
     InstanceConflict,
     NotAcceptable,
+    OutOfResources,
     StudyElsewhere,
     UnknownResource,
 )
@@ -71,7 +75,7 @@ class Archive:
         self.issuer_hospitals = dict(issuer_hospitals or {})
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(self.data_dir / "store", group_sync=durability == "group")
-        self.index = Index(self.data_dir / "index.duckdb")
+        self.index = open_index(self.data_dir / "index.duckdb")  # InUse: a server holds the folder
         # parse + write in worker processes (0: in this process); the index stays here
         self._pool = IngestPool(self.storage, ingest_processes) if ingest_processes > 0 else None
         self._writing = 0  # stores between receipt and durable bytes
@@ -205,6 +209,10 @@ class Archive:
                 w = self._pool.write(source, origin, expected_study)
             else:
                 w = write_instance(self.storage, source, origin, expected_study)
+        except OSError as exc:
+            if exc.errno in NO_SPACE:  # the sender should retry later, not give up (issue 10 part 5)
+                raise OutOfResources("no space left to store the instance: retry later") from None
+            raise
         finally:
             with self._rows_lock:
                 self._writing -= 1
@@ -231,7 +239,7 @@ class Archive:
                 if current.digest == w.digest:
                     if current.storage_key != w.key and not w.existed:
                         self.storage.delete(w.key)
-                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate")
+                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate", _warnings(w))
             self._known.add(w.sop)
             fut: Future = Future()
             with self._rows_lock:
@@ -239,7 +247,7 @@ class Archive:
                 self._pending[w.sop] = (_row_of(w), fut)
             self._queue.put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
-                             "replaced" if current is not None else "stored", committed=fut)
+                             "replaced" if current is not None else "stored", _warnings(w), committed=fut)
         if wait:
             self._queue.put(_FLUSH)
             fut.result()
@@ -394,9 +402,12 @@ class Archive:
         vr = row.extra.get("vr", "OW")
         if row.pixel_form == "none" or (row.pixel_form != "encapsulated" and not target.is_encapsulated):
             if row.pixel_form == "native":
-                ds.add_new(0x7FE00010, vr, self.pixel_value(row, target == pydicom.uid.ExplicitVRBigEndian))
+                value = self.pixel_value(row, target == pydicom.uid.ExplicitVRBigEndian)
+                if int(ds.get("BitsAllocated", 16) or 16) == 8:
+                    value = _swap(value, ds, vr, stored, target)  # 8-bit OW kept as received: BE words
+                ds.add_new(0x7FE00010, vr, value)
             elif row.pixel_form == "blob":
-                ds.add_new(0x7FE00010, vr, _swap(self._blob(row, PIXELDATA), ds, stored, target))
+                ds.add_new(0x7FE00010, vr, _swap(self._blob(row, PIXELDATA), ds, vr, stored, target))
             ds.file_meta.TransferSyntaxUID = target
             return ds
         ds.add_new(0x7FE00010, vr, self.pixel_value(row, stored == pydicom.uid.ExplicitVRBigEndian))
@@ -516,6 +527,11 @@ class Archive:
                 memoryview(head)[cut:]]
 
 
+def _warnings(w: Written) -> list[str]:
+    """What the ingest noticed and kept anyway (issue 10 part 2), without values."""
+    return list(w.record.extra.get("warnings", ()))
+
+
 def _row_of(w: Written) -> InstanceRow:
     record = w.record
     return InstanceRow(study=w.study, series=w.series, sop=w.sop, sop_class=w.sop_class,
@@ -524,9 +540,11 @@ def _row_of(w: Written) -> InstanceRow:
                        storage_key=record.storage_key, extra=record.extra)
 
 
-def _swap(value: bytes, ds: Dataset, stored: UID, target: UID) -> bytes:
+def _swap(value: bytes, ds: Dataset, vr: str, stored: UID, target: UID) -> bytes:
+    """PixelData words between byte orders: 16-bit samples, and 8-bit ones sent as OW (PS3.5 8.1.1)."""
     big = pydicom.uid.ExplicitVRBigEndian
-    if (stored == big) == (target == big) or int(ds.get("BitsAllocated", 8) or 8) != 16:
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    if (stored == big) == (target == big) or not (bits == 16 or (bits == 8 and vr == "OW")):
         return value
     return np.frombuffer(value[: len(value) // 2 * 2], "<u2").byteswap().tobytes() + value[len(value) // 2 * 2:]
 
@@ -538,7 +556,8 @@ def _write(ds: Dataset, ts: UID) -> bytes:
     try:
         for _ in ds.iterall():  # converts raw elements, so their VRs come from the dictionary
             pass
-        ds.save_as(buf, enforce_file_format=True)
+        convert_byte_order(ds, ts)
+        pydicom.dcmwrite(buf, ds, enforce_file_format=True)
     except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
         raise NotAcceptable(f"instance {ds.get('SOPInstanceUID', '?')} cannot be re-encoded in {ts}: "
                             f"{type(exc).__name__}; ask for transfer-syntax=*") from None

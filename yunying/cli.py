@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from yunying.checking import InUse, NoArchive
 from yunying.settings import SettingError, Settings, load_peers, load_settings
 
 log = logging.getLogger("yunying")
@@ -90,9 +91,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(archive, settings, _statement(settings), auth)
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30)
-        print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, "
-              f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}, data in {settings.data}",
-              file=sys.stderr, flush=True)
+        where = f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}" if dimse is not None \
+            else "DIMSE disabled"
+        print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, {where}, "
+              f"data in {settings.data}", file=sys.stderr, flush=True)
         # uvicorn re-raises SIGTERM/SIGINT once it has drained; a no-op handler lets `finally` run
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: None)
@@ -129,13 +131,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Compare the index with the stored bytes; --repair removes orphans and dangling rows."""
     from yunying.archive import Archive
+    from yunying.checking import check_read_only, existing_archive
 
     settings = _settings(args)
-    archive = Archive(settings.data, issuer_hospitals=settings.issuer_hospitals)
-    try:
-        report = archive.check(repair=args.repair)
-    finally:
-        archive.close()
+    if not args.repair:  # looks only: no marker, no recovery, nothing written
+        report = check_read_only(settings.data)
+        for note in report["notes"]:
+            print(f"note: {note}")
+    else:
+        archive = Archive(existing_archive(settings.data, need_index=False),
+                              issuer_hospitals=settings.issuer_hospitals)
+        try:
+            report = archive.check(repair=True)
+        finally:
+            archive.close()
     for sop in report["missing"]:
         print(f"missing bytes: instance {sop}")
     for key in report["orphans"]:
@@ -199,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SettingError as exc:
         print(f"yunying: bad setting: {exc}", file=sys.stderr)
+        return 2
+    except (NoArchive, InUse) as exc:  # one clear sentence, not a DuckDB traceback
+        print(f"yunying: {exc}", file=sys.stderr)
         return 2
 
 

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from index.model import DEFAULT_HOSPITAL, Origin
+from yunying.checking import InUse
 from yunying.errors import ArchiveError
 
 
@@ -80,27 +81,21 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             archive = Archive(settings.data, durability=settings.durability,
-                              ingest_processes=settings.ingest_workers(),
-                              issuer_hospitals=settings.issuer_hospitals)
-        except Exception as exc:  # DuckDB refuses a second writer: the server holds the data folder
-            if "lock" in str(exc).lower():
-                print("yunying import: the data folder is in use by a running server; "
-                      "import through it with --stow http://HOST:PORT/dicomweb", file=sys.stderr)
-                return 2
-            raise
-        origin = Origin("import", "yunying-import", "", getattr(args, "hospital", None) or DEFAULT_HOSPITAL,
-                        getattr(args, "department", None))
+from index.model import DEFAULT_HOSPITAL, Origin
+from yunying.checking import InUse
 
         def store(path: Path) -> str:
             return archive.store(path, origin, wait=False).outcome
 
     def one(path: Path) -> tuple[str, str | None, int]:
-        if not looks_like_dicom(path):
-            return "skipped (not DICOM)", None, 0
         try:
+            if not looks_like_dicom(path):
+                return "skipped (not DICOM)", None, 0
             return store(path), None, path.stat().st_size
         except ArchiveError as exc:
             return "failed", exc.reason, 0
+        except OSError as exc:  # unreadable, vanished, or a full disk: count it and go on
+            return "failed", f"unreadable: {exc.strerror or type(exc).__name__}", 0
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
