@@ -26,7 +26,6 @@ import pydicom
 from pydicom import Dataset
 from pydicom.uid import UID
 
-from index import Index
 from index.model import DEFAULT_HOSPITAL, InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError

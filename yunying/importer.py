@@ -81,8 +81,14 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             archive = Archive(settings.data, durability=settings.durability,
-from index.model import DEFAULT_HOSPITAL, Origin
-from yunying.checking import InUse
+                              ingest_processes=settings.ingest_workers(),
+                              issuer_hospitals=settings.issuer_hospitals)
+        except InUse:  # DuckDB refuses a second writer: the server holds the data folder
+            print("yunying import: the data folder is in use by a running server; "
+                  "import through it with --stow http://HOST:PORT/dicomweb", file=sys.stderr)
+            return 2
+        origin = Origin("import", "yunying-import", "", getattr(args, "hospital", None) or DEFAULT_HOSPITAL,
+                        getattr(args, "department", None))
 
         def store(path: Path) -> str:
             return archive.store(path, origin, wait=False).outcome
