@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb import capabilities, frames, qido, rendered, stow, wado
+from dicomweb.coding import ContentCoding
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
@@ -108,7 +109,7 @@ def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
 
 def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | None = None) -> Starlette:
     """The ASGI app serving the archive's DICOMweb face; statement: {"text/markdown": …, "text/html": …}."""
-    middleware = []
+    middleware = [Middleware(ContentCoding)]  # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
