@@ -25,6 +25,7 @@ from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
 from benchmarks.orthanc import orthanc_available
 from benchmarks.report import Results
 from benchmarks.servers import Server, tree_peak_rss
+from benchmarks.shaped import shaped_first_image
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Profile:
     cine_passes: int = 3          # whole-series cine passes, median reported
     ttfi_runs: int = 9            # time-to-first-image runs
     mpr_requests: int = 30        # coronal MPR positions after the cold one
+    shaped_runs: int = 7          # first-image runs over the emulated 4G link, per sequence
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
@@ -53,7 +55,7 @@ QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
                 frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
                 frame_requests=500, cstore_instances=100, corpus_seconds=40,
                 rendered_requests=100, thumb_repeats=30, cine_passes=1, ttfi_runs=5,
-                mpr_requests=12)
+                mpr_requests=12, shaped_runs=3)
 
 
 @dataclass
@@ -246,6 +248,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
 
 PIXEL_KEYS = ("rendered_p50", "thumb_p50", "cine_seq_fps", "cine_par_fps", "ttfi_p50",
+              "shaped_frame_ms", "shaped_rendered_ms", "shaped_kb",
               "mpr_cold_ms", "mpr_p50")
 
 
@@ -285,6 +288,13 @@ def run_pixels(name: str, server: Server, data: Data, profile: Profile, results:
          {"cine_seq_fps": "fps_seq", "cine_par_fps": "fps_par"})
     step(["ttfi_p50"], "time to first image",
          lambda: pixels.first_image(url(), ct, profile.ttfi_runs), {"ttfi_p50": "p50_ms"})
+
+    def shaped_link() -> dict[str, Any]:
+        r = shaped_first_image(name, url(), server.headers, ct, profile.shaped_runs)
+        return {**r, "frame_ms": r["frame"]["p50_ms"], "rendered_ms": r["rendered"]["p50_ms"],
+                "kb": r["frame"]["down_bytes_p50"] / 1000}
+    step(["shaped_frame_ms", "shaped_rendered_ms", "shaped_kb"], "first image over 4G poor", shaped_link,
+         {"shaped_frame_ms": "frame_ms", "shaped_rendered_ms": "rendered_ms", "shaped_kb": "kb"})
 
 
 def run_import(data: Data, workdir: Path, results: Results) -> None:

@@ -29,11 +29,13 @@ class Server:
             o = start_orthanc(self.workdir, aet="ORTHANC", modalities=self.peers)
             self.dicomweb_url, self.proc, self.data_dir = o.dicomweb_url, o.proc, o.storage_dir
             self.peer, self.stop = dimse.Peer("127.0.0.1", o.dimse_port, o.aet), o.stop
+            self.headers: dict[str, str] = {}
         else:
             y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
                               log_path=self.workdir / "yunying.log")
             self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
             self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
+            self.headers = y.headers  # the provisioned API key (issue 11)
 
     def listening(self) -> bool:
         if self.proc.poll() is not None:

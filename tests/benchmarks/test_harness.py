@@ -24,7 +24,8 @@ from tests.conftest import missing_tool
 TINY = Profile(studies=24, ct_slices=8, qido_queries=30, metadata_runs=2,
                frame_latency_requests=10, frame_seconds=0.5, find_queries=8,
                frame_requests=40, cstore_instances=8, corpus_seconds=60,
-               rendered_requests=4, thumb_repeats=3, cine_passes=1, ttfi_runs=2, mpr_requests=3)
+               rendered_requests=4, thumb_repeats=3, cine_passes=1, ttfi_runs=2, mpr_requests=3,
+               shaped_runs=1)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,13 @@ def test_table_shows_ratio_target_and_na() -> None:
     assert "2.00x" in table and "0.20x" in table and "met" in table
     assert "n/a (no equivalent command)" in table
     assert len(r.rows()) == len(METRICS)
+    r.set("yunying", "shaped_frame_ms", 900)  # both targets: 1,000 ms and half of Orthanc's
+    r.set("orthanc", "shaped_frame_ms", 1200)
+    [row] = [row for row in r.rows() if row["key"] == "shaped_frame_ms"]
+    assert row["verdict"] == "MISSED" and row["target"] == "<= 0.5x, 1000"
+    r.set("orthanc", "shaped_frame_ms", 2000)
+    [row] = [row for row in r.rows() if row["key"] == "shaped_frame_ms"]
+    assert row["verdict"] == "met"
 
 
 def _check_all_figures(results: Results, name: str, expect_missing: set[str]) -> None:
