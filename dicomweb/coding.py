@@ -38,8 +38,7 @@ FLUSH_EVERY = 64 << 10   # streamed answers: flush the encoder every 64 KiB so p
 BINARY_PROBE = 64 << 10  # octet-stream: judge the ratio on this much before choosing a coding
 BINARY_GAIN = 0.9        # octet-stream is encoded only if that saves at least 10 %
 OFFLOAD = 64 << 10       # chunks this large are encoded in a worker thread, off the event loop
-TEXT_TYPES = ("application/dicom+json", "application/json", "application/dicom+xml", "application/xml",
-              "text/")
+TEXT_TYPES = ("application/json", "application/xml", "text/")  # and every "+json" / "+xml" type
 BINARY_TYPES = ("application/octet-stream",)
 
 
@@ -100,7 +99,7 @@ def kind_of(content_type: str) -> str | None:
         start = lowered.find('type="')
         inner = lowered[start + 6:lowered.find('"', start + 6)] if start >= 0 else ""
         media = inner or media
-    if media.startswith(TEXT_TYPES):
+    if media.startswith(TEXT_TYPES) or media.endswith(("+json", "+xml")):
         return "text"
     if media in BINARY_TYPES:
         return "binary"

@@ -86,6 +86,7 @@ def test_kinds() -> None:
     assert kind_of("application/dicom+json") == "text"
     assert kind_of('multipart/related; type="application/dicom+xml"; boundary=x') == "text"
     assert kind_of('multipart/related; type="application/octet-stream"; boundary=x') == "binary"
+    assert kind_of("application/vnd.sun.wadl+xml") == kind_of("text/html; charset=utf-8") == "text"
     assert kind_of("image/jpeg") is None
     assert kind_of('multipart/related; type="application/dicom"; boundary=x') is None
 
