@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Self
 
 TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
 CLONE_NEWNET = 0x40000000
@@ -71,7 +72,7 @@ class ShapedLink:
         self.proc: subprocess.Popen[str] | None = None
         self._listeners: list[socket.socket] = []
 
-    def __enter__(self) -> ShapedLink:
+    def __enter__(self) -> Self:
         subprocess.run(["ip", "netns", "add", self.ns], check=True, capture_output=True)
         p = self.profile
         cmd = [sys.executable, "-m", "benchmarks.link", self.ns, self.server_dev, self.client_dev,
@@ -91,7 +92,7 @@ class ShapedLink:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True, check=False)
 
     def relay(self, port: int) -> int:
         """A port on the link's server side that forwards each connection to 127.0.0.1:port."""
@@ -106,7 +107,7 @@ class ShapedLink:
     def run(self, cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace (the client's side of the link)."""
         return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True,
-                              timeout=timeout, env=dict(os.environ))
+                              timeout=timeout, env=dict(os.environ), check=False)
 
 
 def _accept(listener: socket.socket, port: int) -> None:

@@ -5,7 +5,6 @@ import hashlib
 import socket
 import sys
 import threading
-import time
 
 import pytest
 

@@ -129,7 +129,7 @@ def test_metadata_streamed_when_not_kept_yet_and_follows_changes(server: Yunying
 
 
 def test_xml_and_qido_encoded(server: YunyingServer, series: tuple) -> None:
-    study, series_uid, items = series
+    study, _, items = series
     resp, body = raw_get(server, f"{server.dicomweb_url}/studies/{study}/metadata",
                          **{"Accept-Encoding": "zstd", "Accept": 'multipart/related; type="application/dicom+xml"'})
     assert resp.headers["content-encoding"] == "zstd"

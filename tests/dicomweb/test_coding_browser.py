@@ -4,7 +4,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pytest
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
