@@ -34,6 +34,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("frame_p50", "WADO-RS frame p50, 1 client", "ms", False),
     Metric("fps_1", "WADO-RS frames, 1 client", "frames/s", True),
     Metric("fps_8", "WADO-RS frames, 8 clients", "frames/s", True, 3.0),
+    Metric("retrieve_mbps", "WADO-RS series retrieve, 300 instances", "MB/s", True, 1.0,
+           note="multipart/related application/dicom, transfer-syntax=*, curl"),
     Metric("rendered_p50", "rendered JPEG frame p50 (uncached)", "ms", False, 0.5),
     Metric("thumb_p50", "thumbnail p50, series, cached", "ms", False, absolute_target=20),
     Metric("cine_seq_fps", "cine: CT series frame by frame, 1", "frames/s", True,
@@ -55,7 +57,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("cfind_p50", "C-FIND study mix p50", "ms", False, 0.5),
     Metric("cmove_ips", "C-MOVE CT series to storescp", "inst/s", True, 1.0),
     Metric("disk_ratio", "disk bytes / input bytes (CT)", "x", False, absolute_target=0.7),
-    Metric("rss_peak_mb", "server peak RSS (VmHWM)", "MB", False),
+    Metric("rss_peak_mb", "server peak RSS (VmHWM)", "MB", False, 1.0),
+    Metric("rss_idle_mb", "server RSS idle after the run", "MB", False, 1.0,
+           note="VmRSS of the server and its child processes 5 s after the last workload"),
 )
 METRIC_KEYS = {m.key for m in METRICS}
 

@@ -24,7 +24,7 @@ from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct, corpus_subs
 from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
 from benchmarks.orthanc import orthanc_available
 from benchmarks.report import Results
-from benchmarks.servers import Server, tree_peak_rss
+from benchmarks.servers import Server, tree_memory, tree_peak_rss
 from benchmarks.shaped import shaped_first_image
 
 
@@ -46,6 +46,7 @@ class Profile:
     ttfi_runs: int = 9            # time-to-first-image runs
     mpr_requests: int = 30        # coronal MPR positions after the cold one
     shaped_runs: int = 7          # first-image runs over the emulated 4G link, per sequence
+    retrieve_runs: int = 3        # whole-series WADO-RS retrieves, median reported
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
@@ -55,7 +56,7 @@ QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
                 frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
                 frame_requests=500, cstore_instances=100, corpus_seconds=40,
                 rendered_requests=100, thumb_repeats=30, cine_passes=1, ttfi_runs=5,
-                mpr_requests=12, shaped_runs=3)
+                mpr_requests=12, shaped_runs=3, retrieve_runs=1)
 
 
 @dataclass
@@ -64,6 +65,9 @@ class Data:
     ct_store1: CtStudy  # C-STORE over one association (new UIDs)
     ct_store4: CtStudy  # C-STORE over four associations (new UIDs)
     corpus: Corpus
+
+
+IDLE_S = 5.0  # seconds without requests before the idle RSS is read
 
 
 def log(msg: str) -> None:
@@ -99,9 +103,10 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
     os.sync()  # start from a clean page cache: no earlier writer's dirty data to flush
     details["loadavg_before"] = os.getloadavg()
     all_keys = [k for k in ("stow_ips", "stow_mbps", "corpus_ips", "qido_p50", "qido_p95",
-                            "metadata_p50", "frame_p50", "fps_1", "fps_8", *PIXEL_KEYS,
+                            "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps", *PIXEL_KEYS,
                             "cstore_1",
-                            "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb")]
+                            "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb",
+                            "rss_idle_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
         """Run one workload; if the server stopped under it, restart it and run it once more."""
@@ -154,7 +159,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         if phase(["stow_ips", "stow_mbps"], "STOW-RS CT", do_stow):
             phase(["disk_ratio"], "disk usage", do_disk)
         else:
-            results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8",
+            results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps",
                                 *PIXEL_KEYS, "cmove_ips"], "CT study not stored")
 
         corpus = data.corpus
@@ -203,8 +208,14 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.set(name, "fps_1", r["fps_1"])
             results.set(name, "fps_8", r["fps_8"])
 
+        def do_retrieve() -> None:
+            r = wado.series_retrieve(server.dicomweb_url, data.ct, profile.retrieve_runs)
+            details["series retrieve"] = r
+            results.set(name, "retrieve_mbps", r["mbps"])
+
         phase(["metadata_p50"], "series metadata", do_metadata)
         phase(["frame_p50", "fps_1", "fps_8"], "WADO-RS frames", do_frames)
+        phase(["retrieve_mbps"], "WADO-RS series retrieve", do_retrieve)
         if "stow_ips" in results.values[name]:
             run_pixels(name, server, data, profile, results, phase)
 
@@ -234,13 +245,17 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         if "stow_ips" in results.values[name]:
             phase(["cmove_ips"], "C-MOVE", do_cmove)
 
+        time.sleep(IDLE_S)  # idle: what the server keeps between bursts of work
+        memory = tree_memory(server.proc.pid)
+        details["memory"] = {str(pid): m for pid, m in memory.items()}
         rss = tree_peak_rss(server.proc.pid)
         if rss:
             results.set(name, "rss_peak_mb", rss / 2**20)
+            results.set(name, "rss_idle_mb", sum(m["VmRSS"] for m in memory.values()) / 2**20)
             if server.restarts:
                 results.notes.append(f"{name}: peak RSS is the restarted process's")
         else:
-            results.fail(name, ["rss_peak_mb"], f"server exited ({server.proc.poll()})")
+            results.fail(name, ["rss_peak_mb", "rss_idle_mb"], f"server exited ({server.proc.poll()})")
         details["loadavg_after"] = os.getloadavg()
         details["restarts"] = server.restarts
     finally:

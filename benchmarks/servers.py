@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks import dimse
@@ -70,22 +71,28 @@ def disk_bytes(path: Path) -> int:
 
 def tree_peak_rss(pid: int) -> int:
     """Sum of VmHWM over a process and its descendants (workers count too)."""
-    total, todo, seen = 0, [pid], set()
+    return sum(p["VmHWM"] for p in tree_memory(pid).values())
+
+
+def tree_memory(pid: int) -> dict[int, dict[str, Any]]:
+    """VmRSS and VmHWM (bytes) and the command of a process and each of its descendants."""
+    out: dict[int, dict[str, Any]] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
-        if p in seen:
+        if p in out:
             continue
-        seen.add(p)
         try:
             status = Path(f"/proc/{p}/status").read_text()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) * 1024
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out[p] = {"cmd": cmd.strip()[:120],
+                  **{k: int(fields.get(k, "0 kB").split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}}
         for task in Path(f"/proc/{p}/task").glob("*/children"):
             try:
                 todo += [int(c) for c in task.read_text().split()]
             except OSError:
                 pass
-    return total
+    return out
