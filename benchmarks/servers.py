@@ -74,8 +74,19 @@ def tree_peak_rss(pid: int) -> int:
     return sum(p["VmHWM"] for p in tree_memory(pid).values())
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size (bytes): shared pages divided among the processes sharing them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree_memory(pid: int) -> dict[int, dict[str, Any]]:
-    """VmRSS and VmHWM (bytes) and the command of a process and each of its descendants."""
+    """VmRSS, VmHWM and Pss (bytes) and the command of a process and each of its descendants."""
     out: dict[int, dict[str, Any]] = {}
     todo = [pid]
     while todo:
@@ -88,7 +99,7 @@ def tree_memory(pid: int) -> dict[int, dict[str, Any]]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        out[p] = {"cmd": cmd.strip()[:120],
+        out[p] = {"cmd": cmd.strip()[:120], "Pss": _pss(p),
                   **{k: int(fields.get(k, "0 kB").split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}}
         for task in Path(f"/proc/{p}/task").glob("*/children"):
             try:
