@@ -109,7 +109,8 @@ def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
 
 def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | None = None) -> Starlette:
     """The ASGI app serving the archive's DICOMweb face; statement: {"text/markdown": …, "text/html": …}."""
-    middleware = [Middleware(ContentCoding)]  # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
+    # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
+    middleware = [Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

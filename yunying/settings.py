@@ -33,6 +33,7 @@ class Settings:
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
+    compress_frames: bool = True  # Content-Encoding for octet-stream frames and bulk data (JSON/XML always)
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""

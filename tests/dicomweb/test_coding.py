@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import brotli
 import httpx
@@ -17,6 +18,7 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
 from dicomweb.coding import BINARY_ORDER, TEXT_ORDER, kind_of, negotiate
+from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
@@ -186,3 +188,20 @@ def test_errors_stay_plain_json(server: YunyingServer) -> None:
     resp = httpx.get(f"{server.dicomweb_url}/studies/1.2.3/series/4.5.6/metadata",
                      headers={**server.headers, "Accept-Encoding": "br"})
     assert resp.status_code == 404 and resp.json()["status"] == 404
+
+
+def test_compress_frames_off_keeps_pixels_plain(tmp_path: Path) -> None:
+    srv = start_with_env(tmp_path / "data", YUNYING_COMPRESS_FRAMES="false")
+    try:
+        study, series_uid = generate_uid(), generate_uid()
+        items = [smooth_ct(study, series_uid, i, size=256) for i in range(1, 4)]
+        stow(srv, *items)
+        base = f"{srv.dicomweb_url}/studies/{study}/series/{series_uid}"
+        resp, _ = raw_get(srv, f"{base}/instances/{items[0].SOPInstanceUID}/frames/1", Accept=OCTET_ANY,
+                          **{"Accept-Encoding": "zstd, br, gzip"})
+        assert resp.status_code == 200 and "content-encoding" not in resp.headers
+        assert resp.headers["vary"] == "Accept-Encoding"
+        resp, _ = raw_get(srv, f"{base}/metadata", **{"Accept-Encoding": "zstd, br, gzip"})
+        assert resp.headers["content-encoding"] == "br"  # JSON is encoded either way
+    finally:
+        srv.stop()
