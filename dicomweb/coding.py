@@ -142,15 +142,21 @@ class Precoded:
         self.body = body
         self._coded: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._making = threading.Lock()  # a viewer's burst of requests encodes it once, not once each
 
     def coded(self, coding: str) -> bytes:
         """The body in `coding`, encoded at a high level the first time it is asked for."""
         with self._lock:
             hit = self._coded.get(coding)
-        if hit is None:
-            hit = Encoder(coding, "text", stored=True).whole(self.body)
+        if hit is not None:
+            return hit
+        with self._making:
             with self._lock:
-                hit = self._coded.setdefault(coding, hit)
+                hit = self._coded.get(coding)
+            if hit is None:
+                hit = Encoder(coding, "text", stored=True).whole(self.body)
+                with self._lock:
+                    self._coded[coding] = hit
         return hit
 
     @property
