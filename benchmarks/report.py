@@ -54,6 +54,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("mpr_p50", "coronal MPR 512x512x300 p50", "ms", False, absolute_target=150),
     Metric("cstore_1", "C-STORE CT, 1 association", "inst/s", True, 1.3),
     Metric("cstore_4", "C-STORE CT, 4 associations", "inst/s", True, 1.3),
+    Metric("cstore_small", "C-STORE small instances, 4 storescu", "inst/s", True, 1.3,
+           note="8x8 instances of ~8,000 studies (quick: 200), after C-MOVE"),
     Metric("cfind_p50", "C-FIND study mix p50", "ms", False, 0.5),
     Metric("cmove_ips", "C-MOVE CT series to storescp", "inst/s", True, 1.0),
     Metric("disk_ratio", "disk bytes / input bytes (CT)", "x", False, absolute_target=0.7),

@@ -47,6 +47,7 @@ class Profile:
     mpr_requests: int = 30        # coronal MPR positions after the cold one
     shaped_runs: int = 7          # first-image runs over the emulated 4G link, per sequence
     retrieve_runs: int = 3        # whole-series WADO-RS retrieves, median reported
+    small_studies: int = 8000     # small studies (~20,000 instances) sent by 4 parallel storescu
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
@@ -56,7 +57,7 @@ QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
                 frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
                 frame_requests=500, cstore_instances=100, corpus_seconds=40,
                 rendered_requests=100, thumb_repeats=30, cine_passes=1, ttfi_runs=5,
-                mpr_requests=12, shaped_runs=3, retrieve_runs=1)
+                mpr_requests=12, shaped_runs=3, retrieve_runs=1, small_studies=200)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Data:
     ct_store1: CtStudy  # C-STORE over one association (new UIDs)
     ct_store4: CtStudy  # C-STORE over four associations (new UIDs)
     corpus: Corpus
+    small: Corpus | None = None  # C-STORE of small instances (UIDs distinct from the corpus')
 
 
 IDLE_S = 5.0  # seconds without requests before the idle RSS is read
@@ -82,12 +84,15 @@ def build_data(out: Path, profile: Profile) -> Data:
         ct_store1=build_ct(root, profile.ct_slices, "B"),
         ct_store4=build_ct(root, profile.ct_slices, "C"),
         corpus=build_corpus(root, profile.studies),
+        # the corpus' UIDs derive from its study count: another count, other UIDs
+        small=build_corpus(root, profile.small_studies + (profile.small_studies == profile.studies)),
     )
     # the harness's own freshly written files must not be flushed inside a server's measured
     # time: a server that makes its writes durable with syncfs(2) (ours) would pay for them
     os.sync()
     log(f"data ready in {time.perf_counter() - t0:.1f} s: CT {len(data.ct.files)} x 3, corpus "
-        f"{profile.studies} studies / {len(data.corpus.files)} instances")
+        f"{profile.studies} studies / {len(data.corpus.files)} instances, small C-STORE set "
+        f"{len(data.small.files) if data.small else 0} instances")
     return data
 
 
@@ -105,7 +110,8 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
     all_keys = [k for k in ("stow_ips", "stow_mbps", "corpus_ips", "qido_p50", "qido_p95",
                             "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps", *PIXEL_KEYS,
                             "cstore_1",
-                            "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb",
+                            "cstore_4", "cfind_p50", "cmove_ips", "cstore_small", "disk_ratio",
+                            "rss_peak_mb",
                             "rss_idle_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
@@ -244,6 +250,17 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
         if "stow_ips" in results.values[name]:
             phase(["cmove_ips"], "C-MOVE", do_cmove)
+
+        def do_small() -> None:
+            assert data.small is not None
+            r = dimse.c_store(server.peer, data.small.files, associations=4)
+            details["cstore_small"] = r
+            results.set(name, "cstore_small", r["instances_per_s"])
+
+        # last: these studies share the corpus' patients, so C-FIND's expected counts hold before
+        if data.small is not None:
+            phase(["cstore_small"], f"C-STORE {len(data.small.files)} small instances, 4 associations",
+                  do_small)
 
         time.sleep(IDLE_S)  # idle: what the server keeps between bursts of work
         memory = tree_memory(server.proc.pid)

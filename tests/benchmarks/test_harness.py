@@ -25,14 +25,15 @@ TINY = Profile(studies=24, ct_slices=8, qido_queries=30, metadata_runs=2,
                frame_latency_requests=10, frame_seconds=0.5, find_queries=8,
                frame_requests=40, cstore_instances=8, corpus_seconds=60,
                rendered_requests=4, thumb_repeats=3, cine_passes=1, ttfi_runs=2, mpr_requests=3,
-               shaped_runs=1)
+               shaped_runs=1, small_studies=5)
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     root = tmp_path_factory.mktemp("bench-data")
     return Data(ct=build_ct(root, TINY.ct_slices, "A"), ct_store1=build_ct(root, TINY.ct_slices, "B"),
-                ct_store4=build_ct(root, TINY.ct_slices, "C"), corpus=build_corpus(root, TINY.studies))
+                ct_store4=build_ct(root, TINY.ct_slices, "C"), corpus=build_corpus(root, TINY.studies),
+                small=build_corpus(root, TINY.small_studies))
 
 
 def test_ct_is_realistic_and_compressible(tiny_data: Data) -> None:
