@@ -61,7 +61,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("disk_ratio", "disk bytes / input bytes (CT)", "x", False, absolute_target=0.7),
     Metric("rss_peak_mb", "server peak RSS (VmHWM)", "MB", False, 1.0),
     Metric("rss_idle_mb", "server memory idle after the run (PSS)", "MB", False, 1.0,
-           note="PSS of the server and its child processes 5 s after the last workload"),
+           note="PSS of the server and its child processes 12 s after the last workload"),
 )
 METRIC_KEYS = {m.key for m in METRICS}
 

@@ -69,7 +69,7 @@ class Data:
     small: Corpus | None = None  # C-STORE of small instances (UIDs distinct from the corpus')
 
 
-IDLE_S = 5.0  # seconds without requests before the idle RSS is read
+IDLE_S = 12.0  # seconds without requests before the idle memory is read (ingest workers exit after 10)
 
 
 def log(msg: str) -> None:
