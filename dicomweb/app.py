@@ -19,6 +19,7 @@ import yunying.auth.oidc
 from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado
 from dicomweb import oidc as oidc_face
 from dicomweb.contain import ContainErrors
+from dicomweb.coding import ContentCoding
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
@@ -125,7 +126,9 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     an `auth` the store is opened from the settings (secure by default, never open).
     """
     auth = auth or yunying.auth.start(settings)
-    middleware = [Middleware(ContainErrors)]  # outermost: nothing unexpected reaches uvicorn's log
+    middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
+                  Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from dicomweb.access import require_path_visible
+from dicomweb.coding import Precoded, precoded_response
 from dicomweb.http import (
     CACHE_CONTROL,
     MediaRange,
@@ -257,12 +258,15 @@ async def metadata(request: Request) -> Response:
         headers = {"ETag": hit[1], "Cache-Control": CACHE_CONTROL}
         if not_modified(request, hit[1]):
             return Response(status_code=304, headers=headers)
-        return Response(hit[2], media_type="application/dicom+json", headers=headers)
+        return await precoded_response(request, hit[2], "application/dicom+json", headers)
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
     tag = etag((r.digest for r in rows), "metadata", form)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
+    if hit is not None and hit[1] == tag:  # other studies changed, this one did not: keep its encodings
+        _METADATA.put(key, (generation, tag, hit[2]))
+        return await precoded_response(request, hit[2], "application/dicom+json", headers)
     batches = archive.iter_metadata(p["study"], p.get("series"), p.get("sop"))
     if form == "xml":
         return await _xml_metadata(batches, prefix, multipart, headers)
@@ -285,7 +289,7 @@ async def metadata(request: Request) -> Response:
             first = False
         yield b"]"
         if kept is not None:
-            _METADATA.put(key, (generation, tag, b"[" + b"".join(kept) + b"]"))
+            _METADATA.put(key, (generation, tag, Precoded(b"[" + b"".join(kept) + b"]")))
 
     return StreamingResponse(body(), media_type="application/dicom+json", headers=headers)
 
