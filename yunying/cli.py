@@ -65,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from dicomweb.app import build_app
+    from frontends.static import mount_frontends
     from yunying.archive import Archive
 
     settings = _settings(args)
@@ -82,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings))
+        mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30)
         print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, "

@@ -1,0 +1,150 @@
+// The viewer's entry: /viewer/?study=UID[&series=UID[,UID...][&instance=UID[&frame=N]]][&lang=en]
+// [&renderer=2d]; without a study, the doctors' study list. Token: #access_token=... once.
+import { takeTokenFromFragment, Unauthorized } from "../common/auth.js";
+import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
+import { HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } from "./dicomweb.js";
+import { attachGestures, attachScrollbar } from "./interact.js";
+import { Loader } from "./loader.js";
+import { seriesImages, value } from "./series.js";
+import { attachKeys, buildToolbar } from "./toolbar.js";
+import { Viewport } from "./viewport.js";
+
+const params = new URLSearchParams(location.search);
+takeTokenFromFragment(); // before any request: every DICOMweb call carries it
+const languageReady = loadLanguage().catch((err) => console.warn(err.message));
+const $ = (sel) => document.querySelector(sel);
+
+const viewer = {
+  viewports: [], active: null, loader: new Loader(), series: new Map(), tools: { active: "wl" },
+  setTool(tool) { this.tools.active = tool; this.onTool?.(tool); },
+};
+window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
+
+function status(key) { $("#status").textContent = key ? t(key) : ""; }
+
+function fail(err) {
+  if (err instanceof Unauthorized) return; // redirectToLogin() already said so
+  console.warn(err.message);
+  status(err instanceof HttpError && err.status === 404 ? "viewer.error.notFound" : "viewer.error.load");
+}
+
+/** Sizes the quick preview for this viewport (CSS pixels: small and fast on a weak link). */
+function previewParams(vp) {
+  const w = Math.min(512, Math.max(64, vp.el.clientWidth)), h = Math.min(512, Math.max(64, vp.el.clientHeight));
+  return { viewport: `${w},${h}`, quality: "60" };
+}
+
+function startPreview(vp, study, series, sop, frame) {
+  let path = studyUrl(study, series, sop);
+  path += sop && frame > 1 ? `/frames/${frame}/rendered` : "/rendered";
+  return imageUrl(path, previewParams(vp)).then((url) => vp.showPreview(url)).catch(() => {});
+}
+
+async function loadSeries(study, uid, sop) {
+  if (viewer.series.has(uid)) return viewer.series.get(uid);
+  const metadata = await seriesMetadata(study, uid);
+  let images = seriesImages(metadata);
+  if (sop) images = images.filter((im) => im.sop === sop); // the launch named one image
+  const ds = images[0]?.ds;
+  const series = {
+    study, series: uid, images, modality: value(ds, "Modality") || "",
+    bytesPerFrame: (Number(value(ds, "Rows")) || 512) * (Number(value(ds, "Columns")) || 512)
+      * ((Number(value(ds, "BitsAllocated")) || 16) / 8),
+  };
+  viewer.series.set(uid, series);
+  return series;
+}
+
+function createViewport() {
+  const el = $("#viewports .viewport");
+  const vp = new Viewport(el, viewer.loader, params.get("renderer"));
+  attachGestures(vp, viewer.tools);
+  attachScrollbar(vp);
+  el.classList.add("active");
+  viewer.viewports.push(vp);
+  viewer.active = vp;
+  return vp;
+}
+
+async function openStudy(study) {
+  $("#stage").hidden = false;
+  const wanted = (params.get("series") || "").split(",").filter(Boolean);
+  const sop = params.get("instance") || null;
+  const frame = Math.max(1, Number(params.get("frame")) || 1);
+  const vp = createViewport();
+  // the requests start before the language catalog is in: the first image waits for nothing
+  let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame) : null;
+  const listed = searchSeries(study);
+  await languageReady;
+  status(vp.image ? "" : "viewer.loading");
+  let seriesList = [];
+  try {
+    seriesList = (await listed).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
+  } catch (err) { fail(err); return; }
+  if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
+  const first = wanted[0] || value(seriesList[0], "SeriesInstanceUID");
+  if (!first) { status("viewer.error.empty"); return; }
+  if (!preview) preview = startPreview(vp, study, first, null, 1);
+  try {
+    const series = await loadSeries(study, first, sop);
+    const start = sop ? series.images.findIndex((im) => im.frame === frame) : 0;
+    vp.setSeries(series, Math.max(0, start));
+    status("");
+  } catch (err) { fail(err); return; }
+  await preview;
+  buildStrip(study, seriesList, sop);
+}
+
+function buildStrip(study, seriesList, sop) {
+  const strip = $("#series-strip");
+  strip.replaceChildren();
+  for (const s of seriesList) {
+    const uid = value(s, "SeriesInstanceUID");
+    const card = document.createElement("button");
+    card.type = "button";
+    card.className = "series-card";
+    card.dataset.series = uid;
+    const img = document.createElement("img");
+    img.alt = "";
+    const label = document.createElement("span");
+    label.textContent = `${value(s, "SeriesNumber") ?? ""} ${value(s, "Modality") || ""} ${value(s, "SeriesDescription") || ""}`.trim();
+    const count = document.createElement("span");
+    count.textContent = t("viewer.images", { n: value(s, "NumberOfSeriesRelatedInstances") ?? "?" });
+    card.append(img, label, count);
+    card.addEventListener("click", async () => {
+      try { viewer.active.setSeries(await loadSeries(study, uid, sop)); markCurrent(); } catch (err) { fail(err); }
+    });
+    strip.append(card);
+    imageUrl(`${studyUrl(study, uid)}/thumbnail`).then((url) => { img.src = url; }).catch(() => {});
+  }
+  markCurrent();
+}
+
+function markCurrent() {
+  const uid = viewer.active?.series?.series;
+  for (const card of document.querySelectorAll(".series-card")) card.classList.toggle("current", card.dataset.series === uid);
+}
+
+async function main() {
+  const study = params.get("study");
+  const opened = study ? openStudy(study) : null;
+  await languageReady;
+  applyTranslations();
+  $("#lang").addEventListener("click", async () => {
+    await switchLanguage(language() === "zh-CN" ? "en" : "zh-CN");
+    for (const vp of viewer.viewports) vp.changed();
+    window.dispatchEvent(new Event("resize"));
+  });
+  if (!study) {
+    $("#to-list").hidden = true;
+    const { openStudyList } = await import("./studylist.js");
+    await openStudyList($("#studylist"), params);
+    return;
+  }
+  buildToolbar($("#toolbar"), $("#presets"), viewer);
+  attachKeys(viewer);
+  for (const vp of viewer.viewports) vp.changed();
+  await opened;
+}
+
+main().catch(fail);
