@@ -77,9 +77,9 @@ export function attachGestures(vp, tools) {
       zoomAt(vp, { zoom: vp.view.zoom, panX: vp.view.panX, panY: vp.view.panY, mid: p }, vp.view.zoom * Math.exp(-dy / 300), p, p);
       return;
     }
-    wheelRest += dy;
-    const steps = Math.trunc(wheelRest / 50) || (Math.abs(dy) >= 50 ? Math.sign(dy) : 0);
-    if (steps) { wheelRest = 0; vp.scroll(steps); }
+    // one mouse notch = one slice; a trackpad's small deltas add up to one
+    wheelRest = Math.abs(dy) >= 50 ? dy : wheelRest + dy;
+    if (Math.abs(wheelRest) >= 50) { vp.scroll(Math.sign(wheelRest)); wheelRest = 0; }
   }, { passive: false });
 }
 

@@ -1,0 +1,173 @@
+"""The viewer in Debian's Chromium against a real archive: what it paints is the server's values
+through the window, and W/L, scrolling, zoom and the languages work by mouse and by touch."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from benchmarks.net import YunyingServer
+from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.phantom import HEADER_WINDOW, STRIPES, grey, hu, store_ct
+
+SIZE, SLICES = 256, 5
+CENTRES = [(32 * k + 16, SIZE // 2) for k in range(STRIPES)]  # image pixels inside each stripe
+
+# the viewport canvas read back at image points (device pixels through the viewport's transform)
+READ_JS = """(points) => {
+  const vp = window.yunyingViewer.viewports[0], c = vp.canvas, m = vp.toCanvas();
+  const o = document.createElement('canvas'); o.width = c.width; o.height = c.height;
+  const ctx = o.getContext('2d'); ctx.drawImage(c, 0, 0);
+  return points.map(([x, y]) => { const p = m.transformPoint(new DOMPoint(x, y));
+    return ctx.getImageData(Math.floor(p.x), Math.floor(p.y), 1, 1).data[0]; });
+}"""
+SETTLE_JS = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+@pytest.fixture(scope="module")
+def study(archive: YunyingServer) -> tuple[str, str]:
+    return store_ct(archive, SLICES, SIZE)
+
+
+def url(server: YunyingServer, study: str, query: str = "") -> str:
+    return f"{server.http_url}/viewer/?study={study}{query}#access_token={server.api_key}"
+
+
+def opened(page: Any, address: str) -> Any:
+    page.goto(address)
+    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+    page.evaluate(SETTLE_JS)
+    return page
+
+
+def pixels(page: Any) -> list[int]:
+    page.evaluate(SETTLE_JS)
+    return list(page.evaluate(READ_JS, CENTRES))
+
+
+def expected(center: float, width: float, slice_index: int = 0) -> list[float]:
+    return [grey(hu(k, slice_index), center, width) for k in range(STRIPES)]
+
+
+def assert_close(seen: list[int], wanted: list[float], tolerance: float = 1.5) -> None:
+    assert all(abs(s - w) <= tolerance for s, w in zip(seen, wanted, strict=True)), (seen, [round(w) for w in wanted])
+
+
+def corner(page: Any, which: str) -> str:
+    return str(page.inner_text(f".viewport .corner.{which}"))
+
+
+@pytest.mark.parametrize("renderer", ["webgl2", "2d"])
+def test_first_image_is_the_server_values_through_the_header_window(
+        open_page: Any, archive: YunyingServer, study: tuple[str, str], renderer: str) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en" + ("&renderer=2d" if renderer == "2d" else "")))
+    assert page.get_attribute(".viewport", "data-renderer") == ("canvas2d" if renderer == "2d" else "webgl2")
+    assert_close(pixels(page), expected(*HEADER_WINDOW))
+    assert "W 800 L -700" in corner(page, "br")
+    assert f"Im 1/{SLICES}" in corner(page, "bl")
+    assert "Wang Xiaodong" in corner(page, "tl") and "王 小东" in corner(page, "tl")
+    assert page.evaluate("performance.getEntriesByName('first-image').length") == 1
+    assert not p.errors
+
+
+def test_mouse_drag_windows_and_wheel_scrolls(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    box = page.locator(".viewport").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 100, y - 50, steps=5)  # CT: 2 HU per pixel: width +200, level -100
+    page.mouse.up()
+    assert "W 1000 L -800" in corner(page, "br")
+    assert_close(pixels(page), expected(-800, 1000))
+    page.mouse.wheel(0, 100)  # one notch: the next slice
+    page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im 2/{SLICES}')")
+    page.wait_for_function("window.yunyingViewer.viewports[0].image !== null")
+    assert_close(pixels(page), expected(-800, 1000, slice_index=1))
+    page.keyboard.press("End")
+    page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im {SLICES}/{SLICES}')")
+    assert_close(pixels(page), expected(-800, 1000, slice_index=SLICES - 1))
+    page.click("#invert")
+    assert_close(pixels(page), [255 - g for g in expected(-800, 1000, SLICES - 1)])
+    page.click("#reset")
+    assert_close(pixels(page), expected(*HEADER_WINDOW, slice_index=SLICES - 1))
+    assert not p.errors
+
+
+def touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+        {"x": x, "y": y, "id": i, "radiusX": 1, "radiusY": 1, "force": 1} for i, (x, y) in enumerate(points)]})
+
+
+def touch_drag(cdp: Any, start: list[tuple[float, float]], end: list[tuple[float, float]], steps: int = 6) -> None:
+    touch(cdp, "touchStart", start)
+    for s in range(1, steps + 1):
+        f = s / steps
+        touch(cdp, "touchMove", [(a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f) for a, b in zip(start, end, strict=True)])
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_phone_touch_windows_scrolls_and_pinches(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**PHONE, locale="zh-CN")
+    page = opened(p.page, url(archive, study[0]))
+    assert page.inner_text("#tool-wl") == "窗宽窗位"  # zh-CN from the browser's language
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    cdp = p.context.new_cdp_session(page)
+    box = page.locator(".viewport").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    touch_drag(cdp, [(cx, cy)], [(cx - 50, cy + 50)])  # width -100, level +100
+    assert "窗宽 700 窗位 -600" in corner(page, "br")
+    assert_close(pixels(page), expected(-600, 700))
+    bar = page.locator(".viewport .scrollbar").bounding_box()  # the slice scrollbar: drag to the end
+    touch_drag(cdp, [(bar["x"] + bar["width"] / 2, bar["y"] + 5)],
+               [(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] - 2)])
+    page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('图像 {SLICES}/{SLICES}')")
+    assert_close(pixels(page), expected(-600, 700, slice_index=SLICES - 1))
+    zoom0 = page.evaluate("window.yunyingViewer.viewports[0].view.zoom")
+    touch_drag(cdp, [(cx - 40, cy), (cx + 40, cy)], [(cx - 120, cy), (cx + 120, cy)])  # pinch out x3
+    zoom1 = page.evaluate("window.yunyingViewer.viewports[0].view.zoom")
+    assert zoom1 == pytest.approx(zoom0 * 3, rel=0.05)
+    middle = pixels(page)[3:5]  # the outer stripes are off screen now
+    assert_close(middle, expected(-600, 700, slice_index=SLICES - 1)[3:5])
+    stripe = page.evaluate("(() => { const vp = window.yunyingViewer.viewports[0];"
+                           " return vp.imageToClient(32, 0)[0] - vp.imageToClient(0, 0)[0]; })()")
+    assert stripe == pytest.approx(32 * 390 / SIZE * 3, rel=0.05)  # fitted to 390 px, then x3
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors
+
+
+def test_language_switches_in_place(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP, locale="en-US")
+    page = opened(p.page, url(archive, study[0]))
+    assert page.inner_text("#tool-wl") == "W/L"  # en from navigator.language
+    assert "W 800 L -700" in corner(page, "br")
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('#tool-wl').innerText === '窗宽窗位'")
+    assert "窗宽 800 窗位 -700" in corner(page, "br")
+    assert "lang=zh-CN" in page.url and "access_token" not in page.url  # the token left the address bar
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert not p.errors
+
+
+def test_launch_precise_to_one_image(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    import httpx
+
+    rows = httpx.get(f"{archive.dicomweb_url}/studies/{study[0]}/series/{study[1]}/instances",
+                     params={"InstanceNumber": "3"}, headers=archive.headers).json()
+    sop = rows[0]["00080018"]["Value"][0]
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], f"&series={study[1]}&instance={sop}&lang=en"))
+    assert "Im 1/1" in corner(page, "bl")
+    assert_close(pixels(page), expected(*HEADER_WINDOW, slice_index=2))
+    assert not p.errors
+
+
+def test_unknown_study_says_so(open_page: Any, archive: YunyingServer) -> None:
+    p = open_page(**DESKTOP)
+    p.page.goto(url(archive, "1.2.3.4.5.6.7.8.9", "&lang=en"))
+    p.page.wait_for_function("document.querySelector('#status').innerText.length > 0 && "
+                             "!document.querySelector('#status').innerText.includes('Loading')")
+    assert re.search("not found|no series", p.page.inner_text("#status"), re.I)
