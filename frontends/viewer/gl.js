@@ -1,24 +1,36 @@
-// W/L on raw values in WebGL2: the stored samples go to an integer texture as they are (R16I,
-// R16UI or R8UI, no conversion), the fragment shader interpolates the modality values
-// (rescale), applies the window (PS3.3 C.11.2.1.2 linear) and the inversion.
+// W/L on raw values in WebGL2. Where float textures filter (OES_texture_float_linear), the
+// stored samples go up as R32F (exact for 8/16-bit integers) and the hardware interpolates; else
+// they go up as they are (R16I, R16UI or R8UI) and the shader interpolates four texelFetch.
+// Either way the shader applies the rescale, the window (PS3.3 C.11.2.1.2 linear) and inversion.
 const VERTEX = `#version 300 es
 in vec2 a_pos;
 void main() { gl_Position = vec4(a_pos, 0.0, 1.0); }`;
 
-const fragment = (prefix) => `#version 300 es
+const SAMPLE = {
+  f: `uniform highp sampler2D u_tex;
+float raw(vec2 img) { return texture(u_tex, img / vec2(u_size)).r; }`,
+  i: `uniform highp isampler2D u_tex;`,
+  u: `uniform highp usampler2D u_tex;`,
+};
+const FETCH = `float at(ivec2 p) { return float(texelFetch(u_tex, clamp(p, ivec2(0), u_size - 1), 0).r); }
+float raw(vec2 img) {
+  vec2 q = img - 0.5;  // bilinear between pixel centres
+  ivec2 p = ivec2(floor(q));
+  vec2 f = q - floor(q);
+  return mix(mix(at(p), at(p + ivec2(1, 0)), f.x), mix(at(p + ivec2(0, 1)), at(p + ivec2(1, 1)), f.x), f.y);
+}`;
+
+const fragment = (kind) => `#version 300 es
 precision highp float;
 precision highp int;
-uniform highp ${prefix}sampler2D u_tex;
 uniform ivec2 u_size;
 uniform vec2 u_canvas;
 uniform mat3 u_toImage;   // canvas pixel (top-left origin) -> image pixel
 uniform float u_slope, u_intercept, u_center, u_width;
 uniform bool u_invert;
 out vec4 color;
-float modality(ivec2 p) {
-  p = clamp(p, ivec2(0), u_size - 1);
-  return float(texelFetch(u_tex, p, 0).r) * u_slope + u_intercept;
-}
+${SAMPLE[kind]}
+${kind === "f" ? "" : FETCH}
 void main() {
   vec2 canvasPos = vec2(gl_FragCoord.x, u_canvas.y - gl_FragCoord.y);
   vec2 img = (u_toImage * vec3(canvasPos, 1.0)).xy;
@@ -26,11 +38,7 @@ void main() {
     color = vec4(0.0, 0.0, 0.0, 1.0);
     return;
   }
-  vec2 q = img - 0.5;  // bilinear between pixel centres
-  ivec2 p = ivec2(floor(q));
-  vec2 f = q - floor(q);
-  float v = mix(mix(modality(p), modality(p + ivec2(1, 0)), f.x),
-                mix(modality(p + ivec2(0, 1)), modality(p + ivec2(1, 1)), f.x), f.y);
+  float v = raw(img) * u_slope + u_intercept;
   float g = clamp((v - (u_center - 0.5)) / max(u_width - 1.0, 1.0) + 0.5, 0.0, 1.0);
   if (u_invert) g = 1.0 - g;
   color = vec4(g, g, g, 1.0);
@@ -44,10 +52,10 @@ function compile(gl, type, source) {
   return shader;
 }
 
-function program(gl, prefix) {
+function program(gl, kind) {
   const p = gl.createProgram();
   gl.attachShader(p, compile(gl, gl.VERTEX_SHADER, VERTEX));
-  gl.attachShader(p, compile(gl, gl.FRAGMENT_SHADER, fragment(prefix)));
+  gl.attachShader(p, compile(gl, gl.FRAGMENT_SHADER, fragment(kind)));
   gl.bindAttribLocation(p, 0, "a_pos");
   gl.linkProgram(p);
   if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(p));
@@ -59,16 +67,18 @@ function program(gl, prefix) {
 }
 
 export class GlRenderer {
-  static create(canvas) {
+  static create(canvas, integerTextures = false) {
     // preserveDrawingBuffer: screenshots and tests read the canvas back after the frame
     const gl = canvas.getContext("webgl2", { preserveDrawingBuffer: true, antialias: false, alpha: false });
-    return gl ? new GlRenderer(gl) : null;
+    return gl ? new GlRenderer(gl, integerTextures) : null;
   }
 
-  constructor(gl) {
+  constructor(gl, integerTextures) {
     this.kind = "webgl2";
     this.gl = gl;
-    this.programs = { i: program(gl, "i"), u: program(gl, "u") };
+    this.floatLinear = !integerTextures && !!gl.getExtension("OES_texture_float_linear");
+    this.programs = {};
+    this.program = (kind) => (this.programs[kind] ??= program(gl, kind));
     const buffer = gl.createBuffer();
     gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
     gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
@@ -78,15 +88,26 @@ export class GlRenderer {
     this.uploaded = null;
   }
 
+  kindOf(image) {
+    return this.floatLinear ? "f" : image.pixels instanceof Int16Array ? "i" : "u";
+  }
+
   upload(image) {
     const gl = this.gl;
     gl.bindTexture(gl.TEXTURE_2D, this.texture);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
     const px = image.pixels;
-    const [internal, type] = px instanceof Int16Array ? [gl.R16I, gl.SHORT]
-      : px instanceof Uint16Array ? [gl.R16UI, gl.UNSIGNED_SHORT] : [gl.R8UI, gl.UNSIGNED_BYTE];
-    gl.texImage2D(gl.TEXTURE_2D, 0, internal, image.columns, image.rows, 0, gl.RED_INTEGER, type, px);
-    for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
+    let filter = gl.NEAREST;
+    if (this.floatLinear) {
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, image.columns, image.rows, 0, gl.RED, gl.FLOAT, Float32Array.from(px));
+      filter = gl.LINEAR;
+    } else {
+      const [internal, type] = px instanceof Int16Array ? [gl.R16I, gl.SHORT]
+        : px instanceof Uint16Array ? [gl.R16UI, gl.UNSIGNED_SHORT] : [gl.R8UI, gl.UNSIGNED_BYTE];
+      gl.texImage2D(gl.TEXTURE_2D, 0, internal, image.columns, image.rows, 0, gl.RED_INTEGER, type, px);
+    }
+    for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, filter);
+    for (const p of [gl.TEXTURE_WRAP_S, gl.TEXTURE_WRAP_T]) gl.texParameteri(gl.TEXTURE_2D, p, gl.CLAMP_TO_EDGE);
     this.uploaded = image;
   }
 
@@ -96,7 +117,7 @@ export class GlRenderer {
     gl.viewport(0, 0, canvas.width, canvas.height);
     if (!image) { gl.clearColor(0, 0, 0, 1); gl.clear(gl.COLOR_BUFFER_BIT); return; }
     if (this.uploaded !== image) this.upload(image);
-    const { p, u } = image.pixels instanceof Int16Array ? this.programs.i : this.programs.u;
+    const { p, u } = this.program(this.kindOf(image));
     gl.useProgram(p);
     gl.uniform1i(u.u_tex, 0);
     gl.uniform2i(u.u_size, image.columns, image.rows);

@@ -6,7 +6,7 @@ import { decodeFrame, isRawDisplayable, pixelFormat } from "./series.js";
 
 export class Loader {
   constructor(budget) {
-    this.cache = new FrameCache(budget);
+    this.cache = budget ? new FrameCache(budget) : new FrameCache();
     this.queue = new FetchQueue(6);
     this.warmQueue = new FetchQueue(2);
     this.fetched = 0; // frames downloaded and decoded (for the benchmark)

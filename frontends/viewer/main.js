@@ -11,16 +11,20 @@ import { Viewport } from "./viewport.js";
 
 const params = new URLSearchParams(location.search);
 takeTokenFromFragment(); // before any request: every DICOMweb call carries it
+// the first requests leave before anything else runs (WebGL set-up, the language catalog)
+const early = params.get("study") ? searchSeries(params.get("study")) : null;
+early?.catch(() => {});
 const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
 
 const viewer = {
-  viewports: [], active: null, loader: new Loader(), series: new Map(), tools: { active: "wl" },
+  // ?cacheMb=N bounds the decoded-pixel cache (an embedding app that knows its memory)
+  viewports: [], active: null, loader: new Loader((Number(params.get("cacheMb")) || 0) * 2 ** 20 || undefined), series: new Map(), tools: { active: "wl" },
   setTool(tool) { this.tools.active = tool; this.onTool?.(tool); },
 };
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
 
-function status(key) { $("#status").textContent = key ? t(key) : ""; }
+function status(key) { languageReady.then(() => { $("#status").textContent = key ? t(key) : ""; }); }
 
 function fail(err) {
   if (err instanceof Unauthorized) return; // redirectToLogin() already said so
@@ -74,17 +78,15 @@ async function openStudy(study) {
   const vp = createViewport();
   // the requests start before the language catalog is in: the first image waits for nothing
   let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame) : null;
-  const listed = searchSeries(study);
-  await languageReady;
-  status(vp.image ? "" : "viewer.loading");
   let seriesList = [];
   try {
-    seriesList = (await listed).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
+    seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
   } catch (err) { fail(err); return; }
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
   const first = wanted[0] || value(seriesList[0], "SeriesInstanceUID");
   if (!first) { status("viewer.error.empty"); return; }
   if (!preview) preview = startPreview(vp, study, first, null, 1);
+  if (!performance.getEntriesByName("first-image").length) status("viewer.loading");
   try {
     const series = await loadSeries(study, first, sop);
     const start = sop ? series.images.findIndex((im) => im.frame === frame) : 0;
@@ -92,6 +94,7 @@ async function openStudy(study) {
     status("");
   } catch (err) { fail(err); return; }
   await preview;
+  status("");
   buildStrip(study, seriesList, sop);
 }
 

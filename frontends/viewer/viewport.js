@@ -9,7 +9,7 @@ import { personName, value } from "./series.js";
 export function createRenderer(canvas, wanted) {
   if (wanted !== "2d") {
     try {
-      const gl = GlRenderer.create(canvas);
+      const gl = GlRenderer.create(canvas, wanted === "int");
       if (gl) return gl;
     } catch (err) {
       console.warn("WebGL2 unavailable, using canvas 2D:", err.message);
@@ -28,7 +28,7 @@ export class Viewport {
     this.preview = element.querySelector("img.preview");
     this.corners = Object.fromEntries(CORNERS.map((c) => [c, element.querySelector(`.corner.${c}`)]));
     this.renderer = createRenderer(this.canvas, rendererKind);
-    element.dataset.renderer = this.renderer.kind;
+    element.dataset.renderer = this.renderer.kind + (this.renderer.floatLinear ? "-float" : "");
     this.series = null;
     this.index = 0;
     this.image = null; // the decoded frame on screen (full fidelity)
@@ -91,9 +91,16 @@ export class Viewport {
     this.index = Math.max(0, Math.min(n - 1, i));
     const want = this.index;
     const hit = this.loader.cached(this.series, want);
-    if (hit) this.show(hit);
-    else this.loader.load(this.series, want, 0).then((img) => { if (this.index === want) this.show(img); }, (err) => this.failed(err));
-    this.loader.prefetch(this.series, want);
+    if (hit) {
+      this.show(hit);
+      this.loader.prefetch(this.series, want);
+    } else {
+      // the slice on screen first, alone: on a weak link prefetch would share its bandwidth
+      this.loader.load(this.series, want, 0).then((img) => {
+        if (this.index === want) this.show(img);
+        if (this.index === want) this.loader.prefetch(this.series, want);
+      }, (err) => this.failed(err));
+    }
     this.changed();
   }
 

@@ -58,12 +58,12 @@ def corner(page: Any, which: str) -> str:
     return str(page.inner_text(f".viewport .corner.{which}"))
 
 
-@pytest.mark.parametrize("renderer", ["webgl2", "2d"])
+@pytest.mark.parametrize(("asked", "renderer"), [("", "webgl2-float"), ("int", "webgl2"), ("2d", "canvas2d")])
 def test_first_image_is_the_server_values_through_the_header_window(
-        open_page: Any, archive: YunyingServer, study: tuple[str, str], renderer: str) -> None:
+        open_page: Any, archive: YunyingServer, study: tuple[str, str], asked: str, renderer: str) -> None:
     p = open_page(**DESKTOP)
-    page = opened(p.page, url(archive, study[0], "&lang=en" + ("&renderer=2d" if renderer == "2d" else "")))
-    assert page.get_attribute(".viewport", "data-renderer") == ("canvas2d" if renderer == "2d" else "webgl2")
+    page = opened(p.page, url(archive, study[0], f"&lang=en&renderer={asked}"))
+    assert page.get_attribute(".viewport", "data-renderer") == renderer  # R32F, integer textures, canvas 2D
     assert_close(pixels(page), expected(*HEADER_WINDOW))
     assert "W 800 L -700" in corner(page, "br")
     assert f"Im 1/{SLICES}" in corner(page, "bl")
@@ -171,3 +171,22 @@ def test_unknown_study_says_so(open_page: Any, archive: YunyingServer) -> None:
     p.page.wait_for_function("document.querySelector('#status').innerText.length > 0 && "
                              "!document.querySelector('#status').innerText.includes('Loading')")
     assert re.search("not found|no series", p.page.inner_text("#status"), re.I)
+
+
+def test_reopening_the_study_downloads_no_pixels_again(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    first = opened(p.page, url(archive, study[0], "&lang=en"))
+    first.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES} && "
+                            "[...document.querySelectorAll('.series-card img')].every(i => i.complete && i.src)")
+    page = p.context.new_page()  # same browser profile: its HTTP cache
+    cdp = p.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    seen: dict[str, dict[str, Any]] = {}
+    cdp.on("Network.responseReceived", lambda e: seen.__setitem__(e["requestId"], e["response"]))
+    opened(page, url(archive, study[0], "&lang=en"))
+    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    page.wait_for_function("[...document.querySelectorAll('.series-card img')].every(i => i.complete && i.src)")
+    pixels_again = [r for r in seen.values() if re.search(r"/(frames/\d+|rendered|thumbnail)(\?|$)", r["url"])]
+    assert len(pixels_again) >= SLICES + 1  # frames, preview, thumbnail were asked for ...
+    downloaded = [r["url"] for r in pixels_again if not (r.get("fromDiskCache") or r.get("fromPrefetchCache")) and r["status"] != 304]
+    assert not downloaded  # ... and answered by the browser cache (or 304)
