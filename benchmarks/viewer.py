@@ -75,6 +75,7 @@ def redraw_ms(browser: Any, address: str) -> float:
       for (let i = 0; i < 60; i++) { const t0 = performance.now();
         vp.view.width = 400 + i * 10; vp.draw();
         if (gl) gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+        else vp.renderer.ctx.getImageData(0, 0, 1, 1);
         out.push(performance.now() - t0); }
       return out; }""")
     ctx.close()
@@ -116,19 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         stow_files(server, list(ct.files))
         if long:
             stow_files(server, list(long.files))
-        base = f"{server.http_url}/viewer/?study={{}}#access_token={server.api_key}"
+        base = f"{server.http_url}/viewer/?study={{}}{{}}#access_token={server.api_key}"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             print(f"viewer, 512x512 CT of {args.slices} slices, phone 390x844 @3x, empty cache "
                   "(headless Chromium, SwiftShader: CPU-bound)")
             for name, net in (("loopback", LOOPBACK), ("4G poor 8/2 Mbit/s 80 ms", POOR_4G)):
-                runs = [open_once(browser, base.format(ct.study_uid), net) for _ in range(3)]
+                runs = [open_once(browser, base.format(ct.study_uid, ""), net) for _ in range(3)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 print(f"  {name:26s} first image {med['first_image_ms']:7.0f} ms   full fidelity "
                       f"{med['full_fidelity_ms']:7.0f} ms   viewer files {med['own_files_kb']:.1f} KB transferred")
-            print(f"  W/L redraw (draw + GPU flush), median of 60: {redraw_ms(browser, base.format(ct.study_uid)):.2f} ms")
+            for label, query in (("auto (canvas 2D on SwiftShader)", ""), ("WebGL2 forced", "&renderer=webgl2")):
+                ms = redraw_ms(browser, base.format(ct.study_uid, query))
+                print(f"  W/L redraw at 1366x768, {label}: median of 60 {ms:.2f} ms")
             if long:
-                h = scroll_heap(browser, base.format(long.study_uid))
+                h = scroll_heap(browser, base.format(long.study_uid, ""))
                 print(f"  scrolled {h['images']} images end to end: JS heap {h['js_heap_mb']:.1f} MB, "
                       f"pixel cache {h['cache_mb']:.0f} MB of a {h['cache_budget_mb']:.0f} MB budget, "
                       f"array buffers {h['backing_store_mb']:.0f} MB")

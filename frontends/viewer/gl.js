@@ -88,6 +88,13 @@ export class GlRenderer {
     this.uploaded = null;
   }
 
+  /** True on a software rasteriser, where every fragment costs CPU time. */
+  software() {
+    const gl = this.gl, info = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    return /swiftshader|llvmpipe|software|softpipe/i.test(name);
+  }
+
   kindOf(image) {
     return this.floatLinear ? "f" : image.pixels instanceof Int16Array ? "i" : "u";
   }

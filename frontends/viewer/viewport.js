@@ -6,11 +6,22 @@ import { GlRenderer } from "./gl.js";
 import { defaultWindow } from "./presets.js";
 import { personName, value } from "./series.js";
 
+/**
+ * WebGL2 unless it is missing or software-rendered (SwiftShader, llvmpipe: the canvas 2D path
+ * is several times faster there); `wanted`: "webgl2" or "int" (integer textures) forces WebGL2,
+ * "2d" the canvas. Returns the renderer; the canvas may have been replaced by a fresh one.
+ */
 export function createRenderer(canvas, wanted) {
   if (wanted !== "2d") {
     try {
       const gl = GlRenderer.create(canvas, wanted === "int");
-      if (gl) return gl;
+      if (gl && (wanted === "webgl2" || wanted === "int" || !gl.software())) return gl;
+      if (gl) { // a canvas holding a WebGL context cannot give a 2D one
+        gl.gl.getExtension("WEBGL_lose_context")?.loseContext();
+        const fresh = document.createElement("canvas");
+        canvas.replaceWith(fresh);
+        canvas = fresh;
+      }
     } catch (err) {
       console.warn("WebGL2 unavailable, using canvas 2D:", err.message);
     }
@@ -28,6 +39,7 @@ export class Viewport {
     this.preview = element.querySelector("img.preview");
     this.corners = Object.fromEntries(CORNERS.map((c) => [c, element.querySelector(`.corner.${c}`)]));
     this.renderer = createRenderer(this.canvas, rendererKind);
+    this.canvas = element.querySelector("canvas");
     element.dataset.renderer = this.renderer.kind + (this.renderer.floatLinear ? "-float" : "");
     this.series = null;
     this.index = 0;
