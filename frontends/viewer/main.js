@@ -3,11 +3,12 @@
 import { takeTokenFromFragment, Unauthorized } from "../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
 import { HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } from "./dicomweb.js";
-import { attachGestures, attachScrollbar } from "./interact.js";
+import { Cine } from "./cine.js";
+import { createViewport, setLayout } from "./layout.js";
 import { Loader } from "./loader.js";
+import { Measurements } from "./measure.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
-import { Viewport } from "./viewport.js";
 
 const params = new URLSearchParams(location.search);
 takeTokenFromFragment(); // before any request: every DICOMweb call carries it
@@ -19,8 +20,19 @@ const $ = (sel) => document.querySelector(sel);
 
 const viewer = {
   // ?cacheMb=N bounds the decoded-pixel cache (an embedding app that knows its memory)
-  viewports: [], active: null, loader: new Loader((Number(params.get("cacheMb")) || 0) * 2 ** 20 || undefined), series: new Map(), tools: { active: "wl" },
-  setTool(tool) { this.tools.active = tool; this.onTool?.(tool); },
+  viewports: [], active: null, loader: new Loader((Number(params.get("cacheMb")) || 0) * 2 ** 20 || undefined),
+  series: new Map(), seriesOrder: [], measurements: new Measurements(), cine: null, layout: "1x1",
+  tools: {
+    active: "wl",
+    start: (vp, tool, x, y) => viewer.measurements.start(vp, tool, x, y),
+    move: (vp, x, y) => viewer.measurements.move(vp, x, y),
+    end: (vp) => viewer.measurements.end(vp),
+    cancel: (vp) => viewer.measurements.cancel(vp),
+  },
+  setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },
+  setLayout(layout) {
+    return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
+  },
 };
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
 
@@ -59,14 +71,16 @@ async function loadSeries(study, uid, sop) {
   return series;
 }
 
-function createViewport() {
-  const el = $("#viewports .viewport");
-  const vp = new Viewport(el, viewer.loader, params.get("renderer"));
-  attachGestures(vp, viewer.tools);
-  attachScrollbar(vp);
-  el.classList.add("active");
-  viewer.viewports.push(vp);
+function firstViewport() {
+  const vp = createViewport(viewer, $("#viewports .viewport"), params.get("renderer"));
+  vp.el.classList.add("active");
   viewer.active = vp;
+  viewer.cine = new Cine(vp);
+  viewer.onActivate = (active) => {
+    const fps = viewer.cine.fps, direction = viewer.cine.direction, onChange = viewer.cine.onChange;
+    viewer.cine = Object.assign(new Cine(active), { fps, direction, onChange });
+    markCurrent();
+  };
   return vp;
 }
 
@@ -75,7 +89,8 @@ async function openStudy(study) {
   const wanted = (params.get("series") || "").split(",").filter(Boolean);
   const sop = params.get("instance") || null;
   const frame = Math.max(1, Number(params.get("frame")) || 1);
-  const vp = createViewport();
+  viewer.study = study;
+  const vp = firstViewport();
   // the requests start before the language catalog is in: the first image waits for nothing
   let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame) : null;
   let seriesList = [];
@@ -83,6 +98,7 @@ async function openStudy(study) {
     seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
   } catch (err) { fail(err); return; }
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
+  viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
   const first = wanted[0] || value(seriesList[0], "SeriesInstanceUID");
   if (!first) { status("viewer.error.empty"); return; }
   if (!preview) preview = startPreview(vp, study, first, null, 1);
@@ -91,6 +107,8 @@ async function openStudy(study) {
     const series = await loadSeries(study, first, sop);
     const start = sop ? series.images.findIndex((im) => im.frame === frame) : 0;
     vp.setSeries(series, Math.max(0, start));
+    viewer.cine.fps = Cine.defaultFps(series);
+    viewer.cine.onChange?.();
     status("");
   } catch (err) { fail(err); return; }
   await preview;

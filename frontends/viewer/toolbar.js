@@ -1,8 +1,9 @@
 // The toolbar (bottom on phones, top on desktops), the presets menu and keyboard shortcuts.
 import { t } from "../common/i18n.js";
+import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom"];
+const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi"];
 
 export function buildToolbar(nav, menu, viewer) {
   nav.replaceChildren();
@@ -25,7 +26,23 @@ export function buildToolbar(nav, menu, viewer) {
   viewer.onTool(viewer.tools.active);
   button("viewer.presets", () => { menu.hidden = !menu.hidden; }, "open-presets");
   button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
-  button("viewer.reset", () => viewer.active.reset(), "reset");
+  button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
+  const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
+  const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
+  button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
+  const layout = button("viewer.layout", () => {
+    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
+    layout.textContent = t("viewer.layout") + " " + viewer.layout;
+  }, "layout");
+  const cineChanged = () => {
+    play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
+    play.textContent = t(play.dataset.i18n);
+    speed.removeAttribute("data-i18n");
+    speed.textContent = t("viewer.cine.fps", { fps: viewer.cine.fps });
+  };
+  viewer.cine.onChange = cineChanged;
+  window.addEventListener("languagechange", cineChanged);
+  cineChanged();
   buildPresets(menu, viewer);
 }
 
@@ -64,5 +81,8 @@ export function attachKeys(viewer) {
     else if (e.key === "s") viewer.setTool("scroll");
     else if (e.key === "p") viewer.setTool("pan");
     else if (e.key === "z") viewer.setTool("zoom");
+    else if (e.key === "l") viewer.setTool("length");
+    else if (e.key === " ") { viewer.cine.toggle(); e.preventDefault(); }
+    else if (e.key === "Escape") viewer.measurements.cancel(vp);
   });
 }

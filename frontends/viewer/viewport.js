@@ -48,11 +48,18 @@ export class Viewport {
     this.windowSet = false;
     this.listeners = new Set();
     this.pending = false;
-    new ResizeObserver(() => this.resize()).observe(element);
+    this.observer = new ResizeObserver(() => this.resize());
+    this.observer.observe(element);
     this.resize();
   }
 
   onChange(fn) { this.listeners.add(fn); }
+
+  destroy() {
+    this.observer.disconnect();
+    this.renderer.gl?.getExtension("WEBGL_lose_context")?.loseContext();
+    this.el.remove();
+  }
 
   resize() {
     const dpr = window.devicePixelRatio || 1;

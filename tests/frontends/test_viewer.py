@@ -190,3 +190,78 @@ def test_reopening_the_study_downloads_no_pixels_again(open_page: Any, archive: 
     assert len(pixels_again) >= SLICES + 1  # frames, preview, thumbnail were asked for ...
     downloaded = [r["url"] for r in pixels_again if not (r.get("fromDiskCache") or r.get("fromPrefetchCache")) and r["status"] != 304]
     assert not downloaded  # ... and answered by the browser cache (or 304)
+
+
+def drag_image(page: Any, a: tuple[float, float], b: tuple[float, float], vp: int = 0) -> None:
+    """A mouse drag between two image points of viewport `vp`."""
+    box = page.locator(".viewport").nth(vp).bounding_box()
+    pa, pb = (page.evaluate(f"window.yunyingViewer.viewports[{vp}].imageToClient({x}, {y})") for x, y in (a, b))
+    page.mouse.move(box["x"] + pa[0], box["y"] + pa[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + pb[0], box["y"] + pb[1], steps=4)
+    page.mouse.up()
+
+
+def test_length_angle_and_roi_on_the_phantom(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    from tests.frontends.phantom import SPACING
+
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    page.click("#tool-length")
+    drag_image(page, (16, 128), (208, 128))  # 192 pixels of 0.5 mm
+    text = page.text_content("svg.marks .measure.length text")
+    assert float(text.split()[0]) == pytest.approx(192 * SPACING, rel=0.01) and text.endswith("mm")
+    page.click("#tool-angle")
+    drag_image(page, (200, 128), (128, 128))  # first arm, to the vertex
+    drag_image(page, (128, 128), (128, 40))   # second arm: a right angle
+    assert float(page.text_content("svg.marks .measure.angle text").rstrip("°")) == pytest.approx(90, abs=1)
+    page.click("#tool-roi")
+    drag_image(page, (100, 100), (124, 140))  # inside stripe 3 (x 96-127)
+    roi = page.text_content("svg.marks .measure.roi")
+    assert f"Mean {hu(3, 0):.1f} SD 0.0" in roi and f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f}" in roi
+    area = float(re.search(r"Area ([\d.]+) mm²", roi).group(1))
+    assert area == pytest.approx(3.14159 * 12 * 20 * SPACING**2, rel=0.01)
+    page.keyboard.press("ArrowDown")  # measurements belong to their image
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 0")
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 3")
+    assert not p.errors
+
+
+def test_cine_plays_pauses_and_reverses(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    assert page.inner_text("#cine-speed") == "30 fps"
+    page.click("#cine")
+    assert page.inner_text("#cine") == "Pause"
+    seen = page.evaluate("""() => new Promise(done => { const vp = window.yunyingViewer.viewports[0], out = [];
+      const tick = () => { out.push(vp.index); out.length < 40 ? requestAnimationFrame(tick) : done(out); };
+      requestAnimationFrame(tick); })""")
+    assert len(set(seen)) == SLICES  # it went round the whole stack
+    page.click("#cine-reverse")
+    seen = page.evaluate("""() => new Promise(done => { const vp = window.yunyingViewer.viewports[0], out = [];
+      const tick = () => { if (out.at(-1) !== vp.index) out.push(vp.index);
+        out.length < 6 ? requestAnimationFrame(tick) : done(out); }; requestAnimationFrame(tick); })""")
+    steps = {(b - a) % SLICES for a, b in zip(seen, seen[1:])}
+    assert steps == {SLICES - 1}  # every step one slice back
+    page.click("#cine")
+    assert page.inner_text("#cine") == "Play"
+    at = page.evaluate("window.yunyingViewer.viewports[0].index")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.yunyingViewer.viewports[0].index") == at
+    assert not p.errors
+
+
+def test_layouts_add_viewports(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    page.click("#layout")  # 1x2
+    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.click("#layout")  # 2x2
+    page.wait_for_function("window.yunyingViewer.viewports.length === 4 && window.yunyingViewer.viewports.every(v => v.image)")
+    boxes = [page.locator(".viewport").nth(i).bounding_box() for i in range(4)]
+    assert len({(round(b["x"]), round(b["y"])) for b in boxes}) == 4  # a 2x2 grid
+    page.locator(".viewport").nth(3).click()
+    assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[3]")
+    assert not p.errors
