@@ -33,7 +33,8 @@ def grey(value: float, center: float, width: float) -> float:
     return 255.0 * min(1.0, max(0.0, g))
 
 
-def ct_slice(i: int, study: str, series: str, size: int = 256, patient: str = "Wang^Xiaodong=王^小东") -> bytes:
+def ct_slice(i: int, study: str, series: str, size: int = 256, patient: str = "Wang^Xiaodong=王^小东",
+             patient_id: str = "", study_date: str = "20240115") -> bytes:
     stripe = np.repeat(np.arange(STRIPES), size // STRIPES)
     pixels = np.tile(np.array([stored_value(int(k), i) for k in stripe], dtype="<i2"), (size, 1))
     ds = Dataset()
@@ -46,9 +47,9 @@ def ct_slice(i: int, study: str, series: str, size: int = 256, patient: str = "W
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.Modality = "CT"
     ds.PatientName = patient
-    ds.PatientID = "VIEWER-" + study[-6:]
+    ds.PatientID = patient_id or "VIEWER-" + study[-6:]
     ds.PatientSex = "M"
-    ds.StudyDate = "20240115"
+    ds.StudyDate = study_date
     ds.StudyTime = "093000"
     ds.AccessionNumber = "ACC" + study[-6:]
     ds.StudyDescription = "CT CHEST"
@@ -84,7 +85,7 @@ def stow(server: YunyingServer, parts: list[bytes]) -> None:
     assert r.status_code == 200, r.text
 
 
-def store_ct(server: YunyingServer, slices: int = 5, size: int = 256, **kw: str) -> tuple[str, str]:
+def store_ct(server: YunyingServer, slices: int = 5, size: int = 256, **kw: str) -> tuple[str, str]:  # kw: ct_slice's
     """Store a striped CT series; returns (study UID, series UID)."""
     study, series = generate_uid(), generate_uid()
     stow(server, [ct_slice(i, study, series, size, **kw) for i in range(slices)])
