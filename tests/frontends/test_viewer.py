@@ -265,3 +265,16 @@ def test_layouts_add_viewports(open_page: Any, archive: YunyingServer, study: tu
     page.locator(".viewport").nth(3).click()
     assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[3]")
     assert not p.errors
+
+
+def test_a_401_asks_to_log_in_in_both_languages(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    """What the archive answers without a valid token (issue 11) is simulated at the browser's
+    network layer: the viewer's one 401 path, redirectToLogin(), shows the bilingual message."""
+    p = open_page(**DESKTOP)
+    p.page.route("**/dicomweb/**", lambda route: route.fulfill(status=401, body='{"status": 401, "error": "no token"}',
+                                                               content_type="application/json"))
+    p.page.goto(f"{archive.http_url}/viewer/?study={study[0]}&lang=en")
+    p.page.wait_for_selector("#login-required")
+    text = p.page.inner_text("#login-required")
+    assert "请先登录" in text and "Please log in" in text
+    assert not p.page.evaluate("sessionStorage.getItem('yunying.access_token')")  # none was given
