@@ -135,7 +135,7 @@ class OhifServer:
 
 
 def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
-             lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
+             lock: threading.Lock, api_key: str | None = None) -> type[BaseHTTPRequestHandler]:
     upstream = upstream.rstrip("/")
     client = httpx.Client(timeout=120, trust_env=False)
     root = dist.resolve()
@@ -187,6 +187,8 @@ def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
         def _proxy(self) -> None:
             rest = self.path[len(PROXY_PREFIX):]
             headers = {k.lower(): v for k, v in self.headers.items() if k.lower() in FORWARD_REQUEST}
+            if api_key and "authorization" not in headers:  # OHIF without a login of its own
+                headers["authorization"] = f"Bearer {api_key}"
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             try:
@@ -208,10 +210,12 @@ def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
     return Handler
 
 
-def serve_ohif(dist: Path, dicomweb_root: str, host: str = "127.0.0.1", port: int = 0) -> OhifServer:
-    """Serve OHIF's dist/ on a free port, proxying /dicomweb/* to `dicomweb_root`."""
+def serve_ohif(dist: Path, dicomweb_root: str, host: str = "127.0.0.1", port: int = 0,
+               api_key: str | None = None) -> OhifServer:
+    """Serve OHIF's dist/ on a free port, proxying /dicomweb/* to `dicomweb_root` (with `api_key`
+    as the bearer token of requests that carry none)."""
     log: list[ProxyRecord] = []
-    handler = _handler(Path(dist), dicomweb_root, app_config(), log, threading.Lock())
+    handler = _handler(Path(dist), dicomweb_root, app_config(), log, threading.Lock(), api_key)
     httpd = ThreadingHTTPServer((host, port), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="ohif-static", daemon=True).start()

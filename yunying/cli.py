@@ -64,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
     import uvicorn
 
+    import yunying.auth
     from dicomweb.app import build_app
     from frontends.static import mount_frontends
     from yunying.archive import Archive
@@ -71,6 +72,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_pydicom()
+    auth = yunying.auth.start(settings)  # secure from the first start: no anonymous access
+    if auth.first_password is not None:  # printed once, to the terminal only (never logged)
+        print(f"yunying: first start: super admin 'admin', one-time password {auth.first_password} "
+              "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
+              file=sys.stderr, flush=True)
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers())
     _note_shared_volume(archive)
@@ -82,8 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             server_mod = None
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
-        app = build_app(archive, settings, _statement(settings))
-        mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages served by the archive
+        app = build_app(archive, settings, _statement(settings), auth)
+        mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30)
         print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, "

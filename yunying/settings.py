@@ -33,6 +33,10 @@ class Settings:
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
+    # identity and access (issue 11): the app-state database and provisioned API keys
+    app_database: str = ""  # SQLAlchemy URL; "" = SQLite at <data>/app.sqlite
+    api_key: str = field(default="", repr=False)  # YUNYING_API_KEY: full-scope key of the default hospital
+    api_keys: list[dict[str, Any]] = field(default_factory=list, repr=False)  # [[api_keys]] name, key|key_env, scopes, hospital
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -61,6 +65,9 @@ class Settings:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
+        check_api_keys(self.api_keys)
+        if self.api_key and len(self.api_key) < 16:
+            raise SettingError("api_key: at least 16 characters (YUNYING_API_KEY)")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingError(f"log_level: {self.log_level!r} is not debug|info|warning|error")
         return self
@@ -70,6 +77,26 @@ class Settings:
         if self.ingest_processes >= 0:
             return self.ingest_processes
         return min(4, os.cpu_count() or 1)
+
+
+def check_api_keys(keys: Any) -> None:
+    """[[api_keys]] entries: name, key (or key_env naming an environment variable), scopes, hospital."""
+    if not isinstance(keys, list):
+        raise SettingError("api_keys: expected a list of tables ([[api_keys]] in the config file)")
+    for i, entry in enumerate(keys):
+        where = f"api_keys[{i}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise SettingError(f"{where}: a table with a name")
+        unknown = set(entry) - {"name", "key", "key_env", "scopes", "hospital"}
+        if unknown:
+            raise SettingError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        if not isinstance(entry.get("key", entry.get("key_env")), str):
+            raise SettingError(f"{where}: key or key_env (an environment variable holding the key)")
+        scopes = entry.get("scopes")
+        if not isinstance(scopes, list) or not scopes or not all(isinstance(x, str) for x in scopes):
+            raise SettingError(f"{where}: scopes, a list such as [\"dicomweb.read\"]")
+        if not isinstance(entry.get("hospital", ""), str):
+            raise SettingError(f"{where}: hospital must be a string")
 
 
 def check_aet(name: str, aet: str) -> None:

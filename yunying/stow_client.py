@@ -12,9 +12,10 @@ from yunying.errors import ArchiveError
 class StowSender:
     """Posts files to a DICOMweb root's /studies."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, api_key: str | None = None) -> None:
         self.url = root.rstrip("/") + "/studies"
-        self.client = httpx.Client(timeout=120)
+        api_key = api_key or os.environ.get("YUNYING_API_KEY")  # the server's bearer key (issue 11)
+        self.client = httpx.Client(timeout=120, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
 
     def store(self, path: Path) -> str:
         boundary = "yunying-" + os.urandom(8).hex()

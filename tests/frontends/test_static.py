@@ -48,3 +48,16 @@ def test_mount_reports_what_it_mounted(tmp_path) -> None:  # type: ignore[no-unt
             return (await c.get("/viewer/")).text
 
     assert asyncio.run(get()) == "<p>v</p>"
+
+
+def test_every_static_prefix_is_an_open_route_and_answers_anonymously(archive: YunyingServer) -> None:
+    """Browsers load pages and modules without a token (the token goes with DICOMweb calls)."""
+    from yunying.auth.policy import OPEN, RULES
+
+    for prefix in STATIC_PREFIXES:
+        rule = RULES.rule_for("GET", prefix + "/some/file.js")
+        assert rule is not None and rule.action == OPEN, prefix
+    with httpx.Client(base_url=archive.http_url) as anonymous:
+        for path in ("/viewer/", "/viewer/main.js", "/common/i18n.js", "/i18n/en.json"):
+            assert anonymous.get(path).status_code == 200, path
+        assert anonymous.get("/dicomweb/studies").status_code == 401  # the data is not open
