@@ -15,6 +15,10 @@ takeTokenFromFragment(); // before any request: every DICOMweb call carries it
 // the first requests leave before anything else runs (WebGL set-up, the language catalog)
 const early = params.get("study") ? searchSeries(params.get("study")) : null;
 early?.catch(() => {});
+// a study alone: its first image (the archive's order = ours: SeriesNumber, InstanceNumber)
+const earlyPreview = params.get("study") && !params.get("series")
+  ? imageUrl(`${studyUrl(params.get("study"))}/rendered`, previewParams(innerWidth, innerHeight - 160)) : null;
+earlyPreview?.catch(() => {});
 const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
 
@@ -44,16 +48,16 @@ function fail(err) {
   status(err instanceof HttpError && err.status === 404 ? "viewer.error.notFound" : "viewer.error.load");
 }
 
-/** Sizes the quick preview for this viewport (CSS pixels: small and fast on a weak link). */
-function previewParams(vp) {
-  const w = Math.min(512, Math.max(64, vp.el.clientWidth)), h = Math.min(512, Math.max(64, vp.el.clientHeight));
+/** The quick preview's size: the viewport in CSS pixels, at most 512 (small on a weak link). */
+function previewParams(width, height) {
+  const w = Math.round(Math.min(512, Math.max(64, width))), h = Math.round(Math.min(512, Math.max(64, height)));
   return { viewport: `${w},${h}`, quality: "60" };
 }
 
 function startPreview(vp, study, series, sop, frame) {
   let path = studyUrl(study, series, sop);
   path += sop && frame > 1 ? `/frames/${frame}/rendered` : "/rendered";
-  return imageUrl(path, previewParams(vp)).then((url) => vp.showPreview(url)).catch(() => {});
+  return imageUrl(path, previewParams(vp.el.clientWidth, vp.el.clientHeight)).then((url) => vp.showPreview(url)).catch(() => {});
 }
 
 async function loadSeries(study, uid, sop) {
@@ -92,7 +96,8 @@ async function openStudy(study) {
   viewer.study = study;
   const vp = firstViewport();
   // the requests start before the language catalog is in: the first image waits for nothing
-  let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame) : null;
+  let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame)
+    : earlyPreview.then((url) => vp.showPreview(url)).catch(() => {});
   let seriesList = [];
   try {
     seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));

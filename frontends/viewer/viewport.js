@@ -38,9 +38,8 @@ export class Viewport {
     this.canvas = element.querySelector("canvas");
     this.preview = element.querySelector("img.preview");
     this.corners = Object.fromEntries(CORNERS.map((c) => [c, element.querySelector(`.corner.${c}`)]));
-    this.renderer = createRenderer(this.canvas, rendererKind);
-    this.canvas = element.querySelector("canvas");
-    element.dataset.renderer = this.renderer.kind + (this.renderer.floatLinear ? "-float" : "");
+    this.rendererKind = rendererKind;
+    this.renderer = null; // made at the first full-fidelity draw: WebGL set-up must not delay the preview
     this.series = null;
     this.index = 0;
     this.image = null; // the decoded frame on screen (full fidelity)
@@ -57,7 +56,7 @@ export class Viewport {
 
   destroy() {
     this.observer.disconnect();
-    this.renderer.gl?.getExtension("WEBGL_lose_context")?.loseContext();
+    this.renderer?.gl?.getExtension("WEBGL_lose_context")?.loseContext();
     this.el.remove();
   }
 
@@ -196,10 +195,20 @@ export class Viewport {
     requestAnimationFrame(() => { this.pending = false; this.draw(); });
   }
 
+  ensureRenderer() {
+    if (this.renderer) return this.renderer;
+    this.renderer = createRenderer(this.canvas, this.rendererKind);
+    this.canvas = this.el.querySelector("canvas");
+    this.resize();
+    this.el.dataset.renderer = this.renderer.kind + (this.renderer.floatLinear ? "-float" : "");
+    return this.renderer;
+  }
+
   draw() {
     const m = this.toCanvas();
     const inv = m.inverse();
-    this.renderer.draw(this.image, { ...this.view, toCanvas: m,
+    if (!this.image && !this.renderer) { this.drawOverlay(); return; } // the canvas is black already
+    this.ensureRenderer().draw(this.image, { ...this.view, toCanvas: m,
       toImage: new Float32Array([inv.a, inv.b, 0, inv.c, inv.d, 0, inv.e, inv.f, 1]) });
     if (!this.preview.hidden) this.placePreview();
     this.drawOverlay();
