@@ -33,6 +33,7 @@ export class FrameCache {
       if (this.bytes <= this.budget || k === key) break;
       this.map.delete(k);
       this.bytes -= e.pixels.byteLength;
+      e.bitmap?.close(); // a rendered image's decoded pixels
     }
   }
 

@@ -42,6 +42,14 @@ export class Canvas2dRenderer {
     ctx.fillStyle = "#000";
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     if (!image) return;
+    if (image.bitmap) {
+      const m = v.toCanvas;
+      ctx.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);
+      ctx.filter = v.invert ? "invert(1)" : "none";
+      ctx.drawImage(image.bitmap, 0, 0);
+      ctx.filter = "none";
+      return;
+    }
     const lut = this.table(image, v);
     if (this.imageKey !== image) {
       const { columns: w, rows: h, pixels } = image;

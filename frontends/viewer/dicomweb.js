@@ -56,3 +56,10 @@ export async function imageUrl(path, params = {}, signal) {
   const res = await ok(`${path}${q ? "?" + q : ""}`, { headers: { Accept: "image/jpeg" }, signal });
   return URL.createObjectURL(await res.blob());
 }
+
+/** A server-rendered image decoded for drawing (colour and other images the browser cannot window). */
+export async function renderedBitmap(path, params = {}, signal) {
+  const q = new URLSearchParams(params).toString();
+  const res = await ok(`${path}${q ? "?" + q : ""}`, { headers: { Accept: "image/jpeg" }, signal });
+  return createImageBitmap(await res.blob());
+}

@@ -20,7 +20,23 @@ float raw(vec2 img) {
   return mix(mix(at(p), at(p + ivec2(1, 0)), f.x), mix(at(p + ivec2(0, 1)), at(p + ivec2(1, 1)), f.x), f.y);
 }`;
 
-const fragment = (kind) => `#version 300 es
+// a server-rendered (colour) image: drawn as it is, inverted on request
+const RGB = `#version 300 es
+precision highp float;
+uniform sampler2D u_tex;
+uniform ivec2 u_size;
+uniform vec2 u_canvas;
+uniform mat3 u_toImage;
+uniform bool u_invert;
+out vec4 color;
+void main() {
+  vec2 img = (u_toImage * vec3(gl_FragCoord.x, u_canvas.y - gl_FragCoord.y, 1.0)).xy;
+  if (img.x < 0.0 || img.y < 0.0 || img.x >= float(u_size.x) || img.y >= float(u_size.y)) { color = vec4(0, 0, 0, 1); return; }
+  vec3 c = texture(u_tex, img / vec2(u_size)).rgb;
+  color = vec4(u_invert ? 1.0 - c : c, 1.0);
+}`;
+
+const fragment = (kind) => kind === "rgb" ? RGB : `#version 300 es
 precision highp float;
 precision highp int;
 uniform ivec2 u_size;
@@ -96,6 +112,7 @@ export class GlRenderer {
   }
 
   kindOf(image) {
+    if (image.bitmap) return "rgb";
     return this.floatLinear ? "f" : image.pixels instanceof Int16Array ? "i" : "u";
   }
 
@@ -105,7 +122,10 @@ export class GlRenderer {
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
     const px = image.pixels;
     let filter = gl.NEAREST;
-    if (this.floatLinear) {
+    if (image.bitmap) {
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, gl.RGBA, gl.UNSIGNED_BYTE, image.bitmap);
+      filter = gl.LINEAR;
+    } else if (this.floatLinear) {
       gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, image.columns, image.rows, 0, gl.RED, gl.FLOAT, Float32Array.from(px));
       filter = gl.LINEAR;
     } else {
@@ -134,7 +154,7 @@ export class GlRenderer {
     gl.uniform1f(u.u_intercept, image.intercept);
     gl.uniform1f(u.u_center, v.center);
     gl.uniform1f(u.u_width, v.width);
-    gl.uniform1i(u.u_invert, v.invert !== image.monochrome1 ? 1 : 0);
+    gl.uniform1i(u.u_invert, v.invert !== Boolean(image.monochrome1) ? 1 : 0);
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
 }

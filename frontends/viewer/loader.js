@@ -1,6 +1,6 @@
 // Frames for the viewports: from the bounded cache, else fetched and decoded; prefetch keeps a
 // window around the current slice in memory, then warms the HTTP cache with the rest.
-import { frame } from "./dicomweb.js";
+import { frame, renderedBitmap, studyUrl } from "./dicomweb.js";
 import { FetchQueue, FrameCache } from "./cache.js";
 import { decodeFrame, isRawDisplayable, pixelFormat } from "./series.js";
 
@@ -27,7 +27,14 @@ export class Loader {
     if (hit) return Promise.resolve(hit);
     return this.queue.request(key, priority, async () => {
       const format = pixelFormat(image.ds);
-      if (!isRawDisplayable(format)) throw new Error("not raw-displayable");
+      if (!isRawDisplayable(format)) { // colour, palette, float...: the server's rendering at full size
+        const bitmap = await renderedBitmap(`${studyUrl(series.study, series.series, image.sop)}/frames/${image.frame}/rendered`,
+          { quality: "95" });
+        const entry = { bitmap, rows: bitmap.height, columns: bitmap.width, pixels: { byteLength: bitmap.width * bitmap.height * 4 } };
+        this.cache.put(key, entry);
+        this.fetched++;
+        return entry;
+      }
       const buffer = await frame(series.study, series.series, image.sop, image.frame);
       const pixels = decodeFrame(buffer, format);
       let min = Infinity, max = -Infinity;

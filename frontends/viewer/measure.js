@@ -94,6 +94,7 @@ export function angleOf(vp, a, v, b) {
 /** Statistics of the modality values inside the ellipse inscribed in the box a-b. */
 export function ellipseStats(vp, a, b) {
   const img = vp.image, c = calibration(vp);
+  if (img.bitmap) return { n: 0 }; // a rendered colour image has no modality values
   const cx = (a[0] + b[0]) / 2, cy = (a[1] + b[1]) / 2, rx = Math.abs(b[0] - a[0]) / 2, ry = Math.abs(b[1] - a[1]) / 2;
   let n = 0, sum = 0, sq = 0, min = Infinity, max = -Infinity;
   for (let y = Math.max(0, Math.floor(cy - ry)); y <= Math.min(img.rows - 1, Math.ceil(cy + ry)); y++) {
