@@ -4,6 +4,7 @@ image comes as the server's rendering."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +32,7 @@ SAMPLE_JS = """(n) => { const vp = window.yunyingViewer.viewports[0], c = vp.can
 def stored(archive: YunyingServer, name: str) -> pydicom.Dataset:
     path = get_testdata_file(name)
     ds = pydicom.dcmread(path)
-    r = httpx.post(f"{archive.dicomweb_url}/studies", content=open(path, "rb").read(),
+    r = httpx.post(f"{archive.dicomweb_url}/studies", content=Path(path).read_bytes(),
                    headers={**archive.headers, "Content-Type": "application/dicom"}, timeout=60)
     assert r.status_code == 200, r.text
     return ds

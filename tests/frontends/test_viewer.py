@@ -2,6 +2,7 @@
 through the window, and W/L, scrolling, zoom and the languages work by mouse and by touch."""
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -170,7 +171,7 @@ def test_unknown_study_says_so(open_page: Any, archive: YunyingServer) -> None:
     p.page.goto(url(archive, "1.2.3.4.5.6.7.8.9", "&lang=en"))
     p.page.wait_for_function("document.querySelector('#status').innerText.length > 0 && "
                              "!document.querySelector('#status').innerText.includes('Loading')")
-    assert re.search("not found|no series", p.page.inner_text("#status"), re.I)
+    assert re.search("not found|no series", p.page.inner_text("#status"), re.IGNORECASE)
 
 
 def test_reopening_the_study_downloads_no_pixels_again(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
@@ -243,7 +244,7 @@ def test_cine_plays_pauses_and_reverses(open_page: Any, archive: YunyingServer, 
     seen = page.evaluate("""() => new Promise(done => { const vp = window.yunyingViewer.viewports[0], out = [];
       const tick = () => { if (out.at(-1) !== vp.index) out.push(vp.index);
         out.length < 6 ? requestAnimationFrame(tick) : done(out); }; requestAnimationFrame(tick); })""")
-    steps = {(b - a) % SLICES for a, b in zip(seen, seen[1:])}
+    steps = {(b - a) % SLICES for a, b in itertools.pairwise(seen)}
     assert steps == {SLICES - 1}  # every step one slice back
     page.click("#cine")
     assert page.inner_text("#cine") == "Play"
