@@ -161,6 +161,9 @@ async function main() {
     for (const vp of viewer.viewports) vp.changed();
     window.dispatchEvent(new Event("resize"));
   });
+  const listLink = () => { $("#to-list").href = `./?lang=${encodeURIComponent(language())}`; };
+  listLink();
+  window.addEventListener("languagechange", listLink);
   if (!study) {
     $("#to-list").hidden = true;
     const { openStudyList } = await import("./studylist.js");

@@ -76,9 +76,18 @@ function normal(ds) {
   return [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
 }
 
+const KEPT = new Set(Object.values(T));
+
+/** Only the attributes the viewer reads: a 1000-image series' full metadata would stay on the heap. */
+function slim(ds) {
+  const out = {};
+  for (const tag in ds) if (KEPT.has(tag)) out[tag] = ds[tag];
+  return out;
+}
+
 /** Images of a series' metadata in display order: InstanceNumber, then position, then frame. */
 export function seriesImages(metadata) {
-  const withPixels = metadata.filter((ds) => ds[T.PixelData] || value(ds, "Rows"));
+  const withPixels = metadata.filter((ds) => ds[T.PixelData] || value(ds, "Rows")).map(slim);
   const n = withPixels.length ? normal(withPixels[0]) : null;
   const position = (ds) => {
     const p = values(ds, "ImagePositionPatient").map(Number);
