@@ -94,12 +94,14 @@ export class Viewport {
     return [p.x, p.y];
   }
 
-  /** Show `series` starting at image `index`. */
-  setSeries(series, index = 0) {
+  /** Show `series` starting at image `index`; `keepView` keeps window, zoom and pan. */
+  setSeries(series, index = 0, keepView = false) {
     this.series = series;
-    this.image = null;
-    this.windowSet = false;
-    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0 };
+    if (!keepView) {
+      this.image = null;
+      this.windowSet = false;
+      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0 };
+    }
     this.setIndex(index);
   }
 

@@ -42,6 +42,7 @@ def open_study(open_page: Any, archive: YunyingServer, ds: pydicom.Dataset, quer
     p = open_page(**(context or DESKTOP))
     p.page.goto(f"{archive.http_url}/viewer/?study={ds.StudyInstanceUID}&lang=en{query}#access_token={archive.api_key}")
     p.page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+    p.page.wait_for_function("document.querySelectorAll('.series-card').length > 0")  # the whole series is in
     p.page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     return p
 

@@ -3,6 +3,7 @@ gzip, no-cache revalidation, nothing outside the folders."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from starlette.applications import Starlette
@@ -47,7 +48,8 @@ def test_mount_reports_what_it_mounted(tmp_path) -> None:  # type: ignore[no-unt
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
             return (await c.get("/viewer/")).text
 
-    assert asyncio.run(get()) == "<p>v</p>"
+    with ThreadPoolExecutor(1) as pool:  # its own event loop: Playwright's may run in this thread
+        assert pool.submit(asyncio.run, get()).result() == "<p>v</p>"
 
 
 def test_every_static_prefix_is_an_open_route_and_answers_anonymously(archive: YunyingServer) -> None:

@@ -38,6 +38,7 @@ def url(server: YunyingServer, study: str, query: str = "") -> str:
 def opened(page: Any, address: str) -> Any:
     page.goto(address)
     page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('.series-card').length > 0")  # the whole series is in
     page.evaluate(SETTLE_JS)
     return page
 
