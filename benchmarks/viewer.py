@@ -11,6 +11,7 @@ Figures on this machine are CPU-bound (WebGL2 through SwiftShader): say so when 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -103,10 +104,15 @@ def scroll_heap(browser: Any, address: str) -> dict[str, float]:
             "cache_mb": cache / 2**20, "cache_budget_mb": budget / 2**20}
 
 
+def spread(runs: list[dict[str, float]], key: str) -> str:
+    return f"{min(r[key] for r in runs):.0f}-{max(r[key] for r in runs):.0f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--long", type=int, default=1000, help="images of the series scrolled for the heap figure (0: skip)")
+    ap.add_argument("--runs", type=int, default=5, help="visits per network profile (the median is printed)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -120,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
         base = f"{server.http_url}/viewer/?study={{}}{{}}#access_token={server.api_key}"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            print(f"viewer, 512x512 CT of {args.slices} slices, phone 390x844 @3x, empty cache "
-                  "(headless Chromium, SwiftShader: CPU-bound)")
+            open_once(browser, base.format(ct.study_uid, ""), LOOPBACK)  # the server's first answers after ingest
+            print(f"viewer, 512x512 CT of {args.slices} slices, phone 390x844 @3x, empty cache, median (min-max) of "
+                  f"{args.runs} (headless Chromium, SwiftShader: CPU-bound; load average {os.getloadavg()[0]:.1f})")
             for name, net in (("loopback", LOOPBACK), ("4G poor 8/2 Mbit/s 80 ms", POOR_4G)):
-                runs = [open_once(browser, base.format(ct.study_uid, ""), net) for _ in range(3)]
+                runs = [open_once(browser, base.format(ct.study_uid, ""), net) for _ in range(args.runs)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                print(f"  {name:26s} first image {med['first_image_ms']:7.0f} ms   full fidelity "
-                      f"{med['full_fidelity_ms']:7.0f} ms   viewer files {med['own_files_kb']:.1f} KB transferred")
+                print(f"  {name:26s} first image {med['first_image_ms']:5.0f} ms ({spread('first_image_ms')})   "
+                      f"full fidelity {med['full_fidelity_ms']:5.0f} ms ({spread(runs, 'full_fidelity_ms')})   "
+                      f"viewer files {med['own_files_kb']:.1f} KB transferred")
             for label, query in (("auto (canvas 2D on SwiftShader)", ""), ("WebGL2 forced", "&renderer=webgl2")):
                 ms = redraw_ms(browser, base.format(ct.study_uid, query))
                 print(f"  W/L redraw at 1366x768, {label}: median of 60 {ms:.2f} ms")
