@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, net in (("loopback", LOOPBACK), ("4G poor 8/2 Mbit/s 80 ms", POOR_4G)):
                 runs = [open_once(browser, base.format(ct.study_uid, ""), net) for _ in range(args.runs)]
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                print(f"  {name:26s} first image {med['first_image_ms']:5.0f} ms ({spread('first_image_ms')})   "
+                print(f"  {name:26s} first image {med['first_image_ms']:5.0f} ms ({spread(runs, 'first_image_ms')})   "
                       f"full fidelity {med['full_fidelity_ms']:5.0f} ms ({spread(runs, 'full_fidelity_ms')})   "
                       f"viewer files {med['own_files_kb']:.1f} KB transferred")
             for label, query in (("auto (canvas 2D on SwiftShader)", ""), ("WebGL2 forced", "&renderer=webgl2")):
