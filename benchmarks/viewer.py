@@ -83,6 +83,21 @@ def redraw_ms(browser: Any, address: str) -> float:
     return float(statistics.median(times))
 
 
+def cine_fps(browser: Any, address: str, seconds: float = 3.0) -> float:
+    """Frames shown per second by cine at 30 fps once the series is in memory (desktop)."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = ctx.new_page()
+    page.goto(address)
+    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=60000)
+    page.wait_for_function("""(() => { const v = window.yunyingViewer, vp = v.viewports[0];
+      return vp.series.images.length > 1 && v.loader.fetched >= vp.series.images.length; })()""", timeout=300000)
+    page.evaluate("window.yunyingViewer.cine.start()")
+    page.wait_for_timeout(seconds * 1000)
+    fps = float(page.evaluate("window.yunyingViewer.cine.measured()"))
+    ctx.close()
+    return fps
+
+
 def scroll_heap(browser: Any, address: str) -> dict[str, float]:
     """Scroll a long series end to end on a phone; the heap and our cache's bytes after."""
     ctx = browser.new_context(**PHONE)
@@ -90,6 +105,7 @@ def scroll_heap(browser: Any, address: str) -> dict[str, float]:
     cdp = ctx.new_cdp_session(page)
     page.goto(address)
     page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=120000)
+    page.wait_for_function("document.querySelectorAll('.series-card').length > 0", timeout=120000)  # all metadata in
     n = page.evaluate("window.yunyingViewer.viewports[0].series.images.length")
     page.evaluate("""async (n) => { const vp = window.yunyingViewer.viewports[0];
       for (let i = 0; i < n; i++) { vp.setIndex(i); await vp.loader.load(vp.series, i, 0).catch(() => {});
@@ -138,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             for label, query in (("auto (canvas 2D on SwiftShader)", ""), ("WebGL2 forced", "&renderer=webgl2")):
                 ms = redraw_ms(browser, base.format(ct.study_uid, query))
                 print(f"  W/L redraw at 1366x768, {label}: median of 60 {ms:.2f} ms")
+            fps = cine_fps(browser, base.format(ct.study_uid, ""))
+            print(f"  cine of the cached series at 30 fps, 1366x768: {fps:.1f} frames/s shown")
             if long:
                 h = scroll_heap(browser, base.format(long.study_uid, ""))
                 print(f"  scrolled {h['images']} images end to end: JS heap {h['js_heap_mb']:.1f} MB, "

@@ -2,11 +2,15 @@
 // phone), fetched through a small priority queue that prefetches around the current slice.
 // Frames dropped here stay in the browser's HTTP cache (ETag, max-age), so coming back is cheap.
 
+/** A touch screen narrower than 600 CSS pixels. */
+export function isPhone() {
+  return matchMedia("(pointer: coarse)").matches && Math.min(screen.width, screen.height) < 600;
+}
+
 /** The memory budget for decoded pixels: smaller on phones (deviceMemory where the browser says). */
 export function defaultBudget() {
   const gb = navigator.deviceMemory || 4;
-  const phone = matchMedia("(pointer: coarse)").matches && Math.min(screen.width, screen.height) < 600;
-  const mb = phone ? Math.min(160, gb * 32) : Math.min(512, gb * 96);
+  const mb = isPhone() ? Math.min(160, gb * 32) : Math.min(512, gb * 96);
   return mb * 1024 * 1024;
 }
 

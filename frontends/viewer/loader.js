@@ -1,8 +1,16 @@
 // Frames for the viewports: from the bounded cache, else fetched and decoded; prefetch keeps a
 // window around the current slice in memory, then warms the HTTP cache with the rest.
 import { frame, renderedBitmap, studyUrl } from "./dicomweb.js";
-import { FetchQueue, FrameCache } from "./cache.js";
+import { FetchQueue, FrameCache, isPhone } from "./cache.js";
 import { decodeFrame, isRawDisplayable, pixelFormat } from "./series.js";
+
+/** Downloading a whole series ahead (hundreds of MB) only on unmetered links: never with
+ * Save-Data, and on a phone only over Wi-Fi or Ethernet as far as the browser tells. */
+function warmAllowed() {
+  const c = navigator.connection;
+  if (c?.saveData) return false;
+  return !isPhone() || ["wifi", "ethernet"].includes(c?.type);
+}
 
 export class Loader {
   constructor(budget) {
@@ -65,7 +73,7 @@ export class Loader {
     }
     wanted.add(this.key(series, series.images[i]));
     this.queue.prune((key) => wanted.has(key) || !key.startsWith(series.series + "/"));
-    if (!navigator.connection?.saveData && half < n / 2) this.warm(series, i, half);
+    if (half < n / 2 && warmAllowed()) this.warm(series, i, half);
   }
 
   /** Download (not decode) the frames outside the window, so the disk cache answers later. */

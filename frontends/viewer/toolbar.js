@@ -32,8 +32,12 @@ export function buildToolbar(nav, menu, viewer) {
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
   const layout = button("viewer.layout", () => {
     viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
-    layout.textContent = t("viewer.layout") + " " + viewer.layout;
+    layoutLabel();
   }, "layout");
+  layout.removeAttribute("data-i18n"); // its text carries the layout too
+  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
+  layoutLabel();
+  window.addEventListener("languagechange", layoutLabel);
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
