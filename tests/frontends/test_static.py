@@ -63,3 +63,15 @@ def test_every_static_prefix_is_an_open_route_and_answers_anonymously(archive: Y
         for path in ("/viewer/", "/viewer/main.js", "/common/i18n.js", "/i18n/en.json"):
             assert anonymous.get(path).status_code == 200, path
         assert anonymous.get("/dicomweb/studies").status_code == 401  # the data is not open
+
+
+def test_pip_install_ships_every_front_end_file() -> None:
+    """A page file whose type pyproject's package-data does not list would be missing once installed."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["frontends"]
+    suffixes = {p.rsplit(".", 1)[1] for p in patterns}
+    files = [f for f in (root / "frontends").rglob("*") if f.is_file() and f.suffix != ".py" and "__pycache__" not in f.parts]
+    assert files and all(f.suffix.lstrip(".") in suffixes for f in files), [f.name for f in files]
