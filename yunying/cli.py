@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import yunying.auth
     from dicomweb.app import build_app
+    from frontends.static import mount_frontends
     from yunying.archive import Archive
 
     settings = _settings(args)
@@ -89,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
+        mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30)
         where = f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}" if dimse is not None \
