@@ -27,8 +27,6 @@ from yunying.auth.oidc.tokens import SCOPES
 from yunying.auth.oidc.verify import TokenVerifier
 from yunying.auth.principal import Principal
 
-CORS_PATHS = ("/.well-known/openid-configuration", "/oauth/jwks", "/oauth/token", "/oauth/revoke",
-              "/oauth/userinfo")
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json",
