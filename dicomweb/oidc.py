@@ -12,11 +12,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from dicomweb import oauth_clients
+from dicomweb.accounts import json_response
 from dicomweb.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
 from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc import Oidc
@@ -28,18 +29,13 @@ from yunying.auth.oidc.verify import TokenVerifier
 from yunying.auth.principal import Principal
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers={"Cache-Control": "no-store", **(headers or {})})
-
-
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": error, "error_description": description}, status, headers)
 
 
 def routes(oidc: Oidc) -> list[Route]:
     """The provider's routes, mounted by the composition root (their policy rows: yunying/auth/policy.py)."""
-    return OidcRoutes(oidc.provider, oidc.verifier).routes()
+    return OidcRoutes(oidc.provider, oidc.verifier).routes() + oauth_clients.routes(oidc.provider.store)
 
 
 class OidcRoutes:
