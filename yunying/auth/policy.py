@@ -47,7 +47,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("POST", "/api/auth/exchange"),  # a capability token (+ code) -> a short access token
     ("POST", "/api/auth/register"),  # a doctor's self-registration (reviewed by a hospital admin)
     ("GET", "/launch"),  # a signed launch link: its signature is the credential
-    ("GET", "/i18n/{path:path}"),
+    ("GET", "/i18n/{path:path}"), ("GET", "/common/{path:path}"),  # catalogs, shared ES modules
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
