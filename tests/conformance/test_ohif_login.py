@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from benchmarks.net import YunyingServer, start_yunying
 from conformance.data import build_test_data
@@ -118,7 +117,6 @@ def test_ohif_logs_in_with_code_and_pkce_and_paints_the_study(tmp_path: Path, oh
 def test_ohif_user_of_another_hospital_finds_nothing(tmp_path: Path, ohif_dist: Path) -> None:
     """The study belongs to the default hospital (stored with its key); a doctor of h2 logs in
     through OHIF: the list shows nothing and opening the study by UID finds no metadata (404)."""
-    pytest.importorskip("yunying.scope", reason="study visibility (branch scope) is not merged yet")
     with ohif_signed_in(tmp_path, ohif_dist, "dr-zhao", "h2") as s:
         page, ohif, uid = s.page, s.ohif, s.data.study_uid("A")
         deadline = time.monotonic() + 30
