@@ -51,6 +51,8 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
+    # the patient portal: the exam token or share token in the body is the credential (issue 14)
+    ("POST", "/api/portal/verify/{step}"),
 ]
 
 DW = "/dicomweb"
@@ -98,6 +100,11 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/admin/registrations/{reg}/photos/{photo}", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/reject", (ADMIN, R.USERS_MANAGE)),
+    # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
+    ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)),
+    ("GET", "/api/portal/me", AUTHENTICATED),
+    ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
+    ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
 ]
 
 
