@@ -11,6 +11,7 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer, start_yunying
 from tests.dicomweb.helpers import make_ct, multipart, part10
+from tests.frontends.conftest import browser, open_page  # noqa: F401 - Chromium fixtures for the pages
 
 PHONE = "13800138000"
 
