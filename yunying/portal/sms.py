@@ -50,6 +50,14 @@ def _pct(s: str) -> str:
     return quote(s, safe="-_.~")
 
 
+def aliyun_sign(params: dict[str, str], secret: str, method: str = "GET") -> dict[str, str]:
+    """Aliyun's RPC signature (HMAC-SHA1 over the sorted, percent-encoded query) added to params."""
+    query = "&".join(f"{_pct(k)}={_pct(v)}" for k, v in sorted(params.items()))
+    to_sign = f"{method}&%2F&" + _pct(query)
+    mac = hmac.new((secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
+    return params | {"Signature": base64.b64encode(mac).decode()}
+
+
 class AliyunGateway:
     """Aliyun SMS (dysmsapi 2017-05-25 SendSms), RPC signature HMAC-SHA1."""
 
@@ -59,20 +67,20 @@ class AliyunGateway:
         self.endpoint = env.get("YUNYING_SMS_ENDPOINT") or "https://dysmsapi.aliyuncs.com/"
 
     def signed_params(self, phone: str, code: str, now: datetime | None = None) -> dict[str, str]:
-        params = {
+        return aliyun_sign({
             "AccessKeyId": self.key_id, "Action": "SendSms", "Format": "JSON", "PhoneNumbers": phone,
             "SignName": self.sign, "SignatureMethod": "HMAC-SHA1", "SignatureNonce": secrets.token_hex(16),
             "SignatureVersion": "1.0", "TemplateCode": self.template, "TemplateParam": json.dumps({"code": code}),
             "Timestamp": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"), "Version": "2017-05-25",
-        }
-        query = "&".join(f"{_pct(k)}={_pct(v)}" for k, v in sorted(params.items()))
-        to_sign = "GET&%2F&" + _pct(query)
-        mac = hmac.new((self.secret + "&").encode(), to_sign.encode(), hashlib.sha1).digest()
-        return params | {"Signature": base64.b64encode(mac).decode()}
+        }, self.secret, "POST")
 
     def send_code(self, phone: str, code: str) -> None:
-        r = httpx.get(self.endpoint, params=self.signed_params(phone, code), timeout=10)
-        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        try:
+            # POST with a form body: httpx logs request URLs, and a query would carry the phone and code
+            r = httpx.post(self.endpoint, data=self.signed_params(phone, code), timeout=10)
+            body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+        except (httpx.HTTPError, ValueError) as exc:
+            raise SmsFailed(f"aliyun: {type(exc).__name__}") from None
         if r.status_code != 200 or body.get("Code") != "OK":
             raise SmsFailed(f"aliyun: HTTP {r.status_code} {body.get('Code', '')}")
 
@@ -113,8 +121,11 @@ class TencentGateway:
 
     def send_code(self, phone: str, code: str) -> None:
         body, headers = self.signed_request(phone, code)
-        r = httpx.post(self.endpoint, content=body, headers=headers, timeout=10)
-        resp = r.json().get("Response", {}) if r.status_code == 200 else {}
+        try:
+            r = httpx.post(self.endpoint, content=body, headers=headers, timeout=10)
+            resp = r.json().get("Response", {}) if r.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise SmsFailed(f"tencent: {type(exc).__name__}") from None
         sent = resp.get("SendStatusSet") or [{}]
         if "Error" in resp or sent[0].get("Code") != "Ok":
             raise SmsFailed(f"tencent: HTTP {r.status_code} {resp.get('Error', {}).get('Code', sent[0].get('Code', ''))}")

@@ -23,7 +23,7 @@ from yunying.auth.store import Store
 from yunying.errors import ArchiveError
 from yunying.portal.keyed import code_digest, normalise, pseudonym
 from yunying.portal.schema import accounts, bindings, codes, exams
-from yunying.portal.sms import SmsGateway
+from yunying.portal.sms import SmsFailed, SmsGateway
 
 CODE_TTL = 5 * 60
 RESEND_AFTER = 60
@@ -36,6 +36,12 @@ class TooSoon(ArchiveError):
     """Asked again before the wait is over (resend interval, address limit)."""
 
     http_status = 429
+
+
+class GatewayFailed(ArchiveError):
+    """The SMS gateway did not take the message (its reason; no phone number)."""
+
+    http_status = 502
 
 
 class Locked(Forbidden):
@@ -102,7 +108,12 @@ def send_code(store: Store, key: bytes, gateway: SmsGateway, exam: Any | None, p
             conn.execute(insert(codes).values(phone_hash=ph, **values))
         else:
             conn.execute(update(codes).where(codes.c.phone_hash == ph).values(**values))
-    gateway.send_code(normalise("phone", phone), code)
+    try:
+        gateway.send_code(normalise("phone", phone), code)
+    except (SmsFailed, OSError) as exc:  # the vendor refused, or the outbox file could not be written
+        with store.engine.begin() as conn:  # nothing was sent: the code is void and a retry is allowed at once
+            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(sent_at=0, expires_at=now))
+        raise GatewayFailed(f"the SMS could not be sent ({type(exc).__name__}); try again") from None
     return RESEND_AFTER
 
 
