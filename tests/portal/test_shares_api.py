@@ -44,3 +44,18 @@ def test_patient_downloads_share_views_only_and_others_cannot_touch_it(srv: Yuny
     assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=friend).status_code == 401
     assert api(srv, "verify/share", {"token": share["token"]}).json()["state"] == "revoked"
     assert api(srv, "verify/share", {"token": "ycap_nope"}).status_code == 404
+
+
+def test_switching_delivery_off_ends_access_and_hides_the_exam(srv: YunyingServer) -> None:
+    study, patient = signed_in(srv, "13300000003")
+    token = issue(srv, study=study).json()["token"]
+    assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=patient).status_code == 200
+    assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
+                      headers=patient).status_code == 403  # a patient cannot
+    off = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False}, headers=srv.headers)
+    assert off.status_code == 200 and off.json()["delivery"] is False
+    assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=patient).status_code == 401
+    assert api(srv, "verify/exam", {"exam": token}).status_code == 404
+    on = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": True}, headers=srv.headers)
+    assert on.status_code == 200 and api(srv, "verify/exam", {"exam": token}).status_code == 200
+    assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study}, headers=srv.headers).status_code == 400

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from yunying.auth.directory import hash_password
 from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.auth.keys import digest
-from yunying.auth.schema import capability_tokens
+from yunying.auth.schema import access_tokens, capability_tokens
 from yunying.auth.store import Store
 from yunying.portal.keyed import exam_token, normalise, pseudonym
 from yunying.portal.schema import exams
@@ -85,6 +85,24 @@ def issue_exam(store: Store, key: bytes, *, hospital: str, study: str, accession
     if generation != row.generation:
         store.revoked()
     return {"exam": row.id, "token": token, "created": False}
+
+
+def set_delivery(store: Store, hospital: str, study: str, on: bool) -> dict[str, Any]:
+    """Switch online delivery of an exam on or off; off ends its patients' access tokens at once."""
+    with store.engine.begin() as conn:
+        row = conn.execute(select(exams.c.id).where(exams.c.hospital_id == hospital, exams.c.study_uid == study)).first()
+        if row is None:
+            raise NotFound("no QR code was issued for this exam")
+        conn.execute(update(exams).where(exams.c.id == row.id).values(delivery_off=not on))
+        if not on:
+            live = conn.execute(select(access_tokens.c.id, access_tokens.c.studies).where(
+                access_tokens.c.kind == "patient", access_tokens.c.revoked_at.is_(None),
+                access_tokens.c.expires_at > int(time.time()))).all()
+            ids = [t.id for t in live if study in t.studies]
+            if ids:
+                conn.execute(update(access_tokens).where(access_tokens.c.id.in_(ids)).values(revoked_at=int(time.time())))
+    store.revoked()
+    return {"exam": row.id, "delivery": on}
 
 
 def exam_of_token(store: Store, token: str) -> Any:
