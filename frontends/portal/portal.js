@@ -2,6 +2,7 @@
 // the viewer, downloads and share links. Tokens stay in the fragment / sessionStorage only.
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
 import { accessToken } from "../common/auth.js";
+import { openReport, reportsOf } from "./reports.js";
 
 const $ = (id) => document.getElementById(id);
 const EXAM = "yunying.portal.exam";
@@ -126,6 +127,7 @@ async function showHome() {
   $("account").textContent = t("portal.home.account", { hint: sessionStorage.getItem("yunying.portal.hint") || "" });
   const rows = exams.map((e) => ({ ...e, json: found.get(e.study) }))
     .sort((a, b) => String(tag(b.json || {}, "00080020")).localeCompare(String(tag(a.json || {}, "00080020"))));
+  await Promise.all(rows.map(async (e) => { e.reports = e.json ? await reportsOf(e.study, token) : []; }));
   $("exams").replaceChildren(...rows.map((e) => examCard(e, token)));
   if (!rows.length) $("exams").textContent = t("portal.home.none");
   await listShares();
@@ -141,8 +143,9 @@ function examCard(e, token) {
   const date = document.createElement("span");
   date.textContent = day(tag(j, "00080020")) || "—";
   const status = document.createElement("span");
+  const report = (e.reports || [])[0];
   status.className = "status" + (ready ? "" : " registered");
-  status.textContent = t(ready ? "portal.status.images" : "portal.status.registered");
+  status.textContent = t(report ? "portal.status.report" : ready ? "portal.status.images" : "portal.status.registered");
   top.append(date, status);
   const what = document.createElement("div");
   what.className = "what";
@@ -165,6 +168,14 @@ function examCard(e, token) {
     share.textContent = t("portal.home.share");
     share.onclick = () => openShare(e.study);
     actions.append(view, download, share);
+  }
+  if (report) {
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "report";
+    open.textContent = t(report.amended ? "portal.home.reportAmended" : "portal.home.report");
+    open.onclick = () => openReport(e.study, report, token);
+    actions.prepend(open);
   }
   li.append(top, what, actions);
   return li;
