@@ -11,14 +11,14 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from dicomweb.access import principal_of, require_visible, scoped_query
 from dicomweb.accounts import call, field, json_body, json_response, store_of
 from index.query import Match, Query
 from yunying.auth.errors import Forbidden, InvalidRequest, NotFound
-from yunying.portal import codes, exams, shares, verify
+from yunying.portal import codes, downloads, exams, shares, verify
 from yunying.portal.keyed import mask_phone, portal_key
 from yunying.portal.sms import SmsGateway, gateway_from_env
 
@@ -195,6 +195,25 @@ async def create_share(request: Request) -> Response:
     return json_response(done | {"url": url, "qr_svg": svg.decode()}, 201)
 
 
+async def create_download(request: Request) -> Response:
+    """A password-protected ZIP of one of the patient's exams (needs the token's `download`)."""
+    account, body, p = _account(request), await json_body(request), principal_of(request)
+    study = _text(body, "study", required=True)
+    if not p.may("download") or study not in p.visibility.studies:
+        raise NotFound("not one of your exams")
+    made = await call(downloads.make_zip, store_of(request), request.app.state.archive,
+                      Path(request.app.state.settings.data), account, study)
+    return json_response(made, 201)
+
+
+async def get_download(request: Request) -> Response:
+    account, p = _account(request), principal_of(request)
+    path = await call(downloads.zip_path, store_of(request), Path(request.app.state.settings.data), account,
+                      request.path_params["download"], p.visibility.studies)
+    return FileResponse(path, media_type="application/zip", filename="exam.zip",
+                        headers={"Cache-Control": "no-store"})
+
+
 async def revoke_share(request: Request) -> Response:
     await call(shares.revoke_share, store_of(request), _account(request), request.path_params["share"])
     return json_response({"revoked": True})
@@ -216,6 +235,8 @@ def routes() -> list[Route]:
         Route("/api/portal/me", me, methods=["GET"]),
         Route("/api/portal/shares", list_shares, methods=["GET"]),
         Route("/api/portal/shares", create_share, methods=["POST"]),
+        Route("/api/portal/downloads", create_download, methods=["POST"]),
+        Route("/api/portal/downloads/{download}", get_download, methods=["GET"]),
         Route("/api/portal/shares/{share}", revoke_share, methods=["DELETE"]),
         Route("/api/portal/verify/share", share_state, methods=["POST"]),
     ]

@@ -160,6 +160,7 @@ function examCard(e, token) {
     view.href = `/viewer/?study=${encodeURIComponent(e.study)}&lang=${language()}#access_token=${encodeURIComponent(token)}`;
     const download = document.createElement("button");
     download.type = "button";
+    download.className = "download";
     download.textContent = t("portal.home.download");
     download.onclick = () => downloadStudy(e.study, token, download);
     const share = document.createElement("button");
@@ -183,15 +184,32 @@ function examCard(e, token) {
 
 async function downloadStudy(study, token, button) {
   button.disabled = true;
-  const res = await fetch(`/dicomweb/studies/${encodeURIComponent(study)}`,
-    { headers: { Authorization: `Bearer ${token}`, Accept: 'multipart/related; type="application/dicom"' } });
+  const r = await post("downloads", { study }, token);
   button.disabled = false;
-  if (!res.ok) { alert(reasonText(res.status)); return; }
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(await res.blob());
-  a.download = "exam-dicom.multipart";
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  if (r.status !== 201) { alert(reasonText(r.status, r.body.error)); return; }
+  const box = document.createElement("div");
+  box.className = "zip card";
+  const info = document.createElement("p");
+  info.textContent = t("portal.download.ready", {
+    size: (r.body.size / 1048576).toFixed(1), until: new Date(r.body.expires_at * 1000).toLocaleString(language()) });
+  const password = document.createElement("p");
+  password.innerHTML = `${t("portal.download.password")}: <strong class="zip-password"></strong>`;
+  password.querySelector("strong").textContent = r.body.password;
+  const save = document.createElement("button");
+  save.type = "button";
+  save.className = "primary zip-save";
+  save.textContent = t("portal.download.save");
+  save.onclick = async () => {
+    const res = await fetch(`/api/portal/downloads/${encodeURIComponent(r.body.id)}`, { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) { alert(reasonText(res.status)); return; }
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(await res.blob());
+    a.download = "exam.zip";
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  };
+  box.append(info, password, save);
+  button.closest(".exam").append(box);
 }
 
 let shareStudy = null;

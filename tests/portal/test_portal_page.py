@@ -125,3 +125,24 @@ def test_share_opens_with_its_code_refuses_a_wrong_one_and_says_revoked_and_expi
     expired.goto(second)
     expired.wait_for_selector("#problem:not([hidden])")
     assert "已过期" in expired.inner_text("#problem")
+
+
+def test_download_shows_password_and_size_and_saves_the_zip(open_page: Any, srv: YunyingServer, tmp_path: Path) -> None:
+    import pyzipper
+
+    phone = "13500000003"
+    url = issue(srv, study=store_study(srv), phone=phone).json()["url"]
+    p = open_page(**PHONE_CONTEXT, locale="en", accept_downloads=True)
+    page = p.page
+    verify_by_sms(page, srv, url, phone)
+    page.tap(".exam .download")
+    page.wait_for_selector(".zip .zip-password")
+    password = page.inner_text(".zip-password")
+    assert "MB, valid until" in page.inner_text(".zip")
+    with page.expect_download() as download:
+        page.tap(".zip-save")
+    saved = tmp_path / "exam.zip"
+    download.value.save_as(saved)
+    with pyzipper.AESZipFile(saved) as z:
+        z.setpassword(password.encode())
+        assert z.read("DICOM/DICOMDIR")[128:132] == b"DICM"

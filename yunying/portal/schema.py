@@ -56,4 +56,20 @@ codes = Table(  # the SMS code last sent to a phone
 
 @migration("portal", 1)
 def create_portal_tables(conn: Connection) -> None:
-    meta.create_all(conn)
+    meta.create_all(conn, tables=[exams, accounts, bindings, codes])
+
+
+downloads = Table(  # a patient's password-protected ZIP of an exam, deleted after expires_at
+    "portal_downloads", meta,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(32), nullable=False),
+    Column("study_uid", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+)
+
+
+@migration("portal", 2)
+def create_downloads(conn: Connection) -> None:
+    downloads.create(conn)
