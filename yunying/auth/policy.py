@@ -105,6 +105,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/me", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
+    ("GET", "/api/portal/film", DICOMWEB_READ),  # visibility checked in the handler, as for DICOMweb
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
 ]
 
