@@ -3,6 +3,7 @@
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
 import { accessToken } from "../common/auth.js";
 import { openReport, reportsOf } from "./reports.js";
+import { showFilm } from "./film.js";
 
 const $ = (id) => document.getElementById(id);
 const EXAM = "yunying.portal.exam";
@@ -168,7 +169,12 @@ function examCard(e, token) {
     share.className = "share";
     share.textContent = t("portal.home.share");
     share.onclick = () => openShare(e.study);
-    actions.append(view, download, share);
+    const filmButton = document.createElement("button");
+    filmButton.type = "button";
+    filmButton.className = "film-open";
+    filmButton.textContent = t("portal.film.title");
+    filmButton.onclick = () => showFilm(e.study, token, li).catch((err) => console.warn(err.message));
+    actions.append(view, filmButton, download, share);
   }
   if (report) {
     const open = document.createElement("button");

@@ -146,3 +146,24 @@ def test_download_shows_password_and_size_and_saves_the_zip(open_page: Any, srv:
     with pyzipper.AESZipFile(saved) as z:
         z.setpassword(password.encode())
         assert z.read("DICOM/DICOMDIR")[128:132] == b"DICM"
+
+
+def test_cloud_film_shows_zooms_and_saves_a_pdf(open_page: Any, srv: YunyingServer, tmp_path: Path) -> None:
+    phone = "13500000004"
+    url = issue(srv, study=store_study(srv), phone=phone).json()["url"]
+    p = open_page(**PHONE_CONTEXT, locale="zh-CN", accept_downloads=True)
+    page = p.page
+    verify_by_sms(page, srv, url, phone)
+    page.tap(".exam .film-open")
+    page.wait_for_selector(".film img")
+    assert page.evaluate("document.querySelector('.film img').naturalWidth") == 4200
+    assert page.evaluate("document.querySelector('.film img').naturalHeight") == 5100
+    page.tap(".film img")
+    assert page.evaluate("document.querySelector('.film img').classList.contains('zoomed')")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the film scrolls inside its box
+    with page.expect_download() as download:
+        page.tap(".film-pdf")
+    saved = tmp_path / "film.pdf"
+    download.value.save_as(saved)
+    assert saved.read_bytes().startswith(b"%PDF")
+    assert not p.errors, p.errors

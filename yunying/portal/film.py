@@ -97,8 +97,8 @@ def make_film(archive: Archive, study: str, series: str = "", layout: str = "", 
     draw = ImageDraw.Draw(film)
     date = str(first.get("StudyDate", ""))
     lines = [f"{hospital or first.get('InstitutionName', '')}",
-             f"{masked_name(_name(first))}   {first.get('AccessionNumber', '')}   "
-             f"{date[:4]}-{date[4:6]}-{date[6:8]}   {first.get('Modality', '')} {first.get('SeriesDescription', '')}",
+             (f"{masked_name(_name(first))}   {first.get('AccessionNumber', '')}   "
+              f"{date[:4]}-{date[4:6]}-{date[6:8]}   {first.get('Modality', '')} {first.get('SeriesDescription', '')}"),
              f"{wl}   {len(picked)}/{len(headers)} images   {cols}x{nrows}"]
     for n, text in enumerate(lines):
         draw.text((MARGIN, 40 + n * 90), text, fill=255, font=_font(64 if n == 0 else 54))
