@@ -4,7 +4,9 @@ viewer's "4G poor" link (8 Mbit/s down, 2 up, 80 ms RTT) and on loopback, headle
 page ready (QR URL -> verification form), verification (send code + check + exam list) and
 viewer (tap -> first image).
 
-    python -m benchmarks.portal [--slices 100] [--runs 3] [--out benchmarks/out]
+    python -m benchmarks.portal [--slices 100] [--runs 3] [--film-slices 300] [--out benchmarks/out]
+
+It also times the cloud film of a --film-slices CT series (14x17 in at 300 dpi, PNG and PDF).
 
 Figures on this machine are CPU-bound (SwiftShader, 2 shared cores): say so when quoting them.
 """
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slices", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--film-slices", type=int, default=300, help="CT slices of the cloud-film timing (0: skip)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -89,6 +92,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name:26s} total {med['total_ms']:5.0f} ms = page {med['page_ms']:4.0f} + verify "
                       f"{med['verify_ms']:4.0f} + viewer to first image {med['viewer_ms']:5.0f}")
             browser.close()
+        if args.film_slices:
+            film_ct = build_ct(args.out / "data", args.film_slices, "F")
+            stow_files(server, list(film_ct.files))
+            for fmt in ("png", "pdf"):
+                times = []
+                for _ in range(args.runs):
+                    t0 = time.perf_counter()
+                    r = httpx.get(f"{server.http_url}/api/portal/film?study={film_ct.study_uid}&format={fmt}",
+                                  headers=server.headers, timeout=600)
+                    r.raise_for_status()
+                    times.append(time.perf_counter() - t0)
+                print(f"  cloud film of a {args.film_slices}-image 512x512 CT ({fmt}, {len(r.content) >> 10} KB): "
+                      f"median {statistics.median(times):.2f} s (min {min(times):.2f})")
     return 0
 
 
