@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from benchmarks.net import auth_headers
+
 TIMEOUT_S = 120.0
 
 
@@ -35,6 +37,7 @@ class Http:
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self.conn: http.client.HTTPConnection | None = None
+        self.auth = auth_headers(base_url)  # a Yunying server we started: its API key (issue 11)
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> Response:
@@ -42,7 +45,7 @@ class Http:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
             try:
-                self.conn.request(method, self.prefix + path, body=body, headers=headers or {})
+                self.conn.request(method, self.prefix + path, body=body, headers=self.auth | (headers or {}))
                 r = self.conn.getresponse()
                 data = r.read()
                 hdrs = {k.lower(): v for k, v in r.getheaders()}

@@ -12,11 +12,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 30.0
+_KEYS: dict[str, str] = {}  # origin ("http://127.0.0.1:port") -> API key of a server this process started
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def auth_headers(url: str) -> dict[str, str]:
+    """The Authorization header for a URL of a Yunying server this process started ({} otherwise)."""
+    key = _KEYS.get(origin(url))
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def free_port() -> int:
@@ -174,6 +187,7 @@ def start_yunying(
         http_url=http_url, dicomweb_url=f"{http_url}/dicomweb", dimse_port=dimse_port,
         aet=aet, data_dir=data_dir, proc=proc, log_path=log_path, api_key=api_key,
     )
+    _KEYS[origin(http_url)] = api_key
     try:
         wait_http(f"{server.dicomweb_url}/studies", proc, timeout, log_path)
     except BaseException:

@@ -16,6 +16,7 @@ from typing import Any
 
 from benchmarks.client import BenchError, Http, Response, percentile
 from benchmarks.data import CtStudy
+from benchmarks.net import auth_headers
 from benchmarks.wado import CURL, FRAME_ACCEPT, FRAME_ACCEPT_FALLBACK, frame_path
 
 JPEG = "image/jpeg"
@@ -156,6 +157,8 @@ def _cine_pass(base_url: str, ct: CtStudy, accept: str, clients: int) -> float:
         return _cine_pass_threads(base_url, ct, accept, clients)
     config = "".join(f'url = "{base_url}{frame_path(ct, i)}"\noutput = "/dev/null"\n'
                      for i in range(n))
+    auth = "".join(f'header = "{k}: {v}"\n' for k, v in auth_headers(base_url).items())
+    config = auth + config  # in the config on stdin: a key never shows in the process list
     cmd = [CURL, "--silent", "--max-time", "60", "--header", f"Accept: {accept}",
            "--write-out", "%{http_code}\\n", "--config", "-"]
     if clients > 1:

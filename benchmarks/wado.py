@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.client import TIMEOUT_S, BenchError, Http, Response, percentile
 from benchmarks.data import CtStudy
+from benchmarks.net import auth_headers
 
 FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
 FRAME_ACCEPT_FALLBACK = 'multipart/related; type="application/octet-stream"'
@@ -112,11 +113,15 @@ def frames(base_url: str, ct: CtStudy, latency_requests: int = 150, duration_s: 
 
 def _frame_throughput_curl(base_url: str, ct: CtStudy, accept: str, clients: int,
                            requests: int, timeout_s: float = 300.0) -> float:
-    config = "".join(f'url = "{base_url}{frame_path(ct, i)}"\noutput = "/dev/null"\n'
-                     for i in range(requests))
+    # the server's key goes in the config read from stdin (not on the command line, where ps shows it)
+    config = "".join(f'header = "{k}: {v}"\n' for k, v in auth_headers(base_url).items())
+    config += "".join(f'url = "{base_url}{frame_path(ct, i)}"\noutput = "/dev/null"\n'
+                      for i in range(requests))
     assert CURL is not None
     cmd = [CURL, "--silent", "--parallel", "--parallel-max", str(clients), "--max-time", "60",
            "--header", f"Accept: {accept}", "--write-out", "%{http_code}\\n", "--config", "-"]
+    for name, value in auth_headers(base_url).items():
+        cmd[1:1] = ["--header", f"{name}: {value}"]
     t0 = time.perf_counter()
     try:
         done = subprocess.run(cmd, input=config.encode(), capture_output=True, timeout=timeout_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from conformance.runner import DEFAULT_CALLING_AET
@@ -23,12 +24,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                           "CALLING-AET at 127.0.0.1:PORT (C-MOVE checks skip without it)")
     chk.add_argument("--only", metavar="ID[,ID]", help="run only checks whose id contains one")
     chk.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    chk.add_argument("--api-key", default=os.environ.get("YUNYING_API_KEY"),
+                     help="bearer token sent with every request (default: $YUNYING_API_KEY)")
     chk.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     chk.set_defaults(func=run_check)
 
     ohif = sub.add_parser("ohif", help="serve the OHIF Viewer (npm @ohif/app) over an archive")
     ohif.add_argument("--dicomweb", required=True, metavar="URL", help="DICOMweb root to view")
     ohif.add_argument("--port", type=int, default=0, help="local port (default: a free one)")
+    ohif.add_argument("--api-key", default=os.environ.get("YUNYING_API_KEY"),
+                      help="bearer token the proxy adds to requests without one (default: $YUNYING_API_KEY)")
     ohif.set_defaults(func=run_ohif)
 
     stm = sub.add_parser("statement", help="write the conformance statement (Markdown + HTML)")
@@ -46,7 +51,7 @@ def run_check(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     dimse = parse_dimse(args.dimse, args.calling_aet, args.move_port) if args.dimse else None
-    results = check_archive(args.dicomweb, dimse, sys.stdout, args.only, args.timeout)
+    results = check_archive(args.dicomweb, dimse, sys.stdout, args.only, args.timeout, args.api_key)
     if args.json:
         from conformance.runner import results_json
 
@@ -60,7 +65,7 @@ def run_ohif(args: argparse.Namespace) -> int:
 
     from conformance.ohif import fetch_ohif, serve_ohif
 
-    server = serve_ohif(fetch_ohif(), args.dicomweb, port=args.port)
+    server = serve_ohif(fetch_ohif(), args.dicomweb, port=args.port, api_key=args.api_key)
     print(f"OHIF Viewer at {server.url}/ (DICOMweb proxied from {args.dicomweb}); Ctrl-C stops")
     try:
         threading.Event().wait()

@@ -8,6 +8,7 @@ to the archive so the viewer talks to it same-origin (no CORS needed).
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import shutil
@@ -46,7 +47,7 @@ window.config = {
   showCPUFallbackMessage: false,
   showLoadingIndicator: true,
   strictZSpacingForVolumeViewport: true,
-  investigationalUseDialog: { option: 'never' },
+  investigationalUseDialog: { option: 'never' },%(oidc)s
   maxNumRequests: { interaction: 100, thumbnail: 5, prefetch: 10 },
   showErrorDetails: 'always',
   defaultDataSourceName: 'archive',
@@ -79,9 +80,12 @@ window.config = {
 """
 
 
-def app_config(prefix: str = PROXY_PREFIX) -> str:
-    """The app-config.js pointing every OHIF root at `origin + prefix`."""
-    return APP_CONFIG % {"prefix": prefix}
+def app_config(prefix: str = PROXY_PREFIX, oidc: dict[str, str] | None = None) -> str:
+    """The app-config.js pointing every OHIF root at `origin + prefix`; `oidc`: OHIF's login
+    section (authority, client_id, redirect_uri, scope...), so OHIF logs in with code + PKCE."""
+    section = "" if oidc is None else "\n  oidc: [" + json.dumps(
+        {"response_type": "code", "automaticSilentRenew": False, "revokeAccessTokenOnSignout": True, **oidc}) + "],"
+    return APP_CONFIG % {"prefix": prefix, "oidc": section}
 
 
 def fetch_ohif(version: str = OHIF_VERSION, cache: Path = CACHE_DIR) -> Path:
@@ -135,7 +139,7 @@ class OhifServer:
 
 
 def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
-             lock: threading.Lock) -> type[BaseHTTPRequestHandler]:
+             lock: threading.Lock, api_key: str | None = None) -> type[BaseHTTPRequestHandler]:
     upstream = upstream.rstrip("/")
     client = httpx.Client(timeout=120, trust_env=False)
     root = dist.resolve()
@@ -187,6 +191,8 @@ def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
         def _proxy(self) -> None:
             rest = self.path[len(PROXY_PREFIX):]
             headers = {k.lower(): v for k, v in self.headers.items() if k.lower() in FORWARD_REQUEST}
+            if api_key and "authorization" not in headers:  # OHIF without a login of its own
+                headers["authorization"] = f"Bearer {api_key}"
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             try:
@@ -208,10 +214,12 @@ def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
     return Handler
 
 
-def serve_ohif(dist: Path, dicomweb_root: str, host: str = "127.0.0.1", port: int = 0) -> OhifServer:
-    """Serve OHIF's dist/ on a free port, proxying /dicomweb/* to `dicomweb_root`."""
+def serve_ohif(dist: Path, dicomweb_root: str, host: str = "127.0.0.1", port: int = 0,
+               api_key: str | None = None, oidc: dict[str, str] | None = None) -> OhifServer:
+    """Serve OHIF's dist/ on a free port, proxying /dicomweb/* to `dicomweb_root` (with `api_key`
+    as the bearer token of requests that carry none)."""
     log: list[ProxyRecord] = []
-    handler = _handler(Path(dist), dicomweb_root, app_config(), log, threading.Lock())
+    handler = _handler(Path(dist), dicomweb_root, app_config(oidc=oidc), log, threading.Lock(), api_key)
     httpd = ThreadingHTTPServer((host, port), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="ohif-static", daemon=True).start()

@@ -68,6 +68,7 @@ class Context:
     dimse: Dimse | None
     data: TestData
     timeout: float = 30.0
+    api_key: str | None = field(default=None, repr=False)  # sent as a bearer token (issue 11)
     stored: dict[str, bool] = field(default_factory=dict)
     scratch: dict[str, Any] = field(default_factory=dict)   # answers later checks reuse
     _http: httpx.Client | None = None
@@ -75,8 +76,13 @@ class Context:
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False)
+            self._http = httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False,
+                                      headers=self.auth_headers)
         return self._http
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def url(self, path: str) -> str:
         assert self.dicomweb is not None
@@ -86,7 +92,7 @@ class Context:
         from dicomweb_client.api import DICOMwebClient
 
         assert self.dicomweb is not None
-        return DICOMwebClient(url=self.dicomweb.rstrip("/"))
+        return DICOMwebClient(url=self.dicomweb.rstrip("/"), headers=self.auth_headers)
 
     def stow(self, instances: list[Instance], study: str | None = None) -> httpx.Response:
         """POST instances as one multipart/related request (PS3.18 §10.5)."""
@@ -197,9 +203,10 @@ def check_archive(
     out: TextIO,
     only: str | None = None,
     timeout: float = 30.0,
+    api_key: str | None = None,
 ) -> list[Result]:
     """Build fresh test data, run every (or every matching) check, print lines and summary."""
-    ctx = Context(dicomweb, dimse, build_test_data(), timeout)
+    ctx = Context(dicomweb, dimse, build_test_data(), timeout, api_key)
     chosen = [c for c in all_checks() if not only or any(p in c.id for p in only.split(","))]
     try:
         results = run(ctx, chosen, out)

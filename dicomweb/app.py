@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -10,15 +12,22 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Match, Route
 
-from dicomweb import capabilities, frames, qido, rendered, stow, wado
+import yunying.auth
+import yunying.auth.oidc
+from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado
+from dicomweb import oidc as oidc_face
+from dicomweb.contain import ContainErrors
 from dicomweb.coding import ContentCoding
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
+from yunying.auth import Auth
+from yunying.auth.middleware import AuthMiddleware
 from yunying.errors import ArchiveError
+from yunying.logsafe import summary
 from yunying.settings import Settings
 
 log = logging.getLogger("yunying.http")
@@ -78,8 +87,8 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    """The one place an unexpected exception becomes a 500 (no patient data logged)."""
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    """A failure outside ContainErrors (e.g. in CORS) becomes a 500 the same way (no patient data logged)."""
+    log.error("unexpected error on %s %s: %s", request.method, request.url.path, summary(exc))
     return error_response(500, "internal error; see the server log")
 
 
@@ -100,22 +109,34 @@ def _merge(routes: list[tuple[str, list[str], object]]) -> list[Route]:
                 return error_response(405, f"{request.method} is not allowed here", {"Allow": allow})
             return await endpoint(request)
 
-        out.append(Route(DICOMWEB_ROOT + path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE",
-                                                                   "OPTIONS", "PATCH"]))
+        route = Route(DICOMWEB_ROOT + path, dispatch, methods=["GET", "HEAD", "POST", "PUT", "DELETE",
+                                                               "OPTIONS", "PATCH"])
+        route.handled = handled_methods(table)  # type: ignore[attr-defined]
+        out.append(route)
     # deepest first: frame requests (the most frequent) match at once instead of after 20 patterns;
     # the patterns never overlap (different literals or depths), so the order changes no answer
     return sorted(out, key=lambda route: -route.path.count("/"))
 
 
-def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | None = None) -> Starlette:
-    """The ASGI app serving the archive's DICOMweb face; statement: {"text/markdown": …, "text/html": …}."""
-    # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
-    middleware = [Middleware(ContentCoding, binary=settings.compress_frames)]
-    if settings.cors_origins:
+def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | None = None,
+              auth: Auth | None = None) -> Starlette:
+    """The ASGI app serving the archive's HTTP face; statement: {"text/markdown": …, "text/html": …}.
+
+    Every request passes the one authorization point (yunying.auth.middleware) first; without
+    an `auth` the store is opened from the settings (secure by default, never open).
+    """
+    auth = auth or yunying.auth.start(settings)
+    middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
+                  Middleware(ContentCoding, binary=settings.compress_frames)]
+    if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location"]))
-    app = Starlette(routes=_merge(ROUTES), middleware=middleware, exception_handlers={
+            allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
+    oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
+    routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + oidc_face.routes(oidc)
+    middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive
     app.state.settings = settings
@@ -123,4 +144,23 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     app.state.volumes = Volumes(settings.mpr_cache_mb << 20)  # decoded slices kept for reformats
     app.state.thumbnail_rows = ChosenRows()
     app.state.statement = statement or {}
+    app.state.auth = auth
+    app.state.oidc = oidc
     return app
+
+
+def handled_methods(table: dict[str, object]) -> frozenset[str]:
+    """The methods a merged route runs a handler for (others get 405; OPTIONS always answers Allow)."""
+    return frozenset(table) | ({"HEAD"} if "GET" in table else set()) | {"OPTIONS"}
+
+
+def _route_exists(routes: list[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
+    """Whether a handler would run for this request: a route without a policy is refused (403);
+    an unknown URL or method is left to the router (404, 405), where no handler runs."""
+    def exists(scope: dict[str, Any]) -> bool:
+        for route in routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return scope["method"] in getattr(route, "handled", {scope["method"]})
+        return False
+    return exists

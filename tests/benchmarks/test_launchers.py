@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.net import free_port, peak_rss_bytes, start_yunying, yunying_cli_available
 from benchmarks.orthanc import orthanc_available, start_orthanc
+from tests import web
 
 needs_orthanc = pytest.mark.skipif(not orthanc_available(), reason="Orthanc not installed")
 
@@ -62,7 +63,7 @@ def test_yunying_starts_and_answers_qido(tmp_path: Path) -> None:
     # Once yunying/cli.py exists this must pass: a failure to start is a failure, not a skip.
     with start_yunying(tmp_path / "data") as y:
         assert y.dicomweb_url.endswith("/dicomweb")
-        assert httpx.get(f"{y.dicomweb_url}/studies").status_code in (200, 204)
+        assert web.get(f"{y.dicomweb_url}/studies").status_code in (200, 204)
         with socket.create_connection(("127.0.0.1", y.dimse_port), timeout=5):
             pass
     assert y.proc.poll() is not None

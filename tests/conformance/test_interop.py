@@ -35,7 +35,7 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Conte
         for face in IN_FACES:
             ctx = Context(srv.dicomweb_url,
                           Dimse("127.0.0.1", srv.dimse_port, srv.aet, DEFAULT_CALLING_AET,
-                                move_port), build_test_data())
+                                move_port), build_test_data(), api_key=srv.api_key)
             if face == "stow":
                 assert ctx.stow(ctx.data.studies["A"]).status_code == 200
             else:

@@ -56,7 +56,7 @@ def test_runner_against_orthanc(orthanc: OrthancServer, move_port: int, tmp_path
 def test_runner_against_yunying(yunying: YunyingServer, move_port: int) -> None:
     out = io.StringIO()
     dimse = Dimse("127.0.0.1", yunying.dimse_port, yunying.aet, CALLING_AET, move_port)
-    results = check_archive(yunying.dicomweb_url, dimse, out)
+    results = check_archive(yunying.dicomweb_url, dimse, out, api_key=yunying.api_key)
     failed = [r.line() for r in results if r.status == "FAIL" and r.check.id not in KNOWN_GAPS]
     assert not failed, "\n".join(failed)
     fixed = {r.check.id for r in results if r.status == "PASS"} & KNOWN_GAPS

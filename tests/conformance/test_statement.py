@@ -253,7 +253,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
 def test_server_serves_the_statement_of_its_configuration(
     server: YunyingServer, media: str
 ) -> None:
-    req = urllib.request.Request(f"{server.dicomweb_url}/conformance", headers={"Accept": media})
+    req = urllib.request.Request(f"{server.dicomweb_url}/conformance", headers={"Accept": media, **server.headers})
     with urllib.request.urlopen(req, timeout=30) as rsp:
         assert rsp.headers["Content-Type"].startswith(media)
         body = rsp.read().decode("utf-8")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-import httpx
 import pytest
 
 from benchmarks.net import YunyingServer
@@ -12,6 +11,7 @@ from dicomweb.app import ROUTES
 from dicomweb.capabilities import WADL, WADL_NS, _template, operation
 from dicomweb.qido import RESERVED
 from index.parse import supported_match_tags
+from tests import web
 
 W = "{" + WADL_NS + "}"
 EXAMPLE = {"{StudyInstanceUID}": "1.2.3", "{SeriesInstanceUID}": "1.2.3.4", "{SOPInstanceUID}": "1.2.3.4.5",
@@ -24,7 +24,7 @@ def test_every_route_is_described() -> None:
 
 
 def wadl(server: YunyingServer, **headers: str) -> ET.Element:
-    resp = httpx.options(server.dicomweb_url, headers=headers)
+    resp = web.options(server.dicomweb_url, headers=headers)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith(WADL)
     assert resp.headers["allow"] == "GET, HEAD, OPTIONS"
@@ -82,15 +82,15 @@ def test_wadl_names_the_table_10_4_4_1_media_types(server: YunyingServer) -> Non
 
 
 def test_json_rendering_and_406(server: YunyingServer) -> None:
-    resp = httpx.options(server.dicomweb_url, headers={"Accept": "application/json"})
+    resp = web.options(server.dicomweb_url, headers={"Accept": "application/json"})
     assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
     doc = resp.json()
     assert doc["base"] == server.dicomweb_url
     assert {(r["path"], m["method"]) for r in doc["resources"] for m in r["methods"]} == \
         {(_template(p).rstrip("/"), m) for p, ms, _ in ROUTES for m in ms}
-    get = httpx.get(server.dicomweb_url, headers={"Accept": "application/vnd.sun.wadl+xml"})
+    get = web.get(server.dicomweb_url, headers={"Accept": "application/vnd.sun.wadl+xml"})
     assert get.status_code == 200 and ET.fromstring(get.content).tag == W + "application"
-    bad = httpx.options(server.dicomweb_url, headers={"Accept": "text/html"})
+    bad = web.options(server.dicomweb_url, headers={"Accept": "text/html"})
     assert bad.status_code == 406 and bad.json()["status"] == 406
 
 
@@ -101,15 +101,15 @@ def test_base_follows_the_proxy(server: YunyingServer) -> None:
 
 
 def test_allow_on_every_resource_matches_the_description(server: YunyingServer) -> None:
-    doc = httpx.options(server.dicomweb_url, headers={"Accept": "application/json"}).json()
+    doc = web.options(server.dicomweb_url, headers={"Accept": "application/json"}).json()
     for res in doc["resources"]:
         path = res["path"]
         for template, value in EXAMPLE.items():
             path = path.replace(template, value)
         url = server.dicomweb_url + path
-        options = httpx.options(url)
+        options = web.options(url)
         assert options.status_code in (200, 204), path
         assert options.headers["allow"] == ", ".join(res["allow"]), path
         if "PUT" not in res["allow"]:
-            put = httpx.put(url, content=b"")
+            put = web.put(url, content=b"")
             assert put.status_code == 405 and put.headers["allow"] == ", ".join(res["allow"]), path

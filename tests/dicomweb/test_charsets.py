@@ -1,16 +1,16 @@
 """Design rule 7: character sets are decoded at ingest; JSON is UTF-8; Chinese names match."""
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from benchmarks.net import YunyingServer
+from tests import web
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 
 def stow_raw(server: YunyingServer, raw: bytes) -> None:
     body, ctype = multipart(raw)
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
+    resp = web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
     assert resp.status_code == 200, resp.text
 
 
@@ -21,7 +21,7 @@ def test_chinese_names_in_legacy_charsets_match_and_come_back_as_utf8(server: Yu
     assert "张".encode("gb18030") in raw or "张".encode() in raw  # really encoded in that character set
     stow_raw(server, raw)
     for value in ("张^伟", "张*", "Zhang^Wei"):
-        resp = httpx.get(server.dicomweb_url + "/studies", params={"PatientName": value, "PatientID": f"CS-{charset}"})
+        resp = web.get(server.dicomweb_url + "/studies", params={"PatientName": value, "PatientID": f"CS-{charset}"})
         assert resp.headers["content-type"].startswith("application/dicom+json")
         [study] = resp.json()
         assert study["00100010"]["Value"] == [{"Alphabetic": "Zhang^Wei", "Ideographic": "张^伟"}]
@@ -38,7 +38,7 @@ def test_iso2022_and_other_charsets_decode(server: YunyingServer, charset: str, 
     ds = make_ct(name=name, ideographic=ideographic, charset=charset.split("\\") if "\\" in charset else charset,
                  patient_id=f"CS2-{charset.strip(chr(92))}")
     stow_raw(server, part10(ds))
-    [study] = httpx.get(server.dicomweb_url + "/studies", params={"PatientID": f"CS2-{charset.strip(chr(92))}"}).json()
+    [study] = web.get(server.dicomweb_url + "/studies", params={"PatientID": f"CS2-{charset.strip(chr(92))}"}).json()
     groups = study["00100010"]["Value"][0]
     if ideographic:
         assert groups == {"Alphabetic": alphabetic, "Ideographic": ideographic}

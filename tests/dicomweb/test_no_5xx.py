@@ -1,13 +1,13 @@
 """Property: no request ever gets a 5xx, and refused input changes nothing stored (design rule 5)."""
 from __future__ import annotations
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
+from tests import web
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 KEYS = ["PatientName", "PatientID", "StudyDate", "StudyTime", "StudyInstanceUID", "ModalitiesInStudy",
@@ -28,7 +28,7 @@ ACCEPTS = st.sampled_from([None, "*/*", "application/dicom+json", "application/d
 def seeded(server: YunyingServer) -> tuple[YunyingServer, str, str, str]:
     ds = make_ct(frames=2)
     body, ctype = multipart(part10(ds))
-    assert httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200
+    assert web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200
     return server, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID
 
 
@@ -39,7 +39,7 @@ def test_qido_never_5xx(seeded: tuple[YunyingServer, str, str, str], path: str,
                         params: list[tuple[str, str]], accept: str | None) -> None:
     server, s, se, _ = seeded
     headers = {"Accept": accept} if accept else {}
-    resp = httpx.get(server.dicomweb_url + path.format(s=s, se=se), params=params, headers=headers, timeout=30)
+    resp = web.get(server.dicomweb_url + path.format(s=s, se=se), params=params, headers=headers, timeout=30)
     assert resp.status_code < 500, (path, params, resp.text)
     if resp.status_code >= 400:
         assert resp.json()["error"]
@@ -54,7 +54,7 @@ def test_wado_never_5xx(seeded: tuple[YunyingServer, str, str, str], tail: str, 
     server, s, se, sop = seeded
     url = f"{server.dicomweb_url}/studies/{s}/series/{se}/instances/{sop}" + tail.format(f=frames or "1")
     headers = {"Accept": accept} if accept else {}
-    resp = httpx.request(method, url, headers=headers, timeout=30)
+    resp = web.request(method, url, headers=headers, timeout=30)
     assert resp.status_code < 500, (url, accept, resp.text)
 
 
@@ -64,16 +64,16 @@ def test_wado_never_5xx(seeded: tuple[YunyingServer, str, str, str], tail: str, 
 def test_damaged_uploads_never_5xx_and_change_nothing(seeded: tuple[YunyingServer, str, str, str], cut: int,
                                                       flip: int, junk: bytes) -> None:
     server, s, _, _ = seeded
-    before = httpx.get(f"{server.dicomweb_url}/studies/{s}/metadata").content
+    before = web.get(f"{server.dicomweb_url}/studies/{s}/metadata").content
     study = generate_uid()
     raw = bytearray(part10(make_ct(study)))
     raw = raw[: max(0, len(raw) - cut)]
     if raw and flip < len(raw):
         raw[flip] ^= 0xFF
     body, ctype = multipart(bytes(raw) + junk)
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
+    resp = web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
     assert resp.status_code in (200, 202, 400, 409), resp.text
-    assert httpx.get(f"{server.dicomweb_url}/studies/{s}/metadata").content == before
+    assert web.get(f"{server.dicomweb_url}/studies/{s}/metadata").content == before
     if resp.status_code != 200:
-        got = httpx.get(f"{server.dicomweb_url}/studies", params={"StudyInstanceUID": study}).json()
+        got = web.get(f"{server.dicomweb_url}/studies", params={"StudyInstanceUID": study}).json()
         assert got == []

@@ -9,6 +9,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer, start_yunying
+from tests import web
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 TAG = {"PatientName": "00100010", "PatientID": "00100020", "StudyInstanceUID": "0020000D",
@@ -36,7 +37,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[YunyingSe
         if d.StudyInstanceUID == studies["smith"]:
             d.StudyDescription = "CHEST CT"
             d.InstitutionName = "Renji Hospital"
-    resp = httpx.post(srv.dicomweb_url + "/studies", content=(mp := multipart(*(part10(d) for d in items)))[0],
+    resp = web.post(srv.dicomweb_url + "/studies", content=(mp := multipart(*(part10(d) for d in items)))[0],
                       headers={"Content-Type": mp[1]}, timeout=60)
     assert resp.status_code == 200, resp.text
     yield srv, studies
@@ -44,7 +45,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[YunyingSe
 
 
 def q(srv: YunyingServer, path: str, **params: str) -> httpx.Response:
-    return httpx.get(srv.dicomweb_url + path, params=params, timeout=30)
+    return web.get(srv.dicomweb_url + path, params=params, timeout=30)
 
 
 def uids(resp: httpx.Response) -> set[str]:
@@ -147,13 +148,13 @@ def test_unknown_attribute_is_ignored_with_warning(corpus: tuple[YunyingServer, 
 
 def test_xml_only_accept_is_406(corpus: tuple[YunyingServer, dict[str, str]]) -> None:
     srv, _ = corpus
-    resp = httpx.get(srv.dicomweb_url + "/studies", headers={"Accept": "application/dicom+xml"})
+    resp = web.get(srv.dicomweb_url + "/studies", headers={"Accept": "application/dicom+xml"})
     assert resp.status_code == 406
 
 
 def test_series_and_instances_levels_with_dicomweb_client(corpus: tuple[YunyingServer, dict[str, str]]) -> None:
     srv, st = corpus
-    client = DICOMwebClient(srv.dicomweb_url)
+    client = DICOMwebClient(srv.dicomweb_url, headers=srv.headers)
     series = client.search_for_series(search_filters={"Modality": "CT"})
     assert len(series) >= 3
     assert all(TAG["PatientID"] in s for s in series)  # /series with no study also returns study attributes
@@ -168,7 +169,7 @@ def test_answers_follow_stores_replacements_and_deletes(fresh_server: YunyingSer
 
     def stow(*items: object) -> None:
         body, ctype = multipart(*(part10(d) for d in items))  # type: ignore[arg-type]
-        assert httpx.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype},
+        assert web.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype},
                           timeout=60).status_code == 200
 
     def studies(**params: str) -> list[dict]:
@@ -187,6 +188,6 @@ def test_answers_follow_stores_replacements_and_deletes(fresh_server: YunyingSer
     # the same SOP Instance UID, different content: the newest copy wins
     stow(make_ct(study, series, patient_id="CACHE2", date="20250101", sop=sop, number=7))
     assert {s[TAG["StudyInstanceUID"]]["Value"][0] for s in studies(StudyDate="20250101")} == {study}
-    assert httpx.delete(f"{srv.dicomweb_url}/studies/{study}", timeout=30).status_code == 204
+    assert web.delete(f"{srv.dicomweb_url}/studies/{study}", timeout=30).status_code == 204
     assert studies(StudyDate="20250101") == [] and studies(PatientID="CACHE2") == []
     assert studies() == []

@@ -21,6 +21,7 @@ from pydicom.pixels import apply_color_lut
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
+from tests import web
 from tests.dicomweb.helpers import make_ct
 from tests.dicomweb.test_frames_media import fresh
 from tests.dicomweb.test_wado import parts, stow, url
@@ -60,18 +61,18 @@ def ct(server: YunyingServer) -> pydicom.Dataset:
 
 
 def test_signed_ct_png_matches_reference_window(server: YunyingServer, ct: pydicom.Dataset) -> None:
-    close(image(httpx.get(url(server, ct, "/rendered"), params={"window": "40,400"}, headers=PNG)),
+    close(image(web.get(url(server, ct, "/rendered"), params={"window": "40,400"}, headers=PNG)),
           reference(ct, 40, 400))
-    close(image(httpx.get(url(server, ct, "/frames/1/rendered"), params={"window": "1000,3000"}, headers=PNG)),
+    close(image(web.get(url(server, ct, "/frames/1/rendered"), params={"window": "1000,3000"}, headers=PNG)),
           reference(ct, 1000, 3000))
 
 
 def test_jpeg_is_the_default_and_close(server: YunyingServer, ct: pydicom.Dataset) -> None:
-    resp = httpx.get(url(server, ct, "/rendered"), params={"window": "40,400", "quality": "100"})
+    resp = web.get(url(server, ct, "/rendered"), params={"window": "40,400", "quality": "100"})
     assert resp.headers["content-type"] == "image/jpeg"
     got = image(resp)
     assert np.abs(got.astype(int) - reference(ct, 40, 400)).mean() < 2
-    low = httpx.get(url(server, ct, "/rendered"), params={"window": "40,400", "quality": "10"})
+    low = web.get(url(server, ct, "/rendered"), params={"window": "40,400", "quality": "10"})
     assert len(low.content) < len(resp.content)
 
 
@@ -79,11 +80,11 @@ def test_monochrome1_is_inverted(server: YunyingServer) -> None:
     ds = fresh("MR_small.dcm")
     ds.PhotometricInterpretation = "MONOCHROME1"
     stow(server, ds)
-    close(image(httpx.get(url(server, ds, "/rendered"), params={"window": "600,1200"}, headers=PNG)),
+    close(image(web.get(url(server, ds, "/rendered"), params={"window": "600,1200"}, headers=PNG)),
           reference(ds, 600, 1200))
     ds.PhotometricInterpretation = "MONOCHROME2"
     m2 = reference(ds, 600, 1200)
-    assert (image(httpx.get(url(server, ds, "/rendered"), params={"window": "600,1200"}, headers=PNG))
+    assert (image(web.get(url(server, ds, "/rendered"), params={"window": "600,1200"}, headers=PNG))
             .astype(int) + m2).mean() == pytest.approx(255, abs=1)
 
 
@@ -92,12 +93,12 @@ def test_one_frame_in_two_windows_then_replaced(server: YunyingServer) -> None:
     ds = fresh("CT_small.dcm")
     stow(server, ds)
     for centre, width in ((40, 400), (1000, 3000), (40, 400)):
-        got = image(httpx.get(url(server, ds, "/frames/1/rendered"), params={"window": f"{centre},{width}"},
+        got = image(web.get(url(server, ds, "/frames/1/rendered"), params={"window": f"{centre},{width}"},
                               headers=PNG))
         close(got, reference(ds, centre, width))
     ds.RescaleIntercept = str(float(ds.RescaleIntercept) + 500)  # a new version under the same UIDs
     stow(server, ds)
-    close(image(httpx.get(url(server, ds, "/frames/1/rendered"), params={"window": "40,400"}, headers=PNG)),
+    close(image(web.get(url(server, ds, "/frames/1/rendered"), params={"window": "40,400"}, headers=PNG)),
           reference(ds, 40, 400))
 
 
@@ -109,7 +110,7 @@ def test_every_slice_of_a_series_one_by_one(server: YunyingServer) -> None:
         ds.RescaleSlope, ds.RescaleIntercept = "1", str(-100 * ds.InstanceNumber)
     stow(server, *slices)
     for ds in slices:
-        close(image(httpx.get(url(server, ds, "/frames/1/rendered"), params={"window": "1000,3000"},
+        close(image(web.get(url(server, ds, "/frames/1/rendered"), params={"window": "1000,3000"},
                               headers=PNG)), reference(ds, 1000, 3000))
 
 
@@ -118,7 +119,7 @@ def test_overlay_still_burnt_in(server: YunyingServer) -> None:
     ds = fresh("examples_overlay.dcm")
     stow(server, ds)
     overlay = ds.overlay_array(0x6000).astype(bool)
-    got = image(httpx.get(url(server, ds, "/rendered"), headers=PNG))
+    got = image(web.get(url(server, ds, "/rendered"), headers=PNG))
     r0, c0 = (int(v) - 1 for v in ds[0x6000, 0x0050].value)
     region = got[r0:r0 + overlay.shape[0], c0:c0 + overlay.shape[1]]
     assert overlay.any() and (region[overlay[:region.shape[0], :region.shape[1]]] == 255).all()
@@ -129,7 +130,7 @@ def test_palette_colour(server: YunyingServer) -> None:
     stow(server, ds)
     want = apply_color_lut(ds.pixel_array, ds)
     want = (want >> 8).astype(np.uint8) if want.dtype != np.uint8 else want
-    close(image(httpx.get(url(server, ds, "/rendered"), headers=PNG)), want)
+    close(image(web.get(url(server, ds, "/rendered"), headers=PNG)), want)
 
 
 @pytest.mark.parametrize("name", ["SC_ybr_full_422_uncompressed.dcm", "SC_rgb_jpeg_dcmtk.dcm",
@@ -137,7 +138,7 @@ def test_palette_colour(server: YunyingServer) -> None:
 def test_ybr_and_rgb_become_rgb(server: YunyingServer, name: str) -> None:
     ds = fresh(name)
     stow(server, ds)
-    got = image(httpx.get(url(server, ds, "/rendered"), headers=PNG))
+    got = image(web.get(url(server, ds, "/rendered"), headers=PNG))
     want = ds.pixel_array  # pydicom converts YBR to RGB by default
     assert got.shape == want.shape
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 2  # colour conversion rounding
@@ -146,7 +147,7 @@ def test_ybr_and_rgb_become_rgb(server: YunyingServer, name: str) -> None:
 def test_multiframe_gif_cine_and_frames(server: YunyingServer) -> None:
     ds = fresh("examples_ybr_color.dcm")  # 30 frames, JPEG baseline YBR_FULL_422
     stow(server, ds)
-    gif = httpx.get(url(server, ds, "/rendered"), headers=GIF)
+    gif = web.get(url(server, ds, "/rendered"), headers=GIF)
     assert gif.headers["content-type"] == "image/gif"
     img = Image.open(io.BytesIO(gif.content))
     durations = []
@@ -156,16 +157,16 @@ def test_multiframe_gif_cine_and_frames(server: YunyingServer) -> None:
     frame_ms = max(20, round(float(ds.get("FrameTime", 33.3))))
     assert sum(durations) == pytest.approx(30 * frame_ms, rel=0.15)  # GIF keeps centiseconds
     assert frames(img) > 20
-    single = image(httpx.get(url(server, ds, "/frames/2/rendered"), params={"quality": "100"}, headers=JPEG))
+    single = image(web.get(url(server, ds, "/frames/2/rendered"), params={"quality": "100"}, headers=JPEG))
     assert np.abs(single.astype(int) - ds.pixel_array[1].astype(int)).mean() < 3
-    first = image(httpx.get(url(server, ds, "/rendered"), params={"quality": "100"}, headers=JPEG))
+    first = image(web.get(url(server, ds, "/rendered"), params={"quality": "100"}, headers=JPEG))
     assert np.abs(first.astype(int) - ds.pixel_array[0].astype(int)).mean() < 3
-    several = parts(httpx.get(url(server, ds, "/frames/3,1/rendered"),
+    several = parts(web.get(url(server, ds, "/frames/3,1/rendered"),
                               headers={"Accept": 'multipart/related; type="image/png"'}))
     assert [c for c, _ in several] == ["image/png", "image/png"]
     got = np.asarray(Image.open(io.BytesIO(several[0][1])))
     assert np.abs(got.astype(int) - ds.pixel_array[2].astype(int)).mean() < 3
-    cine = Image.open(io.BytesIO(httpx.get(url(server, ds, "/frames/1,2,3/rendered"), headers=GIF).content))
+    cine = Image.open(io.BytesIO(web.get(url(server, ds, "/frames/1,2,3/rendered"), headers=GIF).content))
     assert frames(cine) == 3
 
 
@@ -173,11 +174,11 @@ def test_viewport_keeps_the_physical_aspect(server: YunyingServer) -> None:
     ds = make_ct(rows=64, cols=64)
     ds.PixelSpacing = [2.0, 1.0]  # rows 2 mm apart: the image is twice as tall as wide
     stow(server, ds)
-    img = Image.open(io.BytesIO(httpx.get(url(server, ds, "/rendered"), params={"viewport": "256,256"}).content))
+    img = Image.open(io.BytesIO(web.get(url(server, ds, "/rendered"), params={"viewport": "256,256"}).content))
     assert img.size == (128, 256)
     wide = fresh("JPEG2000.dcm")  # 1024 rows x 256 columns
     stow(server, wide)
-    img = Image.open(io.BytesIO(httpx.get(url(server, wide, "/rendered"), params={"viewport": "100,100"}).content))
+    img = Image.open(io.BytesIO(web.get(url(server, wide, "/rendered"), params={"viewport": "100,100"}).content))
     assert img.size == (25, 100)
 
 
@@ -187,25 +188,25 @@ def test_viewport_keeps_the_physical_aspect(server: YunyingServer) -> None:
 def test_bad_parameters_are_400_naming_the_parameter(server: YunyingServer, ct: pydicom.Dataset, key: str,
                                                      value: str) -> None:
     for tail in ("/rendered", "/thumbnail", "/frames/1/rendered"):
-        resp = httpx.get(url(server, ct, tail), params={key: value})
+        resp = web.get(url(server, ct, tail), params={key: value})
         assert resp.status_code == 400, (tail, key, value)
         assert resp.json()["error"].startswith(key)
 
 
 def test_unacceptable_media_is_406_and_unknown_keys_warn(server: YunyingServer, ct: pydicom.Dataset) -> None:
     for accept in ("application/dicom", "text/html", "image/jp2", "video/mp4"):
-        resp = httpx.get(url(server, ct, "/rendered"), headers={"Accept": accept})
+        resp = web.get(url(server, ct, "/rendered"), headers={"Accept": accept})
         assert resp.status_code == 406, accept
         assert resp.json()["error"]
-    resp = httpx.get(url(server, ct, "/rendered"), params={"nosuch": "1"})
+    resp = web.get(url(server, ct, "/rendered"), params={"nosuch": "1"})
     assert resp.status_code == 200
     assert resp.headers["warning"].startswith("299 ")
-    assert httpx.get(url(server, ct, "/frames/2/rendered")).status_code == 404
+    assert web.get(url(server, ct, "/frames/2/rendered")).status_code == 404
 
 
 def test_annotation_only_on_request(server: YunyingServer, ct: pydicom.Dataset) -> None:
-    plain = image(httpx.get(url(server, ct, "/rendered"), params={"window": "40,400"}, headers=PNG))
-    noted = image(httpx.get(url(server, ct, "/rendered"), params={"window": "40,400", "annotation": "technique"},
+    plain = image(web.get(url(server, ct, "/rendered"), params={"window": "40,400"}, headers=PNG))
+    noted = image(web.get(url(server, ct, "/rendered"), params={"window": "40,400", "annotation": "technique"},
                             headers=PNG))
     close(plain, reference(ct, 40, 400))
     assert not np.array_equal(plain, noted if noted.ndim == 2 else noted[..., 0])
@@ -223,15 +224,15 @@ def test_series_and_study_rendered(server: YunyingServer, series3: list[pydicom.
     first = series3[0]
     base = f"{server.dicomweb_url}/studies/{first.StudyInstanceUID}"
     for target in (base + f"/series/{first.SeriesInstanceUID}/rendered", base + "/rendered"):
-        got = parts(httpx.get(target, params={"window": "2048,4096"},
+        got = parts(web.get(target, params={"window": "2048,4096"},
                               headers={"Accept": 'multipart/related; type="image/png"'}))
         assert len(got) == 3
         for (ctype, data), ds in zip(got, series3):
             assert ctype == "image/png"
             close(np.asarray(Image.open(io.BytesIO(data))), reference(ds, 2048, 4096))
-        one = image(httpx.get(target, params={"window": "2048,4096"}, headers=PNG))
+        one = image(web.get(target, params={"window": "2048,4096"}, headers=PNG))
         close(one, reference(first, 2048, 4096))  # single part: the first instance
-    client = DICOMwebClient(server.dicomweb_url)
+    client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
     data = client.retrieve_series_rendered(first.StudyInstanceUID, first.SeriesInstanceUID,
                                            media_types=("image/png",), params={"window": "2048,4096"})
     close(np.asarray(Image.open(io.BytesIO(data))), reference(first, 2048, 4096))
@@ -248,23 +249,23 @@ def test_thumbnails_at_every_level_small_and_cached(server: YunyingServer, serie
     targets = {study + "/thumbnail": middle, series + "/thumbnail": middle,
                url(server, first, "/thumbnail"): first, url(server, first, "/frames/1/thumbnail"): first}
     for target, ds in targets.items():
-        resp = httpx.get(target)
+        resp = web.get(target)
         assert resp.status_code == 200, (target, resp.text)
         assert resp.headers["content-type"] == "image/jpeg"
         img = Image.open(io.BytesIO(resp.content))
         assert max(img.size) <= 128
         assert img.size == (128, 128)  # 32x32 square, fitted to the default 128x128
-        assert np.array_equal(image(resp), image(httpx.get(url(server, ds, "/thumbnail"))))
-        again = httpx.get(target, headers={"If-None-Match": resp.headers["etag"]})
+        assert np.array_equal(image(resp), image(web.get(url(server, ds, "/thumbnail"))))
+        again = web.get(target, headers={"If-None-Match": resp.headers["etag"]})
         assert again.status_code == 304
         assert "max-age" in resp.headers["cache-control"]
-    direct = image(httpx.get(url(server, middle, "/thumbnail")))
-    assert np.array_equal(direct, image(httpx.get(series + "/thumbnail")))  # the series' middle image
-    small = Image.open(io.BytesIO(httpx.get(series + "/thumbnail", params={"viewport": "16,16"}).content))
+    direct = image(web.get(url(server, middle, "/thumbnail")))
+    assert np.array_equal(direct, image(web.get(series + "/thumbnail")))  # the series' middle image
+    small = Image.open(io.BytesIO(web.get(series + "/thumbnail", params={"viewport": "16,16"}).content))
     assert small.size == (16, 16)
-    png = httpx.get(series + "/thumbnail", headers=PNG)
+    png = web.get(series + "/thumbnail", headers=PNG)
     assert png.headers["content-type"] == "image/png"
-    with httpx.Client() as http:
+    with web.Client() as http:
         http.get(series + "/thumbnail")
         times = []
         for _ in range(20):
@@ -279,10 +280,10 @@ def test_series_thumbnail_follows_new_instances(server: YunyingServer) -> None:
     study, series = generate_uid(), generate_uid()
     stow(server, *(make_ct(study, series, number=k, rows=16, cols=16) for k in (1, 2, 3)))
     thumb = f"{server.dicomweb_url}/studies/{study}/series/{series}/thumbnail"
-    before = httpx.get(thumb, headers=PNG)
-    assert before.status_code == 200 and httpx.get(thumb, headers=PNG).headers["etag"] == before.headers["etag"]
+    before = web.get(thumb, headers=PNG)
+    assert before.status_code == 200 and web.get(thumb, headers=PNG).headers["etag"] == before.headers["etag"]
     stow(server, *(make_ct(study, series, number=k, rows=16, cols=16) for k in (4, 5)))
-    after = httpx.get(thumb, headers=PNG)
+    after = web.get(thumb, headers=PNG)
     assert after.status_code == 200 and after.headers["etag"] != before.headers["etag"]
 
 
@@ -300,9 +301,9 @@ def test_progressive_first_image(server: YunyingServer) -> None:
     big.RescaleSlope, big.RescaleIntercept = 1, -1024
     htj2k = transcode_dataset(big, "1.2.840.10008.1.2.4.202")  # what a phone-friendly archive keeps
     stow(server, htj2k)
-    preview = httpx.get(url(server, htj2k, "/rendered"), params={"viewport": "128,128", "quality": "50",
+    preview = web.get(url(server, htj2k, "/rendered"), params={"viewport": "128,128", "quality": "50",
                                                                   "window": "40,400"})
-    full = httpx.get(url(server, htj2k, "/rendered"), params={"window": "40,400", "quality": "100"})
+    full = web.get(url(server, htj2k, "/rendered"), params={"window": "40,400", "quality": "100"})
     assert len(preview.content) * 4 < len(full.content)
     small = image(preview)
     assert small.shape == (128, 128)
@@ -312,7 +313,7 @@ def test_progressive_first_image(server: YunyingServer) -> None:
     # the preview is the same picture at a quarter of the size
     down = want.reshape(128, 4, 128, 4).mean(axis=(1, 3))
     assert np.abs(small.astype(int) - down).mean() < 6
-    thumb = Image.open(io.BytesIO(httpx.get(url(server, htj2k, "/thumbnail")).content))
+    thumb = Image.open(io.BytesIO(web.get(url(server, htj2k, "/thumbnail")).content))
     assert thumb.size == (128, 128)
 
 
@@ -353,28 +354,28 @@ def brightest(resp: httpx.Response) -> tuple[int, int]:
 def test_reformat_puts_the_sphere_where_it_is(volume: str) -> None:
     # volume centre: x 31.5, y 31.5, z 39; coronal/sagittal rows run head (z 78) to feet (z 0)
     win = {"window": "1500,3000"}
-    coronal = httpx.get(volume, params={"orientation": "coronal", "position": "-11.5", **win}, headers=PNG)
+    coronal = web.get(volume, params={"orientation": "coronal", "position": "-11.5", **win}, headers=PNG)
     assert image(coronal).shape == (79, 64)
     r, c = brightest(coronal)
     assert abs(r - 48) <= 1 and abs(c - 40) <= 1  # z = 30 -> row 78 - 30 = 48; x = 40 -> column 40
-    sagittal = httpx.get(volume, params={"orientation": "sagittal", "position": "8.5", **win}, headers=PNG)
+    sagittal = web.get(volume, params={"orientation": "sagittal", "position": "8.5", **win}, headers=PNG)
     r, c = brightest(sagittal)
     assert abs(r - 48) <= 1 and abs(c - 20) <= 1  # y = 20 -> column 20
-    axial = httpx.get(volume, params={"orientation": "axial", "position": "-9", **win}, headers=PNG)
+    axial = web.get(volume, params={"orientation": "axial", "position": "-9", **win}, headers=PNG)
     r, c = brightest(axial)
     assert abs(r - 20) <= 1 and abs(c - 40) <= 1
-    away = image(httpx.get(volume, params={"orientation": "coronal", "position": "20", **win}, headers=PNG))
+    away = image(web.get(volume, params={"orientation": "coronal", "position": "20", **win}, headers=PNG))
     assert away.max() < 100  # the plane misses the sphere
-    slab = image(httpx.get(volume, params={"orientation": "coronal", "position": "0", "thickness": "30",
+    slab = image(web.get(volume, params={"orientation": "coronal", "position": "0", "thickness": "30",
                                            "mode": "mip", **win}, headers=PNG))
     assert slab.max() > 200  # the MIP slab 16.5..46.5 mm takes it in
-    avg = image(httpx.get(volume, params={"orientation": "coronal", "position": "0", "thickness": "30",
+    avg = image(web.get(volume, params={"orientation": "coronal", "position": "0", "thickness": "30",
                                           "mode": "avg", **win}, headers=PNG))
     assert 0 < avg.max() < slab.max()
-    oblique = httpx.get(volume, params={"orientation": "oblique", "u": "1,0,0", "v": "0,0,-1",
+    oblique = web.get(volume, params={"orientation": "oblique", "u": "1,0,0", "v": "0,0,-1",
                                         "position": "-11.5", **win}, headers=PNG)
     assert brightest(oblique) == brightest(coronal)
-    sized = Image.open(io.BytesIO(httpx.get(volume, params={"orientation": "coronal",
+    sized = Image.open(io.BytesIO(web.get(volume, params={"orientation": "coronal",
                                                             "viewport": "128,128"}).content))
     assert sized.size[1] == 128 and sized.format == "JPEG"
 
@@ -384,14 +385,14 @@ def test_reformat_puts_the_sphere_where_it_is(volume: str) -> None:
                                     {"orientation": "oblique", "u": "1,0,0", "v": "2,0,0"},
                                     {"window": "1,2,3,4"}, {"viewport": "5000,5000"}])
 def test_reformat_bad_parameters_400(volume: str, params: dict[str, str]) -> None:
-    resp = httpx.get(volume, params=params)
+    resp = web.get(volume, params=params)
     assert resp.status_code == 400, (params, resp.text)
     assert resp.json()["error"].split(":")[0] in {*params, "v"}  # a missing v is named too
 
 
 def test_reformat_unsuitable_geometry_400(server: YunyingServer, series3: list[pydicom.Dataset]) -> None:
     first = series3[0]  # make_ct has no plane geometry
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    resp = web.get(f"{server.dicomweb_url}/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
                      "/reformat", params={"orientation": "coronal"})
     assert resp.status_code == 400
     assert "geometry" in resp.json()["error"]
@@ -399,9 +400,9 @@ def test_reformat_unsuitable_geometry_400(server: YunyingServer, series3: list[p
     twins = _volume(study, series, slices=2)
     twins[1].ImagePositionPatient = [0, 0, 0]
     stow(server, *twins)
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{study}/series/{series}/reformat")
+    resp = web.get(f"{server.dicomweb_url}/studies/{study}/series/{series}/reformat")
     assert resp.status_code == 400 and "same position" in resp.json()["error"]
-    assert httpx.get(f"{server.dicomweb_url}/studies/{study}/series/{generate_uid()}/reformat").status_code == 404
+    assert web.get(f"{server.dicomweb_url}/studies/{study}/series/{generate_uid()}/reformat").status_code == 404
 
 
 def test_enhanced_multiframe_reformat(server: YunyingServer) -> None:
@@ -426,7 +427,7 @@ def test_enhanced_multiframe_reformat(server: YunyingServer) -> None:
     stow(server, ds)
     target = f"{server.dicomweb_url}/studies/{study}/series/{series}/reformat"
     # centre x 15.5, y 15.5, z 19; coronal rows: z 38 at the top
-    coronal = httpx.get(target, params={"orientation": "coronal", "position": "4.5", "window": "1500,3000"},
+    coronal = web.get(target, params={"orientation": "coronal", "position": "4.5", "window": "1500,3000"},
                         headers=PNG)
     assert image(coronal).shape == (39, 32)
     r, c = brightest(coronal)
@@ -443,7 +444,7 @@ def test_enhanced_multiframe_reformat(server: YunyingServer) -> None:
        accept=st.sampled_from([None, "*/*", "image/png", "image/gif", "text/html", ";;", 'multipart/related; type="image/jpeg"']))
 def test_rendered_and_reformat_never_5xx(volume: str, params: dict[str, str], tail: str, accept: str | None) -> None:
     target = volume.removesuffix("/reformat") + tail
-    resp = httpx.get(target, params=params, headers={"Accept": accept} if accept else {}, timeout=60)
+    resp = web.get(target, params=params, headers={"Accept": accept} if accept else {}, timeout=60)
     assert resp.status_code < 500, (tail, params, resp.text)
     if resp.status_code >= 400:
         assert resp.json()["error"]

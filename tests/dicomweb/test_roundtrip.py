@@ -11,6 +11,7 @@ import pytest
 from dicomweb_client.api import DICOMwebClient
 
 from benchmarks.net import YunyingServer, start_yunying
+from tests import web
 from tests.conftest import storable_testfiles
 
 FILES = storable_testfiles()
@@ -58,7 +59,7 @@ def test_there_are_many_files_in_many_syntaxes() -> None:
 
 @pytest.mark.parametrize("path", FILES, ids=[Path(f).name for f in FILES])
 def test_stow_then_wado_as_stored_is_dataset_equal(archive: YunyingServer, path: str) -> None:
-    client = DICOMwebClient(archive.dicomweb_url)
+    client = DICOMwebClient(archive.dicomweb_url, headers=archive.headers)
     want = read(path)
     raw = Path(path).read_bytes()
     if Path(path).name in REFUSED:
@@ -81,10 +82,9 @@ def test_stow_then_wado_as_stored_is_dataset_equal(archive: YunyingServer, path:
 
 
 def _stow_raw(server: YunyingServer, raw: bytes, expect: int = 200) -> httpx.Response:
-    import httpx
 
     body = b"--b0\r\nContent-Type: application/dicom\r\n\r\n" + raw + b"\r\n--b0--\r\n"
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, timeout=60,
+    resp = web.post(server.dicomweb_url + "/studies", content=body, timeout=60,
                       headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b0'})
     assert resp.status_code == expect, resp.text
     return resp
@@ -99,11 +99,10 @@ def _after_meta(part10: bytes) -> bytes:
 
 
 def _retrieve_raw(server: YunyingServer, ds: pydicom.Dataset) -> bytes:
-    import httpx
 
     url = (f"{server.dicomweb_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
            f"/instances/{ds.SOPInstanceUID}")
-    resp = httpx.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"}, timeout=60)
+    resp = web.get(url, headers={"Accept": "application/dicom; transfer-syntax=*"}, timeout=60)
     assert resp.status_code == 200, resp.text
     return resp.content
 
@@ -119,7 +118,7 @@ def test_default_retrieve_decodes_compressed_to_explicit_le_pixel_exact(archive:
     _stow_raw(archive, Path(path).read_bytes())
     url = (f"{archive.dicomweb_url}/studies/{want.StudyInstanceUID}/series/{want.SeriesInstanceUID}"
            f"/instances/{want.SOPInstanceUID}")
-    resp = httpx.get(url, headers={"Accept": "application/dicom"}, timeout=120)
+    resp = web.get(url, headers={"Accept": "application/dicom"}, timeout=120)
     try:
         want_pixels = want.pixel_array
     except Exception:  # noqa: BLE001 - pydicom itself cannot decode it: we may not either, but never 5xx

@@ -9,6 +9,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
+from tests import web
 from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
@@ -16,12 +17,12 @@ REFERENCED, FAILED, RETRIEVE_URL, FAILURE_REASON = "00081199", "00081198", "0008
 
 
 def post(server: YunyingServer, body: bytes, ctype: str, path: str = "/studies") -> httpx.Response:
-    return httpx.post(server.dicomweb_url + path, content=body, timeout=60,
+    return web.post(server.dicomweb_url + path, content=body, timeout=60,
                       headers={"Content-Type": ctype, "Accept": "application/dicom+json"})
 
 
 def count(server: YunyingServer, study: str) -> int:
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{study}/instances", timeout=30)
+    resp = web.get(f"{server.dicomweb_url}/studies/{study}/instances", timeout=30)
     return len(resp.json()) if resp.status_code == 200 and resp.content else 0
 
 
@@ -106,7 +107,7 @@ def test_restore_rule_identical_is_harmless_and_changed_replaces(server: Yunying
     assert count(server, ds.StudyInstanceUID) == 1
     ds.PatientName = "Changed^Name"
     assert post(server, *multipart(part10(ds))).status_code == 200
-    client = DICOMwebClient(server.dicomweb_url)
+    client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
     got = client.retrieve_instance(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     assert str(got.PatientName) == "Changed^Name"
     assert count(server, ds.StudyInstanceUID) == 1
@@ -140,12 +141,12 @@ def test_missing_uid_is_refused_naming_it(server: YunyingServer) -> None:
 
 def test_retrieve_urls_follow_the_proxy(server: YunyingServer) -> None:
     body, ctype = multipart(part10(make_ct()))
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, timeout=30, headers={
+    resp = web.post(server.dicomweb_url + "/studies", content=body, timeout=30, headers={
         "Content-Type": ctype, "X-Forwarded-Proto": "https", "X-Forwarded-Host": "pacs.example.org",
         "X-Forwarded-Prefix": "/archive"})
     url = resp.json()[REFERENCED]["Value"][0][RETRIEVE_URL]["Value"][0]
     assert url.startswith("https://pacs.example.org/archive/dicomweb/studies/")
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, timeout=30, headers={
+    resp = web.post(server.dicomweb_url + "/studies", content=body, timeout=30, headers={
         "Content-Type": ctype, "Forwarded": 'for=1.2.3.4;proto=https;host="web.example.cn"'})
     assert resp.json()[REFERENCED]["Value"][0][RETRIEVE_URL]["Value"][0].startswith("https://web.example.cn/dicomweb/")
 
@@ -158,7 +159,7 @@ def test_over_the_size_limit_is_413_and_stores_nothing(tmp_path) -> None:  # typ
         resp = post(srv, body, ctype)
         assert resp.status_code == 413
         # chunked upload, no Content-Length: refused while streaming
-        resp = httpx.post(srv.dicomweb_url + "/studies", content=iter([body[:10000], body[10000:]]),
+        resp = web.post(srv.dicomweb_url + "/studies", content=iter([body[:10000], body[10000:]]),
                           headers={"Content-Type": ctype}, timeout=30)
         assert resp.status_code == 413
         assert count(srv, ds.StudyInstanceUID) == 0

@@ -11,6 +11,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
+from tests import web
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
@@ -18,7 +19,7 @@ OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax
 
 def stow(server: YunyingServer, *datasets: pydicom.Dataset) -> None:
     body, ctype = multipart(*(part10(d) for d in datasets))
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
+    resp = web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
     assert resp.status_code == 200, resp.text
 
 
@@ -45,14 +46,14 @@ def test_native_frames_single_and_lists(server: YunyingServer) -> None:
     ds = make_ct(rows=16, cols=16, frames=4)
     stow(server, ds)
     want = ds.pixel_array
-    got = parts(httpx.get(url(server, ds, "/frames/3,1"), headers={"Accept": OCTET_ANY}))
+    got = parts(web.get(url(server, ds, "/frames/3,1"), headers={"Accept": OCTET_ANY}))
     assert [ct for ct, _ in got] == ["application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1"] * 2
     assert np.array_equal(np.frombuffer(got[0][1], "<u2").reshape(16, 16), want[2])
     assert np.array_equal(np.frombuffer(got[1][1], "<u2").reshape(16, 16), want[0])
-    single = httpx.get(url(server, ds, "/frames/2"), headers={"Accept": "application/octet-stream"})
+    single = web.get(url(server, ds, "/frames/2"), headers={"Accept": "application/octet-stream"})
     assert single.status_code == 200
     assert np.array_equal(np.frombuffer(single.content, "<u2").reshape(16, 16), want[1])
-    client = DICOMwebClient(server.dicomweb_url)
+    client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
     frames = client.retrieve_instance_frames(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, [4])
     assert np.array_equal(np.frombuffer(frames[0], "<u2").reshape(16, 16), want[3])
 
@@ -60,10 +61,10 @@ def test_native_frames_single_and_lists(server: YunyingServer) -> None:
 def test_compressed_frame_as_stored_names_its_transfer_syntax(server: YunyingServer) -> None:
     path = get_testdata_file("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
-    resp = httpx.post(server.dicomweb_url + "/studies", content=(m := multipart(Path(path).read_bytes()))[0],
+    resp = web.post(server.dicomweb_url + "/studies", content=(m := multipart(Path(path).read_bytes()))[0],
                       headers={"Content-Type": m[1]})
     assert resp.status_code == 200
-    [(ctype, data)] = parts(httpx.get(url(server, ds, "/frames/1"), headers={"Accept": OCTET_ANY}))
+    [(ctype, data)] = parts(web.get(url(server, ds, "/frames/1"), headers={"Accept": OCTET_ANY}))
     assert ctype == f"application/octet-stream; transfer-syntax={ds.file_meta.TransferSyntaxUID}"
     assert data == next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
 
@@ -71,10 +72,10 @@ def test_compressed_frame_as_stored_names_its_transfer_syntax(server: YunyingSer
 def test_frame_errors(server: YunyingServer) -> None:
     ds = make_ct()
     stow(server, ds)
-    assert httpx.get(url(server, ds, "/frames/2"), headers={"Accept": OCTET_ANY}).status_code == 404
-    assert httpx.get(url(server, ds, "/frames/0"), headers={"Accept": OCTET_ANY}).status_code == 400
-    assert httpx.get(url(server, ds, "/frames/a,b"), headers={"Accept": OCTET_ANY}).status_code == 400
-    assert httpx.get(url(server, ds, "/frames/1"), headers={"Accept": "text/html"}).status_code == 406
+    assert web.get(url(server, ds, "/frames/2"), headers={"Accept": OCTET_ANY}).status_code == 404
+    assert web.get(url(server, ds, "/frames/0"), headers={"Accept": OCTET_ANY}).status_code == 400
+    assert web.get(url(server, ds, "/frames/a,b"), headers={"Accept": OCTET_ANY}).status_code == 400
+    assert web.get(url(server, ds, "/frames/1"), headers={"Accept": "text/html"}).status_code == 406
 
 
 def test_unknown_uids_are_404(server: YunyingServer) -> None:
@@ -84,7 +85,7 @@ def test_unknown_uids_are_404(server: YunyingServer) -> None:
     for path in (f"/studies/{bad}", f"/studies/{bad}/metadata", f"/studies/{ds.StudyInstanceUID}/series/{bad}",
                  f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{bad}",
                  f"/studies/{bad}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"):
-        resp = httpx.get(server.dicomweb_url + path)
+        resp = web.get(server.dicomweb_url + path)
         assert resp.status_code == 404, path
         assert resp.json()["status"] == 404
 
@@ -93,15 +94,15 @@ def test_study_retrieve_default_is_explicit_le_and_406_for_unknown(server: Yunyi
     study = generate_uid()
     items = [make_ct(study, number=i) for i in range(3)]
     stow(server, *items)
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{study}", headers={"Accept": 'multipart/related; type="application/dicom"'})
+    resp = web.get(f"{server.dicomweb_url}/studies/{study}", headers={"Accept": 'multipart/related; type="application/dicom"'})
     got = parts(resp)
     assert len(got) == 3
     assert all(ct == "application/dicom; transfer-syntax=1.2.840.10008.1.2.1" for ct, _ in got)
     ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(got[0][1]))
     assert ds.StudyInstanceUID == study
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{study}", headers={"Accept": "image/png"})
+    resp = web.get(f"{server.dicomweb_url}/studies/{study}", headers={"Accept": "image/png"})
     assert resp.status_code == 406
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{study}",
+    resp = web.get(f"{server.dicomweb_url}/studies/{study}",
                      headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.3.4'})
     assert resp.status_code == 406
 
@@ -110,10 +111,10 @@ def test_metadata_has_bulkdata_uris_that_resolve(server: YunyingServer) -> None:
     ds = make_ct(rows=16, cols=16)
     stow(server, ds)
     # raw HTTP: dicomweb-client sends a Host header without the port, so its URIs would lack it too
-    [meta] = httpx.get(url(server, ds, "/metadata")).json()
+    [meta] = web.get(url(server, ds, "/metadata")).json()
     uri = meta["7FE00010"]["BulkDataURI"]
     assert uri.startswith(server.dicomweb_url + "/studies/")
-    [(_ctype, data)] = parts(httpx.get(uri, headers={"Accept": 'multipart/related; type="application/octet-stream"'}))
+    [(_ctype, data)] = parts(web.get(uri, headers={"Accept": 'multipart/related; type="application/octet-stream"'}))
     assert data == ds.PixelData
 
 
@@ -122,7 +123,7 @@ def test_series_metadata_streams_many_instances(server: YunyingServer) -> None:
     items = [make_ct(study, series, number=i) for i in range(1, 301)]
     for k in range(0, 300, 100):
         stow(server, *items[k:k + 100])
-    resp = httpx.get(f"{server.dicomweb_url}/studies/{study}/series/{series}/metadata", timeout=60)
+    resp = web.get(f"{server.dicomweb_url}/studies/{study}/series/{series}/metadata", timeout=60)
     assert resp.status_code == 200 and "content-length" not in resp.headers  # streamed (chunked)
     meta = resp.json()
     assert len(meta) == 300
@@ -133,9 +134,9 @@ def test_etag_and_cache_control_give_304(server: YunyingServer) -> None:
     ds = make_ct()
     stow(server, ds)
     for tail, accept in (("/frames/1", OCTET_ANY), ("/metadata", "application/dicom+json"), ("", "*/*")):
-        first = httpx.get(url(server, ds, tail), headers={"Accept": accept})
+        first = web.get(url(server, ds, tail), headers={"Accept": accept})
         assert first.status_code == 200 and "max-age" in first.headers["cache-control"]
-        again = httpx.get(url(server, ds, tail), headers={"Accept": accept, "If-None-Match": first.headers["etag"]})
+        again = web.get(url(server, ds, tail), headers={"Accept": accept, "If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
 
 
@@ -144,20 +145,20 @@ def test_delete_instance_series_study(server: YunyingServer) -> None:
     a, b, c = make_ct(study, series, number=1), make_ct(study, series, number=2), make_ct(study, number=3)
     stow(server, a, b, c)
     base = server.dicomweb_url
-    assert httpx.delete(url(server, a)).status_code == 204
-    assert httpx.get(url(server, a)).status_code == 404
-    [st] = httpx.get(f"{base}/studies", params={"StudyInstanceUID": study}).json()
+    assert web.delete(url(server, a)).status_code == 204
+    assert web.get(url(server, a)).status_code == 404
+    [st] = web.get(f"{base}/studies", params={"StudyInstanceUID": study}).json()
     assert st["00201208"]["Value"] == [2]
-    assert httpx.delete(f"{base}/studies/{study}/series/{series}").status_code == 204
-    [st] = httpx.get(f"{base}/studies", params={"StudyInstanceUID": study}).json()
+    assert web.delete(f"{base}/studies/{study}/series/{series}").status_code == 204
+    [st] = web.get(f"{base}/studies", params={"StudyInstanceUID": study}).json()
     assert st["00201208"]["Value"] == [1] and st["00201206"]["Value"] == [1]
-    assert httpx.delete(f"{base}/studies/{study}").status_code == 204
-    assert httpx.get(f"{base}/studies", params={"StudyInstanceUID": study}).json() == []
-    assert httpx.delete(f"{base}/studies/{study}").status_code == 404
+    assert web.delete(f"{base}/studies/{study}").status_code == 204
+    assert web.get(f"{base}/studies", params={"StudyInstanceUID": study}).json() == []
+    assert web.delete(f"{base}/studies/{study}").status_code == 404
 
 
 def test_method_not_allowed_names_allow(server: YunyingServer) -> None:
-    resp = httpx.put(server.dicomweb_url + "/studies")
+    resp = web.put(server.dicomweb_url + "/studies")
     assert resp.status_code == 405 and "GET" in resp.headers["allow"] and "POST" in resp.headers["allow"]
 
 
@@ -167,13 +168,13 @@ def test_repeated_metadata_follows_every_change(server: YunyingServer) -> None:
     a = make_ct(study, series, number=1)
     stow(server, a)
     url = f"{server.dicomweb_url}/studies/{study}/series/{series}/metadata"
-    assert len(httpx.get(url).json()) == 1
-    assert len(httpx.get(url).json()) == 1
+    assert len(web.get(url).json()) == 1
+    assert len(web.get(url).json()) == 1
     stow(server, make_ct(study, series, number=2))
-    assert len(httpx.get(url).json()) == 2
+    assert len(web.get(url).json()) == 2
     a.PatientName = "Renamed^Patient"
     stow(server, a)
-    names = {m["00100010"]["Value"][0]["Alphabetic"] for m in httpx.get(url).json()}
+    names = {m["00100010"]["Value"][0]["Alphabetic"] for m in web.get(url).json()}
     assert "Renamed^Patient" in names
-    assert httpx.delete(url.removesuffix("/metadata")).status_code == 204
-    assert httpx.get(url).status_code == 404
+    assert web.delete(url.removesuffix("/metadata")).status_code == 204
+    assert web.get(url).status_code == 404

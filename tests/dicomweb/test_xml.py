@@ -23,6 +23,7 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
 from dicomweb.xml import NAMESPACE, PN_COMPONENTS, PN_GROUPS, dataset_xml
+from tests import web
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 XML = 'multipart/related; type="application/dicom+xml"'
@@ -182,7 +183,7 @@ def split(resp: httpx.Response) -> list[tuple[dict[str, str], bytes]]:
 
 def stow(server: YunyingServer, *datasets: pydicom.Dataset) -> None:
     body, ctype = multipart(*(part10(d) for d in datasets))
-    resp = httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
+    resp = web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=60)
     assert resp.status_code == 200, resp.text
 
 
@@ -222,8 +223,8 @@ def by_sop(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def test_study_metadata_xml_equals_json(server: YunyingServer, rich: list[pydicom.Dataset]) -> None:
     url = f"{server.dicomweb_url}/studies/{rich[0].StudyInstanceUID}/metadata"
-    as_json = httpx.get(url, headers={"Accept": "application/dicom+json"}).json()
-    resp = httpx.get(url, headers={"Accept": XML})
+    as_json = web.get(url, headers={"Accept": "application/dicom+json"}).json()
+    resp = web.get(url, headers={"Accept": XML})
     assert resp.headers["content-type"].startswith(XML + "; boundary=")
     parts = split(resp)
     assert [h["content-type"] for h, _ in parts] == ["application/dicom+xml"] * 2
@@ -240,7 +241,7 @@ def test_study_metadata_xml_equals_json(server: YunyingServer, rich: list[pydico
     pixel_uri = doc["7FE00010"]["BulkDataURI"]
     private_uri = doc["00091010"]["BulkDataURI"]
     assert pixel_uri.startswith(server.dicomweb_url + "/studies/")
-    got = httpx.get(private_uri, headers={"Accept": "application/octet-stream"})
+    got = web.get(private_uri, headers={"Accept": "application/octet-stream"})
     assert got.content == bytes(range(256)) * 8
 
 
@@ -248,33 +249,33 @@ def test_instance_metadata_xml_single_and_multipart(server: YunyingServer, rich:
     ds = rich[1]
     url = (f"{server.dicomweb_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
            f"/instances/{ds.SOPInstanceUID}/metadata")
-    [(_, body)] = split(httpx.get(url, headers={"Accept": XML}))
-    single = httpx.get(url, headers={"Accept": "application/dicom+xml"})
+    [(_, body)] = split(web.get(url, headers={"Accept": XML}))
+    single = web.get(url, headers={"Accept": "application/dicom+xml"})
     assert single.status_code == 200 and single.headers["content-type"].startswith("application/dicom+xml")
     assert single.content == body
     assert from_xml(body)["00100010"]["Value"] == [{"Alphabetic": "Li^Lei", "Ideographic": "李^雷"}]
     series = url.rsplit("/instances/", 1)[0] + "/metadata"
-    assert httpx.get(series, headers={"Accept": "application/dicom+xml"}).status_code == 406  # one part, many items
+    assert web.get(series, headers={"Accept": "application/dicom+xml"}).status_code == 406  # one part, many items
 
 
 def test_json_stays_the_default(server: YunyingServer, rich: list[pydicom.Dataset]) -> None:
     url = f"{server.dicomweb_url}/studies/{rich[0].StudyInstanceUID}/metadata"
     for accept in (None, "*/*", f"application/dicom+json, {XML};q=0.5"):
-        resp = httpx.get(url, headers={"Accept": accept} if accept else {})
+        resp = web.get(url, headers={"Accept": accept} if accept else {})
         assert resp.headers["content-type"].startswith("application/dicom+json"), accept
-    resp = httpx.get(url, headers={"Accept": f"application/dicom+json;q=0.4, {XML}"})
+    resp = web.get(url, headers={"Accept": f"application/dicom+json;q=0.4, {XML}"})
     assert resp.headers["content-type"].startswith(XML)
-    assert httpx.get(url, headers={"Accept": "text/xml"}).status_code == 406
-    json_tag = httpx.get(url).headers["etag"]
-    assert httpx.get(url, headers={"Accept": XML}).headers["etag"] != json_tag
+    assert web.get(url, headers={"Accept": "text/xml"}).status_code == 406
+    json_tag = web.get(url).headers["etag"]
+    assert web.get(url, headers={"Accept": XML}).headers["etag"] != json_tag
 
 
 @pytest.mark.parametrize("level", ["studies", "series", "instances"])
 def test_qido_xml_equals_json(server: YunyingServer, rich: list[pydicom.Dataset], level: str) -> None:
     params = {"StudyInstanceUID": rich[0].StudyInstanceUID, "includefield": "all"}
     url = f"{server.dicomweb_url}/{level}"
-    as_json = httpx.get(url, params=params, headers={"Accept": "application/dicom+json"}).json()
-    parts = split(httpx.get(url, params=params, headers={"Accept": XML}))
+    as_json = web.get(url, params=params, headers={"Accept": "application/dicom+json"}).json()
+    parts = split(web.get(url, params=params, headers={"Accept": XML}))
     assert len(parts) == len(as_json) == {"studies": 1, "series": 1, "instances": 2}[level]
     key = {"studies": "0020000D", "series": "0020000E", "instances": "00080018"}[level]
     as_xml = {d[key]["Value"][0]: d for d in (from_xml(body) for _, body in parts)}
@@ -284,20 +285,20 @@ def test_qido_xml_equals_json(server: YunyingServer, rich: list[pydicom.Dataset]
 
 
 def test_qido_xml_no_match_and_warning(server: YunyingServer, rich: list[pydicom.Dataset]) -> None:
-    resp = httpx.get(server.dicomweb_url + "/studies", params={"StudyInstanceUID": "1.2.3.404"},
+    resp = web.get(server.dicomweb_url + "/studies", params={"StudyInstanceUID": "1.2.3.404"},
                      headers={"Accept": XML})
     assert resp.status_code == 200 and split(resp) == []
-    resp = httpx.get(server.dicomweb_url + "/studies", params={"PatientID": "P1", "limit": "1", "NoSuchKey": "x"},
+    resp = web.get(server.dicomweb_url + "/studies", params={"PatientID": "P1", "limit": "1", "NoSuchKey": "x"},
                      headers={"Accept": XML})
     assert len(split(resp)) == 1 and "NoSuchKey" in resp.headers["warning"]
-    assert httpx.get(server.dicomweb_url + "/studies", headers={"Accept": "application/dicom+xml"}).status_code == 406
+    assert web.get(server.dicomweb_url + "/studies", headers={"Accept": "application/dicom+xml"}).status_code == 406
 
 
 def test_metadata_xml_with_a_real_client_session(server: YunyingServer, rich: list[pydicom.Dataset]) -> None:
     """dicomweb-client reads JSON only; its session (a requests.Session) fetches the XML."""
     from dicomweb_client.api import DICOMwebClient
 
-    client = DICOMwebClient(server.dicomweb_url)
+    client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
     ds = rich[0]
     resp = client._session.get(f"{server.dicomweb_url}/studies/{ds.StudyInstanceUID}/metadata",
                                headers={"Accept": XML})
@@ -311,8 +312,8 @@ def test_metadata_xml_with_a_real_client_session(server: YunyingServer, rich: li
 def test_instance_as_octet_stream_is_its_bulk_data(server: YunyingServer, rich: list[pydicom.Dataset]) -> None:
     ds = rich[0]
     path = f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
-    meta = httpx.get(server.dicomweb_url + path + "/metadata").json()[0]
-    parts = split(httpx.get(server.dicomweb_url + path, headers={"Accept": OCTETS}))
+    meta = web.get(server.dicomweb_url + path + "/metadata").json()[0]
+    parts = split(web.get(server.dicomweb_url + path, headers={"Accept": OCTETS}))
     got = {h["content-location"]: (h["content-type"], body) for h, body in parts}
     assert set(got) == {meta["7FE00010"]["BulkDataURI"], meta["00091010"]["BulkDataURI"]}
     ctype, pixels = got[meta["7FE00010"]["BulkDataURI"]]
@@ -324,7 +325,7 @@ def test_instance_as_octet_stream_is_its_bulk_data(server: YunyingServer, rich: 
 def test_series_and_study_as_octet_stream(server: YunyingServer, rich: list[pydicom.Dataset]) -> None:
     ds = rich[0]
     for path in (f"/studies/{ds.StudyInstanceUID}", f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"):
-        parts = split(httpx.get(server.dicomweb_url + path, headers={"Accept": OCTETS}))
+        parts = split(web.get(server.dicomweb_url + path, headers={"Accept": OCTETS}))
         pixel_parts = [body for h, body in parts if h["content-location"].endswith("/bulkdata/7FE00010")]
         assert sorted(pixel_parts) == sorted(d.PixelData for d in rich)
         assert len(parts) == 3
@@ -334,18 +335,18 @@ def test_compressed_instance_as_octet_stream(server: YunyingServer) -> None:
     path = get_testdata_file("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
     body, ctype = multipart(Path(path).read_bytes())
-    assert httpx.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200
+    assert web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200
     url = f"{server.dicomweb_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
-    [(head, native)] = [p for p in split(httpx.get(url, headers={"Accept": OCTETS}))
+    [(head, native)] = [p for p in split(web.get(url, headers={"Accept": OCTETS}))
                         if p[0]["content-location"].endswith("7FE00010")]
     assert head["content-type"].endswith("transfer-syntax=1.2.840.10008.1.2.1")
     assert np.array_equal(np.frombuffer(native, ds.pixel_array.dtype.newbyteorder("<")).reshape(ds.pixel_array.shape),
                           ds.pixel_array)
-    [(head, stored)] = [p for p in split(httpx.get(url, headers={"Accept": OCTETS + "; transfer-syntax=*"}))
+    [(head, stored)] = [p for p in split(web.get(url, headers={"Accept": OCTETS + "; transfer-syntax=*"}))
                         if p[0]["content-location"].endswith("7FE00010")]
     assert head["content-type"] == f"application/octet-stream; transfer-syntax={ds.file_meta.TransferSyntaxUID}"
-    assert stored == httpx.get(head["content-location"], headers={"Accept": "application/octet-stream"}).content
+    assert stored == web.get(head["content-location"], headers={"Accept": "application/octet-stream"}).content
     jpeg = OCTETS + "; transfer-syntax=1.2.840.10008.1.2.4.50"
-    assert httpx.get(url, headers={"Accept": jpeg}).status_code == 406
-    dicom = httpx.get(url, headers={"Accept": f'{jpeg}, multipart/related; type="application/dicom"; q=0.5'})
+    assert web.get(url, headers={"Accept": jpeg}).status_code == 406
+    dicom = web.get(url, headers={"Accept": f'{jpeg}, multipart/related; type="application/dicom"; q=0.5'})
     assert split(dicom)[0][0]["content-type"].startswith("application/dicom")

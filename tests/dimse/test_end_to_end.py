@@ -38,7 +38,7 @@ def test_c_store_then_dicomweb_sees_the_same_as_stow(server, tmp_path: Path, nam
     original = pydicom.dcmread(src)
     res = run("storescu", flag, "-aet", SCU_AET, "-aec", server.aet, "127.0.0.1", str(server.dimse_port), str(src))
     assert res.returncode == 0, res.stderr
-    web = DICOMwebClient(server.dicomweb_url)
+    web = DICOMwebClient(server.dicomweb_url, headers=server.headers)
     found = web.search_for_instances(search_filters={"SOPInstanceUID": original.SOPInstanceUID})
     assert len(found) == 1
     via_dimse = web.retrieve_instance(original.StudyInstanceUID, original.SeriesInstanceUID,
@@ -54,7 +54,7 @@ def test_c_store_then_dicomweb_sees_the_same_as_stow(server, tmp_path: Path, nam
 
 def test_stow_then_c_find_and_c_get(server) -> None:
     original = pydicom.dcmread(sample_file("MR_small.dcm"))
-    DICOMwebClient(server.dicomweb_url).store_instances([original])
+    DICOMwebClient(server.dicomweb_url, headers=server.headers).store_instances([original])
     peer = scu.Peer("127.0.0.1", server.dimse_port, called=server.aet, aet=SCU_AET)
     found = list(scu.find(peer, build_identifier("SERIES", [
         f"StudyInstanceUID={original.StudyInstanceUID}", "SeriesInstanceUID", "Modality",
@@ -69,7 +69,7 @@ def test_stow_then_c_find_and_c_get(server) -> None:
 
 def test_stow_then_c_move_to_storescp(server, tmp_path: Path, storescp_port: int) -> None:
     original = pydicom.dcmread(sample_file("JPEG2000.dcm"))
-    DICOMwebClient(server.dicomweb_url).store_instances([original])
+    DICOMwebClient(server.dicomweb_url, headers=server.headers).store_instances([original])
     out = tmp_path / "received"
     out.mkdir()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "+xa", "-aet", "STORESCP", "-od", str(out),

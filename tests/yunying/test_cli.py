@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from benchmarks.net import REPO_ROOT, free_port, start_yunying
+from tests import web
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 
@@ -40,7 +41,7 @@ def test_import_folder_recursively_skips_non_dicom_and_is_idempotent(tmp_path: P
     assert again.returncode == 0 and "0 stored" in again.stdout and "6 already stored" in again.stdout
     srv = start_yunying(data)
     try:
-        got = httpx.get(f"{srv.dicomweb_url}/studies/{study}/instances").json()
+        got = web.get(f"{srv.dicomweb_url}/studies/{study}/instances").json()
         assert len(got) == 5
     finally:
         srv.stop()
@@ -62,7 +63,7 @@ def test_import_into_a_running_server_points_to_stow(tmp_path: Path) -> None:
         f.write_bytes(part10(make_ct()))
         res = yunying("import", str(f), "--data", str(tmp_path / "data"))
         assert res.returncode == 2 and "--stow" in res.stderr
-        res = yunying("import", str(f), "--stow", srv.dicomweb_url)
+        res = yunying("import", str(f), "--stow", srv.dicomweb_url, env={"YUNYING_API_KEY": srv.api_key})
         assert res.returncode == 0 and "1 stored" in res.stdout
     finally:
         srv.stop()
@@ -107,7 +108,7 @@ def test_a_lost_index_is_rebuilt_from_the_stored_records(tmp_path: Path) -> None
     assert res.returncode == 0 and "4 version(s) indexed again" in res.stdout
     srv = start_yunying(data)
     try:
-        assert len(httpx.get(f"{srv.dicomweb_url}/studies/{study}/instances").json()) == 4
+        assert len(web.get(f"{srv.dicomweb_url}/studies/{study}/instances").json()) == 4
     finally:
         srv.stop()
 
@@ -130,7 +131,8 @@ def test_config_file_and_environment(tmp_path: Path) -> None:
     cfg = tmp_path / "yunying.toml"
     cfg.write_text(f'data = "{tmp_path / "d"}"\nhttp_port = {port}\ndimse_port = 0\ncors_origins = ["https://viewer.example.org"]\n')
     proc = subprocess.Popen([sys.executable, "-m", "yunying.cli", "serve", "--config", str(cfg)],
-                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "YUNYING_API_KEY": "cfg-test-key-0123456789"},
+                            cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import time
@@ -138,7 +140,8 @@ def test_config_file_and_environment(tmp_path: Path) -> None:
         while time.monotonic() < deadline:
             try:
                 resp = httpx.get(f"http://127.0.0.1:{port}/dicomweb/studies",
-                                 headers={"Origin": "https://viewer.example.org"})
+                                 headers={"Origin": "https://viewer.example.org",
+                                          "Authorization": "Bearer cfg-test-key-0123456789"})
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
@@ -160,7 +163,7 @@ def test_sigterm_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
     stop = threading.Event()
 
     def sender() -> None:
-        with httpx.Client(timeout=30) as client:
+        with web.Client(timeout=30) as client:
             n = 0
             while not stop.is_set() and n < 400:
                 ds = make_ct(study, number=n)
@@ -187,7 +190,7 @@ def test_sigterm_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
     assert acked, "nothing was stored before the signal"
     srv2 = start_yunying(tmp_path / "data")
     try:
-        got = httpx.get(f"{srv2.dicomweb_url}/studies/{study}/instances").json()
+        got = web.get(f"{srv2.dicomweb_url}/studies/{study}/instances").json()
         assert set(acked) <= {g["00080018"]["Value"][0] for g in got}
     finally:
         srv2.stop()
@@ -207,9 +210,9 @@ def test_server_log_has_no_patient_data(tmp_path: Path) -> None:
         ds.add(DataElement(0x00200052, "UI", "1.2.PIDSECRET123", validation_mode=pydicom.config.IGNORE))
         ds.add_new(0x00081030, "LO", "STUDYDESCSECRET")
         body, ctype = multipart(part10(ds), b"garbage part")
-        httpx.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
-        httpx.get(srv.dicomweb_url + "/studies", params={"PatientName": "Secretname*", "PatientID": "PIDSECRET123"})
-        httpx.get(srv.dicomweb_url + "/studies", params={"StudyDate": "PIDSECRET123"})
+        web.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
+        web.get(srv.dicomweb_url + "/studies", params={"PatientName": "Secretname*", "PatientID": "PIDSECRET123"})
+        web.get(srv.dicomweb_url + "/studies", params={"StudyDate": "PIDSECRET123"})
     finally:
         srv.stop()
     log = srv.log_path.read_text(errors="replace")

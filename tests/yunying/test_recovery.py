@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 from pydicom.uid import generate_uid
 
 from benchmarks.net import REPO_ROOT, start_yunying
+from tests import web
 from tests.dicomweb.helpers import make_ct, part10
 from tests.yunying.test_cli import yunying
 
@@ -40,7 +40,7 @@ def test_kill_9_during_import_then_restart_recovers_and_check_is_clean(tmp_path:
     assert (data / "RUNNING").exists()
     srv = start_yunying(data)
     try:
-        got = httpx.get(f"{srv.dicomweb_url}/studies/{study}/instances", timeout=60).json()
+        got = web.get(f"{srv.dicomweb_url}/studies/{study}/instances", timeout=60).json()
         assert len(got) == len(complete) and len(got) >= 40
     finally:
         srv.stop()

@@ -18,7 +18,7 @@ DICOMWEB_DELETE = "dicomweb.delete"
 DOWNLOAD = "download"
 ADMIN = "admin"
 
-PrincipalKind = Literal["user", "system", "share", "patient", "peer", "launch"]
+PrincipalKind = Literal["user", "system", "share", "patient", "peer", "launch", "anonymous"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,179 @@
+"""The auth component's tables (SQLAlchemy Core) and its migrations.
+
+Times are integer Unix seconds; lists (permissions, scopes, studies) are JSON. Secrets are
+never stored: passwords as argon2 hashes, API keys and tokens as SHA-256 of >= 128 random bits
+(a slow hash adds nothing to a random secret and would cost every request).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Connection
+
+from yunying.auth.store import migration
+
+meta = MetaData()
+
+hospitals = Table(
+    "hospitals", meta,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+departments = Table(
+    "departments", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hospital_id", String(64), ForeignKey("hospitals.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    UniqueConstraint("hospital_id", "name"),
+)
+users = Table(
+    "users", meta,
+    Column("username", String(64), primary_key=True),
+    Column("display_name", String(200), nullable=False, default=""),
+    Column("hospital_id", String(64), ForeignKey("hospitals.id"), nullable=False),
+    Column("department_id", Integer, ForeignKey("departments.id", ondelete="SET NULL")),
+    Column("title", String(100), nullable=False, default=""),
+    Column("phone", String(40), nullable=False, default=""),
+    Column("password_hash", String(200)),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("must_change_password", Boolean, nullable=False, default=True),
+    Column("created_at", Integer, nullable=False),
+)
+roles = Table(
+    "roles", meta,
+    Column("name", String(64), primary_key=True),
+    Column("permissions", JSON, nullable=False),
+    Column("description", String(300), nullable=False, default=""),
+    Column("platform", Boolean, nullable=False, default=False),  # platform-wide (super/operations)
+    Column("builtin", Boolean, nullable=False, default=False),
+)
+user_roles = Table(
+    "user_roles", meta,
+    Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE"), primary_key=True),
+    Column("hospital_id", String(64), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(64), ForeignKey("roles.name"), primary_key=True),
+    Column("level", String(20)),  # radiologist reporting level: junior | reporting | reviewing
+)
+grants = Table(
+    "grants", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study_uid", String(64), nullable=False),
+    Column("series_uid", String(64)),
+    Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE")),
+    Column("department_id", Integer, ForeignKey("departments.id", ondelete="CASCADE")),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("expires_at", Integer),
+)
+api_keys = Table(
+    "api_keys", meta,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", JSON, nullable=False),
+    Column("hospital_id", String(64), ForeignKey("hospitals.id"), nullable=False),
+    Column("source", String(20), nullable=False),  # admin | config | env
+    Column("created_at", Integer, nullable=False),
+    Column("revoked_at", Integer),
+    Column("last_used_at", Integer),
+)
+capability_tokens = Table(
+    "capability_tokens", meta,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("label", String(200), nullable=False, default=""),
+    Column("hospital_id", String(64), ForeignKey("hospitals.id"), nullable=False),
+    Column("studies", JSON, nullable=False),
+    Column("series", JSON, nullable=False),
+    Column("permissions", JSON, nullable=False),  # view | download
+    Column("kind", String(20), nullable=False, default="share"),  # share | patient
+    Column("not_before", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("code_hash", String(200)),
+    Column("failed_attempts", Integer, nullable=False, default=0),
+    Column("locked_until", Integer),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", Integer, nullable=False),
+    Column("revoked_at", Integer),
+    Column("last_used_at", Integer),
+)
+access_tokens = Table(  # short opaque tokens issued by an exchange, a login or a launch link
+    "access_tokens", meta,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),  # share | patient | launch | user
+    Column("subject", String(64), nullable=False),  # username or capability token id
+    Column("capability_id", String(32), ForeignKey("capability_tokens.id", ondelete="CASCADE")),
+    Column("hospital_id", String(64), nullable=False),
+    Column("studies", JSON, nullable=False),
+    Column("series", JSON, nullable=False),
+    Column("permissions", JSON, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("revoked_at", Integer),
+)
+launch_secrets = Table(  # HMAC keys must be usable, so they are kept, not hashed
+    "launch_secrets", meta,
+    Column("hospital_id", String(64), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", Integer, nullable=False),
+)
+launch_replays = Table(
+    "launch_replays", meta,
+    Column("signature_hash", String(64), primary_key=True),
+    Column("expires_at", Integer, nullable=False),
+)
+registrations = Table(
+    "registrations", meta,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("display_name", String(200), nullable=False),
+    Column("phone", String(40), nullable=False),
+    Column("hospital_id", String(64), ForeignKey("hospitals.id"), nullable=False),
+    Column("department", String(200), nullable=False, default=""),
+    Column("title", String(100), nullable=False, default=""),
+    Column("password_hash", String(200), nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),  # pending|approved|rejected
+    Column("reason", Text, nullable=False, default=""),
+    Column("reviewed_by", String(64)),
+    Column("created_at", Integer, nullable=False),
+)
+registration_photos = Table(
+    "registration_photos", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registration_id", String(32), ForeignKey("registrations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),  # id_card | qualification
+    Column("content_type", String(50), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+break_glass = Table(
+    "break_glass", meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("started_at", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+)
+
+
+def row_dict(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A result row as a plain dict (str keys: SQLAlchemy's quoted_name trips orjson)."""
+    return {str(k): v for k, v in row._mapping.items() if k not in drop}
+
+
+@migration("auth", 1)
+def create_auth_tables(conn: Connection) -> None:
+    meta.create_all(conn)
