@@ -91,7 +91,11 @@ def test_monochrome1_with_12_of_16_bits_stored(open_page: Any, archive: YunyingS
     from io import BytesIO
 
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import (
+        DigitalXRayImageStorageForPresentation,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
 
     values = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (64, 1))  # 64 columns of a ramp
     noisy = values | (np.arange(64, dtype=np.uint16)[:, None] % 16 << 12)  # garbage in bits 12-15
