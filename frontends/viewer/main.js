@@ -33,6 +33,7 @@ const viewer = {
     end: (vp) => viewer.measurements.end(vp),
     cancel: (vp) => viewer.measurements.cancel(vp),
   },
+  patientMode: params.get("mode") === "patient", // share or patient links: viewing tools only
   setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
@@ -189,6 +190,10 @@ async function main() {
     const { openStudyList } = await import("./studylist.js");
     await openStudyList($("#studylist"), params);
     return;
+  }
+  if (viewer.patientMode) {
+    $("#patient-notice").hidden = false;
+    $("#to-list").hidden = true;
   }
   buildToolbar($("#toolbar"), $("#presets"), viewer);
   attachKeys(viewer);

@@ -4,6 +4,7 @@ import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
 const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi"];
+const DOCTOR_ONLY = new Set(["length", "angle", "roi", "layout"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer) {
   nav.replaceChildren();
@@ -17,7 +18,7 @@ export function buildToolbar(nav, menu, viewer) {
     nav.append(b);
     return b;
   };
-  const toolButtons = TOOLS.map((tool) => {
+  const toolButtons = TOOLS.filter((tool) => !(viewer.patientMode && DOCTOR_ONLY.has(tool))).map((tool) => {
     const b = button(`viewer.tool.${tool}`, () => viewer.setTool(tool), `tool-${tool}`);
     b.dataset.tool = tool;
     return b;
@@ -26,18 +27,13 @@ export function buildToolbar(nav, menu, viewer) {
   viewer.onTool(viewer.tools.active);
   button("viewer.presets", () => { menu.hidden = !menu.hidden; }, "open-presets");
   button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
+  button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
+  button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
   const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
-  const layout = button("viewer.layout", () => {
-    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
-    layoutLabel();
-  }, "layout");
-  layout.removeAttribute("data-i18n"); // its text carries the layout too
-  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
-  layoutLabel();
-  window.addEventListener("languagechange", layoutLabel);
+  if (!viewer.patientMode) addLayout(button, viewer);
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
@@ -48,6 +44,17 @@ export function buildToolbar(nav, menu, viewer) {
   window.addEventListener("languagechange", cineChanged);
   cineChanged();
   buildPresets(menu, viewer);
+}
+
+function addLayout(button, viewer) {
+  const layout = button("viewer.layout", () => {
+    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
+    layoutLabel();
+  }, "layout");
+  layout.removeAttribute("data-i18n"); // its text carries the layout too
+  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
+  layoutLabel();
+  window.addEventListener("languagechange", layoutLabel);
 }
 
 function buildPresets(menu, viewer) {
@@ -85,7 +92,7 @@ export function attachKeys(viewer) {
     else if (e.key === "s") viewer.setTool("scroll");
     else if (e.key === "p") viewer.setTool("pan");
     else if (e.key === "z") viewer.setTool("zoom");
-    else if (e.key === "l") viewer.setTool("length");
+    else if (e.key === "l" && !viewer.patientMode) viewer.setTool("length");
     else if (e.key === " ") { viewer.cine.toggle(); e.preventDefault(); }
     else if (e.key === "Escape") viewer.measurements.cancel(vp);
   });

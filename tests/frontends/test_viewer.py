@@ -280,3 +280,35 @@ def test_a_401_asks_to_log_in_in_both_languages(open_page: Any, archive: Yunying
     text = p.page.inner_text("#login-required")
     assert "请先登录" in text and "Please log in" in text
     assert not p.page.evaluate("sessionStorage.getItem('yunying.access_token')")  # none was given
+
+
+def test_rotate_and_flip_move_the_stripes(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    left = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(16, 128)")  # stripe 0 on screen
+    read = "(p) => { const vp = window.yunyingViewer.viewports[0];" \
+           " return vp.clientToImage(p[0], p[1]).map(Math.floor); }"
+    assert page.evaluate(read, left)[0] // 32 == 0
+    page.click("#flip")
+    page.evaluate(SETTLE_JS)
+    assert page.evaluate(read, left)[0] // 32 == STRIPES - 1  # the right edge is now on the left
+    before = pixels(page)
+    assert_close(before, expected(*HEADER_WINDOW))  # the same values, wherever they are drawn
+    page.click("#rotate")
+    page.evaluate(SETTLE_JS)
+    top = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(16, 128)")
+    assert abs(top[0] - page.evaluate("window.yunyingViewer.viewports[0].el.clientWidth") / 2) < 40  # stripes now run across
+    assert_close(pixels(page), expected(*HEADER_WINDOW))
+    assert not p.errors
+
+
+def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**PHONE)
+    page = opened(p.page, url(archive, study[0], "&mode=patient&lang=zh-CN"))
+    assert page.is_visible("#patient-notice") and page.inner_text("#patient-notice") == "仅供查看，不作诊断依据"
+    for present in ("#tool-wl", "#tool-zoom", "#tool-scroll", "#cine"):
+        assert page.locator(present).count() == 1
+    for absent in ("#tool-length", "#tool-angle", "#tool-roi", "#layout"):
+        assert page.locator(absent).count() == 0
+    assert not page.is_visible("#to-list")
+    assert not p.errors
