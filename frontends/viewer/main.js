@@ -41,6 +41,10 @@ const viewer = {
   },
   patientMode: params.get("mode") === "patient", // share or patient links: viewing tools only
   setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },
+  /** Load series `uid` of the open study into viewport `vp` (the active one by default). */
+  openSeries(uid, vp = this.active) {
+    return loadSeries(this.study, uid, params.get("instance")).then((s) => { vp.setSeries(s); markCurrent(); }, fail);
+  },
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
   },
@@ -71,7 +75,7 @@ async function loadSeries(study, uid, sop) {
   if (viewer.series.has(uid)) return viewer.series.get(uid);
   const metadata = await seriesMetadata(study, uid);
   let images = seriesImages(metadata);
-  if (sop) images = images.filter((im) => im.sop === sop); // the launch named one image
+  if (sop && images.some((im) => im.sop === sop)) images = images.filter((im) => im.sop === sop); // the launch named one image
   const ds = images[0]?.ds;
   const series = {
     study, series: uid, images, modality: value(ds, "Modality") || "",
@@ -139,10 +143,10 @@ async function openStudy(study) {
   } catch (err) { fail(err); return; }
   await preview;
   status("");
-  buildStrip(study, seriesList, sop);
+  buildStrip(study, seriesList);
 }
 
-function buildStrip(study, seriesList, sop) {
+function buildStrip(study, seriesList) {
   const strip = $("#series-strip");
   strip.replaceChildren();
   for (const s of seriesList) {
@@ -158,9 +162,9 @@ function buildStrip(study, seriesList, sop) {
     const count = document.createElement("span");
     count.textContent = t("viewer.images", { n: value(s, "NumberOfSeriesRelatedInstances") ?? "?" });
     card.append(img, label, count);
-    card.addEventListener("click", async () => {
-      try { viewer.active.setSeries(await loadSeries(study, uid, sop)); markCurrent(); } catch (err) { fail(err); }
-    });
+    card.draggable = true; // desktop: drop a series onto any viewport
+    card.addEventListener("dragstart", (e) => e.dataTransfer.setData("application/x-yunying-series", uid));
+    card.addEventListener("click", () => viewer.openSeries(uid));
     strip.append(card);
     imageUrl(`${studyUrl(study, uid)}/thumbnail`).then((url) => { img.src = url; }).catch(() => {});
   }

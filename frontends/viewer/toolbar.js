@@ -86,6 +86,7 @@ export function attachKeys(viewer) {
     if (step) { vp.scroll(step); e.preventDefault(); return; }
     if (e.key === "Home") vp.setIndex(0);
     else if (e.key === "End") vp.setIndex(n - 1);
+    else if (e.key >= "1" && e.key <= "7") vp.setWindow(...Object.values(CT_PRESETS)[Number(e.key) - 1]);
     else if (e.key === "i") vp.set({ invert: !vp.view.invert });
     else if (e.key === "r") vp.reset();
     else if (e.key === "w") viewer.setTool("wl");

@@ -312,3 +312,25 @@ def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: 
         assert page.locator(absent).count() == 0
     assert not page.is_visible("#to-list")
     assert not p.errors
+
+
+def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: YunyingServer) -> None:
+    from pydicom.uid import generate_uid
+
+    from tests.frontends.phantom import ct_slice, stow
+
+    study, first, second = generate_uid(), generate_uid(), generate_uid()
+    stow(archive, [ct_slice(i, study, first, 64) for i in range(2)] + [ct_slice(i, study, second, 64) for i in range(3)])
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, "&lang=en"))
+    page.wait_for_function("document.querySelectorAll('.series-card').length === 2")
+    page.click("#layout")  # 1x2: the second viewport takes the other series
+    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    shown = page.evaluate("window.yunyingViewer.viewports.map(v => v.series.series)")
+    assert sorted(shown) == sorted([first, second])
+    page.drag_and_drop(f".series-card[data-series='{shown[0]}']", ".viewport >> nth=1")
+    page.wait_for_function(f"window.yunyingViewer.viewports[1].series.series === '{shown[0]}'")
+    assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[1]")
+    page.keyboard.press("1")  # the first CT preset (lung) on the active viewport
+    assert "W 1500 L -600" in page.inner_text(".viewport >> nth=1")
+    assert not p.errors
