@@ -1,5 +1,6 @@
 // The toolbar (bottom on phones, top on desktops), the presets menu and keyboard shortcuts.
 import { t } from "../common/i18n.js";
+import { COLORMAPS } from "./colormaps.js";
 import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
@@ -27,6 +28,14 @@ export function buildToolbar(nav, menu, viewer) {
   viewer.onTool(viewer.tools.active);
   button("viewer.presets", () => { menu.hidden = !menu.hidden; }, "open-presets");
   button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
+  const colour = button("viewer.colormap", () => {
+    viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
+    colourLabel();
+  }, "colormap");
+  colour.removeAttribute("data-i18n");
+  const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
+  colourLabel();
+  window.addEventListener("languagechange", colourLabel);
   button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
   button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");

@@ -43,7 +43,7 @@ export class Viewport {
     this.series = null;
     this.index = 0;
     this.image = null; // the decoded frame on screen (full fidelity)
-    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false };
+    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
     this.windowSet = false;
     this.listeners = new Set();
     this.pending = false;
@@ -101,7 +101,7 @@ export class Viewport {
     if (!keepView) {
       this.image = null;
       this.windowSet = false;
-      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false };
+      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
     }
     this.setIndex(index);
   }
@@ -182,7 +182,7 @@ export class Viewport {
 
   reset() {
     this.windowSet = false;
-    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false };
+    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
     if (this.image) this.show(this.image);
     this.changed();
   }

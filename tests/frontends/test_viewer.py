@@ -334,3 +334,19 @@ def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: Yun
     page.keyboard.press("1")  # the first CT preset (lung) on the active viewport
     assert "W 1500 L -600" in page.inner_text(".viewport >> nth=1")
     assert not p.errors
+
+
+@pytest.mark.parametrize("renderer", ["2d", "webgl2"])
+def test_pseudo_colour_maps_the_windowed_value(open_page: Any, archive: YunyingServer, study: tuple[str, str],
+                                               renderer: str) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], f"&lang=en&renderer={renderer}"))
+    page.click("#colormap")  # grey -> hot: black, red, yellow, white
+    assert page.inner_text("#colormap") == "Colour: hot"
+    page.evaluate(SETTLE_JS)
+    rgb = page.evaluate(READ_JS.replace(".data[0]", ".data.slice(0, 3).join()"), CENTRES)
+    for k in (3, 4, 5):  # greys 97, 134, 170: on the red-to-yellow ramp (0.375-0.75)
+        level = round(expected(*HEADER_WINDOW)[k]) / 255
+        r, g, b = map(int, rgb[k].split(","))
+        assert (r, b) == (255, 0) and abs(g - (level - 0.375) / 0.375 * 255) <= 4, (k, rgb[k])
+    assert not p.errors
