@@ -11,6 +11,7 @@ export function createViewport(viewer, el, rendererKind) {
   attachGestures(vp, viewer.tools);
   attachScrollbar(vp);
   el.addEventListener("drawn", () => viewer.measurements.render(vp));
+  vp.onChange(() => viewer.followers?.(vp));
   el.addEventListener("pointerdown", () => activate(viewer, vp), true);
   el.addEventListener("dragover", (e) => { if (e.dataTransfer.types.includes(SERIES_DRAG)) e.preventDefault(); });
   el.addEventListener("drop", (e) => {

@@ -7,6 +7,7 @@ import { Cine } from "./cine.js";
 import { createViewport, setLayout } from "./layout.js";
 import { Loader } from "./loader.js";
 import { Measurements } from "./measure.js";
+import { attachSync } from "./sync.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
 
@@ -50,6 +51,7 @@ const viewer = {
   },
 };
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
+attachSync(viewer);
 
 function status(key) { languageReady.then(() => { $("#status").textContent = key ? t(key) : ""; }); }
 

@@ -56,6 +56,12 @@ export function buildToolbar(nav, menu, viewer) {
 }
 
 function addLayout(button, viewer) {
+  const sync = button("viewer.sync", () => {
+    viewer.sync = !viewer.sync;
+    sync.setAttribute("aria-pressed", String(viewer.sync));
+    viewer.followers(viewer.active, true);
+  }, "sync");
+  sync.setAttribute("aria-pressed", "false");
   const layout = button("viewer.layout", () => {
     viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
     layoutLabel();

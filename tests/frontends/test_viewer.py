@@ -350,3 +350,30 @@ def test_pseudo_colour_maps_the_windowed_value(open_page: Any, archive: YunyingS
         r, g, b = map(int, rgb[k].split(","))
         assert (r, b) == (255, 0) and abs(g - (level - 0.375) / 0.375 * 255) <= 4, (k, rgb[k])
     assert not p.errors
+
+
+def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archive: YunyingServer) -> None:
+    from pydicom.uid import generate_uid
+
+    from tests.frontends.phantom import ct_slice, stow
+
+    study, thin, thick, frame = generate_uid(), generate_uid(), generate_uid(), generate_uid()
+    stow(archive, [ct_slice(i, study, thin, 64, z_step=1.0, frame_of_reference=frame) for i in range(9)]
+         + [ct_slice(i, study, thick, 64, z_step=4.0, frame_of_reference=frame) for i in range(3)])
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, f"&series={thin},{thick}&lang=en"))
+    page.click("#layout")
+    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.click("#sync")
+    page.locator(".viewport").nth(0).click()
+    page.keyboard.press("End")  # the thin series to z = -8 mm: the thick one to its slice at -8
+    page.wait_for_function("window.yunyingViewer.viewports[1].index === 2")
+    page.keyboard.press("Home")
+    for _ in range(5):
+        page.keyboard.press("ArrowDown")  # z = -5 mm: nearest thick slice is -4 mm (index 1)
+    page.wait_for_function("window.yunyingViewer.viewports[0].index === 5 && window.yunyingViewer.viewports[1].index === 1")
+    page.click("#sync")  # off: the other viewport stays
+    page.keyboard.press("Home")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.yunyingViewer.viewports[1].index") == 1
+    assert not p.errors
