@@ -57,6 +57,7 @@ def assert_close(seen: list[int], wanted: list[float], tolerance: float = 1.5) -
 
 
 def corner(page: Any, which: str) -> str:
+    page.evaluate(SETTLE_JS)  # the overlay is redrawn on the next frame
     return str(page.inner_text(f".viewport .corner.{which}"))
 
 
@@ -332,7 +333,8 @@ def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: Yun
     page.wait_for_function(f"window.yunyingViewer.viewports[1].series.series === '{shown[0]}'")
     assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[1]")
     page.keyboard.press("1")  # the first CT preset (lung) on the active viewport
-    assert "W 1500 L -600" in page.inner_text(".viewport >> nth=1")
+    page.wait_for_function("document.querySelectorAll('.viewport')[1].innerText.includes('W 1500 L -600')")
+    assert "W 1500 L -600" not in page.inner_text(".viewport >> nth=0")
     assert not p.errors
 
 
