@@ -6,6 +6,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -89,13 +90,10 @@ def test_a_user_who_must_change_the_password_gets_no_code_until_changed(ps: Prov
     assert ps.directory.authenticate("bob", "n3w-password!") is not None
 
 
-def test_login_in_chromium_on_a_phone(ps: ProviderServer) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+def test_login_in_chromium_on_a_phone(ps: ProviderServer, pw: Any) -> None:
     app, _ = ps.oidc.provider.store.add_client("phone-app", [f"{ps.url}/callback"], "openid dicomweb.read",
                                                 ["authorization_code"], public=True, hospital="h1")
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 390, "height": 844},
             is_mobile=True, has_touch=True, locale="zh-CN")

@@ -23,7 +23,6 @@ from tests.conformance.test_ohif import (
     PAINT_TIMEOUT_S,
     PAINTED_PIXELS_JS,
     ohif_dist,
-    sync_api,
 )
 
 __all__ = ["ohif_dist"]  # the module fixture, shared
@@ -41,7 +40,7 @@ class Session:
 
 
 @contextmanager
-def ohif_signed_in(tmp_path: Path, dist: Path, user: str, hospital: str) -> Iterator[Session]:
+def ohif_signed_in(tmp_path: Path, dist: Path, user: str, hospital: str, pw: Any) -> Iterator[Session]:
     """An archive holding study A (the default hospital's), OHIF configured with our provider, and
     Chromium signed in as `user` (a doctor of `hospital`) through our login page."""
     from yunying.auth import directory
@@ -60,7 +59,7 @@ def ohif_signed_in(tmp_path: Path, dist: Path, user: str, hospital: str) -> Iter
         directory.add_user(store, user, hospital, PASSWORD, roles=[("doctor", None)], must_change_password=False)
         oidc = {"authority": srv.http_url, "client_id": "ohif", "redirect_uri": "/callback", "scope": SCOPE,
                 "post_logout_redirect_uri": "/"}
-        with serve_ohif(dist, srv.dicomweb_url, oidc=oidc) as ohif, sync_api.sync_playwright() as pw, \
+        with serve_ohif(dist, srv.dicomweb_url, oidc=oidc) as ohif, \
                 tempfile.TemporaryDirectory() as profile:
             OAuthStore(store).add_client("OHIF", [ohif.url + "/callback"], SCOPE,
                                          ["authorization_code", "refresh_token"], public=True,
@@ -85,8 +84,8 @@ def ohif_signed_in(tmp_path: Path, dist: Path, user: str, hospital: str) -> Iter
         srv.stop()
 
 
-def test_ohif_logs_in_with_code_and_pkce_and_paints_the_study(tmp_path: Path, ohif_dist: Path) -> None:
-    with ohif_signed_in(tmp_path, ohif_dist, "dr-wang", "default") as s:
+def test_ohif_logs_in_with_code_and_pkce_and_paints_the_study(tmp_path: Path, ohif_dist: Path, pw: Any) -> None:
+    with ohif_signed_in(tmp_path, ohif_dist, "dr-wang", "default", pw) as s:
         page = s.page
         sent_token: list[bool] = []
         page.on("request", lambda r: sent_token.append("authorization" in r.headers)
@@ -114,10 +113,10 @@ def test_ohif_logs_in_with_code_and_pkce_and_paints_the_study(tmp_path: Path, oh
     assert anonymous == 401
 
 
-def test_ohif_user_of_another_hospital_finds_nothing(tmp_path: Path, ohif_dist: Path) -> None:
+def test_ohif_user_of_another_hospital_finds_nothing(tmp_path: Path, ohif_dist: Path, pw: Any) -> None:
     """The study belongs to the default hospital (stored with its key); a doctor of h2 logs in
     through OHIF: the list shows nothing and opening the study by UID finds no metadata (404)."""
-    with ohif_signed_in(tmp_path, ohif_dist, "dr-zhao", "h2") as s:
+    with ohif_signed_in(tmp_path, ohif_dist, "dr-zhao", "h2", pw) as s:
         page, ohif, uid = s.page, s.ohif, s.data.study_uid("A")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(r.path.startswith("/studies?") for r in ohif.log):
