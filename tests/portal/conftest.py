@@ -11,7 +11,7 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer, start_yunying
 from tests.dicomweb.helpers import make_ct, multipart, part10
-from tests.frontends.conftest import browser, open_page  # noqa: F401 - Chromium fixtures for the pages
+from tests.frontends.conftest import open_page  # noqa: F401 - the Chromium page fixture (browser: tests/conftest.py)
 
 PHONE = "13800138000"
 
