@@ -73,3 +73,14 @@ def test_nothing_sensitive_in_the_server_log(srv: YunyingServer) -> None:
     text = Path(srv.log_path).read_text(errors="replace")
     for secret in (PHONE, "13600000005", "11010519491231002", "张三"):
         assert secret not in text
+
+
+def test_other_exams_with_the_same_phone_appear_after_one_verification(srv: YunyingServer) -> None:
+    phone = "13600000009"
+    first, second, stranger = store_study(srv), store_study(srv), store_study(srv)
+    token = issue(srv, study=first, phone=phone).json()["token"]
+    issue(srv, study=second, phone=phone)  # another exam, another day: its QR was never scanned
+    issue(srv, study=stranger, phone="13600000010")
+    api(srv, "verify/send", {"exam": token, "phone": phone})
+    ok = api(srv, "verify/sms", {"exam": token, "phone": phone, "code": last_code(srv, phone)})
+    assert sorted(e["study"] for e in ok.json()["exams"]) == sorted([first, second])

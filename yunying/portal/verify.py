@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, insert, select, update
 
 from yunying.auth import tokens
 from yunying.auth.errors import BadCredentials, Forbidden, NotFound
@@ -142,7 +142,8 @@ def check_code(store: Store, key: bytes, exam: Any | None, phone: str, code: str
         raise Locked("too many wrong codes; try again later") if locked else BadCredentials("wrong code")
     if exam is not None and exam.phone_hash != ph:
         raise BadCredentials("this is not the phone number on record for this exam")
-    return _bind(store, phone_account(ph), "phone", normalise("phone", phone)[-4:], exam, now)
+    return _bind(store, phone_account(ph), "phone", normalise("phone", phone)[-4:], exam, now,
+                 exams.c.phone_hash == ph)
 
 
 def check_id(store: Store, key: bytes, exam: Any, id_number: str, name: str) -> str:
@@ -154,16 +155,24 @@ def check_id(store: Store, key: bytes, exam: Any, id_number: str, name: str) -> 
             hmac.compare_digest(exam.id_hash, ih) & hmac.compare_digest(exam.name_hash, nh)):
         _fail_exam(store, exam, now)
         raise BadCredentials("the ID card number or the name does not match the exam's record")
-    return _bind(store, "i_" + ih[:24], "id", normalise("id", id_number)[-4:], exam, now)
+    return _bind(store, "i_" + ih[:24], "id", normalise("id", id_number)[-4:], exam, now,
+                 and_(exams.c.id_hash == ih, exams.c.name_hash == nh))
 
 
-def _bind(store: Store, account: str, kind: str, hint: str, exam: Any | None, now: int) -> str:
+def _bind(store: Store, account: str, kind: str, hint: str, exam: Any | None, now: int, same_patient: Any) -> str:
+    """Bind the scanned exam, and every other exam recorded with the same verified phone (or
+    ID card + name): the patient's other exams at the hospital appear without scanning each."""
     with store.engine.begin() as conn:
         if conn.execute(select(accounts.c.id).where(accounts.c.id == account)).first() is None:
             conn.execute(insert(accounts).values(id=account, kind=kind, hint=hint, created_at=now))
+        bound = set(conn.execute(select(bindings.c.exam_id).where(bindings.c.account_id == account)).scalars())
+        found = set(conn.execute(select(exams.c.id).where(same_patient)).scalars())
+        for exam_id in sorted(found - bound):
+            conn.execute(insert(bindings).values(account_id=account, exam_id=exam_id, bound_at=now))
         if exam is not None:
-            conn.execute(delete(bindings).where(bindings.c.account_id == account, bindings.c.exam_id == exam.id))
-            conn.execute(insert(bindings).values(account_id=account, exam_id=exam.id, bound_at=now))
+            if exam.id in bound:  # scanned again: it moves to the top
+                conn.execute(update(bindings).where(bindings.c.account_id == account, bindings.c.exam_id == exam.id)
+                             .values(bound_at=now))
             conn.execute(update(exams).where(exams.c.id == exam.id).values(id_failures=0))
     return account
 
