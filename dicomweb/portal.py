@@ -18,7 +18,7 @@ from dicomweb.access import principal_of, require_visible, scoped_query
 from dicomweb.accounts import call, field, json_body, json_response, store_of
 from index.query import Match, Query
 from yunying.auth.errors import Forbidden, InvalidRequest, NotFound
-from yunying.portal import codes, downloads, exams, film, shares, verify
+from yunying.portal import claims, codes, downloads, exams, film, shares, verify
 from yunying.portal.keyed import mask_phone, portal_key
 from yunying.portal.sms import SmsGateway, gateway_from_env
 
@@ -179,6 +179,23 @@ async def me(request: Request) -> Response:
     return json_response({"exams": await call(verify.account_exams, store_of(request), account)})
 
 
+async def add_exam(request: Request) -> Response:
+    """A signed-in patient adds an exam by hand: hospital, accession, date (YYYY-MM-DD), name;
+    answers a new session (the access token now sees that exam too)."""
+    account, body = _account(request), await json_body(request)
+    hospital, accession = _text(body, "hospital", required=True), _text(body, "accession", required=True)
+    date, name = _text(body, "date", 10, True).replace("-", ""), _text(body, "name", 128, True)
+    store, archive = store_of(request), request.app.state.archive
+    exam = await call(claims.find_exam, store, hospital, accession)
+
+    def study_date() -> str:
+        rows = archive.instances(exam.study_uid) if exam is not None else []
+        return str(archive.read_header(rows[0]).get("StudyDate", "")) if rows else ""
+    same_day = exam is not None and await run_in_threadpool(study_date) == date
+    await call(claims.claim, store, portal_of(request).key, account, exam, name, same_day)
+    return json_response(await call(verify.session, store, account), 201)
+
+
 async def list_shares(request: Request) -> Response:
     return json_response({"shares": await call(shares.list_shares, store_of(request), _account(request))})
 
@@ -251,6 +268,7 @@ def routes() -> list[Route]:
         Route("/api/portal/verify/sms", check_code, methods=["POST"]),
         Route("/api/portal/verify/id", check_id, methods=["POST"]),
         Route("/api/portal/me", me, methods=["GET"]),
+        Route("/api/portal/me/exams", add_exam, methods=["POST"]),
         Route("/api/portal/shares", list_shares, methods=["GET"]),
         Route("/api/portal/shares", create_share, methods=["POST"]),
         Route("/api/portal/film", cloud_film, methods=["GET"]),

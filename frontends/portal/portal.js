@@ -24,6 +24,7 @@ export function reasonText(status, error = "") {
   if (/expired/.test(error)) return t("portal.error.codeExpired");
   if (/phone number/.test(error)) return t("portal.error.wrongPhone");
   if (/ID card/.test(error)) return t("portal.error.wrongId");
+  if (/name or the date/.test(error)) return t("portal.add.mismatch");
   if (status === 401) return t("portal.error.wrongCode");
   if (status === 400) return t("portal.error.incomplete");
   return t("portal.error.server");
@@ -130,6 +131,7 @@ async function showHome() {
     .sort((a, b) => String(tag(b.json || {}, "00080020")).localeCompare(String(tag(a.json || {}, "00080020"))));
   await Promise.all(rows.map(async (e) => { e.reports = e.json ? await reportsOf(e.study, token) : []; }));
   $("exams").replaceChildren(...rows.map((e) => examCard(e, token)));
+  if (rows.length && !$("add-hospital").value) $("add-hospital").value = rows[0].hospital;
   if (!rows.length) $("exams").textContent = t("portal.home.none");
   await listShares();
 }
@@ -266,6 +268,20 @@ async function start() {
   const exam = examToken();
   wire(exam);
   $("share-create").onclick = createShare;
+  $("add-form").onsubmit = async (e) => {
+    e.preventDefault();
+    const r = await post("me/exams", { hospital: $("add-hospital").value, accession: $("add-accession").value,
+      date: $("add-date").value, name: $("add-name").value }, accessToken());
+    if (r.status !== 201) {
+      $("add-message").textContent = r.status === 401 && !/match/.test(r.body.error || "") ? t("portal.error.server")
+        : r.status === 404 ? t("portal.add.notFound") : reasonText(r.status, r.body.error);
+      return;
+    }
+    sessionStorage.setItem(TOKEN, r.body.access_token);
+    $("add-form").reset();
+    $("add-exam").open = false;
+    await showHome();
+  };
   if (accessToken() && !exam) return showHome();
   sessionStorage.removeItem(TOKEN); // a newly scanned exam: verify again (binds it too)
   return showVerify(exam);

@@ -167,3 +167,25 @@ def test_cloud_film_shows_zooms_and_saves_a_pdf(open_page: Any, srv: YunyingServ
     download.value.save_as(saved)
     assert saved.read_bytes().startswith(b"%PDF")
     assert not p.errors, p.errors
+
+
+def test_adding_an_exam_by_hand_on_the_page(open_page: Any, srv: YunyingServer) -> None:
+    phone = "13500000005"
+    url = issue(srv, study=store_study(srv), phone=phone).json()["url"]
+    other = store_study(srv, accession="PAGE-HAND")
+    issue(srv, study=other, accession="PAGE-HAND", phone="13500000006", name="张三")
+    p = open_page(**PHONE_CONTEXT, locale="en")
+    page = p.page
+    verify_by_sms(page, srv, url, phone)
+    assert page.locator(".exam").count() == 1
+    page.tap("#add-exam summary")
+    assert page.input_value("#add-hospital") == "default"
+    page.fill("#add-accession", "PAGE-HAND")
+    page.fill("#add-date", "2024-01-01")
+    page.fill("#add-name", "李四")
+    page.tap("#add-form button")
+    page.wait_for_function("document.querySelector('#add-message').innerText.includes('does not match')")
+    page.fill("#add-name", "张三")
+    page.tap("#add-form button")
+    page.wait_for_function("document.querySelectorAll('.exam').length === 2")
+    assert not [e for e in p.errors if "status of 401" not in e], p.errors  # the wrong try's 401 is expected

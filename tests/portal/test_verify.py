@@ -84,3 +84,31 @@ def test_other_exams_with_the_same_phone_appear_after_one_verification(srv: Yuny
     api(srv, "verify/send", {"exam": token, "phone": phone})
     ok = api(srv, "verify/sms", {"exam": token, "phone": phone, "code": last_code(srv, phone)})
     assert sorted(e["study"] for e in ok.json()["exams"]) == sorted([first, second])
+
+
+def test_adding_an_exam_by_hand_needs_name_number_and_date(srv: YunyingServer) -> None:
+    phone = "13600000011"
+    mine = store_study(srv)
+    token = issue(srv, study=mine, phone=phone).json()["token"]
+    api(srv, "verify/send", {"exam": token, "phone": phone})
+    session = api(srv, "verify/sms", {"exam": token, "phone": phone, "code": last_code(srv, phone)}).json()
+    family = store_study(srv, accession="HAND-1")  # recorded with another phone (a relative's)
+    issue(srv, study=family, accession="HAND-1", phone="13600000012", name="张三")
+    bearer = session["access_token"]
+
+    def add(**body: str) -> httpx.Response:
+        base = {"hospital": "default", "accession": "HAND-1", "date": "2024-01-01", "name": "张三"}
+        return httpx.post(srv.http_url + "/api/portal/me/exams", json=base | body,
+                          headers={"Authorization": f"Bearer {bearer}"})
+    assert add(name="李四").status_code == 401
+    assert add(date="2024-01-02").status_code == 401
+    assert add(accession="NOPE").status_code == 404
+    assert add(hospital="").status_code == 400
+    ok = add()
+    assert ok.status_code == 201 and {e["study"] for e in ok.json()["exams"]} == {mine, family}
+    fresh = {"Authorization": f"Bearer {ok.json()['access_token']}"}
+    assert httpx.get(f"{srv.dicomweb_url}/studies/{family}/metadata", headers=fresh).status_code == 200
+    bearer = ok.json()["access_token"]
+    assert add(name="王五").status_code == 401  # the fourth wrong try
+    assert add(name="王五").status_code == 403  # the fifth locks, the right answer too
+    assert add().status_code == 403
