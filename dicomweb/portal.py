@@ -28,17 +28,27 @@ MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
 @dataclass
 class Portal:
     key: bytes
-    gateway: SmsGateway
     base_url: str  # YUNYING_PORTAL_URL, else the request's own origin
+    gateway: SmsGateway | None = None  # made at the first SMS: the QR API works without one
 
 
 def portal_of(request: Request) -> Portal:
     portal = getattr(request.app.state, "portal", None)
     if portal is None:
         data = Path(request.app.state.settings.data)
-        portal = Portal(portal_key(data), gateway_from_env(data), os.environ.get("YUNYING_PORTAL_URL", ""))
+        portal = Portal(portal_key(data), os.environ.get("YUNYING_PORTAL_URL", ""))
         request.app.state.portal = portal
     return portal
+
+
+def gateway_of(request: Request) -> SmsGateway:
+    portal = portal_of(request)
+    if portal.gateway is None:
+        try:
+            portal.gateway = gateway_from_env(Path(request.app.state.settings.data))
+        except (KeyError, ValueError) as exc:  # a missing or wrong YUNYING_SMS_* setting: say which
+            raise verify.GatewayFailed(f"the SMS gateway is misconfigured: {exc}") from None
+    return portal.gateway
 
 
 def exam_url(request: Request, token: str) -> str:
@@ -144,7 +154,7 @@ async def send_code(request: Request) -> Response:
     body = await json_body(request)
     exam = await _exam(request, body, required=False)
     portal = portal_of(request)
-    wait = await call(verify.send_code, store_of(request), portal.key, portal.gateway, exam, _text(body, "phone", 20, True),
+    wait = await call(verify.send_code, store_of(request), portal.key, gateway_of(request), exam, _text(body, "phone", 20, True),
                       _address(request))
     return json_response({"sent": True, "resend_after": wait, "expires_in": verify.CODE_TTL})
 

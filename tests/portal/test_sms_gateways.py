@@ -140,3 +140,16 @@ def test_a_refusing_vendor_is_a_502_with_a_reason_and_a_retry_is_allowed(vendor:
         assert "13800138000" not in srv.log_path.read_text(errors="replace")
     finally:
         srv.stop()
+
+
+def test_a_misconfigured_gateway_says_so_instead_of_a_500(tmp_path: Any) -> None:
+    from tests.conftest import start_with_env
+    from tests.portal.conftest import api, issue, store_study
+
+    srv = start_with_env(tmp_path / "data", YUNYING_SMS_GATEWAY="aliyun")  # no keys
+    try:
+        token = issue(srv, study=store_study(srv), phone="13800138000").json()["token"]
+        r = api(srv, "verify/send", {"exam": token, "phone": "13800138000"})
+        assert r.status_code == 502 and "YUNYING_SMS_ACCESS_KEY_ID" in r.json()["error"]
+    finally:
+        srv.stop()
