@@ -44,7 +44,7 @@ def one_visit(browser: Any, server: YunyingServer, study: str, phone: str, netwo
     cdp.send("Network.emulateNetworkConditions", network)
     t0 = time.perf_counter()
     page.goto(url)
-    page.wait_for_selector("#sms-form:not([hidden])")
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
     ready = time.perf_counter() - t0
     page.fill("#phone", phone)
     t1 = time.perf_counter()

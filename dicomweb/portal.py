@@ -18,7 +18,7 @@ from dicomweb.access import principal_of, require_visible, scoped_query
 from dicomweb.accounts import call, field, json_body, json_response, store_of
 from index.query import Match, Query
 from yunying.auth.errors import Forbidden, InvalidRequest, NotFound
-from yunying.portal import claims, codes, downloads, exams, film, shares, verify
+from yunying.portal import claims, codes, downloads, exams, shares, verify
 from yunying.portal.keyed import mask_phone, portal_key
 from yunying.portal.sms import SmsGateway, gateway_from_env
 
@@ -241,24 +241,6 @@ async def get_download(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
-async def cloud_film(request: Request) -> Response:
-    """GET ?study=&series=&layout=CxR&format=png|pdf: the series on a 14x17-inch film at 300 dpi."""
-    q = request.query_params
-    study, fmt = q.get("study", ""), q.get("format", "png")
-    if not study or fmt not in ("png", "pdf"):
-        raise InvalidRequest("study is required; format: png or pdf")
-    await require_visible(request, study)
-    archive = request.app.state.archive
-
-    def made() -> bytes:
-        sheet = film.make_film(archive, study, q.get("series", ""), q.get("layout", ""))
-        rows = archive.instances(study)
-        return film.encode(sheet, fmt, str(archive.read_header(rows[0]).get("StudyDate", "")))
-    body = await run_in_threadpool(made)
-    return Response(body, media_type="image/png" if fmt == "png" else "application/pdf",
-                    headers={"Cache-Control": "private, max-age=3600"})
-
-
 async def revoke_share(request: Request) -> Response:
     await call(shares.revoke_share, store_of(request), _account(request), request.path_params["share"])
     return json_response({"revoked": True})
@@ -270,7 +252,9 @@ async def share_state(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    return [
+    from dicomweb import portal_reports  # it imports this module's helpers
+
+    return portal_reports.routes() + [
         Route("/api/portal/exams", issue_exam, methods=["POST"]),
         Route("/api/portal/delivery", delivery, methods=["POST"]),
         Route("/api/portal/verify/exam", exam_info, methods=["POST"]),
@@ -281,7 +265,6 @@ def routes() -> list[Route]:
         Route("/api/portal/me/exams", add_exam, methods=["POST"]),
         Route("/api/portal/shares", list_shares, methods=["GET"]),
         Route("/api/portal/shares", create_share, methods=["POST"]),
-        Route("/api/portal/film", cloud_film, methods=["GET"]),
         Route("/api/portal/downloads", create_download, methods=["POST"]),
         Route("/api/portal/downloads/{download}", get_download, methods=["GET"]),
         Route("/api/portal/shares/{share}", revoke_share, methods=["DELETE"]),

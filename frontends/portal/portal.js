@@ -54,7 +54,6 @@ function chooseTab(way) {
 }
 
 async function showVerify(exam) {
-  $("verify").hidden = false;
   let ways = ["sms"];
   if (exam) {
     const info = await post("verify/exam", { exam });
@@ -66,6 +65,7 @@ async function showVerify(exam) {
   $("tab-sms").hidden = !ways.includes("sms");
   $("tab-id").hidden = !ways.includes("id");
   chooseTab(ways[0]);
+  $("verify").hidden = false; // only now: the hint and the ways are filled in
 }
 
 function countdown(seconds) {

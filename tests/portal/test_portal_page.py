@@ -21,7 +21,7 @@ def phone_page(open_page: Any, lang: str = "zh-CN") -> Any:
 
 def verify_by_sms(page: Any, srv: YunyingServer, url: str, phone: str = PHONE) -> None:
     page.goto(url)
-    page.wait_for_selector("#sms-form:not([hidden])")
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
     assert "#exam" not in page.url
     assert phone[-4:] in page.inner_text("#phone-hint")  # masked: only the last four digits
     assert phone[:7] not in page.content()  # the token left the address bar
@@ -55,7 +55,7 @@ def test_wrong_code_is_said_in_english_then_five_lock(open_page: Any, srv: Yunyi
     url = issue(srv, study=store_study(srv), phone=phone).json()["url"]
     page = phone_page(open_page, "en").page
     page.goto(url)  # the language comes from the browser (locale en)
-    page.wait_for_selector("#sms-form:not([hidden])")
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
     assert "phone number on record: *******0001" in page.inner_text("#phone-hint")
     page.fill("#phone", phone)
     page.tap("#send")

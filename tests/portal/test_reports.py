@@ -45,7 +45,7 @@ def test_only_released_reports_and_the_amended_one_wins(open_page: Any, srv: Yun
     p = open_page(**PHONE_CONTEXT, locale="en")
     page = p.page
     page.goto(url)
-    page.wait_for_selector("#sms-form:not([hidden])")
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
     page.fill("#phone", phone)
     page.tap("#send")
     page.wait_for_function("document.querySelector('#send').disabled")

@@ -102,6 +102,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("POST", "/api/admin/registrations/{reg}/reject", (ADMIN, R.USERS_MANAGE)),
     # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
     ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE)),
+    ("POST", "/api/portal/fhir/DiagnosticReport", DICOMWEB_WRITE),  # a RIS's report, stored as DICOM
     ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),

@@ -53,6 +53,7 @@ def claim(store: Store, key: bytes, account: str, exam: Any | None, name: str, d
         if exam is None:
             raise NotFound("no exam with this number at this hospital")
         raise BadCredentials("the name or the date does not match the exam's record")
+    assert exam is not None  # name_ok implies it
     with store.engine.begin() as conn:
         done = conn.execute(select(bindings.c.exam_id).where(bindings.c.account_id == account,
                                                              bindings.c.exam_id == exam.id)).first()
