@@ -183,7 +183,7 @@ function examCard(e, token) {
     open.type = "button";
     open.className = "report";
     open.textContent = t(report.amended ? "portal.home.reportAmended" : "portal.home.report");
-    open.onclick = () => openReport(e.study, report, token);
+    open.onclick = () => openReport(e.study, report, token, li);
     actions.prepend(open);
   }
   li.append(top, what, actions);
