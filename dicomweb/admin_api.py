@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.accounts import call, field, json_body, json_response, principal_of, store_of
-from yunying.auth import directory, keys, launch, registrations, tokens
+from yunying.auth import directory, grants, keys, launch, registrations, tokens
 from yunying.auth import roles as R
 from yunying.auth.errors import Forbidden, InvalidRequest
 from yunying.auth.principal import ADMIN, Principal
@@ -205,6 +205,27 @@ async def capability_token(request: Request) -> Response:
     return json_response({"revoked": request.path_params["token"]})
 
 
+async def grant_list(request: Request) -> Response:
+    p, store = principal_of(request), store_of(request)
+    if request.method == "GET":
+        return json_response(await call(grants.list_grants, store, _own_only(p)))
+    body = await json_body(request)
+    grant_id = await call(
+        grants.share, store, created_by=p.id, study=field(body, "study"), series=field(body, "series", required=False),
+        username=field(body, "username", required=False), department=field(body, "department_id", int, required=False),
+        expires_in=field(body, "expires_in", int, required=False), hospital=hospital_for(p, None))
+    return json_response({"id": grant_id}, 201)
+
+
+async def grant_item(request: Request) -> Response:
+    try:
+        grant_id = int(request.path_params["grant"])
+    except ValueError:
+        raise InvalidRequest("grant: a number") from None
+    await call(grants.revoke, store_of(request), grant_id, _own_only(principal_of(request)))
+    return json_response({"revoked": grant_id})
+
+
 # self-registrations
 async def registration_list(request: Request) -> Response:
     hospital = hospital_for(principal_of(request), request.query_params.get("hospital"))
@@ -255,6 +276,8 @@ def routes() -> list[Route]:
         Route(A + "/api-keys/{key}", api_key, methods=["DELETE"]),
         Route(A + "/capability-tokens", capability_tokens, methods=["GET", "POST"]),
         Route(A + "/capability-tokens/{token}", capability_token, methods=["DELETE"]),
+        Route(A + "/grants", grant_list, methods=["GET", "POST"]),
+        Route(A + "/grants/{grant}", grant_item, methods=["DELETE"]),
         Route(A + "/registrations", registration_list, methods=["GET"]),
         Route(A + "/registrations/{reg}/photos/{photo}", registration_photo, methods=["GET"]),
         Route(A + "/registrations/{reg}/approve", registration_review, methods=["POST"]),
