@@ -179,6 +179,12 @@ async def api_key(request: Request) -> Response:
     return json_response({"revoked": request.path_params["key"]})
 
 
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{name}: a list of strings")
+    return value
+
+
 def _own_only(p: Principal) -> str | None:
     """A sharer (not an admin) sees and revokes the tokens they created."""
     return None if p.may(ADMIN) or p.may(R.SECURITY_MANAGE) else p.id
@@ -192,9 +198,10 @@ async def capability_tokens(request: Request) -> Response:
     token_id, token = await call(
         tokens.create_capability, store, created_by=p.id, hospital=p.hospital or "default",
         studies=body.get("studies", []), series=body.get("series", []),
-        permissions=body.get("permissions", ["view"]), expires_in=body.get("expires_in", 7 * 86400),
+        permissions=_strings(body.get("permissions", ["view"]), "permissions"),
+        expires_in=body.get("expires_in", 7 * 86400),
         not_before=field(body, "not_before", int, required=False), code=field(body, "code", required=False),
-        label=field(body, "label", required=False) or "", kind=body.get("kind", "share"))
+        label=field(body, "label", required=False) or "", kind=field(body, "kind", required=False) or "share")
     return json_response({"id": token_id, "token": token}, 201)
 
 

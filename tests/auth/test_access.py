@@ -163,3 +163,32 @@ def test_a_grant_shares_a_study_with_a_user_until_revoked(srv: YunyingServer) ->
         assert c.post("/api/admin/grants", json={"study": "1.2.3"}).status_code == 400
         assert c.delete(f"/api/admin/grants/{made.json()['id']}").status_code == 200
     assert plain.get(srv.http_url + "/api/auth/me", headers=h).json()["visibility"]["studies"] == []
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/admin/roles", {"name": "r1", "permissions": [1, {"a": 2}]}),
+    ("POST", "/api/admin/roles", {"name": "bad name!", "permissions": []}),
+    ("POST", "/api/admin/users", {"username": "u1", "department_id": 99999}),
+    ("POST", "/api/admin/users", {"username": "u2", "roles": [{"role": "radiologist", "level": ["x"]}]}),
+    ("POST", "/api/admin/users", {"username": "u3", "roles": "doctor"}),
+    ("PATCH", "/api/admin/users/admin", {"department_id": 99999}),
+    ("PATCH", "/api/admin/users/admin", {"disabled": "yes"}),
+    ("PATCH", "/api/admin/users/admin", {"password_hash": "x"}),
+    ("POST", "/api/admin/capability-tokens", {"studies": ["1.2"], "permissions": 5}),
+    ("POST", "/api/admin/capability-tokens", {"studies": ["1.2"], "kind": ["share"]}),
+    ("POST", "/api/admin/capability-tokens", {"studies": ["1.2"], "expires_in": "soon"}),
+    ("POST", "/api/admin/api-keys", {"name": "k", "scopes": "dicomweb.read"}),
+    ("POST", "/api/admin/api-keys", {"name": "k", "scopes": ["root"]}),
+    ("POST", "/api/admin/hospitals", {"id": 5}),
+    ("POST", "/api/admin/hospitals/nowhere/departments", {"name": "Radiology"}),
+    ("PUT", "/api/admin/users/nobody/roles/default/doctor", {}),
+    ("PUT", "/api/admin/users/admin/roles/default/no_such_role", {}),
+    ("DELETE", "/api/admin/grants/abc", None),
+    ("GET", "/api/admin/registrations/r_x/photos/abc", None),
+    ("POST", "/api/auth/register", {"username": "x", "photos": "no"}),
+    ("POST", "/api/auth/exchange", {"token": ["x"]}),
+])
+def test_bad_admin_requests_are_4xx_never_5xx(srv: YunyingServer, method: str, path: str, body: object) -> None:
+    resp = plain.request(method, srv.http_url + path, json=body, headers=srv.headers)
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    assert set(resp.json()) == {"status", "error"}

@@ -103,6 +103,12 @@ def list_departments(store: Store, hospital_id: str | None = None) -> list[dict[
         return [row_dict(r) for r in conn.execute(q)]
 
 
+def _require_department(conn: Any, hospital_id: str, department: int | None) -> None:
+    if department is not None and conn.execute(select(departments.c.id).where(
+            departments.c.id == department, departments.c.hospital_id == hospital_id)).first() is None:
+        raise NotFound(f"no department {department} in {hospital_id}")
+
+
 # roles
 def list_roles(store: Store, q: str = "") -> list[dict[str, Any]]:
     """Roles, those whose name or description contains `q` (case-insensitive) when given."""
@@ -118,6 +124,8 @@ def save_role(store: Store, name: str, permissions: list[str], description: str 
               platform: bool = False, *, create: bool = True) -> None:
     """Create (or, with create=False, change) a role; separation of duties holds for it and its holders."""
     _name("role", name)
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise InvalidRequest("permissions: a list of permission names")
     perms = frozenset(permissions)
     R.check_permissions(perms)
     R.check_separation(perms, f"role {name}")
@@ -171,6 +179,7 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
     try:
         with store.engine.begin() as conn:
             require_hospital(conn, hospital)
+            _require_department(conn, hospital, department)
             conn.execute(insert(users).values(
                 username=username, display_name=display_name, hospital_id=hospital, department_id=department,
                 title=title, phone=phone, password_hash=password_hash, disabled=False,
@@ -216,8 +225,11 @@ def update_user(store: Store, username: str, **values: Any) -> None:
         if not isinstance(value, kinds[name]) or (name == "department_id" and isinstance(value, bool)):
             raise InvalidRequest(f"{name}: wrong type")
     with store.engine.begin() as conn:
-        if conn.execute(update(users).where(users.c.username == username).values(**values)).rowcount == 0:
+        row = conn.execute(select(users.c.hospital_id).where(users.c.username == username)).first()
+        if row is None:
             raise NotFound(f"no user {username}")
+        _require_department(conn, row.hospital_id, values.get("department_id"))
+        conn.execute(update(users).where(users.c.username == username).values(**values))
     store.revoked()  # a disabled user fails on the very next request
 
 
