@@ -16,22 +16,27 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dicomweb.access import origin_of
 from dicomweb.http import base_url, warning_header
 from dicomweb.multipart import MalformedMultipart, MultipartSplitter
 from index.model import Origin
-from yunying.archive import Archive
+from yunying.archive import Archive, StoreResult
 from yunying.errors import (
+    NO_SPACE,
     ArchiveError,
     InvalidInstance,
+    OutOfResources,
     PayloadTooLarge,
     StudyMismatch,
     UnsupportedMediaType,
 )
+from yunying.logsafe import summary
 
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
 SPOOL_MAX = 32 << 20  # parts up to this size are kept in memory; larger ones are streamed to disk
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
+DATA_SET_DOES_NOT_MATCH = 0xB007  # PS3.4 B.2.3 warning
 
 
 class _Parts:
@@ -106,10 +111,15 @@ async def stow(request: Request) -> Response:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
     parts = _Parts(archive.storage.tmp)
     try:
-        await _receive(request, mtype, params, parts, settings.max_upload_bytes)
+        try:
+            await _receive(request, mtype, params, parts, settings.max_upload_bytes)
+        except OSError as exc:  # a large part spooled to a full disk
+            if exc.errno in NO_SPACE:
+                raise OutOfResources("no space left to receive the request: retry later") from None
+            raise
         if not parts.files:
             raise InvalidInstance("the request body holds no parts")
-        origin = Origin("stow", request.client.host if request.client else "", "")
+        origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
         gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
 
         async def one(path: Path | bytes, ctype: str) -> dict[str, Any]:
@@ -165,11 +175,12 @@ def _store_one(archive: Archive, path: Path | bytes, ctype: str, origin: Origin,
     except ArchiveError as exc:
         log.info("STOW part refused: %s", exc.reason)
         return {"ok": False, "reason": exc.dimse_status, "why": exc.reason, "uids": _uids(path),
-                "conflict": not isinstance(exc, InvalidInstance) or isinstance(exc, StudyMismatch)}
-    except Exception:  # one bad part never spoils the good ones; the catalog lacks this case
-        log.exception("STOW part failed unexpectedly")
-        return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure", "uids": _uids(path),
-                "conflict": True}
+                "conflict": not isinstance(exc, InvalidInstance) or isinstance(exc, StudyMismatch),
+                "full": isinstance(exc, OutOfResources)}
+    except Exception as exc:  # one bad part never spoils the good ones; the catalog lacks this case
+        log.error("STOW part failed unexpectedly: %s", summary(exc))  # no message: it may quote values
+        return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure (server error)",
+                "uids": _uids(path), "conflict": False, "server": True}
     return {"ok": True, "res": res}
 
 
@@ -194,21 +205,36 @@ def _response(request: Request, results: list[dict[str, Any]], study: str | None
             items.append(item)
         body["00081198"] = {"vr": "SQ", "Value": items}
     if ok:
-        body["00081199"] = {"vr": "SQ", "Value": [{
-            "00081150": {"vr": "UI", "Value": [r.sop_class]},
-            "00081155": {"vr": "UI", "Value": [r.sop_instance]},
-            "00081190": {"vr": "UR", "Value": [
-                f"{base}/studies/{r.study}/series/{r.series}/instances/{r.sop_instance}"]},
-        } for r in ok]}
-    # PS3.18 Table 10.5.3-1: 200 all stored; 202 some failed; 409 none stored (conflict); 400 none (syntax)
+        body["00081199"] = {"vr": "SQ", "Value": [_stored_item(base, r) for r in ok]}
+    warned = [w for r in ok for w in r.warnings]
+    # PS3.18 Table 10.5.3-1: 200 all stored; 202 some failed or stored with warnings; 409 none stored
+    # (conflict); 400 none (syntax); 500 none stored through a fault of ours (issue 10 part 2)
     if not failed:
-        status = 200
+        status = 202 if warned else 200
     elif ok:
         status = 202
+    elif any(f.get("server") for f in failed):
+        status = 500
+    elif any(f.get("full") for f in failed):
+        status = 507  # out of resources (RFC 4918 11.5): the sender retries later (issue 10 part 5)
     else:
         status = 409 if any(f["conflict"] for f in failed) else 400
-    headers = {}
+    texts = []
     if failed:
-        headers["Warning"] = warning_header(f"{len(failed)} of {len(results)} instances failed: "
-                                            + "; ".join(sorted({f["why"][:120] for f in failed})))
+        texts.append(f"{len(failed)} of {len(results)} instances failed: "
+                     + "; ".join(sorted({f["why"][:120] for f in failed})))
+    if warned:
+        texts.append("stored with warnings: " + "; ".join(sorted(set(warned)))[:300])
+    headers = {"Warning": warning_header(*texts)} if texts else {}
     return Response(orjson.dumps(body), status_code=status, media_type="application/dicom+json", headers=headers)
+
+
+def _stored_item(base: str, r: StoreResult) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "00081150": {"vr": "UI", "Value": [r.sop_class]},
+        "00081155": {"vr": "UI", "Value": [r.sop_instance]},
+        "00081190": {"vr": "UR", "Value": [f"{base}/studies/{r.study}/series/{r.series}/instances/{r.sop_instance}"]},
+    }
+    if r.warnings:  # PS3.18 Table 10.5.3-2 WarningReason: B007 stored, data set does not match its SOP class
+        item["00081196"] = {"vr": "US", "Value": [DATA_SET_DOES_NOT_MATCH]}
+    return item

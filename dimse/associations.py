@@ -17,6 +17,8 @@ from pynetdicom import _config
 from pynetdicom.events import Event
 from pynetdicom.transport import AssociationSocket
 
+from dimse.deadlines import bound_acceptor
+
 log = logging.getLogger("yunying.dimse")
 
 _lock = threading.Lock()
@@ -266,6 +268,8 @@ def set_nodelay(event: Event) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # already closed by the peer
             pass
+    if event.assoc.is_acceptor:
+        bound_acceptor(event.assoc)  # junk never holds a slot (issue 10 part 4)
     wake_on_data(event.assoc)
 
 

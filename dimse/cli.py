@@ -139,8 +139,9 @@ def cmd_get(args: argparse.Namespace) -> int:
 
 def cmd_store(args: argparse.Namespace) -> int:
     from yunying.archive import Archive
+    from yunying.checking import existing_archive
 
-    archive = Archive(args.data)
+    archive = Archive(existing_archive(Path(args.data)))  # never an empty archive from a typo
     try:
         return _run(lambda: _report("C-STORE", scu.store(_peer_of(args), archive, args.study, args.series)))
     finally:

@@ -29,9 +29,10 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_CANCEL
 from pynetdicom.dsutils import encode
 
-from dimse.associations import SocketOwner
+from dimse.associations import RECV_PREALLOC, SocketOwner
 
 log = logging.getLogger("yunying.dimse")
+PAUSE_WAIT_S = 30.0  # longest wait for a reactor to pause when the association has no DIMSE timeout
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
@@ -259,6 +260,12 @@ class _Unexpected(Exception):
 
 
 def _recv_exact(sock: socket.socket, size: int, deadline: float | None) -> bytearray:
+    """`size` bytes; a size beyond RECV_PREALLOC (claimed by the peer) grows with what arrives."""
+    if size > RECV_PREALLOC:
+        out = bytearray()
+        while len(out) < size:
+            out += _recv_exact(sock, min(RECV_PREALLOC, size - len(out)), deadline)
+        return out
     buf = bytearray(size)
     view, got = memoryview(buf), 0
     while got < size:
@@ -355,7 +362,13 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
     # here).  release()/abort() resume it; nothing else is expected from a Storage SCP.
     in_reactor = threading.current_thread() is assoc
     assoc._reactor_checkpoint.clear()
+    paused_by = time.monotonic() + (assoc.dimse_timeout or PAUSE_WAIT_S)
     while not assoc._is_paused:
+        if time.monotonic() > paused_by:  # a reactor that never pauses: the association is unusable
+            log.warning("C-STORE sub-operation %d: the association's reactor did not pause", msg_id)
+            assoc._reactor_checkpoint.set()
+            assoc.abort()
+            return Dataset()
         time.sleep(0.0001)
     dul_socket: Any = assoc.dul.socket
     owner = SocketOwner.of(assoc)
@@ -372,7 +385,7 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
                 send_buffers(sock, pdus, assoc.dimse_timeout)
                 fields = read_response(assoc, sock, assoc.dimse_timeout)
                 handled = False
-            except (_Unexpected, TimeoutError) as exc:
+            except (_Unexpected, TimeoutError, MemoryError) as exc:  # MemoryError: never the server's end
                 fields, handled = {}, getattr(exc, "handled", False)
                 if handled:
                     assoc._yy_dead = True  # type: ignore[attr-defined]  # e.g. the peer's A-ABORT

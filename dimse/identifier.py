@@ -18,6 +18,7 @@ from pydicom.tag import BaseTag
 from index.errors import InvalidQueryValue
 from index.parse import parse_match, supported_match_tags
 from index.query import Level, Match, Query
+from yunying import charsets  # noqa: F401 - query values in ISO 2022 IR 58 decode right (issue 10)
 
 PATIENT_ROOT, STUDY_ROOT = "patient", "study"
 LEVELS: dict[str, tuple[Level, ...]] = {

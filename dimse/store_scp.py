@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import traceback
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from pydicom import Dataset
@@ -13,8 +11,8 @@ from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from index.model import Origin
 from yunying.errors import ArchiveError
+from yunying.logsafe import summary
 from yunying.part10 import file_meta
 
 if TYPE_CHECKING:
@@ -24,7 +22,8 @@ log = logging.getLogger("yunying.dimse")
 
 SUCCESS = 0x0000
 REFUSED_NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x: Refused: Not Authorized
-CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110  # PS3.7 C.4: an unexpected failure on our side
+DATA_SET_DOES_NOT_MATCH = 0xB007
 IMPLEMENTATION = (PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION)  # as pynetdicom's own file meta
 
 
@@ -52,24 +51,19 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
             + event.encoded_dataset(include_meta=False)
         # acknowledged once the bytes are durable; the index row follows in the next group commit
         # and every query waits for it (Archive.search), so nothing acknowledged is ever missed
-        result = archive.store(raw, Origin("dimse", aet), wait=False)
+        result = archive.store(raw, policy.origin(aet), wait=False)  # the peer's hospital owns it
     except ArchiveError as exc:
         log.info("C-STORE from %s refused: %s (0x%04X)", aet, type(exc).__name__, exc.dimse_status)
         tally(event, "store_failed")
         return status(exc.dimse_status, exc.reason)
     except Exception as exc:  # noqa: BLE001 - the association survives; no PHI in the log
-        log.error("C-STORE from %s failed: %s at %s", aet, type(exc).__name__, where(exc))
+        log.error("C-STORE from %s failed: %s", aet, summary(exc))
         tally(event, "store_failed")
-        return status(CANNOT_UNDERSTAND, "internal error while storing")
+        return status(PROCESSING_FAILURE, "internal error while storing")  # ours, not the sender's
     tally(event, result.outcome)
     if result.warnings:
-        # PS3.4 B.2.3: 0xB000 coercion of data elements is the closest generic warning
-        return status(0xB000, "; ".join(result.warnings))
+        # PS3.4 B.2.3: stored as received, though the data set does not conform (issue 10 part 2)
+        return status(DATA_SET_DOES_NOT_MATCH, "; ".join(result.warnings))
     return SUCCESS
 
 
-
-def where(exc: BaseException) -> str:
-    """The frames an exception passed through, without its message or source text (no PHI)."""
-    return " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
-                       for f in reversed(traceback.extract_tb(exc.__traceback__)))

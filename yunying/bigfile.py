@@ -24,6 +24,7 @@ from yunying.ingest import (
     set_native,
     walk_items,
 )
+from yunying.lenient import unknown_vrs
 
 CHUNK = 1 << 20
 
@@ -58,6 +59,8 @@ def parse_large(path: Path) -> Parsed:
         ds = read_dataset(fh, stop_before_pixels=True, defer_size=1 << 20)
         elem_start = fh.tell()
         parsed = identify(ds, digest, size)
+        if notes := unknown_vrs(ds):
+            parsed.extra["warnings"] = notes
         start = _dataset_start(fh)
         fh.seek(elem_start)
         head = fh.read(12)

@@ -1,6 +1,8 @@
 """The one error catalog: every domain error carries its HTTP status and its DIMSE status."""
 from __future__ import annotations
 
+import errno
+
 
 class ArchiveError(Exception):
     """Base of every refusal the archive reports to a client."""
@@ -43,10 +45,20 @@ class InstanceConflict(ArchiveError):
     http_status, dimse_status = 409, 0xC409
 
 
-class OutOfResources(ArchiveError):
-    """No room to store (disk full, size limit)."""
+class StudyElsewhere(ArchiveError):
+    """An instance of a study another hospital owns (issue 11): a study never takes instances
+    from two hospitals. The store is refused and the stored study is left as it was."""
 
-    http_status, dimse_status = 413, 0xA700
+    http_status, dimse_status = 409, 0xC409
+
+
+class OutOfResources(ArchiveError):
+    """No room to store (disk full, quota): the sender should retry later (PS3.4 B.2.3 A7xx)."""
+
+    http_status, dimse_status = 507, 0xA700
+
+
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # the OS errors that mean OutOfResources
 
 
 class InvalidQuery(ArchiveError):

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from index.model import Origin
+from index.model import DEFAULT_HOSPITAL, Origin
+from yunying.checking import InUse
 from yunying.errors import ArchiveError
 
 
@@ -64,6 +65,10 @@ def run_import(args: argparse.Namespace) -> int:
     progress = Progress(len(files))
     start = time.monotonic()
     nbytes = 0
+    if args.stow and (getattr(args, "hospital", None) or getattr(args, "department", None)):
+        print("yunying import: --hospital/--department apply to a local import; through --stow the "
+              "API key's hospital owns what is stored", file=sys.stderr)
+        return 2
     if args.stow:
         from yunying.stow_client import StowSender
 
@@ -76,25 +81,27 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             archive = Archive(settings.data, durability=settings.durability,
-                              ingest_processes=settings.ingest_workers())
-        except Exception as exc:  # DuckDB refuses a second writer: the server holds the data folder
-            if "lock" in str(exc).lower():
-                print("yunying import: the data folder is in use by a running server; "
-                      "import through it with --stow http://HOST:PORT/dicomweb", file=sys.stderr)
-                return 2
-            raise
-        origin = Origin("import", "yunying-import", "")
+                              ingest_processes=settings.ingest_workers(),
+                              issuer_hospitals=settings.issuer_hospitals)
+        except InUse:  # DuckDB refuses a second writer: the server holds the data folder
+            print("yunying import: the data folder is in use by a running server; "
+                  "import through it with --stow http://HOST:PORT/dicomweb", file=sys.stderr)
+            return 2
+        origin = Origin("import", "yunying-import", "", getattr(args, "hospital", None) or DEFAULT_HOSPITAL,
+                        getattr(args, "department", None))
 
         def store(path: Path) -> str:
             return archive.store(path, origin, wait=False).outcome
 
     def one(path: Path) -> tuple[str, str | None, int]:
-        if not looks_like_dicom(path):
-            return "skipped (not DICOM)", None, 0
         try:
+            if not looks_like_dicom(path):
+                return "skipped (not DICOM)", None, 0
             return store(path), None, path.stat().st_size
         except ArchiveError as exc:
             return "failed", exc.reason, 0
+        except OSError as exc:  # unreadable, vanished, or a full disk: count it and go on
+            return "failed", f"unreadable: {exc.strerror or type(exc).__name__}", 0
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:

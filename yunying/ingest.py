@@ -23,8 +23,10 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from index.model import InstanceRecord, Origin
+from yunying import charsets  # noqa: F401 - stored ISO 2022 IR 58 names decode right (issue 10)
 from yunying.dicomjson import BULK_PREFIX, dataset_json
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
+from yunying.lenient import unknown_vrs
 from yunying.sequences import check_sequences
 
 PIXEL_DATA = 0x7FE00010
@@ -97,7 +99,9 @@ def _parse(src: Any, fp: BinaryIO) -> Parsed:
     digest, size = _digest(src if isinstance(src, bytes) else fp)
     ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
     parsed = identify(ds, digest, size)
-    check_sequences(ds)
+    notes = unknown_vrs(ds) + check_sequences(ds)
+    if notes:
+        parsed.extra["warnings"] = notes
     raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
     if raw is not None:
         _split_pixels(parsed, ds, fp, UID(parsed.transfer_syntax))
@@ -400,11 +404,12 @@ def dump_record(record: InstanceRecord) -> bytes:
         "frames": record.frames, "size": record.size, "digest": record.digest,
         "storage_key": record.storage_key, "received": record.received.isoformat(), "extra": record.extra,
         "origin": {"face": record.origin.face, "source": record.origin.source,
-                   "institution": record.origin.institution}})
+                   "institution": record.origin.institution, "hospital": record.origin.hospital,
+                   "department": record.origin.department}})
 
 
 def load_record(data: bytes) -> InstanceRecord:
-    """The inverse of dump_record."""
+    """The inverse of dump_record (a record written before issue 11 belongs to the default hospital)."""
     raw = orjson.loads(data)
     return InstanceRecord(
         json=raw["json"], transfer_syntax=raw["transfer_syntax"], pixel_form=raw["pixel_form"],

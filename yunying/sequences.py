@@ -15,6 +15,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 
 from yunying.errors import InvalidInstance
+from yunying.lenient import unknown_vr_note
 
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
@@ -28,19 +29,29 @@ class _Malformed(Exception):
     pass
 
 
-def check_sequences(ds: Dataset) -> None:
-    """Raise InvalidInstance naming the first top-level sequence whose bytes break PS3.5 7.5."""
+def check_sequences(ds: Dataset) -> list[str]:
+    """Raise InvalidInstance naming the first top-level sequence whose bytes break PS3.5 7.5;
+    returns warnings for elements inside items whose VR PS3.5 does not define (kept, read as UN)."""
+    notes: list[str] = []
     for elem in ds._dict.values():
         if not isinstance(elem, RawDataElement) or elem.value is None or elem.length == UNDEFINED:
             continue
         if not (elem.VR == "SQ" or (elem.VR is None and _is_sequence(elem.tag))):
             continue
+        walker = _Walker(elem.value, elem.is_implicit_VR, elem.is_little_endian)
         try:
-            _Walker(elem.value, elem.is_implicit_VR, elem.is_little_endian).items(0, len(elem.value), 0)
+            walker.items(0, len(elem.value), 0)
+            notes += walker.notes
         except (_Malformed, struct.error) as exc:
             why = str(exc) if isinstance(exc, _Malformed) else "it ends inside an element header"
             raise InvalidInstance(f"sequence ({elem.tag >> 16:04X},{elem.tag & 0xFFFF:04X}) is malformed: "
                                   f"{why}") from None
+    return notes
+
+
+def _undefined_vr(vr: bytes) -> bool:
+    """Two capital letters PS3.5 does not define: a vendor's invention, not a broken stream."""
+    return len(vr) == 2 and vr.isalpha() and vr.isupper()
 
 
 def _is_sequence(tag: int) -> bool:
@@ -55,6 +66,7 @@ class _Walker:
         self.buf = buf
         self.implicit = implicit
         self.e = "<" if little else ">"
+        self.notes: list[str] = []
 
     def _tag(self, pos: int) -> tuple[int, int]:
         group, elem, length = struct.unpack_from(f"{self.e}HHI", self.buf, pos)
@@ -98,7 +110,9 @@ class _Walker:
                 if vr in LONG_VRS:
                     (length,) = struct.unpack_from(f"{self.e}I", self.buf, pos + 8)
                     pos += 12
-                elif vr in SHORT_VRS:
+                elif vr in SHORT_VRS or _undefined_vr(vr):
+                    if vr not in SHORT_VRS:  # read with a 2-byte length, as pydicom and DCMTK do
+                        self.notes.append(unknown_vr_note(tag, vr.decode()))
                     (length,) = struct.unpack_from(f"{self.e}H", self.buf, pos + 6)
                     pos += 8
                 else:

@@ -24,6 +24,15 @@ class StowSender:
         resp = self.client.post(self.url, content=body, headers={
             "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
             "Accept": "application/dicom+json"})
-        if resp.status_code == 200:
+        # PS3.18 10.5.3: 200 stored; 202 stored with warnings unless the part is in FailedSOPSequence
+        if resp.status_code == 200 or (resp.status_code == 202 and "00081198" not in _json(resp)):
             return "stored"
         raise ArchiveError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+
+
+def _json(resp: httpx.Response) -> dict:
+    try:
+        body = resp.json()
+    except ValueError:
+        return {"00081198": "unreadable answer"}
+    return body if isinstance(body, dict) else {"00081198": "unexpected answer"}

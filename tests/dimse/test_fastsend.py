@@ -125,3 +125,65 @@ def test_send_buffers_writes_everything_in_order_through_partial_writes() -> Non
     reader.join(10)
     b.close()
     assert bytes(got) == b"".join(buffers)
+
+
+def test_a_claimed_pdu_length_is_not_allocated_at_once() -> None:
+    """Issue 10 part 4: a P-DATA-TF header claiming 512 MiB, 100 bytes, then the peer closes."""
+    import socket
+    import tracemalloc
+
+    import pytest
+
+    from dimse.fastsend import read_response
+
+    a, b = socket.socketpair()
+    b.sendall(struct.pack(">BBI", 4, 0, 512 << 20) + b"\x00" * 100)
+    b.close()
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConnectionError):
+            read_response(None, a, timeout=5)  # type: ignore[arg-type]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        a.close()
+    assert peak < 16 << 20, peak
+
+
+class _NeverPausing:
+    """An association whose reactor never pauses (a stuck or dead reactor thread)."""
+
+    is_established = True
+    _is_paused = False
+    dimse_timeout = 0.5
+
+    def __init__(self) -> None:
+        import threading
+        from types import SimpleNamespace
+
+        self._reactor_checkpoint = threading.Event()
+        self.dimse = SimpleNamespace(maximum_pdu_size=16384)
+        self.aborted = False
+
+    def _get_valid_context(self, *_a: object, **_k: object) -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(context_id=1)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_waiting_for_the_reactor_to_pause_has_a_deadline() -> None:
+    import threading
+
+    from dimse.fastsend import send_pre_encoded
+
+    assoc = _NeverPausing()
+    out: list[object] = []
+    ds = PreEncoded("1.2.840.10008.5.1.4.1.1.2", "1.2.3", "1.2.840.10008.1.2.1", b"abcd")
+    worker = threading.Thread(target=lambda: out.append(send_pre_encoded(assoc, ds)), daemon=True)  # type: ignore[arg-type]
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "send_pre_encoded waits forever for a reactor that never pauses"
+    assert out == [pydicom.Dataset()] and assoc.aborted

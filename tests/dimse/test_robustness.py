@@ -92,14 +92,15 @@ def _garbage_sequence(body: bytes) -> bytes:
     return body[:at] + b"\x40\x00\x75\x02SQ\0\0" + len(value).to_bytes(4, "little") + value + body[at:]
 
 
-def test_unexpected_error_is_0xC000_without_patient_data(fake_scp, fake_archive, caplog) -> None:
+def test_unexpected_error_is_0x0110_without_patient_data(fake_scp, fake_archive, caplog) -> None:
+    """Issue 10 part 2: a failure of ours is a processing failure (0x0110), not "cannot understand"."""
     def explode(*_a, **_k):
         raise RuntimeError("PatientName Doe^John broke it")
 
     fake_archive.store = explode
     caplog.set_level(logging.DEBUG)
     with scu.associate(scu.Peer("127.0.0.1", fake_scp.port, **PEER), store_contexts()) as assoc:
-        assert assoc.send_c_store(ct("1.2.7.1.1.4")).Status == 0xC000
+        assert assoc.send_c_store(ct("1.2.7.1.1.4")).Status == 0x0110
         assert assoc.send_c_echo().Status == 0x0000
     assert "Doe" not in caplog.text and "RuntimeError" in caplog.text
 

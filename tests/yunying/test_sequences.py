@@ -42,7 +42,7 @@ def test_a_well_formed_defined_length_sequence_is_stored() -> None:
     (_item(LO, length=len(LO) + 20), "longer than its sequence"),
     (_item(LO)[:-2], "longer than its sequence"),
     (_item(LO) + b"\x40\x00", "ends inside an element header"),
-    (_item(b"\x40\x00\x01\x10ZZ\x04\x00ABCD"), "unknown VR"),
+    (_item(b"\x40\x00\x01\x10zz\x04\x00ABCD"), "unknown VR"),
     (_item(b"\x40\x00\x01\x10LO\x40\x00ABCD"), "runs past its item"),
     (_item(b"\xfe\xff\x0d\xe0\0\0\0\0"), "delimiter"),
     (_item(LO, length=0xFFFFFFFF), "no item delimiter"),
@@ -50,6 +50,14 @@ def test_a_well_formed_defined_length_sequence_is_stored() -> None:
 def test_malformed_sequences_are_refused(value: bytes, why: str) -> None:
     with pytest.raises(InvalidInstance, match=why):
         parse_instance(_with_sequence(value))
+
+
+def test_an_undefined_vr_in_an_item_is_kept_with_a_warning() -> None:
+    """Issue 10 part 2: two capital letters PS3.5 does not define are a vendor's VR (2-byte length)."""
+    parsed = parse_instance(_with_sequence(_item(b"\x40\x00\x01\x10ZZ\x04\x00ABCD")))
+    assert parsed.extra["warnings"] == ["element (0040,1001) has the undefined VR 'ZZ': kept as received, "
+                                        "read as UN or its dictionary VR"]
+    assert parsed.header.RequestAttributesSequence[0].RequestedProcedureID == "ABCD"
 
 
 def _nested() -> Dataset:
