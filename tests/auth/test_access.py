@@ -192,3 +192,14 @@ def test_bad_admin_requests_are_4xx_never_5xx(srv: YunyingServer, method: str, p
     resp = plain.request(method, srv.http_url + path, json=body, headers=srv.headers)
     assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
     assert set(resp.json()) == {"status", "error"}
+
+
+def test_password_guessing_locks_the_username(srv: YunyingServer) -> None:
+    make_user(srv, "dr.guess", [{"role": "doctor"}])
+    for _ in range(5):
+        assert login(srv, "dr.guess", "not-the-password").status_code == 401
+    locked = login(srv, "dr.guess", "changed-a-good-password-1")
+    assert locked.status_code == 401 and "too many" in locked.json()["error"]
+    with admin(srv) as c:
+        reset = c.post("/api/admin/users/dr.guess/password").json()["one_time_password"]
+    assert login(srv, "dr.guess", reset).status_code == 200  # an admin's reset unlocks it
