@@ -2,29 +2,8 @@
 (argon2 hashing runs on every login: httpx's 5 s default was seen to run out)."""
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
+from tests.web import Calls
 
 TIMEOUT = 60.0
-
-
-def request(method: str, url: str, **kw: Any) -> httpx.Response:
-    kw.setdefault("timeout", TIMEOUT)
-    return httpx.request(method, url, **kw)
-
-
-def get(url: str, **kw: Any) -> httpx.Response:
-    return request("GET", url, **kw)
-
-
-def post(url: str, **kw: Any) -> httpx.Response:
-    return request("POST", url, **kw)
-
-
-def delete(url: str, **kw: Any) -> httpx.Response:
-    return request("DELETE", url, **kw)
-
-
-def options(url: str, **kw: Any) -> httpx.Response:
-    return request("OPTIONS", url, **kw)
+_plain = Calls(timeout=TIMEOUT)
+request, get, post, delete, options = _plain.request, _plain.get, _plain.post, _plain.delete, _plain.options
