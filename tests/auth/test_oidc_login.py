@@ -134,3 +134,15 @@ def test_logout_ends_the_session_and_returns_only_to_a_registered_app(ps: Provid
         http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1", "next": nxt})
         back = http.get(f"{ps.url}/login/logout", params={"post_logout_redirect_uri": "https://viewer.example/"})
         assert back.status_code == 303 and back.headers["location"] == "https://viewer.example/"
+
+
+def test_password_guessing_is_throttled(ps: ProviderServer) -> None:
+    with httpx.Client(trust_env=False, headers={"Accept-Language": "en"}) as http:
+        for _ in range(5):
+            r = http.post(f"{ps.url}/login", data={"username": "alice", "password": "guess"})
+            assert "Wrong username or password" in r.text
+        r = http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1"})
+        assert r.status_code == 200 and "Too many wrong passwords" in r.text  # even the right one, for now
+        assert "yunying_session" not in r.cookies
+        other = http.post(f"{ps.url}/login", data={"username": "bob", "password": "bob-first-pass"})
+        assert other.status_code == 303  # another user is not affected
