@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from yunying.auth.directory import hash_password, verify_password
 from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest, NotFound
 from yunying.auth.keys import digest, new_secret
+from yunying.auth.passwords import hash_password, verify_password
 from yunying.auth.schema import access_tokens, capability_tokens, row_dict
 from yunying.auth.store import Store
 
