@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.accounts import call, field, json_body, json_response, principal_of, store_of
+from yunying import scope
 from yunying.auth import directory, grants, keys, launch, registrations, tokens
 from yunying.auth import roles as R
 from yunying.auth.errors import Forbidden, InvalidRequest
@@ -195,8 +196,12 @@ async def capability_tokens(request: Request) -> Response:
     if request.method == "GET":
         return json_response(await call(tokens.list_capabilities, store, hospital_for(p, None), _own_only(p)))
     body = await json_body(request)
+    if body.get("series") and not p.visibility.everything:
+        # the index answers visibility by study; a series-only token could name another hospital's series
+        raise Forbidden("series-bound tokens: name the whole study for now")
     token_id, token = await call(
         tokens.create_capability, store, created_by=p.id, hospital=p.hospital or "default",
+        may_share=lambda study: scope.visible(request.app.state.archive, p.visibility, study),
         studies=body.get("studies", []), series=body.get("series", []),
         permissions=_strings(body.get("permissions", ["view"]), "permissions"),
         expires_in=body.get("expires_in", 7 * 86400),
@@ -220,7 +225,8 @@ async def grant_list(request: Request) -> Response:
     grant_id = await call(
         grants.share, store, created_by=p.id, study=field(body, "study"), series=field(body, "series", required=False),
         username=field(body, "username", required=False), department=field(body, "department_id", int, required=False),
-        expires_in=field(body, "expires_in", int, required=False), hospital=hospital_for(p, None))
+        expires_in=field(body, "expires_in", int, required=False), hospital=hospital_for(p, None),
+        may_share=lambda study, series: scope.visible(request.app.state.archive, p.visibility, study, series))
     return json_response({"id": grant_id}, 201)
 
 

@@ -12,6 +12,7 @@ import pytest
 from benchmarks.net import REPO_ROOT, YunyingServer
 from tests.auth import plain
 from tests.conftest import start_with_env
+from tests.dicomweb.helpers import make_ct, multipart, part10
 
 ADMIN_PASSWORD = "first-admin-pw-123"
 
@@ -151,6 +152,10 @@ def test_data_folder_keeps_no_secret(srv: YunyingServer) -> None:
 
 
 def test_a_grant_shares_a_study_with_a_user_until_revoked(srv: YunyingServer) -> None:
+    study = "1.2.840.99.1"
+    body, ctype = multipart(part10(make_ct(study)))
+    assert plain.post(srv.dicomweb_url + "/studies", content=body,
+                      headers={"Content-Type": ctype, **srv.headers}).status_code == 200
     token = make_user(srv, "dr.guest", [{"role": "qc_expert"}])
     h = bearer(token)
     me = plain.get(srv.http_url + "/api/auth/me", headers=h).json()
@@ -160,6 +165,8 @@ def test_a_grant_shares_a_study_with_a_user_until_revoked(srv: YunyingServer) ->
         assert made.status_code == 201, made.text
         assert plain.get(srv.http_url + "/api/auth/me", headers=h).json()["visibility"]["studies"] == ["1.2.840.99.1"]
         assert c.post("/api/admin/grants", json={"study": "1.2.3", "username": "nobody"}).status_code == 404
+        unknown = c.post("/api/admin/grants", json={"study": "1.2.840.99.404", "username": "dr.guest"})
+        assert unknown.status_code == 404  # not stored, or outside the sharer's scope: the same answer
         assert c.post("/api/admin/grants", json={"study": "1.2.3"}).status_code == 400
         assert c.delete(f"/api/admin/grants/{made.json()['id']}").status_code == 200
     assert plain.get(srv.http_url + "/api/auth/me", headers=h).json()["visibility"]["studies"] == []

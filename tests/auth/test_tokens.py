@@ -118,6 +118,19 @@ def test_bad_share_requests_are_400(srv: YunyingServer, body: dict) -> None:
     assert r.status_code == 400, r.text
 
 
+def test_a_sharer_shares_only_studies_it_sees(srv: YunyingServer, study: str) -> None:
+    admin = httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=plain.TIMEOUT)
+    assert admin.post("/api/admin/hospitals", json={"id": "h5", "name": "Fifth"}).status_code == 201
+    key = admin.post("/api/admin/api-keys", json={"name": "h5-sharer", "hospital": "h5",
+                                                  "scopes": ["dicomweb.read", "shares.manage"]}).json()["key"]
+    foreign = plain.post(srv.http_url + "/api/admin/capability-tokens", json={"studies": [study]}, headers=bearer(key))
+    assert foreign.status_code == 404  # another hospital's study does not exist for h5
+    by_series = plain.post(srv.http_url + "/api/admin/capability-tokens", json={"series": ["1.2.3.4"]},
+                           headers=bearer(key))
+    assert by_series.status_code == 403
+    assert admin.post("/api/admin/capability-tokens", json={"studies": ["1.2.840.99.404"]}).status_code == 404
+
+
 def _doctor_with_launch_secret(srv: YunyingServer) -> str:
     c = httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=plain.TIMEOUT)
     if c.get("/api/admin/users/dr.launch").status_code == 404:

@@ -7,6 +7,7 @@ identity is looked up, at most identify.CACHE_SECONDS late).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
@@ -19,7 +20,8 @@ MAX_DAYS = 366
 
 
 def share(store: Store, *, created_by: str, study: str, series: str | None = None, username: str | None = None,
-          department: int | None = None, expires_in: int | None = None, hospital: str | None = None) -> int:
+          department: int | None = None, expires_in: int | None = None, hospital: str | None = None,
+          may_share: Callable[[str, str | None], bool] | None = None) -> int:
     """Share `study` (or one of its series) with a user or a department; returns the grant id.
 
     `hospital`, when given, is where the grantee must belong (a hospital's sharer shares inside it).
@@ -30,6 +32,8 @@ def share(store: Store, *, created_by: str, study: str, series: str | None = Non
         raise InvalidRequest("grant to exactly one of username or department_id")
     if expires_in is not None and (not isinstance(expires_in, int) or not 0 < expires_in <= MAX_DAYS * 86400):
         raise InvalidRequest(f"expires_in: 1 s to {MAX_DAYS} days")
+    if may_share is not None and not may_share(study, series):
+        raise NotFound(f"no study {study}")  # outside the sharer's scope: as if unknown
     now = int(time.time())
     with store.engine.begin() as conn:
         if username is not None:
