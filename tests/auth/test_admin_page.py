@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.net import YunyingServer
 from tests.auth import plain
-from tests.conftest import missing_tool, start_with_env
-from tests.frontends.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE, Page
+from tests.conftest import start_with_env
+from tests.frontends.conftest import PHONE, Page
 
 PASSWORD = "page-admin-pw-1"
 PNG = base64.b64encode(bytes.fromhex(
@@ -21,25 +20,17 @@ PNG = base64.b64encode(bytes.fromhex(
 
 
 @pytest.fixture(scope="module")
-def open_page() -> Iterator[Any]:
-    """Fresh contexts of a Chromium that lives for this module only: Playwright's sync API keeps
-    a loop running in this thread, which later modules (asyncio, their own Playwright) must not meet."""
-    from playwright.sync_api import sync_playwright
+def open_page(browser: Any) -> Iterator[Any]:
+    """Fresh contexts of the module's Chromium (tests/conftest.py `browser`)."""
+    pages: list[Page] = []
 
-    if not Path(CHROMIUM).exists():
-        missing_tool("Debian chromium not installed")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pages: list[Page] = []
+    def make(**context: Any) -> Page:
+        pages.append(Page(browser, **context))
+        return pages[-1]
 
-        def make(**context: Any) -> Page:
-            pages.append(Page(browser, **context))
-            return pages[-1]
-
-        yield make
-        for page in pages:
-            page.close()
-        browser.close()
+    yield make
+    for page in pages:
+        page.close()
 
 
 @pytest.fixture(scope="module")
