@@ -50,7 +50,7 @@ class Parsed:
     size: int
     pixel_form: str  # none | native | encapsulated | blob
     frames: int = 0
-    native: np.ndarray | None = None  # (frames, *frame_shape) little-endian, unsigned
+    native: Any = None  # (frames, *frame_shape) array, or bigfile.FrameFile: shape, dtype, frames in order
     blob: bytes | memoryview | None = None  # encapsulated value or unusual native value, bit-exact
     extra: dict[str, Any] = field(default_factory=dict)
     head: bytes = b""  # Part 10 bytes of the instance without its PixelData element
