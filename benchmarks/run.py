@@ -24,7 +24,8 @@ from benchmarks.data import Corpus, CtStudy, build_corpus, build_ct, corpus_subs
 from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
 from benchmarks.orthanc import orthanc_available
 from benchmarks.report import Results
-from benchmarks.servers import Server, tree_peak_rss
+from benchmarks.servers import Server, tree_memory, tree_peak_rss
+from benchmarks.shaped import shaped_first_image
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Profile:
     cine_passes: int = 3          # whole-series cine passes, median reported
     ttfi_runs: int = 9            # time-to-first-image runs
     mpr_requests: int = 30        # coronal MPR positions after the cold one
+    shaped_runs: int = 7          # first-image runs over the emulated 4G link, per sequence
+    retrieve_runs: int = 3        # whole-series WADO-RS retrieves, median reported
+    small_studies: int = 8000     # small studies (~20,000 instances) sent by 4 parallel storescu
 
 
 FULL = Profile(studies=5000, ct_slices=300, qido_queries=600, metadata_runs=7,
@@ -53,7 +57,7 @@ QUICK = Profile(studies=400, ct_slices=300, qido_queries=200, metadata_runs=3,
                 frame_latency_requests=100, frame_seconds=3.0, find_queries=80,
                 frame_requests=500, cstore_instances=100, corpus_seconds=40,
                 rendered_requests=100, thumb_repeats=30, cine_passes=1, ttfi_runs=5,
-                mpr_requests=12)
+                mpr_requests=12, shaped_runs=3, retrieve_runs=1, small_studies=200)
 
 
 @dataclass
@@ -62,6 +66,10 @@ class Data:
     ct_store1: CtStudy  # C-STORE over one association (new UIDs)
     ct_store4: CtStudy  # C-STORE over four associations (new UIDs)
     corpus: Corpus
+    small: Corpus | None = None  # C-STORE of small instances (UIDs distinct from the corpus')
+
+
+IDLE_S = 12.0  # seconds without requests before the idle memory is read (ingest workers exit after 10)
 
 
 def log(msg: str) -> None:
@@ -76,12 +84,15 @@ def build_data(out: Path, profile: Profile) -> Data:
         ct_store1=build_ct(root, profile.ct_slices, "B"),
         ct_store4=build_ct(root, profile.ct_slices, "C"),
         corpus=build_corpus(root, profile.studies),
+        # the corpus' UIDs derive from its study count: another count, other UIDs
+        small=build_corpus(root, profile.small_studies + (profile.small_studies == profile.studies)),
     )
     # the harness's own freshly written files must not be flushed inside a server's measured
     # time: a server that makes its writes durable with syncfs(2) (ours) would pay for them
     os.sync()
     log(f"data ready in {time.perf_counter() - t0:.1f} s: CT {len(data.ct.files)} x 3, corpus "
-        f"{profile.studies} studies / {len(data.corpus.files)} instances")
+        f"{profile.studies} studies / {len(data.corpus.files)} instances, small C-STORE set "
+        f"{len(data.small.files) if data.small else 0} instances")
     return data
 
 
@@ -97,9 +108,11 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
     os.sync()  # start from a clean page cache: no earlier writer's dirty data to flush
     details["loadavg_before"] = os.getloadavg()
     all_keys = [k for k in ("stow_ips", "stow_mbps", "corpus_ips", "qido_p50", "qido_p95",
-                            "metadata_p50", "frame_p50", "fps_1", "fps_8", *PIXEL_KEYS,
+                            "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps", *PIXEL_KEYS,
                             "cstore_1",
-                            "cstore_4", "cfind_p50", "cmove_ips", "disk_ratio", "rss_peak_mb")]
+                            "cstore_4", "cfind_p50", "cmove_ips", "cstore_small", "disk_ratio",
+                            "rss_peak_mb",
+                            "rss_idle_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
         """Run one workload; if the server stopped under it, restart it and run it once more."""
@@ -152,7 +165,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         if phase(["stow_ips", "stow_mbps"], "STOW-RS CT", do_stow):
             phase(["disk_ratio"], "disk usage", do_disk)
         else:
-            results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8",
+            results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps",
                                 *PIXEL_KEYS, "cmove_ips"], "CT study not stored")
 
         corpus = data.corpus
@@ -201,8 +214,14 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
             results.set(name, "fps_1", r["fps_1"])
             results.set(name, "fps_8", r["fps_8"])
 
+        def do_retrieve() -> None:
+            r = wado.series_retrieve(server.dicomweb_url, data.ct, profile.retrieve_runs)
+            details["series retrieve"] = r
+            results.set(name, "retrieve_mbps", r["mbps"])
+
         phase(["metadata_p50"], "series metadata", do_metadata)
         phase(["frame_p50", "fps_1", "fps_8"], "WADO-RS frames", do_frames)
+        phase(["retrieve_mbps"], "WADO-RS series retrieve", do_retrieve)
         if "stow_ips" in results.values[name]:
             run_pixels(name, server, data, profile, results, phase)
 
@@ -232,13 +251,30 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         if "stow_ips" in results.values[name]:
             phase(["cmove_ips"], "C-MOVE", do_cmove)
 
+        def do_small() -> None:
+            assert data.small is not None
+            r = dimse.c_store(server.peer, data.small.files, associations=4)
+            details["cstore_small"] = r
+            results.set(name, "cstore_small", r["instances_per_s"])
+
+        # last: these studies share the corpus' patients, so C-FIND's expected counts hold before
+        if data.small is not None:
+            phase(["cstore_small"], f"C-STORE {len(data.small.files)} small instances, 4 associations",
+                  do_small)
+
+        time.sleep(IDLE_S)  # idle: what the server keeps between bursts of work
+        memory = tree_memory(server.proc.pid)
+        details["memory"] = {str(pid): m for pid, m in memory.items()}
         rss = tree_peak_rss(server.proc.pid)
         if rss:
             results.set(name, "rss_peak_mb", rss / 2**20)
+            # PSS: worker processes share most pages with their forkserver; summing RSS counts
+            # those pages once per process (Yunying's tree: 358 MB of RSS, 179 MB of PSS)
+            results.set(name, "rss_idle_mb", sum(m["Pss"] or m["VmRSS"] for m in memory.values()) / 2**20)
             if server.restarts:
                 results.notes.append(f"{name}: peak RSS is the restarted process's")
         else:
-            results.fail(name, ["rss_peak_mb"], f"server exited ({server.proc.poll()})")
+            results.fail(name, ["rss_peak_mb", "rss_idle_mb"], f"server exited ({server.proc.poll()})")
         details["loadavg_after"] = os.getloadavg()
         details["restarts"] = server.restarts
     finally:
@@ -246,6 +282,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
 
 
 PIXEL_KEYS = ("rendered_p50", "thumb_p50", "cine_seq_fps", "cine_par_fps", "ttfi_p50",
+              "shaped_frame_ms", "shaped_rendered_ms", "shaped_kb",
               "mpr_cold_ms", "mpr_p50")
 
 
@@ -285,6 +322,13 @@ def run_pixels(name: str, server: Server, data: Data, profile: Profile, results:
          {"cine_seq_fps": "fps_seq", "cine_par_fps": "fps_par"})
     step(["ttfi_p50"], "time to first image",
          lambda: pixels.first_image(url(), ct, profile.ttfi_runs), {"ttfi_p50": "p50_ms"})
+
+    def shaped_link() -> dict[str, Any]:
+        r = shaped_first_image(name, url(), server.headers, ct, profile.shaped_runs)
+        return {**r, "frame_ms": r["frame"]["p50_ms"], "rendered_ms": r["rendered"]["p50_ms"],
+                "kb": r["frame"]["down_bytes_p50"] / 1000}
+    step(["shaped_frame_ms", "shaped_rendered_ms", "shaped_kb"], "first image over 4G poor", shaped_link,
+         {"shaped_frame_ms": "frame_ms", "shaped_rendered_ms": "rendered_ms", "shaped_kb": "kb"})
 
 
 def run_import(data: Data, workdir: Path, results: Results) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks import dimse
@@ -29,11 +30,13 @@ class Server:
             o = start_orthanc(self.workdir, aet="ORTHANC", modalities=self.peers)
             self.dicomweb_url, self.proc, self.data_dir = o.dicomweb_url, o.proc, o.storage_dir
             self.peer, self.stop = dimse.Peer("127.0.0.1", o.dimse_port, o.aet), o.stop
+            self.headers: dict[str, str] = {}
         else:
             y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
                               log_path=self.workdir / "yunying.log")
             self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
             self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
+            self.headers = y.headers  # the provisioned API key (issue 11)
 
     def listening(self) -> bool:
         if self.proc.poll() is not None:
@@ -68,22 +71,39 @@ def disk_bytes(path: Path) -> int:
 
 def tree_peak_rss(pid: int) -> int:
     """Sum of VmHWM over a process and its descendants (workers count too)."""
-    total, todo, seen = 0, [pid], set()
+    return sum(p["VmHWM"] for p in tree_memory(pid).values())
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size (bytes): shared pages divided among the processes sharing them."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_memory(pid: int) -> dict[int, dict[str, Any]]:
+    """VmRSS, VmHWM and Pss (bytes) and the command of a process and each of its descendants."""
+    out: dict[int, dict[str, Any]] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
-        if p in seen:
+        if p in out:
             continue
-        seen.add(p)
         try:
             status = Path(f"/proc/{p}/status").read_text()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) * 1024
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        out[p] = {"cmd": cmd.strip()[:120], "Pss": _pss(p),
+                  **{k: int(fields.get(k, "0 kB").split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}}
         for task in Path(f"/proc/{p}/task").glob("*/children"):
             try:
                 todo += [int(c) for c in task.read_text().split()]
             except OSError:
                 pass
-    return total
+    return out

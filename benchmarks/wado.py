@@ -38,6 +38,30 @@ def series_metadata(base_url: str, ct: CtStudy, runs: int = 5) -> dict[str, Any]
             "bytes": len(r.body)}
 
 
+SERIES_ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+
+
+def series_retrieve(base_url: str, ct: CtStudy, runs: int = 3) -> dict[str, Any]:
+    """GET the whole CT series (multipart/related of Part 10 instances, as stored) `runs` times
+    with curl (C: the client leaves the CPU to the server); MB/s of the answer, median run."""
+    if CURL is None:
+        raise BenchError("curl not installed")
+    url = f"{base_url}/studies/{ct.study_uid}/series/{ct.series_uid}"
+    rates, sizes = [], []
+    for _ in range(runs):
+        done = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+                               "-H", f"Accept: {SERIES_ACCEPT}", url],
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        code, size, seconds = done.stdout.split()
+        if code != "200":
+            raise BenchError(f"series retrieve answered HTTP {code}")
+        if int(size) < ct.total_bytes * 0.9:
+            raise BenchError(f"series retrieve sent {int(size)} bytes for {ct.total_bytes} stored")
+        rates.append(int(size) / 1e6 / float(seconds))
+        sizes.append(int(size))
+    return {"runs": runs, "mbps": sorted(rates)[len(rates) // 2], "all_mbps": rates, "bytes": sizes[0],
+            "accept": SERIES_ACCEPT}
+
 
 def frame_path(ct: CtStudy, i: int) -> str:
     return (f"/studies/{ct.study_uid}/series/{ct.series_uid}/instances/"
@@ -89,8 +113,10 @@ def frames(base_url: str, ct: CtStudy, latency_requests: int = 150, duration_s: 
 
 def _frame_throughput_curl(base_url: str, ct: CtStudy, accept: str, clients: int,
                            requests: int, timeout_s: float = 300.0) -> float:
-    config = "".join(f'url = "{base_url}{frame_path(ct, i)}"\noutput = "/dev/null"\n'
-                     for i in range(requests))
+    # the server's key goes in the config read from stdin (not on the command line, where ps shows it)
+    config = "".join(f'header = "{k}: {v}"\n' for k, v in auth_headers(base_url).items())
+    config += "".join(f'url = "{base_url}{frame_path(ct, i)}"\noutput = "/dev/null"\n'
+                      for i in range(requests))
     assert CURL is not None
     cmd = [CURL, "--silent", "--parallel", "--parallel-max", str(clients), "--max-time", "60",
            "--header", f"Accept: {accept}", "--write-out", "%{http_code}\\n", "--config", "-"]

@@ -8,6 +8,7 @@ to the archive so the viewer talks to it same-origin (no CORS needed).
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import shutil
@@ -46,7 +47,7 @@ window.config = {
   showCPUFallbackMessage: false,
   showLoadingIndicator: true,
   strictZSpacingForVolumeViewport: true,
-  investigationalUseDialog: { option: 'never' },
+  investigationalUseDialog: { option: 'never' },%(oidc)s
   maxNumRequests: { interaction: 100, thumbnail: 5, prefetch: 10 },
   showErrorDetails: 'always',
   defaultDataSourceName: 'archive',
@@ -79,9 +80,12 @@ window.config = {
 """
 
 
-def app_config(prefix: str = PROXY_PREFIX) -> str:
-    """The app-config.js pointing every OHIF root at `origin + prefix`."""
-    return APP_CONFIG % {"prefix": prefix}
+def app_config(prefix: str = PROXY_PREFIX, oidc: dict[str, str] | None = None) -> str:
+    """The app-config.js pointing every OHIF root at `origin + prefix`; `oidc`: OHIF's login
+    section (authority, client_id, redirect_uri, scope...), so OHIF logs in with code + PKCE."""
+    section = "" if oidc is None else "\n  oidc: [" + json.dumps(
+        {"response_type": "code", "automaticSilentRenew": False, "revokeAccessTokenOnSignout": True, **oidc}) + "],"
+    return APP_CONFIG % {"prefix": prefix, "oidc": section}
 
 
 def fetch_ohif(version: str = OHIF_VERSION, cache: Path = CACHE_DIR) -> Path:
@@ -211,11 +215,11 @@ def _handler(dist: Path, upstream: str, config: str, log: list[ProxyRecord],
 
 
 def serve_ohif(dist: Path, dicomweb_root: str, host: str = "127.0.0.1", port: int = 0,
-               api_key: str | None = None) -> OhifServer:
+               api_key: str | None = None, oidc: dict[str, str] | None = None) -> OhifServer:
     """Serve OHIF's dist/ on a free port, proxying /dicomweb/* to `dicomweb_root` (with `api_key`
     as the bearer token of requests that carry none)."""
     log: list[ProxyRecord] = []
-    handler = _handler(Path(dist), dicomweb_root, app_config(), log, threading.Lock(), api_key)
+    handler = _handler(Path(dist), dicomweb_root, app_config(oidc=oidc), log, threading.Lock(), api_key)
     httpd = ThreadingHTTPServer((host, port), handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, name="ohif-static", daemon=True).start()

@@ -2,9 +2,12 @@
 capability-token exchange, who am I, logout, break-glass (issue 11). Store calls run in threads."""
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from sqlalchemy import insert, update
@@ -13,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from yunying.auth import directory, tokens
+from yunying.auth import directory, launch, registrations, tokens
 from yunying.auth.errors import Forbidden, InvalidRequest
+from yunying.auth.middleware import SESSION_COOKIE
 from yunying.auth.principal import Principal
 from yunying.auth.schema import access_tokens, break_glass
 from yunying.auth.store import Store
 
 MAX_JSON = 64 * 1024
+MAX_REGISTRATION = 12 * 1024 * 1024  # two photos of at most 4 MiB, base64
 BREAK_GLASS_MAX_MINUTES = 240
 
 
@@ -28,13 +33,13 @@ def json_response(value: Any, status: int = 200, headers: dict[str, str] | None 
                     headers={"Cache-Control": "no-store", **(headers or {})})
 
 
-async def json_body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request, limit: int = MAX_JSON) -> dict[str, Any]:
     """The request's JSON object; 400 when it is not one (or is too large)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_JSON:
-            raise InvalidRequest(f"body: at most {MAX_JSON} bytes of JSON")
+        if len(body) > limit:
+            raise InvalidRequest(f"body: at most {limit} bytes of JSON")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -119,7 +124,7 @@ async def logout(request: Request) -> Response:
         store.revoked()
     if p.token_id:
         await call(revoke)
-    return json_response({"logged_out": True}, headers={"Set-Cookie": "yy_session=; Max-Age=0; Path=/; HttpOnly"})
+    return json_response({"logged_out": True}, headers={"Set-Cookie": f"{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly"})
 
 
 async def open_break_glass(request: Request) -> Response:
@@ -145,6 +150,35 @@ async def open_break_glass(request: Request) -> Response:
     return json_response({"until": now + minutes * 60}, status=201)
 
 
+async def register(request: Request) -> Response:
+    """A doctor's self-registration, with photos as base64 (reviewed in /api/admin/registrations)."""
+    body = await json_body(request, MAX_REGISTRATION)
+    photos = []
+    for item in field(body, "photos", list):
+        if not isinstance(item, dict):
+            raise InvalidRequest('photos: [{"kind", "content_type", "data" (base64)}]')
+        try:
+            data = base64.b64decode(field(item, "data"), validate=True)
+        except binascii.Error:
+            raise InvalidRequest("photos: data is not base64") from None
+        photos.append((field(item, "kind"), field(item, "content_type"), data))
+    reg_id = await call(registrations.submit, store_of(request), username=field(body, "username"),
+                        password=field(body, "password"), display_name=field(body, "display_name"),
+                        phone=field(body, "phone"), hospital=field(body, "hospital"),
+                        department=field(body, "department", required=False) or "",
+                        title=field(body, "title", required=False) or "", photos=photos)
+    return json_response({"id": reg_id, "status": "pending"}, 201)
+
+
+async def open_launch(request: Request) -> Response:
+    """A signed launch link: a session cookie for that user, then the viewer on that study."""
+    done = await call(launch.redeem, store_of(request), dict(request.query_params))
+    target = "/viewer/?" + urlencode({k: done[k] for k in ("study", "accession") if k in done})
+    secure = "; Secure" if request.url.scheme == "https" else ""
+    cookie = f"{SESSION_COOKIE}={done['access_token']}; Max-Age={done['expires_in']}; Path=/; HttpOnly; SameSite=Lax{secure}"
+    return Response(status_code=303, headers={"Location": target, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+
+
 def routes() -> list[Route]:
     return [
         Route("/health", health, methods=["GET"]),
@@ -154,4 +188,6 @@ def routes() -> list[Route]:
         Route("/api/auth/me", me, methods=["GET"]),
         Route("/api/auth/logout", logout, methods=["POST"]),
         Route("/api/auth/break-glass", open_break_glass, methods=["POST"]),
+        Route("/api/auth/register", register, methods=["POST"]),
+        Route("/launch", open_launch, methods=["GET"]),
     ]

@@ -15,8 +15,11 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 
 import yunying.auth
-from dicomweb import accounts, capabilities, frames, qido, rendered, stow, wado
+import yunying.auth.oidc
+from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado
+from dicomweb import oidc as oidc_face
 from dicomweb.contain import ContainErrors
+from dicomweb.coding import ContentCoding
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
@@ -123,12 +126,15 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     an `auth` the store is opened from the settings (secure by default, never open).
     """
     auth = auth or yunying.auth.start(settings)
-    middleware = [Middleware(ContainErrors)]  # outermost: nothing unexpected reaches uvicorn's log
+    middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
+                  Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
-    routes = _merge(ROUTES) + accounts.routes()
+    oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
+    routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + oidc_face.routes(oidc)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
@@ -139,6 +145,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     app.state.thumbnail_rows = ChosenRows()
     app.state.statement = statement or {}
     app.state.auth = auth
+    app.state.oidc = oidc
     return app
 
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.access import require_path_visible
 from dicomweb.http import (
     CACHE_CONTROL,
     base_url,
@@ -81,7 +82,10 @@ def instance_row(archive: Archive, study: str, series: str, sop: str) -> Instanc
             while len(_MISSED) > _MISSED_MAX:
                 _MISSED.popitem(last=False)
     if warm:
-        archive.instances(study, series)  # fills the archive's row cache
+        try:
+            archive.instances(study, series)  # fills the archive's row cache
+        except UnknownResource:
+            pass  # answered below, as for the first request: the same 404 for an unknown instance
     return archive.instance(study, series, sop)
 
 
@@ -236,6 +240,7 @@ async def frames(request: Request) -> Response:
     p = request.path_params
     numbers = frame_numbers(p["frames"])
     accept = request.headers.get("accept") or "*/*"
+    await require_path_visible(request)
     row, choices, multipart, first = await run_in_threadpool(_prepare, archive, p, numbers, accept)
     tag = etag([row.digest], p["frames"], "frames", *(f"{m}|{t}" for m, t in choices), str(multipart))
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}

@@ -9,6 +9,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.access import scoped_query
 from dicomweb.http import base_url, multipart_body, new_boundary, parse_accept, warning_header
 from dicomweb.xml import MEDIA_TYPE as XML_TYPE
 from dicomweb.xml import dataset_xml
@@ -135,6 +136,7 @@ async def _search(request: Request, level: Level, scope: dict[str, str]) -> Resp
     form = representation(request)
     archive = request.app.state.archive
     query, warnings = parse_qido(request, level, scope, request.app.state.settings.qido_max_results)
+    scoped_query(request, query)  # filtered inside the index query: paging and counts stay right
     wanted = query.limit if query.limit is not None else request.app.state.settings.qido_max_results
     query.limit = wanted + 1  # one more than asked tells whether results were cut (PS3.18 8.3.4.4)
     base = base_url(request)

@@ -21,6 +21,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.access import require_path_visible
 from dicomweb.frames import frame_numbers, instance_row
 from dicomweb.http import (
     CACHE_CONTROL,
@@ -96,6 +97,7 @@ async def rendered(request: Request) -> Response:
     params, headers = _params(request, RENDER_KEYS)
     media, multipart = _media(request)
     numbers = frame_numbers(p["frames"]) if "frames" in p else None
+    await require_path_visible(request)
     cached = archive.cached_row(p["study"], p["series"], p["sop"]) if "sop" in p else None
     if cached is None:  # one worker hop fewer when the row is in memory
         cached = await run_in_threadpool(instance_row, archive, p["study"], p["series"], p["sop"]) \
@@ -191,6 +193,7 @@ async def thumbnail(request: Request) -> Response:
         params = RenderParams(params.window, params.viewport, 80, params.annotation)
     media, _ = _media(request)
     number = frame_numbers(p["frames"])[0] if "frames" in p else 1
+    await require_path_visible(request)
     row = await _thumbnail_row(request, archive, p)
     if number > row.frames:
         raise UnknownResource(f"instance {row.sop} has {row.frames} frame(s), not {number}")
@@ -213,6 +216,7 @@ async def reformat(request: Request) -> Response:
     q = parse_reformat(query)
     headers = _ignored(query, REFORMAT_KEYS)
     media, _ = _media(request)
+    await require_path_visible(request)
     rows = await run_in_threadpool(archive.instances, p["study"], p["series"])
     tag = etag((r.digest for r in rows), "reformat", media, repr(q))
     headers.update({"ETag": tag, "Cache-Control": CACHE_CONTROL})

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dicomweb.access import origin_of
 from dicomweb.http import base_url, warning_header
 from dicomweb.multipart import MalformedMultipart, MultipartSplitter
 from index.model import Origin
@@ -135,7 +136,7 @@ async def stow(request: Request) -> Response:
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
     parts = _Parts(archive.storage.tmp)
-    origin = Origin("stow", request.client.host if request.client else "", "")
+    origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
     gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
     tasks: list[asyncio.Task[dict[str, Any]]] = []
 

@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from dicomweb.access import require_path_visible
+from dicomweb.coding import Precoded, precoded_response
 from dicomweb.http import (
     CACHE_CONTROL,
     MediaRange,
@@ -96,6 +98,7 @@ async def retrieve(request: Request) -> Response:
     """GET /studies/{study}[/series/{series}[/instances/{sop}]]."""
     archive: Archive = request.app.state.archive
     p = request.path_params
+    await require_path_visible(request)
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
     kind, ts, single = _choose(parse_accept(request.headers.get("accept")), rows)
     if single and len(rows) > 1:
@@ -246,6 +249,7 @@ async def metadata(request: Request) -> Response:
     p = request.path_params
     form, multipart = _metadata_form(parse_accept(request.headers.get("accept")), "sop" in p)
     prefix = b'"' + base_url(request).encode() + b"/"
+    await require_path_visible(request)  # before the cache: a cached answer is no one else's
     await run_in_threadpool(archive.flush)
     generation = archive.generation  # read before the data: a change meanwhile only misses the cache
     key = (p["study"], p.get("series"), p.get("sop"), form, prefix)
@@ -254,12 +258,15 @@ async def metadata(request: Request) -> Response:
         headers = {"ETag": hit[1], "Cache-Control": CACHE_CONTROL}
         if not_modified(request, hit[1]):
             return Response(status_code=304, headers=headers)
-        return Response(hit[2], media_type="application/dicom+json", headers=headers)
+        return await precoded_response(request, hit[2], "application/dicom+json", headers)
     rows = await run_in_threadpool(archive.instances, p["study"], p.get("series"), p.get("sop"))
     tag = etag((r.digest for r in rows), "metadata", form)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
+    if hit is not None and hit[1] == tag:  # other studies changed, this one did not: keep its encodings
+        _METADATA.put(key, (generation, tag, hit[2]))
+        return await precoded_response(request, hit[2], "application/dicom+json", headers)
     batches = archive.iter_metadata(p["study"], p.get("series"), p.get("sop"))
     if form == "xml":
         return await _xml_metadata(batches, prefix, multipart, headers)
@@ -282,7 +289,7 @@ async def metadata(request: Request) -> Response:
             first = False
         yield b"]"
         if kept is not None:
-            _METADATA.put(key, (generation, tag, b"[" + b"".join(kept) + b"]"))
+            _METADATA.put(key, (generation, tag, Precoded(b"[" + b"".join(kept) + b"]")))
 
     return StreamingResponse(body(), media_type="application/dicom+json", headers=headers)
 
@@ -349,6 +356,7 @@ async def bulkdata(request: Request) -> Response:
     """GET .../instances/{sop}/bulkdata/{path}: the URIs the metadata hands out."""
     archive: Archive = request.app.state.archive
     p = request.path_params
+    await require_path_visible(request)
     row = (await run_in_threadpool(archive.instances, p["study"], p["series"], p["sop"]))[0]
     ranges = parse_accept(request.headers.get("accept"))
     multipart = not any(r.type == "application/octet-stream" for r in ranges)
@@ -375,5 +383,6 @@ async def delete(request: Request) -> Response:
     """DELETE a study, series or instance (the archive's extension, as Google's and dcm4chee's)."""
     archive: Archive = request.app.state.archive
     p = request.path_params
+    await require_path_visible(request)
     await run_in_threadpool(archive.delete, p["study"], p.get("series"), p.get("sop"))
     return Response(status_code=204)

@@ -1,7 +1,11 @@
 """Device authorization by calling AE title (issue 3, part 3).
 
 Rules: any AE may echo; the AEs in ``settings.peers`` may store, query and retrieve;
-``settings.dimse_accept_all`` lets every AE do everything.  An unknown AE that proposes
+``settings.dimse_accept_all`` lets every AE do everything.
+
+Each peer belongs to a hospital (issue 11, yunying.peers): what it stores is that hospital's,
+and its C-FIND / C-MOVE / C-GET see that hospital's studies unless its entry says wider. An
+AE admitted only by ``dimse_accept_all`` belongs to the default hospital.  An unknown AE that proposes
 anything but Verification is rejected at association time (PS3.8 9.3.4: rejected-permanent,
 service-user, "calling AE title not recognised"); one that proposes only Verification is
 accepted, so C-ECHO works from anywhere.
@@ -11,11 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pynetdicom.events import Event
 
 from dimse.uids import VERIFICATION
+from index.model import Origin
+from yunying.auth.principal import DICOMWEB_READ, DICOMWEB_WRITE, Principal, Visibility
+from yunying.peers import Peer, parse_peer
 
 log = logging.getLogger("yunying.dimse")
 
@@ -31,10 +38,31 @@ class AccessPolicy:
 
     peers: frozenset[str]
     accept_all: bool = False
+    hospitals: Mapping[str, Peer] = field(default_factory=dict)  # AE title -> its peers entry
 
     @classmethod
-    def from_peers(cls, peers: Iterable[str], accept_all: bool = False) -> AccessPolicy:
-        return cls(frozenset(p.strip() for p in peers), accept_all)
+    def from_peers(cls, peers: Iterable[str] | Mapping[str, object], accept_all: bool = False) -> AccessPolicy:
+        entries = {a.strip(): p for a, v in peers.items() if (p := parse_peer(v)) is not None} \
+            if isinstance(peers, Mapping) else {}
+        return cls(frozenset(p.strip() for p in peers), accept_all, entries)
+
+    def peer(self, aet: str) -> Peer:
+        """The peers entry of a calling AE (an AE admitted by accept_all: the default hospital)."""
+        return self.hospitals.get(aet.strip()) or _UNLISTED
+
+    def principal(self, aet: str) -> Principal:
+        """The calling AE as a principal: its hospital, and what its queries and retrieves see."""
+        peer = self.peer(aet)
+        return Principal(kind="peer", id=aet.strip(), hospital=peer.hospital,
+                         permissions=frozenset({DICOMWEB_READ, DICOMWEB_WRITE}), visibility=peer.visibility)
+
+    def visibility(self, aet: str) -> Visibility:
+        return self.peer(aet).visibility
+
+    def origin(self, aet: str) -> Origin:
+        """The origin of what a calling AE stores: its hospital and department."""
+        peer = self.peer(aet)
+        return Origin("dimse", aet.strip(), "", peer.hospital, peer.department)
 
     def is_known(self, aet: str) -> bool:
         return self.accept_all or aet.strip() in self.peers
@@ -70,6 +98,9 @@ def _address(event: Event) -> str:
     return f"{addr}:{event.assoc.requestor.port}"
 
 
+_UNLISTED = Peer("", 0)  # an AE admitted by accept_all: the default hospital, seeing only it
+
+
 def policy_for(peers: Mapping[str, object], accept_all: bool) -> AccessPolicy:
     """The policy the settings describe."""
-    return AccessPolicy.from_peers(peers.keys(), accept_all)
+    return AccessPolicy.from_peers(peers, accept_all)

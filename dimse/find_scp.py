@@ -23,6 +23,7 @@ from dimse.identifier import (
 )
 from dimse.store_scp import status
 from yunying.errors import ArchiveError
+from yunying.scope import scoped
 
 if TYPE_CHECKING:
     from yunying.archive import Archive
@@ -52,7 +53,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         log.info("C-FIND from %s: undecodable identifier (%s)", calling, type(exc).__name__)
         yield status(0xA900, "identifier cannot be decoded"), None
         return
-    results = archive.search(query)
+    results = archive.search(scoped(query, policy.visibility(calling)))  # filtered in the index query
     ts = event.context.transfer_syntax
     implicit_le = bool(ts.is_implicit_VR) if ts.is_little_endian else None
     direct: DirectResponses | None = None

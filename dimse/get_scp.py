@@ -38,7 +38,8 @@ def on_c_get(event: Event, archive: Archive, policy: AccessPolicy) -> Iterator[A
         problem, code = "calling AE title not authorized to retrieve", 0xC001
     else:
         try:
-            rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))))
+            rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))),
+                           policy.visibility(calling))
         except InvalidIdentifier as exc:
             problem, code = exc.reason, exc.status
         except ArchiveError as exc:

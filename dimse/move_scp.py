@@ -51,7 +51,8 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     status_code = 0xA900
     rows = []
     try:
-        rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))))
+        rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))),
+                       policy.visibility(calling))
     except InvalidIdentifier as exc:
         problem, status_code = exc.reason, exc.status
     except ArchiveError as exc:

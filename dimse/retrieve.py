@@ -21,7 +21,9 @@ from dimse.fastsend import PreEncoded, part10_body, pending_rsp, send_command
 from dimse.identifier import RetrieveTarget, study_query, study_uids
 from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
+from yunying.auth.principal import EVERYTHING, Visibility
 from yunying.errors import ArchiveError, UnknownResource
+from yunying.scope import scoped, visible
 
 if TYPE_CHECKING:
     from yunying.archive import Archive
@@ -34,16 +36,19 @@ MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-
 UNSENDABLE = UID("1.2.840.10008.1.2.4.999999")
 
 
-def resolve(archive: Archive, target: RetrieveTarget) -> list[InstanceRow]:
-    """The instances a retrieve names; unknown UIDs contribute nothing."""
+def resolve(archive: Archive, target: RetrieveTarget, visibility: Visibility = EVERYTHING) -> list[InstanceRow]:
+    """The instances a retrieve names that the requester may see; unknown UIDs, and those
+    outside its visibility, contribute nothing."""
     if target.patients:
-        studies: Iterable[str] = list(study_uids(archive.search(
-            study_query(target.patients, target.issuer, target.studies))))
+        studies: Iterable[str] = list(study_uids(archive.search(scoped(
+            study_query(target.patients, target.issuer, target.studies), visibility))))
     else:
         studies = target.studies
     rows: list[InstanceRow] = []
     for study in studies:
         for series in target.series or (None,):
+            if not visible(archive, visibility, study, series):
+                continue
             for sop in target.sops or (None,):
                 try:
                     rows.extend(archive.instances(study, series, sop))

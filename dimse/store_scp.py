@@ -11,7 +11,6 @@ from pynetdicom.events import Event
 
 from dimse.access import AccessPolicy
 from dimse.associations import tally
-from index.model import Origin
 from yunying.errors import ArchiveError
 from yunying.logsafe import summary
 from yunying.part10 import file_meta
@@ -52,7 +51,7 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
             + event.encoded_dataset(include_meta=False)
         # acknowledged once the bytes are durable; the index row follows in the next group commit
         # and every query waits for it (Archive.search), so nothing acknowledged is ever missed
-        result = archive.store(raw, Origin("dimse", aet), wait=False)
+        result = archive.store(raw, policy.origin(aet), wait=False)  # the peer's hospital owns it
     except ArchiveError as exc:
         log.info("C-STORE from %s refused: %s (0x%04X)", aet, type(exc).__name__, exc.dimse_status)
         tally(event, "store_failed")

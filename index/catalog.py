@@ -21,6 +21,7 @@ import bisect
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -30,7 +31,7 @@ import orjson
 from index.keys import KEYS, Key
 from index.parse import high_bound, low_bound
 from index.predicates import Pred, Row, predicate
-from index.query import Match, Query
+from index.query import Match, Query, StudyScope
 from index.results import Json, Sources, series_own, study_own
 from index.schema import TABLES
 from index.write import Refreshed
@@ -69,7 +70,7 @@ class Table:
 STUDY_COLS = ("uid", "patient_id", "issuer", "patient_name", "patient_name_fz", "birth_date", "sex",
               "study_date", "study_time", "accession", "referring", "referring_fz", "study_id",
               "study_description", "modalities", "institutions", "sop_classes", "n_series",
-              "n_instances", "rep_sop", "attrs")
+              "n_instances", "hospital", "department", "rep_sop", "attrs")
 SERIES_COLS = ("uid", "study", "modality", "series_number", "series_description", "body_part",
                "institution", "pps_date", "pps_time", "sps_ids", "req_proc_ids", "series_date",
                "series_time", "sop_classes", "n_instances", "rep_sop", "attrs")
@@ -276,8 +277,10 @@ class Catalog:
         rows = self.studies if study_level else self.series
         matched: list[tuple[Row, Row | None]] = []
         with self._lock:
-            if study_level and not own and plan.narrow is None:
-                matched = [(r, None) for _, r in rows.ordered[start:stop]]
+            scope = None if query.scope.everything else self._in_scope(query.scope, study_level)
+            if study_level and not own and plan.narrow is None:  # a worklist page: no scan
+                matched = ([(r, None) for _, r in rows.ordered[start:stop]] if scope is None else
+                           list(islice(((r, None) for _, r in rows.ordered if scope(r, None)), start, stop)))
             else:
                 scan: Iterable[Row] = (rows.candidates(plan.narrow) if plan.narrow is not None
                                        else (r for _, r in rows.ordered))
@@ -287,11 +290,36 @@ class Catalog:
                     st = None if study_level else self.studies.by_uid.get(r[SERIES.pos["study"]])
                     if not study_level and (st is None or not all(p(st) for p in upper)):
                         continue  # an inner join
+                    if scope is not None and not scope(r, st):
+                        continue
                     matched.append((r, st))
                     if stop is not None and len(matched) >= stop:
                         break
                 matched = matched[start:]
             return [self._answer(r, st) for r, st in matched]
+
+    def in_scope(self, scope: StudyScope, rows: list[Row]) -> list[Row]:
+        """sql.scope_clause on sql.IMAGE_ALONE rows (their series and study in columns 1 and 2)."""
+        test = self._in_scope(scope, False)
+        with self._lock:
+            return [r for r in rows if test((r[1],), self.studies.by_uid.get(r[2]))]
+
+    def _in_scope(self, scope: StudyScope, study_level: bool) -> Callable[[Row, Row | None], bool]:
+        """sql.scope_clause as a test of (row, its study row): a study row alone (None), or a
+        series row with its study's; called under the lock."""
+        uid, hosp, dept = (STUDIES.pos[c] for c in ("uid", "hospital", "department"))
+        hospitals = scope.hospitals
+        if not scope.studies and not scope.series and scope.departments is None:  # the usual one
+            if study_level:
+                return lambda r, _: r[hosp] in hospitals
+            return lambda r, st: st is not None and st[hosp] in hospitals
+        studies = set(scope.studies)
+        if study_level:  # a series-bound grant shows its study in study searches
+            studies.update(r[SERIES.pos["study"]] for s in scope.series
+                           if (r := self.series.by_uid.get(s)) is not None)
+            return lambda r, _: r[uid] in studies or scope.owns(r[hosp], r[dept])
+        return lambda r, st: st is not None and (
+            r[0] in scope.series or st[uid] in studies or scope.owns(st[hosp], st[dept]))
 
     def _answer(self, r: Row, st: Row | None) -> tuple[Sources, frozenset[str] | None]:
         """A study row's answer (st None), or a series row's with its study's."""

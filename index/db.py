@@ -33,7 +33,7 @@ from index.catalog import MAX_ROWS, Catalog
 from index.model import InstanceRecord, InstanceRow
 from index.query import Query
 from index.results import Shaper, Sources
-from index.schema import statements
+from index.schema import migrations, statements
 from index.sql import compile_instances, compile_query
 from index.write import ROW_COLS, Refreshed, marks, to_row
 
@@ -42,6 +42,7 @@ log = logging.getLogger("yunying.index")
 IN_ORDER = ("FROM instances i LEFT JOIN series se ON se.uid = i.series WHERE {where} ORDER BY "
             "se.series_number NULLS LAST, i.series, i.instance_number NULLS LAST, i.sop")
 FETCH = 500  # rows per fetch when streaming answers
+OWNERS_MAX = 100_000  # studies whose owner is kept in memory (unknown UIDs included)
 
 
 class Index:
@@ -56,6 +57,14 @@ class Index:
         self._local = threading.local()
         self._closed = False
         self._read_only = read_only
+        existing: dict[str, set[str]] = {}
+        for table, col in self._con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'main'").fetchall():
+            existing.setdefault(table, set()).add(col)
+        for stmt in () if read_only else migrations(existing):  # an index file of an earlier version
+            log.info("index migration: %s", stmt)
+            self._con.execute(stmt)
         for stmt in () if read_only else statements():
             self._con.execute(stmt)
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
@@ -64,6 +73,12 @@ class Index:
         self._catalog_off = False  # too many rows to keep in memory
         self._loader = threading.Lock()  # one thread loads the catalog
         self._touched: tuple[set[str], set[str]] | None = None  # what writes touch while it loads
+        # study -> its origin (hospital, department) or None (not stored): every request of a
+        # scoped principal asks; writes drop what they touch and bump the generation, so a
+        # lookup that raced a write is not kept
+        self._owners: dict[str, tuple[str, str | None] | None] = {}
+        self._owners_gen = 0
+        self._owners_lock = threading.Lock()
 
     def close(self) -> None:
         """Checkpoint and close the database (idempotent)."""
@@ -96,6 +111,10 @@ class Index:
                 cur.execute("ROLLBACK")
                 cur.close()
                 raise
+            with self._owners_lock:
+                self._owners_gen += 1
+                for study in refreshed.studies:
+                    self._owners.pop(study, None)
             try:
                 if self._touched is not None:
                     self._touched[0].update(refreshed.studies)
@@ -180,6 +199,29 @@ class Index:
             params.append(sop)
         return " AND ".join(terms), params
 
+    def owner(self, study: str) -> tuple[str, str | None] | None:
+        """The origin (hospital, department) of a stored study; None when it is not stored."""
+        try:
+            return self._owners[study]
+        except KeyError:
+            pass
+        generation = self._owners_gen
+        r = self._reader().execute("SELECT hospital, department FROM studies WHERE uid = ?", [study]).fetchone()
+        found = (r[0], r[1]) if r else None
+        with self._owners_lock:
+            if generation == self._owners_gen:
+                if len(self._owners) >= OWNERS_MAX:
+                    self._owners.clear()
+                self._owners[study] = found
+        return found
+
+    def cached_owner(self, study: str) -> tuple[tuple[str, str | None] | None] | None:
+        """owner(study) as a 1-tuple when it is in memory, else None (never touches DuckDB)."""
+        try:
+            return (self._owners[study],)
+        except KeyError:
+            return None
+
     def lookup(self, sop: str) -> InstanceRow | None:
         """The row of one instance by SOP Instance UID."""
         r = self._reader().execute(f"SELECT {ROW_COLS} FROM instances i WHERE i.sop = ?", [sop]).fetchone()
@@ -227,6 +269,8 @@ class Index:
         if page_here:  # sql.ORDER["IMAGE"]: instance_number NULLS LAST, sop
             rows = sorted(self._reader().execute(sql, params).fetchall(),
                           key=lambda r: (r[3] is None, r[3] or 0, r[4]))
+            if not query.scope.everything:  # left to us by compile_instances
+                rows = catalog.in_scope(query.scope, rows)
             start = max(0, query.offset)
             batches: Iterator[list[Any]] = iter(
                 [rows[start:None if query.limit is None else start + max(0, query.limit)]])

@@ -103,7 +103,7 @@ def instance_values(rec: InstanceRecord, seq: int) -> tuple[Any, ...]:
             tm(js, "00080033"), rec.transfer_syntax, rec.pixel_form, rec.frames, rec.size,
             rec.digest, rec.storage_key, rec.origin.face, rec.origin.source,
             rec.origin.institution, _utc(rec.received), orjson.dumps(rec.extra).decode(),
-            orjson.dumps(js), seq)
+            orjson.dumps(js), rec.origin.hospital, rec.origin.department, seq)
 
 
 def _utc(when: datetime) -> datetime:
@@ -136,8 +136,10 @@ def patient_key(patient_id: str, issuer: str) -> str:
     return f"{patient_id}{SEP}{issuer}"
 
 
-def study_values(js: Json, issuer: str, agg: dict[str, Any], rep_sop: str, seq: int) -> tuple[Any, ...]:
-    """The study row, from its newest instance and aggregates over its series and instances."""
+def study_values(js: Json, issuer: str, agg: dict[str, Any], rep_sop: str, seq: int,
+                 owner: tuple[str, str | None]) -> tuple[Any, ...]:
+    """The study row, from its newest instance and aggregates over its series and instances;
+    owner: the origin (hospital, department) of its newest instance."""
     ref, ref_fz = pn(js, "00080090")
     pat = patient_values(js, issuer)
     return (text(js, "0020000D"), patient_key(pat[0], issuer), *pat, da(js, "00080020"),
@@ -145,5 +147,5 @@ def study_values(js: Json, issuer: str, agg: dict[str, Any], rep_sop: str, seq: 
             text(js, "00081030"), agg["modalities"], agg["institutions"], agg["sop_classes"],
             agg["n_series"], agg["n_instances"], rep_sop,
             orjson.dumps(subset(js, is_study_attr)), orjson.dumps(subset(js, is_patient_attr)),
-            seq)
+            *owner, seq)
 

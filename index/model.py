@@ -5,14 +5,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+DEFAULT_HOSPITAL = "default"  # yunying.auth.principal.DEFAULT_HOSPITAL (index/ imports nothing of ours)
+
 
 @dataclass(frozen=True)
 class Origin:
-    """Where an instance came from (design rule 6)."""
+    """Where an instance came from (design rule 6), and which hospital owns it (issue 11)."""
 
     face: str  # "stow" | "dimse" | "import" | a collector's name
     source: str  # calling AE title, or the HTTP client's address / user
-    institution: str = ""  # sending hospital; qualifies PatientID when IssuerOfPatientID is absent
+    institution: str = ""  # sending institution's name; qualifies PatientID when IssuerOfPatientID is absent
+    hospital: str = DEFAULT_HOSPITAL  # the tenant the study belongs to: the storing principal's / peer's
+    department: str | None = None  # within the hospital, when the storing side knows it
 
 
 @dataclass

@@ -14,7 +14,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("content_date", V), ("content_time", V), ("transfer_syntax", V), ("pixel_form", V),
         ("frames", I), ("size", "BIGINT"), ("digest", V), ("storage_key", V), ("face", V),
         ("source", V), ("institution", V), ("received", "TIMESTAMP"), ("extra", V), ("json", B),
-        ("seq", "BIGINT")],
+        ("hospital", V), ("department", V), ("seq", "BIGINT")],
     "series": [
         ("uid", V), ("study", V), ("modality", V), ("series_number", I),
         ("series_description", V), ("body_part", V), ("institution", V), ("pps_date", V),
@@ -26,7 +26,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("accession", V), ("referring", L), ("referring_fz", L), ("study_id", V),
         ("study_description", V), ("modalities", L), ("institutions", L), ("sop_classes", L),
         ("n_series", I), ("n_instances", I), ("rep_sop", V), ("attrs", B), ("patient_attrs", B),
-        ("seq", "BIGINT")],
+        ("hospital", V), ("department", V), ("seq", "BIGINT")],
     "patients": [
         ("key", V), *PATIENT, ("n_studies", I), ("n_series", I), ("n_instances", I),
         ("attrs", B), ("seq", "BIGINT")],
@@ -41,6 +41,20 @@ INDEXES = {
     "studies_patient_key": "studies (patient_key)",
     "studies_accession": "studies (accession)",
 }
+# Columns added since the first schema: an index file of an earlier version gets them, with
+# the value its rows take (issue 11: what was stored before hospitals belongs to "default").
+# Writes name their columns (write.insert), so the order these land in does not matter.
+ADDED = {
+    "instances": [("hospital", "'default'"), ("department", "NULL")],
+    "studies": [("hospital", "'default'"), ("department", "NULL")],
+}
+
+
+def migrations(existing: dict[str, set[str]]) -> list[str]:
+    """ALTER statements adding what an older index file lacks (existing: table -> its columns)."""
+    return [f"ALTER TABLE {table} ADD COLUMN {col} {TYPES[table][col]} DEFAULT {default}"
+            for table, added in ADDED.items() if table in existing
+            for col, default in added if col not in existing[table]]
 
 
 def statements() -> list[str]:

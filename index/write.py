@@ -13,7 +13,8 @@ from index.model import InstanceRecord, InstanceRow
 from index.schema import TABLES
 
 Cursor = duckdb.DuckDBPyConnection
-Doc = tuple[dict[str, Any], str, str]  # DICOM JSON, origin institution, origin source
+Doc = tuple[dict[str, Any], str, str, str, str | None]  # DICOM JSON, origin institution, source, hospital, department
+PATIENT_ATTRS = [n for n, _ in TABLES["studies"]].index("patient_attrs")
 ROW_COLS = ("i.study, i.series, i.sop, i.sop_class, i.transfer_syntax, i.pixel_form, i.frames, "
             "i.size, i.digest, i.storage_key, i.extra")
 
@@ -36,11 +37,13 @@ def insert(cur: Cursor, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
     if not rows:
         return
     cols = TABLES[table]
+    # columns named: an index file migrated from an earlier version has its added ones last
+    names = ", ".join(n for n, _ in cols)
     if len(rows) == 1:
-        cur.execute(f"INSERT INTO {table} VALUES ({marks(len(cols))})", list(rows[0]))
+        cur.execute(f"INSERT INTO {table} ({names}) VALUES ({marks(len(cols))})", list(rows[0]))
         return
     select = ", ".join(f"unnest(${i + 1}::{t}[])" for i, (_, t) in enumerate(cols))
-    cur.execute(f"INSERT INTO {table} SELECT {select}", [list(c) for c in zip(*rows)])
+    cur.execute(f"INSERT INTO {table} ({names}) SELECT {select}", [list(c) for c in zip(*rows)])
 
 
 def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int,
@@ -61,7 +64,8 @@ def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int,
         v = ex.instance_values(rec, seq)
         priors.append(latest.get(v[0]))
         latest[v[0]] = v
-        docs[v[0]] = (rec.json, rec.origin.institution, rec.origin.source)
+        docs[v[0]] = (rec.json, rec.origin.institution, rec.origin.source, rec.origin.hospital,
+                      rec.origin.department)
     done = _incremental(cur, latest, docs) if incremental else None
     if done is not None:
         refreshed, old = done
@@ -113,7 +117,7 @@ def _incremental(cur: Cursor, latest: dict[str, tuple[Any, ...]], docs: dict[str
             by_study[v[1]] = v
     keys = set()
     for rep in by_study.values():
-        js, institution, source = docs[rep[0]]
+        js, institution, source, _, _ = docs[rep[0]]
         keys.add(ex.patient_key(ex.text(js, "00100020") or "", ex.issuer_of(js, institution, source)))
     sops, sel, stl, kl = list(latest), list(by_series), list(by_study), sorted(keys)
     # One statement reads the replaced instances and the touched rows' counters (row() lists
@@ -153,7 +157,7 @@ def _incremental(cur: Cursor, latest: dict[str, tuple[Any, ...]], docs: dict[str
     for uid, ps in parts.items():
         o = old_st.get(uid)
         newest = max((p[0] for p in ps), key=lambda r: r[-1])
-        js, institution, source = docs[newest[15]]
+        js, institution, source, hospital, department = docs[newest[15]]
         mods = set(o["modalities"] or ()) if o else set()
         insts = set(o["institutions"] or ()) if o else set()
         classes = set(o["sop_classes"] or ()) if o else set()
@@ -165,7 +169,8 @@ def _incremental(cur: Cursor, latest: dict[str, tuple[Any, ...]], docs: dict[str
         agg = {"modalities": sorted(mods), "institutions": sorted(insts), "sop_classes": sorted(classes),
                "n_series": (o["n_series"] if o else 0) + new_series,
                "n_instances": (o["n_instances"] if o else 0) + added}
-        row = ex.study_values(js, ex.issuer_of(js, institution, source), agg, newest[15], newest[-1])
+        row = ex.study_values(js, ex.issuer_of(js, institution, source), agg, newest[15], newest[-1],
+                              (hospital, department))
         if (o and o["patient_key"] != row[1]) or row[1] not in keys:
             return None
         study_rows.append(row)
@@ -177,7 +182,7 @@ def _incremental(cur: Cursor, latest: dict[str, tuple[Any, ...]], docs: dict[str
         patient_rows.append((key, *newest[2:2 + len(ex.PATIENT_COLS)],
                              (o["n_studies"] if o else 0) + sum(p[1] for p in pp),
                              (o["n_series"] if o else 0) + sum(p[2] for p in pp),
-                             (o["n_instances"] if o else 0) + sum(p[3] for p in pp), newest[-2], newest[-1]))
+                             (o["n_instances"] if o else 0) + sum(p[3] for p in pp), newest[PATIENT_ATTRS], newest[-1]))
     _replace(cur, "instances", "sop", list(latest.values()), list(old))
     _replace(cur, "series", "uid", series_rows, [u for u in by_series if u in old_se])
     _replace(cur, "studies", "uid", study_rows, [u for u in parts if u in old_st])
@@ -209,8 +214,9 @@ def _docs(cur: Cursor, sops: Sequence[str], known: dict[str, Doc]) -> dict[str, 
     out = {s: known[s] for s in sops if s in known}
     missing = [s for s in sops if s not in known]
     if missing:
-        out.update({s: (orjson.loads(j), inst, src) for s, j, inst, src in cur.execute(
-            f"SELECT sop, json, institution, source FROM instances WHERE {one_of('sop', len(missing))}",
+        out.update({s: (orjson.loads(j), inst, src, hosp, dept) for s, j, inst, src, hosp, dept in cur.execute(
+            f"SELECT sop, json, institution, source, hospital, department FROM instances "
+            f"WHERE {one_of('sop', len(missing))}",
             missing).fetchall()})
     return out
 
@@ -258,10 +264,11 @@ def refresh(cur: Cursor, studies: set[str], series: set[str], known: dict[str, D
     tags.update((sop, frozenset(doc[0])) for sop, doc in docs.items())
     rows = []
     for _, n, ns, rep, seq, cls, mods, insts in aggs:
-        js, institution, source = docs[rep]
+        js, institution, source, hospital, department = docs[rep]
         agg = {"modalities": mods or [], "institutions": insts or [], "sop_classes": cls or [],
                "n_series": ns, "n_instances": int(n)}
-        rows.append(ex.study_values(js, ex.issuer_of(js, institution, source), agg, rep, seq))
+        rows.append(ex.study_values(js, ex.issuer_of(js, institution, source), agg, rep, seq,
+                                    (hospital, department)))
     insert(cur, "studies", rows)
     refresh_patients(cur, keys | {r[1] for r in rows})
     return Refreshed(studies, series, series_rows, rows, tags)

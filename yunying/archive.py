@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -26,8 +26,7 @@ import pydicom
 from pydicom import Dataset
 from pydicom.uid import UID
 
-from index import Index
-from index.model import InstanceRecord, InstanceRow, Origin
+from index.model import DEFAULT_HOSPITAL, InstanceRecord, InstanceRow, Origin
 from index.query import Query
 from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
@@ -39,6 +38,7 @@ from yunying.errors import (
     InstanceConflict,
     NotAcceptable,
     OutOfResources,
+    StudyElsewhere,
     UnknownResource,
 )
 from yunying.ingest import load_record
@@ -68,8 +68,10 @@ class Archive:
     """Owns storage/ and index/; thread-safe; every method is synchronous (run it off the event loop)."""
 
     def __init__(self, data_dir: Path, batch: int = 256, durability: str = "group",
-                 ingest_processes: int = 0) -> None:
+                 ingest_processes: int = 0, issuer_hospitals: dict[str, str] | None = None) -> None:
         self.data_dir = Path(data_dir)
+        # IssuerOfPatientID -> hospital, for what the default hospital's origins store (issue 11)
+        self.issuer_hospitals = dict(issuer_hospitals or {})
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(self.data_dir / "store", group_sync=durability == "group")
         self.index = open_index(self.data_dir / "index.duckdb")  # InUse: a server holds the folder
@@ -80,6 +82,7 @@ class Archive:
         self._rows: OrderedDict[str, InstanceRow] = OrderedDict()
         self._rows_lock = threading.Lock()
         self._pending: dict[str, tuple[InstanceRow, Future]] = {}
+        self._claims: dict[str, tuple[str, str | None]] = {}  # study -> owner of a store not yet indexed
         self._queue: queue.Queue[Any] = queue.Queue()  # (record, future), _FLUSH, or None: stop
         self._batch = batch
         self._dirty = False
@@ -166,6 +169,7 @@ class Archive:
         with self._rows_lock:
             self._pending.pop(sop, None)
             self._rows.pop(sop, None)
+            self._claims.pop(rec.json["0020000D"]["Value"][0], None)  # the index knows it now
         if exc is not None:
             fut.set_exception(exc)
         else:
@@ -222,6 +226,8 @@ class Archive:
                 # has removed it since (replaced versions go before their store settles): write
                 # it again, under the SOP's lock
                 w = write_instance(self.storage, source, origin, expected_study)
+            origin = self._owning(w.record)
+            self._claim(w, origin)
             current = self.row(w.sop) if self._known.maybe(w.sop) else None
             if current is not None:
                 if (current.study, current.series) != (w.study, w.series):
@@ -236,6 +242,7 @@ class Archive:
             self._known.add(w.sop)
             fut: Future = Future()
             with self._rows_lock:
+                self._claim(w, origin, claim=True)  # two hospitals' first stores of one study race here
                 self._pending[w.sop] = (_row_of(w), fut)
             self._queue.put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
@@ -244,6 +251,39 @@ class Archive:
             self._queue.put(_FLUSH)
             fut.result()
         return result
+
+    def _owning(self, record: InstanceRecord) -> Origin:
+        """The record's origin, its hospital taken from IssuerOfPatientID when the settings map
+        that issuer and the origin is the default hospital's (an import, a legacy peer...)."""
+        origin = record.origin
+        if self.issuer_hospitals and origin.hospital == DEFAULT_HOSPITAL:
+            issuer = (record.json.get("00100021", {}).get("Value") or [None])[0]
+            mapped = self.issuer_hospitals.get(str(issuer).strip()) if issuer else None
+            if mapped:
+                origin = record.origin = replace(origin, hospital=mapped, department=None)
+        return origin
+
+    def _claim(self, w: Written, origin: Origin, claim: bool = False) -> None:
+        """Refuse an instance of a study another hospital owns (its bytes just written go);
+        claim: mark the study as this origin's until its index row is committed (the caller
+        holds _rows_lock and queues the store next)."""
+        owner = self._claims.setdefault(w.study, (origin.hospital, origin.department)) if claim \
+            else self.owner(w.study)
+        if owner is not None and owner[0] != origin.hospital:
+            if not w.existed:
+                self.storage.delete(w.key)
+            raise StudyElsewhere(f"study {w.study} takes no instances from this origin")
+
+    def owner(self, study: str) -> tuple[str, str | None] | None:
+        """The origin (hospital, department) of a stored study (acknowledged stores included);
+        None when it is not stored."""
+        claimed = self._claims.get(study)
+        return claimed if claimed is not None else self.index.owner(study)
+
+    def cached_owner(self, study: str) -> tuple[tuple[str, str | None] | None] | None:
+        """owner(study) as a 1-tuple when known without DuckDB (safe on an event loop), else None."""
+        claimed = self._claims.get(study)
+        return (claimed,) if claimed is not None else self.index.cached_owner(study)
 
     # -- find ------------------------------------------------------------------------------
     def search(self, query: Query) -> Iterator[dict]:
@@ -304,7 +344,7 @@ class Archive:
                     while len(self._rows) > 50_000:
                         self._rows.popitem(last=False)
         if not rows:
-            raise UnknownResource(_what(study, series, sop) + " is not stored")
+            raise not_stored(study, series, sop)
         return rows
 
     def instance(self, study: str, series: str, sop: str) -> InstanceRow:
@@ -400,7 +440,7 @@ class Archive:
         removed = self.index.delete(study, series, sop)
         self.generation += 1
         if not removed:
-            raise UnknownResource(_what(study, series, sop) + " is not stored")
+            raise not_stored(study, series, sop)
         for row in removed:
             self._forget(row.sop)
             self.storage.delete(row.storage_key)
@@ -454,6 +494,7 @@ class Archive:
                 self.storage.delete(key)  # an older version the newer one already replaced
                 removed.append(key)
                 continue
+            self._owning(record)  # the record on disk keeps the origin as received
             records.append(record)
             reindexed.append(key)
         for i in range(0, len(records), 256):
@@ -526,3 +567,9 @@ def _what(study: str, series: str | None, sop: str | None) -> str:
     if sop:
         return f"instance {sop}"
     return f"series {series}" if series else f"study {study}"
+
+
+def not_stored(study: str, series: str | None = None, sop: str | None = None) -> UnknownResource:
+    """The error of an unknown study, series or instance: also the answer for one outside the
+    asker's scope, word for word, so that existence never leaks (issue 11)."""
+    return UnknownResource(_what(study, series, sop) + " is not stored")

@@ -67,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import yunying.auth
     from dicomweb.app import build_app
+    from frontends.static import mount_frontends
     from yunying.archive import Archive
 
     settings = _settings(args)
@@ -78,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
               file=sys.stderr, flush=True)
     archive = Archive(settings.data, durability=settings.durability,
-                      ingest_processes=settings.ingest_workers())
+                      ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
     dimse = None
     try:
@@ -89,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
+        mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30)
         where = f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}" if dimse is not None \
@@ -139,7 +141,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         for note in report["notes"]:
             print(f"note: {note}")
     else:
-        archive = Archive(existing_archive(settings.data, need_index=False))
+        archive = Archive(existing_archive(settings.data, need_index=False),
+                              issuer_hospitals=settings.issuer_hospitals)
         try:
             report = archive.check(repair=True)
         finally:
@@ -173,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, help="DICOMweb port (default 8080)")
     serve.add_argument("--dimse-port", type=int, help="DIMSE port (default 11112; 0 disables)")
     serve.add_argument("--aet", help="our AE title (default YUNYING)")
-    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]}')
+    serve.add_argument("--peers", help='JSON file {"AET": ["host", port]} or {"AET": {"host": ..., "port": ..., '
+                       '"hospital": ..., "see": [...]}} (README: DIMSE peers and hospitals)')
     serve.add_argument("--cors-origins", nargs="*", help="origins allowed by CORS")
     serve.add_argument("--accept-all-aets", action="store_true", help="any calling AE may store/query/retrieve")
     serve.set_defaults(func=cmd_serve)
@@ -181,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(imp)
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--stow", metavar="URL", help="send to a running server's DICOMweb root instead")
+    imp.add_argument("--hospital", help="the hospital that owns what is imported (default: \"default\"); "
+                     "with --stow the API key's hospital does")
+    imp.add_argument("--department", help="the department within --hospital, when known")
     imp.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 2))
     imp.set_defaults(func=cmd_import)
     check = sub.add_parser("check", help="verify the index against the stored bytes")
@@ -188,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("dimse.cli", "conformance.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

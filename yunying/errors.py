@@ -45,6 +45,13 @@ class InstanceConflict(ArchiveError):
     http_status, dimse_status = 409, 0xC409
 
 
+class StudyElsewhere(ArchiveError):
+    """An instance of a study another hospital owns (issue 11): a study never takes instances
+    from two hospitals. The store is refused and the stored study is left as it was."""
+
+    http_status, dimse_status = 409, 0xC409
+
+
 class OutOfResources(ArchiveError):
     """No room to store (disk full, quota): the sender should retry later (PS3.4 B.2.3 A7xx)."""
 

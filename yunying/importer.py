@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from index.model import Origin
+from index.model import DEFAULT_HOSPITAL, Origin
 from yunying.checking import InUse
 from yunying.errors import ArchiveError
 
@@ -65,6 +65,10 @@ def run_import(args: argparse.Namespace) -> int:
     progress = Progress(len(files))
     start = time.monotonic()
     nbytes = 0
+    if args.stow and (getattr(args, "hospital", None) or getattr(args, "department", None)):
+        print("yunying import: --hospital/--department apply to a local import; through --stow the "
+              "API key's hospital owns what is stored", file=sys.stderr)
+        return 2
     if args.stow:
         from yunying.stow_client import StowSender
 
@@ -77,12 +81,14 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             archive = Archive(settings.data, durability=settings.durability,
-                              ingest_processes=settings.ingest_workers())
+                              ingest_processes=settings.ingest_workers(),
+                              issuer_hospitals=settings.issuer_hospitals)
         except InUse:  # DuckDB refuses a second writer: the server holds the data folder
             print("yunying import: the data folder is in use by a running server; "
                   "import through it with --stow http://HOST:PORT/dicomweb", file=sys.stderr)
             return 2
-        origin = Origin("import", "yunying-import", "")
+        origin = Origin("import", "yunying-import", "", getattr(args, "hospital", None) or DEFAULT_HOSPITAL,
+                        getattr(args, "department", None))
 
         def store(path: Path) -> str:
             return archive.store(path, origin, wait=False).outcome

@@ -404,11 +404,12 @@ def dump_record(record: InstanceRecord) -> bytes:
         "frames": record.frames, "size": record.size, "digest": record.digest,
         "storage_key": record.storage_key, "received": record.received.isoformat(), "extra": record.extra,
         "origin": {"face": record.origin.face, "source": record.origin.source,
-                   "institution": record.origin.institution}})
+                   "institution": record.origin.institution, "hospital": record.origin.hospital,
+                   "department": record.origin.department}})
 
 
 def load_record(data: bytes) -> InstanceRecord:
-    """The inverse of dump_record."""
+    """The inverse of dump_record (a record written before issue 11 belongs to the default hospital)."""
     raw = orjson.loads(data)
     return InstanceRecord(
         json=raw["json"], transfer_syntax=raw["transfer_syntax"], pixel_form=raw["pixel_form"],

@@ -25,6 +25,7 @@ class Settings:
     aet: str = "YUNYING"
     peers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dimse_accept_all: bool = False  # let any calling AE store/query/retrieve, not only known peers
+    issuer_hospitals: dict[str, str] = field(default_factory=dict)  # IssuerOfPatientID -> hospital (issue 11)
     cors_origins: list[str] = field(default_factory=list)
     max_upload_bytes: int = 8 * 1024**3
     qido_max_results: int = 10_000
@@ -33,10 +34,17 @@ class Settings:
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
+    compress_frames: bool = True  # Content-Encoding for octet-stream frames and bulk data (JSON/XML always)
     # identity and access (issue 11): the app-state database and provisioned API keys
     app_database: str = ""  # SQLAlchemy URL; "" = SQLite at <data>/app.sqlite
     api_key: str = field(default="", repr=False)  # YUNYING_API_KEY: full-scope key of the default hospital
     api_keys: list[dict[str, Any]] = field(default_factory=list, repr=False)  # [[api_keys]] name, key|key_env, scopes, hospital
+    # OAuth 2.0 / OpenID Connect provider (yunying/auth/oidc, README "Logging in with OpenID Connect")
+    oidc_issuer: str = ""  # public base URL of the archive; default http://host:http_port
+    oidc_key_dir: str = ""  # folder of the token signing keys (PEM, 0600); default <data>/keys/oidc
+    oidc_access_token_minutes: int = 10  # at most 15
+    oidc_refresh_token_hours: int = 12
+    oidc_trusted_issuers: list[dict[str, Any]] = field(default_factory=list)  # hospitals' own providers
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -121,13 +129,24 @@ def load_peers(path: str | Path) -> dict[str, tuple[str, int]]:
 def _peers(raw: Any, name: str) -> dict[str, tuple[str, int]]:
     if not isinstance(raw, dict):
         raise SettingError(f'{name}: expected an object {{"AET": ["host", port]}}')
+    from yunying.peers import parse_peer  # here: yunying.peers -> yunying.auth -> this module
+
     out: dict[str, tuple[str, int]] = {}
     for aet, addr in raw.items():
-        if not (isinstance(addr, list) and len(addr) == 2 and isinstance(addr[0], str)
-                and isinstance(addr[1], int) and 0 < addr[1] < 65536):
-            raise SettingError(f'{name}: {aet}: expected ["host", port], got {addr!r}')
-        out[aet] = (addr[0], addr[1])
+        peer = parse_peer(addr)  # yunying.peers: the short form, or one with a hospital
+        if peer is None:
+            raise SettingError(f'{name}: {aet}: expected ["host", port] or {{"host": "...", "port": N, '
+                               f'"hospital": "...", "department": "...", "see": [...] | "all"}}, got {addr!r}')
+        out[aet] = peer
     return out
+
+
+def _names(raw: Any, name: str) -> dict[str, str]:
+    """A table of names to names ({"ISSUER": "hospital"}): keys and values non-empty strings."""
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                            for k, v in raw.items()):
+        raise SettingError(f'{name}: expected a table of names, e.g. {{"ISSUER": "hospital"}}')
+    return {k.strip(): v.strip() for k, v in raw.items()}
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
@@ -145,8 +164,15 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
             if str(value).lower() in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(value)
+        if text.startswith("list[dict"):  # tables in TOML, a JSON array in the environment
+            parsed = json.loads(value) if isinstance(value, str) else value
+            if not isinstance(parsed, list):
+                raise ValueError(value)
+            return parsed
         if text.startswith("list"):
             return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+        if text == "dict[str, str]":
+            return _names(json.loads(value) if isinstance(value, str) else value, name)
         if text.startswith("dict"):
             return _peers(json.loads(value) if isinstance(value, str) else value, name)
         return str(value)

@@ -170,6 +170,7 @@ def _work(source: Path | bytes, origin: Origin, expected_study: str | None) -> W
     return write_instance(_storage, source, origin, expected_study, sync=not _storage.group_sync)
 
 
+IDLE_EXIT_S = 10.0  # seconds without a write before the worker processes exit
 SHM_ROOT = Path("/dev/shm")
 HANDOFF_ABOVE = 64 << 10  # bytes: smaller instances travel in the call itself
 
@@ -183,13 +184,35 @@ class IngestPool:
     /dev/shm (or it is full) the bytes go through the pipe as before.
     """
 
-    def __init__(self, storage: Storage, processes: int) -> None:
+    def __init__(self, storage: Storage, processes: int, idle_exit_s: float = IDLE_EXIT_S) -> None:
         self._storage = storage
         self._args = (str(storage.root), storage.group_sync, os.getpid())
         self._processes = processes
         self._lock = threading.Lock()
         self._handoff = _handoff_folder()
-        self._pool = self._start()
+        self._pool: ProcessPoolExecutor | None = self._start()
+        # idle workers exit (issue 9: ~25 MB PSS, ~55 MB RSS each) and come back with the next
+        # overlapping stores; a lone store is written in the server meanwhile (Archive.store)
+        self._busy = 0
+        self._last = time.monotonic()
+        self._closed = threading.Event()
+        self._idle_exit_s = idle_exit_s
+        threading.Thread(target=self._reap, name="yunying-ingest-idle", daemon=True).start()
+
+    def _reap(self) -> None:
+        while not self._closed.wait(max(self._idle_exit_s / 4, 0.05)):
+            with self._lock:
+                pool = self._pool
+                if pool is None or self._busy or time.monotonic() - self._last < self._idle_exit_s:
+                    continue
+                self._pool = None
+            pool.shutdown(wait=True)
+            log.debug("ingest workers idle for %.0f s: stopped", self._idle_exit_s)
+
+    @property
+    def running(self) -> bool:
+        """Whether worker processes are up (False after an idle exit, until the next write)."""
+        return self._pool is not None
 
     def _start(self) -> ProcessPoolExecutor:
         # forkserver: never fork the server itself (its threads hold locks: DuckDB, pynetdicom)
@@ -204,9 +227,14 @@ class IngestPool:
     def write(self, source: Path | bytes, origin: Origin, expected_study: str | None = None) -> Written:
         """write_instance in a worker; one retry in a fresh pool if a worker died under it."""
         sent = self._hand_off(source)
+        with self._lock:
+            self._busy += 1
+            if self._pool is None:  # back after an idle exit
+                self._pool = self._start()
         try:
             for _attempt in (0, 1):
                 pool = self._pool
+                assert pool is not None  # not reaped while busy
                 try:
                     written = pool.submit(_work, sent, origin, expected_study).result()
                     if self._storage.group_sync:
@@ -220,6 +248,9 @@ class IngestPool:
                             self._pool = self._start()
             raise WorkerFailure("the ingest worker stopped while processing this instance")
         finally:
+            with self._lock:
+                self._busy -= 1
+                self._last = time.monotonic()
             if sent is not source:
                 assert isinstance(sent, Path)
                 sent.unlink(missing_ok=True)
@@ -253,7 +284,11 @@ class IngestPool:
         return path
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._closed.set()
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         if self._handoff is not None:
             shutil.rmtree(self._handoff, ignore_errors=True)
 

@@ -38,7 +38,7 @@ def test_every_route_refuses_without_a_token_except_the_open_ones(
 @pytest.mark.parametrize("token", ["yk_forged_0123456789abcdef", "x" * 300, "a.b.c", "ümlaut-token"])
 def test_a_forged_token_is_401_invalid_token(server: YunyingServer, token: str) -> None:
     resp = httpx.get(server.dicomweb_url + "/studies",
-                     headers={"Authorization": f"Bearer {token}".encode("utf-8")})
+                     headers={"Authorization": f"Bearer {token}".encode()})
     assert resp.status_code == 401
     assert 'error="invalid_token"' in resp.headers["www-authenticate"]
 

@@ -24,14 +24,16 @@ from tests.conftest import missing_tool
 TINY = Profile(studies=24, ct_slices=8, qido_queries=30, metadata_runs=2,
                frame_latency_requests=10, frame_seconds=0.5, find_queries=8,
                frame_requests=40, cstore_instances=8, corpus_seconds=60,
-               rendered_requests=4, thumb_repeats=3, cine_passes=1, ttfi_runs=2, mpr_requests=3)
+               rendered_requests=4, thumb_repeats=3, cine_passes=1, ttfi_runs=2, mpr_requests=3,
+               shaped_runs=1, small_studies=5)
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Data:
     root = tmp_path_factory.mktemp("bench-data")
     return Data(ct=build_ct(root, TINY.ct_slices, "A"), ct_store1=build_ct(root, TINY.ct_slices, "B"),
-                ct_store4=build_ct(root, TINY.ct_slices, "C"), corpus=build_corpus(root, TINY.studies))
+                ct_store4=build_ct(root, TINY.ct_slices, "C"), corpus=build_corpus(root, TINY.studies),
+                small=build_corpus(root, TINY.small_studies))
 
 
 def test_ct_is_realistic_and_compressible(tiny_data: Data) -> None:
@@ -77,6 +79,13 @@ def test_table_shows_ratio_target_and_na() -> None:
     assert "2.00x" in table and "0.20x" in table and "met" in table
     assert "n/a (no equivalent command)" in table
     assert len(r.rows()) == len(METRICS)
+    r.set("yunying", "shaped_frame_ms", 900)  # both targets: 1,000 ms and half of Orthanc's
+    r.set("orthanc", "shaped_frame_ms", 1200)
+    [row] = [row for row in r.rows() if row["key"] == "shaped_frame_ms"]
+    assert row["verdict"] == "MISSED" and row["target"] == "<= 0.5x, 1000"
+    r.set("orthanc", "shaped_frame_ms", 2000)
+    [row] = [row for row in r.rows() if row["key"] == "shaped_frame_ms"]
+    assert row["verdict"] == "met"
 
 
 def _check_all_figures(results: Results, name: str, expect_missing: set[str]) -> None:

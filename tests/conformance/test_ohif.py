@@ -85,13 +85,13 @@ def _wait_quiet(ohif: OhifServer, seconds: float, limit: float) -> None:
 
 def test_ohif_opens_and_paints_the_study(archive: str, ohif_dist: Path) -> None:
     data = build_test_data()
-    ctx = Context(archive, None, data)
+    key = auth_headers(archive).get("Authorization", "").removeprefix("Bearer ") or None
+    ctx = Context(archive, None, data, api_key=key)
     assert ctx.stow(data.studies["A"]).status_code == 200
     ctx.close()
     study = data.study_uid("A")
 
     failed: list[str] = []
-    key = auth_headers(archive).get("Authorization", "").removeprefix("Bearer ") or None
     with serve_ohif(ohif_dist, archive, api_key=key) as ohif, sync_api.sync_playwright() as pw, \
             tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(

@@ -82,8 +82,24 @@ class FakeArchive:
 
     def search(self, query: Query) -> Iterator[dict]:
         for js in self._rows(query.level):
+            study = _values(js, "0020000D")
+            owner = self.owner(study[0]) if study else None
+            if query.level != "PATIENT" and not query.scope.admits(
+                    study[0] if study else "", *(owner or (None, None)), (_values(js, "0020000E") or [None])[0]):
+                continue  # the scope, as the index applies it (index.query.StudyScope)
             if all(_matches(js, m) for m in query.matches):
                 yield js
+
+    def owner(self, study: str) -> tuple[str, str | None] | None:
+        """The origin hospital of a study (its first stored instance's), as Archive.owner."""
+        with self.lock:
+            for _, ds, origin in self.items.values():
+                if ds.StudyInstanceUID == study:
+                    return origin.hospital, origin.department
+        return None
+
+    def cached_owner(self, study: str) -> tuple[tuple[str, str | None] | None]:
+        return (self.owner(study),)
 
     # --- retrieve ----------------------------------------------------------------------------
     def instances(self, study: str, series: str | None = None, sop: str | None = None) -> list[InstanceRow]:

@@ -247,3 +247,25 @@ def test_a_failed_sync_after_a_worker_wrote_leaves_no_version(tmp_path: Path, mo
         assert list(a.storage.versions()) == []
     finally:
         a.close()
+
+
+def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
+    """Issue 9 part 5: worker processes do not sit in memory between bursts of stores."""
+    import time
+
+    from storage import Storage
+    from yunying.writing import IngestPool
+
+    pool = IngestPool(Storage(tmp_path / "store"), 1, idle_exit_s=0.3)
+    try:
+        first = pool.write(part10(make_ct()), ORIGIN)
+        pids = [p.pid for p in pool._pool._processes.values()]  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        while pool.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pool.running and pids
+        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # exited and reaped
+        again = pool.write(part10(make_ct()), ORIGIN)  # the next store brings them back
+        assert pool.running and again.sop != first.sop
+    finally:
+        pool.close()

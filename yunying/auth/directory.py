@@ -5,6 +5,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from yunying.auth import roles as R
 from yunying.auth.errors import BadCredentials, Conflict, InvalidRequest, NotFound
 from yunying.auth.principal import DEFAULT_HOSPITAL
-from yunying.auth.schema import departments, hospitals, user_roles, users
+from yunying.auth.schema import departments, hospitals, row_dict, user_roles, users
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
 
@@ -30,10 +31,10 @@ def _name(kind: str, value: str) -> str:
     return value
 
 
-def hash_password(password: str) -> str:
-    """An argon2id hash of an acceptable password."""
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise InvalidRequest(f"password: at least {MIN_PASSWORD} characters")
+def hash_password(password: str, name: str = "password", min_length: int = MIN_PASSWORD) -> str:
+    """An argon2id hash of an acceptable password (or access code)."""
+    if not isinstance(password, str) or not min_length <= len(password) <= 200:
+        raise InvalidRequest(f"{name}: {min_length}-200 characters")
     return _hasher.hash(password)
 
 
@@ -73,7 +74,7 @@ def add_hospital(store: Store, hospital_id: str, name: str) -> None:
 
 def list_hospitals(store: Store) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(hospitals).order_by(hospitals.c.id))]
+        return [row_dict(r) for r in conn.execute(select(hospitals).order_by(hospitals.c.id))]
 
 
 def require_hospital(conn: Any, hospital_id: str) -> None:
@@ -87,8 +88,9 @@ def add_department(store: Store, hospital_id: str, name: str) -> int:
     try:
         with store.engine.begin() as conn:
             require_hospital(conn, hospital_id)
-            return int(conn.execute(insert(departments).values(hospital_id=hospital_id, name=name))
-                       .inserted_primary_key[0])
+            key = conn.execute(insert(departments).values(hospital_id=hospital_id, name=name)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
     except IntegrityError:
         raise Conflict(f"department {name!r} exists in {hospital_id}") from None
 
@@ -98,7 +100,7 @@ def list_departments(store: Store, hospital_id: str | None = None) -> list[dict[
     if hospital_id is not None:
         q = q.where(departments.c.hospital_id == hospital_id)
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [row_dict(r) for r in conn.execute(q)]
 
 
 # roles
@@ -109,7 +111,7 @@ def list_roles(store: Store, q: str = "") -> list[dict[str, Any]]:
         like = f"%{q.lower()}%"
         query = query.where(or_(func.lower(roles_t.c.name).like(like), func.lower(roles_t.c.description).like(like)))
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        return [row_dict(r) for r in conn.execute(query)]
 
 
 def save_role(store: Store, name: str, permissions: list[str], description: str = "",
@@ -157,7 +159,7 @@ def _role_permissions(conn: Any, username: str, hospital: str, exclude: str = ""
 # users
 def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, password: str | None = None, *,
              display_name: str = "", department: int | None = None, title: str = "", phone: str = "",
-             roles: list[tuple[str, str | None]] = (), must_change_password: bool = True,
+             roles: Sequence[tuple[str, str | None]] = (), must_change_password: bool = True,
              password_hash: str | None = None) -> str | None:
     """Create a user; returns the generated one-time password when none was given."""
     _name("username", username)
@@ -185,9 +187,9 @@ def get_user(store: Store, username: str) -> dict[str, Any]:
         row = conn.execute(select(users).where(users.c.username == username)).first()
         if row is None:
             raise NotFound(f"no user {username}")
-        out = dict(row._mapping)
+        out = row_dict(row)
         out.pop("password_hash")
-        out["roles"] = [dict(r._mapping) for r in conn.execute(
+        out["roles"] = [row_dict(r) for r in conn.execute(
             select(user_roles.c.hospital_id, user_roles.c.role, user_roles.c.level)
             .where(user_roles.c.username == username).order_by(user_roles.c.hospital_id, user_roles.c.role))]
         return out
@@ -206,10 +208,13 @@ def list_users(store: Store, hospital: str | None = None, q: str = "") -> list[d
 
 
 def update_user(store: Store, username: str, **values: Any) -> None:
-    allowed = {"display_name", "title", "phone", "department_id", "disabled"}
-    bad = set(values) - allowed
+    kinds: dict[str, type | tuple[type, ...]] = {"display_name": str, "title": str, "phone": str, "department_id": (int, type(None)), "disabled": bool}
+    bad = set(values) - set(kinds)
     if bad:
         raise InvalidRequest(f"cannot change {', '.join(sorted(bad))}")
+    for name, value in values.items():
+        if not isinstance(value, kinds[name]) or (name == "department_id" and isinstance(value, bool)):
+            raise InvalidRequest(f"{name}: wrong type")
     with store.engine.begin() as conn:
         if conn.execute(update(users).where(users.c.username == username).values(**values)).rowcount == 0:
             raise NotFound(f"no user {username}")
@@ -245,7 +250,7 @@ def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
         raise BadCredentials("wrong username or password")
     if not verify_password(row.password_hash, password) or row.disabled:
         raise BadCredentials("wrong username or password")
-    return dict(row._mapping)
+    return row_dict(row)
 
 
 def change_password(store: Store, username: str, old: str, new: str) -> None:
@@ -296,11 +301,11 @@ def remove_role(store: Store, username: str, hospital: str, role: str) -> None:
 def first_admin(store: Store, environ: dict[str, str] | None = None) -> str | None:
     """On a store without users: create `admin` (super admin); returns the one-time password it
     generated (None when taken from YUNYING_ADMIN_PASSWORD or when users exist)."""
-    environ = os.environ if environ is None else environ
+    env = dict(os.environ) if environ is None else environ
     with store.engine.connect() as conn:
         if conn.execute(select(users.c.username).limit(1)).first() is not None:
             return None
-    given = environ.get("YUNYING_ADMIN_PASSWORD") or None
+    given = env.get("YUNYING_ADMIN_PASSWORD") or None
     generated = add_user(store, "admin", DEFAULT_HOSPITAL, given, display_name="Super admin",
                          roles=[("super_admin", None)], must_change_password=True)
     return generated

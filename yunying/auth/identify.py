@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import false, or_, select, update
 
 from yunying.auth import roles as R
 from yunying.auth.keys import digest
-from yunying.auth.principal import DICOMWEB_READ, EVERYTHING, NOTHING, Principal, Visibility
+from yunying.auth.principal import (
+    DICOMWEB_READ,
+    EVERYTHING,
+    NOTHING,
+    Principal,
+    PrincipalKind,
+    Visibility,
+)
 from yunying.auth.schema import access_tokens, api_keys, break_glass, grants, user_roles, users
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
@@ -87,8 +95,9 @@ class Identifier:
                     raise InvalidToken("the token was revoked")
                 if tok.expires_at <= now:
                     raise InvalidToken("the token has expired")
-                if tok.kind == "user":
-                    return user_principal(conn, tok.subject, token_id=tok.id), float(tok.expires_at)
+                if tok.kind in ("user", "launch"):  # a login or launch link: that user, as they are now
+                    found = user_principal(conn, tok.subject, token_id=tok.id)
+                    return (replace(found, kind="launch") if tok.kind == "launch" else found), float(tok.expires_at)
                 return token_principal(tok), float(tok.expires_at)
         for verify in _verifiers:
             found = verify(token)
@@ -105,10 +114,7 @@ def key_principal(key: Any) -> Principal:
 
 
 def token_principal(tok: Any) -> Principal:
-    kind = tok.kind if tok.kind in ("share", "patient", "launch") else "share"
-    if kind == "launch":  # a launch link opens studies for a user, within that user's rights
-        return Principal(kind="launch", id=tok.subject, hospital=tok.hospital_id, permissions=frozenset(tok.permissions),
-                         visibility=Visibility(studies=frozenset(tok.studies)), token_id=tok.id)
+    kind: PrincipalKind = "patient" if tok.kind == "patient" else "share"
     return Principal(kind=kind, id=tok.subject, hospital=tok.hospital_id, permissions=frozenset(tok.permissions),
                      visibility=Visibility(studies=frozenset(tok.studies), series=frozenset(tok.series)),
                      token_id=tok.id)
@@ -127,7 +133,7 @@ def user_principal(conn: Any, username: str, token_id: str | None = None) -> Pri
     seeing = frozenset(r.hospital_id for r in rows if not r.platform and DICOMWEB_READ in r.permissions)
     shared = conn.execute(select(grants.c.study_uid, grants.c.series_uid).where(
         or_(grants.c.username == username,
-            grants.c.department_id == user.department_id if user.department_id is not None else False),
+            grants.c.department_id == user.department_id if user.department_id is not None else false()),
         or_(grants.c.expires_at.is_(None), grants.c.expires_at > now))).all()
     visibility = Visibility(hospitals=seeing, studies=frozenset(g.study_uid for g in shared if not g.series_uid),
                             series=frozenset(g.series_uid for g in shared if g.series_uid))

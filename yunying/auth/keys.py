@@ -17,7 +17,7 @@ from yunying.auth.principal import (
     DICOMWEB_WRITE,
 )
 from yunying.auth.roles import PERMISSIONS
-from yunying.auth.schema import api_keys
+from yunying.auth.schema import api_keys, row_dict
 from yunying.auth.store import Store
 
 FULL_SCOPE = [DICOMWEB_READ, DICOMWEB_WRITE, DICOMWEB_DELETE, ADMIN]
@@ -67,7 +67,7 @@ def list_keys(store: Store, hospital: str | None = None) -> list[dict[str, Any]]
     if hospital is not None:
         q = q.where(api_keys.c.hospital_id == hospital)
     with store.engine.connect() as conn:
-        return [{k: v for k, v in r._mapping.items() if k != "key_hash"} for r in conn.execute(q)]
+        return [row_dict(r, ("key_hash",)) for r in conn.execute(q)]
 
 
 def revoke_key(store: Store, key_id: str, hospital: str | None = None) -> None:

@@ -52,8 +52,10 @@ class AuthMiddleware:
         principal = ANONYMOUS
         if token is not None:
             try:
-                principal = self.identifier.cached(token) or await anyio.to_thread.run_sync(
-                    self.identifier.identify, token)
+                found = self.identifier.cached(token)
+                if found is None:  # a database look-up: off the event loop
+                    found = await anyio.to_thread.run_sync(self.identifier.identify, token)
+                principal = found
             except InvalidToken as exc:
                 if rule is None or rule.action != OPEN:  # an open route ignores a stale credential
                     await _refuse(scope, send, 401, "invalid_token", str(exc))

@@ -38,13 +38,16 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/.well-known/{path:path}"),  # OIDC discovery and JWKS (branch oidc)
     ("GET", "/oauth/authorize"), ("POST", "/oauth/authorize"),  # login page of the provider
     ("POST", "/oauth/token"), ("POST", "/oauth/revoke"), ("POST", "/oauth/introspect"),  # client auth inside
+    ("GET", "/oauth/jwks"),  # the provider's public keys
+    ("OPTIONS", "/oauth/{path:path}"), ("OPTIONS", "/.well-known/{path:path}"),  # the provider's CORS answers
     ("GET", "/login"), ("GET", "/login/{path:path}"),
+    ("POST", "/login"), ("POST", "/login/{path:path}"),  # the provider's login, password change, logout
     ("POST", "/api/auth/login"),  # username + password -> a short access token
     ("POST", "/api/auth/password"),  # change one's password with the old one (first login)
     ("POST", "/api/auth/exchange"),  # a capability token (+ code) -> a short access token
     ("POST", "/api/auth/register"),  # a doctor's self-registration (reviewed by a hospital admin)
     ("GET", "/launch"),  # a signed launch link: its signature is the credential
-    ("GET", "/i18n/{path:path}"),
+    ("GET", "/i18n/{path:path}"), ("GET", "/common/{path:path}"),  # catalogs, shared ES modules
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
@@ -63,6 +66,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/auth/me", AUTHENTICATED),
     ("POST", "/api/auth/logout", AUTHENTICATED),
     ("POST", "/api/auth/break-glass", R.BREAK_GLASS),
+    ("GET", "/oauth/userinfo", AUTHENTICATED), ("POST", "/oauth/userinfo", AUTHENTICATED),  # OIDC Core 5.3
     # administration: handlers narrow further (a hospital admin acts on their own hospital only)
     ("GET", "/api/admin/hospitals", (ADMIN, R.USERS_MANAGE, R.SECURITY_MANAGE)),
     ("POST", "/api/admin/hospitals", ADMIN),

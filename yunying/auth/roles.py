@@ -6,6 +6,7 @@ patient data: they read images only through a recorded break-glass.
 """
 from __future__ import annotations
 
+from yunying.auth.errors import Forbidden, InvalidRequest
 from yunying.auth.principal import ADMIN, DICOMWEB_DELETE, DICOMWEB_READ, DICOMWEB_WRITE, DOWNLOAD
 
 USERS_MANAGE = "users.manage"  # users, departments and self-registrations of one hospital
@@ -44,7 +45,7 @@ DEFAULT_ROLES: dict[str, tuple[frozenset[str], bool, str]] = {
 }
 
 
-class SeparationOfDuties(ValueError):
+class SeparationOfDuties(Forbidden):
     """A role (or a user's set of roles) would both manage users and read the audit trail."""
 
 
@@ -63,4 +64,4 @@ def check_permissions(permissions: frozenset[str]) -> None:
     """Refuse unknown permission names."""
     unknown = sorted(permissions - PERMISSIONS)
     if unknown:
-        raise ValueError(f"unknown permission(s): {', '.join(unknown)}")
+        raise InvalidRequest(f"unknown permission(s): {', '.join(unknown)}")

@@ -6,6 +6,8 @@ never stored: passwords as argon2 hashes, API keys and tokens as SHA-256 of >= 1
 """
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -165,6 +167,11 @@ break_glass = Table(
     Column("started_at", Integer, nullable=False),
     Column("expires_at", Integer, nullable=False),
 )
+
+
+def row_dict(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A result row as a plain dict (str keys: SQLAlchemy's quoted_name trips orjson)."""
+    return {str(k): v for k, v in row._mapping.items() if k not in drop}
 
 
 @migration("auth", 1)

@@ -23,6 +23,7 @@ call `store.migrate()` again: it is idempotent).
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import time
 from collections.abc import Callable
@@ -70,12 +71,33 @@ def migration(component: str, version: int) -> Callable[[Migration], Migration]:
     return register
 
 
+class Stamp:
+    """8 bytes in a file, mapped into memory: changed (randomly) on every revocation, so every
+    process sharing the data folder sees the change on its next read, without a system call
+    per request (a stat() costs 12-20 us on these machines)."""
+
+    def __init__(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.write(fd, os.urandom(8))
+            self._map = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+
+    def read(self) -> int:
+        return int.from_bytes(self._map[:8], "little")
+
+    def change(self) -> None:
+        self._map[:8] = os.urandom(8)  # random, not +1: two revocations never write the same value
+
+
 @dataclass
 class Store:
-    """The engine of the app-state database and where its revocation stamp lives."""
+    """The engine of the app-state database and its revocation stamp."""
 
     engine: Engine
-    stamp: Path | None  # touched on every revocation so other processes drop cached identities
+    stamp: Stamp | None  # changed on every revocation so every process drops cached identities
 
     def migrate(self) -> list[tuple[str, int]]:
         """Run the registered migrations not yet recorded; returns those it ran."""
@@ -98,17 +120,11 @@ class Store:
     def revoked(self) -> None:
         """Say that a credential, user or role changed: cached identities are stale now."""
         if self.stamp is not None:
-            self.stamp.touch()
-            os.utime(self.stamp)
+            self.stamp.change()
 
     def generation(self) -> int:
         """Changes whenever `revoked()` was called, in any process sharing the data folder."""
-        if self.stamp is None:
-            return -1  # no shared stamp (PostgreSQL): callers must not cache
-        try:
-            return self.stamp.stat().st_mtime_ns
-        except FileNotFoundError:
-            return 0
+        return -1 if self.stamp is None else self.stamp.read()  # -1: no shared stamp, never cache
 
 
 def database_url(data: Path, url: str = "") -> str:
@@ -132,7 +148,7 @@ def open_store(data: Path, url: str = "") -> Store:
             cur.execute("PRAGMA journal_mode=WAL")  # the CLI writes while the server reads
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
-        stamp = Path(data) / "app.revoked"
+        stamp = Stamp(Path(data) / "app.revoked")
     store = Store(engine, stamp)
     store.migrate()
     return store

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -17,7 +18,7 @@ from sqlalchemy import insert, select, update
 from yunying.auth.directory import hash_password, verify_password
 from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest, NotFound
 from yunying.auth.keys import digest, new_secret
-from yunying.auth.schema import access_tokens, capability_tokens
+from yunying.auth.schema import access_tokens, capability_tokens, row_dict
 from yunying.auth.store import Store
 
 ACCESS_TTL = 15 * 60  # issue 11: access tokens live at most 15 minutes
@@ -25,19 +26,23 @@ MAX_CODE_FAILURES = 5
 LOCK_SECONDS = 15 * 60
 MAX_LIFETIME = 366 * 86400
 CAPABILITY_PERMISSIONS = {"view", "download"}
+MIN_CODE = 4  # an access code is a second factor beside the token, tried at most MAX_CODE_FAILURES times
 
 
-def issue_access_token(store: Store, *, kind: str, subject: str, hospital: str, studies: list[str] = (),
-                       series: list[str] = (), permissions: list[str] = (), capability_id: str | None = None,
+def issue_access_token(store: Store, *, kind: str, subject: str, hospital: str, studies: Sequence[str] = (),
+                       series: Sequence[str] = (), permissions: Sequence[str] = (), capability_id: str | None = None,
                        ttl: int = ACCESS_TTL) -> tuple[str, int]:
     """Mint a short bearer token; returns (token, expires_in seconds)."""
     ttl = min(ttl, ACCESS_TTL)
     token = new_secret("yat_")
+    now = int(time.time())
     with store.engine.begin() as conn:
+        if secrets.randbelow(100) == 0:  # now and then: expired tokens are of no use to anyone
+            conn.execute(access_tokens.delete().where(access_tokens.c.expires_at < now - 86400))
         conn.execute(insert(access_tokens).values(
             id="a_" + secrets.token_hex(8), token_hash=digest(token), kind=kind, subject=subject,
             capability_id=capability_id, hospital_id=hospital, studies=list(studies), series=list(series),
-            permissions=sorted(permissions), expires_at=int(time.time()) + ttl))
+            permissions=sorted(permissions), expires_at=now + ttl))
     return token, ttl
 
 
@@ -48,7 +53,7 @@ def _uids(name: str, value: Any) -> list[str]:
 
 
 def create_capability(store: Store, *, created_by: str, hospital: str, studies: list[str],
-                      series: list[str] = (), permissions: list[str] = ("view",), expires_in: int = 7 * 86400,
+                      series: Sequence[str] = (), permissions: Sequence[str] = ("view",), expires_in: int = 7 * 86400,
                       not_before: int | None = None, code: str | None = None, label: str = "",
                       kind: str = "share") -> tuple[str, str]:
     """A new capability token: returns (id, token: shown once, never stored)."""
@@ -69,7 +74,7 @@ def create_capability(store: Store, *, created_by: str, hospital: str, studies: 
         conn.execute(insert(capability_tokens).values(
             id=token_id, token_hash=digest(token), label=label, hospital_id=hospital, studies=studies,
             series=series, permissions=sorted(perms), kind=kind, not_before=nbf, expires_at=nbf + expires_in,
-            code_hash=hash_password(code) if code else None, failed_attempts=0, created_by=created_by,
+            code_hash=hash_password(code, "code", MIN_CODE) if code else None, failed_attempts=0, created_by=created_by,
             created_at=now))
     return token_id, token
 
@@ -81,7 +86,7 @@ def list_capabilities(store: Store, hospital: str | None = None, created_by: str
     if created_by is not None:
         q = q.where(capability_tokens.c.created_by == created_by)
     with store.engine.connect() as conn:
-        return [{k: v for k, v in r._mapping.items() if k not in ("token_hash", "code_hash")}
+        return [row_dict(r, ("token_hash", "code_hash"))
                 | {"has_code": r.code_hash is not None} for r in conn.execute(q)]
 
 
@@ -115,14 +120,17 @@ def exchange(store: Store, token: str, code: str | None = None) -> dict[str, Any
             raise BadCredentials("this link has expired")
         if row.locked_until and now < row.locked_until:
             raise Forbidden("too many wrong access codes; try again later")
-        if row.code_hash is not None and not verify_password(row.code_hash, code or ""):
-            failures = row.failed_attempts + 1
-            locked = now + LOCK_SECONDS if failures >= MAX_CODE_FAILURES else None
+        wrong = row.code_hash is not None and not verify_password(row.code_hash, code or "")
+        if wrong:  # counted in SQL (parallel guesses all count) and committed before the refusal
+            c = capability_tokens.c
+            conn.execute(update(capability_tokens).where(c.id == row.id).values(failed_attempts=c.failed_attempts + 1))
+            conn.execute(update(capability_tokens).where(c.id == row.id, c.failed_attempts >= MAX_CODE_FAILURES)
+                         .values(failed_attempts=0, locked_until=now + LOCK_SECONDS))
+        else:
             conn.execute(update(capability_tokens).where(capability_tokens.c.id == row.id).values(
-                failed_attempts=0 if locked else failures, locked_until=locked))
-            raise BadCredentials("wrong access code")
-        conn.execute(update(capability_tokens).where(capability_tokens.c.id == row.id).values(
-            failed_attempts=0, last_used_at=now))
+                failed_attempts=0, last_used_at=now))
+    if wrong:
+        raise BadCredentials("wrong access code")
     perms = ["dicomweb.read"] + (["download"] if "download" in row.permissions else [])
     access, ttl = issue_access_token(
         store, kind=row.kind, subject=row.id, hospital=row.hospital_id, studies=row.studies, series=row.series,

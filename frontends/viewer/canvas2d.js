@@ -1,0 +1,74 @@
+// The canvas 2D path where WebGL2 is missing (some WeChat builds): one 8-bit lookup table
+// indexed by the raw stored value (rescale + window + inversion folded in), rebuilt only when
+// the window changes; then a scaled drawImage for zoom and pan.
+export class Canvas2dRenderer {
+  static create(canvas) {
+    const ctx = canvas.getContext("2d", { alpha: false });
+    return ctx ? new Canvas2dRenderer(ctx) : null;
+  }
+
+  constructor(ctx) {
+    this.kind = "canvas2d";
+    this.ctx = ctx;
+    this.scratch = document.createElement("canvas");
+    this.lutKey = "";
+    this.lut = null;
+    this.imageKey = null;
+  }
+
+  table(image, v) {
+    const invert = v.invert !== image.monochrome1;
+    const signed = image.pixels instanceof Int16Array;
+    const size = image.pixels instanceof Uint8Array ? 256 : 65536;
+    const key = [size, signed, image.slope, image.intercept, v.center, v.width, invert].join();
+    if (key === this.lutKey) return this.lut;
+    const lut = new Uint8ClampedArray(size);
+    const lo = v.center - 0.5, w = Math.max(v.width - 1, 1);
+    for (let i = 0; i < size; i++) {
+      const raw = signed ? i - 32768 : i;
+      let g = ((raw * image.slope + image.intercept - lo) / w + 0.5) * 255;
+      g = g < 0 ? 0 : g > 255 ? 255 : g;
+      lut[i] = invert ? 255 - g : g;
+    }
+    this.lutKey = key;
+    this.lut = lut;
+    this.imageKey = null;
+    return lut;
+  }
+
+  draw(image, v) {
+    const ctx = this.ctx, canvas = ctx.canvas;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    if (!image) return;
+    if (image.bitmap) {
+      const m = v.toCanvas;
+      ctx.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);
+      ctx.filter = v.invert ? "invert(1)" : "none";
+      ctx.drawImage(image.bitmap, 0, 0);
+      ctx.filter = "none";
+      return;
+    }
+    const lut = this.table(image, v);
+    if (this.imageKey !== image) {
+      const { columns: w, rows: h, pixels } = image;
+      this.scratch.width = w;
+      this.scratch.height = h;
+      const sctx = this.scratch.getContext("2d");
+      const out = sctx.createImageData(w, h);
+      const d = out.data, offset = pixels instanceof Int16Array ? 32768 : 0;
+      for (let i = 0, j = 0; i < pixels.length; i++, j += 4) {
+        const g = lut[pixels[i] + offset];
+        d[j] = d[j + 1] = d[j + 2] = g;
+        d[j + 3] = 255;
+      }
+      sctx.putImageData(out, 0, 0);
+      this.imageKey = image;
+    }
+    const m = v.toCanvas;
+    ctx.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(this.scratch, 0, 0);
+  }
+}

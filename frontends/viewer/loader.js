@@ -1,0 +1,91 @@
+// Frames for the viewports: from the bounded cache, else fetched and decoded; prefetch keeps a
+// window around the current slice in memory, then warms the HTTP cache with the rest.
+import { frame, renderedBitmap, studyUrl } from "./dicomweb.js";
+import { FetchQueue, FrameCache, isPhone } from "./cache.js";
+import { decodeFrame, isRawDisplayable, pixelFormat } from "./series.js";
+
+/** Downloading a whole series ahead (hundreds of MB) only on unmetered links: never with
+ * Save-Data, and on a phone only over Wi-Fi or Ethernet as far as the browser tells. */
+function warmAllowed() {
+  const c = navigator.connection;
+  if (c?.saveData) return false;
+  return !isPhone() || ["wifi", "ethernet"].includes(c?.type);
+}
+
+export class Loader {
+  constructor(budget) {
+    this.cache = budget ? new FrameCache(budget) : new FrameCache();
+    this.queue = new FetchQueue(6);
+    this.warmQueue = new FetchQueue(2);
+    this.fetched = 0; // frames downloaded and decoded (for the benchmark)
+  }
+
+  key(series, image) { return `${series.series}/${image.sop}/${image.frame}`; }
+
+  cached(series, i) {
+    const image = series.images[i];
+    return image ? this.cache.get(this.key(series, image)) : undefined;
+  }
+
+  /** The decoded frame `i` of `series` (a promise), fetched at `priority` (0 = now). */
+  load(series, i, priority = 0) {
+    const image = series.images[i];
+    const key = this.key(series, image);
+    const hit = this.cache.get(key);
+    if (hit) return Promise.resolve(hit);
+    return this.queue.request(key, priority, async () => {
+      const format = pixelFormat(image.ds);
+      if (!isRawDisplayable(format)) { // colour, palette, float...: the server's rendering at full size
+        const bitmap = await renderedBitmap(`${studyUrl(series.study, series.series, image.sop)}/frames/${image.frame}/rendered`,
+          { quality: "95" });
+        const entry = { bitmap, rows: bitmap.height, columns: bitmap.width, pixels: { byteLength: bitmap.width * bitmap.height * 4 } };
+        this.cache.put(key, entry);
+        this.fetched++;
+        return entry;
+      }
+      const buffer = await frame(series.study, series.series, image.sop, image.frame);
+      const pixels = decodeFrame(buffer, format);
+      let min = Infinity, max = -Infinity;
+      for (let k = 0; k < pixels.length; k++) { const v = pixels[k]; if (v < min) min = v; if (v > max) max = v; }
+      const [a, b] = [min * format.slope + format.intercept, max * format.slope + format.intercept];
+      const entry = {
+        pixels, rows: format.rows, columns: format.columns, slope: format.slope, intercept: format.intercept,
+        monochrome1: format.photometric === "MONOCHROME1", min: Math.min(a, b), max: Math.max(a, b),
+      };
+      this.cache.put(key, entry);
+      this.fetched++;
+      return entry;
+    });
+  }
+
+  /** Prefetch around `i`: nearest first, within what the cache can hold; then warm the rest. */
+  prefetch(series, i) {
+    const n = series.images.length;
+    const bytes = series.bytesPerFrame || 512 * 512 * 2;
+    const half = Math.min(n, Math.floor(this.cache.capacity(bytes) * 0.4));
+    const wanted = new Set();
+    for (let d = 1; d <= half; d++) {
+      for (const j of [i + d, i - d]) {
+        if (j < 0 || j >= n) continue;
+        wanted.add(this.key(series, series.images[j]));
+        this.load(series, j, d).catch(() => {});
+      }
+    }
+    wanted.add(this.key(series, series.images[i]));
+    this.queue.prune((key) => wanted.has(key) || !key.startsWith(series.series + "/"));
+    if (half < n / 2 && warmAllowed()) this.warm(series, i, half);
+  }
+
+  /** Download (not decode) the frames outside the window, so the disk cache answers later. */
+  warm(series, i, half) {
+    const n = series.images.length;
+    for (let d = half + 1; d < n; d++) {
+      for (const j of [i + d, i - d]) {
+        if (j < 0 || j >= n) continue;
+        const image = series.images[j];
+        this.warmQueue.request(this.key(series, image), d, () =>
+          frame(series.study, series.series, image.sop, image.frame).then(() => undefined)).catch(() => {});
+      }
+    }
+  }
+}

@@ -1,0 +1,199 @@
+// The viewer's entry: /viewer/?study=UID[&series=UID[,UID...][&instance=UID[&frame=N]]][&lang=en]
+// [&renderer=2d]; without a study, the doctors' study list. Token: #access_token=... once.
+import { takeTokenFromFragment, Unauthorized } from "../common/auth.js";
+import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
+import { getJson, HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } from "./dicomweb.js";
+import { Cine } from "./cine.js";
+import { createViewport, setLayout } from "./layout.js";
+import { Loader } from "./loader.js";
+import { Measurements } from "./measure.js";
+import { seriesImages, value } from "./series.js";
+import { attachKeys, buildToolbar } from "./toolbar.js";
+
+const params = new URLSearchParams(location.search);
+takeTokenFromFragment(); // before any request: every DICOMweb call carries it
+// the first requests leave before anything else runs (WebGL set-up, the language catalog)
+const early = params.get("study") ? searchSeries(params.get("study")) : null;
+early?.catch(() => {});
+// a study alone: its first image (the archive's order = ours: SeriesNumber, InstanceNumber)
+const earlyPreview = params.get("study") && !params.get("series")
+  ? imageUrl(`${studyUrl(params.get("study"))}/rendered`, previewParams(innerWidth, innerHeight - 160)) : null;
+earlyPreview?.catch(() => {});
+const languageReady = loadLanguage().catch((err) => console.warn(err.message));
+const $ = (sel) => document.querySelector(sel);
+
+const viewer = {
+  // ?cacheMb=N bounds the decoded-pixel cache (an embedding app that knows its memory)
+  viewports: [], active: null, loader: new Loader((Number(params.get("cacheMb")) || 0) * 2 ** 20 || undefined),
+  series: new Map(), seriesOrder: [], measurements: new Measurements(), cine: null, layout: "1x1",
+  tools: {
+    active: "wl",
+    start: (vp, tool, x, y) => viewer.measurements.start(vp, tool, x, y),
+    move: (vp, x, y) => viewer.measurements.move(vp, x, y),
+    end: (vp) => viewer.measurements.end(vp),
+    cancel: (vp) => viewer.measurements.cancel(vp),
+  },
+  setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },
+  setLayout(layout) {
+    return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
+  },
+};
+window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
+
+function status(key) { languageReady.then(() => { $("#status").textContent = key ? t(key) : ""; }); }
+
+function fail(err) {
+  if (err instanceof Unauthorized) return; // redirectToLogin() already said so
+  console.warn(err.message);
+  status(err instanceof HttpError && err.status === 404 ? "viewer.error.notFound" : "viewer.error.load");
+}
+
+/** The quick preview's size: the viewport in CSS pixels, at most 512 (small on a weak link). */
+function previewParams(width, height) {
+  const w = Math.round(Math.min(512, Math.max(64, width))), h = Math.round(Math.min(512, Math.max(64, height)));
+  return { viewport: `${w},${h}`, quality: "60" };
+}
+
+function startPreview(vp, study, series, sop, frame) {
+  let path = studyUrl(study, series, sop);
+  path += sop && frame > 1 ? `/frames/${frame}/rendered` : "/rendered";
+  return imageUrl(path, previewParams(vp.el.clientWidth, vp.el.clientHeight)).then((url) => vp.showPreview(url)).catch(() => {});
+}
+
+async function loadSeries(study, uid, sop) {
+  if (viewer.series.has(uid)) return viewer.series.get(uid);
+  const metadata = await seriesMetadata(study, uid);
+  let images = seriesImages(metadata);
+  if (sop) images = images.filter((im) => im.sop === sop); // the launch named one image
+  const ds = images[0]?.ds;
+  const series = {
+    study, series: uid, images, modality: value(ds, "Modality") || "",
+    bytesPerFrame: (Number(value(ds, "Rows")) || 512) * (Number(value(ds, "Columns")) || 512)
+      * ((Number(value(ds, "BitsAllocated")) || 16) / 8),
+  };
+  viewer.series.set(uid, series);
+  return series;
+}
+
+/**
+ * The first image alone, from its own small metadata, before the series' metadata (2-3 KB per
+ * image uncompressed: 0.8 MB for 300 CT slices, most of a second on a 4G link). Returns the image
+ * shown ({sop, frame}).
+ */
+async function showFirstImage(vp, study, uid, sop, frame) {
+  if (!sop) {
+    const rows = await getJson(`${studyUrl(study, uid)}/instances?limit=1&includefield=00200013`);
+    sop = value(rows[0], "SOPInstanceUID");
+    frame = 1;
+  }
+  const images = seriesImages(await getJson(`${studyUrl(study, uid, sop)}/metadata`)).filter((im) => im.frame === frame);
+  if (!images.length) return null;
+  const ds = images[0].ds;
+  vp.setSeries({ study, series: uid, images, modality: value(ds, "Modality") || "" }, 0);
+  await viewer.loader.load(vp.series, 0, 0).catch(() => {});
+  return { sop, frame };
+}
+
+function firstViewport() {
+  const vp = createViewport(viewer, $("#viewports .viewport"), params.get("renderer"));
+  vp.el.classList.add("active");
+  viewer.active = vp;
+  viewer.cine = new Cine(vp);
+  viewer.onActivate = (active) => {
+    const fps = viewer.cine.fps, direction = viewer.cine.direction, onChange = viewer.cine.onChange;
+    viewer.cine = Object.assign(new Cine(active), { fps, direction, onChange });
+    markCurrent();
+  };
+  return vp;
+}
+
+async function openStudy(study) {
+  $("#stage").hidden = false;
+  const wanted = (params.get("series") || "").split(",").filter(Boolean);
+  const sop = params.get("instance") || null;
+  const frame = Math.max(1, Number(params.get("frame")) || 1);
+  viewer.study = study;
+  const vp = firstViewport();
+  // the requests start before the language catalog is in: the first image waits for nothing
+  let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame)
+    : earlyPreview.then((url) => vp.showPreview(url)).catch(() => {});
+  let seriesList = [];
+  try {
+    seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
+  } catch (err) { fail(err); return; }
+  if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
+  viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
+  const first = wanted[0] || value(seriesList[0], "SeriesInstanceUID");
+  if (!first) { status("viewer.error.empty"); return; }
+  if (!preview) preview = startPreview(vp, study, first, null, 1);
+  if (!performance.getEntriesByName("first-image").length) status("viewer.loading");
+  try {
+    const shown = await showFirstImage(vp, study, first, sop, frame).catch(() => null);
+    const series = await loadSeries(study, first, sop);
+    const at = shown ? series.images.findIndex((im) => im.sop === shown.sop && im.frame === shown.frame) : 0;
+    vp.setSeries(series, Math.max(0, at), Boolean(shown)); // the same image: the view stays as the user left it
+    viewer.cine.fps = Cine.defaultFps(series);
+    viewer.cine.onChange?.();
+    status("");
+  } catch (err) { fail(err); return; }
+  await preview;
+  status("");
+  buildStrip(study, seriesList, sop);
+}
+
+function buildStrip(study, seriesList, sop) {
+  const strip = $("#series-strip");
+  strip.replaceChildren();
+  for (const s of seriesList) {
+    const uid = value(s, "SeriesInstanceUID");
+    const card = document.createElement("button");
+    card.type = "button";
+    card.className = "series-card";
+    card.dataset.series = uid;
+    const img = document.createElement("img");
+    img.alt = "";
+    const label = document.createElement("span");
+    label.textContent = `${value(s, "SeriesNumber") ?? ""} ${value(s, "Modality") || ""} ${value(s, "SeriesDescription") || ""}`.trim();
+    const count = document.createElement("span");
+    count.textContent = t("viewer.images", { n: value(s, "NumberOfSeriesRelatedInstances") ?? "?" });
+    card.append(img, label, count);
+    card.addEventListener("click", async () => {
+      try { viewer.active.setSeries(await loadSeries(study, uid, sop)); markCurrent(); } catch (err) { fail(err); }
+    });
+    strip.append(card);
+    imageUrl(`${studyUrl(study, uid)}/thumbnail`).then((url) => { img.src = url; }).catch(() => {});
+  }
+  markCurrent();
+}
+
+function markCurrent() {
+  const uid = viewer.active?.series?.series;
+  for (const card of document.querySelectorAll(".series-card")) card.classList.toggle("current", card.dataset.series === uid);
+}
+
+async function main() {
+  const study = params.get("study");
+  const opened = study ? openStudy(study) : null;
+  await languageReady;
+  applyTranslations();
+  $("#lang").addEventListener("click", async () => {
+    await switchLanguage(language() === "zh-CN" ? "en" : "zh-CN");
+    for (const vp of viewer.viewports) vp.changed();
+    window.dispatchEvent(new Event("resize"));
+  });
+  const listLink = () => { $("#to-list").href = `./?lang=${encodeURIComponent(language())}`; };
+  listLink();
+  window.addEventListener("languagechange", listLink);
+  if (!study) {
+    $("#to-list").hidden = true;
+    const { openStudyList } = await import("./studylist.js");
+    await openStudyList($("#studylist"), params);
+    return;
+  }
+  buildToolbar($("#toolbar"), $("#presets"), viewer);
+  attachKeys(viewer);
+  for (const vp of viewer.viewports) vp.changed();
+  await opened;
+}
+
+main().catch(fail);

@@ -1,0 +1,118 @@
+// A series as the viewer sees it: its images (instance x frame) in display order, and what the
+// renderer needs from the stored DICOM JSON (PS3.18 Annex F) to turn raw samples into values.
+const T = {
+  SOPInstanceUID: "00080018", SOPClassUID: "00080016", InstanceNumber: "00200013",
+  NumberOfFrames: "00280008", Rows: "00280010", Columns: "00280011", BitsAllocated: "00280100",
+  BitsStored: "00280101", PixelRepresentation: "00280103", SamplesPerPixel: "00280002",
+  PhotometricInterpretation: "00280004", RescaleSlope: "00281053", RescaleIntercept: "00281052",
+  WindowCenter: "00281050", WindowWidth: "00281051", PixelSpacing: "00280030",
+  ImagerPixelSpacing: "00181164", SliceThickness: "00180050", SliceLocation: "00201041",
+  ImagePositionPatient: "00200032", ImageOrientationPatient: "00200037", Modality: "00080060",
+  PatientName: "00100010", PatientID: "00100020", PatientSex: "00100040", PatientAge: "00101010",
+  PatientBirthDate: "00100030", StudyDate: "00080020", StudyDescription: "00081030",
+  InstitutionName: "00080080", SeriesDescription: "0008103E", SeriesNumber: "00200011",
+  AccessionNumber: "00080050", StudyInstanceUID: "0020000D", SeriesInstanceUID: "0020000E",
+  PixelData: "7FE00010", NumberOfSeriesRelatedInstances: "00201209", NumberOfStudyRelatedInstances: "00201208",
+  ModalitiesInStudy: "00080061", StudyTime: "00080030", IssuerOfPatientID: "00100021", FrameTime: "00181063", RecommendedDisplayFrameRate: "00082144",
+};
+export const TAGS = T;
+
+export function value(ds, keyword, i = 0) {
+  const el = ds?.[T[keyword] || keyword];
+  const v = el?.Value?.[i];
+  return v === undefined ? undefined : v;
+}
+
+export function values(ds, keyword) {
+  return ds?.[T[keyword] || keyword]?.Value || [];
+}
+
+/** A person name for display: the ideographic group first (Chinese), then alphabetic. */
+export function personName(ds, keyword) {
+  const pn = value(ds, keyword);
+  if (!pn) return "";
+  const parts = [pn.Ideographic, pn.Alphabetic].filter(Boolean).map((s) => s.replace(/\^+/g, " ").trim());
+  return [...new Set(parts)].join(" / ");
+}
+
+function num(ds, keyword, fallback) {
+  const v = Number(value(ds, keyword));
+  return Number.isFinite(v) ? v : fallback;
+}
+
+/** How the raw samples of one instance are laid out and scaled. */
+export function pixelFormat(ds) {
+  return {
+    rows: num(ds, "Rows", 0), columns: num(ds, "Columns", 0),
+    bitsAllocated: num(ds, "BitsAllocated", 16), bitsStored: num(ds, "BitsStored", 16),
+    signed: num(ds, "PixelRepresentation", 0) === 1, samples: num(ds, "SamplesPerPixel", 1),
+    photometric: String(value(ds, "PhotometricInterpretation") || "MONOCHROME2"),
+    slope: num(ds, "RescaleSlope", 1), intercept: num(ds, "RescaleIntercept", 0),
+  };
+}
+
+/** True when the browser can window the raw samples itself (greyscale, 8 or 16 bits). */
+export function isRawDisplayable(f) {
+  return f.samples === 1 && f.photometric.startsWith("MONOCHROME") && [8, 16].includes(f.bitsAllocated)
+    && f.rows > 0 && f.columns > 0;
+}
+
+/** Raw little-endian frame bytes -> a typed array of stored values (sign-extended, masked). */
+export function decodeFrame(buffer, f) {
+  const n = f.rows * f.columns;
+  if (f.bitsAllocated === 8) return new Uint8Array(buffer, 0, n);
+  const out = f.signed ? new Int16Array(buffer, 0, n) : new Uint16Array(buffer, 0, n);
+  if (f.bitsStored < 16) {
+    const shift = 16 - f.bitsStored;
+    if (f.signed) for (let i = 0; i < n; i++) out[i] = (out[i] << shift) >> shift;
+    else { const mask = (1 << f.bitsStored) - 1; for (let i = 0; i < n; i++) out[i] &= mask; }
+  }
+  return out;
+}
+
+function normal(ds) {
+  const o = values(ds, "ImageOrientationPatient").map(Number);
+  if (o.length !== 6) return null;
+  return [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
+}
+
+const KEPT = new Set(Object.values(T));
+
+/** Only the attributes the viewer reads: a 1000-image series' full metadata would stay on the heap. */
+function slim(ds) {
+  const out = {};
+  for (const tag in ds) if (KEPT.has(tag)) out[tag] = ds[tag];
+  return out;
+}
+
+/** Images of a series' metadata in display order: InstanceNumber, then position, then frame. */
+export function seriesImages(metadata) {
+  const withPixels = metadata.filter((ds) => ds[T.PixelData] || value(ds, "Rows")).map(slim);
+  const n = withPixels.length ? normal(withPixels[0]) : null;
+  const position = (ds) => {
+    const p = values(ds, "ImagePositionPatient").map(Number);
+    return n && p.length === 3 ? p[0] * n[0] + p[1] * n[1] + p[2] * n[2] : 0;
+  };
+  withPixels.sort((a, b) => num(a, "InstanceNumber", 0) - num(b, "InstanceNumber", 0) || position(a) - position(b));
+  const images = [];
+  for (const ds of withPixels) {
+    const frames = num(ds, "NumberOfFrames", 1);
+    for (let f = 1; f <= frames; f++) images.push({ ds, sop: value(ds, "SOPInstanceUID"), frame: f, frames });
+  }
+  return images;
+}
+
+/** The window the header recommends, if any: [center, width]. */
+export function headerWindow(ds) {
+  const c = Number(value(ds, "WindowCenter")), w = Number(value(ds, "WindowWidth"));
+  return Number.isFinite(c) && Number.isFinite(w) && w > 0 ? [c, w] : null;
+}
+
+/** Millimetres per pixel [row, column] and where it came from (PixelSpacing or ImagerPixelSpacing). */
+export function spacing(ds) {
+  for (const key of ["PixelSpacing", "ImagerPixelSpacing"]) {
+    const s = values(ds, key).map(Number);
+    if (s.length === 2 && s.every((x) => x > 0)) return { row: s[0], column: s[1], source: key };
+  }
+  return null;
+}

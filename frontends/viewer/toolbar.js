@@ -1,0 +1,92 @@
+// The toolbar (bottom on phones, top on desktops), the presets menu and keyboard shortcuts.
+import { t } from "../common/i18n.js";
+import { LAYOUTS } from "./layout.js";
+import { CT_PRESETS } from "./presets.js";
+
+const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi"];
+
+export function buildToolbar(nav, menu, viewer) {
+  nav.replaceChildren();
+  const button = (key, action, id) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.i18n = key;
+    b.textContent = t(key);
+    if (id) b.id = id;
+    b.addEventListener("click", action);
+    nav.append(b);
+    return b;
+  };
+  const toolButtons = TOOLS.map((tool) => {
+    const b = button(`viewer.tool.${tool}`, () => viewer.setTool(tool), `tool-${tool}`);
+    b.dataset.tool = tool;
+    return b;
+  });
+  viewer.onTool = (tool) => { for (const b of toolButtons) b.setAttribute("aria-pressed", String(b.dataset.tool === tool)); };
+  viewer.onTool(viewer.tools.active);
+  button("viewer.presets", () => { menu.hidden = !menu.hidden; }, "open-presets");
+  button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
+  button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
+  const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
+  const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
+  button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
+  const layout = button("viewer.layout", () => {
+    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
+    layoutLabel();
+  }, "layout");
+  layout.removeAttribute("data-i18n"); // its text carries the layout too
+  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
+  layoutLabel();
+  window.addEventListener("languagechange", layoutLabel);
+  const cineChanged = () => {
+    play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
+    play.textContent = t(play.dataset.i18n);
+    speed.removeAttribute("data-i18n");
+    speed.textContent = t("viewer.cine.fps", { fps: viewer.cine.fps });
+  };
+  viewer.cine.onChange = cineChanged;
+  window.addEventListener("languagechange", cineChanged);
+  cineChanged();
+  buildPresets(menu, viewer);
+}
+
+function buildPresets(menu, viewer) {
+  menu.replaceChildren();
+  const add = (key, apply) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.i18n = key;
+    b.textContent = t(key);
+    b.addEventListener("click", () => { apply(); menu.hidden = true; });
+    menu.append(b);
+  };
+  add("viewer.preset.default", () => viewer.active.reset());
+  for (const [name, [c, w]] of Object.entries(CT_PRESETS)) add(`viewer.preset.${name}`, () => viewer.active.setWindow(c, w));
+  add("viewer.preset.custom", () => {
+    const v = viewer.active.view;
+    const answer = prompt(t("viewer.preset.customPrompt"), `${Math.round(v.width)} ${Math.round(v.center)}`);
+    const [w, c] = (answer || "").split(/[\s,/]+/).map(Number);
+    if (Number.isFinite(w) && Number.isFinite(c) && w > 0) viewer.active.setWindow(c, w);
+  });
+}
+
+export function attachKeys(viewer) {
+  window.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, textarea, select")) return;
+    const vp = viewer.active;
+    const n = vp.series?.images.length || 1;
+    const step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1, PageDown: 10, PageUp: -10 }[e.key];
+    if (step) { vp.scroll(step); e.preventDefault(); return; }
+    if (e.key === "Home") vp.setIndex(0);
+    else if (e.key === "End") vp.setIndex(n - 1);
+    else if (e.key === "i") vp.set({ invert: !vp.view.invert });
+    else if (e.key === "r") vp.reset();
+    else if (e.key === "w") viewer.setTool("wl");
+    else if (e.key === "s") viewer.setTool("scroll");
+    else if (e.key === "p") viewer.setTool("pan");
+    else if (e.key === "z") viewer.setTool("zoom");
+    else if (e.key === "l") viewer.setTool("length");
+    else if (e.key === " ") { viewer.cine.toggle(); e.preventDefault(); }
+    else if (e.key === "Escape") viewer.measurements.cancel(vp);
+  });
+}

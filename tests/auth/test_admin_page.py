@@ -1,0 +1,92 @@
+"""The admin page in headless Chromium at 390x844: first login with the forced password change,
+users, role search, a registration approved with its photos shown, both languages."""
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from benchmarks.net import YunyingServer
+from tests.conftest import start_with_env
+
+pytest.importorskip("frontends.static", reason="the static front ends are served by frontends/static.py")
+from tests.frontends import conftest as fe
+
+PHONE = fe.PHONE
+browser, open_page = fe.browser, fe.open_page  # the front ends' browser fixtures, shared
+
+PASSWORD = "page-admin-pw-1"
+PNG = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b0c1d80000000049454e44ae426082")).decode()
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
+    s = start_with_env(tmp_path_factory.mktemp("adminpage") / "data", YUNYING_ADMIN_PASSWORD=PASSWORD)
+    yield s
+    s.stop()
+
+
+def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
+    photos = [{"kind": k, "content_type": "image/png", "data": PNG} for k in ("id_card", "qualification")]
+    assert httpx.post(srv.http_url + "/api/auth/register", json={
+        "username": "dr.reg", "password": "reg-password-1", "display_name": "注册医生", "phone": "13900000000",
+        "hospital": "default", "photos": photos}).status_code == 201
+    p = open_page(**PHONE)
+    page = p.page
+    page.goto(srv.http_url + "/admin/?lang=zh-CN")
+    assert page.locator("#login h2").inner_text() == "管理员登录"
+    page.fill("#login [name=username]", "admin")
+    page.fill("#login [name=password]", PASSWORD)
+    page.click("#login button")
+    page.wait_for_selector("#change:not([hidden])")
+    page.fill("#change [name=new_password]", "page-admin-pw-2")
+    page.click("#change button")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#login [name=password]", "page-admin-pw-2")
+    page.click("#login button")
+    page.wait_for_selector("#user-list li")
+    assert "admin" in page.locator("#user-list").inner_text()
+
+    page.fill("#add-user [name=username]", "dr.page")
+    page.select_option("#add-user select", "radiologist")
+    page.click("#add-user button")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('dr.page')")
+    assert "一次性密码" in page.locator("#message").inner_text()
+    assert "radiologist:junior" in page.locator("#user-list").inner_text()
+
+    page.click("[data-tab=roles]")
+    page.fill("#role-q", "audit")
+    page.wait_for_function("document.querySelectorAll('#role-list li').length === 1")
+    assert "audit.read" in page.locator("#role-list").inner_text()
+
+    page.click("[data-tab=registrations]")
+    page.wait_for_selector("#registration-list img")
+    assert page.locator("#registration-list img").count() == 2
+    assert page.evaluate("[...document.querySelectorAll('#registration-list img')].every(i => i.naturalWidth > 0)")
+    page.click("#registration-list button[data-i18n='admin.registration.approve']")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('dr.reg')")
+    assert httpx.post(srv.http_url + "/api/auth/login", json={"username": "dr.reg", "password": "reg-password-1"}
+                      ).status_code == 200
+
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert page.locator("header h1").inner_text() == "User administration"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert not p.errors, p.errors
+
+
+def test_the_admin_page_without_a_token_asks_to_log_in(srv: YunyingServer, open_page: Any) -> None:
+    p = open_page(**PHONE)
+    p.page.goto(srv.http_url + "/admin/?lang=en")
+    p.page.wait_for_selector("#login:not([hidden])")
+    assert p.page.locator("#login h2").inner_text() == "Administrator sign-in"
+    p.page.fill("#login [name=username]", "admin")
+    p.page.fill("#login [name=password]", "wrong-password-0")
+    p.page.click("#login button")
+    p.page.wait_for_function("document.querySelector('#message').classList.contains('error')")
+    assert "Wrong username" in p.page.locator("#message").inner_text()

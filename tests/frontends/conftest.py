@@ -1,0 +1,66 @@
+"""Browser fixtures for the front ends: Debian's Chromium driven by Playwright, against a real
+archive started on a free port."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.net import YunyingServer, start_yunying
+from tests.conftest import missing_tool
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
+DESKTOP = {"viewport": {"width": 1366, "height": 768}}
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_tool("the playwright package is not installed")
+    if not Path(CHROMIUM).exists():
+        missing_tool("Debian chromium not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
+    srv = start_yunying(tmp_path_factory.mktemp("viewer") / "data")
+    yield srv
+    srv.stop()
+
+
+class Page:
+    """A fresh browser context (empty cache, own profile) with its console errors collected."""
+
+    def __init__(self, browser: Any, **context: Any) -> None:
+        self.context = browser.new_context(**context)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Any]:
+    pages: list[Page] = []
+
+    def make(**context: Any) -> Page:
+        pages.append(Page(browser, **context))
+        return pages[-1]
+
+    yield make
+    for p in pages:
+        p.close()

@@ -1,0 +1,282 @@
+"""The viewer in Debian's Chromium against a real archive: what it paints is the server's values
+through the window, and W/L, scrolling, zoom and the languages work by mouse and by touch."""
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import pytest
+
+from benchmarks.net import YunyingServer
+from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.phantom import HEADER_WINDOW, STRIPES, grey, hu, store_ct
+
+SIZE, SLICES = 256, 5
+CENTRES = [(32 * k + 16, SIZE // 2) for k in range(STRIPES)]  # image pixels inside each stripe
+
+# the viewport canvas read back at image points (device pixels through the viewport's transform)
+READ_JS = """(points) => {
+  const vp = window.yunyingViewer.viewports[0], c = vp.canvas, m = vp.toCanvas();
+  const o = document.createElement('canvas'); o.width = c.width; o.height = c.height;
+  const ctx = o.getContext('2d'); ctx.drawImage(c, 0, 0);
+  return points.map(([x, y]) => { const p = m.transformPoint(new DOMPoint(x, y));
+    return ctx.getImageData(Math.floor(p.x), Math.floor(p.y), 1, 1).data[0]; });
+}"""
+SETTLE_JS = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+@pytest.fixture(scope="module")
+def study(archive: YunyingServer) -> tuple[str, str]:
+    return store_ct(archive, SLICES, SIZE)
+
+
+def url(server: YunyingServer, study: str, query: str = "") -> str:
+    return f"{server.http_url}/viewer/?study={study}{query}#access_token={server.api_key}"
+
+
+def opened(page: Any, address: str) -> Any:
+    page.goto(address)
+    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('.series-card').length > 0")  # the whole series is in
+    page.evaluate(SETTLE_JS)
+    return page
+
+
+def pixels(page: Any) -> list[int]:
+    page.evaluate(SETTLE_JS)
+    return list(page.evaluate(READ_JS, CENTRES))
+
+
+def expected(center: float, width: float, slice_index: int = 0) -> list[float]:
+    return [grey(hu(k, slice_index), center, width) for k in range(STRIPES)]
+
+
+def assert_close(seen: list[int], wanted: list[float], tolerance: float = 1.5) -> None:
+    assert all(abs(s - w) <= tolerance for s, w in zip(seen, wanted, strict=True)), (seen, [round(w) for w in wanted])
+
+
+def corner(page: Any, which: str) -> str:
+    return str(page.inner_text(f".viewport .corner.{which}"))
+
+
+@pytest.mark.parametrize(("asked", "renderer"), [("webgl2", "webgl2-float"), ("int", "webgl2"), ("2d", "canvas2d"), ("", "canvas2d")])
+def test_first_image_is_the_server_values_through_the_header_window(
+        open_page: Any, archive: YunyingServer, study: tuple[str, str], asked: str, renderer: str) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], f"&lang=en&renderer={asked}"))
+    assert page.get_attribute(".viewport", "data-renderer") == renderer  # R32F, integer textures, canvas 2D; by itself canvas 2D on SwiftShader
+    assert_close(pixels(page), expected(*HEADER_WINDOW))
+    assert "W 800 L -700" in corner(page, "br")
+    assert f"Im 1/{SLICES}" in corner(page, "bl")
+    assert "Wang Xiaodong" in corner(page, "tl") and "王 小东" in corner(page, "tl")
+    assert page.evaluate("performance.getEntriesByName('first-image').length") == 1
+    assert not p.errors
+
+
+def test_mouse_drag_windows_and_wheel_scrolls(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    box = page.locator(".viewport").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 100, y - 50, steps=5)  # CT: 2 HU per pixel: width +200, level -100
+    page.mouse.up()
+    assert "W 1000 L -800" in corner(page, "br")
+    assert_close(pixels(page), expected(-800, 1000))
+    page.mouse.wheel(0, 100)  # one notch: the next slice
+    page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im 2/{SLICES}')")
+    page.wait_for_function("window.yunyingViewer.viewports[0].image !== null")
+    assert_close(pixels(page), expected(-800, 1000, slice_index=1))
+    page.keyboard.press("End")
+    page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im {SLICES}/{SLICES}')")
+    assert_close(pixels(page), expected(-800, 1000, slice_index=SLICES - 1))
+    page.click("#invert")
+    assert_close(pixels(page), [255 - g for g in expected(-800, 1000, SLICES - 1)])
+    page.click("#reset")
+    assert_close(pixels(page), expected(*HEADER_WINDOW, slice_index=SLICES - 1))
+    assert not p.errors
+
+
+def touch(cdp: Any, kind: str, points: list[tuple[float, float]]) -> None:
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+        {"x": x, "y": y, "id": i, "radiusX": 1, "radiusY": 1, "force": 1} for i, (x, y) in enumerate(points)]})
+
+
+def touch_drag(cdp: Any, start: list[tuple[float, float]], end: list[tuple[float, float]], steps: int = 6) -> None:
+    touch(cdp, "touchStart", start)
+    for s in range(1, steps + 1):
+        f = s / steps
+        touch(cdp, "touchMove", [(a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f) for a, b in zip(start, end, strict=True)])
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def test_phone_touch_windows_scrolls_and_pinches(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**PHONE, locale="zh-CN")
+    page = opened(p.page, url(archive, study[0]))
+    assert page.inner_text("#tool-wl") == "窗宽窗位"  # zh-CN from the browser's language
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    cdp = p.context.new_cdp_session(page)
+    box = page.locator(".viewport").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    touch_drag(cdp, [(cx, cy)], [(cx - 50, cy + 50)])  # width -100, level +100
+    assert "窗宽 700 窗位 -600" in corner(page, "br")
+    assert_close(pixels(page), expected(-600, 700))
+    bar = page.locator(".viewport .scrollbar").bounding_box()  # the slice scrollbar: drag to the end
+    touch_drag(cdp, [(bar["x"] + bar["width"] / 2, bar["y"] + 5)],
+               [(bar["x"] + bar["width"] / 2, bar["y"] + bar["height"] - 2)])
+    page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('图像 {SLICES}/{SLICES}')")
+    assert_close(pixels(page), expected(-600, 700, slice_index=SLICES - 1))
+    zoom0 = page.evaluate("window.yunyingViewer.viewports[0].view.zoom")
+    touch_drag(cdp, [(cx - 40, cy), (cx + 40, cy)], [(cx - 120, cy), (cx + 120, cy)])  # pinch out x3
+    zoom1 = page.evaluate("window.yunyingViewer.viewports[0].view.zoom")
+    assert zoom1 == pytest.approx(zoom0 * 3, rel=0.05)
+    middle = pixels(page)[3:5]  # the outer stripes are off screen now
+    assert_close(middle, expected(-600, 700, slice_index=SLICES - 1)[3:5])
+    stripe = page.evaluate("(() => { const vp = window.yunyingViewer.viewports[0];"
+                           " return vp.imageToClient(32, 0)[0] - vp.imageToClient(0, 0)[0]; })()")
+    assert stripe == pytest.approx(32 * 390 / SIZE * 3, rel=0.05)  # fitted to 390 px, then x3
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors
+
+
+def test_language_switches_in_place(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP, locale="en-US")
+    page = opened(p.page, url(archive, study[0]))
+    assert page.inner_text("#tool-wl") == "W/L"  # en from navigator.language
+    assert "W 800 L -700" in corner(page, "br")
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('#tool-wl').innerText === '窗宽窗位'")
+    assert "窗宽 800 窗位 -700" in corner(page, "br")
+    assert "lang=zh-CN" in page.url and "access_token" not in page.url  # the token left the address bar
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert not p.errors
+
+
+def test_launch_precise_to_one_image(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    import httpx
+
+    rows = httpx.get(f"{archive.dicomweb_url}/studies/{study[0]}/series/{study[1]}/instances",
+                     params={"InstanceNumber": "3"}, headers=archive.headers).json()
+    sop = rows[0]["00080018"]["Value"][0]
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], f"&series={study[1]}&instance={sop}&lang=en"))
+    assert "Im 1/1" in corner(page, "bl")
+    assert_close(pixels(page), expected(*HEADER_WINDOW, slice_index=2))
+    assert not p.errors
+
+
+def test_unknown_study_says_so(open_page: Any, archive: YunyingServer) -> None:
+    p = open_page(**DESKTOP)
+    p.page.goto(url(archive, "1.2.3.4.5.6.7.8.9", "&lang=en"))
+    p.page.wait_for_function("document.querySelector('#status').innerText.length > 0 && "
+                             "!document.querySelector('#status').innerText.includes('Loading')")
+    assert re.search("not found|no series", p.page.inner_text("#status"), re.IGNORECASE)
+
+
+def test_reopening_the_study_downloads_no_pixels_again(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    first = opened(p.page, url(archive, study[0], "&lang=en"))
+    first.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES} && "
+                            "[...document.querySelectorAll('.series-card img')].every(i => i.complete && i.src)")
+    page = p.context.new_page()  # same browser profile: its HTTP cache
+    cdp = p.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    seen: dict[str, dict[str, Any]] = {}
+    cdp.on("Network.responseReceived", lambda e: seen.__setitem__(e["requestId"], e["response"]))
+    opened(page, url(archive, study[0], "&lang=en"))
+    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    page.wait_for_function("[...document.querySelectorAll('.series-card img')].every(i => i.complete && i.src)")
+    pixels_again = [r for r in seen.values() if re.search(r"/(frames/\d+|rendered|thumbnail)(\?|$)", r["url"])]
+    assert len(pixels_again) >= SLICES + 1  # frames, preview, thumbnail were asked for ...
+    downloaded = [r["url"] for r in pixels_again if not (r.get("fromDiskCache") or r.get("fromPrefetchCache")) and r["status"] != 304]
+    assert not downloaded  # ... and answered by the browser cache (or 304)
+
+
+def drag_image(page: Any, a: tuple[float, float], b: tuple[float, float], vp: int = 0) -> None:
+    """A mouse drag between two image points of viewport `vp`."""
+    box = page.locator(".viewport").nth(vp).bounding_box()
+    pa, pb = (page.evaluate(f"window.yunyingViewer.viewports[{vp}].imageToClient({x}, {y})") for x, y in (a, b))
+    page.mouse.move(box["x"] + pa[0], box["y"] + pa[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + pb[0], box["y"] + pb[1], steps=4)
+    page.mouse.up()
+
+
+def test_length_angle_and_roi_on_the_phantom(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    from tests.frontends.phantom import SPACING
+
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    page.click("#tool-length")
+    drag_image(page, (16, 128), (208, 128))  # 192 pixels of 0.5 mm
+    text = page.text_content("svg.marks .measure.length text")
+    assert float(text.split()[0]) == pytest.approx(192 * SPACING, rel=0.01) and text.endswith("mm")
+    page.click("#tool-angle")
+    drag_image(page, (200, 128), (128, 128))  # first arm, to the vertex
+    drag_image(page, (128, 128), (128, 40))   # second arm: a right angle
+    assert float(page.text_content("svg.marks .measure.angle text").rstrip("°")) == pytest.approx(90, abs=1)
+    page.click("#tool-roi")
+    drag_image(page, (100, 100), (124, 140))  # inside stripe 3 (x 96-127)
+    roi = page.text_content("svg.marks .measure.roi")
+    assert f"Mean {hu(3, 0):.1f} SD 0.0" in roi and f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f}" in roi
+    area = float(re.search(r"Area ([\d.]+) mm²", roi).group(1))
+    assert area == pytest.approx(3.14159 * 12 * 20 * SPACING**2, rel=0.01)
+    page.keyboard.press("ArrowDown")  # measurements belong to their image
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 0")
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 3")
+    assert not p.errors
+
+
+def test_cine_plays_pauses_and_reverses(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    assert page.inner_text("#cine-speed") == "30 fps"
+    page.click("#cine")
+    assert page.inner_text("#cine") == "Pause"
+    seen = page.evaluate("""() => new Promise(done => { const vp = window.yunyingViewer.viewports[0], out = [];
+      const tick = () => { out.push(vp.index); out.length < 40 ? requestAnimationFrame(tick) : done(out); };
+      requestAnimationFrame(tick); })""")
+    assert len(set(seen)) == SLICES  # it went round the whole stack
+    page.click("#cine-reverse")
+    seen = page.evaluate("""() => new Promise(done => { const vp = window.yunyingViewer.viewports[0], out = [];
+      const tick = () => { if (out.at(-1) !== vp.index) out.push(vp.index);
+        out.length < 6 ? requestAnimationFrame(tick) : done(out); }; requestAnimationFrame(tick); })""")
+    steps = {(b - a) % SLICES for a, b in itertools.pairwise(seen)}
+    assert steps == {SLICES - 1}  # every step one slice back
+    page.click("#cine")
+    assert page.inner_text("#cine") == "Play"
+    at = page.evaluate("window.yunyingViewer.viewports[0].index")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.yunyingViewer.viewports[0].index") == at
+    assert not p.errors
+
+
+def test_layouts_add_viewports(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    page.click("#layout")  # 1x2
+    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.click("#layout")  # 2x2
+    page.wait_for_function("window.yunyingViewer.viewports.length === 4 && window.yunyingViewer.viewports.every(v => v.image)")
+    boxes = [page.locator(".viewport").nth(i).bounding_box() for i in range(4)]
+    assert len({(round(b["x"]), round(b["y"])) for b in boxes}) == 4  # a 2x2 grid
+    page.locator(".viewport").nth(3).click()
+    assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[3]")
+    assert not p.errors
+
+
+def test_a_401_asks_to_log_in_in_both_languages(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    """What the archive answers without a valid token (issue 11) is simulated at the browser's
+    network layer: the viewer's one 401 path, redirectToLogin(), shows the bilingual message."""
+    p = open_page(**DESKTOP)
+    p.page.route("**/dicomweb/**", lambda route: route.fulfill(status=401, body='{"status": 401, "error": "no token"}',
+                                                               content_type="application/json"))
+    p.page.goto(f"{archive.http_url}/viewer/?study={study[0]}&lang=en")
+    p.page.wait_for_selector("#login-required")
+    text = p.page.inner_text("#login-required")
+    assert "请先登录" in text and "Please log in" in text
+    assert not p.page.evaluate("sessionStorage.getItem('yunying.access_token')")  # none was given

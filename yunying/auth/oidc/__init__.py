@@ -1,0 +1,47 @@
+"""Yunying as an OAuth 2.0 authorization server and OpenID Connect provider (issue 11, part 2).
+
+authlib's core classes (RFC 6749 grants, RFC 7636 PKCE, RFC 7009 revocation, RFC 7662
+introspection, OpenID Connect Core) adapted to Starlette; JWT access tokens (RFC 9068) signed
+with an ES256 key kept in a file outside the database; tokens of hospitals' own providers
+accepted by issuer. `mount(settings, auth)` is what the composition root calls; the HTTP face
+(routes, login pages) is dicomweb/oidc.py and dicomweb/login.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from yunying.auth.oidc.config import oidc_config
+from yunying.auth.oidc.keys import load_keys
+from yunying.auth.oidc.provider import Provider
+from yunying.auth.oidc.store import OAuthStore
+from yunying.auth.oidc.users import Directory
+from yunying.auth.oidc.verify import TokenVerifier
+from yunying.auth.store import Store
+from yunying.settings import Settings
+
+__all__ = ["Oidc", "build_oidc", "mount"]
+
+
+@dataclass
+class Oidc:
+    provider: Provider
+    verifier: TokenVerifier  # (token) -> Principal | None, raises InvalidToken; blocking
+
+
+def build_oidc(settings: Settings, store: Store, directory: Directory) -> Oidc:
+    """The provider, its bearer verifier and its routes for this configuration."""
+    config = oidc_config(settings)
+    provider = Provider(config, OAuthStore(store), load_keys(config.key_dir), directory)
+    verifier = TokenVerifier(provider)
+    return Oidc(provider, verifier)
+
+
+def mount(settings: Settings, auth: Any) -> Oidc:
+    """Build the provider over the app-state store and plug its JWT verifier into the authorization point."""
+    from yunying.auth.identify import register_bearer_verifier
+    from yunying.auth.oidc.directory import AuthDirectory
+
+    oidc = build_oidc(settings, auth.store, AuthDirectory(auth.store))
+    register_bearer_verifier(oidc.verifier)
+    return oidc

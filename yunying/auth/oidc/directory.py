@@ -1,0 +1,66 @@
+"""The provider's view of the app-state store's users (yunying.auth.directory) as a `Directory`."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from yunying.auth import directory as users_db
+from yunying.auth import roles as R
+from yunying.auth.errors import BadCredentials, NotFound
+from yunying.auth.identify import InvalidToken, user_principal
+from yunying.auth.oidc.users import Account, PasswordRefused
+from yunying.auth.principal import Principal
+from yunying.auth.schema import roles as roles_t
+from yunying.auth.store import Store
+from yunying.errors import ArchiveError
+
+
+class AuthDirectory:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def authenticate(self, username: str, password: str) -> Account | None:
+        try:
+            row = users_db.authenticate(self.store, username, password)
+        except ArchiveError:
+            return None
+        return self._account(row["username"])
+
+    def get_user(self, user_id: str) -> Account | None:
+        return self._account(user_id)
+
+    def find_user(self, username: str) -> Account | None:
+        return self._account(username)
+
+    def change_password(self, user_id: str, old: str, new: str) -> None:
+        try:
+            users_db.change_password(self.store, user_id, old, new)
+        except BadCredentials:
+            raise PasswordRefused("the current password is wrong") from None
+        except ArchiveError as exc:
+            raise PasswordRefused(exc.reason) from None
+
+    def principal(self, user_id: str, token_id: str | None) -> Principal | None:
+        with self.store.engine.connect() as conn:
+            try:
+                return user_principal(conn, user_id, token_id=token_id)
+            except InvalidToken:
+                return None
+
+    def role_permissions(self, roles: frozenset[str]) -> frozenset[str]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(roles_t.c.permissions).where(roles_t.c.name.in_(sorted(roles)),
+                                                                    roles_t.c.platform.is_(False))).scalars()
+            return R.effective(frozenset(p for perms in rows for p in perms))
+
+    def _account(self, username: str) -> Account | None:
+        try:
+            row: dict[str, Any] = users_db.get_user(self.store, username)
+        except NotFound:
+            return None
+        principal = self.principal(username, None)
+        return Account(id=row["username"], username=row["username"], name=row.get("display_name") or "",
+                       hospital=row["hospital_id"], roles=frozenset(r["role"] for r in row["roles"]),
+                       permissions=principal.permissions if principal else frozenset(),
+                       must_change_password=bool(row["must_change_password"]), active=not row["disabled"])

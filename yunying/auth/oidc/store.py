@@ -1,0 +1,243 @@
+"""The provider's state: clients, codes, grant families, refresh tokens, revocations, sessions.
+
+Synchronous (SQLAlchemy Core); the routes call it through a thread, never on the event loop.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from yunying.auth.oidc.models import AuthCode, Client, RefreshToken, digest
+from yunying.auth.oidc.tables import (
+    clients,
+    codes,
+    families,
+    refresh_tokens,
+    revoked_access,
+    sessions,
+)
+from yunying.auth.store import Store
+
+CODE_SECONDS = 60  # RFC 6749 §4.1.2: short-lived; a browser redeems it at once
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+class ClientError(ValueError):
+    """A client registration that cannot be made; the message says why."""
+
+
+@dataclass
+class Revocations:
+    """Revoked access-token ids and grant families, kept in memory so checking costs no query."""
+
+    jtis: set[str] = field(default_factory=set)
+    families: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    generation: int | None = None  # the store's revocation stamp when these were loaded
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    auth_time: int
+    csrf: str
+    must_change_password: bool
+
+
+class OAuthStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+        store.migrate()  # idempotent: adds the oidc component's tables when missing
+        self.revocations = Revocations()
+        self._load_revocations()
+
+    def _load_revocations(self) -> None:
+        generation = self.store.generation()
+        now = int(time.time())
+        with self.engine.connect() as conn:
+            jtis = set(conn.execute(select(revoked_access.c.jti).where(revoked_access.c.expires_at > now)).scalars())
+            fams = set(conn.execute(select(families.c.family_id).where(families.c.revoked_at.is_not(None))).scalars())
+        with self.revocations.lock:
+            self.revocations.jtis, self.revocations.families = jtis, fams
+            self.revocations.generation = generation
+
+    def is_revoked(self, jti: str | None, family: str | None) -> bool:
+        """Checked in memory; reloaded when another process (the CLI) revoked something."""
+        generation = self.store.generation()
+        if generation == -1 or generation != self.revocations.generation:
+            self._load_revocations()
+        r = self.revocations
+        return jti in r.jtis or (family is not None and family in r.families)
+
+    # clients -------------------------------------------------------------------------------
+    def add_client(self, name: str, redirect_uris: list[str], scope: str, grant_types: list[str],
+                   public: bool, hospital: str, client_id: str | None = None) -> tuple[str, str | None]:
+        """Register a client; returns (client_id, secret), the secret shown this once (None if public)."""
+        bad = [g for g in grant_types if g not in GRANT_TYPES]
+        if bad or not grant_types:
+            raise ClientError(f"grant types must be among {', '.join(GRANT_TYPES)}, got {grant_types}")
+        if public and "client_credentials" in grant_types:
+            raise ClientError("a public client cannot use client_credentials (it has no secret)")
+        if "authorization_code" in grant_types and not redirect_uris:
+            raise ClientError("authorization_code needs at least one redirect URI")
+        for uri in redirect_uris:
+            if not uri.startswith(("https://", "http://")) or "#" in uri:
+                raise ClientError(f"redirect URI {uri!r} must be an absolute http(s) URL without fragment")
+        client_id = client_id or "yc_" + secrets.token_urlsafe(12)
+        secret = None if public else "ycs_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            if conn.execute(select(clients.c.client_id).where(clients.c.client_id == client_id)).first():
+                raise ClientError(f"client {client_id!r} exists")
+            conn.execute(insert(clients).values(
+                client_id=client_id, secret_hash=digest(secret) if secret else None, name=name,
+                redirect_uris=json.dumps(redirect_uris), scope=scope, grant_types=" ".join(grant_types),
+                hospital=hospital, disabled=False, created_at=int(time.time())))
+        return client_id, secret
+
+    def get_client(self, client_id: str) -> Client | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(clients).where(clients.c.client_id == client_id,
+                                                     clients.c.disabled.is_(False))).first()
+        return _client(row._mapping) if row else None
+
+    def list_clients(self) -> list[Client]:
+        with self.engine.connect() as conn:
+            return [_client(r._mapping) for r in conn.execute(select(clients).order_by(clients.c.created_at))]
+
+    def remove_client(self, client_id: str) -> bool:
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(clients).where(clients.c.client_id == client_id)).rowcount
+            ids: list[str] = list(conn.execute(select(families.c.family_id).where(
+                families.c.client_id == client_id, families.c.revoked_at.is_(None))).scalars())
+        for family in ids:
+            self.revoke_family(family, "client removed")
+        self.store.revoked()  # its client_credentials tokens
+        return bool(gone)
+
+    # authorization codes -------------------------------------------------------------------
+    def save_code(self, code: str, client_id: str, user_id: str, redirect_uri: str | None, scope: str,
+                  nonce: str | None, challenge: str | None, method: str | None, auth_time: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(codes).values(
+                code_hash=digest(code), client_id=client_id, user_id=user_id, redirect_uri=redirect_uri,
+                scope=scope, nonce=nonce, code_challenge=challenge, code_challenge_method=method,
+                auth_time=auth_time, expires_at=int(time.time()) + CODE_SECONDS))
+
+    def find_code(self, code: str, client_id: str) -> AuthCode | None:
+        """The unused, unexpired code; a second use revokes what the first one got (RFC 6749 §4.1.2)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(codes).where(codes.c.code_hash == digest(code),
+                                                   codes.c.client_id == client_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        if m["family_id"] is not None:
+            self.revoke_family(m["family_id"], "code reused")
+            return None
+        if m["expires_at"] <= time.time():
+            return None
+        return AuthCode(code_hash=m["code_hash"], client_id=m["client_id"], user_id=m["user_id"],
+                        redirect_uri=m["redirect_uri"], scope=m["scope"], nonce=m["nonce"],
+                        code_challenge=m["code_challenge"], code_challenge_method=m["code_challenge_method"],
+                        auth_time=m["auth_time"])
+
+    def claim_code(self, code_hash: str, family_id: str) -> bool:
+        """Mark the code used by this grant; False when another request used it first."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(codes).where(codes.c.code_hash == code_hash, codes.c.family_id.is_(None))
+                                .values(family_id=family_id)).rowcount == 1
+
+    # grant families and refresh tokens -------------------------------------------------------
+    def new_family(self, client_id: str, user_id: str | None) -> str:
+        family_id = secrets.token_urlsafe(16)
+        with self.engine.begin() as conn:
+            conn.execute(insert(families).values(family_id=family_id, client_id=client_id, user_id=user_id,
+                                                 created_at=int(time.time())))
+        return family_id
+
+    def save_refresh(self, token: str, family_id: str, client_id: str, user_id: str, scope: str,
+                     lifetime: int) -> None:
+        now = int(time.time())
+        with self.engine.begin() as conn:
+            conn.execute(insert(refresh_tokens).values(
+                token_hash=digest(token), family_id=family_id, client_id=client_id, user_id=user_id,
+                scope=scope, issued_at=now, expires_at=now + lifetime))
+
+    def find_refresh(self, token: str, reuse_revokes: bool = True) -> RefreshToken | None:
+        """The live refresh token; presenting a rotated one revokes its whole family."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == digest(token))).first()
+        if row is None:
+            return None
+        m = row._mapping
+        if m["rotated_at"] is not None and reuse_revokes:
+            self.revoke_family(m["family_id"], "refresh token reused")
+        revoked = m["rotated_at"] is not None or self.is_revoked(None, m["family_id"])
+        return RefreshToken(token_hash=m["token_hash"], family_id=m["family_id"], client_id=m["client_id"],
+                            user_id=m["user_id"], scope=m["scope"], issued_at=m["issued_at"],
+                            expires_at=m["expires_at"], revoked=revoked)
+
+    def rotate_refresh(self, token_hash: str) -> bool:
+        """Mark the token used; False when it was used already (a concurrent or replayed refresh)."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash,
+                                                             refresh_tokens.c.rotated_at.is_(None))
+                                .values(rotated_at=int(time.time()))).rowcount == 1
+
+    def revoke_family(self, family_id: str, why: str) -> None:
+        """Revoke a grant: its refresh tokens and every access token issued under it."""
+        with self.engine.begin() as conn:
+            conn.execute(update(families).where(families.c.family_id == family_id, families.c.revoked_at.is_(None))
+                         .values(revoked_at=int(time.time()), revoked_why=why))
+        with self.revocations.lock:
+            self.revocations.families.add(family_id)
+        self.store.revoked()  # identities cached by the authorization point are stale now
+
+    def revoke_access(self, jti: str, expires_at: int) -> None:
+        with self.engine.begin() as conn:
+            if not conn.execute(select(revoked_access.c.jti).where(revoked_access.c.jti == jti)).first():
+                conn.execute(insert(revoked_access).values(jti=jti, expires_at=expires_at))
+        with self.revocations.lock:
+            self.revocations.jtis.add(jti)
+        self.store.revoked()
+
+    # login sessions --------------------------------------------------------------------------
+    def create_session(self, user_id: str, lifetime: int, must_change_password: bool) -> str:
+        cookie = secrets.token_urlsafe(32)
+        now = int(time.time())
+        with self.engine.begin() as conn:
+            conn.execute(insert(sessions).values(
+                session_hash=digest(cookie), user_id=user_id, auth_time=now, expires_at=now + lifetime,
+                csrf=secrets.token_urlsafe(24), must_change_password=must_change_password))
+        return cookie
+
+    def get_session(self, cookie: str) -> Session | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.session_hash == digest(cookie),
+                                                      sessions.c.expires_at > int(time.time()))).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Session(m["user_id"], m["auth_time"], m["csrf"], bool(m["must_change_password"]))
+
+    def password_changed(self, cookie: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(sessions).where(sessions.c.session_hash == digest(cookie))
+                         .values(must_change_password=False))
+
+    def end_session(self, cookie: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(sessions.c.session_hash == digest(cookie)))
+
+
+def _client(m: Any) -> Client:
+    return Client(client_id=m["client_id"], secret_hash=m["secret_hash"], name=m["name"],
+                  redirect_uris=tuple(json.loads(m["redirect_uris"])), scope=m["scope"],
+                  grant_types=tuple(m["grant_types"].split()), hospital=m["hospital"])
