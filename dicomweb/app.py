@@ -21,6 +21,7 @@ from dicomweb import oidc as oidc_face
 from dicomweb.contain import ContainErrors
 from dicomweb.coding import ContentCoding
 from dicomweb.http import DICOMWEB_ROOT
+from dicomweb.paths import CollapseSlashes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
@@ -127,6 +128,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     """
     auth = auth or yunying.auth.start(settings)
     middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  Middleware(CollapseSlashes),  # `//` in paths collapsed before routing and auth
                   # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
                   Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
