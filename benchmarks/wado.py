@@ -50,7 +50,8 @@ def series_retrieve(base_url: str, ct: CtStudy, runs: int = 3) -> dict[str, Any]
     rates, sizes = [], []
     for _ in range(runs):
         done = subprocess.run([CURL, "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
-                               "-H", f"Accept: {SERIES_ACCEPT}", url],
+                               "-H", f"Accept: {SERIES_ACCEPT}", url,
+                               *(a for k, v in auth_headers(base_url).items() for a in ("-H", f"{k}: {v}"))],
                               capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
         code, size, seconds = done.stdout.split()
         if code != "200":

@@ -180,3 +180,34 @@ def test_stow_into_another_hospitals_study_is_refused_untouched(site: Site) -> N
         assert len(c.get(f"/studies/{s['study']}/instances").json()) == 2
         assert c.get(f"/studies/{s['study']}/series/{s['series']}/instances/{intruder.SOPInstanceUID}/metadata"
                      ).status_code == 404
+
+
+def route_paths(s: dict[str, str]) -> list[tuple[str, str]]:
+    """(method, path) of every DICOMweb route naming a study, filled with these UIDs: a route
+    added later is checked too."""
+    from dicomweb.app import ROUTES
+
+    fill = {"{study}": s["study"], "{series}": s["series"], "{sop}": s["sop"], "{frames}": "1",
+            "{path:path}": "7FE00010"}
+    out = []
+    for path, methods, _ in ROUTES:
+        if "{study}" not in path:
+            continue
+        for key, value in fill.items():
+            path = path.replace(key, value)
+        out += [(m, path) for m in methods if m != "POST"]  # STOW: the store refuses (409) instead
+    return out
+
+
+def test_every_route_naming_a_hidden_study_answers_as_for_an_unknown_one(site: Site) -> None:
+    s = site.studies["h1"][2]
+    u = unknown_like(s)
+    with site.http(H2) as c:
+        for (method, path), (_, upath) in zip(route_paths(s), route_paths(u)):
+            hidden, unknown = c.request(method, path), c.request(method, upath)
+            if hidden.status_code == 200:  # a search scoped to it: nothing, as for an unknown one
+                assert hidden.json() == unknown.json() == [], path
+            else:
+                same_404(hidden, unknown, s, u)
+    with site.http(H1) as c:  # and none of it was touched
+        assert len(c.get(f"/studies/{s['study']}/instances").json()) == 2
