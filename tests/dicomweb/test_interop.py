@@ -48,3 +48,19 @@ def test_a_doubled_slash_in_the_path_is_served(server: YunyingServer) -> None:
     assert [s["0020000D"]["Value"] for s in resp.json()] == [[ds.StudyInstanceUID]]
     deep = httpx.get(f"{server.http_url}/dicomweb//studies//{ds.StudyInstanceUID}//metadata", headers=server.headers)
     assert deep.status_code == 200, deep.text
+
+
+def test_all_instances_search_by_series_carries_study_and_series_attributes(server: YunyingServer) -> None:
+    """PS3.18 Table 10.6.3-5: /instances (no study in the path) answers with the study's and the
+    series' attributes and a RetrieveURL, whatever the query matches on."""
+    ds = make_ct(patient_id="ALLINST-1")
+    stow(server, ds)
+    resp = httpx.get(f"{server.dicomweb_url}/instances", params={"0020000E": ds.SeriesInstanceUID},
+                     headers=server.headers)
+    assert resp.status_code == 200, resp.text
+    [item] = resp.json()
+    assert item["0020000D"]["Value"] == [ds.StudyInstanceUID]
+    assert item["00100020"]["Value"] == ["ALLINST-1"] and item["00080020"]["Value"] == ["20240101"]
+    assert item["00080060"]["Value"] == ["CT"] and item["0020000E"]["Value"] == [ds.SeriesInstanceUID]
+    assert item["00081190"]["Value"][0].endswith(
+        f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}")
