@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 import yunying.auth
 import yunying.auth.oidc
-from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado
+from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado, wado_uri
 from dicomweb import oidc as oidc_face
 from dicomweb.contain import ContainErrors
 from dicomweb.coding import ContentCoding
@@ -68,6 +68,7 @@ ROUTES: list[tuple[str, list[str], object]] = [
     ("", ["OPTIONS", "GET"], capabilities.capabilities),  # PS3.18 8.9: the service's capabilities
     ("/", ["OPTIONS", "GET"], capabilities.capabilities),
     ("/conformance", ["GET"], capabilities.statement),
+    ("/wado", ["GET"], wado_uri.wado_uri),  # PS3.18 9: WADO-URI links (issue 10 part 10)
 ]
 
 
