@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -157,7 +157,7 @@ def handled_methods(table: dict[str, object]) -> frozenset[str]:
     return frozenset(table) | ({"HEAD"} if "GET" in table else set()) | {"OPTIONS"}
 
 
-def _route_exists(routes: list[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
+def _route_exists(routes: Sequence[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
     """Whether a handler would run for this request: a route without a policy is refused (403);
     an unknown URL or method is left to the router (404, 405), where no handler runs."""
     def exists(scope: dict[str, Any]) -> bool:
