@@ -130,11 +130,13 @@ async function openStudy(study) {
   try {
     seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
   } catch (err) { fail(err); return; }
+  // no series at all: the study is not in the archive or not visible to this user (the same answer)
+  const absent = !seriesList.length;
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
   viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
   const firstShown = await shown;
   const first = wanted[0] || firstShown?.series || value(seriesList[0], "SeriesInstanceUID");
-  if (!first) { status("viewer.error.empty"); return; }
+  if (!first) { status(absent ? "viewer.error.notFound" : "viewer.error.empty"); return; }
   if (!preview) preview = startPreview(vp, study, first, null, 1);
   if (!performance.getEntriesByName("first-image").length) status("viewer.loading");
   try {
