@@ -180,9 +180,13 @@ export async function authFetch(url, init = {}) {
   return res;
 }
 
-/** A 401 that renewal could not cure: sign in again; a link's token cannot, so say it has expired. */
+/**
+ * A 401 that renewal could not cure: sign in again. A token this module did not get from a
+ * sign-in (a link's, or one the patient portal put in this tab) cannot be renewed by logging in
+ * as a doctor: say it has expired instead.
+ */
 export function redirectToLogin() {
-  if (sessionStorage.getItem(LINK)) {
+  if (sessionStorage.getItem(LINK) || (accessToken() && !sessionStorage.getItem(EXPIRES))) {
     notice("common.signin.linkExpired");
     return;
   }

@@ -169,3 +169,11 @@ def test_plain_http_off_localhost_says_why_it_cannot_sign_in(srv: YunyingServer,
     text = page.inner_text("#signin-notice")
     assert "https://" in text and "安全连接" in text and "secure connection" in text
     assert page.url.startswith("http://archive.example/viewer/")  # it stayed: no login loop
+
+
+def test_a_link_token_that_expired_is_said_so_not_sent_to_the_doctors_login(srv: YunyingServer, study: str,
+                                                                            open_page: Any) -> None:
+    p = open_page(**PHONE)
+    p.page.goto(f"{srv.http_url}/viewer/?study={study}&mode=patient#access_token=expired-share-token")
+    p.page.wait_for_selector("#signin-notice p[lang=en]")
+    assert "expired" in p.page.inner_text("#signin-notice") and "/viewer/" in p.page.url
