@@ -18,8 +18,8 @@ import yunying.auth
 import yunying.auth.oidc
 from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado
 from dicomweb import oidc as oidc_face
-from dicomweb.contain import ContainErrors
 from dicomweb.coding import ContentCoding
+from dicomweb.contain import ContainErrors
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
