@@ -3,6 +3,8 @@
 // signs in (RFC 9700 §2.1.1); then refresh-token rotation keeps the short access token fresh.
 // Tokens live in sessionStorage: this tab only, gone when it closes. A page opened with
 // #access_token=... (a launch or share link, a test harness) uses that token as it is.
+import { pickLanguage } from "./i18n.js";
+
 const KEY = "yunying.access_token";
 const REFRESH = "yunying.refresh_token";
 const EXPIRES = "yunying.expires_at"; // ms since the epoch
@@ -120,6 +122,8 @@ export function signIn() {
       back: location.pathname + location.search + location.hash }));
     // ask for every scope the provider knows: the token carries only what the user holds
     const config = await (await fetch("/.well-known/openid-configuration")).json();
+    // the login page speaks the page's language (it reads this cookie, which it also sets)
+    document.cookie = `yunying_lang=${pickLanguage()}; path=/; max-age=31536000; samesite=lax`;
     location.assign("/oauth/authorize?" + new URLSearchParams({
       response_type: "code", client_id: CLIENT_ID, redirect_uri: redirectUri(), state,
       scope: config.scopes_supported.join(" "), code_challenge: challenge, code_challenge_method: "S256" }));

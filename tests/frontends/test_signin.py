@@ -142,9 +142,11 @@ def test_a_doctor_of_another_hospital_does_not_find_the_study(srv: YunyingServer
 def test_the_admin_page_signs_in_through_the_login_page(srv: YunyingServer, open_page: Any) -> None:
     p = open_page(**PHONE)
     page = p.page
-    page.goto(f"{srv.http_url}/admin/?lang=en")
+    page.goto(f"{srv.http_url}/admin/?lang=zh-CN")
+    page.wait_for_url(re.compile(r"/login\?"))
+    assert page.get_attribute("html", "lang") == "zh-CN"  # the page's language (Chromium asks for en-US)
     sign_in(page, "admin", ADMIN_PASSWORD, "Signin-admin-pw-2")
-    page.wait_for_url(f"{srv.http_url}/admin/?lang=en")
+    page.wait_for_url(f"{srv.http_url}/admin/?lang=zh-CN")
     page.wait_for_selector("#user-list li")
     assert "admin" in page.locator("#user-list").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
