@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -16,11 +16,12 @@ from starlette.routing import BaseRoute, Match, Route
 
 import yunying.auth
 import yunying.auth.oidc
-from dicomweb import accounts, admin_api, capabilities, frames, portal, qido, rendered, stow, wado
+from dicomweb import accounts, admin_api, capabilities, frames, portal, qido, rendered, stow, wado, wado_uri
 from dicomweb import oidc as oidc_face
-from dicomweb.contain import ContainErrors
 from dicomweb.coding import ContentCoding
+from dicomweb.contain import ContainErrors
 from dicomweb.http import DICOMWEB_ROOT
+from dicomweb.paths import CollapseSlashes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
@@ -67,6 +68,7 @@ ROUTES: list[tuple[str, list[str], object]] = [
     ("", ["OPTIONS", "GET"], capabilities.capabilities),  # PS3.18 8.9: the service's capabilities
     ("/", ["OPTIONS", "GET"], capabilities.capabilities),
     ("/conformance", ["GET"], capabilities.statement),
+    ("/wado", ["GET"], wado_uri.wado_uri),  # PS3.18 9: WADO-URI links (issue 10 part 10)
 ]
 
 
@@ -127,6 +129,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     """
     auth = auth or yunying.auth.start(settings)
     middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  Middleware(CollapseSlashes),  # `//` in paths collapsed before routing and auth
                   # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
                   Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
@@ -154,7 +157,7 @@ def handled_methods(table: dict[str, object]) -> frozenset[str]:
     return frozenset(table) | ({"HEAD"} if "GET" in table else set()) | {"OPTIONS"}
 
 
-def _route_exists(routes: list[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
+def _route_exists(routes: Sequence[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
     """Whether a handler would run for this request: a route without a policy is refused (403);
     an unknown URL or method is left to the router (404, 405), where no handler runs."""
     def exists(scope: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import re
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,9 +25,16 @@ def portal_key(data: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_bytes()
+        for _ in range(100):  # another process may have created it and not written it yet
+            key = path.read_bytes()
+            if len(key) == 32:
+                return key
+            time.sleep(0.01)
+        raise RuntimeError(f"{path}: not a 32-byte key") from None
     with os.fdopen(fd, "wb") as f:
         f.write(os.urandom(32))
+        f.flush()
+        os.fsync(f.fileno())
     return path.read_bytes()
 
 
