@@ -16,12 +16,13 @@ from starlette.routing import BaseRoute, Match, Route
 
 import yunying.auth
 import yunying.auth.oidc
-from dicomweb import accounts, admin_api, capabilities, frames, portal, qido, rendered, stow, wado, wado_uri
+from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado, wado_uri
 from dicomweb import oidc as oidc_face
 from dicomweb.coding import ContentCoding
 from dicomweb.contain import ContainErrors
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.paths import CollapseSlashes
+from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
@@ -137,7 +138,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
-    routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + portal.routes() + oidc_face.routes(oidc)
+    routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
