@@ -22,7 +22,7 @@ from yunying.auth.passwords import (  # noqa: F401 - part of this module's inter
     verify_password,
 )
 from yunying.auth.principal import DEFAULT_HOSPITAL
-from yunying.auth.schema import departments, hospitals, row_dict, user_roles, users
+from yunying.auth.schema import departments, fits, hospitals, row_dict, user_roles, users
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
 
@@ -53,8 +53,8 @@ def add_hospital(store: Store, hospital_id: str, name: str) -> None:
     _name("hospital", hospital_id)
     try:
         with store.engine.begin() as conn:
-            conn.execute(insert(hospitals).values(id=hospital_id, name=name or hospital_id,
-                                                  created_at=int(time.time())))
+            conn.execute(insert(hospitals).values(fits(hospitals, {
+                "id": hospital_id, "name": name or hospital_id, "created_at": int(time.time())})))
     except IntegrityError:
         raise Conflict(f"hospital {hospital_id} exists") from None
 
@@ -113,6 +113,7 @@ def save_role(store: Store, name: str, permissions: list[str], description: str 
     _name("role", name)
     if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
         raise InvalidRequest("permissions: a list of permission names")
+    fits(roles_t, {"description": description})
     perms = frozenset(permissions)
     R.check_permissions(perms)
     R.check_separation(perms, f"role {name}")
@@ -167,10 +168,10 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
         with store.engine.begin() as conn:
             require_hospital(conn, hospital)
             _require_department(conn, hospital, department)
-            conn.execute(insert(users).values(
+            conn.execute(insert(users).values(fits(users, dict(
                 username=username, display_name=display_name, hospital_id=hospital, department_id=department,
                 title=title, phone=phone, password_hash=password_hash, disabled=False,
-                must_change_password=must_change_password, created_at=int(time.time())))
+                must_change_password=must_change_password, created_at=int(time.time())))))
             for role, level in roles:
                 _assign(conn, username, hospital, role, level)
     except IntegrityError:
@@ -211,6 +212,7 @@ def update_user(store: Store, username: str, **values: Any) -> None:
     for name, value in values.items():
         if not isinstance(value, kinds[name]) or (name == "department_id" and isinstance(value, bool)):
             raise InvalidRequest(f"{name}: wrong type")
+    fits(users, values)
     with store.engine.begin() as conn:
         row = conn.execute(select(users.c.hospital_id).where(users.c.username == username)).first()
         if row is None:

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 
 from yunying.auth import directory
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
-from yunying.auth.schema import registration_photos, registrations, row_dict, users
+from yunying.auth.schema import fits, registration_photos, registrations, row_dict, users
 from yunying.auth.store import Store
 
 PHOTO_KINDS = {"id_card", "qualification"}
@@ -27,6 +27,7 @@ def submit(store: Store, *, username: str, password: str, display_name: str, pho
     directory._name("username", username)
     if not display_name or len(display_name) > 200 or not phone or len(phone) > 40:
         raise InvalidRequest("display_name and phone are required")
+    fits(registrations, {"department": department, "title": title})
     for kind, ctype, data in photos:
         if kind not in PHOTO_KINDS or ctype not in PHOTO_TYPES:
             raise InvalidRequest(f"photos: kind one of {sorted(PHOTO_KINDS)}, type one of {sorted(PHOTO_TYPES)}")

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from yunying.auth.errors import InvalidRequest
 from yunying.auth.store import migration
 
 meta = MetaData()
@@ -167,6 +168,16 @@ break_glass = Table(
     Column("started_at", Integer, nullable=False),
     Column("expires_at", Integer, nullable=False),
 )
+
+
+def fits(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """`values`, once every string is checked against its column's length: SQLite stores a longer
+    one silently but PostgreSQL refuses it (a DataError: a 500), so both refuse it here, as a 400."""
+    for name, value in values.items():
+        length = getattr(table.c[name].type, "length", None)
+        if isinstance(value, str) and length is not None and len(value) > length:
+            raise InvalidRequest(f"{name}: at most {length} characters")
+    return values
 
 
 def row_dict(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:

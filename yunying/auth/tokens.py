@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest, NotFound
 from yunying.auth.keys import digest, new_secret
 from yunying.auth.passwords import hash_password, verify_password
-from yunying.auth.schema import access_tokens, capability_tokens, row_dict
+from yunying.auth.schema import access_tokens, capability_tokens, fits, row_dict
 from yunying.auth.store import Store
 
 ACCESS_TTL = 15 * 60  # issue 11: access tokens live at most 15 minutes
@@ -71,6 +71,7 @@ def create_capability(store: Store, *, created_by: str, hospital: str, studies: 
         raise InvalidRequest(f"expires_in: 1-{MAX_LIFETIME} seconds")
     if kind not in {"share", "patient"}:
         raise InvalidRequest("kind: share or patient")
+    fits(capability_tokens, {"label": label, "created_by": created_by, "hospital_id": hospital})
     for study in studies:
         if may_share is not None and not may_share(study):
             raise NotFound(f"no study {study}")  # outside the creator's scope: as if unknown

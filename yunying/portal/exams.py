@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from yunying.auth.directory import hash_password
 from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.auth.keys import digest
-from yunying.auth.schema import access_tokens, capability_tokens
+from yunying.auth.schema import access_tokens, capability_tokens, fits
 from yunying.auth.store import Store
 from yunying.portal.keyed import exam_token, normalise, pseudonym
 from yunying.portal.schema import exams
@@ -62,6 +62,7 @@ def issue_exam(store: Store, key: bytes, *, hospital: str, study: str, accession
     """The exam's token (the same one again unless `renew`), creating the exam on first call."""
     now = int(time.time())
     cols = contact.columns(key)
+    fits(exams, {"hospital_id": hospital, "study_uid": study, "accession": accession})
     with store.engine.begin() as conn:
         row = conn.execute(select(exams).where(exams.c.hospital_id == hospital, exams.c.study_uid == study)).first()
         if row is None:

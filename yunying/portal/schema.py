@@ -5,7 +5,7 @@ No phone number, ID card number or name is stored in clear: each is a keyed hash
 """
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, UniqueConstraint, text
 from sqlalchemy.engine import Connection
 
 from yunying.auth.store import migration
@@ -73,3 +73,11 @@ downloads = Table(  # a patient's password-protected ZIP of an exam, deleted aft
 @migration("portal", 2)
 def create_downloads(conn: Connection) -> None:
     downloads.create(conn)
+
+
+@migration("portal", 3)
+def widen_download_size(conn: Connection) -> None:
+    # A study's ZIP passes 2 GiB: PostgreSQL's INTEGER is 32-bit (SQLite's is 64-bit already,
+    # and SQLite cannot ALTER a column's type).
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE portal_downloads ALTER COLUMN size TYPE BIGINT"))

@@ -22,6 +22,8 @@ from yunying.auth.oidc.tables import (
     revoked_access,
     sessions,
 )
+from yunying.auth.errors import InvalidRequest
+from yunying.auth.schema import fits
 from yunying.auth.store import Store
 
 CODE_SECONDS = 60  # RFC 6749 §4.1.2: short-lived; a browser redeems it at once
@@ -91,6 +93,10 @@ class OAuthStore:
             if not uri.startswith(("https://", "http://")) or "#" in uri:
                 raise ClientError(f"redirect URI {uri!r} must be an absolute http(s) URL without fragment")
         client_id = client_id or "yc_" + secrets.token_urlsafe(12)
+        try:
+            fits(clients, {"name": name, "client_id": client_id, "hospital": hospital})
+        except InvalidRequest as exc:
+            raise ClientError(exc.reason) from None
         secret = None if public else "ycs_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             if conn.execute(select(clients.c.client_id).where(clients.c.client_id == client_id)).first():
