@@ -13,6 +13,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dimse import associations
 from dimse.access import AccessPolicy, policy_for
 from dimse.associations import quiet_pynetdicom
+from dimse.audit_hooks import audited_query, audited_store
 from dimse.echo_scp import on_c_echo
 from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
@@ -97,10 +98,10 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
         (evt.EVT_ESTABLISHED, associations.on_established),
         (evt.EVT_CONN_CLOSE, associations.on_closed),
         (evt.EVT_C_ECHO, on_c_echo),
-        (evt.EVT_C_STORE, on_c_store, [archive, policy]),
-        (evt.EVT_C_FIND, on_c_find, [archive, policy, settings.aet]),
-        (evt.EVT_C_MOVE, on_c_move, [archive, policy, peers]),
-        (evt.EVT_C_GET, on_c_get, [archive, policy]),
+        (evt.EVT_C_STORE, audited_store(on_c_store), [archive, policy]),
+        (evt.EVT_C_FIND, audited_query(on_c_find, "query"), [archive, policy, settings.aet]),
+        (evt.EVT_C_MOVE, audited_query(on_c_move, "retrieve"), [archive, policy, peers]),
+        (evt.EVT_C_GET, audited_query(on_c_get, "retrieve"), [archive, policy]),
     ]
     server = ae.start_server((settings.host, settings.dimse_port), block=False,
                              evt_handlers=handlers)  # type: ignore[arg-type]

@@ -81,6 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
+    if settings.audit:  # before any face starts: every access is recorded (issue 12)
+        import yunying.audit
+        from yunying.audit.patients import study_patients
+        yunying.audit.start(settings.data, auth.store.engine, study_patients(archive))
     dimse = None
     try:
         try:
@@ -104,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if dimse is not None:
             dimse.stop()
+        if settings.audit:
+            yunying.audit.stop()  # writes the open frame windows and what is queued
         archive.close()  # drains the index writer: everything acknowledged is committed
         print("yunying: stopped cleanly", file=sys.stderr, flush=True)
     return 0
@@ -195,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

@@ -45,6 +45,9 @@ class Settings:
     oidc_access_token_minutes: int = 10  # at most 15
     oidc_refresh_token_hours: int = 12
     oidc_trusted_issuers: list[dict[str, Any]] = field(default_factory=list)  # hospitals' own providers
+    # audit trail (issue 12, README "Audit trail")
+    audit: bool = True  # record every access to patient data and every security event
+    audit_retention_days: int = 180  # records older than this may be purged (at least 180)
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -73,6 +76,8 @@ class Settings:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
+        if not isinstance(self.audit_retention_days, int) or self.audit_retention_days < 180:
+            raise SettingError("audit_retention_days: at least 180 (GB/T 22239-2019 8.1.4.3: six months)")
         check_api_keys(self.api_keys)
         if self.api_key and len(self.api_key) < 16:
             raise SettingError("api_key: at least 16 characters (YUNYING_API_KEY)")

@@ -1,0 +1,199 @@
+"""The audit writer: one thread chains and commits records in batches (issue 12 part 1).
+
+"Acknowledged" here means: a request's record is committed before the request's answer is
+complete. The HTTP middleware holds back the final body chunk, a DIMSE handler its status,
+until the record's batch has committed (SQLite WAL: the COMMIT has reached the WAL file, which
+a kill -9 of the process cannot take back). Many requests share one commit, so this costs
+latency of one small batch, not throughput. Folded frame requests (and C-STORE instances):
+the first request of a (principal, client, series) window waits like any other; the ones
+after it only count, and their count is written as one more record when the window closes
+(idle `fold_idle` s, at most `fold_max` s) — a kill -9 can lose those counts, never the fact
+that the series was opened.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+
+from yunying.audit import chain
+from yunying.audit.schema import anchors, head, records
+
+log = logging.getLogger("yunying.audit")
+Entry = dict[str, Any]
+PatientLookup = Callable[[str], "tuple[str, str, str] | None"]  # study -> (PatientID, issuer, accession)
+FoldKey = tuple[str, ...]
+_STOP = object()
+DEFAULTS: Entry = {"principal_kind": "anonymous", "principal_id": "", "roles": "", "hospital": "", "client": "",
+                   "face": "http", "status": "", "outcome": "success", "patient_id": "", "issuer": "",
+                   "studies": "", "series": "", "accession": "", "request_id": "", "count": 1, "detail": ""}
+
+
+class Trail:
+    """Accepts entries from any thread; `submit` returns a Future resolved once committed."""
+
+    def __init__(self, engine: Engine, key: bytes, patients: PatientLookup | None = None,
+                 fold_idle: float = 2.0, fold_max: float = 5.0, batch: int = 500) -> None:
+        self.engine, self.key, self.patients = engine, key, patients
+        self.fold_idle, self.fold_max, self.batch = fold_idle, fold_max, batch
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._folds: dict[FoldKey, list[Any]] = {}  # key -> [entry, extra count, first, last]
+        self._fold_lock = threading.Lock()
+        self._cache: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
+        self._thread = threading.Thread(target=self._run, name="yunying-audit", daemon=True)
+        self._thread.start()
+
+    # -- producers (any thread) ------------------------------------------------------------
+    def submit(self, entry: Entry) -> Future[int]:
+        """Queue one record; the Future gives its sequence number once it is committed."""
+        fut: Future[int] = Future()
+        self._q.put((_complete(entry), fut))
+        return fut
+
+    def fold(self, key: FoldKey, entry: Entry) -> Future[int] | None:
+        """Count a repeat of `key` into its open window, or open one (returns the Future to wait on)."""
+        now = time.monotonic()
+        with self._fold_lock:
+            open_ = self._folds.get(key)
+            if open_ is not None:
+                open_[1] += 1
+                open_[3] = now
+                return None
+            self._folds[key] = [entry, 0, now, now]
+        return self.submit(entry)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write the open windows and everything queued, then stop the writer."""
+        self._flush_folds(force=True)
+        self._q.put(_STOP)
+        self._thread.join(timeout)
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            items: list[tuple[Entry, Future[int] | None]] = []
+            try:
+                first = self._q.get(timeout=0.5)
+                if first is _STOP:
+                    stopping = True
+                else:
+                    items.append(first)
+                while len(items) < self.batch:
+                    more = self._q.get_nowait()
+                    if more is _STOP:
+                        stopping = True
+                        break
+                    items.append(more)
+            except queue.Empty:
+                pass
+            self._flush_folds()
+            while True:  # folded counts queued by _flush_folds
+                try:
+                    more = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stopping = True
+                else:
+                    items.append(more)
+            if items:
+                self._write_until_done(items)
+
+    def _write_until_done(self, items: list[tuple[Entry, Future[int] | None]]) -> None:
+        for entry, _ in items:
+            self._fill_patient(entry)
+        delay = 0.5
+        while True:
+            try:
+                last = self.write([e for e, _ in items])
+                break
+            except Exception as exc:  # noqa: BLE001 - a full disk or a locked database: keep and retry
+                log.error("audit records not written yet (%s); retrying in %.1f s", type(exc).__name__, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        first = last - len(items) + 1
+        for i, (_, fut) in enumerate(items):
+            if fut is not None:
+                fut.set_result(first + i)
+
+    def _flush_folds(self, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._fold_lock:
+            due = [k for k, (_, _, t0, t1) in self._folds.items()
+                   if force or now - t1 >= self.fold_idle or now - t0 >= self.fold_max]
+            closed = [self._folds.pop(k) for k in due]
+        for entry, extra, _, _ in closed:
+            if extra:
+                self._q.put((_complete({**entry, "count": extra, "at_ms": _now_ms()}), None))
+
+    def _fill_patient(self, entry: Entry) -> None:
+        if entry["patient_id"] or not entry["studies"] or self.patients is None:
+            return
+        study = entry["studies"].split(" ", 1)[0]
+        found = self._cache.get(study)
+        if found is None:
+            try:
+                found = self.patients(study)
+            except Exception as exc:  # noqa: BLE001 - the record is written without the patient
+                log.warning("audit: patient of a study not looked up (%s)", type(exc).__name__)
+                return
+            if found is None:
+                return  # not stored (yet): not cached, a later store may add it
+            self._cache[study] = found
+            if len(self._cache) > 20_000:
+                self._cache.popitem(last=False)
+        entry["patient_id"], entry["issuer"] = found[0], found[1]
+        entry["accession"] = entry["accession"] or found[2]
+
+    def write(self, entries: list[Entry]) -> int:
+        """Chain and insert entries in one transaction; returns the last sequence number."""
+        with self.engine.begin() as conn:
+            # the first statement writes: on SQLite it takes the write lock, on PostgreSQL the
+            # head row's lock, so processes sharing the store chain one after the other
+            conn.execute(update(head).where(head.c.id == 1).values(seq=head.c.seq))
+            row = conn.execute(select(head.c.seq, head.c.hash).where(head.c.id == 1)).first()
+            if row is None:
+                start = conn.execute(select(anchors.c.through_seq, anchors.c.through_hash)
+                                     .order_by(anchors.c.through_seq.desc()).limit(1)).first()
+                seq, prev = (start[0], start[1]) if start else (0, chain.GENESIS)
+            else:
+                seq, prev = row
+            rows = []
+            for entry in entries:
+                seq += 1
+                r = {**entry, "seq": seq, "prev_hash": prev, "alg": chain.ALG}
+                r["hash"] = prev = chain.record_hash(self.key, r)
+                rows.append(r)
+            conn.execute(insert(records), rows)
+            values = {"seq": seq, "hash": prev, "mac": chain.head_mac(self.key, seq, prev)}
+            if row is None:
+                conn.execute(insert(head).values(id=1, **values))
+            else:
+                conn.execute(update(head).where(head.c.id == 1).values(**values))
+        return seq
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _complete(entry: Entry) -> Entry:
+    out = {**DEFAULTS, **entry}
+    out.setdefault("at_ms", _now_ms())
+    out["count"] = int(out["count"])
+    for k in ("studies", "series"):
+        if not isinstance(out[k], str):
+            out[k] = " ".join(v for v in out[k] if v)
+    if not isinstance(out["detail"], str):
+        import orjson
+        out["detail"] = orjson.dumps(out["detail"]).decode()
+    return {k: ("" if v is None else v) for k, v in out.items()}
