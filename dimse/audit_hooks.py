@@ -1,9 +1,9 @@
 """Audit records for DIMSE services (issue 12): C-FIND, C-MOVE, C-GET and C-STORE.
 
 Each handler of dimse/server.py is wrapped, so the handlers themselves stay unchanged: the
-final status of a query or retrieve is held until its record is committed (what
+final status of a query or retrieve goes out once its record is journaled (what
 "acknowledged" means: yunying.audit.trail); C-STOREs of one series on one association fold
-into one record with a count, the first one waiting like a query.
+into one record with a count.
 """
 from __future__ import annotations
 
@@ -59,7 +59,9 @@ def _commit(entry: dict[str, Any]) -> None:
     if trail is None:
         return
     try:
-        trail.submit(entry).result(timeout=10)
+        fut = trail.submit(entry)
+        if not getattr(fut, "durable", False):  # not in the journal: wait for the commit
+            fut.result(timeout=10)
     except Exception as exc:  # noqa: BLE001 - the record stays queued; the service goes on
         log.error("audit record of a DIMSE %s not committed in time (%s)", entry["action"], type(exc).__name__)
 
@@ -120,7 +122,7 @@ def audited_store(handler: Callable[..., Any]) -> Callable[..., Any]:
         else:
             entry["detail"] = {"sop": str(getattr(event.request, "AffectedSOPInstanceUID", ""))}
             fut = trail.submit(entry)
-        if fut is not None:
+        if fut is not None and not getattr(fut, "durable", False):
             try:
                 fut.result(timeout=10)
             except Exception as exc:  # noqa: BLE001

@@ -29,7 +29,7 @@ def start(data: Path, engine: Any, patients: PatientLookup | None = None, **opti
         from yunying.auth.store import Store
 
         Store(engine, None).migrate()
-        _trail = Trail(engine, load_key(data), patients, **options)
+        _trail = Trail(engine, load_key(data), patients, journal=Path(data) / "audit.journal", **options)
     return _trail
 
 

@@ -3,7 +3,7 @@
 An ASGI class wrapping the authorization middleware (dicomweb/app.py): it sees the answer of
 every request, the auth middleware's own 401/403 refusals included, and reads the principal
 the auth middleware put on the scope (`scope["state"]["principal"]`) once the answer comes.
-The final body chunk is held until the record is committed (yunying.audit.trail: what
+The final body chunk goes out once the record is in the journal (yunying.audit.trail: what
 "acknowledged" means); a series' frames fold into one record. Plain ASGI: the yunying package
 needs no web framework.
 """
@@ -144,8 +144,8 @@ class AuditMiddleware:
             fut = trail.fold(key, entry)
         else:
             fut = trail.submit(entry)
-        if fut is None:
-            return
+        if fut is None or getattr(fut, "durable", False):
+            return  # folded, or safe in the journal: nothing to wait for
         try:
             await asyncio.wait_for(asyncio.wrap_future(fut), self.wait)
         except TimeoutError:  # the record stays queued and is written when it can be

@@ -3,7 +3,8 @@
 Why the app-state store and not a file journal: the audit admin searches by time, user,
 patient, study and action, which SQL answers with indexes; the same code runs on PostgreSQL
 when the archive is scaled out; SQLite in WAL mode keeps a committed transaction across a
-kill -9 of the process (the WAL is written before COMMIT returns). Records are only ever
+kill -9 of the process (the WAL is written before COMMIT returns); the journal in front of it
+(yunying.audit.trail) keeps the hot path from waiting for a commit. Records are only ever
 INSERTed; `audit_head` (one row) holds the chain's end, `audit_anchors` the chain's start
 after a purge beyond retention.
 """
@@ -18,7 +19,7 @@ meta = MetaData()
 
 FIELDS = ("seq", "at_ms", "principal_kind", "principal_id", "roles", "hospital", "client", "face",
           "action", "status", "outcome", "patient_id", "issuer", "studies", "series", "accession",
-          "request_id", "count", "detail", "alg", "prev_hash")  # hashed, in this order
+          "request_id", "entry_id", "count", "detail", "alg", "prev_hash")  # hashed, in this order
 
 records = Table(
     "audit_records", meta,
@@ -39,6 +40,7 @@ records = Table(
     Column("series", Text, nullable=False, default=""),
     Column("accession", String(64), nullable=False, default=""),
     Column("request_id", String(64), nullable=False, default=""),
+    Column("entry_id", String(32), nullable=False, unique=True),  # its line in the journal (replay)
     Column("count", Integer, nullable=False, default=1),  # folded frame requests / instances
     Column("detail", Text, nullable=False, default=""),  # path and query, peer, reason (JSON)
     Column("alg", String(16), nullable=False),  # hmac-sm3 | hmac-sha256

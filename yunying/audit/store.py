@@ -9,7 +9,7 @@ from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.engine import Engine
 
 from yunying.audit import chain
-from yunying.audit.schema import FIELDS, anchors, head, records
+from yunying.audit.schema import anchors, head, records
 from yunying.audit.trail import Trail
 
 DAY_MS = 86_400_000
@@ -40,9 +40,11 @@ def verify(engine: Engine, key: bytes) -> tuple[int, list[str]]:
 
 def _where(since_ms: int | None = None, until_ms: int | None = None, principal: str | None = None,
            patient: str | None = None, study: str | None = None, action: str | None = None,
-           outcome: str | None = None) -> Any:
+           outcome: str | None = None, hospitals: frozenset[str] | None = None) -> Any:
     c = records.c
-    where = []
+    where: list[Any] = []
+    if hospitals is not None:  # an audit admin reads their own hospital's records
+        where.append(c.hospital.in_(sorted(hospitals)))
     if since_ms is not None:
         where.append(c.at_ms >= since_ms)
     if until_ms is not None:
@@ -101,4 +103,19 @@ def purge(trail: Trail, retention_days: int, now_ms: int | None = None) -> int:
     return n
 
 
-FIELD_NAMES = ("seq", *FIELDS[1:], "hash")
+PATIENT_ACTIONS = ("query", "metadata", "retrieve", "frames", "rendered", "thumbnail", "bulkdata", "reformat",
+                   "store", "delete")
+
+
+def patient_accesses(engine: Engine, patient: str, issuer: str | None = None, limit: int = 1000,
+                     hospitals: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Who opened this patient's data, when and what (successful accesses), newest first."""
+    c = records.c
+    q = select(c.at_ms, c.principal_kind, c.principal_id, c.hospital, c.face, c.action, c.studies, c.series,
+               c.count).where(_where(patient=patient, outcome="success", hospitals=hospitals),
+                              c.action.in_(PATIENT_ACTIONS))
+    if issuer is not None:
+        q = q.where(c.issuer == issuer)
+    with engine.connect() as conn:
+        return [{str(k): v for k, v in r._mapping.items()}
+                for r in conn.execute(q.order_by(c.seq.desc()).limit(limit))]

@@ -95,6 +95,8 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/admin/registrations/{reg}/photos/{photo}", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/reject", (ADMIN, R.USERS_MANAGE)),
+    # the audit trail (issue 12): the audit admin only (separation of duties: not `admin`)
+    ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
 ]
 
 
