@@ -19,6 +19,7 @@ import yunying.auth.oidc
 from dicomweb import accounts, admin_api, audit_api, capabilities, frames, qido, rendered, stow, wado
 from dicomweb import oidc as oidc_face
 from dicomweb.contain import ContainErrors
+from dicomweb.hardening import SecurityHeaders
 from dicomweb.coding import ContentCoding
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
@@ -136,6 +137,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + oidc_face.routes(oidc) + audit_api.routes()
+    middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={

@@ -70,6 +70,7 @@ class DimseServer:
     ae: AE
     server: ThreadedAssociationServer
     policy: AccessPolicy
+    tls_server: ThreadedAssociationServer | None = None  # DICOM TLS on settings.dimse_tls_port
 
     @property
     def port(self) -> int:
@@ -80,6 +81,8 @@ class DimseServer:
         (so the archive can be closed after this returns)."""
         running = [a for a in self.ae.active_associations if a.is_acceptor]
         self.server.shutdown()
+        if self.tls_server is not None:
+            self.tls_server.shutdown()
         self.ae.shutdown()
         deadline = time.monotonic() + grace
         for assoc in running:
@@ -110,4 +113,15 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     log.info("DIMSE SCP %s listening on %s:%d (%d storage classes, %d peers, accept_all=%s)",
              settings.aet, settings.host, server.server_address[1], len(storage_classes()),
              len(peers), settings.dimse_accept_all)
-    return DimseServer(ae, server, policy)
+    tls_server = None
+    if settings.dimse_tls_port:  # PS3.15 B.9: the same services over TLS, on a port of their own
+        from yunying.tls import server_context
+        tls_server = ae.start_server((settings.host, settings.dimse_tls_port), block=False,
+                                     evt_handlers=handlers,  # type: ignore[arg-type]
+                                     ssl_context=server_context(settings.tls_cert, settings.tls_key,
+                                                                settings.tls_client_ca))
+        assert tls_server is not None
+        tls_server.contexts = SharedContexts(tls_server.contexts)
+        log.info("DICOM TLS on %s:%d (client certificates %s)", settings.host, settings.dimse_tls_port,
+                 "required" if settings.tls_client_ca else "not asked for")
+    return DimseServer(ae, server, policy, tls_server)

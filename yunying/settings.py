@@ -48,6 +48,11 @@ class Settings:
     # audit trail (issue 12, README "Audit trail")
     audit: bool = True  # record every access to patient data and every security event
     audit_retention_days: int = 180  # records older than this may be purged (at least 180)
+    # transport security (issue 12 part 7, README "TLS")
+    tls_cert: str = ""  # PEM certificate (chain): HTTPS on http_port, and DICOM TLS on dimse_tls_port
+    tls_key: str = field(default="", repr=False)  # its PEM private key
+    dimse_tls_port: int = 0  # DICOM TLS port of the SCP (PS3.15 B.9; 2762 is registered); 0: none
+    tls_client_ca: str = ""  # CA file: DICOM TLS peers must present a certificate it signed
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -76,6 +81,12 @@ class Settings:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingError("tls_cert and tls_key: give both (PEM files) or neither")
+        if self.dimse_tls_port and not self.tls_cert:
+            raise SettingError("dimse_tls_port: needs tls_cert and tls_key")
+        if not isinstance(self.dimse_tls_port, int) or not 0 <= self.dimse_tls_port <= 65535:
+            raise SettingError(f"dimse_tls_port: {self.dimse_tls_port!r} is not a TCP port (0-65535)")
         if not isinstance(self.audit_retention_days, int) or self.audit_retention_days < 180:
             raise SettingError("audit_retention_days: at least 180 (GB/T 22239-2019 8.1.4.3: six months)")
         check_api_keys(self.api_keys)
