@@ -86,7 +86,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.audit:  # before any face starts: every access is recorded (issue 12)
         import yunying.audit
         from yunying.audit.patients import study_patients
-        yunying.audit.start(settings.data, auth.store.engine, study_patients(archive))
+        yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
+                            syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = None
     try:
         try:

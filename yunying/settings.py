@@ -48,6 +48,8 @@ class Settings:
     # audit trail (issue 12, README "Audit trail")
     audit: bool = True  # record every access to patient data and every security event
     audit_retention_days: int = 180  # records older than this may be purged (at least 180)
+    audit_syslog: str = ""  # tls://collector:6514: forward every record (RFC 5424 over TLS)
+    audit_syslog_ca: str = ""  # CA file the collector's certificate is checked against (else the system's)
     # transport security (issue 12 part 7, README "TLS")
     tls_cert: str = ""  # PEM certificate (chain): HTTPS on http_port, and DICOM TLS on dimse_tls_port
     tls_key: str = field(default="", repr=False)  # its PEM private key
@@ -81,6 +83,8 @@ class Settings:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
+        if self.audit_syslog and not self.audit_syslog.startswith(("tls://", "tcp://")):
+            raise SettingError(f"audit_syslog: {self.audit_syslog!r} is not tls://host:port")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingError("tls_cert and tls_key: give both (PEM files) or neither")
         if self.dimse_tls_port and not self.tls_cert:

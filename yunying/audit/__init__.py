@@ -18,18 +18,24 @@ from yunying.auth.principal import Principal
 
 log = logging.getLogger("yunying.audit")
 _trail: Trail | None = None
+_forwarder: Any = None
 
 
-def start(data: Path, engine: Any, patients: PatientLookup | None = None, **options: Any) -> Trail:
-    """Open (once per process) the trail writing to the store's engine."""
-    global _trail
+def start(data: Path, engine: Any, patients: PatientLookup | None = None, syslog: str = "",
+          syslog_ca: str = "", **options: Any) -> Trail:
+    """Open (once per process) the trail writing to the store's engine; forward it to `syslog`
+    (tls://host:port) when given."""
+    global _trail, _forwarder
     if _trail is None or _trail.engine is not engine:
-        import yunying.audit.schema  # noqa: F401 - registers the "audit" migration
+        import yunying.audit.schema
+        import yunying.audit.syslog
         from yunying.audit.chain import load_key
         from yunying.auth.store import Store
 
         Store(engine, None).migrate()
         _trail = Trail(engine, load_key(data), patients, journal=Path(data) / "audit.journal", **options)
+        if syslog:
+            _forwarder = yunying.audit.syslog.Forwarder(engine, syslog, syslog_ca)
     return _trail
 
 
@@ -39,10 +45,13 @@ def current() -> Trail | None:
 
 def stop() -> None:
     """Write what is pending and stop the writer (at shutdown)."""
-    global _trail
+    global _trail, _forwarder
     if _trail is not None:
         _trail.close()
         _trail = None
+    if _forwarder is not None:
+        _forwarder.close()
+        _forwarder = None
 
 
 def principal_fields(principal: Principal | None) -> Entry:

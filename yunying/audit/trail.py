@@ -86,8 +86,8 @@ class Trail:
 
     def __init__(self, engine: Engine, key: bytes, patients: PatientLookup | None = None,
                  journal: Path | None = None, fold_idle: float = 2.0, fold_max: float = 5.0,
-                 batch: int = 500) -> None:
-        self.engine, self.key, self.patients = engine, key, patients
+                 batch: int = 500, window: float = 0.2) -> None:
+        self.engine, self.key, self.patients, self.window = engine, key, patients, window
         self.journal = Journal(journal) if journal is not None else None
         self.fold_idle, self.fold_max, self.batch = fold_idle, fold_max, batch
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -168,12 +168,23 @@ class Trail:
                     stopping = True
                 else:
                     items.append(first)
-                while len(items) < self.batch:
+                # journaled records may wait: gather a window's worth into one transaction, so a
+                # single client's requests do not each pay a commit's CPU (GIL) in this thread
+                window_end = time.monotonic() + (self.window if self.journal is not None else 0.0)
+                while len(items) < self.batch and not stopping and items and items[-1][0] is not None \
+                        and getattr(items[-1][1], "durable", False):
+                    left = window_end - time.monotonic()
+                    more = self._q.get(timeout=left) if left > 0 else self._q.get_nowait()
+                    if more is _STOP:
+                        stopping = True
+                    else:
+                        items.append(more)
+                while len(items) < self.batch and not stopping:
                     more = self._q.get_nowait()
                     if more is _STOP:
                         stopping = True
-                        break
-                    items.append(more)
+                    else:
+                        items.append(more)
             except queue.Empty:
                 pass
             self._flush_folds()
