@@ -16,11 +16,21 @@ from starlette.routing import BaseRoute, Match, Route
 
 import yunying.auth
 import yunying.auth.oidc
-from dicomweb import accounts, admin_api, audit_api, capabilities, frames, qido, rendered, stow, wado
+from dicomweb import (
+    accounts,
+    admin_api,
+    audit_api,
+    capabilities,
+    frames,
+    qido,
+    rendered,
+    stow,
+    wado,
+)
 from dicomweb import oidc as oidc_face
-from dicomweb.contain import ContainErrors
-from dicomweb.hardening import SecurityHeaders
 from dicomweb.coding import ContentCoding
+from dicomweb.contain import ContainErrors
+from dicomweb.hardening import Digests, SecurityHeaders
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
@@ -129,6 +139,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     """
     auth = auth or yunying.auth.start(settings)
     middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  Middleware(Digests),  # Repr-Digest / Content-MD5 of the bytes sent (issue 12)
                   # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
                   Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
