@@ -104,10 +104,10 @@ class ShapedLink:
         threading.Thread(target=_accept, args=(listener, port), daemon=True).start()
         return int(listener.getsockname()[1])
 
-    def run(self, cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def run(self, cmd: list[str], timeout: float, stdin: str = "") -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace (the client's side of the link)."""
         return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True,
-                              timeout=timeout, env=dict(os.environ), check=False)
+                              timeout=timeout, env=dict(os.environ), check=False, input=stdin)
 
 
 def _accept(listener: socket.socket, port: int) -> None:

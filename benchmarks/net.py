@@ -147,6 +147,7 @@ def start_yunying(
     log_path: Path | None = None,
     timeout: float = START_TIMEOUT_S,
     api_key: str | None = None,
+    repo_root: Path = REPO_ROOT,
 ) -> YunyingServer:
     """Start `python -m yunying.cli serve` on free ports; wait until QIDO answers.
 
@@ -173,13 +174,13 @@ def start_yunying(
     if peers is not None:
         cmd += ["--peers", str(peers)]
     env = nodelay_env()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root), env.get("PYTHONPATH")]))
     # a full-scope system key of the default hospital, so harnesses need no login (issue 11 part 6)
     api_key = api_key if api_key is not None else env.get("YUNYING_API_KEY") or "yk_test_" + secrets.token_urlsafe(24)
     env["YUNYING_API_KEY"] = api_key
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cmd, cwd=repo_root, env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
     http_url = f"http://127.0.0.1:{http_port}"

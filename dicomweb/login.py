@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -89,9 +90,33 @@ async def read_form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", "replace")))
 
 
+class Throttle:
+    """Password guessing: after MAX_FAILURES wrong passwords for one username from one address,
+    that pair waits LOCK_SECONDS (per address, so nobody can lock a colleague out from elsewhere)."""
+
+    MAX_FAILURES, LOCK_SECONDS = 5, 15 * 60
+
+    def __init__(self) -> None:
+        self.failures: dict[tuple[str, str], list[float]] = {}
+
+    def locked(self, who: tuple[str, str]) -> bool:
+        recent = [t for t in self.failures.get(who, []) if t > time.monotonic() - self.LOCK_SECONDS]
+        self.failures[who] = recent
+        return len(recent) >= self.MAX_FAILURES
+
+    def failed(self, who: tuple[str, str]) -> None:
+        if len(self.failures) > 100_000:  # a flood of made-up names must not grow memory without end
+            self.failures.clear()
+        self.failures.setdefault(who, []).append(time.monotonic())
+
+    def passed(self, who: tuple[str, str]) -> None:
+        self.failures.pop(who, None)
+
+
 class LoginPages:
     def __init__(self, provider: Provider) -> None:
         self.provider = provider
+        self.throttle = Throttle()
 
     def login_form(self, lang: str, next_url: str, msg: str = "", username: str = "") -> HTMLResponse:
         other = "en" if lang == "zh-CN" else "zh-CN"
@@ -107,10 +132,15 @@ class LoginPages:
         form = await read_form(request)
         lang, next_url = language(request, form), safe_next(form.get("next"))
         username, password = form.get("username", ""), form.get("password", "")
+        who = (username, request.client.host if request.client else "")
+        if self.throttle.locked(who):
+            return self.login_form(lang, next_url, message(lang, "login.error.locked"), username)
         account = await asyncio.to_thread(self.provider.directory.authenticate, username, password) \
             if username and password else None
         if account is None or not account.active:
+            self.throttle.failed(who)
             return self.login_form(lang, next_url, message(lang, "login.error.invalid"), username)
+        self.throttle.passed(who)
         cookie = await asyncio.to_thread(self.provider.store.create_session, account.id,
                                          self.provider.config.session_seconds, account.must_change_password)
         target = ("/login/password?" + urlencode({"next": next_url, "lang": lang})

@@ -12,11 +12,12 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from dicomweb import oauth_clients
+from dicomweb.accounts import json_response
 from dicomweb.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
 from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc import Oidc
@@ -27,13 +28,6 @@ from yunying.auth.oidc.tokens import SCOPES
 from yunying.auth.oidc.verify import TokenVerifier
 from yunying.auth.principal import Principal
 
-CORS_PATHS = ("/.well-known/openid-configuration", "/oauth/jwks", "/oauth/token", "/oauth/revoke",
-              "/oauth/userinfo")
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json",
-                    headers={"Cache-Control": "no-store", **(headers or {})})
-
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
     return json_response({"error": error, "error_description": description}, status, headers)
@@ -41,7 +35,7 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
 
 def routes(oidc: Oidc) -> list[Route]:
     """The provider's routes, mounted by the composition root (their policy rows: yunying/auth/policy.py)."""
-    return OidcRoutes(oidc.provider, oidc.verifier).routes()
+    return OidcRoutes(oidc.provider, oidc.verifier).routes() + oauth_clients.routes(oidc.provider.store)
 
 
 class OidcRoutes:

@@ -5,6 +5,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -42,6 +43,33 @@ def start_with_env(data: Path, **env: str) -> YunyingServer:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def pw() -> Iterator[Any]:
+    """The one Playwright driver of this test process: its sync API runs an event loop, so a
+    second `sync_playwright()` while one is open fails ("Sync API inside the asyncio loop")."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_tool("the playwright package is not installed")
+    if not Path(CHROMIUM).exists():
+        missing_tool("Debian chromium not installed")
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(pw: Any) -> Iterator[Any]:
+    """Debian's Chromium, headless; each browser context is a fresh profile."""
+    b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, empty_value_for_VR
+from pydicom.errors import BytesLengthException
 from pydicom.multival import MultiValue
 from pydicom.valuerep import AMBIGUOUS_VR, BYTES_VR, FLOAT_VR, INT_VR, PersonName
 
@@ -24,7 +25,9 @@ _BINARY = frozenset(str(v) for v in (BYTES_VR | AMBIGUOUS_VR)) - {"US or SS"}
 _INTS = frozenset(str(v) for v in INT_VR if v != "AT") | {"US or SS"}
 _FLOATS = frozenset(str(v) for v in FLOAT_VR)
 _INLINE_MAX = (BULK_THRESHOLD // 4) * 3  # base64 makes a value 4/3 longer
-_SKIPPED = (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError)
+# BytesLengthException: a value whose length is no multiple of its VR's size (a cut-off file)
+_SKIPPED = (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError,
+            BytesLengthException)
 
 
 def dataset_json(ds: Dataset, base: str, path: str = "") -> dict[str, Any]:
@@ -34,13 +37,14 @@ def dataset_json(ds: Dataset, base: str, path: str = "") -> dict[str, Any]:
     element whose value cannot be decoded is left out of the JSON (it stays in the stored bytes).
     """
     out: dict[str, Any] = {}
-    for elem in ds:
-        tag_int = int(elem.tag)
+    for raw_tag in sorted(ds.keys()):  # not `for elem in ds`: converting a raw element may fail
+        tag_int = int(raw_tag)
         if tag_int >> 16 == 0x0002 or tag_int == PIXEL_DATA:
             continue
         tag = f"{tag_int:08X}"
         here = f"{path}{tag}"
         try:
+            elem = ds[raw_tag]
             if elem.VR == "SQ":
                 items = [dataset_json(item, base, f"{here}.{i}.") for i, item in enumerate(elem.value)]
                 out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}

@@ -17,7 +17,7 @@ import orjson
 import pydicom
 from pydicom import Dataset
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
@@ -130,7 +130,7 @@ def read_dataset(fp: BinaryIO, **kwargs: Any) -> Dataset:
         ds.file_meta  # noqa: B018 - touch: file meta must parse
         elems = list(ds.keys())  # forces the top level to be read
     except (InvalidDicomError, EOFError, ValueError, struct.error, OSError, NotImplementedError,
-            KeyError, TypeError, AttributeError) as exc:
+            KeyError, TypeError, AttributeError, BytesLengthException) as exc:
         raise InvalidInstance(f"not a readable DICOM data set: {type(exc).__name__}") from None
     if not elems:
         raise InvalidInstance("not a DICOM data set: no elements")

@@ -207,3 +207,25 @@ def test_a_hospital_provider_token_reads_dicomweb(tmp_path: Path) -> None:
     finally:
         srv.stop()
         idp.httpd.shutdown()
+
+
+def test_the_admin_api_registers_and_removes_clients(archive: tuple[YunyingServer, dict[str, str]]) -> None:
+    srv, ids = archive
+    api = f"{srv.http_url}/api/admin/oauth-clients"
+    with httpx.Client(headers=srv.headers, trust_env=False) as admin:
+        made = admin.post(api, json={"name": "RIS", "public": False, "scope": "dicomweb.read"})
+        assert made.status_code == 201, made.text
+        client_id, secret = made.json()["client_id"], made.json()["client_secret"]
+        assert client_id in [c["client_id"] for c in admin.get(api).json()]
+        assert "secret" not in admin.get(api).text
+        token = httpx.post(f"{srv.http_url}/oauth/token", data={"grant_type": "client_credentials"},
+                           auth=(client_id, secret)).json()["access_token"]
+        assert qido(srv, token).status_code in (200, 204)
+        for bad in ({"name": "x"}, {"name": "x", "public": True, "scope": "openid"}, [1, 2]):
+            r = admin.post(api, json=bad)
+            assert r.status_code == 400 and r.json()["status"] == 400, r.text
+        assert admin.delete(f"{api}/{client_id}").status_code == 204
+        assert admin.delete(f"{api}/{client_id}").status_code == 404
+    assert qido(srv, token).status_code == 401  # its tokens died with it
+    doctor = user_tokens(srv, ids["viewer"])["access_token"]
+    assert httpx.get(api, headers={"Authorization": f"Bearer {doctor}"}).status_code == 403

@@ -6,6 +6,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -89,13 +90,10 @@ def test_a_user_who_must_change_the_password_gets_no_code_until_changed(ps: Prov
     assert ps.directory.authenticate("bob", "n3w-password!") is not None
 
 
-def test_login_in_chromium_on_a_phone(ps: ProviderServer) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium not installed")
+def test_login_in_chromium_on_a_phone(ps: ProviderServer, pw: Any) -> None:
     app, _ = ps.oidc.provider.store.add_client("phone-app", [f"{ps.url}/callback"], "openid dicomweb.read",
                                                 ["authorization_code"], public=True, hospital="h1")
-    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 390, "height": 844},
             is_mobile=True, has_touch=True, locale="zh-CN")
@@ -134,3 +132,15 @@ def test_logout_ends_the_session_and_returns_only_to_a_registered_app(ps: Provid
         http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1", "next": nxt})
         back = http.get(f"{ps.url}/login/logout", params={"post_logout_redirect_uri": "https://viewer.example/"})
         assert back.status_code == 303 and back.headers["location"] == "https://viewer.example/"
+
+
+def test_password_guessing_is_throttled(ps: ProviderServer) -> None:
+    with httpx.Client(trust_env=False, headers={"Accept-Language": "en"}) as http:
+        for _ in range(5):
+            r = http.post(f"{ps.url}/login", data={"username": "alice", "password": "guess"})
+            assert "Wrong username or password" in r.text
+        r = http.post(f"{ps.url}/login", data={"username": "alice", "password": "alice-password-1"})
+        assert r.status_code == 200 and "Too many wrong passwords" in r.text  # even the right one, for now
+        assert "yunying_session" not in r.cookies
+        other = http.post(f"{ps.url}/login", data={"username": "bob", "password": "bob-first-pass"})
+        assert other.status_code == 303  # another user is not affected

@@ -28,12 +28,6 @@ def _missing(reason: str) -> None:
     missing_tool(reason, module=True)
 
 
-try:
-    from playwright import sync_api
-except ImportError:
-    _missing("the playwright package is not installed")
-if not Path(CHROMIUM).exists():
-    _missing("Debian chromium not installed")
 if shutil.which("npm") is None:
     _missing("npm not installed (needed to fetch @ohif/app)")
 
@@ -83,7 +77,7 @@ def _wait_quiet(ohif: OhifServer, seconds: float, limit: float) -> None:
         time.sleep(0.25)
 
 
-def test_ohif_opens_and_paints_the_study(archive: str, ohif_dist: Path) -> None:
+def test_ohif_opens_and_paints_the_study(archive: str, ohif_dist: Path, pw: Any) -> None:
     data = build_test_data()
     key = auth_headers(archive).get("Authorization", "").removeprefix("Bearer ") or None
     ctx = Context(archive, None, data, api_key=key)
@@ -92,7 +86,7 @@ def test_ohif_opens_and_paints_the_study(archive: str, ohif_dist: Path) -> None:
     study = data.study_uid("A")
 
     failed: list[str] = []
-    with serve_ohif(ohif_dist, archive, api_key=key) as ohif, sync_api.sync_playwright() as pw, \
+    with serve_ohif(ohif_dist, archive, api_key=key) as ohif, \
             tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,

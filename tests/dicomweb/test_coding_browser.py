@@ -2,24 +2,13 @@
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
+from typing import Any
 
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
-from tests.conftest import missing_tool
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.dicomweb.test_coding import smooth_ct, stow
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:
-    missing_tool("the playwright package is not installed", module=True)
-if not Path(CHROMIUM).exists():
-    missing_tool("Debian chromium not installed", module=True)
 
 # Resource Timing gives the body's size on the wire (encodedBodySize) and decoded
 FETCH = """async (u) => {
@@ -30,11 +19,11 @@ FETCH = """async (u) => {
 }"""
 
 
-def test_chromium_fetches_compressed_metadata(server: YunyingServer) -> None:
+def test_chromium_fetches_compressed_metadata(server: YunyingServer, pw: Any) -> None:
     study, series = generate_uid(), generate_uid()
     stow(server, *(smooth_ct(study, series, i, size=32) for i in range(1, 51)))
     url = f"{server.dicomweb_url}/studies/{study}/series/{series}/metadata"
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+    with tempfile.TemporaryDirectory() as profile:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
             extra_http_headers=server.headers)

@@ -261,10 +261,13 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
         first = pool.write(part10(make_ct()), ORIGIN)
         pids = [p.pid for p in pool._pool._processes.values()]  # type: ignore[union-attr]
         deadline = time.monotonic() + 10
-        while pool.running and time.monotonic() < deadline:
+
+        def gone() -> bool:  # exited and reaped by their parent, the forkserver
+            return not pool.running and not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+        while not gone() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not pool.running and pids
-        assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # exited and reaped
+        assert pids and gone()
         again = pool.write(part10(make_ct()), ORIGIN)  # the next store brings them back
         assert pool.running and again.sop != first.sop
     finally:

@@ -85,6 +85,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("POST", "/api/admin/users/{username}/password", (ADMIN, R.USERS_MANAGE)),
     ("PUT", "/api/admin/users/{username}/roles/{hospital}/{role}", (ADMIN, R.USERS_MANAGE)),
     ("DELETE", "/api/admin/users/{username}/roles/{hospital}/{role}", (ADMIN, R.USERS_MANAGE)),
+    ("GET", "/api/admin/oauth-clients", (ADMIN, R.SECURITY_MANAGE)),  # handlers narrow to the hospital
+    ("POST", "/api/admin/oauth-clients", (ADMIN, R.SECURITY_MANAGE)),
+    ("DELETE", "/api/admin/oauth-clients/{client_id}", (ADMIN, R.SECURITY_MANAGE)),
     ("GET", "/api/admin/api-keys", (ADMIN, R.SECURITY_MANAGE)),
     ("POST", "/api/admin/api-keys", (ADMIN, R.SECURITY_MANAGE)),
     ("DELETE", "/api/admin/api-keys/{key}", (ADMIN, R.SECURITY_MANAGE)),

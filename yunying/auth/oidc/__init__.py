@@ -8,8 +8,10 @@ accepted by issuer. `mount(settings, auth)` is what the composition root calls; 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from yunying.auth.oidc.config import oidc_config
 from yunying.auth.oidc.keys import load_keys
@@ -21,6 +23,7 @@ from yunying.auth.store import Store
 from yunying.settings import Settings
 
 __all__ = ["Oidc", "build_oidc", "mount"]
+log = logging.getLogger("yunying.auth.oidc")
 
 
 @dataclass
@@ -44,4 +47,9 @@ def mount(settings: Settings, auth: Any) -> Oidc:
 
     oidc = build_oidc(settings, auth.store, AuthDirectory(auth.store))
     register_bearer_verifier(oidc.verifier)
+    issuer = oidc.provider.config.issuer
+    if not oidc.provider.config.secure and urlsplit(issuer).hostname not in ("localhost", "127.0.0.1", "::1"):
+        # authlib refuses OAuth over plain http off loopback (RFC 6749 §3.1): say so at start, not at login
+        log.warning("oidc_issuer %s is not https: the login endpoints answer insecure_transport; set "
+                    "oidc_issuer to the https URL users reach (a TLS proxy in front)", issuer)
     return oidc

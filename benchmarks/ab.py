@@ -1,0 +1,84 @@
+"""A/B in one run: this checkout against an earlier commit, same data, same machine, interleaved.
+
+`python -m benchmarks.ab [--ref COMMIT] [--studies N] [--slices N] [--rounds N]`
+
+Answers "what did this change cost": issue 11 asks that QIDO-RS p50 and frames/s with a bearer
+token stay within 10% of the archive before the authorization point existed (the default ref,
+20bc71b, is the last commit before it). Both servers get the same requests with the same
+`Authorization` header (the earlier one ignores it); rounds alternate A and B so that the load
+of a shared machine falls on both alike. Medians over rounds, and the ratio B / A.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.data import build_corpus, build_ct
+from benchmarks.net import REPO_ROOT, YunyingServer, start_yunying
+from benchmarks.qido import qido, qido_queries
+from benchmarks.stow import stow
+from benchmarks.wado import frames
+
+BEFORE_ISSUE_11 = "20bc71b"
+
+
+def checkout(ref: str, where: Path) -> Path:
+    """A detached work tree of `ref` (removed by the caller with `git worktree remove`)."""
+    subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", "-f", str(where), ref],
+                   check=True, capture_output=True)
+    return where
+
+
+def measure(server: YunyingServer, ct: object, queries: list, latency: int, requests: int) -> dict[str, float]:
+    q = qido(server.dicomweb_url, queries)
+    f = frames(server.dicomweb_url, ct, latency_requests=latency,  # type: ignore[arg-type]
+               throughput_requests=requests)
+    return {"qido_p50": q["p50_ms"], "frame_p50": f["p50_ms"], "fps_1": f["fps_1"], "fps_8": f["fps_8"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.splitlines()[0])
+    ap.add_argument("--ref", default=BEFORE_ISSUE_11, help="the earlier commit (A)")
+    ap.add_argument("--studies", type=int, default=400, help="small studies for QIDO")
+    ap.add_argument("--slices", type=int, default=100, help="CT slices for frames")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--frames", type=int, default=600, help="frame requests per throughput run")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="yunying-ab-") as tmp:
+        root = Path(tmp)
+        corpus, ct = build_corpus(root / "data", args.studies), build_ct(root / "data", args.slices, "A")
+        queries = qido_queries(corpus, args.queries)
+        tree = checkout(args.ref, root / "ref")
+        servers = {}
+        try:
+            servers = {f"A {args.ref}": start_yunying(root / "a", repo_root=tree),
+                       "B this checkout": start_yunying(root / "b")}
+            for srv in servers.values():
+                stow(srv.dicomweb_url, [*corpus.files, *ct.files])
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+            for r in range(args.rounds):
+                order = list(servers.items()) if r % 2 == 0 else list(reversed(servers.items()))
+                for name, srv in order:
+                    runs[name].append(measure(srv, ct, queries, 100, args.frames))
+                    print(f"round {r + 1} {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
+        finally:
+            for srv in servers.values():
+                srv.stop()
+            subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(tree)],
+                           check=False, capture_output=True)
+    (a, ra), (b, rb) = runs.items()
+    print(f"{'figure':<22}{a:>18}{b:>18}{'B/A':>8}")
+    for key, unit in (("qido_p50", "ms"), ("frame_p50", "ms"), ("fps_1", "frames/s"), ("fps_8", "frames/s")):
+        va, vb = statistics.median(x[key] for x in ra), statistics.median(x[key] for x in rb)
+        print(f"{key + ' (' + unit + ')':<22}{va:>18.2f}{vb:>18.2f}{vb / va:>7.2f}x")
+    print(f"{args.rounds} rounds, A and B alternating; {args.studies} studies, CT {args.slices} slices")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
