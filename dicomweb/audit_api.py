@@ -104,8 +104,20 @@ async def verify(request: Request) -> Response:
     return json_response({"checked": n, "intact": not problems, "problems": problems})
 
 
+async def statement(request: Request) -> Response:
+    """The MLPS control statement of the running configuration (issue 12 part 9)."""
+    from yunying.security_statement import as_json, as_markdown
+    settings = request.app.state.settings
+    lang = request.query_params.get("lang", "zh-CN")
+    if lang not in ("zh-CN", "en"):
+        raise InvalidRequest("lang: zh-CN or en")
+    if request.query_params.get("format") == "markdown":
+        return Response(as_markdown(settings, lang), media_type="text/markdown; charset=utf-8")
+    return json_response(as_json(settings))
+
+
 def routes() -> list[Route]:
-    return [Route("/api/audit/records", search, methods=["GET"]),
+    return [Route("/api/security/statement", statement, methods=["GET"]),Route("/api/audit/records", search, methods=["GET"]),
             Route("/api/audit/export", export_records, methods=["GET"]),
             Route("/api/audit/patients/{patient}", patient, methods=["GET"]),
             Route("/api/audit/verify", verify, methods=["GET"])]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -12,7 +15,7 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from benchmarks.net import YunyingServer
+from benchmarks.net import REPO_ROOT, YunyingServer
 from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
@@ -105,3 +108,18 @@ def test_reading_the_trail_is_recorded(server: tuple[YunyingServer, str]) -> Non
         reads = c.get("/api/audit/records", params={"action": "audit.read", "user": "config:auditor"}).json()
     assert any('"user=someone"' in r["detail"] or "user=someone" in r["detail"] for r in reads)
     assert all(r["principal_kind"] == "system" for r in reads)
+
+
+def test_the_mlps_statement_follows_the_live_settings(server: tuple[YunyingServer, str]) -> None:
+    srv, _ = server
+    with auditor(srv) as c:
+        controls = {x["clause"]: x for x in c.get("/api/security/statement").json()}
+        md = c.get("/api/security/statement", params={"format": "markdown"}).text
+        assert c.get("/api/security/statement", params={"lang": "fr"}).status_code == 400
+    assert controls["8.1.4.3"]["status"] == "partly"  # auditing on, no collector configured
+    assert controls["8.1.4.8"]["status"] == "not met"  # this test server has no TLS
+    assert "| 8.1.4.3 | 安全审计 | 部分符合 |" in md
+    off = subprocess.run([sys.executable, "-m", "yunying.cli", "security", "statement", "--json"], check=False,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT),
+                                                              "YUNYING_AUDIT": "false"}, timeout=60)
+    assert {x["clause"]: x["status"] for x in json.loads(off.stdout)}["8.1.4.3"] == "not met"

@@ -10,6 +10,13 @@ from yunying.settings import load_settings
 
 
 def add_parser(sub: Any) -> None:
+    security = sub.add_parser("security", help="the MLPS (等保) level-3 control statement")
+    sverbs = security.add_subparsers(dest="security_command", required=True)
+    st = sverbs.add_parser("statement", help="each GB/T 22239-2019 control and how these settings meet it")
+    st.add_argument("--config", help="TOML config file (also YUNYING_CONFIG)")
+    st.add_argument("--lang", choices=("zh-CN", "en"), default="zh-CN")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_statement)
     audit = sub.add_parser("audit", help="verify, search, export and purge the audit trail")
     verbs = audit.add_subparsers(dest="audit_command", required=True)
     for name, fn, text in (("verify", cmd_verify, "check that no record was altered, removed or reordered"),
@@ -122,4 +129,17 @@ def cmd_purge(args: argparse.Namespace) -> int:
     finally:
         trail.close()
     print(f"audit purge: {n} record(s) older than {settings.audit_retention_days} days removed (anchored, recorded)")
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    import json
+
+    from yunying.security_statement import as_json, as_markdown
+
+    settings = load_settings(args.config, {})
+    if args.json:
+        print(json.dumps(as_json(settings), ensure_ascii=False, indent=1))
+    else:
+        print(as_markdown(settings, args.lang), end="")
     return 0
