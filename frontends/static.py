@@ -20,6 +20,7 @@ FOLDERS: dict[str, str] = {
     "/admin": "admin",
     "/login": "login",
     "/portal": "portal",
+    "/audit": "audit",
     "/common": "common",
     "/i18n": "i18n",
 }

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +20,9 @@ from openpyxl import load_workbook
 from benchmarks.net import REPO_ROOT, YunyingServer
 from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
+from tests.frontends import conftest as fe
+
+open_page = fe.open_page  # the front ends' browser fixture, shared
 
 PATIENT = "P-API-3"
 AUDITOR = "ak_auditor_" + secrets.token_urlsafe(16)
@@ -123,3 +128,29 @@ def test_the_mlps_statement_follows_the_live_settings(server: tuple[YunyingServe
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT),
                                                               "YUNYING_AUDIT": "false"}, timeout=60)
     assert {x["clause"]: x["status"] for x in json.loads(off.stdout)}["8.1.4.3"] == "not met"
+
+
+def test_the_audit_page_on_a_phone(server: tuple[YunyingServer, str], open_page: Any) -> None:
+    srv, study = server
+    p = open_page(**fe.PHONE)
+    page = p.page
+    page.goto(f"{srv.http_url}/audit/?lang=en#access_token={AUDITOR}")
+    page.wait_for_selector("#records li")
+    assert page.locator("h1").inner_text() == "Audit trail"
+    page.fill("#filters [name=patient]", PATIENT)
+    page.select_option("#filters [name=action]", "metadata")
+    page.click("#filters button[type=submit]")
+    page.wait_for_function("document.querySelector('#count').textContent === '1 records'")
+    text = page.locator("#records").inner_text()
+    assert "metadata" in text and study in text and "system:env:YUNYING_API_KEY" in text
+    page.click("#verify")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('intact')")
+    with page.expect_download() as download:
+        page.click("[data-export=csv]")
+    assert PATIENT in Path(download.value.path()).read_text(encoding="utf-8-sig")
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('h1').textContent === '审计日志'")
+    assert "元数据" not in page.locator("#records").inner_text()  # actions stay as recorded
+    assert "成功" in page.locator("#records").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    assert not p.errors

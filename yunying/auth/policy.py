@@ -51,6 +51,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
+    ("GET", "/audit"), ("GET", "/audit/{path:path}"),  # the audit admin's page (its data: /api/audit)
 ]
 
 DW = "/dicomweb"
