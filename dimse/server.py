@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -89,6 +90,14 @@ class DimseServer:
             assoc.join(max(0.0, deadline - time.monotonic()))
 
 
+def _scu_tls(settings: Settings) -> ssl.SSLContext | None:
+    """Our side of DICOM TLS to peers marked "tls": our certificate, theirs checked against tls_client_ca."""
+    if not settings.tls_cert:
+        return None
+    from yunying.tls import client_context
+    return client_context(settings.tls_client_ca, settings.tls_cert, settings.tls_key)
+
+
 def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     """Start the SCP on settings.host:settings.dimse_port without blocking."""
     quiet_pynetdicom()
@@ -103,7 +112,7 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
         (evt.EVT_C_ECHO, on_c_echo),
         (evt.EVT_C_STORE, audited_store(on_c_store), [archive, policy]),
         (evt.EVT_C_FIND, audited_query(on_c_find, "query"), [archive, policy, settings.aet]),
-        (evt.EVT_C_MOVE, audited_query(on_c_move, "retrieve"), [archive, policy, peers]),
+        (evt.EVT_C_MOVE, audited_query(on_c_move, "retrieve"), [archive, policy, peers, _scu_tls(settings)]),
         (evt.EVT_C_GET, audited_query(on_c_get, "retrieve"), [archive, policy]),
     ]
     server = ae.start_server((settings.host, settings.dimse_port), block=False,

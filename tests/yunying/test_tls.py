@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 import ssl
@@ -20,9 +21,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from pydicom import Dataset, dcmread
 from pydicom.data import get_testdata_file
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
 
 from benchmarks.net import REPO_ROOT, free_port, stop_process
 from yunying.tls import client_context, server_context
@@ -55,12 +61,13 @@ def make_pki(d: Path) -> dict[str, str]:
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
     out = {"ca": _write(d / "ca", ca_key, ca)[1]}
-    for name, usage in (("server", x509.ExtendedKeyUsageOID.SERVER_AUTH), ("client", x509.ExtendedKeyUsageOID.CLIENT_AUTH)):
+    server_use = [x509.ExtendedKeyUsageOID.SERVER_AUTH, x509.ExtendedKeyUsageOID.CLIENT_AUTH]  # also our SCU's
+    for name, usage in (("server", server_use), ("client", [x509.ExtendedKeyUsageOID.CLIENT_AUTH])):
         key = ec.generate_private_key(ec.SECP256R1())
         b = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(ca.subject)
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
              .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+             .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False))
         if name == "server":
             b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
@@ -73,8 +80,15 @@ def make_pki(d: Path) -> dict[str, str]:
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     d = tmp_path_factory.mktemp("tls")
     pki = make_pki(d)
-    http_port, dimse_port, tls_port = free_port(), free_port(), free_port()
-    (d / "peers.json").write_text('{"TLSSCU": ["127.0.0.1", 104]}')
+    http_port, dimse_port, tls_port, dest_port = free_port(), free_port(), free_port(), free_port()
+    received: list[str] = []
+    dest = AE(ae_title="TLSDEST")  # a peer that is reached over DICOM TLS only, asking for our certificate
+    dest.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    dest_server = dest.start_server(
+        ("127.0.0.1", dest_port), block=False, ssl_context=server_context(pki["server_crt"], pki["server_key"], pki["ca"]),
+        evt_handlers=[(evt.EVT_C_STORE, lambda e: received.append(str(e.request.AffectedSOPInstanceUID)) or 0)])
+    (d / "peers.json").write_text(json.dumps({"TLSSCU": ["127.0.0.1", 104], "TLSDEST": {
+        "host": "127.0.0.1", "port": dest_port, "tls": True}}))
     key = "yk_tls_" + secrets.token_urlsafe(16)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "YUNYING_API_KEY": key,
            "YUNYING_DIMSE_TLS_PORT": str(tls_port), "YUNYING_TLS_CLIENT_CA": pki["ca"]}
@@ -94,10 +108,12 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         assert proc.poll() is None and time.monotonic() < deadline, (d / "server.log").read_text()[-3000:]
         time.sleep(0.2)
     try:
-        yield {**pki, "url": url, "http_port": http_port, "tls_port": tls_port, "key": key, "dir": d}
+        yield {**pki, "url": url, "http_port": http_port, "tls_port": tls_port, "key": key, "dir": d,
+               "received": received}
     finally:
         stop_process(proc)
         log.close()
+        dest_server.shutdown()
 
 
 def test_https_with_hsts(tls_server: dict) -> None:
@@ -157,3 +173,21 @@ def test_pynetdicom_scu_over_tls(tls_server: dict) -> None:
     assert assoc.is_established
     assert assoc.send_c_echo().Status == 0
     assoc.release()
+
+
+def test_c_move_to_a_peer_over_dicom_tls(tls_server: dict) -> None:
+    t = tls_server
+    ae = AE(ae_title="TLSSCU")
+    ae.add_requested_context(CTImageStorage)
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    ctx = client_context(t["ca"], t["client_crt"], t["client_key"])
+    assoc = ae.associate("127.0.0.1", t["tls_port"], ae_title="YUNYING", tls_args=(ctx, "127.0.0.1"))
+    assert assoc.is_established
+    ct = dcmread(get_testdata_file("CT_small.dcm"))
+    assert assoc.send_c_store(ct).Status == 0
+    q = Dataset()
+    q.QueryRetrieveLevel, q.StudyInstanceUID = "STUDY", ct.StudyInstanceUID
+    statuses = [s for s, _ in assoc.send_c_move(q, "TLSDEST", StudyRootQueryRetrieveInformationModelMove)]
+    assoc.release()
+    assert statuses[-1].Status == 0, statuses[-1]
+    assert ct.SOPInstanceUID in t["received"]  # sent by our SCU over TLS, with our certificate
