@@ -30,7 +30,7 @@ from dicomweb import (
 from dicomweb import oidc as oidc_face
 from dicomweb.coding import ContentCoding
 from dicomweb.contain import ContainErrors
-from dicomweb.hardening import Digests, SecurityHeaders
+from dicomweb.hardening import Digests, RateLimit, SecurityHeaders
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
@@ -148,9 +148,12 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + oidc_face.routes(oidc) + audit_api.routes()
-    middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert)))  # issue 12 parts 7-8
+    middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
+                                 cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
+    if settings.rate_limit:  # inside auth: counted per principal (issue 12 part 8)
+        middleware.append(Middleware(RateLimit, per_second=settings.rate_limit))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive

@@ -55,6 +55,8 @@ class Settings:
     tls_key: str = field(default="", repr=False)  # its PEM private key
     dimse_tls_port: int = 0  # DICOM TLS port of the SCP (PS3.15 B.9; 2762 is registered); 0: none
     tls_client_ca: str = ""  # CA file: DICOM TLS peers must present a certificate it signed
+    frame_ancestors: list[str] = field(default_factory=list)  # origins that may frame our pages (CSP)
+    rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -85,6 +87,8 @@ class Settings:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
         if self.audit_syslog and not self.audit_syslog.startswith(("tls://", "tcp://")):
             raise SettingError(f"audit_syslog: {self.audit_syslog!r} is not tls://host:port")
+        if not isinstance(self.rate_limit, int) or self.rate_limit < 0:
+            raise SettingError(f"rate_limit: {self.rate_limit!r} is not 0 (off) or requests per second")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingError("tls_cert and tls_key: give both (PEM files) or neither")
         if self.dimse_tls_port and not self.tls_cert:
