@@ -41,3 +41,25 @@ def test_purge_keeps_the_chain_verifiable_and_is_recorded(tmp_path: Path) -> Non
 def test_the_key_file_is_private(tmp_path: Path) -> None:
     load_key(tmp_path)
     assert (tmp_path / "keys" / "audit.key").stat().st_mode & 0o077 == 0
+
+
+def test_user_changes_on_the_command_line_are_recorded(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.net import REPO_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def yy(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "yunying.cli", *args, "--data", str(tmp_path)], check=False,
+                              capture_output=True, text=True, env=env, timeout=120)
+    assert yy("users", "add", "dr.cli", "--role", "doctor").returncode == 0
+    assert yy("users", "disable", "dr.cli").returncode == 0
+    out = yy("audit", "search", "--action", "users.disable")
+    assert out.returncode == 0 and "users.disable" in out.stdout and "user:os:" in out.stdout
+    assert yy("audit", "verify").returncode == 0
+    rows = search(open_store(tmp_path).engine)
+    assert [r["action"] for r in reversed(rows)][:3] == ["users.add", "users.disable", "audit.read"]
+    assert '"username": "dr.cli"' in rows[-1]["detail"] or "dr.cli" in rows[-1]["detail"]

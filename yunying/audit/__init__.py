@@ -78,3 +78,31 @@ def record(action: str, outcome: str = "success", principal: Principal | None = 
     if wait:
         fut.result(timeout=30)
     return fut
+
+
+def write_now(engine: Any, key: bytes, action: str, detail: dict[str, Any]) -> int:
+    """Record a command-line act at once, without a writer thread (a one-shot CLI process)."""
+    import getpass
+
+    from yunying.audit.trail import _complete
+
+    class _Writer:  # Trail.write needs only these two
+        def __init__(self) -> None:
+            self.engine, self.key = engine, key
+    entry = _complete({"action": action, "principal_kind": "user", "principal_id": "os:" + getpass.getuser(),
+                       "face": "cli", "status": "ok", "detail": detail})
+    return Trail.write(_Writer(), [entry])  # type: ignore[arg-type]
+
+
+def record_cli(args: Any, action: str, detail: dict[str, Any]) -> None:
+    """Record an administrative command (`yunying users ...`) in the trail of its data folder."""
+    import yunying.audit.schema  # noqa: F401 - registers the "audit" migrations
+    from yunying.audit.chain import load_key
+    from yunying.auth.store import open_store
+    from yunying.settings import load_settings
+
+    settings = load_settings(getattr(args, "config", None), {"data": args.data} if getattr(args, "data", None) else {})
+    if not settings.audit:
+        return
+    store = open_store(settings.data, settings.app_database)
+    write_now(store.engine, load_key(settings.data), action, detail)

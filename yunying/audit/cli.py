@@ -65,17 +65,8 @@ def filters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cli_record(engine: Any, key: bytes, action: str, detail: dict[str, Any]) -> None:
     """Reading the trail is itself recorded (issue 12 part 3), also from the command line."""
-    import getpass
-
-    from yunying.audit.trail import Trail, _complete
-    Trail.write(_Writer(engine, key), [_complete({"action": action, "principal_kind": "user",  # type: ignore[arg-type]
-                                                  "principal_id": "os:" + getpass.getuser(), "face": "cli",
-                                                  "status": "ok", "detail": detail})])
-
-
-class _Writer:  # Trail.write without the writer thread (a one-shot CLI)
-    def __init__(self, engine: Any, key: bytes) -> None:
-        self.engine, self.key = engine, key
+    from yunying.audit import write_now
+    write_now(engine, key, action, detail)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
