@@ -2,6 +2,10 @@
 one run, on two servers over copies of the same data folder, measured alternately.
 
     python -m benchmarks.audit [--slices 100] [--studies 300] [--rounds 2]
+    python -m benchmarks.audit --micro    # the middleware's own CPU per request, in-process
+
+On a shared 2-core machine the two servers' figures move by tens of percent from round to
+round; --micro measures what auditing adds to one request without the network or the server.
 """
 from __future__ import annotations
 
@@ -40,13 +44,63 @@ def _start(data: Path, audit: bool) -> Any:
             os.environ["YUNYING_AUDIT"] = saved
 
 
+def micro(n: int = 5000) -> dict[str, float]:
+    """Microseconds the audit middleware (and its writer thread) adds per request, by action."""
+    import asyncio
+    import time
+
+    import yunying.audit
+    from yunying.audit.middleware import AuditMiddleware
+    from yunying.auth.principal import Principal
+    from yunying.auth.store import open_store
+
+    work = Path(tempfile.mkdtemp(prefix="yy-audit-micro-"))
+    store = open_store(work)
+    yunying.audit.start(work, store.engine)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 1000})
+
+    async def send(message: Any) -> None:
+        pass
+
+    principal = Principal(kind="system", id="bench", roles=frozenset({"r"}))
+    paths = {"frames": "/dicomweb/studies/1.2/series/1.3/instances/1.4/frames/1",
+             "query": "/dicomweb/studies", "metadata": "/dicomweb/studies/1.2/metadata"}
+    out: dict[str, float] = {}
+
+    async def run() -> None:
+        for name, path in paths.items():
+            for audited in (False, True):
+                handler = AuditMiddleware(app) if audited else app
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": [],
+                             "client": ("127.0.0.1", 1), "state": {"principal": principal}}
+                    await handler(scope, None, send)
+                us = (time.perf_counter() - t0) / n * 1e6
+                out[f"{name}_{'on' if audited else 'off'}_us"] = round(us, 1)
+    try:
+        asyncio.run(run())
+        yunying.audit.current().sync()  # type: ignore[union-attr] - the writer's share is in the figures
+    finally:
+        yunying.audit.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--slices", type=int, default=100)
     p.add_argument("--studies", type=int, default=300)
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--micro", action="store_true", help="only the in-process cost per request")
     args = p.parse_args(argv)
+    if args.micro:
+        print(json.dumps(micro(), indent=1))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="yy-audit-bench-"))
     try:
         ct = build_ct(work / "ct", slices=args.slices)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +19,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from yunying.audit import current, principal_fields
-from yunying.audit.trail import Entry
+from yunying.audit.trail import Entry, new_id
 
 log = logging.getLogger("yunying.audit")
 Scope = dict[str, Any]
@@ -86,7 +85,7 @@ class AuditMiddleware:
             return
         method, path = scope["method"], scope["path"]
         kind = classify(method, path)
-        request_id = _header(scope, b"x-request-id")[:64] or uuid.uuid4().hex
+        request_id = _header(scope, b"x-request-id")[:64] or new_id()
         status = [0]
         body: list[bytes] = []
         sent_record = [False]
