@@ -44,25 +44,61 @@ def stow_files(server: YunyingServer, files: list[Path], per_request: int = 25) 
             r.raise_for_status()
 
 
-def open_once(browser: Any, address: str, network: dict[str, Any]) -> dict[str, float]:
-    """One visit with an empty cache: the marks and the bytes of the viewer's own files."""
-    ctx = browser.new_context(**PHONE)
+DESKTOP = {"viewport": {"width": 1366, "height": 768}}
+# OHIF marks nothing: the first non-black pixel of its viewport canvas, polled every 50 ms
+OHIF_PAINT_JS = """setInterval(() => { if (performance.getEntriesByName('first-image').length) return;
+  for (const c of document.querySelectorAll('canvas.cornerstone-canvas')) {
+    const x = c.width && c.getContext('2d'); if (!x) continue;
+    const d = x.getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4 * 61) if (d[i] | d[i + 1] | d[i + 2]) { performance.mark('first-image'); return; } }
+}, 50);"""
+
+
+def open_once(browser: Any, address: str, network: dict[str, Any], context: dict[str, Any] = PHONE,
+              ohif: bool = False) -> dict[str, float]:
+    """One visit with an empty cache: the marks and the bytes of the viewer's own files (for OHIF
+    every file that is not DICOMweb)."""
+    ctx = browser.new_context(**context)
     page = ctx.new_page()
+    if ohif:
+        page.add_init_script(OHIF_PAINT_JS)
     cdp = ctx.new_cdp_session(page)
     cdp.send("Network.enable")
     cdp.send("Network.emulateNetworkConditions", network)
     urls: dict[str, str] = {}
     own = [0]
+
+    def counted(url: str) -> bool:
+        return "/dicomweb" not in url if ohif else any(p in url for p in OWN_FILES)
+
     cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
     cdp.on("Network.loadingFinished", lambda e: own.__setitem__(0, own[0] + e["encodedDataLength"])
-           if any(p in urls.get(e["requestId"], "") for p in OWN_FILES) else None)
+           if counted(urls.get(e["requestId"], "")) else None)
     page.goto(address)
-    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=120000)
+    done = "first-image" if ohif else "full-fidelity"
+    page.wait_for_function(f"performance.getEntriesByName('{done}').length > 0", timeout=180000)
     page.wait_for_timeout(300)
     marks = page.evaluate("Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))")
     ctx.close()
     return {"first_image_ms": marks.get("first-image", float("nan")),
             "full_fidelity_ms": marks.get("full-fidelity", float("nan")), "own_files_kb": own[0] / 1024}
+
+
+def side_by_side(browser: Any, server: YunyingServer, address: str, study: str, runs: int) -> None:
+    """Ours and OHIF 3.13 (prebuilt dist, behind the conformance suite's proxy) at 1366x768."""
+    from conformance.ohif import fetch_ohif, serve_ohif
+
+    with serve_ohif(fetch_ohif(), server.dicomweb_url, api_key=server.api_key) as ohif:
+        target = f"{ohif.url}/viewer?StudyInstanceUIDs={study}"
+        open_once(browser, target, LOOPBACK, DESKTOP, ohif=True)  # OHIF's first answers
+        print("  side by side at 1366x768 (OHIF: first painted canvas pixel, polled every 50 ms; "
+              "its DICOMweb goes through a Python proxy):")
+        for name, net in (("loopback", LOOPBACK), ("4G poor", POOR_4G)):
+            ours = [open_once(browser, address, net, DESKTOP) for _ in range(runs)]
+            theirs = [open_once(browser, target, net, DESKTOP, ohif=True) for _ in range(runs)]
+            for who, rs in (("Yunying", ours), ("OHIF", theirs)):
+                print(f"    {name:9s} {who:8s} first image {statistics.median(r['first_image_ms'] for r in rs):6.0f} ms "
+                      f"({spread(rs, 'first_image_ms')})   app files {statistics.median(r['own_files_kb'] for r in rs):8.1f} KB")
 
 
 def redraw_ms(browser: Any, address: str) -> float:
@@ -129,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slices", type=int, default=300)
     ap.add_argument("--long", type=int, default=1000, help="images of the series scrolled for the heap figure (0: skip)")
     ap.add_argument("--runs", type=int, default=5, help="visits per network profile (the median is printed)")
+    ap.add_argument("--ohif", action="store_true", help="also measure OHIF 3.13 (conformance.ohif) side by side")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -154,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             for label, query in (("auto (canvas 2D on SwiftShader)", ""), ("WebGL2 forced", "&renderer=webgl2")):
                 ms = redraw_ms(browser, base.format(ct.study_uid, query))
                 print(f"  W/L redraw at 1366x768, {label}: median of 60 {ms:.2f} ms")
+            if args.ohif:
+                side_by_side(browser, server, base.format(ct.study_uid, ""), ct.study_uid, args.runs)
             fps = cine_fps(browser, base.format(ct.study_uid, ""))
             print(f"  cine of the cached series at 30 fps, 1366x768: {fps:.1f} frames/s shown")
             if long:

@@ -20,7 +20,7 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.uid import UID
 from pynetdicom import AE
 
-from dicomweb import capabilities, frames, qido, rendered, stow, wado
+from dicomweb import capabilities, frames, qido, rendered, stow, wado, wado_uri
 from dicomweb.app import ROUTES
 from dicomweb.http import DICOMWEB_ROOT
 from dimse.identifier import LEVELS as CFIND_LEVELS
@@ -116,11 +116,13 @@ _ENDPOINTS: dict[object, tuple[str, str, str]] = {
     wado.delete: ("—", "Delete", "not in PS3.18 (as dcm4chee and the Google Healthcare API)"),
     capabilities.capabilities: ("§8.9", "Capabilities", ""),
     capabilities.statement: ("—", "This conformance statement", "by Accept"),
+    wado_uri.wado_uri: ("§9", "URI Service (WADO-URI)", ("requestType=WADO, studyUID, seriesUID, objectUID; "
+                        "contentType application/dicom (transferSyntax) or image/jpeg|png|gif (frameNumber, "
+                        "windowCenter/windowWidth, rows/columns, region, imageQuality); no anonymize")),
 }
 _EXTENSIONS = {wado.delete, rendered.reformat, capabilities.statement}
 # PS3.18 services without a route here: (section, service, resource prefix)
-_UNROUTED = (("§9", "URI Service (WADO-URI)", "/wado"),
-             ("§11", "Worklist Service (UPS-RS)", "/workitems"),
+_UNROUTED = (("§11", "Worklist Service (UPS-RS)", "/workitems"),
              ("§12", "Non-Patient Instance Service", "/defined-procedure-protocols"))
 
 

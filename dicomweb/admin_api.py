@@ -11,7 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.accounts import call, field, json_body, json_response, principal_of, store_of
-from yunying.auth import directory, keys, launch, registrations, tokens
+from yunying import scope
+from yunying.auth import directory, grants, keys, launch, registrations, tokens
 from yunying.auth import roles as R
 from yunying.auth.errors import Forbidden, InvalidRequest
 from yunying.auth.principal import ADMIN, Principal
@@ -179,6 +180,12 @@ async def api_key(request: Request) -> Response:
     return json_response({"revoked": request.path_params["key"]})
 
 
+def _strings(value: Any, name: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"{name}: a list of strings")
+    return value
+
+
 def _own_only(p: Principal) -> str | None:
     """A sharer (not an admin) sees and revokes the tokens they created."""
     return None if p.may(ADMIN) or p.may(R.SECURITY_MANAGE) else p.id
@@ -189,12 +196,17 @@ async def capability_tokens(request: Request) -> Response:
     if request.method == "GET":
         return json_response(await call(tokens.list_capabilities, store, hospital_for(p, None), _own_only(p)))
     body = await json_body(request)
+    if body.get("series") and not p.visibility.everything:
+        # the index answers visibility by study; a series-only token could name another hospital's series
+        raise Forbidden("series-bound tokens: name the whole study for now")
     token_id, token = await call(
         tokens.create_capability, store, created_by=p.id, hospital=p.hospital or "default",
+        may_share=lambda study: scope.visible(request.app.state.archive, p.visibility, study),
         studies=body.get("studies", []), series=body.get("series", []),
-        permissions=body.get("permissions", ["view"]), expires_in=body.get("expires_in", 7 * 86400),
+        permissions=_strings(body.get("permissions", ["view"]), "permissions"),
+        expires_in=body.get("expires_in", 7 * 86400),
         not_before=field(body, "not_before", int, required=False), code=field(body, "code", required=False),
-        label=field(body, "label", required=False) or "", kind=body.get("kind", "share"))
+        label=field(body, "label", required=False) or "", kind=field(body, "kind", required=False) or "share")
     return json_response({"id": token_id, "token": token}, 201)
 
 
@@ -203,6 +215,28 @@ async def capability_token(request: Request) -> Response:
     await call(tokens.revoke_capability, store_of(request), request.path_params["token"], hospital_for(p, None),
                _own_only(p))
     return json_response({"revoked": request.path_params["token"]})
+
+
+async def grant_list(request: Request) -> Response:
+    p, store = principal_of(request), store_of(request)
+    if request.method == "GET":
+        return json_response(await call(grants.list_grants, store, _own_only(p)))
+    body = await json_body(request)
+    grant_id = await call(
+        grants.share, store, created_by=p.id, study=field(body, "study"), series=field(body, "series", required=False),
+        username=field(body, "username", required=False), department=field(body, "department_id", int, required=False),
+        expires_in=field(body, "expires_in", int, required=False), hospital=hospital_for(p, None),
+        may_share=lambda study, series: scope.visible(request.app.state.archive, p.visibility, study, series))
+    return json_response({"id": grant_id}, 201)
+
+
+async def grant_item(request: Request) -> Response:
+    try:
+        grant_id = int(request.path_params["grant"])
+    except ValueError:
+        raise InvalidRequest("grant: a number") from None
+    await call(grants.revoke, store_of(request), grant_id, _own_only(principal_of(request)))
+    return json_response({"revoked": grant_id})
 
 
 # self-registrations
@@ -255,6 +289,8 @@ def routes() -> list[Route]:
         Route(A + "/api-keys/{key}", api_key, methods=["DELETE"]),
         Route(A + "/capability-tokens", capability_tokens, methods=["GET", "POST"]),
         Route(A + "/capability-tokens/{token}", capability_token, methods=["DELETE"]),
+        Route(A + "/grants", grant_list, methods=["GET", "POST"]),
+        Route(A + "/grants/{grant}", grant_item, methods=["DELETE"]),
         Route(A + "/registrations", registration_list, methods=["GET"]),
         Route(A + "/registrations/{reg}/photos/{photo}", registration_photo, methods=["GET"]),
         Route(A + "/registrations/{reg}/approve", registration_review, methods=["POST"]),

@@ -26,12 +26,14 @@ from dicomweb import (
     rendered,
     stow,
     wado,
+    wado_uri,
 )
 from dicomweb import oidc as oidc_face
 from dicomweb.coding import ContentCoding
 from dicomweb.contain import ContainErrors
 from dicomweb.hardening import Digests, RateLimit, SecurityHeaders
 from dicomweb.http import DICOMWEB_ROOT
+from dicomweb.paths import CollapseSlashes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
@@ -79,6 +81,7 @@ ROUTES: list[tuple[str, list[str], object]] = [
     ("", ["OPTIONS", "GET"], capabilities.capabilities),  # PS3.18 8.9: the service's capabilities
     ("/", ["OPTIONS", "GET"], capabilities.capabilities),
     ("/conformance", ["GET"], capabilities.statement),
+    ("/wado", ["GET"], wado_uri.wado_uri),  # PS3.18 9: WADO-URI links (issue 10 part 10)
 ]
 
 
@@ -139,6 +142,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     """
     auth = auth or yunying.auth.start(settings)
     middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
+                  Middleware(CollapseSlashes),  # `//` in paths collapsed before routing and auth
                   Middleware(Digests),  # Repr-Digest / Content-MD5 of the bytes sent (issue 12)
                   # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
                   Middleware(ContentCoding, binary=settings.compress_frames)]

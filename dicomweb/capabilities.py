@@ -66,6 +66,7 @@ OPERATIONS: dict[str, Callable[[], Operation]] = {
     "rendered.reformat": lambda: Operation("Reformat (extension)", _RENDER),
     "capabilities.capabilities": lambda: Operation("8.9 Retrieve capabilities", (WADL, "application/json")),
     "capabilities.statement": lambda: Operation("Conformance statement", ("text/markdown", "text/html")),
+    "wado_uri.wado_uri": lambda: Operation("9 WADO-URI", ("application/dicom", *_RENDER)),
 }
 
 

@@ -54,7 +54,7 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-_DOWNLOAD = re.compile(r"^/dicomweb/studies/[^/]+(/series/[^/]+(/instances/[^/]+)?)?(/bulkdata/.*)?$")
+_DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]+(/series/[^/]+(/instances/[^/]+)?)?(/bulkdata/.*)?)$")
 SPOOL_BYTES = 32 << 20
 
 

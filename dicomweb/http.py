@@ -53,10 +53,12 @@ def parse_accept(header: str | None) -> list[MediaRange]:
     if not header or not header.strip():
         return [MediaRange("*/*")]
     ranges: list[MediaRange] = []
+    invalid: list[str] = []
     for item in _split(header, ","):
         parts = _split(item, ";")
         if not parts or "/" not in parts[0]:
-            raise InvalidQuery("Accept", f"{item!r} is not a media range")
+            invalid.append(item)  # ignored beside valid ranges (RFC 9110 12.5.1; issue 10 part 10)
+            continue
         mtype = parts[0].lower()
         params: dict[str, str] = {}
         q = 1.0
@@ -73,7 +75,7 @@ def parse_accept(header: str | None) -> list[MediaRange]:
         ranges.append(MediaRange(mtype, params, q))
     ranges = [r for r in ranges if r.q > 0]
     if not ranges:
-        raise InvalidQuery("Accept", "no media range")
+        raise InvalidQuery("Accept", f"{invalid[0]!r} is not a media range" if invalid else "no media range")
     return sorted(ranges, key=lambda r: -r.q)
 
 

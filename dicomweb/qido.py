@@ -66,6 +66,7 @@ def parse_qido(request: Request, level: Level, scope: dict[str, str], max_result
             _match(query, name, raw, allowed, seen, warnings)
     for tag, uid in scope.items():
         query.matches.append(Match(tag, "single", (uid,)))
+    query.path_scoped = frozenset(scope)  # issue 10 part 10: /instances?0020000E= keeps the study's attributes
     if query.limit is None or query.limit > max_results:
         if query.limit is not None:
             warnings.append(f"limit lowered to the archive's maximum of {max_results}")

@@ -5,7 +5,8 @@ import asyncio
 import io
 import logging
 import os
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +36,38 @@ from yunying.logsafe import summary
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
 SPOOL_MAX = 32 << 20  # parts up to this size are kept in memory; larger ones are streamed to disk
+FEED_BATCH = 1 << 20  # body bytes handed to a worker thread at a time
+REQUEST_MEMORY = 64 << 20  # parts one request may hold in memory before the next ones are spooled
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 DATA_SET_DOES_NOT_MATCH = 0xB007  # PS3.4 B.2.3 warning
 
 
 class _Parts:
-    """Collects the parts of a multipart body: in memory up to SPOOL_MAX, beyond it in temp files."""
+    """Collects the parts of a multipart body: in memory up to SPOOL_MAX while the request holds
+    less than REQUEST_MEMORY of them, beyond that in temp files. Each finished part is `ready`
+    to be stored at once, and `release`d (memory freed, file removed) once stored."""
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.files: list[tuple[Path | bytes, str]] = []
         self._fh: Any = None
         self._chunks: list[bytes] = []
+        self.ready: list[int] = []  # parts finished since the last take_ready()
+        self._held = 0  # bytes of finished parts in memory, not yet stored
+        self._lock = threading.Lock()
+
+    def take_ready(self) -> list[int]:
+        ready, self.ready = self.ready, []
+        return ready
+
+    def release(self, i: int) -> None:
+        source, ctype = self.files[i]
+        if isinstance(source, Path):
+            source.unlink(missing_ok=True)
+        else:
+            with self._lock:
+                self._held -= len(source)
+        self.files[i] = (b"", ctype)
 
     def begin(self, headers: dict[bytes, bytes]) -> None:
         self._chunks, self._size, self._fh = [], 0, None
@@ -56,7 +77,8 @@ class _Parts:
 
     def data(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        if self._fh is None and self._size > SPOOL_MAX:  # a large part goes to disk, never all in memory
+        if self._fh is None and (self._size > SPOOL_MAX or self._held + self._size > REQUEST_MEMORY):
+            # a large part, or one beyond the request's memory cap, goes to disk
             self._path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
             self._fh = open(self._path, "wb")  # noqa: SIM115 - stays open across chunks
             self._fh.writelines(self._chunks)
@@ -73,7 +95,11 @@ class _Parts:
             self._fh = None
         source: Path | bytes = self._path if self._path is not None else b"".join(self._chunks)
         self._chunks = []
+        if isinstance(source, bytes):
+            with self._lock:
+                self._held += len(source)
         self.files[-1] = (source, self._ctype)
+        self.ready.append(len(self.files) - 1)
 
     def cleanup(self) -> None:
         if self._fh:
@@ -110,49 +136,88 @@ async def stow(request: Request) -> Response:
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
     parts = _Parts(archive.storage.tmp)
+    origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
+    gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
+    tasks: list[asyncio.Task[dict[str, Any]]] = []
+
+    async def one(i: int) -> dict[str, Any]:
+        async with gate:
+            path, ctype = parts.files[i]
+            try:
+                return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
+            finally:
+                parts.release(i)
+
+    def launch() -> None:  # each part is stored as soon as it has arrived (issue 10 part 6)
+        tasks.extend(asyncio.create_task(one(i)) for i in parts.take_ready())
+
     try:
         try:
-            await _receive(request, mtype, params, parts, settings.max_upload_bytes)
+            await _receive(request, mtype, params, parts, settings.max_upload_bytes, launch)
         except OSError as exc:  # a large part spooled to a full disk
             if exc.errno in NO_SPACE:
                 raise OutOfResources("no space left to receive the request: retry later") from None
             raise
-        if not parts.files:
+        except ArchiveError as exc:  # the body broke off: parts already stored stay, and are reported
+            launch()
+            results = list(await asyncio.gather(*tasks))
+            if not any(r["ok"] for r in results):
+                raise
+            results.append({"ok": False, "reason": exc.dimse_status, "why": exc.reason, "uids": (None, None),
+                            "conflict": False})
+            return _response(request, results, study)
+        launch()
+        if not tasks:
             raise InvalidInstance("the request body holds no parts")
-        origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
-        gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
-
-        async def one(path: Path | bytes, ctype: str) -> dict[str, Any]:
-            async with gate:
-                return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
-
-        results = list(await asyncio.gather(*(one(p, c) for p, c in parts.files)))
+        results = list(await asyncio.gather(*tasks))
         # acknowledged once the bytes are durable (as C-STORE is); every later query waits for the
         # index rows of what was acknowledged before it (Archive.search), so a client always reads
         # its writes, and an index failure is repaired from the stored records at the next start
     finally:
+        for task in tasks:  # a failure above: stores already running finish before the spool goes
+            if not task.done():
+                await asyncio.wait([task])
         parts.cleanup()
     return _response(request, results, study)
 
 
 async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: _Parts,
-                   limit: int) -> None:
+                   limit: int, after_hop: Callable[[], None]) -> None:
+    """Parse and spool the body in worker threads, FEED_BATCH bytes at a hop (issue 10 part 7:
+    splitting and spool-file writes on the event loop stalled every other request)."""
     if mtype == b"application/dicom":
         parts.begin({b"content-type": b"application/dicom"})
-        async for chunk in _body(request, limit):
-            parts.data(chunk)
-        parts.end()
+        await _feed(request, limit, parts.data, after_hop)
+        await run_in_threadpool(parts.end)
         return
     boundary = params.get(b"boundary")
     if not boundary:
         raise InvalidInstance("multipart/related without a boundary parameter")
     try:
         splitter = MultipartSplitter(boundary, parts)
-        async for chunk in _body(request, limit):
-            splitter.feed(chunk)
-        splitter.close()
+        await _feed(request, limit, splitter.feed, after_hop)
+        await run_in_threadpool(splitter.close)
     except MalformedMultipart as exc:
         raise InvalidInstance(f"malformed multipart body: {exc}") from None
+
+
+async def _feed(request: Request, limit: int, take: Callable[[bytes], None], after_hop: Callable[[], None]) -> None:
+    pending: list[bytes] = []
+    size = 0
+
+    def hand(chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            take(chunk)
+
+    async for chunk in _body(request, limit):
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= FEED_BATCH:
+            await run_in_threadpool(hand, pending)
+            pending, size = [], 0
+            after_hop()
+    if pending:
+        await run_in_threadpool(hand, pending)
 
 
 async def _body(request: Request, limit: int) -> AsyncIterator[bytes]:

@@ -18,7 +18,7 @@ from pydicom.tag import BaseTag
 from index.errors import InvalidQueryValue
 from index.parse import parse_match, supported_match_tags
 from index.query import Level, Match, Query
-from yunying import charsets  # noqa: F401 - query values in ISO 2022 IR 58 decode right (issue 10)
+from yunying import lenient  # noqa: F401 - query values in ISO 2022 IR 58 decode right (issue 10)
 
 PATIENT_ROOT, STUDY_ROOT = "patient", "study"
 LEVELS: dict[str, tuple[Level, ...]] = {
@@ -87,6 +87,13 @@ def _single_uid(identifier: Dataset, tag: str, why: str) -> str:
     return raw
 
 
+def _patient_left_out(identifier: Dataset, tag: str) -> bool:
+    """PatientID absent or empty above a Patient Root query: universal matching, as Orthanc and
+    dcm4chee answer the many workstations that send it so (issue 10 part 10)."""
+    elem = identifier.get(int(tag, 16))
+    return tag == UNIQUE_KEY["PATIENT"] and (elem is None or not raw_value(elem))
+
+
 def compile_find(identifier: Dataset, root: str) -> Query:
     """A C-FIND identifier as a Query: matching keys plus return keys (PS3.4 C.4.1.2)."""
     level = level_of(identifier, root)
@@ -94,7 +101,8 @@ def compile_find(identifier: Dataset, root: str) -> Query:
     # Hierarchical model: unique keys of every higher level carry one value (PS3.4 C.4.1.3.1).
     required = {UNIQUE_KEY[lvl] for lvl in _higher_levels(level, root)}
     for tag in sorted(required):
-        _single_uid(identifier, tag, f"for a {level} query ({root} root, hierarchical)")
+        if not _patient_left_out(identifier, tag):
+            _single_uid(identifier, tag, f"for a {level} query ({root} root, hierarchical)")
     matches: list[Match] = []
     includefields: set[str] = set()
     for elem in identifier:
@@ -141,7 +149,7 @@ def compile_retrieve(identifier: Dataset, root: str) -> RetrieveTarget:
     """The unique keys of a C-MOVE / C-GET identifier; higher levels single-valued."""
     level = level_of(identifier, root)
     above = {lvl: _single_uid(identifier, UNIQUE_KEY[lvl], f"for a {level} retrieve")
-             for lvl in _higher_levels(level, root)}
+             for lvl in _higher_levels(level, root) if not _patient_left_out(identifier, UNIQUE_KEY[lvl])}
     here = _uid_list(identifier, UNIQUE_KEY[level], level)
     issuer = raw_value(identifier[ISSUER_OF_PATIENT_ID]) if int(ISSUER_OF_PATIENT_ID, 16) in identifier else ""
     pick = lambda lvl: here if lvl == level else ((above[lvl],) if lvl in above else ())

@@ -61,3 +61,6 @@ class Query:
     offset: int = 0
     patient_root: bool = False  # C-FIND Patient Root: PATIENT level exists, STUDY is under a patient
     scope: StudyScope = ALL  # what the asking principal may see (index.query.StudyScope)
+    # UID tags a QIDO-RS resource path fixes (PS3.18 Tables 10.6.3-3 to -5 decide the attributes
+    # returned by the path, not by what the query matches on); None: derived from the matches
+    path_scoped: frozenset[str] | None = None

@@ -49,6 +49,8 @@ class Shaper:
             m.tag.split(".")[0] for m in query.matches}
         scoped_study = any(m.tag == "0020000D" and m.kind == "single" for m in query.matches)
         scoped_series = any(m.tag == "0020000E" and m.kind == "single" for m in query.matches)
+        if query.path_scoped is not None:
+            scoped_study, scoped_series = "0020000D" in query.path_scoped, "0020000E" in query.path_scoped
         wanted = set(self.explicit)
         if self.level == "PATIENT":
             wanted |= PATIENT_DEFAULTS

@@ -50,10 +50,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--no-first-run", "--disable-back
                  "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def pw() -> Iterator[Any]:
-    """The one Playwright driver of this test process: its sync API runs an event loop, so a
-    second `sync_playwright()` while one is open fails ("Sync API inside the asyncio loop")."""
+    """The Playwright driver of a test module. Its sync API keeps an event loop running in this
+    thread while it is open: a second `sync_playwright()` then fails ("Sync API inside the
+    asyncio loop"), and so does asyncio in later tests; a module's driver is closed when the
+    module ends, so every browser test uses this fixture (or `browser`) and none opens its own."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -64,7 +66,7 @@ def pw() -> Iterator[Any]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(pw: Any) -> Iterator[Any]:
     """Debian's Chromium, headless; each browser context is a fresh profile."""
     b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -26,33 +26,37 @@ class ServerKey(httpx.Auth):
 KEY = ServerKey()
 
 
-def request(method: str, url: str, **kw: Any) -> httpx.Response:
-    kw.setdefault("auth", KEY)
-    return httpx.request(method, url, **kw)
+class Calls:
+    """httpx's one-shot calls with default keyword arguments (a call's own arguments win)."""
+
+    def __init__(self, **defaults: Any) -> None:
+        self.defaults = defaults
+
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        return httpx.request(method, url, **(self.defaults | kw))
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", url, **kw)
+
+    def head(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("HEAD", url, **kw)
+
+    def options(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("OPTIONS", url, **kw)
+
+    def post(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("POST", url, **kw)
+
+    def put(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("PUT", url, **kw)
+
+    def delete(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kw)
 
 
-def get(url: str, **kw: Any) -> httpx.Response:
-    return request("GET", url, **kw)
-
-
-def head(url: str, **kw: Any) -> httpx.Response:
-    return request("HEAD", url, **kw)
-
-
-def options(url: str, **kw: Any) -> httpx.Response:
-    return request("OPTIONS", url, **kw)
-
-
-def post(url: str, **kw: Any) -> httpx.Response:
-    return request("POST", url, **kw)
-
-
-def put(url: str, **kw: Any) -> httpx.Response:
-    return request("PUT", url, **kw)
-
-
-def delete(url: str, **kw: Any) -> httpx.Response:
-    return request("DELETE", url, **kw)
+_keyed = Calls(auth=KEY)
+request, get, head, options = _keyed.request, _keyed.get, _keyed.head, _keyed.options
+post, put, delete = _keyed.post, _keyed.put, _keyed.delete
 
 
 def stream(method: str, url: str, **kw: Any) -> Any:

@@ -4,14 +4,13 @@ pydicom 3.0 hands a fragment starting with ESC $ ) A to Python's "iso_ir_58" cod
 it strips the escape sequence as iso2022_jp does; that codec is plain GB2312, so every decoded
 name kept "\\x1b$)A" before each ideographic component, and a C-FIND on such a name matched
 nothing. GB2312 leaves the ASCII bytes of the escape as they are and decodes the rest
-correctly, so removing the sequence from the decoded text gives the right value. Installed
-once per process, on pydicom's raw_element_value hook, when this module is imported.
+correctly, so removing the sequence from the decoded text gives the right value. Applied on
+pydicom's raw_element_value hook (yunying/lenient.py installs it).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from pydicom.hooks import hooks, raw_element_value
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
@@ -27,11 +26,8 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _decode(raw: Any, data: dict[str, Any], **kwargs: Any) -> None:
-    raw_element_value(raw, data, **kwargs)
-    if raw.value and b"\x1b$)A" in raw.value:
+def clean_ir58(raw: Any, data: dict[str, Any]) -> None:
+    """Remove the escape sequence pydicom left in a decoded ISO 2022 IR 58 value."""
+    if isinstance(raw.value, bytes) and b"\x1b$)A" in raw.value:
         value = data.get("value")
         data["value"] = [_clean(v) for v in value] if isinstance(value, (MultiValue, list)) else _clean(value)
-
-
-hooks.register_callback("raw_element_value", _decode)

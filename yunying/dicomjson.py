@@ -72,15 +72,15 @@ def element_json(elem: DataElement, bulk_uri: str) -> dict[str, Any]:
         return out
     values = list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
     if vr == "PN":
-        out["Value"] = [_person_name(v) for v in values]
+        out["Value"] = [None if len(values) > 1 and not str(v) else _person_name(v) for v in values]
     elif vr == "AT":
         out["Value"] = [format(v, "08X") for v in values]
     elif vr in _INTS:
         out["Value"] = [int(v) if v is not None else empty_value_for_VR(vr) for v in values]
     elif vr in _FLOATS:
         out["Value"] = [float(v) if v is not None else empty_value_for_VR(vr) for v in values]
-    else:
-        out["Value"] = values
+    else:  # PS3.18 F.2.5: an empty value among several is null
+        out["Value"] = [None if v == "" else v for v in values] if len(values) > 1 else values
     return out
 
 

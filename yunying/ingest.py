@@ -23,10 +23,9 @@ from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
 from index.model import InstanceRecord, Origin
-from yunying import charsets  # noqa: F401 - stored ISO 2022 IR 58 names decode right (issue 10)
 from yunying.dicomjson import BULK_PREFIX, dataset_json
 from yunying.errors import InvalidInstance, SOPClassMismatch, UnsupportedTransferSyntax
-from yunying.lenient import unknown_vrs
+from yunying.lenient import noting, unknown_vrs
 from yunying.sequences import check_sequences
 
 PIXEL_DATA = 0x7FE00010
@@ -50,7 +49,7 @@ class Parsed:
     size: int
     pixel_form: str  # none | native | encapsulated | blob
     frames: int = 0
-    native: np.ndarray | None = None  # (frames, *frame_shape) little-endian, unsigned
+    native: Any = None  # (frames, *frame_shape) array, or bigfile.FrameFile: shape, dtype, frames in order
     blob: bytes | memoryview | None = None  # encapsulated value or unusual native value, bit-exact
     extra: dict[str, Any] = field(default_factory=dict)
     head: bytes = b""  # Part 10 bytes of the instance without its PixelData element
@@ -97,16 +96,17 @@ def parse_instance(source: Path | bytes | BinaryIO) -> Parsed:
 
 def _parse(src: Any, fp: BinaryIO) -> Parsed:
     digest, size = _digest(src if isinstance(src, bytes) else fp)
-    ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
-    parsed = identify(ds, digest, size)
-    notes = unknown_vrs(ds) + check_sequences(ds)
-    if notes:
-        parsed.extra["warnings"] = notes
-    raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
-    if raw is not None:
-        _split_pixels(parsed, ds, fp, UID(parsed.transfer_syntax))
-        keep_image_module(parsed, ds)
-    _cut_header(parsed, ds, fp, raw)
+    with noting() as converted:  # values pydicom could only keep as UN (yunying/lenient.py)
+        ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
+        parsed = identify(ds, digest, size)
+        notes = unknown_vrs(ds) + check_sequences(ds)
+        raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
+        if raw is not None:
+            _split_pixels(parsed, ds, fp, UID(parsed.transfer_syntax))
+            keep_image_module(parsed, ds)
+        _cut_header(parsed, ds, fp, raw)
+    if notes or converted:
+        parsed.extra["warnings"] = notes + converted
     return parsed
 
 

@@ -9,12 +9,18 @@ Registered once for the process when this module is imported (the ingest and the
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydicom import Dataset
 from pydicom.dataelem import RawDataElement
-from pydicom.hooks import hooks, raw_element_vr
+from pydicom.errors import BytesLengthException
+from pydicom.hooks import hooks, raw_element_value, raw_element_vr
 from pydicom.valuerep import VR
+
+from yunying.charsets import clean_ir58
 
 KNOWN_VRS = frozenset(v.value for v in VR)  # with pydicom's own "OB or OW", "US or SS"
 
@@ -29,7 +35,38 @@ def _vr_or_un(raw: RawDataElement, data: dict[str, Any], **kwargs: Any) -> None:
     raw_element_vr(raw, data, **kwargs)
 
 
+def _value(raw: RawDataElement, data: dict[str, Any], **kwargs: Any) -> None:
+    """pydicom's conversion; a value whose length does not fit its VR (a US of 3 bytes) is kept
+    as UN bytes, as received, with a warning, instead of failing the whole instance."""
+    try:
+        raw_element_value(raw, data, **kwargs)
+    except BytesLengthException:
+        data["VR"], data["value"] = VR.UN, raw.value
+        note(f"element {tag_text(raw.tag)} has a length that does not fit its VR {raw.VR}: kept as UN")
+        return
+    clean_ir58(raw, data)
+
+
 hooks.register_callback("raw_element_vr", _vr_or_un)
+hooks.register_callback("raw_element_value", _value)
+_local = threading.local()
+
+
+@contextmanager
+def noting() -> Iterator[list[str]]:
+    """Collect the notes conversions make in this thread meanwhile (the ingest keeps them as warnings)."""
+    notes: list[str] = []
+    _local.notes = notes
+    try:
+        yield notes
+    finally:
+        _local.notes = None
+
+
+def note(text: str) -> None:
+    notes = getattr(_local, "notes", None)
+    if notes is not None and text not in notes:
+        notes.append(text)
 
 
 def tag_text(tag: int) -> str:

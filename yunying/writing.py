@@ -25,6 +25,7 @@ from storage import Storage, StorageError
 from storage.store import HEADER, PIXELDATA, RECORD
 from yunying.errors import ArchiveError, StudyMismatch
 from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
+from yunying.lenient import noting
 
 log = logging.getLogger("yunying.writing")
 CLAIM_WAIT_S = 30.0  # how long to wait for another writer of the very same version
@@ -110,8 +111,12 @@ def _write_version(storage: Storage, parsed: Parsed, key: str, origin: Origin) -
             storage.put_blob(key, PIXELDATA, blob.chunks() if hasattr(blob, "chunks") else bytes(blob),
                              atomic=False)
         storage.put_blob(key, HEADER, parsed.head, atomic=False)
+        with noting() as converted:  # elements first read here that could only be kept as UN
+            json = instance_json(parsed.header, parsed)
+        if converted:
+            parsed.extra["warnings"] = [*parsed.extra.get("warnings", ()), *converted]
         record = InstanceRecord(
-            json=instance_json(parsed.header, parsed), transfer_syntax=parsed.transfer_syntax,
+            json=json, transfer_syntax=parsed.transfer_syntax,
             pixel_form=parsed.pixel_form, frames=parsed.frames, size=parsed.size,
             digest=parsed.digest, storage_key=key, origin=origin, extra=parsed.extra)
         storage.put_blob(key, RECORD, dump_record(record))  # last: marks the version complete

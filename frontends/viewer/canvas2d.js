@@ -1,6 +1,8 @@
 // The canvas 2D path where WebGL2 is missing (some WeChat builds): one 8-bit lookup table
 // indexed by the raw stored value (rescale + window + inversion folded in), rebuilt only when
 // the window changes; then a scaled drawImage for zoom and pan.
+import { palette } from "./colormaps.js";
+
 export class Canvas2dRenderer {
   static create(canvas) {
     const ctx = canvas.getContext("2d", { alpha: false });
@@ -20,7 +22,7 @@ export class Canvas2dRenderer {
     const invert = v.invert !== image.monochrome1;
     const signed = image.pixels instanceof Int16Array;
     const size = image.pixels instanceof Uint8Array ? 256 : 65536;
-    const key = [size, signed, image.slope, image.intercept, v.center, v.width, invert].join();
+    const key = [size, signed, image.slope, image.intercept, v.center, v.width, invert, v.colormap].join();
     if (key === this.lutKey) return this.lut;
     const lut = new Uint8ClampedArray(size);
     const lo = v.center - 0.5, w = Math.max(v.width - 1, 1);
@@ -58,10 +60,18 @@ export class Canvas2dRenderer {
       const sctx = this.scratch.getContext("2d");
       const out = sctx.createImageData(w, h);
       const d = out.data, offset = pixels instanceof Int16Array ? 32768 : 0;
-      for (let i = 0, j = 0; i < pixels.length; i++, j += 4) {
-        const g = lut[pixels[i] + offset];
-        d[j] = d[j + 1] = d[j + 2] = g;
-        d[j + 3] = 255;
+      if (!v.colormap || v.colormap === "grey") {
+        for (let i = 0, j = 0; i < pixels.length; i++, j += 4) {
+          const g = lut[pixels[i] + offset];
+          d[j] = d[j + 1] = d[j + 2] = g;
+          d[j + 3] = 255;
+        }
+      } else {
+        const map = palette(v.colormap);
+        for (let i = 0, j = 0; i < pixels.length; i++, j += 4) {
+          const k = lut[pixels[i] + offset] * 4;
+          d[j] = map[k]; d[j + 1] = map[k + 1]; d[j + 2] = map[k + 2]; d[j + 3] = 255;
+        }
       }
       sctx.putImageData(out, 0, 0);
       this.imageKey = image;

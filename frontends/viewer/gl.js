@@ -1,3 +1,5 @@
+import { palette } from "./colormaps.js";
+
 // W/L on raw values in WebGL2. Where float textures filter (OES_texture_float_linear), the
 // stored samples go up as R32F (exact for 8/16-bit integers) and the hardware interpolates; else
 // they go up as they are (R16I, R16UI or R8UI) and the shader interpolates four texelFetch.
@@ -44,6 +46,7 @@ uniform vec2 u_canvas;
 uniform mat3 u_toImage;   // canvas pixel (top-left origin) -> image pixel
 uniform float u_slope, u_intercept, u_center, u_width;
 uniform bool u_invert;
+uniform sampler2D u_palette;  // 256 x 1 RGBA: the pseudo-colour map (grey by default)
 out vec4 color;
 ${SAMPLE[kind]}
 ${kind === "f" ? "" : FETCH}
@@ -57,7 +60,7 @@ void main() {
   float v = raw(img) * u_slope + u_intercept;
   float g = clamp((v - (u_center - 0.5)) / max(u_width - 1.0, 1.0) + 0.5, 0.0, 1.0);
   if (u_invert) g = 1.0 - g;
-  color = vec4(g, g, g, 1.0);
+  color = vec4(texelFetch(u_palette, ivec2(int(floor(g * 255.0 + 0.5)), 0), 0).rgb, 1.0);
 }`;
 
 function compile(gl, type, source) {
@@ -76,7 +79,7 @@ function program(gl, kind) {
   gl.linkProgram(p);
   if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(p));
   const u = {};
-  for (const name of ["u_tex", "u_size", "u_canvas", "u_toImage", "u_slope", "u_intercept", "u_center", "u_width", "u_invert"]) {
+  for (const name of ["u_tex", "u_size", "u_canvas", "u_toImage", "u_slope", "u_intercept", "u_center", "u_width", "u_invert", "u_palette"]) {
     u[name] = gl.getUniformLocation(p, name);
   }
   return { p, u };
@@ -101,7 +104,20 @@ export class GlRenderer {
     gl.enableVertexAttribArray(0);
     gl.vertexAttribPointer(0, 2, gl.FLOAT, false, 0, 0);
     this.texture = gl.createTexture();
+    this.paletteTexture = gl.createTexture();
+    this.paletteName = null;
     this.uploaded = null;
+  }
+
+  bindPalette(name) {
+    const gl = this.gl;
+    gl.activeTexture(gl.TEXTURE1);
+    gl.bindTexture(gl.TEXTURE_2D, this.paletteTexture);
+    if (this.paletteName !== name) {
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA8, 256, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, palette(name));
+      for (const q of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, q, gl.NEAREST);
+      this.paletteName = name;
+    }
   }
 
   /** True on a software rasteriser, where every fragment costs CPU time. */
@@ -146,7 +162,11 @@ export class GlRenderer {
     if (this.uploaded !== image) this.upload(image);
     const { p, u } = this.program(this.kindOf(image));
     gl.useProgram(p);
+    this.bindPalette(v.colormap || "grey");
+    gl.activeTexture(gl.TEXTURE0);
+    gl.bindTexture(gl.TEXTURE_2D, this.texture);
     gl.uniform1i(u.u_tex, 0);
+    gl.uniform1i(u.u_palette, 1);
     gl.uniform2i(u.u_size, image.columns, image.rows);
     gl.uniform2f(u.u_canvas, canvas.width, canvas.height);
     gl.uniformMatrix3fv(u.u_toImage, false, v.toImage);

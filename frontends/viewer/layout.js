@@ -4,13 +4,23 @@ import { attachGestures, attachScrollbar } from "./interact.js";
 import { Viewport } from "./viewport.js";
 
 export const LAYOUTS = ["1x1", "1x2", "2x2", "2x3"];
+const SERIES_DRAG = "application/x-yunying-series"; // a thumbnail dragged from the series strip
 
 export function createViewport(viewer, el, rendererKind) {
   const vp = new Viewport(el, viewer.loader, rendererKind);
   attachGestures(vp, viewer.tools);
   attachScrollbar(vp);
   el.addEventListener("drawn", () => viewer.measurements.render(vp));
+  vp.onChange(() => viewer.followers?.(vp));
   el.addEventListener("pointerdown", () => activate(viewer, vp), true);
+  el.addEventListener("dragover", (e) => { if (e.dataTransfer.types.includes(SERIES_DRAG)) e.preventDefault(); });
+  el.addEventListener("drop", (e) => {
+    const uid = e.dataTransfer.getData(SERIES_DRAG);
+    if (!uid) return;
+    e.preventDefault();
+    activate(viewer, vp);
+    viewer.openSeries(uid, vp);
+  });
   viewer.viewports.push(vp);
   return vp;
 }

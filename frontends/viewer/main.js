@@ -7,6 +7,7 @@ import { Cine } from "./cine.js";
 import { createViewport, setLayout } from "./layout.js";
 import { Loader } from "./loader.js";
 import { Measurements } from "./measure.js";
+import { attachSync } from "./sync.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
 
@@ -19,6 +20,12 @@ early?.catch(() => {});
 const earlyPreview = params.get("study") && !params.get("series")
   ? imageUrl(`${studyUrl(params.get("study"))}/rendered`, previewParams(innerWidth, innerHeight - 160)) : null;
 earlyPreview?.catch(() => {});
+// the first image's own attributes in one small answer (QIDO, the archive's order), so its frame
+// is asked for before the series metadata (hundreds of KB for a long series) has arrived
+const earlyFirst = params.get("study") ? getJson(`${studyUrl(params.get("study"), params.get("series")?.split(",")[0])}`
+  + `/instances?${new URLSearchParams({ limit: "1", includefield: "all",
+    ...(params.get("instance") ? { SOPInstanceUID: params.get("instance") } : {}) })}`) : null;
+earlyFirst?.catch(() => {});
 const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
 
@@ -33,12 +40,18 @@ const viewer = {
     end: (vp) => viewer.measurements.end(vp),
     cancel: (vp) => viewer.measurements.cancel(vp),
   },
+  patientMode: params.get("mode") === "patient", // share or patient links: viewing tools only
   setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },
+  /** Load series `uid` of the open study into viewport `vp` (the active one by default). */
+  openSeries(uid, vp = this.active) {
+    return loadSeries(this.study, uid, params.get("instance")).then((s) => { vp.setSeries(s); markCurrent(); }, fail);
+  },
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
   },
 };
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
+attachSync(viewer);
 
 function status(key) { languageReady.then(() => { $("#status").textContent = key ? t(key) : ""; }); }
 
@@ -64,7 +77,7 @@ async function loadSeries(study, uid, sop) {
   if (viewer.series.has(uid)) return viewer.series.get(uid);
   const metadata = await seriesMetadata(study, uid);
   let images = seriesImages(metadata);
-  if (sop) images = images.filter((im) => im.sop === sop); // the launch named one image
+  if (sop && images.some((im) => im.sop === sop)) images = images.filter((im) => im.sop === sop); // the launch named one image
   const ds = images[0]?.ds;
   const series = {
     study, series: uid, images, modality: value(ds, "Modality") || "",
@@ -75,23 +88,15 @@ async function loadSeries(study, uid, sop) {
   return series;
 }
 
-/**
- * The first image alone, from its own small metadata, before the series' metadata (2-3 KB per
- * image uncompressed: 0.8 MB for 300 CT slices, most of a second on a 4G link). Returns the image
- * shown ({sop, frame}).
- */
-async function showFirstImage(vp, study, uid, sop, frame) {
-  if (!sop) {
-    const rows = await getJson(`${studyUrl(study, uid)}/instances?limit=1&includefield=00200013`);
-    sop = value(rows[0], "SOPInstanceUID");
-    frame = 1;
-  }
-  const images = seriesImages(await getJson(`${studyUrl(study, uid, sop)}/metadata`)).filter((im) => im.frame === frame);
+/** Shows the first image from its QIDO attributes alone; returns {series, sop, frame} or null. */
+async function showFirstImage(vp, study, frame) {
+  const row = (await earlyFirst)?.[0];
+  if (!row || !value(row, "Rows")) return null; // not an image (an SR first): wait for the series
+  const images = seriesImages([row]).filter((im) => im.frame === frame);
   if (!images.length) return null;
-  const ds = images[0].ds;
-  vp.setSeries({ study, series: uid, images, modality: value(ds, "Modality") || "" }, 0);
-  await viewer.loader.load(vp.series, 0, 0).catch(() => {});
-  return { sop, frame };
+  const uid = value(row, "SeriesInstanceUID");
+  vp.setSeries({ study, series: uid, images, modality: value(row, "Modality") || "" }, 0);
+  return { series: uid, sop: images[0].sop, frame };
 }
 
 function firstViewport() {
@@ -117,31 +122,33 @@ async function openStudy(study) {
   // the requests start before the language catalog is in: the first image waits for nothing
   let preview = wanted.length ? startPreview(vp, study, wanted[0], sop, frame)
     : earlyPreview.then((url) => vp.showPreview(url)).catch(() => {});
+  const shown = showFirstImage(vp, study, frame).catch(() => null);
   let seriesList = [];
   try {
     seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
   } catch (err) { fail(err); return; }
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
   viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
-  const first = wanted[0] || value(seriesList[0], "SeriesInstanceUID");
+  const firstShown = await shown;
+  const first = wanted[0] || firstShown?.series || value(seriesList[0], "SeriesInstanceUID");
   if (!first) { status("viewer.error.empty"); return; }
   if (!preview) preview = startPreview(vp, study, first, null, 1);
   if (!performance.getEntriesByName("first-image").length) status("viewer.loading");
   try {
-    const shown = await showFirstImage(vp, study, first, sop, frame).catch(() => null);
     const series = await loadSeries(study, first, sop);
-    const at = shown ? series.images.findIndex((im) => im.sop === shown.sop && im.frame === shown.frame) : 0;
-    vp.setSeries(series, Math.max(0, at), Boolean(shown)); // the same image: the view stays as the user left it
+    const same = firstShown?.series === first;
+    const at = same ? series.images.findIndex((im) => im.sop === firstShown.sop && im.frame === firstShown.frame) : 0;
+    vp.setSeries(series, Math.max(0, at), same && at >= 0); // the same image: the view stays as the user left it
     viewer.cine.fps = Cine.defaultFps(series);
     viewer.cine.onChange?.();
     status("");
   } catch (err) { fail(err); return; }
   await preview;
   status("");
-  buildStrip(study, seriesList, sop);
+  buildStrip(study, seriesList);
 }
 
-function buildStrip(study, seriesList, sop) {
+function buildStrip(study, seriesList) {
   const strip = $("#series-strip");
   strip.replaceChildren();
   for (const s of seriesList) {
@@ -157,9 +164,9 @@ function buildStrip(study, seriesList, sop) {
     const count = document.createElement("span");
     count.textContent = t("viewer.images", { n: value(s, "NumberOfSeriesRelatedInstances") ?? "?" });
     card.append(img, label, count);
-    card.addEventListener("click", async () => {
-      try { viewer.active.setSeries(await loadSeries(study, uid, sop)); markCurrent(); } catch (err) { fail(err); }
-    });
+    card.draggable = true; // desktop: drop a series onto any viewport
+    card.addEventListener("dragstart", (e) => e.dataTransfer.setData("application/x-yunying-series", uid));
+    card.addEventListener("click", () => viewer.openSeries(uid));
     strip.append(card);
     imageUrl(`${studyUrl(study, uid)}/thumbnail`).then((url) => { img.src = url; }).catch(() => {});
   }
@@ -189,6 +196,10 @@ async function main() {
     const { openStudyList } = await import("./studylist.js");
     await openStudyList($("#studylist"), params);
     return;
+  }
+  if (viewer.patientMode) {
+    $("#patient-notice").hidden = false;
+    $("#to-list").hidden = true;
   }
   buildToolbar($("#toolbar"), $("#presets"), viewer);
   attachKeys(viewer);

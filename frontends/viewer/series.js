@@ -8,6 +8,7 @@ const T = {
   WindowCenter: "00281050", WindowWidth: "00281051", PixelSpacing: "00280030",
   ImagerPixelSpacing: "00181164", SliceThickness: "00180050", SliceLocation: "00201041",
   ImagePositionPatient: "00200032", ImageOrientationPatient: "00200037", Modality: "00080060",
+  FrameOfReferenceUID: "00200052",
   PatientName: "00100010", PatientID: "00100020", PatientSex: "00100040", PatientAge: "00101010",
   PatientBirthDate: "00100030", StudyDate: "00080020", StudyDescription: "00081030",
   InstitutionName: "00080080", SeriesDescription: "0008103E", SeriesNumber: "00200011",
@@ -97,7 +98,8 @@ export function seriesImages(metadata) {
   const images = [];
   for (const ds of withPixels) {
     const frames = num(ds, "NumberOfFrames", 1);
-    for (let f = 1; f <= frames; f++) images.push({ ds, sop: value(ds, "SOPInstanceUID"), frame: f, frames });
+    const at = values(ds, "ImagePositionPatient").length === 3 ? position(ds) : null; // mm along the normal
+    for (let f = 1; f <= frames; f++) images.push({ ds, sop: value(ds, "SOPInstanceUID"), frame: f, frames, position: at });
   }
   return images;
 }

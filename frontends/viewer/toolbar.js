@@ -1,9 +1,11 @@
 // The toolbar (bottom on phones, top on desktops), the presets menu and keyboard shortcuts.
 import { t } from "../common/i18n.js";
+import { COLORMAPS } from "./colormaps.js";
 import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
 const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi"];
+const DOCTOR_ONLY = new Set(["length", "angle", "roi", "layout"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer) {
   nav.replaceChildren();
@@ -17,7 +19,7 @@ export function buildToolbar(nav, menu, viewer) {
     nav.append(b);
     return b;
   };
-  const toolButtons = TOOLS.map((tool) => {
+  const toolButtons = TOOLS.filter((tool) => !(viewer.patientMode && DOCTOR_ONLY.has(tool))).map((tool) => {
     const b = button(`viewer.tool.${tool}`, () => viewer.setTool(tool), `tool-${tool}`);
     b.dataset.tool = tool;
     return b;
@@ -26,18 +28,21 @@ export function buildToolbar(nav, menu, viewer) {
   viewer.onTool(viewer.tools.active);
   button("viewer.presets", () => { menu.hidden = !menu.hidden; }, "open-presets");
   button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
+  const colour = button("viewer.colormap", () => {
+    viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
+    colourLabel();
+  }, "colormap");
+  colour.removeAttribute("data-i18n");
+  const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
+  colourLabel();
+  window.addEventListener("languagechange", colourLabel);
+  button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
+  button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
   const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
-  const layout = button("viewer.layout", () => {
-    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
-    layoutLabel();
-  }, "layout");
-  layout.removeAttribute("data-i18n"); // its text carries the layout too
-  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
-  layoutLabel();
-  window.addEventListener("languagechange", layoutLabel);
+  if (!viewer.patientMode) addLayout(button, viewer);
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
@@ -48,6 +53,23 @@ export function buildToolbar(nav, menu, viewer) {
   window.addEventListener("languagechange", cineChanged);
   cineChanged();
   buildPresets(menu, viewer);
+}
+
+function addLayout(button, viewer) {
+  const sync = button("viewer.sync", () => {
+    viewer.sync = !viewer.sync;
+    sync.setAttribute("aria-pressed", String(viewer.sync));
+    viewer.followers(viewer.active, true);
+  }, "sync");
+  sync.setAttribute("aria-pressed", "false");
+  const layout = button("viewer.layout", () => {
+    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
+    layoutLabel();
+  }, "layout");
+  layout.removeAttribute("data-i18n"); // its text carries the layout too
+  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
+  layoutLabel();
+  window.addEventListener("languagechange", layoutLabel);
 }
 
 function buildPresets(menu, viewer) {
@@ -79,13 +101,14 @@ export function attachKeys(viewer) {
     if (step) { vp.scroll(step); e.preventDefault(); return; }
     if (e.key === "Home") vp.setIndex(0);
     else if (e.key === "End") vp.setIndex(n - 1);
+    else if (e.key >= "1" && e.key <= "7") vp.setWindow(...Object.values(CT_PRESETS)[Number(e.key) - 1]);
     else if (e.key === "i") vp.set({ invert: !vp.view.invert });
     else if (e.key === "r") vp.reset();
     else if (e.key === "w") viewer.setTool("wl");
     else if (e.key === "s") viewer.setTool("scroll");
     else if (e.key === "p") viewer.setTool("pan");
     else if (e.key === "z") viewer.setTool("zoom");
-    else if (e.key === "l") viewer.setTool("length");
+    else if (e.key === "l" && !viewer.patientMode) viewer.setTool("length");
     else if (e.key === " ") { viewer.cine.toggle(); e.preventDefault(); }
     else if (e.key === "Escape") viewer.measurements.cancel(vp);
   });

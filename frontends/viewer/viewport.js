@@ -43,7 +43,7 @@ export class Viewport {
     this.series = null;
     this.index = 0;
     this.image = null; // the decoded frame on screen (full fidelity)
-    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0 };
+    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
     this.windowSet = false;
     this.listeners = new Set();
     this.pending = false;
@@ -77,9 +77,10 @@ export class Viewport {
   toCanvas() {
     const [cols, rows] = this.imageSize();
     const cw = this.canvas.width, ch = this.canvas.height, dpr = window.devicePixelRatio || 1;
-    const s = Math.min(cw / cols, ch / rows) * this.view.zoom;
-    return new DOMMatrix().translate(cw / 2 + this.view.panX * dpr, ch / 2 + this.view.panY * dpr)
-      .scale(s).translate(-cols / 2, -rows / 2);
+    const v = this.view, turned = v.rotate % 180 !== 0;
+    const s = Math.min(cw / (turned ? rows : cols), ch / (turned ? cols : rows)) * v.zoom;
+    return new DOMMatrix().translate(cw / 2 + v.panX * dpr, ch / 2 + v.panY * dpr)
+      .scale(s).rotate(v.rotate).scale(v.flipH ? -1 : 1, 1).translate(-cols / 2, -rows / 2);
   }
 
   /** Image pixel (x, y) -> CSS pixel inside the viewport element. */
@@ -100,7 +101,7 @@ export class Viewport {
     if (!keepView) {
       this.image = null;
       this.windowSet = false;
-      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0 };
+      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
     }
     this.setIndex(index);
   }
@@ -181,7 +182,7 @@ export class Viewport {
 
   reset() {
     this.windowSet = false;
-    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0 };
+    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
     if (this.image) this.show(this.image);
     this.changed();
   }

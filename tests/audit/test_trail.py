@@ -70,6 +70,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                           headers={"Accept": "multipart/related; type=application/octet-stream"})
                 assert r.status_code == 200
             assert c.get("/studies/1.2.3.404/metadata").status_code == 404
+            assert c.get("/wado", params={"requestType": "WADO", "studyUID": study, "seriesUID": series,
+                                          "objectUID": sop, "contentType": "application/dicom"}).status_code == 200
         assert httpx.get(srv.dicomweb_url + "/studies").status_code == 401
         scu = AE(ae_title="AUDITSCU")
         scu.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
@@ -119,6 +121,8 @@ def test_one_record_per_access_with_the_patient(session: dict) -> None:
     (move,) = [r for r in by["retrieve"] if r["face"] == "dimse"]
     assert (move["studies"], move["count"], move["patient_id"]) == (study, 1, PATIENT)
     assert "AUDITSCU" in move["detail"]
+    (uri,) = [r for r in by["retrieve"] if r["face"] == "http"]  # WADO-URI: the UIDs from the query
+    assert (uri["studies"], uri["series"], uri["patient_id"]) == (study, session["series"], PATIENT)
     (cstore,) = [r for r in by["store"] if r["face"] == "dimse"]
     assert (cstore["series"], cstore["patient_id"], cstore["principal_kind"]) == \
         (session["other_series"], PATIENT, "peer")

@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from benchmarks.net import REPO_ROOT, YunyingServer
+from tests.auth import plain
 from tests.conftest import start_with_env
+from tests.dicomweb.helpers import make_ct, multipart, part10
 
 ADMIN_PASSWORD = "first-admin-pw-123"
 
@@ -28,11 +30,11 @@ def bearer(token: str) -> dict[str, str]:
 
 def admin(srv: YunyingServer) -> httpx.Client:
     """The harness's full-scope key (dicomweb.* + admin)."""
-    return httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=30)
+    return httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=plain.TIMEOUT)
 
 
 def login(srv: YunyingServer, username: str, password: str) -> httpx.Response:
-    return httpx.post(srv.http_url + "/api/auth/login", json={"username": username, "password": password})
+    return plain.post(srv.http_url + "/api/auth/login", json={"username": username, "password": password})
 
 
 def make_user(srv: YunyingServer, username: str, roles: list[dict], hospital: str = "default",
@@ -42,7 +44,7 @@ def make_user(srv: YunyingServer, username: str, roles: list[dict], hospital: st
                                              "roles": roles})
         assert r.status_code == 201, r.text
     changed = "changed-" + password
-    assert httpx.post(srv.http_url + "/api/auth/password", json={
+    assert plain.post(srv.http_url + "/api/auth/password", json={
         "username": username, "password": password, "new_password": changed}).status_code == 200
     return login(srv, username, changed).json()["access_token"]
 
@@ -51,60 +53,60 @@ def test_a_revoked_key_fails_on_the_very_next_request(srv: YunyingServer) -> Non
     with admin(srv) as c:
         made = c.post("/api/admin/api-keys", json={"name": "ris", "scopes": ["dicomweb.read"]}).json()
         url = srv.dicomweb_url + "/studies"
-        assert httpx.get(url, headers=bearer(made["key"])).status_code == 200
-        assert httpx.get(url, headers=bearer(made["key"])).status_code == 200  # cached now
+        assert plain.get(url, headers=bearer(made["key"])).status_code == 200
+        assert plain.get(url, headers=bearer(made["key"])).status_code == 200  # cached now
         listed = c.get("/api/admin/api-keys").json()
         assert all("key_hash" not in k and "key" not in k for k in listed)
         assert c.delete(f"/api/admin/api-keys/{made['id']}").status_code == 200
-    resp = httpx.get(url, headers=bearer(made["key"]))
+    resp = plain.get(url, headers=bearer(made["key"]))
     assert resp.status_code == 401 and 'error="invalid_token"' in resp.headers["www-authenticate"]
 
 
 def test_a_read_key_cannot_write_or_delete_403_insufficient_scope(srv: YunyingServer) -> None:
     with admin(srv) as c:
         key = c.post("/api/admin/api-keys", json={"name": "viewer-ro", "scopes": ["dicomweb.read"]}).json()["key"]
-    post = httpx.post(srv.dicomweb_url + "/studies", headers=bearer(key), content=b"x")
+    post = plain.post(srv.dicomweb_url + "/studies", headers=bearer(key), content=b"x")
     assert post.status_code == 403 and 'error="insufficient_scope"' in post.headers["www-authenticate"]
-    assert httpx.delete(srv.dicomweb_url + "/studies/1.2.3", headers=bearer(key)).status_code == 403
-    assert httpx.get(srv.http_url + "/api/admin/users", headers=bearer(key)).status_code == 403
+    assert plain.delete(srv.dicomweb_url + "/studies/1.2.3", headers=bearer(key)).status_code == 403
+    assert plain.get(srv.http_url + "/api/admin/users", headers=bearer(key)).status_code == 403
 
 
 def test_first_admin_must_change_the_password_and_sees_no_patient_data(srv: YunyingServer) -> None:
     token = login(srv, "admin", ADMIN_PASSWORD).json()
     assert token["must_change_password"] is True
-    refused = httpx.get(srv.http_url + "/api/admin/users", headers=bearer(token["access_token"]))
+    refused = plain.get(srv.http_url + "/api/admin/users", headers=bearer(token["access_token"]))
     assert refused.status_code == 403 and "password" in refused.json()["error"]
-    assert httpx.post(srv.http_url + "/api/auth/password", json={
+    assert plain.post(srv.http_url + "/api/auth/password", json={
         "username": "admin", "password": ADMIN_PASSWORD, "new_password": "new-admin-pw-456"}).status_code == 200
     assert login(srv, "admin", ADMIN_PASSWORD).status_code == 401
     fresh = login(srv, "admin", "new-admin-pw-456").json()["access_token"]
-    assert httpx.get(srv.http_url + "/api/admin/users", headers=bearer(fresh)).status_code == 200
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=bearer(fresh)).status_code == 403
-    glass = httpx.post(srv.http_url + "/api/auth/break-glass", headers=bearer(fresh),
+    assert plain.get(srv.http_url + "/api/admin/users", headers=bearer(fresh)).status_code == 200
+    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(fresh)).status_code == 403
+    glass = plain.post(srv.http_url + "/api/auth/break-glass", headers=bearer(fresh),
                        json={"reason": "emergency: patient in ER, PACS down", "minutes": 5})
     assert glass.status_code == 201
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=bearer(fresh)).status_code == 200
-    me = httpx.get(srv.http_url + "/api/auth/me", headers=bearer(fresh)).json()
+    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(fresh)).status_code == 200
+    me = plain.get(srv.http_url + "/api/auth/me", headers=bearer(fresh)).json()
     assert me["visibility"]["everything"] is True
 
 
 def test_a_disabled_user_fails_on_the_very_next_request(srv: YunyingServer) -> None:
     token = make_user(srv, "dr.li", [{"role": "doctor"}])
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 200
+    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 200
     with admin(srv) as c:
         assert c.patch("/api/admin/users/dr.li", json={"disabled": True}).status_code == 200
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 401
+    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 401
     assert login(srv, "dr.li", "changed-a-good-password-1").status_code == 401
 
 
 def test_disabling_through_the_cli_reaches_the_running_server(srv: YunyingServer) -> None:
     token = make_user(srv, "dr.wang", [{"role": "radiologist", "level": "reviewing"}])
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 200
+    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 200
     done = subprocess.run([sys.executable, "-m", "yunying.cli", "users", "disable", "dr.wang",
                            "--data", str(srv.data_dir)], check=False, cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=60, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 401
+    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 401
 
 
 def test_separation_of_duties_on_roles_and_assignments(srv: YunyingServer) -> None:
@@ -128,22 +130,83 @@ def test_a_hospital_admin_stays_in_their_hospital(srv: YunyingServer) -> None:
     token = make_user(srv, "h2admin", [{"role": "hospital_admin"}], hospital="h2")
     h = bearer(token)
     base = srv.http_url + "/api/admin"
-    assert httpx.get(base + "/users", headers=h).status_code == 200
-    assert all(u["hospital_id"] == "h2" for u in httpx.get(base + "/users", headers=h).json())
-    assert httpx.get(base + "/users", params={"hospital": "default"}, headers=h).status_code == 403
-    assert httpx.get(base + "/users/admin", headers=h).status_code == 403
-    assert httpx.post(base + "/users", headers=h, json={"username": "boss", "roles": [{"role": "super_admin"}]}
+    assert plain.get(base + "/users", headers=h).status_code == 200
+    assert all(u["hospital_id"] == "h2" for u in plain.get(base + "/users", headers=h).json())
+    assert plain.get(base + "/users", params={"hospital": "default"}, headers=h).status_code == 403
+    assert plain.get(base + "/users/admin", headers=h).status_code == 403
+    assert plain.post(base + "/users", headers=h, json={"username": "boss", "roles": [{"role": "super_admin"}]}
                       ).status_code == 403
-    made = httpx.post(base + "/users", headers=h, json={"username": "dr.zhao", "roles": [{"role": "doctor"}]})
+    made = plain.post(base + "/users", headers=h, json={"username": "dr.zhao", "roles": [{"role": "doctor"}]})
     assert made.status_code == 201 and len(made.json()["one_time_password"]) >= 12
-    assert httpx.get(srv.dicomweb_url + "/studies", headers=h).status_code == 403  # no image permission
+    assert plain.get(srv.dicomweb_url + "/studies", headers=h).status_code == 403  # no image permission
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"username": 5, "password": "x"}', b"{}"])
 def test_bad_login_bodies_are_400(srv: YunyingServer, body: bytes) -> None:
-    assert httpx.post(srv.http_url + "/api/auth/login", content=body).status_code == 400
+    assert plain.post(srv.http_url + "/api/auth/login", content=body).status_code == 400
 
 
 def test_data_folder_keeps_no_secret(srv: YunyingServer) -> None:
     raw = b"".join(p.read_bytes() for p in Path(srv.data_dir).glob("app.sqlite*"))
     assert srv.api_key.encode() not in raw and ADMIN_PASSWORD.encode() not in raw
+
+
+def test_a_grant_shares_a_study_with_a_user_until_revoked(srv: YunyingServer) -> None:
+    study = "1.2.840.99.1"
+    body, ctype = multipart(part10(make_ct(study)))
+    assert plain.post(srv.dicomweb_url + "/studies", content=body,
+                      headers={"Content-Type": ctype, **srv.headers}).status_code == 200
+    token = make_user(srv, "dr.guest", [{"role": "qc_expert"}])
+    h = bearer(token)
+    me = plain.get(srv.http_url + "/api/auth/me", headers=h).json()
+    assert me["visibility"]["studies"] == []
+    with admin(srv) as c:
+        made = c.post("/api/admin/grants", json={"study": "1.2.840.99.1", "username": "dr.guest", "expires_in": 600})
+        assert made.status_code == 201, made.text
+        assert plain.get(srv.http_url + "/api/auth/me", headers=h).json()["visibility"]["studies"] == ["1.2.840.99.1"]
+        assert c.post("/api/admin/grants", json={"study": "1.2.3", "username": "nobody"}).status_code == 404
+        unknown = c.post("/api/admin/grants", json={"study": "1.2.840.99.404", "username": "dr.guest"})
+        assert unknown.status_code == 404  # not stored, or outside the sharer's scope: the same answer
+        assert c.post("/api/admin/grants", json={"study": "1.2.3"}).status_code == 400
+        assert c.delete(f"/api/admin/grants/{made.json()['id']}").status_code == 200
+    assert plain.get(srv.http_url + "/api/auth/me", headers=h).json()["visibility"]["studies"] == []
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/admin/roles", {"name": "r1", "permissions": [1, {"a": 2}]}),
+    ("POST", "/api/admin/roles", {"name": "bad name!", "permissions": []}),
+    ("POST", "/api/admin/users", {"username": "u1", "department_id": 99999}),
+    ("POST", "/api/admin/users", {"username": "u2", "roles": [{"role": "radiologist", "level": ["x"]}]}),
+    ("POST", "/api/admin/users", {"username": "u3", "roles": "doctor"}),
+    ("PATCH", "/api/admin/users/admin", {"department_id": 99999}),
+    ("PATCH", "/api/admin/users/admin", {"disabled": "yes"}),
+    ("PATCH", "/api/admin/users/admin", {"password_hash": "x"}),
+    ("POST", "/api/admin/capability-tokens", {"studies": ["1.2"], "permissions": 5}),
+    ("POST", "/api/admin/capability-tokens", {"studies": ["1.2"], "kind": ["share"]}),
+    ("POST", "/api/admin/capability-tokens", {"studies": ["1.2"], "expires_in": "soon"}),
+    ("POST", "/api/admin/api-keys", {"name": "k", "scopes": "dicomweb.read"}),
+    ("POST", "/api/admin/api-keys", {"name": "k", "scopes": ["root"]}),
+    ("POST", "/api/admin/hospitals", {"id": 5}),
+    ("POST", "/api/admin/hospitals/nowhere/departments", {"name": "Radiology"}),
+    ("PUT", "/api/admin/users/nobody/roles/default/doctor", {}),
+    ("PUT", "/api/admin/users/admin/roles/default/no_such_role", {}),
+    ("DELETE", "/api/admin/grants/abc", None),
+    ("GET", "/api/admin/registrations/r_x/photos/abc", None),
+    ("POST", "/api/auth/register", {"username": "x", "photos": "no"}),
+    ("POST", "/api/auth/exchange", {"token": ["x"]}),
+])
+def test_bad_admin_requests_are_4xx_never_5xx(srv: YunyingServer, method: str, path: str, body: object) -> None:
+    resp = plain.request(method, srv.http_url + path, json=body, headers=srv.headers)
+    assert 400 <= resp.status_code < 500, (resp.status_code, resp.text)
+    assert set(resp.json()) == {"status", "error"}
+
+
+def test_password_guessing_locks_the_username(srv: YunyingServer) -> None:
+    make_user(srv, "dr.guess", [{"role": "doctor"}])
+    for _ in range(5):
+        assert login(srv, "dr.guess", "not-the-password").status_code == 401
+    locked = login(srv, "dr.guess", "changed-a-good-password-1")
+    assert locked.status_code == 401 and "too many" in locked.json()["error"]
+    with admin(srv) as c:
+        reset = c.post("/api/admin/users/dr.guess/password").json()["one_time_password"]
+    assert login(srv, "dr.guess", reset).status_code == 200  # an admin's reset unlocks it

@@ -6,22 +6,31 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from benchmarks.net import YunyingServer
+from tests.auth import plain
 from tests.conftest import start_with_env
-
-pytest.importorskip("frontends.static", reason="the static front ends are served by frontends/static.py")
-from tests.frontends import conftest as fe
-
-PHONE = fe.PHONE
-browser, open_page = fe.browser, fe.open_page  # the front ends' browser fixtures, shared
+from tests.frontends.conftest import PHONE, Page
 
 PASSWORD = "page-admin-pw-1"
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b0c1d80000000049454e44ae426082")).decode()
+
+
+@pytest.fixture(scope="module")
+def open_page(browser: Any) -> Iterator[Any]:
+    """Fresh contexts of the module's Chromium (tests/conftest.py `browser`)."""
+    pages: list[Page] = []
+
+    def make(**context: Any) -> Page:
+        pages.append(Page(browser, **context))
+        return pages[-1]
+
+    yield make
+    for page in pages:
+        page.close()
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +42,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
 
 def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     photos = [{"kind": k, "content_type": "image/png", "data": PNG} for k in ("id_card", "qualification")]
-    assert httpx.post(srv.http_url + "/api/auth/register", json={
+    assert plain.post(srv.http_url + "/api/auth/register", json={
         "username": "dr.reg", "password": "reg-password-1", "display_name": "注册医生", "phone": "13900000000",
         "hospital": "default", "photos": photos}).status_code == 201
     p = open_page(**PHONE)
@@ -70,7 +79,7 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     assert page.evaluate("[...document.querySelectorAll('#registration-list img')].every(i => i.naturalWidth > 0)")
     page.click("#registration-list button[data-i18n='admin.registration.approve']")
     page.wait_for_function("document.querySelector('#message').textContent.includes('dr.reg')")
-    assert httpx.post(srv.http_url + "/api/auth/login", json={"username": "dr.reg", "password": "reg-password-1"}
+    assert plain.post(srv.http_url + "/api/auth/login", json={"username": "dr.reg", "password": "reg-password-1"}
                       ).status_code == 200
 
     page.click("#lang")

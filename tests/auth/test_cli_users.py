@@ -8,9 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
 from benchmarks.net import REPO_ROOT, start_yunying
+from tests.auth import plain
 from tests.conftest import start_with_env
 
 
@@ -52,12 +51,12 @@ def test_api_keys_from_the_cli_work_on_the_server_and_revoke(tmp_path: Path) -> 
     srv = start_yunying(data)
     try:
         url = srv.dicomweb_url + "/studies"
-        assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        assert httpx.post(url, headers={"Authorization": f"Bearer {key}"}, content=b"").status_code == 403
+        assert plain.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert plain.post(url, headers={"Authorization": f"Bearer {key}"}, content=b"").status_code == 403
         listing = users(data, "api-keys").stdout
         assert "pacs" in listing and key not in listing
         assert users(data, "api-keys", "--revoke", key_id).returncode == 0
-        assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        assert plain.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 401
     finally:
         srv.stop()
 
@@ -68,15 +67,15 @@ def test_config_file_keys_and_a_removed_environment_key(tmp_path: Path) -> None:
     srv = start_with_env(tmp_path / "data", YUNYING_CONFIG=str(cfg), RIS_KEY="ris-secret-0123456789")
     old_env_key = srv.api_key
     try:
-        me = httpx.get(srv.http_url + "/api/auth/me", headers={"Authorization": "Bearer ris-secret-0123456789"}).json()
+        me = plain.get(srv.http_url + "/api/auth/me", headers={"Authorization": "Bearer ris-secret-0123456789"}).json()
         assert me["id"] == "config:ris" and me["hospital"] == "h9" and me["permissions"] == ["dicomweb.read"]
     finally:
         srv.stop()
     srv = start_yunying(tmp_path / "data", api_key="another-key-0123456789")
     try:
-        assert httpx.get(srv.dicomweb_url + "/studies", headers={"Authorization": f"Bearer {old_env_key}"}
+        assert plain.get(srv.dicomweb_url + "/studies", headers={"Authorization": f"Bearer {old_env_key}"}
                          ).status_code == 401  # the environment key it replaced stops working
-        assert httpx.get(srv.dicomweb_url + "/studies", headers={"Authorization": "Bearer ris-secret-0123456789"}
+        assert plain.get(srv.dicomweb_url + "/studies", headers={"Authorization": "Bearer ris-secret-0123456789"}
                          ).status_code == 401  # no longer configured
     finally:
         srv.stop()

@@ -5,6 +5,7 @@ import httpx
 import pytest
 
 from benchmarks.net import YunyingServer
+from tests.auth import plain
 from tests.auth.conftest import sample_path
 from yunying.auth.policy import OPEN, OPEN_ROUTES, RULES
 
@@ -37,7 +38,7 @@ def test_every_route_refuses_without_a_token_except_the_open_ones(
 
 @pytest.mark.parametrize("token", ["yk_forged_0123456789abcdef", "x" * 300, "a.b.c", "ümlaut-token"])
 def test_a_forged_token_is_401_invalid_token(server: YunyingServer, token: str) -> None:
-    resp = httpx.get(server.dicomweb_url + "/studies",
+    resp = plain.get(server.dicomweb_url + "/studies",
                      headers={"Authorization": f"Bearer {token}".encode()})
     assert resp.status_code == 401
     assert 'error="invalid_token"' in resp.headers["www-authenticate"]
@@ -45,17 +46,17 @@ def test_a_forged_token_is_401_invalid_token(server: YunyingServer, token: str) 
 
 def test_other_schemes_and_empty_bearer_are_401(server: YunyingServer) -> None:
     for value in ("Basic YWRtaW46YWRtaW4=", "Bearer", server.api_key):
-        resp = httpx.get(server.dicomweb_url + "/studies", headers={"Authorization": value})
+        resp = plain.get(server.dicomweb_url + "/studies", headers={"Authorization": value})
         assert resp.status_code == 401, value
 
 
 def test_an_unknown_url_is_404_for_an_identified_caller(server: YunyingServer) -> None:
-    assert httpx.get(server.http_url + "/no/such/thing", headers=server.headers).status_code == 404
-    assert httpx.get(server.http_url + "/no/such/thing").status_code == 401  # existence never leaks
+    assert plain.get(server.http_url + "/no/such/thing", headers=server.headers).status_code == 404
+    assert plain.get(server.http_url + "/no/such/thing").status_code == 401  # existence never leaks
 
 
 def test_cors_preflight_needs_no_token(server: YunyingServer) -> None:
-    resp = httpx.options(server.dicomweb_url + "/studies", headers={
+    resp = plain.options(server.dicomweb_url + "/studies", headers={
         "Origin": "https://viewer.example.org", "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "authorization"})
     assert resp.status_code != 401

@@ -203,10 +203,12 @@ def test_html_is_a_well_formed_self_contained_page(docs: dict[str, str]) -> None
     assert html.escape('type="application/dicom"') in page  # text is escaped
 
 
-def test_generation_takes_under_a_second() -> None:
+def test_generation_in_a_fresh_process_gives_both_forms() -> None:
+    """Its speed is not asserted here (issue 10 part 9: no timing in tests); it only has to work
+    from a cold start, as `serve` renders it once at start."""
     code = (
-        "import time; from conformance.statement import render; from yunying.settings import "
-        "Settings; t = time.perf_counter(); render(Settings()); print(time.perf_counter() - t)"
+        "from conformance.statement import render; from yunying.settings import Settings; "
+        "out = render(Settings()); print(sorted(out), len(out['text/markdown']) > 1000, len(out['text/html']) > 1000)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -216,7 +218,7 @@ def test_generation_takes_under_a_second() -> None:
         timeout=60,
         check=True,
     )
-    assert float(proc.stdout) < 1.0
+    assert proc.stdout.split() == ["['text/html',", "'text/markdown']", "True", "True"], proc.stdout
 
 
 def test_cli_writes_both_files_for_a_config(tmp_path: Path) -> None:

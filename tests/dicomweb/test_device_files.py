@@ -54,6 +54,11 @@ def with_unknown_vr_in_item(ds: pydicom.Dataset) -> bytes:
     return insert(part10(ds), 0x00081110, seq)
 
 
+def with_bad_length(ds: pydicom.Dataset) -> bytes:
+    """Effective Echo Time (0018,9082), an FD, sent with 6 bytes: no whole number of values."""
+    return insert(part10(ds), 0x00189082, short(0x00189082, b"FD", b"\x00" * 6))
+
+
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
     srv = start_yunying(tmp_path_factory.mktemp("devices") / "data", peers={"MODALITY": ("127.0.0.1", 1)})
@@ -67,7 +72,7 @@ def stow(server: YunyingServer, *raws: bytes) -> httpx.Response:
                       headers={**server.headers, "Content-Type": ctype})
 
 
-@pytest.mark.parametrize("build", [with_unknown_vr, with_unknown_vr_in_item])
+@pytest.mark.parametrize("build", [with_unknown_vr, with_unknown_vr_in_item, with_bad_length])
 def test_unknown_vr_is_stored_as_received_with_a_warning(archive: YunyingServer, build) -> None:  # type: ignore[no-untyped-def]
     ds = make_ct()
     raw = build(ds)
@@ -76,7 +81,9 @@ def test_unknown_vr_is_stored_as_received_with_a_warning(archive: YunyingServer,
     item = resp.json()["00081199"]["Value"][0]
     assert item["00081155"]["Value"] == [ds.SOPInstanceUID]
     assert item[WARNING_REASON]["Value"] == [DATA_SET_DOES_NOT_MATCH]
-    assert "VR" in resp.headers["warning"]
+    assert "VR" in resp.headers["warning"] and ("(0008,0070)" in resp.headers["warning"]
+                                                 or "(0009,1010)" in resp.headers["warning"]
+                                                 or "(0018,9082)" in resp.headers["warning"])
     url = (f"{archive.dicomweb_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
            f"/instances/{ds.SOPInstanceUID}")
     stored = httpx.get(url, headers={**archive.headers, "Accept": "application/dicom; transfer-syntax=*"})

@@ -7,7 +7,6 @@ difference below 2 grey levels.
 from __future__ import annotations
 
 import io
-import time
 
 import httpx
 import numpy as np
@@ -265,14 +264,11 @@ def test_thumbnails_at_every_level_small_and_cached(server: YunyingServer, serie
     assert small.size == (16, 16)
     png = web.get(series + "/thumbnail", headers=PNG)
     assert png.headers["content-type"] == "image/png"
+    # its speed is measured in benchmarks/pixels.py (thumbnails), never asserted here (issue 10 part 9)
     with web.Client() as http:
-        http.get(series + "/thumbnail")
-        times = []
-        for _ in range(20):
-            t0 = time.perf_counter()
-            assert http.get(series + "/thumbnail").status_code == 200
-            times.append(time.perf_counter() - t0)
-    assert sorted(times)[len(times) // 2] < 0.05  # target 20 ms p50; slack for a loaded test machine
+        first = http.get(series + "/thumbnail")
+        again = [http.get(series + "/thumbnail") for _ in range(5)]
+    assert all(r.status_code == 200 and r.content == first.content for r in again)
 
 
 def test_series_thumbnail_follows_new_instances(server: YunyingServer) -> None:

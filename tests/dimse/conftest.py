@@ -60,6 +60,22 @@ def stored_dataset(archive: Archive, sop: str) -> pydicom.Dataset:
     return archive.read_dataset(row)
 
 
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Until a peer we started (DCMTK storescp) accepts connections: no fixed sleep (issue 10 part 9)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the peer exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+
+
 @pytest.fixture
 def storescp_port() -> int:
     return free_port()

@@ -5,6 +5,8 @@ import os
 import socket
 import threading
 
+import pytest
+
 from dimse.associations import RECV_PREALLOC, WakingSocket, _Waker
 
 
@@ -35,15 +37,38 @@ def test_a_closed_waker_never_touches_its_old_descriptors() -> None:
 
 
 def test_wake_and_close_from_many_threads_do_not_race() -> None:
+    """Wakes racing close() neither fail nor write, once closed, into descriptors reused since."""
     wakers = [_Waker() for _ in range(50)]
-    threads = [threading.Thread(target=lambda w=w: [w.wake() for _ in range(200)]) for w in wakers]
+    errors: list[BaseException] = []
+
+    def hammer(w: _Waker) -> None:
+        try:
+            for _ in range(200):
+                w.wake()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(w,)) for w in wakers]
     for t in threads:
         t.start()
     for w in wakers:
         w.close()
     for t in threads:
         t.join(10)
-    assert all(w._closed for w in wakers)
+    assert not any(t.is_alive() for t in threads) and not errors, errors
+    reused = [os.pipe() for _ in range(50)]  # the lowest free numbers: those the wakers had
+    try:
+        for w in wakers:
+            w.wake()
+            w.drain()
+        for r, _w in reused:
+            os.set_blocking(r, False)
+            with pytest.raises(BlockingIOError):
+                os.read(r, 16)  # nothing was written into a reused descriptor
+    finally:
+        for r, w in reused:
+            os.close(r)
+            os.close(w)
 
 
 def _reader(sock: socket.socket) -> WakingSocket:

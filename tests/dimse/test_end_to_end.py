@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from io import BytesIO
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, SCU_AET, free_port, run, sample_file
+from conftest import DCMTK, SCU_AET, free_port, run, sample_file, wait_listening
 from dicomweb_client.api import DICOMwebClient
 
 from dimse import scu
@@ -74,7 +73,7 @@ def test_stow_then_c_move_to_storescp(server, tmp_path: Path, storescp_port: int
     out.mkdir()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "+xa", "-aet", "STORESCP", "-od", str(out),
                              str(storescp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
+    wait_listening(storescp_port, proc)
     try:
         res = run("movescu", "-S", "-aet", SCU_AET, "-aec", server.aet, "-aem", "STORESCP", "127.0.0.1",
                   str(server.dimse_port), "-k", "QueryRetrieveLevel=STUDY",

@@ -73,3 +73,42 @@ def test_final_responses_keep_order_ids_and_failures(scp: Any, archive: Any,
         assoc.release()
         ae.shutdown()
     assert seen == [(10 * r + n + 1, s) for r in range(5) for n, (_, exp) in enumerate(queries) for s in exp]
+
+
+def test_patient_root_study_level_without_patient_id_is_universal(scp: Any, archive: Any, tmp_path: Path) -> None:
+    """Issue 10 part 10: workstations send exactly this (Orthanc and dcm4chee answer it), so a
+    missing PatientID above a Patient Root STUDY query matches every patient, for C-FIND and C-GET."""
+    for n, pid in enumerate(("PR-A", "PR-B")):
+        archive.store(make_instance(tmp_path / f"{n}.dcm", study=f"1.2.826.8.{n}", series=f"1.2.826.8.{n}.1",
+                                    sop=f"1.2.826.8.{n}.1.1", patient_id=pid), Origin("import", "test"))
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(uids.PATIENT_ROOT_FIND)
+    ae.add_requested_context(uids.PATIENT_ROOT_GET)
+    ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")  # CT Image Storage, received in our SCP role
+    got: list[str] = []
+
+    def on_store(event: Any) -> int:
+        got.append(str(event.dataset.SOPInstanceUID))
+        return 0x0000
+
+    from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+
+    role = SCP_SCU_RoleSelectionNegotiation()
+    role.sop_class_uid, role.scp_role = "1.2.840.10008.5.1.4.1.1.2", True
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET, ext_neg=[role],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert assoc.is_established
+    try:
+        found = list(assoc.send_c_find(build_identifier("STUDY", ["StudyInstanceUID=1.2.826.8.1", "PatientID"]),
+                                       uids.PATIENT_ROOT_FIND))
+        assert [s.Status for s, _ in found] == [0xFF00, 0x0000]
+        assert str(found[0][1].PatientID) == "PR-B"
+        every = [s.Status for s, _ in assoc.send_c_find(build_identifier("STUDY", ["StudyInstanceUID"]),
+                                                          uids.PATIENT_ROOT_FIND)]
+        assert every == [0xFF00, 0xFF00, 0x0000]
+        done = list(assoc.send_c_get(build_identifier("STUDY", ["StudyInstanceUID=1.2.826.8.0"]),
+                                     uids.PATIENT_ROOT_GET))
+        assert done[-1][0].Status == 0x0000 and got == ["1.2.826.8.0.1.1"]
+    finally:
+        assoc.release()
+        ae.shutdown()

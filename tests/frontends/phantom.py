@@ -34,7 +34,8 @@ def grey(value: float, center: float, width: float) -> float:
 
 
 def ct_slice(i: int, study: str, series: str, size: int = 256, patient: str = "Wang^Xiaodong=王^小东",
-             patient_id: str = "", study_date: str = "20240115") -> bytes:
+             patient_id: str = "", study_date: str = "20240115", z_step: float = 1.0,
+             frame_of_reference: str = "") -> bytes:
     stripe = np.repeat(np.arange(STRIPES), size // STRIPES)
     pixels = np.tile(np.array([stored_value(int(k), i) for k in stripe], dtype="<i2"), (size, 1))
     ds = Dataset()
@@ -57,9 +58,11 @@ def ct_slice(i: int, study: str, series: str, size: int = 256, patient: str = "W
     ds.InstitutionName = "Test Hospital"
     ds.SeriesNumber = 2
     ds.InstanceNumber = i + 1
-    ds.ImagePositionPatient = [0.0, 0.0, -float(i)]
+    ds.ImagePositionPatient = [0.0, 0.0, -float(i) * z_step]
+    if frame_of_reference:
+        ds.FrameOfReferenceUID = frame_of_reference
     ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    ds.SliceLocation = -float(i)
+    ds.SliceLocation = -float(i) * z_step
     ds.SliceThickness = 1.0
     ds.PixelSpacing = [SPACING, SPACING]
     ds.SamplesPerPixel = 1

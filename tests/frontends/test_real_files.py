@@ -82,3 +82,48 @@ def test_a_colour_image_is_the_server_rendering(open_page: Any, archive: Yunying
             diffs.append(np.abs(rgb[int(y), int(x)] - (r, g, b)).mean())
     assert len(diffs) > 100 and float(np.median(diffs)) < 8  # a JPEG at quality 95, interpolated
     assert not p.errors
+
+
+@pytest.mark.parametrize("renderer", ["2d", "webgl2", "int"])
+def test_monochrome1_with_12_of_16_bits_stored(open_page: Any, archive: YunyingServer, renderer: str) -> None:
+    """Bits above BitsStored are not part of the value (PS3.5 8.1.1) and MONOCHROME1 shows low
+    values white: a DX whose high bits carry garbage."""
+    from io import BytesIO
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import (
+        DigitalXRayImageStorageForPresentation,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
+
+    values = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (64, 1))  # 64 columns of a ramp
+    noisy = values | (np.arange(64, dtype=np.uint16)[:, None] % 16 << 12)  # garbage in bits 12-15
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.PatientID, ds.PatientName = "DX", "MONO1", "Test^Mono"
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.WindowCenter, ds.WindowWidth = 2048, 4096
+    ds.ImagerPixelSpacing = [0.2, 0.2]
+    ds.PixelData = noisy.tobytes()
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    r = httpx.post(f"{archive.dicomweb_url}/studies", content=out.getvalue(),
+                   headers={**archive.headers, "Content-Type": "application/dicom"}, timeout=60)
+    assert r.status_code == 200, r.text
+    greys = 255 - np.vectorize(lambda v: grey(v, 2048, 4096))(values.astype(float))
+    p = open_study(open_page, archive, ds, f"&renderer={renderer}")
+    checked = 0
+    for x, y, red, _, _ in p.page.evaluate(SAMPLE_JS, 16):
+        if 1 <= x < 63 and 1 <= y < 63:
+            x0 = min(max(0, math.floor(x - 0.5)), 62)
+            assert greys[0, x0:x0 + 2].min() - 1.5 <= red <= greys[0, x0:x0 + 2].max() + 1.5, (x, red)
+            checked += 1
+    assert checked > 50
+    assert not p.errors

@@ -27,7 +27,7 @@ def names(page: Any) -> list[str]:
 
 
 def done(page: Any) -> list[str]:
-    page.wait_for_function("document.querySelector('#results').getAttribute('aria-busy') === 'false'")
+    page.wait_for_function("document.querySelector('#results')?.getAttribute('aria-busy') === 'false'")
     return names(page)
 
 

@@ -57,6 +57,7 @@ def assert_close(seen: list[int], wanted: list[float], tolerance: float = 1.5) -
 
 
 def corner(page: Any, which: str) -> str:
+    page.evaluate(SETTLE_JS)  # the overlay is redrawn on the next frame
     return str(page.inner_text(f".viewport .corner.{which}"))
 
 
@@ -280,3 +281,101 @@ def test_a_401_asks_to_log_in_in_both_languages(open_page: Any, archive: Yunying
     text = p.page.inner_text("#login-required")
     assert "请先登录" in text and "Please log in" in text
     assert not p.page.evaluate("sessionStorage.getItem('yunying.access_token')")  # none was given
+
+
+def test_rotate_and_flip_move_the_stripes(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], "&lang=en"))
+    left = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(16, 128)")  # stripe 0 on screen
+    read = "(p) => { const vp = window.yunyingViewer.viewports[0];" \
+           " return vp.clientToImage(p[0], p[1]).map(Math.floor); }"
+    assert page.evaluate(read, left)[0] // 32 == 0
+    page.click("#flip")
+    page.evaluate(SETTLE_JS)
+    assert page.evaluate(read, left)[0] // 32 == STRIPES - 1  # the right edge is now on the left
+    before = pixels(page)
+    assert_close(before, expected(*HEADER_WINDOW))  # the same values, wherever they are drawn
+    page.click("#rotate")
+    page.evaluate(SETTLE_JS)
+    top = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(16, 128)")
+    assert abs(top[0] - page.evaluate("window.yunyingViewer.viewports[0].el.clientWidth") / 2) < 40  # stripes now run across
+    assert_close(pixels(page), expected(*HEADER_WINDOW))
+    assert not p.errors
+
+
+def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**PHONE)
+    page = opened(p.page, url(archive, study[0], "&mode=patient&lang=zh-CN"))
+    assert page.is_visible("#patient-notice") and page.inner_text("#patient-notice") == "仅供查看，不作诊断依据"
+    for present in ("#tool-wl", "#tool-zoom", "#tool-scroll", "#cine"):
+        assert page.locator(present).count() == 1
+    for absent in ("#tool-length", "#tool-angle", "#tool-roi", "#layout"):
+        assert page.locator(absent).count() == 0
+    assert not page.is_visible("#to-list")
+    assert not p.errors
+
+
+def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: YunyingServer) -> None:
+    from pydicom.uid import generate_uid
+
+    from tests.frontends.phantom import ct_slice, stow
+
+    study, first, second = generate_uid(), generate_uid(), generate_uid()
+    stow(archive, [ct_slice(i, study, first, 64) for i in range(2)] + [ct_slice(i, study, second, 64) for i in range(3)])
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, "&lang=en"))
+    page.wait_for_function("document.querySelectorAll('.series-card').length === 2")
+    page.click("#layout")  # 1x2: the second viewport takes the other series
+    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    shown = page.evaluate("window.yunyingViewer.viewports.map(v => v.series.series)")
+    assert sorted(shown) == sorted([first, second])
+    page.drag_and_drop(f".series-card[data-series='{shown[0]}']", ".viewport >> nth=1")
+    page.wait_for_function(f"window.yunyingViewer.viewports[1].series.series === '{shown[0]}'")
+    assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[1]")
+    page.keyboard.press("1")  # the first CT preset (lung) on the active viewport
+    page.wait_for_function("document.querySelectorAll('.viewport')[1].innerText.includes('W 1500 L -600')")
+    assert "W 1500 L -600" not in page.inner_text(".viewport >> nth=0")
+    assert not p.errors
+
+
+@pytest.mark.parametrize("renderer", ["2d", "webgl2"])
+def test_pseudo_colour_maps_the_windowed_value(open_page: Any, archive: YunyingServer, study: tuple[str, str],
+                                               renderer: str) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study[0], f"&lang=en&renderer={renderer}"))
+    page.click("#colormap")  # grey -> hot: black, red, yellow, white
+    assert page.inner_text("#colormap") == "Colour: hot"
+    page.evaluate(SETTLE_JS)
+    rgb = page.evaluate(READ_JS.replace(".data[0]", ".data.slice(0, 3).join()"), CENTRES)
+    for k in (3, 4, 5):  # greys 97, 134, 170: on the red-to-yellow ramp (0.375-0.75)
+        level = round(expected(*HEADER_WINDOW)[k]) / 255
+        r, g, b = map(int, rgb[k].split(","))
+        assert (r, b) == (255, 0) and abs(g - (level - 0.375) / 0.375 * 255) <= 4, (k, rgb[k])
+    assert not p.errors
+
+
+def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archive: YunyingServer) -> None:
+    from pydicom.uid import generate_uid
+
+    from tests.frontends.phantom import ct_slice, stow
+
+    study, thin, thick, frame = generate_uid(), generate_uid(), generate_uid(), generate_uid()
+    stow(archive, [ct_slice(i, study, thin, 64, z_step=1.0, frame_of_reference=frame) for i in range(9)]
+         + [ct_slice(i, study, thick, 64, z_step=4.0, frame_of_reference=frame) for i in range(3)])
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, f"&series={thin},{thick}&lang=en"))
+    page.click("#layout")
+    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.click("#sync")
+    page.locator(".viewport").nth(0).click()
+    page.keyboard.press("End")  # the thin series to z = -8 mm: the thick one to its slice at -8
+    page.wait_for_function("window.yunyingViewer.viewports[1].index === 2")
+    page.keyboard.press("Home")
+    for _ in range(5):
+        page.keyboard.press("ArrowDown")  # z = -5 mm: nearest thick slice is -4 mm (index 1)
+    page.wait_for_function("window.yunyingViewer.viewports[0].index === 5 && window.yunyingViewer.viewports[1].index === 1")
+    page.click("#sync")  # off: the other viewport stays
+    page.keyboard.press("Home")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.yunyingViewer.viewports[1].index") == 1
+    assert not p.errors

@@ -210,9 +210,13 @@ def test_server_log_has_no_patient_data(tmp_path: Path) -> None:
         ds.add(DataElement(0x00200052, "UI", "1.2.PIDSECRET123", validation_mode=pydicom.config.IGNORE))
         ds.add_new(0x00081030, "LO", "STUDYDESCSECRET")
         body, ctype = multipart(part10(ds), b"garbage part")
-        web.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
-        web.get(srv.dicomweb_url + "/studies", params={"PatientName": "Secretname*", "PatientID": "PIDSECRET123"})
-        web.get(srv.dicomweb_url + "/studies", params={"StudyDate": "PIDSECRET123"})
+        # each request must have done what it was sent for, or the log had nothing to leak
+        stored = web.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}, timeout=30)
+        assert stored.status_code == 202 and len(stored.json()["00081199"]["Value"]) == 1, stored.text
+        found = web.get(srv.dicomweb_url + "/studies", params={"PatientName": "Secretname*", "PatientID": "PIDSECRET123"})
+        assert found.status_code == 200 and len(found.json()) == 1, found.text
+        bad = web.get(srv.dicomweb_url + "/studies", params={"StudyDate": "PIDSECRET123"})
+        assert bad.status_code == 400, bad.text
     finally:
         srv.stop()
     log = srv.log_path.read_text(errors="replace")

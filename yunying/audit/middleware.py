@@ -51,6 +51,8 @@ def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
             return "delete", uids
         if rest in ("", "conformance") and not uids:
             return None  # capabilities and the conformance statement carry no patient data
+        if rest == "wado" and not uids:
+            return "retrieve", uids  # WADO-URI (PS3.18 9): the UIDs are in the query
         if not rest:
             return "retrieve", uids
         tail = rest.split("/")
@@ -137,6 +139,11 @@ class AuditMiddleware:
             entry["studies"] = " ".join(found) or entry["studies"]
         if action == "query":
             _patient_from_query(detail.get("query", ""), entry)
+        elif scope["path"].endswith("/wado"):
+            params = parse_qs(detail.get("query", ""))
+            entry["studies"] = params.get("studyUID", [""])[0][:64]
+            entry["series"] = params.get("seriesUID", [""])[0][:64]
+            detail["sop"] = params.get("objectUID", [""])[0][:64]
         entry["detail"] = orjson.dumps(detail).decode()
         if action == "frames" and status < 300:
             key = (entry["principal_kind"], entry["principal_id"], entry["client"], entry["studies"], entry["series"])

@@ -8,44 +8,31 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from yunying.auth import roles as R
-from yunying.auth.errors import BadCredentials, Conflict, InvalidRequest, NotFound
+from yunying.auth.errors import Conflict, InvalidRequest, NotFound
+from yunying.auth.passwords import (  # noqa: F401 - part of this module's interface
+    MIN_PASSWORD,
+    authenticate,
+    change_password,
+    hash_password,
+    reset_password,
+    verify_password,
+)
 from yunying.auth.principal import DEFAULT_HOSPITAL
 from yunying.auth.schema import departments, hospitals, row_dict, user_roles, users
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
 
-_hasher = PasswordHasher()
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-MIN_PASSWORD = 10
 
 
 def _name(kind: str, value: str) -> str:
     if not isinstance(value, str) or not NAME.match(value):
         raise InvalidRequest(f"{kind}: 1-64 letters, digits, '_', '.', '@' or '-' expected")
     return value
-
-
-def hash_password(password: str, name: str = "password", min_length: int = MIN_PASSWORD) -> str:
-    """An argon2id hash of an acceptable password (or access code)."""
-    if not isinstance(password, str) or not min_length <= len(password) <= 200:
-        raise InvalidRequest(f"{name}: {min_length}-200 characters")
-    return _hasher.hash(password)
-
-
-def verify_password(stored: str | None, password: str) -> bool:
-    """True when `password` matches the stored argon2 hash."""
-    if not stored or not isinstance(password, str):
-        return False
-    try:
-        return _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 def ensure_defaults(store: Store) -> None:
@@ -103,6 +90,12 @@ def list_departments(store: Store, hospital_id: str | None = None) -> list[dict[
         return [row_dict(r) for r in conn.execute(q)]
 
 
+def _require_department(conn: Any, hospital_id: str, department: int | None) -> None:
+    if department is not None and conn.execute(select(departments.c.id).where(
+            departments.c.id == department, departments.c.hospital_id == hospital_id)).first() is None:
+        raise NotFound(f"no department {department} in {hospital_id}")
+
+
 # roles
 def list_roles(store: Store, q: str = "") -> list[dict[str, Any]]:
     """Roles, those whose name or description contains `q` (case-insensitive) when given."""
@@ -118,6 +111,8 @@ def save_role(store: Store, name: str, permissions: list[str], description: str 
               platform: bool = False, *, create: bool = True) -> None:
     """Create (or, with create=False, change) a role; separation of duties holds for it and its holders."""
     _name("role", name)
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise InvalidRequest("permissions: a list of permission names")
     perms = frozenset(permissions)
     R.check_permissions(perms)
     R.check_separation(perms, f"role {name}")
@@ -171,6 +166,7 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
     try:
         with store.engine.begin() as conn:
             require_hospital(conn, hospital)
+            _require_department(conn, hospital, department)
             conn.execute(insert(users).values(
                 username=username, display_name=display_name, hospital_id=hospital, department_id=department,
                 title=title, phone=phone, password_hash=password_hash, disabled=False,
@@ -216,8 +212,11 @@ def update_user(store: Store, username: str, **values: Any) -> None:
         if not isinstance(value, kinds[name]) or (name == "department_id" and isinstance(value, bool)):
             raise InvalidRequest(f"{name}: wrong type")
     with store.engine.begin() as conn:
-        if conn.execute(update(users).where(users.c.username == username).values(**values)).rowcount == 0:
+        row = conn.execute(select(users.c.hospital_id).where(users.c.username == username)).first()
+        if row is None:
             raise NotFound(f"no user {username}")
+        _require_department(conn, row.hospital_id, values.get("department_id"))
+        conn.execute(update(users).where(users.c.username == username).values(**values))
     store.revoked()  # a disabled user fails on the very next request
 
 
@@ -226,41 +225,6 @@ def delete_user(store: Store, username: str) -> None:
         conn.execute(delete(user_roles).where(user_roles.c.username == username))
         if conn.execute(delete(users).where(users.c.username == username)).rowcount == 0:
             raise NotFound(f"no user {username}")
-    store.revoked()
-
-
-def reset_password(store: Store, username: str, password: str | None = None) -> str:
-    """Set a one-time password (generated unless given) that must be changed at the next login."""
-    password = password or secrets.token_urlsafe(12)
-    with store.engine.begin() as conn:
-        done = conn.execute(update(users).where(users.c.username == username).values(
-            password_hash=hash_password(password), must_change_password=True)).rowcount
-    if not done:
-        raise NotFound(f"no user {username}")
-    store.revoked()
-    return password
-
-
-def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
-    """The user row for a correct password of an enabled user; BadCredentials otherwise."""
-    with store.engine.connect() as conn:
-        row = conn.execute(select(users).where(users.c.username == username)).first()
-    if row is None:
-        _hasher.hash("timing")  # same cost whether or not the user exists
-        raise BadCredentials("wrong username or password")
-    if not verify_password(row.password_hash, password) or row.disabled:
-        raise BadCredentials("wrong username or password")
-    return row_dict(row)
-
-
-def change_password(store: Store, username: str, old: str, new: str) -> None:
-    """Change one's own password (clears must_change_password)."""
-    authenticate(store, username, old)
-    if old == new:
-        raise InvalidRequest("password: the new password must differ")
-    with store.engine.begin() as conn:
-        conn.execute(update(users).where(users.c.username == username).values(
-            password_hash=hash_password(new), must_change_password=False))
     store.revoked()
 
 

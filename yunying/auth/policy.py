@@ -51,7 +51,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
-    ("GET", "/audit"), ("GET", "/audit/{path:path}"),  # the audit admin's page (its data: /api/audit)
+    ("GET", "/audit/{path:path}"),  # the audit admin's page at /audit/ (its data: /api/audit)
 ]
 
 DW = "/dicomweb"
@@ -95,6 +95,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/admin/capability-tokens", (ADMIN, R.SECURITY_MANAGE, R.SHARES_MANAGE)),
     ("POST", "/api/admin/capability-tokens", (ADMIN, R.SHARES_MANAGE)),
     ("DELETE", "/api/admin/capability-tokens/{token}", (ADMIN, R.SECURITY_MANAGE, R.SHARES_MANAGE)),
+    ("GET", "/api/admin/grants", (ADMIN, R.SHARES_MANAGE)),
+    ("POST", "/api/admin/grants", (ADMIN, R.SHARES_MANAGE)),
+    ("DELETE", "/api/admin/grants/{grant}", (ADMIN, R.SHARES_MANAGE)),
     ("GET", "/api/admin/registrations", (ADMIN, R.USERS_MANAGE)),
     ("GET", "/api/admin/registrations/{reg}/photos/{photo}", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),

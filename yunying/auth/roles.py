@@ -62,6 +62,6 @@ def check_separation(permissions: frozenset[str], what: str) -> None:
 
 def check_permissions(permissions: frozenset[str]) -> None:
     """Refuse unknown permission names."""
-    unknown = sorted(permissions - PERMISSIONS)
+    unknown = sorted(str(p) for p in permissions - PERMISSIONS)
     if unknown:
         raise InvalidRequest(f"unknown permission(s): {', '.join(unknown)}")

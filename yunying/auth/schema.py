@@ -177,3 +177,19 @@ def row_dict(row: Any, drop: tuple[str, ...] = ()) -> dict[str, Any]:
 @migration("auth", 1)
 def create_auth_tables(conn: Connection) -> None:
     meta.create_all(conn)
+
+
+# Tables added after version 1 live in their own MetaData, created by their own migration, so
+# a fresh store and an upgraded one run the same history (version 1 never grows).
+meta_v2 = MetaData()
+login_failures = Table(  # password guessing: a user is locked for a while after repeated failures
+    "login_failures", meta_v2,
+    Column("username", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", Integer),
+)
+
+
+@migration("auth", 2)
+def create_login_failures(conn: Connection) -> None:
+    meta_v2.create_all(conn)

@@ -16,7 +16,9 @@ version)` records which ran. Any component registers its own at import time::
 migration, every registered migration whose (component, version) is not recorded yet, in
 version order within each component (components in registration order). A migration must
 be written in portable SQLAlchemy Core (no SQLite-only SQL) so the same history runs on
-PostgreSQL. Import the module that registers migrations before `open_store` (the composition
+PostgreSQL. Never change what a released migration creates: a new table or column is a new
+version (yunying/auth/schema.py keeps later tables in their own MetaData for that reason).
+Import the module that registers migrations before `open_store` (the composition
 root imports `yunying.auth` components; others import theirs in their own `mount` code and
 call `store.migrate()` again: it is idempotent).
 """

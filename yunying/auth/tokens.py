@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from yunying.auth.directory import hash_password, verify_password
 from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest, NotFound
 from yunying.auth.keys import digest, new_secret
+from yunying.auth.passwords import hash_password, verify_password
 from yunying.auth.schema import access_tokens, capability_tokens, row_dict
 from yunying.auth.store import Store
 
@@ -55,8 +55,12 @@ def _uids(name: str, value: Any) -> list[str]:
 def create_capability(store: Store, *, created_by: str, hospital: str, studies: list[str],
                       series: Sequence[str] = (), permissions: Sequence[str] = ("view",), expires_in: int = 7 * 86400,
                       not_before: int | None = None, code: str | None = None, label: str = "",
-                      kind: str = "share") -> tuple[str, str]:
-    """A new capability token: returns (id, token: shown once, never stored)."""
+                      kind: str = "share", may_share: Callable[[str], bool] | None = None) -> tuple[str, str]:
+    """A new capability token: returns (id, token: shown once, never stored).
+
+    `may_share(study)` says whether the creator sees that study (checked after the request is
+    validated); without it, or for series-bound tokens, the caller vouches for the creator.
+    """
     studies, series = _uids("studies", studies), _uids("series", list(series))
     if not studies and not series:
         raise InvalidRequest("studies: at least one study or series")
@@ -67,6 +71,9 @@ def create_capability(store: Store, *, created_by: str, hospital: str, studies: 
         raise InvalidRequest(f"expires_in: 1-{MAX_LIFETIME} seconds")
     if kind not in {"share", "patient"}:
         raise InvalidRequest("kind: share or patient")
+    for study in studies:
+        if may_share is not None and not may_share(study):
+            raise NotFound(f"no study {study}")  # outside the creator's scope: as if unknown
     now = int(time.time())
     nbf = now if not_before is None else int(not_before)
     token, token_id = new_secret("ycap_"), "c_" + secrets.token_hex(8)
