@@ -60,6 +60,10 @@ def test_user_changes_on_the_command_line_are_recorded(tmp_path: Path) -> None:
     out = yy("audit", "search", "--action", "users.disable")
     assert out.returncode == 0 and "users.disable" in out.stdout and "user:os:" in out.stdout
     assert yy("audit", "verify").returncode == 0
+    out = yy("audit", "export", "--format", "xlsx", "-o", str(tmp_path / "trail.xlsx"), "--action", "users.add")
+    assert out.returncode == 0 and "1 record(s)" in out.stderr
+    assert (tmp_path / "trail.xlsx").read_bytes()[:2] == b"PK"  # an Excel (zip) workbook
     rows = search(open_store(tmp_path).engine)
-    assert [r["action"] for r in reversed(rows)][:3] == ["users.add", "users.disable", "audit.read"]
-    assert '"username": "dr.cli"' in rows[-1]["detail"] or "dr.cli" in rows[-1]["detail"]
+    assert [r["action"] for r in reversed(rows)] == ["users.add", "users.disable", "audit.read", "audit.verify",
+                                                     "audit.export"]
+    assert "dr.cli" in rows[-1]["detail"]
