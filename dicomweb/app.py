@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -34,6 +34,7 @@ from dicomweb.contain import ContainErrors
 from dicomweb.hardening import Digests, RateLimit, SecurityHeaders
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.paths import CollapseSlashes
+from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
@@ -151,7 +152,8 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
-    routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + oidc_face.routes(oidc) + audit_api.routes()
+    routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
+              + audit_api.routes())
     middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
                                  cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
@@ -176,7 +178,7 @@ def handled_methods(table: dict[str, object]) -> frozenset[str]:
     return frozenset(table) | ({"HEAD"} if "GET" in table else set()) | {"OPTIONS"}
 
 
-def _route_exists(routes: list[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
+def _route_exists(routes: Sequence[BaseRoute]) -> Callable[[dict[str, Any]], bool]:
     """Whether a handler would run for this request: a route without a policy is refused (403);
     an unknown URL or method is left to the router (404, 405), where no handler runs."""
     def exists(scope: dict[str, Any]) -> bool:

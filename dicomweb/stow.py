@@ -242,7 +242,7 @@ def _store_one(archive: Archive, path: Path | bytes, ctype: str, origin: Origin,
         return {"ok": False, "reason": exc.dimse_status, "why": exc.reason, "uids": _uids(path),
                 "conflict": not isinstance(exc, InvalidInstance) or isinstance(exc, StudyMismatch),
                 "full": isinstance(exc, OutOfResources)}
-    except Exception as exc:  # one bad part never spoils the good ones; the catalog lacks this case
+    except Exception as exc:  # noqa: BLE001 - one bad part never spoils the good ones; the catalog lacks this case
         log.error("STOW part failed unexpectedly: %s", summary(exc))  # no message: it may quote values
         return {"ok": False, "reason": PROCESSING_FAILURE, "why": "processing failure (server error)",
                 "uids": _uids(path), "conflict": False, "server": True}

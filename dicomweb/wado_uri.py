@@ -73,7 +73,7 @@ def _region(q: QueryParams) -> tuple[float, float, float, float] | None:
 def _crop(data: bytes, media: str, region: tuple[float, float, float, float], box: tuple[int, int] | None,
           quality: int) -> bytes:
     """The region of a rendered image (normalised to its size), then fitted in rows x columns."""
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     w, h = img.size
     x0, y0, x1, y1 = region
     img = img.crop((round(x0 * w), round(y0 * h), max(round(x1 * w), round(x0 * w) + 1),

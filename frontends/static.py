@@ -14,13 +14,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HERE = Path(__file__).resolve().parent
-# URL prefix -> folder under frontends/; `common` holds shared ES modules, `i18n` the catalogs
+# URL prefix -> folder under frontends/; `common` holds shared ES modules, `i18n` the catalogs.
+# Not `login/`: it holds the login pages' templates, rendered by dicomweb/login.py (which serves
+# login.css itself); mounted, /login/page.html etc. would be served raw.
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
+    "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
     "/admin": "admin",
-    "/login": "login",
     "/portal": "portal",
-    "/audit": "audit",
     "/common": "common",
     "/i18n": "i18n",
 }

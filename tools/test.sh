@@ -10,6 +10,7 @@ need=""
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || ls /usr/lib/orthanc/*DicomWeb* >/dev/null 2>&1 || need="$need orthanc-dicomweb"
 [ -x /usr/bin/dciodvfy ] || need="$need dicom3tools"
 [ -x /usr/bin/chromium ] || need="$need chromium"
+[ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need="$need fonts-droid-fallback"  # CJK on cloud films
 if [ -n "$need" ]; then
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null

@@ -131,7 +131,7 @@ def parse_large(path: Path) -> Parsed:
                 dtype, shape, count = layout
                 arr = FrameFile(path, dtype, (frames, *shape), value_start)
                 fh.seek(value_start + count * dtype.itemsize)
-                set_native(parsed, arr, dtype, shape, fh.read(length - count * dtype.itemsize))
+                set_native(parsed, arr, dtype, shape, fh.read(length - count * dtype.itemsize))  # type: ignore[arg-type]  # frames read one at a time, like an array
             elem_end = value_start + length
         meta = _meta_bytes(ds)
         fh.seek(start)

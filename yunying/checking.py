@@ -53,6 +53,6 @@ def check_read_only(data: Path) -> dict[str, list[str]]:
     keys = set(indexed.values())
     missing = [sop for sop, key in indexed.items() if not storage.exists(key)]
     orphans = [key for key in storage.versions() if key not in keys]
-    unclean = ["the last run did not stop cleanly (RUNNING marker): the next start or "
-               "`check --repair` re-indexes what it acknowledged"] if (data / "RUNNING").exists() else []
+    unclean = [("the last run did not stop cleanly (RUNNING marker): the next start or "
+               "`check --repair` re-indexes what it acknowledged")] if (data / "RUNNING").exists() else []
     return {"missing": missing, "orphans": orphans, "notes": unclean}

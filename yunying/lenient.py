@@ -80,5 +80,5 @@ def unknown_vr_note(tag: int, vr: str) -> str:
 
 def unknown_vrs(ds: Dataset) -> list[str]:
     """Warnings for the top-level elements of a freshly read data set whose VR is undefined."""
-    return [unknown_vr_note(elem.tag, elem.VR) for elem in ds._dict.values()
+    return [unknown_vr_note(elem.tag, str(elem.VR)) for elem in ds._dict.values()
             if isinstance(elem, RawDataElement) and not known_vr(elem.VR)]

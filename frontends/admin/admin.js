@@ -1,15 +1,10 @@
 // The admin page: users, roles and self-registrations through the JSON admin API (/api/admin).
-// It holds no data of its own and reaches the archive over HTTP only, with the admin's token.
+// It holds no data of its own and reaches the archive over HTTP only, with the admin's token;
+// it signs in through the archive's one login page (common/auth.js), forced password change included.
+import { authFetch, signedIn, signOut } from "../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
 
-const TOKEN = "yunying.access_token"; // the same sessionStorage slot as common/auth.js
 const $ = (sel) => document.querySelector(sel);
-let pending = null; // {username, password} between a login that must change the password and the change
-
-function show(id) {
-  for (const el of ["#login", "#change", "#panel"]) $(el).hidden = el !== id;
-  $("#logout").hidden = id !== "#panel";
-}
 
 function say(key, params = {}, error = false) {
   $("#message").textContent = key ? t(key, params) : "";
@@ -17,10 +12,9 @@ function say(key, params = {}, error = false) {
 }
 
 async function api(path, { method = "GET", body } = {}) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN) || ""}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (res.status === 401) { sessionStorage.removeItem(TOKEN); show("#login"); }
+  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
+  // a 401 renews the token once, then goes to the login page (and comes back here)
+  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.blob();
   if (!res.ok) throw Object.assign(new Error(data.error || res.status), { status: res.status });
   return data;
@@ -124,49 +118,17 @@ async function openTab(name) {
 }
 
 async function enter() {
-  show("#panel");
+  $("#panel").hidden = false;
+  $("#logout").hidden = false;
   await fillRoleSelects();
   await openTab("users");
-}
-
-async function login(event) {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  const res = await fetch("/api/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }) });
-  if (!res.ok) return say("admin.login.failed", {}, true);
-  const data = await res.json();
-  if (data.must_change_password) {
-    pending = { username: form.get("username"), password: form.get("password") };
-    say("");
-    return show("#change");
-  }
-  sessionStorage.setItem(TOKEN, data.access_token);
-  say("");
-  await enter();
-}
-
-async function change(event) {
-  event.preventDefault();
-  const fresh = new FormData(event.target).get("new_password");
-  const res = await fetch("/api/auth/password", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ ...pending, new_password: fresh }) });
-  if (!res.ok) return say("admin.error", { reason: (await res.json()).error }, true);
-  say("admin.change.done");
-  show("#login");
 }
 
 async function main() {
   await loadLanguage();
   applyTranslations();
   $("#lang").addEventListener("click", () => switchLanguage(language() === "zh-CN" ? "en" : "zh-CN"));
-  $("#login").addEventListener("submit", (e) => login(e).catch(failed));
-  $("#change").addEventListener("submit", (e) => change(e).catch(failed));
-  $("#logout").addEventListener("click", async () => {
-    await api("/api/auth/logout", { method: "POST" }).catch(() => {});
-    sessionStorage.removeItem(TOKEN);
-    show("#login");
-  });
+  $("#logout").addEventListener("click", () => signOut());
   $("#add-user").addEventListener("submit", async (e) => {
     e.preventDefault();
     const form = new FormData(e.target);
@@ -180,8 +142,9 @@ async function main() {
   $("#user-q").addEventListener("input", () => loadUsers().catch(failed));
   $("#role-q").addEventListener("input", () => loadRoles($("#role-q").value).catch(failed));
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => openTab(b.dataset.tab).catch(failed));
-  if (sessionStorage.getItem(TOKEN)) await enter().catch(() => show("#login"));
-  else show("#login");
+  await enter();
 }
 
-main();
+// signed in first: with no token the page goes to /login and comes back; a sign-in that cannot
+// work here (plain http off localhost) says so on the page
+signedIn().then(main, () => {}).catch(failed);

@@ -1,8 +1,8 @@
 // The audit admin's page: search, export and verify the trail through /api/audit (issue 12).
 // It holds no data of its own and reaches the archive over HTTP only, with the auditor's token
 // (from a login here, or handed over in the URL fragment: common/auth.js).
-import { takeTokenFromFragment } from "../common/auth.js";
-import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
+import { takeTokenFromFragment } from "../../common/auth.js";
+import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
 
 const TOKEN = "yunying.access_token"; // the same sessionStorage slot as common/auth.js
 const $ = (sel) => document.querySelector(sel);

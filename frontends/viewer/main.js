@@ -1,6 +1,7 @@
 // The viewer's entry: /viewer/?study=UID[&series=UID[,UID...][&instance=UID[&frame=N]]][&lang=en]
-// [&renderer=2d]; without a study, the doctors' study list. Token: #access_token=... once.
-import { takeTokenFromFragment, Unauthorized } from "../common/auth.js";
+// [&renderer=2d]; without a study, the doctors' study list. Token: #access_token=... once (a link),
+// else this tab's sign-in, else the login page (common/auth.js), which comes back to this address.
+import { signedIn, signedInByUser, signOut, Unauthorized } from "../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
 import { getJson, HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } from "./dicomweb.js";
 import { Cine } from "./cine.js";
@@ -11,8 +12,10 @@ import { attachSync } from "./sync.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
 
-const params = new URLSearchParams(location.search);
-takeTokenFromFragment(); // before any request: every DICOMweb call carries it
+// before any request: every DICOMweb call carries the token; without one the page goes to /login
+// and stops here (a sign-in that cannot work, e.g. plain http off localhost, says so on the page)
+await signedIn().catch(() => new Promise(() => {}));
+const params = new URLSearchParams(location.search); // read after sign-in restored the address
 // the first requests leave before anything else runs (WebGL set-up, the language catalog)
 const early = params.get("study") ? searchSeries(params.get("study")) : null;
 early?.catch(() => {});
@@ -127,11 +130,13 @@ async function openStudy(study) {
   try {
     seriesList = (await early).sort((a, b) => (Number(value(a, "SeriesNumber")) || 0) - (Number(value(b, "SeriesNumber")) || 0));
   } catch (err) { fail(err); return; }
+  // no series at all: the study is not in the archive or not visible to this user (the same answer)
+  const absent = !seriesList.length;
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
   viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
   const firstShown = await shown;
   const first = wanted[0] || firstShown?.series || value(seriesList[0], "SeriesInstanceUID");
-  if (!first) { status("viewer.error.empty"); return; }
+  if (!first) { status(absent ? "viewer.error.notFound" : "viewer.error.empty"); return; }
   if (!preview) preview = startPreview(vp, study, first, null, 1);
   if (!performance.getEntriesByName("first-image").length) status("viewer.loading");
   try {
@@ -191,6 +196,10 @@ async function main() {
   const listLink = () => { $("#to-list").href = `./?lang=${encodeURIComponent(language())}`; };
   listLink();
   window.addEventListener("languagechange", listLink);
+  if (signedInByUser()) {
+    $("#signout").hidden = false;
+    $("#signout").addEventListener("click", () => signOut());
+  }
   if (!study) {
     $("#to-list").hidden = true;
     const { openStudyList } = await import("./studylist.js");

@@ -134,7 +134,7 @@ def test_the_audit_page_on_a_phone(server: tuple[YunyingServer, str], open_page:
     srv, study = server
     p = open_page(**fe.PHONE)
     page = p.page
-    page.goto(f"{srv.http_url}/audit/?lang=en#access_token={AUDITOR}")
+    page.goto(f"{srv.http_url}/admin/audit/?lang=en#access_token={AUDITOR}")
     page.wait_for_selector("#records li")
     assert page.locator("h1").inner_text() == "Audit trail"
     page.fill("#filters [name=patient]", PATIENT)

@@ -76,7 +76,7 @@ def test_stow_parts_are_parsed_and_spooled_off_the_loop(tmp_path: Path) -> None:
             stop, lags = asyncio.Event(), []
             watcher = asyncio.create_task(_watch(stop, lags))
 
-            async def chunks():  # noqa: ANN202 - the body as a client sends it, in 1 MiB pieces
+            async def chunks():
                 for i in range(0, len(body), 1 << 20):
                     yield body[i:i + (1 << 20)]
 

@@ -44,7 +44,7 @@ def test_the_pages_run_under_their_csp(server: YunyingServer, browser: Any) -> N
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
-        for path in ("/viewer/", "/admin/", "/audit/"):
+        for path in ("/viewer/", "/admin/", "/admin/audit/"):
             page.goto(server.http_url + path + "?lang=en")
             page.wait_for_timeout(1500)  # the modules ran: the catalog is applied
             assert page.evaluate("document.documentElement.lang") == "en", path

@@ -35,8 +35,7 @@ def write_body(path: Path, study: str, frames: int) -> str:
     with open(path, "wb") as fh:
         fh.write(f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode() + head)
         fh.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, frames * ROWS * COLS * 2))
-        for i in range(frames):
-            fh.write(frame(i))
+        fh.writelines(frame(i) for i in range(frames))
         fh.write(f"\r\n--{BOUNDARY}--\r\n".encode())
     return str(ds.SOPInstanceUID) + "|" + str(ds.SeriesInstanceUID)
 

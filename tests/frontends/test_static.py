@@ -35,6 +35,10 @@ def test_paths_outside_the_folders_are_not_served(archive: YunyingServer) -> Non
     with httpx.Client(base_url=archive.http_url, headers=archive.headers) as c:
         for path in ("/viewer/../static.py", "/viewer/%2e%2e/static.py", "/viewer/nothing.js", "/common/..%2fstatic.py"):
             assert c.get(path).status_code == 404, path
+        # the login pages' templates are rendered by the provider, never served raw
+        for path in ("/login/page.html", "/login/login.html", "/login/password.html", "/login/done.html"):
+            assert c.get(path).status_code == 404, path
+        assert c.get("/login/login.css").status_code == 200
 
 
 def test_mount_reports_what_it_mounted(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -42,7 +46,8 @@ def test_mount_reports_what_it_mounted(tmp_path) -> None:  # type: ignore[no-unt
     (tmp_path / "viewer" / "index.html").write_text("<p>v</p>")
     app = Starlette()
     assert mount_frontends(app, tmp_path) == ["/viewer"]  # absent folders are skipped
-    assert set(STATIC_PREFIXES) >= {"/viewer", "/admin", "/login", "/portal", "/common", "/i18n"}
+    assert set(STATIC_PREFIXES) >= {"/viewer", "/admin", "/portal", "/common", "/i18n"}
+    assert "/login" not in STATIC_PREFIXES  # its folder holds templates: dicomweb/login.py renders them
 
     async def get() -> str:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:

@@ -270,17 +270,18 @@ def test_layouts_add_viewports(open_page: Any, archive: YunyingServer, study: tu
     assert not p.errors
 
 
-def test_a_401_asks_to_log_in_in_both_languages(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
-    """What the archive answers without a valid token (issue 11) is simulated at the browser's
-    network layer: the viewer's one 401 path, redirectToLogin(), shows the bilingual message."""
+def test_without_a_token_the_viewer_goes_to_the_login_page(open_page: Any, archive: YunyingServer,
+                                                           study: tuple[str, str]) -> None:
+    """No token: the viewer sends no DICOMweb request and goes to /login through the provider,
+    keeping the address to come back to (the whole sign-in: tests/frontends/test_signin.py)."""
     p = open_page(**DESKTOP)
-    p.page.route("**/dicomweb/**", lambda route: route.fulfill(status=401, body='{"status": 401, "error": "no token"}',
-                                                               content_type="application/json"))
+    asked: list[str] = []
+    p.page.on("request", lambda r: asked.append(r.url) if "/dicomweb/" in r.url else None)
     p.page.goto(f"{archive.http_url}/viewer/?study={study[0]}&lang=en")
-    p.page.wait_for_selector("#login-required")
-    text = p.page.inner_text("#login-required")
-    assert "请先登录" in text and "Please log in" in text
-    assert not p.page.evaluate("sessionStorage.getItem('yunying.access_token')")  # none was given
+    p.page.wait_for_url(re.compile(r"/login\?next=%2Foauth%2Fauthorize"))
+    pending = p.page.evaluate("JSON.parse(sessionStorage.getItem('yunying.signin'))")
+    assert pending["back"] == f"/viewer/?study={study[0]}&lang=en" and len(pending["verifier"]) >= 43
+    assert not asked and not p.page.evaluate("sessionStorage.getItem('yunying.access_token')")
 
 
 def test_rotate_and_flip_move_the_stripes(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:

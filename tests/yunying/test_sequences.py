@@ -55,8 +55,8 @@ def test_malformed_sequences_are_refused(value: bytes, why: str) -> None:
 def test_an_undefined_vr_in_an_item_is_kept_with_a_warning() -> None:
     """Issue 10 part 2: two capital letters PS3.5 does not define are a vendor's VR (2-byte length)."""
     parsed = parse_instance(_with_sequence(_item(b"\x40\x00\x01\x10ZZ\x04\x00ABCD")))
-    assert parsed.extra["warnings"] == ["element (0040,1001) has the undefined VR 'ZZ': kept as received, "
-                                        "read as UN or its dictionary VR"]
+    assert parsed.extra["warnings"] == [("element (0040,1001) has the undefined VR 'ZZ': kept as received, "
+                                        "read as UN or its dictionary VR")]
     assert parsed.header.RequestAttributesSequence[0].RequestedProcedureID == "ABCD"
 
 

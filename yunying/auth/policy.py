@@ -51,7 +51,8 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
-    ("GET", "/audit/{path:path}"),  # the audit admin's page at /audit/ (its data: /api/audit)
+    # the patient portal: the exam token or share token in the body is the credential (issue 14)
+    ("POST", "/api/portal/verify/{step}"),
 ]
 
 DW = "/dicomweb"
@@ -105,6 +106,15 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     # the audit trail (issue 12): the audit admin only (separation of duties: not `admin`)
     ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
     ("GET", "/api/security/statement", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),  # MLPS statement (assessors)
+    # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
+    ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE)),
+    ("POST", "/api/portal/fhir/DiagnosticReport", DICOMWEB_WRITE),  # a RIS's report, stored as DICOM
+    ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
+    ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
+    ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
+    ("GET", "/api/portal/film", DICOMWEB_READ),
+    ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS)),  # counts only, no patient data  # visibility checked in the handler, as for DICOMweb
+    ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
 ]
 
 

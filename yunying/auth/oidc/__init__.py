@@ -19,6 +19,7 @@ from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.store import OAuthStore
 from yunying.auth.oidc.users import Directory
 from yunying.auth.oidc.verify import TokenVerifier
+from yunying.auth.oidc.webclient import ensure_web_client
 from yunying.auth.store import Store
 from yunying.settings import Settings
 
@@ -47,6 +48,7 @@ def mount(settings: Settings, auth: Any) -> Oidc:
 
     oidc = build_oidc(settings, auth.store, AuthDirectory(auth.store))
     register_bearer_verifier(oidc.verifier)
+    ensure_web_client(oidc.provider.store, oidc.provider.config.issuer)  # our own pages' public client
     issuer = oidc.provider.config.issuer
     if not oidc.provider.config.secure and urlsplit(issuer).hostname not in ("localhost", "127.0.0.1", "::1"):
         # authlib refuses OAuth over plain http off loopback (RFC 6749 §3.1): say so at start, not at login

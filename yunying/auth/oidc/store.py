@@ -101,6 +101,13 @@ class OAuthStore:
                 hospital=hospital, disabled=False, created_at=int(time.time())))
         return client_id, secret
 
+    def update_client(self, client_id: str, redirect_uris: list[str], scope: str, grant_types: list[str]) -> None:
+        """Change a public client's redirect URIs, scope and grants in place (its grants stay valid)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(clients).where(clients.c.client_id == client_id).values(
+                redirect_uris=json.dumps(redirect_uris), scope=scope, grant_types=" ".join(grant_types),
+                secret_hash=None, disabled=False))
+
     def get_client(self, client_id: str) -> Client | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(clients).where(clients.c.client_id == client_id,

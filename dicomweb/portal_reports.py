@@ -1,0 +1,66 @@
+"""The portal's reports and films over HTTP (issue 14): FHIR R4 DiagnosticReport in (stored as
+Encapsulated PDF through the archive), the cloud film out."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dicomweb.access import origin_of, require_visible
+from dicomweb.accounts import call, json_body, json_response, store_of
+from dicomweb.portal import _study_of_accession
+from yunying.auth.errors import InvalidRequest
+from yunying.portal import console, fhir_reports, film
+
+
+async def fhir_report(request: Request) -> Response:
+    """A RIS's FHIR R4 DiagnosticReport (PDF attached) -> an Encapsulated PDF in the exam's study."""
+    report = await json_body(request, 32 * 1024 * 1024)
+    study, accession = fhir_reports.exam_reference(report)
+    if not study:
+        study = await run_in_threadpool(_study_of_accession, request, accession)
+    await require_visible(request, study)
+    archive = request.app.state.archive
+
+    def store() -> Any:
+        header = archive.read_header(archive.instances(study)[0])
+        return archive.store(fhir_reports.encapsulated_pdf(report, header), origin_of(request))
+    done = await run_in_threadpool(store)
+    return json_response({"study": done.study, "series": done.series, "sop": done.sop_instance,
+                          "outcome": done.outcome}, 201)
+
+
+async def cloud_film(request: Request) -> Response:
+    """GET ?study=&series=&layout=CxR&format=png|pdf: the series on a 14x17-inch film at 300 dpi."""
+    q = request.query_params
+    study, fmt = q.get("study", ""), q.get("format", "png")
+    if not study or fmt not in ("png", "pdf"):
+        raise InvalidRequest("study is required; format: png or pdf")
+    await require_visible(request, study)
+    archive = request.app.state.archive
+
+    def made() -> bytes:
+        sheet = film.make_film(archive, study, q.get("series", ""), q.get("layout", ""))
+        rows = archive.instances(study)
+        return film.encode(sheet, fmt, str(archive.read_header(rows[0]).get("StudyDate", "")))
+    body = await run_in_threadpool(made)
+    return Response(body, media_type="image/png" if fmt == "png" else "application/pdf",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def console_stats(request: Request) -> Response:
+    """The delivery console's counts (operators: no patient data)."""
+    return json_response(await call(console.stats, request.app.state.archive, store_of(request),
+                                    Path(request.app.state.settings.data)))
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/portal/console/stats", console_stats, methods=["GET"]),
+        Route("/api/portal/fhir/DiagnosticReport", fhir_report, methods=["POST"]),
+        Route("/api/portal/film", cloud_film, methods=["GET"]),
+    ]

@@ -1,0 +1,114 @@
+"""Reports on the patient's page: only released (VERIFIED) Encapsulated PDF reports are shown; an
+amended one replaces the earlier and says so; the PDF opens from the archive (Chromium, 390x844)."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from benchmarks.net import YunyingServer
+from tests.dicomweb.helpers import multipart, part10
+from tests.frontends.conftest import PHONE as PHONE_CONTEXT
+from tests.portal.conftest import issue, last_code, store_study
+
+PDF_CLASS = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def pdf_report(study: str, flag: str, text: str, time: str) -> pydicom.Dataset:
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = PDF_CLASS, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+    ds.PatientName, ds.PatientID, ds.Modality = "Zhang^San", "P1", "DOC"
+    ds.ContentDate, ds.ContentTime, ds.VerificationFlag, ds.CompletionFlag = "20240102", time, flag, "COMPLETE"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    body = f"%PDF-1.4\n% {text}\n%%EOF\n".encode()
+    ds.EncapsulatedDocument = body + (b"\0" if len(body) % 2 else b"")
+    return ds
+
+
+def stow(srv: YunyingServer, ds: pydicom.Dataset) -> None:
+    body, ctype = multipart(part10(ds))
+    r = httpx.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype, **srv.headers})
+    assert r.status_code == 200, r.text
+
+
+def test_only_released_reports_and_the_amended_one_wins(open_page: Any, srv: YunyingServer) -> None:
+    phone = "13200000001"
+    study = store_study(srv)
+    stow(srv, pdf_report(study, "UNVERIFIED", "draft", "090000"))
+    url = issue(srv, study=study, phone=phone).json()["url"]
+    p = open_page(**PHONE_CONTEXT, locale="en")
+    page = p.page
+    page.goto(url)
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
+    page.fill("#phone", phone)
+    page.tap("#send")
+    page.wait_for_function("document.querySelector('#send').disabled")
+    page.fill("#code", last_code(srv, phone))
+    page.tap("#sms-submit")
+    page.wait_for_selector("#home:not([hidden]) .exam")
+    assert "Images ready" in page.inner_text(".exam") and page.query_selector(".exam .report") is None
+
+    stow(srv, pdf_report(study, "VERIFIED", "final one", "100000"))
+    stow(srv, pdf_report(study, "VERIFIED", "amended two", "110000"))
+    page.reload()
+    page.wait_for_selector("#home:not([hidden]) .exam .report")
+    assert "Report ready" in page.inner_text(".exam .status")
+    assert page.inner_text(".exam .report") == "Report (amended)"
+    with page.expect_popup() as popup:
+        page.tap(".exam .report")
+    tab = popup.value
+    tab.wait_for_function("location.href.startsWith('blob:')")
+    text = tab.evaluate("fetch(location.href).then(r => r.text())")
+    assert "amended two" in text and "draft" not in text
+    assert not p.errors, p.errors
+
+
+def code(meaning: str) -> pydicom.Dataset:
+    c = pydicom.Dataset()
+    c.CodeValue, c.CodingSchemeDesignator, c.CodeMeaning = "121070", "DCM", meaning
+    return c
+
+
+def text_sr(study: str, impression: str) -> pydicom.Dataset:
+    """A Basic Text SR (PS3.3 A.35.1): a titled container holding one TEXT item."""
+    ds = pdf_report(study, "VERIFIED", "-", "120000")
+    del ds.EncapsulatedDocument, ds.MIMETypeOfEncapsulatedDocument
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID, ds.Modality = "1.2.840.10008.5.1.4.1.1.88.11", "SR"
+    ds.ValueType, ds.ContinuityOfContent = "CONTAINER", "SEPARATE"
+    ds.ConceptNameCodeSequence = [code("影像诊断报告")]
+    item = pydicom.Dataset()
+    item.RelationshipType, item.ValueType, item.TextValue = "CONTAINS", "TEXT", impression
+    item.ConceptNameCodeSequence = [code("印象")]
+    ds.ContentSequence = [item]
+    return ds
+
+
+def test_a_structured_report_is_shown_as_text(open_page: Any, srv: YunyingServer) -> None:
+    phone = "13200000002"
+    study = store_study(srv)
+    stow(srv, text_sr(study, "右肺上叶小结节，建议随访。<b>x</b>"))
+    url = issue(srv, study=study, phone=phone).json()["url"]
+    p = open_page(**PHONE_CONTEXT, locale="zh-CN")
+    page = p.page
+    page.goto(url)
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
+    page.fill("#phone", phone)
+    page.tap("#send")
+    page.wait_for_function("document.querySelector('#send').disabled")
+    page.fill("#code", last_code(srv, phone))
+    page.tap("#sms-submit")
+    page.wait_for_selector("#home:not([hidden]) .exam .report")
+    assert "报告已出" in page.inner_text(".exam .status")
+    page.tap(".exam .report")
+    page.wait_for_selector(".exam .sr h3")
+    text = page.inner_text(".exam .sr")
+    assert "影像诊断报告" in text and "右肺上叶小结节，建议随访。<b>x</b>" in text  # shown as text, never markup
+    assert page.query_selector(".exam .sr b") is None
+    assert not p.errors, p.errors

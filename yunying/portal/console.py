@@ -1,0 +1,69 @@
+"""The delivery console's figures (issue 14 part 9): what was collected (exams, images, reports)
+per day, hospital and modality, what was delivered (exam QR codes, exams bound to patients,
+shares), and storage used. Counts only: the operator sees no patient data."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from index.query import Match, Query
+from yunying.archive import Archive
+from yunying.auth.schema import capability_tokens
+from yunying.auth.store import Store
+from yunying.portal.schema import bindings, exams
+
+REPORT_CLASSES = ("1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.88.11",
+                  "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33")
+
+
+def _v(json: dict[str, Any], tag: str) -> Any:
+    return (json.get(tag, {}).get("Value") or [None])[0]
+
+
+def _folder_bytes(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # removed while walking
+    return total
+
+
+def stats(archive: Archive, store: Store, data: Path) -> dict[str, Any]:
+    """Counts per day (StudyDate), hospital (the study's origin) and modality."""
+    studies = list(archive.search(Query("STUDY", includefields={"00080061", "00201208", "00080020"})))
+    per_day: Counter[str] = Counter()
+    per_hospital: Counter[str] = Counter()
+    per_modality: Counter[str] = Counter()
+    images_per_day: Counter[str] = Counter()
+    dicom_bytes = images = 0
+    for s in studies:
+        uid, day = _v(s, "0020000D"), str(_v(s, "00080020") or "unknown")
+        owner = archive.owner(uid)
+        count = int(_v(s, "00201208") or 0)
+        per_day[day] += 1
+        per_hospital[owner[0] if owner else "unknown"] += 1
+        for m in (s.get("00080061", {}).get("Value") or []):
+            per_modality[m] += 1
+        images_per_day[day] += count
+        images += count
+        dicom_bytes += sum(r.size for r in archive.instances(uid))
+    reports = list(archive.search(Query("IMAGE", [Match("00080016", "list", REPORT_CLASSES)])))
+    with store.engine.connect() as conn:
+        qr = conn.execute(select(func.count()).select_from(exams)).scalar_one()
+        off = conn.execute(select(func.count()).select_from(exams).where(exams.c.delivery_off.is_(True))).scalar_one()
+        bound = conn.execute(select(func.count(func.distinct(bindings.c.exam_id)))).scalar_one()
+        shared = conn.execute(select(func.count()).select_from(capability_tokens).where(
+            capability_tokens.c.kind == "share", capability_tokens.c.created_by.like("p\\_%", escape="\\")
+            | capability_tokens.c.created_by.like("i\\_%", escape="\\"))).scalar_one()
+    return {"exams": len(studies), "images": images, "reports": len(reports),
+            "per_day": dict(sorted(per_day.items())), "images_per_day": dict(sorted(images_per_day.items())),
+            "per_hospital": dict(per_hospital), "per_modality": dict(per_modality),
+            "delivery": {"qr_codes": qr, "bound_to_patients": bound, "delivery_off": off, "patient_shares": shared},
+            "storage": {"dicom_bytes": dicom_bytes, "total_bytes": _folder_bytes(data)}}

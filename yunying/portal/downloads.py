@@ -1,0 +1,74 @@
+"""A patient's exam as a ZIP (the originals + a DICOMDIR) encrypted with AES-256 (WinZip AE-2,
+pyzipper) under a generated extraction password shown once; kept DOWNLOAD_TTL, then deleted."""
+from __future__ import annotations
+
+import io
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pyzipper  # type: ignore[import-untyped]
+from sqlalchemy import delete, insert, select
+
+from yunying.archive import Archive
+from yunying.auth.errors import NotFound
+from yunying.auth.store import Store
+from yunying.portal.dicomdir import write_dicomdir
+from yunying.portal.schema import downloads
+
+DOWNLOAD_TTL = 24 * 3600
+FOLDER = "portal-downloads"
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"  # no 0/O, 1/l/I: read off a phone
+
+
+def _folder(data: Path) -> Path:
+    folder = Path(data) / FOLDER
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def sweep(store: Store, data: Path) -> None:
+    """Delete expired ZIPs and their rows."""
+    now = int(time.time())
+    with store.engine.begin() as conn:
+        old = conn.execute(select(downloads.c.id).where(downloads.c.expires_at <= now)).scalars().all()
+        conn.execute(delete(downloads).where(downloads.c.expires_at <= now))
+    for name in old:
+        (_folder(data) / f"{name}.zip").unlink(missing_ok=True)
+
+
+def make_zip(store: Store, archive: Archive, data: Path, account: str, study: str) -> dict[str, Any]:
+    """Build the ZIP of `study` for `account`; answers its id, password (once), size and expiry."""
+    sweep(store, data)
+    rows = archive.instances(study)
+    if not rows:
+        raise NotFound("the exam has no images yet")
+    password = "".join(secrets.choice(ALPHABET) for _ in range(12))
+    zip_id = "d_" + secrets.token_urlsafe(24)
+    target = _folder(data) / f"{zip_id}.zip"
+    with tempfile.TemporaryDirectory(dir=_folder(data)) as tmp:
+        write_dicomdir([pydicom.dcmread(io.BytesIO(archive.read_part10(r))) for r in rows], Path(tmp) / "DICOM")
+        with pyzipper.AESZipFile(target, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as z:
+            z.setpassword(password.encode())
+            for f in sorted(Path(tmp).rglob("*")):
+                if f.is_file():
+                    z.write(f, f.relative_to(tmp).as_posix())
+    now = int(time.time())
+    size = target.stat().st_size
+    with store.engine.begin() as conn:
+        conn.execute(insert(downloads).values(id=zip_id, account_id=account, study_uid=study, size=size,
+                                              created_at=now, expires_at=now + DOWNLOAD_TTL))
+    return {"id": zip_id, "password": password, "size": size, "expires_at": now + DOWNLOAD_TTL}
+
+
+def zip_path(store: Store, data: Path, account: str, zip_id: str, studies: frozenset[str]) -> Path:
+    """The file of a live ZIP of this account (for a study its token still sees); NotFound otherwise."""
+    now = int(time.time())
+    with store.engine.connect() as conn:
+        row = conn.execute(select(downloads).where(downloads.c.id == zip_id, downloads.c.account_id == account)).first()
+    if row is None or row.expires_at <= now or row.study_uid not in studies:
+        raise NotFound("unknown or expired download")
+    return _folder(data) / f"{zip_id}.zip"

@@ -1,0 +1,205 @@
+"""Proving who one is: an SMS code to the phone on record, or ID card number + name; then the
+exam is bound to the patient's account and a short patient access token is minted.
+
+Codes: 6 digits, valid CODE_TTL, one use, a new one after RESEND_AFTER, locked for LOCK_SECONDS
+after MAX_FAILURES wrong tries (per phone); ID card tries lock the exam the same way. Sends are
+also limited per client address (ADDRESS_SENDS per hour, in this process).
+"""
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+
+from yunying.auth import tokens
+from yunying.auth.errors import BadCredentials, Forbidden, NotFound
+from yunying.auth.schema import capability_tokens
+from yunying.auth.store import Store
+from yunying.errors import ArchiveError
+from yunying.portal.keyed import code_digest, normalise, pseudonym
+from yunying.portal.schema import accounts, bindings, codes, exams
+from yunying.portal.sms import SmsFailed, SmsGateway
+
+CODE_TTL = 5 * 60
+RESEND_AFTER = 60
+MAX_FAILURES = 5
+LOCK_SECONDS = 15 * 60
+ADDRESS_SENDS = 10
+
+
+class TooSoon(ArchiveError):
+    """Asked again before the wait is over (resend interval, address limit)."""
+
+    http_status = 429
+
+
+class GatewayFailed(ArchiveError):
+    """The SMS gateway did not take the message (its reason; no phone number)."""
+
+    http_status = 502
+
+
+class Locked(Forbidden):
+    """Too many wrong tries: locked for a while."""
+
+
+_sends: dict[str, deque[float]] = {}
+_sends_lock = threading.Lock()
+
+
+def _count_address(address: str) -> None:
+    now = time.monotonic()
+    with _sends_lock:
+        if len(_sends) > 100_000:
+            _sends.clear()
+        q = _sends.setdefault(address, deque())
+        while q and q[0] < now - 3600:
+            q.popleft()
+        if len(q) >= ADDRESS_SENDS:
+            raise TooSoon("too many codes asked from this address; try again later")
+        q.append(now)
+
+
+def phone_account(phone_hash: str) -> str:
+    return "p_" + phone_hash[:24]
+
+
+def _fail_exam(store: Store, exam: Any, now: int) -> None:
+    c = exams.c
+    with store.engine.begin() as conn:
+        conn.execute(update(exams).where(c.id == exam.id).values(id_failures=c.id_failures + 1))
+        conn.execute(update(exams).where(c.id == exam.id, c.id_failures >= MAX_FAILURES)
+                     .values(id_failures=0, id_locked_until=now + LOCK_SECONDS))
+
+
+def _check_exam_lock(exam: Any, now: int) -> None:
+    if exam is not None and exam.id_locked_until and now < exam.id_locked_until:
+        raise Locked("too many wrong tries for this exam; try again later")
+
+
+def send_code(store: Store, key: bytes, gateway: SmsGateway, exam: Any | None, phone: str, address: str) -> int:
+    """Send a new code to `phone` (the exam's phone on record, or a known account's); returns the
+    seconds until another may be asked."""
+    now = int(time.time())
+    ph = pseudonym(key, "phone", phone)
+    _check_exam_lock(exam, now)
+    if exam is not None and (exam.phone_hash is None or not hmac.compare_digest(exam.phone_hash, ph)):
+        _fail_exam(store, exam, now)  # guessing the phone of a found report counts as a wrong try
+        raise BadCredentials("this is not the phone number on record for this exam")
+    with store.engine.connect() as conn:
+        if exam is None and conn.execute(select(accounts.c.id).where(accounts.c.id == phone_account(ph))).first() is None:
+            raise NotFound("no exams are bound to this phone number yet; scan the code on your report")
+        row = conn.execute(select(codes).where(codes.c.phone_hash == ph)).first()
+    if row is not None and row.locked_until and now < row.locked_until:
+        raise Locked("too many wrong codes; try again later")
+    if row is not None and now - row.sent_at < RESEND_AFTER:
+        raise TooSoon(f"a code was just sent; ask again in {RESEND_AFTER - (now - row.sent_at)} s")
+    _count_address(address)
+    code = f"{secrets.randbelow(10 ** 6):06d}"
+    values = {"code_hash": code_digest(key, ph, code), "sent_at": now, "expires_at": now + CODE_TTL,
+              "failures": 0, "locked_until": None}
+    with store.engine.begin() as conn:
+        if row is None:
+            conn.execute(insert(codes).values(phone_hash=ph, **values))
+        else:
+            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(**values))
+    try:
+        gateway.send_code(normalise("phone", phone), code)
+    except (SmsFailed, OSError) as exc:  # the vendor refused, or the outbox file could not be written
+        with store.engine.begin() as conn:  # nothing was sent: the code is void and a retry is allowed at once
+            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(sent_at=0, expires_at=now))
+        raise GatewayFailed(f"the SMS could not be sent ({type(exc).__name__}); try again") from None
+    return RESEND_AFTER
+
+
+def check_code(store: Store, key: bytes, exam: Any | None, phone: str, code: str) -> str:
+    """The phone's account once `code` is right (the code is then used up); binds the exam."""
+    now = int(time.time())
+    ph = pseudonym(key, "phone", phone)
+    with store.engine.begin() as conn:
+        row = conn.execute(select(codes).where(codes.c.phone_hash == ph)).first()
+        if row is None:
+            raise BadCredentials("no code was sent to this phone; ask for one")
+        if row.locked_until and now < row.locked_until:
+            raise Locked("too many wrong codes; try again later")
+        if now >= row.expires_at:
+            raise BadCredentials("the code has expired; ask for a new one")
+        if not hmac.compare_digest(row.code_hash, code_digest(key, ph, str(code).strip())):
+            failures = row.failures + 1
+            locked = now + LOCK_SECONDS if failures >= MAX_FAILURES else None
+            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(
+                failures=0 if locked else failures, locked_until=locked, expires_at=now if locked else row.expires_at))
+            wrong = True
+        else:
+            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(expires_at=now))  # one use
+            wrong = False
+    if wrong:
+        raise Locked("too many wrong codes; try again later") if locked else BadCredentials("wrong code")
+    if exam is not None and exam.phone_hash != ph:
+        raise BadCredentials("this is not the phone number on record for this exam")
+    return _bind(store, phone_account(ph), "phone", normalise("phone", phone)[-4:], exam, now,
+                 exams.c.phone_hash == ph)
+
+
+def check_id(store: Store, key: bytes, exam: Any, id_number: str, name: str) -> str:
+    """The ID card's account once number and name match the exam's record; binds the exam."""
+    now = int(time.time())
+    _check_exam_lock(exam, now)
+    ih, nh = pseudonym(key, "id", id_number), pseudonym(key, "name", name)
+    if exam.id_hash is None or exam.name_hash is None or not (
+            hmac.compare_digest(exam.id_hash, ih) & hmac.compare_digest(exam.name_hash, nh)):
+        _fail_exam(store, exam, now)
+        raise BadCredentials("the ID card number or the name does not match the exam's record")
+    return _bind(store, "i_" + ih[:24], "id", normalise("id", id_number)[-4:], exam, now,
+                 and_(exams.c.id_hash == ih, exams.c.name_hash == nh))
+
+
+def _bind(store: Store, account: str, kind: str, hint: str, exam: Any | None, now: int, same_patient: Any) -> str:
+    """Bind the scanned exam, and every other exam recorded with the same verified phone (or
+    ID card + name): the patient's other exams at the hospital appear without scanning each."""
+    with store.engine.begin() as conn:
+        if conn.execute(select(accounts.c.id).where(accounts.c.id == account)).first() is None:
+            conn.execute(insert(accounts).values(id=account, kind=kind, hint=hint, created_at=now))
+        bound = set(conn.execute(select(bindings.c.exam_id).where(bindings.c.account_id == account)).scalars())
+        found = set(conn.execute(select(exams.c.id).where(same_patient)).scalars())
+        for exam_id in sorted(found - bound):
+            conn.execute(insert(bindings).values(account_id=account, exam_id=exam_id, bound_at=now))
+        if exam is not None:
+            if exam.id in bound:  # scanned again: it moves to the top
+                conn.execute(update(bindings).where(bindings.c.account_id == account, bindings.c.exam_id == exam.id)
+                             .values(bound_at=now))
+            conn.execute(update(exams).where(exams.c.id == exam.id).values(id_failures=0))
+    return account
+
+
+def account_exams(store: Store, account: str) -> list[dict[str, Any]]:
+    """The account's deliverable exams (bound, delivery on, exam token not revoked), newest binding first."""
+    now = int(time.time())
+    q = (select(exams.c.id, exams.c.study_uid, exams.c.hospital_id, exams.c.accession, bindings.c.bound_at)
+         .join(bindings, bindings.c.exam_id == exams.c.id)
+         .join(capability_tokens, capability_tokens.c.id == exams.c.capability_id)
+         .where(bindings.c.account_id == account, exams.c.delivery_off.is_(False),
+                capability_tokens.c.revoked_at.is_(None), capability_tokens.c.expires_at > now)
+         .order_by(bindings.c.bound_at.desc()))
+    with store.engine.connect() as conn:
+        return [{"exam": r.id, "study": r.study_uid, "hospital": r.hospital_id, "accession": r.accession,
+                 "bound_at": r.bound_at} for r in conn.execute(q)]
+
+
+def session(store: Store, account: str) -> dict[str, Any]:
+    """A patient access token seeing exactly the account's exams (view and download)."""
+    found = account_exams(store, account)
+    if not found:
+        raise NotFound("no exams are bound to this account")
+    token, ttl = tokens.issue_access_token(
+        store, kind="patient", subject=account, hospital=found[0]["hospital"], studies=[e["study"] for e in found],
+        permissions=["dicomweb.read", "download"])
+    with store.engine.connect() as conn:
+        hint = conn.execute(select(accounts.c.hint).where(accounts.c.id == account)).scalar_one()
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "account": account,
+            "hint": hint, "exams": found}
