@@ -65,6 +65,12 @@ def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return named, {}
     if path.startswith("/api/audit"):
         return "audit.read", {}
+    if path.startswith("/api/portal/"):  # the patient portal (issue 14): downloads, films, shares
+        if path.startswith(("/api/portal/downloads", "/api/portal/film")):
+            return "download", {}
+        if path.startswith("/api/portal/shares") and method in ("POST", "DELETE"):
+            return ("share.create" if method == "POST" else "share.revoke"), {}
+        return ("portal" if method in ("GET", "HEAD") else "portal.change"), {}
     if path.startswith("/api/admin") and method in ("POST", "PUT", "PATCH", "DELETE"):
         return "admin.change", {}
     return None
