@@ -19,14 +19,17 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
+import yunying.audit.syslog  # noqa: F401 - registers the audit component's migrations
 import yunying.auth.oidc.tables  # noqa: F401 - registers the oidc component's migrations
 import yunying.portal.schema  # noqa: F401 - registers the portal component's migrations
 from tests.conftest import missing_tool, start_with_env
+from yunying.audit import store as audit_store
+from yunying.audit.trail import Trail
 from yunying.auth import directory, grants, keys, launch, passwords, tokens
 from yunying.auth import store as store_mod
-from yunying.auth.errors import BadCredentials, Conflict, Forbidden
+from yunying.auth.errors import BadCredentials, Conflict, Forbidden, InvalidRequest
 from yunying.auth.identify import Identifier, InvalidToken
-from yunying.auth.oidc.store import OAuthStore
+from yunying.auth.oidc.store import ClientError, OAuthStore
 from yunying.auth.roles import SeparationOfDuties
 from yunying.auth.store import Store, open_store, schema_migrations
 from yunying.portal import exams as portal_exams
@@ -63,13 +66,15 @@ def pg(pg_url: str, tmp_path: Path) -> Iterator[Store]:
 
 def test_every_registered_migration_runs_on_postgresql(pg: Store) -> None:
     registered = set(store_mod._MIGRATIONS)
-    assert {("auth", 1), ("auth", 2), ("oidc", 1), ("portal", 1), ("portal", 2)} <= registered
+    assert {("auth", 1), ("auth", 2), ("oidc", 1), ("portal", 1), ("portal", 3), ("audit", 2)} <= registered
     with pg.engine.connect() as conn:
         done = {(r.component, r.version) for r in conn.execute(select(schema_migrations))}
     assert registered <= done
     tables = set(inspect(pg.engine).get_table_names())
     assert {"users", "capability_tokens", "login_failures", "oauth_clients", "portal_exams",
-            "portal_downloads"} <= tables
+            "portal_downloads", "audit_records", "audit_forward"} <= tables
+    size = next(c for c in inspect(pg.engine).get_columns("portal_downloads") if c["name"] == "size")
+    assert str(size["type"]) == "BIGINT"  # a ZIP of a large study passes 2 GiB
     assert pg.migrate() == []  # idempotent
     assert pg.generation() == -1  # no shared revocation stamp: identities are never cached
 
@@ -241,6 +246,45 @@ def test_portal_exam_codes_and_binding(pg: Store) -> None:
     assert [e["study"] for e in portal_verify.account_exams(pg, account)] == ["1.2.9"]
     portal_exams.set_delivery(pg, "default", "1.2.9", False)
     assert portal_verify.account_exams(pg, account) == []
+
+
+def test_too_long_values_are_refused_not_a_database_error(pg: Store) -> None:
+    with pytest.raises(InvalidRequest, match="display_name"):
+        directory.add_user(pg, "u1", display_name="x" * 201)
+    with pytest.raises(InvalidRequest, match="title"):
+        directory.add_user(pg, "u1", title="x" * 101)
+    directory.add_user(pg, "u1", phone="1" * 40)
+    with pytest.raises(InvalidRequest, match="phone"):
+        directory.update_user(pg, "u1", phone="1" * 41)
+    with pytest.raises(InvalidRequest, match="name"):
+        directory.add_hospital(pg, "h3", "医" * 201)
+    with pytest.raises(InvalidRequest, match="description"):
+        directory.save_role(pg, "r1", ["dicomweb.read"], "x" * 301)
+    with pytest.raises(InvalidRequest, match="label"):
+        tokens.create_capability(pg, created_by="u1", hospital="default", studies=["1.2"], label="x" * 201)
+    with pytest.raises(InvalidRequest, match="accession"):
+        portal_exams.issue_exam(pg, b"k" * 32, hospital="default", study="1.2.3", accession="A" * 65,
+                                contact=portal_exams.Contact(), created_by="ris")
+    with pytest.raises(ClientError, match="name"):
+        OAuthStore(pg).add_client("x" * 201, [], "openid", ["client_credentials"], False, "default")
+    assert directory.get_user(pg, "u1")["phone"] == "1" * 40  # nothing stored touched
+
+
+def test_the_audit_trail_chains_on_postgresql(pg: Store) -> None:
+    key = secrets.token_bytes(32)
+    trail = Trail(pg.engine, key)
+    try:
+        trail.submit({"principal_kind": "user", "principal_id": "li", "action": "qido", "status": "200"})
+        trail.submit({"principal_kind": "user", "principal_id": "s" * 300, "action": "wado", "status": "200",
+                      "client": "c" * 300, "studies": ["1.2.3", "1.2.4"]})  # an external IdP's long subject
+        last = trail.submit({"principal_kind": "peer", "principal_id": "CT1", "face": "dimse",
+                             "action": "c-store", "status": "0x0000"}).result(30)
+    finally:
+        trail.close()
+    assert last == 3
+    assert audit_store.verify(pg.engine, key) == (3, [])
+    found = audit_store.search(pg.engine, principal="li")
+    assert [r["action"] for r in found] == ["qido"]
 
 
 def test_yunying_serve_keeps_its_app_state_on_postgresql(pg_url: str, tmp_path: Path) -> None:

@@ -263,7 +263,7 @@ class Trail:
             rows = []
             for entry in entries:
                 seq += 1
-                r = {**entry, "seq": seq, "prev_hash": prev, "alg": chain.ALG}
+                r = _clip({**entry, "seq": seq, "prev_hash": prev, "alg": chain.ALG})
                 r["hash"] = prev = chain.record_hash(self.key, r)
                 rows.append(r)
             conn.execute(insert(records), rows)
@@ -286,6 +286,20 @@ def new_id() -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# PostgreSQL refuses a string longer than its column (SQLite keeps it): the writer would retry
+# that batch for ever and every audited request would wait. Clipped before hashing, so the
+# chain covers what is stored.
+_LIMITS = {c.name: c.type.length for c in records.c if getattr(c.type, "length", None)}
+
+
+def _clip(row: Entry) -> Entry:
+    for name, most in _LIMITS.items():
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > most:
+            row[name] = value[:most]
+    return row
 
 
 def _complete(entry: Entry) -> Entry:
