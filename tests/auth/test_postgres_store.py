@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
-import yunying.audit.syslog  # noqa: F401 - registers the audit component's migrations
-import yunying.auth.oidc.tables  # noqa: F401 - registers the oidc component's migrations
-import yunying.portal.schema  # noqa: F401 - registers the portal component's migrations
+import yunying.audit.syslog  # registers the audit component's migrations
+import yunying.auth.oidc.tables  # registers the oidc component's migrations
+import yunying.portal.schema  # registers the portal component's migrations
 from tests.conftest import missing_tool, start_with_env
 from yunying.audit import store as audit_store
 from yunying.audit.trail import Trail

@@ -291,7 +291,7 @@ def _now_ms() -> int:
 # PostgreSQL refuses a string longer than its column (SQLite keeps it): the writer would retry
 # that batch for ever and every audited request would wait. Clipped before hashing, so the
 # chain covers what is stored.
-_LIMITS = {c.name: c.type.length for c in records.c if getattr(c.type, "length", None)}
+_LIMITS = {c.name: most for c in records.c if (most := getattr(c.type, "length", None))}
 
 
 def _clip(row: Entry) -> Entry:

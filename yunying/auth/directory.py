@@ -168,10 +168,10 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
         with store.engine.begin() as conn:
             require_hospital(conn, hospital)
             _require_department(conn, hospital, department)
-            conn.execute(insert(users).values(fits(users, dict(
-                username=username, display_name=display_name, hospital_id=hospital, department_id=department,
-                title=title, phone=phone, password_hash=password_hash, disabled=False,
-                must_change_password=must_change_password, created_at=int(time.time())))))
+            conn.execute(insert(users).values(fits(users, {
+                "username": username, "display_name": display_name, "hospital_id": hospital,
+                "department_id": department, "title": title, "phone": phone, "password_hash": password_hash,
+                "disabled": False, "must_change_password": must_change_password, "created_at": int(time.time())})))
             for role, level in roles:
                 _assign(conn, username, hospital, role, level)
     except IntegrityError:

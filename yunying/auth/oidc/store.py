@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from yunying.auth.errors import InvalidRequest
 from yunying.auth.oidc.models import AuthCode, Client, RefreshToken, digest
 from yunying.auth.oidc.tables import (
     clients,
@@ -22,7 +23,6 @@ from yunying.auth.oidc.tables import (
     revoked_access,
     sessions,
 )
-from yunying.auth.errors import InvalidRequest
 from yunying.auth.schema import fits
 from yunying.auth.store import Store
 
