@@ -6,7 +6,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -80,6 +79,7 @@ def test_bad_launch_jwts_are_refused_with_a_reason(setup: tuple[YunyingServer, J
     public_pem = idp.keys[-1].as_pem(private=False)
     stranger = RSAKey.generate_key(2048, parameters={"kid": "k1"}, private=True)
     refused = {
+        "not a JWT": ("garbage", "JWT"),
         "wrong key": (launch_token(idp, aud, key=stranger), "signature"),
         "alg none": (unsigned({"alg": "none", "kid": "k1"}, claims), "signature"),
         "HS256 with their public key": (hs256({"alg": "HS256", "kid": "k1"}, claims, public_pem), "signature"),

@@ -61,6 +61,8 @@ class TokenVerifier:
         """A launch JWT of a trusted hospital provider, checked like its access tokens but for
         `audience` (our launch endpoint), so an access token is no launch link and the reverse."""
         issuer = _peek_issuer(token)
+        if issuer is None:
+            raise InvalidToken("the token is not a JWT")
         trusted = next((t for t in self.provider.config.trusted if t.issuer == issuer), None)
         if trusted is None:
             raise InvalidToken("the token's issuer is not trusted")
