@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--frames", type=int, default=600, help="frame requests per throughput run")
+    ap.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for B only, e.g. YUNYING_AUDIT=false to leave issue 12's trail out")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yunying-ab-") as tmp:
         root = Path(tmp)
@@ -69,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         tree = checkout(args.ref, root / "ref")
         servers = {}
         try:
-            servers = {f"A {args.ref}": start_yunying(root / "a", repo_root=tree),
-                       "B this checkout": start_yunying(root / "b")}
+            servers = {f"A {args.ref}": start_yunying(root / "a", repo_root=tree)}
+            saved = dict(os.environ)
+            os.environ.update(kv.split("=", 1) for kv in args.b_env)
+            try:
+                servers["B this checkout"] = start_yunying(root / "b")
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
             for srv in servers.values():
                 stow(srv.dicomweb_url, [*corpus.files, *ct.files])
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
@@ -90,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                       ("qido_cpu", "CPU ms"), ("frame_cpu", "CPU ms")):
         va, vb = statistics.median(x[key] for x in ra), statistics.median(x[key] for x in rb)
         print(f"{key + ' (' + unit + ')':<22}{va:>18.2f}{vb:>18.2f}{vb / va:>7.2f}x")
-    print(f"{args.rounds} rounds, A and B alternating; {args.studies} studies, CT {args.slices} slices")
+    print(f"{args.rounds} rounds, A and B alternating; {args.studies} studies, CT {args.slices} slices"
+          + (f"; B with {' '.join(args.b_env)}" if args.b_env else ""))
     return 0
 
 

@@ -16,16 +16,29 @@ from starlette.routing import BaseRoute, Match, Route
 
 import yunying.auth
 import yunying.auth.oidc
-from dicomweb import accounts, admin_api, capabilities, frames, qido, rendered, stow, wado, wado_uri
+from dicomweb import (
+    accounts,
+    admin_api,
+    audit_api,
+    capabilities,
+    frames,
+    qido,
+    rendered,
+    stow,
+    wado,
+    wado_uri,
+)
 from dicomweb import oidc as oidc_face
 from dicomweb.coding import ContentCoding
 from dicomweb.contain import ContainErrors
+from dicomweb.hardening import Digests, RateLimit, SecurityHeaders
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.paths import CollapseSlashes
 from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
 from yunying.archive import Archive
+from yunying.audit.middleware import AuditMiddleware
 from yunying.auth import Auth
 from yunying.auth.middleware import AuthMiddleware
 from yunying.errors import ArchiveError
@@ -131,6 +144,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     auth = auth or yunying.auth.start(settings)
     middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
                   Middleware(CollapseSlashes),  # `//` in paths collapsed before routing and auth
+                  Middleware(Digests),  # Repr-Digest / Content-MD5 of the bytes sent (issue 12)
                   # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
                   Middleware(ContentCoding, binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
@@ -138,8 +152,14 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
-    routes = _merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
+    routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
+              + audit_api.routes())
+    middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
+                                 cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
+    middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
+    if settings.rate_limit:  # inside auth: counted per principal (issue 12 part 8)
+        middleware.append(Middleware(RateLimit, per_second=settings.rate_limit))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive

@@ -18,6 +18,7 @@ import functools
 import logging
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -198,6 +199,10 @@ def send_buffers(sock: socket.socket, buffers: list[Buffer], timeout: float | No
     connection shut down (TimeoutError): a blocking send would wait for it forever, and the
     C-MOVE/C-GET/C-FIND with it."""
     pending = [b if isinstance(b, bytes) else memoryview(b).cast("B") for b in buffers if len(b)]
+    if isinstance(sock, ssl.SSLSocket):  # DICOM TLS: no sendmsg; TLS copies into records anyway
+        for b in pending:
+            sock.sendall(b)
+        return
     deadline = None if timeout is None else time.monotonic() + timeout
     flags = 0 if deadline is None else socket.MSG_DONTWAIT
     while pending:

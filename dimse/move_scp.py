@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ PENDING, CANCELLED = 0xFF00, 0xFE00
 
 
 def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
-              peers: Mapping[str, tuple[str, int]]) -> Iterator[Any]:
+              peers: Mapping[str, tuple[str, int]], tls: ssl.SSLContext | None = None) -> Iterator[Any]:
     """EVT_C_MOVE: destination, number of sub-operations, then (status, dataset) per instance."""
     calling = str(event.assoc.requestor.ae_title).strip()
     dest = str(event.move_destination or "").strip()
@@ -68,7 +69,13 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
         sub["assoc"] = e.assoc
 
     contexts = contexts_for(rows) or [build_context(VERIFICATION)]
-    yield host, port, {"contexts": contexts, "evt_handlers": [*HANDLERS, (evt.EVT_ESTABLISHED, grab)]}
+    options: dict[str, Any] = {"contexts": contexts, "evt_handlers": [*HANDLERS, (evt.EVT_ESTABLISHED, grab)]}
+    if getattr(peers[dest], "tls", False):  # a DICOM TLS peer (PS3.15 B.9): our certificate, theirs checked
+        if tls is None:
+            log.warning("C-MOVE to %s: the peer wants TLS but no tls_cert is configured", dest)
+        else:
+            options["tls_args"] = (tls, host)
+    yield host, port, options
     if problem is not None:
         # pynetdicom only reports a handler's status once the destination is associated
         tally(event, "move_refused")

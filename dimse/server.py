@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from dimse import associations
 from dimse.access import AccessPolicy, policy_for
 from dimse.associations import quiet_pynetdicom
+from dimse.audit_hooks import audited_query, audited_store
 from dimse.echo_scp import on_c_echo
 from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
@@ -69,6 +71,7 @@ class DimseServer:
     ae: AE
     server: ThreadedAssociationServer
     policy: AccessPolicy
+    tls_server: ThreadedAssociationServer | None = None  # DICOM TLS on settings.dimse_tls_port
 
     @property
     def port(self) -> int:
@@ -79,10 +82,20 @@ class DimseServer:
         (so the archive can be closed after this returns)."""
         running = [a for a in self.ae.active_associations if a.is_acceptor]
         self.server.shutdown()
+        if self.tls_server is not None:
+            self.tls_server.shutdown()
         self.ae.shutdown()
         deadline = time.monotonic() + grace
         for assoc in running:
             assoc.join(max(0.0, deadline - time.monotonic()))
+
+
+def _scu_tls(settings: Settings) -> ssl.SSLContext | None:
+    """Our side of DICOM TLS to peers marked "tls": our certificate, theirs checked against tls_client_ca."""
+    if not settings.tls_cert:
+        return None
+    from yunying.tls import client_context
+    return client_context(settings.tls_client_ca, settings.tls_cert, settings.tls_key)
 
 
 def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
@@ -97,10 +110,10 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
         (evt.EVT_ESTABLISHED, associations.on_established),
         (evt.EVT_CONN_CLOSE, associations.on_closed),
         (evt.EVT_C_ECHO, on_c_echo),
-        (evt.EVT_C_STORE, on_c_store, [archive, policy]),
-        (evt.EVT_C_FIND, on_c_find, [archive, policy, settings.aet]),
-        (evt.EVT_C_MOVE, on_c_move, [archive, policy, peers]),
-        (evt.EVT_C_GET, on_c_get, [archive, policy]),
+        (evt.EVT_C_STORE, audited_store(on_c_store), [archive, policy]),
+        (evt.EVT_C_FIND, audited_query(on_c_find, "query"), [archive, policy, settings.aet]),
+        (evt.EVT_C_MOVE, audited_query(on_c_move, "retrieve"), [archive, policy, peers, _scu_tls(settings)]),
+        (evt.EVT_C_GET, audited_query(on_c_get, "retrieve"), [archive, policy]),
     ]
     server = ae.start_server((settings.host, settings.dimse_port), block=False,
                              evt_handlers=handlers)  # type: ignore[arg-type]
@@ -109,4 +122,15 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     log.info("DIMSE SCP %s listening on %s:%d (%d storage classes, %d peers, accept_all=%s)",
              settings.aet, settings.host, server.server_address[1], len(storage_classes()),
              len(peers), settings.dimse_accept_all)
-    return DimseServer(ae, server, policy)
+    tls_server = None
+    if settings.dimse_tls_port:  # PS3.15 B.9: the same services over TLS, on a port of their own
+        from yunying.tls import server_context
+        tls_server = ae.start_server((settings.host, settings.dimse_tls_port), block=False,
+                                     evt_handlers=handlers,  # type: ignore[arg-type]
+                                     ssl_context=server_context(settings.tls_cert, settings.tls_key,
+                                                                settings.tls_client_ca))
+        assert tls_server is not None
+        tls_server.contexts = SharedContexts(tls_server.contexts)
+        log.info("DICOM TLS on %s:%d (client certificates %s)", settings.host, settings.dimse_tls_port,
+                 "required" if settings.tls_client_ca else "not asked for")
+    return DimseServer(ae, server, policy, tls_server)

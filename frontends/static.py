@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 # login.css itself); mounted, /login/page.html etc. would be served raw.
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
+    "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
     "/admin": "admin",
     "/portal": "portal",
     "/common": "common",

@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ log = logging.getLogger("yunying")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {k: getattr(args, k, None) for k in ("data", "host", "http_port", "dimse_port", "aet")}
+    overrides = {k: getattr(args, k, None) for k in ("data", "host", "http_port", "dimse_port", "aet",
+                                                     "tls_cert", "tls_key")}
     if getattr(args, "peers", None):
         overrides["peers"] = load_peers(args.peers)
     if getattr(args, "cors_origins", None):
@@ -81,6 +83,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
+    if settings.audit:  # before any face starts: every access is recorded (issue 12)
+        import yunying.audit
+        from yunying.audit.patients import study_patients
+        yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
+                            syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = None
     try:
         try:
@@ -92,10 +99,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = build_app(archive, settings, _statement(settings), auth)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
-                                access_log=False, timeout_graceful_shutdown=30)
+                                access_log=False, timeout_graceful_shutdown=30,
+                                ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
+        if settings.tls_cert:  # HTTPS: TLS 1.2 or newer only (issue 12 part 7)
+            from yunying.tls import server_context
+            server_context(settings.tls_cert, settings.tls_key)  # a bad file is a clear setting error
+            config.load()
+            assert config.ssl is not None
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
         where = f"DIMSE {settings.aet} on {settings.host}:{settings.dimse_port}" if dimse is not None \
             else "DIMSE disabled"
-        print(f"yunying: DICOMweb on http://{settings.host}:{settings.http_port}/dicomweb, {where}, "
+        if dimse is not None and settings.dimse_tls_port:
+            where += f", DICOM TLS on port {settings.dimse_tls_port}"
+        print(f"yunying: DICOMweb on {'https' if settings.tls_cert else 'http'}://{settings.host}:{settings.http_port}/dicomweb, {where}, "
               f"data in {settings.data}", file=sys.stderr, flush=True)
         # uvicorn re-raises SIGTERM/SIGINT once it has drained; a no-op handler lets `finally` run
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -104,6 +120,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if dimse is not None:
             dimse.stop()
+        if settings.audit:
+            yunying.audit.stop()  # writes the open frame windows and what is queued
         archive.close()  # drains the index writer: everything acknowledged is committed
         print("yunying: stopped cleanly", file=sys.stderr, flush=True)
     return 0
@@ -179,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--peers", help='JSON file {"AET": ["host", port]} or {"AET": {"host": ..., "port": ..., '
                        '"hospital": ..., "see": [...]}} (README: DIMSE peers and hospitals)')
     serve.add_argument("--cors-origins", nargs="*", help="origins allowed by CORS")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS (TLS 1.2+, HSTS) and DICOM TLS")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
     serve.add_argument("--accept-all-aets", action="store_true", help="any calling AE may store/query/retrieve")
     serve.set_defaults(func=cmd_serve)
     imp = sub.add_parser("import", help="bulk-load DICOM files and folders")
@@ -195,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

@@ -4,6 +4,7 @@ Two forms, mixable in one peers file (issue 11, part 8):
     {"CT1": ["10.0.0.5", 104]}                                   # the default hospital
     {"PACS2": {"host": "10.0.1.9", "port": 104, "hospital": "h2",
                "department": "radiology", "see": ["h2", "h3"]}}   # or "see": "all"
+    {"PACS3": {"host": "10.0.2.1", "port": 2762, "tls": true}}  # C-MOVE to it over DICOM TLS
 A peer stores into its hospital (and department); C-FIND / C-MOVE / C-GET see its hospital's
 studies, or the hospitals `see` lists (its own always included), or everything with "all".
 """
@@ -22,15 +23,17 @@ class Peer(tuple[str, int]):
     hospital: str
     department: str | None
     see: frozenset[str] | None  # hospitals beyond its own; None: everything ("all")
+    tls: bool  # we reach it over DICOM TLS (issue 12 part 7)
 
     def __new__(cls, host: str, port: int, hospital: str = DEFAULT_HOSPITAL,
-                department: str | None = None, see: frozenset[str] | None = frozenset()) -> Self:
+                department: str | None = None, see: frozenset[str] | None = frozenset(),
+                tls: bool = False) -> Self:
         self = super().__new__(cls, (host, port))
-        self.hospital, self.department, self.see = hospital, department, see
+        self.hospital, self.department, self.see, self.tls = hospital, department, see, tls
         return self
 
     def __reduce__(self) -> Any:  # copies and pickles keep the hospital
-        return (Peer, (self[0], self[1], self.hospital, self.department, self.see))
+        return (Peer, (self[0], self[1], self.hospital, self.department, self.see, self.tls))
 
     @property
     def visibility(self) -> Visibility:
@@ -49,7 +52,10 @@ def parse_peer(value: Any) -> Peer | None:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         host, port = value
         return Peer(host, port) if _address(host, port) else None
-    if not isinstance(value, dict) or set(value) - {"host", "port", "hospital", "department", "see"}:
+    if not isinstance(value, dict) or set(value) - {"host", "port", "hospital", "department", "see", "tls"}:
+        return None
+    tls = value.get("tls", False)
+    if not isinstance(tls, bool):
         return None
     host, port = value.get("host"), value.get("port")
     hospital = value.get("hospital", DEFAULT_HOSPITAL)
@@ -58,10 +64,10 @@ def parse_peer(value: Any) -> Peer | None:
     if not _address(host, port) or not _name(hospital) or not (department is None or _name(department)):
         return None
     if see == ALL:
-        return Peer(host, port, hospital, department, None)
+        return Peer(host, port, hospital, department, None, tls)
     if not isinstance(see, list) or not all(_name(h) for h in see):
         return None
-    return Peer(host, port, hospital, department, frozenset(see) - {hospital})
+    return Peer(host, port, hospital, department, frozenset(see) - {hospital}, tls)
 
 
 def _address(host: Any, port: Any) -> bool:

@@ -45,6 +45,18 @@ class Settings:
     oidc_access_token_minutes: int = 10  # at most 15
     oidc_refresh_token_hours: int = 12
     oidc_trusted_issuers: list[dict[str, Any]] = field(default_factory=list)  # hospitals' own providers
+    # audit trail (issue 12, README "Audit trail")
+    audit: bool = True  # record every access to patient data and every security event
+    audit_retention_days: int = 180  # records older than this may be purged (at least 180)
+    audit_syslog: str = ""  # tls://collector:6514: forward every record (RFC 5424 over TLS)
+    audit_syslog_ca: str = ""  # CA file the collector's certificate is checked against (else the system's)
+    # transport security (issue 12 part 7, README "TLS")
+    tls_cert: str = ""  # PEM certificate (chain): HTTPS on http_port, and DICOM TLS on dimse_tls_port
+    tls_key: str = field(default="", repr=False)  # its PEM private key
+    dimse_tls_port: int = 0  # DICOM TLS port of the SCP (PS3.15 B.9; 2762 is registered); 0: none
+    tls_client_ca: str = ""  # CA file: DICOM TLS peers must present a certificate it signed
+    frame_ancestors: list[str] = field(default_factory=list)  # origins that may frame our pages (CSP)
+    rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -73,6 +85,18 @@ class Settings:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
+        if self.audit_syslog and not self.audit_syslog.startswith(("tls://", "tcp://")):
+            raise SettingError(f"audit_syslog: {self.audit_syslog!r} is not tls://host:port")
+        if not isinstance(self.rate_limit, int) or self.rate_limit < 0:
+            raise SettingError(f"rate_limit: {self.rate_limit!r} is not 0 (off) or requests per second")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingError("tls_cert and tls_key: give both (PEM files) or neither")
+        if self.dimse_tls_port and not self.tls_cert:
+            raise SettingError("dimse_tls_port: needs tls_cert and tls_key")
+        if not isinstance(self.dimse_tls_port, int) or not 0 <= self.dimse_tls_port <= 65535:
+            raise SettingError(f"dimse_tls_port: {self.dimse_tls_port!r} is not a TCP port (0-65535)")
+        if not isinstance(self.audit_retention_days, int) or self.audit_retention_days < 180:
+            raise SettingError("audit_retention_days: at least 180 (GB/T 22239-2019 8.1.4.3: six months)")
         check_api_keys(self.api_keys)
         if self.api_key and len(self.api_key) < 16:
             raise SettingError("api_key: at least 16 characters (YUNYING_API_KEY)")

@@ -25,7 +25,9 @@ class Page:
     """A fresh browser context (empty cache, own profile) with its console errors collected."""
 
     def __init__(self, browser: Any, **context: Any) -> None:
-        self.context = browser.new_context(**context)
+        # Playwright polls string predicates with eval, which the pages' CSP forbids (issue 12);
+        # tests/dicomweb/test_hardening.py loads the pages under their CSP
+        self.context = browser.new_context(**{"bypass_csp": True, **context})
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)

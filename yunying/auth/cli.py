@@ -94,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     except ArchiveError as exc:
         print(f"yunying users {op}: {exc.reason}", file=sys.stderr)
         return 1
+    from yunying.audit import (
+        record_cli,  # every user, role and key change is in the trail (issue 12)
+    )
+    record_cli(a, f"users.{op}", {k: str(v) for k in ("username", "role", "hospital", "add", "revoke") if (v := getattr(a, k, None))})
     return 0
 
 

@@ -103,6 +103,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/admin/registrations/{reg}/photos/{photo}", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/reject", (ADMIN, R.USERS_MANAGE)),
+    # the audit trail (issue 12): the audit admin only (separation of duties: not `admin`)
+    ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
+    ("GET", "/api/security/statement", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),  # MLPS statement (assessors)
     # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
     ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE)),
     ("POST", "/api/portal/fhir/DiagnosticReport", DICOMWEB_WRITE),  # a RIS's report, stored as DICOM

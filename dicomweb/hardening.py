@@ -1,0 +1,156 @@
+"""Response headers (issue 12 parts 7-8): HSTS when served over TLS (RFC 6797), no MIME
+sniffing, no Referer leaking a study URL to another site; digests on downloads."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+import tempfile
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+HSTS_SECONDS = 31_536_000  # one year
+
+
+def content_security_policy(frame_ancestors: list[str]) -> bytes:
+    """Pages load only their own scripts, styles and data (no inline script, no CDN), and are
+    framed only by the listed origins (none by default: clickjacking)."""
+    ancestors = " ".join(frame_ancestors) or "'none'"
+    return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            f"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors {ancestors}").encode()
+
+
+class SecurityHeaders:
+    """An ASGI wrapper adding the headers to every HTTP response start (CSP on pages only)."""
+
+    def __init__(self, app: Any, hsts: bool = False, frame_ancestors: list[str] | None = None,
+                 cross_origin: bool = False) -> None:
+        self.app = app
+        extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                 # viewers on other origins (CORS) may read DICOMweb answers; nobody else embeds them
+                 (b"cross-origin-resource-policy", b"cross-origin" if cross_origin else b"same-origin")]
+        if hsts:
+            extra.append((b"strict-transport-security", f"max-age={HSTS_SECONDS}".encode()))
+        self.extra = extra
+        self.page = [(b"content-security-policy", content_security_policy(frame_ancestors or []))]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                present = {k.lower() for k, _ in headers}
+                extra = self.extra
+                if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
+                    extra = extra + self.page
+                message = {**message, "headers": [*headers, *(h for h in extra if h[0] not in present)]}
+            await send(message)
+        await self.app(scope, receive, with_headers)
+
+
+_DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]+(/series/[^/]+(/instances/[^/]+)?)?(/bulkdata/.*)?)$")
+SPOOL_BYTES = 32 << 20
+
+
+class Digests:
+    """Integrity headers on downloads (issue 12 part 7): `Repr-Digest: sha-256=:…:` (RFC 9530)
+    on every WADO-RS retrieve and bulk data answer, and on any other GET that sends
+    `Want-Repr-Digest`; `Content-MD5` (RFC 1864) when the request's Want-Repr-Digest or
+    Want-Digest names md5. The body is spooled (to disk past 32 MiB) to compute them before the
+    headers go out; it sits outside content coding, so the digest is of the bytes sent."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        want = b" ".join(v for k, v in scope["headers"] if k in (b"want-repr-digest", b"want-digest")).lower()
+        if not want and not _DOWNLOAD.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        md5 = hashlib.md5(usedforsecurity=False) if b"md5" in want else None
+        sha = hashlib.sha256()
+        start: dict[str, Any] = {}
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed below
+        size = 0
+
+        async def spooled(message: dict[str, Any]) -> None:
+            nonlocal size
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body" or not start:
+                await send(message)
+                return
+            if start["status"] != 200:  # errors pass as they are
+                if start.get("sent") is None:
+                    start["sent"] = True
+                    await send({k: v for k, v in start.items() if k != "sent"})
+                await send(message)
+                return
+            body = message.get("body", b"")
+            sha.update(body)
+            if md5 is not None:
+                md5.update(body)
+            if size + len(body) > SPOOL_BYTES:  # on disk by now: write off the event loop
+                await run_in_threadpool(spool.write, body)
+            else:
+                spool.write(body)
+            size += len(body)
+            if message.get("more_body"):
+                return
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers += [(b"content-length", str(size).encode()),
+                        (b"repr-digest", b"sha-256=:" + base64.b64encode(sha.digest()) + b":")]
+            if md5 is not None:
+                headers.append((b"content-md5", base64.b64encode(md5.digest())))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            spool.seek(0)
+            while chunk := await run_in_threadpool(spool.read, 1 << 20):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        try:
+            await self.app(scope, receive, spooled)
+        finally:
+            spool.close()
+
+
+class RateLimit:
+    """A token bucket per principal (issue 12 part 8): `per_second` requests a second on average,
+    bursts up to ten seconds' worth; beyond, 429 with Retry-After (RFC 6585 4)."""
+
+    def __init__(self, app: Any, per_second: int) -> None:
+        self.app, self.rate, self.burst = app, float(per_second), float(per_second * 10)
+        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}  # principal -> (tokens, at)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        principal = scope.get("state", {}).get("principal") if scope["type"] == "http" else None
+        if principal is None:
+            await self.app(scope, receive, send)
+            return
+        key, now = (principal.kind, principal.id), time.monotonic()
+        tokens, at = self.buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate)
+        if tokens < 1:
+            self.buckets[key] = (tokens, now)
+            wait = max(1, math.ceil((1 - tokens) / self.rate))
+            body = f'{{"status": 429, "error": "too many requests: at most {self.rate:g} a second"}}'.encode()
+            await send({"type": "http.response.start", "status": 429, "headers": [
+                (b"content-type", b"application/json"), (b"retry-after", str(wait).encode()),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.buckets[key] = (tokens - 1, now)
+        if len(self.buckets) > 100_000:  # forget the longest idle (bounded memory)
+            for old in sorted(self.buckets, key=lambda k: self.buckets[k][1])[:50_000]:
+                del self.buckets[old]
+        await self.app(scope, receive, send)

@@ -1,0 +1,131 @@
+"""Audit records for DIMSE services (issue 12): C-FIND, C-MOVE, C-GET and C-STORE.
+
+Each handler of dimse/server.py is wrapped, so the handlers themselves stay unchanged: the
+final status of a query or retrieve goes out once its record is journaled (what
+"acknowledged" means: yunying.audit.trail); C-STOREs of one series on one association fold
+into one record with a count.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pynetdicom.events import Event
+
+import yunying.audit
+from dimse.access import AccessPolicy
+
+log = logging.getLogger("yunying.dimse")
+PENDING = {0xFF00, 0xFF01}
+
+
+def _code(status: Any) -> int | None:
+    if isinstance(status, int):
+        return status
+    return int(getattr(status, "Status", 0xC000)) if status is not None else None
+
+
+def _outcome(code: int) -> str:
+    return "success" if code == 0 or code == 0xFE00 or (code & 0xF000) == 0xB000 else \
+        "refused" if code in (0x0124, 0xA801, 0xA900, 0xC001) else "failure"
+
+
+def _who(event: Event, policy: AccessPolicy) -> dict[str, Any]:
+    aet = str(event.assoc.requestor.ae_title).strip()
+    address = event.assoc.requestor.address
+    principal = policy.principal(aet)
+    return {**yunying.audit.principal_fields(principal), "client": f"{aet}@{address}", "face": "dimse"}
+
+
+def _keys(event: Event) -> dict[str, Any]:
+    """Whose data a query or retrieve names, from its identifier (PatientID, study UIDs)."""
+    try:
+        ident = event.identifier
+    except Exception:  # noqa: BLE001 - an undecodable identifier: the handler refuses it
+        return {}
+    studies = str(ident.get("StudyInstanceUID", "") or "").split("\\")
+    out: dict[str, Any] = {"studies": " ".join(s for s in studies if s and "*" not in s and "?" not in s),
+                           "patient_id": str(ident.get("PatientID", "") or "")[:200],
+                           "accession": str(ident.get("AccessionNumber", "") or "")[:64],
+                           "detail": {"level": str(ident.get("QueryRetrieveLevel", ""))}}
+    if "*" in out["patient_id"] or "?" in out["patient_id"]:
+        out["detail"]["patient_pattern"], out["patient_id"] = out["patient_id"], ""
+    return out
+
+
+def _commit(entry: dict[str, Any]) -> None:
+    trail = yunying.audit.current()
+    if trail is None:
+        return
+    try:
+        fut = trail.submit(entry)
+        if not getattr(fut, "durable", False):  # not in the journal: wait for the commit
+            fut.result(timeout=10)
+    except Exception as exc:  # noqa: BLE001 - the record stays queued; the service goes on
+        log.error("audit record of a DIMSE %s not committed in time (%s)", entry["action"], type(exc).__name__)
+
+
+def audited_query(handler: Callable[..., Iterator[Any]], action: str) -> Callable[..., Iterator[Any]]:
+    """Wrap a C-FIND / C-MOVE / C-GET generator: one record, committed before the final status."""
+    def wrapped(event: Event, archive: Any, policy: AccessPolicy, *rest: Any) -> Iterator[Any]:
+        entry = {"action": action, **_who(event, policy), **_keys(event)}
+        if action == "retrieve" and getattr(event, "move_destination", None):
+            entry["detail"]["destination"] = str(event.move_destination).strip()
+        counted = False
+        for item in handler(event, archive, policy, *rest):
+            if isinstance(item, int) and not counted and action == "retrieve":
+                entry["count"], counted = item, True  # the number of sub-operations
+            elif isinstance(item, tuple) and len(item) == 2:
+                code = _code(item[0])
+                if code is not None and code not in PENDING:
+                    _commit({**entry, "status": f"0x{code:04X}", "outcome": _outcome(code)})
+                    entry = {}
+            yield item
+        if entry and action == "retrieve":
+            if not counted:  # refused before any count: an unknown destination (PS3.4 C.4.2.1.5)
+                _commit({**entry, "status": "0xA801", "outcome": "refused"})
+            else:  # pynetdicom itself sends the final status of sub-operations that all went out
+                _commit({**entry, "status": "0x0000", "outcome": "success"})
+    return wrapped
+
+
+class _Noting:
+    """The archive as C-STORE sees it, noting which study and series each store went to."""
+
+    def __init__(self, archive: Any) -> None:
+        self._archive, self.result = archive, None
+
+    def store(self, *args: Any, **kwargs: Any) -> Any:
+        self.result = self._archive.store(*args, **kwargs)
+        return self.result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._archive, name)
+
+
+def audited_store(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap the C-STORE handler: a series' instances on one association fold into one record."""
+    def wrapped(event: Event, archive: Any, policy: AccessPolicy) -> Any:
+        noting = _Noting(archive)
+        answer = handler(event, noting, policy)
+        trail = yunying.audit.current()
+        if trail is None:
+            return answer
+        code = _code(answer) or 0
+        entry = {"action": "store", **_who(event, policy), "status": f"0x{code:04X}", "outcome": _outcome(code)}
+        result = noting.result
+        if result is not None and entry["outcome"] == "success":
+            entry.update(studies=result.study, series=result.series)
+            key = ("dimse", entry["client"], str(id(event.assoc)), result.study, result.series)
+            fut = trail.fold(key, entry)
+        else:
+            entry["detail"] = {"sop": str(getattr(event.request, "AffectedSOPInstanceUID", ""))}
+            fut = trail.submit(entry)
+        if fut is not None and not getattr(fut, "durable", False):
+            try:
+                fut.result(timeout=10)
+            except Exception as exc:  # noqa: BLE001
+                log.error("audit record of a C-STORE not committed in time (%s)", type(exc).__name__)
+        return answer
+    return wrapped
