@@ -17,7 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from yunying.auth import directory, launch, registrations, tokens
-from yunying.auth.errors import Forbidden, InvalidRequest
+from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest
+from yunying.auth.identify import InvalidToken
 from yunying.auth.middleware import SESSION_COOKIE
 from yunying.auth.principal import Principal
 from yunying.auth.schema import access_tokens, break_glass
@@ -171,12 +172,31 @@ async def register(request: Request) -> Response:
 
 
 async def open_launch(request: Request) -> Response:
-    """A signed launch link: a session cookie for that user, then the viewer on that study."""
-    done = await call(launch.redeem, store_of(request), dict(request.query_params))
+    """A signed launch link (HMAC or a hospital provider's JWT): a session cookie, then the viewer."""
+    token = request.query_params.get("jwt")
+    if token is not None:
+        done = await call(_redeem_jwt, request, token)
+    else:
+        done = await call(launch.redeem, store_of(request), dict(request.query_params))
     target = "/viewer/?" + urlencode({k: done[k] for k in ("study", "accession") if k in done})
     secure = "; Secure" if request.url.scheme == "https" else ""
     cookie = f"{SESSION_COOKIE}={done['access_token']}; Max-Age={done['expires_in']}; Path=/; HttpOnly; SameSite=Lax{secure}"
     return Response(status_code=303, headers={"Location": target, "Set-Cookie": cookie, "Cache-Control": "no-store"})
+
+
+def _redeem_jwt(request: Request, token: str) -> dict[str, Any]:
+    oidc = request.app.state.oidc
+    try:  # the trusted-issuer verifier: pinned algorithms, the issuer's JWKS, our launch audience
+        trusted, claims = oidc.verifier.launch_claims(token, launch_audience(oidc.provider.config.issuer))
+    except InvalidToken as exc:
+        raise BadCredentials(f"launch: {exc}") from None
+    return launch.redeem_jwt(store_of(request), trusted.issuer, trusted.hospital,
+                             claims.get(trusted.username_claim), claims)
+
+
+def launch_audience(issuer: str) -> str:
+    """The `aud` a launch JWT must carry: our launch endpoint."""
+    return f"{issuer}/launch"
 
 
 def routes() -> list[Route]:

@@ -7,6 +7,13 @@
 is valid once (its signature is recorded until it expires) and for at most MAX_AGE seconds
 after `ts` (CLOCK_SKEW ahead is tolerated); it is refused on a bad signature, an old or future
 time, a replay, or a user who is unknown, disabled or of another hospital.
+
+    GET /launch?jwt=TOKEN
+
+The other form: a JWT of the hospital's own OIDC provider (an `oidc_trusted_issuers` entry),
+verified by the trusted-issuer verifier (its pinned algorithms and JWKS) with the audience
+"{oidc_issuer}/launch". Its claims: the issuer's username claim, exactly one of STUDY_CLAIM or
+ACCESSION_CLAIM, `iat` and `exp` at most MAX_AGE apart, and a `jti` (recorded, used once).
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ import secrets
 import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from yunying.auth.errors import BadCredentials, InvalidRequest, NotFound
@@ -27,6 +34,8 @@ from yunying.auth.tokens import issue_access_token
 MAX_AGE = 300
 CLOCK_SKEW = 30
 FIELDS = ("hospital", "user", "ts", "nonce", "sig")
+STUDY_CLAIM = "study_instance_uid"  # the claims of a launch JWT naming the study
+ACCESSION_CLAIM = "accession_number"
 
 
 def message(hospital: str, user: str, kind: str, value: str, ts: int, nonce: str) -> bytes:
@@ -73,18 +82,49 @@ def redeem(store: Store, params: dict[str, str]) -> dict[str, Any]:
             raise BadCredentials("launch: bad signature")
         if not now - MAX_AGE <= ts <= now + CLOCK_SKEW:
             raise BadCredentials("launch: the link is too old (or from the future)")
-        conn.execute(delete(launch_replays).where(launch_replays.c.expires_at < now))
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(launch_replays).values(
-                    signature_hash=hashlib.sha256(want.encode()).hexdigest(), expires_at=ts + MAX_AGE + CLOCK_SKEW))
-        except IntegrityError:
-            raise BadCredentials("launch: this link was used already") from None
-        user = conn.execute(select(users).where(users.c.username == params["user"])).first()
-        member = user is not None and (user.hospital_id == params["hospital"] or conn.execute(
-            select(user_roles.c.role).where(user_roles.c.username == user.username,
-                                            user_roles.c.hospital_id == params["hospital"])).first() is not None)
-        if user is None or not member or user.disabled:
-            raise BadCredentials("launch: no such enabled user in this hospital")
-    token, ttl = issue_access_token(store, kind="launch", subject=user.username, hospital=params["hospital"])
+        user = _use_once(conn, hashlib.sha256(want.encode()).hexdigest(), ts + MAX_AGE + CLOCK_SKEW,
+                         params["hospital"], params["user"], now)
+    token, ttl = issue_access_token(store, kind="launch", subject=user, hospital=params["hospital"])
     return {"access_token": token, "expires_in": ttl, kind: params[kind]}
+
+
+def redeem_jwt(store: Store, issuer: str, hospital: str, username: Any, claims: dict[str, Any]) -> dict[str, Any]:
+    """A launch JWT whose signature, issuer, audience and `exp` the trusted-issuer verifier checked:
+    check what makes it a launch link (short life, once, one study) and mint the user's token."""
+    study, accession = claims.get(STUDY_CLAIM), claims.get(ACCESSION_CLAIM)
+    value = study or accession
+    if bool(study) == bool(accession) or not isinstance(value, str):
+        raise BadCredentials(f"launch: the token names the study by exactly one of {STUDY_CLAIM} or {ACCESSION_CLAIM}")
+    iat, exp, jti = claims.get("iat"), claims.get("exp"), claims.get("jti")
+    if not isinstance(iat, int) or not isinstance(exp, int) or not isinstance(jti, str) or not jti:
+        raise BadCredentials("launch: the token needs iat, exp and jti")
+    if exp - iat > MAX_AGE:
+        raise BadCredentials(f"launch: the token lives longer than {MAX_AGE} seconds")
+    now = int(time.time())
+    if not now - MAX_AGE - CLOCK_SKEW <= iat <= now + CLOCK_SKEW or exp + CLOCK_SKEW < now:
+        raise BadCredentials("launch: the token is expired (or issued in the future)")
+    if not isinstance(username, str) or not username:
+        raise BadCredentials("launch: the token names no user")
+    with store.engine.begin() as conn:
+        user = _use_once(conn, hashlib.sha256(f"jwt\n{issuer}\n{jti}".encode()).hexdigest(), exp + CLOCK_SKEW,
+                         hospital, username, now)
+    token, ttl = issue_access_token(store, kind="launch", subject=user, hospital=hospital)
+    kind = "study" if study else "accession"
+    return {"access_token": token, "expires_in": ttl, kind: value}
+
+
+def _use_once(conn: Connection, replay_key: str, expires_at: int, hospital: str, username: str, now: int) -> str:
+    """Record the link as used (refused if it was) and return its user, enabled and of `hospital`."""
+    conn.execute(delete(launch_replays).where(launch_replays.c.expires_at < now))
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(launch_replays).values(signature_hash=replay_key, expires_at=expires_at))
+    except IntegrityError:
+        raise BadCredentials("launch: this link was used already") from None
+    user = conn.execute(select(users).where(users.c.username == username)).first()
+    member = user is not None and (user.hospital_id == hospital or conn.execute(
+        select(user_roles.c.role).where(user_roles.c.username == user.username,
+                                        user_roles.c.hospital_id == hospital)).first() is not None)
+    if user is None or not member or user.disabled:
+        raise BadCredentials("launch: no such enabled user in this hospital")
+    return str(user.username)

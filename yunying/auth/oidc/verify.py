@@ -57,6 +57,17 @@ class TokenVerifier:
             raise InvalidToken("the token's issuer is not trusted")
         return self._theirs(token, trusted)
 
+    def launch_claims(self, token: str, audience: str) -> tuple[TrustedIssuer, dict[str, Any]]:
+        """A launch JWT of a trusted hospital provider, checked like its access tokens but for
+        `audience` (our launch endpoint), so an access token is no launch link and the reverse."""
+        issuer = _peek_issuer(token)
+        if issuer is None:
+            raise InvalidToken("the token is not a JWT")
+        trusted = next((t for t in self.provider.config.trusted if t.issuer == issuer), None)
+        if trusted is None:
+            raise InvalidToken("the token's issuer is not trusted")
+        return trusted, self._decode_external(token, trusted, audience)
+
     def _ours(self, token: str) -> Principal:
         claims = self.provider.local_claims(token)
         if claims is None:
@@ -99,7 +110,7 @@ class TokenVerifier:
             principal = replace(principal, permissions=principal.permissions & granted)
         return replace(principal, extra={**principal.extra, "issuer": trusted.issuer})
 
-    def _decode_external(self, token: str, trusted: TrustedIssuer) -> dict[str, Any]:
+    def _decode_external(self, token: str, trusted: TrustedIssuer, audience: str | None = None) -> dict[str, Any]:
         kid = _peek_kid(token)
         for attempt in range(2):
             keys = self._keys(trusted, refresh=attempt > 0)
@@ -114,10 +125,10 @@ class TokenVerifier:
             try:
                 jwt.JWTClaimsRegistry(
                     leeway=EXTERNAL_LEEWAY_S, iss={"essential": True, "value": trusted.issuer},
-                    aud={"essential": True, "value": trusted.audience}, exp={"essential": True},
+                    aud={"essential": True, "value": audience or trusted.audience}, exp={"essential": True},
                 ).validate(decoded.claims)
             except JoseError as exc:
-                raise InvalidToken(f"the token's claims are not accepted ({exc.error})") from None
+                raise InvalidToken(f"the token's claims are not accepted ({exc.description})") from None
             return dict(decoded.claims)
         raise InvalidToken("the token was signed by a key the issuer does not publish")
 
