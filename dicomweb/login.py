@@ -58,7 +58,7 @@ def render(name: str, lang: str, values: dict[str, str], status: int = 200) -> H
     page = FIELD.sub(filler({"lang": lang, "title": texts[title], "body": body}), template("page.html"))
     # no form-action: Chromium applies it to the redirects after the post, i.e. back to the app
     headers = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-               "Content-Security-Policy": "default-src 'none'; style-src 'self'; frame-ancestors 'none'"}
+               "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src data:; frame-ancestors 'none'"}
     return HTMLResponse(page, status_code=status, headers=headers)
 
 

@@ -87,7 +87,7 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     page.wait_for_function("document.documentElement.lang === 'en'")
     assert page.locator("header h1").inner_text() == "User administration"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert not p.errors, p.errors
+    assert not p.errors, (p.errors, p.failed)
 
 
 def test_the_admin_page_without_a_token_asks_to_log_in(srv: YunyingServer, open_page: Any) -> None:

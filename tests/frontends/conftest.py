@@ -32,6 +32,9 @@ class Page:
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.failed: list[str] = []  # answers >= 400, for the message of a failing assertion
+        self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.request.method} {r.url}")
+                     if r.status >= 400 else None)
 
     def close(self) -> None:
         self.context.close()
