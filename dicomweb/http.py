@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -143,3 +144,18 @@ def warning_header(*texts: str) -> str:
     clean = ["".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "'" if c == '"' else " " for c in t)[:400]
              for t in texts]
     return ", ".join(f'299 yunying "{t}"' for t in clean)
+
+
+def number_param(query: Mapping[str, str], name: str, low: float, high: float,
+                 whole: bool = False) -> float | None:
+    """A numeric query parameter in [low, high] (absent or empty: None); InvalidQuery names it."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidQuery(name, f"{raw!r} is not a number") from None
+    if not math.isfinite(value) or not low <= value <= high or (whole and value != int(value)):
+        raise InvalidQuery(name, f"must be {'a whole number ' if whole else ''}from {low:g} to {high:g}")
+    return value

@@ -14,7 +14,7 @@ import numpy as np
 import orjson
 
 from dicomweb.frames import decode_for_display, header_info
-from dicomweb.http import etag
+from dicomweb.http import etag, number_param
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import InvalidQuery, NotAcceptable
@@ -40,17 +40,6 @@ class ReformatParams:
     render: RenderParams
 
 
-def _float(query: Mapping[str, str], name: str, lo: float, hi: float) -> float | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidQuery(name, f"{raw!r} is not a number") from None
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise InvalidQuery(name, f"must be from {lo:g} to {hi:g}")
-    return value
 
 
 def _vector(query: Mapping[str, str], name: str) -> tuple[float, float, float] | None:
@@ -82,8 +71,8 @@ def parse_reformat(query: Mapping[str, str]) -> ReformatParams:
     render_params = parse_render_params(query)
     if render_params.viewport and max(render_params.viewport) > 2048:
         raise InvalidQuery("viewport", "a reformat is at most 2048 pixels on a side")
-    return ReformatParams(orientation, _float(query, "position", -10000, 10000),
-                          _float(query, "thickness", 0, 1000) or 0.0, mode, u, v, render_params)
+    return ReformatParams(orientation, number_param(query, "position", -10000, 10000),
+                          number_param(query, "thickness", 0, 1000) or 0.0, mode, u, v, render_params)
 
 
 class Volume:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from dicomweb.access import require_visible
 from dicomweb.frames import instance_row
+from dicomweb.http import number_param
 from dicomweb.prepared import convert_one
 from dicomweb.rendering import render_frames
 from index.model import InstanceRow
@@ -32,19 +33,6 @@ def _uid(q: QueryParams, name: str) -> str:
     value = (q.get(name) or "").strip()
     if not value:
         raise InvalidQuery(name, "is required (PS3.18 9.1.2.1)")
-    return value
-
-
-def _number(q: QueryParams, name: str, low: float, high: float, whole: bool = True) -> float | None:
-    raw = q.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidQuery(name, f"{raw!r} is not a number") from None
-    if not low <= value <= high or (whole and value != int(value)):
-        raise InvalidQuery(name, f"must be {'a whole number ' if whole else ''}from {low:g} to {high:g}")
     return value
 
 
@@ -101,15 +89,15 @@ async def wado_uri(request: Request) -> Response:
         return Response(body, media_type="application/dicom")
     if row.pixel_form == "none":
         raise NotAcceptable(f"instance {sop} has no pixel data to render; ask for contentType=application/dicom")
-    frame = int(_number(q, "frameNumber", 1, 1 << 31) or 1)
+    frame = int(number_param(q, "frameNumber", 1, 1 << 31, whole=True) or 1)
     if frame > row.frames:
         raise UnknownResource(f"instance {sop} has {row.frames} frame(s), not {frame}")
-    centre, width = _number(q, "windowCenter", -1e9, 1e9, False), _number(q, "windowWidth", 1e-9, 1e9, False)
+    centre, width = number_param(q, "windowCenter", -1e9, 1e9), number_param(q, "windowWidth", 1e-9, 1e9)
     if (centre is None) != (width is None):
         raise InvalidQuery("windowWidth" if width is None else "windowCenter", "windowCenter and windowWidth go together")
-    rows, columns = _number(q, "rows", 1, 8192), _number(q, "columns", 1, 8192)
+    rows, columns = number_param(q, "rows", 1, 8192, whole=True), number_param(q, "columns", 1, 8192, whole=True)
     box = (int(columns or 8192), int(rows or 8192)) if rows or columns else None
-    quality = int(_number(q, "imageQuality", 1, 100) or 90)
+    quality = int(number_param(q, "imageQuality", 1, 100, whole=True) or 90)
     region = _region(q)
     params = RenderParams(window=(centre, width, "LINEAR") if centre is not None and width is not None else None,
                           viewport=None if region else box, quality=quality)

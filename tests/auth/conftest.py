@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from starlette.routing import BaseRoute, Mount
 
+from tests.frontends.conftest import open_page  # noqa: F401 - the Chromium page fixture (tests/frontends)
 from yunying.settings import Settings
 
 SAMPLE = {"frames": "1", "path": "x"}  # any other parameter: a UID-looking value

@@ -11,26 +11,12 @@ import pytest
 from benchmarks.net import YunyingServer
 from tests.auth import plain
 from tests.conftest import start_with_env
-from tests.frontends.conftest import PHONE, Page
+from tests.frontends.conftest import PHONE
 
 PASSWORD = "page-admin-pw-1"
 PNG = base64.b64encode(bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2b0c1d80000000049454e44ae426082")).decode()
-
-
-@pytest.fixture(scope="module")
-def open_page(browser: Any) -> Iterator[Any]:
-    """Fresh contexts of the module's Chromium (tests/conftest.py `browser`)."""
-    pages: list[Page] = []
-
-    def make(**context: Any) -> Page:
-        pages.append(Page(browser, **context))
-        return pages[-1]
-
-    yield make
-    for page in pages:
-        page.close()
 
 
 @pytest.fixture(scope="module")
