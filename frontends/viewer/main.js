@@ -31,6 +31,7 @@ const earlyFirst = params.get("study") ? getJson(`${studyUrl(params.get("study")
 earlyFirst?.catch(() => {});
 const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
+const NOT_IMAGES = new Set(["SR", "KO", "PR", "DOC"]);
 
 const viewer = {
   // ?cacheMb=N bounds the decoded-pixel cache (an embedding app that knows its memory)
@@ -48,6 +49,19 @@ const viewer = {
   /** Load series `uid` of the open study into viewport `vp` (the active one by default). */
   openSeries(uid, vp = this.active) {
     return loadSeries(this.study, uid, params.get("instance")).then((s) => { vp.setSeries(s); markCurrent(); }, fail);
+  },
+  /** Store every measurement of the study as a DICOM SR (TID 1500) through STOW-RS. */
+  async save() {
+    status("viewer.sr.saving");
+    try {
+      const { saveMeasurements } = await import("./sr.js");
+      status(await saveMeasurements(this) ? "viewer.sr.saved" : "viewer.sr.nothing");
+    } catch (err) {
+      if (err instanceof Unauthorized) return;
+      console.warn(err.message);
+      status("viewer.sr.failed");
+    }
+    setTimeout(() => status(""), 3000);
   },
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
@@ -132,6 +146,7 @@ async function openStudy(study) {
   } catch (err) { fail(err); return; }
   // no series at all: the study is not in the archive or not visible to this user (the same answer)
   const absent = !seriesList.length;
+  seriesList = seriesList.filter((s) => !NOT_IMAGES.has(value(s, "Modality"))); // reports, key images, states
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
   viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
   const firstShown = await shown;
@@ -151,6 +166,10 @@ async function openStudy(study) {
   await preview;
   status("");
   buildStrip(study, seriesList);
+  if (!viewer.patientMode) { // the newest saved measurement report, drawn again
+    import("./sr.js").then(({ loadMeasurements }) => loadMeasurements(viewer, study))
+      .then((n) => { viewer.savedMarks = n; }, (err) => console.warn("saved measurements not read:", err.message));
+  }
 }
 
 function buildStrip(study, seriesList) {

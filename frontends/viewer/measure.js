@@ -41,13 +41,36 @@ export class Measurements {
     const d = this.draft;
     if (!d) return;
     if (d.kind === "angle" && d.stage === 0) { d.stage = 1; d.points[2] = d.points[1]; this.render(vp); return; }
-    const key = this.key(vp);
-    this.byImage.set(key, [...(this.byImage.get(key) || []), { kind: d.kind, points: d.points }]);
+    const key = this.key(vp), im = vp.series.images[vp.index];
+    this.byImage.set(key, [...(this.byImage.get(key) || []), { kind: d.kind, points: d.points, sop: im.sop, frame: im.frame, ds: im.ds }]);
     this.draft = null;
     this.render(vp);
   }
 
   cancel(vp) { this.draft = null; this.render(vp); }
+
+  /** Every mark of the study with its image's header (`lookup(sop)` for marks read from a report). */
+  all(lookup) {
+    const out = [];
+    for (const items of this.byImage.values()) {
+      for (const m of items) {
+        m.ds ??= lookup(m.sop);
+        if (m.ds) out.push(m);
+      }
+    }
+    return out;
+  }
+
+  /** Marks read back from a saved report ([{kind, sop, frame, points}]) replace those of their images. */
+  load(marks) {
+    const byKey = new Map();
+    for (const m of marks) {
+      if (!MEASURE_TOOLS.includes(m.kind) || m.points.length < 2) continue;
+      const key = `${m.sop}/${m.frame}`;
+      byKey.set(key, [...(byKey.get(key) || []), m]);
+    }
+    for (const [key, items] of byKey) this.byImage.set(key, items);
+  }
 
   clear(vp) { this.byImage.delete(this.key(vp)); this.draft = null; this.render(vp); }
 
@@ -72,20 +95,20 @@ function label(svg, x, y, text) {
   node.textContent = text;
 }
 
+function calibration(vp) { return calibrationOf(vp.series.images[vp.index].ds); }
+
 /** mm per pixel along x and y and a suffix naming the source, or px when uncalibrated. */
-function calibration(vp) {
-  const s = spacing(vp.series.images[vp.index].ds);
+function calibrationOf(ds) {
+  const s = spacing(ds);
   if (!s) return { sx: 1, sy: 1, unit: "px", note: "" };
   return { sx: s.column, sy: s.row, unit: "mm", note: s.source === "ImagerPixelSpacing" ? t("viewer.measure.detector") : "" };
 }
 
-export function lengthOf(vp, a, b) {
-  const c = calibration(vp);
+export function lengthOf(vp, a, b, c = calibration(vp)) {
   return { value: Math.hypot((b[0] - a[0]) * c.sx, (b[1] - a[1]) * c.sy), unit: c.unit, note: c.note };
 }
 
-export function angleOf(vp, a, v, b) {
-  const c = calibration(vp);
+export function angleOf(vp, a, v, b, c = calibration(vp)) {
   const u = [(a[0] - v[0]) * c.sx, (a[1] - v[1]) * c.sy], w = [(b[0] - v[0]) * c.sx, (b[1] - v[1]) * c.sy];
   const cos = (u[0] * w[0] + u[1] * w[1]) / (Math.hypot(...u) * Math.hypot(...w) || 1);
   return (Math.acos(Math.max(-1, Math.min(1, cos))) * 180) / Math.PI;
@@ -112,6 +135,15 @@ export function ellipseStats(vp, a, b) {
     area: Math.PI * rx * ry * c.sx * c.sy, unit: c.unit };
 }
 
+/** What a saved report records of mark `m` on the image with header `ds`: {value, unit, stats}. */
+export function valueOf(m, ds) {
+  const c = calibrationOf(ds), [a, b] = m.points;
+  if (m.kind === "length") return { value: lengthOf(null, a, b, c).value, unit: c.unit };
+  if (m.kind === "angle") return { value: angleOf(null, ...m.points, c), unit: "deg" };
+  const area = Math.PI * (Math.abs(b[0] - a[0]) / 2) * (Math.abs(b[1] - a[1]) / 2) * c.sx * c.sy;
+  return { value: area, unit: c.unit, ...(m.stats ? { stats: m.stats } : {}) };
+}
+
 function drawOne(svg, vp, m) {
   const pts = m.points.map(([x, y]) => vp.imageToClient(x, y));
   const g = el("g", { class: `measure ${m.kind}` }, svg);
@@ -128,6 +160,7 @@ function drawOne(svg, vp, m) {
     el("ellipse", { cx: (a[0] + b[0]) / 2, cy: (a[1] + b[1]) / 2, rx: Math.abs(b[0] - a[0]) / 2, ry: Math.abs(b[1] - a[1]) / 2, fill: "none" }, g);
     const s = ellipseStats(vp, ...m.points);
     if (s.n) {
+      m.stats = { mean: s.mean, sd: s.sd, min: s.min, max: s.max }; // kept for the saved report
       const unit = vp.series.modality === "CT" ? " HU" : "";
       const text = t("viewer.measure.roi", { area: s.area.toFixed(1), unit: s.unit === "mm" ? "mm²" : "px²",
         mean: s.mean.toFixed(1), sd: s.sd.toFixed(1), min: s.min.toFixed(0), max: s.max.toFixed(0) }) + unit;

@@ -43,6 +43,7 @@ export function buildToolbar(nav, menu, viewer) {
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
   if (!viewer.patientMode) addLayout(button, viewer);
+  if (!viewer.patientMode) button("viewer.save", () => viewer.save(), "save");
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);

@@ -115,6 +115,8 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/film", DICOMWEB_READ),
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS)),  # counts only, no patient data  # visibility checked in the handler, as for DICOMweb
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
+    # the viewer (issue 13): measurements -> a DICOM SR it then stores through STOW-RS (reads no archive data)
+    ("POST", "/api/viewer/sr", DICOMWEB_WRITE),
 ]
 
 

@@ -1,0 +1,49 @@
+"""The viewer's own server route: its measurements in, a DICOM SR measurement report out
+(application/dicom), which the viewer then stores with its token through STOW-RS, the archive's
+one ingest path (so the store is authorized, audited and indexed like any other). The route
+reads nothing from the archive: it only turns what the caller sent into a standard object."""
+from __future__ import annotations
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+MAX_BODY = 4 * 1024 * 1024  # 500 marks with their images' headers fit many times over
+
+
+def refusal(status: int, reason: str) -> Response:
+    """The archive's one error shape: {"status": N, "error": reason}."""
+    return Response(json.dumps({"status": status, "error": reason}), status_code=status, media_type="application/json")
+
+
+async def build_sr(request: Request) -> Response:
+    """POST {images: {sop: DICOM JSON}, measurements: [...]}: the SR (TID 1500) as Part 10 bytes."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return refusal(415, "Content-Type: application/json expected")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return refusal(413, f"body: at most {MAX_BODY} bytes")
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return refusal(400, "body: not JSON")
+    from frontends.viewer.report import (  # highdicom: loaded at first use
+        InvalidReport,
+        measurement_report,
+    )
+
+    principal = request.state.principal  # set by the one authorization point
+    try:
+        raw = await run_in_threadpool(measurement_report, value, str(principal.id))
+    except InvalidReport as exc:
+        return refusal(400, str(exc))
+    return Response(raw, media_type="application/dicom", headers={"Cache-Control": "no-store"})
+
+
+def routes() -> list[Route]:
+    return [Route("/api/viewer/sr", build_sr, methods=["POST"])]
