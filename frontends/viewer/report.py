@@ -22,7 +22,9 @@ from pydicom.uid import generate_uid
 
 TRACKING_PREFIX = "yunying-viewer:"
 MAX_ITEMS = 500  # a report of more marks than anyone draws on one study is refused
-KINDS = {"length": 2, "angle": 3, "roi": 2}  # kind -> number of points the viewer sends
+# kind -> (number of points the viewer sends, SCOORD graphic type)
+KINDS = {"length": (2, "POLYLINE"), "angle": (3, "POLYLINE"), "roi": (2, "ELLIPSE"), "cobb": (4, "MULTIPOINT"),
+         "ctr": (4, "MULTIPOINT"), "point": (1, "POINT"), "arrow": (2, "POLYLINE"), "text": (1, "POINT")}
 # the header attributes an SR copies from the images it references (patient, study, frame of reference)
 HEADER_TAGS = ("00080005", "00080016", "00080018", "00080020", "00080030", "00080050", "00080060", "00080090",
                "00100010", "00100020", "00100021", "00100030", "00100040", "0020000D", "0020000E", "00200010",
@@ -47,6 +49,10 @@ def ucum(value: str, meaning: str) -> hd.sr.CodedConcept:
 MM, MM2, DEG, PX, PX2 = (ucum("mm", "millimeter"), ucum("mm2", "square millimeter"), ucum("deg", "degree"),
                          ucum("{pixels}", "pixels"), ucum("{pixels2}", "square pixels"))
 LENGTH, AREA, ANGLE = code("410668003", "SCT", "Length"), code("42798000", "SCT", "Area"), code("1483009", "SCT", "Angle")
+COBB = code("285285000", "SCT", "Cobb angle")
+CTR = code("CTR", "99YUNYING", "Cardiothoracic ratio")  # private: no standard code found for the ratio
+ATTENUATION, POINT_VALUE = code("112031", "DCM", "Attenuation Coefficient"), code("PV", "99YUNYING", "Pixel value")
+FINDING = code("121071", "DCM", "Finding")
 STATS = {"mean": code("373098007", "SCT", "Mean"), "sd": code("386136009", "SCT", "Standard Deviation"),
          "min": code("255605001", "SCT", "Minimum"), "max": code("56851009", "SCT", "Maximum")}
 
@@ -99,7 +105,8 @@ def _group(kind: str, item: dict[str, Any], i: int, ds: Dataset, multi: bool) ->
     frame = item.get("frame", 1)
     if not isinstance(frame, int) or isinstance(frame, bool) or frame < 1:
         raise InvalidReport(f"measurements[{i}].frame: a frame number from 1 expected")
-    pts = _points(item, KINDS[kind], i)
+    count, shape = KINDS[kind]
+    pts = _points(item, count, i)
     tracking = hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=TRACKING_PREFIX + kind)
     calibrated = item.get("unit", "mm") == "mm"
     if kind == "roi":
@@ -119,8 +126,21 @@ def _group(kind: str, item: dict[str, Any], i: int, ds: Dataset, multi: bool) ->
                   for key, name in STATS.items() if key in stats]
         return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking, referenced_region=region, measurements=found)
-    name, unit, shape = (LENGTH, MM if calibrated else PX, "POLYLINE") if kind == "length" else (ANGLE, DEG, "POLYLINE")
     where = hd.sr.CoordinatesForMeasurement(shape, pts, _source(ds, frame, multi))
+    if kind in ("arrow", "text"):  # a TEXT finding inferred from where it points (Comprehensive SR allows it)
+        text = item.get("text") or ("Arrow" if kind == "arrow" else None)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidReport(f"measurements[{i}].text: the label is required")
+        finding = hd.sr.TextContentItem(FINDING, text.strip()[:1024], hd.sr.RelationshipTypeValues.CONTAINS)
+        finding.ContentSequence = hd.sr.ContentSequence([where])
+        group = hd.sr.MeasurementsAndQualitativeEvaluations(tracking_identifier=tracking)
+        group[0].ContentSequence.append(finding)
+        return group
+    if kind == "point":
+        name, unit = (ATTENUATION, ucum("[hnsf'U]", "Hounsfield unit")) if ds.get("Modality") == "CT" else (POINT_VALUE, ucum("1", "no units"))
+    else:
+        name, unit = {"length": (LENGTH, MM if calibrated else PX), "angle": (ANGLE, DEG), "cobb": (COBB, DEG),
+                      "ctr": (CTR, ucum("1", "ratio"))}[kind]
     value = _number(item.get("value"), f"measurements[{i}].value")
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, measurements=[hd.sr.Measurement(name, value, unit, referenced_coordinates=[where])])
@@ -166,6 +186,10 @@ def measurement_report(body: Any, observer: str, when: datetime | None = None) -
         series_number=990, sop_instance_uid=generate_uid(), instance_number=int(when.timestamp()) % 2**31,
         manufacturer="Yunying", is_complete=True, series_description="Measurements (viewer)")
     sr.SpecificCharacterSet = "ISO_IR 192"
+    scheme = Dataset()  # PS3.3 C.12.1.1.2.1: a private coding scheme is identified
+    scheme.CodingSchemeDesignator, scheme.CodingSchemeName = "99YUNYING", "Yunying viewer"
+    scheme.CodingSchemeResponsibleOrganization = "Yunying"
+    sr.CodingSchemeIdentificationSequence = [scheme]
     out = io.BytesIO()
     sr.save_as(out, enforce_file_format=True)
     return out.getvalue()

@@ -4,7 +4,7 @@
 // from its DICOM JSON metadata (QIDO-RS: the study's SR series) and its marks drawn again.
 import { authFetch } from "../common/auth.js";
 import { getJson, HttpError, studyUrl } from "./dicomweb.js";
-import { valueOf } from "./measure.js";
+import { valueOf } from "./marks.js";
 import { TAGS, value, values } from "./series.js";
 
 const API = new URL("../api/viewer/sr", new URL(".", import.meta.url)).href;
@@ -33,7 +33,7 @@ export async function saveMeasurements(viewer) {
   const items = viewer.measurements.all((sop) => {
     for (const s of viewer.series.values()) for (const im of s.images) if (im.sop === sop) return im.ds;
     return null;
-  });
+  }).filter((m) => m.kind !== "point" || Number.isFinite(m.value)); // a point on a colour image has no value
   if (!items.length) return null;
   const images = {};
   for (const m of items) images[m.sop] = headerOf(m.ds);
@@ -94,7 +94,10 @@ export function marksOf(report) {
       const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
       points = [[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]];
     }
-    marks.push({ kind, sop: num(ref, C.RefSOPUID), frame: Number(num(ref, C.RefFrame)) || 1, points });
+    const finding = children.find((c) => num(c, C.ValueType) === "TEXT" && c !== tracking);
+    const text = finding ? String(num(finding, C.Text) || "") : undefined;
+    marks.push({ kind, sop: num(ref, C.RefSOPUID), frame: Number(num(ref, C.RefFrame)) || 1, points,
+      ...(text !== undefined ? { text: kind === "arrow" && text === "Arrow" ? "" : text } : {}) });
   }
   return marks;
 }

@@ -4,8 +4,8 @@ import { COLORMAPS } from "./colormaps.js";
 import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi"];
-const DOCTOR_ONLY = new Set(["length", "angle", "roi", "layout"]); // patient mode: viewing tools only
+const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer) {
   nav.replaceChildren();
@@ -19,7 +19,7 @@ export function buildToolbar(nav, menu, viewer) {
     nav.append(b);
     return b;
   };
-  const toolButtons = TOOLS.filter((tool) => !(viewer.patientMode && DOCTOR_ONLY.has(tool))).map((tool) => {
+  const toolButtons = TOOLS.filter((tool) => !viewer.patientMode || VIEWING.has(tool)).map((tool) => {
     const b = button(`viewer.tool.${tool}`, () => viewer.setTool(tool), `tool-${tool}`);
     b.dataset.tool = tool;
     return b;
