@@ -61,6 +61,6 @@ export async function setLayout(viewer, layout, seriesOrder, loadSeries, rendere
   viewer.layout = layout;
 }
 
-const TEMPLATE = `<canvas></canvas><img class="preview" alt="" hidden><svg class="marks"></svg>
+const TEMPLATE = `<canvas></canvas><img class="preview" alt="" hidden><svg class="marks"></svg><canvas class="lens" hidden></canvas>
 <div class="corner tl"></div><div class="corner tr"></div><div class="corner bl"></div><div class="corner br"></div>
 <div class="scrollbar" hidden><div class="thumb"></div></div>`;

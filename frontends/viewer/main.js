@@ -7,6 +7,7 @@ import { getJson, HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } 
 import { Cine } from "./cine.js";
 import { createViewport, setLayout } from "./layout.js";
 import { Loader } from "./loader.js";
+import { Magnifier } from "./magnifier.js";
 import { Measurements } from "./measure.js";
 import { attachSync } from "./sync.js";
 import { seriesImages, value } from "./series.js";
@@ -33,16 +34,17 @@ const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
 const NOT_IMAGES = new Set(["SR", "KO", "PR", "DOC"]);
 
+const lens = new Magnifier();
 const viewer = {
   // ?cacheMb=N bounds the decoded-pixel cache (an embedding app that knows its memory)
   viewports: [], active: null, loader: new Loader((Number(params.get("cacheMb")) || 0) * 2 ** 20 || undefined),
   series: new Map(), seriesOrder: [], measurements: new Measurements(), cine: null, layout: "1x1",
   tools: {
     active: "wl",
-    start: (vp, tool, x, y) => viewer.measurements.start(vp, tool, x, y),
-    move: (vp, x, y) => viewer.measurements.move(vp, x, y),
-    end: (vp) => viewer.measurements.end(vp),
-    cancel: (vp) => viewer.measurements.cancel(vp),
+    start: (vp, tool, x, y) => (tool === "magnify" ? lens.start(vp, x, y) : viewer.measurements.start(vp, tool, x, y)),
+    move: (vp, x, y) => lens.move(vp, x, y) || viewer.measurements.move(vp, x, y),
+    end: (vp) => lens.end(vp) || viewer.measurements.end(vp),
+    cancel: (vp) => lens.end(vp) || viewer.measurements.cancel(vp),
   },
   patientMode: params.get("mode") === "patient", // share or patient links: viewing tools only
   setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },

@@ -4,7 +4,7 @@ import { COLORMAPS } from "./colormaps.js";
 import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
 const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer) {
@@ -36,6 +36,13 @@ export function buildToolbar(nav, menu, viewer) {
   const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
   colourLabel();
   window.addEventListener("languagechange", colourLabel);
+  if (!viewer.patientMode) {
+    const sharpen = button("viewer.sharpen", () => {
+      viewer.active.set({ sharpen: viewer.active.view.sharpen ? 0 : 1 });
+      sharpen.setAttribute("aria-pressed", String(!!viewer.active.view.sharpen));
+    }, "sharpen");
+    sharpen.setAttribute("aria-pressed", "false");
+  }
   button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
   button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
