@@ -65,6 +65,8 @@ const viewer = {
     }
     setTimeout(() => status(""), 3000);
   },
+  loadSeries: (study, uid) => loadSeries(study, uid, null),
+  rendererKind: params.get("renderer"),
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
   },
@@ -231,7 +233,7 @@ async function main() {
     $("#patient-notice").hidden = false;
     $("#to-list").hidden = true;
   }
-  buildToolbar($("#toolbar"), $("#presets"), viewer);
+  buildToolbar($("#toolbar"), $("#presets"), viewer, $("#priors"));
   attachKeys(viewer);
   for (const vp of viewer.viewports) vp.changed();
   await opened;

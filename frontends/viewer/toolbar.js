@@ -7,7 +7,7 @@ import { CT_PRESETS } from "./presets.js";
 const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
 const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
-export function buildToolbar(nav, menu, viewer) {
+export function buildToolbar(nav, menu, viewer, priors) {
   nav.replaceChildren();
   const button = (key, action, id) => {
     const b = document.createElement("button");
@@ -51,6 +51,12 @@ export function buildToolbar(nav, menu, viewer) {
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
   if (!viewer.patientMode) addLayout(button, viewer);
   if (!viewer.patientMode) button("viewer.save", () => viewer.save(), "save");
+  if (!viewer.patientMode) {
+    button("viewer.compare", () => {
+      if (!priors.hidden) { priors.hidden = true; return; }
+      import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
+    }, "compare");
+  }
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
