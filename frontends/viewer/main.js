@@ -66,6 +66,7 @@ const viewer = {
     setTimeout(() => status(""), 3000);
   },
   loadSeries: (study, uid) => loadSeries(study, uid, null),
+  status: (key) => status(key),
   rendererKind: params.get("renderer"),
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));

@@ -45,5 +45,39 @@ async def build_sr(request: Request) -> Response:
     return Response(raw, media_type="application/dicom", headers={"Cache-Control": "no-store"})
 
 
+MAX_EXPORT = 512 * 1024 * 1024  # 2000 rendered 512x512 images with room to spare
+
+
+async def export(request: Request) -> Response:
+    """POST multipart/form-data of rendered images ("image" parts; "fps" for mp4): one MP4 or ZIP."""
+    from frontends.viewer.export import InvalidExport, mp4_of, zip_of
+
+    kind = request.path_params["kind"]
+    if kind not in ("mp4", "zip"):
+        return refusal(404, "exports are mp4 or zip")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return refusal(415, "Content-Type: multipart/form-data expected")
+    if int(request.headers.get("content-length") or 0) > MAX_EXPORT:
+        return refusal(413, f"body: at most {MAX_EXPORT} bytes")
+    try:
+        async with request.form(max_files=2000, max_fields=10, max_part_size=64 * 1024) as form:
+            parts = [p for p in form.getlist("image") if not isinstance(p, str)]
+            files = [(str(p.filename or ""), await p.read()) for p in parts]
+            fps = str(form.get("fps") or "10")
+    except Exception as exc:  # python-multipart's and starlette's refusals of a malformed body
+        return refusal(400, f"body: not readable multipart/form-data ({type(exc).__name__})")
+    try:
+        if kind == "zip":
+            return Response(await run_in_threadpool(zip_of, files), media_type="application/zip")
+        try:
+            rate = float(fps)
+        except ValueError:
+            return refusal(400, "fps: a number expected")
+        return Response(await run_in_threadpool(mp4_of, [raw for _, raw in files], rate), media_type="video/mp4")
+    except InvalidExport as exc:
+        return refusal(400, str(exc))
+
+
 def routes() -> list[Route]:
-    return [Route("/api/viewer/sr", build_sr, methods=["POST"])]
+    return [Route("/api/viewer/sr", build_sr, methods=["POST"]),
+            Route("/api/viewer/export/{kind}", export, methods=["POST"])]

@@ -56,6 +56,8 @@ export function buildToolbar(nav, menu, viewer, priors) {
       if (!priors.hidden) { priors.hidden = true; return; }
       import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
     }, "compare");
+    const exports = document.querySelector("#exports");
+    button("viewer.export", () => { exports.hidden = !exports.hidden; if (!exports.hidden) buildExports(exports, viewer); }, "export");
   }
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
@@ -104,6 +106,36 @@ function buildPresets(menu, viewer) {
     const [w, c] = (answer || "").split(/[\s,/]+/).map(Number);
     if (Number.isFinite(w) && Number.isFinite(c) && w > 0) viewer.active.setWindow(c, w);
   });
+}
+
+/** The export menu: the viewport as JPEG, images from..to as PNG or JPEG, the series as MP4. */
+function buildExports(menu, viewer) {
+  const vp = viewer.active, n = vp.series?.images.length || 1;
+  menu.innerHTML = `<button type="button" id="export-shot"></button>
+    <label><span></span> <input id="export-from" type="number" min="1" max="${n}" value="${vp.index + 1}"></label>
+    <label><span></span> <input id="export-to" type="number" min="1" max="${n}" value="${vp.index + 1}"></label>
+    <button type="button" id="export-png"></button><button type="button" id="export-jpeg"></button>
+    <button type="button" id="export-mp4"></button>`;
+  const texts = { "#export-shot": "viewer.export.shot", "#export-png": "viewer.export.png", "#export-jpeg": "viewer.export.jpeg",
+    "#export-mp4": "viewer.export.mp4", "label:nth-of-type(1) span": "viewer.export.from", "label:nth-of-type(2) span": "viewer.export.to" };
+  for (const [sel, key] of Object.entries(texts)) { const el = menu.querySelector(sel); el.dataset.i18n = key; el.textContent = t(key); }
+  const run = (work) => async () => {
+    menu.hidden = true;
+    viewer.status?.("viewer.export.working");
+    try {
+      const m = await import("./export.js");
+      await work(m);
+      viewer.status?.("");
+    } catch (err) {
+      console.warn("export failed:", err.message);
+      viewer.status?.("viewer.export.failed");
+    }
+  };
+  const range = () => [Number(menu.querySelector("#export-from").value) || 1, Number(menu.querySelector("#export-to").value) || 1];
+  menu.querySelector("#export-shot").addEventListener("click", run(async (m) => m.download(await m.screenshot(vp), "viewport.jpg")));
+  menu.querySelector("#export-png").addEventListener("click", run((m) => m.exportImages(vp, ...range(), "image/png")));
+  menu.querySelector("#export-jpeg").addEventListener("click", run((m) => m.exportImages(vp, ...range(), "image/jpeg")));
+  menu.querySelector("#export-mp4").addEventListener("click", run((m) => m.exportCine(vp, viewer.cine.fps)));
 }
 
 export function attachKeys(viewer) {
