@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -64,8 +66,8 @@ async def export(request: Request) -> Response:
             parts = [p for p in form.getlist("image") if not isinstance(p, str)]
             files = [(str(p.filename or ""), await p.read()) for p in parts]
             fps = str(form.get("fps") or "10")
-    except Exception as exc:  # python-multipart's and starlette's refusals of a malformed body
-        return refusal(400, f"body: not readable multipart/form-data ({type(exc).__name__})")
+    except (MultiPartException, HTTPException) as exc:  # starlette's refusals of a malformed body
+        return refusal(400, f"body: not readable multipart/form-data ({getattr(exc, 'detail', None) or exc})")
     try:
         if kind == "zip":
             return Response(await run_in_threadpool(zip_of, files), media_type="application/zip")

@@ -29,7 +29,7 @@ def study(archive: YunyingServer) -> str:
 def saved(page: Any, button: str) -> bytes:
     with page.expect_download(timeout=60000) as done:
         page.click(button)
-    return open(done.value.path(), "rb").read()  # noqa: SIM115 - read at once
+    return open(done.value.path(), "rb").read()
 
 
 def greys(img: Image.Image, y: int = SIZE // 2) -> list[int]:
@@ -139,3 +139,9 @@ def test_viewer_routes_refuse_without_a_token_or_the_permission(archive: Yunying
     reader = api_key(archive, ["dicomweb.read"])
     assert form(archive, "mp4", files, headers=reader).status_code == 200
     assert httpx.post(f"{archive.http_url}/api/viewer/sr", json={}, headers=reader).status_code == 403  # no dicomweb.write
+
+
+def test_a_malformed_multipart_body_is_a_400(archive: YunyingServer) -> None:
+    r = httpx.post(f"{archive.http_url}/api/viewer/export/zip", content=b"--x\r\nContent-Disposition: form-data\r\n\r\nno end",
+                   headers={**archive.headers, "Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 400 and r.json()["status"] == 400
