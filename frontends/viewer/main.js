@@ -171,6 +171,10 @@ async function openStudy(study) {
   await preview;
   status("");
   buildStrip(study, seriesList);
+  if (!viewer.patientMode) { // the study's reports (the toolbar's report button appears)
+    import("./report.js").then(({ reportsOf }) => reportsOf(study))
+      .then((found) => { viewer.reports = found; viewer.onReports?.(); }, (err) => console.warn("reports not read:", err.message));
+  }
   if (!viewer.patientMode) { // the newest saved measurement report, drawn again
     import("./sr.js").then(({ loadMeasurements }) => loadMeasurements(viewer, study))
       .then((n) => { viewer.savedMarks = n; }, (err) => console.warn("saved measurements not read:", err.message));

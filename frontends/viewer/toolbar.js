@@ -56,6 +56,13 @@ export function buildToolbar(nav, menu, viewer, priors) {
       if (!priors.hidden) { priors.hidden = true; return; }
       import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
     }, "compare");
+    const reportPanel = document.querySelector("#report");
+    const report = button("viewer.report", () => {
+      if (!reportPanel.hidden) { reportPanel.hidden = true; return; }
+      import("./report.js").then((m) => m.showReports(viewer, reportPanel, viewer.reports || []));
+    }, "report-open");
+    report.hidden = !viewer.reports?.length; // shown once the study turns out to have a report
+    viewer.onReports = () => { report.hidden = !viewer.reports?.length; };
     const exports = document.querySelector("#exports");
     button("viewer.export", () => { exports.hidden = !exports.hidden; if (!exports.hidden) buildExports(exports, viewer); }, "export");
   }
