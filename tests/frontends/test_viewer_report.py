@@ -8,13 +8,12 @@ import io
 from typing import Any
 
 import httpx
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP, PHONE
-from tests.frontends.phantom import stow, store_ct
+from tests.frontends.phantom import store_ct, stow
 from tests.frontends.test_viewer import opened, url
 
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
