@@ -5,7 +5,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pydicom
 import pytest
@@ -102,7 +102,7 @@ def storable_testfiles() -> list[str]:
     return out
 
 
-def missing_tool(reason: str, module: bool = False) -> None:
+def missing_tool(reason: str, module: bool = False) -> NoReturn:
     """Outside CI a missing peer tool skips the test with its reason; in CI (tools/test.sh installs
     every tool) the same absence is a failure, so a skipped check is never reported as done."""
     if os.environ.get("CI"):

@@ -19,7 +19,7 @@ from pydicom.sequence import Sequence
 from yunying.errors import NotAcceptable
 from yunying.pixels import iter_frames, render, thumbnail
 
-from .helpers import dicom_file
+from .helpers import dicom_file, raw_frames
 
 
 def ref_linear(x: np.ndarray, c: float, w: float) -> np.ndarray:
@@ -239,6 +239,17 @@ def test_preview_from_htj2k_bitstream_is_reduced_and_close() -> None:
         assert np.median(np.abs(small - blocks)) < 40, ts
         img = Image.open(io.BytesIO(render_preview(data, out, ts, header, size=128)))
         assert img.format == "JPEG" and img.size == (128, 128)
+
+
+def test_lossy_htj2k_preview_keeps_white_white() -> None:
+    from yunying.pixels import FrameInfo, decode_frame
+    from yunying.pixels.preview import decode_preview
+
+    ds = dicom_file("HTJ2K_08_RGB.dcm")  # OpenJPH decoded 657 of its white samples as 0
+    info, ts = FrameInfo.from_dataset(ds), str(ds.file_meta.TransferSyntaxUID)
+    data = next(iter(raw_frames(ds)))
+    small = decode_preview(data, info, ts, max_side=128)
+    np.testing.assert_array_equal(small, decode_frame(data, info, ts)[::4, ::4])
 
 
 def test_lossy_jpeg_colour_frames_are_not_converted_twice() -> None:
