@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -108,3 +108,27 @@ def missing_tool(reason: str, module: bool = False) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}: tools/test.sh should have installed it", pytrace=False)
     pytest.skip(reason, allow_module_level=module)
+
+
+
+def _fail_skips_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """In CI a skip from anywhere (a skipif mark, importorskip, a bare pytest.skip) fails, as
+    missing_tool's does: CI skips nothing (issue 10 part 9)."""
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI ({reason}): tools/test.sh should provide what it needs"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    _fail_skips_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    _fail_skips_in_ci(report)
+    return report

@@ -34,12 +34,13 @@ def dicom_file(name: str) -> pydicom.Dataset:
 
 def dicom_path(name: str) -> str:
     """Where a pydicom test file is: pydicom's data, pydicom-data, or the copies next to us."""
-    path = get_testdata_file(name, download=False)
-    if path is None and (Path(__file__).parent / "pydicom-data" / name).exists():
-        path = str(Path(__file__).parent / "pydicom-data" / name)  # pydicom-data/README.md
-    if path is None:
-        missing_tool(f"{name}: not available offline (the test extra installs pydicom-data)")
-    return path
+    found = get_testdata_file(name, download=False)
+    if isinstance(found, str):
+        return found
+    copied = Path(__file__).parent / "pydicom-data" / name  # pydicom-data/README.md
+    if copied.exists():
+        return str(copied)
+    missing_tool(f"{name}: not available offline (the test extra installs pydicom-data)")
 
 
 def raw_frames(ds: pydicom.Dataset) -> Iterator[bytes]:
