@@ -22,6 +22,11 @@ from benchmarks import data
 KEY = "yy_layers_benchmark_key_0123456789abcdef"
 
 
+def _name(m: Any) -> str:
+    """A middleware's class name (starlette types the class as a factory protocol)."""
+    return str(getattr(m.cls, "__name__", m.cls))
+
+
 def _scope(path: str, query: str, accept: str, coding: bytes = b"") -> dict[str, Any]:
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
@@ -93,7 +98,7 @@ def main() -> None:
             full = build_app(archive, settings)
             if args.audit:
                 yunying.audit.start(settings.data, full.state.auth.store.engine, study_patients(archive))
-            names = [m.cls.__name__ for m in full.user_middleware]
+            names = [_name(m) for m in full.user_middleware]
             print(f"{'request':<14} {'layer left out':<18} {'us/request':>11} {'layer us':>9}")
             for label, scope in kinds.items():
                 base = asyncio.run(_per_request_us(full, scope, args.n, args.rounds))
@@ -102,7 +107,7 @@ def main() -> None:
                     if name == "AuthMiddleware":
                         continue  # without it the handlers have no principal and refuse (fail closed)
                     app = build_app(archive, settings, auth=full.state.auth)
-                    app.user_middleware = [m for m in app.user_middleware if m.cls.__name__ != name]
+                    app.user_middleware = [m for m in app.user_middleware if _name(m) != name]
                     us = asyncio.run(_per_request_us(app, scope, args.n, args.rounds))
                     print(f"{'':<14} {name:<18} {us:11.1f} {base - us:9.1f}")
         finally:

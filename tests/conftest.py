@@ -81,7 +81,15 @@ def client(server: YunyingServer) -> DICOMwebClient:
 
 def testdata(name: str) -> pydicom.Dataset:
     """A pydicom test file (shipped with pydicom: no download)."""
-    return pydicom.dcmread(get_testdata_file(name))
+    return pydicom.dcmread(testdata_path(name))
+
+
+def testdata_path(name: str) -> str:
+    """Where a pydicom test file is on disk: pydicom's own, or pydicom-data's (the test extra)."""
+    found = get_testdata_file(name, download=False)
+    if not isinstance(found, str):
+        missing_tool(f"{name}: not available offline (the test extra installs pydicom-data)")
+    return found
 
 
 def storable_testfiles() -> list[str]:

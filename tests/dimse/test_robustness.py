@@ -15,12 +15,12 @@ import pytest
 from conftest import DCMTK, SCP_AET, SCU_AET, make_instance, sample_file, start_scp, stored_sops
 from fake_archive import FakeArchive
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import build_context
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     Verification,
@@ -38,7 +38,7 @@ def ct(sop: str, study: str = "1.2.7.1", series: str = "1.2.7.1.1") -> Dataset:
     """CT_small under new UIDs."""
     ds = pydicom.dcmread(sample_file("CT_small.dcm"))
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, sop
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop)
     return ds
 
 

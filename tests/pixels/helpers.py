@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
-from tests.conftest import missing_tool
+from tests.conftest import missing_tool, testdata_path
 from yunying.pixels import FrameInfo
 
 warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
@@ -34,13 +33,8 @@ def dicom_file(name: str) -> pydicom.Dataset:
 
 def dicom_path(name: str) -> str:
     """Where a pydicom test file is: pydicom's data, pydicom-data, or the copies next to us."""
-    found = get_testdata_file(name, download=False)
-    if isinstance(found, str):
-        return found
     copied = Path(__file__).parent / "pydicom-data" / name  # pydicom-data/README.md
-    if copied.exists():
-        return str(copied)
-    missing_tool(f"{name}: not available offline (the test extra installs pydicom-data)")
+    return str(copied) if copied.exists() else testdata_path(name)
 
 
 def raw_frames(ds: pydicom.Dataset) -> Iterator[bytes]:
