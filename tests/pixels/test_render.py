@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import io
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space
 from pydicom.sequence import Sequence
@@ -38,7 +39,7 @@ def ref_sigmoid(x: np.ndarray, c: float, w: float) -> np.ndarray:
     return 255 / (1 + np.exp(-4 * (x - c) / w))
 
 
-def png(frames: list[np.ndarray], ds: Dataset, **kw: object) -> np.ndarray:
+def png(frames: list[np.ndarray], ds: Dataset, **kw: Any) -> np.ndarray:
     data = render(frames, ds, media_type="image/png", window=kw.pop("window", None),
                   viewport=kw.pop("viewport", None), quality=None, **kw)
     return np.asarray(Image.open(io.BytesIO(data)))
@@ -191,7 +192,7 @@ def test_multiframe_gif_cine() -> None:
     frames = [a for a, _ in iter_frames(ds)]
     img = Image.open(io.BytesIO(render(frames, ds, media_type="image/gif", window=None,
                                        viewport=None, quality=None)))
-    assert img.format == "GIF" and img.n_frames > 1
+    assert isinstance(img, GifImagePlugin.GifImageFile) and img.n_frames > 1
 
 
 def test_multiframe_colour_frame_index() -> None:

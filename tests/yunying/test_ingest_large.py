@@ -7,7 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 import yunying.ingest
 from index.model import Origin
@@ -41,7 +41,7 @@ def test_native_multiframe_in_place(archive: Archive, tmp_path: Path, monkeypatc
                                     ts: str | None) -> None:
     ds = make_ct(rows=64, cols=64, frames=12)
     if ts:
-        ds.file_meta.TransferSyntaxUID = ts
+        ds.file_meta.TransferSyntaxUID = UID(ts)
         if ts == ExplicitVRBigEndian:
             ds.PixelData = np.frombuffer(ds.PixelData, "<u2").byteswap().tobytes()
     path = tmp_path / "big.dcm"
