@@ -57,6 +57,8 @@ class Settings:
     tls_client_ca: str = ""  # CA file: DICOM TLS peers must present a certificate it signed
     frame_ancestors: list[str] = field(default_factory=list)  # origins that may frame our pages (CSP)
     rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
+    # personal data at rest (issue 12 part 6, yunying/pii.py): the sealing keys, outside the data folder
+    pii_key_file: str = ""  # "": env YUNYING_PII_KEYS, else <data>.pii.key beside the data folder
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
