@@ -19,7 +19,9 @@ function el(name, attrs, parent) {
 }
 
 function label(svg, x, y, text) {
-  const node = el("text", { x: x + 6, y: y - 6, class: "measure-label" }, svg);
+  const width = (svg.ownerSVGElement || svg).clientWidth || Infinity; // near the right edge: to the left of the point
+  const right = x > width * 0.7;
+  const node = el("text", { x: right ? x - 6 : x + 6, y: y - 6, class: "measure-label", ...(right ? { "text-anchor": "end" } : {}) }, svg);
   node.textContent = text;
 }
 
