@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ def open_once(browser: Any, address: str, network: dict[str, Any], context: dict
               ohif: bool = False) -> dict[str, float]:
     """One visit with an empty cache: the marks and the bytes of the viewer's own files (for OHIF
     every file that is not DICOMweb)."""
-    ctx = browser.new_context(**context)
+    # Playwright polls string predicates with eval, which the pages' CSP forbids (issue 12)
+    ctx = browser.new_context(**context, bypass_csp=True)
     page = ctx.new_page()
     if ohif:
         page.add_init_script(OHIF_PAINT_JS)
@@ -103,7 +105,7 @@ def side_by_side(browser: Any, server: YunyingServer, address: str, study: str, 
 
 def redraw_ms(browser: Any, address: str) -> float:
     """Median time of one W/L change drawn and flushed (readPixels waits for the GPU)."""
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
     page = ctx.new_page()
     page.goto(address)
     page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=60000)
@@ -121,7 +123,7 @@ def redraw_ms(browser: Any, address: str) -> float:
 
 def cine_fps(browser: Any, address: str, seconds: float = 3.0) -> float:
     """Frames shown per second by cine at 30 fps once the series is in memory (desktop)."""
-    ctx = browser.new_context(viewport={"width": 1366, "height": 768})
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
     page = ctx.new_page()
     page.goto(address)
     page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=60000)
@@ -136,7 +138,7 @@ def cine_fps(browser: Any, address: str, seconds: float = 3.0) -> float:
 
 def scroll_heap(browser: Any, address: str) -> dict[str, float]:
     """Scroll a long series end to end on a phone; the heap and our cache's bytes after."""
-    ctx = browser.new_context(**PHONE)
+    ctx = browser.new_context(**PHONE, bypass_csp=True)
     page = ctx.new_page()
     cdp = ctx.new_cdp_session(page)
     page.goto(address)
@@ -156,6 +158,38 @@ def scroll_heap(browser: Any, address: str) -> dict[str, float]:
             "cache_mb": cache / 2**20, "cache_budget_mb": budget / 2**20}
 
 
+def tools(browser: Any, address: str, saves: int = 5) -> dict[str, float]:
+    """Doctors' tools at 1366x768: a W/L redraw with sharpening (canvas 2D), saving one length as
+    an SR (build + STOW, click to "saved"), exporting the series as MP4 (render, upload, encode)."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True, bypass_csp=True)
+    page = ctx.new_page()
+    page.goto(address)
+    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=60000)
+    page.wait_for_selector(".series-card", timeout=120000)
+    sharp = page.evaluate("""() => { const vp = window.yunyingViewer.viewports[0], out = []; vp.set({ sharpen: 1 });
+      for (let i = 0; i < 60; i++) { const t0 = performance.now(); vp.view.width = 400 + i * 10; vp.draw();
+        vp.renderer.ctx?.getImageData(0, 0, 1, 1); out.push(performance.now() - t0); } return out; }""")
+    page.evaluate("""() => { const v = window.yunyingViewer, vp = v.viewports[0], im = vp.series.images[0];
+      v.measurements.load([{ kind: "length", points: [[10, 10], [200, 200]], sop: im.sop, frame: im.frame }]); }""")
+    saved = []
+    for _ in range(saves):
+        page.evaluate("document.querySelector('#status').textContent = ''")
+        t0 = time.perf_counter()
+        page.click("#save")
+        page.wait_for_function("document.querySelector('#status').textContent.length > 0 && "
+                               "!document.querySelector('#status').textContent.includes('…')", timeout=60000)
+        saved.append((time.perf_counter() - t0) * 1000)
+    page.click("#export")
+    t0 = time.perf_counter()
+    with page.expect_download(timeout=600000) as done:
+        page.click("#export-mp4")
+    mp4 = Path(done.value.path()).stat().st_size
+    took = time.perf_counter() - t0
+    ctx.close()
+    return {"sharpen_ms": float(statistics.median(sharp)), "save_ms": float(statistics.median(saved)),
+            "mp4_s": took, "mp4_kb": mp4 / 1024}
+
+
 def spread(runs: list[dict[str, float]], key: str) -> str:
     return f"{min(r[key] for r in runs):.0f}-{max(r[key] for r in runs):.0f}"
 
@@ -167,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="visits per network profile (the median is printed)")
     ap.add_argument("--ohif", action="store_true", help="also measure OHIF 3.13 (conformance.ohif) side by side")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    ap.add_argument("--tools", action="store_true", help="also time sharpening, saving an SR and the MP4 export")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -195,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                 side_by_side(browser, server, base.format(ct.study_uid, ""), ct.study_uid, args.runs)
             fps = cine_fps(browser, base.format(ct.study_uid, ""))
             print(f"  cine of the cached series at 30 fps, 1366x768: {fps:.1f} frames/s shown")
+            if args.tools:
+                t = tools(browser, base.format(ct.study_uid, ""))
+                print(f"  tools at 1366x768: W/L redraw with sharpen {t['sharpen_ms']:.1f} ms (canvas 2D, median of 60); "
+                      f"save one length as SR {t['save_ms']:.0f} ms (median of 5); MP4 of the {args.slices} slices "
+                      f"{t['mp4_s']:.1f} s, {t['mp4_kb']:.0f} KB")
             if long:
                 h = scroll_heap(browser, base.format(long.study_uid, ""))
                 print(f"  scrolled {h['images']} images end to end: JS heap {h['js_heap_mb']:.1f} MB, "

@@ -8,7 +8,7 @@ from typing import Any
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP
 from tests.frontends.phantom import store_ct
-from tests.frontends.test_viewer import url
+from tests.frontends.test_viewer import drag_image, url
 
 
 def test_tools_under_the_csp(browser: Any, archive: YunyingServer) -> None:
@@ -22,13 +22,9 @@ def test_tools_under_the_csp(browser: Any, archive: YunyingServer) -> None:
         page.goto(url(archive, study, "&lang=en"))
         page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
         page.wait_for_selector(".series-card")
-        box = page.locator(".viewport").bounding_box()
         for tool in ("#tool-length", "#tool-magnify"):
             page.click(tool)
-            page.mouse.move(box["x"] + 60, box["y"] + 60)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 160, box["y"] + 60, steps=3)
-            page.mouse.up()
+            drag_image(page, (10, 20), (50, 20))
         page.click("#save")
         page.wait_for_selector("#status:has-text('saved to the archive')", timeout=30000)
         page.click("#export")

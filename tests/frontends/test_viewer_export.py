@@ -15,7 +15,7 @@ from PIL import Image
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP, PHONE
 from tests.frontends.phantom import HEADER_WINDOW, STRIPES, grey, hu, store_ct
-from tests.frontends.test_viewer import opened, url
+from tests.frontends.test_viewer import drag_image, opened, url
 
 SIZE, SLICES = 128, 3
 XS = [SIZE // STRIPES * k + SIZE // STRIPES // 2 for k in range(STRIPES)]  # stripe centres
@@ -51,18 +51,15 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
     page = opened(p.page, url(archive, study, "&lang=en"))
     page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
     page.click("#tool-length")
-    box = page.locator(".viewport").bounding_box()
-    page.mouse.move(box["x"] + 40, box["y"] + 40)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 140, box["y"] + 40, steps=3)
-    page.mouse.up()
+    drag_image(page, (10, 20), (110, 20))
     page.click("#export")
     shot = Image.open(io.BytesIO(saved(page, "#export-shot")))
     canvas = page.evaluate("[window.yunyingViewer.viewports[0].canvas.width, window.yunyingViewer.viewports[0].canvas.height]")
     assert shot.format == "JPEG" and list(shot.size) == canvas
     at = page.evaluate(f"window.yunyingViewer.viewports[0].imageToClient({XS[3]}, {SIZE // 2})")
     assert abs(lum(shot, int(at[0]), int(at[1])) - grey(hu(3, 0), *HEADER_WINDOW)) <= 4
-    rgb = shot.convert("RGB").getpixel((90, 40))  # the length's yellow line is in the picture
+    on_line = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(60, 20)")
+    rgb = shot.convert("RGB").getpixel((int(on_line[0]), int(on_line[1])))  # the length's yellow line is in the picture
     assert isinstance(rgb, tuple)
     r, g, b = rgb[:3]
     assert r > 200 and g > 170 and r - b > 80, (r, g, b)

@@ -14,7 +14,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP, PHONE
 from tests.frontends.phantom import store_ct, stow
-from tests.frontends.test_viewer import opened, url
+from tests.frontends.test_viewer import drag_image, opened, url
 
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
@@ -56,11 +56,7 @@ def test_pdf_and_text_reports_open_in_the_viewer(open_page: Any, archive: Yunyin
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
     page.click("#tool-length")  # a measurement report of our own: not a report
-    box = page.locator(".viewport").bounding_box()
-    page.mouse.move(box["x"] + 50, box["y"] + 50)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 150, box["y"] + 50, steps=3)
-    page.mouse.up()
+    drag_image(page, (10, 20), (50, 20))
     page.click("#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('saved')", timeout=30000)
     page.reload()
