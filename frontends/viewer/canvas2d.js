@@ -55,7 +55,10 @@ export class Canvas2dRenderer {
     const lut = this.table(image, v);
     if (this.imageKey !== image || this.sharpenKey !== (v.sharpen || 0)) {
       const { columns: w, rows: h } = image;
-      const pixels = v.sharpen ? sharpened(image.pixels, w, h, v.sharpen) : image.pixels;
+      if (v.sharpen && (this.sharp?.image !== image || this.sharp.weight !== v.sharpen)) { // kept: a W/L drag re-LUTs only
+        this.sharp = { image, weight: v.sharpen, pixels: sharpened(image.pixels, w, h, v.sharpen) };
+      }
+      const pixels = v.sharpen ? this.sharp.pixels : image.pixels;
       this.sharpenKey = v.sharpen || 0;
       this.scratch.width = w;
       this.scratch.height = h;
