@@ -80,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"yunying: first start: super admin 'admin', one-time password {auth.first_password} "
               "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
               file=sys.stderr, flush=True)
+    from yunying.pii_cli import seal_at_start
+    seal_at_start(settings, auth.store)  # older versions' clear personal data sealed (issue 12 part 6)
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
@@ -215,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+                 "yunying.pii_cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:
