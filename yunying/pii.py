@@ -267,4 +267,17 @@ def reseal_all(engine: Engine, keys: PiiKeys) -> dict[str, int]:
                 conn.execute(update(col.table).where(*[c == row[i] for i, c in enumerate(pk)]).values({col.column: value}))
                 done += 1
         changed[col.context] = done
+    if any(changed.values()):
+        scrub(engine)
     return changed
+
+
+def scrub(engine: Engine) -> None:
+    """Leave no copy of the replaced values in the database's files: SQLite keeps them in free
+    pages and in the write-ahead log until both are rewritten. (PostgreSQL keeps dead row
+    versions until a VACUUM FULL, which is the operator's to run: README.)"""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
