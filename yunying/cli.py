@@ -90,8 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from yunying.audit.patients import study_patients
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
-    dimse = None
+    dimse = notifier = None
     try:
+        from yunying.portal.notify import start_notifier
+        notifier = start_notifier(settings, auth.store, archive)  # report notifications (issue 14 part 8)
         try:
             server_mod = importlib.import_module("dimse.server")
         except ImportError:
@@ -120,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: None)
         uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
+        if notifier is not None:
+            notifier.stop()
         if dimse is not None:
             dimse.stop()
         if settings.audit:

@@ -153,3 +153,26 @@ def test_a_misconfigured_gateway_says_so_instead_of_a_500(tmp_path: Any) -> None
         assert r.status_code == 502 and "YUNYING_SMS_ACCESS_KEY_ID" in r.json()["error"]
     finally:
         srv.stop()
+
+
+NOTICE = {"hospital": "云影医院", "exam": "CT-1", "date": "20240102", "url": "https://h/portal/#exam=ycap_x"}
+
+
+def test_report_notices_use_the_notice_template(vendor: Vendor) -> None:
+    env = {"YUNYING_SMS_ACCESS_KEY_ID": "id1", "YUNYING_SMS_ACCESS_KEY_SECRET": "s3cret",
+           "YUNYING_SMS_SIGN_NAME": "云影医院", "YUNYING_SMS_TEMPLATE": "SMS_1", "YUNYING_SMS_ENDPOINT": vendor.url}
+    with pytest.raises(SmsFailed, match="NOTICE_TEMPLATE"):  # not configured: said, nothing sent
+        AliyunGateway(env).send_notice("13800138000", NOTICE)
+    assert vendor.requests == []
+    vendor.reply = (200, {"Code": "OK"})
+    AliyunGateway(env | {"YUNYING_SMS_NOTICE_TEMPLATE": "SMS_2"}).send_notice("13800138000", NOTICE)
+    got = vendor.requests[-1]["form"]
+    assert got["TemplateCode"] == "SMS_2" and json.loads(got["TemplateParam"]) == NOTICE
+    tencent = TencentGateway({"YUNYING_SMS_SECRET_ID": "AKID1", "YUNYING_SMS_SECRET_KEY": "key1",
+                              "YUNYING_SMS_APP_ID": "1400000000", "YUNYING_SMS_SIGN_NAME": "云影",
+                              "YUNYING_SMS_TEMPLATE": "100001", "YUNYING_SMS_NOTICE_TEMPLATE": "100002",
+                              "YUNYING_SMS_ENDPOINT": vendor.url})
+    vendor.reply = (200, {"Response": {"SendStatusSet": [{"Code": "Ok"}]}})
+    tencent.send_notice("13800138000", NOTICE)
+    body = json.loads(vendor.requests[-1]["body"])
+    assert body["TemplateId"] == "100002" and body["TemplateParamSet"] == ["云影医院", "CT-1", "20240102", NOTICE["url"]]
