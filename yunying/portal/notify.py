@@ -186,11 +186,21 @@ def start_notifier(settings: Any, store: Store, archive: Any) -> Notifier | None
     if settings.portal_notify_seconds <= 0:
         return None
     data = Path(settings.data)
-    secret, gateway = portal_secret(data, settings.pii_key_file), gateway_from_env(data)
+    secret = portal_secret(data, settings.pii_key_file)
+    gateways: list[SmsGateway] = []
+    warned: list[str] = []
     scheme = "https" if settings.tls_cert else "http"
     url = os.environ.get("YUNYING_PORTAL_URL") or f"{scheme}://{settings.host}:{settings.http_port}"
 
     def step() -> None:
+        if not gateways:  # made here, not at start: a misconfigured gateway must not stop the server
+            try:
+                gateways.append(gateway_from_env(data))
+            except (KeyError, ValueError) as exc:
+                if str(exc) not in warned:  # said once, not every round
+                    warned.append(str(exc))
+                    log.warning("report notifications: the SMS gateway is misconfigured: missing or wrong %s", exc)
+                return
         watch(store, archive)
-        send_due(store, pii.keys_for(data, settings.pii_key_file), secret, gateway, lambda: url, archive)
+        send_due(store, pii.keys_for(data, settings.pii_key_file), secret, gateways[0], lambda: url, archive)
     return Notifier(settings.portal_notify_seconds, step).start()
