@@ -125,15 +125,6 @@ async def issue_exam(request: Request) -> Response:
     return json_response(answer, 201 if done["created"] else 200)
 
 
-async def delivery(request: Request) -> Response:
-    """Operators and the RIS: switch online delivery of an exam off (or on again)."""
-    body = await json_body(request)
-    study = _text(body, "study", required=True)
-    await require_visible(request, study)
-    owner = await run_in_threadpool(request.app.state.archive.owner, study)
-    return json_response(await call(exams.set_delivery, store_of(request), owner[0], study, field(body, "on", bool)))
-
-
 async def _exam(request: Request, body: dict[str, Any], required: bool = True) -> Any:
     token = field(body, "exam", required=required)
     return None if token is None else await call(exams.exam_of_token, store_of(request), token)
@@ -252,11 +243,10 @@ async def share_state(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from dicomweb import portal_reports  # it imports this module's helpers
+    from dicomweb import portal_console, portal_reports  # they import this module's helpers
 
-    return portal_reports.routes() + [
+    return portal_reports.routes() + portal_console.routes() + [
         Route("/api/portal/exams", issue_exam, methods=["POST"]),
-        Route("/api/portal/delivery", delivery, methods=["POST"]),
         Route("/api/portal/verify/exam", exam_info, methods=["POST"]),
         Route("/api/portal/verify/send", send_code, methods=["POST"]),
         Route("/api/portal/verify/sms", check_code, methods=["POST"]),

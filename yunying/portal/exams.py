@@ -18,9 +18,17 @@ from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.auth.keys import digest
 from yunying.auth.schema import access_tokens, capability_tokens, fits
 from yunying.auth.store import Store
+from yunying.errors import ArchiveError
 from yunying.pii import PiiKeys
 from yunying.portal.keyed import exam_token, normalise, pseudonym
 from yunying.portal.schema import PHONE, exams
+
+
+class DeliveryOff(ArchiveError):
+    """The hospital switched online delivery of this exam (or patient) off (the console)."""
+
+    http_status = 410
+
 
 EXAM_TOKEN_LIFETIME = 366 * 86400  # the longest a capability token may live (yunying.auth.tokens)
 
@@ -132,6 +140,8 @@ def exam_of_token(store: Store, token: str) -> Any:
         if cap is None or cap.revoked_at is not None or not cap.not_before <= now < cap.expires_at:
             raise NotFound("unknown, expired or revoked exam code")
         row = conn.execute(select(exams).where(exams.c.capability_id == cap.id)).first()
-    if row is None or row.delivery_off:
+    if row is None:
         raise NotFound("unknown, expired or revoked exam code")
+    if row.delivery_off:
+        raise DeliveryOff("online delivery of this exam is switched off by the hospital")
     return row
