@@ -24,7 +24,7 @@ from yunying.portal.schema import bindings, exams
 from yunying.portal.verify import phone_account
 
 RETURNED = {"00101010", "00100030", "00380010", "00081030", "00201206", "00201208", "00080061", "00080020"}
-COLUMNS = ("date", "accession", "name", "sex", "age", "visit", "modalities", "body_parts", "description",
+COLUMNS = ("date", "accession", "name", "patient_id", "sex", "age", "visit", "modalities", "body_parts", "description",
            "hospital", "series", "images", "reports", "released", "qr", "bound", "delivery_off", "notified", "study")
 
 
@@ -143,7 +143,7 @@ def search(archive: Archive, store: Store, filters: Filters, scope: StudyScope, 
     for study, js, age in found:
         owner = archive.owner(study)
         out.append({"study": study, "date": _v(js, "00080020") or "", "accession": _v(js, "00080050") or "",
-                    "name": _v(js, "00100010") or "", "sex": _v(js, "00100040") or "", "age": age,
+                    "name": _v(js, "00100010") or "", "patient_id": _v(js, "00100020") or "", "sex": _v(js, "00100040") or "", "age": age,
                     "visit": _v(js, "00380010") or "", "modalities": js.get("00080061", {}).get("Value") or [],
                     "body_parts": sorted(parts.get(study, ())), "description": _v(js, "00081030") or "",
                     "hospital": owner[0] if owner else ""}
