@@ -43,7 +43,7 @@ def last_code(server: YunyingServer, phone: str) -> str:
 def one_visit(browser: Any, server: YunyingServer, study: str, phone: str, network: dict[str, Any]) -> dict[str, float]:
     url = httpx.post(server.http_url + "/api/portal/exams", json={"study": study, "phone": phone},
                      headers=server.headers).json()["url"]
-    ctx = browser.new_context(**PHONE)
+    ctx = browser.new_context(**PHONE, bypass_csp=True)  # Playwright polls string predicates with eval
     page = ctx.new_page()
     cdp = ctx.new_cdp_session(page)
     cdp.send("Network.enable")
