@@ -21,6 +21,7 @@ FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
     "/admin": "admin",
+    "/portal/console": "console",  # the delivery console, before /portal; open through /portal's rule
     "/portal": "portal",
     "/common": "common",
     "/i18n": "i18n",

@@ -80,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"yunying: first start: super admin 'admin', one-time password {auth.first_password} "
               "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
               file=sys.stderr, flush=True)
+    from yunying.pii_cli import seal_at_start
+    seal_at_start(settings, auth.store)  # older versions' clear personal data sealed (issue 12 part 6)
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
@@ -88,8 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from yunying.audit.patients import study_patients
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
-    dimse = None
+    dimse = notifier = None
     try:
+        from yunying.portal.notify import start_notifier
+        notifier = start_notifier(settings, auth.store, archive)  # report notifications (issue 14 part 8)
         try:
             server_mod = importlib.import_module("dimse.server")
         except ImportError:
@@ -118,6 +122,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: None)
         uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
+        if notifier is not None:
+            notifier.stop()
         if dimse is not None:
             dimse.stop()
         if settings.audit:
@@ -215,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+                 "yunying.pii_cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

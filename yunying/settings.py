@@ -59,6 +59,8 @@ class Settings:
     rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
     # personal data at rest (issue 12 part 6, yunying/pii.py): the sealing keys, outside the data folder
     pii_key_file: str = ""  # "": env YUNYING_PII_KEYS, else <data>.pii.key beside the data folder
+    # the patient portal (issue 14, README "The patient portal"): report notifications
+    portal_notify_seconds: int = 30  # how often released reports of bound exams are looked for; 0: never
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""

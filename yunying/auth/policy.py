@@ -107,13 +107,16 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
     ("GET", "/api/security/statement", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),  # MLPS statement (assessors)
     # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
-    ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE)),
+    ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE, R.DELIVERY)),
     ("POST", "/api/portal/fhir/DiagnosticReport", DICOMWEB_WRITE),  # a RIS's report, stored as DICOM
     ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
     ("GET", "/api/portal/film", DICOMWEB_READ),
-    ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS)),  # counts only, no patient data  # visibility checked in the handler, as for DICOMweb
+    ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS, R.DELIVERY)),  # counts only, no patient data
+    # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
+    ("GET", "/api/portal/console/exams", (ADMIN, R.DELIVERY)), ("GET", "/api/portal/console/report", (ADMIN, R.DELIVERY)),
+    ("POST", "/api/portal/console/access", (ADMIN, R.DELIVERY)),  # POST: a phone never rides in a URL
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
 ]
 
