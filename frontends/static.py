@@ -13,6 +13,8 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from frontends.viewer.routes import routes as viewer_routes
+
 HERE = Path(__file__).resolve().parent
 # URL prefix -> folder under frontends/; `common` holds shared ES modules, `i18n` the catalogs.
 # Not `login/`: it holds the login pages' templates, rendered by dicomweb/login.py (which serves
@@ -60,4 +62,5 @@ def mount_frontends(app: object, root: Path = HERE) -> list[str]:
         if folder.is_dir():
             app.router.routes.append(Mount(prefix, app=static_app(folder), name=f"frontend-{name}"))  # type: ignore[attr-defined]
             mounted.append(prefix)
+    app.router.routes.extend(viewer_routes())  # type: ignore[attr-defined]  # the viewer's /api/viewer/sr
     return mounted

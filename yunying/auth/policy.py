@@ -118,6 +118,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/console/exams", (ADMIN, R.DELIVERY)), ("GET", "/api/portal/console/report", (ADMIN, R.DELIVERY)),
     ("POST", "/api/portal/console/access", (ADMIN, R.DELIVERY)),  # POST: a phone never rides in a URL
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
+    # the viewer (issue 13): measurements -> a DICOM SR it then stores through STOW-RS (reads no archive data)
+    ("POST", "/api/viewer/sr", DICOMWEB_WRITE),
+    ("POST", "/api/viewer/export/{kind}", DICOMWEB_READ),  # packages images the viewer rendered: MP4, ZIP
 ]
 
 
