@@ -13,7 +13,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ def log(msg: str) -> None:
 
 
 def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, store4: Any,
-              small: list[Path], cstore_n: int) -> dict[str, float]:
+              small: Sequence[Path], cstore_n: int) -> dict[str, float]:
     """Every ingest workload against one fresh server, in the main run's order."""
     os.sync()
     base, _, env = name.partition("+")

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pynetdicom import AE, evt
-from pynetdicom.events import Event
 from pynetdicom import sop_class as sop
+from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
 from dimse import associations, fastrecv
