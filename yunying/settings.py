@@ -25,6 +25,7 @@ class Settings:
     aet: str = "YUNYING"
     peers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dimse_accept_all: bool = False  # let any calling AE store/query/retrieve, not only known peers
+    dimse_lean_store: bool = True  # storage associations' P-DATA read by dimse/fastrecv.py, not pynetdicom
     issuer_hospitals: dict[str, str] = field(default_factory=dict)  # IssuerOfPatientID -> hospital (issue 11)
     cors_origins: list[str] = field(default_factory=list)
     max_upload_bytes: int = 8 * 1024**3
