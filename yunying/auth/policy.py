@@ -42,8 +42,6 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("OPTIONS", "/oauth/{path:path}"), ("OPTIONS", "/.well-known/{path:path}"),  # the provider's CORS answers
     ("GET", "/login"), ("GET", "/login/{path:path}"),
     ("POST", "/login"), ("POST", "/login/{path:path}"),  # the provider's login, password change, logout
-    ("POST", "/api/auth/login"),  # username + password -> a short access token
-    ("POST", "/api/auth/password"),  # change one's password with the old one (first login)
     ("POST", "/api/auth/exchange"),  # a capability token (+ code) -> a short access token
     ("POST", "/api/auth/register"),  # a doctor's self-registration (reviewed by a hospital admin)
     ("GET", "/launch"),  # a signed launch link: its signature is the credential
