@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
+    "/admin/security": "security",  # the security administrator's page (issue 12 part 5)
     "/admin": "admin",
     "/portal": "portal",
     "/common": "common",

@@ -97,6 +97,11 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/admin/grants", (ADMIN, R.SHARES_MANAGE)),
     ("POST", "/api/admin/grants", (ADMIN, R.SHARES_MANAGE)),
     ("DELETE", "/api/admin/grants/{grant}", (ADMIN, R.SHARES_MANAGE)),
+    # the security administrator's (issue 12 part 5): only security.manage changes the policy
+    ("GET", "/api/admin/security-policy", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),
+    ("PUT", "/api/admin/security-policy", R.SECURITY_MANAGE),
+    ("GET", "/api/admin/users/{username}/second-factor", (ADMIN, R.SECURITY_MANAGE)),
+    ("DELETE", "/api/admin/users/{username}/second-factor", R.SECURITY_MANAGE),
     ("GET", "/api/admin/registrations", (ADMIN, R.USERS_MANAGE)),
     ("GET", "/api/admin/registrations/{reg}/photos/{photo}", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
