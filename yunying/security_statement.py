@@ -4,6 +4,7 @@ the live settings like the conformance statement; a control switched off shows a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from yunying.settings import Settings
@@ -28,6 +29,8 @@ def live_policy(s: Settings) -> Any:
     from yunying.auth import secpolicy
     from yunying.auth.store import open_store
 
+    if not s.app_database and not (Path(s.data) / "app.sqlite").exists():
+        return secpolicy.DEFAULT  # no store yet: never create one just to describe it
     try:
         store = open_store(s.data, s.app_database)
     except Exception:  # noqa: BLE001 - a statement of the defaults beats no statement
