@@ -214,7 +214,7 @@ class LoginPages:
         return cookie, session
 
     def ended(self, lang: str, next_url: str) -> HTMLResponse:
-        return self.login_form(lang, next_url, message(lang, "login.error.session_ended"), status=401)
+        return self.login_form(lang, next_url, message(lang, "login.error.session_ended"))
 
     def password_page(self, lang: str, values: dict[str, str], msg: str = "", status: int = 200) -> HTMLResponse:
         policy = secpolicy.load(self.store)
