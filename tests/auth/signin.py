@@ -114,3 +114,16 @@ def login_page_post(base: str, username: str, password: str, http: httpx.Client 
     _, challenge = pkce()
     nxt = "/oauth/authorize?" + urlencode(authorize_params(base, challenge))
     return http.post(f"{base}/login", data={"username": username, "password": password, "next": nxt})
+
+
+def set_up_totp_in_page(page: Any) -> tuple[str, list[str]]:
+    """In Chromium, at the set-up page the login sends an administrator to: read the key, type the
+    app's code, keep the recovery codes, continue. Returns (secret, recovery codes)."""
+    page.wait_for_url(re.compile(r"/login/totp/setup\?"))
+    secret = page.inner_text("#secret").replace(" ", "")
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.click("button[type=submit]")
+    page.wait_for_selector("#recovery-codes li")
+    codes = [c.strip() for c in page.locator("#recovery-codes li").all_inner_texts()]
+    page.click("#continue")
+    return secret, codes
