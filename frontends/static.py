@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
+    "/admin/security": "security",  # the security administrator's page (issue 12 part 5)
     "/admin": "admin",
     "/portal/console": "console",  # the delivery console, before /portal; open through /portal's rule
     "/portal": "portal",

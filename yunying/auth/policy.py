@@ -42,8 +42,6 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("OPTIONS", "/oauth/{path:path}"), ("OPTIONS", "/.well-known/{path:path}"),  # the provider's CORS answers
     ("GET", "/login"), ("GET", "/login/{path:path}"),
     ("POST", "/login"), ("POST", "/login/{path:path}"),  # the provider's login, password change, logout
-    ("POST", "/api/auth/login"),  # username + password -> a short access token
-    ("POST", "/api/auth/password"),  # change one's password with the old one (first login)
     ("POST", "/api/auth/exchange"),  # a capability token (+ code) -> a short access token
     ("POST", "/api/auth/register"),  # a doctor's self-registration (reviewed by a hospital admin)
     ("GET", "/launch"),  # a signed launch link: its signature is the credential
@@ -99,6 +97,11 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/admin/grants", (ADMIN, R.SHARES_MANAGE)),
     ("POST", "/api/admin/grants", (ADMIN, R.SHARES_MANAGE)),
     ("DELETE", "/api/admin/grants/{grant}", (ADMIN, R.SHARES_MANAGE)),
+    # the security administrator's (issue 12 part 5): only security.manage changes the policy
+    ("GET", "/api/admin/security-policy", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),
+    ("PUT", "/api/admin/security-policy", R.SECURITY_MANAGE),
+    ("GET", "/api/admin/users/{username}/second-factor", (ADMIN, R.SECURITY_MANAGE)),
+    ("DELETE", "/api/admin/users/{username}/second-factor", R.SECURITY_MANAGE),
     ("GET", "/api/admin/registrations", (ADMIN, R.USERS_MANAGE)),
     ("GET", "/api/admin/registrations/{reg}/photos/{photo}", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
