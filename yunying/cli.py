@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = None
+    app = None
     try:
         try:
             server_mod = importlib.import_module("dimse.server")
@@ -97,6 +98,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
+        from yunying.collect.cli import (
+            start as start_collect,  # Q/R collectors and lifecycle (issue 15)
+        )
+        app.state.collect, app.state.lifecycle = start_collect(settings, archive, auth.store.engine)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
@@ -118,6 +123,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: None)
         uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
+        if app is not None and app.state.collect is not None:
+            app.state.collect.stop()  # before the archive closes: a run ends after its current study
+        if app is not None and app.state.lifecycle is not None:
+            app.state.lifecycle.stop()
         if dimse is not None:
             dimse.stop()
         if settings.audit:
@@ -215,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+                 "yunying.collect.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

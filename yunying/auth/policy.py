@@ -51,6 +51,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
+    ("GET", "/jobs"), ("GET", "/jobs/{path:path}"),  # the jobs page (issue 15 part 8); its data needs a token
     # the patient portal: the exam token or share token in the body is the credential (issue 14)
     ("POST", "/api/portal/verify/{step}"),
 ]
@@ -114,6 +115,14 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
     ("GET", "/api/portal/film", DICOMWEB_READ),
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS)),  # counts only, no patient data  # visibility checked in the handler, as for DICOMweb
+    # collection, lifecycle and jobs (issue 15 parts 1, 6, 8): counts and UIDs, no patient data
+    ("GET", "/api/jobs", (ADMIN, R.OPERATIONS)), ("GET", "/metrics", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/collect/runs", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/collect/sources/{source}/runs", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/lifecycle/studies/{study}", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/lifecycle/studies/{study}/delete", ADMIN),  # after retention, confirmed (handler)
+    ("PUT", "/api/lifecycle/studies/{study}/protected", ADMIN),
+    ("GET", "/api/lifecycle/refetch/{study}", DICOMWEB_READ),  # the viewer polls a purged study's re-fetch
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
 ]
 
