@@ -103,7 +103,8 @@ def metrics_text(jobs: list[JobStatus] | None = None) -> str:
 
     def add(name: str, kind: str, labels: str, value: float) -> None:
         kinds[name] = kind
-        series.setdefault(name, []).append(f"{name}{{{labels}}} {value:g}")
+        text = str(int(value)) if float(value).is_integer() else repr(float(value))  # no rounding of timestamps
+        series.setdefault(name, []).append(f"{name}{{{labels}}} {text}")
 
     for job in jobs:
         labels = f'kind="{_label(job["kind"])}",name="{_label(job["name"])}"'

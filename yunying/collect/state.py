@@ -89,4 +89,4 @@ class CollectState:
         if source is not None:
             query = query.where(runs.c.source == source)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]  # plain str keys for orjson
