@@ -53,6 +53,7 @@ class SyntheticPacs:
     seed: int = 1
     destinations: dict[str, tuple[str, int]] = field(default_factory=dict)
     mode: str = ""  # "", "garbage", "duplicates"
+    refuse: bool = False  # reject every association (a PACS that does not know us)
     today: date = field(default_factory=date.today)
     removed: set[int] = field(default_factory=set)  # study numbers it no longer holds
     served: int = 0  # instances sent by C-MOVE / C-GET
@@ -178,6 +179,8 @@ class SyntheticPacs:
     def start(self, port: int = 0) -> SyntheticPacs:
         ae = AE(ae_title=self.aet)
         ae.maximum_associations = 32
+        if self.refuse:
+            ae.require_calling_aet = ["SOMEONE-ELSE"]
         for model in (Verification, StudyRootQueryRetrieveInformationModelFind,
                       StudyRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelGet):
             ae.add_supported_context(model)
