@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -11,8 +12,7 @@ from typing import Any
 import httpx
 
 from benchmarks.collect import SyntheticPacs
-from benchmarks.net import YunyingServer
-from tests.conftest import start_with_env
+from benchmarks.net import YunyingServer, free_port, start_yunying
 
 READER = "ak_reader_" + secrets.token_urlsafe(16)  # dicomweb.read only: no jobs, no collector runs
 
@@ -23,12 +23,23 @@ def source(name: str, aet: str, port: int, **more: Any) -> dict[str, Any]:
 
 
 def start_collecting(data: Path, sources: list[dict[str, Any]], peers: dict[str, int] | None = None,
-                     pacs: list[SyntheticPacs] = (), **env: str) -> YunyingServer:  # type: ignore[assignment]
+                     pacs: list[SyntheticPacs] = (), dimse_port: int | None = None,  # type: ignore[assignment]
+                     **env: str) -> YunyingServer:
     """A server whose collectors use `sources`; every PACS learns where our AE listens (C-MOVE)."""
     keys = json.dumps([{"name": "reader", "key": READER, "scopes": ["dicomweb.read"]}])
     if peers:  # the sources' AEs may store into us (C-MOVE sub-operations arrive through our SCP)
         env["YUNYING_PEERS"] = json.dumps({ae: ["127.0.0.1", port] for ae, port in peers.items()})
-    srv = start_with_env(data, YUNYING_COLLECT_SOURCES=json.dumps(sources), YUNYING_API_KEYS=keys, **env)
+    env.update(YUNYING_COLLECT_SOURCES=json.dumps(sources), YUNYING_API_KEYS=keys)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        srv = start_yunying(data, dimse_port=dimse_port or free_port())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     for p in pacs:
         p.destinations["YUNYING"] = ("127.0.0.1", srv.dimse_port)
     return srv
