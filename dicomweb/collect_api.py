@@ -207,6 +207,17 @@ async def protect_study(request: Request) -> Response:
     return _json({"study": study, "protected": body["protected"]})
 
 
+async def purge_now(request: Request) -> Response:
+    """POST /api/lifecycle/purge: run the delivery-cache purge now (it also runs every minute)."""
+    life = _lifecycle(request)
+    if life is None:
+        return _error(404, "lifecycle is not running")
+    report = await run_in_threadpool(life.purge)
+    yunying.audit.record("admin.change", principal=principal_of(request), detail={"lifecycle": "purge", **report})
+    return _json({**report, "held_bytes": await run_in_threadpool(life.table.held_bytes),
+                  "capacity_bytes": life.capacity})
+
+
 def _may_see_purged(request: Request, hospital: str) -> bool:
     visibility = principal_of(request).visibility
     return visibility.everything or hospital in visibility.hospitals
@@ -223,6 +234,7 @@ def routes() -> list[Route]:
         Route("/api/lifecycle/studies/{study}/delete", delete_study, methods=["POST"]),
         Route("/api/lifecycle/studies/{study}/protected", protect_study, methods=["PUT"]),
         Route("/api/lifecycle/refetch/{study}", refetch_progress, methods=["GET"]),
+        Route("/api/lifecycle/purge", purge_now, methods=["POST"]),
     ]
 
 

@@ -65,6 +65,7 @@ class Settings:
     delivery_cache_bytes: int = 0  # delivery cache: bytes the collected studies may fill; 0: no purge
     cache_high_water: int = 90  # percent of delivery_cache_bytes that starts a purge
     cache_low_water: int = 75  # percent the purge goes down to
+    cache_check_s: int = 60  # how often the delivery cache compares its size with the high-water mark
     refetch_wait_s: int = 20  # how long a request for a purged study waits for its re-fetch before a 503
 
     def validate(self) -> Settings:

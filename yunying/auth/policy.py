@@ -122,6 +122,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/lifecycle/studies/{study}", (ADMIN, R.OPERATIONS)),
     ("POST", "/api/lifecycle/studies/{study}/delete", ADMIN),  # after retention, confirmed (handler)
     ("PUT", "/api/lifecycle/studies/{study}/protected", ADMIN),
+    ("POST", "/api/lifecycle/purge", (ADMIN, R.OPERATIONS)),
     ("GET", "/api/lifecycle/refetch/{study}", DICOMWEB_READ),  # the viewer polls a purged study's re-fetch
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
 ]

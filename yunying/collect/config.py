@@ -105,5 +105,7 @@ def check_collect(settings: Settings) -> None:
           "delivery_cache_bytes", "0 (off) or a size in bytes")
     _want(0 < settings.cache_low_water < settings.cache_high_water <= 100, "cache_high_water/cache_low_water",
           "percentages with 0 < low < high <= 100")
+    _want(isinstance(settings.cache_check_s, int) and settings.cache_check_s >= 1, "cache_check_s",
+          "seconds, at least 1")
     _want(isinstance(settings.refetch_wait_s, int) and 0 <= settings.refetch_wait_s <= 300, "refetch_wait_s",
           "0-300 seconds")

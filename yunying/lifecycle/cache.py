@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from yunying.settings import Settings
 
 log = logging.getLogger("yunying.lifecycle")
-PURGE_EVERY_S = 60.0
 
 
 class RetentionNotOver(ArchiveError):
@@ -68,6 +67,7 @@ class Lifecycle:
         self.high = self.capacity * settings.cache_high_water // 100
         self.low = self.capacity * settings.cache_low_water // 100
         self.wait_s = settings.refetch_wait_s
+        self.every_s = float(settings.cache_check_s)
         self.service: CollectService | None = None
         self._purged = self.table.purged()  # in memory: every request asks (a dict lookup)
         self._refetches: dict[str, Refetch] = {}
@@ -109,13 +109,14 @@ class Lifecycle:
         life = self.table.get(study)
         if life is not None:
             return {"study": study, "class": life.retention_class, "retain_until": life.retain_until,
-                    "protected": life.protected, "source": life.source, "purged": life.purged_at is not None}
+                    "protected": life.protected, "source": life.source, "purged": life.purged_at is not None,
+                    "received_at": life.received_at}
         rows = self.archive.instances(study)  # UnknownResource: 404
         record = self.archive.read_json(rows[0])
         cls = self.retention.classify(record)
         until = self.retention.until(cls, study_date(record) or date.today())
         return {"study": study, "class": cls, "retain_until": until.isoformat(), "protected": False,
-                "source": None, "purged": False}
+                "source": None, "purged": False, "received_at": None}
 
     def delete_after_retention(self, study: str, confirm: str, today: date | None = None) -> int:
         """An admin's confirmed deletion: refused before the retention period ends."""
@@ -134,7 +135,7 @@ class Lifecycle:
 
     # -- delivery cache --------------------------------------------------------------------
     def _loop(self) -> None:
-        while not self._stop.wait(PURGE_EVERY_S if self.last_purge else 1.0):
+        while not self._stop.wait(self.every_s):
             try:
                 self.purge()
             except Exception as exc:  # noqa: BLE001 - the loop keeps going; reported on the jobs page
@@ -142,7 +143,7 @@ class Lifecycle:
 
     def purge(self) -> dict[str, int]:
         """Purge oldest-first down to the low-water mark if above the high-water mark."""
-        report: Counter[str] = Counter()
+        report: Counter[str] = Counter(purged=0, purged_bytes=0, kept_not_at_source=0)
         if not self.capacity or self.service is None:
             return dict(report)
         with self._purge_lock:
@@ -234,8 +235,8 @@ class Lifecycle:
     def job_status(self) -> list[jobs.JobStatus]:
         fetching = sum(1 for j in self._refetches.values() if not j.done.is_set())
         return [{"kind": "lifecycle", "name": "delivery-cache",
-                 "schedule": f"every {PURGE_EVERY_S:g} s" if self.capacity else "off",
-                 "last_run": self.last_purge, "next_run": (self.last_purge or time.time()) + PURGE_EVERY_S
+                 "schedule": f"every {self.every_s:g} s" if self.capacity else "off",
+                 "last_run": self.last_purge, "next_run": (self.last_purge or time.time()) + self.every_s
                  if self.capacity else None,
                  "state": "disabled" if not self.capacity else "running" if self._purge_lock.locked() else "idle",
                  "counts": {**self.totals, "held_bytes": self.table.held_bytes(), "capacity_bytes": self.capacity,
