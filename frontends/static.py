@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
+    "/admin/jobs": "jobs",  # collectors and background jobs (issue 15 part 8); likewise
     "/admin": "admin",
     "/portal": "portal",
     "/common": "common",
