@@ -122,6 +122,8 @@ class SyntheticPacs:
                 ds.QueryRetrieveLevel, ds.StudyInstanceUID = "STUDY", self.study_uid(i)
                 ds.StudyDate = self.study_date(i).strftime("%Y%m%d")
                 ds.NumberOfStudyRelatedInstances = self.series * self.instances
+                if "SOPClassesInStudy" in identifier:
+                    ds.SOPClassesInStudy = [CTImageStorage]
                 answers.append(ds)
         elif level == "SERIES":
             i = self._number(str(identifier.get("StudyInstanceUID", "")))
@@ -234,6 +236,82 @@ def serve_pacs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_archive(data: Path, sources: list[dict[str, Any]], env: dict[str, str], dimse_port: int) -> Any:
+    import os
+
+    from benchmarks.net import start_yunying
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env, YUNYING_COLLECT_SOURCES=json.dumps(sources))
+    try:
+        return start_yunying(data, dimse_port=dimse_port)
+    finally:
+        for k, v in {**saved, "YUNYING_COLLECT_SOURCES": None}.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def _wait(client: Any, known: set[int], poll: float = 0.5) -> dict[str, Any]:
+    while True:
+        runs = [r for r in client.get("/api/collect/runs", params={"source": "pacs"}).json()["runs"]
+                if r["id"] not in known]
+        if runs and runs[0]["state"] != "running":
+            return dict(runs[0])
+        time.sleep(poll)
+
+
+def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
+    """A backfill of `days` days from a PACS in its own process, then the same range again, then a
+    purge and one transparent re-fetch; figures from the wall clock around each."""
+    import httpx
+
+    from benchmarks.net import free_port
+
+    ours, today = free_port(), date.today()
+    pacs = subprocess.Popen([sys.executable, "-m", "benchmarks.collect", "--serve", "--studies", str(args.studies),
+                             "--days", str(args.days), "--series", str(args.series), "--instances",
+                             str(args.instances), "--dest", f"YUNYING=127.0.0.1:{ours}"],
+                            stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    assert pacs.stdout is not None
+    port = json.loads(pacs.stdout.readline())["port"]
+    total = args.studies * args.series * args.instances
+    source = {"name": "pacs", "aet": "SYNTHPACS", "host": "127.0.0.1", "port": port, "retrieve": args.retrieve,
+              "concurrency": args.concurrency, "timeout": 60}
+    # a cache just under what the backfill brings: the purge afterwards drops ~15 %
+    env = {"YUNYING_PEERS": json.dumps({"SYNTHPACS": ["127.0.0.1", port]}), "YUNYING_CACHE_CHECK_S": "86400",
+           "YUNYING_DELIVERY_CACHE_BYTES": str(int(total * 1300 / 0.95)), "YUNYING_REFETCH_WAIT_S": "120"}
+    out: dict[str, Any] = {"studies": args.studies, "days": args.days, "instances": total, "retrieve": args.retrieve,
+                           "concurrency": args.concurrency}
+    with tempfile.TemporaryDirectory(prefix="bench-collect-") as tmp:
+        srv = _start_archive(Path(tmp) / "data", [source], env, ours)
+        try:
+            with httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=300, trust_env=False) as c:
+                window = {"kind": "backfill", "start": today.isoformat(),
+                          "until": (today - timedelta(days=args.days - 1)).isoformat()}
+                for label in ("backfill", "again"):
+                    known = {r["id"] for r in c.get("/api/collect/runs").json()["runs"]}
+                    started = time.perf_counter()
+                    assert c.post("/api/collect/sources/pacs/runs", json=window).status_code == 202
+                    done = _wait(c, known)
+                    seconds = time.perf_counter() - started
+                    fetched = done["counts"].get("instances_fetched", 0)
+                    out[label] = {"state": done["state"], "seconds": round(seconds, 1), "instances_fetched": fetched,
+                                  "instances_per_s": round(fetched / seconds, 1), "error": done["error"]}
+                held = c.get("/dicomweb/studies", params={"limit": "100000", "includefield": "00201208"}).json()
+                out["held"] = {"studies": len(held), "instances": sum(s["00201208"]["Value"][0] for s in held)}
+                purge = c.post("/api/lifecycle/purge").json()
+                out["purge"] = purge
+                purged = [s["0020000D"]["Value"][0] for s in held][:args.studies]
+                gone = next(u for u in purged if c.get(f"/api/lifecycle/studies/{u}").json()["purged"])
+                started = time.perf_counter()
+                r = c.get(f"/dicomweb/studies/{gone}/metadata")
+                out["refetch"] = {"status": r.status_code, "instances": len(r.json()),
+                                  "seconds": round(time.perf_counter() - started, 3)}
+        finally:
+            srv.stop()
+            pacs.kill()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.collect")
     parser.add_argument("--studies", type=int, default=3000)
@@ -248,8 +326,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.serve:
         return serve_pacs(args)
-    from benchmarks.collect_run import run_backfill  # the server-side half (kept small)
-
     result = run_backfill(args)
     print(json.dumps(result, indent=2))
     return 0
@@ -257,6 +333,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["SyntheticPacs", "silent_port", "subprocess", "tempfile", "time", "Path"]

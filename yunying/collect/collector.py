@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from yunying.archive import Archive
 
 log = logging.getLogger("yunying.collect")
-STUDY_KEYS = {"StudyInstanceUID": "", "StudyDate": "", "NumberOfStudyRelatedInstances": ""}
+STUDY_KEYS = {"StudyInstanceUID": "", "StudyDate": "", "NumberOfStudyRelatedInstances": "", "SOPClassesInStudy": ""}
 SERIES_KEYS = {"StudyInstanceUID": "", "SeriesInstanceUID": "", "NumberOfSeriesRelatedInstances": ""}
 Held = Callable[[str, Source], None]  # (study, source): a study is held now (lifecycle records it)
 
@@ -226,6 +226,12 @@ class Collector:
         if match.instances is not None and sum(held.values()) >= match.instances:
             run.add(studies_up_to_date=1)
             return
+        if not held:  # nothing of it here: one study-level retrieve, no series query
+            if self._retrieve(run, match.uid, None, match.sop_classes):
+                run.add(studies_fetched=1)
+                if self.held is not None:
+                    self.held(match.uid, self.source)
+            return
         keys = dict(SERIES_KEYS, StudyInstanceUID=match.uid)
         checked = check_matches(self._find("SERIES", keys), "SeriesInstanceUID", "NumberOfSeriesRelatedInstances")
         self._odd(run, checked.garbage, checked.duplicates)
@@ -234,13 +240,13 @@ class Collector:
             have = held.get(series.uid, 0)
             if have and (series.instances is None or have >= series.instances):
                 continue
-            fetched += self._retrieve(run, match.uid, series.uid)
+            fetched += self._retrieve(run, match.uid, series.uid, match.sop_classes)
         run.add(studies_fetched=1 if fetched else 0, studies_up_to_date=0 if fetched else 1)
         if fetched and self.held is not None:
             self.held(match.uid, self.source)
 
-    def _retrieve(self, run: Run, study: str, series: str) -> int:
-        """One series from the source; returns the instances received."""
+    def _retrieve(self, run: Run, study: str, series: str | None, sop_classes: tuple[str, ...] = ()) -> int:
+        """One series (or the whole study) from the source; returns the instances received."""
         with self.gate:
             if self.source.retrieve == "get":
                 origin = Origin("collect", self.source.aet, hospital=self.source.hospital)
@@ -253,7 +259,7 @@ class Collector:
                     self.pace.spend(len(raw))
                     return 0x0000
 
-                result = self.qr.retrieve(self.source, study, series, store)
+                result = self.qr.retrieve(self.source, study, series, store, sop_classes)
                 size, duplicates = stored["bytes"], stored["duplicate"]
             else:
                 before = self._series_bytes(study, series)
@@ -262,11 +268,11 @@ class Collector:
                 duplicates = 0
                 self.pace.spend(size)
         run.add(instances_fetched=result.completed, instances_failed=result.failed, bytes_fetched=size,
-                instances_duplicate=duplicates, series_fetched=1)
+                instances_duplicate=duplicates, retrieves=1)
         self.totals.update({"instances_total": result.completed, "bytes_total": size,
                             "failed_instances_total": result.failed})
         if result.failed or result.status not in (0x0000, 0xB000):
-            raise SourceError(f"series {series}: retrieve status 0x{result.status:04X}, "
+            raise SourceError(f"{'series ' + series if series else 'study'}: retrieve status 0x{result.status:04X}, "
                               f"{result.failed} failed, {result.completed} completed")
         return result.completed + result.warning
 
@@ -278,7 +284,7 @@ class Collector:
             return {}
         return dict(Counter(r.series for r in rows))
 
-    def _series_bytes(self, study: str, series: str) -> int:
+    def _series_bytes(self, study: str, series: str | None) -> int:
         try:
             return sum(r.size for r in self.archive.instances(study, series))
         except UnknownResource:

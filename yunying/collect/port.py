@@ -29,6 +29,7 @@ class Match:
     uid: str
     instances: int | None
     date: str = ""  # StudyDate (YYYYMMDD) of a study match
+    sop_classes: tuple[str, ...] = ()  # SOPClassesInStudy, when the source returns it (optional key)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ class QueryRetrieve(Protocol):
     def find(self, source: Source, level: str, keys: dict[str, str]) -> list[dict[str, str]]:
         """C-FIND (Study Root) at `level`; every returned key as text ("" when absent)."""
 
-    def retrieve(self, source: Source, study: str, series: str | None, store: Store | None) -> Retrieved:
-        """C-GET into `store` when given, else C-MOVE to our own AE."""
+    def retrieve(self, source: Source, study: str, series: str | None, store: Store | None,
+                 sop_classes: tuple[str, ...] = ()) -> Retrieved:
+        """C-GET into `store` when given (offering `sop_classes` only, when known), else C-MOVE to our AE."""
 
 
 @dataclass
@@ -77,5 +79,6 @@ def check_matches(answers: list[dict[str, str]], uid_key: str, count_key: str) -
         count = int(text) if text.isdigit() and len(text) <= 9 else None
         if text and count is None:
             out.garbage += 1
-        out.matches.append(Match(uid, count, answer.get("StudyDate", "").strip()))
+        classes = tuple(c for c in answer.get("SOPClassesInStudy", "").split("\\") if UID.match(c.strip()))
+        out.matches.append(Match(uid, count, answer.get("StudyDate", "").strip(), classes))
     return out
