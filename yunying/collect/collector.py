@@ -175,19 +175,21 @@ class Collector:
 
     def _failed(self, run: Run, exc: Exception) -> None:
         run.error = str(exc)
-        self._error(str(exc))
+        self.note_error(str(exc))
 
-    def _error(self, text: str) -> None:
+    def note_error(self, text: str) -> None:
+        """Keep an error for the jobs page (the last 20) and log it (UIDs and statuses only)."""
         self.errors.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}")
         self.totals["errors_total"] += 1
         log.warning("collect %s: %s", self.source.name, text)  # UIDs and statuses only
 
-    def _find(self, level: str, keys: dict[str, str]) -> list[dict[str, str]]:
+    def query(self, level: str, keys: dict[str, str]) -> list[dict[str, str]]:
+        """C-FIND at the source, within its concurrency limit."""
         with self.gate:
             return self.qr.find(self.source, level, keys)
 
     def _find_studies(self, run: Run, keys: dict[str, str]) -> list[Match]:
-        checked = check_matches(self._find("STUDY", keys), "StudyInstanceUID", "NumberOfStudyRelatedInstances")
+        checked = check_matches(self.query("STUDY", keys), "StudyInstanceUID", "NumberOfStudyRelatedInstances")
         self._odd(run, checked.garbage, checked.duplicates)
         run.add(studies_found=len(checked.matches))
         return checked.matches
@@ -197,7 +199,7 @@ class Collector:
             run.add(garbage=garbage, duplicates=duplicates)
             self.totals.update({"garbage_total": garbage, "duplicates_total": duplicates})
             if garbage:
-                self._error(f"{garbage} unusable C-FIND match(es) ignored (no valid UID or count)")
+                self.note_error(f"{garbage} unusable C-FIND match(es) ignored (no valid UID or count)")
 
     def _collect(self, run: Run, studies: list[Match]) -> int:
         """Fetch what is missing of each study, `concurrency` at a time; returns the failures."""
@@ -208,10 +210,10 @@ class Collector:
                 self._collect_study(run, match)
                 return True
             except SourceError as exc:
-                self._error(f"study {match.uid}: {exc}")
+                self.note_error(f"study {match.uid}: {exc}")
                 return False
             except Exception as exc:  # noqa: BLE001 - one bad study must not end the run
-                self._error(f"study {match.uid}: {type(exc).__name__}")
+                self.note_error(f"study {match.uid}: {type(exc).__name__}")
                 return False
 
         if len(studies) <= 1 or self.source.concurrency == 1:
@@ -233,7 +235,7 @@ class Collector:
                     self.held(match.uid, self.source)
             return
         keys = dict(SERIES_KEYS, StudyInstanceUID=match.uid)
-        checked = check_matches(self._find("SERIES", keys), "SeriesInstanceUID", "NumberOfSeriesRelatedInstances")
+        checked = check_matches(self.query("SERIES", keys), "SeriesInstanceUID", "NumberOfSeriesRelatedInstances")
         self._odd(run, checked.garbage, checked.duplicates)
         fetched = 0
         for series in checked.matches:

@@ -93,7 +93,7 @@ class CollectService:
             except Busy:
                 log.info("collect %s: %s skipped, another run is going", name, kind)
             except Exception as exc:
-                collector._error(f"{kind} failed: {type(exc).__name__}")
+                collector.note_error(f"{kind} failed: {type(exc).__name__}")
                 log.exception("collect %s: %s failed", name, kind)
 
         thread = threading.Thread(target=body, name=f"collect-{name}-{kind}", daemon=True)

@@ -178,7 +178,7 @@ class Lifecycle:
         if collector is None:
             return False
         try:
-            answers = collector._find("STUDY", {"StudyInstanceUID": life.study_uid, "NumberOfStudyRelatedInstances": ""})
+            answers = collector.query("STUDY", {"StudyInstanceUID": life.study_uid, "NumberOfStudyRelatedInstances": ""})
         except SourceError as exc:
             self._error(f"study {life.study_uid} kept: {exc}")
             return False
