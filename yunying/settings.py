@@ -67,6 +67,8 @@ class Settings:
     cache_low_water: int = 75  # percent the purge goes down to
     cache_check_s: int = 60  # how often the delivery cache compares its size with the high-water mark
     refetch_wait_s: int = 20  # how long a request for a purged study waits for its re-fetch before a 503
+    # personal data at rest (issue 12 part 6, yunying/pii.py): the sealing keys, outside the data folder
+    pii_key_file: str = ""  # "": env YUNYING_PII_KEYS, else <data>.pii.key beside the data folder
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
