@@ -91,6 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = notifier = None
+    app = None
     try:
         from yunying.portal.notify import start_notifier
         notifier = start_notifier(settings, auth.store, archive)  # report notifications (issue 14 part 8)
@@ -101,6 +102,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
+        from yunying.collect.cli import (
+            start as start_collect,  # Q/R collectors and lifecycle (issue 15)
+        )
+        app.state.collect, app.state.lifecycle = start_collect(settings, archive, auth.store.engine)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
@@ -124,6 +129,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if notifier is not None:
             notifier.stop()
+        if app is not None and app.state.collect is not None:
+            app.state.collect.stop()  # before the archive closes: a run ends after its current study
+        if app is not None and app.state.lifecycle is not None:
+            app.state.lifecycle.stop()
         if dimse is not None:
             dimse.stop()
         if settings.audit:
@@ -222,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
     for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
-                 "yunying.pii_cli"):
+                 "yunying.pii_cli", "yunying.collect.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

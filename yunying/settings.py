@@ -58,6 +58,16 @@ class Settings:
     tls_client_ca: str = ""  # CA file: DICOM TLS peers must present a certificate it signed
     frame_ancestors: list[str] = field(default_factory=list)  # origins that may frame our pages (CSP)
     rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
+    # collection and lifecycle (issue 15 parts 1 and 6, README "Collection")
+    collect_sources: list[dict[str, Any]] = field(default_factory=list)  # [[collect_sources]] source PACS
+    retention_years: list[dict[str, Any]] = field(default_factory=list)  # [[retention_years]] class, years
+    retention_rules: list[dict[str, Any]] = field(default_factory=list)  # [[retention_rules]] class, when
+    retention_default: str = "outpatient"  # the class of a study no rule matches
+    delivery_cache_bytes: int = 0  # delivery cache: bytes the collected studies may fill; 0: no purge
+    cache_high_water: int = 90  # percent of delivery_cache_bytes that starts a purge
+    cache_low_water: int = 75  # percent the purge goes down to
+    cache_check_s: int = 60  # how often the delivery cache compares its size with the high-water mark
+    refetch_wait_s: int = 20  # how long a request for a purged study waits for its re-fetch before a 503
     # personal data at rest (issue 12 part 6, yunying/pii.py): the sealing keys, outside the data folder
     pii_key_file: str = ""  # "": env YUNYING_PII_KEYS, else <data>.pii.key beside the data folder
     # the patient portal (issue 14, README "The patient portal"): report notifications
@@ -103,6 +113,8 @@ class Settings:
         if not isinstance(self.audit_retention_days, int) or self.audit_retention_days < 180:
             raise SettingError("audit_retention_days: at least 180 (GB/T 22239-2019 8.1.4.3: six months)")
         check_api_keys(self.api_keys)
+        from yunying.collect.config import check_collect  # here: it imports this module
+        check_collect(self)
         if self.api_key and len(self.api_key) < 16:
             raise SettingError("api_key: at least 16 characters (YUNYING_API_KEY)")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -120,6 +120,15 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
     ("GET", "/api/portal/console/exams", (ADMIN, R.DELIVERY)), ("GET", "/api/portal/console/report", (ADMIN, R.DELIVERY)),
     ("POST", "/api/portal/console/access", (ADMIN, R.DELIVERY)),  # POST: a phone never rides in a URL
+    # collection, lifecycle and jobs (issue 15 parts 1, 6, 8): counts and UIDs, no patient data
+    ("GET", "/api/jobs", (ADMIN, R.OPERATIONS)), ("GET", "/metrics", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/collect/runs", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/collect/sources/{source}/runs", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/lifecycle/studies/{study}", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/lifecycle/studies/{study}/delete", ADMIN),  # after retention, confirmed (handler)
+    ("PUT", "/api/lifecycle/studies/{study}/protected", ADMIN),
+    ("POST", "/api/lifecycle/purge", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/lifecycle/refetch/{study}", DICOMWEB_READ),  # the viewer polls a purged study's re-fetch
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
     # the viewer (issue 13): measurements -> a DICOM SR it then stores through STOW-RS (reads no archive data)
     ("POST", "/api/viewer/sr", DICOMWEB_WRITE),
