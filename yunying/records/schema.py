@@ -118,7 +118,7 @@ merges = Table(  # patient merges and identifier changes (HL7 A40 / A47), revers
     Column("event", String(8), nullable=False),  # A40 | A47
     Column("surviving", String(32), nullable=False),  # rec_patients.id
     Column("merged", String(32), nullable=False),
-    Column("studies", JSON, nullable=False),  # [{"study": uid, "patient": {tag: element}}] as before
+    Column("moved", JSON, nullable=False),  # {"studies": {uid: prior patient attrs}, "exams": [...], "visits": [...], "old_id": ...}
     Column("control_id", String(64), nullable=False, default=""),
     Column("at", Integer, nullable=False),
     Column("undone_at", Integer),
