@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,8 +29,7 @@ import duckdb
 import orjson
 
 from index import extract as ex
-from index import moves
-from index import write
+from index import moves, write
 from index.catalog import MAX_ROWS, Catalog
 from index.model import InstanceRecord, InstanceRow
 from index.query import Query

@@ -544,8 +544,8 @@ def patient_patched(ds: Dataset, attrs: dict[str, Any]) -> Dataset:
     if any(not str(el.value).isascii() for el in values):
         ds.decode()  # every text value read with the stored character set, then written as UTF-8
         ds.SpecificCharacterSet = "ISO_IR 192"
-    for tag in attrs:
-        if attrs[tag] is None:
+    for tag, element in attrs.items():
+        if element is None:
             ds.pop(int(tag, 16), None)
     for el in values:
         ds[el.tag] = el

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import missing_tool
+from yunying.archive import Archive
 from yunying.auth.store import open_store
 from yunying.pii import new_key_line, parse
 from yunying.records.idcard import check_character
@@ -47,3 +48,11 @@ def pg_url() -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    """A real archive in the test's folder (in-process)."""
+    a = Archive(tmp_path / "archive")
+    yield a
+    a.close()

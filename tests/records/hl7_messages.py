@@ -33,7 +33,7 @@ def merge(event: str, control: str, survivor: str, prior: str) -> str:
 def orm(control: str = "O1", pid: str = "P001", accession: str = "ACC001", item: str = "胸部CT平扫") -> str:
     return "\r".join([
         msh("ORM^O01^ORM_O01", control), f"PID|1||{pid}^^^HIS1^MR||张^三||19491231|F",
-        f"PV1|1|O|门诊^^||||||||||||||||MZ9", f"ORC|NW|{accession}|{accession}||SC",
+        "PV1|1|O|门诊^^||||||||||||||||MZ9", f"ORC|NW|{accession}|{accession}||SC",
         obr({1: "1", 2: accession, 3: accession, 4: f"CT001^{item}", 7: "20260301130000", 13: "咳嗽两周",
              18: accession, 24: "CT"})]) + "\r"
 

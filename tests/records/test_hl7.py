@@ -86,7 +86,7 @@ def test_gb18030_message_and_ack(listener: MllpListener, records: RecordStore) -
 def test_bad_messages_are_refused_with_a_reason_and_change_nothing(
         listener: MllpListener, records: RecordStore, message: str | bytes, code: str, says: str) -> None:
     ack = send(listener, message)
-    got, control, reason = msa(ack)
+    got, _control, reason = msa(ack)
     assert got == code and says.lower() in reason.lower()
     assert str(ack.segment("ERR")[3][0][0]) in {"100", "101", "102", "200", "201", "203", "207"}
     assert count(records, t.patients) == 0 and count(records, t.exams) == 0

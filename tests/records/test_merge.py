@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import pydicom
 import pytest
@@ -24,13 +23,6 @@ from yunying.records.service import ArchiveMover
 from yunying.records.store import RecordStore, Where
 
 H1 = Origin("dimse", "CT1", hospital="h1")
-
-
-@pytest.fixture
-def archive(tmp_path: Path) -> Iterator[Archive]:
-    a = Archive(tmp_path / "archive")
-    yield a
-    a.close()
 
 
 @pytest.fixture

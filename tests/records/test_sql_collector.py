@@ -201,10 +201,10 @@ def test_wrong_check_digit_is_rejected_by_key_not_value(records: RecordStore, tm
 
 
 @pytest.mark.parametrize("bad, says", [
-    ('name = "x"\nurl = "sqlite://"\ntable = "v; drop"\nwatermark = "u"\nkey = "k"\n[sources.columns]\n'
-     'patient_id = "p"', "table"),
-    ('name = "x"\nurl = "sqlite://"\ntable = "v"\nwatermark = "u"\nkey = "k"\n[sources.columns]\n'
-     'patient_id = "p"\nshoe_size = "s"', "shoe_size"),
+    (('name = "x"\nurl = "sqlite://"\ntable = "v; drop"\nwatermark = "u"\nkey = "k"\n[sources.columns]\n'
+     'patient_id = "p"'), "table"),
+    (('name = "x"\nurl = "sqlite://"\ntable = "v"\nwatermark = "u"\nkey = "k"\n[sources.columns]\n'
+     'patient_id = "p"\nshoe_size = "s"'), "shoe_size"),
     ('name = "x"\ntable = "v"\nwatermark = "u"\nkey = "k"\n[sources.columns]\npatient_id = "p"', "url"),
     ('name = "x"\nurl = "sqlite://"\ntable = "v"\nwatermark = "u"\nkey = "k"\n[sources.columns]\nname = "n"',
      "patient_id"),

@@ -96,7 +96,7 @@ def _emit(subs: list[Callable[[E], None]], event: E) -> None:
     for cb in list(subs):
         try:
             cb(event)
-        except Exception as exc:  # a subscriber's failure must not undo a committed record
+        except Exception as exc:  # noqa: BLE001 - a subscriber's failure must not undo a committed record
             log.error("records subscriber %s failed: %s", getattr(cb, "__name__", cb), type(exc).__name__)
 
 

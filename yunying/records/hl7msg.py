@@ -31,7 +31,7 @@ CHARSETS = {"ASCII": "ascii", "UNICODE UTF-8": "utf-8", "UTF-8": "utf-8", "GB 18
             "GB18030": "gb18030", "CNS 11643-1992": "big5", "8859/1": "latin-1", "UNICODE": "utf-16"}
 EVENTS = {("ADT", "A01"), ("ADT", "A04"), ("ADT", "A05"), ("ADT", "A08"), ("ADT", "A28"), ("ADT", "A31"),
           ("ADT", "A40"), ("ADT", "A47"), ("ORM", "O01"), ("OMI", "O23"), ("OMG", "O19"), ("ORU", "R01")}
-CONCLUSION = re.compile(r"IMP|CONCL|DIAG|诊断|结论|印象", re.I)
+CONCLUSION = re.compile(r"IMP|CONCL|DIAG|诊断|结论|印象", re.IGNORECASE)
 
 
 class Refused(Exception):
@@ -88,7 +88,7 @@ def parse_message(raw: bytes, head: Header) -> hl7.Message:
     text = text.replace("\r\n", "\r").replace("\n", "\r").strip("\r")
     try:
         return hl7.parse(text)
-    except Exception:  # python-hl7 raises plain errors on malformed segments
+    except Exception:  # noqa: BLE001 - python-hl7 raises plain errors on malformed segments
         raise Refused("AR", "the message cannot be parsed as HL7 v2", "100") from None
 
 
@@ -214,7 +214,9 @@ def order_fields(msg: hl7.Message, head: Header) -> dict[str, Any]:
 
 
 def result_fields(msg: hl7.Message) -> dict[str, Any]:
-    findings, conclusion, pdf = [], [], None
+    findings: list[str] = []
+    conclusion: list[str] = []
+    pdf = None
     for obx in msg.segments("OBX") if has(msg, "OBX") else []:
         kind = str(obx[2]) if len(obx) > 2 else ""
         ident = str(obx[3]) if len(obx) > 3 else ""

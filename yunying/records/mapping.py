@@ -150,4 +150,4 @@ def load_sources(path: str | Path) -> list[Source]:
     return parse_sources(text, f"records_sources ({path})")
 
 
-__all__ = ["Source", "load_sources", "parse_sources", "RecordError"]
+__all__ = ["RecordError", "Source", "load_sources", "parse_sources"]

@@ -94,6 +94,7 @@ def _record(conn: Connection, out: list[Event], records: RecordStore, event: str
             conn.execute(update(t.patients).where(t.patients.c.id == merged).values(merged_into=sid, updated_at=now))
     mid = conn.execute(insert(t.merges).values(hospital=where.hospital, event=event, surviving=sid, merged=merged,
                                                moved=moved, control_id=control_id[:64], at=now)).inserted_primary_key
+    assert mid is not None
     out.append(events.MergeEvent(int(mid[0]), where.hospital, sid, merged))
     return int(mid[0])
 

@@ -91,13 +91,13 @@ class Records:
                     due[source.name] = now + source.interval_seconds
                     try:
                         self.run_source(source.name)
-                    except Exception as exc:  # a bad source must not stop the others
+                    except Exception as exc:  # noqa: BLE001 - a bad source must not stop the others
                         log.error("records source %s failed: %s", source.name, type(exc).__name__)
             if self.settings.records_match_seconds and now >= next_match:
                 next_match = now + self.settings.records_match_seconds
                 try:
                     self.match()
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the next sweep tries again
                     log.error("matching failed: %s", type(exc).__name__)
 
     def stop(self) -> None:
