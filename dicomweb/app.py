@@ -23,6 +23,7 @@ from dicomweb import (
     capabilities,
     frames,
     qido,
+    records_api,
     rendered,
     stow,
     wado,
@@ -153,7 +154,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
-              + audit_api.routes())
+              + audit_api.routes() + records_api.routes())
     middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
                                  cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)

@@ -22,6 +22,7 @@ FOLDERS: dict[str, str] = {
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
     "/admin": "admin",
     "/portal": "portal",
+    "/matching": "matching",
     "/common": "common",
     "/i18n": "i18n",
 }

@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = None
+    records = None
     try:
         try:
             server_mod = importlib.import_module("dimse.server")
@@ -98,6 +99,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
+        if settings.records_sources or settings.hl7_port:  # hospital records: collectors, HL7, matching
+            from yunying.records.service import Records
+            records = app.state.records = Records(settings, auth.store, archive)
+            records.start()
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
@@ -118,6 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: None)
         uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
+        if records is not None:
+            records.stop()
         if dimse is not None:
             dimse.stop()
         if settings.audit:
@@ -215,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+                 "yunying.records.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

@@ -51,6 +51,7 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
+    ("GET", "/matching"), ("GET", "/matching/{path:path}"),  # the unmatched-studies page (issue 15 part 4)
     # the patient portal: the exam token or share token in the body is the credential (issue 14)
     ("POST", "/api/portal/verify/{step}"),
 ]
@@ -115,6 +116,18 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/film", DICOMWEB_READ),
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS)),  # counts only, no patient data  # visibility checked in the handler, as for DICOMweb
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
+    # hospital records (issue 15 parts 2-4): handlers narrow to the caller's hospitals
+    ("GET", "/api/records/jobs", (ADMIN, R.OPERATIONS)),  # counts only
+    ("POST", "/api/records/sources/{name}/run", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/records/exams", (ADMIN, R.QC_REVIEW)),  # open exams to resolve the queue with
+    ("GET", "/api/records/exams/{accession}", (ADMIN, DICOMWEB_READ)),  # personal data: audited
+    ("GET", "/api/records/unmatched", (ADMIN, R.QC_REVIEW)),
+    ("POST", "/api/records/unmatched/{study}/resolve", (ADMIN, R.QC_REVIEW)),
+    ("POST", "/api/records/match", (ADMIN, R.QC_REVIEW, R.OPERATIONS)),
+    ("GET", "/api/records/body-parts", (ADMIN, R.QC_REVIEW)),
+    ("PUT", "/api/records/body-parts", ADMIN),
+    ("GET", "/api/records/merges", ADMIN),
+    ("POST", "/api/records/merges/{merge}/undo", ADMIN),  # reversing a patient merge: the admin's decision
 ]
 
 

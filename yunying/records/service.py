@@ -80,6 +80,8 @@ class Records:
             self.listener.start()
         self._thread = threading.Thread(target=self._poll, name="records", daemon=True)
         self._thread.start()
+        from yunying.records.jobs import register
+        register(self)
 
     def _poll(self) -> None:
         due: dict[str, float] = {}
