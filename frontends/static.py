@@ -20,9 +20,9 @@ HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
+    "/admin/matching": "matching",  # the unmatched-studies queue (issue 15 part 4), likewise
     "/admin": "admin",
     "/portal": "portal",
-    "/matching": "matching",
     "/common": "common",
     "/i18n": "i18n",
 }

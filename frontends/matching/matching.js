@@ -1,8 +1,8 @@
 // The unmatched-studies page (issue 15 part 4): studies no exam was found for, their candidate
 // exams, a search for other open exams, and the operator's choice (or "no exam"). It reaches the
 // archive over HTTP only (/api/records), with the operator's token (common/auth.js).
-import { authFetch, signedIn } from "../common/auth.js";
-import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
+import { authFetch, signedIn } from "../../common/auth.js";
+import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
 
 const $ = (sel) => document.querySelector(sel);
 const el = (tag, props = {}, ...children) => {

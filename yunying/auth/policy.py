@@ -51,7 +51,6 @@ OPEN_ROUTES: list[tuple[str, str]] = [
     ("GET", "/viewer"), ("GET", "/viewer/{path:path}"),
     ("GET", "/admin"), ("GET", "/admin/{path:path}"),
     ("GET", "/portal"), ("GET", "/portal/{path:path}"),
-    ("GET", "/matching"), ("GET", "/matching/{path:path}"),  # the unmatched-studies page (issue 15 part 4)
     # the patient portal: the exam token or share token in the body is the credential (issue 14)
     ("POST", "/api/portal/verify/{step}"),
 ]

@@ -89,6 +89,11 @@ def match_new_studies(records: RecordStore, archive: Any) -> dict[str, int]:
     return counts
 
 
+def plain(row: Any) -> dict[str, Any]:
+    """A result row as a dict with str keys (SQLAlchemy's quoted_name keys are not JSON-serialisable by orjson)."""
+    return {str(k): v for k, v in row._mapping.items()}
+
+
 class NotQueued(LookupError):
     """No open queue entry for the study (in the caller's hospitals)."""
 
@@ -123,7 +128,7 @@ def queue(records: RecordStore, hospitals: set[str] | None, limit: int = 200) ->
             exams = conn.execute(select(t.exams.c.id, t.exams.c.accession, t.exams.c.exam_type, t.exams.c.exam_item,
                                         t.exams.c.scheduled).where(t.exams.c.id.in_(u.candidates or []))).all()
             out.append({"study": u.study_uid, "hospital": u.hospital, "reason": u.reason, "queued_at": u.created_at,
-                        "candidates": [dict(e._mapping) for e in exams]})
+                        "candidates": [plain(e) for e in exams]})
     return out
 
 
@@ -138,7 +143,7 @@ def open_exams(records: RecordStore, hospital: str, patient_id: str = "", access
     if accession:
         q = q.where(t.exams.c.accession == accession)
     with records.store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [plain(r) for r in conn.execute(q)]
 
 
 def set_body_part(records: RecordStore, hospital: str, item: str, part: str) -> None:
@@ -155,4 +160,4 @@ def body_parts(records: RecordStore, hospitals: set[str] | None) -> list[dict[st
     if hospitals is not None:
         q = q.where(t.body_parts.c.hospital.in_(sorted(hospitals | {"*"})))
     with records.store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [plain(r) for r in conn.execute(q)]

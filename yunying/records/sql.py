@@ -39,7 +39,7 @@ class SqlReader:
             query = query.where(or_(wm > after[0], and_(wm == after[0], key > after[1])))
         try:
             with self.engine.connect() as conn:
-                return [dict(r._mapping) for r in conn.execute(query)]
+                return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]
         except SQLAlchemyError as exc:  # the view disappeared, the server went away, a bad column...
             raise ReadFailed(f"cannot read {self.source.table}: {_why(exc)}") from None
 
