@@ -24,6 +24,7 @@ from dicomweb import (
     collect_api,
     frames,
     qido,
+    records_api,
     rendered,
     stow,
     wado,
@@ -154,7 +155,8 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
-              + audit_api.routes() + collect_api.routes())  # jobs, metrics, collectors, lifecycle (issue 15)
+              + audit_api.routes() + collect_api.routes()  # jobs, metrics, collectors, lifecycle (issue 15)
+              + records_api.routes())  # hospital records, HL7, matching (issue 15)
     middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
                                  cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)

@@ -24,6 +24,7 @@ FOLDERS: dict[str, str] = {
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
     "/admin/security": "security",  # the security administrator's page (issue 12 part 5)
     "/admin/jobs": "jobs",  # collectors and background jobs (issue 15 part 8); likewise
+    "/admin/matching": "matching",  # the unmatched-studies queue (issue 15 part 4), likewise
     "/admin": "admin",
     "/portal/console": "console",  # the delivery console, before /portal; open through /portal's rule
     "/portal": "portal",

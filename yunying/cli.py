@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from yunying.audit.patients import study_patients
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
-    dimse = notifier = None
+    dimse = notifier = records = None
     app = None
     try:
         from yunying.portal.notify import start_notifier
@@ -107,6 +107,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         app.state.collect, app.state.lifecycle = start_collect(settings, archive, auth.store.engine)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
+        if settings.records_sources or settings.hl7_port:  # hospital records: collectors, HL7, matching
+            from yunying.records.service import Records
+            records = app.state.records = Records(settings, auth.store, archive)
+            records.start()
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
@@ -133,6 +137,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             app.state.collect.stop()  # before the archive closes: a run ends after its current study
         if app is not None and app.state.lifecycle is not None:
             app.state.lifecycle.stop()
+        if records is not None:
+            records.stop()
         if dimse is not None:
             dimse.stop()
         if settings.audit:
@@ -231,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
     for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
-                 "yunying.pii_cli", "yunying.collect.cli"):
+                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

@@ -133,6 +133,18 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     # the viewer (issue 13): measurements -> a DICOM SR it then stores through STOW-RS (reads no archive data)
     ("POST", "/api/viewer/sr", DICOMWEB_WRITE),
     ("POST", "/api/viewer/export/{kind}", DICOMWEB_READ),  # packages images the viewer rendered: MP4, ZIP
+    # hospital records (issue 15 parts 2-4): handlers narrow to the caller's hospitals
+    ("GET", "/api/records/jobs", (ADMIN, R.OPERATIONS)),  # counts only
+    ("POST", "/api/records/sources/{name}/run", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/records/exams", (ADMIN, R.QC_REVIEW)),  # open exams to resolve the queue with
+    ("GET", "/api/records/exams/{accession}", (ADMIN, DICOMWEB_READ)),  # personal data: audited
+    ("GET", "/api/records/unmatched", (ADMIN, R.QC_REVIEW)),
+    ("POST", "/api/records/unmatched/{study}/resolve", (ADMIN, R.QC_REVIEW)),
+    ("POST", "/api/records/match", (ADMIN, R.QC_REVIEW, R.OPERATIONS)),
+    ("GET", "/api/records/body-parts", (ADMIN, R.QC_REVIEW)),
+    ("PUT", "/api/records/body-parts", ADMIN),
+    ("GET", "/api/records/merges", ADMIN),
+    ("POST", "/api/records/merges/{merge}/undo", ADMIN),  # reversing a patient merge: the admin's decision
 ]
 
 
