@@ -22,6 +22,7 @@ from dicomweb import (
     audit_api,
     capabilities,
     frames,
+    mpi_api,
     qido,
     rendered,
     stow,
@@ -153,7 +154,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
-              + audit_api.routes())
+              + audit_api.routes() + mpi_api.routes())
     middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
                                  cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
@@ -170,6 +171,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     app.state.statement = statement or {}
     app.state.auth = auth
     app.state.oidc = oidc
+    mpi_api.start(app)  # issue 15 part 5: the master index, fed by every stored instance
     return app
 
 

@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
+    "/admin/mpi": "mpi",  # patient master index review (issue 15 part 5)
+    "/admin/routing": "routing",  # routing rules and queue (issue 15 part 7)
     "/admin": "admin",
     "/portal": "portal",
     "/common": "common",

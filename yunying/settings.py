@@ -59,6 +59,12 @@ class Settings:
     rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
     # personal data at rest (issue 12 part 6, yunying/pii.py): the sealing keys, outside the data folder
     pii_key_file: str = ""  # "": env YUNYING_PII_KEYS, else <data>.pii.key beside the data folder
+    # patient master index and routing (issue 15 parts 5 and 7, README "Patient master index", "Routing")
+    mpi: bool = True  # feed the master index from every stored instance's patient
+    mpi_link_upper: int = 20  # Fellegi-Sunter weight (bits) at or above which a candidate links automatically
+    mpi_link_lower: int = 12  # ... at or above which (and below upper) it waits in the review queue
+    routing_attempts: int = 8  # tries of one forward before it is marked failed (retry by hand)
+    routing_backoff_seconds: int = 5  # wait before the first retry; doubled each time, at most an hour
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -99,6 +105,10 @@ class Settings:
             raise SettingError(f"dimse_tls_port: {self.dimse_tls_port!r} is not a TCP port (0-65535)")
         if not isinstance(self.audit_retention_days, int) or self.audit_retention_days < 180:
             raise SettingError("audit_retention_days: at least 180 (GB/T 22239-2019 8.1.4.3: six months)")
+        if not 0 < self.mpi_link_lower <= self.mpi_link_upper:
+            raise SettingError("mpi_link_lower, mpi_link_upper: need 0 < lower <= upper (bits)")
+        if self.routing_attempts < 1 or self.routing_backoff_seconds < 0:
+            raise SettingError("routing_attempts: at least 1; routing_backoff_seconds: 0 or more")
         check_api_keys(self.api_keys)
         if self.api_key and len(self.api_key) < 16:
             raise SettingError("api_key: at least 16 characters (YUNYING_API_KEY)")

@@ -95,7 +95,7 @@ def list_codes(engine: Engine, hospital: str = "", limit: int = 500, offset: int
     if hospital:
         q = q.where(codes.c.hospital == hospital)
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
 
 def standard_code(engine: Engine, hospital: str, local_code: str) -> str | None:

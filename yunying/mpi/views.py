@@ -65,7 +65,7 @@ def event_list(index: PatientIndex, identity: int | None = None, limit: int = 10
     if identity is not None:
         q = q.where(events.c.identity_id == identity)
     with index.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
 
 def person_studies(archive: Any, index: PatientIndex, person: str, cap: int = 5000) -> list[str]:
