@@ -25,6 +25,7 @@ from dicomweb import (
     mpi_api,
     qido,
     rendered,
+    routing_api,
     stow,
     wado,
     wado_uri,
@@ -154,7 +155,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
-              + audit_api.routes() + mpi_api.routes())
+              + audit_api.routes() + mpi_api.routes() + routing_api.routes())
     middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
                                  cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
@@ -172,6 +173,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     app.state.auth = auth
     app.state.oidc = oidc
     mpi_api.start(app)  # issue 15 part 5: the master index, fed by every stored instance
+    routing_api.start(app)  # issue 15 part 7: forwards by rule; the C-STORE sender is added by the CLI
     return app
 
 

@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = None
+    app: Any = None
     try:
         try:
             server_mod = importlib.import_module("dimse.server")
@@ -98,6 +99,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
+        if server_mod is not None:  # routing's C-STORE sender (issue 15 part 7; dicomweb imports no DIMSE)
+            app.state.routing.senders["dicom"] = importlib.import_module("dimse.forward").sender(settings.aet)
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
@@ -120,6 +123,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if dimse is not None:
             dimse.stop()
+        if app is not None:  # issue 15: routing and master index threads stop before the archive closes
+            from dicomweb import mpi_api, routing_api
+            routing_api.stop(app)
+            mpi_api.stop(app)
         if settings.audit:
             yunying.audit.stop()  # writes the open frame windows and what is queued
         archive.close()  # drains the index writer: everything acknowledged is committed
