@@ -187,7 +187,7 @@ def test_exam_codes_from_csv_and_excel_and_a_bad_table_changes_nothing(srv: Yuny
     with admin(srv) as c:
         assert c.post("/api/mpi/codes", content=csv.encode("gb18030")).json() == {"imported": 1}
         assert c.post("/api/mpi/codes", content=xlsx.getvalue()).json() == {"imported": 1}
-        bad = c.post("/api/mpi/codes", content="hospital,local_code,standard_code\nh1,CT02,X\nh1,,Y\n".encode())
+        bad = c.post("/api/mpi/codes", content=b"hospital,local_code,standard_code\nh1,CT02,X\nh1,,Y\n")
         assert bad.status_code == 400 and "row 3" in bad.text
         assert c.post("/api/mpi/codes", content=b"PK\x03\x04garbage").status_code == 400
         rows = c.get("/api/mpi/codes").json()

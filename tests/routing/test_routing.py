@@ -15,7 +15,7 @@ from pynetdicom import AE
 
 from benchmarks.net import YunyingServer
 from tests.conftest import missing_tool, start_with_env
-from tests.dicomweb.helpers import CT, make_ct
+from tests.dicomweb.helpers import make_ct
 from tests.routing.peers import FlakyScp, wait_for
 
 orthanc_mod = pytest.importorskip("benchmarks.orthanc")

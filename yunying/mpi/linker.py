@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from yunying.errors import ArchiveError
 from yunying.mpi import idcard
 from yunying.mpi.facts import PatientFacts
-from yunying.mpi.scoring import Demographics, score
 from yunying.mpi.schema import events, identities, persons, reviews
+from yunying.mpi.scoring import Demographics, score
 from yunying.pii import PiiKeys
 
 AUTO = "mpi"  # the actor of automatic links
@@ -119,7 +119,7 @@ class PatientIndex:
             conn.execute(insert(persons).values(id=current, created_at=_now()))
             identity_id = conn.execute(insert(identities).values(
                 issuer=facts.issuer, patient_id=facts.patient_id, person_id=current, link="new",
-                updated_at=_now(), **values)).inserted_primary_key[0]
+                updated_at=_now(), **values)).inserted_primary_key[0]  # type: ignore[index]
             self._event(conn, AUTO, "create", identity_id, None, current, "new", None, "first seen")
         return self._link(conn, identity_id, current)
 
@@ -178,9 +178,10 @@ class PatientIndex:
     @staticmethod
     def _event(conn: Connection, actor: str, action: str, identity_id: int, from_person: str | None,
                to_person: str, link: str, weight: float | None, reason: str) -> int:
-        return int(conn.execute(insert(events).values(
+        done = conn.execute(insert(events).values(
             at=_now(), actor=actor[:64], action=action, identity_id=identity_id, from_person=from_person,
-            to_person=to_person, link=link, score=weight, reason=reason[:200])).inserted_primary_key[0])
+            to_person=to_person, link=link, score=weight, reason=reason[:200]))
+        return int(done.inserted_primary_key[0])  # type: ignore[index]
 
     # -- deciding by hand -------------------------------------------------------------------
     def _identity(self, conn: Connection, identity_id: int) -> Row:

@@ -58,7 +58,7 @@ def create_rule(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     try:
         with router.engine.begin() as conn:
             rid = conn.execute(insert(rules).values(**values, enabled=values.get("enabled", True),
-                                                    created_at=now, updated_at=now)).inserted_primary_key[0]
+                                                    created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
             row = conn.execute(select(rules).where(rules.c.id == rid)).one()
     except IntegrityError:
         raise Conflict(f"a rule named {values['name']!r} exists") from None

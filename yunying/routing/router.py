@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -116,7 +117,8 @@ class Router:
 
     def _send(self, rule: Rule, rows: Sequence[Any]) -> None:
         self.last_run[rule.id] = _now()
-        items, missing = [], {}
+        items: list[Outgoing] = []
+        missing: dict[str, str | None] = {}
         for row in rows:
             try:
                 inst = self.archive.instance(row.study, row.series, row.sop)
@@ -125,7 +127,7 @@ class Router:
                 continue
             items.append(Outgoing(inst.sop_class, inst.sop, offer_for(inst.transfer_syntax, rule.syntax,
                                                                        rule.destination["kind"]),
-                                  lambda ts, inst=inst: self.archive.read_part10(inst, ts)))
+                                  partial(self.archive.read_part10, inst)))
         if missing:
             self._finish([r for r in rows if r.sop in missing], missing, final=True)
         rows = [r for r in rows if r.sop not in missing]
