@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+                 "yunying.mpi.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

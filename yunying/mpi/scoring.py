@@ -8,7 +8,8 @@ rapidfuzz's Jaro-Winkler; names are also compared by their pinyin (pypinyin), so
 
 The m/u values below are priors for Chinese hospital registries (a common name such as 张伟
 lowers the true u of an exact name match: the defaults are deliberately cautious, linking
-automatically only when name, birth date and sex all agree, or a phone joins a close name).
+automatically only when name, birth date and sex all agree, or a phone joins the same name;
+a homophone with the same phone, often a child on a parent's phone, waits for review).
 """
 from __future__ import annotations
 
