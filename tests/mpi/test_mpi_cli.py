@@ -15,7 +15,7 @@ from yunying.archive import Archive
 def yunying(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run([sys.executable, "-m", "yunying.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=120, cwd=REPO_ROOT)
+                          env=env, timeout=120, cwd=REPO_ROOT, check=False)
 
 
 def test_rebuild_links_what_was_stored_before_the_index_existed(tmp_path: Path) -> None:
