@@ -10,7 +10,7 @@ import pytest
 
 FRONTENDS = Path(__file__).resolve().parents[2] / "frontends"
 LANGUAGES = ("zh-CN", "en")
-PAGES = ("common", "viewer", "login", "admin", "portal", "audit")
+PAGES = ("common", "viewer", "login", "admin", "portal", "audit", "mpi", "routing")
 KEY = rf"(?:{'|'.join(PAGES)})\.[A-Za-z0-9_.]+"
 # data-i18n="key", data-i18n-title="key" ... in pages; quoted literals "key" / 'key' / `key` in
 # scripts (file names such as "viewer.css" are not keys)
