@@ -212,3 +212,21 @@ def test_rebuild_finds_every_stored_patient_again(srv: YunyingServer, world: dic
         r = c.post("/api/mpi/rebuild")
     assert r.status_code == 200
     assert r.json()["counts"] == {"unchanged": 5}  # P1, OLD7, X77, Q5, Z9: known already
+
+
+def test_reads_and_links_are_in_the_audit_trail(srv: YunyingServer, world: dict) -> None:
+    auditor = key(srv, "mpi-auditor", ["audit.read"], "default")
+    with admin(srv) as c:
+        c.get("/api/mpi/reviews")
+        z9 = world["ids"]["Z9"]
+        c.post(f"/api/mpi/identities/{z9['id']}/link", json={"person": world["ids"]["P1"]["person"]})
+        c.post(f"/api/mpi/identities/{z9['id']}/unlink")
+    deadline = time.monotonic() + 20
+    while True:
+        found = httpx.get(srv.http_url + "/api/audit/records", params={"action": "mpi.change"}, headers=auditor).json()
+        reads = httpx.get(srv.http_url + "/api/audit/records", params={"action": "mpi.read"}, headers=auditor).json()
+        if (len(found) >= 2 and reads) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert len(found) >= 2 and reads
+    assert "李四" not in str(found) + str(reads)
