@@ -21,6 +21,7 @@ from yunying.mpi.facts import PatientFacts, facts_from_json
 from yunying.mpi.linker import MpiError, PatientIndex
 
 log = logging.getLogger("yunying.mpi")
+BATCH = 256  # records linked in one transaction
 SEEN_MAX = 200_000  # facts remembered to skip repeats (a series sends the same patient many times)
 
 
@@ -47,15 +48,23 @@ class Feeder:
         self._queue.put(facts)
 
     def _run(self) -> None:
-        while (facts := self._queue.get()) is not None:
+        stop = False
+        while not stop:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():  # what piled up meanwhile: one commit
+                batch.append(self._queue.get_nowait())
+            facts = [f for f in batch if f is not None]
+            stop = len(facts) < len(batch)
             try:
-                self.index.observe(facts)
+                if facts:
+                    self.index.observe_many(facts)
             except MpiError as exc:
-                log.info("patient record not indexed: %s", exc)
+                log.info("patient records not indexed: %s", exc.reason)
             except Exception as exc:  # noqa: BLE001 - keep feeding; no patient data in the log
                 log.error("master index update failed: %s", type(exc).__name__)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
     def drain(self) -> None:
         """Wait until everything queued so far is linked."""
@@ -99,8 +108,17 @@ def _value(item: dict[str, Any], tag: str) -> str:
 def rebuild(archive: Any, index: PatientIndex) -> dict[str, int]:
     """Observe every stored study's patient; returns counts by outcome."""
     counts: dict[str, int] = {}
+    pending: list[PatientFacts] = []
+
+    def flush() -> None:
+        for outcome in index.observe_many(pending):
+            kind = outcome.link if outcome.changed else "unchanged"
+            counts[kind] = counts.get(kind, 0) + 1
+        pending.clear()
+
     for facts in stored_patients(archive):
-        outcome = index.observe(facts)
-        kind = outcome.link if outcome.changed else "unchanged"
-        counts[kind] = counts.get(kind, 0) + 1
+        pending.append(facts)
+        if len(pending) >= BATCH:
+            flush()
+    flush()
     return counts

@@ -85,6 +85,18 @@ class PatientIndex:
                     raise
         raise AssertionError("unreachable")
 
+    def observe_many(self, many: list[PatientFacts]) -> list[Observed]:
+        """observe() for several records in one transaction (a commit costs ~15 ms here, the
+        linking itself ~2 ms); one by one when another writer raced this batch."""
+        cleaned = [f.cleaned() for f in many]
+        if not all(f.patient_id and f.issuer for f in cleaned):
+            return [self.observe(f) for f in many]  # each bad record refused on its own
+        try:
+            with self.engine.begin() as conn:
+                return [self._observe(conn, f) for f in cleaned]
+        except IntegrityError:
+            return [self.observe(f) for f in many]
+
     def _values(self, facts: PatientFacts) -> dict[str, Any]:
         valid = bool(facts.id_number) and idcard.is_valid(facts.id_number)
         birth, sex = facts.birth_date, facts.sex
