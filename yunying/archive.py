@@ -44,6 +44,7 @@ from yunying.errors import (
 from yunying.ingest import load_record
 from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
+from yunying.routing.hook import notify
 from yunying.writing import IngestPool, Written, write_instance
 
 log = logging.getLogger("yunying.archive")
@@ -253,6 +254,7 @@ class Archive:
         if wait:
             self._queue.put(_FLUSH)
             fut.result()
+        notify(self, w.record, result)  # issue 15: routing and the patient master index (yunying/routing/hook.py)
         return result
 
     def _owning(self, record: InstanceRecord) -> Origin:

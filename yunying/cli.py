@@ -91,7 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
     dimse = notifier = records = None
-    app = None
+    app: Any = None
     try:
         from yunying.portal.notify import start_notifier
         notifier = start_notifier(settings, auth.store, archive)  # report notifications (issue 14 part 8)
@@ -111,6 +111,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from yunying.records.service import Records
             records = app.state.records = Records(settings, auth.store, archive)
             records.start()
+        if server_mod is not None:  # routing's C-STORE sender (issue 15 part 7; dicomweb imports no DIMSE)
+            app.state.routing.senders["dicom"] = importlib.import_module("dimse.forward").sender(settings.aet)
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
@@ -141,6 +143,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             records.stop()
         if dimse is not None:
             dimse.stop()
+        if app is not None:  # issue 15: routing and master index threads stop before the archive closes
+            from dicomweb import mpi_api, routing_api
+            routing_api.stop(app)
+            mpi_api.stop(app)
         if settings.audit:
             yunying.audit.stop()  # writes the open frame windows and what is queued
         archive.close()  # drains the index writer: everything acknowledged is committed
@@ -237,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
     for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
-                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli"):
+                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

@@ -80,6 +80,12 @@ class Settings:
     hl7_hospital: str = "default"  # the hospital HL7 messages belong to
     hl7_issuer: str = ""  # assigning authority of their patient IDs when PID-3 names none ("": hl7_hospital)
     hl7_charset: str = "utf-8"  # decoding of messages without MSH-18 (gb18030 for many HIS)
+    # patient master index and routing (issue 15 parts 5 and 7, README "Patient master index", "Routing")
+    mpi: bool = True  # feed the master index from every stored instance's patient
+    mpi_link_upper: int = 20  # Fellegi-Sunter weight (bits) at or above which a candidate links automatically
+    mpi_link_lower: int = 12  # ... at or above which (and below upper) it waits in the review queue
+    routing_attempts: int = 8  # tries of one forward before it is marked failed (retry by hand)
+    routing_backoff_seconds: int = 5  # wait before the first retry; doubled each time, at most an hour
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -128,6 +134,10 @@ class Settings:
             codecs.lookup(self.hl7_charset)
         except LookupError:
             raise SettingError(f"hl7_charset: {self.hl7_charset!r} is not a character set (utf-8, gb18030)") from None
+        if not 0 < self.mpi_link_lower <= self.mpi_link_upper:
+            raise SettingError("mpi_link_lower, mpi_link_upper: need 0 < lower <= upper (bits)")
+        if self.routing_attempts < 1 or self.routing_backoff_seconds < 0:
+            raise SettingError("routing_attempts: at least 1; routing_backoff_seconds: 0 or more")
         check_api_keys(self.api_keys)
         from yunying.collect.config import check_collect  # here: it imports this module
         check_collect(self)
