@@ -22,7 +22,13 @@ HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
+    "/admin/security": "security",  # the security administrator's page (issue 12 part 5)
+    "/admin/jobs": "jobs",  # collectors and background jobs (issue 15 part 8); likewise
+    "/admin/matching": "matching",  # the unmatched-studies queue (issue 15 part 4), likewise
+    "/admin/mpi": "mpi",  # patient master index review (issue 15 part 5)
+    "/admin/routing": "routing",  # routing rules and queue (issue 15 part 7)
     "/admin": "admin",
+    "/portal/console": "console",  # the delivery console, before /portal; open through /portal's rule
     "/portal": "portal",
     "/common": "common",
     "/i18n": "i18n",
