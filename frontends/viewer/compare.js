@@ -20,7 +20,8 @@ export async function priorsOf(ds, study) {
   return rows.sort((a, b) => (when(a) < when(b) ? 1 : -1));
 }
 
-/** Open `prior` in the second viewport (1x2 from a single one), the series like the current one first. */
+/** Open `prior` in the second viewport (from a single one: side by side, or one above the other on a
+ * portrait screen), the series like the current one first. */
 export async function openPrior(viewer, prior) {
   const series = (await searchSeries(prior)).filter((s) => !NOT_IMAGES.has(value(s, "Modality")));
   if (!series.length) throw new Error("the prior exam has no image series");
@@ -28,7 +29,8 @@ export async function openPrior(viewer, prior) {
   const pick = series.find((s) => value(s, "Modality") === modality) || series[0];
   const uid = value(pick, "SeriesInstanceUID");
   const load = (u) => viewer.loadSeries(prior, u);
-  if (viewer.viewports.length < 2) await setLayout(viewer, "1x2", [uid], load, viewer.rendererKind);
+  const layout = innerHeight > innerWidth ? "2x1" : "1x2";
+  if (viewer.viewports.length < 2) await setLayout(viewer, layout, [uid], load, viewer.rendererKind);
   else viewer.viewports[1].setSeries(await load(uid));
   viewer.layout = viewer.layout === "1x1" ? "1x2" : viewer.layout;
   return uid;

@@ -77,5 +77,8 @@ def test_compare_opens_the_prior_exam_beside(open_page: Any, archive: YunyingSer
     page.wait_for_function(f"window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports[1].series?.study === '{prior}'"
                            " && window.yunyingViewer.viewports[1].image !== null")
     assert "2023-01-15" in page.inner_text(".viewport >> nth=1") and "2024-03-01" in corner(page, "tr")
+    boxes = [page.locator(".viewport").nth(i).bounding_box() for i in range(2)]
+    beside = boxes[1]["x"] > boxes[0]["x"] + boxes[0]["width"] / 2
+    assert beside == (device == "desktop")  # a portrait phone: one above the other
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert not p.errors, p.errors
