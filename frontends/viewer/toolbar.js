@@ -26,7 +26,7 @@ export function buildToolbar(nav, menu, viewer, priors) {
   });
   viewer.onTool = (tool) => { for (const b of toolButtons) b.setAttribute("aria-pressed", String(b.dataset.tool === tool)); };
   viewer.onTool(viewer.tools.active);
-  button("viewer.presets", () => { menu.hidden = !menu.hidden; }, "open-presets");
+  button("viewer.presets", () => toggleMenu(menu), "open-presets");
   button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
   const colour = button("viewer.colormap", () => {
     viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
@@ -50,22 +50,7 @@ export function buildToolbar(nav, menu, viewer, priors) {
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
   if (!viewer.patientMode) addLayout(button, viewer);
-  if (!viewer.patientMode) button("viewer.save", () => viewer.save(), "save");
-  if (!viewer.patientMode) {
-    button("viewer.compare", () => {
-      if (!priors.hidden) { priors.hidden = true; return; }
-      import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
-    }, "compare");
-    const reportPanel = document.querySelector("#report");
-    const report = button("viewer.report", () => {
-      if (!reportPanel.hidden) { reportPanel.hidden = true; return; }
-      import("./report.js").then((m) => m.showReports(viewer, reportPanel, viewer.reports || []));
-    }, "report-open");
-    report.hidden = !viewer.reports?.length; // shown once the study turns out to have a report
-    viewer.onReports = () => { report.hidden = !viewer.reports?.length; };
-    const exports = document.querySelector("#exports");
-    button("viewer.export", () => { exports.hidden = !exports.hidden; if (!exports.hidden) buildExports(exports, viewer); }, "export");
-  }
+  if (!viewer.patientMode) addDoctorTools(button, viewer, priors);
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
@@ -76,6 +61,32 @@ export function buildToolbar(nav, menu, viewer, priors) {
   window.addEventListener("languagechange", cineChanged);
   cineChanged();
   buildPresets(menu, viewer);
+}
+
+/** Show `menu` (hiding the other menus) or hide it; true when it is now shown. */
+function toggleMenu(menu) {
+  const show = menu.hidden;
+  for (const other of document.querySelectorAll(".menu")) other.hidden = true;
+  menu.hidden = !show;
+  return show;
+}
+
+/** Saving measurements, compare, the study's report, export: doctors only. */
+function addDoctorTools(button, viewer, priors) {
+  button("viewer.save", () => viewer.save(), "save");
+  button("viewer.compare", () => {
+    if (!toggleMenu(priors)) return;
+    import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
+  }, "compare");
+  const reportPanel = document.querySelector("#report");
+  const report = button("viewer.report", () => {
+    if (!toggleMenu(reportPanel)) return;
+    import("./report.js").then((m) => m.showReports(viewer, reportPanel, viewer.reports || []));
+  }, "report-open");
+  report.hidden = !viewer.reports?.length; // shown once the study turns out to have a report
+  viewer.onReports = () => { report.hidden = !viewer.reports?.length; };
+  const exports = document.querySelector("#exports");
+  button("viewer.export", () => { if (toggleMenu(exports)) buildExports(exports, viewer); }, "export");
 }
 
 function addLayout(button, viewer) {
@@ -162,6 +173,7 @@ export function attachKeys(viewer) {
     else if (e.key === "p") viewer.setTool("pan");
     else if (e.key === "z") viewer.setTool("zoom");
     else if (e.key === "l" && !viewer.patientMode) viewer.setTool("length");
+    else if (e.key === "m" && !viewer.patientMode) viewer.setTool("magnify");
     else if (e.key === " ") { viewer.cine.toggle(); e.preventDefault(); }
     else if (e.key === "Escape") viewer.measurements.cancel(vp);
   });
