@@ -145,3 +145,22 @@ def test_the_route_refuses_without_a_token_or_the_write_permission(archive: Yuny
     access = httpx.post(archive.http_url + "/api/auth/exchange", json={"token": made.json()["token"]}).json()
     viewer_only = {"Authorization": f"Bearer {access['access_token']}"}
     assert httpx.post(archive.http_url + ROUTE, json=body(), headers=viewer_only).status_code == 403
+
+
+def test_a_reader_without_write_permission_is_told_and_nothing_is_stored(
+        open_page: Any, archive: YunyingServer) -> None:
+    study = store_ct(archive, 1, 64)[0]
+    made = httpx.post(f"{archive.http_url}/api/admin/api-keys", json={"name": "sr-reader", "scopes": ["dicomweb.read"]},
+                      headers=archive.headers)
+    assert made.status_code == 201, made.text
+    p = open_page(**DESKTOP)
+    address = f"{archive.http_url}/viewer/?study={study}&lang=en#access_token={made.json()['key']}"
+    page = opened(p.page, address)
+    page.click("#save")  # nothing drawn yet
+    page.wait_for_function("document.querySelector('#status').innerText.includes('No measurements')")
+    page.click("#tool-length")
+    drag_image(page, (8, 32), (40, 32))
+    page.click("#save")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('could not be saved')", timeout=30000)
+    assert not sr_instances(archive, study)
+    assert [f for f in p.failed if "/api/viewer/sr" in f] == [f"403 POST {archive.http_url}/api/viewer/sr"]
