@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,10 +54,25 @@ class Revalidate:
         await self.app(scope, receive, send_with_header)
 
 
+class PagesOnly:
+    """404 for Python files and bytecode: a front end's server-side router lives beside its pages
+    (frontends/viewer/routes.py) but is code of the server, not a file of the page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if path.endswith((".py", ".pyc")) or "__pycache__" in path:
+            await PlainTextResponse("Not Found", status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def static_app(folder: Path) -> ASGIApp:
     """One folder served with index.html for directories, ETag/304, gzip for text."""
     files = StaticFiles(directory=folder, html=True, check_dir=True)
-    return GZipMiddleware(Revalidate(files), minimum_size=512)
+    return GZipMiddleware(PagesOnly(Revalidate(files)), minimum_size=512)
 
 
 def mount_frontends(app: object, root: Path = HERE) -> list[str]:

@@ -164,3 +164,9 @@ def test_a_reader_without_write_permission_is_told_and_nothing_is_stored(
     page.wait_for_function("document.querySelector('#status').innerText.includes('could not be saved')", timeout=30000)
     assert not sr_instances(archive, study)
     assert [f for f in p.failed if "/api/viewer/sr" in f] == [f"403 POST {archive.http_url}/api/viewer/sr"]
+
+
+def test_the_routers_python_files_are_not_served_as_pages(archive: YunyingServer) -> None:
+    for path in ("/viewer/routes.py", "/viewer/report.py", "/viewer/__init__.py", "/viewer/__pycache__/report.cpython-311.pyc"):
+        assert httpx.get(archive.http_url + path).status_code == 404, path
+    assert httpx.get(archive.http_url + "/viewer/sr.js").status_code == 200  # the page's own module is
