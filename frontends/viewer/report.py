@@ -52,7 +52,8 @@ LENGTH, AREA, ANGLE = code("410668003", "SCT", "Length"), code("42798000", "SCT"
 COBB = code("285285000", "SCT", "Cobb angle")
 CTR = code("CTR", "99YUNYING", "Cardiothoracic ratio")  # private: no standard code found for the ratio
 ATTENUATION, POINT_VALUE = code("112031", "DCM", "Attenuation Coefficient"), code("PV", "99YUNYING", "Pixel value")
-FINDING = code("121071", "DCM", "Finding")
+IMAGE_REGION = code("111030", "DCM", "Image Region")
+COMMENT = code("121106", "DCM", "Comment")  # the label; OHIF shows a group's Comment as its label
 STATS = {"mean": code("373098007", "SCT", "Mean"), "sd": code("386136009", "SCT", "Standard Deviation"),
          "min": code("255605001", "SCT", "Minimum"), "max": code("56851009", "SCT", "Maximum")}
 
@@ -126,16 +127,19 @@ def _group(kind: str, item: dict[str, Any], i: int, ds: Dataset, multi: bool) ->
                   for key, name in STATS.items() if key in stats]
         return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=tracking, referenced_region=region, measurements=found)
-    where = hd.sr.CoordinatesForMeasurement(shape, pts, _source(ds, frame, multi))
-    if kind in ("arrow", "text"):  # a TEXT finding inferred from where it points (Comprehensive SR allows it)
+    if kind in ("arrow", "text"):
+        # where it points as the group's own SCOORD (as TID 1410 holds its region; readers such as
+        # OHIF draw a group from it) and the label as a Comment
         text = item.get("text") or ("Arrow" if kind == "arrow" else None)
         if not isinstance(text, str) or not text.strip():
             raise InvalidReport(f"measurements[{i}].text: the label is required")
-        finding = hd.sr.TextContentItem(FINDING, text.strip()[:1024], hd.sr.RelationshipTypeValues.CONTAINS)
-        finding.ContentSequence = hd.sr.ContentSequence([where])
+        at = hd.sr.ScoordContentItem(IMAGE_REGION, shape, pts, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+        at.ContentSequence = hd.sr.ContentSequence([_source(ds, frame, multi)])
         group = hd.sr.MeasurementsAndQualitativeEvaluations(tracking_identifier=tracking)
-        group[0].ContentSequence.append(finding)
+        group[0].ContentSequence.extend([at, hd.sr.TextContentItem(COMMENT, text.strip()[:1024],
+                                                                    hd.sr.RelationshipTypeValues.CONTAINS)])
         return group
+    where = hd.sr.CoordinatesForMeasurement(shape, pts, _source(ds, frame, multi))
     if kind == "point":
         name, unit = (ATTENUATION, ucum("[hnsf'U]", "Hounsfield unit")) if ds.get("Modality") == "CT" else (POINT_VALUE, ucum("1", "no units"))
     else:
@@ -166,7 +170,12 @@ def measurement_report(body: Any, observer: str, when: datetime | None = None) -
         ds = headers.get(item.get("sop"))  # type: ignore[arg-type]
         if ds is None:
             raise InvalidReport(f"measurements[{i}].sop: not among images")
-        groups.append(_group(item["kind"], item, i, ds, int(ds.get("NumberOfFrames", 1) or 1) > 1))
+        try:
+            groups.append(_group(item["kind"], item, i, ds, int(ds.get("NumberOfFrames", 1) or 1) > 1))
+        except InvalidReport:
+            raise
+        except (ValueError, TypeError) as exc:  # highdicom's own checks of the values it is given
+            raise InvalidReport(f"measurements[{i}]: {exc}") from None
     context = hd.sr.ObservationContext(
         observer_person_context=hd.sr.ObserverContext(
             observer_type=codes.DCM.Person,
