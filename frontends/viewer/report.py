@@ -21,6 +21,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 TRACKING_PREFIX = "yunying-viewer:"
+MAX_COORDINATE = 1_000_000.0
 MAX_ITEMS = 500  # a report of more marks than anyone draws on one study is refused
 # kind -> (number of points the viewer sends, SCOORD graphic type)
 KINDS = {"length": (2, "POLYLINE"), "angle": (3, "POLYLINE"), "roi": (2, "ELLIPSE"), "cobb": (4, "MULTIPOINT"),
@@ -68,7 +69,10 @@ def _points(item: dict[str, Any], n: int, i: int) -> np.ndarray:
     pts = item.get("points")
     if not isinstance(pts, list) or len(pts) != n or not all(isinstance(p, list) and len(p) == 2 for p in pts):
         raise InvalidReport(f"measurements[{i}].points: {n} [column, row] pairs expected")
-    return np.array([[_number(c, f"measurements[{i}].points") for c in p] for p in pts], dtype=np.float32)
+    out = np.array([[_number(c, f"measurements[{i}].points") for c in p] for p in pts], dtype=np.float64)
+    if np.abs(out).max() > MAX_COORDINATE:  # SCOORDs are 32-bit floats in image pixels
+        raise InvalidReport(f"measurements[{i}].points: within ±{MAX_COORDINATE} pixels")
+    return out.astype(np.float32)
 
 
 def person_name(user: str) -> str:

@@ -126,7 +126,7 @@ def test_the_route_builds_an_sr_and_refuses_bad_input(archive: YunyingServer) ->
     assert pydicom.dcmread(pydicom.filebase.DicomBytesIO(good.content)).Modality == "SR"
     other = body() | {"measurements": [body()["measurements"][0] | {"sop": "4.4"}]}
     for bad, reason in [(body(kind="spline"), "kind"), (body(points=[[0, 0]]), "points"),
-                        (body(points=[[0, "x"], [1, 1]]), "points"), (body(value=float("inf")), "value"),
+                        (body(points=[[0, "x"], [1, 1]]), "points"), (body(points=[[1e39, 0], [1, 1]]), "points"), (body(value=float("inf")), "value"),
                         (other, "sop"), ({"images": {}, "measurements": []}, "images"), ([1, 2], "object"),
                         (body(frame=0), "frame"), (body() | {"measurements": [{}] * 501}, "measurements")]:
         r = post(archive, json.dumps(bad).encode())  # Infinity too: Python's json writes it
