@@ -200,6 +200,17 @@ def test_rules_change_and_go_and_unknown_ones_are_404(srv: YunyingServer) -> Non
         assert c.delete(f"/rules/{rid}").status_code == 404
         assert c.put("/rules/abc", json={}).status_code == 404
         assert c.get("/queue", params={"state": "lost"}).status_code == 400
+        assert c.post("/rules/999/send", json={"study": "1.2.3"}).status_code == 404
+        assert c.post("/rules/1/send", json={"study": "1.2.3.4.5.6.7"}).status_code == 404  # not stored
+        assert c.post("/rules/1/send", json={"study": ""}).status_code == 400
+
+
+def test_a_study_is_sent_again_by_hand(srv: YunyingServer, orthanc) -> None:
+    with api(srv) as c:
+        rid = next(r["id"] for r in c.get("/rules").json() if r["name"] == "ct-to-orthanc")
+        study = queue_of(srv, rid)[0]["study"]
+        assert c.post(f"/rules/{rid}/send", json={"study": study}).json() == {"queued": 1}  # one instance
+    assert wait_for(lambda: all_done(srv, rid, 5)), queue_of(srv, rid)
 
 
 def test_refusals(srv: YunyingServer) -> None:
@@ -212,3 +223,40 @@ def test_refusals(srv: YunyingServer) -> None:
     assert httpx.get(base + "/rules", headers=headers).status_code == 403
     assert httpx.post(base + "/rules", headers=headers, json={}).status_code == 403
     assert httpx.get(base + "/jobs", headers=headers).status_code == 403
+
+
+def test_a_new_rule_never_inherits_a_deleted_rules_queue(srv: YunyingServer) -> None:
+    with api(srv) as c:
+        first = c.post("/rules", json={"name": "gone", "match": {"modalities": ["XA"]},
+                                       "destination": {"kind": "dicomweb", "url": "http://127.0.0.1:9"}}).json()["id"]
+        c_store(srv, [make_ct(modality="XA")])
+        assert wait_for(lambda: queue_of(srv, first), 10)
+        c.delete(f"/rules/{first}")
+        second = c.post("/rules", json={"name": "new", "match": {"modalities": ["NM"]},
+                                        "destination": {"kind": "dicomweb", "url": "http://127.0.0.1:9"}}).json()["id"]
+        assert second != first and queue_of(srv, second) == []
+        c.delete(f"/rules/{second}")
+
+
+def test_a_paused_rule_holds_its_queue_and_matches_nothing_new(srv: YunyingServer, flaky: FlakyScp) -> None:
+    import time
+
+    rid = rule(srv, {"name": "paused", "match": {"modalities": ["PT"]}, "destination": {
+        "kind": "dicom", "aet": "FLAKY", "host": "127.0.0.1", "port": flaky.port, "timeout": 2}})
+    flaky.mode = "refuse"
+    held = make_ct(modality="PT")
+    c_store(srv, [held])
+    assert wait_for(lambda: queue_of(srv, rid) and queue_of(srv, rid)[0]["attempts"] >= 1, 30)
+    with api(srv) as c:
+        assert c.put(f"/rules/{rid}", json={"enabled": False}).json()["enabled"] is False
+        flaky.mode = "accept"
+        c.post(f"/rules/{rid}/retry")
+        c_store(srv, [make_ct(modality="PT")])  # while paused: not queued
+        time.sleep(2)
+        rows = queue_of(srv, rid)
+        assert len(rows) == 1 and rows[0]["state"] in ("pending", "failed")
+        assert held.SOPInstanceUID not in flaky.received
+        c.post(f"/rules/{rid}/retry")
+        assert c.put(f"/rules/{rid}", json={"enabled": True}).status_code == 200
+    assert wait_for(lambda: all_done(srv, rid, 1), 30), queue_of(srv, rid)
+    assert held.SOPInstanceUID in flaky.received

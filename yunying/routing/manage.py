@@ -78,6 +78,7 @@ def update_rule(router: Router, rule_id: int, body: dict[str, Any]) -> dict[str,
     except IntegrityError:
         raise Conflict(f"a rule named {values.get('name')!r} exists") from None
     router.reload()
+    router.wake()  # a resumed rule's forwards go now
     return rule_view(row)
 
 
