@@ -18,10 +18,10 @@ from itertools import combinations
 from pathlib import Path
 
 from yunying.auth.store import open_store
-from yunying.mpi import idcard
 from yunying.mpi.facts import PatientFacts
 from yunying.mpi.linker import PatientIndex
 from yunying.pii import keys_for
+from yunying.records import idcard
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
 GIVEN = "伟芳娜秀敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红鹏辉宇浩凯健俊帆晨阳欣怡婷雪琳"

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.accounts import call, field, json_body, json_response
+from yunying import jobs as registry
 from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.routing import hook, jobs, manage
 from yunying.routing.router import Router
@@ -27,12 +28,14 @@ def start(app: Any) -> Router:
                         attempts=settings.routing_attempts, backoff=settings.routing_backoff_seconds)
         app.state.routing = router
         hook.subscribe(app.state.archive, router)
+        registry.register("routing", lambda: jobs.status(router))  # the jobs page and /metrics (part 8)
     return router
 
 
 def stop(app: Any) -> None:
     router = getattr(app.state, "routing", None)
     if router is not None:
+        registry.unregister("routing")
         hook.unsubscribe(app.state.archive, router)
         router.stop()
 

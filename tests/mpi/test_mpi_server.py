@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from benchmarks.net import YunyingServer
 from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
-from yunying.mpi import idcard
+from yunying.records import idcard
 
 ID17 = "11010519800101123"
 ID_NUMBER = ID17 + idcard.check_character(ID17)

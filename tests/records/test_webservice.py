@@ -46,7 +46,7 @@ class Hospital(BaseHTTPRequestHandler):
     mode = "ok"
     seen_auth: list[str] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         Hospital.seen_auth.append(self.headers.get("Authorization", ""))
         if Hospital.mode == "down":
             self.send_response(503)

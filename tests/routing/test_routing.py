@@ -114,6 +114,9 @@ def test_c_store_to_orthanc_lossless_as_stored(srv: YunyingServer, orthanc) -> N
         jobs = c.get("/jobs").json()
     job = next(j for j in jobs if j["name"] == "ct-to-orthanc")
     assert job["kind"] == "routing" and job["counts"]["done"] == 4 and job["state"] == "idle"
+    every = httpx.get(srv.http_url + "/api/jobs", headers=srv.headers).json()  # the jobs registry (part 8)
+    every = every.get("jobs", every) if isinstance(every, dict) else every
+    assert any(j["kind"] == "routing" and j["name"] == "ct-to-orthanc" for j in every)
 
 
 def test_stow_to_orthanc_in_a_lossy_syntax_it_asked_for_keeps_ours_lossless(srv: YunyingServer, orthanc) -> None:

@@ -19,11 +19,11 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from yunying.errors import ArchiveError
-from yunying.mpi import idcard
 from yunying.mpi.facts import PatientFacts
 from yunying.mpi.schema import events, identities, persons, reviews
 from yunying.mpi.scoring import Demographics, score
 from yunying.pii import PiiKeys
+from yunying.records.idcard import InvalidIdCard, parse_id_card
 
 AUTO = "mpi"  # the actor of automatic links
 MAX_CANDIDATES = 500
@@ -98,11 +98,16 @@ class PatientIndex:
             return [self.observe(f) for f in many]
 
     def _values(self, facts: PatientFacts) -> dict[str, Any]:
-        valid = bool(facts.id_number) and idcard.is_valid(facts.id_number)
+        card = None
+        if facts.id_number:
+            try:
+                card = parse_id_card(facts.id_number)
+            except InvalidIdCard:
+                pass  # kept as id_invalid, never used to link
+        valid = card is not None
         birth, sex = facts.birth_date, facts.sex
-        if valid:  # the ID number states both; a record missing them takes them from it
-            birth = birth or idcard.birth_date(facts.id_number) or ""
-            sex = sex or idcard.sex(facts.id_number)
+        if card is not None:  # the ID number states both; a record missing them takes them from it
+            birth, sex = birth or card.birth_date, sex or card.sex
         return {
             "source": facts.source, "hospital": facts.hospital, "name": facts.name, "sex": sex,
             "birth_date": birth,
