@@ -2,7 +2,9 @@
 migrations, linking, review, undo, rules and the queue, through their public functions."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine
 
@@ -17,6 +19,7 @@ from yunying.mpi.views import event_list, find_identities, review_items
 from yunying.pii import keys_for
 from yunying.records.idcard import check_character
 from yunying.routing import hook, manage
+from yunying.routing.outgoing import Outgoing
 from yunying.routing.router import Router
 
 
@@ -42,7 +45,10 @@ def test_master_index_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noq
 def test_routing_tables_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
     engine = create_engine(pg_url)
     archive = Archive(tmp_path / "data")
-    router = Router(archive, engine, {"dicomweb": lambda dest, items: {i.sop: None for i in items}})
+    def accept_all(destination: dict[str, Any], items: Sequence[Outgoing]) -> dict[str, str | None]:
+        return {i.sop: None for i in items}
+
+    router = Router(archive, engine, {"dicomweb": accept_all})
     hook.subscribe(archive, router)
     try:
         rule = manage.create_rule(router, {"name": "web", "match": {"modalities": ["CT"]},
