@@ -184,6 +184,8 @@ def test_the_queue_survives_a_restart(tmp_path: Path, flaky: FlakyScp) -> None:
     ({"name": "x", "syntax": "1.2.840.10008.1.2.4.90", "destination": {"kind": "dicomweb", "url": "http://h"}}, "syntax"),
     ({"name": "x", "syntax": "9.9", "destination": {"kind": "dicomweb", "url": "http://h"}}, "syntax"),
     ({"name": "", "destination": {"kind": "dicomweb", "url": "http://h"}}, "name"),
+    ({"name": "a\x00", "destination": {"kind": "dicomweb", "url": "http://h"}}, "name"),
+    ({"name": "x", "destination": {"kind": "dicomweb", "url": "http://h/\x00"}}, "destination.url"),
 ])
 def test_a_bad_rule_is_a_400_naming_the_field(srv: YunyingServer, body: dict, field: str) -> None:
     with api(srv) as c:

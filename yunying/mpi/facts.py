@@ -29,6 +29,9 @@ class PatientFacts:
 
     def cleaned(self) -> PatientFacts:
         """Facts with malformed optional values dropped (a bad birth date is no birth date)."""
+        if any("\x00" in v for v in (self.source, self.issuer, self.patient_id, self.hospital, self.name,
+                                      self.id_number, self.phone)):
+            return PatientFacts(self.source, "", "")  # refused by observe: PostgreSQL keeps no NUL
         sex = self.sex.strip().upper()[:1]
         birth = self.birth_date.strip().replace("-", "")
         return PatientFacts(self.source.strip()[:64], self.issuer.strip()[:200], self.patient_id.strip()[:64],

@@ -22,8 +22,8 @@ def _values(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         raise InvalidRequest(f"unknown field(s) {', '.join(sorted(unknown))}")
     if "name" in body or not partial:
         name = body.get("name")
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= 64:
-            raise InvalidRequest("name: 1-64 characters")
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 64 or not name.isprintable():
+            raise InvalidRequest("name: 1-64 printable characters")
         out["name"] = name.strip()
     if "enabled" in body:
         if not isinstance(body["enabled"], bool):
