@@ -15,7 +15,7 @@ from pynetdicom import AE
 
 from benchmarks.net import YunyingServer
 from tests.conftest import missing_tool, start_with_env
-from tests.dicomweb.helpers import make_ct
+from tests.dicomweb.helpers import CT, make_ct
 from tests.routing.peers import FlakyScp, wait_for
 
 orthanc_mod = pytest.importorskip("benchmarks.orthanc")
@@ -265,3 +265,15 @@ def test_a_paused_rule_holds_its_queue_and_matches_nothing_new(srv: YunyingServe
         assert c.put(f"/rules/{rid}", json={"enabled": True}).status_code == 200
     assert wait_for(lambda: all_done(srv, rid, 1), 30), queue_of(srv, rid)
     assert held.SOPInstanceUID in flaky.received
+
+
+def test_stow_requests_are_bounded_in_size() -> None:
+    from yunying.routing import senders
+    from yunying.routing.outgoing import Outgoing
+
+    def item(n: int, size: int) -> Outgoing:
+        return Outgoing(CT, str(n), ("1.2.840.10008.1.2.1",), lambda ts: b"", size)
+
+    big = senders.REQUEST_BYTES
+    groups = senders._groups([item(1, big // 2), item(2, big // 2), item(3, 1), item(4, 2 * big), item(5, 1)])
+    assert [[i.sop for i in g] for g in groups] == [["1", "2"], ["3"], ["4"], ["5"]]

@@ -182,7 +182,7 @@ class Router:
                 continue
             items.append(Outgoing(inst.sop_class, inst.sop, offer_for(inst.transfer_syntax, rule.syntax,
                                                                        rule.destination["kind"]),
-                                  partial(self.archive.read_part10, inst)))
+                                  partial(self.archive.read_part10, inst), inst.size))
         if missing:
             self._finish([r for r in rows if r.sop in missing], missing, final=True)
         rows = [r for r in rows if r.sop not in missing]
