@@ -115,3 +115,25 @@ def test_sealed_values_are_not_in_the_database_file(index: PatientIndex, tmp_pat
     raw = (tmp_path / "data" / "app.sqlite").read_bytes() + (tmp_path / "data" / "app.sqlite-wal").read_bytes() \
         if (tmp_path / "data" / "app.sqlite-wal").exists() else (tmp_path / "data" / "app.sqlite").read_bytes()
     assert number.encode() not in raw and b"13800138000" not in raw
+
+
+@pytest.mark.parametrize("tf_minimum, link", [(20, "review"), (10_000, "auto")])
+def test_a_common_name_weighs_less(tmp_path: Path, tf_minimum: int, link: str) -> None:
+    """Term-frequency adjustment: with 张伟 on half the records, name + birth date + sex agreeing
+    is a review, not an automatic link (the same evidence links while the registry is too small
+    for frequencies to count)."""
+    index = PatientIndex(open_store(tmp_path / "data").engine, keys_for(tmp_path / "data"), tf_minimum=tf_minimum)
+    for n in range(12):
+        index.observe(facts("OLD", str(n), birth=f"19{n + 10}0101"))  # twelve other 张伟
+        index.observe(facts("OTHER", str(n), name=f"路人{n}", birth=f"19{n + 30}0202"))
+    a = index.observe(facts("A", "1", birth="19800101"))
+    b = index.observe(facts("B", "1", birth="19800101"))
+    assert b.link == link and (b.person_id == a.person_id) == (link == "auto")
+
+
+def test_the_name_frequency_adjustment() -> None:
+    from yunying.mpi.scoring import name_frequency_adjustment as adjust
+
+    assert adjust(1, 100_000) == 0.0  # rarer than the prior: the prior stands
+    assert adjust(50_000, 100_000) == pytest.approx(-9.97, abs=0.01)  # log2(0.0005 / 0.5)
+    assert adjust(50, 100) == 0.0  # too few records to estimate a share
