@@ -13,7 +13,7 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 
 def make_ct(study: str | None = None, series: str | None = None, *, name: str = "Doe^John",
             patient_id: str = "P1", date: str = "20240101", modality: str = "CT", number: int = 1,
-            rows: int = 8, cols: int = 8, frames: int = 1, charset: str | None = None,
+            rows: int = 8, cols: int = 8, frames: int = 1, charset: str | list[str] | None = None,
             ideographic: str | None = None, accession: str = "A1", sop: str | None = None) -> pydicom.Dataset:
     """A small, valid single- or multi-frame image instance."""
     ds = pydicom.Dataset()

@@ -21,7 +21,7 @@ TAG = {"PatientName": "00100010", "PatientID": "00100020", "StudyInstanceUID": "
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[YunyingServer, dict[str, str]]]:
     srv = start_yunying(tmp_path_factory.mktemp("qido") / "data")
-    studies = {k: generate_uid() for k in ("wang", "li", "smith", "smith2")}
+    studies = {k: str(generate_uid()) for k in ("wang", "li", "smith", "smith2")}
     items = []
     s1 = generate_uid()
     items += [make_ct(studies["wang"], s1, name="Wang^Xiaodong", ideographic="王^小东", charset="ISO_IR 192",

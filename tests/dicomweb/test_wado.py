@@ -7,11 +7,11 @@ import httpx
 import numpy as np
 import pydicom
 from dicomweb_client.api import DICOMwebClient
-from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
 from tests import web
+from tests.conftest import testdata_path
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 OCTET_ANY = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
@@ -59,7 +59,7 @@ def test_native_frames_single_and_lists(server: YunyingServer) -> None:
 
 
 def test_compressed_frame_as_stored_names_its_transfer_syntax(server: YunyingServer) -> None:
-    path = get_testdata_file("JPEG2000.dcm")
+    path = testdata_path("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
     resp = web.post(server.dicomweb_url + "/studies", content=(m := multipart(Path(path).read_bytes()))[0],
                       headers={"Content-Type": m[1]})

@@ -12,6 +12,7 @@ from conftest import (
     DCMTK,
     SCP_AET,
     SCU_AET,
+    collector,
     free_port,
     make_instance,
     sample_file,
@@ -90,7 +91,7 @@ def test_get_compressed_kept_as_stored(scp, two_studies) -> None:
     original = pydicom.dcmread(sample_file("MR_small_RLE.dcm"))
     got: list[bytes] = []
     result = scu.get(peer(scp.port), build_identifier("STUDY", [f"StudyInstanceUID={original.StudyInstanceUID}"]),
-                     lambda raw: got.append(raw) or 0, compressed=[original.file_meta.TransferSyntaxUID])
+                     collector(got), compressed=[original.file_meta.TransferSyntaxUID])
     assert result.ok and len(got) == 1
     from io import BytesIO
     ds = pydicom.dcmread(BytesIO(got[0]))
@@ -180,7 +181,7 @@ def test_against_orthanc_store_find_move_get(orthanc_and_us, two_studies, tmp_pa
     # C-GET from Orthanc on our association
     got: list[bytes] = []
     result = scu.get(remote, build_identifier("STUDY", [f"StudyInstanceUID={rle.StudyInstanceUID}"]),
-                     lambda raw: got.append(raw) or 0, compressed=True)
+                     collector(got), compressed=True)
     assert result.ok and len(got) == 1, result
     from io import BytesIO
     back = pydicom.dcmread(BytesIO(got[0]))
@@ -241,6 +242,7 @@ def test_scp_sockets_have_nodelay(scp) -> None:
         for served in scp.ae.active_associations:
             if served.is_acceptor:
                 seen.append(served.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        assert assoc.dul.socket is not None and assoc.dul.socket.socket is not None
         ours = assoc.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     assert seen and all(seen) and ours
 

@@ -44,7 +44,7 @@ def test_keys_are_prefixed_by_page_and_texts_are_not_empty(lang: str) -> None:
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_key_a_page_uses_exists(lang: str) -> None:
     keys = set(catalog(lang))
-    missing = {}
+    missing: dict[str, list[str]] = {}
     for path in sources():
         text = path.read_text(encoding="utf-8")
         for key in (IN_HTML if path.suffix == ".html" else IN_JS).findall(text):
