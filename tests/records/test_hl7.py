@@ -113,3 +113,11 @@ def test_one_connection_many_messages(listener: MllpListener, records: RecordSto
             raw = client.send_message(m.adt(control=f"C{i}", pid=f"P{i}").encode())
             assert b"MSA|AA|C%d" % i in raw
     assert count(records, t.patients) == 20
+
+
+def test_a_broken_frame_closes_only_that_connection(listener: MllpListener, records: RecordStore) -> None:
+    import socket
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as s:
+        s.sendall(b"no start block\x1c\r")
+        assert s.recv(100) == b""  # closed, no answer
+    assert msa(send(listener, m.adt()))[0] == "AA"  # the listener goes on
