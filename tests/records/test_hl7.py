@@ -121,3 +121,17 @@ def test_a_broken_frame_closes_only_that_connection(listener: MllpListener, reco
         s.sendall(b"no start block\x1c\r")
         assert s.recv(100) == b""  # closed, no answer
     assert msa(send(listener, m.adt()))[0] == "AA"  # the listener goes on
+
+
+def test_a_sender_outside_hl7_allow_is_disconnected_unanswered(records: RecordStore) -> None:
+    lst = MllpListener(Hl7Handler(records, Where("h1", "HIS1", "hl7")), "127.0.0.1", 0, allow=["10.9.0.0/16"])
+    lst.start()
+    try:
+        with MLLPClient("127.0.0.1", lst.port) as client:
+            try:
+                answer = client.send_message(m.adt().encode())
+            except ConnectionResetError:  # closed before or while the message arrived
+                answer = b""
+        assert answer == b"" and lst.refused == 1 and count(records, t.patients) == 0
+    finally:
+        lst.stop()
