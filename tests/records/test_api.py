@@ -79,6 +79,11 @@ def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
         assert b"MSA|AA" in client.send_message(m.merge("A40", "MG1", "P0009", "P0001").encode())
     found = httpx.get(srv.dicomweb_url + "/studies", params={"PatientID": "P0009"}, headers=srv.headers).json()
     assert [f["0020000D"]["Value"][0] for f in found] == [matched]
+    meta = httpx.get(f"{srv.dicomweb_url}/studies/{matched}/metadata", headers=srv.headers).json()
+    assert meta[0]["00100020"]["Value"] == ["P0009"]  # the index's copy, corrected
+    whole = httpx.get(f"{srv.dicomweb_url}/studies/{matched}", headers={
+        **srv.headers, "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    assert whole.status_code == 200 and b"P0009" in whole.content and b"P0001" not in whole.content  # the header, on retrieval
     (merge,) = api.get("/merges").json()["merges"]
     assert merge["studies"] == [matched]
     assert api.post(f"/merges/{merge['id']}/undo").status_code == 200
