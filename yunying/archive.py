@@ -44,6 +44,7 @@ from yunying.errors import (
 from yunying.ingest import load_record
 from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
+from yunying.routing.hook import notify
 from yunying.writing import IngestPool, Written, write_instance
 
 log = logging.getLogger("yunying.archive")
@@ -62,6 +63,7 @@ class StoreResult:
     outcome: str  # "stored" | "duplicate" (identical resend, nothing changed) | "replaced"
     warnings: list[str] = field(default_factory=list)  # human-readable, no patient data
     committed: Future | None = field(default=None, repr=False, compare=False)  # resolves once indexed
+    patient: tuple[str, str, str] = ("", "", "")  # PatientID, IssuerOfPatientID, AccessionNumber (audit)
 
 
 class Archive:
@@ -238,7 +240,8 @@ class Archive:
                 if current.digest == w.digest:
                     if current.storage_key != w.key and not w.existed:
                         self.storage.delete(w.key)
-                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate", _warnings(w))
+                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate", _warnings(w),
+                                       patient=_patient(w))
             self._known.add(w.sop)
             fut: Future = Future()
             with self._rows_lock:
@@ -246,10 +249,12 @@ class Archive:
                 self._pending[w.sop] = (_row_of(w), fut)
             self._queue.put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
-                             "replaced" if current is not None else "stored", _warnings(w), committed=fut)
+                             "replaced" if current is not None else "stored", _warnings(w), committed=fut,
+                             patient=_patient(w))
         if wait:
             self._queue.put(_FLUSH)
             fut.result()
+        notify(self, w.record, result)  # issue 15: routing and the patient master index (yunying/routing/hook.py)
         return result
 
     def _owning(self, record: InstanceRecord) -> Origin:
@@ -555,6 +560,17 @@ def patient_patched(ds: Dataset, attrs: dict[str, Any]) -> Dataset:
 def _warnings(w: Written) -> list[str]:
     """What the ingest noticed and kept anyway (issue 10 part 2), without values."""
     return list(w.record.extra.get("warnings", ()))
+
+
+def _patient(w: Written) -> tuple[str, str, str]:
+    """Whose instance it is, for the audit record: without it the trail asked the index, and
+    each such query waited for the group commit of everything acknowledged (Archive.search)."""
+    js = w.record.json
+
+    def first(tag: str) -> str:
+        values = js.get(tag, {}).get("Value") or [""]
+        return str(values[0])
+    return first("00100020"), first("00100021"), first("00080050")
 
 
 def _row_of(w: Written) -> InstanceRow:
