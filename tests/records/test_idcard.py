@@ -21,7 +21,7 @@ def test_check_character_matches_the_reference(first17: str) -> None:
     assert check_character(first17) == reference(first17)
 
 
-@given(st.integers(0, 10**6 - 1), st.dates(min_value=date(1900, 1, 1), max_value=date(2020, 12, 31)),
+@given(st.integers(10**5, 10**6 - 1), st.dates(min_value=date(1900, 1, 1), max_value=date(2020, 12, 31)),
        st.integers(0, 999), st.integers(1, 10))
 def test_every_other_check_character_is_refused(region: int, born: date, seq: int, shift: int) -> None:
     first17 = f"{region:06d}{born:%Y%m%d}{seq:03d}"
@@ -47,3 +47,10 @@ def test_malformed_numbers_say_what_is_wrong(value: str, says: str) -> None:
 def test_the_published_example_and_sex() -> None:
     card = parse_id_card(" 11010519491231002x ")
     assert (card.number, card.region, card.birth_date, card.sex) == ("11010519491231002X", "110105", "19491231", "F")
+
+
+def test_helpers_the_master_index_uses() -> None:
+    from yunying.records.idcard import birth_date, normalise
+    assert normalise(" 11010519491231002x ") == "11010519491231002X"
+    assert birth_date("11010519491231002X") == "19491231" and birth_date("11010519491231002") is None
+    assert not is_valid("01010519491231002" + check_character("01010519491231002"))  # no region begins with 0
