@@ -71,6 +71,23 @@ async def run_source(request: Request) -> Response:
                          status=200 if not result.error else 502)
 
 
+async def refresh_patient(request: Request) -> Response:
+    """Real-time refresh of one patient from a source: {"patient_id": "..."}; audited."""
+    rt = await records_of(request)
+    name = request.path_params["name"]
+    source = next((s for s in rt.sources if s.name == name), None)
+    allowed = hospitals_of(request)
+    if source is None or (allowed is not None and source.hospital not in allowed):
+        raise NotFound("no such source (records_sources)")
+    patient_id = field(await json_body(request), "patient_id")
+    if not patient_id.strip() or len(patient_id) > 64:
+        raise InvalidRequest("patient_id: 1-64 characters")
+    result = await call(rt.collector(name).refresh_patient, patient_id.strip())
+    _audit(request, "records.collect", patient_id=patient_id.strip())
+    return json_response({"source": name, "rows": result.rows, "rejected": result.rejected, "error": result.error},
+                         status=200 if not result.error else 502)
+
+
 async def exam(request: Request) -> Response:
     """An exam by accession (exam number) with its patient, visits and report: personal data, audited."""
     rt, hospital = await records_of(request), _hospital(request)
@@ -171,6 +188,7 @@ def routes() -> list[Route]:
     return [
         Route(P + "/jobs", jobs, methods=["GET"]),
         Route(P + "/sources/{name}/run", run_source, methods=["POST"]),
+        Route(P + "/sources/{name}/refresh", refresh_patient, methods=["POST"]),
         Route(P + "/exams", open_exams, methods=["GET"]),
         Route(P + "/exams/{accession}", exam, methods=["GET"]),
         Route(P + "/unmatched", unmatched, methods=["GET"]),

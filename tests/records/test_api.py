@@ -51,6 +51,8 @@ def stow(srv: YunyingServer, *parts: bytes) -> None:
 
 def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
     api = httpx.Client(base_url=srv.http_url + "/api/records", headers=srv.headers, timeout=30)
+    refreshed = api.post("/sources/ris/refresh", json={"patient_id": "P0001"}).json()
+    assert (refreshed["rows"], refreshed["error"]) == (1, "")
     run = api.post("/sources/ris/run").json()
     assert (run["rows"], run["rejected"], run["error"]) == (3, 0, "")
     assert api.post("/sources/ris/run").json()["rows"] == 0
@@ -94,7 +96,7 @@ def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
     assert audit.status_code == 200
 
 
-ROUTES = [("GET", "/jobs"), ("POST", "/sources/ris/run"), ("GET", "/exams?accession=E1"), ("GET", "/exams/E00001"),
+ROUTES = [("GET", "/jobs"), ("POST", "/sources/ris/run"), ("POST", "/sources/ris/refresh"), ("GET", "/exams?accession=E1"), ("GET", "/exams/E00001"),
           ("GET", "/unmatched"), ("POST", "/unmatched/1.2.3/resolve"), ("POST", "/match"), ("GET", "/body-parts"),
           ("PUT", "/body-parts"), ("GET", "/merges"), ("POST", "/merges/1/undo")]
 
@@ -128,6 +130,9 @@ def test_a_reader_sees_an_exam_of_their_hospital_only(srv: YunyingServer) -> Non
     ("PUT", "/body-parts", b'{"exam_item": "x", "body_part": "CHEST; DROP"}', 400),
     ("PUT", "/body-parts", b'{"exam_item": 1, "body_part": "CHEST"}', 400),
     ("POST", "/sources/nope/run", b"", 404),
+    ("POST", "/sources/ris/refresh", b'{"patient_id": ""}', 400),
+    ("POST", "/sources/ris/refresh", b'{"patient": "P1"}', 400),
+    ("POST", "/sources/nope/refresh", b'{"patient_id": "P1"}', 404),
     ("GET", "/exams/NOPE", b"", 404),
     ("GET", "/exams", b"", 400),
 ])
