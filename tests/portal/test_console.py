@@ -151,3 +151,36 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
                          ("POST", "/api/portal/console/access"), ("GET", "/api/portal/console/stats")):
         assert httpx.request(method, srv.http_url + path, json={"name": "x"}).status_code == 401
         assert httpx.request(method, srv.http_url + path, json={"name": "x"}, headers=bearer).status_code == 403
+
+
+def test_a_delivery_key_sees_its_own_hospital_only(tmp_path) -> None:
+    import json
+
+    from tests.conftest import start_with_env
+
+    keys = [{"name": "desk", "key": "yk_desk_default_0123456789", "scopes": ["delivery"], "hospital": "default"},
+            {"name": "other", "key": "yk_desk_other_0123456789ab", "scopes": ["delivery"], "hospital": "h2"}]
+    srv = start_with_env(tmp_path / "data", YUNYING_API_KEYS=json.dumps(keys))
+    try:
+        study = generate_uid()
+        stow(srv, make_ct(study, accession="SC-1"))
+        assert post(srv, report("final", identifier=[{"type": {"coding": [{"code": "ACSN"}]}, "value": "SC-1"}])
+                    ).status_code == 201
+        issue(srv, study=study, phone="13900000021")
+        mine, other = ({"Authorization": f"Bearer {k['key']}"} for k in keys)
+
+        def get(path: str, headers: dict, **params: str) -> httpx.Response:
+            return httpx.get(srv.http_url + path, params=params, headers=headers)
+        assert [e["accession"] for e in get("/api/portal/console/exams", mine).json()["exams"]] == ["SC-1"]
+        assert get("/api/portal/console/report", mine, study=study).status_code == 200
+        assert get("/api/portal/console/exams", other).json()["exams"] == []  # another hospital's desk
+        assert get("/api/portal/console/report", other, study=study).status_code == 404
+        assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
+                          headers=other).status_code == 404
+        assert httpx.post(srv.http_url + "/api/portal/console/access", json={"accession": "SC-1"},
+                          headers=other).json()["records"] == []
+        assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
+                          headers=mine).status_code == 200
+        assert get(f"/dicomweb/studies/{study}/metadata", mine).status_code in (403, 404)  # no images for the desk
+    finally:
+        srv.stop()
