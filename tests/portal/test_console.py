@@ -156,6 +156,7 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
 def test_a_delivery_key_sees_its_own_hospital_only(tmp_path) -> None:
     import json
 
+    from tests.auth.test_access import make_user
     from tests.conftest import start_with_env
 
     keys = [{"name": "desk", "key": "yk_desk_default_0123456789", "scopes": ["delivery"], "hospital": "default"},
@@ -182,5 +183,11 @@ def test_a_delivery_key_sees_its_own_hospital_only(tmp_path) -> None:
         assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
                           headers=mine).status_code == 200
         assert get(f"/dicomweb/studies/{study}/metadata", mine).status_code in (403, 404)  # no images for the desk
+        operator = {"Authorization": "Bearer " + make_user(srv, "desk.wang", [{"role": "delivery_operator"}])}
+        [row] = get("/api/portal/console/exams", operator).json()["exams"]  # a signed-in delivery operator
+        assert row["accession"] == "SC-1" and row["delivery_off"] is True
+        assert get("/api/portal/console/stats", operator).status_code == 200
+        assert get(f"/dicomweb/studies/{study}/metadata", operator).status_code in (403, 404)
+        assert get("/api/admin/users", operator).status_code == 403
     finally:
         srv.stop()
