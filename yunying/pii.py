@@ -207,7 +207,8 @@ def add_secret(key_file: Path, name: str, secret: bytes) -> None:
 def rotate(key_file: Path) -> str:
     """Append a new sealing key to a key file; returns its id. Values sealed before still unseal."""
     keys = parse(key_file.read_text())
-    kid = f"k{len(keys.seal_keys) + 1}"
+    numbers = [int(k[1:]) for k, _ in keys.seal_keys if re.fullmatch(r"k\d+", k)]
+    kid = f"k{max(numbers, default=0) + 1}"  # never an id in use, even after an old line was removed
     with open(key_file, "a") as f:
         f.write(new_key_line("seal", kid))
         f.flush()
