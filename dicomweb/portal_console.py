@@ -107,6 +107,8 @@ async def delivery(request: Request) -> Response:
     on, study, patient = field(body, "on", bool), _text(body, "study"), _text(body, "patient")
     if bool(study) == bool(patient):
         raise InvalidRequest("study or patient: exactly one is required")
+    if any(c in patient for c in "*?\\"):  # a wildcard would switch off other patients too
+        raise InvalidRequest("patient: one PatientID, no wildcards")
     studies = [study] if study else await run_in_threadpool(_studies_of_patient, request, patient)
     done = []
     for uid in studies:

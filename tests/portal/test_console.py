@@ -146,6 +146,9 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
     assert [e["delivery_off"] for e in search(srv, accession="K-2")] == [True]
     assert httpx.post(srv.http_url + "/api/portal/delivery", json={"patient": "PW", "study": chest, "on": False},
                       headers=srv.headers).status_code == 400
+    wild = httpx.post(srv.http_url + "/api/portal/delivery", json={"patient": "P*", "on": False}, headers=srv.headers)
+    assert wild.status_code == 400 and "wildcard" in wild.json()["error"]
+    assert api(srv, "verify/exam", {"exam": token}).status_code == 200  # nothing else was switched off
 
     for method, path in (("GET", "/api/portal/console/exams"), ("GET", "/api/portal/console/report?study=" + chest),
                          ("POST", "/api/portal/console/access"), ("GET", "/api/portal/console/stats")):
