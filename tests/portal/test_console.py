@@ -92,8 +92,9 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
     assert search(srv, accession="NONE") == []
     assert httpx.get(srv.http_url + "/api/portal/console/exams", params={"age": "old"},
                      headers=srv.headers).status_code == 400
-    assert httpx.get(srv.http_url + "/api/portal/console/exams", params={"limit": "0"},
-                     headers=srv.headers).status_code == 400
+    for bad in ({"limit": "0"}, {"date": "20241345"}, {"date": "yesterday"}, {"name": "x" * 65}):
+        r = httpx.get(srv.http_url + "/api/portal/console/exams", params=bad, headers=srv.headers)
+        assert r.status_code == 400 and r.json()["error"], (bad, r.text)
 
     book = httpx.get(srv.http_url + "/api/portal/console/exams", params={"name": "李雷", "format": "xlsx"},
                      headers=srv.headers)
