@@ -16,6 +16,7 @@ from index.query import Match, Query
 from yunying.archive import Archive
 from yunying.auth.schema import capability_tokens
 from yunying.auth.store import Store, migration
+from yunying.portal.exams import made_by_patients
 from yunying.portal.schema import bindings, exams
 
 REPORT_CLASSES = ("1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.88.11",
@@ -89,8 +90,7 @@ def stats(archive: Archive, store: Store, data: Path) -> dict[str, Any]:
         off = conn.execute(select(func.count()).select_from(exams).where(exams.c.delivery_off.is_(True))).scalar_one()
         bound = conn.execute(select(func.count(func.distinct(bindings.c.exam_id)))).scalar_one()
         shared = conn.execute(select(func.count()).select_from(capability_tokens).where(
-            capability_tokens.c.kind == "share", capability_tokens.c.created_by.like("p\\_%", escape="\\")
-            | capability_tokens.c.created_by.like("i\\_%", escape="\\"))).scalar_one()
+            capability_tokens.c.kind == "share", made_by_patients(capability_tokens.c.created_by))).scalar_one()
     total = _folder_bytes(data)
     return {"exams": len(studies), "images": images, "reports": len(reports),
             "per_day": dict(sorted(per_day.items())), "images_per_day": dict(sorted(images_per_day.items())),
