@@ -275,7 +275,9 @@ async def registration_review(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    return [
+    from dicomweb import security_api  # the security administrator's part (it uses hospital_for)
+
+    return security_api.routes() + [
         Route(A + "/hospitals", hospitals, methods=["GET", "POST"]),
         Route(A + "/hospitals/{hospital}/departments", departments, methods=["GET", "POST"]),
         Route(A + "/hospitals/{hospital}/launch-secret", launch_secret, methods=["PUT"]),
