@@ -45,6 +45,9 @@ def test_console_counts_match_what_was_stored(fresh_server: YunyingServer) -> No
     assert got["images_per_day"] == {"20240101": 5, "20240105": 1}
     assert got["per_hospital"] == {"default": 3}
     assert got["per_modality"] == {"CT": 2, "DOC": 1, "MR": 1}
+    assert got["reports_per_day"] == {"20240101": 1} and got["reports_per_hospital"] == {"default": 1}
+    assert got["images_per_hospital"] == {"default": 6}
+    assert got["images_per_modality"] == {"CT": 4, "MR": 1, "DOC": 1}
     assert got["delivery"] == {"qr_codes": 2, "bound_to_patients": 1, "delivery_off": 1, "patient_shares": 1}
     assert 0 < got["storage"]["dicom_bytes"] < got["storage"]["total_bytes"]
     assert httpx.get(srv.http_url + "/api/portal/console/stats", headers=bearer).status_code == 403
@@ -104,7 +107,9 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
     assert sorted(r[header.index("accession")] for r in rows) == ["K-2", "K-3"]
     figures = openpyxl.load_workbook(io.BytesIO(httpx.get(srv.http_url + "/api/portal/console/stats",
                                                           params={"format": "xlsx"}, headers=srv.headers).content))
-    assert dict(list(figures["per_modality"].values)[1:]) == {"CT": 2, "DOC": 1, "MR": 1}
+    assert [list(r) for r in figures["per_modality"].values] == [
+        ["modality", "exams", "images"], ["CT", 2, 3], ["DOC", 1, 1], ["MR", 1, 1]]
+    assert list(figures["per_day"].values)[1:] == [("20240301", 1, 3, 1), ("20240302", 1, 1, 0), ("20240310", 1, 1, 0)]
     history = httpx.get(srv.http_url + "/api/portal/console/stats", headers=srv.headers).json()["storage"]["history"]
     assert len(history) == 1 and history[0]["dicom_bytes"] > 0  # one sample per day
 

@@ -207,12 +207,14 @@ def exams_xlsx(rows: list[dict[str, Any]]) -> bytes:
 
 
 def stats_xlsx(stats: dict[str, Any]) -> bytes:
-    by = {"per_day": ("day", stats["per_day"]), "per_hospital": ("hospital", stats["per_hospital"]),
-          "per_modality": ("modality", stats["per_modality"])}
-    sheets: dict[str, tuple[Iterable[str], Iterable[Iterable[Any]]]] = {
-        "totals": (("exams", "images", "reports"), [[stats["exams"], stats["images"], stats["reports"]]])}
-    for title, (what, counts) in by.items():
-        sheets[title] = ((what, "exams"), sorted(counts.items()))
-    sheets["storage"] = (("day", "dicom_bytes", "total_bytes"),
-                         ([s["day"], s["dicom_bytes"], s["total_bytes"]] for s in stats["storage"]["history"]))
-    return xlsx(sheets)
+    def table(what: str, key: str, extra: tuple[str, ...]) -> tuple[Iterable[str], Iterable[Iterable[Any]]]:
+        exams = stats[f"per_{key}"]
+        return ((what, "exams", *extra),
+                ([k, n, *(stats[f"{e}_per_{key}"].get(k, 0) for e in extra)] for k, n in sorted(exams.items())))
+    return xlsx({
+        "totals": (("exams", "images", "reports"), [[stats["exams"], stats["images"], stats["reports"]]]),
+        "per_day": table("day", "day", ("images", "reports")),
+        "per_hospital": table("hospital", "hospital", ("images", "reports")),
+        "per_modality": table("modality", "modality", ("images",)),
+        "storage": (("day", "dicom_bytes", "total_bytes"),
+                    ([h["day"], h["dicom_bytes"], h["total_bytes"]] for h in stats["storage"]["history"]))})
