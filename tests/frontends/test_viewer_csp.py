@@ -3,12 +3,21 @@ tests bypass it for Playwright's polling): saving the SR, the magnifier, the vie
 the study list's calendar."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP
 from tests.frontends.phantom import store_ct
 from tests.frontends.test_viewer import drag_image, url
+
+
+def until(page: Any, expression: str, seconds: float = 30) -> None:
+    """wait_for_function polls with eval, which the CSP forbids; evaluate goes through DevTools."""
+    deadline = time.monotonic() + seconds
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, expression
+        page.wait_for_timeout(100)
 
 
 def test_tools_under_the_csp(browser: Any, archive: YunyingServer) -> None:
@@ -20,7 +29,7 @@ def test_tools_under_the_csp(browser: Any, archive: YunyingServer) -> None:
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url(archive, study, "&lang=en"))
-        page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+        until(page, "performance.getEntriesByName('full-fidelity').length > 0")
         page.wait_for_selector(".series-card")
         for tool in ("#tool-length", "#tool-magnify"):
             page.click(tool)
