@@ -123,8 +123,8 @@ def ingest_steps(files: list[Path], scratch: Path) -> dict[str, float]:
         store.put_blob = timed(lambda _key, name, *_: f"{name} write", store.put_blob)  # type: ignore[method-assign]
         store.sync = timed(lambda *_: "syncfs", store.sync)  # type: ignore[method-assign]
         parse, to_json = writing.parse_instance, writing.instance_json
-        writing.parse_instance = timed(lambda *_: "parse + SHA-256", parse)  # type: ignore[assignment]
-        writing.instance_json = timed(lambda *_: "DICOM JSON", to_json)  # type: ignore[assignment]
+        writing.parse_instance = timed(lambda *_: "parse + SHA-256", parse)
+        writing.instance_json = timed(lambda *_: "DICOM JSON", to_json)
         try:
             for body in raw:
                 writing.write_instance(store, body, Origin("import", ""))

@@ -39,7 +39,7 @@ def _code_tokens(ps: ProviderServer, http: httpx.Client) -> dict[str, str]:
         "client_id": ps.public_id, "code_verifier": verifier})
     assert r.status_code == 200, r.text
     assert r.headers["cache-control"] == "no-store"
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def test_discovery_and_jwks_describe_the_provider(ps: ProviderServer, http: httpx.Client) -> None:

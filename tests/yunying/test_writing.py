@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ ORIGIN = Origin("import", "test")
 
 
 @pytest.fixture
-def pooled(tmp_path: Path):  # type: ignore[no-untyped-def]
+def pooled(tmp_path: Path) -> Iterator[Archive]:
     a = Archive(tmp_path / "data", ingest_processes=2)
     yield a
     a.close()
