@@ -73,6 +73,10 @@ def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return ("portal" if method in ("GET", "HEAD") else "portal.change"), {}
     if path.startswith("/api/admin") and method in ("POST", "PUT", "PATCH", "DELETE"):
         return "admin.change", {}
+    if path.startswith("/api/mpi/"):  # issue 15: the master index shows demographics; links change them
+        return ("mpi.read" if method in ("GET", "HEAD") else "mpi.change"), {}
+    if path.startswith("/api/routing/") and method in ("POST", "PUT", "PATCH", "DELETE"):
+        return "admin.change", {}
     return None
 
 
