@@ -28,7 +28,7 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
@@ -126,11 +126,12 @@ class SyntheticPacs:
                     ds.SOPClassesInStudy = [CTImageStorage]
                 answers.append(ds)
         elif level == "SERIES":
-            i = self._number(str(identifier.get("StudyInstanceUID", "")))
-            for s in range(self.series) if i is not None else ():
+            number = self._number(str(identifier.get("StudyInstanceUID", "")))
+            for s in range(self.series) if number is not None else ():
+                assert number is not None
                 ds = Dataset()
-                ds.QueryRetrieveLevel, ds.StudyInstanceUID = "SERIES", self.study_uid(i)  # type: ignore[arg-type]
-                ds.SeriesInstanceUID = f"{self.study_uid(i)}.{s + 1}"  # type: ignore[arg-type]
+                ds.QueryRetrieveLevel, ds.StudyInstanceUID = "SERIES", self.study_uid(number)
+                ds.SeriesInstanceUID = f"{self.study_uid(number)}.{s + 1}"
                 ds.NumberOfSeriesRelatedInstances = self.instances
                 answers.append(ds)
         else:
@@ -188,11 +189,12 @@ class SyntheticPacs:
             ae.add_supported_context(model)
         ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
-        handlers = [*HANDLERS[:1], (evt.EVT_C_FIND, self.on_find), (evt.EVT_C_MOVE, self.on_move),
+        handlers: list[Any] = [*HANDLERS[:1], (evt.EVT_C_FIND, self.on_find), (evt.EVT_C_MOVE, self.on_move),
                     (evt.EVT_C_GET, self.on_get)]
-        self._server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
-        self._ae = ae
-        self.port = int(self._server.server_address[1])
+        server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+        assert server is not None  # block=False: the server thread
+        self._server, self._ae = server, ae
+        self.port = int(server.server_address[1])
         return self
 
     def stop(self) -> None:

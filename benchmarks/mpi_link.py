@@ -77,8 +77,8 @@ def main() -> None:
     by_person: dict[str | None, list[tuple[str, str]]] = {}
     for key, person_id in found.items():
         by_person.setdefault(person_id, []).append(key)
-    same_found = {tuple(sorted(pair)) for keys in by_person.values() for pair in combinations(keys, 2)}
-    same_true = {tuple(sorted(pair)) for pair in same_true}
+    same_found = {(min(pair), max(pair)) for keys in by_person.values() for pair in combinations(keys, 2)}
+    same_true = {(min(pair), max(pair)) for pair in same_true}
     tp = len(same_found & same_true)
     reviews = sum(1 for o in outcomes if o.link == "review")
     print(f"batch {args.batch}: {len(facts)} records of {args.persons} persons in {took:.1f} s: {len(facts) / took:.0f} records/s")

@@ -62,7 +62,7 @@ def test_purge_then_transparent_refetch(server: YunyingServer, pacs: SyntheticPa
         r = c.get("/dicomweb/studies", params={"StudyInstanceUID": purged[1], "includefield": "00201208"})
         assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [4]
         assert c.get(f"/api/lifecycle/refetch/{purged[1]}").json()["state"] == "done"
-    pacs.removed.discard(lost)  # type: ignore[arg-type]
+    pacs.removed.discard(lost)
 
 
 def test_a_purged_study_the_source_lost_answers_503_with_progress(server: YunyingServer,
@@ -78,7 +78,7 @@ def test_a_purged_study_the_source_lost_answers_503_with_progress(server: Yunyin
             assert "could not be fetched" in r.json()["error"] and r.json()["refetch"]["state"] == "failed"
             assert c.get("/api/jobs").json()["jobs"]  # the archive keeps serving
         finally:
-            pacs.removed.discard(gone)  # type: ignore[arg-type]
+            pacs.removed.discard(gone)
         r = c.get(f"/dicomweb/studies/{purged[-1]}/series")  # the source has it again: fetched now
         assert r.status_code == 200 and len(r.json()) == 2
 

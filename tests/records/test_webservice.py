@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -44,9 +44,9 @@ exam_item = "item"
 
 class Hospital(BaseHTTPRequestHandler):
     mode = "ok"
-    seen_auth: list[str] = []
+    seen_auth: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         Hospital.seen_auth.append(self.headers.get("Authorization", ""))
         if Hospital.mode == "down":
             self.send_response(503)
