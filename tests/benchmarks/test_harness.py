@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.data import build_corpus, build_ct
 from benchmarks.dimse import StoreScp, dcmtk_available
-from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
+from benchmarks.net import REPO_ROOT, free_port
 from benchmarks.orthanc import orthanc_available
 from benchmarks.report import METRICS, Results
 from benchmarks.run import Data, Profile, run_import, run_server
@@ -116,7 +116,6 @@ def test_harness_against_orthanc(tiny_data: Data, tmp_path: Path) -> None:
     assert "n/a (no /thumbnail: HTTP 404)" in results.table()
 
 
-@pytest.mark.skipif(not yunying_cli_available(), reason="yunying/cli.py does not exist yet")
 @pytest.mark.skipif(not dcmtk_available(), reason="DCMTK not installed")
 def test_harness_against_yunying(tiny_data: Data, tmp_path: Path) -> None:
     results = Results(["yunying"])

@@ -11,12 +11,11 @@ import httpx
 import pytest
 from pydicom.filewriter import dcmwrite
 
+from benchmarks import orthanc as orthanc_mod
 from benchmarks.collect import SyntheticPacs
 from benchmarks.net import YunyingServer, free_port
 from tests.collect.conftest import run, source, start_collecting, study_counts
 from tests.conftest import missing_tool
-
-orthanc_mod = pytest.importorskip("benchmarks.orthanc")
 
 
 def upload(orthanc: Any, data: SyntheticPacs, studies: range) -> None:

@@ -14,10 +14,10 @@ import pytest
 from conftest import DCMTK, collector, free_port, run, sample_file, wait_listening
 from pydicom.uid import generate_uid
 
+from benchmarks import net
 from dimse import scu
 from dimse.cli import build_identifier
 
-net = pytest.importorskip("benchmarks.net")
 CT, MR = sample_file("CT_small.dcm"), sample_file("MR_small.dcm")
 
 
