@@ -276,7 +276,7 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
     pool = IngestPool(Storage(tmp_path / "store"), 1, idle_exit_s=0.3)
     try:
         first = pool.write(part10(make_ct()), ORIGIN)
-        pids = [p.pid for p in pool._pool._processes.values()]  # type: ignore[union-attr]
+        pids = _worker_pids(pool)
         deadline = time.monotonic() + 10
 
         def gone() -> bool:  # exited and reaped by their parent, the forkserver
