@@ -5,7 +5,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ def source(name: str, aet: str, port: int, **more: Any) -> dict[str, Any]:
 
 
 def start_collecting(data: Path, sources: list[dict[str, Any]], peers: dict[str, int] | None = None,
-                     pacs: list[SyntheticPacs] = (), dimse_port: int | None = None,  # type: ignore[assignment]
+                     pacs: Sequence[SyntheticPacs] = (), dimse_port: int | None = None,
                      **env: str) -> YunyingServer:
     """A server whose collectors use `sources`; every PACS learns where our AE listens (C-MOVE)."""
     keys = json.dumps([{"name": "reader", "key": READER, "scopes": ["dicomweb.read"]}])

@@ -17,7 +17,7 @@ from yunying.settings import SettingError, load_settings
 def test_the_registry_lists_every_provider_and_survives_a_broken_one() -> None:
     jobs.register("t-ok", lambda: [{"kind": "hl7", "name": "mllp:2575", "counts": {"messages_total": 3, "queued": 2,
                                                                                    "bad": "x"}}])
-    jobs.register("t-broken", lambda: 1 / 0)  # type: ignore[arg-type, return-value]
+    jobs.register("t-broken", lambda: 1 / 0)  # type: ignore[arg-type, return-value]  # a job that fails, on purpose
     try:
         listed = {(j["kind"], j["name"]): j for j in jobs.all_jobs()}
         ok = listed[("hl7", "mllp:2575")]
