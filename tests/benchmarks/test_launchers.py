@@ -12,8 +12,16 @@ import pytest
 from benchmarks.net import free_port, peak_rss_bytes, start_yunying, yunying_cli_available
 from benchmarks.orthanc import orthanc_available, start_orthanc
 from tests import web
+from tests.conftest import missing_tool
 
-needs_orthanc = pytest.mark.skipif(not orthanc_available(), reason="Orthanc not installed")
+
+@pytest.fixture
+def orthanc_installed() -> None:
+    if not orthanc_available():
+        missing_tool("Orthanc / orthanc-dicomweb not installed")
+
+
+needs_orthanc = pytest.mark.usefixtures("orthanc_installed")
 
 
 def test_free_port_is_bindable() -> None:
