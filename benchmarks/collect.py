@@ -298,8 +298,8 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
                                   "instances_per_s": round(fetched / seconds, 1), "error": done["error"]}
                 held = c.get("/dicomweb/studies", params={"limit": "100000", "includefield": "00201208"}).json()
                 out["held"] = {"studies": len(held), "instances": sum(s["00201208"]["Value"][0] for s in held)}
-                purge = c.post("/api/lifecycle/purge").json()
-                out["purge"] = purge
+                started = time.perf_counter()
+                out["purge"] = {**c.post("/api/lifecycle/purge").json(), "seconds": round(time.perf_counter() - started, 1)}
                 purged = [s["0020000D"]["Value"][0] for s in held][:args.studies]
                 gone = next(u for u in purged if c.get(f"/api/lifecycle/studies/{u}").json()["purged"])
                 started = time.perf_counter()
