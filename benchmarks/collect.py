@@ -28,14 +28,10 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
+from pynetdicom.transport import ThreadedAssociationServer
 
 from dimse.requestor import HANDLERS
+from dimse.uids import STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE, VERIFICATION
 
 ROOT = "1.2.826.0.1.3680043.8.498.77"
 PIXELS = np.arange(16 * 16, dtype=np.uint16).reshape(16, 16).tobytes()
@@ -126,11 +122,12 @@ class SyntheticPacs:
                     ds.SOPClassesInStudy = [CTImageStorage]
                 answers.append(ds)
         elif level == "SERIES":
-            i = self._number(str(identifier.get("StudyInstanceUID", "")))
-            for s in range(self.series) if i is not None else ():
+            number = self._number(str(identifier.get("StudyInstanceUID", "")))
+            for s in range(self.series) if number is not None else ():
+                assert number is not None
                 ds = Dataset()
-                ds.QueryRetrieveLevel, ds.StudyInstanceUID = "SERIES", self.study_uid(i)  # type: ignore[arg-type]
-                ds.SeriesInstanceUID = f"{self.study_uid(i)}.{s + 1}"  # type: ignore[arg-type]
+                ds.QueryRetrieveLevel, ds.StudyInstanceUID = "SERIES", self.study_uid(number)
+                ds.SeriesInstanceUID = f"{self.study_uid(number)}.{s + 1}"
                 ds.NumberOfSeriesRelatedInstances = self.instances
                 answers.append(ds)
         else:
@@ -183,16 +180,16 @@ class SyntheticPacs:
         ae.maximum_associations = 32
         if self.refuse:
             ae.require_calling_aet = ["SOMEONE-ELSE"]
-        for model in (Verification, StudyRootQueryRetrieveInformationModelFind,
-                      StudyRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelGet):
+        for model in (VERIFICATION, STUDY_ROOT_FIND, STUDY_ROOT_MOVE, STUDY_ROOT_GET):
             ae.add_supported_context(model)
         ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
-        handlers = [*HANDLERS[:1], (evt.EVT_C_FIND, self.on_find), (evt.EVT_C_MOVE, self.on_move),
-                    (evt.EVT_C_GET, self.on_get)]
-        self._server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
-        self._ae = ae
-        self.port = int(self._server.server_address[1])
+        handlers: list[Any] = [*HANDLERS[:1], (evt.EVT_C_FIND, self.on_find), (evt.EVT_C_MOVE, self.on_move),
+                               (evt.EVT_C_GET, self.on_get)]
+        server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+        assert isinstance(server, ThreadedAssociationServer)  # block=False returns it
+        self._server, self._ae = server, ae
+        self.port = int(server.server_address[1])
         return self
 
     def stop(self) -> None:

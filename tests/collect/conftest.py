@@ -55,7 +55,7 @@ def job(srv: YunyingServer, name: str) -> dict[str, Any]:
     return next(j for j in jobs if j["kind"] == "collect" and j["name"] == name)
 
 
-def run(srv: YunyingServer, name: str, timeout: float = 120, **body: Any) -> dict[str, Any]:
+def run(srv: YunyingServer, name: str, *, timeout: float = 120, **body: str) -> dict[str, Any]:
     """Start a run over the API and wait until it ends; returns its row from /api/collect/runs."""
     with api(srv) as c:
         before = c.get("/api/collect/runs", params={"source": name}).json()["runs"]
