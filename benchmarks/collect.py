@@ -235,16 +235,12 @@ def serve_pacs(args: argparse.Namespace) -> int:
 
 def _start_archive(data: Path, sources: list[dict[str, Any]], env: dict[str, str], dimse_port: int) -> Any:
     import os
+    from unittest.mock import patch
 
     from benchmarks.net import start_yunying
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env, YUNYING_COLLECT_SOURCES=json.dumps(sources))
-    try:
+    with patch.dict(os.environ, {**env, "YUNYING_COLLECT_SOURCES": json.dumps(sources)}):
         return start_yunying(data, dimse_port=dimse_port)
-    finally:
-        for k, v in {**saved, "YUNYING_COLLECT_SOURCES": None}.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def _wait(client: Any, known: set[int], poll: float = 0.5) -> dict[str, Any]:
