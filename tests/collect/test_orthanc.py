@@ -74,7 +74,7 @@ def test_refresh_and_backfill_from_orthanc_by_c_get(setup: tuple[Any, YunyingSer
 
 
 def test_purge_checked_by_orthanc_then_refetched_from_it(setup: tuple[Any, YunyingServer, SyntheticPacs]) -> None:
-    orthanc, srv, data = setup
+    _orthanc, srv, data = setup
     with httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=60, trust_env=False) as c:
         report = c.post("/api/lifecycle/purge").json()
         assert report["purged"] >= 1 and report["kept_not_at_source"] == 0, report
