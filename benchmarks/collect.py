@@ -144,15 +144,19 @@ class SyntheticPacs:
 
     # -- C-MOVE / C-GET ----------------------------------------------------------------
     def _matching(self, identifier: Dataset) -> list[Dataset]:
-        i = self._number(str(identifier.get("StudyInstanceUID", "")))
-        if i is None:
-            return []
+        value = identifier.get("StudyInstanceUID", "")
+        uids = [str(v) for v in value] if not isinstance(value, str) else value.split("\\")  # a UID list
         series = str(identifier.get("SeriesInstanceUID", "") or "")
+        if series and len(uids) != 1:
+            return []
         out = []
-        for s in range(self.series):
-            if series and series != f"{self.study_uid(i)}.{s + 1}":
+        for number in (self._number(u) for u in uids):
+            if number is None:
                 continue
-            out += [self.instance(i, s, n) for n in range(self.instances)]
+            for s in range(self.series):
+                if series and series != f"{self.study_uid(number)}.{s + 1}":
+                    continue
+                out += [self.instance(number, s, n) for n in range(self.instances)]
         return out * (2 if self.mode == "duplicates" else 1)
 
     def on_move(self, event: Any) -> Iterator[Any]:

@@ -13,7 +13,7 @@ from pydicom.filewriter import dcmwrite
 
 from benchmarks.collect import SyntheticPacs
 from benchmarks.net import YunyingServer, free_port
-from tests.collect.conftest import run, source, start_collecting, study_counts
+from tests.collect.conftest import job, run, source, start_collecting, study_counts
 from tests.conftest import missing_tool
 
 orthanc_mod = pytest.importorskip("benchmarks.orthanc")
@@ -58,6 +58,7 @@ def test_sync_from_orthanc_by_c_move_then_nothing_again(setup: tuple[Any, Yunyin
     again = run(srv, "orthanc", kind="sync")
     assert again["state"] == "done" and again["counts"].get("instances_fetched", 0) == 0
     assert again["counts"]["studies_up_to_date"] == 4  # Orthanc's NumberOfStudyRelatedInstances
+    assert not job(srv, "orthanc")["errors"]  # Orthanc took the UID list of the four studies
 
 
 def test_refresh_and_backfill_from_orthanc_by_c_get(setup: tuple[Any, YunyingServer, SyntheticPacs]) -> None:
@@ -71,6 +72,7 @@ def test_refresh_and_backfill_from_orthanc_by_c_get(setup: tuple[Any, YunyingSer
     assert done["state"] == "done", done
     assert study_counts(srv) == {data.study_uid(i): 4 for i in range(8)}
     assert done["counts"]["instances_fetched"] == 4 * 3  # studies 2, 3, 7: the others were here
+    assert not job(srv, "orthanc-get")["errors"]
 
 
 def test_purge_checked_by_orthanc_then_refetched_from_it(setup: tuple[Any, YunyingServer, SyntheticPacs]) -> None:
