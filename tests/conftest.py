@@ -81,10 +81,10 @@ def client(server: YunyingServer) -> DICOMwebClient:
 
 def testdata(name: str) -> pydicom.Dataset:
     """A pydicom test file (shipped with pydicom: no download)."""
-    return pydicom.dcmread(testdata_path(name))
+    return pydicom.dcmread(pydicom_path(name))
 
 
-def testdata_path(name: str) -> str:
+def pydicom_path(name: str) -> str:
     """Where a pydicom test file is on disk: pydicom's own, or pydicom-data's (the test extra)."""
     found = get_testdata_file(name, download=False)
     if not isinstance(found, str):

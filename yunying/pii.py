@@ -12,9 +12,11 @@ key per line, base64 of 16 bytes:
 
     blind <key>          the blind-index key: never rotated (indexes would stop matching)
     seal <kid> <key>     a sealing key; the LAST one seals, all of them unseal
+    secret <name> <key>  a named secret of a component (e.g. the portal's, moved here from the
+                         data folder); a component without one derives it from the blind key
 
-Rotation: `yunying pii rotate` appends a new sealing key; re-sealing what the old keys sealed
-is done by each table's owner through `PiiKeys.reseal` (a sealed value names its key id).
+Rotation: `yunying pii rotate` appends a new sealing key and re-seals every registered sealed
+column (`sealed_column`); a sealed value names its key id, so old values unseal meanwhile.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from sqlalchemy import Engine, LargeBinary, Table, select, update
 
 PREFIX = "s1"  # version of the sealed form "s1.<kid>.<base64url(nonce | ciphertext | tag)>"
 ENV = "YUNYING_PII_KEYS"
@@ -56,6 +59,16 @@ def _sm4_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Cipher:  # t
 class PiiKeys:
     blind_key: bytes
     seal_keys: tuple[tuple[str, bytes], ...]  # (kid, key); the last seals
+    named: tuple[tuple[str, bytes], ...] = ()  # (name, key) from `secret` lines
+
+    def secret(self, name: str) -> bytes:
+        """A component's 32-byte secret: its `secret` line, else derived from the blind key."""
+        found = dict(self.named).get(name)
+        return found if found is not None else hmac.new(self.blind_key, f"secret\n{name}".encode(), "sha256").digest()
+
+    def is_current(self, sealed: str) -> bool:
+        """Whether `sealed` is sealed under the key that seals now (nothing to re-seal)."""
+        return sealed.startswith(f"{PREFIX}.{self.seal_keys[-1][0]}.")
 
     def seal_bytes(self, data: bytes, context: str) -> str:
         """SM4-GCM with a random 96-bit nonce; `context` (e.g. "portal.phone") is bound as AAD,
@@ -93,7 +106,7 @@ class PiiKeys:
 
     def reseal(self, sealed: str, context: str) -> str:
         """The value sealed again under the current key (key rotation); unchanged if it already is."""
-        if sealed.split(".", 2)[1:2] == [self.seal_keys[-1][0]]:
+        if self.is_current(sealed):
             return sealed
         return self.seal_bytes(self.unseal_bytes(sealed, context), context)
 
@@ -107,6 +120,7 @@ class PiiKeys:
 def parse(text: str) -> PiiKeys:
     blind: bytes | None = None
     seals: list[tuple[str, bytes]] = []
+    named: list[tuple[str, bytes]] = []
     for n, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
@@ -116,13 +130,16 @@ def parse(text: str) -> PiiKeys:
                 blind = base64.b64decode(parts[1], validate=True)
             elif parts[0] == "seal" and len(parts) == 3 and re.fullmatch(r"[A-Za-z0-9_-]{1,16}", parts[1]):
                 seals.append((parts[1], base64.b64decode(parts[2], validate=True)))
+            elif parts[0] == "secret" and len(parts) == 3 and re.fullmatch(r"[a-z0-9_.-]{1,32}", parts[1]):
+                named.append((parts[1], base64.b64decode(parts[2], validate=True)))
             else:
                 raise ValueError
         except ValueError:
-            raise PiiKeyError(f"key file line {n}: expected 'blind <base64>' or 'seal <kid> <base64>'") from None
+            raise PiiKeyError(f"key file line {n}: expected 'blind <base64>', 'seal <kid> <base64>' "
+                              "or 'secret <name> <base64>'") from None
     if blind is None or not seals or any(len(k) != 16 for _, k in seals) or len(blind) < 16:
         raise PiiKeyError("key file needs one 'blind' key and at least one 'seal' key of 16 bytes")
-    return PiiKeys(blind, tuple(seals))
+    return PiiKeys(blind, tuple(seals), tuple(named))
 
 
 def new_key_line(kind: str, kid: str = "") -> str:
@@ -137,7 +154,7 @@ def default_key_file(data: Path) -> Path:
 
 
 @lru_cache(maxsize=8)
-def _load(path: str) -> PiiKeys:
+def _load(path: str, changed: int = 0) -> PiiKeys:  # changed: the file's mtime, so a rotation is seen
     file = Path(path)
     if not file.exists():
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -159,10 +176,32 @@ def keys_for(data: Path, key_file: str = "") -> PiiKeys:
     if key_file:
         if not Path(key_file).exists():
             raise PiiKeyError(f"pii_key_file {key_file}: no such file")
-        return _load(str(Path(key_file).resolve()))
+        return _load(str(Path(key_file).resolve()), Path(key_file).stat().st_mtime_ns)
     if os.environ.get(ENV):
-        return parse(os.environ[ENV])
-    return _load(str(default_key_file(data)))
+        return _parse_env(os.environ[ENV])
+    path = default_key_file(data)
+    return _load(str(path), path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@lru_cache(maxsize=2)
+def _parse_env(text: str) -> PiiKeys:
+    return parse(text)
+
+
+def key_file_of(data: Path, key_file: str = "") -> Path | None:
+    """The file the keys of a data folder come from; None when they come from the environment."""
+    if key_file:
+        return Path(key_file).resolve()
+    return None if os.environ.get(ENV) else default_key_file(data)
+
+
+def add_secret(key_file: Path, name: str, secret: bytes) -> None:
+    """Append a component's secret to the key file (moving it out of the data folder)."""
+    with open(key_file, "a") as f:
+        f.write(f"secret {name} {base64.b64encode(secret).decode()}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    _load.cache_clear()
 
 
 def rotate(key_file: Path) -> str:
@@ -175,3 +214,70 @@ def rotate(key_file: Path) -> str:
         os.fsync(f.fileno())
     _load.cache_clear()
     return kid
+
+
+@dataclass(frozen=True)
+class SealedColumn:
+    """A column that keeps sealed values (text, or the sealed text's bytes in a binary column)."""
+
+    table: Table
+    column: str
+    context: str  # the AAD: "<table>.<column>"
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.table.c[self.column].type, LargeBinary)
+
+
+SEALED: list[SealedColumn] = []
+
+
+def sealed_column(table: Table, column: str) -> str:
+    """Register `table.column` as sealed (for `reseal_all`); returns its context."""
+    found = SealedColumn(table, column, f"{table.name}.{column}")
+    if found not in SEALED:
+        SEALED.append(found)
+    return found.context
+
+
+def reseal_all(engine: Engine, keys: PiiKeys) -> dict[str, int]:
+    """Seal every registered column's values under the current key: clear values left by an
+    older version (the data migration) and values sealed under an older key (rotation).
+    Returns the rows changed per column; safe to run again (sealed-now values are skipped)."""
+    changed: dict[str, int] = {}
+    for col in SEALED:
+        pk = list(col.table.primary_key.columns)
+        target = col.table.c[col.column]
+        done = 0
+        query = select(*pk, target).where(target.is_not(None))
+        if not col.binary:  # what is sealed under the current key already is left in the database
+            query = query.where(target.not_like(f"{PREFIX}.{keys.seal_keys[-1][0]}.%"))
+        with engine.begin() as conn:
+            rows = conn.execute(query).all()
+            for row in rows:
+                stored = row[-1]
+                text = stored.decode("latin-1") if col.binary else stored
+                if keys.is_current(text):
+                    continue
+                if text.startswith(PREFIX + "."):
+                    sealed = keys.reseal(text, col.context)
+                else:  # clear, from before sealing existed
+                    sealed = keys.seal_bytes(stored if col.binary else stored.encode(), col.context)
+                value: str | bytes = sealed.encode() if col.binary else sealed
+                conn.execute(update(col.table).where(*[c == row[i] for i, c in enumerate(pk)]).values({col.column: value}))
+                done += 1
+        changed[col.context] = done
+    if any(changed.values()):
+        scrub(engine)
+    return changed
+
+
+def scrub(engine: Engine) -> None:
+    """Leave no copy of the replaced values in the database's files: SQLite keeps them in free
+    pages and in the write-ahead log until both are rewritten. (PostgreSQL keeps dead row
+    versions until a VACUUM FULL, which is the operator's to run: README.)"""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM")
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -58,3 +59,11 @@ def multipart(*bodies: bytes, boundary: str = "XbX", ctype: str = "application/d
         out += f"--{boundary}\r\nContent-Type: {ctype}\r\n\r\n".encode() + body + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return out, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def refusal(resp: Any, status: int) -> str:
+    """The reason of an error answer: its status, and the archive's JSON error body naming why."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()
+    assert body["status"] == status and body["error"], body
+    return str(body["error"])

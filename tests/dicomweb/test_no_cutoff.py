@@ -15,7 +15,7 @@ import pytest
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from benchmarks.net import YunyingServer, start_yunying
-from tests.conftest import testdata_path
+from tests.conftest import pydicom_path
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 # one file per native syntax the archive accepts, plus the odd cases of each
@@ -80,7 +80,7 @@ def values_equal(got: pydicom.Dataset, want: pydicom.Dataset, little: bool) -> N
 
 @pytest.mark.parametrize("name", NATIVE_FILES)
 def test_every_native_syntax_converts_to_explicit_le_exactly(archive: YunyingServer, name: str) -> None:
-    path = testdata_path(name)
+    path = pydicom_path(name)
     want = read(path)
     stow_raw(archive, Path(path).read_bytes())
     url = (f"{archive.dicomweb_url}/studies/{want.StudyInstanceUID}/series/{want.SeriesInstanceUID}"

@@ -23,7 +23,7 @@ from pydicom.uid import generate_uid
 from benchmarks.net import YunyingServer
 from dicomweb.xml import NAMESPACE, PN_COMPONENTS, PN_GROUPS, dataset_xml
 from tests import web
-from tests.conftest import testdata_path
+from tests.conftest import pydicom_path
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 XML = 'multipart/related; type="application/dicom+xml"'
@@ -332,7 +332,7 @@ def test_series_and_study_as_octet_stream(server: YunyingServer, rich: list[pydi
 
 
 def test_compressed_instance_as_octet_stream(server: YunyingServer) -> None:
-    path = testdata_path("JPEG2000.dcm")
+    path = pydicom_path("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
     body, ctype = multipart(Path(path).read_bytes())
     assert web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200

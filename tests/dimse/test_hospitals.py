@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, collector, free_port, run, sample_file
+from conftest import DCMTK, collector, free_port, run, sample_file, wait_listening
 from pydicom.uid import generate_uid
 
 from dimse import scu
@@ -93,8 +93,8 @@ def test_c_move_of_another_hospitals_study_moves_nothing(server: tuple[object, i
     out.mkdir()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "H2SCU", "-od", str(out), str(receiver)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
     try:
+        wait_listening(receiver, proc)
         for target, expected in ((study(CT), 0), (study(MR), 1)):
             res = run("movescu", "-S", "-aet", "H2SCU", "-aec", srv.aet, "-aem", "H2SCU", "127.0.0.1",  # type: ignore[attr-defined]
                       str(srv.dimse_port), "-k", "QueryRetrieveLevel=STUDY",  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from conftest import (
     sample_file,
     start_scp,
     stored_sops,
+    wait_listening,
 )
 from pydicom import Dataset
 from pynetdicom.presentation import build_context
@@ -214,8 +215,8 @@ def test_cli_store_and_move_to_storescp(tmp_path: Path, storescp_port: int) -> N
     out.mkdir()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(out), str(storescp_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
     try:
+        wait_listening(storescp_port, proc)
         assert yunying_main(["dimse", "store", "127.0.0.1", str(storescp_port), "--called", "STORESCP",
                              "--study", "1.2.6.1", "--data", str(data)]) == 0
         assert len(list(out.iterdir())) == 2

@@ -10,7 +10,9 @@ import pytest
 
 FRONTENDS = Path(__file__).resolve().parents[2] / "frontends"
 LANGUAGES = ("zh-CN", "en")
-PAGES = ("common", "viewer", "login", "admin", "portal", "audit", "jobs")
+# every page folder (frontends/<page>/) is a key prefix: "viewer.*", "login.*", "common.*" ...
+PAGES = tuple(sorted(p.name for p in FRONTENDS.iterdir()
+                     if p.is_dir() and p.name not in ("i18n", "__pycache__") and not p.name.startswith(".")))
 KEY = rf"(?:{'|'.join(PAGES)})\.[A-Za-z0-9_.]+"
 # data-i18n="key", data-i18n-title="key" ... in pages; quoted literals "key" / 'key' / `key` in
 # scripts (file names such as "viewer.css" are not keys)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pydicom
 
 from index import Index, InstanceRecord, Origin, Query, parse_match
-from tests.conftest import testdata_path
+from tests.conftest import pydicom_path
 
 SURNAMES = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou"]
 
 
 def template() -> dict:
     """CT_small's DICOM JSON with its pixel data as a bulk data URI."""
-    ds = pydicom.dcmread(testdata_path("CT_small.dcm"))
+    ds = pydicom.dcmread(pydicom_path("CT_small.dcm"))
     return ds.to_json_dict(1024, lambda el: "yy-bulk:x")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 from pydicom.encaps import generate_frames
 
-from tests.conftest import missing_tool, testdata_path
+from tests.conftest import missing_tool, pydicom_path
 from yunying.pixels import FrameInfo
 
 warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
@@ -34,7 +34,7 @@ def dicom_file(name: str) -> pydicom.Dataset:
 def dicom_path(name: str) -> str:
     """Where a pydicom test file is: pydicom's data, pydicom-data, or the copies next to us."""
     copied = Path(__file__).parent / "pydicom-data" / name  # pydicom-data/README.md
-    return str(copied) if copied.exists() else testdata_path(name)
+    return str(copied) if copied.exists() else pydicom_path(name)
 
 
 def raw_frames(ds: pydicom.Dataset) -> Iterator[bytes]:

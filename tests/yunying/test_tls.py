@@ -31,7 +31,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom m
 )
 
 from benchmarks.net import REPO_ROOT, free_port, stop_process
-from tests.conftest import testdata_path
+from tests.conftest import pydicom_path
 from yunying.tls import client_context, server_context
 
 DCMTK = Path("/usr/bin")
@@ -154,7 +154,7 @@ def test_dcmtk_echo_store_and_find_over_dicom_tls(tls_server: dict, tmp_path: Pa
     where = ["127.0.0.1", str(t["tls_port"])]
     echo = dcmtk("echoscu", *auth, *where)
     assert echo.returncode == 0, echo.stdout + echo.stderr
-    ct = testdata_path("CT_small.dcm")
+    ct = pydicom_path("CT_small.dcm")
     store = dcmtk("storescu", *auth, *where, str(ct))
     assert store.returncode == 0, store.stdout + store.stderr
     find = dcmtk("findscu", *auth, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
@@ -190,7 +190,7 @@ def test_c_move_to_a_peer_over_dicom_tls(tls_server: dict) -> None:
     ctx = client_context(t["ca"], t["client_crt"], t["client_key"])
     assoc = ae.associate("127.0.0.1", t["tls_port"], ae_title="YUNYING", tls_args=(ctx, "127.0.0.1"))
     assert assoc.is_established
-    ct = dcmread(testdata_path("CT_small.dcm"))
+    ct = dcmread(pydicom_path("CT_small.dcm"))
     assert assoc.send_c_store(ct).Status == 0
     q = Dataset()
     q.QueryRetrieveLevel, q.StudyInstanceUID = "STUDY", ct.StudyInstanceUID
