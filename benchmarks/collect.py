@@ -91,10 +91,10 @@ class SyntheticPacs:
 
     # -- C-FIND ------------------------------------------------------------------------
     def _studies(self, identifier: Dataset) -> Iterator[int]:
-        uid = str(identifier.get("StudyInstanceUID", "") or "")
-        if uid:
-            i = self._number(uid)
-            candidates: Any = [] if i is None else [i]
+        value = identifier.get("StudyInstanceUID", "") or ""
+        uids = [str(v) for v in value] if not isinstance(value, str) else [u for u in value.split("\\") if u]
+        if uids:  # one UID or a list (PS3.4 C.2.2.2.2)
+            candidates: Any = [i for i in (self._number(u) for u in uids) if i is not None]
         else:
             candidates = (i for i in range(self.studies) if i not in self.removed)
         when = str(identifier.get("StudyDate", "") or "")
