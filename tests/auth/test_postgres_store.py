@@ -7,6 +7,7 @@ functions, and at last a real `yunying serve` keeps its app state there.
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import threading
@@ -297,7 +298,8 @@ def test_too_long_values_are_refused_not_a_database_error(pg: Store) -> None:
     with pytest.raises(InvalidRequest, match="label"):
         tokens.create_capability(pg, created_by="u1", hospital="default", studies=["1.2"], label="x" * 201)
     with pytest.raises(InvalidRequest, match="accession"):
-        portal_exams.issue_exam(pg, b"k" * 32, hospital="default", study="1.2.3", accession="A" * 65,
+        portal_exams.issue_exam(pg, b"k" * 32, pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1")),
+                                hospital="default", study="1.2.3", accession="A" * 65,
                                 contact=portal_exams.Contact(), created_by="ris")
     with pytest.raises(ClientError, match="name"):
         OAuthStore(pg).add_client("x" * 201, [], "openid", ["client_credentials"], False, "default")
@@ -345,3 +347,21 @@ def test_yunying_serve_keeps_its_app_state_on_postgresql(pg_url: str, tmp_path: 
         assert keys.ENV_KEY_NAME in {k["name"] for k in keys.list_keys(probe)}
     finally:
         probe.engine.dispose()
+
+
+def test_sealed_registrations_fit_and_reseal_on_postgresql(pg: Store) -> None:
+    from yunying.auth import registrations
+
+    keys = pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1"))
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    reg = registrations.submit(pg, keys, username="dr.pg", password="Pg-password-1", display_name="Dr",
+                               phone="1" * 40, hospital="default",  # sealed: ~100 characters (pii migration 1)
+                               photos=[("id_card", "image/png", png), ("qualification", "image/png", png)])
+    assert registrations.get(pg, keys, reg)["phone"] == "1" * 40
+    rotated = pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1").replace("k1", "k0")
+                        + "seal k1 " + base64.b64encode(keys.seal_keys[0][1]).decode() + "\n"
+                        + pii.new_key_line("seal", "k2"))
+    changed = pii.reseal_all(pg.engine, rotated)
+    assert changed["registrations.phone"] == 1 and changed["registration_photos.data"] == 2
+    assert registrations.get(pg, rotated, reg)["phone"] == "1" * 40
+    assert registrations.photo(pg, rotated, reg, registrations.list_pending(pg, rotated)[0]["photos"][0]["id"])[1] == png
