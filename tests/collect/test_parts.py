@@ -41,6 +41,7 @@ def test_metrics_escape_labels_and_keep_timestamps_exact() -> None:
     assert 'name="a\\"b\\\\c"' in text
     assert "yunying_job_last_run_timestamp_seconds" in text and "1796632410.737024" in text
     assert 'yunying_job_failed{kind="collect",name="a\\"b\\\\c"} 1' in text  # an unknown state is a failure
+    assert jobs.normalise({"state": "sending"})["state"] == "running"  # routing's word for it
 
 
 def test_answers_without_a_valid_uid_or_count_are_garbage_and_repeats_are_dropped() -> None:
