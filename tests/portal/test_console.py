@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import httpx
 import openpyxl
+import pydicom
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
@@ -14,8 +16,8 @@ from tests.portal.conftest import api, issue, last_code
 from tests.portal.test_fhir_reports import PDF, post, report
 
 
-def stow(srv: YunyingServer, *datasets: object) -> None:
-    body, ctype = multipart(*[part10(ds) for ds in datasets])  # type: ignore[arg-type]
+def stow(srv: YunyingServer, *datasets: pydicom.Dataset) -> None:
+    body, ctype = multipart(*[part10(ds) for ds in datasets])
     assert httpx.post(srv.dicomweb_url + "/studies", content=body,
                       headers={"Content-Type": ctype, **srv.headers}).status_code == 200
 
@@ -53,9 +55,9 @@ def test_console_counts_match_what_was_stored(fresh_server: YunyingServer) -> No
     assert httpx.get(srv.http_url + "/api/portal/console/stats", headers=bearer).status_code == 403
 
 
-def ct(study: str, series: str | None = None, **attrs: object) -> object:
+def ct(study: str, series: str | None = None, **attrs: Any) -> pydicom.Dataset:
     base = {k: attrs.pop(k) for k in ("name", "patient_id", "date", "modality", "accession", "number") if k in attrs}
-    ds = make_ct(study, series, charset="ISO_IR 192", **base)  # type: ignore[arg-type]
+    ds = make_ct(study, series, charset="ISO_IR 192", **base)
     for keyword, value in attrs.items():
         setattr(ds, keyword, value)
     return ds

@@ -4,6 +4,7 @@ reports and unbound exams send none; a failing gateway is retried, then given up
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -83,12 +84,12 @@ def test_final_and_amended_reports_notify_the_bound_patient_once_each(quick: Yun
 
 class Failing:
     def __init__(self, failures: int) -> None:
-        self.failures, self.sent = failures, []
+        self.failures, self.sent = failures, list[tuple[str, Mapping[str, str]]]()
 
     def send_code(self, phone: str, code: str) -> None:
         raise AssertionError("not used")
 
-    def send_notice(self, phone: str, notice: dict) -> None:
+    def send_notice(self, phone: str, notice: Mapping[str, str]) -> None:
         if self.failures:
             self.failures -= 1
             raise SmsFailed("aliyun: HTTP 503 ServiceUnavailable")
