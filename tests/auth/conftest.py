@@ -35,12 +35,14 @@ def walk(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]
 def built_routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
     """Every (method, path template) of the app `yunying serve` builds."""
     from dicomweb.app import build_app
+    from frontends.static import mount_frontends
     from yunying.archive import Archive
 
     data = tmp_path_factory.mktemp("built") / "data"
     archive = Archive(data)
     try:
         app = build_app(archive, Settings(data=Path(data)))
+        mount_frontends(app)  # as `yunying serve` does: the pages and their server-side routes
         return sorted(set(walk(list(app.routes))))
     finally:
         archive.close()
