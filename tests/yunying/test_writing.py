@@ -272,3 +272,25 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
         assert pool.running and again.sop != first.sop
     finally:
         pool.close()
+
+
+def test_small_instances_are_one_file_and_large_ones_a_folder(tmp_path: Path) -> None:
+    """Issue 9: a small version is packed (one create, one inode); retrieval is unchanged."""
+    archive = Archive(tmp_path / "data")
+    try:
+        small, large = make_ct(rows=8, cols=8), make_ct(rows=256, cols=256)
+        for ds in (small, large):
+            raw = part10(ds)
+            first = archive.store(raw, ORIGIN)
+            assert first.outcome == "stored"
+            assert archive.store(raw, ORIGIN).outcome == "duplicate"  # the same bytes again
+            row = archive.row(str(ds.SOPInstanceUID))
+            assert row is not None
+            back = archive.read_dataset(row)
+            assert back.PixelData == ds.PixelData and back.PatientName == ds.PatientName
+        small_path = archive.storage.path(archive.row(str(small.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
+        large_path = archive.storage.path(archive.row(str(large.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
+        assert small_path.is_file() and large_path.is_dir()
+        assert _problems(archive) == ([], [])
+    finally:
+        archive.close()
