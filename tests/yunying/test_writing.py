@@ -294,3 +294,23 @@ def test_small_instances_are_one_file_and_large_ones_a_folder(tmp_path: Path) ->
         assert _problems(archive) == ([], [])
     finally:
         archive.close()
+
+
+def test_the_patient_of_a_study_just_stored_is_known_without_an_index_search(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit trail names the patient of each store; asking the index for it waited for the
+    group commit of everything acknowledged (a forced commit per STOW request, issue 9)."""
+    from yunying.audit.patients import study_patients
+
+    archive = Archive(tmp_path / "data")
+    try:
+        ds = make_ct(patient_id="PX-1", accession="ACC-9")
+        archive.store(part10(ds), ORIGIN, wait=False)
+
+        def no_search(query: object) -> None:
+            raise AssertionError("the look-up searched the index")
+        monkeypatch.setattr(archive, "search", no_search)
+        assert study_patients(archive)(str(ds.StudyInstanceUID)) == ("PX-1", "", "ACC-9")
+        assert archive.study_patient("1.2.3.4") is None
+    finally:
+        archive.close()
