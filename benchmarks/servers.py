@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks import dimse
-from benchmarks.net import start_yunying
+from benchmarks.net import REPO_ROOT, start_yunying
 from benchmarks.orthanc import start_orthanc
 
 PLACEHOLDER_PORT = 9  # the SCU never listens; peers tables still want an address
@@ -34,7 +34,7 @@ class Server:
         else:
             y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
                               log_path=self.workdir / "yunying.log",
-                              **({"repo_root": self.repo_root} if self.repo_root else {}))
+                              repo_root=self.repo_root or REPO_ROOT)
             self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
             self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
             self.headers = y.headers  # the provisioned API key (issue 11)
