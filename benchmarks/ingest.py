@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -93,16 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--small-studies", type=int, default=2000,
                    help="small-instance set size in studies (the main run: 8000, ~20,000 instances)")
     p.add_argument("--cstore", type=int, default=300, help="CT instances per C-STORE run")
+    p.add_argument("--slices", type=int, default=300, help="CT slices (the main run: 300)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out")
     args = p.parse_args(argv)
     root = args.out.resolve() / "data"
-    ct = build_ct(root, 300, "A")
-    store1, store4 = build_ct(root, 300, "B"), build_ct(root, 300, "C")
+    ct = build_ct(root, args.slices, "A")
+    store1, store4 = build_ct(root, args.slices, "B"), build_ct(root, args.slices, "C")
     small = build_corpus(root, args.small_studies + (args.small_studies == 5000)).files
     os.sync()
     servers = ["yunying", "orthanc"] if args.vs_orthanc else ["yunying"]
     for ref in args.ref:
-        TREES[ref] = export(ref, args.out.resolve() / "trees")
+        # outside the checkout: mypy and the tests would otherwise walk the exported copy
+        TREES[ref] = export(ref, Path(tempfile.gettempdir()) / "yunying-bench-trees")
         servers.append(f"yunying@{ref}")
     for i, kv in enumerate(args.ab):
         ENVS[f"b{i}"] = dict([kv.split("=", 1)])
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(got) if got else float("nan")
 
     print(f"\n{'figure':30} " + " ".join(f"{s:>10}" for s in servers) + "   ratio  (inst/s, median of "
-          f"{args.rounds}; small set {len(small)} instances, CT {args.cstore} x 512x512)")
+          f"{args.rounds}; small set {len(small)} instances, CT {min(args.cstore, args.slices)} x 512x512)")
     for k in FIGURES:
         ratio = med("yunying", k) / med("orthanc", k) if "orthanc" in servers else float("nan")
         print(f"{LABELS[k]:30} " + " ".join(f"{med(s, k):10.0f}" for s in servers) + f"  {ratio:5.2f}x   "
