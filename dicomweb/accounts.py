@@ -1,5 +1,9 @@
-"""The caller's own account over HTTP: health, password login, first-login password change,
-capability-token exchange, who am I, logout, break-glass (issue 11). Store calls run in threads."""
+"""The caller's own account over HTTP: health, capability-token exchange, who am I, logout,
+break-glass, self-registration, launch links (issue 11). Store calls run in threads.
+
+Users sign in only through the OpenID provider's login page (/login: password policy, lockout,
+second factor, session timeouts, dicomweb/login.py); scripts use API keys or client credentials.
+There is no password endpoint beside it that would have to repeat those checks (issue 12)."""
 from __future__ import annotations
 
 import base64
@@ -16,13 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from yunying.auth import directory, launch, registrations, tokens
+from yunying.auth import launch, registrations, throttle, tokens
 from yunying.auth.errors import BadCredentials, Forbidden, InvalidRequest
 from yunying.auth.identify import InvalidToken
 from yunying.auth.middleware import SESSION_COOKIE
 from yunying.auth.principal import Principal
 from yunying.auth.schema import access_tokens, break_glass
 from yunying.auth.store import Store
+from yunying.pii import PiiKeys, keys_for
 
 MAX_JSON = 64 * 1024
 MAX_REGISTRATION = 12 * 1024 * 1024  # two photos of at most 4 MiB, base64
@@ -64,6 +69,12 @@ def store_of(request: Request) -> Store:
     return request.app.state.auth.store
 
 
+def pii_of(request: Request) -> PiiKeys:
+    """The keys that seal personal data at rest (yunying.pii; cached per key file)."""
+    settings = request.app.state.settings
+    return keys_for(settings.data, settings.pii_key_file)
+
+
 def principal_of(request: Request) -> Principal:
     return request.state.principal
 
@@ -85,29 +96,20 @@ async def health(request: Request) -> Response:
     return json_response({"status": "ok"})
 
 
-async def login(request: Request) -> Response:
-    """Username + password -> a short access token (the OIDC provider's login uses the same check)."""
-    body = await json_body(request)
-    store = store_of(request)
-    user = await call(directory.authenticate, store, field(body, "username"), field(body, "password"))
-    token, ttl = await call(tokens.issue_access_token, store, kind="user", subject=user["username"],
-                            hospital=user["hospital_id"])
-    return json_response({"access_token": token, "token_type": "Bearer", "expires_in": ttl,
-                          "must_change_password": bool(user["must_change_password"])})
-
-
-async def change_password(request: Request) -> Response:
-    body = await json_body(request)
-    await call(directory.change_password, store_of(request), field(body, "username"), field(body, "password"),
-               field(body, "new_password"))
-    return json_response({"changed": True})
-
-
 async def exchange(request: Request) -> Response:
-    """A capability token (and its access code) -> a short access token bound to its studies."""
+    """A capability token (and its access code) -> a short access token bound to its studies.
+    Wrong tokens and codes count in the address throttle shared with the login page."""
     body = await json_body(request)
-    return json_response(await call(tokens.exchange, store_of(request), field(body, "token"),
-                                    field(body, "code", required=False)))
+    store, address = store_of(request), request.client.host if request.client else ""
+    try:
+        await call(throttle.check, store, address)
+        return json_response(await call(tokens.exchange, store, field(body, "token"),
+                                        field(body, "code", required=False)))
+    except throttle.TooManyAttempts as exc:
+        return json_response({"status": 429, "error": exc.reason}, 429, {"Retry-After": str(exc.retry_after)})
+    except BadCredentials:
+        await call(throttle.failed, store, address)
+        raise
 
 
 async def me(request: Request) -> Response:
@@ -163,7 +165,7 @@ async def register(request: Request) -> Response:
         except binascii.Error:
             raise InvalidRequest("photos: data is not base64") from None
         photos.append((field(item, "kind"), field(item, "content_type"), data))
-    reg_id = await call(registrations.submit, store_of(request), username=field(body, "username"),
+    reg_id = await call(registrations.submit, store_of(request), pii_of(request), username=field(body, "username"),
                         password=field(body, "password"), display_name=field(body, "display_name"),
                         phone=field(body, "phone"), hospital=field(body, "hospital"),
                         department=field(body, "department", required=False) or "",
@@ -202,8 +204,6 @@ def launch_audience(issuer: str) -> str:
 def routes() -> list[Route]:
     return [
         Route("/health", health, methods=["GET"]),
-        Route("/api/auth/login", login, methods=["POST"]),
-        Route("/api/auth/password", change_password, methods=["POST"]),
         Route("/api/auth/exchange", exchange, methods=["POST"]),
         Route("/api/auth/me", me, methods=["GET"]),
         Route("/api/auth/logout", logout, methods=["POST"]),

@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from dicomweb import oauth_clients
 from dicomweb.accounts import json_response
-from dicomweb.login import COOKIE, FRONTENDS, MAX_FORM, LoginPages
+from dicomweb.login import COOKIE, FRONTENDS, MAX_FORM, STAGE_PAGES, LoginPages
+from dicomweb.second_factor import SecondFactorPages
 from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc import Oidc
 from yunying.auth.oidc.keys import ALGORITHM
@@ -43,6 +44,7 @@ class OidcRoutes:
         self.provider = provider
         self.verifier = verifier
         self.pages = LoginPages(provider)
+        self.factor = SecondFactorPages(self.pages)
 
     def routes(self) -> list[Route]:
         p = self.pages
@@ -58,6 +60,10 @@ class OidcRoutes:
             Route("/login", p.post_login, methods=["POST"]),
             Route("/login/password", p.get_password, methods=["GET"]),
             Route("/login/password", p.post_password, methods=["POST"]),
+            Route("/login/totp", self.factor.get_code, methods=["GET"]),
+            Route("/login/totp", self.factor.post_code, methods=["POST"]),
+            Route("/login/totp/setup", self.factor.get_setup, methods=["GET"]),
+            Route("/login/totp/setup", self.factor.post_setup, methods=["POST"]),
             Route("/login/done", p.done, methods=["GET"]),
             Route("/login/login.css", self.css, methods=["GET"]),
             Route("/login/logout", self.logout, methods=["GET", "POST"]),
@@ -146,8 +152,8 @@ class OidcRoutes:
         cookie = request.cookies.get(COOKIE)
         session = await asyncio.to_thread(self.provider.store.get_session, cookie) if cookie else None
         user = await asyncio.to_thread(self.provider.active_user, session.user_id) if session else None
-        if session is not None and session.must_change_password:
-            user = None
+        if session is not None and not session.complete:
+            user = None  # the second factor, a password change or a second-factor set-up comes first
         return await asyncio.to_thread(self._authorize, req, request.url.query, user, session)
 
     def _authorize(self, req: OAuthRequest, query: str, user: Any, session: Any) -> Response:
@@ -163,7 +169,7 @@ class OidcRoutes:
                 return RedirectResponse(headers["Location"], status_code=302)
             return json_response(body, status, headers)
         if user is None:  # first-party clients registered by an admin: no consent screen, only login
-            target = "/login/password" if session is not None and session.must_change_password else "/login"
+            target = STAGE_PAGES.get(session.stage, "/login") if session is not None else "/login"
             return RedirectResponse(f"{target}?" + urlencode({"next": f"/oauth/authorize?{query}"}), status_code=302)
         req.auth_time = session.auth_time
         status, body, headers = server.create_authorization_response(req, grant_user=user, grant=grant)

@@ -4,6 +4,7 @@ the live settings like the conformance statement; a control switched off shows a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from yunying.settings import Settings
@@ -23,27 +24,74 @@ class Control:
     how_en: str
 
 
-def controls(s: Settings) -> list[Control]:
-    """Every control with its status for these settings."""
+def live_policy(s: Settings) -> Any:
+    """The security admin's policy in the store of these settings (the defaults when unreadable)."""
+    from yunying.auth import secpolicy
+    from yunying.auth.store import open_store
+
+    if not s.app_database and not (Path(s.data) / "app.sqlite").exists():
+        return secpolicy.DEFAULT  # no store yet: never create one just to describe it
+    try:
+        store = open_store(s.data, s.app_database)
+    except Exception:  # noqa: BLE001 - a statement of the defaults beats no statement
+        return secpolicy.DEFAULT
+    try:
+        return secpolicy.load(store)
+    finally:
+        store.engine.dispose()
+
+
+def authentication_gaps(p: Any) -> tuple[list[str], list[str]]:
+    """What the policy lacks for GB/T 22239 8.1.4.1 a)-d), in (Chinese, English)."""
+    rules = [
+        (p.password_min_length >= 8 and p.password_classes >= 3, "口令至少 8 位且含 3 类字符",
+         "passwords of 8+ characters of 3 kinds"),
+        (0 < p.password_max_age_days <= 90, "口令 90 天内定期更换", "passwords changed within 90 days"),
+        (p.lockout_failures <= 5, "连续失败 5 次内锁定", "lockout within 5 failures"),
+        (p.session_idle_minutes <= 30, "空闲 30 分钟内自动退出", "idle sessions ended within 30 minutes"),
+        (p.totp_admins, "管理员双因素认证", "a second factor for administrators"),
+    ]
+    return [zh for ok, zh, _ in rules if not ok], [en for ok, _, en in rules if not ok]
+
+
+def controls(s: Settings, policy: Any = None) -> list[Control]:
+    """Every control with its status for these settings and the security policy in force."""
     from yunying.audit.chain import ALG
 
     tls = bool(s.tls_cert)
     dimse_tls = bool(s.dimse_tls_port)
-    policy = getattr(s, "password_min_length", None)  # issue 12 part 4 (password policy), when present
+    p = policy if policy is not None else live_policy(s)
+    gaps_zh, gaps_en = authentication_gaps(p)
     return [
         Control("8.1.4.1", "身份鉴别", "Identification and authentication",
-                MET if policy else PARTLY,
-                "每个请求经唯一认证点识别身份，无匿名访问；口令以 Argon2 散列保存；API 密钥与令牌仅存散列。"
-                + ("" if policy else " 口令复杂度、登录失败锁定与会话超时策略未在本配置中启用。"),
-                "Every request passes one authentication point; nothing is anonymous; passwords are "
-                "Argon2 hashes; keys and tokens are stored hashed."
-                + ("" if policy else " Password complexity, lockout and session time-out policy are not "
-                   "enabled in this build.")),
+                NOT_MET if len(gaps_en) > 2 else PARTLY if gaps_en else MET,
+                "每个请求经唯一认证点识别身份，无匿名访问，无默认口令；口令以 Argon2id 散列保存；"
+                f"口令至少 {p.password_min_length} 位、含 {p.password_classes} 类字符、不含用户名、不与最近 "
+                f"{p.password_history} 次相同、{p.password_max_age_days} 天过期，初始口令首次登录须修改；"
+                f"连续失败 {p.lockout_failures} 次锁定 {p.lockout_minutes} 分钟，另按来源地址限速；"
+                f"会话空闲 {p.session_idle_minutes} 分钟、最长 {p.session_absolute_hours} 小时结束；"
+                + ("管理员角色必须使用 TOTP 第二因素（RFC 6238，防重放，一次性恢复码）。" if p.totp_admins
+                   else "管理员未强制第二因素。")
+                + ("未满足：" + "、".join(gaps_zh) + "。" if gaps_zh else ""),
+                "Every request passes one authentication point; nothing is anonymous; no default passwords; "
+                f"passwords are Argon2id hashes of at least {p.password_min_length} characters of "
+                f"{p.password_classes} kinds, without the user name, none of the last {p.password_history}, "
+                f"expiring after {p.password_max_age_days} days, one-time passwords changed at first login; "
+                f"{p.lockout_failures} failures lock an account for {p.lockout_minutes} minutes, and each client "
+                f"address is throttled; sessions end after {p.session_idle_minutes} idle minutes or "
+                f"{p.session_absolute_hours} hours; "
+                + ("administrator roles must use a TOTP second factor (RFC 6238, replays refused, one-time "
+                   "recovery codes)." if p.totp_admins else "no second factor is required of administrators.")
+                + (" Not met: " + "; ".join(gaps_en) + "." if gaps_en else "")),
         Control("8.1.4.2", "访问控制", "Access control", MET,
-                "默认拒绝的策略表；角色授权；医院与科室范围内可见；三员分立（审计管理员不管理用户，管理员不读审计）。",
+                "默认拒绝的策略表；角色授权；医院与科室范围内可见；三员分立：系统管理员（用户、角色、医院、客户端）、"
+                "安全管理员（安全策略、第二因素）、审计管理员（审计日志）为不同角色，任何角色或用户不得兼任两者，"
+                "三者默认均不能查看患者数据。",
                 "A deny-by-default policy table; role-based permissions; studies visible within the "
-                "hospital/department scope only; separation of duties (the audit admin manages no users, "
-                "admins do not read the audit trail)."),
+                "hospital/department scope only; separation of duties: the system administrator (users, "
+                "roles, hospitals, clients), the security administrator (the security policy, second factors) "
+                "and the audit administrator (the trail) are different roles, no role or user may hold two, and "
+                "none of them sees patient data by default."),
         Control("8.1.4.3", "安全审计", "Security audit",
                 (MET if s.audit_syslog else PARTLY) if s.audit else NOT_MET,
                 (f"审计已开启：每次访问患者数据与安全事件一条记录，含时间、主体、地址、动作、结果、患者与检查；"
@@ -86,11 +134,11 @@ def controls(s: Settings) -> list[Control]:
     ]
 
 
-def as_json(s: Settings) -> list[dict[str, Any]]:
-    return [c.__dict__ for c in controls(s)]
+def as_json(s: Settings, policy: Any = None) -> list[dict[str, Any]]:
+    return [c.__dict__ for c in controls(s, policy)]
 
 
-def as_markdown(s: Settings, lang: str = "zh-CN") -> str:
+def as_markdown(s: Settings, lang: str = "zh-CN", policy: Any = None) -> str:
     """The statement as Markdown in one language (zh-CN or en)."""
     zh = lang == "zh-CN"
     words = _WORD["zh-CN" if zh else "en"]
@@ -98,6 +146,6 @@ def as_markdown(s: Settings, lang: str = "zh-CN") -> str:
         "MLPS level 3 application controls (GB/T 22239-2019): how this configuration meets them"
     lines = [f"# {title}", "", "| 条款 | 控制点 | 结论 | 实现方式 |" if zh else "| clause | control | status | how |",
              "|---|---|---|---|"]
-    for c in controls(s):
+    for c in controls(s, policy):
         lines.append(f"| {c.clause} | {c.zh if zh else c.en} | {words[c.status]} | {c.how_zh if zh else c.how_en} |")
     return "\n".join(lines) + "\n"

@@ -1,15 +1,14 @@
 // The audit admin's page: search, export and verify the trail through /api/audit (issue 12).
 // It holds no data of its own and reaches the archive over HTTP only, with the auditor's token
-// (from a login here, or handed over in the URL fragment: common/auth.js).
-import { takeTokenFromFragment } from "../../common/auth.js";
+// (from the archive's one login page, second factor included, or a URL fragment: common/auth.js).
+import { authFetch, signedIn, signOut } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
 
-const TOKEN = "yunying.access_token"; // the same sessionStorage slot as common/auth.js
 const $ = (sel) => document.querySelector(sel);
 
-function show(id) {
-  for (const el of ["#login", "#panel"]) $(el).hidden = el !== id;
-  $("#logout").hidden = id !== "#panel";
+function show() {
+  $("#panel").hidden = false;
+  $("#logout").hidden = false;
 }
 
 function say(key, params = {}, cls = "") {
@@ -18,8 +17,7 @@ function say(key, params = {}, cls = "") {
 }
 
 async function api(path) {
-  const res = await fetch(path, { headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN) || ""}` } });
-  if (res.status === 401) { sessionStorage.removeItem(TOKEN); show("#login"); }
+  const res = await authFetch(path); // a 401 renews the token once, then goes to the login page
   if (!res.ok) {
     const data = res.headers.get("content-type")?.includes("json") ? await res.json() : {};
     throw new Error(data.error || String(res.status));
@@ -73,34 +71,19 @@ async function verify() {
 
 const failed = (err) => say("audit.error", { reason: err.message }, "error");
 
-async function login(ev) {
-  ev.preventDefault();
-  const form = new FormData(ev.target);
-  const res = await fetch("/api/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }) });
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.error || String(res.status));
-  sessionStorage.setItem(TOKEN, data.access_token);
-  say("");
-  show("#panel");
-  await search();
-}
-
 async function start() {
   await loadLanguage();
   applyTranslations();
-  takeTokenFromFragment();
   $("#lang").addEventListener("click", () => switchLanguage(language() === "zh-CN" ? "en" : "zh-CN").then(search).catch(failed));
-  $("#logout").addEventListener("click", () => { sessionStorage.removeItem(TOKEN); show("#login"); });
-  $("#login").addEventListener("submit", (ev) => login(ev).catch(failed));
+  $("#logout").addEventListener("click", () => signOut());
   $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); search().catch(failed); });
   for (const b of document.querySelectorAll("[data-export]")) {
     b.addEventListener("click", () => exportAs(b.dataset.export).catch(failed));
   }
   $("#verify").addEventListener("click", () => verify().catch(failed));
-  if (!sessionStorage.getItem(TOKEN)) { show("#login"); return; }
-  show("#panel");
+  show();
   await search().catch(failed);
 }
 
-start();
+// signed in first: with no token the page goes to /login and comes back here
+signedIn().then(start, () => {}).catch(failed);

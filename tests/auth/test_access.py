@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks.net import REPO_ROOT, YunyingServer
 from tests.auth import plain
+from tests.auth.signin import login_page_post, sign_in
 from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
@@ -33,20 +34,15 @@ def admin(srv: YunyingServer) -> httpx.Client:
     return httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=plain.TIMEOUT)
 
 
-def login(srv: YunyingServer, username: str, password: str) -> httpx.Response:
-    return plain.post(srv.http_url + "/api/auth/login", json={"username": username, "password": password})
-
-
 def make_user(srv: YunyingServer, username: str, roles: list[dict], hospital: str = "default",
               password: str = "a-good-password-1") -> str:
+    """A user made by the admin, signed in through the login page (new password, and a second
+    factor when the role administers); their access token."""
     with admin(srv) as c:
         r = c.post("/api/admin/users", json={"username": username, "hospital": hospital, "password": password,
                                              "roles": roles})
         assert r.status_code == 201, r.text
-    changed = "changed-" + password
-    assert plain.post(srv.http_url + "/api/auth/password", json={
-        "username": username, "password": password, "new_password": changed}).status_code == 200
-    return login(srv, username, changed).json()["access_token"]
+    return sign_in(srv.http_url, username, password, new_password="Changed-" + password).access_token
 
 
 def test_a_revoked_key_fails_on_the_very_next_request(srv: YunyingServer) -> None:
@@ -72,21 +68,21 @@ def test_a_read_key_cannot_write_or_delete_403_insufficient_scope(srv: YunyingSe
 
 
 def test_first_admin_must_change_the_password_and_sees_no_patient_data(srv: YunyingServer) -> None:
-    token = login(srv, "admin", ADMIN_PASSWORD).json()
-    assert token["must_change_password"] is True
-    refused = plain.get(srv.http_url + "/api/admin/users", headers=bearer(token["access_token"]))
-    assert refused.status_code == 403 and "password" in refused.json()["error"]
-    assert plain.post(srv.http_url + "/api/auth/password", json={
-        "username": "admin", "password": ADMIN_PASSWORD, "new_password": "new-admin-pw-456"}).status_code == 200
-    assert login(srv, "admin", ADMIN_PASSWORD).status_code == 401
-    fresh = login(srv, "admin", "new-admin-pw-456").json()["access_token"]
+    first = login_page_post(srv.http_url, "admin", ADMIN_PASSWORD)
+    assert first.status_code == 303 and first.headers["location"].startswith("/login/password?")
+    done = sign_in(srv.http_url, "admin", ADMIN_PASSWORD, new_password="Chief-pw-456")
+    assert done.steps == ["/login/password", "/login/totp/setup"]  # a super admin must set up TOTP
+    assert login_page_post(srv.http_url, "admin", ADMIN_PASSWORD).status_code == 401
+    fresh = done.access_token
     assert plain.get(srv.http_url + "/api/admin/users", headers=bearer(fresh)).status_code == 200
     assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(fresh)).status_code == 403
     glass = plain.post(srv.http_url + "/api/auth/break-glass", headers=bearer(fresh),
                        json={"reason": "emergency: patient in ER, PACS down", "minutes": 5})
     assert glass.status_code == 201
-    assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(fresh)).status_code == 200
-    me = plain.get(srv.http_url + "/api/auth/me", headers=bearer(fresh)).json()
+    # the login session is still on: the page gets a token at once, now with the opened scope
+    again = sign_in(srv.http_url, "admin", "", http=done.http)
+    assert again.steps == [] and plain.get(srv.dicomweb_url + "/studies", headers=again.headers).status_code == 200
+    me = plain.get(srv.http_url + "/api/auth/me", headers=again.headers).json()
     assert me["visibility"]["everything"] is True
 
 
@@ -96,7 +92,7 @@ def test_a_disabled_user_fails_on_the_very_next_request(srv: YunyingServer) -> N
     with admin(srv) as c:
         assert c.patch("/api/admin/users/dr.li", json={"disabled": True}).status_code == 200
     assert plain.get(srv.dicomweb_url + "/studies", headers=bearer(token)).status_code == 401
-    assert login(srv, "dr.li", "changed-a-good-password-1").status_code == 401
+    assert login_page_post(srv.http_url, "dr.li", "Changed-a-good-password-1").status_code == 401
 
 
 def test_disabling_through_the_cli_reaches_the_running_server(srv: YunyingServer) -> None:
@@ -141,9 +137,16 @@ def test_a_hospital_admin_stays_in_their_hospital(srv: YunyingServer) -> None:
     assert plain.get(srv.dicomweb_url + "/studies", headers=h).status_code == 403  # no image permission
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"username": 5, "password": "x"}', b"{}"])
-def test_bad_login_bodies_are_400(srv: YunyingServer, body: bytes) -> None:
-    assert plain.post(srv.http_url + "/api/auth/login", content=body).status_code == 400
+@pytest.mark.parametrize("body", [b"not json", b"[1]", b'{"token": 5}', b"{}"])
+def test_bad_exchange_bodies_are_400(srv: YunyingServer, body: bytes) -> None:
+    assert plain.post(srv.http_url + "/api/auth/exchange", content=body).status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/api/auth/login", "/api/auth/password"])
+def test_no_password_endpoint_beside_the_login_page(srv: YunyingServer, path: str) -> None:
+    """Passwords are checked only by /login (policy, lockout, second factor): these are gone."""
+    resp = plain.post(srv.http_url + path, json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert resp.status_code in (401, 404)
 
 
 def test_data_folder_keeps_no_secret(srv: YunyingServer) -> None:
@@ -204,9 +207,10 @@ def test_bad_admin_requests_are_4xx_never_5xx(srv: YunyingServer, method: str, p
 def test_password_guessing_locks_the_username(srv: YunyingServer) -> None:
     make_user(srv, "dr.guess", [{"role": "doctor"}])
     for _ in range(5):
-        assert login(srv, "dr.guess", "not-the-password").status_code == 401
-    locked = login(srv, "dr.guess", "changed-a-good-password-1")
-    assert locked.status_code == 401 and "too many" in locked.json()["error"]
+        assert login_page_post(srv.http_url, "dr.guess", "not-the-password").status_code == 401
+    locked = login_page_post(srv.http_url, "dr.guess", "Changed-a-good-password-1")
+    assert locked.status_code == 423 and int(locked.headers["retry-after"]) > 14 * 60
     with admin(srv) as c:
         reset = c.post("/api/admin/users/dr.guess/password").json()["one_time_password"]
-    assert login(srv, "dr.guess", reset).status_code == 200  # an admin's reset unlocks it
+    unlocked = login_page_post(srv.http_url, "dr.guess", reset)  # an admin's reset unlocks it
+    assert unlocked.status_code == 303 and unlocked.headers["location"].startswith("/login/password?")

@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.net import YunyingServer
 from tests.auth import plain
+from tests.auth.signin import set_up_totp_in_page, sign_in
 from tests.conftest import start_with_env
 from tests.frontends.conftest import PHONE
 
@@ -41,9 +42,11 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/password?" in url)
     page.fill("#current", PASSWORD)
-    page.fill("#new", "page-admin-pw-2")
-    page.fill("#confirm", "page-admin-pw-2")
+    page.fill("#new", "Page-chief-pw-2")
+    page.fill("#confirm", "Page-chief-pw-2")
     page.click("button[type=submit]")
+    _, recovery = set_up_totp_in_page(page)  # mandatory for an administrator
+    assert len(recovery) == 10
     page.wait_for_url(srv.http_url + "/admin/?lang=zh-CN")
     page.wait_for_selector("#user-list li")
     assert "admin" in page.locator("#user-list").inner_text()
@@ -53,6 +56,7 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     page.click("#add-user button")
     page.wait_for_function("document.querySelector('#message').textContent.includes('dr.page')")
     assert "一次性密码" in page.locator("#message").inner_text()
+    page.wait_for_function("document.querySelector('#user-list').textContent.includes('dr.page')")
     assert "radiologist:junior" in page.locator("#user-list").inner_text()
 
     page.click("[data-tab=roles]")
@@ -66,8 +70,7 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     assert page.evaluate("[...document.querySelectorAll('#registration-list img')].every(i => i.naturalWidth > 0)")
     page.click("#registration-list button[data-i18n='admin.registration.approve']")
     page.wait_for_function("document.querySelector('#message').textContent.includes('dr.reg')")
-    assert plain.post(srv.http_url + "/api/auth/login", json={"username": "dr.reg", "password": "reg-password-1"}
-                      ).status_code == 200
+    assert sign_in(srv.http_url, "dr.reg", "reg-password-1").access_token
 
     page.click("#lang")
     page.wait_for_function("document.documentElement.lang === 'en'")

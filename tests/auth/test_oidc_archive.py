@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
@@ -30,7 +31,7 @@ def oauth_cli(data: Path, *args: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[YunyingServer, dict[str, str]]]:
-    from yunying.auth import directory
+    from yunying.auth import directory, secpolicy
     from yunying.auth.store import open_store
 
     data = tmp_path_factory.mktemp("oidc") / "data"
@@ -40,6 +41,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[YunyingS
         directory.add_user(store, "dr-li", "default", PASSWORD, roles=[("doctor", None)], must_change_password=False)
         directory.add_user(store, "clerk", "default", PASSWORD, roles=[("audit_admin", None)],
                            must_change_password=False)
+        # these tests are about tokens: the clerk (an audit admin) signs in without the second factor
+        # the policy requires of administrators by default (tests/auth/test_security_policy.py)
+        secpolicy.save(store, {"totp_admins": False}, "test")
         ids = {"viewer": oauth_cli(data, "add", "viewer", "--public", "--redirect-uri", REDIRECT,
                                    "--scope", "openid profile dicomweb.read download")["client_id"]}
         system = oauth_cli(data, "add", "pacs", "--confidential", "--scope", "dicomweb.read dicomweb.write")
@@ -173,10 +177,18 @@ def test_the_first_super_admin_changes_the_one_time_password_on_the_login_page(t
             csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
             form = {"current": "first-start-secret", "csrf": csrf, "next": nxt, "lang": "en"}
             short = http.post("/login/password", data={**form, "new": "short", "confirm": "short"})
-            assert short.status_code == 200 and "not accepted" in short.text  # auth's rule, said on the page
+            assert short.status_code == 400 and "not accepted" in short.text  # auth's rule, said on the page
+            assert "at least 8 characters" in short.text
             assert http.get(nxt).headers["location"].startswith("/login/password")  # still no code
-            done = http.post("/login/password", data={**form, "new": "a-much-longer-one", "confirm": "a-much-longer-one"})
-            assert done.status_code == 303 and done.headers["location"] == nxt
+            done = http.post("/login/password", data={**form, "new": "A-much-longer-one", "confirm": "A-much-longer-one"})
+            # a super admin must set up a second factor before any code is issued
+            assert done.status_code == 303 and done.headers["location"].startswith("/login/totp/setup?")
+            assert http.get(nxt).headers["location"].startswith("/login/totp/setup")
+            setup = http.get(done.headers["location"])
+            secret = setup.text.split('<code id="secret">')[1].split("<")[0].replace(" ", "")
+            csrf = setup.text.split('name="csrf" value="')[1].split('"')[0]
+            on = http.post("/login/totp/setup", data={"csrf": csrf, "next": nxt, "code": pyotp.TOTP(secret).now()})
+            assert on.status_code == 200 and on.text.count("<li><code>") == 10  # the recovery codes, once
             code = http.get(nxt)
             assert code.status_code == 302 and "code=" in code.headers["location"]
     finally:

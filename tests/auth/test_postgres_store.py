@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
@@ -22,10 +23,22 @@ from sqlalchemy.engine import make_url
 import yunying.audit.syslog  # registers the audit component's migrations
 import yunying.auth.oidc.tables  # registers the oidc component's migrations
 import yunying.portal.schema  # registers the portal component's migrations
+from tests.auth.signin import sign_in
 from tests.conftest import missing_tool, start_with_env
+from yunying import pii
 from yunying.audit import store as audit_store
 from yunying.audit.trail import Trail
-from yunying.auth import directory, grants, keys, launch, passwords, tokens
+from yunying.auth import (
+    directory,
+    grants,
+    keys,
+    launch,
+    passwords,
+    secpolicy,
+    throttle,
+    tokens,
+    totp,
+)
 from yunying.auth import store as store_mod
 from yunying.auth.errors import BadCredentials, Conflict, Forbidden, InvalidRequest
 from yunying.auth.identify import Identifier, InvalidToken
@@ -92,7 +105,7 @@ def test_hospitals_users_passwords_and_lockout(pg: Store) -> None:
     assert user["display_name"] == "李医生" and user["department_id"] == dep and user["disabled"] is False
     assert passwords.authenticate(pg, "li", "correct horse 1")["username"] == "li"
     assert [u["username"] for u in directory.list_users(pg, q="李")] == ["li"]
-    for _ in range(passwords.MAX_LOGIN_FAILURES):
+    for _ in range(secpolicy.DEFAULT.lockout_failures):
         with pytest.raises(BadCredentials, match="wrong"):
             passwords.authenticate(pg, "li", "nope")
     with pytest.raises(BadCredentials, match="too many"):  # locked, even with the right password
@@ -222,22 +235,43 @@ def test_oidc_codes_and_refresh_rotation_with_reuse_detection(pg: Store) -> None
     oauth.revoke_access("jti-1", now + 60)
     oauth.revoke_access("jti-1", now + 60)
     assert oauth.is_revoked("jti-1", None)
-    cookie = oauth.create_session("li", 600, True)
+    cookie = oauth.create_session("li", "password")
     session = oauth.get_session(cookie)
     assert session is not None and session.must_change_password is True
-    oauth.password_changed(cookie)
+    oauth.set_stage(cookie, "")
     session = oauth.get_session(cookie)
-    assert session is not None and session.must_change_password is False
+    assert session is not None and session.complete
     oauth.end_session(cookie)
     assert oauth.get_session(cookie) is None and oauth.remove_client(cid)
 
 
+def test_security_policy_history_second_factor_and_throttle(pg: Store) -> None:
+    directory.add_user(pg, "sec", "default", "Correct horse 1", must_change_password=False)
+    policy, diff = secpolicy.save(pg, {"password_min_length": 12, "totp_others": False}, "sec")
+    assert policy.password_min_length == 12 and diff["password_min_length"] == (8, 12)
+    assert secpolicy.load(pg) == policy
+    with pytest.raises(secpolicy.PasswordWeak, match="12"):
+        passwords.change_password(pg, "sec", "Correct horse 1", "Short pw 2")
+    passwords.change_password(pg, "sec", "Correct horse 1", "Correct horse 22")
+    with pytest.raises(secpolicy.PasswordWeak, match="last"):  # history
+        passwords.change_password(pg, "sec", "Correct horse 22", "Correct horse 1")
+    secret = totp.begin(pg, "sec")
+    codes = totp.confirm(pg, "sec", pyotp.TOTP(secret).now())
+    assert codes is not None and len(codes) == 10 and totp.enrolled(pg, "sec")
+    assert totp.verify(pg, "sec", codes[0]) == "recovery" and totp.verify(pg, "sec", codes[0]) is None
+    for _ in range(secpolicy.DEFAULT.address_failures):
+        throttle.failed(pg, "192.0.2.7")
+    with pytest.raises(throttle.TooManyAttempts):
+        throttle.check(pg, "192.0.2.7")
+    throttle.check(pg, "192.0.2.8")
+
+
 def test_portal_exam_codes_and_binding(pg: Store) -> None:
-    key = secrets.token_bytes(32)
+    key, pii_keys = secrets.token_bytes(32), pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1"))
     contact = portal_exams.Contact(phone="13800138000")
-    first = portal_exams.issue_exam(pg, key, hospital="default", study="1.2.9", accession="A1", contact=contact,
+    first = portal_exams.issue_exam(pg, key, pii_keys, hospital="default", study="1.2.9", accession="A1", contact=contact,
                                     created_by="ris")
-    again = portal_exams.issue_exam(pg, key, hospital="default", study="1.2.9", accession="A1", contact=contact,
+    again = portal_exams.issue_exam(pg, key, pii_keys, hospital="default", study="1.2.9", accession="A1", contact=contact,
                                     created_by="ris")
     assert first["created"] and not again["created"] and again["token"] == first["token"]
     exam = portal_exams.exam_of_token(pg, first["token"])
@@ -296,11 +330,7 @@ def test_yunying_serve_keeps_its_app_state_on_postgresql(pg_url: str, tmp_path: 
             add = http.post("/api/admin/users", headers=key, json={
                 "username": "doc", "hospital": "default", "password": "doctor pw 123", "roles": [{"role": "doctor"}]})
             assert add.status_code == 201, add.text
-            assert http.post("/api/auth/password", json={"username": "doc", "password": "doctor pw 123",
-                                                         "new_password": "doctor pw 456"}).status_code == 200
-            doc = http.post("/api/auth/login", json={"username": "doc", "password": "doctor pw 456"})
-            assert doc.status_code == 200, doc.text
-            bearer = {"Authorization": "Bearer " + doc.json()["access_token"]}
+            bearer = sign_in(server.http_url, "doc", "doctor pw 123", new_password="Radiology pw 456").headers
             studies = server.dicomweb_url + "/studies"
             assert http.get(studies, headers=bearer).status_code == 200
             assert http.get(studies, headers=key).status_code == 200

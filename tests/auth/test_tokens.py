@@ -11,6 +11,7 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer, start_yunying
 from tests.auth import plain
+from tests.auth.signin import login_page_post, sign_in
 from tests.dicomweb.helpers import make_ct, multipart, part10
 from yunying.auth.launch import sign
 
@@ -136,9 +137,7 @@ def _doctor_with_launch_secret(srv: YunyingServer) -> str:
     if c.get("/api/admin/users/dr.launch").status_code == 404:
         assert c.post("/api/admin/users", json={"username": "dr.launch", "password": "launch-pw-12345",
                                                 "roles": [{"role": "doctor"}]}).status_code == 201
-        assert plain.post(srv.http_url + "/api/auth/password", json={
-            "username": "dr.launch", "password": "launch-pw-12345", "new_password": "launch-pw-67890"}
-        ).status_code == 200
+        sign_in(srv.http_url, "dr.launch", "launch-pw-12345", new_password="Launch-pw-67890")
     return c.put("/api/admin/hospitals/default/launch-secret").json()["secret"]
 
 
@@ -189,8 +188,7 @@ def test_self_registration_is_reviewed_and_photos_are_for_the_reviewer(srv: Yuny
     assert made.status_code == 201, made.text
     reg = made.json()["id"]
     assert plain.post(srv.http_url + "/api/auth/register", json=form).status_code == 409
-    assert plain.post(srv.http_url + "/api/auth/login", json={"username": "dr.sun", "password": "sun-password-1"}
-                      ).status_code == 401  # not before approval
+    assert login_page_post(srv.http_url, "dr.sun", "sun-password-1").status_code == 401  # not before approval
     admin = httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=plain.TIMEOUT)
     [pending] = [r for r in admin.get("/api/admin/registrations").json() if r["id"] == reg]
     assert "password_hash" not in pending and len(pending["photos"]) == 2
@@ -202,8 +200,7 @@ def test_self_registration_is_reviewed_and_photos_are_for_the_reviewer(srv: Yuny
     ok = admin.post(f"/api/admin/registrations/{reg}/approve", json={"roles": [{"role": "radiologist",
                                                                                  "level": "reporting"}]})
     assert ok.status_code == 200, ok.text
-    assert plain.post(srv.http_url + "/api/auth/login", json={"username": "dr.sun", "password": "sun-password-1"}
-                      ).status_code == 200
+    assert sign_in(srv.http_url, "dr.sun", "sun-password-1").access_token
     user = admin.get("/api/admin/users/dr.sun").json()
     assert user["roles"] == [{"hospital_id": "default", "role": "radiologist", "level": "reporting"}]
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +16,9 @@ from yunying.auth.passwords import (  # noqa: F401 - part of this module's inter
     MIN_PASSWORD,
     authenticate,
     change_password,
+    generated_password,
     hash_password,
+    remember,
     reset_password,
     verify_password,
 )
@@ -162,7 +163,7 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
     generated = None
     if password_hash is None:
         if password is None:
-            password = generated = secrets.token_urlsafe(12)
+            password = generated = generated_password()
         password_hash = hash_password(password)
     try:
         with store.engine.begin() as conn:
@@ -174,6 +175,7 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
                 "disabled": False, "must_change_password": must_change_password, "created_at": int(time.time())})))
             for role, level in roles:
                 _assign(conn, username, hospital, role, level)
+            remember(conn, username, password_hash)  # its age counts for expiry
     except IntegrityError:
         raise Conflict(f"user {username} exists") from None
     return generated

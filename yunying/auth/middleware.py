@@ -25,7 +25,7 @@ ANONYMOUS = Principal(kind="anonymous", id="anonymous", hospital=None, visibilit
 SESSION_COOKIE = "yy_session"  # set by a launch link; accepted on GET/HEAD only (no CSRF surface)
 SAFE = {"GET", "HEAD"}
 # a user who must change the password may only do that (and see who they are)
-PASSWORD_CHANGE_PATHS = {"/api/auth/password", "/api/auth/me", "/api/auth/logout"}
+PASSWORD_CHANGE_PATHS = {"/api/auth/me", "/api/auth/logout"}
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
@@ -73,7 +73,7 @@ class AuthMiddleware:
                 await _refuse(scope, send, 403, "insufficient_scope", "this credential does not allow this request")
                 return
             if principal.extra.get("must_change_password") and path not in PASSWORD_CHANGE_PATHS:
-                await _refuse(scope, send, 403, "insufficient_scope", "change your password first (/api/auth/password)")
+                await _refuse(scope, send, 403, "insufficient_scope", "change your password first (/login/password)")
                 return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)

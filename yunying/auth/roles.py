@@ -17,14 +17,16 @@ OPERATIONS = "operations"  # service health and configuration, no patient data
 BREAK_GLASS = "break_glass"  # may open a recorded emergency access to every study
 REPORT_WRITE = "report.write"
 QC_REVIEW = "qc.review"
+DELIVERY = "delivery"  # the delivery console: its hospital's exams, delivery switches, patients' access log
 
 PERMISSIONS = frozenset({
     DICOMWEB_READ, DICOMWEB_WRITE, DICOMWEB_DELETE, DOWNLOAD, ADMIN, USERS_MANAGE, SECURITY_MANAGE,
-    SHARES_MANAGE, AUDIT_READ, OPERATIONS, BREAK_GLASS, REPORT_WRITE, QC_REVIEW,
+    SHARES_MANAGE, AUDIT_READ, OPERATIONS, BREAK_GLASS, REPORT_WRITE, QC_REVIEW, DELIVERY,
 })
 # `admin` is the platform administrator's permission (and a full-scope system key's scope): it
-# implies every administrative permission except reading the audit trail (separation of duties)
-ADMIN_IMPLIES = frozenset({USERS_MANAGE, SECURITY_MANAGE, SHARES_MANAGE, OPERATIONS})
+# implies the system administrator's permissions, not the security administrator's (the security
+# policy) nor the audit administrator's (the trail): separation of duties (三员分立, issue 12)
+ADMIN_IMPLIES = frozenset({USERS_MANAGE, SHARES_MANAGE, OPERATIONS})
 MANAGES_USERS = frozenset({ADMIN, USERS_MANAGE})
 REPORTING_LEVELS = ("junior", "reporting", "reviewing")
 
@@ -42,11 +44,13 @@ DEFAULT_ROLES: dict[str, tuple[frozenset[str], bool, str]] = {
     "qc_expert": (frozenset({DICOMWEB_READ, QC_REVIEW}), False, "scores image quality"),
     "patient": (frozenset({DICOMWEB_READ, DOWNLOAD}), False, "own studies through patient tokens"),
     "system_client": (frozenset({DICOMWEB_READ, DICOMWEB_WRITE}), False, "PACS, RIS, HIS, engines"),
+    "delivery_operator": (frozenset({DELIVERY}), False, "patient delivery console: exams, access log"),
 }
 
 
 class SeparationOfDuties(Forbidden):
-    """A role (or a user's set of roles) would both manage users and read the audit trail."""
+    """A role (or a user's set of roles) would hold two of the system, security and audit
+    administrators' duties."""
 
 
 def effective(permissions: frozenset[str]) -> frozenset[str]:
@@ -54,10 +58,16 @@ def effective(permissions: frozenset[str]) -> frozenset[str]:
     return permissions | ADMIN_IMPLIES if ADMIN in permissions else permissions
 
 
+DUTIES = {"system administration": MANAGES_USERS, "security administration": frozenset({SECURITY_MANAGE}),
+          "audit": frozenset({AUDIT_READ})}
+
+
 def check_separation(permissions: frozenset[str], what: str) -> None:
-    """Refuse a set of permissions that manages users and reads the audit trail together."""
-    if AUDIT_READ in permissions and permissions & MANAGES_USERS:
-        raise SeparationOfDuties(f"{what} would both manage users and read the audit trail")
+    """Refuse a set of permissions holding two of the three administrators' duties: managing
+    users, setting the security policy, reading the audit trail (GB/T 22239 三员分立)."""
+    held = [name for name, perms in DUTIES.items() if permissions & perms]
+    if len(held) > 1:
+        raise SeparationOfDuties(f"{what} would hold both {held[0]} and {held[1]}")
 
 
 def check_permissions(permissions: frozenset[str]) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -64,7 +66,7 @@ roles = Table(
 )
 user_roles = Table(
     "user_roles", meta,
-    Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE"), primary_key=True),
+    Column("username", String(64), ForeignKey(users.c.username, ondelete="CASCADE"), primary_key=True),
     Column("hospital_id", String(64), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(64), ForeignKey("roles.name"), primary_key=True),
     Column("level", String(20)),  # radiologist reporting level: junior | reporting | reviewing
@@ -204,3 +206,58 @@ login_failures = Table(  # password guessing: a user is locked for a while after
 @migration("auth", 2)
 def create_login_failures(conn: Connection) -> None:
     meta_v2.create_all(conn)
+
+
+@migration("pii", 1)
+def widen_sealed_registration_phone(conn: Connection) -> None:
+    # The phone is kept sealed now (yunying.auth.registrations, issue 12 part 6): ~100 characters
+    # for a 40-character number. SQLite stores any length; PostgreSQL needs the wider column.
+    # The clear phones and photos of older rows are sealed at start (yunying.pii.reseal_all).
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE registrations ALTER COLUMN phone TYPE VARCHAR(200)"))
+
+
+# Issue 12 part 4: the security admin's policy, password history, the second factor, and
+# failed attempts per client address. Times here are BigInteger (2038-safe on PostgreSQL).
+meta_v3 = MetaData()
+security_policy = Table(  # one row per changed setting; an absent row means the default
+    "security_policy", meta_v3,
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+)
+password_history = Table(  # every password a user was given, newest last (reuse and expiry)
+    "password_history", meta_v3,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), ForeignKey(users.c.username, ondelete="CASCADE"), nullable=False, index=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+)
+totp_secrets = Table(  # RFC 6238 shared secrets; `last_step` refuses a code used before (replay)
+    "totp_secrets", meta_v3,
+    Column("username", String(64), ForeignKey(users.c.username, ondelete="CASCADE"), primary_key=True),
+    Column("secret", String(64), nullable=False),
+    Column("confirmed", Boolean, nullable=False, default=False),
+    Column("last_step", BigInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+)
+recovery_codes = Table(  # one-time codes for a lost phone, as SHA-256 (random, 50 bits each)
+    "recovery_codes", meta_v3,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), ForeignKey(users.c.username, ondelete="CASCADE"), nullable=False, index=True),
+    Column("code_hash", String(64), nullable=False),
+    Column("used_at", BigInteger),
+)
+address_failures = Table(  # wrong passwords and codes per client address (one throttle for all checks)
+    "address_failures", meta_v3,
+    Column("address", String(64), primary_key=True),
+    Column("window_start", BigInteger, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("blocked_until", BigInteger),
+)
+
+
+@migration("auth", 3)
+def create_security_tables(conn: Connection) -> None:
+    meta_v3.create_all(conn)

@@ -6,10 +6,12 @@ from typing import Any
 from sqlalchemy import select
 
 from yunying.auth import directory as users_db
+from yunying.auth import passwords, secpolicy, totp
 from yunying.auth import roles as R
 from yunying.auth.errors import BadCredentials, NotFound
 from yunying.auth.identify import InvalidToken, user_principal
-from yunying.auth.oidc.users import Account, PasswordRefused
+from yunying.auth.oidc.users import Account, AccountLocked, PasswordRefused
+from yunying.auth.passwords import Locked
 from yunying.auth.principal import Principal
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
@@ -23,6 +25,8 @@ class AuthDirectory:
     def authenticate(self, username: str, password: str) -> Account | None:
         try:
             row = users_db.authenticate(self.store, username, password)
+        except Locked as exc:
+            raise AccountLocked(exc.retry_after) from None
         except ArchiveError:
             return None
         return self._account(row["username"])
@@ -36,10 +40,27 @@ class AuthDirectory:
     def change_password(self, user_id: str, old: str, new: str) -> None:
         try:
             users_db.change_password(self.store, user_id, old, new)
+        except Locked as exc:
+            raise AccountLocked(exc.retry_after) from None
         except BadCredentials:
-            raise PasswordRefused("the current password is wrong") from None
+            raise PasswordRefused("the current password is wrong", "current") from None
+        except secpolicy.PasswordWeak as exc:
+            raise PasswordRefused(exc.reason, exc.key, exc.n) from None
         except ArchiveError as exc:
             raise PasswordRefused(exc.reason) from None
+
+    def check_second_factor(self, user_id: str, code: str) -> str | None:
+        passwords.check_lock(self.store, user_id)  # AccountLocked below
+        used = totp.verify(self.store, user_id, code)
+        if used is None:
+            passwords.count_failure(self.store, user_id)
+        return used
+
+    def begin_second_factor(self, user_id: str) -> str:
+        return totp.pending_secret(self.store, user_id) or totp.begin(self.store, user_id)
+
+    def confirm_second_factor(self, user_id: str, code: str) -> list[str] | None:
+        return totp.confirm(self.store, user_id, code)
 
     def principal(self, user_id: str, token_id: str | None) -> Principal | None:
         with self.store.engine.connect() as conn:
@@ -60,7 +81,11 @@ class AuthDirectory:
         except NotFound:
             return None
         principal = self.principal(username, None)
+        permissions = principal.permissions if principal else frozenset()
+        policy = secpolicy.load(self.store)
+        expired = passwords.password_expired(self.store, username, row["created_at"], policy)
         return Account(id=row["username"], username=row["username"], name=row.get("display_name") or "",
                        hospital=row["hospital_id"], roles=frozenset(r["role"] for r in row["roles"]),
-                       permissions=principal.permissions if principal else frozenset(),
-                       must_change_password=bool(row["must_change_password"]), active=not row["disabled"])
+                       permissions=permissions, must_change_password=bool(row["must_change_password"]) or expired,
+                       active=not row["disabled"], password_expired=expired and not row["must_change_password"],
+                       totp=totp.enrolled(self.store, username), totp_required=secpolicy.needs_totp(policy, permissions))

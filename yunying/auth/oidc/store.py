@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from yunying.auth import clock, secpolicy
 from yunying.auth.errors import InvalidRequest
 from yunying.auth.oidc.models import AuthCode, Client, RefreshToken, digest
 from yunying.auth.oidc.tables import (
@@ -49,7 +49,15 @@ class Session:
     user_id: str
     auth_time: int
     csrf: str
-    must_change_password: bool
+    stage: str  # "" complete; "totp", "password", "enroll": what the user must do first
+
+    @property
+    def complete(self) -> bool:
+        return self.stage == ""
+
+    @property
+    def must_change_password(self) -> bool:
+        return self.stage == "password"
 
 
 class OAuthStore:
@@ -62,7 +70,7 @@ class OAuthStore:
 
     def _load_revocations(self) -> None:
         generation = self.store.generation()
-        now = int(time.time())
+        now = clock.seconds()
         with self.engine.connect() as conn:
             jtis = set(conn.execute(select(revoked_access.c.jti).where(revoked_access.c.expires_at > now)).scalars())
             fams = set(conn.execute(select(families.c.family_id).where(families.c.revoked_at.is_not(None))).scalars())
@@ -104,7 +112,7 @@ class OAuthStore:
             conn.execute(insert(clients).values(
                 client_id=client_id, secret_hash=digest(secret) if secret else None, name=name,
                 redirect_uris=json.dumps(redirect_uris), scope=scope, grant_types=" ".join(grant_types),
-                hospital=hospital, disabled=False, created_at=int(time.time())))
+                hospital=hospital, disabled=False, created_at=clock.seconds()))
         return client_id, secret
 
     def update_client(self, client_id: str, redirect_uris: list[str], scope: str, grant_types: list[str]) -> None:
@@ -141,7 +149,7 @@ class OAuthStore:
             conn.execute(insert(codes).values(
                 code_hash=digest(code), client_id=client_id, user_id=user_id, redirect_uri=redirect_uri,
                 scope=scope, nonce=nonce, code_challenge=challenge, code_challenge_method=method,
-                auth_time=auth_time, expires_at=int(time.time()) + CODE_SECONDS))
+                auth_time=auth_time, expires_at=clock.seconds() + CODE_SECONDS))
 
     def find_code(self, code: str, client_id: str) -> AuthCode | None:
         """The unused, unexpired code; a second use revokes what the first one got (RFC 6749 §4.1.2)."""
@@ -154,7 +162,7 @@ class OAuthStore:
         if m["family_id"] is not None:
             self.revoke_family(m["family_id"], "code reused")
             return None
-        if m["expires_at"] <= time.time():
+        if m["expires_at"] <= clock.now():
             return None
         return AuthCode(code_hash=m["code_hash"], client_id=m["client_id"], user_id=m["user_id"],
                         redirect_uri=m["redirect_uri"], scope=m["scope"], nonce=m["nonce"],
@@ -172,43 +180,50 @@ class OAuthStore:
         family_id = secrets.token_urlsafe(16)
         with self.engine.begin() as conn:
             conn.execute(insert(families).values(family_id=family_id, client_id=client_id, user_id=user_id,
-                                                 created_at=int(time.time())))
+                                                 created_at=clock.seconds()))
         return family_id
 
     def save_refresh(self, token: str, family_id: str, client_id: str, user_id: str, scope: str,
                      lifetime: int) -> None:
-        now = int(time.time())
+        now = clock.seconds()
         with self.engine.begin() as conn:
             conn.execute(insert(refresh_tokens).values(
                 token_hash=digest(token), family_id=family_id, client_id=client_id, user_id=user_id,
                 scope=scope, issued_at=now, expires_at=now + lifetime))
 
     def find_refresh(self, token: str, reuse_revokes: bool = True) -> RefreshToken | None:
-        """The live refresh token; presenting a rotated one revokes its whole family."""
+        """The live refresh token; presenting a rotated one revokes its whole family. Its expiry is
+        the earliest of its own, the policy's idle time since it was issued (each refresh rotates
+        it, so that is the grant's last activity) and the absolute time since the login."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(refresh_tokens).where(refresh_tokens.c.token_hash == digest(token))).first()
+            row = conn.execute(select(refresh_tokens, families.c.created_at.label("family_created"))
+                               .join(families, families.c.family_id == refresh_tokens.c.family_id)
+                               .where(refresh_tokens.c.token_hash == digest(token))).first()
         if row is None:
             return None
         m = row._mapping
         if m["rotated_at"] is not None and reuse_revokes:
             self.revoke_family(m["family_id"], "refresh token reused")
         revoked = m["rotated_at"] is not None or self.is_revoked(None, m["family_id"])
+        policy = secpolicy.load(self.store)
+        expires = min(m["expires_at"], m["issued_at"] + policy.session_idle_minutes * 60,
+                      m["family_created"] + policy.session_absolute_hours * 3600)
         return RefreshToken(token_hash=m["token_hash"], family_id=m["family_id"], client_id=m["client_id"],
                             user_id=m["user_id"], scope=m["scope"], issued_at=m["issued_at"],
-                            expires_at=m["expires_at"], revoked=revoked)
+                            expires_at=expires, revoked=revoked)
 
     def rotate_refresh(self, token_hash: str) -> bool:
         """Mark the token used; False when it was used already (a concurrent or replayed refresh)."""
         with self.engine.begin() as conn:
             return conn.execute(update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash,
                                                              refresh_tokens.c.rotated_at.is_(None))
-                                .values(rotated_at=int(time.time()))).rowcount == 1
+                                .values(rotated_at=clock.seconds())).rowcount == 1
 
     def revoke_family(self, family_id: str, why: str) -> None:
         """Revoke a grant: its refresh tokens and every access token issued under it."""
         with self.engine.begin() as conn:
             conn.execute(update(families).where(families.c.family_id == family_id, families.c.revoked_at.is_(None))
-                         .values(revoked_at=int(time.time()), revoked_why=why))
+                         .values(revoked_at=clock.seconds(), revoked_why=why))
         with self.revocations.lock:
             self.revocations.families.add(family_id)
         self.store.revoked()  # identities cached by the authorization point are stale now
@@ -222,32 +237,52 @@ class OAuthStore:
         self.store.revoked()
 
     # login sessions --------------------------------------------------------------------------
-    def create_session(self, user_id: str, lifetime: int, must_change_password: bool) -> str:
+    def create_session(self, user_id: str, stage: str) -> str:
+        """A login session cookie, at `stage`; it ends after the policy's idle or absolute time."""
         cookie = secrets.token_urlsafe(32)
-        now = int(time.time())
+        now = clock.seconds()
+        policy = secpolicy.load(self.store)
         with self.engine.begin() as conn:
+            if secrets.randbelow(50) == 0:  # now and then: ended sessions are of no use to anyone
+                conn.execute(delete(sessions).where(sessions.c.expires_at < now))
             conn.execute(insert(sessions).values(
-                session_hash=digest(cookie), user_id=user_id, auth_time=now, expires_at=now + lifetime,
-                csrf=secrets.token_urlsafe(24), must_change_password=must_change_password))
+                session_hash=digest(cookie), user_id=user_id, auth_time=now,
+                expires_at=now + policy.session_absolute_hours * 3600, last_seen_at=now,
+                csrf=secrets.token_urlsafe(24), must_change_password=stage == "password", stage=stage))
         return cookie
 
-    def get_session(self, cookie: str) -> Session | None:
+    def get_session(self, cookie: str, touch: bool = True) -> Session | None:
+        """The live session of this cookie (within the absolute and idle times); `touch` counts
+        this request as activity."""
+        now = clock.seconds()
+        idle = secpolicy.load(self.store).session_idle_minutes * 60
         with self.engine.connect() as conn:
             row = conn.execute(select(sessions).where(sessions.c.session_hash == digest(cookie),
-                                                      sessions.c.expires_at > int(time.time()))).first()
+                                                      sessions.c.expires_at > now,
+                                                      sessions.c.last_seen_at >= now - idle)).first()
         if row is None:
             return None
         m = row._mapping
-        return Session(m["user_id"], m["auth_time"], m["csrf"], bool(m["must_change_password"]))
+        if touch and now - m["last_seen_at"] >= 30:  # at most one write per half minute
+            with self.engine.begin() as conn:
+                conn.execute(update(sessions).where(sessions.c.session_hash == m["session_hash"])
+                             .values(last_seen_at=now))
+        return Session(m["user_id"], m["auth_time"], m["csrf"], m["stage"])
 
-    def password_changed(self, cookie: str) -> None:
+    def set_stage(self, cookie: str, stage: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(sessions).where(sessions.c.session_hash == digest(cookie))
-                         .values(must_change_password=False))
+                         .values(stage=stage, must_change_password=stage == "password",
+                                 last_seen_at=clock.seconds()))
 
     def end_session(self, cookie: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(sessions).where(sessions.c.session_hash == digest(cookie)))
+
+    def end_user_sessions(self, user_id: str) -> None:
+        """End every login session of a user (a password reset, a removed second factor)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
 
 
 def _client(m: Any) -> Client:

@@ -6,7 +6,7 @@ records its `jti`, revoking a grant records its family.
 """
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text, text
 from sqlalchemy.engine import Connection
 
 from yunying.auth.store import migration
@@ -69,7 +69,7 @@ revoked_access = Table(
     Column("expires_at", Integer, nullable=False),  # may be forgotten after this
 )
 
-sessions = Table(  # the login session cookie of the authorization endpoint
+_sessions_v1 = Table(  # the login session cookie of the authorization endpoint (as created by version 1)
     "oauth_sessions", metadata,
     Column("session_hash", String(64), primary_key=True),
     Column("user_id", String(128), nullable=False),
@@ -83,3 +83,25 @@ sessions = Table(  # the login session cookie of the authorization endpoint
 @migration("oidc", 1)
 def create_tables(conn: Connection) -> None:
     metadata.create_all(conn)
+
+
+# Version 2 (issue 12 part 4): a session passes stages (second factor, password change, second
+# factor set-up) before it may authorize, and ends after the policy's idle time.
+STAGES = ("", "totp", "password", "enroll")  # "": complete
+sessions = Table(  # what queries use: version 1's columns and version 2's
+    "oauth_sessions", MetaData(),
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(128), nullable=False),
+    Column("auth_time", Integer, nullable=False),
+    Column("expires_at", Integer, nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("must_change_password", Boolean, nullable=False, default=False),
+    Column("stage", String(16), nullable=False, default=""),
+    Column("last_seen_at", BigInteger, nullable=False, default=0),
+)
+
+
+@migration("oidc", 2)
+def add_session_stage(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE oauth_sessions ADD COLUMN stage VARCHAR(16) NOT NULL DEFAULT ''"))
+    conn.execute(text("ALTER TABLE oauth_sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0"))

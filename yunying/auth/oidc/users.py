@@ -23,12 +23,28 @@ class Account:
     hospital: str = DEFAULT_HOSPITAL
     roles: frozenset[str] = frozenset()
     permissions: frozenset[str] = frozenset()
-    must_change_password: bool = False
+    must_change_password: bool = False  # a one-time password, or one the policy says expired
     active: bool = True
+    password_expired: bool = False
+    totp: bool = False  # a second factor is set up
+    totp_required: bool = False  # the policy requires one (administrator roles)
 
 
 class PasswordRefused(ValueError):
-    """A new password the store does not accept; the message says why (shown to the user)."""
+    """A new password the store does not accept; the message says why (shown to the user);
+    `key` and `n` name the policy rule (login.policy.<key>) when one refused it."""
+
+    def __init__(self, reason: str, key: str = "", n: int = 0) -> None:
+        super().__init__(reason)
+        self.key, self.n = key, n
+
+
+class AccountLocked(Exception):
+    """Too many wrong passwords or codes: the account waits `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("locked")
+        self.retry_after = retry_after
 
 
 class Directory(Protocol):
@@ -45,6 +61,18 @@ class Directory(Protocol):
         ...
 
     def role_permissions(self, roles: frozenset[str]) -> frozenset[str]: ...
+
+    def check_second_factor(self, user_id: str, code: str) -> str | None:
+        """"totp" or "recovery" for a good, unused code; None (counted as a failure) otherwise."""
+        ...
+
+    def begin_second_factor(self, user_id: str) -> str:
+        """A new TOTP secret awaiting confirmation."""
+        ...
+
+    def confirm_second_factor(self, user_id: str, code: str) -> list[str] | None:
+        """Turn the pending secret on with a code; the recovery codes, or None for a wrong code."""
+        ...
 
 
 @dataclass
@@ -88,6 +116,15 @@ class MemoryDirectory:
 
     def role_permissions(self, roles: frozenset[str]) -> frozenset[str]:
         return frozenset({"dicomweb.read"}) if roles else frozenset()
+
+    def check_second_factor(self, user_id: str, code: str) -> str | None:
+        return None  # no second factors in memory
+
+    def begin_second_factor(self, user_id: str) -> str:
+        raise PasswordRefused("no second factor in a directory in memory")
+
+    def confirm_second_factor(self, user_id: str, code: str) -> list[str] | None:
+        return None
 
 
 def _digest(password: str) -> bytes:

@@ -15,7 +15,9 @@ from yunying.auth.principal import DEFAULT_HOSPITAL
 
 CLIENT_ID = "yunying-web"
 NAME = "Yunying pages (built in)"
-PAGES = ("/viewer/", "/admin/")  # each page is its own redirect URI: it completes its own sign-in
+# each page is its own redirect URI: it completes its own sign-in
+PAGES = ("/viewer/", "/admin/", "/admin/audit/", "/admin/security/", "/admin/matching/", "/admin/mpi/",
+         "/admin/routing/", "/portal/console/")
 GRANTS = ["authorization_code", "refresh_token"]
 # everything a page may need; a token carries only what the user holds (tokens.granted_scope)
 SCOPE = " ".join(sorted(SCOPES))
