@@ -135,13 +135,7 @@ class Storage:
         """Write a whole version as one file (storage/packed.py): how many folders and files
         were created, like prepare(); 0 when the version already exists (nothing written)."""
         target = self.path(key)
-        created = 0
-        for parent in (target.parent.parent, target.parent):
-            try:
-                parent.mkdir()
-                created += 1
-            except FileExistsError:
-                pass
+        created = _make_parents(target)
         tmp = self.tmp / f"{uuid.uuid4().hex}.pack"
         _write(tmp, pack(members), not self._group.enabled)
         try:
@@ -240,13 +234,7 @@ class Storage:
         One writer claims a version: a second writer of the same key gets 0 and must not write.
         """
         folder = self.path(key)
-        created = 0
-        for parent in (folder.parent.parent, folder.parent):
-            try:
-                parent.mkdir()
-                created += 1
-            except FileExistsError:
-                pass
+        created = _make_parents(folder)
         try:
             folder.mkdir()
         except FileExistsError:
@@ -404,6 +392,18 @@ def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tup
     assert meta is not None
     codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.BITSHUFFLE, blocksize=0)
     return meta.to_bytes(), codec
+
+
+def _make_parents(version: Path) -> int:
+    """Create a version's study and series folders where missing; how many were created."""
+    created = 0
+    for parent in (version.parent.parent, version.parent):
+        try:
+            parent.mkdir()
+            created += 1
+        except FileExistsError:
+            pass
+    return created
 
 
 def _write(path: Path, data: bytes, fsync: bool) -> None:
