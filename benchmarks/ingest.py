@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from benchmarks.run import remove_in_background
 from benchmarks.servers import Server
 
 ENVS: dict[str, dict[str, str]] = {}  # variant name -> environment of its server (--ab)
+TREES: dict[str, Path] = {}  # git ref -> an exported tree of it (--ref)
 FIGURES = ("stow_ips", "cstore_1", "cstore_4", "cstore_small")
 LABELS = {"stow_ips": "STOW-RS CT, 4 clients", "cstore_1": "C-STORE CT, 1 association",
           "cstore_4": "C-STORE CT, 4 associations", "cstore_small": "C-STORE small, 4 storescu"}
@@ -39,10 +42,11 @@ def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, sto
     """Every ingest workload against one fresh server, in the main run's order."""
     os.sync()
     base, _, env = name.partition("+")
+    base, _, ref = base.partition("@")
     saved = {k: os.environ.get(k) for k in ENVS.get(env, {})}
     os.environ.update(ENVS.get(env, {}))
     try:
-        server = Server(base, workdir, scp_port)
+        server = Server(base, workdir, scp_port, repo_root=TREES.get(ref))
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -66,24 +70,43 @@ def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, sto
     return out
 
 
+def export(ref: str, root: Path) -> Path:
+    """The files of `ref` in a folder of their own (the repository itself is not touched)."""
+    sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", ref], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    tree = root / sha
+    if not (tree / "yunying").is_dir():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", sha], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return tree
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--vs-orthanc", action="store_true", help="Orthanc too, rounds alternating")
     p.add_argument("--ab", metavar="KEY=VALUE", action="append", default=[],
                    help="also a Yunying started with this environment (e.g. YUNYING_DIMSE_LEAN_STORE=false)")
+    p.add_argument("--ref", action="append", default=[],
+                   help="also a Yunying of this git commit (exported with `git archive`, no worktree)")
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--small-studies", type=int, default=2000,
                    help="small-instance set size in studies (the main run: 8000, ~20,000 instances)")
     p.add_argument("--cstore", type=int, default=300, help="CT instances per C-STORE run")
+    p.add_argument("--slices", type=int, default=300, help="CT slices (the main run: 300)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out")
     args = p.parse_args(argv)
     root = args.out.resolve() / "data"
-    ct = build_ct(root, 300, "A")
-    store1, store4 = build_ct(root, 300, "B"), build_ct(root, 300, "C")
+    ct = build_ct(root, args.slices, "A")
+    store1, store4 = build_ct(root, args.slices, "B"), build_ct(root, args.slices, "C")
     small = build_corpus(root, args.small_studies + (args.small_studies == 5000)).files
     os.sync()
     servers = ["yunying", "orthanc"] if args.vs_orthanc else ["yunying"]
+    for ref in args.ref:
+        # outside the checkout: mypy and the tests would otherwise walk the exported copy
+        TREES[ref] = export(ref, Path(tempfile.gettempdir()) / "yunying-bench-trees")
+        servers.append(f"yunying@{ref}")
     for i, kv in enumerate(args.ab):
         ENVS[f"b{i}"] = dict([kv.split("=", 1)])
         servers.append(f"yunying+b{i}")
@@ -103,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         return statistics.median(got) if got else float("nan")
 
     print(f"\n{'figure':30} " + " ".join(f"{s:>10}" for s in servers) + "   ratio  (inst/s, median of "
-          f"{args.rounds}; small set {len(small)} instances, CT {args.cstore} x 512x512)")
+          f"{args.rounds}; small set {len(small)} instances, CT {min(args.cstore, args.slices)} x 512x512)")
     for k in FIGURES:
         ratio = med("yunying", k) / med("orthanc", k) if "orthanc" in servers else float("nan")
         print(f"{LABELS[k]:30} " + " ".join(f"{med(s, k):10.0f}" for s in servers) + f"  {ratio:5.2f}x   "

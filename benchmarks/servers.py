@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks import dimse
-from benchmarks.net import start_yunying
+from benchmarks.net import REPO_ROOT, start_yunying
 from benchmarks.orthanc import start_orthanc
 
 PLACEHOLDER_PORT = 9  # the SCU never listens; peers tables still want an address
@@ -18,8 +18,8 @@ PLACEHOLDER_PORT = 9  # the SCU never listens; peers tables still want an addres
 class Server:
     """One benchmarked server; restartable on the same data if something outside stops it."""
 
-    def __init__(self, name: str, workdir: Path, scp_port: int) -> None:
-        self.name, self.workdir = name, workdir
+    def __init__(self, name: str, workdir: Path, scp_port: int, repo_root: Path | None = None) -> None:
+        self.name, self.workdir, self.repo_root = name, workdir, repo_root
         self.peers = {dimse.SCU_AET: ("127.0.0.1", PLACEHOLDER_PORT),
                       dimse.SCP_AET: ("127.0.0.1", scp_port)}
         self.restarts = 0
@@ -33,7 +33,8 @@ class Server:
             self.headers: dict[str, str] = {}
         else:
             y = start_yunying(self.workdir / "data", aet="YUNYING", peers=self.peers,
-                              log_path=self.workdir / "yunying.log")
+                              log_path=self.workdir / "yunying.log",
+                              repo_root=self.repo_root or REPO_ROOT)
             self.dicomweb_url, self.proc, self.data_dir = y.dicomweb_url, y.proc, y.data_dir
             self.peer, self.stop = dimse.Peer("127.0.0.1", y.dimse_port, y.aet), y.stop
             self.headers = y.headers  # the provisioned API key (issue 11)

@@ -195,6 +195,7 @@ class SocketOwner:
         self.lock = threading.Lock()
         self.owned = False
         self.returned = threading.Event()  # wakes the DUL when the owner gives the socket back
+        self.owned_wait = OWNED_WAIT_S  # fastrecv owns a socket for the whole association: longer
         self.reads = 0  # PDUs the DUL has read (under `lock`): fastrecv takes over only after the A-ASSOCIATE-RQ alone
         sock: Any = dul.socket
         check = dul._is_transport_event  # pynetdicom's own
@@ -203,7 +204,7 @@ class SocketOwner:
             if dul.state_machine.current_state == "Sta13":  # association gone: read or close as ever
                 return bool(check())
             if self.owned:  # nothing to read; queued events are still served
-                self.returned.wait(OWNED_WAIT_S)
+                self.returned.wait(self.owned_wait)
                 return False
             if not sock.ready:  # waits in select() up to IDLE_WAIT_S (WakingSocket)
                 return False
@@ -220,8 +221,10 @@ class SocketOwner:
 
         dul._is_transport_event = is_transport_event
 
-    def take(self) -> None:
+    def take(self, wait: float = OWNED_WAIT_S) -> None:
+        """Own the socket; the DUL's loop meanwhile wakes every `wait` seconds (queued events)."""
         with self.lock:
+            self.owned_wait = wait
             self.owned = True
             self.returned.clear()
 

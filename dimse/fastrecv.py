@@ -38,6 +38,7 @@ from yunying.logsafe import summary
 log = logging.getLogger("yunying.dimse")
 PINNED = "3.0.4"
 STORAGE_SERVICE = "1.2.840.10008.4.2"
+OWNED_IDLE_S = 0.25  # the DUL's loop while this path owns the socket (it only sends queued events then)
 POLL_S = 0.5  # how often an idle association looks whether it was aborted or killed meanwhile
 MAX_PDU = 64 << 20  # a larger PDU length is garbage, not data (we offer 256 KiB)
 C_STORE_RQ, C_ECHO_RQ = 0x0001, 0x0030
@@ -74,9 +75,9 @@ class StoreEvent:
     def __init__(self, assoc: Any, request: Request, context: Context, data: bytearray) -> None:
         self.assoc, self.request, self.context, self._data = assoc, request, context, data
 
-    def encoded_dataset(self, include_meta: bool = False) -> bytes:
+    def encoded_dataset(self, include_meta: bool = False) -> memoryview:
         assert not include_meta, "the lean path hands over the data set only"
-        return bytes(self._data)
+        return memoryview(self._data)  # the handler joins it to the file meta: one copy, not two
 
 
 Handler = Callable[[StoreEvent], Any]  # returns a status: int, or a Dataset with Status (+ ErrorComment)
@@ -104,7 +105,9 @@ def serve(assoc: Any, handler: Handler) -> None:
     sock: socket.socket | None = getattr(assoc.dul.socket, "socket", None)
     if owner is None or sock is None:
         return
-    owner.take()
+    # the DUL then wakes 4 times a second, not 200: each wake-up took the GIL from the store
+    # running in this thread, and on a loaded machine got it back late
+    owner.take(wait=OWNED_IDLE_S)
     if owner.reads != 1:  # the DUL read a PDU after the A-ASSOCIATE-RQ: pynetdicom serves it all
         owner.give_back()
         return

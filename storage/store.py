@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
 from storage.durable import GroupSync
+from storage.packed import PackError, pack, read_members
 
 HEADER = "header.dcm"
 PIXELS = ""  # the version folder is itself the zarr array: zarr.json and one chunk file per frame
@@ -119,6 +121,45 @@ class Storage:
         for i, frame in enumerate(frames):
             _write(folder / f"{i}{suffix}", codec.encode(np.ascontiguousarray(frame, dtype=dtype)), fsync)
 
+    def frame_members(self, frames: Iterable[np.ndarray], count: int, frame_shape: tuple[int, ...],
+                      dtype: np.dtype) -> dict[str, bytes]:
+        """What put_frames writes (zarr.json and one chunk per frame), as packed members."""
+        meta, codec = _array_template(count, tuple(frame_shape), np.dtype(dtype).str)
+        suffix = ".0" * len(frame_shape)
+        out = {"zarr.json": meta}
+        for i, frame in enumerate(frames):
+            out[f"{i}{suffix}"] = codec.encode(np.ascontiguousarray(frame, dtype=dtype))
+        return out
+
+    def put_packed(self, key: str, members: dict[str, bytes]) -> int:
+        """Write a whole version as one file (storage/packed.py): how many folders and files
+        were created, like prepare(); 0 when the version already exists (nothing written)."""
+        target = self.path(key)
+        created = _make_parents(target)
+        tmp = self.tmp / f"{uuid.uuid4().hex}.pack"
+        _write(tmp, pack(members), not self._group.enabled)
+        try:
+            try:
+                os.link(tmp, target)  # never replaces: one writer of a version wins
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                if target.exists():
+                    return 0
+                os.rename(tmp, target)  # no hard links here: same content, either copy is right
+        except FileExistsError:
+            return 0
+        finally:
+            tmp.unlink(missing_ok=True)
+        return created + 1
+
+    def _member(self, key: str, name: str) -> memoryview:
+        """A member of a packed version."""
+        try:
+            return read_members(self.path(key))[name]
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError, PackError):
+            raise StorageError(f"{key}/{name} is not stored") from None
+
     def _put_meta(self, target: Path, meta: bytes, fsync: bool) -> None:
         """zarr.json as a hard link to a shared copy of the same bytes, else a file of its own.
 
@@ -193,13 +234,7 @@ class Storage:
         One writer claims a version: a second writer of the same key gets 0 and must not write.
         """
         folder = self.path(key)
-        created = 0
-        for parent in (folder.parent.parent, folder.parent):
-            try:
-                parent.mkdir()
-                created += 1
-            except FileExistsError:
-                pass
+        created = _make_parents(folder)
         try:
             folder.mkdir()
         except FileExistsError:
@@ -208,8 +243,10 @@ class Storage:
 
     # -- reading ---------------------------------------------------------------------------
     def complete(self, key: str) -> bool:
-        """Whether a version folder holds its completion record (written last)."""
-        return (self.path(key) / RECORD).is_file()
+        """Whether a version folder holds its completion record (written last), or the version
+        is packed (complete once it exists)."""
+        path = self.path(key)
+        return (path / RECORD).is_file() or path.is_file()
 
     def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:
         """Bytes of a blob, or a range of it."""
@@ -218,6 +255,9 @@ class Storage:
                 if offset:
                     fh.seek(offset)
                 return fh.read(length)
+        except NotADirectoryError:  # a packed version
+            member = self._member(key, name)
+            return bytes(member[offset:] if length < 0 else member[offset:offset + length])
         except FileNotFoundError:
             raise StorageError(f"{key}/{name} is not stored") from None
 
@@ -225,6 +265,8 @@ class Storage:
         """An open binary file of a blob (caller closes)."""
         try:
             return open(self.path(key) / name, "rb")
+        except NotADirectoryError:
+            return io.BytesIO(self._member(key, name))
         except FileNotFoundError:
             raise StorageError(f"{key}/{name} is not stored") from None
 
@@ -232,6 +274,8 @@ class Storage:
         """Size in bytes of a blob."""
         try:
             return (self.path(key) / name).stat().st_size
+        except NotADirectoryError:
+            return len(self._member(key, name))
         except FileNotFoundError:
             raise StorageError(f"{key}/{name} is not stored") from None
 
@@ -243,6 +287,11 @@ class Storage:
         chunk = self.path(key) / PIXELS / (str(index) + ".0" * (len(shape) - 1))
         try:
             data = chunk.read_bytes()
+        except NotADirectoryError:  # a packed version
+            try:
+                data = bytes(read_members(self.path(key))[chunk.name])
+            except (KeyError, PackError, OSError):
+                return np.zeros(shape[1:], dtype=dtype)
         except FileNotFoundError:  # never written: zarr's fill value
             return np.zeros(shape[1:], dtype=dtype)
         return np.frombuffer(numcodecs.blosc.decompress(data), dtype=dtype).reshape(shape[1:])
@@ -255,6 +304,8 @@ class Storage:
                 return hit
         try:
             meta = json.loads((self.path(key) / PIXELS / "zarr.json").read_bytes())
+        except NotADirectoryError:
+            meta = json.loads(bytes(self._member(key, "zarr.json")))
         except FileNotFoundError:
             raise StorageError(f"{key} has no native frames") from None
         endian = next((c.get("configuration", {}).get("endian", "little") for c in meta["codecs"]
@@ -285,7 +336,12 @@ class Storage:
         folder = self.path(key)
         with self._lock:
             self._layouts.pop(key, None)
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            os.unlink(folder)  # a packed version
+        except FileNotFoundError:
+            pass
+        except OSError:  # EISDIR (Linux) or EPERM: a folder
+            shutil.rmtree(folder, ignore_errors=True)
         for parent in (folder.parent, folder.parent.parent):
             try:
                 parent.rmdir()
@@ -294,7 +350,7 @@ class Storage:
 
     def exists(self, key: str) -> bool:
         """Whether a version is completely stored."""
-        return (self.path(key) / RECORD).exists()
+        return self.complete(key)
 
     def versions(self) -> Iterator[str]:
         """Every stored version's key (complete or not)."""
@@ -304,13 +360,16 @@ class Storage:
             for series in sorted(study.iterdir()):
                 if series.is_dir():
                     for version in sorted(series.iterdir()):
-                        if version.is_dir():
+                        if not version.name.startswith(".") and (version.is_dir() or version.is_file()):
                             yield f"{study.name}/{series.name}/{version.name}"
 
     def size(self, key: str) -> int:
         """Disk bytes used by a version."""
+        path = self.path(key)
+        if path.is_file():
+            return path.stat().st_size
         total = 0
-        for dirpath, _dirs, files in os.walk(self.path(key)):
+        for dirpath, _dirs, files in os.walk(path):
             total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
         return total
 
@@ -333,6 +392,18 @@ def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tup
     assert meta is not None
     codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.BITSHUFFLE, blocksize=0)
     return meta.to_bytes(), codec
+
+
+def _make_parents(version: Path) -> int:
+    """Create a version's study and series folders where missing; how many were created."""
+    created = 0
+    for parent in (version.parent.parent, version.parent):
+        try:
+            parent.mkdir()
+            created += 1
+        except FileExistsError:
+            pass
+    return created
 
 
 def _write(path: Path, data: bytes, fsync: bool) -> None:

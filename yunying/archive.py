@@ -85,6 +85,7 @@ class Archive:
         self._rows_lock = threading.Lock()
         self._pending: dict[str, tuple[InstanceRow, Future]] = {}
         self._claims: dict[str, tuple[str, str | None]] = {}  # study -> owner of a store not yet indexed
+        self._patients: OrderedDict[str, tuple[str, str, str]] = OrderedDict()  # study -> patient, recent stores
         self._queue: queue.Queue[Any] = queue.Queue()  # (record, future), _FLUSH, or None: stop
         self._batch = batch
         self._dirty = False
@@ -247,6 +248,10 @@ class Archive:
             with self._rows_lock:
                 self._claim(w, origin, claim=True)  # two hospitals' first stores of one study race here
                 self._pending[w.sop] = (_row_of(w), fut)
+                self._patients[w.study] = _patient(w)
+                self._patients.move_to_end(w.study)
+                while len(self._patients) > 10_000:
+                    self._patients.popitem(last=False)
             self._queue.put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
                              "replaced" if current is not None else "stored", _warnings(w), committed=fut,
@@ -278,6 +283,13 @@ class Archive:
             if not w.existed:
                 self.storage.delete(w.key)
             raise StudyElsewhere(f"study {w.study} takes no instances from this origin")
+
+    def study_patient(self, study: str) -> tuple[str, str, str] | None:
+        """(PatientID, IssuerOfPatientID, AccessionNumber) of a study stored since the start,
+        from memory (the audit trail's look-up: an index search would wait for the group commit
+        of everything acknowledged, one forced commit per STOW request); None if not known here."""
+        with self._rows_lock:
+            return self._patients.get(study)
 
     def owner(self, study: str) -> tuple[str, str | None] | None:
         """The origin (hospital, department) of a stored study (acknowledged stores included);
@@ -448,6 +460,8 @@ class Archive:
         self.flush()  # an acknowledged store still on its way to the index is deleted too
         removed = self.index.delete(study, series, sop)
         self.generation += 1
+        with self._rows_lock:
+            self._patients.pop(study, None)
         if not removed:
             raise not_stored(study, series, sop)
         for row in removed:

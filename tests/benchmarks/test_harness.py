@@ -160,8 +160,25 @@ def test_floors_measure_each_ceiling(tmp_path: Path) -> None:
     import re
 
     lines = done.stdout.splitlines()
-    for label in ("no-op pynetdicom SCP, 1 assoc", "no-op pynetdicom SCP, 4 assoc",
+    for label in ("no-op SCP, pynetdicom, 1 assoc", "no-op SCP, pynetdicom, 4 assoc",
+                  "no-op SCP, the lean path (fastrecv), 1 assoc", "no-op SCP, the lean path (fastrecv), 4 assoc",
                   "no-op uvicorn/Starlette", "parse + SHA-256", "DICOM JSON", "syncfs"):
         (line,) = [ln for ln in lines if label in ln]
         figure = re.search(r"([\d,.]+) (inst/s|ms CPU)", line)
         assert figure is not None and float(figure.group(1).replace(",", "")) > 0, line
+
+
+def test_ingest_benchmark_prints_every_figure_for_each_server(tmp_path: Path) -> None:
+    if not dcmtk_available():
+        missing_tool("DCMTK storescu is not installed")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.ingest", "--slices", "8", "--cstore", "8",
+                           "--small-studies", "3", "--ab", "YUNYING_DIMSE_LEAN_STORE=false", "--out", str(tmp_path)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import re
+
+    for label in ("STOW-RS CT, 4 clients", "C-STORE CT, 1 association", "C-STORE CT, 4 associations",
+                  "C-STORE small, 4 storescu"):
+        (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith(label)]
+        figures = re.findall(r"\s(\d+)\s", line[len(label):].split("[")[0] + " ")
+        assert len(figures) == 2 and all(int(f) > 0 for f in figures), line  # yunying and the A/B variant

@@ -14,6 +14,7 @@ import httpx
 from pydicom.uid import generate_uid
 
 from benchmarks.net import REPO_ROOT, free_port, start_yunying
+from storage import packed
 from tests.dicomweb.helpers import make_ct, multipart, part10
 from tests.yunying.test_cli import yunying
 
@@ -134,10 +135,11 @@ def test_an_unexpected_http_error_is_logged_without_values(tmp_path: Path) -> No
     try:
         ds = make_ct(name="Doe^Johnathan")
         assert stow(srv.dicomweb_url, srv.headers, part10(ds)).status_code == 200
-        [record] = list((srv.data_dir / "store" / "objects").rglob("record.json"))
-        doc = json.loads(record.read_bytes())
+        [version] = list((srv.data_dir / "store" / "objects").glob("*/*/*"))  # small: packed
+        parts = {name: bytes(m) for name, m in packed.read_members(version).items()}
+        doc = json.loads(parts["record.json"])
         doc["origin"] = {"Doe^Johnathan": "x"}  # Origin(**...) raises a TypeError naming the key
-        record.write_text(json.dumps(doc))
+        version.write_bytes(packed.pack({**parts, "record.json": json.dumps(doc).encode()}))
         url = (f"{srv.dicomweb_url}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
                f"/instances/{ds.SOPInstanceUID}/rendered")
         resp = httpx.get(url, headers=srv.headers, timeout=60)

@@ -289,3 +289,45 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
         assert pool.running and again.sop != first.sop
     finally:
         pool.close()
+
+
+def test_small_instances_are_one_file_and_large_ones_a_folder(tmp_path: Path) -> None:
+    """Issue 9: a small version is packed (one create, one inode); retrieval is unchanged."""
+    archive = Archive(tmp_path / "data")
+    try:
+        small, large = make_ct(rows=8, cols=8), make_ct(rows=256, cols=256)
+        for ds in (small, large):
+            raw = part10(ds)
+            first = archive.store(raw, ORIGIN)
+            assert first.outcome == "stored"
+            assert archive.store(raw, ORIGIN).outcome == "duplicate"  # the same bytes again
+            row = archive.row(str(ds.SOPInstanceUID))
+            assert row is not None
+            back = archive.read_dataset(row)
+            assert back.PixelData == ds.PixelData and back.PatientName == ds.PatientName
+        small_path = archive.storage.path(archive.row(str(small.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
+        large_path = archive.storage.path(archive.row(str(large.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
+        assert small_path.is_file() and large_path.is_dir()
+        assert _problems(archive) == ([], [])
+    finally:
+        archive.close()
+
+
+def test_the_patient_of_a_study_just_stored_is_known_without_an_index_search(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit trail names the patient of each store; asking the index for it waited for the
+    group commit of everything acknowledged (a forced commit per STOW request, issue 9)."""
+    from yunying.audit.patients import study_patients
+
+    archive = Archive(tmp_path / "data")
+    try:
+        ds = make_ct(patient_id="PX-1", accession="ACC-9")
+        archive.store(part10(ds), ORIGIN, wait=False)
+
+        def no_search(query: object) -> None:
+            raise AssertionError("the look-up searched the index")
+        monkeypatch.setattr(archive, "search", no_search)
+        assert study_patients(archive)(str(ds.StudyInstanceUID)) == ("PX-1", "", "ACC-9")
+        assert archive.study_patient("1.2.3.4") is None
+    finally:
+        archive.close()

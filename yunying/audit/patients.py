@@ -15,7 +15,12 @@ def _value(js: dict[str, Any], tag: str) -> str:
 
 def study_patients(archive: Any) -> Any:
     """A look-up study UID -> (PatientID, IssuerOfPatientID, AccessionNumber), None if not stored."""
+    recent = getattr(archive, "study_patient", None)
+
     def lookup(study: str) -> tuple[str, str, str] | None:
+        found = recent(study) if recent is not None else None
+        if found is not None:  # stored since the start: no index search (it waits for a commit)
+            return found  # type: ignore[no-any-return]
         query = Query(level="STUDY", matches=[Match("0020000D", "single", (study,))],
                       includefields={_PID, _ISSUER, _ACCESSION}, limit=1)
         for js in archive.search(query):
