@@ -53,6 +53,7 @@ class SyntheticPacs:
     today: date = field(default_factory=date.today)
     removed: set[int] = field(default_factory=set)  # study numbers it no longer holds
     served: int = 0  # instances sent by C-MOVE / C-GET
+    pace: float = 0.0  # seconds to wait before sending each instance (a slow hospital archive)
     port: int = 0
 
     # -- the data ----------------------------------------------------------------------
@@ -168,6 +169,7 @@ class SyntheticPacs:
         datasets = self._matching(event.identifier)
         yield len(datasets)
         for ds in datasets:
+            time.sleep(self.pace)
             self.served += 1
             yield 0xFF00, ds
 
@@ -175,6 +177,7 @@ class SyntheticPacs:
         datasets = self._matching(event.identifier)
         yield len(datasets)
         for ds in datasets:
+            time.sleep(self.pace)
             self.served += 1
             yield 0xFF00, ds
 

@@ -10,10 +10,33 @@ export class HttpError extends Error {
   }
 }
 
+const REFETCH_TRIES = 120; // a purged study comes back from its source archive: wait up to ~10 min
+
+/** Fetch; a 503 naming a re-fetch in progress (a study purged from the delivery cache, issue 15)
+ * is waited out as its Retry-After says, with a "yy-refetch" event carrying the progress so the
+ * page shows it instead of an error. */
 async function ok(url, init) {
-  const res = await authFetch(url, init);
-  if (!res.ok) throw new HttpError(res.status, url);
-  return res;
+  for (let tries = 0; ; tries++) {
+    const res = await authFetch(url, init);
+    if (res.ok) return res;
+    const progress = res.status === 503 && tries < REFETCH_TRIES ? await refetchProgress(res) : null;
+    if (!progress || progress.state === "failed") throw new HttpError(res.status, url);
+    window.dispatchEvent(new CustomEvent("yy-refetch", { detail: progress }));
+    const wait = Math.min(10, Math.max(1, Number(res.headers.get("Retry-After")) || 5));
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(resolve, wait * 1000);
+      init?.signal?.addEventListener("abort", () => { clearTimeout(timer); reject(init.signal.reason); }, { once: true });
+    });
+  }
+}
+
+async function refetchProgress(res) {
+  try {
+    const body = await res.json();
+    return body && typeof body.refetch === "object" ? body.refetch : null;
+  } catch {
+    return null;
+  }
 }
 
 export function studyUrl(study, series, sop) {

@@ -75,7 +75,13 @@ const viewer = {
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
 attachSync(viewer);
 
-function status(key) { languageReady.then(() => { $("#status").textContent = key ? t(key) : ""; }); }
+function status(key, params) { languageReady.then(() => { $("#status").textContent = key ? t(key, params) : ""; }); }
+
+// a study purged from the delivery cache is being fetched back from its source archive (issue 15)
+window.addEventListener("yy-refetch", (event) => {
+  const { instances = 0, expected = 0 } = event.detail || {};
+  status(expected ? "viewer.refetch.progress" : "viewer.refetch.waiting", { done: instances, total: expected });
+});
 
 function fail(err) {
   if (err instanceof Unauthorized) return; // redirectToLogin() already said so

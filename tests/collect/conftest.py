@@ -14,6 +14,7 @@ import httpx
 
 from benchmarks.collect import SyntheticPacs
 from benchmarks.net import YunyingServer, free_port, start_yunying
+from tests.frontends.conftest import open_page  # noqa: F401 - the Chromium page fixture (browser: tests/conftest.py)
 
 READER = "ak_reader_" + secrets.token_urlsafe(16)  # dicomweb.read only: no jobs, no collector runs
 

@@ -12,8 +12,6 @@ from benchmarks.net import YunyingServer
 from tests.collect.conftest import READER, job, source, start_collecting, study_counts
 from tests.frontends import conftest as fe
 
-open_page = fe.open_page  # the front ends' browser fixture, shared
-
 
 @pytest.fixture(scope="module")
 def pacs() -> Iterator[SyntheticPacs]:
