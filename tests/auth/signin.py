@@ -33,6 +33,7 @@ class SignedIn:
     http: httpx.Client  # holds the login session cookie
     totp_secret: str = ""
     recovery: list[str] = field(default_factory=list)
+    setup_code: str = ""  # the code that turned TOTP on
     steps: list[str] = field(default_factory=list)  # the login pages passed, in order
 
     @property
@@ -84,7 +85,8 @@ def sign_in(base: str, username: str, password: str, *, new_password: str = "", 
                                              "confirm": new_password})
         elif path == "/login/totp/setup":
             out.totp_secret = SECRET.search(page.text).group(1).replace(" ", "")  # type: ignore[union-attr]
-            r = http.post(base + path, data={**form, "code": pyotp.TOTP(out.totp_secret).now()})
+            out.setup_code = pyotp.TOTP(out.totp_secret).now()
+            r = http.post(base + path, data={**form, "code": out.setup_code})
             if r.status_code != 200:
                 raise SignInRefused(r)
             out.recovery = CODES.findall(r.text)

@@ -106,9 +106,10 @@ def password_expired(store: Store, username: str, created_at: int, policy: secpo
     return clock.seconds() - int(changed or created_at) > policy.password_max_age_days * 86400
 
 
-def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
+def authenticate(store: Store, username: str, password: str, clear: bool = True) -> dict[str, Any]:
     """The user row for a correct password of an enabled user; BadCredentials otherwise
-    (Locked while the account waits after `lockout_failures` wrong passwords or codes)."""
+    (Locked while the account waits after `lockout_failures` wrong passwords or codes).
+    clear=False keeps the failure count (a second factor still to pass: its wrong codes count)."""
     now = clock.seconds()
     with store.engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
@@ -117,9 +118,11 @@ def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
         _hasher.hash("timing")  # same cost whether or not the user exists
         raise BadCredentials("wrong username or password")
     if not verify_password(row.password_hash, password) or row.disabled:
-        count_failure(store, username)
+        if count_failure(store, username):
+            raise Locked(secpolicy.load(store).lockout_minutes * 60)
         raise BadCredentials("wrong username or password")
-    clear_failures(store, username)
+    if clear:
+        clear_failures(store, username)
     return row_dict(row)
 
 

@@ -23,8 +23,8 @@ class AuthDirectory:
         self.store = store
 
     def authenticate(self, username: str, password: str) -> Account | None:
-        try:
-            row = users_db.authenticate(self.store, username, password)
+        try:  # with a second factor, failures are forgiven only once its code passed too
+            row = users_db.authenticate(self.store, username, password, clear=not totp.enrolled(self.store, username))
         except Locked as exc:
             raise AccountLocked(exc.retry_after) from None
         except ArchiveError:
@@ -50,10 +50,16 @@ class AuthDirectory:
             raise PasswordRefused(exc.reason) from None
 
     def check_second_factor(self, user_id: str, code: str) -> str | None:
-        passwords.check_lock(self.store, user_id)  # AccountLocked below
+        try:
+            passwords.check_lock(self.store, user_id)
+        except Locked as exc:
+            raise AccountLocked(exc.retry_after) from None
         used = totp.verify(self.store, user_id, code)
         if used is None:
-            passwords.count_failure(self.store, user_id)
+            if passwords.count_failure(self.store, user_id):
+                raise AccountLocked(secpolicy.load(self.store).lockout_minutes * 60)
+        else:
+            passwords.clear_failures(self.store, user_id)
         return used
 
     def begin_second_factor(self, user_id: str) -> str:
