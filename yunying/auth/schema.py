@@ -6,6 +6,8 @@ never stored: passwords as argon2 hashes, API keys and tokens as SHA-256 of >= 1
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -33,7 +36,7 @@ hospitals = Table(
     "hospitals", meta,
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 departments = Table(
     "departments", meta,
@@ -53,7 +56,7 @@ users = Table(
     Column("password_hash", String(200)),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("must_change_password", Boolean, nullable=False, default=True),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 roles = Table(
     "roles", meta,
@@ -78,8 +81,8 @@ grants = Table(
     Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE")),
     Column("department_id", Integer, ForeignKey("departments.id", ondelete="CASCADE")),
     Column("created_by", String(64), nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("expires_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
 )
 api_keys = Table(
     "api_keys", meta,
@@ -89,9 +92,9 @@ api_keys = Table(
     Column("scopes", JSON, nullable=False),
     Column("hospital_id", String(64), ForeignKey("hospitals.id"), nullable=False),
     Column("source", String(20), nullable=False),  # admin | config | env
-    Column("created_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
-    Column("last_used_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
 )
 capability_tokens = Table(
     "capability_tokens", meta,
@@ -103,15 +106,15 @@ capability_tokens = Table(
     Column("series", JSON, nullable=False),
     Column("permissions", JSON, nullable=False),  # view | download
     Column("kind", String(20), nullable=False, default="share"),  # share | patient
-    Column("not_before", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("not_before", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
     Column("code_hash", String(200)),
     Column("failed_attempts", Integer, nullable=False, default=0),
-    Column("locked_until", Integer),
+    Column("locked_until", BigInteger),
     Column("created_by", String(64), nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
-    Column("last_used_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
 )
 access_tokens = Table(  # short opaque tokens issued by an exchange, a login or a launch link
     "access_tokens", meta,
@@ -124,19 +127,19 @@ access_tokens = Table(  # short opaque tokens issued by an exchange, a login or 
     Column("studies", JSON, nullable=False),
     Column("series", JSON, nullable=False),
     Column("permissions", JSON, nullable=False),
-    Column("expires_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
 )
 launch_secrets = Table(  # HMAC keys must be usable, so they are kept, not hashed
     "launch_secrets", meta,
     Column("hospital_id", String(64), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
     Column("secret", String(128), nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 launch_replays = Table(
     "launch_replays", meta,
     Column("signature_hash", String(64), primary_key=True),
-    Column("expires_at", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 registrations = Table(
     "registrations", meta,
@@ -151,7 +154,7 @@ registrations = Table(
     Column("status", String(20), nullable=False, default="pending"),  # pending|approved|rejected
     Column("reason", Text, nullable=False, default=""),
     Column("reviewed_by", String(64)),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 registration_photos = Table(
     "registration_photos", meta,
@@ -166,8 +169,8 @@ break_glass = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("started_at", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 
@@ -198,7 +201,7 @@ login_failures = Table(  # password guessing: a user is locked for a while after
     "login_failures", meta_v2,
     Column("username", String(64), primary_key=True),
     Column("failures", Integer, nullable=False),
-    Column("locked_until", Integer),
+    Column("locked_until", BigInteger),
 )
 
 
@@ -251,3 +254,25 @@ address_failures = Table(  # wrong passwords and codes per client address (one t
 @migration("auth", 3)
 def create_security_tables(conn: Connection) -> None:
     meta_v3.create_all(conn)
+
+
+_TIME = re.compile(r"(_at|_until|auth_time|not_before)$")
+
+
+def widen_times(conn: Connection, tables: Iterable[Table]) -> None:
+    """Unix times as 64-bit integers on PostgreSQL, whose INTEGER ends in January 2038 (issue 11):
+    stores made before the tables said BigInteger get their columns altered (a no-op on newer
+    ones); SQLite's INTEGER holds 64 bits already, so there is nothing to do there."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in tables:
+        for column in table.columns:
+            if isinstance(column.type, Integer) and _TIME.search(column.name):
+                conn.execute(text(f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE BIGINT"))
+
+
+@migration("auth", 4)
+def widen_auth_times(conn: Connection) -> None:
+    from yunying.auth.store import schema_migrations
+
+    widen_times(conn, [*meta.tables.values(), *meta_v2.tables.values(), schema_migrations])
