@@ -259,3 +259,43 @@ def test_the_three_administrators_are_apart_and_see_no_patient_data(srv: Yunying
     assert plain.get(srv.http_url + "/api/audit/records", headers=system.headers).status_code == 403
     assert plain.get(srv.http_url + "/api/admin/users", headers=auditor.headers).status_code == 403
     assert plain.get(srv.http_url + "/api/admin/users", headers=sec.headers).status_code == 403
+
+
+def test_the_mlps_statement_follows_the_live_policy(srv: YunyingServer) -> None:
+    sec = signed_in(srv, "sec.wang", "security_admin")
+    url = srv.http_url + "/api/admin/security-policy"
+
+    def authentication() -> dict[str, str]:
+        controls = plain.get(srv.http_url + "/api/security/statement", headers=sec.headers).json()
+        return next(c for c in controls if c["clause"] == "8.1.4.1")
+
+    assert authentication()["status"] == "met"
+    weak = {"totp_admins": False, "lockout_failures": 10, "session_idle_minutes": 60}
+    assert plain.request("PUT", url, headers=sec.headers, json={"totp_admins": False}).status_code == 200
+    try:
+        one = authentication()
+        assert one["status"] == "partly" and "a second factor for administrators" in one["how_en"]
+        assert plain.request("PUT", url, headers=sec.headers, json=weak).status_code == 200
+        assert authentication()["status"] == "not met"
+    finally:
+        plain.request("PUT", url, headers=sec.headers, json={"totp_admins": True, "lockout_failures": 5,
+                                                             "session_idle_minutes": 30})
+    assert authentication()["status"] == "met"
+
+
+def test_one_throttle_per_address_for_passwords_codes_and_access_codes(srv: YunyingServer) -> None:
+    """Wrong access codes of shared links and wrong passwords count together, per client address."""
+    signed_in(srv, "dr.net", "doctor")
+    other = httpx.Client(timeout=plain.TIMEOUT, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+    for i in range(10):
+        r = other.post(srv.http_url + "/api/auth/exchange", json={"token": f"ycap_guess{i}", "code": "0000"})
+        assert r.status_code == 401, r.text
+    for i in range(10):
+        r = login_page_post(srv.http_url, f"nobody{i}", "guess", http=other)
+        assert r.status_code == 401
+    blocked = other.post(srv.http_url + "/api/auth/exchange", json={"token": "ycap_x", "code": "0000"})
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 14 * MIN
+    assert set(blocked.json()) == {"status", "error"}
+    page = login_page_post(srv.http_url, "dr.net", NEW, http=other)  # even a right password
+    assert page.status_code == 429 and "Retry-After" in page.headers
+    assert sign_in(srv.http_url, "dr.net", NEW).tokens  # another address is not affected
