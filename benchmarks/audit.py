@@ -83,7 +83,9 @@ def micro(n: int = 5000) -> dict[str, float]:
                 out[f"{name}_{'on' if audited else 'off'}_us"] = round(us, 1)
     try:
         asyncio.run(run())
-        yunying.audit.current().sync()  # type: ignore[union-attr] - the writer's share is in the figures
+        trail = yunying.audit.current()
+        assert trail is not None, "started above"
+        trail.sync()  # the writer's share is in the figures
     finally:
         yunying.audit.stop()
         shutil.rmtree(work, ignore_errors=True)

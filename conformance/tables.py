@@ -157,6 +157,10 @@ _QIDO_PARAMETERS: dict[str, tuple[str, str, str]] = {
     "fuzzymatching": ("§8.3.4.2", SUPPORTED, ("`true` or `false` (else 400); person names, "
                       "see the matching rules")),
     "orderby": ("§8.3.4.5", IGNORED, "results keep the archive's stable order"),
+    "person": ("extension", EXTENSION, ("`person=<id>` of the patient master index: the studies of "
+               "every patient ID linked to that person, across issuers and hospitals, still within what "
+               "the caller may see (a person never widens a scope); `GET /api/mpi/lookup?PatientID=&"
+               "IssuerOfPatientID=` gives the id of a patient the caller sees")),
 }
 
 

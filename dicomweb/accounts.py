@@ -27,6 +27,7 @@ from yunying.auth.middleware import SESSION_COOKIE
 from yunying.auth.principal import Principal
 from yunying.auth.schema import access_tokens, break_glass
 from yunying.auth.store import Store
+from yunying.pii import PiiKeys, keys_for
 
 MAX_JSON = 64 * 1024
 MAX_REGISTRATION = 12 * 1024 * 1024  # two photos of at most 4 MiB, base64
@@ -66,6 +67,12 @@ def field(body: dict[str, Any], name: str, kind: type = str, required: bool = Tr
 
 def store_of(request: Request) -> Store:
     return request.app.state.auth.store
+
+
+def pii_of(request: Request) -> PiiKeys:
+    """The keys that seal personal data at rest (yunying.pii; cached per key file)."""
+    settings = request.app.state.settings
+    return keys_for(settings.data, settings.pii_key_file)
 
 
 def principal_of(request: Request) -> Principal:
@@ -158,7 +165,7 @@ async def register(request: Request) -> Response:
         except binascii.Error:
             raise InvalidRequest("photos: data is not base64") from None
         photos.append((field(item, "kind"), field(item, "content_type"), data))
-    reg_id = await call(registrations.submit, store_of(request), username=field(body, "username"),
+    reg_id = await call(registrations.submit, store_of(request), pii_of(request), username=field(body, "username"),
                         password=field(body, "password"), display_name=field(body, "display_name"),
                         phone=field(body, "phone"), hospital=field(body, "hospital"),
                         department=field(body, "department", required=False) or "",

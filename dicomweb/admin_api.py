@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dicomweb.accounts import call, field, json_body, json_response, principal_of, store_of
+from dicomweb.accounts import call, field, json_body, json_response, pii_of, principal_of, store_of
 from dicomweb.admin_scope import ADMIN_DUTIES, department_of, hospital_for, same_department
 from yunying import scope
 from yunying.auth import directory, grants, keys, launch, registrations, tokens
@@ -251,11 +251,11 @@ async def grant_item(request: Request) -> Response:
 async def registration_list(request: Request) -> Response:
     hospital = hospital_for(principal_of(request), request.query_params.get("hospital"))
     status = request.query_params.get("status", "pending")
-    return json_response(await call(registrations.list_pending, store_of(request), hospital, status))
+    return json_response(await call(registrations.list_pending, store_of(request), pii_of(request), hospital, status))
 
 
 async def _registration(request: Request) -> dict[str, Any]:
-    reg = await call(registrations.get, store_of(request), request.path_params["reg"])
+    reg = await call(registrations.get, store_of(request), pii_of(request), request.path_params["reg"])
     hospital_for(principal_of(request), reg["hospital_id"])
     return reg
 
@@ -266,7 +266,7 @@ async def registration_photo(request: Request) -> Response:
         photo_id = int(request.path_params["photo"])
     except ValueError:
         raise InvalidRequest("photo: a number") from None
-    ctype, data = await call(registrations.photo, store_of(request), request.path_params["reg"], photo_id)
+    ctype, data = await call(registrations.photo, store_of(request), pii_of(request), request.path_params["reg"], photo_id)
     return Response(data, media_type=ctype, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
@@ -276,9 +276,9 @@ async def registration_review(request: Request) -> Response:
     if request.url.path.endswith("/approve"):
         wanted = _role_list(body.get("roles"), reg["hospital_id"])
         await _check_grantable(request, [r for r, _ in wanted])
-        username = await call(registrations.approve, store_of(request), reg["id"], p.id, wanted)
+        username = await call(registrations.approve, store_of(request), pii_of(request), reg["id"], p.id, wanted)
         return json_response({"approved": reg["id"], "username": username})
-    await call(registrations.reject, store_of(request), reg["id"], p.id, field(body, "reason"))
+    await call(registrations.reject, store_of(request), pii_of(request), reg["id"], p.id, field(body, "reason"))
     return json_response({"rejected": reg["id"]})
 
 

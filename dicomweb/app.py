@@ -21,9 +21,13 @@ from dicomweb import (
     admin_api,
     audit_api,
     capabilities,
+    collect_api,
     frames,
+    mpi_api,
     qido,
+    records_api,
     rendered,
+    routing_api,
     stow,
     wado,
     wado_uri,
@@ -153,13 +157,16 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
             allow_headers=["*"], expose_headers=["Warning", "ETag", "Content-Location", "WWW-Authenticate"]))
     oidc = yunying.auth.oidc.mount(settings, auth)  # OAuth 2.0 / OIDC provider; plugs its JWT verifier in
     routes = (_merge(ROUTES) + accounts.routes() + admin_api.routes() + portal_routes() + oidc_face.routes(oidc)
-              + audit_api.routes())
+              + audit_api.routes() + collect_api.routes()  # jobs, metrics, collectors, lifecycle (issue 15)
+              + records_api.routes()  # hospital records, HL7, matching (issue 15)
+              + mpi_api.routes() + routing_api.routes())  # master index, routing (issue 15)
     middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
                                  cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
     if settings.rate_limit:  # inside auth: counted per principal (issue 12 part 8)
         middleware.append(Middleware(RateLimit, per_second=settings.rate_limit))
+    middleware.append(Middleware(collect_api.RefetchPurged))  # issue 15 part 6: a purged study comes back
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive
@@ -170,6 +177,10 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     app.state.statement = statement or {}
     app.state.auth = auth
     app.state.oidc = oidc
+    app.state.collect = None  # the Q/R collectors and the lifecycle, when the composition root starts them
+    app.state.lifecycle = None
+    mpi_api.start(app)  # issue 15 part 5: the master index, fed by every stored instance
+    routing_api.start(app)  # issue 15 part 7: forwards by rule; the C-STORE sender is added by the CLI
     return app
 
 

@@ -13,12 +13,13 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import brotli
 import orjson
 import zstandard
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +64,7 @@ class Negotiated:
         return best
 
 
+@lru_cache(maxsize=256)  # clients send a handful of distinct headers, each on every request
 def negotiate(header: str | None) -> Negotiated:
     """Parse Accept-Encoding (RFC 9110 12.5.3); malformed entries are ignored, never a 400."""
     if header is None:  # no header: any coding is acceptable, identity is the one that is safe
@@ -91,6 +93,7 @@ def negotiate(header: str | None) -> Negotiated:
     return Negotiated(weights, identity, True)
 
 
+@lru_cache(maxsize=256)
 def kind_of(content_type: str) -> str | None:
     """"text", "binary" or None (not worth encoding: JPEG, DICOM files, …) for a Content-Type."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -189,6 +192,14 @@ def _add_vary(headers: MutableHeaders) -> None:
         headers["Vary"] = f"{vary}, Accept-Encoding" if vary else "Accept-Encoding"
 
 
+def _request_header(scope: Scope, name: bytes) -> str | None:
+    """One request header (ASGI servers lower-case the names), without building a Headers."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 class ContentCoding:
     """ASGI middleware: encode 200 answers of text and octet-stream types as the client asks."""
 
@@ -200,8 +211,7 @@ class ContentCoding:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_headers = Headers(scope=scope)
-        wanted = negotiate(request_headers.get("accept-encoding"))
+        wanted = negotiate(_request_header(scope, b"accept-encoding"))
         if not wanted.identity and wanted.choose(TEXT_ORDER) is None:
             # RFC 9110 12.5.3: identity refused and none of ours accepted; refuse before acting
             body = orjson.dumps({"status": 406, "error": "Accept-Encoding accepts none of br, zstd, gzip, "
@@ -209,7 +219,7 @@ class ContentCoding:
             await Response(body, status_code=406, media_type="application/json",
                            headers={"Vary": "Accept-Encoding"})(scope, receive, send)
             return
-        responder = _Responder(send, wanted, request_headers.get("if-none-match", ""),
+        responder = _Responder(send, wanted, _request_header(scope, b"if-none-match") or "",
                                scope["method"] == "HEAD", self.binary)
         await self.app(scope, receive, responder.send)
 
@@ -234,6 +244,18 @@ class _Responder:
         if message["type"] == "http.response.start":
             self.start = message
             status = message["status"]
+            if status == 200 and not self.head:  # the common case, on the raw list (no Headers object)
+                raw = message.setdefault("headers", [])
+                if not isinstance(raw, list):
+                    raw = message["headers"] = list(raw)
+                names = [k.lower() for k, _ in raw]
+                if b"vary" in names:
+                    _add_vary(MutableHeaders(scope=message))
+                else:
+                    raw.append((b"vary", b"Accept-Encoding"))
+                if b"content-encoding" in names:
+                    await self._pass()
+                return
             headers = MutableHeaders(scope=message)
             if status in (200, 203, 206, 304) or not self.wanted.identity:
                 _add_vary(headers)
@@ -241,8 +263,7 @@ class _Responder:
                 tag = headers.get("etag")
                 if tag and weak(tag) in (t.strip() for t in self.if_none_match.split(",")):
                     headers["ETag"] = weak(tag)  # confirm the validator the client holds
-            if status != 200 or self.head or "content-encoding" in headers:
-                await self._pass()
+            await self._pass()
             return
         if message["type"] != "http.response.body" or self.passing:
             await self._send(message)
@@ -263,8 +284,8 @@ class _Responder:
     async def _begin(self, body: bytes, more: bool) -> None:
         """Choose the coding on the first body bytes (octet-stream: on the first 64 KiB)."""
         assert self.start is not None
-        headers = MutableHeaders(scope=self.start)
-        kind = kind_of(headers.get("content-type", ""))
+        ctype = next((v for k, v in self.start["headers"] if k.lower() == b"content-type"), b"")
+        kind = kind_of(ctype.decode("latin-1"))
         if kind == "binary" and not self.binary:
             kind = None
         forced = not self.wanted.identity  # identity;q=0: whatever the type, encode
@@ -279,6 +300,7 @@ class _Responder:
         if coding is None or (not more and len(body) < MIN_SIZE and not forced):
             await self._plain(body, more)
             return
+        headers = MutableHeaders(scope=self.start)
         encoder = Encoder(coding, kind or "text")
         head = await _run(encoder.compress, body)
         head += (encoder.flush if more else encoder.finish)()

@@ -15,11 +15,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from dicomweb.access import principal_of, require_visible, scoped_query
-from dicomweb.accounts import call, field, json_body, json_response, store_of
+from dicomweb.accounts import call, field, json_body, json_response, pii_of, store_of
 from index.query import Match, Query
 from yunying.auth.errors import Forbidden, InvalidRequest, NotFound
 from yunying.portal import claims, codes, downloads, exams, shares, verify
-from yunying.portal.keyed import mask_phone, portal_key
+from yunying.portal.keyed import mask_phone, portal_secret
 from yunying.portal.sms import SmsGateway, gateway_from_env
 
 MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
@@ -27,7 +27,7 @@ MEDIA = {"png": "image/png", "svg": "image/svg+xml"}
 
 @dataclass
 class Portal:
-    key: bytes
+    key: bytes  # the portal secret (blind indexes, exam tokens), from the personal-data key file
     base_url: str  # YUNYING_PORTAL_URL, else the request's own origin
     gateway: SmsGateway | None = None  # made at the first SMS: the QR API works without one
 
@@ -35,8 +35,8 @@ class Portal:
 def portal_of(request: Request) -> Portal:
     portal = getattr(request.app.state, "portal", None)
     if portal is None:
-        data = Path(request.app.state.settings.data)
-        portal = Portal(portal_key(data), os.environ.get("YUNYING_PORTAL_URL", ""))
+        settings = request.app.state.settings
+        portal = Portal(portal_secret(Path(settings.data), settings.pii_key_file), os.environ.get("YUNYING_PORTAL_URL", ""))
         request.app.state.portal = portal
     return portal
 
@@ -105,7 +105,7 @@ async def issue_exam(request: Request) -> Response:
         contact = exams.Contact(header.phone, "", contact.name or header.name)
     portal, principal = portal_of(request), principal_of(request)
     renew = field(body, "renew", bool, required=False) or False
-    done = await call(exams.issue_exam, store_of(request), portal.key, hospital=owner[0], study=study,
+    done = await call(exams.issue_exam, store_of(request), portal.key, pii_of(request), hospital=owner[0], study=study,
                       accession=accession, contact=contact, created_by=principal.id, renew=renew)
     url = exam_url(request, done["token"])
     fmt = _text(body, "format") or "json"
@@ -123,15 +123,6 @@ async def issue_exam(request: Request) -> Response:
                 "barcode_png": base64.b64encode(bar).decode(), "barcode_svg": codes.code128(done["token"], "svg").decode()}
     answer = {"exam": done["exam"], "study": study, "token": done["token"], "url": url} | await run_in_threadpool(images)
     return json_response(answer, 201 if done["created"] else 200)
-
-
-async def delivery(request: Request) -> Response:
-    """Operators and the RIS: switch online delivery of an exam off (or on again)."""
-    body = await json_body(request)
-    study = _text(body, "study", required=True)
-    await require_visible(request, study)
-    owner = await run_in_threadpool(request.app.state.archive.owner, study)
-    return json_response(await call(exams.set_delivery, store_of(request), owner[0], study, field(body, "on", bool)))
 
 
 async def _exam(request: Request, body: dict[str, Any], required: bool = True) -> Any:
@@ -162,9 +153,9 @@ async def send_code(request: Request) -> Response:
 async def check_code(request: Request) -> Response:
     body = await json_body(request)
     exam = await _exam(request, body, required=False)
-    store = store_of(request)
-    account = await call(verify.check_code, store, portal_of(request).key, exam, _text(body, "phone", 20, True),
-                         _text(body, "code", 12, True))
+    store, key, phone = store_of(request), portal_of(request).key, _text(body, "phone", 20, True)
+    account = await call(verify.check_code, store, key, exam, phone, _text(body, "code", 12, True))
+    await call(exams.remember_phone, store, key, pii_of(request), phone)
     return json_response(await call(verify.session, store, account))
 
 
@@ -252,11 +243,10 @@ async def share_state(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from dicomweb import portal_reports  # it imports this module's helpers
+    from dicomweb import portal_console, portal_reports  # they import this module's helpers
 
-    return portal_reports.routes() + [
+    return portal_reports.routes() + portal_console.routes() + [
         Route("/api/portal/exams", issue_exam, methods=["POST"]),
-        Route("/api/portal/delivery", delivery, methods=["POST"]),
         Route("/api/portal/verify/exam", exam_info, methods=["POST"]),
         Route("/api/portal/verify/send", send_code, methods=["POST"]),
         Route("/api/portal/verify/sms", check_code, methods=["POST"]),

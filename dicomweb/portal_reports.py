@@ -2,7 +2,6 @@
 Encapsulated PDF through the archive), the cloud film out."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -11,10 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.access import origin_of, require_visible
-from dicomweb.accounts import call, json_body, json_response, store_of
+from dicomweb.accounts import json_body, json_response
 from dicomweb.portal import _study_of_accession
 from yunying.auth.errors import InvalidRequest
-from yunying.portal import console, fhir_reports, film
+from yunying.portal import fhir_reports, film
 
 
 async def fhir_report(request: Request) -> Response:
@@ -52,15 +51,8 @@ async def cloud_film(request: Request) -> Response:
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
-async def console_stats(request: Request) -> Response:
-    """The delivery console's counts (operators: no patient data)."""
-    return json_response(await call(console.stats, request.app.state.archive, store_of(request),
-                                    Path(request.app.state.settings.data)))
-
-
 def routes() -> list[Route]:
     return [
-        Route("/api/portal/console/stats", console_stats, methods=["GET"]),
         Route("/api/portal/fhir/DiagnosticReport", fhir_report, methods=["POST"]),
         Route("/api/portal/film", cloud_film, methods=["GET"]),
     ]

@@ -18,7 +18,7 @@ from index.parse import parse_match, supported_match_tags, tag_of
 from index.query import Level, Match, Query
 from yunying.errors import InvalidQuery, NotAcceptable
 
-RESERVED = {"limit", "offset", "includefield", "fuzzymatching", "orderby"}
+RESERVED = {"limit", "offset", "includefield", "fuzzymatching", "orderby", "person"}
 JSON_TYPES = ("application/dicom+json", "application/json", "*/*", "application/*")
 STUDY, SERIES, SOP = "0020000D", "0020000E", "00080018"
 
@@ -62,6 +62,9 @@ def parse_qido(request: Request, level: Level, scope: dict[str, str], max_result
                     warnings.append(f"includefield {field} is not a known attribute and was ignored")
         elif lname == "orderby":
             warnings.append("orderby is not supported; results are in the archive's stable order")
+        elif lname == "person":  # our extension (issue 15 part 5): resolved by person_match in _search
+            if not raw or len(raw) > 32 or not raw.isascii() or not raw.isalnum():
+                raise InvalidQuery(name, "must be a person id of the patient master index")
         else:
             _match(query, name, raw, allowed, seen, warnings)
     for tag, uid in scope.items():
@@ -101,6 +104,16 @@ def _int(name: str, raw: str) -> int:
     return int(raw)
 
 
+async def person_match(request: Request, person: str) -> Match:
+    """StudyInstanceUID in the studies of every identity the master index links to `person`."""
+    from dicomweb.mpi_api import index_of
+    from yunying.mpi.views import person_studies
+
+    archive, index = request.app.state.archive, index_of(request)
+    uids = await run_in_threadpool(person_studies, archive, index, person)
+    return Match(STUDY, "list", tuple(uids) or ("",))  # no study: matches nothing
+
+
 def _with_url(item: dict[str, Any], base: str, level: Level) -> dict[str, Any]:
     """The result with its RetrieveURL (0008,1190), attributes in tag order."""
     study = _uid(item, STUDY)
@@ -137,6 +150,9 @@ async def _search(request: Request, level: Level, scope: dict[str, str]) -> Resp
     form = representation(request)
     archive = request.app.state.archive
     query, warnings = parse_qido(request, level, scope, request.app.state.settings.qido_max_results)
+    person = next((v for k, v in request.query_params.multi_items() if k.lower() == "person"), "")
+    if person:  # every identity's studies, never beyond the scope set below
+        query.matches.append(await person_match(request, person))
     scoped_query(request, query)  # filtered inside the index query: paging and counts stay right
     wanted = query.limit if query.limit is not None else request.app.state.settings.qido_max_results
     query.limit = wanted + 1  # one more than asked tells whether results were cut (PS3.18 8.3.4.4)

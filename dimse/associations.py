@@ -195,6 +195,7 @@ class SocketOwner:
         self.lock = threading.Lock()
         self.owned = False
         self.returned = threading.Event()  # wakes the DUL when the owner gives the socket back
+        self.reads = 0  # PDUs the DUL has read (under `lock`): fastrecv takes over only after the A-ASSOCIATE-RQ alone
         sock: Any = dul.socket
         check = dul._is_transport_event  # pynetdicom's own
 
@@ -214,6 +215,7 @@ class SocketOwner:
                 except (OSError, ValueError):  # closed meanwhile: `ready` reports it next pass
                     return False
                 dul._read_pdu_data()  # what pynetdicom's does once its socket is ready
+                self.reads += 1
                 return True
 
         dul._is_transport_event = is_transport_event

@@ -117,6 +117,9 @@ def audited_store(handler: Callable[..., Any]) -> Callable[..., Any]:
         result = noting.result
         if result is not None and entry["outcome"] == "success":
             entry.update(studies=result.study, series=result.series)
+            pid, issuer, accession = getattr(result, "patient", ("", "", ""))
+            if pid:  # else the trail looks the study's patient up in the index
+                entry.update(patient_id=pid[:200], issuer=issuer[:200], accession=accession[:64])
             key = ("dimse", entry["client"], str(id(event.assoc)), result.study, result.series)
             fut = trail.fold(key, entry)
         else:

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 
 from pynetdicom import AE, evt
 from pynetdicom import sop_class as sop
+from pynetdicom.events import Event
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dimse import associations
+from dimse import associations, fastrecv
 from dimse.access import AccessPolicy, policy_for
 from dimse.associations import quiet_pynetdicom
 from dimse.audit_hooks import audited_query, audited_store
@@ -90,6 +91,16 @@ class DimseServer:
             assoc.join(max(0.0, deadline - time.monotonic()))
 
 
+def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: bool) -> None:
+    """EVT_ESTABLISHED: tally and log; then a storage association's P-DATA goes the lean way."""
+    associations.on_established(event)
+    if lean and fastrecv.eligible(event.assoc):
+        fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy))
+
+
+STORE = audited_store(on_c_store)  # the one C-STORE handler, whichever path received the message
+
+
 def _scu_tls(settings: Settings) -> ssl.SSLContext | None:
     """Our side of DICOM TLS to peers marked "tls": our certificate, theirs checked against tls_client_ca."""
     if not settings.tls_cert:
@@ -107,10 +118,10 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     handlers = [
         (evt.EVT_CONN_OPEN, associations.set_nodelay),
         (evt.EVT_REQUESTED, policy.on_requested),
-        (evt.EVT_ESTABLISHED, associations.on_established),
+        (evt.EVT_ESTABLISHED, on_established, [archive, policy, settings.dimse_lean_store]),
         (evt.EVT_CONN_CLOSE, associations.on_closed),
         (evt.EVT_C_ECHO, on_c_echo),
-        (evt.EVT_C_STORE, audited_store(on_c_store), [archive, policy]),
+        (evt.EVT_C_STORE, STORE, [archive, policy]),
         (evt.EVT_C_FIND, audited_query(on_c_find, "query"), [archive, policy, settings.aet]),
         (evt.EVT_C_MOVE, audited_query(on_c_move, "retrieve"), [archive, policy, peers, _scu_tls(settings)]),
         (evt.EVT_C_GET, audited_query(on_c_get, "retrieve"), [archive, policy]),

@@ -24,6 +24,7 @@ SUCCESS = 0x0000
 REFUSED_NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x: Refused: Not Authorized
 PROCESSING_FAILURE = 0x0110  # PS3.7 C.4: an unexpected failure on our side
 DATA_SET_DOES_NOT_MATCH = 0xB007
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.4 B.2.3: Refused: SOP Class not supported
 IMPLEMENTATION = (PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION)  # as pynetdicom's own file meta
 
 
@@ -42,8 +43,12 @@ def on_c_store(event: Event, archive: Archive, policy: AccessPolicy) -> Dataset 
     if not policy.may(aet, "store"):
         tally(event, "store_refused")
         return status(REFUSED_NOT_AUTHORIZED, "calling AE title not authorized to store")
+    request = cast(C_STORE, event.request)
+    if str(request.AffectedSOPClassUID) != str(event.context.abstract_syntax):
+        # PS3.7 9.1.1.1.x / PS3.4 B.2.3: only the SOP class negotiated for this context
+        tally(event, "store_refused")
+        return status(SOP_CLASS_NOT_SUPPORTED, "SOP class is not the presentation context's")
     try:
-        request = cast(C_STORE, event.request)
         # the data set as received behind a file meta group naming it (pynetdicom's
         # encoded_dataset() builds that group through pydicom: ~1 ms of GIL per instance)
         raw = file_meta(str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID),

@@ -13,6 +13,8 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from frontends.viewer.routes import routes as viewer_routes
+
 HERE = Path(__file__).resolve().parent
 # URL prefix -> folder under frontends/; `common` holds shared ES modules, `i18n` the catalogs.
 # Not `login/`: it holds the login pages' templates, rendered by dicomweb/login.py (which serves
@@ -21,7 +23,12 @@ FOLDERS: dict[str, str] = {
     "/viewer": "viewer",
     "/admin/audit": "audit",  # before /admin, which would take it; open through /admin's rule
     "/admin/security": "security",  # the security administrator's page (issue 12 part 5)
+    "/admin/jobs": "jobs",  # collectors and background jobs (issue 15 part 8); likewise
+    "/admin/matching": "matching",  # the unmatched-studies queue (issue 15 part 4), likewise
+    "/admin/mpi": "mpi",  # patient master index review (issue 15 part 5)
+    "/admin/routing": "routing",  # routing rules and queue (issue 15 part 7)
     "/admin": "admin",
+    "/portal/console": "console",  # the delivery console, before /portal; open through /portal's rule
     "/portal": "portal",
     "/common": "common",
     "/i18n": "i18n",
@@ -60,4 +67,5 @@ def mount_frontends(app: object, root: Path = HERE) -> list[str]:
         if folder.is_dir():
             app.router.routes.append(Mount(prefix, app=static_app(folder), name=f"frontend-{name}"))  # type: ignore[attr-defined]
             mounted.append(prefix)
+    app.router.routes.extend(viewer_routes())  # type: ignore[attr-defined]  # the viewer's /api/viewer/sr
     return mounted

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ import duckdb
 import orjson
 
 from index import extract as ex
-from index import write
+from index import moves, write
 from index.catalog import MAX_ROWS, Catalog
 from index.model import InstanceRecord, InstanceRow
 from index.query import Query
@@ -65,8 +66,11 @@ class Index:
         for stmt in () if read_only else migrations(existing):  # an index file of an earlier version
             log.info("index migration: %s", stmt)
             self._con.execute(stmt)
-        for stmt in () if read_only else statements():
+        for stmt in () if read_only else [*statements(), moves.DDL]:
             self._con.execute(stmt)
+        # studies moved to another patient (HL7 merges): small, read by every ingest and retrieval
+        self._overrides: dict[str, moves.Attrs] = (
+            moves.load(self._con) if not read_only or "patient_overrides" in existing else {})
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
         self._seq: int = last[0] if last else 0
         self._catalog: Catalog | None = None  # loaded by the first search
@@ -172,7 +176,11 @@ class Index:
                     raise ValueError(f"record without {tag}")
 
         def body(cur: duckdb.DuckDBPyConnection) -> tuple[list[InstanceRow | None], Refreshed]:
-            previous, seq, refreshed = write.upsert(cur, records, self._seq, self.incremental)
+            recs = records
+            if self._overrides:  # under the writer lock: an instance of a moved study takes its patient
+                recs = [replace(r, json=moves.patch(r.json, self._overrides[s])) if (
+                    s := ex.text(r.json, "0020000D")) in self._overrides else r for r in records]
+            previous, seq, refreshed = write.upsert(cur, recs, self._seq, self.incremental)
             self._seq = seq
             return previous, refreshed
         start = self._seq
@@ -186,6 +194,29 @@ class Index:
         """Remove a study, series or instance in one transaction; returns the removed rows."""
         where, params = self._scope(study, series, sop)
         return self._write(lambda cur: write.delete(cur, where, params, IN_ORDER.format(where=where)))
+
+    def move_patient(self, studies: list[str], attrs: moves.Attrs, keep: bool = True) -> dict[str, moves.Attrs]:
+        """Move studies to another patient (index/moves.py) in one transaction; returns the prior
+        attributes of each moved study. keep=False: a move back (undo), dropping the override."""
+        before = dict(self._overrides)
+
+        def body(cur: duckdb.DuckDBPyConnection) -> tuple[dict[str, moves.Attrs], Refreshed]:
+            priors, refreshed = moves.move(cur, studies, attrs, keep)
+            for study in priors:  # under the writer lock, so no ingest slips in between
+                if keep:
+                    self._overrides[study] = attrs
+                else:
+                    self._overrides.pop(study, None)
+            return priors, refreshed
+        try:
+            return self._write(body)
+        except BaseException:
+            self._overrides = before
+            raise
+
+    def patient_override(self, study: str) -> moves.Attrs | None:
+        """The patient attributes a moved study's stored headers are corrected with on retrieval."""
+        return self._overrides.get(study)
 
     @staticmethod
     def _scope(study: str, series: str | None, sop: str | None) -> tuple[str, list[str]]:

@@ -44,6 +44,7 @@ from yunying.errors import (
 from yunying.ingest import load_record
 from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
+from yunying.routing.hook import notify
 from yunying.writing import IngestPool, Written, write_instance
 
 log = logging.getLogger("yunying.archive")
@@ -62,6 +63,7 @@ class StoreResult:
     outcome: str  # "stored" | "duplicate" (identical resend, nothing changed) | "replaced"
     warnings: list[str] = field(default_factory=list)  # human-readable, no patient data
     committed: Future | None = field(default=None, repr=False, compare=False)  # resolves once indexed
+    patient: tuple[str, str, str] = ("", "", "")  # PatientID, IssuerOfPatientID, AccessionNumber (audit)
 
 
 class Archive:
@@ -238,7 +240,8 @@ class Archive:
                 if current.digest == w.digest:
                     if current.storage_key != w.key and not w.existed:
                         self.storage.delete(w.key)
-                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate", _warnings(w))
+                    return StoreResult(w.sop_class, w.sop, w.study, w.series, "duplicate", _warnings(w),
+                                       patient=_patient(w))
             self._known.add(w.sop)
             fut: Future = Future()
             with self._rows_lock:
@@ -246,10 +249,12 @@ class Archive:
                 self._pending[w.sop] = (_row_of(w), fut)
             self._queue.put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
-                             "replaced" if current is not None else "stored", _warnings(w), committed=fut)
+                             "replaced" if current is not None else "stored", _warnings(w), committed=fut,
+                             patient=_patient(w))
         if wait:
             self._queue.put(_FLUSH)
             fut.result()
+        notify(self, w.record, result)  # issue 15: routing and the patient master index (yunying/routing/hook.py)
         return result
 
     def _owning(self, record: InstanceRecord) -> Origin:
@@ -353,8 +358,11 @@ class Archive:
 
     # -- retrieve --------------------------------------------------------------------------
     def read_header(self, row: InstanceRow) -> Dataset:
-        """The stored header (all but PixelData), with file meta."""
-        return pydicom.dcmread(io.BytesIO(self._blob(row, HEADER)), force=True)
+        """The stored header (all but PixelData), with file meta; a study moved to another
+        patient (HL7 merge, index/moves.py) gets that patient's attributes."""
+        ds = pydicom.dcmread(io.BytesIO(self._blob(row, HEADER)), force=True)
+        override = self.index.patient_override(row.study)
+        return ds if override is None else patient_patched(ds, override)
 
     def read_json(self, row: InstanceRow) -> dict:
         """The stored DICOM JSON of a version, from the record beside its bytes (no index, no header parse)."""
@@ -425,7 +433,8 @@ class Archive:
         """A Part 10 file of the instance in transfer_syntax (None: as received)."""
         target = UID(transfer_syntax or row.transfer_syntax)
         stored = UID(row.transfer_syntax)
-        if target == stored and stored != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        if (target == stored and stored != pydicom.uid.DeflatedExplicitVRLittleEndian
+                and self.index.patient_override(row.study) is None):
             head = self._blob(row, HEADER)
             if row.pixel_form == "none":
                 return head
@@ -445,6 +454,14 @@ class Archive:
             self._forget(row.sop)
             self.storage.delete(row.storage_key)
         return len(removed)
+
+    def move_patient(self, studies: list[str], attrs: dict[str, Any], keep: bool = True) -> dict[str, Any]:
+        """Move studies to another patient in the index (HL7 A40/A47, index/moves.py); the
+        stored bytes stay as received and are corrected on retrieval. Returns prior attributes."""
+        self.flush()  # what was acknowledged before the move moves with its study
+        priors = self.index.move_patient(studies, attrs, keep)
+        self.generation += 1
+        return priors
 
     # -- check and recovery ----------------------------------------------------------------
     def check(self, repair: bool = False) -> dict[str, list[str]]:
@@ -513,7 +530,7 @@ class Archive:
         """read_part10(row) as received, in pieces to write one after another (never joined):
         a native PixelData value is the decoded frames' own buffer (C-MOVE/C-GET send these)."""
         extra = row.extra
-        if (row.pixel_form != "native" or "cut" not in extra
+        if (row.pixel_form != "native" or "cut" not in extra or self.index.patient_override(row.study) is not None
                 or UID(row.transfer_syntax) in (pydicom.uid.ExplicitVRBigEndian,
                                                 pydicom.uid.DeflatedExplicitVRLittleEndian)):
             return [self.read_part10(row)]
@@ -526,9 +543,34 @@ class Archive:
                 memoryview(head)[cut:]]
 
 
+def patient_patched(ds: Dataset, attrs: dict[str, Any]) -> Dataset:
+    """ds with a moved study's patient attributes (DICOM JSON elements; None removes one)."""
+    values = Dataset.from_json({t: e for t, e in attrs.items() if e is not None})
+    if any(not str(el.value).isascii() for el in values):
+        ds.decode()  # every text value read with the stored character set, then written as UTF-8
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    for tag, element in attrs.items():
+        if element is None:
+            ds.pop(int(tag, 16), None)
+    for el in values:
+        ds[el.tag] = el
+    return ds
+
+
 def _warnings(w: Written) -> list[str]:
     """What the ingest noticed and kept anyway (issue 10 part 2), without values."""
     return list(w.record.extra.get("warnings", ()))
+
+
+def _patient(w: Written) -> tuple[str, str, str]:
+    """Whose instance it is, for the audit record: without it the trail asked the index, and
+    each such query waited for the group commit of everything acknowledged (Archive.search)."""
+    js = w.record.json
+
+    def first(tag: str) -> str:
+        values = js.get(tag, {}).get("Value") or [""]
+        return str(values[0])
+    return first("00100020"), first("00100021"), first("00080050")
 
 
 def _row_of(w: Written) -> InstanceRow:

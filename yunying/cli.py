@@ -80,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"yunying: first start: super admin 'admin', one-time password {auth.first_password} "
               "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
               file=sys.stderr, flush=True)
+    from yunying.pii_cli import seal_at_start
+    seal_at_start(settings, auth.store)  # older versions' clear personal data sealed (issue 12 part 6)
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
@@ -88,8 +90,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from yunying.audit.patients import study_patients
         yunying.audit.start(settings.data, auth.store.engine, study_patients(archive),
                             syslog=settings.audit_syslog, syslog_ca=settings.audit_syslog_ca)
-    dimse = None
+    dimse = notifier = records = None
+    app: Any = None
     try:
+        from yunying.portal.notify import start_notifier
+        notifier = start_notifier(settings, auth.store, archive)  # report notifications (issue 14 part 8)
         try:
             server_mod = importlib.import_module("dimse.server")
         except ImportError:
@@ -97,7 +102,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if server_mod is not None and settings.dimse_port:
             dimse = server_mod.start_dimse(archive, settings)
         app = build_app(archive, settings, _statement(settings), auth)
+        from yunying.collect.cli import (
+            start as start_collect,  # Q/R collectors and lifecycle (issue 15)
+        )
+        app.state.collect, app.state.lifecycle = start_collect(settings, archive, auth.store.engine)
         mount_frontends(app)  # /viewer/, /common/, /i18n/ ...: static pages (open routes) served by the archive
+        if settings.records_sources or settings.hl7_port:  # hospital records: collectors, HL7, matching
+            from yunying.records.service import Records
+            records = app.state.records = Records(settings, auth.store, archive)
+            records.start()
+        if server_mod is not None:  # routing's C-STORE sender (issue 15 part 7; dicomweb imports no DIMSE)
+            app.state.routing.senders["dicom"] = importlib.import_module("dimse.forward").sender(settings.aet)
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
                                 access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
@@ -118,8 +133,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
             signal.signal(sig, lambda *_: None)
         uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
+        if notifier is not None:
+            notifier.stop()
+        if app is not None and app.state.collect is not None:
+            app.state.collect.stop()  # before the archive closes: a run ends after its current study
+        if app is not None and app.state.lifecycle is not None:
+            app.state.lifecycle.stop()
+        if records is not None:
+            records.stop()
         if dimse is not None:
             dimse.stop()
+        if app is not None:  # issue 15: routing and master index threads stop before the archive closes
+            from dicomweb import mpi_api, routing_api
+            routing_api.stop(app)
+            mpi_api.stop(app)
         if settings.audit:
             yunying.audit.stop()  # writes the open frame windows and what is queued
         archive.close()  # drains the index writer: everything acknowledged is committed
@@ -215,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli"):
+    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

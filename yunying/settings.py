@@ -1,6 +1,7 @@
 """Settings: defaults < config file (TOML) < environment (YUNYING_*) < command-line flags."""
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import json
 import os
@@ -25,6 +26,7 @@ class Settings:
     aet: str = "YUNYING"
     peers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dimse_accept_all: bool = False  # let any calling AE store/query/retrieve, not only known peers
+    dimse_lean_store: bool = True  # storage associations' P-DATA read by dimse/fastrecv.py, not pynetdicom
     issuer_hospitals: dict[str, str] = field(default_factory=dict)  # IssuerOfPatientID -> hospital (issue 11)
     cors_origins: list[str] = field(default_factory=list)
     max_upload_bytes: int = 8 * 1024**3
@@ -57,6 +59,33 @@ class Settings:
     tls_client_ca: str = ""  # CA file: DICOM TLS peers must present a certificate it signed
     frame_ancestors: list[str] = field(default_factory=list)  # origins that may frame our pages (CSP)
     rate_limit: int = 0  # requests per second per principal (burst: 10 s worth); 0: no limit
+    # collection and lifecycle (issue 15 parts 1 and 6, README "Collection")
+    collect_sources: list[dict[str, Any]] = field(default_factory=list)  # [[collect_sources]] source PACS
+    retention_years: list[dict[str, Any]] = field(default_factory=list)  # [[retention_years]] class, years
+    retention_rules: list[dict[str, Any]] = field(default_factory=list)  # [[retention_rules]] class, when
+    retention_default: str = "outpatient"  # the class of a study no rule matches
+    delivery_cache_bytes: int = 0  # delivery cache: bytes the collected studies may fill; 0: no purge
+    cache_high_water: int = 90  # percent of delivery_cache_bytes that starts a purge
+    cache_low_water: int = 75  # percent the purge goes down to
+    cache_check_s: int = 60  # how often the delivery cache compares its size with the high-water mark
+    refetch_wait_s: int = 20  # how long a request for a purged study waits for its re-fetch before a 503
+    # personal data at rest (issue 12 part 6, yunying/pii.py): the sealing keys, outside the data folder
+    pii_key_file: str = ""  # "": env YUNYING_PII_KEYS, else <data>.pii.key beside the data folder
+    # the patient portal (issue 14, README "The patient portal"): report notifications
+    portal_notify_seconds: int = 30  # how often released reports of bound exams are looked for; 0: never
+    # hospital records (issue 15 parts 2-4, README "Hospital records: databases, web services, HL7")
+    records_sources: str = ""  # TOML file of [[sources]]: database views / web services and their mappings
+    records_match_seconds: int = 300  # how often new studies are matched to exams; 0: on demand only
+    hl7_port: int = 0  # MLLP listener for HL7 v2 (2575 is usual); 0: none
+    hl7_hospital: str = "default"  # the hospital HL7 messages belong to
+    hl7_issuer: str = ""  # assigning authority of their patient IDs when PID-3 names none ("": hl7_hospital)
+    hl7_charset: str = "utf-8"  # decoding of messages without MSH-18 (gb18030 for many HIS)
+    # patient master index and routing (issue 15 parts 5 and 7, README "Patient master index", "Routing")
+    mpi: bool = True  # feed the master index from every stored instance's patient
+    mpi_link_upper: int = 20  # Fellegi-Sunter weight (bits) at or above which a candidate links automatically
+    mpi_link_lower: int = 12  # ... at or above which (and below upper) it waits in the review queue
+    routing_attempts: int = 8  # tries of one forward before it is marked failed (retry by hand)
+    routing_backoff_seconds: int = 5  # wait before the first retry; doubled each time, at most an hour
 
     def validate(self) -> Settings:
         """Raise SettingError naming the first bad value."""
@@ -97,7 +126,21 @@ class Settings:
             raise SettingError(f"dimse_tls_port: {self.dimse_tls_port!r} is not a TCP port (0-65535)")
         if not isinstance(self.audit_retention_days, int) or self.audit_retention_days < 180:
             raise SettingError("audit_retention_days: at least 180 (GB/T 22239-2019 8.1.4.3: six months)")
+        if not isinstance(self.hl7_port, int) or not 0 <= self.hl7_port <= 65535:
+            raise SettingError(f"hl7_port: {self.hl7_port!r} is not a TCP port (0-65535)")
+        if not isinstance(self.records_match_seconds, int) or self.records_match_seconds < 0:
+            raise SettingError("records_match_seconds: 0 (on demand) or seconds")
+        try:
+            codecs.lookup(self.hl7_charset)
+        except LookupError:
+            raise SettingError(f"hl7_charset: {self.hl7_charset!r} is not a character set (utf-8, gb18030)") from None
+        if not 0 < self.mpi_link_lower <= self.mpi_link_upper:
+            raise SettingError("mpi_link_lower, mpi_link_upper: need 0 < lower <= upper (bits)")
+        if self.routing_attempts < 1 or self.routing_backoff_seconds < 0:
+            raise SettingError("routing_attempts: at least 1; routing_backoff_seconds: 0 or more")
         check_api_keys(self.api_keys)
+        from yunying.collect.config import check_collect  # here: it imports this module
+        check_collect(self)
         if self.api_key and len(self.api_key) < 16:
             raise SettingError("api_key: at least 16 characters (YUNYING_API_KEY)")
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:

@@ -20,6 +20,7 @@ async function post(path, body, token) {
 export function reasonText(status, error = "") {
   if (status === 429) return t("portal.error.wait", { reason: (error.match(/(\d+) s/) || [])[1] || "60" });
   if (status === 403) return t("portal.error.locked");
+  if (status === 410) return t("portal.error.deliveryOff");
   if (status === 404) return t(/bound/.test(error) ? "portal.error.noAccount" : "portal.error.unknownExam");
   if (/expired/.test(error)) return t("portal.error.codeExpired");
   if (/phone number/.test(error)) return t("portal.error.wrongPhone");
@@ -57,7 +58,8 @@ async function showVerify(exam) {
   let ways = ["sms"];
   if (exam) {
     const info = await post("verify/exam", { exam });
-    if (info.status !== 200) return problem("portal.error.title", info.status === 404 ? "portal.error.unknownExam" : "portal.error.server");
+    if (info.status !== 200) return problem("portal.error.title", info.status === 404 ? "portal.error.unknownExam"
+      : info.status === 410 ? "portal.error.deliveryOff" : "portal.error.server");
     ways = info.body.ways;
     if (info.body.phone) $("phone-hint").textContent = t("portal.verify.phoneOnRecord", { phone: info.body.phone });
     if (!ways.length) return problem("portal.error.title", "portal.error.noContact");

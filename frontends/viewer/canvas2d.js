@@ -53,8 +53,10 @@ export class Canvas2dRenderer {
       return;
     }
     const lut = this.table(image, v);
-    if (this.imageKey !== image) {
-      const { columns: w, rows: h, pixels } = image;
+    if (this.imageKey !== image || this.sharpenKey !== (v.sharpen || 0)) {
+      const { columns: w, rows: h } = image;
+      const pixels = v.sharpen ? sharpened(image.pixels, w, h, v.sharpen) : image.pixels;
+      this.sharpenKey = v.sharpen || 0;
       this.scratch.width = w;
       this.scratch.height = h;
       const sctx = this.scratch.getContext("2d");
@@ -81,4 +83,19 @@ export class Canvas2dRenderer {
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(this.scratch, 0, 0);
   }
+}
+
+/** The raw samples through the 3x3 kernel of gl.js (centre + weight x Laplacian), edges clamped. */
+export function sharpened(px, w, h, weight) {
+  const out = new px.constructor(px.length); // typed arrays clamp or wrap: clamp to the type's range first
+  const lo = px instanceof Int16Array ? -32768 : 0, hi = px instanceof Int16Array ? 32767 : px instanceof Uint8Array ? 255 : 65535;
+  for (let y = 0; y < h; y++) {
+    const up = (y > 0 ? y - 1 : 0) * w, row = y * w, down = (y < h - 1 ? y + 1 : y) * w;
+    for (let x = 0; x < w; x++) {
+      const c = px[row + x], left = px[row + (x > 0 ? x - 1 : 0)], right = px[row + (x < w - 1 ? x + 1 : x)];
+      const v = Math.round(c + weight * (4 * c - left - right - px[up + x] - px[down + x]));
+      out[row + x] = v < lo ? lo : v > hi ? hi : v;
+    }
+  }
+  return out;
 }

@@ -46,6 +46,7 @@ uniform vec2 u_canvas;
 uniform mat3 u_toImage;   // canvas pixel (top-left origin) -> image pixel
 uniform float u_slope, u_intercept, u_center, u_width;
 uniform bool u_invert;
+uniform float u_sharpen;  // 0: off; else the weight of the Laplacian subtracted (a 3x3 sharpening kernel)
 uniform sampler2D u_palette;  // 256 x 1 RGBA: the pseudo-colour map (grey by default)
 out vec4 color;
 ${SAMPLE[kind]}
@@ -57,7 +58,12 @@ void main() {
     color = vec4(0.0, 0.0, 0.0, 1.0);
     return;
   }
-  float v = raw(img) * u_slope + u_intercept;
+  float r = raw(img);
+  if (u_sharpen > 0.0) {  // on the raw values, before the window: the same kernel as the canvas path
+    r += u_sharpen * (4.0 * r - raw(img + vec2(1.0, 0.0)) - raw(img - vec2(1.0, 0.0))
+                              - raw(img + vec2(0.0, 1.0)) - raw(img - vec2(0.0, 1.0)));
+  }
+  float v = r * u_slope + u_intercept;
   float g = clamp((v - (u_center - 0.5)) / max(u_width - 1.0, 1.0) + 0.5, 0.0, 1.0);
   if (u_invert) g = 1.0 - g;
   color = vec4(texelFetch(u_palette, ivec2(int(floor(g * 255.0 + 0.5)), 0), 0).rgb, 1.0);
@@ -79,7 +85,7 @@ function program(gl, kind) {
   gl.linkProgram(p);
   if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(p));
   const u = {};
-  for (const name of ["u_tex", "u_size", "u_canvas", "u_toImage", "u_slope", "u_intercept", "u_center", "u_width", "u_invert", "u_palette"]) {
+  for (const name of ["u_tex", "u_size", "u_canvas", "u_toImage", "u_slope", "u_intercept", "u_center", "u_width", "u_invert", "u_palette", "u_sharpen"]) {
     u[name] = gl.getUniformLocation(p, name);
   }
   return { p, u };
@@ -175,6 +181,7 @@ export class GlRenderer {
     gl.uniform1f(u.u_center, v.center);
     gl.uniform1f(u.u_width, v.width);
     gl.uniform1i(u.u_invert, v.invert !== Boolean(image.monochrome1) ? 1 : 0);
+    if (u.u_sharpen) gl.uniform1f(u.u_sharpen, v.sharpen || 0);
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
 }

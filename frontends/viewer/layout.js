@@ -1,6 +1,7 @@
 // Viewport layouts (1x1, 1x2, 2x2, 2x3): one series per viewport, the tapped one active; a
 // series card loads into the active viewport.
 import { attachGestures, attachScrollbar } from "./interact.js";
+import { attachReferences } from "./refs.js";
 import { Viewport } from "./viewport.js";
 
 export const LAYOUTS = ["1x1", "1x2", "2x2", "2x3"];
@@ -11,6 +12,7 @@ export function createViewport(viewer, el, rendererKind) {
   attachGestures(vp, viewer.tools);
   attachScrollbar(vp);
   el.addEventListener("drawn", () => viewer.measurements.render(vp));
+  attachReferences(viewer, vp);
   vp.onChange(() => viewer.followers?.(vp));
   el.addEventListener("pointerdown", () => activate(viewer, vp), true);
   el.addEventListener("dragover", (e) => { if (e.dataTransfer.types.includes(SERIES_DRAG)) e.preventDefault(); });
@@ -61,6 +63,6 @@ export async function setLayout(viewer, layout, seriesOrder, loadSeries, rendere
   viewer.layout = layout;
 }
 
-const TEMPLATE = `<canvas></canvas><img class="preview" alt="" hidden><svg class="marks"></svg>
+const TEMPLATE = `<canvas></canvas><img class="preview" alt="" hidden><svg class="refs"></svg><svg class="marks"></svg><canvas class="lens" hidden></canvas>
 <div class="corner tl"></div><div class="corner tr"></div><div class="corner bl"></div><div class="corner br"></div>
 <div class="scrollbar" hidden><div class="thumb"></div></div>`;

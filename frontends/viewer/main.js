@@ -7,6 +7,7 @@ import { getJson, HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } 
 import { Cine } from "./cine.js";
 import { createViewport, setLayout } from "./layout.js";
 import { Loader } from "./loader.js";
+import { Magnifier } from "./magnifier.js";
 import { Measurements } from "./measure.js";
 import { attachSync } from "./sync.js";
 import { seriesImages, value } from "./series.js";
@@ -31,17 +32,19 @@ const earlyFirst = params.get("study") ? getJson(`${studyUrl(params.get("study")
 earlyFirst?.catch(() => {});
 const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
+const NOT_IMAGES = new Set(["SR", "KO", "PR", "DOC"]);
 
+const lens = new Magnifier();
 const viewer = {
   // ?cacheMb=N bounds the decoded-pixel cache (an embedding app that knows its memory)
   viewports: [], active: null, loader: new Loader((Number(params.get("cacheMb")) || 0) * 2 ** 20 || undefined),
   series: new Map(), seriesOrder: [], measurements: new Measurements(), cine: null, layout: "1x1",
   tools: {
     active: "wl",
-    start: (vp, tool, x, y) => viewer.measurements.start(vp, tool, x, y),
-    move: (vp, x, y) => viewer.measurements.move(vp, x, y),
-    end: (vp) => viewer.measurements.end(vp),
-    cancel: (vp) => viewer.measurements.cancel(vp),
+    start: (vp, tool, x, y) => (tool === "magnify" ? lens.start(vp, x, y) : viewer.measurements.start(vp, tool, x, y)),
+    move: (vp, x, y) => lens.move(vp, x, y) || viewer.measurements.move(vp, x, y),
+    end: (vp) => lens.end(vp) || viewer.measurements.end(vp),
+    cancel: (vp) => lens.end(vp) || viewer.measurements.cancel(vp),
   },
   patientMode: params.get("mode") === "patient", // share or patient links: viewing tools only
   setTool(tool) { this.tools.active = tool; this.measurements.cancel(this.active); this.onTool?.(tool); },
@@ -49,6 +52,22 @@ const viewer = {
   openSeries(uid, vp = this.active) {
     return loadSeries(this.study, uid, params.get("instance")).then((s) => { vp.setSeries(s); markCurrent(); }, fail);
   },
+  /** Store every measurement of the study as a DICOM SR (TID 1500) through STOW-RS. */
+  async save() {
+    status("viewer.sr.saving");
+    try {
+      const { saveMeasurements } = await import("./sr.js");
+      status(await saveMeasurements(this) ? "viewer.sr.saved" : "viewer.sr.nothing");
+    } catch (err) {
+      if (err instanceof Unauthorized) return;
+      console.warn(err.message);
+      status("viewer.sr.failed");
+    }
+    setTimeout(() => status(""), 3000);
+  },
+  loadSeries: (study, uid) => loadSeries(study, uid, null),
+  status: (key) => status(key),
+  rendererKind: params.get("renderer"),
   setLayout(layout) {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
   },
@@ -132,6 +151,7 @@ async function openStudy(study) {
   } catch (err) { fail(err); return; }
   // no series at all: the study is not in the archive or not visible to this user (the same answer)
   const absent = !seriesList.length;
+  seriesList = seriesList.filter((s) => !NOT_IMAGES.has(value(s, "Modality"))); // reports, key images, states
   if (wanted.length) seriesList = seriesList.filter((s) => wanted.includes(value(s, "SeriesInstanceUID")));
   viewer.seriesOrder = seriesList.map((s) => value(s, "SeriesInstanceUID"));
   const firstShown = await shown;
@@ -151,6 +171,14 @@ async function openStudy(study) {
   await preview;
   status("");
   buildStrip(study, seriesList);
+  if (!viewer.patientMode) { // the study's reports (the toolbar's report button appears)
+    import("./report.js").then(({ reportsOf }) => reportsOf(study))
+      .then((found) => { viewer.reports = found; viewer.onReports?.(); }, (err) => console.warn("reports not read:", err.message));
+  }
+  if (!viewer.patientMode) { // the newest saved measurement report, drawn again
+    import("./sr.js").then(({ loadMeasurements }) => loadMeasurements(viewer, study))
+      .then((n) => { viewer.savedMarks = n; }, (err) => console.warn("saved measurements not read:", err.message));
+  }
 }
 
 function buildStrip(study, seriesList) {
@@ -210,7 +238,7 @@ async function main() {
     $("#patient-notice").hidden = false;
     $("#to-list").hidden = true;
   }
-  buildToolbar($("#toolbar"), $("#presets"), viewer);
+  buildToolbar($("#toolbar"), $("#presets"), viewer, $("#priors"));
   attachKeys(viewer);
   for (const vp of viewer.viewports) vp.changed();
   await opened;

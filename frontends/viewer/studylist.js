@@ -2,6 +2,7 @@
 // or pinyin: fuzzy matching on every name group), patient ID, accession number, date range and
 // modality; newest first; a patient's other exams one tap away.
 import { applyTranslations, t } from "../common/i18n.js";
+import { attachDatePickers, normalizeDate } from "./datepicker.js";
 import { searchStudies } from "./dicomweb.js";
 import { personName, value, values } from "./series.js";
 
@@ -14,10 +15,11 @@ const FORM = `<form id="search" autocomplete="off">
   <input name="name" type="search" data-i18n-placeholder="viewer.list.name">
   <input name="id" type="search" data-i18n-placeholder="viewer.list.patientId">
   <input name="accession" type="search" data-i18n-placeholder="viewer.list.accession">
-  <label><span data-i18n="viewer.list.from"></span> <input name="from" type="date"></label>
-  <label><span data-i18n="viewer.list.to"></span> <input name="to" type="date"></label>
+  <label><span data-i18n="viewer.list.from"></span> <input name="from" class="date" inputmode="numeric" data-i18n-placeholder="viewer.list.dateFormat"></label>
+  <label><span data-i18n="viewer.list.to"></span> <input name="to" class="date" inputmode="numeric" data-i18n-placeholder="viewer.list.dateFormat"></label>
   <select name="modality">${MODALITIES.map((m) => `<option value="${m}"${m ? "" : ' data-i18n="viewer.list.anyModality"'}>${m}</option>`).join("")}</select>
   <button type="submit" data-i18n="viewer.list.search"></button>
+  <div class="quick"></div>
 </form>
 <p id="list-count" role="status"></p>
 <ol id="results"></ol>
@@ -30,8 +32,8 @@ export function queryOf(form) {
   if (name) { q.set("PatientName", name); q.set("fuzzymatching", "true"); }
   if (form.id.trim()) q.set("PatientID", `*${form.id.trim()}*`);
   if (form.accession.trim()) q.set("AccessionNumber", `*${form.accession.trim()}*`);
-  const day = (d) => (d || "").replaceAll("-", "");
-  if (form.from || form.to) q.set("StudyDate", `${day(form.from)}-${day(form.to)}`);
+  const day = (d) => (normalizeDate(d) || "").replaceAll("-", ""); // a field that is not a date is left out
+  if (day(form.from) || day(form.to)) q.set("StudyDate", `${day(form.from)}-${day(form.to)}`);
   if (form.modality) q.set("ModalitiesInStudy", form.modality);
   return q;
 }
@@ -39,8 +41,9 @@ export function queryOf(form) {
 export async function openStudyList(root, params) {
   root.hidden = false;
   root.innerHTML = FORM;
-  applyTranslations(root);
   const form = root.querySelector("#search");
+  attachDatePickers(form, form.querySelector(".quick"));
+  applyTranslations(root);
   for (const key of ["name", "id", "accession", "from", "to", "modality"]) {
     if (params.get(key)) form.elements[key].value = params.get(key);
   }

@@ -4,10 +4,10 @@ import { COLORMAPS } from "./colormaps.js";
 import { LAYOUTS } from "./layout.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "length", "angle", "roi"];
-const DOCTOR_ONLY = new Set(["length", "angle", "roi", "layout"]); // patient mode: viewing tools only
+const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
-export function buildToolbar(nav, menu, viewer) {
+export function buildToolbar(nav, menu, viewer, priors) {
   nav.replaceChildren();
   const button = (key, action, id) => {
     const b = document.createElement("button");
@@ -19,7 +19,7 @@ export function buildToolbar(nav, menu, viewer) {
     nav.append(b);
     return b;
   };
-  const toolButtons = TOOLS.filter((tool) => !(viewer.patientMode && DOCTOR_ONLY.has(tool))).map((tool) => {
+  const toolButtons = TOOLS.filter((tool) => !viewer.patientMode || VIEWING.has(tool)).map((tool) => {
     const b = button(`viewer.tool.${tool}`, () => viewer.setTool(tool), `tool-${tool}`);
     b.dataset.tool = tool;
     return b;
@@ -36,6 +36,13 @@ export function buildToolbar(nav, menu, viewer) {
   const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
   colourLabel();
   window.addEventListener("languagechange", colourLabel);
+  if (!viewer.patientMode) {
+    const sharpen = button("viewer.sharpen", () => {
+      viewer.active.set({ sharpen: viewer.active.view.sharpen ? 0 : 1 });
+      sharpen.setAttribute("aria-pressed", String(!!viewer.active.view.sharpen));
+    }, "sharpen");
+    sharpen.setAttribute("aria-pressed", "false");
+  }
   button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
   button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
@@ -43,6 +50,22 @@ export function buildToolbar(nav, menu, viewer) {
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
   if (!viewer.patientMode) addLayout(button, viewer);
+  if (!viewer.patientMode) button("viewer.save", () => viewer.save(), "save");
+  if (!viewer.patientMode) {
+    button("viewer.compare", () => {
+      if (!priors.hidden) { priors.hidden = true; return; }
+      import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
+    }, "compare");
+    const reportPanel = document.querySelector("#report");
+    const report = button("viewer.report", () => {
+      if (!reportPanel.hidden) { reportPanel.hidden = true; return; }
+      import("./report.js").then((m) => m.showReports(viewer, reportPanel, viewer.reports || []));
+    }, "report-open");
+    report.hidden = !viewer.reports?.length; // shown once the study turns out to have a report
+    viewer.onReports = () => { report.hidden = !viewer.reports?.length; };
+    const exports = document.querySelector("#exports");
+    button("viewer.export", () => { exports.hidden = !exports.hidden; if (!exports.hidden) buildExports(exports, viewer); }, "export");
+  }
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
@@ -90,6 +113,36 @@ function buildPresets(menu, viewer) {
     const [w, c] = (answer || "").split(/[\s,/]+/).map(Number);
     if (Number.isFinite(w) && Number.isFinite(c) && w > 0) viewer.active.setWindow(c, w);
   });
+}
+
+/** The export menu: the viewport as JPEG, images from..to as PNG or JPEG, the series as MP4. */
+function buildExports(menu, viewer) {
+  const vp = viewer.active, n = vp.series?.images.length || 1;
+  menu.innerHTML = `<button type="button" id="export-shot"></button>
+    <label><span></span> <input id="export-from" type="number" min="1" max="${n}" value="${vp.index + 1}"></label>
+    <label><span></span> <input id="export-to" type="number" min="1" max="${n}" value="${vp.index + 1}"></label>
+    <button type="button" id="export-png"></button><button type="button" id="export-jpeg"></button>
+    <button type="button" id="export-mp4"></button>`;
+  const texts = { "#export-shot": "viewer.export.shot", "#export-png": "viewer.export.png", "#export-jpeg": "viewer.export.jpeg",
+    "#export-mp4": "viewer.export.mp4", "label:nth-of-type(1) span": "viewer.export.from", "label:nth-of-type(2) span": "viewer.export.to" };
+  for (const [sel, key] of Object.entries(texts)) { const el = menu.querySelector(sel); el.dataset.i18n = key; el.textContent = t(key); }
+  const run = (work) => async () => {
+    menu.hidden = true;
+    viewer.status?.("viewer.export.working");
+    try {
+      const m = await import("./export.js");
+      await work(m);
+      viewer.status?.("");
+    } catch (err) {
+      console.warn("export failed:", err.message);
+      viewer.status?.("viewer.export.failed");
+    }
+  };
+  const range = () => [Number(menu.querySelector("#export-from").value) || 1, Number(menu.querySelector("#export-to").value) || 1];
+  menu.querySelector("#export-shot").addEventListener("click", run(async (m) => m.download(await m.screenshot(vp), "viewport.jpg")));
+  menu.querySelector("#export-png").addEventListener("click", run((m) => m.exportImages(vp, ...range(), "image/png")));
+  menu.querySelector("#export-jpeg").addEventListener("click", run((m) => m.exportImages(vp, ...range(), "image/jpeg")));
+  menu.querySelector("#export-mp4").addEventListener("click", run((m) => m.exportCine(vp, viewer.cine.fps)));
 }
 
 export function attachKeys(viewer) {

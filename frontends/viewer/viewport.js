@@ -37,13 +37,14 @@ export class Viewport {
     this.loader = loader;
     this.canvas = element.querySelector("canvas");
     this.preview = element.querySelector("img.preview");
+    this.lens = element.querySelector("canvas.lens");
     this.corners = Object.fromEntries(CORNERS.map((c) => [c, element.querySelector(`.corner.${c}`)]));
     this.rendererKind = rendererKind;
     this.renderer = null; // made at the first full-fidelity draw: WebGL set-up must not delay the preview
     this.series = null;
     this.index = 0;
     this.image = null; // the decoded frame on screen (full fidelity)
-    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
+    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey", sharpen: 0 };
     this.windowSet = false;
     this.listeners = new Set();
     this.pending = false;
@@ -101,7 +102,7 @@ export class Viewport {
     if (!keepView) {
       this.image = null;
       this.windowSet = false;
-      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
+      this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey", sharpen: 0 };
     }
     this.setIndex(index);
   }
@@ -182,7 +183,7 @@ export class Viewport {
 
   reset() {
     this.windowSet = false;
-    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey" };
+    this.view = { ...this.view, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey", sharpen: 0 };
     if (this.image) this.show(this.image);
     this.changed();
   }

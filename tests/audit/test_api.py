@@ -88,11 +88,11 @@ def test_exports_csv_xlsx_and_dicom_audit_messages(server: tuple[YunyingServer, 
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet.max_row == 3 and sheet.cell(1, 12).value == "patient_id" and sheet.cell(2, 12).value == PATIENT
     messages = ET.fromstring(xml.content).findall("AuditMessage")
-    codes = sorted(m.find("EventIdentification/EventID").get("csd-code") for m in messages)
-    assert codes == ["110103", "110104"]  # instances accessed (metadata), transferred (store)
+    codes = sorted(str(e.get("csd-code")) for m in messages if (e := m.find("EventIdentification/EventID")) is not None)
+    assert codes == ["110103", "110104"] and len(messages) == 2  # instances accessed (metadata), transferred (store)
     for m in messages:
         ids = {p.get("ParticipantObjectID") for p in m.findall("ParticipantObjectIdentification")}
-        assert {study} <= ids and any(i.startswith(PATIENT) for i in ids)
+        assert {study} <= ids and any((i or "").startswith(PATIENT) for i in ids)
 
 
 def test_per_patient_access_list_and_verify(server: tuple[YunyingServer, str]) -> None:

@@ -15,8 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from pydicom import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import (
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
@@ -53,9 +55,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     port = free_port()
 
     def on_store(event: evt.Event) -> int:
+        assert isinstance(event.request, C_STORE)
         received.append(str(event.request.AffectedSOPInstanceUID))
         return 0
     server_scp = scp.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert server_scp is not None  # block=False: the server thread
     srv = start_yunying(tmp / "data", peers={"AUDITSCU": ("127.0.0.1", port)})
     try:
         ct = make_ct(patient_id=PATIENT, accession=ACCESSION, frames=3)
@@ -88,7 +92,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         moved = [s for s, _ in assoc.send_c_move(m, "AUDITSCU", StudyRootQueryRetrieveInformationModelMove)]
         assert moved[-1].Status == 0 and received == [sop]
         other = make_ct(study=study, patient_id=PATIENT, accession=ACCESSION)
-        other.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+        other.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         assert assoc.send_c_store(other).Status == 0
         assoc.release()
     finally:
@@ -99,7 +103,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 def test_one_record_per_access_with_the_patient(session: dict) -> None:
     rows = [r for r in records(session["data"]) if r["principal_id"] != "anonymous" or r["status"] != "401"]
-    by = {}
+    by: dict[str, list[dict]] = {}
     for r in rows:
         by.setdefault(r["action"], []).append(r)
     study = session["study"]

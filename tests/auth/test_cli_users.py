@@ -47,7 +47,9 @@ def test_users_lifecycle_on_the_command_line(tmp_path: Path) -> None:
 def test_api_keys_from_the_cli_work_on_the_server_and_revoke(tmp_path: Path) -> None:
     data = tmp_path / "data"
     made = users(data, "api-keys", "--add", "pacs", "--scope", "dicomweb.read")
-    key_id, key = re.search(r"API key (\S+) \(pacs\): (\S+)", made.stdout).groups()
+    shown = re.search(r"API key (\S+) \(pacs\): (\S+)", made.stdout)
+    assert shown, made.stdout
+    key_id, key = shown.groups()
     srv = start_yunying(data)
     try:
         url = srv.dicomweb_url + "/studies"

@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -24,8 +25,8 @@ async def who(request: Request) -> JSONResponse:
 @pytest.fixture
 def app(tmp_path: Path) -> Starlette:
     a = auth.start(Settings(data=tmp_path, api_key=KEY), environ={})
-    inner = Starlette(routes=[Route("/api/new-thing", who), Route("/health", who)])
-    return AuthMiddleware(inner, a.identifier)  # type: ignore[return-value]
+    return Starlette(routes=[Route("/api/new-thing", who), Route("/health", who)],
+                     middleware=[Middleware(AuthMiddleware, a.identifier)])  # as the archive installs it
 
 
 async def _get(app: Starlette, path: str, key: str | None = KEY) -> httpx.Response:

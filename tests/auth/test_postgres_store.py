@@ -25,6 +25,7 @@ import yunying.auth.oidc.tables  # registers the oidc component's migrations
 import yunying.portal.schema  # registers the portal component's migrations
 from tests.auth.signin import sign_in
 from tests.conftest import missing_tool, start_with_env
+from yunying import pii
 from yunying.audit import store as audit_store
 from yunying.audit.trail import Trail
 from yunying.auth import (
@@ -295,11 +296,11 @@ def test_security_policy_history_second_factor_and_throttle(pg: Store) -> None:
 
 
 def test_portal_exam_codes_and_binding(pg: Store) -> None:
-    key = secrets.token_bytes(32)
+    key, pii_keys = secrets.token_bytes(32), pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1"))
     contact = portal_exams.Contact(phone="13800138000")
-    first = portal_exams.issue_exam(pg, key, hospital="default", study="1.2.9", accession="A1", contact=contact,
+    first = portal_exams.issue_exam(pg, key, pii_keys, hospital="default", study="1.2.9", accession="A1", contact=contact,
                                     created_by="ris")
-    again = portal_exams.issue_exam(pg, key, hospital="default", study="1.2.9", accession="A1", contact=contact,
+    again = portal_exams.issue_exam(pg, key, pii_keys, hospital="default", study="1.2.9", accession="A1", contact=contact,
                                     created_by="ris")
     assert first["created"] and not again["created"] and again["token"] == first["token"]
     exam = portal_exams.exam_of_token(pg, first["token"])

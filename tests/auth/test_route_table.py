@@ -17,7 +17,7 @@ def test_every_route_of_the_built_app_has_a_policy(built_routes: list[tuple[str,
 
 
 def test_open_routes_are_few_and_serve_no_images(built_routes: list[tuple[str, str]]) -> None:
-    open_ones = [(m, p) for m, p in built_routes if RULES.rule_for(m, sample_path(p)).action == OPEN]
+    open_ones = [(m, p) for m, p in built_routes if (r := RULES.rule_for(m, sample_path(p))) and r.action == OPEN]
     assert all(not p.startswith("/dicomweb") for _, p in open_ones), open_ones
     assert len(OPEN_ROUTES) < 30
 
@@ -28,7 +28,7 @@ def test_every_route_refuses_without_a_token_except_the_open_ones(
         for method, template in built_routes:
             path = sample_path(template)
             resp = anonymous.request(method, path, content=b"{}")
-            if RULES.rule_for(method, path).action == OPEN:
+            if (rule := RULES.rule_for(method, path)) and rule.action == OPEN:
                 # not refused by the authorization point (a login form may answer a wrong password
                 # with 401, as HTML and without a Bearer challenge)
                 assert "bearer" not in resp.headers.get("www-authenticate", "").lower(), (method, path)

@@ -18,7 +18,8 @@ def test_registered_once_and_follows_the_issuer(tmp_path: Path) -> None:
     client = store.get_client(CLIENT_ID)
     assert client is not None and client.public
     assert client.redirect_uris == tuple(f"http://127.0.0.1:8042{p}" for p in (
-        "/viewer/", "/admin/", "/admin/audit/", "/admin/security/"))
+        "/viewer/", "/admin/", "/admin/audit/", "/admin/security/", "/admin/matching/", "/admin/mpi/",
+        "/admin/routing/", "/portal/console/"))
     assert set(client.scope.split()) == set(SCOPES)
     assert client.check_grant_type("refresh_token") and not client.check_grant_type("client_credentials")
 

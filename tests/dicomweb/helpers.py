@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -13,7 +14,7 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 
 def make_ct(study: str | None = None, series: str | None = None, *, name: str = "Doe^John",
             patient_id: str = "P1", date: str = "20240101", modality: str = "CT", number: int = 1,
-            rows: int = 8, cols: int = 8, frames: int = 1, charset: str | None = None,
+            rows: int = 8, cols: int = 8, frames: int = 1, charset: str | list[str] | None = None,
             ideographic: str | None = None, accession: str = "A1", sop: str | None = None) -> pydicom.Dataset:
     """A small, valid single- or multi-frame image instance."""
     ds = pydicom.Dataset()
@@ -58,3 +59,11 @@ def multipart(*bodies: bytes, boundary: str = "XbX", ctype: str = "application/d
         out += f"--{boundary}\r\nContent-Type: {ctype}\r\n\r\n".encode() + body + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return out, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
+def refusal(resp: Any, status: int) -> str:
+    """The reason of an error answer: its status, and the archive's JSON error body naming why."""
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()
+    assert body["status"] == status and body["error"], body
+    return str(body["error"])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from dicomweb.app import build_app
 from index.model import Origin
@@ -27,10 +28,10 @@ async def _watch(stop: asyncio.Event, lags: list[float]) -> None:
         lags.append(loop.time() - before - 0.005)
 
 
-async def _while_committing(archive: Archive, app: object, path: str, accept: str) -> tuple[httpx.Response, float]:
+async def _while_committing(archive: Archive, app: Starlette, path: str, accept: str) -> tuple[httpx.Response, float]:
     ds = make_ct()
     await asyncio.to_thread(archive.store, part10(ds), Origin("import", "test"), None, False)  # committed later
-    stop, lags = asyncio.Event(), []
+    stop, lags = asyncio.Event(), list[float]()
     watcher = asyncio.create_task(_watch(stop, lags))
     url = path.format(study=ds.StudyInstanceUID, series=ds.SeriesInstanceUID, sop=ds.SOPInstanceUID)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://archive") as client:
@@ -73,7 +74,7 @@ def test_stow_parts_are_parsed_and_spooled_off_the_loop(tmp_path: Path) -> None:
         body, ctype = multipart(*(part10(make_ct(rows=512, cols=512, frames=8, number=i)) for i in range(6)))
 
         async def run() -> tuple[httpx.Response, list[float]]:
-            stop, lags = asyncio.Event(), []
+            stop, lags = asyncio.Event(), list[float]()
             watcher = asyncio.create_task(_watch(stop, lags))
 
             async def chunks():

@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer, start_yunying
 from tests import web
-from tests.dicomweb.helpers import make_ct, multipart, part10
+from tests.dicomweb.helpers import make_ct, multipart, part10, refusal
 
 TAG = {"PatientName": "00100010", "PatientID": "00100020", "StudyInstanceUID": "0020000D",
        "ModalitiesInStudy": "00080061", "NumberOfStudyRelatedInstances": "00201208",
@@ -21,7 +21,7 @@ TAG = {"PatientName": "00100010", "PatientID": "00100020", "StudyInstanceUID": "
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[YunyingServer, dict[str, str]]]:
     srv = start_yunying(tmp_path_factory.mktemp("qido") / "data")
-    studies = {k: generate_uid() for k in ("wang", "li", "smith", "smith2")}
+    studies = {k: str(generate_uid()) for k in ("wang", "li", "smith", "smith2")}
     items = []
     s1 = generate_uid()
     items += [make_ct(studies["wang"], s1, name="Wang^Xiaodong", ideographic="王^小东", charset="ISO_IR 192",
@@ -134,9 +134,7 @@ def test_limit_offset_stable_order_and_warning(corpus: tuple[YunyingServer, dict
 def test_bad_parameter_is_400_naming_it(corpus: tuple[YunyingServer, dict[str, str]], params: dict[str, str],
                                         name: str) -> None:
     srv, _ = corpus
-    resp = q(srv, "/studies", **params)
-    assert resp.status_code == 400
-    assert name in resp.json()["error"]
+    assert name in refusal(q(srv, "/studies", **params), 400)
 
 
 def test_unknown_attribute_is_ignored_with_warning(corpus: tuple[YunyingServer, dict[str, str]]) -> None:
@@ -149,7 +147,7 @@ def test_unknown_attribute_is_ignored_with_warning(corpus: tuple[YunyingServer, 
 def test_xml_only_accept_is_406(corpus: tuple[YunyingServer, dict[str, str]]) -> None:
     srv, _ = corpus
     resp = web.get(srv.dicomweb_url + "/studies", headers={"Accept": "application/dicom+xml"})
-    assert resp.status_code == 406
+    assert "application/dicom+json" in refusal(resp, 406)
 
 
 def test_series_and_instances_levels_with_dicomweb_client(corpus: tuple[YunyingServer, dict[str, str]]) -> None:

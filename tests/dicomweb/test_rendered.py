@@ -266,9 +266,9 @@ def test_thumbnails_at_every_level_small_and_cached(server: YunyingServer, serie
     assert png.headers["content-type"] == "image/png"
     # its speed is measured in benchmarks/pixels.py (thumbnails), never asserted here (issue 10 part 9)
     with web.Client() as http:
-        first = http.get(series + "/thumbnail")
-        again = [http.get(series + "/thumbnail") for _ in range(5)]
-    assert all(r.status_code == 200 and r.content == first.content for r in again)
+        thumb = http.get(series + "/thumbnail")
+        repeats = [http.get(series + "/thumbnail") for _ in range(5)]
+    assert all(r.status_code == 200 and r.content == thumb.content for r in repeats)
 
 
 def test_series_thumbnail_follows_new_instances(server: YunyingServer) -> None:

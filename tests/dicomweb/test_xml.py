@@ -17,13 +17,13 @@ import pydicom
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
 from dicomweb.xml import NAMESPACE, PN_COMPONENTS, PN_GROUPS, dataset_xml
 from tests import web
+from tests.conftest import pydicom_path
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 XML = 'multipart/related; type="application/dicom+xml"'
@@ -150,8 +150,8 @@ def test_characters_xml_cannot_carry_become_replacement_characters() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text()), min_size=1, max_size=4), st.text(max_size=20))
 def test_any_text_round_trips(values: list[str | None], name: str) -> None:
-    doc = {"00204000": {"vr": "UT", "Value": values},
-           "00100010": {"vr": "PN", "Value": [{"Alphabetic": name.replace("^", "_").replace("=", "_")}]}}
+    alphabetic = name.replace("^", "_").replace("=", "_")
+    doc = {"00204000": {"vr": "UT", "Value": values}, "00100010": {"vr": "PN", "Value": [{"Alphabetic": alphabetic}]}}
 
     def legal(s: str | None) -> str | None:
         if s is None:
@@ -161,7 +161,7 @@ def test_any_text_round_trips(values: list[str | None], name: str) -> None:
     back = from_xml(dataset_xml(doc))
     assert [v if v is not None else None for v in back["00204000"]["Value"]] == \
         [legal(v) or None if v is not None else None for v in values]
-    expect = legal(doc["00100010"]["Value"][0]["Alphabetic"])
+    expect = legal(alphabetic)
     assert normalized(back["00100010"]["Value"]) == normalized([{"Alphabetic": expect}])
 
 
@@ -332,7 +332,7 @@ def test_series_and_study_as_octet_stream(server: YunyingServer, rich: list[pydi
 
 
 def test_compressed_instance_as_octet_stream(server: YunyingServer) -> None:
-    path = get_testdata_file("JPEG2000.dcm")
+    path = pydicom_path("JPEG2000.dcm")
     ds = pydicom.dcmread(path)
     body, ctype = multipart(Path(path).read_bytes())
     assert web.post(server.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype}).status_code == 200

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pydicom
@@ -103,12 +103,20 @@ def fake_scp(fake_archive: FakeArchive, storescp_port: int) -> Iterator[DimseSer
     server.stop()
 
 
+def collector(got: list[bytes]) -> Callable[[bytes], int]:
+    """A C-GET store handler for dimse.scu.get: keeps each instance, answers Success."""
+    def keep(raw: bytes) -> int:
+        got.append(raw)
+        return 0x0000
+    return keep
+
+
 def make_instance(path: Path, *, study: str, series: str, sop: str, patient_id: str = "P1",
                   name: str = "Doe^John", modality: str = "CT", date: str = "20240102") -> Path:
     """A copy of CT_small with the given identity, as a Part 10 file."""
     ds = pydicom.dcmread(sample_file("CT_small.dcm"))
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, sop
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(sop)
     ds.PatientID, ds.PatientName, ds.Modality, ds.StudyDate = patient_id, name, modality, date
     ds.save_as(path, enforce_file_format=True)
     return path

@@ -83,9 +83,10 @@ class FakeArchive:
     def search(self, query: Query) -> Iterator[dict]:
         for js in self._rows(query.level):
             study = _values(js, "0020000D")
-            owner = self.owner(study[0]) if study else None
+            hospital, department = (self.owner(study[0]) if study else None) or (None, None)
+            series = _values(js, "0020000E")
             if query.level != "PATIENT" and not query.scope.admits(
-                    study[0] if study else "", *(owner or (None, None)), (_values(js, "0020000E") or [None])[0]):
+                    study[0] if study else "", hospital, department, series[0] if series else None):
                 continue  # the scope, as the index applies it (index.query.StudyScope)
             if all(_matches(js, m) for m in query.matches):
                 yield js

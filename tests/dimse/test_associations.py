@@ -66,9 +66,9 @@ def test_wake_and_close_from_many_threads_do_not_race() -> None:
             with pytest.raises(BlockingIOError):
                 os.read(r, 16)  # nothing was written into a reused descriptor
     finally:
-        for r, w in reused:
+        for r, wr in reused:
             os.close(r)
-            os.close(w)
+            os.close(wr)
 
 
 def _reader(sock: socket.socket) -> WakingSocket:
@@ -80,7 +80,11 @@ def _reader(sock: socket.socket) -> WakingSocket:
 def test_recv_returns_exactly_what_was_asked_across_many_segments() -> None:
     a, b = socket.socketpair()
     data = os.urandom(300_000)
-    sender = threading.Thread(target=lambda: [b.sendall(data[i:i + 7_000]) for i in range(0, len(data), 7_000)])
+    def send() -> None:
+        for i in range(0, len(data), 7_000):
+            b.sendall(data[i:i + 7_000])
+
+    sender = threading.Thread(target=send)
     sender.start()
     try:
         reader = _reader(a)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, SCU_AET, free_port, run, sample_file, wait_listening
+from conftest import DCMTK, SCU_AET, collector, free_port, run, sample_file, wait_listening
 from dicomweb_client.api import DICOMwebClient
 
 from dimse import scu
@@ -61,7 +61,7 @@ def test_stow_then_c_find_and_c_get(server) -> None:
     assert [(str(d.SeriesInstanceUID), d.Modality) for d in found] == [(original.SeriesInstanceUID, "MR")]
     got: list[bytes] = []
     result = scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={original.StudyInstanceUID}"]),
-                     lambda raw: got.append(raw) or 0)
+                     collector(got))
     assert result.ok and len(got) == 1
     assert dataset_equal(pydicom.dcmread(BytesIO(got[0])), original)
 

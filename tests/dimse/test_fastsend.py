@@ -7,7 +7,7 @@ from io import BytesIO
 import pydicom
 from conftest import sample_file
 
-from dimse.fastsend import PreEncoded, message_pdus, part10_body
+from dimse.fastsend import Buffer, PreEncoded, message_pdus, part10_body
 
 
 def test_part10_body_is_the_data_set_after_the_meta() -> None:
@@ -93,7 +93,7 @@ def test_command_sets_encode_as_pynetdicom_does() -> None:
 
 
 def test_pdus_fragments_span_the_pieces_of_a_body() -> None:
-    pieces = [b"head" * 10, b"", memoryview(bytes(range(256)) * 9), b"\x01", b"tail" * 3]
+    pieces: list[Buffer] = [b"head" * 10, b"", memoryview(bytes(range(256)) * 9), b"\x01", b"tail" * 3]
     body = b"".join(bytes(p) for p in pieces)
     for max_pdu in (0, 64, 100, 4096):
         frames = _parse(message_pdus(3, b"command!", pieces, max_pdu))
@@ -111,7 +111,7 @@ def test_send_buffers_writes_everything_in_order_through_partial_writes() -> Non
 
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # many partial sendmsg calls
-    buffers = [bytes([i % 251]) * (i * 37 % 5000) for i in range(1500)]  # more than IOV_MAX
+    buffers: list[Buffer] = [bytes([i % 251]) * (i * 37 % 5000) for i in range(1500)]  # more than IOV_MAX
     got = bytearray()
 
     def drain() -> None:

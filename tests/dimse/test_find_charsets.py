@@ -73,7 +73,7 @@ def pynetdicom_find(server: YunyingServer, identifier: Dataset) -> set[str]:
     finally:
         assoc.release()
     assert found[-1][0].Status == 0x0000, found[-1][0]
-    return {str(ds.PatientID) for status, ds in found if status.Status == 0xFF00}
+    return {str(getattr(ds, "PatientID", None)) for status, ds in found if status.Status == 0xFF00}
 
 
 def findscu(server: YunyingServer, tmp: Path, identifier: Dataset | None = None, *keys: str) -> set[str]:

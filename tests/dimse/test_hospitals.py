@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, free_port, run, sample_file
+from conftest import DCMTK, collector, free_port, run, sample_file, wait_listening
 from pydicom.uid import generate_uid
 
 from dimse import scu
@@ -81,11 +81,9 @@ def test_c_get_of_another_hospitals_study_sends_nothing(server: tuple[object, in
     for aet, own, other in (("H1SCU", CT, MR), ("H2SCU", MR, CT)):
         peer = scu.Peer("127.0.0.1", srv.dimse_port, called=srv.aet, aet=aet)  # type: ignore[attr-defined]
         got: list[bytes] = []
-        scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={study(other)}"]),
-                lambda raw, keep=got.append: keep(raw) or 0)
+        scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={study(other)}"]), collector(got))
         assert got == []
-        result = scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={study(own)}"]),
-                         lambda raw, keep=got.append: keep(raw) or 0)
+        result = scu.get(peer, build_identifier("STUDY", [f"StudyInstanceUID={study(own)}"]), collector(got))
         assert result.ok and len(got) == 1
 
 
@@ -95,8 +93,8 @@ def test_c_move_of_another_hospitals_study_moves_nothing(server: tuple[object, i
     out.mkdir()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "H2SCU", "-od", str(out), str(receiver)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
     try:
+        wait_listening(receiver, proc)
         for target, expected in ((study(CT), 0), (study(MR), 1)):
             res = run("movescu", "-S", "-aet", "H2SCU", "-aec", srv.aet, "-aem", "H2SCU", "127.0.0.1",  # type: ignore[attr-defined]
                       str(srv.dimse_port), "-k", "QueryRetrieveLevel=STUDY",  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ def find(port: int, tmp: Path, *keys: str, root: str = "-S") -> tuple[list[pydic
     for k in keys:
         args += ["-k", k]
     res = run("findscu", *args)
-    found = [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
+    found: list[pydicom.Dataset] = [pydicom.dcmread(p) for p in sorted(out.glob("rsp*.dcm"))]
     return found, res.stderr + res.stdout
 
 
@@ -227,7 +227,8 @@ def test_get_study(scp, loaded, tmp_path: Path) -> None:
 def test_get_compressed_instance_transcoded_or_as_stored(scp, archive, tmp_path: Path) -> None:
     original = _store_sample(archive, "MR_small_RLE.dcm")
     plain, kept = tmp_path / "plain", tmp_path / "kept"
-    plain.mkdir(), kept.mkdir()
+    plain.mkdir()
+    kept.mkdir()
     res = get(scp.port, plain, "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={original.StudyInstanceUID}")
     assert res.returncode == 0, res.stderr
     got = received(plain)[original.SOPInstanceUID]
@@ -273,7 +274,7 @@ def _multiframe(path: Path, sop: str, *, odd: bool) -> Path:
         ds.NumberOfFrames, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 3, 8, 8, 7
         ds.PixelData = bytes(range(27)) + b"\0"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.826.1.9", "1.2.826.1.9.1"
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(sop)
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -350,6 +351,7 @@ def test_move_counts_the_destinations_statuses_and_survives_its_abort(scp, archi
     dest.supported_contexts = StoragePresentationContexts
     server = dest.start_server(("127.0.0.1", storescp_port), block=False,
                                evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert server is not None  # block=False: the server thread
     try:
         result = scu.move(scu.Peer("127.0.0.1", scp.port, called=SCP_AET, aet=SCU_AET, timeout=30),
                           build_identifier("STUDY", ["StudyInstanceUID=1.2.826.1.7"]), "STORESCP")

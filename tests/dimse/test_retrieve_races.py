@@ -12,7 +12,7 @@ from io import BytesIO
 
 import pydicom
 import pytest
-from conftest import SCP_AET, SCU_AET, sample_file, start_scp
+from conftest import SCP_AET, SCU_AET, collector, sample_file, start_scp
 from fake_archive import FakeArchive
 from pynetdicom import evt
 from pynetdicom.presentation import build_context, build_role
@@ -29,7 +29,7 @@ def _fill(archive: FakeArchive, n: int, study: str = "1.2.11") -> None:
     ds = pydicom.dcmread(sample_file("CT_small.dcm"))
     for i in range(n):
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, f"{study}.1"
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{study}.1.{i}"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.UID(f"{study}.1.{i}")
         buf = BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         archive.store(buf.getvalue(), Origin("import", "test"))
@@ -76,7 +76,7 @@ def test_first_response_goes_to_the_sending_thread_even_when_the_dul_was_already
         assert len(dest_archive.items) == 4
     else:
         got: list[bytes] = []
-        result = scu.get(_peer(fake_scp.port), ident, lambda raw: got.append(raw) or 0x0000,
+        result = scu.get(_peer(fake_scp.port), ident, collector(got),
                          sop_classes=[CT])
         assert len(got) == 4
     assert (result.status, result.completed, result.failed) == (0x0000, 4, 0)

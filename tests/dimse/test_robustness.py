@@ -15,12 +15,12 @@ import pytest
 from conftest import DCMTK, SCP_AET, SCU_AET, make_instance, sample_file, start_scp, stored_sops
 from fake_archive import FakeArchive
 from pydicom import Dataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.presentation import build_context
-from pynetdicom.sop_class import (
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     Verification,
@@ -38,7 +38,7 @@ def ct(sop: str, study: str = "1.2.7.1", series: str = "1.2.7.1.1") -> Dataset:
     """CT_small under new UIDs."""
     ds = pydicom.dcmread(sample_file("CT_small.dcm"))
     ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, sop
-    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(sop)
     return ds
 
 
@@ -65,15 +65,22 @@ def send_raw_store(assoc, body: bytes, sop: str, msg_id: int) -> Dataset:
     return rsp
 
 
+def _encoded(ds: Dataset) -> bytes:
+    """A data set encoded Explicit VR Little Endian, as a C-STORE carries it."""
+    raw = encode(ds, False, True)
+    assert raw is not None
+    return raw
+
+
 def test_malformed_datasets_fail_and_association_survives(scp, archive) -> None:
-    good = encode(ct("1.2.7.1.1.1"), False, True)
+    good = _encoded(ct("1.2.7.1.1.1"))
     no_study = ct("1.2.7.1.1.2")
     del no_study.StudyInstanceUID
     bodies = {
         "truncated mid-element": good[: len(good) // 2],
         "garbage": b"\x08\x00\x16\x00UI\xff\x7f" + bytes(range(200)),
-        "no StudyInstanceUID": encode(no_study, False, True),
-        "garbage inside a sequence": _garbage_sequence(encode(ct("1.2.7.1.1.4"), False, True)),
+        "no StudyInstanceUID": _encoded(no_study),
+        "garbage inside a sequence": _garbage_sequence(_encoded(ct("1.2.7.1.1.4"))),
     }
     with scu.associate(scu.Peer("127.0.0.1", scp.port, **PEER), store_contexts()) as assoc:
         for n, (what, body) in enumerate(bodies.items(), start=1):

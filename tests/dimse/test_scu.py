@@ -12,11 +12,13 @@ from conftest import (
     DCMTK,
     SCP_AET,
     SCU_AET,
+    collector,
     free_port,
     make_instance,
     sample_file,
     start_scp,
     stored_sops,
+    wait_listening,
 )
 from pydicom import Dataset
 from pynetdicom.presentation import build_context
@@ -90,7 +92,7 @@ def test_get_compressed_kept_as_stored(scp, two_studies) -> None:
     original = pydicom.dcmread(sample_file("MR_small_RLE.dcm"))
     got: list[bytes] = []
     result = scu.get(peer(scp.port), build_identifier("STUDY", [f"StudyInstanceUID={original.StudyInstanceUID}"]),
-                     lambda raw: got.append(raw) or 0, compressed=[original.file_meta.TransferSyntaxUID])
+                     collector(got), compressed=[original.file_meta.TransferSyntaxUID])
     assert result.ok and len(got) == 1
     from io import BytesIO
     ds = pydicom.dcmread(BytesIO(got[0]))
@@ -180,7 +182,7 @@ def test_against_orthanc_store_find_move_get(orthanc_and_us, two_studies, tmp_pa
     # C-GET from Orthanc on our association
     got: list[bytes] = []
     result = scu.get(remote, build_identifier("STUDY", [f"StudyInstanceUID={rle.StudyInstanceUID}"]),
-                     lambda raw: got.append(raw) or 0, compressed=True)
+                     collector(got), compressed=True)
     assert result.ok and len(got) == 1, result
     from io import BytesIO
     back = pydicom.dcmread(BytesIO(got[0]))
@@ -213,8 +215,8 @@ def test_cli_store_and_move_to_storescp(tmp_path: Path, storescp_port: int) -> N
     out.mkdir()
     proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(out), str(storescp_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
     try:
+        wait_listening(storescp_port, proc)
         assert yunying_main(["dimse", "store", "127.0.0.1", str(storescp_port), "--called", "STORESCP",
                              "--study", "1.2.6.1", "--data", str(data)]) == 0
         assert len(list(out.iterdir())) == 2
@@ -241,6 +243,7 @@ def test_scp_sockets_have_nodelay(scp) -> None:
         for served in scp.ae.active_associations:
             if served.is_acceptor:
                 seen.append(served.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        assert assoc.dul.socket is not None and assoc.dul.socket.socket is not None
         ours = assoc.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     assert seen and all(seen) and ours
 

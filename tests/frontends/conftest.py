@@ -10,8 +10,8 @@ import pytest
 from benchmarks.net import YunyingServer, start_yunying
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, missing_tool  # noqa: F401 - re-exported for the front-end tests
 
-PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
-DESKTOP = {"viewport": {"width": 1366, "height": 768}}
+PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1366, "height": 768}}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from typing import Any
 
 import httpx
 import numpy as np
@@ -88,7 +89,7 @@ def stow(server: YunyingServer, parts: list[bytes]) -> None:
     assert r.status_code == 200, r.text
 
 
-def store_ct(server: YunyingServer, slices: int = 5, size: int = 256, **kw: str) -> tuple[str, str]:  # kw: ct_slice's
+def store_ct(server: YunyingServer, slices: int = 5, size: int = 256, **kw: Any) -> tuple[str, str]:  # kw: ct_slice's
     """Store a striped CT series; returns (study UID, series UID)."""
     study, series = generate_uid(), generate_uid()
     stow(server, [ct_slice(i, study, series, size, **kw) for i in range(slices)])

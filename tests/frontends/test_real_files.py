@@ -11,9 +11,9 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
 from benchmarks.net import YunyingServer
+from tests.conftest import pydicom_path
 from tests.frontends.conftest import DESKTOP, PHONE
 from tests.frontends.phantom import grey
 
@@ -30,7 +30,7 @@ SAMPLE_JS = """(n) => { const vp = window.yunyingViewer.viewports[0], c = vp.can
 
 
 def stored(archive: YunyingServer, name: str) -> pydicom.Dataset:
-    path = get_testdata_file(name)
+    path = pydicom_path(name)
     ds = pydicom.dcmread(path)
     r = httpx.post(f"{archive.dicomweb_url}/studies", content=Path(path).read_bytes(),
                    headers={**archive.headers, "Content-Type": "application/dicom"}, timeout=60)

@@ -222,7 +222,9 @@ def test_length_angle_and_roi_on_the_phantom(open_page: Any, archive: YunyingSer
     drag_image(page, (100, 100), (124, 140))  # inside stripe 3 (x 96-127)
     roi = page.text_content("svg.marks .measure.roi")
     assert f"Mean {hu(3, 0):.1f} SD 0.0" in roi and f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f}" in roi
-    area = float(re.search(r"Area ([\d.]+) mm²", roi).group(1))
+    shown = re.search(r"Area ([\d.]+) mm²", roi)
+    assert shown, roi
+    area = float(shown.group(1))
     assert area == pytest.approx(3.14159 * 12 * 20 * SPACING**2, rel=0.01)
     page.keyboard.press("ArrowDown")  # measurements belong to their image
     page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 0")

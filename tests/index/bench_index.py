@@ -9,16 +9,16 @@ import time
 from pathlib import Path
 
 import pydicom
-from pydicom.data import get_testdata_file
 
 from index import Index, InstanceRecord, Origin, Query, parse_match
+from tests.conftest import pydicom_path
 
 SURNAMES = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou"]
 
 
 def template() -> dict:
     """CT_small's DICOM JSON with its pixel data as a bulk data URI."""
-    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds = pydicom.dcmread(pydicom_path("CT_small.dcm"))
     return ds.to_json_dict(1024, lambda el: "yy-bulk:x")
 
 

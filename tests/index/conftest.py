@@ -7,9 +7,9 @@ from typing import Any
 
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 
 from index import Index, InstanceRecord, Origin
+from tests.conftest import pydicom_path
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -64,9 +64,7 @@ def from_file(path: str | Path, institution: str = "H1") -> InstanceRecord:
 
 def record_of(name: str) -> InstanceRecord:
     """A record of one of pydicom's test files (charset files included)."""
-    path = CHARSETS / name if (CHARSETS / name).exists() else get_testdata_file(name)
-    assert path, name
-    return from_file(path)
+    return from_file(CHARSETS / name if (CHARSETS / name).exists() else pydicom_path(name))
 
 
 @pytest.fixture

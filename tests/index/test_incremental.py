@@ -126,7 +126,7 @@ def test_replace_then_close_with_a_reader_result_open(tmp_path: Path) -> None:
     ix.upsert([make(sop="1.1")])
     assert ix.lookup("1.1") is not None  # a reader cursor whose result stays open
     ix.upsert([make(sop="1.1", name="Other^Name", storage_key="b")])
-    assert ix.lookup("1.1").storage_key == "b"
+    assert (row := ix.lookup("1.1")) is not None and row.storage_key == "b"
     ix.upsert([make(sop="1.1", storage_key="c")])
     ix.close()  # CHECKPOINT: no write transaction left open
 

@@ -5,6 +5,7 @@ import pytest
 
 from index import InvalidQueryValue, Match, parse_match, supported_match_tags, tag_of
 from index.parse import high_bound, like_pattern, low_bound
+from index.query import MatchKind
 
 
 def test_tag_of_keywords_hex_and_paths() -> None:
@@ -35,7 +36,7 @@ def test_supported_tags_per_level() -> None:
     ("W?ng", "wildcard", ("W?ng",)),
     ("Wang^Xiaodong", "single", ("Wang^Xiaodong",)),
 ])
-def test_pn_kinds(raw: str, kind: str, values: tuple[str, ...]) -> None:
+def test_pn_kinds(raw: str, kind: MatchKind, values: tuple[str, ...]) -> None:
     assert parse_match("PatientName", raw) == Match("00100010", kind, values)
 
 

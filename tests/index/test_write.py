@@ -49,7 +49,7 @@ def test_replace_returns_old_row_and_keeps_counts(ix: Index) -> None:
     ix.upsert([make(sop="1.1", storage_key="old"), make(sop="1.2", instance_number=2)])
     old = ix.upsert([make(sop="1.1", storage_key="new", json={"00081030": el("LO", "New")})])
     assert old[0] is not None and old[0].storage_key == "old"
-    assert ix.lookup("1.1").storage_key == "new"
+    assert (row := ix.lookup("1.1")) is not None and row.storage_key == "new"
     assert ix.counts()["instances"] == 2
     st = study_row(ix, "1.2.3")
     assert st["00201208"] == el("IS", 2)
@@ -60,7 +60,7 @@ def test_replace_returns_old_row_and_keeps_counts(ix: Index) -> None:
 def test_same_sop_twice_in_one_batch(ix: Index) -> None:
     prev = ix.upsert([make(sop="1.1", storage_key="a"), make(sop="1.1", storage_key="b")])
     assert prev[0] is None and prev[1] is not None and prev[1].storage_key == "a"
-    assert ix.lookup("1.1").storage_key == "b"
+    assert (row := ix.lookup("1.1")) is not None and row.storage_key == "b"
     assert ix.counts()["instances"] == 1
 
 

@@ -1,26 +1,40 @@
-"""Helpers for the pixel tests: pydicom's own test files, skipped by name when not on disk."""
+"""Helpers for the pixel tests: pydicom's own test files (missing_tool names one not on disk)."""
 from __future__ import annotations
 
+import shutil
+import subprocess
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pydicom
-import pytest
-from pydicom.data import get_testdata_file
 from pydicom.encaps import generate_frames
 
+from tests.conftest import missing_tool, pydicom_path
 from yunying.pixels import FrameInfo
 
 warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
 
 
 def dicom_file(name: str) -> pydicom.Dataset:
-    """A pydicom test file read from disk, or a skip naming it when only a download would have it."""
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        pytest.skip(f"{name}: not available offline (pydicom downloads it from pydicom-data)")
-    return pydicom.dcmread(path)
+    """A pydicom test file read from disk as the archive reads it."""
+    path = dicom_path(name)
+    # read as the archive reads (yunying.ingest): a pre-Part-10 file such as OT-PAL-8-face.dcm has
+    # no preamble and no file meta; its transfer syntax is the encoding pydicom found
+    ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                          pydicom.uid.ExplicitVRLittleEndian if little else
+                                          pydicom.uid.ExplicitVRBigEndian)
+    return ds
+
+
+def dicom_path(name: str) -> str:
+    """Where a pydicom test file is: pydicom's data, pydicom-data, or the copies next to us."""
+    copied = Path(__file__).parent / "pydicom-data" / name  # pydicom-data/README.md
+    return str(copied) if copied.exists() else pydicom_path(name)
 
 
 def raw_frames(ds: pydicom.Dataset) -> Iterator[bytes]:
@@ -40,3 +54,12 @@ def reference_frames(ds: pydicom.Dataset, raw: bool) -> np.ndarray:
     if int(ds.get("NumberOfFrames", 1) or 1) == 1:
         arr = arr[None]
     return arr
+
+
+def dcmtk_frames(name: str, tmp_path: Path) -> np.ndarray:
+    """DCMTK's decode of a compressed test file (dcmdjpeg), for files pydicom cannot decode."""
+    if shutil.which("dcmdjpeg") is None:
+        missing_tool("DCMTK dcmdjpeg is not installed")
+    out = tmp_path / "dcmdjpeg.dcm"
+    subprocess.run(["dcmdjpeg", str(dicom_path(name)), str(out)], check=True, capture_output=True, timeout=60)
+    return reference_frames(pydicom.dcmread(out), raw=True)

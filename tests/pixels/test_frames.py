@@ -56,6 +56,7 @@ def test_answer_frame_falls_through_to_the_next_choice() -> None:
     info = FrameInfo(16, 16, 1, 16, 12, 11, 1, "MONOCHROME2", 0, 1)
     arr = (np.arange(256, dtype=np.int32).reshape(16, 16) * 40 - 3000).astype(np.int16)
     choices = negotiate_frame_media("image/jls, image/jphc;q=0.5", ts_.EXPLICIT_LE, info)
+    assert choices is not None
     assert [c[1] for c in choices] == [ts_.JPEG_LS_LOSSLESS, ts_.HTJ2K_LOSSLESS]
     choice, data, out = answer_frame(arr, info, ts_.EXPLICIT_LE, choices)
     assert choice[1] == ts_.HTJ2K_LOSSLESS  # JPEG-LS refused: samples exceed BitsStored

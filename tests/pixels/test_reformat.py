@@ -48,7 +48,7 @@ class Reader:
     """A frame accessor that records what it was asked for."""
 
     def __init__(self, vol: np.ndarray, order: list[int], reversed_: bool) -> None:
-        self.vol, self.order, self.calls = vol, order, []
+        self.vol, self.order, self.calls = vol, order, list[int]()
         self.reversed = reversed_
 
     def __call__(self, k: int) -> np.ndarray:

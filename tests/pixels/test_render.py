@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import io
+from typing import Any
 
 import numpy as np
 import pydicom
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, convert_color_space
 from pydicom.sequence import Sequence
@@ -19,7 +20,7 @@ from pydicom.sequence import Sequence
 from yunying.errors import NotAcceptable
 from yunying.pixels import iter_frames, render, thumbnail
 
-from .helpers import dicom_file
+from .helpers import dicom_file, raw_frames
 
 
 def ref_linear(x: np.ndarray, c: float, w: float) -> np.ndarray:
@@ -38,7 +39,7 @@ def ref_sigmoid(x: np.ndarray, c: float, w: float) -> np.ndarray:
     return 255 / (1 + np.exp(-4 * (x - c) / w))
 
 
-def png(frames: list[np.ndarray], ds: Dataset, **kw: object) -> np.ndarray:
+def png(frames: list[np.ndarray], ds: Dataset, **kw: Any) -> np.ndarray:
     data = render(frames, ds, media_type="image/png", window=kw.pop("window", None),
                   viewport=kw.pop("viewport", None), quality=None, **kw)
     return np.asarray(Image.open(io.BytesIO(data)))
@@ -191,7 +192,7 @@ def test_multiframe_gif_cine() -> None:
     frames = [a for a, _ in iter_frames(ds)]
     img = Image.open(io.BytesIO(render(frames, ds, media_type="image/gif", window=None,
                                        viewport=None, quality=None)))
-    assert img.format == "GIF" and img.n_frames > 1
+    assert isinstance(img, GifImagePlugin.GifImageFile) and img.n_frames > 1
 
 
 def test_multiframe_colour_frame_index() -> None:
@@ -239,6 +240,17 @@ def test_preview_from_htj2k_bitstream_is_reduced_and_close() -> None:
         assert np.median(np.abs(small - blocks)) < 40, ts
         img = Image.open(io.BytesIO(render_preview(data, out, ts, header, size=128)))
         assert img.format == "JPEG" and img.size == (128, 128)
+
+
+def test_lossy_htj2k_preview_keeps_white_white() -> None:
+    from yunying.pixels import FrameInfo, decode_frame
+    from yunying.pixels.preview import decode_preview
+
+    ds = dicom_file("HTJ2K_08_RGB.dcm")  # OpenJPH decoded 657 of its white samples as 0
+    info, ts = FrameInfo.from_dataset(ds), str(ds.file_meta.TransferSyntaxUID)
+    data = next(iter(raw_frames(ds)))
+    small = decode_preview(data, info, ts, max_side=128)
+    np.testing.assert_array_equal(small, decode_frame(data, info, ts)[::4, ::4])
 
 
 def test_lossy_jpeg_colour_frames_are_not_converted_twice() -> None:

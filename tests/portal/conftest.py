@@ -1,14 +1,13 @@
 """A real archive with studies stored through STOW-RS, and helpers for the portal API."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from pydicom.uid import generate_uid
 
+from benchmarks import portal as portal_bench
 from benchmarks.net import YunyingServer, start_yunying
 from tests.dicomweb.helpers import make_ct, multipart, part10
 from tests.frontends.conftest import open_page  # noqa: F401 - the Chromium page fixture (browser: tests/conftest.py)
@@ -45,5 +44,4 @@ def api(srv: YunyingServer, path: str, body: dict, token: str | None = None) -> 
 
 def last_code(srv: YunyingServer, phone: str = PHONE) -> str:
     """The newest code the file gateway 'sent' to `phone`."""
-    lines = (Path(srv.data_dir) / "sms-outbox.jsonl").read_text().splitlines()
-    return [json.loads(x) for x in lines if json.loads(x)["phone"] == phone][-1]["code"]
+    return portal_bench.last_code(srv, phone)

@@ -6,6 +6,7 @@ import io
 
 import httpx
 import numpy as np
+import pydicom
 from PIL import Image
 from pydicom.uid import generate_uid
 
@@ -14,7 +15,7 @@ from tests.dicomweb.helpers import make_ct, multipart, part10
 from tests.portal.test_downloads import patient_of
 
 
-def flat_ct(study: str, series: str, number: int, value: int) -> object:
+def flat_ct(study: str, series: str, number: int, value: int) -> pydicom.Dataset:
     ds = make_ct(study, series, number=number, rows=64, cols=64, name="Zhang^San", ideographic="张三",
                  charset="ISO_IR 192")
     ds.WindowCenter, ds.WindowWidth = 2000, 4000

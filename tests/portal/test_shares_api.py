@@ -55,7 +55,8 @@ def test_switching_delivery_off_ends_access_and_hides_the_exam(srv: YunyingServe
     off = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False}, headers=srv.headers)
     assert off.status_code == 200 and off.json()["delivery"] is False
     assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=patient).status_code == 401
-    assert api(srv, "verify/exam", {"exam": token}).status_code == 404
+    refused = api(srv, "verify/exam", {"exam": token})
+    assert refused.status_code == 410 and "switched off" in refused.json()["error"]  # the portal says why
     on = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": True}, headers=srv.headers)
     assert on.status_code == 200 and api(srv, "verify/exam", {"exam": token}).status_code == 200
     assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study}, headers=srv.headers).status_code == 400

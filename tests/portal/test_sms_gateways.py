@@ -37,7 +37,8 @@ class Vendor:
             def _answer(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 form = dict(parse_qsl(body.decode())) if "form" in self.headers.get("Content-Type", "") else {}
-                vendor.requests.append({"method": self.command, "query": dict(parse_qsl(urlsplit(self.path).query)),
+                vendor.requests.append({"method": self.command, "path": urlsplit(self.path).path,
+                                        "query": dict(parse_qsl(urlsplit(self.path).query)),
                                         "form": form,
                                         "headers": dict(self.headers), "body": body})
                 status, payload = vendor.reply
@@ -153,3 +154,50 @@ def test_a_misconfigured_gateway_says_so_instead_of_a_500(tmp_path: Any) -> None
         assert r.status_code == 502 and "YUNYING_SMS_ACCESS_KEY_ID" in r.json()["error"]
     finally:
         srv.stop()
+
+
+NOTICE = {"hospital": "云影医院", "exam": "CT-1", "date": "20240102", "url": "https://h/portal/#exam=ycap_x"}
+
+
+def test_report_notices_use_the_notice_template(vendor: Vendor) -> None:
+    env = {"YUNYING_SMS_ACCESS_KEY_ID": "id1", "YUNYING_SMS_ACCESS_KEY_SECRET": "s3cret",
+           "YUNYING_SMS_SIGN_NAME": "云影医院", "YUNYING_SMS_TEMPLATE": "SMS_1", "YUNYING_SMS_ENDPOINT": vendor.url}
+    with pytest.raises(SmsFailed, match="NOTICE_TEMPLATE"):  # not configured: said, nothing sent
+        AliyunGateway(env).send_notice("13800138000", NOTICE)
+    assert vendor.requests == []
+    vendor.reply = (200, {"Code": "OK"})
+    AliyunGateway(env | {"YUNYING_SMS_NOTICE_TEMPLATE": "SMS_2"}).send_notice("13800138000", NOTICE)
+    got = vendor.requests[-1]["form"]
+    assert got["TemplateCode"] == "SMS_2" and json.loads(got["TemplateParam"]) == NOTICE
+    tencent = TencentGateway({"YUNYING_SMS_SECRET_ID": "AKID1", "YUNYING_SMS_SECRET_KEY": "key1",
+                              "YUNYING_SMS_APP_ID": "1400000000", "YUNYING_SMS_SIGN_NAME": "云影",
+                              "YUNYING_SMS_TEMPLATE": "100001", "YUNYING_SMS_NOTICE_TEMPLATE": "100002",
+                              "YUNYING_SMS_ENDPOINT": vendor.url})
+    vendor.reply = (200, {"Response": {"SendStatusSet": [{"Code": "Ok"}]}})
+    tencent.send_notice("13800138000", NOTICE)
+    body = json.loads(vendor.requests[-1]["body"])
+    assert body["TemplateId"] == "100002" and body["TemplateParamSet"] == ["云影医院", "CT-1", "20240102", NOTICE["url"]]
+
+
+def test_wechat_template_message_gets_a_token_sends_and_renews_an_expired_one(vendor: Vendor) -> None:
+    from yunying.portal.wechat import WeChatTemplateGateway
+
+    gw = WeChatTemplateGateway({"YUNYING_WECHAT_APP_ID": "wx1", "YUNYING_WECHAT_APP_SECRET": "sec",
+                                "YUNYING_WECHAT_TEMPLATE_ID": "tpl1", "YUNYING_WECHAT_ENDPOINT": vendor.url})
+    vendor.reply = (200, {"access_token": "AT1", "expires_in": 7200})
+    token = gw.access_token()
+    assert token == "AT1" and json.loads(vendor.requests[-1]["body"])["secret"] == "sec"
+    assert vendor.requests[-1]["query"] == {}  # the secret is in the body, not the URL
+    vendor.reply = (200, {"errcode": 0, "errmsg": "ok"})
+    gw.send_notice("openid-1", NOTICE)
+    sent = vendor.requests[-1]
+    assert sent["query"] == {"access_token": "AT1"}
+    body = json.loads(sent["body"])
+    assert body["touser"] == "openid-1" and body["template_id"] == "tpl1" and body["url"] == NOTICE["url"]
+    assert body["data"] == {"keyword1": {"value": "云影医院"}, "keyword2": {"value": "CT-1"},
+                            "keyword3": {"value": "20240102"}}
+    vendor.reply = (200, {"errcode": 40001, "errmsg": "invalid credential"})  # the token expired early
+    with pytest.raises(SmsFailed, match="40001"):
+        gw.send_notice("openid-1", NOTICE)
+    assert [r["path"] for r in vendor.requests[-2:]] == ["/cgi-bin/message/template/send", "/cgi-bin/stable_token"]
+    assert json.loads(vendor.requests[-1]["body"])["force_refresh"] is True  # a new token was asked for

@@ -10,6 +10,7 @@ import zarr
 
 from storage import Storage, StorageError
 from storage.store import PIXELS
+from tests.conftest import missing_tool
 
 
 @pytest.mark.parametrize("shape, dtype", [((3, 16, 20), "<u2"), ((2, 8, 8, 3), "|u1"), ((1, 5, 7), "<u4")])
@@ -56,7 +57,7 @@ def test_group_sync_serves_many_writers_with_few_syncs(tmp_path: Path) -> None:
     group = GroupSync(tmp_path)
     if not group.enabled:
         assert not sys.platform.startswith("linux"), "Linux has syncfs(2): group sync must be on"
-        pytest.skip("no syncfs on this platform: files are fsync'ed one by one")
+        missing_tool("no syncfs on this platform: files are fsync'ed one by one")
     calls = []
     real = group._sync
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 from benchmarks.net import REPO_ROOT, free_port, start_yunying
 from tests import web
+from tests.conftest import pydicom_path
 from tests.dicomweb.helpers import make_ct, multipart, part10
 
 
@@ -30,7 +30,7 @@ def test_import_folder_recursively_skips_non_dicom_and_is_idempotent(tmp_path: P
     study = generate_uid()
     for i in range(5):
         (src / f"img{i}.dcm").write_bytes(part10(make_ct(study, number=i)))
-    (src.parent / "CT_small.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    (src.parent / "CT_small.dcm").write_bytes(Path(pydicom_path("CT_small.dcm")).read_bytes())
     (src / "notes.txt").write_text("not an image")
     (src / "DICOMDIR.bak").write_bytes(b"\0" * 300)
     data = tmp_path / "data"
@@ -50,7 +50,7 @@ def test_import_folder_recursively_skips_non_dicom_and_is_idempotent(tmp_path: P
 def test_import_reports_broken_dicom_and_fails(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
-    (src / "truncated.dcm").write_bytes(Path(get_testdata_file("MR_truncated.dcm")).read_bytes())
+    (src / "truncated.dcm").write_bytes(Path(pydicom_path("MR_truncated.dcm")).read_bytes())
     res = yunying("import", str(src), "--data", str(tmp_path / "data"))
     assert res.returncode == 1
     assert "1 failed" in res.stdout and "PixelData holds" in res.stdout
@@ -180,7 +180,10 @@ def test_sigterm_loses_nothing_that_was_acknowledged(tmp_path: Path) -> None:
     for t in threads:
         t.start()
     import time
-    time.sleep(2.0)
+    deadline = time.monotonic() + 60
+    while len(acked) < 10 and time.monotonic() < deadline:  # stores in flight, some acknowledged
+        time.sleep(0.05)
+    assert len(acked) >= 10, "no stores were acknowledged: nothing to check after the stop"
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(60) == 0
     assert not (tmp_path / "data" / "RUNNING").exists()  # closed cleanly: the index writer was drained

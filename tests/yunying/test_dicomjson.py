@@ -40,8 +40,10 @@ def reference_json(ds: Dataset, base: str, path: str = "") -> dict[str, Any]:
                 out[tag] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
             else:
                 uri = f"{BULK_PREFIX}{base}{here}"
-                out[tag] = elem.to_json_dict(bulk_data_element_handler=lambda _e, u=uri: u,
-                                             bulk_data_threshold=BULK_THRESHOLD)
+                def bulk(_elem: Any, u: str = uri) -> str:
+                    return u
+
+                out[tag] = elem.to_json_dict(bulk_data_element_handler=bulk, bulk_data_threshold=BULK_THRESHOLD)
                 values = out[tag].get("Value")
                 if isinstance(values, list) and len(values) > 1:  # PS3.18 F.2.5, where pydicom writes ""
                     out[tag]["Value"] = [None if v in ("", {"Alphabetic": ""}) else v for v in values]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.uid import UID
 
 from index.model import Origin
 from tests.dicomweb.helpers import make_ct, part10
@@ -72,9 +73,9 @@ def test_the_c_store_file_meta_is_what_pydicom_writes(sop: str, syntax: str, aet
     from yunying.part10 import file_meta
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = syntax
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.2")
+    meta.MediaStorageSOPInstanceUID = UID(sop)
+    meta.TransferSyntaxUID = UID(syntax)
     meta.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
     meta.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
     if aet:

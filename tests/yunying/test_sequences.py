@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from pydicom import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from tests.dicomweb.helpers import make_ct, part10
 from yunying.errors import InvalidInstance
@@ -79,7 +79,7 @@ def test_nested_sequences_in_every_native_syntax_pass(ts: str, undefined: bool) 
         ds["RequestAttributesSequence"].is_undefined_length = True
         for item in ds.RequestAttributesSequence:
             item.is_undefined_length_sequence_item = True
-    ds.file_meta.TransferSyntaxUID = ts
+    ds.file_meta.TransferSyntaxUID = UID(ts)
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True, implicit_vr=ts == ImplicitVRLittleEndian,
                little_endian=ts != ExplicitVRBigEndian)

@@ -22,15 +22,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydicom import Dataset, dcmread
-from pydicom.data import get_testdata_file
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import (
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
 from benchmarks.net import REPO_ROOT, free_port, stop_process
+from tests.conftest import pydicom_path
 from yunying.tls import client_context, server_context
 
 DCMTK = Path("/usr/bin")
@@ -84,9 +85,15 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     received: list[str] = []
     dest = AE(ae_title="TLSDEST")  # a peer that is reached over DICOM TLS only, asking for our certificate
     dest.add_supported_context(CTImageStorage, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    def on_store(event: evt.Event) -> int:
+        assert isinstance(event.request, C_STORE)
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        return 0
+
     dest_server = dest.start_server(
         ("127.0.0.1", dest_port), block=False, ssl_context=server_context(pki["server_crt"], pki["server_key"], pki["ca"]),
-        evt_handlers=[(evt.EVT_C_STORE, lambda e: received.append(str(e.request.AffectedSOPInstanceUID)) or 0)])
+        evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert dest_server is not None  # block=False: the server thread
     (d / "peers.json").write_text(json.dumps({"TLSSCU": ["127.0.0.1", 104], "TLSDEST": {
         "host": "127.0.0.1", "port": dest_port, "tls": True}}))
     key = "yk_tls_" + secrets.token_urlsafe(16)
@@ -147,7 +154,7 @@ def test_dcmtk_echo_store_and_find_over_dicom_tls(tls_server: dict, tmp_path: Pa
     where = ["127.0.0.1", str(t["tls_port"])]
     echo = dcmtk("echoscu", *auth, *where)
     assert echo.returncode == 0, echo.stdout + echo.stderr
-    ct = get_testdata_file("CT_small.dcm")
+    ct = pydicom_path("CT_small.dcm")
     store = dcmtk("storescu", *auth, *where, str(ct))
     assert store.returncode == 0, store.stdout + store.stderr
     find = dcmtk("findscu", *auth, "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
@@ -183,7 +190,7 @@ def test_c_move_to_a_peer_over_dicom_tls(tls_server: dict) -> None:
     ctx = client_context(t["ca"], t["client_crt"], t["client_key"])
     assoc = ae.associate("127.0.0.1", t["tls_port"], ae_title="YUNYING", tls_args=(ctx, "127.0.0.1"))
     assert assoc.is_established
-    ct = dcmread(get_testdata_file("CT_small.dcm"))
+    ct = dcmread(pydicom_path("CT_small.dcm"))
     assert assoc.send_c_store(ct).Status == 0
     q = Dataset()
     q.QueryRetrieveLevel, q.StudyInstanceUID = "STUDY", ct.StudyInstanceUID

@@ -6,6 +6,7 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from index.model import Origin
 from tests.dicomweb.helpers import make_ct, part10
 from yunying.archive import Archive
 from yunying.errors import InstanceConflict, UnknownResource
-from yunying.writing import write_instance
+from yunying.writing import IngestPool, write_instance
 
 ORIGIN = Origin("import", "test")
 
@@ -23,6 +24,12 @@ def pooled(tmp_path: Path):  # type: ignore[no-untyped-def]
     a = Archive(tmp_path / "data", ingest_processes=2)
     yield a
     a.close()
+
+
+def _worker_pids(pool: IngestPool) -> list[int]:
+    """The pool's worker processes (ProcessPoolExecutor has no public way to list them)."""
+    assert pool._pool is not None
+    return sorted(p.pid for p in pool._pool._processes.values() if p.pid is not None)
 
 
 def _problems(archive: Archive) -> tuple[list[str], list[str]]:
@@ -37,7 +44,8 @@ def _sops(archive: Archive, study: str) -> list[str]:
         return []
 
 
-def test_overlapping_stores_go_through_the_workers_and_come_back_identical(pooled: Archive) -> None:
+def test_overlapping_stores_go_through_the_workers_and_come_back_identical(pooled: Archive,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     study = make_ct().StudyInstanceUID
     items = [make_ct(study, rows=64, cols=64, frames=3, number=i) for i in range(12)]
     datas = [part10(ds) for ds in items]
@@ -45,7 +53,11 @@ def test_overlapping_stores_go_through_the_workers_and_come_back_identical(poole
     assert pool is not None
     calls = []
     real = pool.write
-    pool.write = lambda *a, **k: calls.append(1) or real(*a, **k)  # type: ignore[method-assign]
+
+    def counted(*a: Any, **k: Any) -> Any:
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(pool, "write", counted)
     with ThreadPoolExecutor(4) as ex:
         outcomes = list(ex.map(lambda d: pooled.store(d, ORIGIN).outcome, datas))
     assert outcomes == ["stored"] * 12 and calls  # overlapping stores used the workers
@@ -82,14 +94,14 @@ def test_a_killed_worker_is_replaced_and_the_store_goes_through(tmp_path: Path) 
         archive.store(part10(first), ORIGIN)
         pool = archive._pool
         assert pool is not None
-        pids = [p.pid for p in pool._pool._processes.values()]  # type: ignore[attr-defined]
+        pids = _worker_pids(pool)
         assert pids
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         second = make_ct(first.StudyInstanceUID)
         written = pool.write(part10(second), ORIGIN)  # the first attempt meets the dead worker
         assert not written.existed and written.sop == second.SOPInstanceUID
-        assert sorted(p.pid for p in pool._pool._processes.values()) != sorted(pids)  # type: ignore[attr-defined]
+        assert _worker_pids(pool) != pids
         assert archive.store(part10(second), ORIGIN).outcome == "stored"
         assert sorted(_sops(archive, first.StudyInstanceUID)) == sorted([first.SOPInstanceUID, second.SOPInstanceUID])
     finally:
@@ -118,12 +130,12 @@ def test_workers_ignore_a_terminal_or_group_signal(pooled: Archive) -> None:
     pool = pooled._pool
     assert pool is not None
     pool.write(part10(make_ct()), ORIGIN)  # the workers are up
-    before = sorted(p.pid for p in pool._pool._processes.values())  # type: ignore[attr-defined]
+    before = _worker_pids(pool)
     for pid in before:
         os.kill(pid, signal.SIGTERM)
         os.kill(pid, signal.SIGINT)
     assert not pool.write(part10(make_ct()), ORIGIN).existed
-    assert sorted(p.pid for p in pool._pool._processes.values()) == before  # type: ignore[attr-defined]
+    assert _worker_pids(pool) == before
 
 
 def test_a_resend_of_a_version_being_replaced_keeps_its_bytes(tmp_path: Path) -> None:
@@ -177,7 +189,8 @@ def _big(i: int) -> bytes:
     return part10(make_ct(rows=256, cols=256, number=i))  # > HANDOFF_ABOVE: goes through /dev/shm
 
 
-def test_instances_reach_the_workers_through_shared_memory_and_leave_nothing_there(tmp_path: Path) -> None:
+def test_instances_reach_the_workers_through_shared_memory_and_leave_nothing_there(tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from yunying import writing
 
     a = Archive(tmp_path / "data", ingest_processes=2)
@@ -186,9 +199,12 @@ def test_instances_reach_the_workers_through_shared_memory_and_leave_nothing_the
     handoff = pool._handoff
     data = _big(1)
     assert len(data) > writing.HANDOFF_ABOVE
-    sent: list[object] = []
+    sent: list[Path | bytes] = []
     real = pool._hand_off
-    pool._hand_off = lambda source: sent.append(real(source)) or sent[-1]  # type: ignore[method-assign]
+    def recorded(source: Path | bytes) -> Path | bytes:
+        sent.append(real(source))
+        return sent[-1]
+    monkeypatch.setattr(pool, "_hand_off", recorded)
     w = pool.write(data, ORIGIN)
     assert isinstance(sent[0], Path) and sent[0].parent == handoff  # a tmpfs file, not the pipe
     assert a.storage.complete(w.key) and list(handoff.iterdir()) == []  # read and removed

@@ -73,6 +73,10 @@ def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return ("portal" if method in ("GET", "HEAD") else "portal.change"), {}
     if path.startswith("/api/admin") and method in ("POST", "PUT", "PATCH", "DELETE"):
         return "admin.change", {}
+    if path.startswith("/api/mpi/"):  # issue 15: the master index shows demographics; links change them
+        return ("mpi.read" if method in ("GET", "HEAD") else "mpi.change"), {}
+    if path.startswith("/api/routing/") and method in ("POST", "PUT", "PATCH", "DELETE"):
+        return "admin.change", {}
     return None
 
 
@@ -171,8 +175,13 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
+_NAMED = re.compile(r"PatientID|00100020|StudyInstanceUID|0020000D|AccessionNumber|00080050", re.IGNORECASE)
+
+
 def _patient_from_query(query: str, entry: Entry) -> None:
     """A QIDO query naming a patient or a study says whose data was asked for."""
+    if not _NAMED.search(query):
+        return  # most queries name none: no parsing on the hot path
     params = parse_qs(query)
     for key in ("PatientID", "00100020"):
         if params.get(key):

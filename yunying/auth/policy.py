@@ -110,14 +110,47 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
     ("GET", "/api/security/statement", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),  # MLPS statement (assessors)
     # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
-    ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE)),
+    ("POST", "/api/portal/exams", (ADMIN, DICOMWEB_WRITE)), ("POST", "/api/portal/delivery", (ADMIN, DICOMWEB_WRITE, R.DELIVERY)),
     ("POST", "/api/portal/fhir/DiagnosticReport", DICOMWEB_WRITE),  # a RIS's report, stored as DICOM
     ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
     ("GET", "/api/portal/film", DICOMWEB_READ),
-    ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS)),  # counts only, no patient data  # visibility checked in the handler, as for DICOMweb
+    ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS, R.DELIVERY)),  # counts only, no patient data
+    # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
+    ("GET", "/api/portal/console/exams", (ADMIN, R.DELIVERY)), ("GET", "/api/portal/console/report", (ADMIN, R.DELIVERY)),
+    ("POST", "/api/portal/console/access", (ADMIN, R.DELIVERY)),  # POST: a phone never rides in a URL
+    # collection, lifecycle and jobs (issue 15 parts 1, 6, 8): counts and UIDs, no patient data
+    ("GET", "/api/jobs", (ADMIN, R.OPERATIONS)), ("GET", "/metrics", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/collect/runs", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/collect/sources/{source}/runs", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/lifecycle/studies/{study}", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/lifecycle/studies/{study}/delete", ADMIN),  # after retention, confirmed (handler)
+    ("PUT", "/api/lifecycle/studies/{study}/protected", ADMIN),
+    ("POST", "/api/lifecycle/purge", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/lifecycle/refetch/{study}", DICOMWEB_READ),  # the viewer polls a purged study's re-fetch
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
+    # the viewer (issue 13): measurements -> a DICOM SR it then stores through STOW-RS (reads no archive data)
+    ("POST", "/api/viewer/sr", DICOMWEB_WRITE),
+    ("POST", "/api/viewer/export/{kind}", DICOMWEB_READ),  # packages images the viewer rendered: MP4, ZIP
+    # hospital records (issue 15 parts 2-4): handlers narrow to the caller's hospitals
+    ("GET", "/api/records/jobs", (ADMIN, R.OPERATIONS)),  # counts only
+    ("POST", "/api/records/sources/{name}/run", (ADMIN, R.OPERATIONS)),
+    ("GET", "/api/records/exams", (ADMIN, R.QC_REVIEW)),  # open exams to resolve the queue with
+    ("GET", "/api/records/exams/{accession}", (ADMIN, DICOMWEB_READ)),  # personal data: audited
+    ("GET", "/api/records/unmatched", (ADMIN, R.QC_REVIEW)),
+    ("POST", "/api/records/unmatched/{study}/resolve", (ADMIN, R.QC_REVIEW)),
+    ("POST", "/api/records/match", (ADMIN, R.QC_REVIEW, R.OPERATIONS)),
+    ("GET", "/api/records/body-parts", (ADMIN, R.QC_REVIEW)),
+    ("PUT", "/api/records/body-parts", ADMIN),
+    ("GET", "/api/records/merges", ADMIN),
+    ("POST", "/api/records/merges/{merge}/undo", ADMIN),  # reversing a patient merge: the admin's decision
+    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins the rest
+    ("GET", "/api/mpi/lookup", DICOMWEB_READ),
+    ("GET", "/api/mpi/{path:path}", ADMIN), ("POST", "/api/mpi/{path:path}", ADMIN),
+    # routing (issue 15 part 7): rules and queue carry AE titles and UIDs, no patient data
+    ("GET", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("POST", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
+    ("PUT", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("DELETE", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
 ]
 
 

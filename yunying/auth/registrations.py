@@ -1,6 +1,9 @@
 """Doctors' self-registration: submitted with ID card and qualification photos, reviewed by an
 admin of the chosen hospital (approve with roles, or reject with a reason). The photos are
-served to that reviewer only (the admin API checks the hospital), never listed with the data."""
+served to that reviewer only (the admin API checks the hospital), never listed with the data.
+
+The phone number and the photos are sealed at rest (SM4-GCM, `yunying.pii`): the reviewer's
+answers unseal them, a copy of the database shows neither (issue 12 part 6)."""
 from __future__ import annotations
 
 import secrets
@@ -14,6 +17,10 @@ from yunying.auth import directory
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
 from yunying.auth.schema import fits, registration_photos, registrations, row_dict, users
 from yunying.auth.store import Store
+from yunying.pii import PiiKeys, sealed_column
+
+PHONE = sealed_column(registrations, "phone")
+PHOTO = sealed_column(registration_photos, "data")
 
 PHOTO_KINDS = {"id_card", "qualification"}
 PHOTO_TYPES = {"image/jpeg", "image/png", "image/webp"}
@@ -21,7 +28,7 @@ MAX_PHOTO = 4 * 1024 * 1024
 MAGIC = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png", b"RIFF": "image/webp"}
 
 
-def submit(store: Store, *, username: str, password: str, display_name: str, phone: str, hospital: str,
+def submit(store: Store, keys: PiiKeys, *, username: str, password: str, display_name: str, phone: str, hospital: str,
            department: str = "", title: str = "", photos: Sequence[tuple[str, str, bytes]] = ()) -> str:
     """Record a pending registration; returns its id. photos: (kind, content type, bytes)."""
     directory._name("username", username)
@@ -44,23 +51,24 @@ def submit(store: Store, *, username: str, password: str, display_name: str, pho
                                                  registrations.c.status == "pending")).first():
             raise Conflict(f"username {username} is taken")
         conn.execute(insert(registrations).values(
-            id=reg_id, username=username, display_name=display_name, phone=phone, hospital_id=hospital,
+            id=reg_id, username=username, display_name=display_name, phone=keys.seal(phone, PHONE), hospital_id=hospital,
             department=department, title=title, password_hash=pw_hash, status="pending", reason="",
             created_at=int(time.time())))
         for kind, ctype, data in photos:
             conn.execute(insert(registration_photos).values(registration_id=reg_id, kind=kind,
-                                                            content_type=ctype, data=data))
+                                                            content_type=ctype,
+                                                            data=keys.seal_bytes(data, PHOTO).encode()))
     return reg_id
 
 
-def list_pending(store: Store, hospital: str | None = None, status: str = "pending") -> list[dict[str, Any]]:
+def list_pending(store: Store, keys: PiiKeys, hospital: str | None = None, status: str = "pending") -> list[dict[str, Any]]:
     q = select(registrations).where(registrations.c.status == status).order_by(registrations.c.created_at)
     if hospital is not None:
         q = q.where(registrations.c.hospital_id == hospital)
     with store.engine.connect() as conn:
         out = []
         for r in conn.execute(q):
-            item = row_dict(r, ("password_hash",))
+            item = row_dict(r, ("password_hash",)) | {"phone": keys.unseal(r.phone, PHONE)}
             item["photos"] = [row_dict(p) for p in conn.execute(
                 select(registration_photos.c.id, registration_photos.c.kind)
                 .where(registration_photos.c.registration_id == r.id))]
@@ -68,26 +76,26 @@ def list_pending(store: Store, hospital: str | None = None, status: str = "pendi
         return out
 
 
-def get(store: Store, reg_id: str) -> dict[str, Any]:
+def get(store: Store, keys: PiiKeys, reg_id: str) -> dict[str, Any]:
     with store.engine.connect() as conn:
         row = conn.execute(select(registrations).where(registrations.c.id == reg_id)).first()
     if row is None:
         raise NotFound(f"no registration {reg_id}")
-    return row_dict(row)
+    return row_dict(row) | {"phone": keys.unseal(row.phone, PHONE)}
 
 
-def photo(store: Store, reg_id: str, photo_id: int) -> tuple[str, bytes]:
+def photo(store: Store, keys: PiiKeys, reg_id: str, photo_id: int) -> tuple[str, bytes]:
     with store.engine.connect() as conn:
         row = conn.execute(select(registration_photos).where(registration_photos.c.id == photo_id,
                                                              registration_photos.c.registration_id == reg_id)).first()
     if row is None:
         raise NotFound("no such photo")
-    return row.content_type, row.data
+    return row.content_type, keys.unseal_bytes(row.data.decode("latin-1"), PHOTO)
 
 
-def approve(store: Store, reg_id: str, reviewer: str, roles: list[tuple[str, str | None]]) -> str:
+def approve(store: Store, keys: PiiKeys, reg_id: str, reviewer: str, roles: list[tuple[str, str | None]]) -> str:
     """Create the user (the password they chose, no change needed) with `roles`; returns the username."""
-    reg = get(store, reg_id)
+    reg = get(store, keys, reg_id)
     if reg["status"] != "pending":
         raise Conflict(f"registration {reg_id} is {reg['status']}")
     if not roles:
@@ -99,8 +107,8 @@ def approve(store: Store, reg_id: str, reviewer: str, roles: list[tuple[str, str
     return reg["username"]
 
 
-def reject(store: Store, reg_id: str, reviewer: str, reason: str) -> None:
-    reg = get(store, reg_id)
+def reject(store: Store, keys: PiiKeys, reg_id: str, reviewer: str, reason: str) -> None:
+    reg = get(store, keys, reg_id)
     if reg["status"] != "pending":
         raise Conflict(f"registration {reg_id} is {reg['status']}")
     if not reason or not reason.strip():

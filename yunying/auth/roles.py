@@ -17,10 +17,11 @@ OPERATIONS = "operations"  # service health and configuration, no patient data
 BREAK_GLASS = "break_glass"  # may open a recorded emergency access to every study
 REPORT_WRITE = "report.write"
 QC_REVIEW = "qc.review"
+DELIVERY = "delivery"  # the delivery console: its hospital's exams, delivery switches, patients' access log
 
 PERMISSIONS = frozenset({
     DICOMWEB_READ, DICOMWEB_WRITE, DICOMWEB_DELETE, DOWNLOAD, ADMIN, USERS_MANAGE, SECURITY_MANAGE,
-    SHARES_MANAGE, AUDIT_READ, OPERATIONS, BREAK_GLASS, REPORT_WRITE, QC_REVIEW,
+    SHARES_MANAGE, AUDIT_READ, OPERATIONS, BREAK_GLASS, REPORT_WRITE, QC_REVIEW, DELIVERY,
 })
 # `admin` is the platform administrator's permission (and a full-scope system key's scope): it
 # implies the system administrator's permissions, not the security administrator's (the security
@@ -43,6 +44,7 @@ DEFAULT_ROLES: dict[str, tuple[frozenset[str], bool, str]] = {
     "qc_expert": (frozenset({DICOMWEB_READ, QC_REVIEW}), False, "scores image quality"),
     "patient": (frozenset({DICOMWEB_READ, DOWNLOAD}), False, "own studies through patient tokens"),
     "system_client": (frozenset({DICOMWEB_READ, DICOMWEB_WRITE}), False, "PACS, RIS, HIS, engines"),
+    "delivery_operator": (frozenset({DELIVERY}), False, "patient delivery console: exams, access log"),
 }
 
 

@@ -210,6 +210,15 @@ def create_login_failures(conn: Connection) -> None:
     meta_v2.create_all(conn)
 
 
+@migration("pii", 1)
+def widen_sealed_registration_phone(conn: Connection) -> None:
+    # The phone is kept sealed now (yunying.auth.registrations, issue 12 part 6): ~100 characters
+    # for a 40-character number. SQLite stores any length; PostgreSQL needs the wider column.
+    # The clear phones and photos of older rows are sealed at start (yunying.pii.reseal_all).
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE registrations ALTER COLUMN phone TYPE VARCHAR(200)"))
+
+
 # Issue 12 part 4: the security admin's policy, password history, the second factor, and
 # failed attempts per client address. Times here are BigInteger (2038-safe on PostgreSQL).
 meta_v3 = MetaData()

@@ -122,7 +122,9 @@ def decode_frame_info(data: bytes, info: FrameInfo, transfer_syntax: str) -> tup
 _FAST = {
     ts_.JPEG_LS_LOSSLESS: "jpegls_decode", ts_.JPEG_LS_NEAR: "jpegls_decode",
     ts_.HTJ2K_LOSSLESS: "htj2k_decode", ts_.HTJ2K_LOSSLESS_RPCL: "htj2k_decode",
-    ts_.HTJ2K: "htj2k_decode", ts_.J2K_LOSSLESS: "jpeg2k_decode", ts_.J2K: "jpeg2k_decode",
+    # lossy HTJ2K through OpenJPEG: OpenJPH wraps samples the irreversible transform pushes past
+    # the range (white became black in HTJ2K_08_RGB.dcm); OpenJPEG clamps, as pydicom does
+    ts_.HTJ2K: "jpeg2k_decode", ts_.J2K_LOSSLESS: "jpeg2k_decode", ts_.J2K: "jpeg2k_decode",
     ts_.JPEG_LOSSLESS: "jpeg8_decode", ts_.JPEG_LOSSLESS_SV1: "jpeg8_decode",
 }
 

@@ -13,7 +13,8 @@ from yunying.pixels.lut import Window
 from yunying.pixels.render import render
 from yunying.pixels.samples import match_sign
 
-_HTJ2K = {ts_.HTJ2K_LOSSLESS, ts_.HTJ2K_LOSSLESS_RPCL, ts_.HTJ2K}
+# lossless only: OpenJPH wraps the samples a lossy (irreversible) stream overshoots, 255 -> 0
+_HTJ2K = {ts_.HTJ2K_LOSSLESS, ts_.HTJ2K_LOSSLESS_RPCL}
 
 
 def decode_preview(data: bytes, info: FrameInfo, transfer_syntax: str, max_side: int = 128) -> np.ndarray:

@@ -4,20 +4,49 @@ shares), and storage used. Counts only: the operator sees no patient data."""
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, func, insert, select, update
+from sqlalchemy.engine import Connection
 
 from index.query import Match, Query
 from yunying.archive import Archive
 from yunying.auth.schema import capability_tokens
-from yunying.auth.store import Store
+from yunying.auth.store import Store, migration
 from yunying.portal.schema import bindings, exams
 
 REPORT_CLASSES = ("1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.88.11",
                   "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33")
+
+
+meta = MetaData()
+storage_samples = Table(  # the storage used, one sample per day (the last figure of the day)
+    "portal_storage_samples", meta,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("dicom_bytes", BigInteger, nullable=False),
+    Column("total_bytes", BigInteger, nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
+
+@migration("portal", 6)
+def create_storage_samples(conn: Connection) -> None:
+    meta.create_all(conn)
+
+
+def sample_storage(store: Store, dicom_bytes: int, total_bytes: int, now: float | None = None) -> list[dict[str, Any]]:
+    """Record today's storage figures; answers every day's, oldest first (storage over time)."""
+    now = time.time() if now is None else now
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    values = {"dicom_bytes": dicom_bytes, "total_bytes": total_bytes, "at": int(now)}
+    with store.engine.begin() as conn:
+        if conn.execute(update(storage_samples).where(storage_samples.c.day == day).values(**values)).rowcount == 0:
+            conn.execute(insert(storage_samples).values(day=day, **values))
+        return [{"day": r.day, "dicom_bytes": r.dicom_bytes, "total_bytes": r.total_bytes}
+                for r in conn.execute(select(storage_samples).order_by(storage_samples.c.day))]
 
 
 def _v(json: dict[str, Any], tag: str) -> Any:
@@ -62,8 +91,10 @@ def stats(archive: Archive, store: Store, data: Path) -> dict[str, Any]:
         shared = conn.execute(select(func.count()).select_from(capability_tokens).where(
             capability_tokens.c.kind == "share", capability_tokens.c.created_by.like("p\\_%", escape="\\")
             | capability_tokens.c.created_by.like("i\\_%", escape="\\"))).scalar_one()
+    total = _folder_bytes(data)
     return {"exams": len(studies), "images": images, "reports": len(reports),
             "per_day": dict(sorted(per_day.items())), "images_per_day": dict(sorted(images_per_day.items())),
             "per_hospital": dict(per_hospital), "per_modality": dict(per_modality),
             "delivery": {"qr_codes": qr, "bound_to_patients": bound, "delivery_off": off, "patient_shares": shared},
-            "storage": {"dicom_bytes": dicom_bytes, "total_bytes": _folder_bytes(data)}}
+            "storage": {"dicom_bytes": dicom_bytes, "total_bytes": total,
+                        "history": sample_storage(store, dicom_bytes, total)}}

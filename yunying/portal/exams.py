@@ -18,8 +18,17 @@ from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.auth.keys import digest
 from yunying.auth.schema import access_tokens, capability_tokens, fits
 from yunying.auth.store import Store
+from yunying.errors import ArchiveError
+from yunying.pii import PiiKeys
 from yunying.portal.keyed import exam_token, normalise, pseudonym
-from yunying.portal.schema import exams
+from yunying.portal.schema import PHONE, exams
+
+
+class DeliveryOff(ArchiveError):
+    """The hospital switched online delivery of this exam (or patient) off (the console)."""
+
+    http_status = 410
+
 
 EXAM_TOKEN_LIFETIME = 366 * 86400  # the longest a capability token may live (yunying.auth.tokens)
 
@@ -32,14 +41,16 @@ class Contact:
     id_number: str = ""
     name: str = ""
 
-    def columns(self, key: bytes) -> dict[str, Any]:
-        """The hashed columns for the non-empty fields (an empty field leaves the stored one)."""
+    def columns(self, key: bytes, keys: PiiKeys) -> dict[str, Any]:
+        """The hashed (and, for the phone, sealed) columns for the non-empty fields (an empty
+        field leaves the stored one)."""
         out: dict[str, Any] = {}
         phone = normalise("phone", self.phone)
         if self.phone:
             if not 5 <= len(phone) <= 15:
                 raise InvalidRequest("phone: 5-15 digits")
-            out |= {"phone_hash": pseudonym(key, "phone", phone), "phone_last4": phone[-4:]}
+            out |= {"phone_hash": pseudonym(key, "phone", phone), "phone_last4": phone[-4:],
+                    "phone_sealed": keys.seal(phone, PHONE)}
         if self.id_number:
             out["id_hash"] = pseudonym(key, "id", self.id_number)
         if self.name:
@@ -57,11 +68,11 @@ def _new_capability(conn: Any, token: str, hospital: str, study: str, created_by
     return cap_id
 
 
-def issue_exam(store: Store, key: bytes, *, hospital: str, study: str, accession: str, contact: Contact,
+def issue_exam(store: Store, key: bytes, keys: PiiKeys, *, hospital: str, study: str, accession: str, contact: Contact,
                created_by: str, renew: bool = False) -> dict[str, Any]:
     """The exam's token (the same one again unless `renew`), creating the exam on first call."""
     now = int(time.time())
-    cols = contact.columns(key)
+    cols = contact.columns(key, keys)
     fits(exams, {"hospital_id": hospital, "study_uid": study, "accession": accession})
     with store.engine.begin() as conn:
         row = conn.execute(select(exams).where(exams.c.hospital_id == hospital, exams.c.study_uid == study)).first()
@@ -86,6 +97,20 @@ def issue_exam(store: Store, key: bytes, *, hospital: str, study: str, accession
     if generation != row.generation:
         store.revoked()
     return {"exam": row.id, "token": token, "created": False}
+
+
+def remember_phone(store: Store, key: bytes, keys: PiiKeys, phone: str) -> None:
+    """A phone just verified by SMS, sealed into its exams that have only its hash (rows from
+    before sealing existed): notifications can reach it from now on."""
+    ph = pseudonym(key, "phone", phone)
+    with store.engine.begin() as conn:
+        conn.execute(update(exams).where(exams.c.phone_hash == ph, exams.c.phone_sealed.is_(None))
+                     .values(phone_sealed=keys.seal(normalise("phone", phone), PHONE)))
+
+
+def phone_of(keys: PiiKeys, exam: Any) -> str:
+    """The exam's phone in clear (for a notification), "" when none is kept."""
+    return keys.unseal(exam.phone_sealed, PHONE) if exam.phone_sealed else ""
 
 
 def set_delivery(store: Store, hospital: str, study: str, on: bool) -> dict[str, Any]:
@@ -115,6 +140,8 @@ def exam_of_token(store: Store, token: str) -> Any:
         if cap is None or cap.revoked_at is not None or not cap.not_before <= now < cap.expires_at:
             raise NotFound("unknown, expired or revoked exam code")
         row = conn.execute(select(exams).where(exams.c.capability_id == cap.id)).first()
-    if row is None or row.delivery_off:
+    if row is None:
         raise NotFound("unknown, expired or revoked exam code")
+    if row.delivery_off:
+        raise DeliveryOff("online delivery of this exam is switched off by the hospital")
     return row

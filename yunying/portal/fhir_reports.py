@@ -27,7 +27,7 @@ RELEASED = {"final", "amended", "corrected", "appended"}
 DRAFT = {"registered", "partial", "preliminary"}
 COPIED = ("SpecificCharacterSet", "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex",
           "StudyInstanceUID", "StudyDate", "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID",
-          "InstitutionName")
+          "InstitutionName", "PatientAge", "AdmissionID", "StudyDescription")  # the study row takes the newest
 
 
 def exam_reference(report: dict[str, Any]) -> tuple[str, str]:

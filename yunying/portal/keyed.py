@@ -1,41 +1,45 @@
-"""The portal's secret key and the keyed hashes made with it.
+"""The portal's secret and the keyed hashes (blind indexes) made with it.
 
-The key lives in a file of the data folder (0600), not in the app-state database: a copy of the
-database alone reveals no phone number (a plain hash of an 11-digit number is reversed in
-seconds) and cannot recompute exam tokens.
+The secret is the `portal` secret of the personal-data key file (`yunying.pii`), OUTSIDE the data
+folder: a copy of the data folder reveals no phone number (a plain hash of an 11-digit number is
+reversed in seconds) and cannot recompute exam tokens. Installations from before kept it in
+`<data>/portal.key`: it is moved into the key file at start (`portal_secret`), so every stored
+hash, account and printed QR code stays valid.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import os
-import re
-import time
-from functools import lru_cache
+import logging
 from pathlib import Path
 
-KEY_FILE = "portal.key"
+from yunying import pii
+
+LEGACY_KEY_FILE = "portal.key"
+log = logging.getLogger("yunying.portal")
 
 
-@lru_cache(maxsize=8)
-def portal_key(data: Path) -> bytes:
-    """The 32-byte key at <data>/portal.key, created on first use."""
-    path = Path(data) / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(100):  # another process may have created it and not written it yet
-            key = path.read_bytes()
-            if len(key) == 32:
-                return key
-            time.sleep(0.01)
-        raise RuntimeError(f"{path}: not a 32-byte key") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(os.urandom(32))
-        f.flush()
-        os.fsync(f.fileno())
-    return path.read_bytes()
+def portal_secret(data: Path, key_file: str = "") -> bytes:
+    """The portal's 32-byte secret from the key file; moves a legacy <data>/portal.key there first."""
+    keys = pii.keys_for(data, key_file)
+    legacy = Path(data) / LEGACY_KEY_FILE
+    if legacy.exists():
+        old = legacy.read_bytes()
+        if len(old) != 32:
+            raise pii.PiiKeyError(f"{legacy}: not a 32-byte key")
+        if "portal" not in dict(keys.named):
+            target = pii.key_file_of(data, key_file)
+            if target is None:  # the keys come from the environment: the operator adds the line
+                raise pii.PiiKeyError(f"move {legacy} into YUNYING_PII_KEYS as the line "
+                                      f"'secret portal {base64.b64encode(old).decode()}'")
+            pii.add_secret(target, "portal", old)
+            keys = pii.keys_for(data, key_file)
+        if keys.secret("portal") != old:
+            raise pii.PiiKeyError(f"{legacy} differs from the key file's portal secret: keep the right one")
+        legacy.unlink()
+        log.warning("the portal key moved from the data folder into the personal-data key file")
+    return keys.secret("portal")
 
 
 def pseudonym(key: bytes, kind: str, value: str) -> str:
@@ -44,12 +48,9 @@ def pseudonym(key: bytes, kind: str, value: str) -> str:
 
 
 def normalise(kind: str, value: str) -> str:
-    if kind == "phone":
-        digits = re.sub(r"\D", "", value)
-        return digits[2:] if digits.startswith("86") and len(digits) == 13 else digits
     if kind == "id":
-        return value.strip().upper()
-    return re.sub(r"[\s^]+", "", value).lower()  # names: "Zhang^San", "张 三" and "张三" match
+        return value.strip().upper()  # as before pii.normalise existed: stored hashes keep matching
+    return pii.normalise(kind, value)  # names: "Zhang^San", "张 三" and "张三" match
 
 
 def exam_token(key: bytes, hospital: str, study: str, generation: int) -> str:

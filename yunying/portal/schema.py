@@ -1,14 +1,28 @@
 """The portal's app-state tables and migrations (component "portal").
 
-No phone number, ID card number or name is stored in clear: each is a keyed hash
-(`yunying.portal.keyed.pseudonym`), plus the last four phone digits to show masked.
+No phone number, ID card number or name is stored in clear: each is a keyed hash (a blind
+index, `yunying.portal.keyed.pseudonym`, under the portal secret of the personal-data key file),
+plus the last four phone digits to show masked; the exam's phone is also kept sealed (SM4-GCM,
+`yunying.pii`) so a notification can reach it.
 """
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Connection
 
 from yunying.auth.store import migration
+from yunying.pii import sealed_column
 
 meta = MetaData()
 
@@ -22,6 +36,7 @@ exams = Table(  # one row per exam a QR code was issued for
     Column("generation", Integer, nullable=False, default=0),  # +1 when the token is renewed
     Column("phone_hash", String(64)),
     Column("phone_last4", String(4), nullable=False, default=""),
+    Column("phone_sealed", Text),  # added by migration 4 (sealed: yunying.pii)
     Column("id_hash", String(64)),
     Column("name_hash", String(64)),
     Column("id_failures", Integer, nullable=False, default=0),
@@ -81,3 +96,16 @@ def widen_download_size(conn: Connection) -> None:
     # and SQLite cannot ALTER a column's type).
     if conn.dialect.name == "postgresql":
         conn.execute(text("ALTER TABLE portal_downloads ALTER COLUMN size TYPE BIGINT"))
+
+
+PHONE = sealed_column(exams, "phone_sealed")
+
+
+@migration("portal", 4)
+def add_sealed_phone(conn: Connection) -> None:
+    # The phone, sealed, so a notification can reach the patient (issue 14 part 8). Migration 1
+    # creates it from the table's current definition on a fresh store; older stores gain it here.
+    # Their rows have only the phone's hash: the sealed phone is filled by the next QR request
+    # naming the phone, or when the patient verifies it by SMS.
+    if "phone_sealed" not in {c["name"] for c in inspect(conn).get_columns("portal_exams")}:
+        conn.execute(text("ALTER TABLE portal_exams ADD COLUMN phone_sealed TEXT"))

@@ -16,7 +16,8 @@ from yunying.auth.principal import DEFAULT_HOSPITAL
 CLIENT_ID = "yunying-web"
 NAME = "Yunying pages (built in)"
 # each page is its own redirect URI: it completes its own sign-in
-PAGES = ("/viewer/", "/admin/", "/admin/audit/", "/admin/security/")
+PAGES = ("/viewer/", "/admin/", "/admin/audit/", "/admin/security/", "/admin/matching/", "/admin/mpi/",
+         "/admin/routing/", "/portal/console/")
 GRANTS = ["authorization_code", "refresh_token"]
 # everything a page may need; a token carries only what the user holds (tokens.granted_scope)
 SCOPE = " ".join(sorted(SCOPES))

@@ -1,0 +1,116 @@
+"""`python -m benchmarks.ingest`: only the ingest figures of the main run, side by side.
+
+STOW-RS CT with 4 clients, C-STORE CT over 1 and 4 associations, and the small-instance load
+over 4 `storescu`, against a fresh Yunying and (with --vs-orthanc) a fresh Orthanc, each
+workload `--rounds` times alternating servers (one fresh server per round), medians. The
+same data and clients as `python -m benchmarks` (see benchmarks/README.md); a few minutes
+instead of a quarter of an hour, for measuring a change to the write path on a shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dimse, stow
+from benchmarks.data import build_corpus, build_ct
+from benchmarks.net import REPO_ROOT, free_port
+from benchmarks.run import remove_in_background
+from benchmarks.servers import Server
+
+ENVS: dict[str, dict[str, str]] = {}  # variant name -> environment of its server (--ab)
+FIGURES = ("stow_ips", "cstore_1", "cstore_4", "cstore_small")
+LABELS = {"stow_ips": "STOW-RS CT, 4 clients", "cstore_1": "C-STORE CT, 1 association",
+          "cstore_4": "C-STORE CT, 4 associations", "cstore_small": "C-STORE small, 4 storescu"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, store4: Any,
+              small: Sequence[Path], cstore_n: int) -> dict[str, float]:
+    """Every ingest workload against one fresh server, in the main run's order."""
+    os.sync()
+    base, _, env = name.partition("+")
+    saved = {k: os.environ.get(k) for k in ENVS.get(env, {})}
+    os.environ.update(ENVS.get(env, {}))
+    try:
+        server = Server(base, workdir, scp_port)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    out: dict[str, float] = {}
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("stow_ips", lambda: stow.stow(server.dicomweb_url, ct.files, clients=4, per_request=10)),
+        ("cstore_1", lambda: dimse.c_store(server.peer, store1.files[:cstore_n], associations=1)),
+        ("cstore_4", lambda: dimse.c_store(server.peer, store4.files[:cstore_n], associations=4)),
+        ("cstore_small", lambda: dimse.c_store(server.peer, small, associations=4)),
+    ]
+    try:
+        for key, fn in steps:
+            try:
+                out[key] = fn()["instances_per_s"]
+            except Exception as exc:  # noqa: BLE001 - a failed figure is reported, the rest runs
+                log(f"{name}: {key} failed: {exc}")
+            else:
+                log(f"{name}: {LABELS[key]}: {out[key]:.0f} inst/s")
+    finally:
+        server.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ingest", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--vs-orthanc", action="store_true", help="Orthanc too, rounds alternating")
+    p.add_argument("--ab", metavar="KEY=VALUE", action="append", default=[],
+                   help="also a Yunying started with this environment (e.g. YUNYING_DIMSE_LEAN_STORE=false)")
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--small-studies", type=int, default=2000,
+                   help="small-instance set size in studies (the main run: 8000, ~20,000 instances)")
+    p.add_argument("--cstore", type=int, default=300, help="CT instances per C-STORE run")
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out")
+    args = p.parse_args(argv)
+    root = args.out.resolve() / "data"
+    ct = build_ct(root, 300, "A")
+    store1, store4 = build_ct(root, 300, "B"), build_ct(root, 300, "C")
+    small = build_corpus(root, args.small_studies + (args.small_studies == 5000)).files
+    os.sync()
+    servers = ["yunying", "orthanc"] if args.vs_orthanc else ["yunying"]
+    for i, kv in enumerate(args.ab):
+        ENVS[f"b{i}"] = dict([kv.split("=", 1)])
+        servers.append(f"yunying+b{i}")
+        print(f"yunying+b{i}: {kv}")
+    run_dir = args.out.resolve() / "runs" / ("ingest-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    results: dict[str, dict[str, list[float]]] = {s: {k: [] for k in FIGURES} for s in servers}
+    scp_port = free_port()
+    for r in range(args.rounds):
+        for name in servers if r % 2 == 0 else servers[::-1]:
+            workdir = run_dir / f"{name}-{r}"
+            got = one_round(name, workdir, scp_port, ct, store1, store4, small, args.cstore)
+            for k, v in got.items():
+                results[name][k].append(v)
+            remove_in_background(workdir, ["data", "storage"])
+    def med(name: str, k: str) -> float:
+        got = results.get(name, {}).get(k)
+        return statistics.median(got) if got else float("nan")
+
+    print(f"\n{'figure':30} " + " ".join(f"{s:>10}" for s in servers) + "   ratio  (inst/s, median of "
+          f"{args.rounds}; small set {len(small)} instances, CT {args.cstore} x 512x512)")
+    for k in FIGURES:
+        ratio = med("yunying", k) / med("orthanc", k) if "orthanc" in servers else float("nan")
+        print(f"{LABELS[k]:30} " + " ".join(f"{med(s, k):10.0f}" for s in servers) + f"  {ratio:5.2f}x   "
+              + " / ".join(str([round(v) for v in results[s][k]]) for s in servers))
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""`python -m benchmarks.layers`: what each HTTP middleware layer costs per request, in process.
+
+Issue 11's target (QIDO p50 and frames/s at most 10% worse than before identity and audit) is
+measured end to end by `benchmarks.ab`, whose figures swing 20-60% on a shared machine. This
+takes the network and the other processes out: the app is called as ASGI in one event loop,
+N times per request kind, once with the whole stack and once with each layer left out, and
+prints the median microseconds per request and each layer's share. CPU time, not wall time,
+so other processes on the machine do not count.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import data
+
+KEY = "yy_layers_benchmark_key_0123456789abcdef"
+
+
+def _name(m: Any) -> str:
+    """A middleware's class name (starlette types the class as a factory protocol)."""
+    return str(getattr(m.cls, "__name__", m.cls))
+
+
+def _scope(path: str, query: str, accept: str, coding: bytes = b"") -> dict[str, Any]:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+            "query_string": query.encode(), "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
+            "headers": [(b"host", b"archive"), (b"accept", accept.encode()),
+                        (b"authorization", f"Bearer {KEY}".encode())]
+            + ([(b"accept-encoding", coding)] if coding else [])}
+
+
+async def _call(app: Any, scope: dict[str, Any]) -> int:
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(dict(scope, headers=list(scope["headers"])), receive, send)
+    return status
+
+
+async def _per_request_us(app: Any, scope: dict[str, Any], n: int, rounds: int) -> float:
+    for _ in range(50):  # warm caches (identity, prepared statements, rendered)
+        status = await _call(app, scope)
+    if status != 200:
+        raise SystemExit(f"{scope['path']} answered {status}")
+    samples = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        for _ in range(n):
+            await _call(app, scope)
+        samples.append((time.process_time() - t0) / n * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=300, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--audit", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+
+    import yunying.audit
+    from dicomweb.app import build_app
+    from index.model import Origin
+    from yunying.archive import Archive
+    from yunying.audit.patients import study_patients
+    from yunying.settings import Settings
+
+    cache = Path(tempfile.gettempdir()) / "yunying-bench-data"
+    ct = data.build_ct(cache, slices=20, tag="L")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data=Path(tmp) / "data", api_key=KEY)
+        archive = Archive(settings.data)
+        try:
+            for f in ct.files:
+                archive.store(f.read_bytes(), Origin("import", "benchmark"))
+            archive.flush()
+            frame = (f"/dicomweb/studies/{ct.study_uid}/series/{ct.series_uid}/instances/{ct.sop_uids[3]}/frames/1",
+                     "", 'multipart/related; type="application/octet-stream"')
+            kinds = {  # as benchmarks.wado asks (no Accept-Encoding), and a frame as a browser asks
+                "QIDO studies": _scope("/dicomweb/studies", f"StudyInstanceUID={ct.study_uid}", "application/dicom+json"),
+                "frame": _scope(*frame),
+                "frame, browser": _scope(*frame, coding=b"gzip, deflate, br, zstd"),
+            }
+            full = build_app(archive, settings)
+            if args.audit:
+                yunying.audit.start(settings.data, full.state.auth.store.engine, study_patients(archive))
+            names = [_name(m) for m in full.user_middleware]
+            print(f"{'request':<14} {'layer left out':<18} {'us/request':>11} {'layer us':>9}")
+            for label, scope in kinds.items():
+                base = asyncio.run(_per_request_us(full, scope, args.n, args.rounds))
+                print(f"{label:<14} {'(whole stack)':<18} {base:11.1f}")
+                for name in names:
+                    if name == "AuthMiddleware":
+                        continue  # without it the handlers have no principal and refuse (fail closed)
+                    app = build_app(archive, settings, auth=full.state.auth)
+                    app.user_middleware = [m for m in app.user_middleware if _name(m) != name]
+                    us = asyncio.run(_per_request_us(app, scope, args.n, args.rounds))
+                    print(f"{'':<14} {name:<18} {us:11.1f} {base - us:9.1f}")
+        finally:
+            yunying.audit.stop()
+            archive.close()
+
+
+if __name__ == "__main__":
+    main()

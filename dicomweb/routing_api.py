@@ -1,0 +1,99 @@
+"""Routing's HTTP API under /api/routing (issue 15 part 7): rules, the queue, retries, job status.
+Rules and queue rows carry AE titles, URLs, UIDs and DIMSE/HTTP statuses: no patient data."""
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dicomweb.accounts import call, json_body, json_response
+from yunying.auth.errors import InvalidRequest, NotFound
+from yunying.routing import hook, jobs, manage
+from yunying.routing.router import Router
+from yunying.routing.senders import stow
+
+R = "/api/routing"
+
+
+def start(app: Any) -> Router:
+    """The app's router, observing every stored instance. The composition root adds the C-STORE
+    sender (dicomweb imports no DIMSE): `router.senders["dicom"] = dimse.forward.sender(aet)`."""
+    router = getattr(app.state, "routing", None)
+    if router is None:
+        settings = app.state.settings
+        router = Router(app.state.archive, app.state.auth.store.engine, {"dicomweb": stow},
+                        attempts=settings.routing_attempts, backoff=settings.routing_backoff_seconds)
+        app.state.routing = router
+        hook.subscribe(app.state.archive, router)
+    return router
+
+
+def stop(app: Any) -> None:
+    router = getattr(app.state, "routing", None)
+    if router is not None:
+        hook.unsubscribe(app.state.archive, router)
+        router.stop()
+
+
+def router_of(request: Request) -> Router:
+    return start(request.app)
+
+
+def _id(request: Request) -> int:
+    raw = request.path_params["rule"]
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise NotFound(f"rule {raw[:20]}: unknown")
+    return int(raw)
+
+
+def _query_int(request: Request, name: str, default: int | None, top: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise InvalidRequest(f"{name}: a non-negative integer")
+    return min(int(raw), top)
+
+
+async def rule_list(request: Request) -> Response:
+    router = router_of(request)
+    if request.method == "POST":
+        return json_response(await call(manage.create_rule, router, await json_body(request)), 201)
+    return json_response(await call(manage.list_rules, router))
+
+
+async def rule_item(request: Request) -> Response:
+    router, rule_id = router_of(request), _id(request)
+    if request.method == "DELETE":
+        await call(manage.delete_rule, router, rule_id)
+        return json_response({"deleted": rule_id})
+    return json_response(await call(manage.update_rule, router, rule_id, await json_body(request)))
+
+
+async def retry(request: Request) -> Response:
+    rule_id = _id(request) if "rule" in request.path_params else None
+    return json_response({"queued": await call(router_of(request).retry, rule_id)})
+
+
+async def queue_list(request: Request) -> Response:
+    return json_response(await call(
+        manage.queue_items, router_of(request), request.query_params.get("state", ""),
+        _query_int(request, "rule", None, 10**9), _query_int(request, "limit", 100, 1000) or 100,
+        _query_int(request, "offset", 0, 10**9) or 0))
+
+
+async def job_status(request: Request) -> Response:
+    return json_response(await call(jobs.status, router_of(request)))
+
+
+def routes() -> list[Route]:
+    return [
+        Route(R + "/rules", rule_list, methods=["GET", "POST"]),
+        Route(R + "/rules/{rule}", rule_item, methods=["PUT", "DELETE"]),
+        Route(R + "/rules/{rule}/retry", retry, methods=["POST"]),
+        Route(R + "/retry", retry, methods=["POST"]),
+        Route(R + "/queue", queue_list, methods=["GET"]),
+        Route(R + "/jobs", job_status, methods=["GET"]),
+    ]

@@ -1,0 +1,71 @@
+"""The Cobb angle, cardiothoracic ratio, point value, arrow and text tools on the striped phantom
+(known values and spacing), by mouse and by touch, saved in the SR and drawn again after reload."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from benchmarks.net import YunyingServer
+from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.phantom import hu, store_ct
+from tests.frontends.test_viewer import drag_image, opened, url
+from tests.frontends.test_viewer_sr import marks, sr_instances
+
+
+@pytest.fixture(scope="module")
+def study(archive: YunyingServer) -> str:
+    return store_ct(archive, 2, 256)[0]
+
+
+def label_of(page: Any, kind: str) -> str:
+    return str(page.text_content(f"svg.marks .measure.{kind} text"))
+
+
+def test_cobb_ctr_point_arrow_and_text(open_page: Any, archive: YunyingServer, study: str) -> None:
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, "&lang=en"))
+    answers = iter(["nodule", "see note"])
+    page.on("dialog", lambda d: d.accept(next(answers)))
+    page.click("#tool-cobb")
+    rise = 200 * math.tan(math.radians(30))
+    drag_image(page, (20, 60), (220, 60))  # one endplate, level
+    drag_image(page, (20, 120), (220, 120 + rise))  # the other, 30 degrees to it
+    assert float(label_of(page, "cobb").split()[1].rstrip("°")) == pytest.approx(30, abs=0.5)
+    page.click("#tool-ctr")
+    drag_image(page, (50, 180), (150, 180))  # heart: 100 px
+    drag_image(page, (20, 200), (220, 200))  # thorax: 200 px
+    assert label_of(page, "ctr") == "CTR 0.50"
+    page.click("#tool-point")
+    drag_image(page, (110, 90), (110, 90))  # a tap in stripe 3
+    assert label_of(page, "point") == f"Value {hu(3, 0):.1f} HU"
+    page.click("#tool-arrow")
+    drag_image(page, (40, 40), (90, 20))
+    assert label_of(page, "arrow") == "nodule"
+    page.click("#tool-text")
+    drag_image(page, (200, 30), (200, 30))
+    assert label_of(page, "text") == "see note"
+    before = sorted(marks(page))
+    page.click("#save")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('saved to the archive')", timeout=30000)
+    assert len(sr_instances(archive, study)) == 1
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 5", timeout=30000)
+    page.wait_for_function("document.querySelector('svg.marks .measure.point text').textContent.includes('HU')")
+    assert sorted(marks(page)) == before
+    assert not p.errors, p.errors
+
+
+def test_phone_taps_a_point_value(open_page: Any, archive: YunyingServer) -> None:
+    p = open_page(**PHONE, locale="zh-CN")
+    page = opened(p.page, url(archive, store_ct(archive, 1, 256)[0]))  # no saved marks
+    page.click("#tool-point")
+    assert page.inner_text("#tool-point") == "点值"
+    box = page.locator(".viewport").bounding_box()
+    at = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(150, 100)")  # stripe 4
+    page.touchscreen.tap(box["x"] + at[0], box["y"] + at[1])
+    page.wait_for_function("document.querySelector('svg.marks .measure.point text') !== null")
+    assert label_of(page, "point") == f"值 {hu(4, 0):.1f} HU"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors, p.errors

@@ -1,0 +1,58 @@
+"""Fixtures of the record tests: a record store on a fresh app-state database, hospital databases."""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.conftest import missing_tool
+from yunying.archive import Archive
+from yunying.auth.store import open_store
+from yunying.pii import new_key_line, parse
+from yunying.records.idcard import check_character
+from yunying.records.store import RecordStore
+
+PG = os.environ.get("YUNYING_TEST_POSTGRES", "")
+KEYS = parse(new_key_line("blind") + new_key_line("seal", "k1"))
+
+
+def id_card(first17: str = "11010519491231002") -> str:
+    """A resident ID number with its correct check character."""
+    return first17 + check_character(first17)
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Iterator[RecordStore]:
+    store = open_store(tmp_path / "data")
+    yield RecordStore(store, KEYS)
+    store.engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh database on the test PostgreSQL cluster (tools/test.sh starts one)."""
+    if not PG:
+        missing_tool("YUNYING_TEST_POSTGRES is not set (tools/test.sh starts a PostgreSQL for it)")
+    name = "yyrec_" + secrets.token_hex(6)
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(PG).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    """A real archive in the test's folder (in-process)."""
+    a = Archive(tmp_path / "archive")
+    yield a
+    a.close()

@@ -1,0 +1,284 @@
+"""The patient master index: identities observed, linked to persons, reviewed, undone.
+
+Linking an identity seen for the first time (or whose facts changed and that no one linked by
+hand): (1) a valid resident ID number shared with another identity links deterministically;
+(2) otherwise candidates sharing a birth date, phone or name (blocking) are scored
+(yunying.mpi.scoring); the best person at or above `upper` is linked automatically, one between
+`lower` and `upper` becomes a review item; (3) else the identity is a person of its own.
+Two identities with different valid ID numbers are never linked by score.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from yunying.errors import ArchiveError
+from yunying.mpi import idcard
+from yunying.mpi.facts import PatientFacts
+from yunying.mpi.schema import events, identities, persons, reviews
+from yunying.mpi.scoring import Demographics, score
+from yunying.pii import PiiKeys
+
+AUTO = "mpi"  # the actor of automatic links
+MAX_CANDIDATES = 500
+
+
+class MpiError(ArchiveError):
+    """A request the index cannot carry out (unknown identity, person, review or event)."""
+
+    http_status = 404
+
+
+class MpiInvalid(MpiError):
+    http_status = 400
+
+
+class MpiConflict(MpiError):
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class Observed:
+    identity_id: int
+    person_id: str
+    link: str  # new | id | auto | manual | review (a person of its own, with a review item)
+    score: float | None = None
+    changed: bool = True
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def new_person_id() -> str:
+    return secrets.token_hex(8)
+
+
+class PatientIndex:
+    """Thread-safe: each call is one transaction on the app-state store."""
+
+    def __init__(self, engine: Engine, keys: PiiKeys, upper: float = 20.0, lower: float = 12.0) -> None:
+        import yunying.mpi.schema  # noqa: F401 - registers the "mpi" migrations
+        from yunying.auth.store import Store
+
+        Store(engine, None).migrate()
+        self.engine, self.keys, self.upper, self.lower = engine, keys, upper, lower
+
+    # -- observing ----------------------------------------------------------------------
+    def observe(self, facts: PatientFacts) -> Observed:
+        """Record (or refresh) one system's record of a patient and link it."""
+        facts = facts.cleaned()
+        if not facts.patient_id or not facts.issuer:
+            raise MpiInvalid("a patient record needs patient_id and issuer")
+        for attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    return self._observe(conn, facts)
+            except IntegrityError:  # another thread inserted the same identity first
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def observe_many(self, many: list[PatientFacts]) -> list[Observed]:
+        """observe() for several records in one transaction (a commit costs ~15 ms here, the
+        linking itself ~2 ms); one by one when another writer raced this batch."""
+        cleaned = [f.cleaned() for f in many]
+        if not all(f.patient_id and f.issuer for f in cleaned):
+            return [self.observe(f) for f in many]  # each bad record refused on its own
+        try:
+            with self.engine.begin() as conn:
+                return [self._observe(conn, f) for f in cleaned]
+        except IntegrityError:
+            return [self.observe(f) for f in many]
+
+    def _values(self, facts: PatientFacts) -> dict[str, Any]:
+        valid = bool(facts.id_number) and idcard.is_valid(facts.id_number)
+        birth, sex = facts.birth_date, facts.sex
+        if valid:  # the ID number states both; a record missing them takes them from it
+            birth = birth or idcard.birth_date(facts.id_number) or ""
+            sex = sex or idcard.sex(facts.id_number)
+        return {
+            "source": facts.source, "hospital": facts.hospital, "name": facts.name, "sex": sex,
+            "birth_date": birth,
+            "id_sealed": self.keys.seal(facts.id_number, "mpi.id") if valid else None,
+            "id_blind": self.keys.blind("id", facts.id_number) if valid else None,
+            "id_invalid": int(bool(facts.id_number) and not valid),
+            "phone_sealed": self.keys.seal(facts.phone, "mpi.phone") if facts.phone else None,
+            "phone_blind": self.keys.blind("phone", facts.phone) if facts.phone else None,
+        }
+
+    def _observe(self, conn: Connection, facts: PatientFacts) -> Observed:
+        values = self._values(facts)
+        row = conn.execute(select(identities).where(
+            identities.c.issuer == facts.issuer, identities.c.patient_id == facts.patient_id)).first()
+        compared = ("name", "sex", "birth_date", "id_blind", "phone_blind", "hospital")
+        if row is not None:
+            same = all(getattr(row, k) == values[k] for k in compared)
+            if same:
+                return Observed(row.id, row.person_id, row.link, row.score, changed=False)
+            conn.execute(update(identities).where(identities.c.id == row.id).values(**values, updated_at=_now()))
+            if row.link == "manual":  # a person decided: facts changing do not undo it
+                return Observed(row.id, row.person_id, row.link, row.score)
+            identity_id, current = row.id, row.person_id
+        else:
+            current = new_person_id()
+            conn.execute(insert(persons).values(id=current, created_at=_now()))
+            identity_id = conn.execute(insert(identities).values(
+                issuer=facts.issuer, patient_id=facts.patient_id, person_id=current, link="new",
+                updated_at=_now(), **values)).inserted_primary_key[0]  # type: ignore[index]
+            self._event(conn, AUTO, "create", identity_id, None, current, "new", None, "first seen")
+        return self._link(conn, identity_id, current)
+
+    def _link(self, conn: Connection, identity_id: int, current: str) -> Observed:
+        me = conn.execute(select(identities).where(identities.c.id == identity_id)).one()
+        if me.id_blind:
+            other = conn.execute(select(identities.c.person_id).where(
+                identities.c.id_blind == me.id_blind, identities.c.id != identity_id,
+            ).order_by(identities.c.id)).first()
+            if other is not None:
+                return self._move(conn, identity_id, current, other.person_id, "id", None, AUTO,
+                                  "same resident ID number")
+        best: tuple[float, str, dict[str, str]] | None = None
+        mine = _demographics(me)
+        for cand in self._candidates(conn, me):
+            if me.id_blind and cand.id_blind and cand.id_blind != me.id_blind:
+                continue  # two different valid ID numbers: two people
+            weight, levels = score(mine, _demographics(cand))
+            if best is None or weight > best[0]:
+                best = (weight, cand.person_id, levels)
+        if best is not None and best[0] >= self.upper:
+            return self._move(conn, identity_id, current, best[1], "auto", best[0], AUTO,
+                              "score " + _levels(best[2]))
+        if best is not None and best[0] >= self.lower:
+            exists = conn.execute(select(reviews.c.id).where(
+                reviews.c.identity_id == identity_id, reviews.c.person_id == best[1])).first()
+            if exists is None:
+                conn.execute(insert(reviews).values(identity_id=identity_id, person_id=best[1], score=best[0],
+                                                    levels=_levels(best[2]), created_at=_now()))
+            return Observed(identity_id, current, "review", best[0])
+        return Observed(identity_id, current, me.link)
+
+    def _candidates(self, conn: Connection, me: Row) -> list[Row]:
+        blocks = []
+        if me.birth_date:
+            blocks.append(identities.c.birth_date == me.birth_date)
+        if me.phone_blind:
+            blocks.append(identities.c.phone_blind == me.phone_blind)
+        if me.name:
+            blocks.append(identities.c.name == me.name)
+        if not blocks:
+            return []
+        return list(conn.execute(select(identities).where(
+            and_(or_(*blocks), identities.c.person_id != me.person_id)).limit(MAX_CANDIDATES)))
+
+    def _move(self, conn: Connection, identity_id: int, from_person: str | None, to_person: str, link: str,
+              weight: float | None, actor: str, reason: str, action: str = "link") -> Observed:
+        conn.execute(update(identities).where(identities.c.id == identity_id).values(
+            person_id=to_person, link=link, score=weight, updated_at=_now()))
+        conn.execute(update(reviews).where(reviews.c.identity_id == identity_id, reviews.c.status == "open",
+                                           reviews.c.person_id == to_person).values(
+            status="linked", decided_by=actor, decided_at=_now()))
+        self._event(conn, actor, action, identity_id, from_person, to_person, link, weight, reason)
+        return Observed(identity_id, to_person, link, weight)
+
+    @staticmethod
+    def _event(conn: Connection, actor: str, action: str, identity_id: int, from_person: str | None,
+               to_person: str, link: str, weight: float | None, reason: str) -> int:
+        done = conn.execute(insert(events).values(
+            at=_now(), actor=actor[:64], action=action, identity_id=identity_id, from_person=from_person,
+            to_person=to_person, link=link, score=weight, reason=reason[:200]))
+        return int(done.inserted_primary_key[0])  # type: ignore[index]
+
+    # -- deciding by hand -------------------------------------------------------------------
+    def _identity(self, conn: Connection, identity_id: int) -> Row:
+        row = conn.execute(select(identities).where(identities.c.id == identity_id)).first()
+        if row is None:
+            raise MpiError(f"identity {identity_id}: unknown")
+        return row
+
+    def link(self, identity_id: int, person_id: str, actor: str, reason: str = "") -> Observed:
+        """Move an identity to a person, by hand."""
+        with self.engine.begin() as conn:
+            me = self._identity(conn, identity_id)
+            if conn.execute(select(persons.c.id).where(persons.c.id == person_id)).first() is None:
+                raise MpiError(f"person {person_id}: unknown")
+            if me.person_id == person_id:
+                raise MpiConflict("the identity already belongs to that person")
+            return self._move(conn, identity_id, me.person_id, person_id, "manual", None, actor,
+                              reason or "linked by hand")
+
+    def unlink(self, identity_id: int, actor: str, reason: str = "") -> Observed:
+        """Take an identity out of its person into a person of its own."""
+        with self.engine.begin() as conn:
+            me = self._identity(conn, identity_id)
+            others = conn.execute(select(identities.c.id).where(
+                identities.c.person_id == me.person_id, identities.c.id != identity_id)).first()
+            if others is None:
+                raise MpiConflict("the identity is its person's only one")
+            fresh = new_person_id()
+            conn.execute(insert(persons).values(id=fresh, created_at=_now()))
+            return self._move(conn, identity_id, me.person_id, fresh, "manual", None, actor,
+                              reason or "unlinked by hand", action="unlink")
+
+    def decide(self, review_id: int, accept: bool, actor: str) -> dict[str, Any]:
+        """Link (accept) or reject a review item."""
+        with self.engine.begin() as conn:
+            item = conn.execute(select(reviews).where(reviews.c.id == review_id)).first()
+            if item is None:
+                raise MpiError(f"review {review_id}: unknown")
+            if item.status != "open":
+                raise MpiConflict(f"review {review_id} is already {item.status}")
+            if accept:
+                me = self._identity(conn, item.identity_id)
+                self._move(conn, item.identity_id, me.person_id, item.person_id, "manual", item.score, actor,
+                           f"review {review_id} accepted")
+            else:
+                conn.execute(update(reviews).where(reviews.c.id == review_id).values(
+                    status="rejected", decided_by=actor[:64], decided_at=_now()))
+        return {"review": review_id, "status": "linked" if accept else "rejected"}
+
+    def revert(self, event_id: int, actor: str) -> Observed:
+        """Undo a link or unlink: the identity goes back to the person it left."""
+        with self.engine.begin() as conn:
+            ev = conn.execute(select(events).where(events.c.id == event_id)).first()
+            if ev is None:
+                raise MpiError(f"event {event_id}: unknown")
+            if ev.reverted_by is not None or ev.from_person is None:
+                raise MpiConflict(f"event {event_id} cannot be reverted (already reverted, or a creation)")
+            me = self._identity(conn, ev.identity_id)
+            if me.person_id != ev.to_person:
+                raise MpiConflict(f"identity {ev.identity_id} has moved since event {event_id}: revert the later one")
+            if conn.execute(select(persons.c.id).where(persons.c.id == ev.from_person)).first() is None:
+                conn.execute(insert(persons).values(id=ev.from_person, created_at=_now()))
+            done = self._move(conn, ev.identity_id, ev.to_person, ev.from_person, "manual", None, actor,
+                              f"revert of event {event_id}", action="revert")
+            last = conn.execute(select(events.c.id).where(events.c.identity_id == ev.identity_id)
+                                .order_by(events.c.id.desc())).scalar()
+            conn.execute(update(events).where(events.c.id == event_id).values(reverted_by=last))
+            return done
+
+    # -- reading -----------------------------------------------------------------------------
+    def person_of(self, issuer: str, patient_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(identities.c.person_id).where(
+                identities.c.issuer == issuer, identities.c.patient_id == patient_id)).scalar()
+
+    def members(self, person_id: str) -> list[tuple[str, str]]:
+        """(issuer, patient_id) of every identity of a person."""
+        with self.engine.connect() as conn:
+            return [(r.issuer, r.patient_id) for r in conn.execute(
+                select(identities.c.issuer, identities.c.patient_id).where(identities.c.person_id == person_id))]
+
+
+def _demographics(row: Row) -> Demographics:
+    return Demographics(row.name, row.sex, row.birth_date, row.phone_blind or "")
+
+
+def _levels(levels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(levels.items()))

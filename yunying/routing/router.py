@@ -1,0 +1,188 @@
+"""The router: matches stored instances against the rules, queues forwards in the app-state
+store, and sends them from one worker thread with retries and exponential backoff.
+
+At least once: a queue row is written before the storing call returns (only when a rule
+matches: no rule, no cost), and marked done only after the destination acknowledged it, so a
+crash or a restart resends what was in flight; destinations keep one copy per SOP Instance UID.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from index.model import InstanceRecord
+from yunying.errors import ArchiveError
+from yunying.routing.outgoing import Outgoing, Sender, offer_for
+from yunying.routing.rules import Match, Rule, facts_of
+from yunying.routing.schema import queue, rules
+
+log = logging.getLogger("yunying.routing")
+BATCH = 64  # instances per association / STOW request
+MAX_BACKOFF = 3600
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def rule_of(row: Any) -> Rule:
+    m = row.match or {}
+    return Rule(row.id, row.name, bool(row.enabled), Match(
+        tuple(m.get("source_aes", ())), tuple(m.get("modalities", ())), tuple(m.get("hospitals", ())),
+        tuple(m.get("body_parts", ())), m.get("hours", "")), dict(row.destination), row.syntax)
+
+
+class Router:
+    """Owns the routing tables; `__call__` is the archive's stored-instance observer."""
+
+    def __init__(self, archive: Any, engine: Engine, senders: dict[str, Sender], attempts: int = 8,
+                 backoff: int = 5) -> None:
+        import yunying.routing.schema  # noqa: F401 - registers the "routing" migrations
+        from yunying.auth.store import Store
+
+        Store(engine, None).migrate()
+        self.archive, self.engine, self.senders = archive, engine, senders
+        self.attempts, self.backoff = attempts, backoff
+        self.rules: list[Rule] = []
+        self.last_run: dict[int, int] = {}
+        self._wake = threading.Event()
+        self._stop = False
+        self.reload()
+        self._thread = threading.Thread(target=self._run, name="yunying-routing", daemon=True)
+        self._thread.start()
+
+    def reload(self) -> None:
+        """Read the rules again (after an API change)."""
+        with self.engine.connect() as conn:
+            self.rules = [rule_of(r) for r in conn.execute(select(rules).order_by(rules.c.id))]
+
+    # -- receiving ---------------------------------------------------------------------------
+    def __call__(self, record: InstanceRecord, result: Any) -> None:
+        active = [r for r in self.rules if r.enabled]
+        if not active:
+            return
+        facts = facts_of(record)
+        now = datetime.now()
+        matched = [r for r in active if r.match.admits(facts, now)]
+        if not matched:
+            return
+        stamp = _now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(queue), [
+                {"rule_id": r.id, "study": facts["study"], "series": facts["series"], "sop": facts["sop"],
+                 "state": "pending", "attempts": 0, "next_at": stamp, "last_error": "",
+                 "created_at": stamp, "updated_at": stamp} for r in matched])
+        self._wake.set()
+
+    # -- sending -----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                worked = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - the store went away for a moment: try again
+                log.error("routing pass failed: %s", type(exc).__name__)
+                worked = False
+            if not worked:
+                self._wake.wait(timeout=self._idle())
+                self._wake.clear()
+
+    def _idle(self) -> float:
+        with self.engine.connect() as conn:
+            due = conn.execute(select(func.min(queue.c.next_at)).where(queue.c.state == "pending")).scalar()
+        return 5.0 if due is None else min(5.0, max(0.05, due - time.time()))
+
+    def run_once(self) -> bool:
+        """Send one batch of due forwards per rule; True when something was tried."""
+        by_rule = {r.id: r for r in self.rules}
+        with self.engine.connect() as conn:
+            due = list(conn.execute(select(queue).where(queue.c.state == "pending", queue.c.next_at <= _now())
+                                    .order_by(queue.c.id).limit(BATCH * 4)))
+        groups: dict[int, list[Any]] = {}
+        for row in due:
+            groups.setdefault(row.rule_id, []).append(row)
+        for rule_id, rows in groups.items():
+            rule = by_rule.get(rule_id)
+            if rule is None or not rule.enabled:
+                self._finish(rows, {r.sop: "rule deleted or disabled" for r in rows}, final=True)
+                continue
+            self._send(rule, rows[:BATCH])
+        return bool(due)
+
+    def _send(self, rule: Rule, rows: Sequence[Any]) -> None:
+        self.last_run[rule.id] = _now()
+        items: list[Outgoing] = []
+        missing: dict[str, str | None] = {}
+        for row in rows:
+            try:
+                inst = self.archive.instance(row.study, row.series, row.sop)
+            except ArchiveError:  # deleted since it was queued: nothing left to send
+                missing[row.sop] = "no longer stored"
+                continue
+            items.append(Outgoing(inst.sop_class, inst.sop, offer_for(inst.transfer_syntax, rule.syntax,
+                                                                       rule.destination["kind"]),
+                                  partial(self.archive.read_part10, inst)))
+        if missing:
+            self._finish([r for r in rows if r.sop in missing], missing, final=True)
+        rows = [r for r in rows if r.sop not in missing]
+        if not items:
+            return
+        sender = self.senders.get(rule.destination["kind"])
+        try:
+            if sender is None:
+                raise RuntimeError(f"no {rule.destination['kind']} sender in this process")
+            outcome = sender(rule.destination, items)
+        except Exception as exc:  # noqa: BLE001 - every kind of network failure: retry later
+            reason = str(exc)[:250] or type(exc).__name__
+            outcome = {r.sop: reason for r in rows}
+        self._finish(rows, outcome)
+
+    def _finish(self, rows: Sequence[Any], outcome: dict[str, str | None], final: bool = False) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            for row in rows:
+                error = outcome.get(row.sop, "no answer for this instance")
+                if error is None:
+                    conn.execute(update(queue).where(queue.c.id == row.id).values(
+                        state="done", attempts=row.attempts + 1, last_error="", updated_at=now))
+                    continue
+                tries = row.attempts + 1
+                failed = final or tries >= self.attempts
+                wait = min(MAX_BACKOFF, self.backoff * 2 ** (tries - 1))
+                conn.execute(update(queue).where(queue.c.id == row.id).values(
+                    state="failed" if failed else "pending", attempts=tries, next_at=now + wait,
+                    last_error=error[:300], updated_at=now))
+        if any(outcome.get(r.sop) for r in rows):
+            log.info("routing: %d of %d forward(s) not accepted; will retry unless failed",
+                     sum(1 for r in rows if outcome.get(r.sop)), len(rows))
+
+    # -- operating ---------------------------------------------------------------------------
+    def retry(self, rule_id: int | None = None) -> int:
+        """Failed forwards (of one rule, or all) queued again now; returns how many."""
+        q = update(queue).where(queue.c.state == "failed")
+        if rule_id is not None:
+            q = q.where(queue.c.rule_id == rule_id)
+        with self.engine.begin() as conn:
+            n = conn.execute(q.values(state="pending", attempts=0, next_at=_now(), updated_at=_now())).rowcount
+        self._wake.set()
+        return int(n or 0)
+
+    def counts(self) -> dict[int, dict[str, int]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(queue.c.rule_id, queue.c.state, func.count())
+                                .group_by(queue.c.rule_id, queue.c.state))
+            out: dict[int, dict[str, int]] = {}
+            for rule_id, state, n in rows:
+                out.setdefault(rule_id, {"pending": 0, "done": 0, "failed": 0})[state] = n
+            return out
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=30)
