@@ -326,7 +326,8 @@ def test_too_long_values_are_refused_not_a_database_error(pg: Store) -> None:
     with pytest.raises(InvalidRequest, match="label"):
         tokens.create_capability(pg, created_by="u1", hospital="default", studies=["1.2"], label="x" * 201)
     with pytest.raises(InvalidRequest, match="accession"):
-        portal_exams.issue_exam(pg, b"k" * 32, hospital="default", study="1.2.3", accession="A" * 65,
+        portal_exams.issue_exam(pg, b"k" * 32, pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1")),
+                                hospital="default", study="1.2.3", accession="A" * 65,
                                 contact=portal_exams.Contact(), created_by="ris")
     with pytest.raises(ClientError, match="name"):
         OAuthStore(pg).add_client("x" * 201, [], "openid", ["client_credentials"], False, "default")
