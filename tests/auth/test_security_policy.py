@@ -299,3 +299,11 @@ def test_one_throttle_per_address_for_passwords_codes_and_access_codes(srv: Yuny
     page = login_page_post(srv.http_url, "dr.net", NEW, http=other)  # even a right password
     assert page.status_code == 429 and "Retry-After" in page.headers
     assert sign_in(srv.http_url, "dr.net", NEW).tokens  # another address is not affected
+
+
+def test_second_factor_secrets_are_sealed_at_rest(srv: YunyingServer) -> None:
+    enrolled = signed_in(srv, "sec.seal", "security_admin")
+    assert len(enrolled.totp_secret) >= 16
+    raw = b"".join(p.read_bytes() for p in Path(srv.data_dir).glob("app.sqlite*"))
+    assert enrolled.totp_secret.encode() not in raw and b"s1.k1." in raw
+    assert all(code.replace("-", "").encode() not in raw for code in enrolled.recovery)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from yunying import pii
 from yunying.auth.errors import InvalidRequest
 from yunying.auth.store import migration
 
@@ -239,7 +240,7 @@ password_history = Table(  # every password a user was given, newest last (reuse
 totp_secrets = Table(  # RFC 6238 shared secrets; `last_step` refuses a code used before (replay)
     "totp_secrets", meta_v3,
     Column("username", String(64), ForeignKey(users.c.username, ondelete="CASCADE"), primary_key=True),
-    Column("secret", String(64), nullable=False),
+    Column("secret", String(200), nullable=False),  # sealed (SM4-GCM, yunying.pii); 64 long before auth 5
     Column("confirmed", Boolean, nullable=False, default=False),
     Column("last_step", BigInteger, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
@@ -285,3 +286,13 @@ def widen_auth_times(conn: Connection) -> None:
     from yunying.auth.store import schema_migrations
 
     widen_times(conn, [*meta.tables.values(), *meta_v2.tables.values(), schema_migrations])
+
+# the TOTP secret is sealed with the personal-data keys (a copy of the database computes no codes);
+# registered, so key rotation re-seals it and a start seals what an older version left in clear
+TOTP_SECRET = pii.sealed_column(totp_secrets, "secret")
+
+
+@migration("auth", 5)
+def widen_totp_secret(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        conn.execute(text("ALTER TABLE totp_secrets ALTER COLUMN secret TYPE VARCHAR(200)"))

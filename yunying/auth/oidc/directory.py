@@ -1,6 +1,7 @@
 """The provider's view of the app-state store's users (yunying.auth.directory) as a `Directory`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -16,11 +17,17 @@ from yunying.auth.principal import Principal
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
 from yunying.errors import ArchiveError
+from yunying.pii import PiiKeys
 
 
 class AuthDirectory:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, keys: Callable[[], PiiKeys] | None = None) -> None:
         self.store = store
+        self._keys = keys  # seal second-factor secrets (yunying.pii); None: kept clear
+
+    @property
+    def keys(self) -> PiiKeys | None:
+        return self._keys() if self._keys is not None else None  # read again: a rotation counts
 
     def authenticate(self, username: str, password: str) -> Account | None:
         try:  # with a second factor, failures are forgiven only once its code passed too
@@ -54,7 +61,7 @@ class AuthDirectory:
             passwords.check_lock(self.store, user_id)
         except Locked as exc:
             raise AccountLocked(exc.retry_after) from None
-        used = totp.verify(self.store, user_id, code)
+        used = totp.verify(self.store, user_id, code, self.keys)
         if used is None:
             if passwords.count_failure(self.store, user_id):
                 raise AccountLocked(secpolicy.load(self.store).lockout_minutes * 60)
@@ -63,10 +70,10 @@ class AuthDirectory:
         return used
 
     def begin_second_factor(self, user_id: str) -> str:
-        return totp.pending_secret(self.store, user_id) or totp.begin(self.store, user_id)
+        return totp.pending_secret(self.store, user_id, self.keys) or totp.begin(self.store, user_id, self.keys)
 
     def confirm_second_factor(self, user_id: str, code: str) -> list[str] | None:
-        return totp.confirm(self.store, user_id, code)
+        return totp.confirm(self.store, user_id, code, self.keys)
 
     def principal(self, user_id: str, token_id: str | None) -> Principal | None:
         with self.store.engine.connect() as conn:
