@@ -122,6 +122,8 @@ def set_up_totp_in_page(page: Any) -> tuple[str, list[str]]:
     """In Chromium, at the set-up page the login sends an administrator to: read the key, type the
     app's code, keep the recovery codes, continue. Returns (secret, recovery codes)."""
     page.wait_for_url(re.compile(r"/login/totp/setup\?"))
+    assert page.is_visible("img.qr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]  # fits a phone
     secret = page.inner_text("#secret").replace(" ", "")
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("button[type=submit]")

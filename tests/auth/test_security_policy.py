@@ -195,6 +195,7 @@ def test_administrators_must_set_up_totp_and_use_it(srv: YunyingServer, clock: P
 
 def test_wrong_codes_lock_the_account(srv: YunyingServer, clock: Path) -> None:
     signed = signed_in(srv, "audit.wu", "audit_admin")
+    auditor = signed_in(srv, "audit.zhao", "audit_admin").headers  # set up at the real time (its codes)
     move_clock(clock, 3600)  # a new throttle window for this address
     for _ in range(4):
         with pytest.raises(SignInRefused) as wrong:
@@ -207,6 +208,11 @@ def test_wrong_codes_lock_the_account(srv: YunyingServer, clock: Path) -> None:
     assert right.status_code == 423 and int(right.headers["retry-after"]) > 14 * MIN
     move_clock(clock, 3600 + 16 * MIN)
     assert sign_in(srv.http_url, "audit.wu", NEW, code=code_at(signed.totp_secret, 3600 + 16 * MIN)).tokens
+    trail = plain.get(srv.http_url + "/api/audit/records", headers=auditor, params={"action": "lockout"}).json()
+    assert any(r["principal_id"] == "audit.wu" and r["outcome"] == "refused" for r in trail)
+    logins = plain.get(srv.http_url + "/api/audit/records", headers=auditor,
+                       params={"action": "login", "user": "audit.wu"}).json()
+    assert any('"factor":"totp"' in r["detail"] and r["outcome"] == "refused" for r in logins)
 
 
 def test_the_security_policy_belongs_to_the_security_admin_and_is_audited(srv: YunyingServer) -> None:
