@@ -31,8 +31,8 @@ def adt(i: int, patients: int) -> bytes:
     return "\r".join([
         f"MSH|^~\\&|HIS|H1|YUNYING|YY|20260301120000||ADT^{event}^ADT_A01|B{i}|P|2.5|||||CHN|UNICODE UTF-8",
         f"EVN|{event}|20260301120000",
-        f"PID|1||P{n:06d}^^^HIS1^MR~{card}^^^CHN^NNCHN||王^小{n % 97}||{first17[6:14]}|{'MF'[n % 2]}|||"
-        f"北京市^^北京^^100000||1380013{n % 10000:04d}",
+        (f"PID|1||P{n:06d}^^^HIS1^MR~{card}^^^CHN^NNCHN||王^小{n % 97}||{first17[6:14]}|{'MF'[n % 2]}|||"
+         f"北京市^^北京^^100000||1380013{n % 10000:04d}"),
         f"PV1|1|I|放射科^3^{n % 40}||||||||||||||||ZY{n:06d}"]).encode() + b"\r"
 
 

@@ -24,6 +24,7 @@ from yunying.mpi.facts import PatientFacts
 from yunying.mpi.feed import Feeder, rebuild
 from yunying.mpi.linker import PatientIndex
 from yunying.pii import keys_for
+from yunying.records import events
 from yunying.routing import hook
 
 M = "/api/mpi"
@@ -39,8 +40,9 @@ def start(app: Any) -> PatientIndex:
                              upper=settings.mpi_link_upper, lower=settings.mpi_link_lower)
         app.state.mpi = index
         if settings.mpi:
-            app.state.mpi_feeder = Feeder(index)
-            hook.subscribe(app.state.archive, app.state.mpi_feeder)
+            app.state.mpi_feeder = feeder = Feeder(index)
+            hook.subscribe(app.state.archive, feeder)  # every stored instance's patient
+            events.on_patient(feeder.on_record)  # every HIS/RIS/HL7 patient record (yunying.records)
     return index
 
 
@@ -48,6 +50,7 @@ def stop(app: Any) -> None:
     feeder = getattr(app.state, "mpi_feeder", None)
     if feeder is not None:
         hook.unsubscribe(app.state.archive, feeder)
+        events.remove(feeder.on_record)
         feeder.close()
 
 

@@ -23,13 +23,14 @@ from yunying.records.service import Records
 P = "/api/records"
 
 
-def records_of(request: Request) -> Records:
-    """The server's records runtime; made on first use when the composition root started none."""
+async def records_of(request: Request) -> Records:
+    """The server's records runtime; made on first use (off the event loop: it migrates the store
+    and reads the key file) when the composition root started none."""
     rt = getattr(request.app.state, "records", None)
     if rt is None:
-        rt = Records(request.app.state.settings, request.app.state.auth.store, request.app.state.archive)
-        request.app.state.records = rt
-    return rt
+        rt = await call(Records, request.app.state.settings, request.app.state.auth.store, request.app.state.archive)
+        request.app.state.records = getattr(request.app.state, "records", None) or rt
+    return request.app.state.records
 
 
 def hospitals_of(request: Request) -> set[str] | None:
@@ -55,12 +56,12 @@ def _audit(request: Request, action: str, **fields: Any) -> None:
 
 
 async def jobs(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     return json_response({"jobs": await call(status, rt)})
 
 
 async def run_source(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     name = request.path_params["name"]
     if name not in {s.name for s in rt.sources}:
         raise NotFound("no such source (records_sources)")
@@ -70,9 +71,26 @@ async def run_source(request: Request) -> Response:
                          status=200 if not result.error else 502)
 
 
+async def refresh_patient(request: Request) -> Response:
+    """Real-time refresh of one patient from a source: {"patient_id": "..."}; audited."""
+    rt = await records_of(request)
+    name = request.path_params["name"]
+    source = next((s for s in rt.sources if s.name == name), None)
+    allowed = hospitals_of(request)
+    if source is None or (allowed is not None and source.hospital not in allowed):
+        raise NotFound("no such source (records_sources)")
+    patient_id = field(await json_body(request), "patient_id")
+    if not patient_id.strip() or len(patient_id) > 64:
+        raise InvalidRequest("patient_id: 1-64 characters")
+    result = await call(rt.collector(name).refresh_patient, patient_id.strip())
+    _audit(request, "records.collect", patient_id=patient_id.strip())
+    return json_response({"source": name, "rows": result.rows, "rejected": result.rejected, "error": result.error},
+                         status=200 if not result.error else 502)
+
+
 async def exam(request: Request) -> Response:
     """An exam by accession (exam number) with its patient, visits and report: personal data, audited."""
-    rt, hospital = records_of(request), _hospital(request)
+    rt, hospital = await records_of(request), _hospital(request)
     accession = request.path_params["accession"]
     found = await call(rt.store.exam, hospital, accession)
     if found is None:
@@ -84,7 +102,7 @@ async def exam(request: Request) -> Response:
 
 async def open_exams(request: Request) -> Response:
     """Exams without a study yet, by ?patient_id= or ?accession= (to resolve the queue with)."""
-    rt, hospital = records_of(request), _hospital(request)
+    rt, hospital = await records_of(request), _hospital(request)
     pid, acc = request.query_params.get("patient_id", ""), request.query_params.get("accession", "")
     if not pid and not acc:
         raise InvalidRequest("patient_id or accession: one is required")
@@ -94,12 +112,12 @@ async def open_exams(request: Request) -> Response:
 
 
 async def unmatched(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     return json_response({"unmatched": await call(matching.queue, rt.store, hospitals_of(request))})
 
 
 async def resolve(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     body = await json_body(request)
     if "exam" not in body:
         raise InvalidRequest("exam: an exam id, or null to dismiss the study")
@@ -116,18 +134,18 @@ async def resolve(request: Request) -> Response:
 
 
 async def match_now(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     counts = await call(rt.match)
     return json_response({"counts": counts})
 
 
 async def body_parts(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     return json_response({"body_parts": await call(matching.body_parts, rt.store, hospitals_of(request))})
 
 
 async def put_body_part(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     body = await json_body(request)
     item, part = field(body, "exam_item"), field(body, "body_part")
     hospital = field(body, "hospital", required=False) or principal_of(request).hospital or "default"
@@ -142,14 +160,14 @@ async def put_body_part(request: Request) -> Response:
 
 
 async def list_merges(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     allowed = hospitals_of(request)
     found = await call(merges.list_merges, rt.store)
     return json_response({"merges": [m for m in found if allowed is None or m["hospital"] in allowed]})
 
 
 async def undo_merge(request: Request) -> Response:
-    rt = records_of(request)
+    rt = await records_of(request)
     try:
         merge_id = int(request.path_params["merge"])
     except ValueError:
@@ -170,6 +188,7 @@ def routes() -> list[Route]:
     return [
         Route(P + "/jobs", jobs, methods=["GET"]),
         Route(P + "/sources/{name}/run", run_source, methods=["POST"]),
+        Route(P + "/sources/{name}/refresh", refresh_patient, methods=["POST"]),
         Route(P + "/exams", open_exams, methods=["GET"]),
         Route(P + "/exams/{accession}", exam, methods=["GET"]),
         Route(P + "/unmatched", unmatched, methods=["GET"]),

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dicomweb.accounts import call, json_body, json_response
+from dicomweb.accounts import call, field, json_body, json_response
+from yunying import jobs as registry
 from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.routing import hook, jobs, manage
 from yunying.routing.router import Router
@@ -27,12 +28,14 @@ def start(app: Any) -> Router:
                         attempts=settings.routing_attempts, backoff=settings.routing_backoff_seconds)
         app.state.routing = router
         hook.subscribe(app.state.archive, router)
+        registry.register("routing", lambda: jobs.status(router))  # the jobs page and /metrics (part 8)
     return router
 
 
 def stop(app: Any) -> None:
     router = getattr(app.state, "routing", None)
     if router is not None:
+        registry.unregister("routing")
         hook.unsubscribe(app.state.archive, router)
         router.stop()
 
@@ -77,6 +80,14 @@ async def retry(request: Request) -> Response:
     return json_response({"queued": await call(router_of(request).retry, rule_id)})
 
 
+async def send_study(request: Request) -> Response:
+    """POST {"study": uid}: forward a stored study by this rule now."""
+    study = field(await json_body(request), "study")
+    if not 0 < len(study) <= 64:
+        raise InvalidRequest("study: a Study Instance UID")
+    return json_response({"queued": await call(router_of(request).send_study, _id(request), study)})
+
+
 async def queue_list(request: Request) -> Response:
     return json_response(await call(
         manage.queue_items, router_of(request), request.query_params.get("state", ""),
@@ -93,6 +104,7 @@ def routes() -> list[Route]:
         Route(R + "/rules", rule_list, methods=["GET", "POST"]),
         Route(R + "/rules/{rule}", rule_item, methods=["PUT", "DELETE"]),
         Route(R + "/rules/{rule}/retry", retry, methods=["POST"]),
+        Route(R + "/rules/{rule}/send", send_study, methods=["POST"]),
         Route(R + "/retry", retry, methods=["POST"]),
         Route(R + "/queue", queue_list, methods=["GET"]),
         Route(R + "/jobs", job_status, methods=["GET"]),

@@ -80,6 +80,7 @@ class Settings:
     hl7_hospital: str = "default"  # the hospital HL7 messages belong to
     hl7_issuer: str = ""  # assigning authority of their patient IDs when PID-3 names none ("": hl7_hospital)
     hl7_charset: str = "utf-8"  # decoding of messages without MSH-18 (gb18030 for many HIS)
+    hl7_allow: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])  # addresses / networks that may send
     # patient master index and routing (issue 15 parts 5 and 7, README "Patient master index", "Routing")
     mpi: bool = True  # feed the master index from every stored instance's patient
     mpi_link_upper: int = 20  # Fellegi-Sunter weight (bits) at or above which a candidate links automatically
@@ -130,6 +131,11 @@ class Settings:
             raise SettingError(f"hl7_port: {self.hl7_port!r} is not a TCP port (0-65535)")
         if not isinstance(self.records_match_seconds, int) or self.records_match_seconds < 0:
             raise SettingError("records_match_seconds: 0 (on demand) or seconds")
+        for net in self.hl7_allow:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise SettingError(f"hl7_allow: {net!r} is not an address or network (10.1.0.0/16)") from None
         try:
             codecs.lookup(self.hl7_charset)
         except LookupError:

@@ -34,11 +34,11 @@ function button(key, onClick, cls = "secondary") {
 function describe(i) {
   const sex = i.sex ? t(`mpi.sex.${i.sex}`) : "";
   const lines = [`${i.name || "—"} ${sex} ${i.birth_date || ""}`,
-    `${i.hospital} · ${i.issuer} · ${i.patient_id}`];
+    [i.hospital, i.issuer, i.patient_id].filter(Boolean).join(" · ")];
   if (i.id_number) lines.push(t("mpi.idNumber", { value: i.id_number }));
   if (i.id_invalid) lines.push(t("mpi.idInvalid"));
   if (i.phone) lines.push(t("mpi.phone", { value: i.phone }));
-  return el("div", { className: "side" }, el("b", { textContent: lines[0] }), ...lines.slice(1).map((l) => el("span", { textContent: l + " " })));
+  return el("div", { className: "side" }, el("b", { textContent: lines[0] }), ...lines.slice(1).map((l) => el("span", { textContent: l })));
 }
 
 async function loadReviews() {

@@ -31,6 +31,8 @@ def test_review_search_undo_on_a_phone(srv: YunyingServer, open_page: Any) -> No
     page = p.page
     page.goto(f"{srv.http_url}/admin/mpi/?lang=zh-CN#access_token={srv.api_key}")
     page.wait_for_selector("#review-list li")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+    assert not page.is_visible("#q") and not page.is_visible("#upload")  # the other tabs stay hidden
     card = page.locator("#review-list li").first
     assert "柳洋" in card.inner_text() and "刘洋" in card.inner_text()
     assert "*******1111" in card.inner_text() and "13700001111" not in page.content()

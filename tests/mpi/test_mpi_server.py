@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from benchmarks.net import YunyingServer
 from tests.conftest import start_with_env
 from tests.dicomweb.helpers import make_ct, multipart, part10
-from yunying.mpi import idcard
+from yunying.records import idcard
 
 ID17 = "11010519800101123"
 ID_NUMBER = ID17 + idcard.check_character(ID17)
@@ -172,6 +172,7 @@ def test_a_wrong_check_digit_links_nothing_and_is_flagged(srv: YunyingServer, wo
         shown = c.get("/api/mpi/identities", params={"q": "H1"}).json()[0]
         assert shown["id_invalid"] is True and shown["id_number"] == ""
         assert c.post("/api/mpi/observe", json={"source": "his"}).status_code == 400
+        assert c.post("/api/mpi/observe", json={"source": "his", "issuer": "X", "patient_id": "A\x00"}).status_code == 400
         assert c.post("/api/mpi/observe", content=b"not json").status_code == 400
 
 

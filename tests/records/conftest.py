@@ -26,9 +26,16 @@ def id_card(first17: str = "11010519491231002") -> str:
     return first17 + check_character(first17)
 
 
-@pytest.fixture
-def records(tmp_path: Path) -> Iterator[RecordStore]:
-    store = open_store(tmp_path / "data")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordStore]:
+    """A record store on SQLite, and the same on PostgreSQL (the code must run on both)."""
+    if request.param == "sqlite":
+        store = open_store(tmp_path / "data")
+        yield RecordStore(store, KEYS)
+        store.engine.dispose()
+        return
+    url = request.getfixturevalue("pg_url")
+    store = open_store(tmp_path / "data", url)
     yield RecordStore(store, KEYS)
     store.engine.dispose()
 

@@ -51,6 +51,8 @@ def stow(srv: YunyingServer, *parts: bytes) -> None:
 
 def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
     api = httpx.Client(base_url=srv.http_url + "/api/records", headers=srv.headers, timeout=30)
+    refreshed = api.post("/sources/ris/refresh", json={"patient_id": "P0001"}).json()
+    assert (refreshed["rows"], refreshed["error"]) == (1, "")
     run = api.post("/sources/ris/run").json()
     assert (run["rows"], run["rejected"], run["error"]) == (3, 0, "")
     assert api.post("/sources/ris/run").json()["rows"] == 0
@@ -79,6 +81,11 @@ def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
         assert b"MSA|AA" in client.send_message(m.merge("A40", "MG1", "P0009", "P0001").encode())
     found = httpx.get(srv.dicomweb_url + "/studies", params={"PatientID": "P0009"}, headers=srv.headers).json()
     assert [f["0020000D"]["Value"][0] for f in found] == [matched]
+    meta = httpx.get(f"{srv.dicomweb_url}/studies/{matched}/metadata", headers=srv.headers).json()
+    assert meta[0]["00100020"]["Value"] == ["P0009"]  # the index's copy, corrected
+    whole = httpx.get(f"{srv.dicomweb_url}/studies/{matched}", headers={
+        **srv.headers, "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
+    assert whole.status_code == 200 and b"P0009" in whole.content and b"P0001" not in whole.content  # the header, on retrieval
     (merge,) = api.get("/merges").json()["merges"]
     assert merge["studies"] == [matched]
     assert api.post(f"/merges/{merge['id']}/undo").status_code == 200
@@ -89,7 +96,7 @@ def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
     assert audit.status_code == 200
 
 
-ROUTES = [("GET", "/jobs"), ("POST", "/sources/ris/run"), ("GET", "/exams?accession=E1"), ("GET", "/exams/E00001"),
+ROUTES = [("GET", "/jobs"), ("POST", "/sources/ris/run"), ("POST", "/sources/ris/refresh"), ("GET", "/exams?accession=E1"), ("GET", "/exams/E00001"),
           ("GET", "/unmatched"), ("POST", "/unmatched/1.2.3/resolve"), ("POST", "/match"), ("GET", "/body-parts"),
           ("PUT", "/body-parts"), ("GET", "/merges"), ("POST", "/merges/1/undo")]
 
@@ -123,6 +130,9 @@ def test_a_reader_sees_an_exam_of_their_hospital_only(srv: YunyingServer) -> Non
     ("PUT", "/body-parts", b'{"exam_item": "x", "body_part": "CHEST; DROP"}', 400),
     ("PUT", "/body-parts", b'{"exam_item": 1, "body_part": "CHEST"}', 400),
     ("POST", "/sources/nope/run", b"", 404),
+    ("POST", "/sources/ris/refresh", b'{"patient_id": ""}', 400),
+    ("POST", "/sources/ris/refresh", b'{"patient": "P1"}', 400),
+    ("POST", "/sources/nope/refresh", b'{"patient_id": "P1"}', 404),
     ("GET", "/exams/NOPE", b"", 404),
     ("GET", "/exams", b"", 400),
 ])

@@ -113,3 +113,25 @@ def test_one_connection_many_messages(listener: MllpListener, records: RecordSto
             raw = client.send_message(m.adt(control=f"C{i}", pid=f"P{i}").encode())
             assert b"MSA|AA|C%d" % i in raw
     assert count(records, t.patients) == 20
+
+
+def test_a_broken_frame_closes_only_that_connection(listener: MllpListener, records: RecordStore) -> None:
+    import socket
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as s:
+        s.sendall(b"no start block\x1c\r")
+        assert s.recv(100) == b""  # closed, no answer
+    assert msa(send(listener, m.adt()))[0] == "AA"  # the listener goes on
+
+
+def test_a_sender_outside_hl7_allow_is_disconnected_unanswered(records: RecordStore) -> None:
+    lst = MllpListener(Hl7Handler(records, Where("h1", "HIS1", "hl7")), "127.0.0.1", 0, allow=["10.9.0.0/16"])
+    lst.start()
+    try:
+        with MLLPClient("127.0.0.1", lst.port) as client:
+            try:
+                answer = client.send_message(m.adt().encode())
+            except ConnectionResetError:  # closed before or while the message arrived
+                answer = b""
+        assert answer == b"" and lst.refused == 1 and count(records, t.patients) == 0
+    finally:
+        lst.stop()

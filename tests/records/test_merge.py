@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from index.model import Origin
@@ -111,3 +113,20 @@ def test_a_failed_record_transaction_moves_the_index_back(
     assert code == "AE" and "send it again" in reason
     assert ids(archive) == {study: "P1"} and archive.index.patient_override(study) is None
     assert header_id(archive, study) == "P1"
+
+
+def test_a_merge_leaves_an_audit_record(listener: MllpListener, records: RecordStore, archive: Archive,
+                                        tmp_path: Path) -> None:
+    import yunying.audit
+    from yunying.audit.schema import records as audit_records
+    study = generate_uid()
+    archive.store(instance("P1", study), H1)
+    yunying.audit.start(tmp_path / "data", records.store.engine)
+    try:
+        assert msa(send(listener, m.merge("A40", "MG7", "P2", "P1")))[0] == "AA"
+    finally:
+        yunying.audit.stop()
+    with records.store.engine.connect() as conn:
+        (row,) = conn.execute(select(audit_records).where(audit_records.c.action == "patient.merge")).all()
+    assert (row.principal_kind, row.face, row.hospital, row.patient_id) == ("system", "hl7", "h1", "P2")
+    assert "MG7" in row.detail

@@ -213,3 +213,14 @@ def test_bad_mappings_are_named(bad: str, says: str) -> None:
     from yunying.settings import SettingError
     with pytest.raises(SettingError, match=says):
         parse_sources("[[sources]]\n" + bad)
+
+
+def test_refresh_of_one_patient_ignores_the_watermark(records: RecordStore, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'his.sqlite'}"
+    hospital_db(url, 10)
+    col = collector(url, records)
+    result = col.refresh_patient("P0003")  # exams 3 and 10 % 7: E00003 only among 0-9
+    assert (result.rows, result.error) == (1, "") and records.exam("h1", "E00003") is not None
+    assert count(records, t.exams) == 1
+    assert col.run().rows == 10  # the incremental run still reads everything from its position
+    assert col.refresh_patient("NOBODY").rows == 0

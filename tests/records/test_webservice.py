@@ -6,7 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -44,9 +44,9 @@ exam_item = "item"
 
 class Hospital(BaseHTTPRequestHandler):
     mode = "ok"
-    seen_auth: list[str] = []
+    seen_auth: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         Hospital.seen_auth.append(self.headers.get("Authorization", ""))
         if Hospital.mode == "down":
             self.send_response(503)
@@ -56,6 +56,12 @@ class Hospital(BaseHTTPRequestHandler):
             body = b"<html>maintenance</html>"
         else:
             q = parse_qs(urlparse(self.path).query)
+            if "patient_id" in q:
+                body = json.dumps([r for r in ROWS if r["patientId"] == q["patient_id"][0]]).encode()
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(body)
+                return
             after = (q.get("after", [""])[0], q.get("after_key", [""])[0])
             rows = [r for r in ROWS if (r["updated"], r["examNo"]) > after] if q.get("after") else ROWS
             body = json.dumps({"rows": rows[:int(q["limit"][0])]}).encode()
@@ -107,3 +113,9 @@ def test_an_unreachable_endpoint(records: RecordStore) -> None:
     from benchmarks.net import free_port
     result = collector(f"http://127.0.0.1:{free_port()}/x", records).run()
     assert "cannot reach" in result.error
+
+
+def test_refresh_of_one_patient(endpoint: str, records: RecordStore) -> None:
+    result = collector(endpoint, records).refresh_patient("Q1")
+    assert (result.rows, result.error) == (2, "")  # W001 and W004
+    assert records.exam("h1", "W004") is not None and records.exam("h1", "W000") is None

@@ -15,7 +15,7 @@ from pynetdicom import AE
 
 from benchmarks.net import YunyingServer
 from tests.conftest import missing_tool, start_with_env
-from tests.dicomweb.helpers import make_ct
+from tests.dicomweb.helpers import CT, make_ct
 from tests.routing.peers import FlakyScp, wait_for
 
 orthanc_mod = pytest.importorskip("benchmarks.orthanc")
@@ -114,6 +114,9 @@ def test_c_store_to_orthanc_lossless_as_stored(srv: YunyingServer, orthanc) -> N
         jobs = c.get("/jobs").json()
     job = next(j for j in jobs if j["name"] == "ct-to-orthanc")
     assert job["kind"] == "routing" and job["counts"]["done"] == 4 and job["state"] == "idle"
+    every = httpx.get(srv.http_url + "/api/jobs", headers=srv.headers).json()  # the jobs registry (part 8)
+    every = every.get("jobs", every) if isinstance(every, dict) else every
+    assert any(j["kind"] == "routing" and j["name"] == "ct-to-orthanc" for j in every)
 
 
 def test_stow_to_orthanc_in_a_lossy_syntax_it_asked_for_keeps_ours_lossless(srv: YunyingServer, orthanc) -> None:
@@ -181,6 +184,8 @@ def test_the_queue_survives_a_restart(tmp_path: Path, flaky: FlakyScp) -> None:
     ({"name": "x", "syntax": "1.2.840.10008.1.2.4.90", "destination": {"kind": "dicomweb", "url": "http://h"}}, "syntax"),
     ({"name": "x", "syntax": "9.9", "destination": {"kind": "dicomweb", "url": "http://h"}}, "syntax"),
     ({"name": "", "destination": {"kind": "dicomweb", "url": "http://h"}}, "name"),
+    ({"name": "a\x00", "destination": {"kind": "dicomweb", "url": "http://h"}}, "name"),
+    ({"name": "x", "destination": {"kind": "dicomweb", "url": "http://h/\x00"}}, "destination.url"),
 ])
 def test_a_bad_rule_is_a_400_naming_the_field(srv: YunyingServer, body: dict, field: str) -> None:
     with api(srv) as c:
@@ -200,6 +205,17 @@ def test_rules_change_and_go_and_unknown_ones_are_404(srv: YunyingServer) -> Non
         assert c.delete(f"/rules/{rid}").status_code == 404
         assert c.put("/rules/abc", json={}).status_code == 404
         assert c.get("/queue", params={"state": "lost"}).status_code == 400
+        assert c.post("/rules/999/send", json={"study": "1.2.3"}).status_code == 404
+        assert c.post("/rules/1/send", json={"study": "1.2.3.4.5.6.7"}).status_code == 404  # not stored
+        assert c.post("/rules/1/send", json={"study": ""}).status_code == 400
+
+
+def test_a_study_is_sent_again_by_hand(srv: YunyingServer, orthanc) -> None:
+    with api(srv) as c:
+        rid = next(r["id"] for r in c.get("/rules").json() if r["name"] == "ct-to-orthanc")
+        study = queue_of(srv, rid)[0]["study"]
+        assert c.post(f"/rules/{rid}/send", json={"study": study}).json() == {"queued": 1}  # one instance
+    assert wait_for(lambda: all_done(srv, rid, 5)), queue_of(srv, rid)
 
 
 def test_refusals(srv: YunyingServer) -> None:
@@ -212,3 +228,52 @@ def test_refusals(srv: YunyingServer) -> None:
     assert httpx.get(base + "/rules", headers=headers).status_code == 403
     assert httpx.post(base + "/rules", headers=headers, json={}).status_code == 403
     assert httpx.get(base + "/jobs", headers=headers).status_code == 403
+
+
+def test_a_new_rule_never_inherits_a_deleted_rules_queue(srv: YunyingServer) -> None:
+    with api(srv) as c:
+        first = c.post("/rules", json={"name": "gone", "match": {"modalities": ["XA"]},
+                                       "destination": {"kind": "dicomweb", "url": "http://127.0.0.1:9"}}).json()["id"]
+        c_store(srv, [make_ct(modality="XA")])
+        assert wait_for(lambda: queue_of(srv, first), 10)
+        c.delete(f"/rules/{first}")
+        second = c.post("/rules", json={"name": "new", "match": {"modalities": ["NM"]},
+                                        "destination": {"kind": "dicomweb", "url": "http://127.0.0.1:9"}}).json()["id"]
+        assert second != first and queue_of(srv, second) == []
+        c.delete(f"/rules/{second}")
+
+
+def test_a_paused_rule_holds_its_queue_and_matches_nothing_new(srv: YunyingServer, flaky: FlakyScp) -> None:
+    import time
+
+    rid = rule(srv, {"name": "paused", "match": {"modalities": ["PT"]}, "destination": {
+        "kind": "dicom", "aet": "FLAKY", "host": "127.0.0.1", "port": flaky.port, "timeout": 2}})
+    flaky.mode = "refuse"
+    held = make_ct(modality="PT")
+    c_store(srv, [held])
+    assert wait_for(lambda: queue_of(srv, rid) and queue_of(srv, rid)[0]["attempts"] >= 1, 30)
+    with api(srv) as c:
+        assert c.put(f"/rules/{rid}", json={"enabled": False}).json()["enabled"] is False
+        flaky.mode = "accept"
+        c.post(f"/rules/{rid}/retry")
+        c_store(srv, [make_ct(modality="PT")])  # while paused: not queued
+        time.sleep(2)
+        rows = queue_of(srv, rid)
+        assert len(rows) == 1 and rows[0]["state"] in ("pending", "failed")
+        assert held.SOPInstanceUID not in flaky.received
+        c.post(f"/rules/{rid}/retry")
+        assert c.put(f"/rules/{rid}", json={"enabled": True}).status_code == 200
+    assert wait_for(lambda: all_done(srv, rid, 1), 30), queue_of(srv, rid)
+    assert held.SOPInstanceUID in flaky.received
+
+
+def test_stow_requests_are_bounded_in_size() -> None:
+    from yunying.routing import senders
+    from yunying.routing.outgoing import Outgoing
+
+    def item(n: int, size: int) -> Outgoing:
+        return Outgoing(CT, str(n), ("1.2.840.10008.1.2.1",), lambda ts: b"", size)
+
+    big = senders.REQUEST_BYTES
+    groups = senders._groups([item(1, big // 2), item(2, big // 2), item(3, 1), item(4, 2 * big), item(5, 1)])
+    assert [[i.sop for i in g] for g in groups] == [["1", "2"], ["3"], ["4"], ["5"]]

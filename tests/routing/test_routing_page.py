@@ -26,6 +26,8 @@ def test_add_a_rule_see_it_fail_and_retry(srv: YunyingServer, open_page: Any) ->
     page.goto(f"{srv.http_url}/admin/routing/?lang=zh-CN#access_token={srv.api_key}")
     page.wait_for_selector("#add-rule")
     assert page.locator("h1").inner_text() == "转发路由"
+    assert not page.is_visible("#add-rule [name=url]")  # a DICOMweb field, hidden for C-STORE
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.fill("#add-rule [name=name]", "to-nowhere")
     page.fill("#add-rule [name=aet]", "NOWHERE")
     page.fill("#add-rule [name=host]", "127.0.0.1")

@@ -136,6 +136,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     # hospital records (issue 15 parts 2-4): handlers narrow to the caller's hospitals
     ("GET", "/api/records/jobs", (ADMIN, R.OPERATIONS)),  # counts only
     ("POST", "/api/records/sources/{name}/run", (ADMIN, R.OPERATIONS)),
+    ("POST", "/api/records/sources/{name}/refresh", (ADMIN, R.OPERATIONS, DICOMWEB_WRITE)),  # one patient, now
     ("GET", "/api/records/exams", (ADMIN, R.QC_REVIEW)),  # open exams to resolve the queue with
     ("GET", "/api/records/exams/{accession}", (ADMIN, DICOMWEB_READ)),  # personal data: audited
     ("GET", "/api/records/unmatched", (ADMIN, R.QC_REVIEW)),

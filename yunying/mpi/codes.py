@@ -45,7 +45,13 @@ def read_rows(data: bytes) -> list[dict[str, str]]:
     if data.startswith(XLSX_MAGIC):
         raw = _xlsx_rows(data)
     else:
-        raw = [list(r) for r in csv.reader(io.StringIO(_decode(data)))]
+        text = _decode(data)
+        if "\x00" in text:  # csv refuses NUL, and PostgreSQL stores none: not a table
+            raise BadCodeTable("the CSV file holds NUL characters: not a text table")
+        try:
+            raw = [list(r) for r in csv.reader(io.StringIO(text))]
+        except csv.Error as exc:
+            raise BadCodeTable(f"not a readable CSV table ({exc})") from None
     if not raw:
         raise BadCodeTable("the table is empty")
     header = [str(h or "").strip().lower() for h in raw[0]]

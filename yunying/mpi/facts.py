@@ -7,7 +7,7 @@ from typing import Any
 
 from index.extract import issuer_of
 from index.model import Origin
-from yunying.mpi import idcard
+from yunying.records import idcard
 
 DA = re.compile(r"\d{8}")
 
@@ -29,12 +29,15 @@ class PatientFacts:
 
     def cleaned(self) -> PatientFacts:
         """Facts with malformed optional values dropped (a bad birth date is no birth date)."""
+        if any("\x00" in v for v in (self.source, self.issuer, self.patient_id, self.hospital, self.name,
+                                      self.id_number, self.phone)):
+            return PatientFacts(self.source, "", "")  # refused by observe: PostgreSQL keeps no NUL
         sex = self.sex.strip().upper()[:1]
         birth = self.birth_date.strip().replace("-", "")
         return PatientFacts(self.source.strip()[:64], self.issuer.strip()[:200], self.patient_id.strip()[:64],
                             self.hospital.strip()[:64], self.name.strip()[:200],
                             sex if sex in ("M", "F", "O") else "", birth if DA.fullmatch(birth) else "",
-                            idcard.normalise(self.id_number), self.phone.strip()[:40])
+                            re.sub(r"\s+", "", self.id_number).upper(), self.phone.strip()[:40])
 
 
 def _text(js: dict[str, Any], tag: str) -> str:

@@ -19,6 +19,7 @@ from index.query import Match, Query
 from yunying.errors import ArchiveError
 from yunying.mpi.facts import PatientFacts, facts_from_json
 from yunying.mpi.linker import MpiError, PatientIndex
+from yunying.records.events import PatientEvent
 
 log = logging.getLogger("yunying.mpi")
 BATCH = 256  # records linked in one transaction
@@ -46,6 +47,11 @@ class Feeder:
             self._seen.clear()
         self._seen[key] = facts
         self._queue.put(facts)
+
+    def on_record(self, event: PatientEvent) -> None:
+        """yunying.records' on_patient subscriber: a HIS/RIS/HL7 patient record, linked like the rest."""
+        self._queue.put(PatientFacts(event.source or "records", event.issuer, event.patient_id, event.hospital,
+                                     event.name, event.sex, event.birth_date, event.id_card, event.phone))
 
     def _run(self) -> None:
         stop = False

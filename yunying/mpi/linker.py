@@ -14,16 +14,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
 from yunying.errors import ArchiveError
-from yunying.mpi import idcard
 from yunying.mpi.facts import PatientFacts
 from yunying.mpi.schema import events, identities, persons, reviews
-from yunying.mpi.scoring import Demographics, score
+from yunying.mpi.scoring import Demographics, name_frequency_adjustment, score
 from yunying.pii import PiiKeys
+from yunying.records.idcard import InvalidIdCard, parse_id_card
 
 AUTO = "mpi"  # the actor of automatic links
 MAX_CANDIDATES = 500
@@ -63,12 +63,15 @@ def new_person_id() -> str:
 class PatientIndex:
     """Thread-safe: each call is one transaction on the app-state store."""
 
-    def __init__(self, engine: Engine, keys: PiiKeys, upper: float = 20.0, lower: float = 12.0) -> None:
+    def __init__(self, engine: Engine, keys: PiiKeys, upper: float = 20.0, lower: float = 12.0,
+                 tf_minimum: int = 10_000) -> None:
         import yunying.mpi.schema  # noqa: F401 - registers the "mpi" migrations
         from yunying.auth.store import Store
 
         Store(engine, None).migrate()
         self.engine, self.keys, self.upper, self.lower = engine, keys, upper, lower
+        self.tf_minimum = tf_minimum  # records before names' frequencies adjust their weight
+        self._total: tuple[float, int] = (0.0, 0)  # (when counted, identities): counted once a minute
 
     # -- observing ----------------------------------------------------------------------
     def observe(self, facts: PatientFacts) -> Observed:
@@ -98,11 +101,16 @@ class PatientIndex:
             return [self.observe(f) for f in many]
 
     def _values(self, facts: PatientFacts) -> dict[str, Any]:
-        valid = bool(facts.id_number) and idcard.is_valid(facts.id_number)
+        card = None
+        if facts.id_number:
+            try:
+                card = parse_id_card(facts.id_number)
+            except InvalidIdCard:
+                pass  # kept as id_invalid, never used to link
+        valid = card is not None
         birth, sex = facts.birth_date, facts.sex
-        if valid:  # the ID number states both; a record missing them takes them from it
-            birth = birth or idcard.birth_date(facts.id_number) or ""
-            sex = sex or idcard.sex(facts.id_number)
+        if card is not None:  # the ID number states both; a record missing them takes them from it
+            birth, sex = birth or card.birth_date, sex or card.sex
         return {
             "source": facts.source, "hospital": facts.hospital, "name": facts.name, "sex": sex,
             "birth_date": birth,
@@ -146,10 +154,14 @@ class PatientIndex:
                                   "same resident ID number")
         best: tuple[float, str, dict[str, str]] | None = None
         mine = _demographics(me)
+        common: float | None = None
         for cand in self._candidates(conn, me):
             if me.id_blind and cand.id_blind and cand.id_blind != me.id_blind:
                 continue  # two different valid ID numbers: two people
             weight, levels = score(mine, _demographics(cand))
+            if levels.get("name") == "exact":
+                common = self._name_adjustment(conn, me.name) if common is None else common
+                weight += common
             if best is None or weight > best[0]:
                 best = (weight, cand.person_id, levels)
         if best is not None and best[0] >= self.upper:
@@ -163,6 +175,16 @@ class PatientIndex:
                                                     levels=_levels(best[2]), created_at=_now()))
             return Observed(identity_id, current, "review", best[0])
         return Observed(identity_id, current, me.link)
+
+    def _name_adjustment(self, conn: Connection, name: str) -> float:
+        when, total = self._total
+        if time.monotonic() - when > 60 or total < self.tf_minimum:  # a small registry counts fast
+            total = int(conn.execute(select(func.count()).select_from(identities)).scalar() or 0)
+            self._total = (time.monotonic(), total)
+        if total < self.tf_minimum:
+            return 0.0
+        same = int(conn.execute(select(func.count()).select_from(identities).where(identities.c.name == name)).scalar() or 0)
+        return name_frequency_adjustment(same, total, self.tf_minimum)
 
     def _candidates(self, conn: Connection, me: Row) -> list[Row]:
         blocks = []

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -96,3 +97,10 @@ codes = Table(  # a hospital's exam item code mapped to the standard code table
 @migration("mpi", 1)
 def create_mpi_tables(conn: Connection) -> None:
     meta.create_all(conn, tables=[persons, identities, reviews, events, codes])
+
+
+@migration("mpi", 2)
+def index_names(conn: Connection) -> None:
+    # candidates are also blocked on the same name: without an index that is a full scan per
+    # new identity once a regional registry holds millions
+    conn.execute(text("CREATE INDEX IF NOT EXISTS mpi_identities_name ON mpi_identities (name)"))

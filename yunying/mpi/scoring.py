@@ -10,6 +10,7 @@ The m/u values below are priors for Chinese hospital registries (a common name s
 lowers the true u of an exact name match: the defaults are deliberately cautious, linking
 automatically only when name, birth date and sex all agree, or a phone joins the same name;
 a homophone with the same phone, often a child on a parent's phone, waits for review).
+In a large registry `name_frequency_adjustment` replaces the exact-name u by the name's share.
 """
 from __future__ import annotations
 
@@ -93,6 +94,16 @@ def _date_level(a: str, b: str) -> str:
 def weight(field: str, level: str, priors: dict[str, dict[str, tuple[float, float]]] = PRIORS) -> float:
     m, u = priors[field][level]
     return math.log2(m / u)
+
+
+def name_frequency_adjustment(same_name: int, total: int, minimum: int = 10_000) -> float:
+    """Term-frequency adjustment of an exact name agreement (as Splink does): its u is at least
+    the share of records carrying that name, so 张伟 agreeing weighs less than a rare name.
+    Only once `total` records make the share an estimate; 0 (the prior) before."""
+    if total < minimum or same_name <= 0:
+        return 0.0
+    prior_u = PRIORS["name"]["exact"][1]
+    return math.log2(prior_u / max(prior_u, same_name / total))
 
 
 def score(a: Demographics, b: Demographics) -> tuple[float, dict[str, str]]:

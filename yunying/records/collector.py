@@ -37,6 +37,8 @@ class ReadFailed(Exception):
 class Reader(Protocol):
     def read(self, after: Position | None, limit: int) -> list[dict[str, Any]]: ...
 
+    def read_patient(self, patient_id: str, limit: int) -> list[dict[str, Any]]: ...
+
     def close(self) -> None: ...
 
 
@@ -122,6 +124,26 @@ class Collector:
             with engine.begin() as conn:
                 _touch(conn, self.source.name, last_run=int(time.time()), last_ok=int(time.time()), last_error="")
             return result
+
+    def refresh_patient(self, patient_id: str, limit: int = 10_000) -> RunResult:
+        """Read and apply every row of one patient now, whatever the watermark ("real-time refresh
+        of one patient"); the saved position is left alone, so the next run still sees them."""
+        result = RunResult(self.source.name)
+        try:
+            rows = self.reader.read_patient(patient_id, limit)
+        except ReadFailed as exc:
+            result.error = str(exc)
+            return result
+        with self._lock, self.records.transaction() as (conn, out):
+            for row in rows:
+                try:
+                    rec = self.source.record(row)
+                except RecordError:
+                    result.rejected += 1  # listed with its reason by the next incremental run
+                    continue
+                self.records.apply(conn, out, rec, self.where)
+                result.rows += 1
+        return result
 
     def _apply(self, rows: list[dict[str, Any]], result: RunResult) -> Position:
         s = self.source

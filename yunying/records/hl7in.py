@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 
+import yunying.audit
 import yunying.records.schema as t
 from yunying.records import hl7msg
 from yunying.records.hl7msg import Header, Refused
@@ -89,5 +90,9 @@ class Hl7Handler:
             make_record({"patient_id": prior["patient_id"]})
         except RecordError as exc:
             raise Refused("AE", f"MRG-1: {exc}", "102") from None
-        merge(self.records, self.mover, head.event, survivor, prior["patient_id"], prior.get("issuer", ""),
-              self.where, head.control_id)
+        merge_id = merge(self.records, self.mover, head.event, survivor, prior["patient_id"], prior.get("issuer", ""),
+                         self.where, head.control_id)
+        # an administrative change to patient data, made by the HIS: recorded in the audit trail
+        yunying.audit.record("patient.merge", principal_kind="system", principal_id="hl7", face="hl7",
+                             hospital=self.where.hospital, patient_id=survivor.get("patient_id"),
+                             status="AA", detail={"merge": merge_id, "event": head.event, "control_id": head.control_id})

@@ -11,7 +11,7 @@ from datetime import date
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)  # 2^(18-i) mod 11, i = 1..17
 CHECK = "10X98765432"  # ISO 7064 MOD 11-2: (12 - sum mod 11) mod 11, 10 written X
-_SHAPE = re.compile(r"\d{17}[\dX]")
+_SHAPE = re.compile(r"[1-9]\d{16}[\dX]")  # region codes never begin with 0
 
 
 class InvalidIdCard(ValueError):
@@ -33,11 +33,24 @@ def check_character(first17: str) -> str:
     return CHECK[sum(int(d) * w for d, w in zip(first17, WEIGHTS)) % 11]
 
 
+def normalise(value: str) -> str:
+    """Spaces removed, a lower-case x upper-cased (the form blind indexes and links use)."""
+    return re.sub(r"\s+", "", value or "").upper()
+
+
+def birth_date(value: str) -> str | None:
+    """The birth date a verified number encodes (YYYYMMDD), None when it is not a valid number."""
+    try:
+        return parse_id_card(value).birth_date
+    except InvalidIdCard:
+        return None
+
+
 def parse_id_card(value: str) -> IdCard:
     """A verified resident ID number; raises InvalidIdCard naming what is wrong."""
-    number = re.sub(r"\s+", "", value or "").upper()
+    number = normalise(value)
     if not _SHAPE.fullmatch(number):
-        raise InvalidIdCard("ID card number: 17 digits and a check digit or X expected")
+        raise InvalidIdCard("ID card number: 17 digits (not beginning with 0) and a check digit or X expected")
     if check_character(number[:17]) != number[17]:
         raise InvalidIdCard("ID card number: wrong check digit (ISO 7064 MOD 11-2)")
     born = number[6:14]

@@ -37,7 +37,8 @@ def status(records: Any) -> list[JobStatus]:
         counts = records.handler.counts
         out.append({"kind": "hl7", "name": f"mllp:{records.listener.port}", "schedule": "listening",
                     "last_run": None, "next_run": None, "state": "running",
-                    "counts": {"aa_total": counts["AA"], "ae_total": counts["AE"], "ar_total": counts["AR"]},
+                    "counts": {"aa_total": counts["AA"], "ae_total": counts["AE"], "ar_total": counts["AR"],
+                               "refused_connections_total": records.listener.refused},
                     "errors": []})
     every = records.settings.records_match_seconds
     out.append({"kind": "matching", "name": "images-to-exams",

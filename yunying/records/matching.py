@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 import yunying.records.schema as t
@@ -60,13 +60,16 @@ def link(conn: Connection, out: list[Event], records: RecordStore, exam: str, st
 def match_new_studies(records: RecordStore, archive: Any) -> dict[str, int]:
     """One sweep over the newest studies not matched yet; returns counts by outcome."""
     counts = {"matched": 0, "queued": 0, "seen": 0}
+    now = int(time.time())
     with records.store.engine.connect() as conn:
         linked = {r.study_uid for r in conn.execute(select(t.exams.c.study_uid).where(t.exams.c.study_uid.isnot(None)))}
-        resolved = {r.study_uid for r in conn.execute(select(t.unmatched.c.study_uid).where(
-            t.unmatched.c.resolved_at.isnot(None)))}
+        changed = conn.execute(select(func.max(t.exams.c.updated_at))).scalar() or 0
+        # resolved, or queued and looked at since the last change of any exam: nothing new to find
+        settled = {r.study_uid for r in conn.execute(select(t.unmatched.c.study_uid).where(or_(
+            t.unmatched.c.resolved_at.isnot(None), t.unmatched.c.checked_at > changed)))}
     for answer in archive.search(Query("STUDY", limit=SWEEP_LIMIT)):
         study = answer["0020000D"]["Value"][0]
-        if study in linked or study in resolved:
+        if study in linked or study in settled:
             continue
         counts["seen"] += 1
         owner = archive.owner(study)
@@ -81,10 +84,10 @@ def match_new_studies(records: RecordStore, archive: Any) -> dict[str, int]:
             queued = conn.execute(select(t.unmatched.c.study_uid).where(t.unmatched.c.study_uid == study)).first()
             if queued is None:
                 conn.execute(insert(t.unmatched).values(study_uid=study, hospital=hospital, reason=why,
-                                                        candidates=found, created_at=int(time.time())))
+                                                        candidates=found, created_at=now, checked_at=now))
             else:
                 conn.execute(update(t.unmatched).where(t.unmatched.c.study_uid == study).values(
-                    reason=why, candidates=found))
+                    reason=why, candidates=found, checked_at=now))
             counts["queued"] += 1
     return counts
 

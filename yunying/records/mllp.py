@@ -7,6 +7,7 @@ loop's default executor so a slow database does not stall other connections.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import threading
@@ -25,8 +26,12 @@ MAX_MESSAGE = 16 << 20  # a report with a PDF fits; bigger is refused by closing
 class MllpListener:
     """`start()` binds and returns the port; `stop()` closes and waits."""
 
-    def __init__(self, handler: Hl7Handler, host: str = "127.0.0.1", port: int = 2575) -> None:
+    def __init__(self, handler: Hl7Handler, host: str = "127.0.0.1", port: int = 2575,
+                 allow: list[str] | None = None) -> None:
         self.handler, self.host, self.port = handler, host, port
+        # MLLP has no authentication of its own: only these senders may change patient records
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in (allow or ["127.0.0.1", "::1"])]
+        self.refused = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, name="mllp", daemon=True)
@@ -53,6 +58,11 @@ class MllpListener:
         if sock is not None:  # one small ACK per message: no Nagle delay (measured-facts.md)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sender = f"{peer[0]}:{peer[1]}" if peer else ""
+        if not peer or not any(ipaddress.ip_address(peer[0].split("%")[0]) in net for net in self.allow):
+            self.refused += 1
+            log.warning("MLLP: connection from %s refused (not in hl7_allow)", peer[0] if peer else "?")
+            writer.close()
+            return
         loop = asyncio.get_running_loop()
         try:
             while True:

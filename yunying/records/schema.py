@@ -131,6 +131,7 @@ unmatched = Table(  # studies no exam could be found for: an operator resolves t
     Column("reason", String(200), nullable=False),
     Column("candidates", JSON, nullable=False),  # rec_exams.id of ambiguous candidates
     Column("created_at", Integer, nullable=False),
+    Column("checked_at", Integer, nullable=False),  # last sweep that looked: retried when exams changed since
     Column("resolved_at", Integer),
     Column("resolved_by", String(64)),
     Column("exam", String(32)),  # chosen exam, or NULL when dismissed

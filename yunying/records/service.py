@@ -76,7 +76,7 @@ class Records:
             from yunying.records.mllp import MllpListener
             self.handler = Hl7Handler(self.store, Where(s.hl7_hospital, s.hl7_issuer or s.hl7_hospital, "hl7"),
                                       self.mover, s.hl7_charset, s.aet)
-            self.listener = MllpListener(self.handler, s.host, s.hl7_port)
+            self.listener = MllpListener(self.handler, s.host, s.hl7_port, s.hl7_allow)
             self.listener.start()
         self._thread = threading.Thread(target=self._poll, name="records", daemon=True)
         self._thread.start()

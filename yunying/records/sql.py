@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, column, create_engine, or_, select, table
+from sqlalchemy import Select, and_, column, create_engine, or_, select, table
 from sqlalchemy.exc import SQLAlchemyError
 
 from yunying.records.collector import Position, ReadFailed
@@ -37,11 +37,21 @@ class SqlReader:
         query = select(*c).order_by(wm, key).limit(limit)
         if after is not None:
             query = query.where(or_(wm > after[0], and_(wm == after[0], key > after[1])))
+        return self._fetch(query)
+
+    def _fetch(self, query: Select[Any]) -> list[dict[str, Any]]:
         try:
             with self.engine.connect() as conn:
                 return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(query)]
         except SQLAlchemyError as exc:  # the view disappeared, the server went away, a bad column...
             raise ReadFailed(f"cannot read {self.source.table}: {_why(exc)}") from None
+
+    def read_patient(self, patient_id: str, limit: int) -> list[dict[str, Any]]:
+        """Every row of one patient (by the column mapped to patient_id), in watermark order."""
+        c = self.view.c
+        query = select(*c).where(c[self.source.columns["patient_id"]] == patient_id).order_by(
+            c[self.source.watermark], c[self.source.key]).limit(limit)
+        return self._fetch(query)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -2,7 +2,7 @@
 
 GET <url>?after=<watermark>&after_key=<key>&limit=<n> (the first call without `after`) answers
 a JSON array of objects, or {"rows": [...]}, in (watermark, key) order; the mapping's columns
-are the objects' keys. `token_env` names an environment variable holding a bearer token.
+are the objects' keys. GET <url>?patient_id=<id>&limit=<n> answers one patient's rows (refresh). `token_env` names an environment variable holding a bearer token.
 """
 from __future__ import annotations
 
@@ -32,6 +32,13 @@ class WebServiceReader:
         params = {"limit": str(limit)}
         if after is not None:
             params |= {"after": _text(after[0]), "after_key": _text(after[1])}
+        return self._get(params)
+
+    def read_patient(self, patient_id: str, limit: int) -> list[dict[str, Any]]:
+        """GET <url>?patient_id=<id>&limit=N: every row of one patient."""
+        return self._get({"patient_id": patient_id, "limit": str(limit)})
+
+    def _get(self, params: dict[str, str]) -> list[dict[str, Any]]:
         try:
             answer = self.client.get(self.source.url, params=params)
         except httpx.HTTPError as exc:

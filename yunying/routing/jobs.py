@@ -1,4 +1,5 @@
-"""Routing rules as jobs for the jobs page (issue 15 part 8; `yunying.jobs` collects these)."""
+"""Routing rules as jobs for the jobs page and /metrics (issue 15 part 8; registered with
+`yunying.jobs` under "routing"): counts are gauges of the queue table."""
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,8 @@ def status(router: Router) -> list[dict[str, Any]]:
     out = []
     for rule in router.rules:
         c = counts.get(rule.id, {"pending": 0, "done": 0, "failed": 0})
-        state = ("disabled" if not rule.enabled else "failing" if c["failed"] else
-                 "sending" if c["pending"] else "idle")
+        state = ("disabled" if not rule.enabled else "failed" if c["failed"] else
+                 "running" if c["pending"] else "idle")  # yunying.jobs.STATES
         out.append({"kind": "routing", "name": rule.name, "schedule": "on receipt",
                     "last_run": router.last_run.get(rule.id), "next_run": due.get(rule.id), "state": state,
                     "counts": c, "errors": errors.get(rule.id, [])[:5]})

@@ -22,8 +22,8 @@ def _values(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
         raise InvalidRequest(f"unknown field(s) {', '.join(sorted(unknown))}")
     if "name" in body or not partial:
         name = body.get("name")
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= 64:
-            raise InvalidRequest("name: 1-64 characters")
+        if not isinstance(name, str) or not 0 < len(name.strip()) <= 64 or not name.isprintable():
+            raise InvalidRequest("name: 1-64 printable characters")
         out["name"] = name.strip()
     if "enabled" in body:
         if not isinstance(body["enabled"], bool):
@@ -78,6 +78,7 @@ def update_rule(router: Router, rule_id: int, body: dict[str, Any]) -> dict[str,
     except IntegrityError:
         raise Conflict(f"a rule named {values.get('name')!r} exists") from None
     router.reload()
+    router.wake()  # a resumed rule's forwards go now
     return rule_view(row)
 
 

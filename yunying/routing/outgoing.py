@@ -16,6 +16,7 @@ class Outgoing:
     sop: str
     offer: tuple[str, ...]  # transfer syntaxes to send it in, preferred first
     read: Callable[[str], bytes]  # Part 10 bytes in a syntax of `offer` (a transcoded copy when not as stored)
+    size: int = 0  # bytes as stored: a STOW request holds a bounded amount
 
 
 class Sender(Protocol):

@@ -68,7 +68,8 @@ def facts_of(record: InstanceRecord) -> dict[str, str]:
 
 def _strings(body: dict[str, Any], name: str, limit: int = 64) -> tuple[str, ...]:
     value = body.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= limit for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and 0 < len(v) <= limit and v.isprintable()
+                                              for v in value):
         raise InvalidRequest(f"match.{name}: a list of non-empty strings")
     return tuple(v.strip().upper() for v in value)
 
@@ -94,7 +95,7 @@ def parse_destination(body: Any) -> dict[str, Any]:
         aet, host, port = body.get("aet"), body.get("host"), body.get("port")
         if not isinstance(aet, str) or not AET.fullmatch(aet) or not aet.strip():
             raise InvalidRequest("destination.aet: an AE title of 1-16 characters")
-        if not isinstance(host, str) or not 0 < len(host) <= 253:
+        if not isinstance(host, str) or not 0 < len(host) <= 253 or not host.isprintable():
             raise InvalidRequest("destination.host: a host name or address")
         if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
             raise InvalidRequest("destination.port: a TCP port")
@@ -103,7 +104,7 @@ def parse_destination(body: Any) -> dict[str, Any]:
             raise InvalidRequest("destination.timeout: seconds, 1-600")
         return {"kind": "dicom", "aet": aet.strip(), "host": host, "port": port, "timeout": timeout}
     url, token_env = body.get("url"), body.get("token_env", "")
-    if not isinstance(url, str) or not re.fullmatch(r"https?://[^\s]{1,500}", url):
+    if not isinstance(url, str) or not re.fullmatch(r"https?://[!-~]{1,500}", url):
         raise InvalidRequest("destination.url: the DICOMweb root, http(s)://...")
     if not isinstance(token_env, str) or (token_env and not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", token_env)):
         raise InvalidRequest("destination.token_env: the environment variable holding its bearer token")

@@ -19,6 +19,7 @@ rules = Table(
     Column("syntax", String(64), nullable=False, default="lossless"),  # or a lossy transfer syntax UID
     Column("created_at", Integer, nullable=False),
     Column("updated_at", Integer, nullable=False),
+    sqlite_autoincrement=True,  # a deleted rule's id is never reused: its queue rows stay its own
 )
 queue = Table(
     "routing_queue", meta,
