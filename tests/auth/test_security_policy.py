@@ -313,3 +313,13 @@ def test_second_factor_secrets_are_sealed_at_rest(srv: YunyingServer) -> None:
     raw = b"".join(p.read_bytes() for p in Path(srv.data_dir).glob("app.sqlite*"))
     assert enrolled.totp_secret.encode() not in raw and b"s1.k1." in raw
     assert all(code.replace("-", "").encode() not in raw for code in enrolled.recovery)
+
+
+def test_a_reset_ends_the_users_sessions(srv: YunyingServer) -> None:
+    signed_in(srv, "dr.reset", "doctor")
+    s = sign_in(srv.http_url, "dr.reset", NEW)
+    reset = plain.post(srv.http_url + "/api/admin/users/dr.reset/password", headers=srv.headers)
+    assert reset.status_code == 200
+    assert refresh(srv.http_url, s.http, s.tokens["refresh_token"]).status_code == 400
+    assert urlsplit(authorize(srv, s.http)).path == "/login"
+    assert plain.get(srv.dicomweb_url + "/studies", headers=s.headers).status_code == 401  # its grant is revoked

@@ -81,7 +81,22 @@ def set_password(store: Store, username: str, password: str, *, must_change: boo
         remember(conn, username, new_hash)
         if must_change:
             conn.execute(delete(login_failures).where(login_failures.c.username == username))  # unlocked
+            end_sessions(conn, username)
     store.revoked()
+
+
+def end_sessions(conn: Any, username: str) -> None:
+    """End a user's login sessions and grants (a reset password, a removed second factor): whoever
+    held them signs in again. The caller calls store.revoked(), so every process drops them."""
+    from sqlalchemy import inspect
+
+    from yunying.auth.oidc.tables import families, sessions
+
+    if not inspect(conn).has_table("oauth_sessions"):
+        return  # a store no server has opened yet: no provider, no sessions
+    conn.execute(delete(sessions).where(sessions.c.user_id == username))
+    conn.execute(update(families).where(families.c.user_id == username, families.c.revoked_at.is_(None))
+                 .values(revoked_at=clock.seconds(), revoked_why="password reset"))
 
 
 def reset_password(store: Store, username: str, password: str | None = None) -> str:

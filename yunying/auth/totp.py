@@ -145,6 +145,8 @@ def reset(store: Store, username: str) -> bool:
     with store.engine.begin() as conn:
         conn.execute(delete(recovery_codes).where(recovery_codes.c.username == username))
         gone = conn.execute(delete(totp_secrets).where(totp_secrets.c.username == username)).rowcount
+        from yunying.auth.passwords import end_sessions
+        end_sessions(conn, username)  # whoever holds the lost phone's sessions signs in again
     store.revoked()
     return bool(gone)
 
