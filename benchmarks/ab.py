@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.data import build_corpus, build_ct
+from benchmarks.data import CtStudy, build_corpus, build_ct
 from benchmarks.net import REPO_ROOT, YunyingServer, start_yunying
 from benchmarks.qido import qido, qido_queries
 from benchmarks.stow import stow
@@ -41,11 +41,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(server: YunyingServer, ct: object, queries: list, latency: int, requests: int) -> dict[str, float]:
+def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, requests: int) -> dict[str, float]:
     c0 = cpu_s(server.pid)
     q = qido(server.dicomweb_url, queries)
     c1 = cpu_s(server.pid)
-    f = frames(server.dicomweb_url, ct, latency_requests=latency,  # type: ignore[arg-type]
+    f = frames(server.dicomweb_url, ct, latency_requests=latency,
                throughput_requests=requests)
     c2 = cpu_s(server.pid)
     # server CPU per request: far less sensitive to a shared machine's load than wall time

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = {name: {k: round(statistics.median(v), 2) for k, v in m.items()} for name, m in out.items()}
         summary["on_vs_off_percent"] = {k: round(100 * (summary["on"][k] / summary["off"][k] - 1), 1)
                                         for k in summary["off"]}
-        summary["raw"] = out  # type: ignore[assignment]
+        summary["raw"] = out  # type: ignore[assignment]  # the raw figures beside the medians
         print(json.dumps(summary, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -90,5 +90,5 @@ def per_thread(base_url: str) -> Callable[[], Http]:
                 made.append(h)
         return h
 
-    get.made = made  # type: ignore[attr-defined]
+    get.made = made  # type: ignore[attr-defined]  # the clients made, for the caller to close
     return get

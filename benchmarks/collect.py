@@ -28,14 +28,10 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
+from pynetdicom.transport import ThreadedAssociationServer
 
 from dimse.requestor import HANDLERS
+from dimse.uids import STUDY_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE, VERIFICATION
 
 ROOT = "1.2.826.0.1.3680043.8.498.77"
 PIXELS = np.arange(16 * 16, dtype=np.uint16).reshape(16, 16).tobytes()
@@ -95,10 +91,10 @@ class SyntheticPacs:
 
     # -- C-FIND ------------------------------------------------------------------------
     def _studies(self, identifier: Dataset) -> Iterator[int]:
-        uid = str(identifier.get("StudyInstanceUID", "") or "")
-        if uid:
-            i = self._number(uid)
-            candidates: Any = [] if i is None else [i]
+        value = identifier.get("StudyInstanceUID", "") or ""
+        uids = [str(v) for v in value] if not isinstance(value, str) else [u for u in value.split("\\") if u]
+        if uids:  # one UID or a list (PS3.4 C.2.2.2.2)
+            candidates: Any = [i for i in (self._number(u) for u in uids) if i is not None]
         else:
             candidates = (i for i in range(self.studies) if i not in self.removed)
         when = str(identifier.get("StudyDate", "") or "")
@@ -126,11 +122,12 @@ class SyntheticPacs:
                     ds.SOPClassesInStudy = [CTImageStorage]
                 answers.append(ds)
         elif level == "SERIES":
-            i = self._number(str(identifier.get("StudyInstanceUID", "")))
-            for s in range(self.series) if i is not None else ():
+            number = self._number(str(identifier.get("StudyInstanceUID", "")))
+            for s in range(self.series) if number is not None else ():
+                assert number is not None
                 ds = Dataset()
-                ds.QueryRetrieveLevel, ds.StudyInstanceUID = "SERIES", self.study_uid(i)  # type: ignore[arg-type]
-                ds.SeriesInstanceUID = f"{self.study_uid(i)}.{s + 1}"  # type: ignore[arg-type]
+                ds.QueryRetrieveLevel, ds.StudyInstanceUID = "SERIES", self.study_uid(number)
+                ds.SeriesInstanceUID = f"{self.study_uid(number)}.{s + 1}"
                 ds.NumberOfSeriesRelatedInstances = self.instances
                 answers.append(ds)
         else:
@@ -147,15 +144,19 @@ class SyntheticPacs:
 
     # -- C-MOVE / C-GET ----------------------------------------------------------------
     def _matching(self, identifier: Dataset) -> list[Dataset]:
-        i = self._number(str(identifier.get("StudyInstanceUID", "")))
-        if i is None:
-            return []
+        value = identifier.get("StudyInstanceUID", "")
+        uids = [str(v) for v in value] if not isinstance(value, str) else value.split("\\")  # a UID list
         series = str(identifier.get("SeriesInstanceUID", "") or "")
+        if series and len(uids) != 1:
+            return []
         out = []
-        for s in range(self.series):
-            if series and series != f"{self.study_uid(i)}.{s + 1}":
+        for number in (self._number(u) for u in uids):
+            if number is None:
                 continue
-            out += [self.instance(i, s, n) for n in range(self.instances)]
+            for s in range(self.series):
+                if series and series != f"{self.study_uid(number)}.{s + 1}":
+                    continue
+                out += [self.instance(number, s, n) for n in range(self.instances)]
         return out * (2 if self.mode == "duplicates" else 1)
 
     def on_move(self, event: Any) -> Iterator[Any]:
@@ -183,16 +184,16 @@ class SyntheticPacs:
         ae.maximum_associations = 32
         if self.refuse:
             ae.require_calling_aet = ["SOMEONE-ELSE"]
-        for model in (Verification, StudyRootQueryRetrieveInformationModelFind,
-                      StudyRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelGet):
+        for model in (VERIFICATION, STUDY_ROOT_FIND, STUDY_ROOT_MOVE, STUDY_ROOT_GET):
             ae.add_supported_context(model)
         ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian, scu_role=True, scp_role=True)
         ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
-        handlers = [*HANDLERS[:1], (evt.EVT_C_FIND, self.on_find), (evt.EVT_C_MOVE, self.on_move),
-                    (evt.EVT_C_GET, self.on_get)]
-        self._server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
-        self._ae = ae
-        self.port = int(self._server.server_address[1])
+        handlers: list[Any] = [*HANDLERS[:1], (evt.EVT_C_FIND, self.on_find), (evt.EVT_C_MOVE, self.on_move),
+                               (evt.EVT_C_GET, self.on_get)]
+        server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+        assert isinstance(server, ThreadedAssociationServer)  # block=False returns it
+        self._server, self._ae = server, ae
+        self.port = int(server.server_address[1])
         return self
 
     def stop(self) -> None:
@@ -238,16 +239,12 @@ def serve_pacs(args: argparse.Namespace) -> int:
 
 def _start_archive(data: Path, sources: list[dict[str, Any]], env: dict[str, str], dimse_port: int) -> Any:
     import os
+    from unittest.mock import patch
 
     from benchmarks.net import start_yunying
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env, YUNYING_COLLECT_SOURCES=json.dumps(sources))
-    try:
+    with patch.dict(os.environ, {**env, "YUNYING_COLLECT_SOURCES": json.dumps(sources)}):
         return start_yunying(data, dimse_port=dimse_port)
-    finally:
-        for k, v in {**saved, "YUNYING_COLLECT_SOURCES": None}.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def _wait(client: Any, known: set[int], poll: float = 0.5) -> dict[str, Any]:
@@ -298,8 +295,8 @@ def run_backfill(args: argparse.Namespace) -> dict[str, Any]:
                                   "instances_per_s": round(fetched / seconds, 1), "error": done["error"]}
                 held = c.get("/dicomweb/studies", params={"limit": "100000", "includefield": "00201208"}).json()
                 out["held"] = {"studies": len(held), "instances": sum(s["00201208"]["Value"][0] for s in held)}
-                purge = c.post("/api/lifecycle/purge").json()
-                out["purge"] = purge
+                started = time.perf_counter()
+                out["purge"] = {**c.post("/api/lifecycle/purge").json(), "seconds": round(time.perf_counter() - started, 1)}
                 purged = [s["0020000D"]["Value"][0] for s in held][:args.studies]
                 gone = next(u for u in purged if c.get(f"/api/lifecycle/studies/{u}").json()["purged"])
                 started = time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import AE, Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
 )

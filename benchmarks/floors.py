@@ -118,13 +118,13 @@ def ingest_steps(files: list[Path], scratch: Path) -> dict[str, float]:
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         store = Storage(Path(tmp))
-        store.prepare = timed(lambda *_: "claim folder", store.prepare)  # type: ignore[method-assign]
-        store.put_frames = timed(lambda *_: "pixels: LZ4 + write", store.put_frames)  # type: ignore[method-assign]
-        store.put_blob = timed(lambda _key, name, *_: f"{name} write", store.put_blob)  # type: ignore[method-assign]
-        store.sync = timed(lambda *_: "syncfs", store.sync)  # type: ignore[method-assign]
+        store.prepare = timed(lambda *_: "claim folder", store.prepare)  # type: ignore[method-assign]  # timing each step
+        store.put_frames = timed(lambda *_: "pixels: LZ4 + write", store.put_frames)  # type: ignore[method-assign]  # timing each step
+        store.put_blob = timed(lambda _key, name, *_: f"{name} write", store.put_blob)  # type: ignore[method-assign]  # timing each step
+        store.sync = timed(lambda *_: "syncfs", store.sync)  # type: ignore[method-assign]  # timing each step
         parse, to_json = writing.parse_instance, writing.instance_json
-        writing.parse_instance = timed(lambda *_: "parse + SHA-256", parse)  # type: ignore[assignment]
-        writing.instance_json = timed(lambda *_: "DICOM JSON", to_json)  # type: ignore[assignment]
+        writing.parse_instance = timed(lambda *_: "parse + SHA-256", parse)
+        writing.instance_json = timed(lambda *_: "DICOM JSON", to_json)
         try:
             for body in raw:
                 writing.write_instance(store, body, Origin("import", ""))

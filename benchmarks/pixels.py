@@ -191,7 +191,7 @@ def _cine_pass_threads(base_url: str, ct: CtStudy, accept: str, clients: int) ->
     with ThreadPoolExecutor(clients) as pool:
         codes = list(pool.map(one, range(len(ct.sop_uids))))
     elapsed = time.perf_counter() - t0
-    for h in conn.made:  # type: ignore[attr-defined]
+    for h in conn.made:  # type: ignore[attr-defined]  # the clients connect() made (benchmarks.client)
         h.close()
     if any(c != 200 for c in codes):
         raise BenchError(f"cine frame answered HTTP {next(c for c in codes if c != 200)}")

@@ -66,7 +66,7 @@ def stow(base_url: str, files: Sequence[Path], clients: int = 4, per_request: in
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(post, range(len(bodies))))
     elapsed = time.perf_counter() - t0
-    for h in conn.made:  # type: ignore[attr-defined]
+    for h in conn.made:  # type: ignore[attr-defined]  # the clients connect() made (benchmarks.client)
         h.close()
     if failures:
         raise BenchError(f"{len(failures)} of {len(bodies)} STOW requests failed: {failures[0]}")

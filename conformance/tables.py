@@ -29,6 +29,7 @@ from dimse.uids import QR_MODELS, VERIFICATION
 from index.errors import InvalidQueryValue
 from index.keys import KEYS, vr_of
 from index.parse import parse_match, supported_match_tags
+from index.query import Level
 from yunying import errors
 from yunying.pixels import codecs, syntaxes
 from yunying.settings import Settings
@@ -36,7 +37,7 @@ from yunying.settings import Settings
 SUPPORTED, NOT_SUPPORTED, IGNORED, EXTENSION = (
     "supported", "not supported", "ignored (Warning 299)", "extension")
 UNDESCRIBED = "UNDESCRIBED"
-QIDO_LEVELS = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}  # PS3.18 10.6.1
+QIDO_LEVELS: dict[Level, str] = {"STUDY": "study", "SERIES": "series", "IMAGE": "instance"}  # PS3.18 10.6.1
 _ORDER = ["PATIENT", "STUDY", "SERIES", "IMAGE"]
 
 
@@ -222,7 +223,7 @@ def _keyword(tag: str) -> str:
 
 def query_keys() -> list[QueryKey]:
     """Every matching key of every QIDO-RS and C-FIND level, once, with the levels it works at."""
-    qido_at = {lv: supported_match_tags(lv) for lv in QIDO_LEVELS}  # type: ignore[arg-type]
+    qido_at = {lv: supported_match_tags(lv) for lv in QIDO_LEVELS}
     cfind = sorted({lv for levels in CFIND_LEVELS.values() for lv in levels}, key=_ORDER.index)
     cfind_at = {lv: supported_match_tags(lv) for lv in cfind}
     tags = sorted(set().union(*qido_at.values(), *cfind_at.values()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs
@@ -23,6 +24,7 @@ from yunying.collect.service import CollectService, UnknownSource
 from yunying.lifecycle.cache import Lifecycle
 
 MAX_BODY = 4096
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class BadInput(ValueError):
@@ -37,13 +39,27 @@ def _error(status: int, reason: str, **extra: Any) -> Response:
     return _json({"status": status, "error": reason, **extra}, status)
 
 
+def answers_400(handler: Handler) -> Handler:
+    """A handler whose BadInput becomes a 400 naming the field."""
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except BadInput as exc:
+            return _error(400, str(exc))
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
 async def _body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if len(raw) > MAX_BODY:
         raise BadInput("body too large")
     if not raw:
         return {}
-    value = orjson.loads(raw)
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadInput("body: not JSON") from None
     if not isinstance(value, dict):
         raise BadInput("expected a JSON object")
     return value
@@ -86,39 +102,41 @@ def _date(value: Any, name: str) -> date | None:
     return date.fromisoformat(value)
 
 
+def parse_run(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The kind of run asked for and its arguments; BadInput names the bad field."""
+    kind = body.get("kind")
+    if kind not in ("sync", "backfill", "refresh"):
+        raise BadInput('kind: "sync", "backfill" or "refresh"')
+    unknown = set(body) - {"kind", "until", "start", "patient_id", "accession", "study"}
+    if unknown:
+        raise BadInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    if kind == "backfill":
+        until, start = _date(body.get("until"), "until"), _date(body.get("start"), "start")
+        if start is not None and until is None:
+            raise BadInput("start needs until")
+        if until is not None:
+            kwargs = {"until": until, "start": start}
+    elif kind == "refresh":
+        for key in ("patient_id", "accession", "study"):
+            value = body.get(key)
+            if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 64
+                                      or any(c in value for c in "*?\\")):
+                raise BadInput(f"{key}: a value without wildcards, at most 64 characters")
+            if value:
+                kwargs[key] = value.strip()
+        if not kwargs:
+            raise BadInput("refresh needs patient_id, accession or study")
+    return kind, kwargs
+
+
 async def start_run(request: Request) -> Response:
     """POST /api/collect/sources/{source}/runs {"kind": "sync"|"backfill"|"refresh", ...}: 202 once started."""
     service = _service(request)
     name = request.path_params["source"]
     if service is None or name not in service.collectors:
         return _error(404, f"no collector source named {name!r}")
-    try:
-        body = await _body(request)
-        kind = body.get("kind")
-        if kind not in ("sync", "backfill", "refresh"):
-            raise BadInput('kind: "sync", "backfill" or "refresh"')
-        unknown = set(body) - {"kind", "until", "start", "patient_id", "accession", "study"}
-        if unknown:
-            raise BadInput(f"unknown field(s): {', '.join(sorted(unknown))}")
-        kwargs: dict[str, Any] = {}
-        if kind == "backfill":
-            until, start = _date(body.get("until"), "until"), _date(body.get("start"), "start")
-            if start is not None and until is None:
-                raise BadInput("start needs until")
-            if until is not None:
-                kwargs = {"until": until, "start": start}
-        elif kind == "refresh":
-            for key in ("patient_id", "accession", "study"):
-                value = body.get(key)
-                if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > 64
-                                          or any(c in value for c in "*?\\")):
-                    raise BadInput(f"{key}: a value without wildcards, at most 64 characters")
-                if value:
-                    kwargs[key] = value.strip()
-            if not kwargs:
-                raise BadInput("refresh needs patient_id, accession or study")
-    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
-        return _error(400, str(exc))
+    kind, kwargs = parse_run(await _body(request))
     try:
         await run_in_threadpool(service.submit, name, kind, **kwargs)
     except Busy as exc:
@@ -140,10 +158,7 @@ def _study_param(request: Request) -> str:
 async def study_lifecycle(request: Request) -> Response:
     """GET /api/lifecycle/studies/{study}: retention class, end date, cache state, re-fetch progress."""
     life = _lifecycle(request)
-    try:
-        study = _study_param(request)
-    except ValueError as exc:
-        return _error(400, str(exc))
+    study = _study_param(request)
     if life is None:
         return _error(404, "lifecycle is not running")
     purged = life.purged(study)
@@ -158,10 +173,7 @@ async def study_lifecycle(request: Request) -> Response:
 async def refetch_progress(request: Request) -> Response:
     """GET /api/lifecycle/refetch/{study}: progress of a purged study's re-fetch (the viewer polls it)."""
     life = _lifecycle(request)
-    try:
-        study = _study_param(request)
-    except ValueError as exc:
-        return _error(400, str(exc))
+    study = _study_param(request)
     purged = life.purged(study) if life else None
     progress = life.progress(study) if life else None
     if progress is None or (purged is not None and not _may_see_purged(request, purged.hospital)):
@@ -172,11 +184,8 @@ async def refetch_progress(request: Request) -> Response:
 async def delete_study(request: Request) -> Response:
     """POST /api/lifecycle/studies/{study}/delete {"confirm": "<the study UID>"}: after retention only."""
     life = _lifecycle(request)
-    try:
-        study = _study_param(request)
-        body = await _body(request)
-    except ValueError as exc:
-        return _error(400, str(exc))
+    study = _study_param(request)
+    body = await _body(request)
     if life is None:
         return _error(404, "lifecycle is not running")
     if life.purged(study) is None:
@@ -190,13 +199,10 @@ async def delete_study(request: Request) -> Response:
 async def protect_study(request: Request) -> Response:
     """PUT /api/lifecycle/studies/{study}/protected {"protected": true|false}: never purge it."""
     life = _lifecycle(request)
-    try:
-        study = _study_param(request)
-        body = await _body(request)
-        if not isinstance(body.get("protected"), bool):
-            raise BadInput("protected: true or false")
-    except ValueError as exc:
-        return _error(400, str(exc))
+    study = _study_param(request)
+    body = await _body(request)
+    if not isinstance(body.get("protected"), bool):
+        raise BadInput("protected: true or false")
     if life is None:
         return _error(404, "lifecycle is not running")
     await require_visible(request, study)
@@ -229,11 +235,11 @@ def routes() -> list[Route]:
         Route("/api/jobs", list_jobs, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/api/collect/runs", list_runs, methods=["GET"]),
-        Route("/api/collect/sources/{source}/runs", start_run, methods=["POST"]),
-        Route("/api/lifecycle/studies/{study}", study_lifecycle, methods=["GET"]),
-        Route("/api/lifecycle/studies/{study}/delete", delete_study, methods=["POST"]),
-        Route("/api/lifecycle/studies/{study}/protected", protect_study, methods=["PUT"]),
-        Route("/api/lifecycle/refetch/{study}", refetch_progress, methods=["GET"]),
+        Route("/api/collect/sources/{source}/runs", answers_400(start_run), methods=["POST"]),
+        Route("/api/lifecycle/studies/{study}", answers_400(study_lifecycle), methods=["GET"]),
+        Route("/api/lifecycle/studies/{study}/delete", answers_400(delete_study), methods=["POST"]),
+        Route("/api/lifecycle/studies/{study}/protected", answers_400(protect_study), methods=["PUT"]),
+        Route("/api/lifecycle/refetch/{study}", answers_400(refetch_progress), methods=["GET"]),
         Route("/api/lifecycle/purge", purge_now, methods=["POST"]),
     ]
 

@@ -16,7 +16,6 @@ from starlette.routing import Route
 from dicomweb.access import principal_of
 from dicomweb.accounts import call, field, json_body, json_response, store_of
 from dicomweb.portal import _text, portal_of
-from index.parse import parse_match
 from index.query import Query, StudyScope
 from yunying.auth import roles as R
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
@@ -96,7 +95,7 @@ async def console_report(request: Request) -> Response:
 
 
 def _studies_of_patient(request: Request, patient: str) -> list[str]:
-    query = Query("STUDY", [parse_match("00100020", patient)], limit=1000, scope=_scope(request))
+    query = Query("STUDY", [console_search.match("patient", "00100020", patient)], limit=1000, scope=_scope(request))
     return [js["0020000D"]["Value"][0] for js in request.app.state.archive.search(query)]
 
 
@@ -107,6 +106,8 @@ async def delivery(request: Request) -> Response:
     on, study, patient = field(body, "on", bool), _text(body, "study"), _text(body, "patient")
     if bool(study) == bool(patient):
         raise InvalidRequest("study or patient: exactly one is required")
+    if any(c in patient for c in "*?\\"):  # a wildcard would switch off other patients too
+        raise InvalidRequest("patient: one PatientID, no wildcards")
     studies = [study] if study else await run_in_threadpool(_studies_of_patient, request, patient)
     done = []
     for uid in studies:

@@ -40,11 +40,11 @@ class DimseQueryRetrieve:
             raise SourceError(f"C-FIND {level} at {source.name}: {exc}") from None
         return out
 
-    def retrieve(self, source: Source, study: str, series: str | None, store: Store | None,
+    def retrieve(self, source: Source, studies: list[str], series: str | None, store: Store | None,
                  sop_classes: tuple[str, ...] = ()) -> Retrieved:
         identifier = Dataset()
         identifier.QueryRetrieveLevel = "SERIES" if series else "STUDY"
-        identifier.StudyInstanceUID = study
+        identifier.StudyInstanceUID = studies[0] if len(studies) == 1 else list(studies)  # PS3.4 C.4.2.2.1
         if series:
             identifier.SeriesInstanceUID = series
         try:

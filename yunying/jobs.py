@@ -40,6 +40,8 @@ JobStatus = dict[str, Any]
 Provider = Callable[[], list[JobStatus]]
 FIELDS = ("kind", "name", "schedule", "last_run", "next_run", "state", "counts", "errors")
 STATES = frozenset({"idle", "running", "failed", "disabled"})
+ALIASES = {"sending": "running", "listening": "running", "busy": "running", "failing": "failed", "error": "failed",
+           "off": "disabled"}  # words providers used before the contract; anything else unknown is "failed"
 
 _providers: dict[str, Provider] = {}
 _lock = threading.Lock()
@@ -62,6 +64,7 @@ def normalise(job: JobStatus) -> JobStatus:
     out: JobStatus = {"kind": "", "name": "", "schedule": "", "last_run": None, "next_run": None,
                       "state": "idle", "counts": {}, "errors": []}
     out.update(job)  # a provider may add details (a source's address, a run's progress)
+    out["state"] = ALIASES.get(out["state"], out["state"])
     if out["state"] not in STATES:
         out["state"] = "failed"
     out["counts"] = {str(k): v for k, v in dict(out["counts"] or {}).items() if isinstance(v, (int, float))}

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from sqlalchemy import Engine, LargeBinary, Table, select, update
+from sqlalchemy import Engine, LargeBinary, Table, inspect, select, update
 
 PREFIX = "s1"  # version of the sealed form "s1.<kid>.<base64url(nonce | ciphertext | tag)>"
 ENV = "YUNYING_PII_KEYS"
@@ -207,7 +207,8 @@ def add_secret(key_file: Path, name: str, secret: bytes) -> None:
 def rotate(key_file: Path) -> str:
     """Append a new sealing key to a key file; returns its id. Values sealed before still unseal."""
     keys = parse(key_file.read_text())
-    kid = f"k{len(keys.seal_keys) + 1}"
+    numbers = [int(k[1:]) for k, _ in keys.seal_keys if re.fullmatch(r"k\d+", k)]
+    kid = f"k{max(numbers, default=0) + 1}"  # never an id in use, even after an old line was removed
     with open(key_file, "a") as f:
         f.write(new_key_line("seal", kid))
         f.flush()
@@ -232,9 +233,10 @@ class SealedColumn:
 SEALED: list[SealedColumn] = []
 
 
-def sealed_column(table: Table, column: str) -> str:
-    """Register `table.column` as sealed (for `reseal_all`); returns its context."""
-    found = SealedColumn(table, column, f"{table.name}.{column}")
+def sealed_column(table: Table, column: str, context: str = "") -> str:
+    """Register `table.column` as sealed (for `reseal_all`); returns its context (the AAD its
+    values are sealed with: "<table>.<column>" unless the owner chose another)."""
+    found = SealedColumn(table, column, context or f"{table.name}.{column}")
     if found not in SEALED:
         SEALED.append(found)
     return found.context
@@ -245,7 +247,10 @@ def reseal_all(engine: Engine, keys: PiiKeys) -> dict[str, int]:
     older version (the data migration) and values sealed under an older key (rotation).
     Returns the rows changed per column; safe to run again (sealed-now values are skipped)."""
     changed: dict[str, int] = {}
+    tables = set(inspect(engine).get_table_names())
     for col in SEALED:
+        if col.table.name not in tables:  # its component's migrations have not run on this store
+            continue
         pk = list(col.table.primary_key.columns)
         target = col.table.c[col.column]
         done = 0

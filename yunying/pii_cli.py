@@ -23,6 +23,13 @@ def _register_sealed_columns() -> None:
     import yunying.auth.registrations
     import yunying.portal.schema  # noqa: F401
 
+    try:  # the patient index seals with contexts of its own ("mpi.id", "mpi.phone")
+        from yunying.mpi.schema import identities
+    except ImportError:
+        return
+    pii.sealed_column(identities, "id_sealed", "mpi.id")
+    pii.sealed_column(identities, "phone_sealed", "mpi.phone")
+
 
 def seal_at_start(settings: Settings, store: Any) -> dict[str, int]:
     """The data migration that SQL migrations cannot do (they have no key): clear values of older

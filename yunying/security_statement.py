@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yunying import pii
 from yunying.settings import Settings
 
 MET, PARTLY, NOT_MET = "met", "partly", "not met"
@@ -62,6 +63,8 @@ def controls(s: Settings, policy: Any = None) -> list[Control]:
     dimse_tls = bool(s.dimse_tls_port)
     p = policy if policy is not None else live_policy(s)
     gaps_zh, gaps_en = authentication_gaps(p)
+    key_file = pii.key_file_of(s.data, s.pii_key_file)  # None: the keys come from the environment
+    keys_outside = key_file is None or Path(s.data).resolve() not in key_file.parents
     return [
         Control("8.1.4.1", "身份鉴别", "Identification and authentication",
                 NOT_MET if len(gaps_en) > 2 else PARTLY if gaps_en else MET,
@@ -126,11 +129,16 @@ def controls(s: Settings, policy: Any = None) -> list[Control]:
                 "令牌与密钥仅存散列，过期令牌定期清除；日志不含患者标识。",
                 "Tokens and keys are kept only as hashes and expired ones are swept; logs carry no "
                 "patient identifiers."),
-        Control("8.1.4.11", "个人信息保护", "Personal information protection", PARTLY,
-                "日志从不记录患者姓名、ID、电话或令牌；审计可答复“谁看过该患者影像”。应用表中敏感个人信息的加密存储未在本配置中启用。",
-                "Logs never contain patient names, IDs, phone numbers or tokens; the audit trail answers "
-                "who viewed a patient's images. Encryption at rest of sensitive personal data in our "
-                "tables is not enabled in this build."),
+        Control("8.1.4.11", "个人信息保护", "Personal information protection", PARTLY if keys_outside else NOT_MET,
+                "身份证号、手机号及注册证件照片以 SM4-GCM 加密存储，精确查找使用盲索引（HMAC）；"
+                + ("密钥文件位于数据目录之外。" if keys_outside else "密钥文件位于数据目录之内（pii_key_file），备份即泄露密钥。")
+                + "日志从不记录患者姓名、ID、电话或令牌；审计可答复“谁看过该患者影像”。用户目录中的联系电话尚未加密。",
+                "ID card numbers, phone numbers and registration photos are sealed at rest (SM4-GCM); exact "
+                "lookups use blind indexes (HMAC); "
+                + ("the key file is outside the data folder. " if keys_outside else
+                   "the key file (pii_key_file) is INSIDE the data folder: a backup carries its keys. ")
+                + "Logs never contain patient names, IDs, phone numbers or tokens; the audit trail answers "
+                "who viewed a patient's images. Staff phone numbers in the user directory are not sealed yet."),
     ]
 
 

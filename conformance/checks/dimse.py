@@ -15,7 +15,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]  # pynetdicom makes its SOP classes at import time
     CTImageStorage,
     MRImageStorage,
     MultiFrameGrayscaleWordSecondaryCaptureImageStorage,

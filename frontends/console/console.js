@@ -48,9 +48,12 @@ async function figures() {
   $("#t-qr").textContent = s.delivery.qr_codes;
   $("#t-bound").textContent = s.delivery.bound_to_patients;
   $("#t-off").textContent = s.delivery.delivery_off;
-  bars($("#per-day"), Object.entries(s.per_day).map(([d, n]) => [d, n, t("console.dayFigures", { exams: n, images: s.images_per_day[d] || 0 })]));
-  bars($("#per-hospital"), Object.entries(s.per_hospital));
-  bars($("#per-modality"), Object.entries(s.per_modality));
+  const collected = (key) => Object.entries(s[`per_${key}`]).map(([k, n]) => [k, n, t("console.collected",
+    { exams: n, images: s[`images_per_${key}`][k] || 0, reports: (s[`reports_per_${key}`] || {})[k] || 0 })]);
+  bars($("#per-day"), collected("day"));
+  bars($("#per-hospital"), collected("hospital"));
+  bars($("#per-modality"), Object.entries(s.per_modality).map(([m, n]) => [m, n,
+    t("console.modalityFigures", { exams: n, images: s.images_per_modality[m] || 0 })]));
   bars($("#storage"), s.storage.history.map((h) => [h.day, h.total_bytes,
     t("console.storageFigures", { dicom: bytes(h.dicom_bytes), total: bytes(h.total_bytes) })]));
 }

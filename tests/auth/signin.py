@@ -84,7 +84,9 @@ def sign_in(base: str, username: str, password: str, *, new_password: str = "", 
             r = http.post(base + path, data={**form, "current": password, "new": new_password,
                                              "confirm": new_password})
         elif path == "/login/totp/setup":
-            out.totp_secret = SECRET.search(page.text).group(1).replace(" ", "")  # type: ignore[union-attr]
+            shown = SECRET.search(page.text)
+            assert shown, page.text[:2000]
+            out.totp_secret = shown.group(1).replace(" ", "")
             out.setup_code = pyotp.TOTP(out.totp_secret).now()
             r = http.post(base + path, data={**form, "code": out.setup_code})
             if r.status_code != 200:

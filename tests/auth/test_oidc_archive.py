@@ -62,7 +62,7 @@ def user_tokens(srv: YunyingServer, client_id: str, user: str = "dr-li",
             "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "client_id": client_id,
             "code_verifier": verifier})
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
 def qido(srv: YunyingServer, token: str) -> httpx.Response:

@@ -7,6 +7,7 @@ functions, and at last a real `yunying serve` keeps its app state there.
 """
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import threading
@@ -375,3 +376,21 @@ def test_yunying_serve_keeps_its_app_state_on_postgresql(pg_url: str, tmp_path: 
         assert keys.ENV_KEY_NAME in {k["name"] for k in keys.list_keys(probe)}
     finally:
         probe.engine.dispose()
+
+
+def test_sealed_registrations_fit_and_reseal_on_postgresql(pg: Store) -> None:
+    from yunying.auth import registrations
+
+    keys = pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1"))
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    reg = registrations.submit(pg, keys, username="dr.pg", password="Pg-password-1", display_name="Dr",
+                               phone="1" * 40, hospital="default",  # sealed: ~100 characters (pii migration 1)
+                               photos=[("id_card", "image/png", png), ("qualification", "image/png", png)])
+    assert registrations.get(pg, keys, reg)["phone"] == "1" * 40
+    rotated = pii.parse(pii.new_key_line("blind") + pii.new_key_line("seal", "k1").replace("k1", "k0")
+                        + "seal k1 " + base64.b64encode(keys.seal_keys[0][1]).decode() + "\n"
+                        + pii.new_key_line("seal", "k2"))
+    changed = pii.reseal_all(pg.engine, rotated)
+    assert changed["registrations.phone"] == 1 and changed["registration_photos.data"] == 2
+    assert registrations.get(pg, rotated, reg)["phone"] == "1" * 40
+    assert registrations.photo(pg, rotated, reg, registrations.list_pending(pg, rotated)[0]["photos"][0]["id"])[1] == png

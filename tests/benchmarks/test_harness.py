@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.data import build_corpus, build_ct
 from benchmarks.dimse import StoreScp, dcmtk_available
-from benchmarks.net import REPO_ROOT, free_port, yunying_cli_available
+from benchmarks.net import REPO_ROOT, free_port
 from benchmarks.orthanc import orthanc_available
 from benchmarks.report import METRICS, Results
 from benchmarks.run import Data, Profile, run_import, run_server
@@ -95,8 +95,19 @@ def _check_all_figures(results: Results, name: str, expect_missing: set[str]) ->
     assert results.details[name]["qido"]["errors"] == 0
 
 
-needs_tools = pytest.mark.skipif(not (orthanc_available() and dcmtk_available()),
-                                 reason="Orthanc or DCMTK not installed")
+@pytest.fixture
+def tools_installed() -> None:
+    if not (orthanc_available() and dcmtk_available()):
+        missing_tool("Orthanc or DCMTK not installed")
+
+
+@pytest.fixture
+def dcmtk_installed() -> None:
+    if not dcmtk_available():
+        missing_tool("DCMTK not installed")
+
+
+needs_tools = pytest.mark.usefixtures("tools_installed")
 
 
 @needs_tools
@@ -116,8 +127,7 @@ def test_harness_against_orthanc(tiny_data: Data, tmp_path: Path) -> None:
     assert "n/a (no /thumbnail: HTTP 404)" in results.table()
 
 
-@pytest.mark.skipif(not yunying_cli_available(), reason="yunying/cli.py does not exist yet")
-@pytest.mark.skipif(not dcmtk_available(), reason="DCMTK not installed")
+@pytest.mark.usefixtures("dcmtk_installed")
 def test_harness_against_yunying(tiny_data: Data, tmp_path: Path) -> None:
     results = Results(["yunying"])
     port = free_port()

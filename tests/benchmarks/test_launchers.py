@@ -12,8 +12,16 @@ import pytest
 from benchmarks.net import free_port, peak_rss_bytes, start_yunying, yunying_cli_available
 from benchmarks.orthanc import orthanc_available, start_orthanc
 from tests import web
+from tests.conftest import missing_tool
 
-needs_orthanc = pytest.mark.skipif(not orthanc_available(), reason="Orthanc not installed")
+
+@pytest.fixture
+def orthanc_installed() -> None:
+    if not orthanc_available():
+        missing_tool("Orthanc / orthanc-dicomweb not installed")
+
+
+needs_orthanc = pytest.mark.usefixtures("orthanc_installed")
 
 
 def test_free_port_is_bindable() -> None:
@@ -58,9 +66,8 @@ def test_orthanc_start_failure_reports_log(tmp_path: Path, monkeypatch: pytest.M
             orthanc.start_orthanc(tmp_path, timeout=20).stop()  # stop() only if it wrongly started
 
 
-@pytest.mark.skipif(not yunying_cli_available(), reason="yunying/cli.py does not exist yet")
 def test_yunying_starts_and_answers_qido(tmp_path: Path) -> None:
-    # Once yunying/cli.py exists this must pass: a failure to start is a failure, not a skip.
+    assert yunying_cli_available()  # a failure to start is a failure, not a skip
     with start_yunying(tmp_path / "data") as y:
         assert y.dicomweb_url.endswith("/dicomweb")
         assert web.get(f"{y.dicomweb_url}/studies").status_code in (200, 204)

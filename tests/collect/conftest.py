@@ -5,9 +5,10 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 
@@ -23,23 +24,15 @@ def source(name: str, aet: str, port: int, **more: Any) -> dict[str, Any]:
 
 
 def start_collecting(data: Path, sources: list[dict[str, Any]], peers: dict[str, int] | None = None,
-                     pacs: list[SyntheticPacs] = (), dimse_port: int | None = None,  # type: ignore[assignment]
+                     pacs: Sequence[SyntheticPacs] = (), dimse_port: int | None = None,
                      **env: str) -> YunyingServer:
     """A server whose collectors use `sources`; every PACS learns where our AE listens (C-MOVE)."""
     keys = json.dumps([{"name": "reader", "key": READER, "scopes": ["dicomweb.read"]}])
     if peers:  # the sources' AEs may store into us (C-MOVE sub-operations arrive through our SCP)
         env["YUNYING_PEERS"] = json.dumps({ae: ["127.0.0.1", port] for ae, port in peers.items()})
     env.update(YUNYING_COLLECT_SOURCES=json.dumps(sources), YUNYING_API_KEYS=keys)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with patch.dict(os.environ, env):  # start_yunying hands the environment to the server
         srv = start_yunying(data, dimse_port=dimse_port or free_port())
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     for p in pacs:
         p.destinations["YUNYING"] = ("127.0.0.1", srv.dimse_port)
     return srv
@@ -55,7 +48,7 @@ def job(srv: YunyingServer, name: str) -> dict[str, Any]:
     return next(j for j in jobs if j["kind"] == "collect" and j["name"] == name)
 
 
-def run(srv: YunyingServer, name: str, timeout: float = 120, **body: Any) -> dict[str, Any]:
+def run(srv: YunyingServer, name: str, *, timeout: float = 120, **body: str) -> dict[str, Any]:
     """Start a run over the API and wait until it ends; returns its row from /api/collect/runs."""
     with api(srv) as c:
         before = c.get("/api/collect/runs", params={"source": name}).json()["runs"]

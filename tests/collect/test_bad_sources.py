@@ -3,11 +3,14 @@ one that returns garbage, one that returns everything twice. A clear error on th
 nothing half-stored, nothing stored twice, and the archive keeps serving."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks.collect import SyntheticPacs, silent_port
 from benchmarks.net import YunyingServer
@@ -87,3 +90,21 @@ def test_a_bad_source_in_the_settings_is_refused_at_start(tmp_path: Path) -> Non
                       ({"name": "x", "aet": "A", "host": "h", "port": 104, "colour": 1}, "unknown")]:
         with pytest.raises(SettingError, match=says):
             load_settings(overrides={"data": tmp_path, "collect_sources": [bad]}, environ={})
+
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=80),
+                   st.lists(st.integers(), max_size=3), st.sampled_from(["2026-01-01", "sync", "backfill", "refresh"]))
+BODIES = st.dictionaries(st.sampled_from(["kind", "until", "start", "patient_id", "accession", "study", "x"]),
+                         VALUES, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(BODIES.map(json.dumps), st.binary(max_size=64).map(lambda b: b.decode("latin-1"))),
+       source=st.sampled_from(["refusing", "silent", "nope", "..", "%00"]))
+def test_no_run_request_gets_a_5xx(server: YunyingServer, body: str, source: str) -> None:
+    with api(server) as c:
+        r = c.post(f"/api/collect/sources/{source}/runs", content=body.encode("utf-8"),
+                   headers={"Content-Type": "application/json"})
+        assert r.status_code in (202, 400, 404, 405, 409), r.text  # 405: ".." resolved by the client
+        for path in (f"/api/lifecycle/studies/{source}", f"/api/lifecycle/refetch/{source}"):
+            assert c.get(path).status_code in (400, 404, 405)

@@ -38,7 +38,8 @@ def test_jobs_page_on_a_phone(srv: YunyingServer, pacs: SyntheticPacs, open_page
     page.goto(f"{srv.http_url}/admin/jobs/?lang=en#access_token={srv.api_key}")
     card = page.locator("li.job[data-name='ris-pacs']")
     card.wait_for()
-    assert "0 7,12,18 * * *" in card.inner_text() and "idle" in card.inner_text()
+    card.locator(".state", has_text="idle").wait_for()
+    assert "0 7,12,18 * * *" in card.inner_text()
     card.locator("button", has_text="Sync now").click()
     page.locator("#message", has_text="ris-pacs: started").wait_for()
     page.wait_for_function("() => document.querySelector(\"li.job[data-name='ris-pacs']\")"
@@ -63,7 +64,7 @@ def test_jobs_page_on_a_phone(srv: YunyingServer, pacs: SyntheticPacs, open_page
     assert study_counts(srv).get(pacs.study_uid(1)) == 4
     page.click("#lang")
     page.locator("header h1", has_text="采集与后台任务").wait_for()
-    assert "立即同步" in card.inner_text()
+    card.locator("button", has_text="立即同步").wait_for()  # the cards are drawn again in Chinese
     box = page.locator("main").bounding_box()
     assert box is not None and box["width"] <= 390
     assert not p.errors, (p.errors, p.failed)

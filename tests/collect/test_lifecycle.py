@@ -4,7 +4,9 @@ request re-fetches a purged study transparently; a study the source lost answers
 re-fetch's progress, never a 404 or a 500. Retention: deletion only after it ends."""
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import date
 
 import httpx
 import pytest
@@ -22,11 +24,21 @@ def pacs() -> Iterator[SyntheticPacs]:
 
 
 @pytest.fixture(scope="module")
-def server(pacs: SyntheticPacs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
+def old() -> Iterator[SyntheticPacs]:
+    p = SyntheticPacs(studies=1, days=1, seed=10, aet="OLDPACS", today=date(2024, 12, 1)).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def server(pacs: SyntheticPacs, old: SyntheticPacs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
     # six studies of ~5.3 kB: 20 kB of cache, purge above 18 kB down to 15 kB
     srv = start_collecting(tmp_path_factory.mktemp("lifecycle") / "data",
-                           [source("pacs", pacs.aet, pacs.port, retrieve="get", window_days=2)],
+                           [source("pacs", pacs.aet, pacs.port, retrieve="get", window_days=2),
+                            source("old", old.aet, old.port, retrieve="get")],
                            YUNYING_DELIVERY_CACHE_BYTES="20000", YUNYING_REFETCH_WAIT_S="20",
+                           YUNYING_RETENTION_YEARS=json.dumps([{"class": "short", "years": 1}]),
+                           YUNYING_RETENTION_RULES=json.dumps([{"class": "short", "when": {"StudyDate": "2024*"}}]),
                            YUNYING_CACHE_CHECK_S="3600")  # purged when the test says
     assert run(srv, "pacs", kind="sync")["state"] == "done"
     yield srv
@@ -62,7 +74,7 @@ def test_purge_then_transparent_refetch(server: YunyingServer, pacs: SyntheticPa
         r = c.get("/dicomweb/studies", params={"StudyInstanceUID": purged[1], "includefield": "00201208"})
         assert r.status_code == 200 and r.json()[0]["00201208"]["Value"] == [4]
         assert c.get(f"/api/lifecycle/refetch/{purged[1]}").json()["state"] == "done"
-    pacs.removed.discard(lost)  # type: ignore[arg-type]
+    pacs.removed.discard(lost)
 
 
 def test_a_purged_study_the_source_lost_answers_503_with_progress(server: YunyingServer,
@@ -71,14 +83,15 @@ def test_a_purged_study_the_source_lost_answers_503_with_progress(server: Yunyin
         purged = [u for u in sorted(pacs.study_uid(i) for i in range(pacs.studies)) if life(c, u)["purged"]]
         assert purged, "the first test purged more than it re-fetched"
         gone = pacs._number(purged[-1])
-        pacs.removed.add(gone)  # type: ignore[arg-type]
+        assert gone is not None
+        pacs.removed.add(gone)
         try:
             r = c.get(f"/dicomweb/studies/{purged[-1]}/series")
             assert r.status_code == 503 and r.headers["Retry-After"], r.text
             assert "could not be fetched" in r.json()["error"] and r.json()["refetch"]["state"] == "failed"
             assert c.get("/api/jobs").json()["jobs"]  # the archive keeps serving
         finally:
-            pacs.removed.discard(gone)  # type: ignore[arg-type]
+            pacs.removed.discard(gone)
         r = c.get(f"/dicomweb/studies/{purged[-1]}/series")  # the source has it again: fetched now
         assert r.status_code == 200 and len(r.json()) == 2
 
@@ -96,6 +109,18 @@ def test_deletion_only_after_retention_and_confirmed(server: YunyingServer, pacs
         assert c.put(f"/api/lifecycle/studies/{study}/protected", json={"protected": True}).json()["protected"]
         assert c.get("/api/lifecycle/studies/not-a-uid").status_code == 400
     assert study_counts(server)[study] == 4  # nothing touched
+
+
+def test_an_admin_deletes_a_study_whose_retention_ended(server: YunyingServer, old: SyntheticPacs) -> None:
+    study = old.study_uid(0)
+    assert run(server, "old", kind="refresh", study=study)["state"] == "done"
+    with api(server) as c:
+        info = life(c, study)
+        assert (info["class"], info["retain_until"]) == ("short", "2025-12-01")  # StudyDate 2024-12-01 + 1 year
+        r = c.post(f"/api/lifecycle/studies/{study}/delete", json={"confirm": study})
+        assert r.status_code == 200 and r.json()["deleted_instances"] == 4, r.text
+        assert c.get(f"/dicomweb/studies/{study}/metadata").status_code == 404  # gone, not re-fetched
+        assert c.get(f"/api/lifecycle/studies/{study}").status_code == 404
 
 
 @pytest.mark.parametrize("method, path", [

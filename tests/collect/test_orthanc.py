@@ -11,12 +11,11 @@ import httpx
 import pytest
 from pydicom.filewriter import dcmwrite
 
+from benchmarks import orthanc as orthanc_mod
 from benchmarks.collect import SyntheticPacs
 from benchmarks.net import YunyingServer, free_port
-from tests.collect.conftest import run, source, start_collecting, study_counts
+from tests.collect.conftest import job, run, source, start_collecting, study_counts
 from tests.conftest import missing_tool
-
-orthanc_mod = pytest.importorskip("benchmarks.orthanc")
 
 
 def upload(orthanc: Any, data: SyntheticPacs, studies: range) -> None:
@@ -40,7 +39,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Yunyi
     upload(orthanc, data, range(6))
     srv = start_collecting(tmp / "data", [source("orthanc", "ORTHANC", orthanc.dimse_port, retrieve="move"),
                                           source("orthanc-get", "ORTHANC", orthanc.dimse_port, retrieve="get")],
-                           peers={"ORTHANC": orthanc.dimse_port}, dimse_port=ours)
+                           peers={"ORTHANC": orthanc.dimse_port}, dimse_port=ours,
+                           # 8 studies of ~5.3 kB end above the high-water mark (36 kB), the first 4 below
+                           YUNYING_DELIVERY_CACHE_BYTES="40000", YUNYING_CACHE_CHECK_S="3600")
     yield orthanc, srv, data
     srv.stop()
     orthanc.stop()
@@ -56,6 +57,7 @@ def test_sync_from_orthanc_by_c_move_then_nothing_again(setup: tuple[Any, Yunyin
     again = run(srv, "orthanc", kind="sync")
     assert again["state"] == "done" and again["counts"].get("instances_fetched", 0) == 0
     assert again["counts"]["studies_up_to_date"] == 4  # Orthanc's NumberOfStudyRelatedInstances
+    assert not job(srv, "orthanc")["errors"]  # Orthanc took the UID list of the four studies
 
 
 def test_refresh_and_backfill_from_orthanc_by_c_get(setup: tuple[Any, YunyingServer, SyntheticPacs]) -> None:
@@ -69,3 +71,17 @@ def test_refresh_and_backfill_from_orthanc_by_c_get(setup: tuple[Any, YunyingSer
     assert done["state"] == "done", done
     assert study_counts(srv) == {data.study_uid(i): 4 for i in range(8)}
     assert done["counts"]["instances_fetched"] == 4 * 3  # studies 2, 3, 7: the others were here
+    assert not job(srv, "orthanc-get")["errors"]
+
+
+def test_purge_checked_by_orthanc_then_refetched_from_it(setup: tuple[Any, YunyingServer, SyntheticPacs]) -> None:
+    _orthanc, srv, data = setup
+    with httpx.Client(base_url=srv.http_url, headers=srv.headers, timeout=60, trust_env=False) as c:
+        report = c.post("/api/lifecycle/purge").json()
+        assert report["purged"] >= 1 and report["kept_not_at_source"] == 0, report
+        purged = [data.study_uid(i) for i in range(8)
+                  if c.get(f"/api/lifecycle/studies/{data.study_uid(i)}").json()["purged"]]
+        assert len(purged) == report["purged"] and purged[0] not in study_counts(srv)
+        r = c.get(f"/dicomweb/studies/{purged[0]}/metadata")  # fetched back from Orthanc
+        assert r.status_code == 200 and len(r.json()) == 4
+        assert c.get(f"/api/lifecycle/studies/{purged[0]}").json()["purged"] is False

@@ -17,7 +17,7 @@ from yunying.settings import SettingError, load_settings
 def test_the_registry_lists_every_provider_and_survives_a_broken_one() -> None:
     jobs.register("t-ok", lambda: [{"kind": "hl7", "name": "mllp:2575", "counts": {"messages_total": 3, "queued": 2,
                                                                                    "bad": "x"}}])
-    jobs.register("t-broken", lambda: 1 / 0)  # type: ignore[arg-type, return-value]
+    jobs.register("t-broken", lambda: 1 / 0)  # type: ignore[arg-type, return-value]  # a job that fails, on purpose
     try:
         listed = {(j["kind"], j["name"]): j for j in jobs.all_jobs()}
         ok = listed[("hl7", "mllp:2575")]
@@ -41,6 +41,7 @@ def test_metrics_escape_labels_and_keep_timestamps_exact() -> None:
     assert 'name="a\\"b\\\\c"' in text
     assert "yunying_job_last_run_timestamp_seconds" in text and "1796632410.737024" in text
     assert 'yunying_job_failed{kind="collect",name="a\\"b\\\\c"} 1' in text  # an unknown state is a failure
+    assert jobs.normalise({"state": "sending"})["state"] == "running"  # routing's word for it
 
 
 def test_answers_without_a_valid_uid_or_count_are_garbage_and_repeats_are_dropped() -> None:

@@ -2,14 +2,18 @@
 by C-MOVE and C-GET, on demand for one accession; a re-run stores nothing twice."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks.collect import SyntheticPacs
-from benchmarks.net import YunyingServer
-from tests.collect.conftest import api, job, run, source, start_collecting, study_counts
+from benchmarks.net import REPO_ROOT, YunyingServer
+from tests.collect.conftest import api, job, run, source, start_collecting, study_counts, wait_run
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +78,31 @@ def test_a_malformed_run_request_is_a_400_naming_the_field(server: YunyingServer
         assert r.status_code == 400 and says in r.json()["error"], r.text
         assert c.post("/api/collect/sources/pacs/runs", content=b"[1]").status_code == 400
         assert c.post("/api/collect/sources/nope/runs", json={"kind": "sync"}).status_code == 404
+
+
+def test_the_cli_shows_progress_and_errors(server: YunyingServer) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "YUNYING_API_KEY": server.api_key}
+    cli = [sys.executable, "-m", "yunying.cli", "collect"]
+    done = subprocess.run([*cli, "sync", "pacs", "--wait", "--url", server.http_url], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "pacs: sync started" in done.stdout and "pacs: idle" in done.stdout
+    status = subprocess.run([*cli, "status", "--url", server.http_url], env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert status.returncode == 0 and "pacs-get:" in status.stdout and "instances" in status.stdout
+    refused = subprocess.run([*cli, "status", "--url", server.http_url], env={**env, "YUNYING_API_KEY": "wrong"},
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and "401" in refused.stderr
+
+
+def test_a_schedule_starts_a_sync_by_itself(tmp_path: Path, pacs: SyntheticPacs) -> None:
+    srv = start_collecting(tmp_path / "data", [source("cron", pacs.aet, pacs.port, retrieve="get",
+                                                      schedule=["* * * * *"], window_days=0)])
+    try:
+        assert job(srv, "cron")["next_run"] - time.time() <= 60
+        with api(srv) as c:
+            ran = wait_run(c, "cron", set(), 90)  # at the next minute
+        assert ran["kind"] == "sync" and ran["state"] == "done", ran
+        assert job(srv, "cron")["last_run"] is not None
+    finally:
+        srv.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from benchmarks.collect import SyntheticPacs
 from benchmarks.net import free_port
@@ -16,7 +17,7 @@ def test_a_killed_backfill_resumes_without_duplicates(tmp_path: Path) -> None:
     port = free_port()
     # ~1.3 kB per instance at 0.1 Mbit/s: ~16 s in all, so the kill lands mid-way
     sources = [source("pacs", pacs.aet, pacs.port, retrieve="move", concurrency=2, bandwidth_mbit=0.1)]
-    window = {"start": pacs.today.isoformat(), "until": pacs.study_date(pacs.days - 1).isoformat()}
+    window: dict[str, Any] = {"start": pacs.today.isoformat(), "until": pacs.study_date(pacs.days - 1).isoformat()}
     data = tmp_path / "data"
     srv = start_collecting(data, sources, peers={pacs.aet: pacs.port}, pacs=[pacs], dimse_port=port)
     try:
@@ -41,7 +42,7 @@ def test_a_killed_backfill_resumes_without_duplicates(tmp_path: Path) -> None:
         assert resumed["counts"]["instances_fetched"] < total
         assert first["counts"]["instances_fetched"] + resumed["counts"]["instances_fetched"] <= total + 2 * 2 * 2
         served = pacs.served
-        again = run(srv, "pacs", kind="backfill", **window)  # the whole range once more
+        again = run(srv, "pacs", kind="backfill", start=window["start"], until=window["until"])  # all once more
         assert again["counts"].get("instances_fetched", 0) == 0 and pacs.served == served
     finally:
         srv.stop()

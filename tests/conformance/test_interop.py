@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydicom.dataset import Dataset
 
-from benchmarks.net import YunyingServer, free_port, start_yunying, yunying_cli_available
+from benchmarks.net import YunyingServer, free_port, start_yunying
 from conformance.checks import dimse as d
 from conformance.checks.qido import qido
 from conformance.checks.wado import dciodvfy_errors, part_datasets, retrieve
@@ -21,7 +21,6 @@ DCIODVFY = Path("/usr/bin/dciodvfy")
 IN_FACES = ("stow", "c-store")
 OUT_FACES = ("qido", "c-find", "wado", "c-move", "c-get")
 
-pytestmark = pytest.mark.skipif(not yunying_cli_available(), reason="yunying.cli not present")
 
 
 @pytest.fixture(scope="module")

@@ -87,7 +87,7 @@ def test_every_route_is_listed_with_its_methods(docs: dict[str, str]) -> None:
 def test_every_matching_key_of_every_level_is_listed(docs: dict[str, str]) -> None:
     rows = {r[1]: r for r in md_rows(docs[MARKDOWN]) if len(r) == 6}
     for level, label in tables.QIDO_LEVELS.items():
-        for tag in supported_match_tags(level):  # type: ignore[arg-type]
+        for tag in supported_match_tags(level):
             assert tag in rows, (level, tag)
             assert label in rows[tag][4].split(", "), (level, tag)
     for level in {lv for levels in CFIND_LEVELS.values() for lv in levels}:

@@ -11,6 +11,7 @@ from dicomweb.app import ROUTES
 from dicomweb.capabilities import WADL, WADL_NS, _template, operation
 from dicomweb.qido import RESERVED
 from index.parse import supported_match_tags
+from index.query import Level
 from tests import web
 
 W = "{" + WADL_NS + "}"
@@ -58,11 +59,11 @@ def _method(root: ET.Element, path: str, name: str) -> ET.Element:
 
 @pytest.mark.parametrize(("path", "level"), [("studies", "STUDY"), ("series", "SERIES"), ("instances", "IMAGE"),
                                              ("studies/{StudyInstanceUID}/series", "SERIES")])
-def test_qido_parameters_come_from_the_parser(server: YunyingServer, path: str, level: str) -> None:
+def test_qido_parameters_come_from_the_parser(server: YunyingServer, path: str, level: Level) -> None:
     m = _method(wadl(server), path, "GET")
     params = {p.get("name") for p in m.iter(W + "param") if p.get("style") == "query"}
     assert set(RESERVED) <= params
-    assert len(params) == len(RESERVED) + len(supported_match_tags(level))  # type: ignore[arg-type]
+    assert len(params) == len(RESERVED) + len(supported_match_tags(level))
     assert {"PatientName", "StudyInstanceUID"} <= params
     media = {r.get("mediaType") for r in m.iter(W + "representation")}
     assert media == {"application/dicom+json", 'multipart/related; type="application/dicom+xml"'}

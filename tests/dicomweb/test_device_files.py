@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -73,7 +73,8 @@ def stow(server: YunyingServer, *raws: bytes) -> httpx.Response:
 
 
 @pytest.mark.parametrize("build", [with_unknown_vr, with_unknown_vr_in_item, with_bad_length])
-def test_unknown_vr_is_stored_as_received_with_a_warning(archive: YunyingServer, build) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_vr_is_stored_as_received_with_a_warning(archive: YunyingServer,
+                                                         build: Callable[[pydicom.Dataset], bytes]) -> None:
     ds = make_ct()
     raw = build(ds)
     resp = stow(archive, raw)

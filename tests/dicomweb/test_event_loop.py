@@ -54,7 +54,7 @@ def test_requests_waiting_for_a_slow_commit_leave_the_loop_free(tmp_path: Path, 
         time.sleep(SLOW_COMMIT_S)
         commit(batch)
 
-    archive._commit = slow_commit  # type: ignore[method-assign]
+    archive._commit = slow_commit  # type: ignore[method-assign]  # a slow commit, for this archive only
     try:
         app = build_app(archive, Settings(data=tmp_path / "data", api_key=KEY))
         resp, lag = asyncio.run(_while_committing(archive, app, path, accept))

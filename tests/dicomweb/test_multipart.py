@@ -47,7 +47,7 @@ def reference(body: bytes, boundary: bytes) -> list[bytes]:
     cbs = {"on_part_begin": lambda: cur.clear(),
            "on_part_data": lambda d, s, e: cur.append(d[s:e]),
            "on_part_end": lambda: parts.append(b"".join(cur))}
-    parser = MultipartParser(boundary, cbs)  # type: ignore[arg-type]
+    parser = MultipartParser(boundary, cbs)  # type: ignore[arg-type]  # its callbacks are typed one by one
     parser.write(body)
     parser.finalize()
     return parts

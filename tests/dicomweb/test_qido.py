@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom.uid import generate_uid
@@ -165,8 +166,8 @@ def test_answers_follow_stores_replacements_and_deletes(fresh_server: YunyingSer
     # Study searches are answered from memory (index/catalog.py): every write must reach them.
     srv = fresh_server
 
-    def stow(*items: object) -> None:
-        body, ctype = multipart(*(part10(d) for d in items))  # type: ignore[arg-type]
+    def stow(*items: pydicom.Dataset) -> None:
+        body, ctype = multipart(*(part10(d) for d in items))
         assert web.post(srv.dicomweb_url + "/studies", content=body, headers={"Content-Type": ctype},
                           timeout=60).status_code == 200
 

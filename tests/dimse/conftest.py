@@ -5,14 +5,15 @@ import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
 from fake_archive import FakeArchive
-from pydicom.data import get_testdata_file
 
 from dimse.server import DimseServer, start_dimse
 from index.query import Query
+from tests.conftest import pydicom_path
 from yunying.archive import Archive
 from yunying.settings import Settings
 
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 
 def sample_file(name: str) -> Path:
-    return Path(get_testdata_file(name))  # type: ignore[arg-type]
+    return Path(pydicom_path(name))
 
 
 def run(tool: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -81,12 +82,12 @@ def storescp_port() -> int:
     return free_port()
 
 
-def start_scp(archive: object, storescp_port: int, port: int = 0, aet: str = SCP_AET,
-              **kw: object) -> DimseServer:
+def start_scp(archive: Archive | FakeArchive, storescp_port: int, port: int = 0, aet: str = SCP_AET,
+              **kw: Any) -> DimseServer:
     settings = Settings(host="127.0.0.1", dimse_port=port, aet=aet,
                         peers={SCU_AET: ("127.0.0.1", free_port()), "STORESCP": ("127.0.0.1", storescp_port)},
-                        **kw)  # type: ignore[arg-type]
-    return start_dimse(archive, settings)  # type: ignore[arg-type]
+                        **kw)
+    return start_dimse(archive, settings)
 
 
 @pytest.fixture

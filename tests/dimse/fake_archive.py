@@ -40,7 +40,7 @@ class FakeArchive:
               wait: bool = True) -> Any:
         from yunying.archive import StoreResult
 
-        raw = source if isinstance(source, bytes) else Path(source).read_bytes()  # type: ignore[arg-type]
+        raw = source if isinstance(source, bytes) else source.read_bytes() if isinstance(source, Path) else source.read()
         try:
             ds = pydicom.dcmread(BytesIO(raw))
             ds.to_json_dict()  # decode every element: malformed input fails here

@@ -10,10 +10,9 @@ import pytest
 from conftest import DCMTK, SCU_AET, collector, free_port, run, sample_file, wait_listening
 from dicomweb_client.api import DICOMwebClient
 
+from benchmarks import net
 from dimse import scu
 from dimse.cli import build_identifier
-
-net = pytest.importorskip("benchmarks.net")
 
 
 @pytest.fixture

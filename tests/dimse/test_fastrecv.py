@@ -13,7 +13,14 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 from pynetdicom import AE
 
 from dimse import fastrecv
-from dimse.fastsend import _parse_command, c_store_rq, command_set, message_pdus, part10_body
+from dimse.fastsend import (
+    Buffer,
+    _parse_command,
+    c_store_rq,
+    command_set,
+    message_pdus,
+    part10_body,
+)
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -87,7 +94,7 @@ class RawPeer:
             out += got
         return out
 
-    def send(self, *pdus: bytes | memoryview) -> None:
+    def send(self, *pdus: Buffer) -> None:
         self.sock.sendall(b"".join(bytes(p) for p in pdus))
 
     def response(self) -> dict[int, bytes]:
@@ -119,7 +126,7 @@ def _status(fields: dict[int, bytes]) -> int:
 
 
 def _store_pdus(ds: pydicom.Dataset, path: Path, cx: int = 1, sop_class: str | None = None,
-                max_pdu: int = 16384) -> list[bytes | memoryview]:
+                max_pdu: int = 16384) -> list[Buffer]:
     body = part10_body(path.read_bytes())
     return message_pdus(cx, c_store_rq(sop_class or str(ds.SOPClassUID), str(ds.SOPInstanceUID), 7),
                         body, max_pdu)

@@ -142,7 +142,7 @@ def test_a_claimed_pdu_length_is_not_allocated_at_once() -> None:
     tracemalloc.start()
     try:
         with pytest.raises(ConnectionError):
-            read_response(None, a, timeout=5)  # type: ignore[arg-type]
+            read_response(None, a, timeout=5)  # type: ignore[arg-type]  # no association: the socket alone
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -182,7 +182,7 @@ def test_waiting_for_the_reactor_to_pause_has_a_deadline() -> None:
     assoc = _NeverPausing()
     out: list[object] = []
     ds = PreEncoded("1.2.840.10008.5.1.4.1.1.2", "1.2.3", "1.2.840.10008.1.2.1", b"abcd")
-    worker = threading.Thread(target=lambda: out.append(send_pre_encoded(assoc, ds)), daemon=True)  # type: ignore[arg-type]
+    worker = threading.Thread(target=lambda: out.append(send_pre_encoded(assoc, ds)), daemon=True)  # type: ignore[arg-type]  # a stand-in association
     worker.start()
     worker.join(10)
     assert not worker.is_alive(), "send_pre_encoded waits forever for a reactor that never pauses"

@@ -14,8 +14,8 @@ import pydicom
 import pytest
 from conftest import SCP_AET, SCU_AET, collector, sample_file, start_scp
 from fake_archive import FakeArchive
-from pynetdicom import evt
-from pynetdicom.presentation import build_context, build_role
+from pynetdicom import AE, evt
+from pynetdicom.presentation import StoragePresentationContexts, build_context, build_role
 
 from dimse import associations, scu, uids
 from dimse.cli import build_identifier
@@ -133,9 +133,16 @@ def test_move_to_a_destination_that_never_answers_ends(fake_scp, fake_archive, s
         hearing = dul._is_transport_event
         dul._is_transport_event = lambda: dul.state_machine.current_state != "Sta6" and hearing()
 
-    with _destination(storescp_port, on_established=deaf):
+    # a plain pynetdicom SCP: ours reads storage associations itself (dimse/fastrecv.py), past the DUL
+    dest = AE(ae_title="STORESCP")
+    dest.supported_contexts = StoragePresentationContexts
+    server = dest.start_server(("127.0.0.1", storescp_port), block=False, evt_handlers=[(evt.EVT_ESTABLISHED, deaf)])
+    assert server is not None
+    try:
         result = scu.move(_peer(fake_scp.port), build_identifier("STUDY", ["StudyInstanceUID=1.2.11"]),
                           "STORESCP")
+    finally:
+        server.shutdown()
     assert result.status == 0xA702 and result.failed == 3 and result.completed == 0
 
 

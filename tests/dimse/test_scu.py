@@ -23,6 +23,7 @@ from conftest import (
 from pydicom import Dataset
 from pynetdicom.presentation import build_context
 
+from benchmarks import orthanc as orthanc_mod
 from dimse import scu, uids
 from dimse.cli import build_identifier
 from index.model import Origin
@@ -138,7 +139,6 @@ def test_cli_get(scp, two_studies, tmp_path: Path) -> None:
 
 # --- against Orthanc ------------------------------------------------------------------------
 
-orthanc_mod = pytest.importorskip("benchmarks.orthanc")
 
 
 @pytest.fixture

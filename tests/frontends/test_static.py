@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
@@ -41,7 +42,7 @@ def test_paths_outside_the_folders_are_not_served(archive: YunyingServer) -> Non
         assert c.get("/login/login.css").status_code == 200
 
 
-def test_mount_reports_what_it_mounted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_mount_reports_what_it_mounted(tmp_path: Path) -> None:
     (tmp_path / "viewer").mkdir()
     (tmp_path / "viewer" / "index.html").write_text("<p>v</p>")
     app = Starlette()

@@ -32,8 +32,14 @@ def saved(page: Any, button: str) -> bytes:
     return open(done.value.path(), "rb").read()
 
 
+def grey_at(img: Image.Image, x: int, y: int) -> int:
+    value = img.convert("L").getpixel((x, y))
+    assert isinstance(value, int)
+    return value
+
+
 def greys(img: Image.Image, y: int = SIZE // 2) -> list[int]:
-    return [img.convert("L").getpixel((x, y)) for x in XS]
+    return [grey_at(img, x, y) for x in XS]
 
 
 def near(seen: list[int], slice_index: int, tolerance: float) -> bool:
@@ -55,8 +61,10 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
     canvas = page.evaluate("[window.yunyingViewer.viewports[0].canvas.width, window.yunyingViewer.viewports[0].canvas.height]")
     assert shot.format == "JPEG" and list(shot.size) == canvas
     at = page.evaluate(f"window.yunyingViewer.viewports[0].imageToClient({XS[3]}, {SIZE // 2})")
-    assert abs(shot.convert("L").getpixel((int(at[0]), int(at[1]))) - grey(hu(3, 0), *HEADER_WINDOW)) <= 4
-    r, g, b = shot.convert("RGB").getpixel((90, 40))  # the length's yellow line is in the picture
+    assert abs(grey_at(shot, int(at[0]), int(at[1])) - grey(hu(3, 0), *HEADER_WINDOW)) <= 4
+    pixel = shot.convert("RGB").getpixel((90, 40))
+    assert isinstance(pixel, tuple)
+    r, g, b = pixel  # the length's yellow line is in the picture
     assert r > 200 and g > 170 and r - b > 80, (r, g, b)
 
     page.click("#export")
@@ -73,7 +81,7 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
     assert third.format == "JPEG" and near(greys(third), 2, 3)
 
     page.click("#export")
-    movie = av.open(io.BytesIO(saved(page, "#export-mp4")))
+    movie = av.open(io.BytesIO(saved(page, "#export-mp4")), mode="r")
     stream = movie.streams.video[0]
     frames = [f.to_image() for f in movie.decode(stream)]
     assert len(frames) == SLICES and frames[0].size == (SIZE, SIZE) and stream.codec_context.name == "h264"
@@ -94,7 +102,7 @@ def test_phone_export_menu_fits(open_page: Any, archive: YunyingServer, study: s
 
 
 def form(server: YunyingServer, kind: str, files: list[tuple[str, bytes]], headers: dict[str, str] | None = None,
-         **data: str) -> httpx.Response:
+         **data: Any) -> httpx.Response:
     return httpx.post(f"{server.http_url}/api/viewer/export/{kind}", headers=server.headers if headers is None else headers,
                       files=[("image", (n, b)) for n, b in files] + [(k, (None, v)) for k, v in data.items()], timeout=60)
 
@@ -117,7 +125,7 @@ def test_the_export_route_refuses_bad_uploads(archive: YunyingServer) -> None:
         ("mp4", [("a.png", png_bytes((5000, 2)))], {}, "pixels"),
         ("mp4", [], {"fps": "10"}, "images"),
     ]:
-        r = form(archive, kind, files, **data)
+        r = form(archive, kind, files, None, **data)
         assert r.status_code == 400 and reason in r.json()["error"], (kind, data, r.text)
     assert form(archive, "gif", [("a.png", png_bytes())]).status_code == 404
     plain = httpx.post(f"{archive.http_url}/api/viewer/export/zip", content=b"x",

@@ -116,7 +116,7 @@ def main() -> None:
         ix = Index(Path(d) / "x.duckdb")
         list(ix.search(Query("STUDY", limit=10)))  # the catalog is loaded, as in a server
         if "--statements" in sys.argv:
-            ix._con = Con(ix._con)  # type: ignore[assignment]
+            ix._con = Con(ix._con)  # type: ignore[assignment]  # a wrapper timing the connection's calls
         prof = cProfile.Profile() if "--profile" in sys.argv else None
         print(f"index of {ix.counts()}")
         for k, (batch, commits) in enumerate(((1, 100), (10, 30), (50, 10))):

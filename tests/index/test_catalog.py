@@ -12,6 +12,7 @@ from index.catalog import Catalog, sort_key
 from index.keys import KEYS as LEVEL_KEYS
 from index.parse import like_pattern
 from index.predicates import like_regex
+from index.query import Level
 
 from .conftest import CT, MR, el, make
 
@@ -126,12 +127,12 @@ def test_catalog_answers_as_sql(records: list[Any], matches: list[tuple[str, str
 @given(records=corpora(), matches=hs.lists(LOWER_KEYS, max_size=3, unique_by=lambda kv: kv[0]),
        level=hs.sampled_from(["SERIES", "IMAGE"]), limit=hs.one_of(hs.none(), hs.integers(0, 4)),
        offset=hs.integers(0, 3), include=hs.sampled_from([set(), {"00081030", "00081061", "00280010"}]))
-def test_series_and_instances_answer_as_sql(records: list[Any], matches: list[tuple[str, str]], level: str,
+def test_series_and_instances_answer_as_sql(records: list[Any], matches: list[tuple[str, str]], level: Level,
                                             limit: int | None, offset: int, include: set[str]) -> None:
     ix = Index(":memory:")
     try:
         ix.upsert(records)
-        query = Query(level, [m for k, v in matches if (m := parse_match(k, v)).tag in LEVEL_KEYS[level]],  # type: ignore[arg-type]
+        query = Query(level, [m for k, v in matches if (m := parse_match(k, v)).tag in LEVEL_KEYS[level]],
                       includefields=include, limit=limit, offset=offset)
         via_catalog, via_sql = both(ix, query)
         assert via_catalog == via_sql

@@ -6,15 +6,16 @@ from typing import Any
 import pytest
 
 from index import Index, Query, parse_match
+from index.query import Level
 
 from .conftest import el, make, record_of
 
 
-def uids(ix: Index, level: str = "STUDY", *matches: tuple[str, str], fuzzy: bool = False,
+def uids(ix: Index, level: Level = "STUDY", *matches: tuple[str, str], fuzzy: bool = False,
          **kw: Any) -> list[str]:
     """The UIDs (study/series/sop per level) of a search."""
     tag = {"STUDY": "0020000D", "SERIES": "0020000E", "IMAGE": "00080018"}[level]
-    q = Query(level, [parse_match(k, v) for k, v in matches], fuzzy=fuzzy, **kw)  # type: ignore[arg-type]
+    q = Query(level, [parse_match(k, v) for k, v in matches], fuzzy=fuzzy, **kw)
     return [r[tag]["Value"][0] for r in ix.search(q)]
 
 

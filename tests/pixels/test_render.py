@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -69,10 +70,10 @@ def test_signed_ct_header_window() -> None:
 
 @pytest.mark.parametrize("function,ref", [
     ("LINEAR", ref_linear), ("LINEAR_EXACT", ref_linear_exact), ("SIGMOID", ref_sigmoid)])
-def test_window_parameter_functions(function: str, ref: object) -> None:
+def test_window_parameter_functions(function: str, ref: Callable[..., np.ndarray]) -> None:
     ds = dicom_file("CT_small.dcm")
     got = png([ds.pixel_array], ds, window=(40.0, 400.0, function))
-    assert_close(got, ref(modality_values(ds), 40.0, 400.0))  # type: ignore[operator]
+    assert_close(got, ref(modality_values(ds), 40.0, 400.0))
 
 
 def test_header_voi_lut_function_is_used() -> None:

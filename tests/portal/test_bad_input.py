@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks.net import YunyingServer
 from tests.portal.test_shares_api import signed_in
@@ -13,7 +15,7 @@ BODIES: list[object] = [
     {"id_number": 1, "name": 2, "exam": "ycap_x"}, {"date": 20240101, "hospital": [], "accession": {}},
     {"study": "\u0000\ud7ff", "on": "false"},
 ]
-ROUTES = ["exams", "delivery", "verify/exam", "verify/send", "verify/sms", "verify/id", "verify/share", "shares",
+ROUTES = ["exams", "delivery", "console/access", "verify/exam", "verify/send", "verify/sms", "verify/id", "verify/share", "shares",
           "downloads", "me/exams"]
 
 
@@ -24,10 +26,21 @@ def test_no_portal_route_answers_5xx(srv: YunyingServer) -> None:
             for route in ROUTES:
                 for body in BODIES:
                     kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
-                    r = client.post(f"/api/portal/{route}", headers=headers, **kwargs)  # type: ignore[arg-type]
+                    r = client.post(f"/api/portal/{route}", headers=headers, **kwargs)
                     assert r.status_code < 500, (route, body, r.status_code, r.text)
             for path in ("film", "film?study=", "film?study=1.2&format=x", "film?study=1.2&layout=axb",
-                         "downloads/d_nope", "me", "shares"):
+                         "downloads/d_nope", "me", "shares", "console/report", "console/report?study=%00",
+                         "console/exams?limit=x", "console/stats?format=x"):
                 r = client.get(f"/api/portal/{path}", headers=headers)
                 assert r.status_code < 500, (path, r.status_code, r.text)
             assert client.delete("/api/portal/shares/c_nope", headers=headers).status_code < 500
+
+
+FIELDS = ("accession", "name", "sex", "age", "visit", "modality", "body_part", "date", "limit", "format")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.sampled_from(FIELDS), st.text(max_size=70), max_size=4))
+def test_no_console_search_answers_5xx(srv: YunyingServer, params: dict[str, str]) -> None:
+    r = httpx.get(srv.http_url + "/api/portal/console/exams", params=params, headers=srv.headers, timeout=30)
+    assert r.status_code in (200, 400), (params, r.status_code, r.text)

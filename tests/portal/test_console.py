@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import httpx
 import openpyxl
+import pydicom
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
@@ -14,8 +16,8 @@ from tests.portal.conftest import api, issue, last_code
 from tests.portal.test_fhir_reports import PDF, post, report
 
 
-def stow(srv: YunyingServer, *datasets: object) -> None:
-    body, ctype = multipart(*[part10(ds) for ds in datasets])  # type: ignore[arg-type]
+def stow(srv: YunyingServer, *datasets: pydicom.Dataset) -> None:
+    body, ctype = multipart(*[part10(ds) for ds in datasets])
     assert httpx.post(srv.dicomweb_url + "/studies", content=body,
                       headers={"Content-Type": ctype, **srv.headers}).status_code == 200
 
@@ -45,14 +47,17 @@ def test_console_counts_match_what_was_stored(fresh_server: YunyingServer) -> No
     assert got["images_per_day"] == {"20240101": 5, "20240105": 1}
     assert got["per_hospital"] == {"default": 3}
     assert got["per_modality"] == {"CT": 2, "DOC": 1, "MR": 1}
+    assert got["reports_per_day"] == {"20240101": 1} and got["reports_per_hospital"] == {"default": 1}
+    assert got["images_per_hospital"] == {"default": 6}
+    assert got["images_per_modality"] == {"CT": 4, "MR": 1, "DOC": 1}
     assert got["delivery"] == {"qr_codes": 2, "bound_to_patients": 1, "delivery_off": 1, "patient_shares": 1}
     assert 0 < got["storage"]["dicom_bytes"] < got["storage"]["total_bytes"]
     assert httpx.get(srv.http_url + "/api/portal/console/stats", headers=bearer).status_code == 403
 
 
-def ct(study: str, series: str | None = None, **attrs: object) -> object:
+def ct(study: str, series: str | None = None, **attrs: Any) -> pydicom.Dataset:
     base = {k: attrs.pop(k) for k in ("name", "patient_id", "date", "modality", "accession", "number") if k in attrs}
-    ds = make_ct(study, series, charset="ISO_IR 192", **base)  # type: ignore[arg-type]
+    ds = make_ct(study, series, charset="ISO_IR 192", **base)
     for keyword, value in attrs.items():
         setattr(ds, keyword, value)
     return ds
@@ -92,8 +97,9 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
     assert search(srv, accession="NONE") == []
     assert httpx.get(srv.http_url + "/api/portal/console/exams", params={"age": "old"},
                      headers=srv.headers).status_code == 400
-    assert httpx.get(srv.http_url + "/api/portal/console/exams", params={"limit": "0"},
-                     headers=srv.headers).status_code == 400
+    for bad in ({"limit": "0"}, {"date": "20241345"}, {"date": "yesterday"}, {"name": "x" * 65}):
+        r = httpx.get(srv.http_url + "/api/portal/console/exams", params=bad, headers=srv.headers)
+        assert r.status_code == 400 and r.json()["error"], (bad, r.text)
 
     book = httpx.get(srv.http_url + "/api/portal/console/exams", params={"name": "李雷", "format": "xlsx"},
                      headers=srv.headers)
@@ -103,7 +109,9 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
     assert sorted(r[header.index("accession")] for r in rows) == ["K-2", "K-3"]
     figures = openpyxl.load_workbook(io.BytesIO(httpx.get(srv.http_url + "/api/portal/console/stats",
                                                           params={"format": "xlsx"}, headers=srv.headers).content))
-    assert dict(list(figures["per_modality"].values)[1:]) == {"CT": 2, "DOC": 1, "MR": 1}
+    assert [list(r) for r in figures["per_modality"].values] == [
+        ["modality", "exams", "images"], ["CT", 2, 3], ["DOC", 1, 1], ["MR", 1, 1]]
+    assert list(figures["per_day"].values)[1:] == [("20240301", 1, 3, 1), ("20240302", 1, 1, 0), ("20240310", 1, 1, 0)]
     history = httpx.get(srv.http_url + "/api/portal/console/stats", headers=srv.headers).json()["storage"]["history"]
     assert len(history) == 1 and history[0]["dicom_bytes"] > 0  # one sample per day
 
@@ -146,8 +154,51 @@ def test_console_search_status_exports_preview_switch_and_access_log(fresh_serve
     assert [e["delivery_off"] for e in search(srv, accession="K-2")] == [True]
     assert httpx.post(srv.http_url + "/api/portal/delivery", json={"patient": "PW", "study": chest, "on": False},
                       headers=srv.headers).status_code == 400
+    wild = httpx.post(srv.http_url + "/api/portal/delivery", json={"patient": "P*", "on": False}, headers=srv.headers)
+    assert wild.status_code == 400 and "wildcard" in wild.json()["error"]
+    assert api(srv, "verify/exam", {"exam": token}).status_code == 200  # nothing else was switched off
 
     for method, path in (("GET", "/api/portal/console/exams"), ("GET", "/api/portal/console/report?study=" + chest),
                          ("POST", "/api/portal/console/access"), ("GET", "/api/portal/console/stats")):
         assert httpx.request(method, srv.http_url + path, json={"name": "x"}).status_code == 401
         assert httpx.request(method, srv.http_url + path, json={"name": "x"}, headers=bearer).status_code == 403
+
+
+def test_a_delivery_key_sees_its_own_hospital_only(tmp_path) -> None:
+    import json
+
+    from tests.auth.test_access import make_user
+    from tests.conftest import start_with_env
+
+    keys = [{"name": "desk", "key": "yk_desk_default_0123456789", "scopes": ["delivery"], "hospital": "default"},
+            {"name": "other", "key": "yk_desk_other_0123456789ab", "scopes": ["delivery"], "hospital": "h2"}]
+    srv = start_with_env(tmp_path / "data", YUNYING_API_KEYS=json.dumps(keys))
+    try:
+        study = generate_uid()
+        stow(srv, make_ct(study, accession="SC-1"))
+        assert post(srv, report("final", identifier=[{"type": {"coding": [{"code": "ACSN"}]}, "value": "SC-1"}])
+                    ).status_code == 201
+        issue(srv, study=study, phone="13900000021")
+        mine, other = ({"Authorization": f"Bearer {k['key']}"} for k in keys)
+
+        def get(path: str, headers: dict, **params: str) -> httpx.Response:
+            return httpx.get(srv.http_url + path, params=params, headers=headers)
+        assert [e["accession"] for e in get("/api/portal/console/exams", mine).json()["exams"]] == ["SC-1"]
+        assert get("/api/portal/console/report", mine, study=study).status_code == 200
+        assert get("/api/portal/console/exams", other).json()["exams"] == []  # another hospital's desk
+        assert get("/api/portal/console/report", other, study=study).status_code == 404
+        assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
+                          headers=other).status_code == 404
+        assert httpx.post(srv.http_url + "/api/portal/console/access", json={"accession": "SC-1"},
+                          headers=other).json()["records"] == []
+        assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
+                          headers=mine).status_code == 200
+        assert get(f"/dicomweb/studies/{study}/metadata", mine).status_code in (403, 404)  # no images for the desk
+        operator = {"Authorization": "Bearer " + make_user(srv, "desk.wang", [{"role": "delivery_operator"}])}
+        [row] = get("/api/portal/console/exams", operator).json()["exams"]  # a signed-in delivery operator
+        assert row["accession"] == "SC-1" and row["delivery_off"] is True
+        assert get("/api/portal/console/stats", operator).status_code == 200
+        assert get(f"/dicomweb/studies/{study}/metadata", operator).status_code in (403, 404)
+        assert get("/api/admin/users", operator).status_code == 403
+    finally:
+        srv.stop()

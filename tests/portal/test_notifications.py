@@ -4,6 +4,7 @@ reports and unbound exams send none; a failing gateway is retried, then given up
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -83,28 +84,32 @@ def test_final_and_amended_reports_notify_the_bound_patient_once_each(quick: Yun
 
 class Failing:
     def __init__(self, failures: int) -> None:
-        self.failures, self.sent = failures, []
+        self.failures, self.sent = failures, list[tuple[str, Mapping[str, str]]]()
 
     def send_code(self, phone: str, code: str) -> None:
         raise AssertionError("not used")
 
-    def send_notice(self, phone: str, notice: dict) -> None:
+    def send_notice(self, phone: str, notice: Mapping[str, str]) -> None:
         if self.failures:
             self.failures -= 1
             raise SmsFailed("aliyun: HTTP 503 ServiceUnavailable")
         self.sent.append((phone, notice))
 
 
-def released(sop: str) -> Any:
-    return SimpleNamespace(sop=sop, sop_class="1.2.840.10008.5.1.4.1.1.104.1")
+def released(sop: str) -> dict:
+    return {"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, "00080018": {"vr": "UI", "Value": [sop]},
+            "0040A493": {"vr": "CS", "Value": ["VERIFIED"]}}
 
 
-class Archive:  # the two calls notify makes of the archive, for one study with one released report
+class Archive:  # the calls notify makes of the archive, for one study with one released report
+    def __init__(self, *sops: str) -> None:
+        self.sops = sops
+
+    def search(self, query: Any) -> list[dict]:
+        return [released(s) for s in self.sops]
+
     def instances(self, study: str) -> list[Any]:
-        return [released("1.2.3.9")]
-
-    def read_json(self, row: Any) -> dict:
-        return {"0040A493": {"vr": "CS", "Value": ["VERIFIED"]}}
+        return [SimpleNamespace()]
 
     def read_header(self, row: Any) -> Any:
         return {"StudyDate": "20240102"}
@@ -121,7 +126,7 @@ def test_a_failing_gateway_is_retried_with_a_growing_delay_then_given_up(tmp_pat
                             contact=exams.Contact(phone=PHONE), created_by="test")
     with store.engine.begin() as conn:
         conn.execute(bindings.insert().values(account_id="p_x", exam_id=done["exam"], bound_at=int(time.time())))
-    archive, now = Archive(), int(time.time())
+    archive, now = Archive("1.2.3.9"), int(time.time())
     assert notify.watch(store, archive, now) == 1 and notify.watch(store, archive, now) == 0
 
     def send(gw: Failing, at: int) -> dict[str, int]:
@@ -133,8 +138,7 @@ def test_a_failing_gateway_is_retried_with_a_growing_delay_then_given_up(tmp_pat
     assert send(gw, now + 60 + 120)["sent"] == 1 and gw.sent[0][0] == PHONE
     assert send(gw, now + 100_000) == {"sent": 0, "retry": 0, "failed": 0, "no_phone": 0}
 
-    assert notify.watch(store, SimpleNamespace(instances=lambda s: [released("1.2.3.10"), released("1.2.3.9")],
-                                               read_json=archive.read_json), now) == 1
+    assert notify.watch(store, Archive("1.2.3.9", "1.2.3.10"), now) == 1  # an amended report
     always = Failing(failures=100)
     at = now
     for _ in range(notify.MAX_ATTEMPTS):

@@ -169,3 +169,22 @@ def test_a_legacy_portal_key_moves_out_of_the_data_folder(tmp_path: Path, monkey
         assert "secret portal" in str(exc)
     else:
         raise AssertionError("a legacy key with environment keys must be refused")
+
+
+def test_rotation_reseals_the_patient_index_too(tmp_path: Path) -> None:
+    from yunying.auth.store import open_store
+    from yunying.mpi.schema import identities
+
+    data = tmp_path / "data"
+    data.mkdir()
+    store = open_store(data)
+    keys = pii.keys_for(data)
+    with store.engine.begin() as conn:
+        conn.execute(identities.insert().values(issuer="H", patient_id="P1", person_id="x", link="new",
+                                                updated_at=0, id_sealed=keys.seal(PATIENT_ID, "mpi.id")))
+    store.engine.dispose()
+    done = run_cli("pii", "rotate", "--data", str(data))
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(data / "app.sqlite") as db:
+        [sealed] = [r[0] for r in db.execute("SELECT id_sealed FROM mpi_identities")]
+    assert sealed.startswith("s1.k2.") and pii.keys_for(data).unseal(sealed, "mpi.id") == PATIENT_ID

@@ -50,6 +50,8 @@ def test_switching_delivery_off_ends_access_and_hides_the_exam(srv: YunyingServe
     study, patient = signed_in(srv, "13300000003")
     token = issue(srv, study=study).json()["token"]
     assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=patient).status_code == 200
+    share = httpx.post(srv.http_url + "/api/portal/shares", json={"study": study, "hours": 24}, headers=patient).json()
+    assert api(srv, "verify/share", {"token": share["token"]}).json()["state"] == "active"
     assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False},
                       headers=patient).status_code == 403  # a patient cannot
     off = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": False}, headers=srv.headers)
@@ -57,6 +59,7 @@ def test_switching_delivery_off_ends_access_and_hides_the_exam(srv: YunyingServe
     assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=patient).status_code == 401
     refused = api(srv, "verify/exam", {"exam": token})
     assert refused.status_code == 410 and "switched off" in refused.json()["error"]  # the portal says why
+    assert api(srv, "verify/share", {"token": share["token"]}).json()["state"] == "revoked"  # its links end too
     on = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": True}, headers=srv.headers)
     assert on.status_code == 200 and api(srv, "verify/exam", {"exam": token}).status_code == 200
     assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study}, headers=srv.headers).status_code == 400

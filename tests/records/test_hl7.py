@@ -8,7 +8,7 @@ from pathlib import Path
 import hl7
 import pytest
 from hl7.client import MLLPClient
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 import yunying.records.schema as t
 from tests.records import hl7_messages as m
@@ -37,7 +37,7 @@ def msa(ack: hl7.Message) -> tuple[str, str, str]:
     return str(seg[1]), str(seg[2]), ack.unescape(str(seg[3])) if len(seg) > 3 else ""
 
 
-def count(records: RecordStore, table) -> int:  # type: ignore[no-untyped-def]
+def count(records: RecordStore, table: Table) -> int:
     with records.store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Connection, Table, create_engine, func, select, text
 
 import yunying.records.schema as t
 from tests.records.conftest import KEYS, id_card
@@ -73,7 +73,7 @@ def hospital_db(url: str, n: int, same_time: bool = False) -> None:
     engine.dispose()
 
 
-def add_exam(conn, i: int, when: datetime, card: str | None = None) -> None:  # type: ignore[no-untyped-def]
+def add_exam(conn: Connection, i: int, when: datetime, card: str | None = None) -> None:
     conn.execute(text(
         "INSERT INTO his_exams VALUES (:exam_no, :pat_id, :name, :sex, :birth, :id_no, :tel, :op, :ip, :bed, "
         ":mod, :item, :req, :state, :findings, :imp, :dr, :rt, :rv, :rvt, :pdf, :upd)"), {
@@ -90,7 +90,7 @@ def collector(url: str, records: RecordStore, batch: int = 4) -> Collector:
     return Collector(source, records, reader_for(source))
 
 
-def count(records: RecordStore, table) -> int:  # type: ignore[no-untyped-def]
+def count(records: RecordStore, table: Table) -> int:
     with records.store.engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 

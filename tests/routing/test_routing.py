@@ -13,12 +13,12 @@ import pytest
 from pydicom.uid import RLELossless
 from pynetdicom import AE
 
+from benchmarks import orthanc as orthanc_mod
 from benchmarks.net import YunyingServer
 from tests.conftest import missing_tool, start_with_env
 from tests.dicomweb.helpers import CT, make_ct
 from tests.routing.peers import FlakyScp, wait_for
 
-orthanc_mod = pytest.importorskip("benchmarks.orthanc")
 J2K_LOSSY = "1.2.840.10008.1.2.4.91"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
@@ -14,7 +15,7 @@ from yunying.archive import Archive
 
 
 @pytest.fixture
-def archive(tmp_path: Path):  # type: ignore[no-untyped-def]
+def archive(tmp_path: Path) -> Iterator[Archive]:
     a = Archive(tmp_path / "data")
     yield a
     a.close()

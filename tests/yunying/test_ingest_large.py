@@ -1,6 +1,7 @@
 """Large files are ingested in place (pixel data mapped or copied in pieces) and come back identical."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from yunying.bigfile import parse_large
 
 
 @pytest.fixture
-def archive(tmp_path: Path):  # type: ignore[no-untyped-def]
+def archive(tmp_path: Path) -> Iterator[Archive]:
     a = Archive(tmp_path / "data")
     yield a
     a.close()

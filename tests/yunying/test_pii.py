@@ -55,3 +55,10 @@ def test_malformed_key_material_is_a_clear_error(tmp_path, monkeypatch):
         pii.keys_for(tmp_path / "data")
     with pytest.raises(pii.PiiKeyError, match="no such file"):
         pii.keys_for(tmp_path / "data", str(tmp_path / "missing.key"))
+
+
+def test_rotation_never_reuses_a_key_id(tmp_path):
+    file = tmp_path / "keys"
+    file.write_text(pii.new_key_line("blind") + pii.new_key_line("seal", "k2") + pii.new_key_line("seal", "k3"))
+    assert pii.rotate(file) == "k4"  # k1 was removed once its values were re-sealed: k3 is not reused
+    assert [k for k, _ in pii.parse(file.read_text()).seal_keys] == ["k2", "k3", "k4"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ ORIGIN = Origin("import", "test")
 
 
 @pytest.fixture
-def pooled(tmp_path: Path):  # type: ignore[no-untyped-def]
+def pooled(tmp_path: Path) -> Iterator[Archive]:
     a = Archive(tmp_path / "data", ingest_processes=2)
     yield a
     a.close()
@@ -275,7 +276,7 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
     pool = IngestPool(Storage(tmp_path / "store"), 1, idle_exit_s=0.3)
     try:
         first = pool.write(part10(make_ct()), ORIGIN)
-        pids = [p.pid for p in pool._pool._processes.values()]  # type: ignore[union-attr]
+        pids = _worker_pids(pool)
         deadline = time.monotonic() + 10
 
         def gone() -> bool:  # exited and reaped by their parent, the forkserver

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from yunying.settings import Settings
 
 FIELDS = {"name", "aet", "host", "port", "retrieve", "schedule", "window_days", "backfill_days",
-          "concurrency", "bandwidth_mbit", "hospital", "timeout", "calling_aet", "enabled"}
+          "concurrency", "bandwidth_mbit", "hospital", "timeout", "calling_aet", "enabled", "batch_studies"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class Source:
     window_days: int = 1  # a scheduled run looks at today and the days before it
     backfill_days: int = 30  # how far back a backfill walks when not told
     concurrency: int = 2  # associations open to the source at once, at most
+    batch_studies: int = 16  # studies we hold nothing of, retrieved by one UID-list C-MOVE/C-GET; 1: one each
     bandwidth_mbit: float = 0.0  # average retrieve rate at most (megabits/s); 0: no limit
     hospital: str = "default"  # owner of what C-GET brings in (C-MOVE: the peer entry's hospital)
     timeout: float = 30.0  # seconds: ACSE, DIMSE and network timeouts of every association
@@ -63,7 +64,7 @@ def parse_source(raw: Any, where: str) -> Source:
     for expr in schedule:
         _want(isinstance(expr, str) and croniter.is_valid(expr) and len(expr.split()) == 5, where,
               f"schedule: {expr!r} is not a 5-field cron expression (e.g. \"0 7,12,18 * * *\")")
-    for key, low in (("window_days", 0), ("backfill_days", 1), ("concurrency", 1)):
+    for key, low in (("window_days", 0), ("backfill_days", 1), ("concurrency", 1), ("batch_studies", 1)):
         value = raw.get(key, getattr(Source, key))
         _want(isinstance(value, int) and not isinstance(value, bool) and value >= low, where,
               f"{key}: an integer >= {low}")

@@ -48,9 +48,10 @@ class QueryRetrieve(Protocol):
     def find(self, source: Source, level: str, keys: dict[str, str]) -> list[dict[str, str]]:
         """C-FIND (Study Root) at `level`; every returned key as text ("" when absent)."""
 
-    def retrieve(self, source: Source, study: str, series: str | None, store: Store | None,
+    def retrieve(self, source: Source, studies: list[str], series: str | None, store: Store | None,
                  sop_classes: tuple[str, ...] = ()) -> Retrieved:
-        """C-GET into `store` when given (offering `sop_classes` only, when known), else C-MOVE to our AE."""
+        """C-GET into `store` when given (offering `sop_classes` only, when known), else C-MOVE to our
+        AE: one series of `studies[0]`, or every instance of `studies` (a UID list)."""
 
 
 @dataclass

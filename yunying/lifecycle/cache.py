@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from yunying.archive import Archive
+    from yunying.collect.collector import Collector
     from yunying.collect.service import CollectService
     from yunying.settings import Settings
 
 log = logging.getLogger("yunying.lifecycle")
+CHECK_BATCH = 50  # studies whose presence at the source one C-FIND checks
 
 
 class RetentionNotOver(ArchiveError):
@@ -151,40 +153,60 @@ class Lifecycle:
             used = self.table.held_bytes()
             if used <= self.high:
                 return dict(report)
-            for life in self.table.oldest_purgeable(limit=10_000):
+            candidates = self.table.oldest_purgeable(limit=10_000)
+            for start in range(0, len(candidates), CHECK_BATCH):
                 if used <= self.low:
                     break
-                if not self._source_holds(life):
-                    report["kept_not_at_source"] += 1
-                    continue
-                try:
-                    self.archive.delete(life.study_uid)
-                except UnknownResource:
-                    pass
-                self.table.mark_purged(life.study_uid)
-                with self._lock:
-                    self._purged[life.study_uid] = life
-                used -= life.bytes
-                report["purged"] += 1
-                report["purged_bytes"] += life.bytes
+                chunk = candidates[start:start + CHECK_BATCH]
+                at_source = self._source_counts(chunk)  # one C-FIND per source for the chunk
+                for life in chunk:
+                    if used <= self.low:
+                        break
+                    if (at_source.get(life.study_uid) or 0) < life.instances:
+                        report["kept_not_at_source"] += 1
+                        continue
+                    try:
+                        self.archive.delete(life.study_uid)
+                    except UnknownResource:
+                        pass
+                    self.table.mark_purged(life.study_uid)
+                    with self._lock:
+                        self._purged[life.study_uid] = life
+                    used -= life.bytes
+                    report["purged"] += 1
+                    report["purged_bytes"] += life.bytes
         self.totals.update({"purged_total": report["purged"], "purged_bytes_total": report["purged_bytes"],
                             "kept_not_at_source_total": report["kept_not_at_source"]})
         return dict(report)
 
-    def _source_holds(self, life: StudyLife) -> bool:
-        """A C-FIND at the study's source counts at least the instances we hold."""
-        assert self.service is not None and life.source is not None
-        collector = self.service.collectors.get(life.source)
-        if collector is None:
-            return False
+    def _source_counts(self, lives: list[StudyLife]) -> dict[str, int | None]:
+        """Instances each study's source counts now (C-FIND, a UID list per source: PS3.4
+        C.2.2.2.2); a study the source does not answer for is absent."""
+        assert self.service is not None
+        out: dict[str, int | None] = {}
+        by_source: dict[str, list[str]] = {}
+        for life in lives:
+            by_source.setdefault(life.source or "", []).append(life.study_uid)
+        for name, uids in by_source.items():
+            collector = self.service.collectors.get(name)
+            if collector is None:
+                continue
+            found = self._count_at(collector, uids)
+            if not found and len(uids) > 1:  # a source that matches no UID list: one by one
+                for uid in uids:
+                    found.update(self._count_at(collector, [uid]))
+            out.update(found)
+        return out
+
+    def _count_at(self, collector: Collector, uids: list[str]) -> dict[str, int | None]:
         try:
-            answers = collector.query("STUDY", {"StudyInstanceUID": life.study_uid, "NumberOfStudyRelatedInstances": ""})
+            answers = collector.query("STUDY", {"StudyInstanceUID": "\\".join(uids), "NumberOfStudyRelatedInstances": ""})
         except SourceError as exc:
-            self._error(f"study {life.study_uid} kept: {exc}")
-            return False
-        matches = [m for m in check_matches(answers, "StudyInstanceUID", "NumberOfStudyRelatedInstances").matches
-                   if m.uid == life.study_uid]
-        return bool(matches) and matches[0].instances is not None and matches[0].instances >= life.instances
+            self._error(f"{len(uids)} stud(ies) kept: {exc}")
+            return {}
+        asked = set(uids)
+        return {m.uid: m.instances for m in check_matches(answers, "StudyInstanceUID",
+                                                             "NumberOfStudyRelatedInstances").matches if m.uid in asked}
 
     # -- re-fetch --------------------------------------------------------------------------
     def purged(self, study: str) -> StudyLife | None:

@@ -16,6 +16,7 @@ from index.query import Match, Query
 from yunying.archive import Archive
 from yunying.auth.schema import capability_tokens
 from yunying.auth.store import Store, migration
+from yunying.portal.exams import made_by_patients
 from yunying.portal.schema import bindings, exams
 
 REPORT_CLASSES = ("1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.88.11",
@@ -65,36 +66,49 @@ def _folder_bytes(path: Path) -> int:
 
 
 def stats(archive: Archive, store: Store, data: Path) -> dict[str, Any]:
-    """Counts per day (StudyDate), hospital (the study's origin) and modality."""
+    """Exams, images and reports per day (StudyDate), hospital (the study's origin) and modality."""
     studies = list(archive.search(Query("STUDY", includefields={"00080061", "00201208", "00080020"})))
     per_day: Counter[str] = Counter()
     per_hospital: Counter[str] = Counter()
     per_modality: Counter[str] = Counter()
-    images_per_day: Counter[str] = Counter()
+    images_by: dict[str, Counter[str]] = {"day": Counter(), "hospital": Counter(), "modality": Counter()}
+    reports_by: dict[str, Counter[str]] = {"day": Counter(), "hospital": Counter()}
+    where: dict[str, tuple[str, str]] = {}  # study -> (day, hospital)
     dicom_bytes = images = 0
     for s in studies:
         uid, day = _v(s, "0020000D"), str(_v(s, "00080020") or "unknown")
         owner = archive.owner(uid)
+        hospital = owner[0] if owner else "unknown"
+        where[uid] = (day, hospital)
         count = int(_v(s, "00201208") or 0)
         per_day[day] += 1
-        per_hospital[owner[0] if owner else "unknown"] += 1
+        per_hospital[hospital] += 1
         for m in (s.get("00080061", {}).get("Value") or []):
             per_modality[m] += 1
-        images_per_day[day] += count
+        images_by["day"][day] += count
+        images_by["hospital"][hospital] += count
         images += count
         dicom_bytes += sum(r.size for r in archive.instances(uid))
+    for series in archive.search(Query("SERIES", includefields={"00201209"})):
+        images_by["modality"][str(_v(series, "00080060") or "unknown")] += int(_v(series, "00201209") or 0)
     reports = list(archive.search(Query("IMAGE", [Match("00080016", "list", REPORT_CLASSES)])))
+    for r in reports:
+        day, hospital = where.get(_v(r, "0020000D"), ("unknown", "unknown"))
+        reports_by["day"][day] += 1
+        reports_by["hospital"][hospital] += 1
     with store.engine.connect() as conn:
         qr = conn.execute(select(func.count()).select_from(exams)).scalar_one()
         off = conn.execute(select(func.count()).select_from(exams).where(exams.c.delivery_off.is_(True))).scalar_one()
         bound = conn.execute(select(func.count(func.distinct(bindings.c.exam_id)))).scalar_one()
         shared = conn.execute(select(func.count()).select_from(capability_tokens).where(
-            capability_tokens.c.kind == "share", capability_tokens.c.created_by.like("p\\_%", escape="\\")
-            | capability_tokens.c.created_by.like("i\\_%", escape="\\"))).scalar_one()
+            capability_tokens.c.kind == "share", made_by_patients(capability_tokens.c.created_by))).scalar_one()
     total = _folder_bytes(data)
     return {"exams": len(studies), "images": images, "reports": len(reports),
-            "per_day": dict(sorted(per_day.items())), "images_per_day": dict(sorted(images_per_day.items())),
-            "per_hospital": dict(per_hospital), "per_modality": dict(per_modality),
+            "per_day": dict(sorted(per_day.items())), "images_per_day": dict(sorted(images_by["day"].items())),
+            "reports_per_day": dict(sorted(reports_by["day"].items())),
+            "per_hospital": dict(per_hospital), "images_per_hospital": dict(images_by["hospital"]),
+            "reports_per_hospital": dict(reports_by["hospital"]),
+            "per_modality": dict(per_modality), "images_per_modality": dict(images_by["modality"]),
             "delivery": {"qr_codes": qr, "bound_to_patients": bound, "delivery_off": off, "patient_shares": shared},
             "storage": {"dicom_bytes": dicom_bytes, "total_bytes": total,
                         "history": sample_storage(store, dicom_bytes, total)}}

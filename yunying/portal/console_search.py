@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from index.errors import InvalidQueryValue
 from index.parse import parse_match
 from index.query import Match, Query, StudyScope
 from yunying.archive import Archive
@@ -43,13 +44,14 @@ class Filters:
 
     def matches(self) -> list[Match]:
         out = []
-        for tag, value in (("00080050", self.accession), ("00100040", self.sex.upper()),
-                           ("00080061", self.modality.upper()), ("00080020", self.date.replace("-", "", 2)
-                                                                   if len(self.date) == 10 else self.date)):
+        for name, tag, value in (("accession", "00080050", self.accession), ("sex", "00100040", self.sex.upper()),
+                                 ("modality", "00080061", self.modality.upper()),
+                                 ("date", "00080020", self.date.replace("-", "", 2) if len(self.date) == 10
+                                  else self.date)):
             if value:
-                out.append(parse_match(tag, value))
+                out.append(match(name, tag, value))
         if self.name:
-            out.append(parse_match("00100010", f"*{self.name.strip().replace('*', '')}*"))
+            out.append(name_match(self.name))
         return out
 
     def ages(self) -> tuple[int, int] | None:
@@ -59,6 +61,18 @@ class Filters:
         if m is None:
             raise InvalidRequest("age: years, or a range like 40-50")
         return int(m[1]), int(m[2] or m[1])
+
+
+def match(name: str, tag: str, value: str) -> Match:
+    """The index's match for a console field; a malformed value is a 400 naming the field."""
+    try:
+        return parse_match(tag, value)
+    except InvalidQueryValue as exc:
+        raise InvalidRequest(f"{name}: {exc.reason}") from None
+
+
+def name_match(name: str) -> Match:
+    return match("name", "00100010", f"*{name.strip().replace('*', '')}*")  # any part of the name
 
 
 def _v(js: dict[str, Any], tag: str) -> Any:
@@ -122,7 +136,7 @@ def search(archive: Archive, store: Store, filters: Filters, scope: StudyScope, 
     ages = filters.ages()
     wanted_parts: set[str] | None = None
     if filters.body_part:
-        query = Query("SERIES", [parse_match("00180015", filters.body_part.upper())], scope=scope)
+        query = Query("SERIES", [match("body_part", "00180015", filters.body_part.upper())], scope=scope)
         wanted_parts = {_v(js, "0020000D") for js in archive.search(query)}
     found = []
     for js in archive.search(Query("STUDY", filters.matches(), includefields=set(RETURNED), scope=scope)):
@@ -156,9 +170,9 @@ def access_studies(archive: Archive, scope: StudyScope, name: str = "", accessio
     """The studies a name or an exam number names (for the access log)."""
     matches = []
     if accession:
-        matches.append(parse_match("00080050", accession))
+        matches.append(match("accession", "00080050", accession))
     if name:
-        matches.append(parse_match("00100010", f"*{name.strip().replace('*', '')}*"))
+        matches.append(name_match(name))
     if not matches:
         return []
     return [_v(js, "0020000D") for js in archive.search(Query("STUDY", matches, limit=200, scope=scope))]
@@ -193,12 +207,14 @@ def exams_xlsx(rows: list[dict[str, Any]]) -> bytes:
 
 
 def stats_xlsx(stats: dict[str, Any]) -> bytes:
-    by = {"per_day": ("day", stats["per_day"]), "per_hospital": ("hospital", stats["per_hospital"]),
-          "per_modality": ("modality", stats["per_modality"])}
-    sheets: dict[str, tuple[Iterable[str], Iterable[Iterable[Any]]]] = {
-        "totals": (("exams", "images", "reports"), [[stats["exams"], stats["images"], stats["reports"]]])}
-    for title, (what, counts) in by.items():
-        sheets[title] = ((what, "exams"), sorted(counts.items()))
-    sheets["storage"] = (("day", "dicom_bytes", "total_bytes"),
-                         ([s["day"], s["dicom_bytes"], s["total_bytes"]] for s in stats["storage"]["history"]))
-    return xlsx(sheets)
+    def table(what: str, key: str, extra: tuple[str, ...]) -> tuple[Iterable[str], Iterable[Iterable[Any]]]:
+        exams = stats[f"per_{key}"]
+        return ((what, "exams", *extra),
+                ([k, n, *(stats[f"{e}_per_{key}"].get(k, 0) for e in extra)] for k, n in sorted(exams.items())))
+    return xlsx({
+        "totals": (("exams", "images", "reports"), [[stats["exams"], stats["images"], stats["reports"]]]),
+        "per_day": table("day", "day", ("images", "reports")),
+        "per_hospital": table("hospital", "hospital", ("images", "reports")),
+        "per_modality": table("modality", "modality", ("images",)),
+        "storage": (("day", "dicom_bytes", "total_bytes"),
+                    ([h["day"], h["dicom_bytes"], h["total_bytes"]] for h in stats["storage"]["history"]))})

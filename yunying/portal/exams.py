@@ -113,6 +113,11 @@ def phone_of(keys: PiiKeys, exam: Any) -> str:
     return keys.unseal(exam.phone_sealed, PHONE) if exam.phone_sealed else ""
 
 
+def made_by_patients(created_by: Any) -> Any:
+    """The condition on capability_tokens.created_by for what patients' portal accounts made."""
+    return created_by.like("p\\_%", escape="\\") | created_by.like("i\\_%", escape="\\")
+
+
 def set_delivery(store: Store, hospital: str, study: str, on: bool) -> dict[str, Any]:
     """Switch online delivery of an exam on or off; off ends its patients' access tokens at once."""
     with store.engine.begin() as conn:
@@ -121,12 +126,23 @@ def set_delivery(store: Store, hospital: str, study: str, on: bool) -> dict[str,
             raise NotFound("no QR code was issued for this exam")
         conn.execute(update(exams).where(exams.c.id == row.id).values(delivery_off=not on))
         if not on:
+            now, cap = int(time.time()), capability_tokens.c
             live = conn.execute(select(access_tokens.c.id, access_tokens.c.studies).where(
                 access_tokens.c.kind == "patient", access_tokens.c.revoked_at.is_(None),
-                access_tokens.c.expires_at > int(time.time()))).all()
+                access_tokens.c.expires_at > now)).all()
             ids = [t.id for t in live if study in t.studies]
             if ids:
-                conn.execute(update(access_tokens).where(access_tokens.c.id.in_(ids)).values(revoked_at=int(time.time())))
+                conn.execute(update(access_tokens).where(access_tokens.c.id.in_(ids)).values(revoked_at=now))
+            # the patient's share links of this exam end too (their page says "withdrawn"), with
+            # every access token they gave; switching back on does not revive them
+            shares = conn.execute(select(cap.id, cap.studies).where(
+                cap.kind == "share", cap.revoked_at.is_(None), cap.expires_at > now,
+                made_by_patients(cap.created_by))).all()
+            withdrawn = [c.id for c in shares if study in c.studies]
+            if withdrawn:
+                conn.execute(update(capability_tokens).where(cap.id.in_(withdrawn)).values(revoked_at=now))
+                conn.execute(update(access_tokens).where(access_tokens.c.capability_id.in_(withdrawn))
+                             .values(revoked_at=now))
     store.revoked()
     return {"exam": row.id, "delivery": on}
 
