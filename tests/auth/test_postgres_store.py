@@ -270,8 +270,8 @@ def test_a_store_made_with_32_bit_times_is_widened(pg: Store) -> None:
         old.create(conn)
         schema.widen_times(conn, [old])
     with pg.engine.connect() as conn:
-        types = dict(conn.execute(text("SELECT column_name, data_type FROM information_schema.columns "
-                                       "WHERE table_name = 'old_times'")).all())
+        types: dict[str, str] = {r.column_name: r.data_type for r in conn.execute(text(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'old_times'"))}
     assert types == {"id": "integer", "expires_at": "bigint", "failures": "integer"}  # times only
 
 

@@ -106,9 +106,9 @@ def test_a_password_expires_after_the_policys_days_and_its_rules_hold(srv: Yunyi
         done = change_password(srv, http, NEW, "Renewed-Pass-91")
         assert done.status_code == 303 and done.headers["location"].startswith("/login/done")
         # none of the last five passwords again (the one-time password and NEW are among them)
-        for old in (NEW, PASSWORD):
-            again = change_password(srv, http, "Renewed-Pass-91", old)
-            assert again.status_code == 400 and "last 5 passwords" in again.text
+        for earlier in (NEW, PASSWORD):
+            reused = change_password(srv, http, "Renewed-Pass-91", earlier)
+            assert reused.status_code == 400 and "last 5 passwords" in reused.text
 
 
 def authorize(srv: YunyingServer, http: httpx.Client) -> str:
