@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.accounts import call, field, json_body, json_response, pii_of, principal_of, store_of
+from dicomweb.admin_scope import ADMIN_DUTIES, department_of, hospital_for, same_department
 from yunying import scope
 from yunying.auth import directory, grants, keys, launch, registrations, tokens
 from yunying.auth import roles as R
@@ -18,15 +19,6 @@ from yunying.auth.errors import Forbidden, InvalidRequest
 from yunying.auth.principal import ADMIN, Principal
 
 A = "/api/admin"
-
-
-def hospital_for(p: Principal, asked: str | None) -> str | None:
-    """The hospital a request acts on: any for `admin` (None = all), else the caller's own."""
-    if p.may(ADMIN):
-        return asked
-    if asked is not None and asked != p.hospital:
-        raise Forbidden("you administer your own hospital only")
-    return p.hospital
 
 
 def _role_list(raw: Any, hospital: str) -> list[tuple[str, str | None]]:
@@ -41,15 +33,21 @@ async def _check_grantable(request: Request, role_names: list[str]) -> None:
     if p.may(ADMIN):
         return
     known = {r["name"]: r for r in await call(directory.list_roles, store_of(request))}
+    limited = await department_of(request) is not None
     for name in role_names:
         r = known.get(name)
         if r is not None and (r["platform"] or ADMIN in r["permissions"]):
             raise Forbidden(f"only a platform admin may grant {name}")
+        if r is not None and limited and ADMIN_DUTIES & set(r["permissions"]):
+            raise Forbidden(f"a department admin may not grant {name}")
 
 
 async def _target_user(request: Request) -> dict[str, Any]:
     user = await call(directory.get_user, store_of(request), request.path_params["username"])
     hospital_for(principal_of(request), user["hospital_id"])
+    department = await department_of(request)
+    if department is not None and user["department_id"] != department:
+        raise Forbidden("you administer your own department only")
     if not principal_of(request).may(ADMIN) and any(r["role"] in ("super_admin", "operations_admin")
                                                     for r in user["roles"]):
         raise Forbidden("platform administrators are managed by a platform admin")
@@ -71,6 +69,8 @@ async def departments(request: Request) -> Response:
     store = store_of(request)
     hospital = hospital_for(principal_of(request), request.path_params["hospital"])
     if request.method == "POST":
+        if await department_of(request) is not None:
+            raise Forbidden("a department admin does not create departments")
         body = await json_body(request)
         return json_response({"id": await call(directory.add_department, store, hospital, field(body, "name"))}, 201)
     return json_response(await call(directory.list_departments, store, hospital))
@@ -106,12 +106,17 @@ async def role(request: Request) -> Response:
 # users
 async def users(request: Request) -> Response:
     store, p = store_of(request), principal_of(request)
+    department = await department_of(request)
     if request.method == "GET":
         hospital = hospital_for(p, request.query_params.get("hospital"))
-        return json_response(await call(directory.list_users, store, hospital, request.query_params.get("q", "")))
+        found = await call(directory.list_users, store, hospital, request.query_params.get("q", ""))
+        return json_response([u for u in found if department is None or u["department_id"] == department])
     body = await json_body(request)
     hospital = hospital_for(p, field(body, "hospital", required=False) or p.hospital)
     assert hospital is not None
+    same_department(department, body.get("department_id"))
+    if department is not None:
+        body["department_id"] = department
     wanted = _role_list(body.get("roles", []), hospital)
     await _check_grantable(request, [r for r, _ in wanted])
     password = await call(
@@ -134,6 +139,9 @@ async def user(request: Request) -> Response:
         await call(directory.delete_user, store, target["username"])
         return json_response({"deleted": target["username"]})
     body = await json_body(request)
+    department = await department_of(request)
+    if department is not None and "department_id" in body:
+        same_department(department, body["department_id"] if body["department_id"] is not None else -1)
     await call(directory.update_user, store, target["username"], **body)
     return json_response(await call(directory.get_user, store, target["username"]))
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb.accounts import call, json_body, json_response, principal_of, store_of
-from dicomweb.admin_api import hospital_for
+from dicomweb.admin_scope import hospital_for
 from yunying import audit
 from yunying.auth import directory, secpolicy, totp
 

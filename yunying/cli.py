@@ -78,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     auth = yunying.auth.start(settings)  # secure from the first start: no anonymous access
     if auth.first_password is not None:  # printed once, to the terminal only (never logged)
         print(f"yunying: first start: super admin 'admin', one-time password {auth.first_password} "
-              "(must be changed at first login: POST /api/auth/password, or the admin page /admin/)",
+              "(sign in at /admin/: it must be changed, and a second factor set up, at the first login)",
               file=sys.stderr, flush=True)
     from yunying.pii_cli import seal_at_start
     seal_at_start(settings, auth.store)  # older versions' clear personal data sealed (issue 12 part 6)

@@ -1,4 +1,6 @@
-// The admin page: users, roles and self-registrations through the JSON admin API (/api/admin).
+// The system administrator's page: users, roles, self-registrations, hospitals and departments,
+// OAuth clients, through the JSON admin API (/api/admin). The security policy and the audit trail
+// are other administrators' pages (/admin/security/, /admin/audit/): separation of duties.
 // It holds no data of its own and reaches the archive over HTTP only, with the admin's token;
 // it signs in through the archive's one login page (common/auth.js), forced password change included.
 import { authFetch, signedIn, signOut } from "../common/auth.js";
@@ -109,7 +111,57 @@ async function loadRegistrations() {
   await fillRoleSelects();
 }
 
-const TABS = { users: loadUsers, roles: () => loadRoles($("#role-q").value), registrations: loadRegistrations };
+async function loadHospitals() {
+  const hospitals = await api("/api/admin/hospitals");
+  const rows = [];
+  for (const h of hospitals) {
+    const deps = await api(`/api/admin/hospitals/${encodeURIComponent(h.id)}/departments`);
+    rows.push(item(`${h.name} (${h.id})`, deps.map((d) => d.name).join(" · ") || t("admin.hospital.noDepartments"),
+      button("admin.department.add", async () => {
+        const name = prompt(t("admin.department.name"));
+        if (!name) return;
+        await api(`/api/admin/hospitals/${encodeURIComponent(h.id)}/departments`, { method: "POST", body: { name } });
+        await loadHospitals();
+      })));
+  }
+  $("#hospital-list").replaceChildren(...rows);
+}
+
+async function loadClients() {
+  const clients = await api("/api/admin/oauth-clients");
+  $("#client-list").replaceChildren(...clients.map((c) => item(
+    `${c.name} (${c.client_id})`,
+    `${c.public ? t("admin.client.isPublic") : t("admin.client.isConfidential")} · ${c.hospital} · ${c.scope}`,
+    ...(c.client_id === "yunying-web" ? [] : [button("admin.client.remove", async () => {
+      if (!confirm(t("admin.client.confirmRemove", { name: c.name }))) return;
+      await api(`/api/admin/oauth-clients/${encodeURIComponent(c.client_id)}`, { method: "DELETE" });
+      await loadClients();
+    }, "danger")]),
+  )));
+}
+
+async function addHospital(e) {
+  e.preventDefault();
+  const form = new FormData(e.target);
+  await api("/api/admin/hospitals", { method: "POST", body: { id: form.get("id"), name: form.get("name") } });
+  e.target.reset();
+  say("admin.hospital.added", { id: form.get("id") });
+  await loadHospitals();
+}
+
+async function addClient(e) {
+  e.preventDefault();
+  const form = new FormData(e.target);
+  const redirect = form.get("redirect");
+  const r = await api("/api/admin/oauth-clients", { method: "POST", body: {
+    name: form.get("name"), scope: form.get("scope"), public: form.get("public") === "on",
+    redirect_uris: redirect ? [redirect] : [] } });
+  say(r.client_secret ? "admin.client.secret" : "admin.client.added", { id: r.client_id, secret: r.client_secret || "" });
+  await loadClients();
+}
+
+const TABS = { users: loadUsers, roles: () => loadRoles($("#role-q").value), registrations: loadRegistrations,
+  hospitals: loadHospitals, clients: loadClients };
 
 async function openTab(name) {
   for (const b of document.querySelectorAll("[data-tab]")) b.setAttribute("aria-selected", String(b.dataset.tab === name));
@@ -139,6 +191,8 @@ async function main() {
       await loadUsers();
     } catch (err) { failed(err); }
   });
+  $("#add-hospital").addEventListener("submit", (e) => addHospital(e).catch(failed));
+  $("#add-client").addEventListener("submit", (e) => addClient(e).catch(failed));
   $("#user-q").addEventListener("input", () => loadUsers().catch(failed));
   $("#role-q").addEventListener("input", () => loadRoles($("#role-q").value).catch(failed));
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => openTab(b.dataset.tab).catch(failed));

@@ -55,6 +55,14 @@ function forget() {
 }
 
 let timer = 0;
+// The security policy's idle timeout (issue 12) counts from the grant's last refresh: the timer
+// renews ahead of expiry only when the person used the page since the last renewal; otherwise
+// the token may lapse, and the next request renews it (a 401), or, after the idle time, signs in.
+let lastInput = 0;
+let lastKept = 0;
+for (const kind of ["pointerdown", "keydown", "wheel", "touchstart"]) {
+  addEventListener(kind, () => { lastInput = Date.now(); }, { capture: true, passive: true });
+}
 
 /** Keep a token response (RFC 6749 §5.1) and plan its refresh a third of its life (at most 60 s) early. */
 function keep(body) {
@@ -64,13 +72,16 @@ function keep(body) {
   if (body.refresh_token) sessionStorage.setItem(REFRESH, body.refresh_token);
   sessionStorage.setItem(EXPIRES, String(now + life));
   sessionStorage.setItem(RENEW_AT, String(now + life - Math.min(60_000, life / 3)));
+  lastKept = now;
   schedule();
 }
 
 function schedule() {
   clearTimeout(timer);
   const at = Number(sessionStorage.getItem(RENEW_AT));
-  if (at && sessionStorage.getItem(REFRESH)) timer = setTimeout(() => renew(), Math.max(0, at - Date.now()));
+  if (at && sessionStorage.getItem(REFRESH)) {
+    timer = setTimeout(() => { if (lastInput > lastKept) renew(); }, Math.max(0, at - Date.now()));
+  }
 }
 
 function expired() {

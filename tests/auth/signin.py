@@ -33,6 +33,7 @@ class SignedIn:
     http: httpx.Client  # holds the login session cookie
     totp_secret: str = ""
     recovery: list[str] = field(default_factory=list)
+    setup_code: str = ""  # the code that turned TOTP on
     steps: list[str] = field(default_factory=list)  # the login pages passed, in order
 
     @property
@@ -86,7 +87,8 @@ def sign_in(base: str, username: str, password: str, *, new_password: str = "", 
             shown = SECRET.search(page.text)
             assert shown, page.text[:2000]
             out.totp_secret = shown.group(1).replace(" ", "")
-            r = http.post(base + path, data={**form, "code": pyotp.TOTP(out.totp_secret).now()})
+            out.setup_code = pyotp.TOTP(out.totp_secret).now()
+            r = http.post(base + path, data={**form, "code": out.setup_code})
             if r.status_code != 200:
                 raise SignInRefused(r)
             out.recovery = CODES.findall(r.text)
@@ -122,6 +124,8 @@ def set_up_totp_in_page(page: Any) -> tuple[str, list[str]]:
     """In Chromium, at the set-up page the login sends an administrator to: read the key, type the
     app's code, keep the recovery codes, continue. Returns (secret, recovery codes)."""
     page.wait_for_url(re.compile(r"/login/totp/setup\?"))
+    assert page.is_visible("img.qr")
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]  # fits a phone
     secret = page.inner_text("#secret").replace(" ", "")
     page.fill("#code", pyotp.TOTP(secret).now())
     page.click("button[type=submit]")

@@ -206,11 +206,41 @@ def test_bad_admin_requests_are_4xx_never_5xx(srv: YunyingServer, method: str, p
 
 def test_password_guessing_locks_the_username(srv: YunyingServer) -> None:
     make_user(srv, "dr.guess", [{"role": "doctor"}])
-    for _ in range(5):
+    for _ in range(4):
         assert login_page_post(srv.http_url, "dr.guess", "not-the-password").status_code == 401
+    assert login_page_post(srv.http_url, "dr.guess", "not-the-password").status_code == 423  # the fifth locks
     locked = login_page_post(srv.http_url, "dr.guess", "Changed-a-good-password-1")
     assert locked.status_code == 423 and int(locked.headers["retry-after"]) > 14 * 60
     with admin(srv) as c:
         reset = c.post("/api/admin/users/dr.guess/password").json()["one_time_password"]
     unlocked = login_page_post(srv.http_url, "dr.guess", reset)  # an admin's reset unlocks it
     assert unlocked.status_code == 303 and unlocked.headers["location"].startswith("/login/password?")
+
+
+def test_a_department_admin_acts_on_their_own_department_only(srv: YunyingServer) -> None:
+    with admin(srv) as c:
+        radiology = c.post("/api/admin/hospitals/default/departments", json={"name": "放射科"}).json()["id"]
+        cardiology = c.post("/api/admin/hospitals/default/departments", json={"name": "心内科"}).json()["id"]
+        for name, dep in (("dr.r", radiology), ("dr.c", cardiology)):
+            assert c.post("/api/admin/users", json={"username": name, "department_id": dep,
+                                                    "roles": [{"role": "doctor"}]}).status_code == 201
+        assert c.post("/api/admin/users", json={"username": "dep.admin", "department_id": radiology,
+                                                "password": "a-good-password-1",
+                                                "roles": [{"role": "department_admin"}]}).status_code == 201
+    h = sign_in(srv.http_url, "dep.admin", "a-good-password-1", new_password="Dept-Admin-pw-9").headers
+    base = srv.http_url + "/api/admin"
+    listed = {u["username"] for u in plain.get(base + "/users", headers=h).json()}
+    assert "dr.r" in listed and "dr.c" not in listed and "admin" not in listed
+    assert plain.get(base + "/users/dr.r", headers=h).status_code == 200
+    assert plain.get(base + "/users/dr.c", headers=h).status_code == 403
+    assert plain.request("PATCH", base + "/users/dr.c", headers=h, json={"disabled": True}).status_code == 403
+    assert plain.post(base + "/users/dr.c/password", headers=h).status_code == 403
+    assert plain.request("PATCH", base + "/users/dr.r", headers=h, json={"department_id": cardiology}).status_code == 403
+    assert plain.post(base + "/users", headers=h, json={"username": "dr.c2", "department_id": cardiology,
+                                                        "roles": [{"role": "doctor"}]}).status_code == 403
+    made = plain.post(base + "/users", headers=h, json={"username": "dr.r2", "roles": [{"role": "doctor"}]})
+    assert made.status_code == 201  # into the admin's own department
+    assert plain.get(base + "/users/dr.r2", headers=h).json()["department_id"] == radiology
+    assert plain.request("PUT", base + "/users/dr.r2/roles/default/hospital_admin", headers=h).status_code == 403
+    assert plain.post(base + "/hospitals/default/departments", headers=h, json={"name": "X"}).status_code == 403
+    assert plain.post(base + "/users/dr.r/password", headers=h).status_code == 200

@@ -72,9 +72,28 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     page.wait_for_function("document.querySelector('#message').textContent.includes('dr.reg')")
     assert sign_in(srv.http_url, "dr.reg", "reg-password-1").access_token
 
+    page.click("[data-tab=hospitals]")
+    page.fill("#add-hospital [name=id]", "h9")
+    page.fill("#add-hospital [name=name]", "第九医院")
+    page.click("#add-hospital button")
+    page.wait_for_function("document.querySelector('#hospital-list').textContent.includes('第九医院 (h9)')")
+    page.once("dialog", lambda dialog: dialog.accept("放射科"))
+    page.locator("#hospital-list li", has_text="h9").locator("button").click()
+    page.wait_for_function("document.querySelector('#hospital-list').textContent.includes('放射科')")
+
+    page.click("[data-tab=clients]")
+    page.wait_for_selector("#client-list li")
+    assert "yunying-web" in page.inner_text("#client-list")
+    page.fill("#add-client [name=name]", "RIS gateway")
+    page.fill("#add-client [name=scope]", "dicomweb.read")
+    page.uncheck("#add-client [name=public]")
+    page.click("#add-client button")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('ycs_')")  # the secret, once
+    page.wait_for_function("document.querySelector('#client-list').textContent.includes('RIS gateway')")
+
     page.click("#lang")
     page.wait_for_function("document.documentElement.lang === 'en'")
-    assert page.locator("header h1").inner_text() == "User administration"
+    assert page.locator("header h1").inner_text() == "System administration"
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert not p.errors, (p.errors, p.failed)
 

@@ -35,6 +35,7 @@ from yunying.auth import (
     keys,
     launch,
     passwords,
+    schema,
     secpolicy,
     throttle,
     tokens,
@@ -106,9 +107,11 @@ def test_hospitals_users_passwords_and_lockout(pg: Store) -> None:
     assert user["display_name"] == "李医生" and user["department_id"] == dep and user["disabled"] is False
     assert passwords.authenticate(pg, "li", "correct horse 1")["username"] == "li"
     assert [u["username"] for u in directory.list_users(pg, q="李")] == ["li"]
-    for _ in range(secpolicy.DEFAULT.lockout_failures):
+    for _ in range(secpolicy.DEFAULT.lockout_failures - 1):
         with pytest.raises(BadCredentials, match="wrong"):
             passwords.authenticate(pg, "li", "nope")
+    with pytest.raises(passwords.Locked):  # the failure that locks says so at once
+        passwords.authenticate(pg, "li", "nope")
     with pytest.raises(BadCredentials, match="too many"):  # locked, even with the right password
         passwords.authenticate(pg, "li", "correct horse 1")
     passwords.reset_password(pg, "li", "a new password 2")  # an admin's reset unlocks
@@ -244,6 +247,32 @@ def test_oidc_codes_and_refresh_rotation_with_reuse_detection(pg: Store) -> None
     assert session is not None and session.complete
     oauth.end_session(cookie)
     assert oauth.get_session(cookie) is None and oauth.remove_client(cid)
+
+
+def test_times_are_64_bit_integers_past_2038(pg: Store) -> None:
+    types = {(r.table_name, r.column_name): r.data_type for r in pg.engine.connect().execute(text(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'"))}
+    for column in (("users", "created_at"), ("capability_tokens", "expires_at"), ("oauth_refresh_tokens", "expires_at"),
+                   ("oauth_sessions", "auth_time"), ("login_failures", "locked_until"), ("password_history", "changed_at")):
+        assert types[column] == "bigint", column
+    with pg.engine.begin() as conn:  # the 22nd century fits
+        conn.execute(schema.grants.insert().values(study_uid="1.2.3", created_by="x", created_at=2**33,
+                                                   expires_at=2**33 + 1))
+        assert conn.execute(select(schema.grants.c.expires_at)).scalar() == 2**33 + 1
+
+
+def test_a_store_made_with_32_bit_times_is_widened(pg: Store) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table
+
+    old = Table("old_times", MetaData(), Column("id", Integer, primary_key=True), Column("expires_at", Integer),
+                Column("failures", Integer))
+    with pg.engine.begin() as conn:
+        old.create(conn)
+        schema.widen_times(conn, [old])
+    with pg.engine.connect() as conn:
+        types: dict[str, str] = {r.column_name: r.data_type for r in conn.execute(text(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'old_times'"))}
+    assert types == {"id": "integer", "expires_at": "bigint", "failures": "integer"}  # times only
 
 
 def test_security_policy_history_second_factor_and_throttle(pg: Store) -> None:

@@ -93,9 +93,11 @@ def test_a_doctor_opens_a_study_signs_in_and_keeps_working(srv: YunyingServer, s
     assert page.is_visible("#signout")
     assert not p.errors, p.errors  # no request went out without a token
 
-    # the access token lives 60 s; it is renewed ahead of expiry (refresh rotation), no login page
+    # the access token lives 60 s; while the doctor uses the page it is renewed ahead of expiry
+    # (refresh rotation), no login page (an unused page lets it lapse: the policy's idle timeout)
     first, first_refresh = storage(page, TOKEN), storage(page, REFRESH)
     visited.clear()
+    page.keyboard.press("Shift")
     page.wait_for_function(f"sessionStorage.getItem('{TOKEN}') !== {first!r}", timeout=70_000)
     assert storage(page, REFRESH) != first_refresh
     rotated = httpx.post(srv.http_url + "/oauth/token", data={

@@ -81,7 +81,22 @@ def set_password(store: Store, username: str, password: str, *, must_change: boo
         remember(conn, username, new_hash)
         if must_change:
             conn.execute(delete(login_failures).where(login_failures.c.username == username))  # unlocked
+            end_sessions(conn, username)
     store.revoked()
+
+
+def end_sessions(conn: Any, username: str) -> None:
+    """End a user's login sessions and grants (a reset password, a removed second factor): whoever
+    held them signs in again. The caller calls store.revoked(), so every process drops them."""
+    from sqlalchemy import inspect
+
+    from yunying.auth.oidc.tables import families, sessions
+
+    if not inspect(conn).has_table("oauth_sessions"):
+        return  # a store no server has opened yet: no provider, no sessions
+    conn.execute(delete(sessions).where(sessions.c.user_id == username))
+    conn.execute(update(families).where(families.c.user_id == username, families.c.revoked_at.is_(None))
+                 .values(revoked_at=clock.seconds(), revoked_why="password reset"))
 
 
 def reset_password(store: Store, username: str, password: str | None = None) -> str:
@@ -106,9 +121,10 @@ def password_expired(store: Store, username: str, created_at: int, policy: secpo
     return clock.seconds() - int(changed or created_at) > policy.password_max_age_days * 86400
 
 
-def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
+def authenticate(store: Store, username: str, password: str, clear: bool = True) -> dict[str, Any]:
     """The user row for a correct password of an enabled user; BadCredentials otherwise
-    (Locked while the account waits after `lockout_failures` wrong passwords or codes)."""
+    (Locked while the account waits after `lockout_failures` wrong passwords or codes).
+    clear=False keeps the failure count (a second factor still to pass: its wrong codes count)."""
     now = clock.seconds()
     with store.engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.username == username)).first()
@@ -117,9 +133,11 @@ def authenticate(store: Store, username: str, password: str) -> dict[str, Any]:
         _hasher.hash("timing")  # same cost whether or not the user exists
         raise BadCredentials("wrong username or password")
     if not verify_password(row.password_hash, password) or row.disabled:
-        count_failure(store, username)
+        if count_failure(store, username):
+            raise Locked(secpolicy.load(store).lockout_minutes * 60)
         raise BadCredentials("wrong username or password")
-    clear_failures(store, username)
+    if clear:
+        clear_failures(store, username)
     return row_dict(row)
 
 

@@ -6,6 +6,8 @@ never stored: passwords as argon2 hashes, API keys and tokens as SHA-256 of >= 1
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from yunying import pii
 from yunying.auth.errors import InvalidRequest
 from yunying.auth.store import migration
 
@@ -34,7 +37,7 @@ hospitals = Table(
     "hospitals", meta,
     Column("id", String(64), primary_key=True),
     Column("name", String(200), nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 departments = Table(
     "departments", meta,
@@ -54,7 +57,7 @@ users = Table(
     Column("password_hash", String(200)),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("must_change_password", Boolean, nullable=False, default=True),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 roles = Table(
     "roles", meta,
@@ -79,8 +82,8 @@ grants = Table(
     Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE")),
     Column("department_id", Integer, ForeignKey("departments.id", ondelete="CASCADE")),
     Column("created_by", String(64), nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("expires_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger),
 )
 api_keys = Table(
     "api_keys", meta,
@@ -90,9 +93,9 @@ api_keys = Table(
     Column("scopes", JSON, nullable=False),
     Column("hospital_id", String(64), ForeignKey("hospitals.id"), nullable=False),
     Column("source", String(20), nullable=False),  # admin | config | env
-    Column("created_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
-    Column("last_used_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
 )
 capability_tokens = Table(
     "capability_tokens", meta,
@@ -104,15 +107,15 @@ capability_tokens = Table(
     Column("series", JSON, nullable=False),
     Column("permissions", JSON, nullable=False),  # view | download
     Column("kind", String(20), nullable=False, default="share"),  # share | patient
-    Column("not_before", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("not_before", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
     Column("code_hash", String(200)),
     Column("failed_attempts", Integer, nullable=False, default=0),
-    Column("locked_until", Integer),
+    Column("locked_until", BigInteger),
     Column("created_by", String(64), nullable=False),
-    Column("created_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
-    Column("last_used_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+    Column("last_used_at", BigInteger),
 )
 access_tokens = Table(  # short opaque tokens issued by an exchange, a login or a launch link
     "access_tokens", meta,
@@ -125,19 +128,19 @@ access_tokens = Table(  # short opaque tokens issued by an exchange, a login or 
     Column("studies", JSON, nullable=False),
     Column("series", JSON, nullable=False),
     Column("permissions", JSON, nullable=False),
-    Column("expires_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
 )
 launch_secrets = Table(  # HMAC keys must be usable, so they are kept, not hashed
     "launch_secrets", meta,
     Column("hospital_id", String(64), ForeignKey("hospitals.id", ondelete="CASCADE"), primary_key=True),
     Column("secret", String(128), nullable=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 launch_replays = Table(
     "launch_replays", meta,
     Column("signature_hash", String(64), primary_key=True),
-    Column("expires_at", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 registrations = Table(
     "registrations", meta,
@@ -152,7 +155,7 @@ registrations = Table(
     Column("status", String(20), nullable=False, default="pending"),  # pending|approved|rejected
     Column("reason", Text, nullable=False, default=""),
     Column("reviewed_by", String(64)),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 registration_photos = Table(
     "registration_photos", meta,
@@ -167,8 +170,8 @@ break_glass = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("username", String(64), ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("started_at", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )
 
 
@@ -199,7 +202,7 @@ login_failures = Table(  # password guessing: a user is locked for a while after
     "login_failures", meta_v2,
     Column("username", String(64), primary_key=True),
     Column("failures", Integer, nullable=False),
-    Column("locked_until", Integer),
+    Column("locked_until", BigInteger),
 )
 
 
@@ -237,7 +240,7 @@ password_history = Table(  # every password a user was given, newest last (reuse
 totp_secrets = Table(  # RFC 6238 shared secrets; `last_step` refuses a code used before (replay)
     "totp_secrets", meta_v3,
     Column("username", String(64), ForeignKey(users.c.username, ondelete="CASCADE"), primary_key=True),
-    Column("secret", String(64), nullable=False),
+    Column("secret", String(200), nullable=False),  # sealed (SM4-GCM, yunying.pii); 64 long before auth 5
     Column("confirmed", Boolean, nullable=False, default=False),
     Column("last_step", BigInteger, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
@@ -261,3 +264,35 @@ address_failures = Table(  # wrong passwords and codes per client address (one t
 @migration("auth", 3)
 def create_security_tables(conn: Connection) -> None:
     meta_v3.create_all(conn)
+
+
+_TIME = re.compile(r"(_at|_until|auth_time|not_before)$")
+
+
+def widen_times(conn: Connection, tables: Iterable[Table]) -> None:
+    """Unix times as 64-bit integers on PostgreSQL, whose INTEGER ends in January 2038 (issue 11):
+    stores made before the tables said BigInteger get their columns altered (a no-op on newer
+    ones); SQLite's INTEGER holds 64 bits already, so there is nothing to do there."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in tables:
+        for column in table.columns:
+            if isinstance(column.type, Integer) and _TIME.search(column.name):
+                conn.execute(text(f"ALTER TABLE {table.name} ALTER COLUMN {column.name} TYPE BIGINT"))
+
+
+@migration("auth", 4)
+def widen_auth_times(conn: Connection) -> None:
+    from yunying.auth.store import schema_migrations
+
+    widen_times(conn, [*meta.tables.values(), *meta_v2.tables.values(), schema_migrations])
+
+# the TOTP secret is sealed with the personal-data keys (a copy of the database computes no codes);
+# registered, so key rotation re-seals it and a start seals what an older version left in clear
+TOTP_SECRET = pii.sealed_column(totp_secrets, "secret")
+
+
+@migration("auth", 5)
+def widen_totp_secret(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":  # SQLite does not enforce VARCHAR lengths
+        conn.execute(text("ALTER TABLE totp_secrets ALTER COLUMN secret TYPE VARCHAR(200)"))

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Engine,
     Integer,
@@ -56,7 +57,7 @@ schema_migrations = Table(
     "schema_migrations", _meta,
     Column("component", String(64), primary_key=True),
     Column("version", Integer, primary_key=True),
-    Column("applied_at", Integer, nullable=False),
+    Column("applied_at", BigInteger, nullable=False),
 )
 
 

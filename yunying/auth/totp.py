@@ -18,12 +18,26 @@ import segno
 from sqlalchemy import delete, insert, select, update
 
 from yunying.auth import clock
-from yunying.auth.schema import recovery_codes, totp_secrets
+from yunying.auth.schema import TOTP_SECRET, recovery_codes, totp_secrets
 from yunying.auth.store import Store
+from yunying.pii import PREFIX, PiiKeys
 
 ISSUER = "Yunying"
 RECOVERY_CODES = 10
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper
+
+
+def _seal(secret: str, keys: PiiKeys | None) -> str:
+    return keys.seal(secret, TOTP_SECRET) if keys is not None else secret
+
+
+def _open(stored: str, keys: PiiKeys | None) -> str:
+    """The secret of a stored value: sealed (yunying.pii) or, from a store without keys, clear."""
+    if stored.startswith(PREFIX + "."):
+        if keys is None:
+            raise ValueError("a sealed TOTP secret needs the personal-data keys")
+        return keys.unseal(stored, TOTP_SECRET)
+    return stored
 
 
 def _code_hash(username: str, code: str) -> str:
@@ -36,7 +50,7 @@ def enrolled(store: Store, username: str) -> bool:
         return bool(conn.execute(select(totp_secrets.c.confirmed).where(totp_secrets.c.username == username)).scalar())
 
 
-def begin(store: Store, username: str) -> str:
+def begin(store: Store, username: str, keys: PiiKeys | None = None) -> str:
     """A new secret awaiting confirmation (an unconfirmed one is replaced; a confirmed one stays
     until a code of the new one confirms it)."""
     secret = pyotp.random_base32()
@@ -45,15 +59,17 @@ def begin(store: Store, username: str) -> str:
         if row is not None and row.confirmed:
             raise ValueError("a second factor is set up already")
         conn.execute(delete(totp_secrets).where(totp_secrets.c.username == username))
-        conn.execute(insert(totp_secrets).values(username=username, secret=secret, confirmed=False, last_step=0,
+        conn.execute(insert(totp_secrets).values(username=username, secret=_seal(secret, keys), confirmed=False,
+                                                 last_step=0,
                                                  created_at=clock.seconds()))
     return secret
 
 
-def pending_secret(store: Store, username: str) -> str | None:
+def pending_secret(store: Store, username: str, keys: PiiKeys | None = None) -> str | None:
     with store.engine.connect() as conn:
-        return conn.execute(select(totp_secrets.c.secret).where(  # type: ignore[no-any-return]
+        stored = conn.execute(select(totp_secrets.c.secret).where(
             totp_secrets.c.username == username, totp_secrets.c.confirmed.is_(False))).scalar()
+    return None if stored is None else _open(stored, keys)
 
 
 def provisioning(secret: str, username: str) -> tuple[str, str]:
@@ -75,12 +91,12 @@ def _step_of(secret: str, code: str, last_step: int) -> int | None:
     return None
 
 
-def confirm(store: Store, username: str, code: str) -> list[str] | None:
+def confirm(store: Store, username: str, code: str, keys: PiiKeys | None = None) -> list[str] | None:
     """Turn the pending secret on with a code from the app; returns the recovery codes (shown once)."""
     with store.engine.connect() as conn:
         row = conn.execute(select(totp_secrets).where(totp_secrets.c.username == username,
                                                       totp_secrets.c.confirmed.is_(False))).first()
-    step = _step_of(row.secret, code, 0) if row is not None else None
+    step = _step_of(_open(row.secret, keys), code, 0) if row is not None else None
     if step is None:
         return None
     codes = ["".join(secrets.choice(_ALPHABET) for _ in range(10)) for _ in range(RECOVERY_CODES)]
@@ -94,7 +110,7 @@ def confirm(store: Store, username: str, code: str) -> list[str] | None:
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-def verify(store: Store, username: str, code: str) -> str | None:
+def verify(store: Store, username: str, code: str, keys: PiiKeys | None = None) -> str | None:
     """"totp" or "recovery" when `code` is a fresh TOTP code or an unused recovery code; None otherwise."""
     if not isinstance(code, str) or len(code) > 32:
         return None
@@ -103,7 +119,7 @@ def verify(store: Store, username: str, code: str) -> str | None:
                                                       totp_secrets.c.confirmed.is_(True))).first()
     if row is None:
         return None
-    step = _step_of(row.secret, code, int(row.last_step))
+    step = _step_of(_open(row.secret, keys), code, int(row.last_step))
     now = clock.seconds()
     with store.engine.begin() as conn:
         if step is not None:  # atomic: of two requests with the same code only one passes
@@ -129,6 +145,8 @@ def reset(store: Store, username: str) -> bool:
     with store.engine.begin() as conn:
         conn.execute(delete(recovery_codes).where(recovery_codes.c.username == username))
         gone = conn.execute(delete(totp_secrets).where(totp_secrets.c.username == username)).rowcount
+        from yunying.auth.passwords import end_sessions
+        end_sessions(conn, username)  # whoever holds the lost phone's sessions signs in again
     store.revoked()
     return bool(gone)
 

@@ -43,10 +43,15 @@ def build_oidc(settings: Settings, store: Store, directory: Directory) -> Oidc:
 
 def mount(settings: Settings, auth: Any) -> Oidc:
     """Build the provider over the app-state store and plug its JWT verifier into the authorization point."""
+    from yunying import pii
     from yunying.auth.identify import register_bearer_verifier
     from yunying.auth.oidc.directory import AuthDirectory
 
-    oidc = build_oidc(settings, auth.store, AuthDirectory(auth.store))
+    def keys() -> pii.PiiKeys:  # seal second-factor secrets; cached by the key file's mtime
+        return pii.keys_for(settings.data, settings.pii_key_file)
+
+    keys()  # a missing or bad key file stops the start, not a login
+    oidc = build_oidc(settings, auth.store, AuthDirectory(auth.store, keys))
     register_bearer_verifier(oidc.verifier)
     ensure_web_client(oidc.provider.store, oidc.provider.config.issuer)  # our own pages' public client
     issuer = oidc.provider.config.issuer

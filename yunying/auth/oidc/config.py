@@ -32,8 +32,7 @@ class OidcConfig:
     issuer: str
     key_dir: Path
     access_seconds: int
-    refresh_seconds: int
-    session_seconds: int
+    refresh_seconds: int  # at most: the security policy's idle and absolute times end them sooner
     trusted: tuple[TrustedIssuer, ...]
 
     @property
@@ -55,7 +54,7 @@ def oidc_config(settings: Settings) -> OidcConfig:
     trusted = tuple(_trusted(i, raw) for i, raw in enumerate(settings.oidc_trusted_issuers))
     return OidcConfig(issuer=issuer, key_dir=key_dir, access_seconds=minutes * 60,
                       refresh_seconds=settings.oidc_refresh_token_hours * 3600,
-                      session_seconds=8 * 3600, trusted=trusted)
+                      trusted=trusted)
 
 
 def _trusted(i: int, raw: Any) -> TrustedIssuer:

@@ -1,6 +1,7 @@
 """The provider's view of the app-state store's users (yunying.auth.directory) as a `Directory`."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -16,15 +17,21 @@ from yunying.auth.principal import Principal
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
 from yunying.errors import ArchiveError
+from yunying.pii import PiiKeys
 
 
 class AuthDirectory:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, keys: Callable[[], PiiKeys] | None = None) -> None:
         self.store = store
+        self._keys = keys  # seal second-factor secrets (yunying.pii); None: kept clear
+
+    @property
+    def keys(self) -> PiiKeys | None:
+        return self._keys() if self._keys is not None else None  # read again: a rotation counts
 
     def authenticate(self, username: str, password: str) -> Account | None:
-        try:
-            row = users_db.authenticate(self.store, username, password)
+        try:  # with a second factor, failures are forgiven only once its code passed too
+            row = users_db.authenticate(self.store, username, password, clear=not totp.enrolled(self.store, username))
         except Locked as exc:
             raise AccountLocked(exc.retry_after) from None
         except ArchiveError:
@@ -50,17 +57,23 @@ class AuthDirectory:
             raise PasswordRefused(exc.reason) from None
 
     def check_second_factor(self, user_id: str, code: str) -> str | None:
-        passwords.check_lock(self.store, user_id)  # AccountLocked below
-        used = totp.verify(self.store, user_id, code)
+        try:
+            passwords.check_lock(self.store, user_id)
+        except Locked as exc:
+            raise AccountLocked(exc.retry_after) from None
+        used = totp.verify(self.store, user_id, code, self.keys)
         if used is None:
-            passwords.count_failure(self.store, user_id)
+            if passwords.count_failure(self.store, user_id):
+                raise AccountLocked(secpolicy.load(self.store).lockout_minutes * 60)
+        else:
+            passwords.clear_failures(self.store, user_id)
         return used
 
     def begin_second_factor(self, user_id: str) -> str:
-        return totp.pending_secret(self.store, user_id) or totp.begin(self.store, user_id)
+        return totp.pending_secret(self.store, user_id, self.keys) or totp.begin(self.store, user_id, self.keys)
 
     def confirm_second_factor(self, user_id: str, code: str) -> list[str] | None:
-        return totp.confirm(self.store, user_id, code)
+        return totp.confirm(self.store, user_id, code, self.keys)
 
     def principal(self, user_id: str, token_id: str | None) -> Principal | None:
         with self.store.engine.connect() as conn:

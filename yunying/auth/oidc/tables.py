@@ -6,7 +6,7 @@ records its `jti`, revoking a grant records its family.
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, MetaData, String, Table, Text, text
 from sqlalchemy.engine import Connection
 
 from yunying.auth.store import migration
@@ -23,7 +23,7 @@ clients = Table(
     Column("grant_types", Text, nullable=False),  # space separated
     Column("hospital", String(128), nullable=False),  # client_credentials tokens act for this hospital
     Column("disabled", Boolean, nullable=False, default=False),
-    Column("created_at", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 codes = Table(
@@ -36,8 +36,8 @@ codes = Table(
     Column("nonce", Text),
     Column("code_challenge", String(128)),
     Column("code_challenge_method", String(16)),
-    Column("auth_time", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
     Column("family_id", String(64)),  # set when redeemed: a second use revokes that family
 )
 
@@ -46,8 +46,8 @@ families = Table(  # one per grant (a login by a client); every refresh token an
     Column("family_id", String(64), primary_key=True),
     Column("client_id", String(128), nullable=False),
     Column("user_id", String(128)),
-    Column("created_at", Integer, nullable=False),
-    Column("revoked_at", Integer),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
     Column("revoked_why", String(64)),
 )
 
@@ -58,23 +58,23 @@ refresh_tokens = Table(
     Column("client_id", String(128), nullable=False),
     Column("user_id", String(128), nullable=False),
     Column("scope", Text, nullable=False),
-    Column("issued_at", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
-    Column("rotated_at", Integer),  # used once: presenting it again is reuse (RFC 9700 §4.14.2)
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("rotated_at", BigInteger),  # used once: presenting it again is reuse (RFC 9700 §4.14.2)
 )
 
 revoked_access = Table(
     "oauth_revoked_access", metadata,
     Column("jti", String(64), primary_key=True),
-    Column("expires_at", Integer, nullable=False),  # may be forgotten after this
+    Column("expires_at", BigInteger, nullable=False),  # may be forgotten after this
 )
 
 _sessions_v1 = Table(  # the login session cookie of the authorization endpoint (as created by version 1)
     "oauth_sessions", metadata,
     Column("session_hash", String(64), primary_key=True),
     Column("user_id", String(128), nullable=False),
-    Column("auth_time", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
     Column("csrf", String(64), nullable=False),
     Column("must_change_password", Boolean, nullable=False, default=False),
 )
@@ -92,8 +92,8 @@ sessions = Table(  # what queries use: version 1's columns and version 2's
     "oauth_sessions", MetaData(),
     Column("session_hash", String(64), primary_key=True),
     Column("user_id", String(128), nullable=False),
-    Column("auth_time", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
     Column("csrf", String(64), nullable=False),
     Column("must_change_password", Boolean, nullable=False, default=False),
     Column("stage", String(16), nullable=False, default=""),
@@ -105,3 +105,10 @@ sessions = Table(  # what queries use: version 1's columns and version 2's
 def add_session_stage(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE oauth_sessions ADD COLUMN stage VARCHAR(16) NOT NULL DEFAULT ''"))
     conn.execute(text("ALTER TABLE oauth_sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0"))
+
+
+@migration("oidc", 3)
+def widen_oidc_times(conn: Connection) -> None:
+    from yunying.auth.schema import widen_times
+
+    widen_times(conn, metadata.tables.values())  # 64-bit times on PostgreSQL (2038)
