@@ -20,6 +20,7 @@ log = logging.getLogger("yunying.pii")
 
 def _register_sealed_columns() -> None:
     """Import every module that declares a sealed column (`pii.sealed_column`)."""
+    import yunying.auth.directory
     import yunying.auth.registrations
     import yunying.portal.schema  # noqa: F401
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     pii.keys_for(settings.data, settings.pii_key_file)  # made on first use, like the server does
     _register_sealed_columns()
-    store = open_store(settings.data, settings.app_database)
+    store = open_store(settings.data, settings.app_database, settings.pii_key_file)
     if args.pii_op == "rotate":
         kid = pii.rotate(key_file)
         print(f"yunying: sealing key {kid} added to {key_file}")

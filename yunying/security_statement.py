@@ -33,7 +33,7 @@ def live_policy(s: Settings) -> Any:
     if not s.app_database and not (Path(s.data) / "app.sqlite").exists():
         return secpolicy.DEFAULT  # no store yet: never create one just to describe it
     try:
-        store = open_store(s.data, s.app_database)
+        store = open_store(s.data, s.app_database, s.pii_key_file)
     except Exception:  # noqa: BLE001 - a statement of the defaults beats no statement
         return secpolicy.DEFAULT
     try:

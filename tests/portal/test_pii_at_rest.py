@@ -84,6 +84,14 @@ def test_no_personal_value_in_clear_in_any_file_of_the_data_folder(tmp_path: Pat
         photo = httpx.get(f"{srv.http_url}/api/admin/registrations/{reg}/photos/{shown['photos'][0]['id']}",
                           headers=srv.headers)
         assert photo.content in (PNG, JPEG)
+        # approved, the doctor becomes a user whose phone is sealed too, and shown in clear to the admin
+        approved = httpx.post(f"{srv.http_url}/api/admin/registrations/{reg}/approve", headers=srv.headers,
+                              json={"roles": [{"role": "radiologist", "level": "reporting"}]})
+        assert approved.status_code == 200, approved.text
+        user = httpx.get(f"{srv.http_url}/api/admin/users/dr.wu", headers=srv.headers)
+        assert user.status_code == 200 and user.json()["phone"] == DOCTOR_PHONE, user.text
+        changed = httpx.patch(f"{srv.http_url}/api/admin/users/dr.wu", headers=srv.headers, json={"phone": "x" * 41})
+        assert changed.status_code == 400 and "phone" in changed.json()["error"]
         assert found_in(data) == {}, "while running (WAL, journals)"
     finally:
         srv.stop()

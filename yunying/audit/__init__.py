@@ -104,5 +104,5 @@ def record_cli(args: Any, action: str, detail: dict[str, Any]) -> None:
     settings = load_settings(getattr(args, "config", None), {"data": args.data} if getattr(args, "data", None) else {})
     if not settings.audit:
         return
-    store = open_store(settings.data, settings.app_database)
+    store = open_store(settings.data, settings.app_database, settings.pii_key_file)
     write_now(store.engine, load_key(settings.data), action, detail)

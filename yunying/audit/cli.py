@@ -45,7 +45,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, bytes, Any]:
 
     overrides = {"data": args.data} if args.data else {}
     settings = load_settings(args.config, overrides)
-    store = open_store(settings.data, settings.app_database)
+    store = open_store(settings.data, settings.app_database, settings.pii_key_file)
     return store.engine, load_key(settings.data), settings
 
 

@@ -25,7 +25,7 @@ class Auth:
 def start(settings: Settings, environ: dict[str, str] | None = None) -> Auth:
     """Open (and migrate) the store, create defaults and the first super admin, provision keys."""
     environ = dict(os.environ) if environ is None else environ
-    store = open_store(settings.data, settings.app_database)
+    store = open_store(settings.data, settings.app_database, settings.pii_key_file)
     directory.ensure_defaults(store)
     first = directory.first_admin(store, environ)
     if settings.api_key:

@@ -22,7 +22,7 @@ def _store(args: argparse.Namespace) -> Any:
 
     overrides = {"data": args.data} if args.data else {}
     settings = load_settings(args.config, overrides)
-    store = open_store(settings.data, settings.app_database)
+    store = open_store(settings.data, settings.app_database, settings.pii_key_file)
     directory.ensure_defaults(store)
     return store
 

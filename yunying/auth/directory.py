@@ -26,6 +26,21 @@ from yunying.auth.principal import DEFAULT_HOSPITAL
 from yunying.auth.schema import departments, fits, hospitals, row_dict, user_roles, users
 from yunying.auth.schema import roles as roles_t
 from yunying.auth.store import Store
+from yunying.pii import PREFIX, sealed_column
+
+PHONE = sealed_column(users, "phone")  # a user's phone is personal data: sealed at rest (issue 12 part 6)
+PHONE_MAX = 40
+
+
+def _sealed_phone(store: Store, phone: str) -> str:
+    if len(phone) > PHONE_MAX:
+        raise InvalidRequest(f"phone: at most {PHONE_MAX} characters")
+    return store.pii().seal(phone, PHONE) if phone else ""
+
+
+def _clear_phone(store: Store, value: str) -> str:
+    """The phone of a user row; a value from before sealing (sealed at the next start) as it is."""
+    return store.pii().unseal(value, PHONE) if value.startswith(PREFIX + ".") else value
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 
@@ -169,10 +184,11 @@ def add_user(store: Store, username: str, hospital: str = DEFAULT_HOSPITAL, pass
         with store.engine.begin() as conn:
             require_hospital(conn, hospital)
             _require_department(conn, hospital, department)
-            conn.execute(insert(users).values(fits(users, {
+            row = fits(users, {
                 "username": username, "display_name": display_name, "hospital_id": hospital,
-                "department_id": department, "title": title, "phone": phone, "password_hash": password_hash,
-                "disabled": False, "must_change_password": must_change_password, "created_at": int(time.time())})))
+                "department_id": department, "title": title, "phone": "", "password_hash": password_hash,
+                "disabled": False, "must_change_password": must_change_password, "created_at": int(time.time())})
+            conn.execute(insert(users).values({**row, "phone": _sealed_phone(store, phone)}))
             for role, level in roles:
                 _assign(conn, username, hospital, role, level)
             remember(conn, username, password_hash)  # its age counts for expiry
@@ -188,6 +204,7 @@ def get_user(store: Store, username: str) -> dict[str, Any]:
             raise NotFound(f"no user {username}")
         out = row_dict(row)
         out.pop("password_hash")
+        out["phone"] = _clear_phone(store, out["phone"] or "")
         out["roles"] = [row_dict(r) for r in conn.execute(
             select(user_roles.c.hospital_id, user_roles.c.role, user_roles.c.level)
             .where(user_roles.c.username == username).order_by(user_roles.c.hospital_id, user_roles.c.role))]
@@ -214,7 +231,9 @@ def update_user(store: Store, username: str, **values: Any) -> None:
     for name, value in values.items():
         if not isinstance(value, kinds[name]) or (name == "department_id" and isinstance(value, bool)):
             raise InvalidRequest(f"{name}: wrong type")
-    fits(users, values)
+    fits(users, {k: v for k, v in values.items() if k != "phone"})
+    if "phone" in values:
+        values["phone"] = _sealed_phone(store, values["phone"])
     with store.engine.begin() as conn:
         row = conn.execute(select(users.c.hospital_id).where(users.c.username == username)).first()
         if row is None:

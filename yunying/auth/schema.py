@@ -220,6 +220,14 @@ def widen_sealed_registration_phone(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE registrations ALTER COLUMN phone TYPE VARCHAR(200)"))
 
 
+@migration("pii", 2)
+def widen_sealed_user_phone(conn: Connection) -> None:
+    # users.phone is sealed too (yunying.auth.directory): a clear number is at most 40 characters
+    # (checked before sealing), its sealed form ~100. Older clear values are sealed at start.
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("ALTER TABLE users ALTER COLUMN phone TYPE VARCHAR(200)"))
+
+
 # Issue 12 part 4: the security admin's policy, password history, the second factor, and
 # failed attempts per client address. Times here are BigInteger (2038-safe on PostgreSQL).
 meta_v3 = MetaData()

@@ -46,6 +46,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from yunying.pii import PiiKeyError, PiiKeys, keys_for
+
 log = logging.getLogger("yunying.auth")
 
 Migration = Callable[[Connection], None]
@@ -101,6 +103,14 @@ class Store:
 
     engine: Engine
     stamp: Stamp | None  # changed on every revocation so every process drops cached identities
+    data: Path | None = None  # the data folder: where the personal-data keys are found (yunying.pii)
+    pii_key_file: str = ""
+
+    def pii(self) -> PiiKeys:
+        """The personal-data keys of this store's data folder (users' phones are sealed with them)."""
+        if self.data is None:
+            raise PiiKeyError("this store was opened without its data folder: no personal-data keys")
+        return keys_for(self.data, self.pii_key_file)
 
     def migrate(self) -> list[tuple[str, int]]:
         """Run the registered migrations not yet recorded; returns those it ran."""
@@ -135,7 +145,7 @@ def database_url(data: Path, url: str = "") -> str:
     return url or f"sqlite:///{Path(data).resolve() / 'app.sqlite'}"
 
 
-def open_store(data: Path, url: str = "") -> Store:
+def open_store(data: Path, url: str = "", pii_key_file: str = "") -> Store:
     """Connect to the app-state database and bring its schema up to date."""
     import yunying.auth.schema  # noqa: F401 - registers the auth component's migrations
 
@@ -152,6 +162,6 @@ def open_store(data: Path, url: str = "") -> Store:
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
         stamp = Stamp(Path(data) / "app.revoked")
-    store = Store(engine, stamp)
+    store = Store(engine, stamp, Path(data), pii_key_file)
     store.migrate()
     return store

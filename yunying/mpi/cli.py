@@ -32,7 +32,7 @@ def _index(args: argparse.Namespace) -> Any:
     from yunying.pii import keys_for
 
     settings = load_settings(args.config, {"data": args.data} if args.data else {})
-    store = open_store(settings.data, settings.app_database)
+    store = open_store(settings.data, settings.app_database, settings.pii_key_file)
     return settings, PatientIndex(store.engine, keys_for(Path(settings.data), settings.pii_key_file),
                                   upper=settings.mpi_link_upper, lower=settings.mpi_link_lower)
 

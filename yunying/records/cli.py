@@ -46,7 +46,7 @@ def _records(args: argparse.Namespace, with_archive: bool = False) -> Any:
         from yunying.archive import Archive
         from yunying.checking import existing_archive
         archive = Archive(existing_archive(settings.data), issuer_hospitals=settings.issuer_hospitals)
-    return Records(settings, open_store(settings.data, settings.app_database), archive)
+    return Records(settings, open_store(settings.data, settings.app_database, settings.pii_key_file), archive)
 
 
 def _print(value: Any) -> None:

@@ -58,7 +58,7 @@ def _store(args: argparse.Namespace) -> Any:
     from yunying.auth.store import open_store
 
     settings = _settings(args)
-    return OAuthStore(open_store(settings.data, settings.app_database))
+    return OAuthStore(open_store(settings.data, settings.app_database, settings.pii_key_file))
 
 
 def _settings(args: argparse.Namespace) -> Any:
