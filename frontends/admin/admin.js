@@ -3,24 +3,10 @@
 // are other administrators' pages (/admin/security/, /admin/audit/): separation of duties.
 // It holds no data of its own and reaches the archive over HTTP only, with the admin's token;
 // it signs in through the archive's one login page (common/auth.js), forced password change included.
-import { authFetch, signedIn, signOut } from "../common/auth.js";
+import { signedIn, signOut } from "../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
+import { $, say, api } from "../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
-
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  // a 401 renews the token once, then goes to the login page (and comes back here)
-  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.blob();
-  if (!res.ok) throw Object.assign(new Error(data.error || res.status), { status: res.status });
-  return data;
-}
 
 function failed(err) { say("admin.error", { reason: err.message }, true); }
 

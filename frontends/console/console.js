@@ -2,26 +2,13 @@
 // upload status, report preview, delivery switched off per exam or patient, the patients' access
 // log. It holds no data of its own: the JSON API under /api/portal/console with the operator's
 // token (common/auth.js sign-in). A phone number is sent in a POST body, never in a URL.
-import { authFetch, signedIn, signOut } from "../../common/auth.js";
+import { signedIn, signOut } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
+import { $, el, say, api } from "../../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, props = {}, ...kids) => { const e = Object.assign(document.createElement(tag), props); e.append(...kids); return e; };
 let shown = "figures";
 
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
 const failed = (err) => say("console.error", { reason: err.message }, true);
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = res.headers.get("content-type")?.includes("json");
-  if (!res.ok) throw new Error(json ? (await res.json()).error : String(res.status));
-  return json ? res.json() : res.blob();
-}
 
 function save(blob, name) {
   const a = el("a", { href: URL.createObjectURL(blob), download: name });

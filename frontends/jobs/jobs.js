@@ -2,24 +2,11 @@
 // "sync now", "resume backfill" and a real-time refresh of one accession or patient
 // (POST /api/collect/sources/{source}/runs). It reaches the archive over HTTP only, with the
 // operator's token (common/auth.js).
-import { authFetch, signedIn } from "../../common/auth.js";
+import { signedIn } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
+import { $, say, api } from "../../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
 const EVERY_MS = 5000;
-
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(data.error || String(res.status)), { status: res.status });
-  return data;
-}
 
 const failed = (err) => say("jobs.error", { reason: err.message }, true);
 

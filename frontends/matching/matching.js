@@ -1,29 +1,12 @@
 // The unmatched-studies page (issue 15 part 4): studies no exam was found for, their candidate
 // exams, a search for other open exams, and the operator's choice (or "no exam"). It reaches the
 // archive over HTTP only (/api/records), with the operator's token (common/auth.js).
-import { authFetch, signedIn } from "../../common/auth.js";
+import { signedIn } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
+import { $, el, say, api } from "../../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-};
 
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
 const failed = (err) => say("admin.matching.error", { reason: err.message }, true);
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.error || String(res.status));
-  return data;
-}
 
 function examLabel(e) {
   const when = (e.scheduled || "").replace(/^(\d{4})(\d{2})(\d{2}).*/, "$1-$2-$3");

@@ -1,28 +1,10 @@
 // The patient master index page: the review queue, finding a patient's identities (unlink, undo),
 // and the exam code table, through /api/mpi. Numbers arrive masked; nothing is kept here.
-import { authFetch, signedIn } from "../../common/auth.js";
+import { signedIn } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
+import { $, el, say, api } from "../../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
-function el(tag, props = {}, ...kids) {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...kids);
-  return e;
-}
-
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
 const failed = (err) => say("mpi.error", { reason: err.message }, true);
-
-async function api(path, { method = "GET", body, raw } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await authFetch(path, { method, headers, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.error || res.status);
-  return data;
-}
 
 function button(key, onClick, cls = "secondary") {
   const b = el("button", { type: "button", className: cls, textContent: t(key) });

@@ -1,29 +1,11 @@
 // The routing page: rules with their queue counts, adding and pausing rules, retrying failed
 // forwards, through /api/routing. Refreshes every 5 s while open; holds nothing of its own.
-import { authFetch, signedIn } from "../../common/auth.js";
+import { signedIn } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
+import { $, el, say, api } from "../../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
 
-function el(tag, props = {}, ...kids) {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...kids);
-  return e;
-}
-
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
 const failed = (err) => say("routing.error", { reason: err.message }, true);
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.error || res.status);
-  return data;
-}
 
 function button(key, onClick, cls = "secondary") {
   const b = el("button", { type: "button", className: cls, textContent: t(key) });

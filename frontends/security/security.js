@@ -1,24 +1,11 @@
 // The security administrator's page (issue 12 part 5): the password, lockout, session and second-factor
 // policy, removing a user's second factor, and the MLPS statement as the running system meets it.
 // It holds no data of its own and reaches the archive over HTTP only, with the admin's token.
-import { authFetch, signedIn, signOut } from "../../common/auth.js";
+import { signedIn, signOut } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
+import { $, say, api } from "../../common/page.js";
 
-const $ = (sel) => document.querySelector(sel);
 let lookedUp = "";
-
-function say(key, params = {}, error = false) {
-  $("#message").textContent = key ? t(key, params) : "";
-  $("#message").classList.toggle("error", error);
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = body === undefined ? {} : { "Content-Type": "application/json" };
-  const res = await authFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(data.error || res.status), { status: res.status });
-  return data;
-}
 
 const failed = (err) => say(err.status === 403 ? "security.forbidden" : "security.error", { reason: err.message }, true);
 
