@@ -2,7 +2,7 @@
 
     [[sources]]
     name = "ris"                  # unique; the collector's name in jobs, CLI and API
-    kind = "sql"                  # sql (a view or intermediate table) | webservice (JSON over HTTP)
+    kind = "sql"                  # sql (a view or intermediate table) | webservice (JSON over HTTP) | soap
     url_env = "RIS_DB_URL"        # or url = "postgresql+psycopg://..." (webservice: the endpoint)
     table = "V_YUNYING_EXAMS"     # sql: the view or table (schema = "..." when needed)
     watermark = "UPDATED_AT"      # a column that grows with every change: incremental reads
@@ -35,7 +35,8 @@ from yunying.settings import SettingError
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_$#]{0,127}")  # a column, view or schema name (quoted by SQLAlchemy)
 KNOWN = {"name", "kind", "url", "url_env", "table", "schema", "watermark", "key", "batch", "interval_seconds",
-         "hospital", "issuer", "columns", "values", "token_env", "timeout_seconds"}
+         "hospital", "issuer", "columns", "values", "token_env", "timeout_seconds",
+         "operation", "patient_operation", "rows", "arguments"}  # the last four: SOAP (yunying/records/soap.py)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class Source:
     issuer: str = ""
     token_env: str = ""
     timeout_seconds: float = 30.0
+    operation: str = ""  # soap: the operation polled with after, after_key, limit
+    patient_operation: str = ""  # soap: the operation of a real-time refresh (patient_id, limit)
+    rows: str = ""  # soap: the answer's repeating element, when it is not the answer itself
+    arguments: dict[str, str] = field(default_factory=dict)  # soap: our argument -> the service's name
 
     def record(self, row: Mapping[str, Any]) -> Record:
         """A source row (column -> value) as a checked Record."""
@@ -82,8 +87,18 @@ def _source(raw: Any, where: str) -> Source:
         raise SettingError(f"{where}: name: 1-64 letters, digits, _ . -")
     where = f"sources[{name}]"
     kind = raw.get("kind", "sql")
-    if kind not in ("sql", "webservice"):
-        raise SettingError(f"{where}: kind: sql or webservice")
+    if kind not in ("sql", "webservice", "soap"):
+        raise SettingError(f"{where}: kind: sql, webservice or soap")
+    soap = {k: raw.get(k, "") for k in ("operation", "patient_operation", "rows")}
+    if kind == "soap" and not (isinstance(soap["operation"], str) and IDENT.fullmatch(soap["operation"])):
+        raise SettingError(f"{where}: operation: the SOAP operation to poll")
+    if not all(isinstance(v, str) and (not v or IDENT.fullmatch(v)) for v in soap.values()):
+        raise SettingError(f"{where}: operation, patient_operation, rows: names from the WSDL")
+    arguments = raw.get("arguments", {})
+    if not isinstance(arguments, dict) or not all(
+            k in ("after", "after_key", "limit", "patient_id") and isinstance(v, str) and IDENT.fullmatch(v)
+            for k, v in arguments.items()):
+        raise SettingError(f"{where}: arguments: after, after_key, limit, patient_id = the service's names")
     url = raw.get("url") or (os.environ.get(raw["url_env"], "") if raw.get("url_env") else "")
     if not isinstance(url, str) or not url:
         raise SettingError(f"{where}: url, or url_env naming a set environment variable")
@@ -121,7 +136,9 @@ def _source(raw: Any, where: str) -> Source:
                   batch=batch, interval_seconds=interval, hospital=str(raw.get("hospital", "default")),
                   issuer=str(raw.get("issuer") or raw.get("hospital") or "default"),
                   token_env=str(raw.get("token_env", "")),
-                  timeout_seconds=float(raw.get("timeout_seconds", 30)))
+                  timeout_seconds=float(raw.get("timeout_seconds", 30)),
+                  operation=soap["operation"], patient_operation=soap["patient_operation"], rows=soap["rows"],
+                  arguments=dict(arguments))
 
 
 def parse_sources(text: str, where: str = "sources") -> list[Source]:

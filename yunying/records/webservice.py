@@ -62,5 +62,8 @@ def reader_for(source: Source) -> Any:
     """The reader of a source's kind."""
     if source.kind == "webservice":
         return WebServiceReader(source)
+    if source.kind == "soap":
+        from yunying.records.soap import SoapReader
+        return SoapReader(source)
     from yunying.records.sql import SqlReader
     return SqlReader(source)
