@@ -2,7 +2,8 @@
 
 Management (identities, review queue, links, events, rebuild, code table) needs `admin`;
 `GET /api/mpi/lookup` tells a DICOMweb reader the person of a patient it can already see, so
-the viewer can ask `/dicomweb/studies?person=` for the whole history (still scoped).
+the viewer can ask `/dicomweb/studies?person=` for the whole history (still scoped); `null`
+when the index has no such patient yet, 404 for a patient the reader cannot see.
 No handler logs or echoes an ID number or phone.
 """
 from __future__ import annotations
@@ -149,15 +150,15 @@ async def lookup(request: Request) -> Response:
         Match("00100020", "single", (pid,)), Match("00100021", "single", (issuer,))]))
     index = index_of(request)
 
-    def find() -> str | None:
+    def find() -> tuple[bool, str | None]:
         if not list(archive.search(query)):
-            return None  # a patient the caller cannot see does not exist for it
-        return index.person_of(issuer, pid)
+            return False, None  # a patient the caller cannot see does not exist for it
+        return True, index.person_of(issuer, pid)
 
-    person = await run_in_threadpool(find)
-    if person is None:
+    seen, person = await run_in_threadpool(find)
+    if not seen:
         raise NotFound("no such patient")
-    return json_response({"person": person})
+    return json_response({"person": person})  # null: seen, not (yet) in the master index
 
 
 async def code_table(request: Request) -> Response:

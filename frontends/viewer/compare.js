@@ -1,7 +1,10 @@
-// Compare mode: the patient's prior exams (QIDO-RS on the exact PatientID, and its issuer when
-// known), newest first; the one picked opens in the second viewport beside the current exam.
+// Compare mode: the patient's prior exams, newest first; the one picked opens in the second
+// viewport beside the current exam. Priors are the whole history of the person the patient master
+// index links this patient to, across hospitals and systems (QIDO-RS `person=`, still within what
+// this user may see); without a master-index entry, the exact PatientID and its issuer.
+import { authFetch, Unauthorized } from "../common/auth.js";
 import { t } from "../common/i18n.js";
-import { searchSeries, searchStudies } from "./dicomweb.js";
+import { ROOT, searchSeries, searchStudies } from "./dicomweb.js";
 import { setLayout } from "./layout.js";
 import { value } from "./series.js";
 
@@ -15,9 +18,27 @@ export async function priorsOf(ds, study) {
   const q = new URLSearchParams({ PatientID: pid, includefield: FIELDS.join(","), limit: "50" });
   const issuer = value(ds, "IssuerOfPatientID");
   if (issuer) q.set("IssuerOfPatientID", issuer); // a patient is an ID qualified by its issuer
+  const person = issuer ? await personOf(pid, issuer) : null;
+  if (person) {
+    q.delete("PatientID");
+    q.delete("IssuerOfPatientID");
+    q.set("person", person);
+  }
   const rows = (await searchStudies(q)).filter((s) => value(s, "StudyInstanceUID") !== study);
   const when = (s) => `${value(s, "StudyDate") || ""}${value(s, "StudyTime") || ""}`;
   return rows.sort((a, b) => (when(a) < when(b) ? 1 : -1));
+}
+
+/** The master index's person of a patient this user can see, or null (none, or no master index). */
+async function personOf(pid, issuer) {
+  const q = new URLSearchParams({ PatientID: pid, IssuerOfPatientID: issuer });
+  try {
+    const res = await authFetch(`${ROOT.replace(/\/dicomweb$/, "")}/api/mpi/lookup?${q}`);
+    return res.ok ? (await res.json()).person || null : null;
+  } catch (err) {
+    if (err instanceof Unauthorized) throw err;
+    return null;
+  }
 }
 
 /** Open `prior` in the second viewport (from a single one: side by side, or one above the other on a
