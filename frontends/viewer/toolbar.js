@@ -26,25 +26,26 @@ export function buildToolbar(nav, menu, viewer, priors) {
   });
   viewer.onTool = (tool) => { for (const b of toolButtons) b.setAttribute("aria-pressed", String(b.dataset.tool === tool)); };
   viewer.onTool(viewer.tools.active);
-  button("viewer.presets", () => toggleMenu(menu), "open-presets");
-  button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
-  const colour = button("viewer.colormap", () => {
-    viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
-    colourLabel();
-  }, "colormap");
-  colour.removeAttribute("data-i18n");
-  const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
-  colourLabel();
-  window.addEventListener("languagechange", colourLabel);
+  button("viewer.presets", () => toggleMenu(menu), "open-presets"); // W/L presets: viewing, patients too
+  // patient mode (issue 13 part 7): view, W/L, zoom, scroll and cine only; the rest are doctors' tools
   if (!viewer.patientMode) {
+    button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
+    const colour = button("viewer.colormap", () => {
+      viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
+      colourLabel();
+    }, "colormap");
+    colour.removeAttribute("data-i18n");
+    const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
+    colourLabel();
+    window.addEventListener("languagechange", colourLabel);
     const sharpen = button("viewer.sharpen", () => {
       viewer.active.set({ sharpen: viewer.active.view.sharpen ? 0 : 1 });
       sharpen.setAttribute("aria-pressed", String(!!viewer.active.view.sharpen));
     }, "sharpen");
     sharpen.setAttribute("aria-pressed", "false");
+    button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
+    button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   }
-  button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
-  button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
   const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
@@ -166,7 +167,7 @@ export function attachKeys(viewer) {
     if (e.key === "Home") vp.setIndex(0);
     else if (e.key === "End") vp.setIndex(n - 1);
     else if (e.key >= "1" && e.key <= "7") vp.setWindow(...Object.values(CT_PRESETS)[Number(e.key) - 1]);
-    else if (e.key === "i") vp.set({ invert: !vp.view.invert });
+    else if (e.key === "i" && !viewer.patientMode) vp.set({ invert: !vp.view.invert });
     else if (e.key === "r") vp.reset();
     else if (e.key === "w") viewer.setTool("wl");
     else if (e.key === "s") viewer.setTool("scroll");

@@ -312,7 +312,8 @@ def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: 
     assert page.is_visible("#patient-notice") and page.inner_text("#patient-notice") == "仅供查看，不作诊断依据"
     for present in ("#tool-wl", "#tool-zoom", "#tool-scroll", "#cine"):
         assert page.locator(present).count() == 1
-    for absent in ("#tool-length", "#tool-angle", "#tool-roi", "#layout"):
+    for absent in ("#tool-length", "#tool-angle", "#tool-roi", "#layout", "#invert", "#colormap", "#rotate", "#flip",
+                   "#sharpen"):
         assert page.locator(absent).count() == 0
     assert not page.is_visible("#to-list")
     assert not p.errors
