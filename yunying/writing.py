@@ -19,11 +19,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from index.model import InstanceRecord, Origin
 from storage import Storage, StorageError
 from storage.packed import PACK_BELOW
 from storage.store import HEADER, PIXELDATA, RECORD
+from yunying.bigfile import FileRange
 from yunying.errors import ArchiveError, StudyMismatch
 from yunying.ingest import Parsed, dump_record, instance_json, load_record, parse_instance
 from yunying.lenient import noting
@@ -114,7 +116,8 @@ def _write_packed(storage: Storage, parsed: Parsed, key: str, origin: Origin, sy
                                                  arr.dtype.newbyteorder("<")))
         elif parsed.pixel_form in ("encapsulated", "blob"):
             assert parsed.blob is not None
-            members[PIXELDATA] = bytes(parsed.blob)
+            blob: Any = parsed.blob  # bytes, or a FileRange of a file parsed in place (yunying.bigfile)
+            members[PIXELDATA] = b"".join(blob.chunks()) if isinstance(blob, FileRange) else bytes(blob)
         members[HEADER] = parsed.head
         record = _record(parsed, key, origin)
         members[RECORD] = dump_record(record)
