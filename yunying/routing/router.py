@@ -171,6 +171,11 @@ class Router:
         return bool(due)
 
     def _send(self, rule: Rule, rows: Sequence[Any]) -> None:
+        if rule.destination["kind"] not in self.senders:
+            # the composition root adds the C-STORE sender once the app is built, after this
+            # thread starts: not a failed attempt, wait for it (a process without one never sends)
+            self._resting[rule.id] = time.time() + 1.0
+            return
         self.last_run[rule.id] = _now()
         items: list[Outgoing] = []
         missing: dict[str, str | None] = {}
