@@ -62,6 +62,7 @@ def test_pdf_and_text_reports_open_in_the_viewer(open_page: Any, archive: Yunyin
     page.reload()
     page.wait_for_selector("#report-open:not([hidden])", timeout=30000)
     page.click("#report-open")
+    page.wait_for_function("document.querySelectorAll('#report .report-entry').length === 2")  # filled after a module load
     entries = page.locator("#report .report-entry").all_inner_texts()
     assert entries == ["2024-03-02 · Diagnostic imaging report · draft", "2024-03-01 · CT chest"]
     page.click("#report .report-entry >> nth=0")
