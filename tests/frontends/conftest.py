@@ -30,7 +30,10 @@ class Page:
         self.context = browser.new_context(**{"bypass_csp": True, **context})
         self.page = self.context.new_page()
         self.errors: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        # net::ERR_NETWORK_CHANGED: Chromium dropping requests when the machine's interfaces change
+        # (another test's server or cluster coming up), not an error of the page
+        self.page.on("console", lambda m: self.errors.append(m.text)
+                     if m.type == "error" and "ERR_NETWORK_CHANGED" not in m.text else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.failed: list[str] = []  # answers >= 400, for the message of a failing assertion
         self.page.on("response", lambda r: self.failed.append(f"{r.status} {r.request.method} {r.url}")
