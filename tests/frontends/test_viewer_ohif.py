@@ -7,23 +7,14 @@ import shutil
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from benchmarks.net import YunyingServer
 from tests.conftest import missing_tool
 from tests.frontends.phantom import store_ct, stow
 
-ARROW = {"kind": "arrow", "frame": 1, "points": [[40, 40], [90, 20]], "text": "nodule"}
 
-
-@pytest.mark.parametrize("with_arrow", [
-    False,
-    # a known defect, kept visible: OHIF 3.13 does not hydrate a report holding our arrow/text groups
-    # (TID 1501 with its own SCOORD and a Comment) and then draws none of it. strict: passes -> fails
-    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason="OHIF does not load an SR with our arrows")),
-])
-def test_ohif_draws_the_viewers_measurement_report(browser: Any, archive: YunyingServer, with_arrow: bool) -> None:
+def test_ohif_draws_the_viewers_measurement_report(browser: Any, archive: YunyingServer) -> None:
     if shutil.which("npm") is None:
         missing_tool("npm not installed (needed to fetch @ohif/app)")
     from conformance.ohif import fetch_ohif, serve_ohif
@@ -32,12 +23,11 @@ def test_ohif_draws_the_viewers_measurement_report(browser: Any, archive: Yunyin
     meta = httpx.get(f"{archive.dicomweb_url}/studies/{study}/series/{series}/metadata", headers=archive.headers).json()
     ds = min(meta, key=lambda d: d["00200013"]["Value"][0])
     sop = ds["00080018"]["Value"][0]
-    body: dict[str, Any] = {"images": {sop: {k: v for k, v in ds.items() if k != "7FE00010"}}, "measurements": [
+    body = {"images": {sop: {k: v for k, v in ds.items() if k != "7FE00010"}}, "measurements": [
         {"kind": "length", "sop": sop, "frame": 1, "points": [[16, 128], [208, 128]], "value": 96.0, "unit": "mm"},
         {"kind": "roi", "sop": sop, "frame": 1, "points": [[100, 100], [124, 140]], "value": 188.5, "unit": "mm",
-         "stats": {"mean": -724, "sd": 0, "min": -724, "max": -724}}]}
-    if with_arrow:
-        body["measurements"].append({**ARROW, "sop": sop})
+         "stats": {"mean": -724, "sd": 0, "min": -724, "max": -724}},
+        {"kind": "arrow", "sop": sop, "frame": 1, "points": [[40, 40], [90, 20]], "text": "nodule"}]}
     built = httpx.post(f"{archive.http_url}/api/viewer/sr", json=body, headers=archive.headers)
     assert built.status_code == 200, built.text
     stow(archive, [built.content])
