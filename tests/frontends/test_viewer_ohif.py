@@ -39,13 +39,27 @@ def test_ohif_draws_the_viewers_measurement_report(browser: Any, archive: Yunyin
             card = page.get_by_text("Measurements (viewer)").first
             card.wait_for(timeout=90_000)
             drawn = page.get_by_text("96.00 mm")
-            for _ in range(30):  # OHIF's first-visit tour may cover the page a moment after it loads
-                tour = page.get_by_text("Skip all")
+            viewport = page.locator("canvas.cornerstone-canvas").first
+            for _ in range(20):
+                tour = page.get_by_text("Skip all")  # OHIF's first-visit tour may cover the page
                 if tour.count() and tour.first.is_visible():
                     tour.first.click()
                 try:
                     card.dblclick(timeout=3_000)
-                    drawn.first.wait_for(timeout=4_000)
+                    drawn.first.wait_for(timeout=3_000)
+                    break
+                except PlaywrightTimeout:
+                    pass
+                # OHIF 3.13 adds a loaded report's marks after the image has rendered; they appear
+                # at the image's next render, as when a reader scrolls one slice away and back
+                box = viewport.bounding_box()
+                if box:
+                    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+                    page.mouse.wheel(0, 120)
+                    page.wait_for_timeout(700)
+                    page.mouse.wheel(0, -120)
+                try:
+                    drawn.first.wait_for(timeout=3_000)
                     break
                 except PlaywrightTimeout:
                     continue
