@@ -36,12 +36,12 @@ from dicomweb import oidc as oidc_face
 from dicomweb.coding import ContentCoding
 from dicomweb.contain import ContainErrors
 from dicomweb.hardening import Digests, RateLimit, SecurityHeaders
-from dicomweb.wado_stream import DigestMemo
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.paths import CollapseSlashes
 from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
+from dicomweb.wado_stream import DigestMemo
 from yunying.archive import Archive
 from yunying.audit.middleware import AuditMiddleware
 from yunying.auth import Auth
