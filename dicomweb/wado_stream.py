@@ -25,9 +25,14 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from dicomweb.http import closing, part_header
+from dicomweb.prepared import Part, Prepared
+
 T = TypeVar("T")
 R = TypeVar("R")
 
+Buffer = bytes | memoryview
+COALESCE = 64 << 10  # pieces smaller than this are joined with the framing; larger ones go as they are
 AHEAD = 2  # instances read ahead of the one being sent: enough to keep a core busy, bounded memory
 _SECRET = os.urandom(16)  # boundaries are not predictable from outside (a part cannot forge one)
 
@@ -61,6 +66,36 @@ async def read_ahead(items: Iterable[T], read: Callable[[T], R], depth: int = AH
             future.cancel()
         if pending:
             await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+
+
+def pieces_of(prepared: Prepared, part: Part) -> tuple[list[Buffer], str]:
+    """One part's Part 10 bytes as pieces (header slices, then each native frame's own decoded
+    buffer): no re-joined PixelData and no joined file, three 0.5 MB copies fewer per CT slice."""
+    row = part.row
+    if part.offset < 0 and part.transfer_syntax in (None, row.transfer_syntax):
+        return list(prepared.archive.read_part10_parts(row)), row.transfer_syntax
+    data, used = prepared.read(part)
+    return [data], used
+
+
+async def multipart_pieces(boundary: str, parts: AsyncIterator[tuple[str, list[Buffer], str | None]]
+                           ) -> AsyncIterator[Buffer]:
+    """`http.multipart_body` for parts given in pieces: small pieces are joined with the part
+    headers and delimiters into one write, large ones are passed on without a copy."""
+    small: list[Buffer] = []
+    first = True
+    async for ctype, pieces, location in parts:
+        small.append((b"" if first else b"\r\n") + part_header(boundary, ctype, location))
+        first = False
+        for piece in pieces:
+            if len(piece) >= COALESCE:
+                yield b"".join(small)
+                small = []
+                yield piece
+            elif len(piece):
+                small.append(piece)
+    small.append(f"--{boundary}--\r\n".encode() if first else closing(boundary))
+    yield b"".join(small)
 
 
 class DigestMemo:
