@@ -52,6 +52,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("shaped_rendered_ms", "the same with a rendered JPEG", "ms", False, 0.5, absolute_target=1000),
     Metric("shaped_kb", "bytes on the wire for that first image", "kB", False,
            note="IP bytes received by the client over the link, headers and retransmissions included"),
+    Metric("shaped_floor_ms", "the same, the server's answers replayed instantly", "ms", False,
+           note="the link's floor for the bytes this server sends (benchmarks/shaped.py replay_floor): "
+                "first image minus this is the server's own share"),
     Metric("mpr_cold_ms", "coronal MPR, first request (cold)", "ms", False),
     Metric("mpr_p50", "coronal MPR 512x512x300 p50", "ms", False, absolute_target=150),
     Metric("cstore_1", "C-STORE CT, 1 association", "inst/s", True, 1.3),
