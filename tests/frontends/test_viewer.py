@@ -319,6 +319,30 @@ def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: 
     assert not p.errors
 
 
+def test_a_share_link_opens_in_patient_mode_without_asking(open_page: Any, archive: YunyingServer,
+                                                            study: tuple[str, str]) -> None:
+    """The portal's links carry no mode=patient: the token's kind decides (issue 13 part 7)."""
+    import httpx
+
+    made = httpx.post(archive.http_url + "/api/admin/capability-tokens", headers=archive.headers,
+                      json={"studies": [study[0]], "permissions": ["view"], "expires_in": 600})
+    assert made.status_code == 201, made.text
+    access = httpx.post(archive.http_url + "/api/auth/exchange", json={"token": made.json()["token"]}).json()
+    p = open_page(**PHONE)
+    page = opened(p.page, f"{archive.http_url}/viewer/?study={study[0]}&lang=en#access_token={access['access_token']}")
+    page.wait_for_selector("#patient-notice", state="visible")
+    assert page.locator("#tool-wl").count() == 1 and page.locator("#cine").count() == 1
+    for absent in ("#tool-length", "#invert", "#rotate", "#layout", "#save", "#export", "#compare"):
+        assert page.locator(absent).count() == 0, absent
+    page.keyboard.press("i")  # the doctors' key does nothing either
+    page.evaluate(SETTLE_JS)
+    assert page.evaluate("window.yunyingViewer.active.view.invert") is False
+    assert not p.errors, p.errors
+    # a doctor's key (the module's API key, a user) keeps every tool
+    doctor = opened(open_page(**PHONE).page, url(archive, study[0], "&lang=en"))
+    assert doctor.locator("#invert").count() == 1 and not doctor.is_visible("#patient-notice")
+
+
 def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: YunyingServer) -> None:
     from pydicom.uid import generate_uid
 
