@@ -310,6 +310,8 @@ def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: 
     p = open_page(**PHONE)
     page = opened(p.page, url(archive, study[0], "&mode=patient&lang=zh-CN"))
     assert page.is_visible("#patient-notice") and page.inner_text("#patient-notice") == "仅供查看，不作诊断依据"
+    notice, image = page.locator("#patient-notice").bounding_box(), page.locator(".viewport").bounding_box()
+    assert notice["y"] + notice["height"] <= image["y"] and notice["x"] + notice["width"] <= 390  # over no corner text
     for present in ("#tool-wl", "#tool-zoom", "#tool-scroll", "#cine"):
         assert page.locator(present).count() == 1
     for absent in ("#tool-length", "#tool-angle", "#tool-roi", "#layout", "#invert", "#colormap", "#rotate", "#flip",
