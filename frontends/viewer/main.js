@@ -10,6 +10,7 @@ import { Loader } from "./loader.js";
 import { Magnifier } from "./magnifier.js";
 import { Measurements } from "./measure.js";
 import { attachSync } from "./sync.js";
+import { attachTiling } from "./tile.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
 
@@ -80,6 +81,7 @@ const viewer = {
 };
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
 attachSync(viewer);
+attachTiling(viewer);
 
 function status(key, params) { languageReady.then(() => { $("#status").textContent = key ? t(key, params) : ""; }); }
 

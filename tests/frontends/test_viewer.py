@@ -258,18 +258,66 @@ def test_cine_plays_pauses_and_reverses(open_page: Any, archive: YunyingServer, 
     assert not p.errors
 
 
+ALL_DRAWN = "window.yunyingViewer.viewports.length === {n} && window.yunyingViewer.viewports.every(v => v.image)"
+
+
+def layout(page: Any, which: str) -> None:
+    page.click("#layout")
+    page.click(f"#layout-{which}")
+
+
 def test_layouts_add_viewports(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study[0], "&lang=en"))
-    page.click("#layout")  # 1x2
-    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
-    page.click("#layout")  # 2x2
-    page.wait_for_function("window.yunyingViewer.viewports.length === 4 && window.yunyingViewer.viewports.every(v => v.image)")
+    layout(page, "1x2")
+    page.wait_for_function(ALL_DRAWN.format(n=2))
+    layout(page, "2x2")
+    page.wait_for_function(ALL_DRAWN.format(n=4))
     boxes = [page.locator(".viewport").nth(i).bounding_box() for i in range(4)]
     assert len({(round(b["x"]), round(b["y"])) for b in boxes}) == 4  # a 2x2 grid
     page.locator(".viewport").nth(3).click()
     assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[3]")
-    assert not p.errors
+    for which, n in (("3x4", 12), ("4x6", 24), ("6x8", 48)):
+        layout(page, which)
+        page.wait_for_function(ALL_DRAWN.format(n=n))
+        assert len({round(page.locator(".viewport").nth(i).bounding_box()["y"]) for i in range(n)}) == int(which[0])
+    page.once("dialog", lambda d: d.accept("2 x 3"))
+    layout(page, "custom")
+    page.wait_for_function(ALL_DRAWN.format(n=6))
+    assert page.inner_text("#layout") == "Layout 2×3"
+    page.once("dialog", lambda d: d.accept("9x9"))  # beyond 8x8: nothing changes
+    layout(page, "custom")
+    page.evaluate(SETTLE_JS)
+    assert page.evaluate("window.yunyingViewer.viewports.length") == 6
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors, p.errors
+
+
+def test_images_of_one_series_tiled_page_together(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**PHONE, locale="zh-CN")
+    page = opened(p.page, url(archive, study[0]))
+    layout(page, "2x2")
+    page.wait_for_function(ALL_DRAWN.format(n=4))
+    layout(page, "tile")
+    shown = "window.yunyingViewer.viewports.map(v => v.series ? v.index + 1 : 0)"
+    page.wait_for_function(f"JSON.stringify({shown}) === '[1,2,3,4]'")
+    assert page.inner_text("#layout").endswith("▦")
+    page.evaluate("window.yunyingViewer.viewports[0].setWindow(-500, 400)")  # the active tile's window: every tile's
+    page.wait_for_function("window.yunyingViewer.viewports.every(v => v.image)")
+    assert page.evaluate("window.yunyingViewer.viewports.map(v => [v.view.center, v.view.width])") == [[-500, 400]] * 4
+    box = page.locator(".viewport").nth(0).bounding_box()
+    page.touchscreen.tap(box["x"] + 20, box["y"] + box["height"] / 2)
+    page.keyboard.press("ArrowDown")  # one image on: every tile pages
+    page.wait_for_function(f"JSON.stringify({shown}) === '[2,3,4,5]'")
+    page.keyboard.press("ArrowDown")  # past the end: the last tile is empty
+    page.wait_for_function(f"JSON.stringify({shown}) === '[3,4,5,0]'")
+    assert "图像 5/5" in page.inner_text(".viewport:nth-child(3) .corner.bl")
+    assert page.inner_text(".viewport:nth-child(4) .corner.bl") == ""
+    layout(page, "tile")  # off: the tiles keep their images, scrolling is each viewport's own
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[2,4,5,0]'")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors, p.errors
 
 
 def test_without_a_token_the_viewer_goes_to_the_login_page(open_page: Any, archive: YunyingServer,
@@ -355,7 +403,8 @@ def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: Yun
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
     page.wait_for_function("document.querySelectorAll('.series-card').length === 2")
-    page.click("#layout")  # 1x2: the second viewport takes the other series
+    page.click("#layout")
+    page.click("#layout-1x2")  # the second viewport takes the other series
     page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
     shown = page.evaluate("window.yunyingViewer.viewports.map(v => v.series.series)")
     assert sorted(shown) == sorted([first, second])
@@ -395,6 +444,7 @@ def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archi
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, f"&series={thin},{thick}&lang=en"))
     page.click("#layout")
+    page.click("#layout-1x2")
     page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
     page.click("#sync")
     page.locator(".viewport").nth(0).click()
