@@ -11,6 +11,8 @@ const API = new URL("../api/viewer/export/", new URL(".", import.meta.url)).href
 const MARK_STYLE = `line,polyline,ellipse,path,polygon{stroke:#ffd400;stroke-width:2;fill:none}polygon{fill:#ffd400}
 text{fill:#ffd400;font:13px sans-serif;paint-order:stroke;stroke:#000;stroke-width:3px}.refs line{stroke:#3fd46b;stroke-width:1}`;
 
+const VALUES_HIDDEN = ".measure:not(.arrow):not(.text) text{display:none}"; // as on screen
+
 const blobOf = (canvas, type, quality) => new Promise((done) => canvas.toBlob(done, type, quality));
 
 export function download(blob, name) {
@@ -29,7 +31,7 @@ function svgImage(svg, width, height) {
   copy.setAttribute("width", width);
   copy.setAttribute("height", height);
   const style = document.createElementNS("http://www.w3.org/2000/svg", "style");
-  style.textContent = MARK_STYLE;
+  style.textContent = MARK_STYLE + (document.querySelector("#viewports.hide-values") ? VALUES_HIDDEN : "");
   copy.prepend(style);
   const img = new Image();
   img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(new XMLSerializer().serializeToString(copy))}`;

@@ -4,7 +4,7 @@ import { COLORMAPS } from "./colormaps.js";
 import { buildLayoutMenu } from "./tile.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "rect", "circle", "freehand", "cobb", "ctr", "point", "arrow", "text"];
 const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer, priors) {
@@ -74,6 +74,11 @@ function toggleMenu(menu) {
 
 /** Saving measurements, compare, the study's report, export: doctors only. */
 function addDoctorTools(button, viewer, priors) {
+  const values = button("viewer.values", () => { // the measurements' numbers on or off (the shapes stay)
+    const hidden = document.querySelector("#viewports").classList.toggle("hide-values");
+    values.setAttribute("aria-pressed", String(!hidden));
+  }, "values");
+  values.setAttribute("aria-pressed", "true");
   button("viewer.save", () => viewer.save(), "save");
   button("viewer.compare", () => {
     if (!toggleMenu(priors)) return;
