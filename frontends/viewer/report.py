@@ -71,8 +71,8 @@ def _number(x: Any, what: str) -> float:
 
 def _points(item: dict[str, Any], n: int, i: int) -> np.ndarray:
     pts = item.get("points")
-    fits = (3 <= len(pts) <= MAX_PATH) if n == 0 and isinstance(pts, list) else isinstance(pts, list) and len(pts) == n
-    if not fits or not all(isinstance(p, list) and len(p) == 2 for p in pts):
+    if not isinstance(pts, list) or not (3 <= len(pts) <= MAX_PATH if n == 0 else len(pts) == n) \
+            or not all(isinstance(p, list) and len(p) == 2 for p in pts):
         raise InvalidReport(f"measurements[{i}].points: {n or f'3 to {MAX_PATH}'} [column, row] pairs expected")
     out = np.array([[_number(c, f"measurements[{i}].points") for c in p] for p in pts], dtype=np.float64)
     if np.abs(out).max() > MAX_COORDINATE:  # SCOORDs are 32-bit floats in image pixels
