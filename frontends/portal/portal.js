@@ -156,6 +156,9 @@ function examCard(e, token) {
   what.className = "what";
   const modalities = (j["00080061"] && j["00080061"].Value || []).join("/");
   what.textContent = [modalities, tag(j, "00081030"), tag(j, "00180015"), tag(j, "00080080")].filter(Boolean).join(" · ");
+  const note = document.createElement("div"); // another system's exam of the same person (the master index)
+  note.className = "linked";
+  note.textContent = e.linked ? t("portal.home.linked") : "";
   const actions = document.createElement("div");
   actions.className = "actions";
   if (ready) {
@@ -188,7 +191,7 @@ function examCard(e, token) {
     open.onclick = () => openReport(e.study, report, token, li);
     actions.prepend(open);
   }
-  li.append(top, what, actions);
+  li.append(top, what, ...(e.linked ? [note] : []), actions);
   return li;
 }
 

@@ -25,8 +25,10 @@ from yunying import audit
 from yunying.auth.store import Store, migration
 from yunying.pii import PiiKeys
 from yunying.portal import exams as exam_rows
+from yunying.portal import patients
 from yunying.portal.console import REPORT_CLASSES
 from yunying.portal.keyed import exam_token
+from yunying.portal.patients import Persons
 from yunying.portal.schema import bindings, exams
 from yunying.portal.sms import SmsFailed, SmsGateway
 
@@ -70,9 +72,9 @@ def released_reports(archive: Any, studies: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def watch(store: Store, archive: Any, now: int | None = None) -> int:
-    """Queue a notification for every released report of a bound exam not queued yet; returns
-    how many were queued."""
+def watch(store: Store, archive: Any, now: int | None = None, *, persons: Persons | None = None) -> int:
+    """Queue a notification for every released report of a bound exam not queued yet (none for
+    an exam whose patient's delivery is switched off); returns how many were queued."""
     now = int(time.time()) if now is None else now
     q = (select(exams.c.id, exams.c.study_uid).distinct().join(bindings, bindings.c.exam_id == exams.c.id)
          .where(exams.c.delivery_off.is_(False), bindings.c.bound_at > now - RECENT_DAYS * 86400))
@@ -81,8 +83,10 @@ def watch(store: Store, archive: Any, now: int | None = None) -> int:
         known = {(r.exam_id, r.report_sop) for r in conn.execute(select(notifications.c.exam_id,
                                                                         notifications.c.report_sop))}
     reports = released_reports(archive, sorted({study for _, study in watched}))
+    withheld = patients.withheld(store, archive, persons, list(reports)) if reports else set()
+    delivered = [(exam_id, study) for exam_id, study in watched if study not in withheld]
     queued = 0
-    for exam_id, study in watched:
+    for exam_id, study in delivered:
         for sop in reports.get(study, []):
             if (exam_id, sop) in known:
                 continue
@@ -184,6 +188,7 @@ def start_notifier(settings: Any, store: Store, archive: Any) -> Notifier | None
     from pathlib import Path
 
     from yunying import pii
+    from yunying.mpi.linker import PatientIndex
     from yunying.portal.keyed import portal_secret
     from yunying.portal.sms import gateway_from_env
 
@@ -191,6 +196,7 @@ def start_notifier(settings: Any, store: Store, archive: Any) -> Notifier | None
         return None
     data = Path(settings.data)
     secret = portal_secret(data, settings.pii_key_file)
+    persons = PatientIndex(store.engine, pii.keys_for(data, settings.pii_key_file))  # read only: who is withheld
     gateways: list[SmsGateway] = []
     warned: list[str] = []
     scheme = "https" if settings.tls_cert else "http"
@@ -205,6 +211,6 @@ def start_notifier(settings: Any, store: Store, archive: Any) -> Notifier | None
                     warned.append(str(exc))
                     log.warning("report notifications: the SMS gateway is misconfigured: missing or wrong %s", exc)
                 return
-        watch(store, archive)
+        watch(store, archive, persons=persons)
         send_due(store, pii.keys_for(data, settings.pii_key_file), secret, gateways[0], lambda: url, archive)
     return Notifier(settings.portal_notify_seconds, step).start()
