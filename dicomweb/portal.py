@@ -256,9 +256,13 @@ async def share_state(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    from dicomweb import portal_console, portal_reports  # they import this module's helpers
+    from dicomweb import (  # they import this module's helpers
+        portal_console,
+        portal_reports,
+        portal_wechat,
+    )
 
-    return portal_reports.routes() + portal_console.routes() + [
+    return portal_reports.routes() + portal_console.routes() + portal_wechat.routes() + [
         Route("/api/portal/exams", issue_exam, methods=["POST"]),
         Route("/api/portal/verify/exam", exam_info, methods=["POST"]),
         Route("/api/portal/verify/send", send_code, methods=["POST"]),
