@@ -1,11 +1,13 @@
 """The router: matches stored instances against the rules, queues forwards in the app-state
 store, and sends them from one worker thread with retries and exponential backoff.
 
-At least once: a matching instance's queue row is committed within LINGER_S of its store, by
-one writer thread for everything that arrived meanwhile (no rule, no cost), and marked done only
-after the destination acknowledged it, so a restart resends what was in flight (destinations
-keep one copy per SOP Instance UID). A graceful stop writes what arrived; a crash loses at most
-the forwards of the last LINGER_S, which `POST /api/routing/rules/{id}/send` queues again.
+At least once: a matching instance's queue row is committed before the archive's store call
+returns, that is before the C-STORE-RSP or the STOW-RS response acknowledges it (one writer
+thread commits everything that arrived meanwhile in one transaction: a group commit, so
+concurrent stores share one fsync; no rule, no cost). A row is marked done only after the
+destination acknowledged it, so a crash or restart resends what was in flight (destinations
+keep one copy per SOP Instance UID). Only when the app-state store itself is unavailable for
+longer than COMMIT_WAIT_S does a store return with its forwards still held in memory (logged).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from yunying.routing.schema import queue, rules
 
 log = logging.getLogger("yunying.routing")
 BATCH = 64  # instances per association / STOW request
-LINGER_S = 0.05  # how long arrived forwards wait for company before their commit
+COMMIT_WAIT_S = 30.0  # the longest a store waits for its forwards' commit (the store being away)
 MAX_BACKOFF = 3600
 
 
@@ -63,6 +65,9 @@ class Router:
         self._arrival = threading.Event()
         self._lock = threading.Lock()
         self._arrived: list[dict[str, Any]] = []  # forwards matched, not yet in the queue table
+        self._committed_cond = threading.Condition(self._lock)
+        self._arrivals = 0  # stores that matched a rule so far (numbered under _lock)
+        self._committed = 0  # ... of which every forward is in the queue table
         self._resting: dict[int, float] = {}  # rule -> time before which its destination is not tried
         self._stop = False
         self.reload()
@@ -95,15 +100,22 @@ class Router:
                  "created_at": stamp, "updated_at": stamp} for r in matched]
         with self._lock:
             self._arrived.extend(rows)
+            self._arrivals += 1
+            mine = self._arrivals
         self._arrival.set()
+        # part of the acknowledgement: the sender hears "stored" only once its forwards are
+        # committed, so a crash right after the C-STORE-RSP / STOW-RS 200 still forwards it
+        with self._committed_cond:
+            if not self._committed_cond.wait_for(lambda: self._committed >= mine or self._stop,
+                                                 timeout=COMMIT_WAIT_S):
+                log.error("routing: forwards of a stored instance not committed within %.0f s; held in memory",
+                          COMMIT_WAIT_S)
 
     def _persist(self) -> None:
-        """Group commit of arrived forwards: one transaction per LINGER_S (a commit with its
-        fsync costs ~15 ms here; one per instance halved C-STORE ingest with a rule matching)."""
+        """Group commit of arrived forwards: whatever arrived while the previous commit ran
+        goes in the next one, so concurrent stores share one transaction and its fsync."""
         while True:
             self._arrival.wait()
-            if not self._stop:
-                time.sleep(LINGER_S)  # let concurrent and following stores join this commit
             self._arrival.clear()
             self.flush()
             if self._stop:
@@ -113,19 +125,23 @@ class Router:
         """Write the forwards that arrived so far to the queue table."""
         with self._lock:
             rows, self._arrived = self._arrived, []
-        if not rows:
-            return
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(queue), rows)
-        except Exception as exc:  # noqa: BLE001 - the store is away: keep them, try with the next arrivals
-            log.error("routing: %d forward(s) not queued yet: %s", len(rows), type(exc).__name__)
-            with self._lock:
-                self._arrived[:0] = rows
-            time.sleep(1)
-            self._arrival.set()
-            return
-        self._wake.set()
+            upto = self._arrivals
+        if rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(queue), rows)
+            except Exception as exc:  # noqa: BLE001 - the store is away: keep them, try again
+                log.error("routing: %d forward(s) not queued yet: %s", len(rows), type(exc).__name__)
+                with self._lock:
+                    self._arrived[:0] = rows
+                time.sleep(1)
+                self._arrival.set()
+                return
+        with self._committed_cond:
+            self._committed = max(self._committed, upto)
+            self._committed_cond.notify_all()
+        if rows:
+            self._wake.set()
 
     # -- sending -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -270,5 +286,7 @@ class Router:
         self._arrival.set()
         self._writer.join(timeout=30)
         self.flush()
+        with self._committed_cond:
+            self._committed_cond.notify_all()
         self._wake.set()
         self._thread.join(timeout=30)
