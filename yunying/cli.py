@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
     for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
-                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli"):
+                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli",
+                 "yunying.routing.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

@@ -25,12 +25,13 @@ from index.model import InstanceRecord
 from yunying.errors import ArchiveError
 from yunying.routing.outgoing import Outgoing, Sender, offer_for
 from yunying.routing.rules import Match, Rule, facts_of
-from yunying.routing.schema import queue, rules
+from yunying.routing.schema import flags, queue, rules
 
 log = logging.getLogger("yunying.routing")
 BATCH = 64  # instances per association / STOW request
 COMMIT_WAIT_S = 30.0  # the longest a store waits for its forwards' commit (the store being away)
 MAX_BACKOFF = 3600
+IDLE_S = 2.0  # the longest the sender sleeps: how soon it sees a change made by another process
 
 
 class UnknownRule(ArchiveError):
@@ -60,6 +61,7 @@ class Router:
         self.archive, self.engine, self.senders = archive, engine, senders
         self.attempts, self.backoff = attempts, backoff
         self.rules: list[Rule] = []
+        self.paused = False  # routing-wide: nothing is sent, forwards still queue
         self.last_run: dict[int, int] = {}
         self._wake = threading.Event()
         self._arrival = threading.Event()
@@ -80,9 +82,11 @@ class Router:
         self._wake.set()
 
     def reload(self) -> None:
-        """Read the rules again (after an API change)."""
+        """Read the rules and the pause switch again (after an API change; every sending pass,
+        so what `yunying routing` changes in the store applies within IDLE_S)."""
         with self.engine.connect() as conn:
             self.rules = [rule_of(r) for r in conn.execute(select(rules).order_by(rules.c.id))]
+            self.paused = bool(conn.execute(select(flags.c.value).where(flags.c.name == "paused")).scalar())
 
     # -- receiving ---------------------------------------------------------------------------
     def __call__(self, record: InstanceRecord, result: Any) -> None:
@@ -147,6 +151,7 @@ class Router:
     def _run(self) -> None:
         while not self._stop:
             try:
+                self.reload()
                 worked = self.run_once()
             except Exception as exc:  # noqa: BLE001 - the store went away for a moment: try again
                 log.error("routing pass failed: %s", type(exc).__name__)
@@ -158,7 +163,7 @@ class Router:
     def _held(self) -> list[int]:
         """Rules not to send for now: paused, or resting after their destination failed whole."""
         now = time.time()
-        return [r.id for r in self.rules if not r.enabled or self._resting.get(r.id, 0) > now]
+        return [r.id for r in self.rules if self.paused or not r.enabled or self._resting.get(r.id, 0) > now]
 
     def _idle(self) -> float:
         held = self._held()
@@ -166,7 +171,7 @@ class Router:
             due = conn.execute(select(func.min(queue.c.next_at)).where(
                 queue.c.state == "pending", queue.c.rule_id.notin_(held))).scalar()
         wake = [t for t in self._resting.values() if t > time.time()] + ([due] if due is not None else [])
-        return 5.0 if not wake else min(5.0, max(0.05, min(wake) - time.time()))
+        return IDLE_S if not wake else min(IDLE_S, max(0.05, min(wake) - time.time()))
 
     def run_once(self) -> bool:
         """Send one batch of due forwards per rule; True when something was tried."""
@@ -272,13 +277,7 @@ class Router:
         return len(rows)
 
     def counts(self) -> dict[int, dict[str, int]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(queue.c.rule_id, queue.c.state, func.count())
-                                .group_by(queue.c.rule_id, queue.c.state))
-            out: dict[int, dict[str, int]] = {}
-            for rule_id, state, n in rows:
-                out.setdefault(rule_id, {"pending": 0, "done": 0, "failed": 0})[state] = n
-            return out
+        return queue_counts(self.engine)
 
     def stop(self) -> None:
         """Queue what arrived (a graceful stop loses nothing), then stop sending."""
@@ -290,3 +289,14 @@ class Router:
             self._committed_cond.notify_all()
         self._wake.set()
         self._thread.join(timeout=30)
+
+
+def queue_counts(engine: Engine) -> dict[int, dict[str, int]]:
+    """Queue rows per rule and state."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(queue.c.rule_id, queue.c.state, func.count())
+                            .group_by(queue.c.rule_id, queue.c.state))
+        out: dict[int, dict[str, int]] = {}
+        for rule_id, state, n in rows:
+            out.setdefault(rule_id, {"pending": 0, "done": 0, "failed": 0, "dropped": 0})[state] = n
+        return out
