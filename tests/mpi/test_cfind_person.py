@@ -165,3 +165,10 @@ def test_dcmtk_findscu_by_person(srv: YunyingServer, world: dict[str, str], tmp_
     assert {str(d.PatientName) for d in found} == {"王芳"}
     log = srv.log_path.read_text(errors="replace")
     assert "X77" not in log and "王芳" not in log and ID_NUMBER not in log
+
+
+def test_the_conformance_statement_describes_it(srv: YunyingServer) -> None:
+    text = httpx.get(srv.dicomweb_url + "/conformance", headers=srv.headers).text
+    assert "3.5 C-FIND by person" in text and "IssuerOfPatientID" in text
+    assert "RIS" in text and "C-FIND by person (3.5)" in text
+    assert text.count("C-FIND by person (3.5)") == 2  # RIS and RIS1, not PLAIN, H1, H2
