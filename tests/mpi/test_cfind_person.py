@@ -87,7 +87,7 @@ def world(srv: YunyingServer) -> dict[str, str]:
     return {"P1": mine[0].StudyInstanceUID, "P1b": mine[1].StudyInstanceUID, "X77": mine[2].StudyInstanceUID}
 
 
-def find(srv: YunyingServer, calling: str, keys: dict[str, str], model: object = StudyRootQueryRetrieveInformationModelFind,
+def find(srv: YunyingServer, calling: str, keys: dict[str, str], model: str = StudyRootQueryRetrieveInformationModelFind,
          other_ids: bool = False) -> list[Dataset]:
     ae = AE(ae_title=calling)
     ae.add_requested_context(model)
@@ -102,7 +102,7 @@ def find(srv: YunyingServer, calling: str, keys: dict[str, str], model: object =
     try:
         for st, rsp in assoc.send_c_find(ds, model):
             assert st is not None and st.Status in (0x0000, 0xFF00, 0xFF01), st
-            if st.Status != 0x0000:
+            if st.Status != 0x0000 and rsp is not None:
                 out.append(rsp)
     finally:
         assoc.release()
@@ -172,3 +172,12 @@ def test_the_conformance_statement_describes_it(srv: YunyingServer) -> None:
     assert "3.5 C-FIND by person" in text and "IssuerOfPatientID" in text
     assert "RIS" in text and "C-FIND by person (3.5)" in text
     assert text.count("C-FIND by person (3.5)") == 2  # RIS and RIS1, not PLAIN, H1, H2
+
+
+def test_a_bad_person_matching_value_is_a_setting_error() -> None:
+    from yunying.settings import SettingError, load_settings
+
+    with pytest.raises(SettingError, match="RIS"):
+        load_settings(environ={"YUNYING_PEERS": json.dumps({"RIS": {"host": "h", "port": 104, "person_matching": "yes"}})})
+    ok = load_settings(environ={"YUNYING_PEERS": json.dumps({"RIS": {"host": "h", "port": 104, "person_matching": True}})})
+    assert ok.peers["RIS"].person_matching is True  # type: ignore[attr-defined]
