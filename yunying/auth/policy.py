@@ -115,6 +115,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
+    # a patient's WeChat binding (issue 14 part 8): patients' tokens only (the handlers check)
+    ("GET", "/api/portal/wechat", AUTHENTICATED), ("DELETE", "/api/portal/wechat", AUTHENTICATED),
+    ("POST", "/api/portal/wechat/start", AUTHENTICATED), ("POST", "/api/portal/wechat/bind", AUTHENTICATED),
     ("GET", "/api/portal/film", DICOMWEB_READ),
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS, R.DELIVERY)),  # counts only, no patient data
     # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
