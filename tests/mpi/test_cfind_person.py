@@ -24,6 +24,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from benchmarks.net import YunyingServer, start_yunying
 from tests.conftest import missing_tool
 from tests.dicomweb.helpers import make_ct
+from tests.routing.test_routing import c_store
 from yunying.records import idcard
 
 ID17 = "32010219750301002"
@@ -38,19 +39,6 @@ def patient(issuer: str, pid: str, name: str) -> Dataset:
     item.PatientID, item.TypeOfPatientID = ID_NUMBER, "TEXT"
     ds.OtherPatientIDsSequence = [item]
     return ds
-
-
-def c_store(srv: YunyingServer, calling: str, datasets: list[Dataset]) -> None:
-    ae = AE(ae_title=calling)
-    for ds in datasets:
-        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", srv.dimse_port, ae_title=srv.aet)
-    assert assoc.is_established
-    try:
-        for ds in datasets:
-            assert assoc.send_c_store(ds).Status == 0x0000
-    finally:
-        assoc.release()
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +61,9 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
 def world(srv: YunyingServer) -> dict[str, str]:
     """One woman: P1 at HOSP1 (default hospital, two studies), X77 at HOSP2 (h2); one stranger."""
     mine = [patient("HOSP1", "P1", "王芳"), patient("HOSP1", "P1", "王芳"), patient("HOSP2", "X77", "王芳")]
-    c_store(srv, "H1", mine[:2])
-    c_store(srv, "H2", mine[2:])
-    c_store(srv, "H1", [make_ct(patient_id="S5", name="Other^One")])
+    c_store(srv, mine[:2], calling="H1")
+    c_store(srv, mine[2:], calling="H2")
+    c_store(srv, [make_ct(patient_id="S5", name="Other^One")], calling="H1")
     deadline = time.monotonic() + 30
     with httpx.Client(base_url=srv.http_url, headers=srv.headers) as c:
         while True:
