@@ -86,6 +86,10 @@ ACTIONS: dict[str, Event] = {
     "pii.rotate": Event(ALERT, "E", SECURITY_CONFIGURATION),
     "pii.reseal": Event(ALERT, "E", SECURITY_CONFIGURATION),
     "users.": Event(ALERT, "U", USER_SECURITY),  # `yunying users <op>`: every op, by prefix
+    "oauth.client.add": Event(ALERT, "C", SECURITY_CONFIGURATION),
+    "oauth.client.remove": Event(ALERT, "D", SECURITY_CONFIGURATION),
+    "oauth.keys.rotate": Event(ALERT, "C", SECURITY_CONFIGURATION),
+    "oauth.keys.prune": Event(ALERT, "D", SECURITY_CONFIGURATION),
     # the trail itself
     "audit.read": Event(AUDIT_LOG_USED, "R"),
     "audit.export": Event(AUDIT_LOG_USED, "R"),
