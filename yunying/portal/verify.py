@@ -203,9 +203,10 @@ def account_exams(store: Store, account: str) -> list[dict[str, Any]]:
                  "bound_at": r.bound_at} for r in conn.execute(q)]
 
 
-def session(store: Store, account: str) -> dict[str, Any]:
-    """A patient access token seeing exactly the account's exams (view and download)."""
-    found = account_exams(store, account)
+def session(store: Store, account: str, found: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A patient access token seeing exactly the account's exams (view and download): `found`,
+    the deliverable exams and history the portal worked out, else the bound exams."""
+    found = account_exams(store, account) if found is None else found
     if not found:
         raise NotFound("no exams are bound to this account")
     token, ttl = tokens.issue_access_token(
