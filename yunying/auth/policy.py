@@ -107,6 +107,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/reject", (ADMIN, R.USERS_MANAGE)),
     # the audit trail (issue 12): the audit admin only (separation of duties: not `admin`)
+    ("GET", "/api/audit/mine", AUTHENTICATED),  # a patient's own access list (the handler checks the kind)
     ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
     ("GET", "/api/security/statement", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),  # MLPS statement (assessors)
     # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
