@@ -160,7 +160,7 @@ async def check_code(request: Request) -> Response:
     body = await json_body(request)
     exam = await _exam(request, body, required=False)
     store, key, phone = store_of(request), portal_of(request).key, _text(body, "phone", 20, True)
-    account = await call(verify.check_code, store, key, exam, phone, _text(body, "code", 12, True))
+    account = await call(verify.check_code, store, key, exam, phone, _text(body, "code", 12, True), _address(request))
     await call(exams.remember_phone, store, key, pii_of(request), phone)
     return json_response(await portal_history.session(request, account))
 
@@ -170,7 +170,7 @@ async def check_id(request: Request) -> Response:
     exam = await _exam(request, body)
     store = store_of(request)
     account = await call(verify.check_id, store, portal_of(request).key, exam, _text(body, "id_number", 32, True),
-                         _text(body, "name", 128, True))
+                         _text(body, "name", 128, True), _address(request))
     return json_response(await portal_history.session(request, account))
 
 

@@ -1,8 +1,9 @@
 // The marks of the open study, per image, and the pointer gestures that draw them: one drag for
-// a length, ROI or arrow, a tap for a point value or text, two drags for an angle (the second
-// arm from the vertex), a Cobb angle or a cardiothoracic ratio (two lines each).
+// a length, a region (ellipse, rectangle, circle from its centre, freehand along the path) or an
+// arrow, a tap for a point value or text, two drags for an angle (the second arm from the
+// vertex), a Cobb angle or a cardiothoracic ratio (two lines each).
 import { t } from "../common/i18n.js";
-import { drawOne, MEASURE_TOOLS, ONE_POINT, TWO_STEP, WITH_TEXT } from "./marks.js";
+import { drawOne, FREEHAND, MEASURE_TOOLS, ONE_POINT, TWO_STEP, WITH_TEXT } from "./marks.js";
 
 export { MEASURE_TOOLS };
 
@@ -25,7 +26,7 @@ export class Measurements {
       else d.points.push(p, p); // the second line
       d.stage = 2;
     } else {
-      this.draft = { kind: tool, points: [p, p], stage: 0, vp };
+      this.draft = { kind: tool, points: FREEHAND.has(tool) ? [p] : [p, p], stage: 0, vp };
     }
     this.render(vp);
     return true;
@@ -34,7 +35,9 @@ export class Measurements {
   move(vp, x, y) {
     const d = this.draft;
     if (!d || ONE_POINT.has(d.kind)) return;
-    d.points[d.points.length - 1] = vp.clientToImage(x, y);
+    const p = vp.clientToImage(x, y), last = d.points[d.points.length - 1];
+    if (!FREEHAND.has(d.kind)) d.points[d.points.length - 1] = p;
+    else if (Math.hypot(p[0] - last[0], p[1] - last[1]) >= 1) d.points.push(p); // the path, an image pixel apart at least
     this.render(vp);
   }
 
@@ -48,6 +51,7 @@ export class Measurements {
       return;
     }
     this.draft = null;
+    if (FREEHAND.has(d.kind) && d.points.length < 3) { this.render(vp); return; } // a tap: no region
     const mark = { kind: d.kind, points: ONE_POINT.has(d.kind) ? d.points.slice(0, 1) : d.points };
     if (WITH_TEXT.has(d.kind)) {
       mark.text = (this.ask(t("viewer.measure.askText")) || "").trim().slice(0, 200);

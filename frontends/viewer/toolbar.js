@@ -1,10 +1,10 @@
 // The toolbar (bottom on phones, top on desktops), the presets menu and keyboard shortcuts.
 import { t } from "../common/i18n.js";
 import { COLORMAPS } from "./colormaps.js";
-import { LAYOUTS } from "./layout.js";
+import { buildLayoutMenu } from "./tile.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "rect", "circle", "freehand", "cobb", "ctr", "point", "arrow", "text"];
 const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer, priors) {
@@ -74,6 +74,11 @@ function toggleMenu(menu) {
 
 /** Saving measurements, compare, the study's report, export: doctors only. */
 function addDoctorTools(button, viewer, priors) {
+  const values = button("viewer.values", () => { // the measurements' numbers on or off (the shapes stay)
+    const hidden = document.querySelector("#viewports").classList.toggle("hide-values");
+    values.setAttribute("aria-pressed", String(!hidden));
+  }, "values");
+  values.setAttribute("aria-pressed", "true");
   button("viewer.save", () => viewer.save(), "save");
   button("viewer.compare", () => {
     if (!toggleMenu(priors)) return;
@@ -97,12 +102,10 @@ function addLayout(button, viewer) {
     viewer.followers(viewer.active, true);
   }, "sync");
   sync.setAttribute("aria-pressed", "false");
-  const layout = button("viewer.layout", () => {
-    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
-    layoutLabel();
-  }, "layout");
+  const layouts = document.querySelector("#layouts");
+  const layout = button("viewer.layout", () => { if (toggleMenu(layouts)) buildLayoutMenu(layouts, viewer, layoutLabel); }, "layout");
   layout.removeAttribute("data-i18n"); // its text carries the layout too
-  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
+  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout.replace("x", "×")}${viewer.tiled ? " ▦" : ""}`; };
   layoutLabel();
   window.addEventListener("languagechange", layoutLabel);
 }

@@ -149,9 +149,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("PUT", "/api/records/body-parts", ADMIN),
     ("GET", "/api/records/merges", ADMIN),
     ("POST", "/api/records/merges/{merge}/undo", ADMIN),  # reversing a patient merge: the admin's decision
-    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins the rest
+    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins and data stewards the rest
     ("GET", "/api/mpi/lookup", DICOMWEB_READ),
-    ("GET", "/api/mpi/{path:path}", ADMIN), ("POST", "/api/mpi/{path:path}", ADMIN),
+    ("GET", "/api/mpi/{path:path}", (ADMIN, R.MPI_MANAGE)), ("POST", "/api/mpi/{path:path}", (ADMIN, R.MPI_MANAGE)),
     # routing (issue 15 part 7): rules and queue carry AE titles and UIDs, no patient data
     ("GET", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("POST", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
     ("PUT", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("DELETE", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
