@@ -201,9 +201,8 @@ async def add_exam(request: Request) -> Response:
         rows = archive.instances(exam.study_uid) if exam is not None else []
         return str(archive.read_header(rows[0]).get("StudyDate", "")) if rows else ""
     same_day = exam is not None and await run_in_threadpool(study_date) == date
-    if exam is not None:
-        await portal_history.require_delivered(request, [exam.study_uid])
     await call(claims.claim, store, portal_of(request).key, account, exam, name, same_day)
+    await portal_history.require_delivered(request, [exam.study_uid])  # proven first: a 410 tells nothing to a guesser
     return json_response(await portal_history.session(request, account), 201)
 
 
