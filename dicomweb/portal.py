@@ -225,13 +225,14 @@ async def create_share(request: Request) -> Response:
 
 
 async def create_download(request: Request) -> Response:
-    """A password-protected ZIP of one of the patient's exams (needs the token's `download`)."""
+    """A password-protected ZIP of one of the patient's exams (needs the token's `download`):
+    {"study", "contents": "dicom" (default) | "jpeg" | "both"}."""
     account, body, p = _account(request), await json_body(request), principal_of(request)
     study = _text(body, "study", required=True)
     if not p.may("download") or study not in p.visibility.studies:
         raise NotFound("not one of your exams")
     made = await call(downloads.make_zip, store_of(request), request.app.state.archive,
-                      Path(request.app.state.settings.data), account, study)
+                      Path(request.app.state.settings.data), account, study, _text(body, "contents") or "dicom")
     return json_response(made, 201)
 
 
