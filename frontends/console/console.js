@@ -69,7 +69,8 @@ function examItem(e) {
   if (e.reports) actions.append(button("console.preview", (ev) => preview(e.study, ev.target.closest("li"))));
   if (e.qr) actions.append(button(e.delivery_off ? "console.switchOn" : "console.switchOff",
     () => switchDelivery({ study: e.study }, e.delivery_off)));
-  if (e.patient_id) actions.append(button("console.switchOffPatient", () => switchDelivery({ patient: e.patient_id }, false)));
+  if (e.patient_id) actions.append(button(e.patient_off ? "console.switchOnPatient" : "console.switchOffPatient",
+    () => switchDelivery({ patient: e.patient_id, issuer: e.issuer }, e.patient_off)));
   li.append(actions);
   return li;
 }
