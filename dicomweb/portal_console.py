@@ -94,7 +94,11 @@ async def console_report(request: Request) -> Response:
         rows = [r for r in archive.instances(study) if r.sop_class == REPORT_CLASSES[0]]
         if not rows:
             raise NotFound("no PDF report in this exam")
-        ds = archive.read_dataset(rows[-1])
+
+        def written(row: Any) -> str:  # the index's order is not the order of writing
+            h = archive.read_header(row)
+            return f"{h.get('ContentDate', '')}{h.get('ContentTime', '')}"
+        ds = archive.read_dataset(max(rows, key=written))
         return bytes(ds.EncapsulatedDocument)
     pdf = await run_in_threadpool(newest_pdf)
     if "page" in request.query_params:  # one page as PNG: the console shows the report in place

@@ -39,7 +39,7 @@ def test_report_pages_as_png_for_the_console_and_the_patient(open_page: Any, srv
     draft, final, broken = (with_pdf(study, "UNVERIFIED", real_pdf(), "090000"),
                             with_pdf(study, "VERIFIED", real_pdf(), "100000"),
                             pdf_report(study, "VERIFIED", "not drawable", "080000"))
-    for ds in (broken, draft, final):  # the console previews the last stored
+    for ds in (broken, draft, final):  # the console previews the newest (ContentDate, ContentTime)
         stow(srv, ds)
 
     def console(**params: str) -> httpx.Response:
