@@ -77,7 +77,10 @@ def make_zip(store: Store, archive: Archive, data: Path, account: str, study: st
             write_dicomdir([pydicom.dcmread(io.BytesIO(archive.read_part10(r))) for r in rows], Path(tmp) / "DICOM")
         if contents != "dicom":
             _jpegs(archive, rows, Path(tmp) / "JPEG")
-        with pyzipper.AESZipFile(target, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES) as z:
+        # deflate level 1: 66 MB per CPU-second on CT against 12 at the default 6, for 3 % more
+        # bytes (0.383 vs 0.371 of the input; issue 9 part 4)
+        with pyzipper.AESZipFile(target, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES,
+                                 compresslevel=1) as z:
             z.setpassword(password.encode())
             for f in sorted(Path(tmp).rglob("*")):
                 if f.is_file():
