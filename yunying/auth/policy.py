@@ -119,7 +119,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     # a patient's WeChat binding (issue 14 part 8): patients' tokens only (the handlers check)
     ("GET", "/api/portal/wechat", AUTHENTICATED), ("DELETE", "/api/portal/wechat", AUTHENTICATED),
     ("POST", "/api/portal/wechat/start", AUTHENTICATED), ("POST", "/api/portal/wechat/bind", AUTHENTICATED),
-    ("GET", "/api/portal/film", DICOMWEB_READ),
+    ("GET", "/api/portal/film", DICOMWEB_READ), ("GET", "/api/portal/report/page", DICOMWEB_READ),  # report pages as PNG
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS, R.DELIVERY)),  # counts only, no patient data
     # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
     ("GET", "/api/portal/console/exams", (ADMIN, R.DELIVERY)), ("GET", "/api/portal/console/report", (ADMIN, R.DELIVERY)),
