@@ -4,6 +4,7 @@ import { applyTranslations, language, loadLanguage, switchLanguage, t } from "..
 import { accessToken } from "../common/auth.js";
 import { openReport, reportsOf } from "./reports.js";
 import { showFilm } from "./film.js";
+import { showAccesses } from "./accesses.js";
 
 const $ = (id) => document.getElementById(id);
 const EXAM = "yunying.portal.exam";
@@ -138,6 +139,9 @@ async function showHome() {
   if (rows.length && !$("add-hospital").value) $("add-hospital").value = rows[0].hospital;
   if (!rows.length) $("exams").textContent = t("portal.home.none");
   await listShares();
+  const label = (study) => { const j = found.get(study) || {}; return [day(tag(j, "00080020")), tag(j, "00081030")].filter(Boolean).join(" ") || "—"; };
+  $("accesses").ontoggle = () => { if ($("accesses").open) showAccesses(token, label); };
+  if ($("accesses").open) await showAccesses(token, label); // the language changed while it was open
   await wechatCard(token);
 }
 
