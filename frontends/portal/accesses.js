@@ -17,12 +17,22 @@ const ACTIONS = {
   store: "portal.accesses.action.store",
   delete: "portal.accesses.action.delete",
 };
+// staff roles (yunying/auth/roles.py) in plain words; an administrator's or a custom role keeps its name
+const ROLES = {
+  doctor: "portal.accesses.role.doctor",
+  radiologist: "portal.accesses.role.radiologist",
+  qc_expert: "portal.accesses.role.qc",
+  delivery_operator: "portal.accesses.role.delivery",
+};
 const SAME_VISIT_MS = 10 * 60 * 1000; // one viewing fetches many frames: one line per person, action and exam
 
 function who(a) {
   if (a.you || a.kind === "patient") return t("portal.accesses.you");
   if (a.kind === "share") return t("portal.accesses.share");
-  if (a.kind === "user") return t("portal.accesses.staff", { who: a.who, roles: a.roles || "—" });
+  if (a.kind === "user") {
+    const roles = a.roles.split(" ").filter(Boolean).map((r) => (ROLES[r] ? t(ROLES[r]) : r));
+    return t("portal.accesses.staff", { who: a.who, roles: roles.join(language() === "zh-CN" ? "、" : ", ") || "—" });
+  }
   if (["system", "peer", "launch"].includes(a.kind)) return t("portal.accesses.system", { who: a.who });
   return t("portal.accesses.other");
 }

@@ -46,7 +46,7 @@ def test_the_patient_sees_the_doctor_who_opened_the_exam_in_both_languages(open_
     page = p.page
     verify_by_sms(page, srv, url, ME)
     text = open_list(page)
-    assert "医院工作人员 dr.zhou（doctor）" in text and "打开了检查信息" in text, text
+    assert "医院工作人员 dr.zhou（医生）" in text and "打开了检查信息" in text, text
     assert "2024-01-01" in text  # the exam named as its card names it
     first = page.inner_text("#accesses-list li:first-child")
     assert "您本人" in first  # newest first: the patient's own page loading the exam comes after the doctor
