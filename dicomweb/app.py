@@ -98,7 +98,8 @@ def error_response(status: int, reason: str, headers: dict[str, str] | None = No
 
 async def on_archive_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ArchiveError)
-    return error_response(exc.http_status, exc.reason)
+    wait = getattr(exc, "retry_after", None)  # a throttle's 429 says when to come back (RFC 6585 4)
+    return error_response(exc.http_status, exc.reason, {"Retry-After": str(wait)} if wait else None)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:

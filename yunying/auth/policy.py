@@ -115,6 +115,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
+    # a patient's WeChat binding (issue 14 part 8): patients' tokens only (the handlers check)
+    ("GET", "/api/portal/wechat", AUTHENTICATED), ("DELETE", "/api/portal/wechat", AUTHENTICATED),
+    ("POST", "/api/portal/wechat/start", AUTHENTICATED), ("POST", "/api/portal/wechat/bind", AUTHENTICATED),
     ("GET", "/api/portal/film", DICOMWEB_READ),
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS, R.DELIVERY)),  # counts only, no patient data
     # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
@@ -146,9 +149,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("PUT", "/api/records/body-parts", ADMIN),
     ("GET", "/api/records/merges", ADMIN),
     ("POST", "/api/records/merges/{merge}/undo", ADMIN),  # reversing a patient merge: the admin's decision
-    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins the rest
+    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins and data stewards the rest
     ("GET", "/api/mpi/lookup", DICOMWEB_READ),
-    ("GET", "/api/mpi/{path:path}", ADMIN), ("POST", "/api/mpi/{path:path}", ADMIN),
+    ("GET", "/api/mpi/{path:path}", (ADMIN, R.MPI_MANAGE)), ("POST", "/api/mpi/{path:path}", (ADMIN, R.MPI_MANAGE)),
     # routing (issue 15 part 7): rules and queue carry AE titles and UIDs, no patient data
     ("GET", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("POST", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
     ("PUT", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("DELETE", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
