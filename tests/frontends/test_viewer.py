@@ -313,9 +313,14 @@ def test_images_of_one_series_tiled_page_together(open_page: Any, archive: Yunyi
     page.wait_for_function(f"JSON.stringify({shown}) === '[3,4,5,0]'")
     assert "图像 5/5" in page.inner_text(".viewport:nth-child(3) .corner.bl")
     assert page.inner_text(".viewport:nth-child(4) .corner.bl") == ""
+    layout(page, "1x2")  # a new grid while tiled: tiled again from the active image
+    page.wait_for_function(f"JSON.stringify({shown}) === '[3,4]'")
+    layout(page, "2x2")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[2,3,4,5]'")
+    page.locator(".viewport").nth(0).click()
     layout(page, "tile")  # off: the tiles keep their images, scrolling is each viewport's own
     page.keyboard.press("ArrowUp")
-    page.wait_for_function(f"JSON.stringify({shown}) === '[2,4,5,0]'")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[1,3,4,5]'")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert not p.errors, p.errors
 
