@@ -99,6 +99,8 @@ def test_rectangle_circle_and_freehand_regions(open_page: Any, archive: YunyingS
     assert mean == f"Mean {hu(3, 0):.1f} SD 0.0" and extremes == f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f} HU"
     page.click("#tool-circle")
     drag_image(page, (176, 128), (176, 138))  # centre in stripe 5, radius 10 pixels
+    circle = page.locator("svg.marks .measure.circle circle")
+    assert circle.evaluate("c => getComputedStyle(c).stroke") == "rgb(255, 212, 0)"  # drawn, not only labelled
     area, mean, _ = texts(page, "circle")
     assert area == f"Area {math.pi * 100 * SPACING ** 2:.1f} mm²" and mean.startswith(f"Mean {hu(5, 0):.1f} SD 0.0")
     page.click("#tool-freehand")
