@@ -201,9 +201,8 @@ async def add_exam(request: Request) -> Response:
         rows = archive.instances(exam.study_uid) if exam is not None else []
         return str(archive.read_header(rows[0]).get("StudyDate", "")) if rows else ""
     same_day = exam is not None and await run_in_threadpool(study_date) == date
-    if exam is not None:
-        await portal_history.require_delivered(request, [exam.study_uid])
     await call(claims.claim, store, portal_of(request).key, account, exam, name, same_day)
+    await portal_history.require_delivered(request, [exam.study_uid])  # proven first: a 410 tells nothing to a guesser
     return json_response(await portal_history.session(request, account), 201)
 
 
@@ -226,13 +225,14 @@ async def create_share(request: Request) -> Response:
 
 
 async def create_download(request: Request) -> Response:
-    """A password-protected ZIP of one of the patient's exams (needs the token's `download`)."""
+    """A password-protected ZIP of one of the patient's exams (needs the token's `download`):
+    {"study", "contents": "dicom" (default) | "jpeg" | "both"}."""
     account, body, p = _account(request), await json_body(request), principal_of(request)
     study = _text(body, "study", required=True)
     if not p.may("download") or study not in p.visibility.studies:
         raise NotFound("not one of your exams")
     made = await call(downloads.make_zip, store_of(request), request.app.state.archive,
-                      Path(request.app.state.settings.data), account, study)
+                      Path(request.app.state.settings.data), account, study, _text(body, "contents") or "dicom")
     return json_response(made, 201)
 
 

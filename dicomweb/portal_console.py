@@ -18,11 +18,12 @@ from dicomweb import portal_history
 from dicomweb.access import principal_of
 from dicomweb.accounts import call, field, json_body, json_response, store_of
 from dicomweb.portal import _text, portal_of
+from dicomweb.portal_reports import png_page
 from index.query import Query, StudyScope
 from yunying.auth import roles as R
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
 from yunying.mpi.views import person_studies
-from yunying.portal import console, console_search, exams, patients
+from yunying.portal import console, console_search, exams, patients, pdfpages
 from yunying.portal.console import REPORT_CLASSES
 from yunying.portal.schema import exams as exam_rows
 from yunying.scope import study_scope
@@ -81,7 +82,8 @@ async def console_exams(request: Request) -> Response:
 
 
 async def console_report(request: Request) -> Response:
-    """GET ?study=UID: the newest report PDF of an exam (released or not), for the preview."""
+    """GET ?study=UID[&page=N&width=W]: the newest report PDF of an exam (released or not), for the
+    preview; with `page`, that page as PNG (`X-Page-Count`)."""
     study = request.query_params.get("study", "")
     if not study:
         raise InvalidRequest("study: required")
@@ -92,9 +94,17 @@ async def console_report(request: Request) -> Response:
         rows = [r for r in archive.instances(study) if r.sop_class == REPORT_CLASSES[0]]
         if not rows:
             raise NotFound("no PDF report in this exam")
-        ds = archive.read_dataset(rows[-1])
+
+        def written(row: Any) -> str:  # the index's order is not the order of writing
+            h = archive.read_header(row)
+            return f"{h.get('ContentDate', '')}{h.get('ContentTime', '')}"
+        ds = archive.read_dataset(max(rows, key=written))
         return bytes(ds.EncapsulatedDocument)
-    return Response(await run_in_threadpool(newest_pdf), media_type="application/pdf",
+    pdf = await run_in_threadpool(newest_pdf)
+    if "page" in request.query_params:  # one page as PNG: the console shows the report in place
+        page, width = pdfpages.page_args(request.query_params.get("page"), request.query_params.get("width"))
+        return await png_page(pdf, page, width)
+    return Response(pdf, media_type="application/pdf",
                     headers={"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="report.pdf"'})
 
 

@@ -1,7 +1,8 @@
 """The portal's WeChat binding API (issue 14 part 8; yunying.portal.wechat_bind): a verified
 patient, inside WeChat, binds the official account's openid to the portal account so report
 notices come as WeChat messages (SMS stays the fallback), and may unbind. Patients only; the
-openid is never answered, logged or recorded in the audit trail."""
+openid is never answered, logged or recorded in the audit trail (which records each call as
+`portal` / `portal.change`, yunying.audit.middleware)."""
 from __future__ import annotations
 
 import os
@@ -10,8 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import yunying.audit
-from dicomweb.access import principal_of
 from dicomweb.accounts import call, json_body, json_response, pii_of, store_of
 from dicomweb.portal import _account, _text, portal_of
 from yunying.portal import wechat_bind
@@ -47,14 +46,12 @@ async def wechat_bind_code(request: Request) -> Response:
     wechat_bind.check_state(portal_of(request).key, account, state)
     openid = await call(oauth.openid, code)
     await call(wechat_bind.bind, store_of(request), pii_of(request), account, oauth.app_id, openid)
-    yunying.audit.record("portal.wechat", principal=principal_of(request), status="bound")
     return json_response({"bound": True})
 
 
 async def wechat_unbind(request: Request) -> Response:
     account = _account(request)
     await call(wechat_bind.unbind, store_of(request), account)
-    yunying.audit.record("portal.wechat", principal=principal_of(request), status="unbound")
     return json_response({"bound": False})
 
 

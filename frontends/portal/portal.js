@@ -237,7 +237,7 @@ function examCard(e, token) {
 
 async function downloadStudy(study, token, button) {
   button.disabled = true;
-  const r = await post("downloads", { study }, token);
+  const r = await post("downloads", { study, contents: "both" }, token); // DICOM for doctors, JPEGs for anyone
   button.disabled = false;
   if (r.status !== 201) { alert(reasonText(r.status, r.body.error)); return; }
   const box = document.createElement("div");

@@ -47,6 +47,9 @@ async def _while_committing(archive: Archive, app: Starlette, path: str, accept:
     ("/dicomweb/studies/{study}/series/{series}/metadata", "application/dicom+json"),
     ("/dicomweb/studies/{study}/metadata", "application/dicom+json"),
     ("/dicomweb/studies/{study}", 'multipart/related; type="application/octet-stream"'),
+    ("/dicomweb/studies/{study}/series", "application/dicom+json"),  # QIDO reads its writes too
+    ("/dicomweb/instances?SOPInstanceUID={sop}", "application/dicom+json"),
+    ("/dicomweb/studies/{study}/series/{series}/instances/{sop}/rendered", "image/png"),
 ])
 def test_requests_waiting_for_a_slow_commit_leave_the_loop_free(tmp_path: Path, path: str, accept: str) -> None:
     archive = Archive(tmp_path / "data")
@@ -61,6 +64,7 @@ def test_requests_waiting_for_a_slow_commit_leave_the_loop_free(tmp_path: Path, 
         app = build_app(archive, Settings(data=tmp_path / "data", api_key=KEY))
         resp, lag = asyncio.run(_while_committing(archive, app, path, accept))
         assert resp.status_code == 200, resp.text
+        assert resp.content and resp.content != b"[]"  # it waited for the commit, and found the instance
         assert lag < SLOW_COMMIT_S / 2, f"the event loop stood still {lag:.2f} s"
     finally:
         archive.close()

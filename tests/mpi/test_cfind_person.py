@@ -24,6 +24,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 from benchmarks.net import YunyingServer, start_yunying
 from tests.conftest import missing_tool
 from tests.dicomweb.helpers import make_ct
+from tests.routing.test_routing import c_store
 from yunying.records import idcard
 
 ID17 = "32010219750301002"
@@ -38,19 +39,6 @@ def patient(issuer: str, pid: str, name: str) -> Dataset:
     item.PatientID, item.TypeOfPatientID = ID_NUMBER, "TEXT"
     ds.OtherPatientIDsSequence = [item]
     return ds
-
-
-def c_store(srv: YunyingServer, calling: str, datasets: list[Dataset]) -> None:
-    ae = AE(ae_title=calling)
-    for ds in datasets:
-        ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
-    assoc = ae.associate("127.0.0.1", srv.dimse_port, ae_title=srv.aet)
-    assert assoc.is_established
-    try:
-        for ds in datasets:
-            assert assoc.send_c_store(ds).Status == 0x0000
-    finally:
-        assoc.release()
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +61,9 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
 def world(srv: YunyingServer) -> dict[str, str]:
     """One woman: P1 at HOSP1 (default hospital, two studies), X77 at HOSP2 (h2); one stranger."""
     mine = [patient("HOSP1", "P1", "王芳"), patient("HOSP1", "P1", "王芳"), patient("HOSP2", "X77", "王芳")]
-    c_store(srv, "H1", mine[:2])
-    c_store(srv, "H2", mine[2:])
-    c_store(srv, "H1", [make_ct(patient_id="S5", name="Other^One")])
+    c_store(srv, mine[:2], calling="H1")
+    c_store(srv, mine[2:], calling="H2")
+    c_store(srv, [make_ct(patient_id="S5", name="Other^One")], calling="H1")
     deadline = time.monotonic() + 30
     with httpx.Client(base_url=srv.http_url, headers=srv.headers) as c:
         while True:
@@ -87,7 +75,7 @@ def world(srv: YunyingServer) -> dict[str, str]:
     return {"P1": mine[0].StudyInstanceUID, "P1b": mine[1].StudyInstanceUID, "X77": mine[2].StudyInstanceUID}
 
 
-def find(srv: YunyingServer, calling: str, keys: dict[str, str], model: object = StudyRootQueryRetrieveInformationModelFind,
+def find(srv: YunyingServer, calling: str, keys: dict[str, str], model: str = StudyRootQueryRetrieveInformationModelFind,
          other_ids: bool = False) -> list[Dataset]:
     ae = AE(ae_title=calling)
     ae.add_requested_context(model)
@@ -102,7 +90,7 @@ def find(srv: YunyingServer, calling: str, keys: dict[str, str], model: object =
     try:
         for st, rsp in assoc.send_c_find(ds, model):
             assert st is not None and st.Status in (0x0000, 0xFF00, 0xFF01), st
-            if st.Status != 0x0000:
+            if st.Status != 0x0000 and rsp is not None:
                 out.append(rsp)
     finally:
         assoc.release()
@@ -165,3 +153,19 @@ def test_dcmtk_findscu_by_person(srv: YunyingServer, world: dict[str, str], tmp_
     assert {str(d.PatientName) for d in found} == {"王芳"}
     log = srv.log_path.read_text(errors="replace")
     assert "X77" not in log and "王芳" not in log and ID_NUMBER not in log
+
+
+def test_the_conformance_statement_describes_it(srv: YunyingServer) -> None:
+    text = httpx.get(srv.dicomweb_url + "/conformance", headers=srv.headers).text
+    assert "3.5 C-FIND by person" in text and "IssuerOfPatientID" in text
+    assert "RIS" in text and "C-FIND by person (3.5)" in text
+    assert text.count("C-FIND by person (3.5)") == 2  # RIS and RIS1, not PLAIN, H1, H2
+
+
+def test_a_bad_person_matching_value_is_a_setting_error() -> None:
+    from yunying.settings import SettingError, load_settings
+
+    with pytest.raises(SettingError, match="RIS"):
+        load_settings(environ={"YUNYING_PEERS": json.dumps({"RIS": {"host": "h", "port": 104, "person_matching": "yes"}})})
+    ok = load_settings(environ={"YUNYING_PEERS": json.dumps({"RIS": {"host": "h", "port": 104, "person_matching": True}})})
+    assert ok.peers["RIS"].person_matching is True  # type: ignore[attr-defined]

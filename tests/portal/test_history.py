@@ -122,7 +122,8 @@ def test_history_shows_id_number_links_not_look_alikes_and_patient_switch_withho
         assert refused.status_code == 410 and "switched off" in refused.json()["error"], refused.text
     assert api(srv, "verify/share", {"token": share.json()["token"]}).status_code == 410
     rows = httpx.get(srv.http_url + "/api/portal/console/exams", params={"accession": "H-2"}, headers=srv.headers)
-    assert [e["delivery_off"] for e in rows.json()["exams"]] == [True]
+    assert [(e["delivery_off"], e["patient_off"], e["issuer"]) for e in rows.json()["exams"]] == [
+        (True, True, "RADIOLOGY")]
 
     page.goto("about:blank")  # else only the fragment changes: the same document
     page.goto(srv.http_url + "/portal/#exam=" + later_token)

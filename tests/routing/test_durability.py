@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from pynetdicom import AE
 
 from benchmarks.net import YunyingServer
 from tests.dicomweb.helpers import make_ct, multipart, part10
 from tests.routing.peers import FlakyScp, wait_for
-from tests.routing.test_routing import all_done, api, queue_of, start
-
-
-@pytest.fixture()
-def flaky() -> Iterator[FlakyScp]:
-    scp = FlakyScp().start()
-    yield scp
-    scp.stop()
+from tests.routing.test_routing import (
+    all_done,
+    api,
+    queue_of,
+    start,
+)
 
 
 def kill(srv: YunyingServer) -> None:

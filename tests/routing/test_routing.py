@@ -37,13 +37,6 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def flaky() -> Iterator[FlakyScp]:
-    scp = FlakyScp().start()
-    yield scp
-    scp.stop()
-
-
-@pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
     s = start(tmp_path_factory.mktemp("routing") / "data")
     yield s

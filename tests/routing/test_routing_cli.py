@@ -16,7 +16,10 @@ import pytest
 from benchmarks.net import REPO_ROOT, YunyingServer
 from tests.dicomweb.helpers import make_ct
 from tests.routing.peers import FlakyScp, wait_for
-from tests.routing.test_routing import c_store, start
+from tests.routing.test_routing import (
+    c_store,
+    start,
+)
 
 
 def routing(srv: YunyingServer, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,13 +32,6 @@ def as_json(srv: YunyingServer, *args: str) -> object:
     done = routing(srv, *args, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-@pytest.fixture(scope="module")
-def flaky() -> Iterator[FlakyScp]:
-    scp = FlakyScp(mode="refuse").start()
-    yield scp
-    scp.stop()
 
 
 @pytest.fixture(scope="module")

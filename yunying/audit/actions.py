@@ -60,6 +60,7 @@ ACTIONS: dict[str, Event] = {
     "portal": Event(ACCESSED, "R"),  # the patient's own pages: exams, reports, films
     "portal.change": Event(OBJECT_SECURITY, "U"),  # binding, delivery switched off
     "portal.notify": Event(APPLICATION, "E"),
+    "portal.wechat": Event(ALERT, "U", USER_SECURITY),  # a WeChat identity bound to (or unbound from) an account
     "share.create": Event(OBJECT_SECURITY, "C"),
     "share.revoke": Event(OBJECT_SECURITY, "D"),
     "records.read": Event(PATIENT_RECORD, "R"),
@@ -86,6 +87,10 @@ ACTIONS: dict[str, Event] = {
     "pii.rotate": Event(ALERT, "E", SECURITY_CONFIGURATION),
     "pii.reseal": Event(ALERT, "E", SECURITY_CONFIGURATION),
     "users.": Event(ALERT, "U", USER_SECURITY),  # `yunying users <op>`: every op, by prefix
+    "oauth.client.add": Event(ALERT, "C", SECURITY_CONFIGURATION),
+    "oauth.client.remove": Event(ALERT, "D", SECURITY_CONFIGURATION),
+    "oauth.keys.rotate": Event(ALERT, "C", SECURITY_CONFIGURATION),
+    "oauth.keys.prune": Event(ALERT, "D", SECURITY_CONFIGURATION),
     # the trail itself
     "audit.read": Event(AUDIT_LOG_USED, "R"),
     "audit.export": Event(AUDIT_LOG_USED, "R"),

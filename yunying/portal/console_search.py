@@ -159,10 +159,11 @@ def search(archive: Archive, store: Store, filters: Filters, scope: StudyScope, 
     for study, js, age in found:
         owner = archive.owner(study)
         state = portal.get(study, {"qr": False, "bound": False, "delivery_off": False, "notified": 0})
-        if (_v(js, "00100021") or "", _v(js, "00100020") or "") in patients_off:
-            state = state | {"delivery_off": True}  # the patient's switch covers exams stored since
+        patient_off = (_v(js, "00100021") or "", _v(js, "00100020") or "") in patients_off
+        state = state | {"patient_off": patient_off} | ({"delivery_off": True} if patient_off else {})  # stored since too
         out.append({"study": study, "date": _v(js, "00080020") or "", "accession": _v(js, "00080050") or "",
-                    "name": _v(js, "00100010") or "", "patient_id": _v(js, "00100020") or "", "sex": _v(js, "00100040") or "", "age": age,
+                    "name": _v(js, "00100010") or "", "patient_id": _v(js, "00100020") or "",
+                    "issuer": _v(js, "00100021") or "", "sex": _v(js, "00100040") or "", "age": age,
                     "visit": _v(js, "00380010") or "", "modalities": js.get("00080061", {}).get("Value") or [],
                     "body_parts": sorted(parts.get(study, ())), "description": _v(js, "00081030") or "",
                     "hospital": owner[0] if owner else ""}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from yunying.pii import PiiKeys, sealed_column
 from yunying.portal.schema import bindings
 
 STATE_TTL = 600
+logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO line is the URL: the secret and the code
 AUTHORIZE = "https://open.weixin.qq.com/connect/oauth2/authorize"
 API = "https://api.weixin.qq.com"
 
