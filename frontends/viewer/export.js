@@ -8,7 +8,7 @@ import { HttpError } from "./dicomweb.js";
 import { value } from "./series.js";
 
 const API = new URL("../api/viewer/export/", new URL(".", import.meta.url)).href;
-const MARK_STYLE = `line,polyline,ellipse,path,polygon{stroke:#ffd400;stroke-width:2;fill:none}polygon{fill:#ffd400}
+const MARK_STYLE = `line,polyline,ellipse,circle,path,polygon{stroke:#ffd400;stroke-width:2;fill:none}polygon{fill:#ffd400}
 text{fill:#ffd400;font:13px sans-serif;paint-order:stroke;stroke:#000;stroke-width:3px}.refs line{stroke:#3fd46b;stroke-width:1}`;
 
 const VALUES_HIDDEN = ".measure:not(.arrow):not(.text) text{display:none}"; // as on screen

@@ -58,7 +58,7 @@ export async function setLayout(viewer, layout, seriesOrder, loadSeries, rendere
     const vp = createViewport(viewer, el, rendererKind);
     const next = seriesOrder.find((uid) => !shown.has(uid)) || seriesOrder[0];
     shown.add(next);
-    if (next) loadSeries(next).then((s) => vp.setSeries(s)).catch(() => {});
+    if (next && !viewer.tiled) loadSeries(next).then((s) => vp.setSeries(s)).catch(() => {}); // tiled: tile.js fills it
   }
   viewer.layout = layout;
 }

@@ -79,6 +79,12 @@ const viewer = {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
   },
 };
+viewer.loader.lossy = params.get("quality") === "lossy"; // ?quality=lossy: small JPEGs from the start (a weak link)
+/** The lossy / lossless switch: the images on screen are fetched again in the other form. */
+viewer.setLossy = (on) => {
+  viewer.loader.lossy = on;
+  for (const vp of viewer.viewports) if (vp.series) vp.setIndex(vp.index);
+};
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
 attachSync(viewer);
 attachTiling(viewer);

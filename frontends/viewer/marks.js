@@ -7,8 +7,8 @@ import { t } from "../common/i18n.js";
 import { spacing } from "./series.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-export const MEASURE_TOOLS = ["length", "angle", "roi", "rect", "circle", "freehand", "cobb", "ctr", "point", "arrow", "text"];
-export const REGIONS = new Set(["roi", "rect", "circle", "freehand"]); // area and statistics
+export const MEASURE_TOOLS = ["length", "angle", "roi", "rect", "circle", "freehand", "polygon", "cobb", "ctr", "point", "arrow", "text"];
+export const REGIONS = new Set(["roi", "rect", "circle", "freehand", "polygon"]); // area and statistics
 export const FREEHAND = new Set(["freehand"]); // the drag's whole path, not its two ends
 export const TWO_STEP = new Set(["angle", "cobb", "ctr"]); // a second drag completes them
 export const ONE_POINT = new Set(["point", "text"]); // a tap
@@ -77,7 +77,7 @@ export function regionOf(kind, pts) {
     return { inside: (x, y) => (x - cx) ** 2 + (y - cy) ** 2 <= r * r, box: [cx - r, cy - r, cx + r, cy + r], area: Math.PI * r * r };
   }
   if (kind === "rect") return { inside: () => true, box, area: (box[2] - box[0]) * (box[3] - box[1]) };
-  if (kind === "freehand") {
+  if (kind === "freehand" || kind === "polygon") {
     let area = 0;
     for (let k = 0; k < pts.length; k++) { const [a, b] = [pts[k], pts[(k + 1) % pts.length]]; area += a[0] * b[1] - b[0] * a[1]; }
     return { inside: (x, y) => insidePolygon(pts, x, y), box, area: Math.abs(area) / 2 };
@@ -185,7 +185,8 @@ export function drawOne(svg, vp, m) {
       else { // a rectangle's corners follow the view's rotation: drawn as the polygon of its four
         const corners = m.kind === "rect" ? [m.points[0], [m.points[1][0], m.points[0][1]], m.points[1], [m.points[0][0], m.points[1][1]]]
           .map(([x, y]) => vp.imageToClient(x, y)) : pts;
-        el("polyline", { points: [...corners, corners[0]].map((p) => p.join(",")).join(" "), fill: "none" }, g);
+        const closed = m.kind !== "polygon" || !m.open; // a polygon being drawn stays open
+        el("polyline", { points: [...corners, ...(closed ? [corners[0]] : [])].map((p) => p.join(",")).join(" "), fill: "none" }, g);
       }
       const s = regionStats(vp.image, m.kind, m.points, c);
       if (!s.n) break;

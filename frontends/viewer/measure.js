@@ -1,7 +1,8 @@
 // The marks of the open study, per image, and the pointer gestures that draw them: one drag for
 // a length, a region (ellipse, rectangle, circle from its centre, freehand along the path) or an
 // arrow, a tap for a point value or text, two drags for an angle (the second arm from the
-// vertex), a Cobb angle or a cardiothoracic ratio (two lines each).
+// vertex), a Cobb angle or a cardiothoracic ratio (two lines each); a polygon by a tap per
+// corner, closed by a tap on its first corner.
 import { t } from "../common/i18n.js";
 import { drawOne, FREEHAND, MEASURE_TOOLS, ONE_POINT, TWO_STEP, WITH_TEXT } from "./marks.js";
 
@@ -21,6 +22,7 @@ export class Measurements {
   start(vp, tool, x, y) {
     if (!MEASURE_TOOLS.includes(tool) || !vp.image) return false;
     const p = vp.clientToImage(x, y), d = this.draft;
+    if (tool === "polygon") return this.corner(vp, p, x, y);
     if (d?.stage === 1 && d.vp === vp && d.kind === tool) {
       if (d.kind === "angle") d.points[2] = p; // the second arm: from the vertex to the third point
       else d.points.push(p, p); // the second line
@@ -32,9 +34,26 @@ export class Measurements {
     return true;
   }
 
+  /** A polygon's tap: a new corner, or the first corner again (within 10 CSS pixels) closes it. */
+  corner(vp, p, x, y) {
+    const d = this.draft;
+    if (d?.kind !== "polygon" || d.vp !== vp) {
+      this.draft = { kind: "polygon", points: [p], open: true, stage: 0, vp };
+    } else {
+      const [fx, fy] = vp.imageToClient(...d.points[0]);
+      if (d.points.length >= 3 && Math.hypot(fx - x, fy - y) <= 10) {
+        this.draft = null;
+        const key = this.key(vp), im = vp.series.images[vp.index];
+        this.byImage.set(key, [...(this.byImage.get(key) || []), { kind: "polygon", points: d.points, sop: im.sop, frame: im.frame, ds: im.ds }]);
+      } else d.points.push(p);
+    }
+    this.render(vp);
+    return true;
+  }
+
   move(vp, x, y) {
     const d = this.draft;
-    if (!d || ONE_POINT.has(d.kind)) return;
+    if (!d || ONE_POINT.has(d.kind) || d.kind === "polygon") return;
     const p = vp.clientToImage(x, y), last = d.points[d.points.length - 1];
     if (!FREEHAND.has(d.kind)) d.points[d.points.length - 1] = p;
     else if (Math.hypot(p[0] - last[0], p[1] - last[1]) >= 1) d.points.push(p); // the path, an image pixel apart at least
@@ -43,7 +62,7 @@ export class Measurements {
 
   end(vp) {
     const d = this.draft;
-    if (!d) return;
+    if (!d || d.kind === "polygon") return; // a polygon ends at the tap on its first corner
     if (TWO_STEP.has(d.kind) && d.stage === 0) {
       d.stage = 1;
       if (d.kind === "angle") d.points[2] = d.points[1];

@@ -26,9 +26,10 @@ MAX_ITEMS = 500  # a report of more marks than anyone draws on one study is refu
 # kind -> (number of points the viewer sends, SCOORD graphic type)
 # (0: a freehand path of 3 to MAX_PATH points)
 KINDS = {"length": (2, "POLYLINE"), "angle": (3, "POLYLINE"), "roi": (2, "ELLIPSE"), "rect": (2, "POLYLINE"),
-         "circle": (2, "CIRCLE"), "freehand": (0, "POLYLINE"), "cobb": (4, "MULTIPOINT"),
+         "circle": (2, "CIRCLE"), "freehand": (0, "POLYLINE"), "polygon": (0, "POLYLINE"),
+         "cobb": (4, "MULTIPOINT"),
          "ctr": (4, "MULTIPOINT"), "point": (1, "POINT"), "arrow": (2, "POLYLINE"), "text": (1, "POINT")}
-REGIONS = ("roi", "rect", "circle", "freehand")  # TID 1410 planar ROIs with area and statistics
+REGIONS = ("roi", "rect", "circle", "freehand", "polygon")  # TID 1410 planar ROIs with area and statistics
 MAX_PATH = 2000
 # the header attributes an SR copies from the images it references (patient, study, frame of reference)
 HEADER_TAGS = ("00080005", "00080016", "00080018", "00080020", "00080030", "00080050", "00080060", "00080090",

@@ -4,7 +4,7 @@ import { COLORMAPS } from "./colormaps.js";
 import { buildLayoutMenu } from "./tile.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "rect", "circle", "freehand", "cobb", "ctr", "point", "arrow", "text"];
+const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "rect", "circle", "freehand", "polygon", "cobb", "ctr", "point", "arrow", "text"];
 const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer, priors) {
@@ -46,6 +46,13 @@ export function buildToolbar(nav, menu, viewer, priors) {
     button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
     button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   }
+  const quality = button("viewer.quality.lossless", () => { viewer.setLossy(!viewer.loader.lossy); qualityLabel(); }, "quality");
+  const qualityLabel = () => {
+    quality.dataset.i18n = viewer.loader.lossy ? "viewer.quality.lossy" : "viewer.quality.lossless";
+    quality.textContent = t(quality.dataset.i18n);
+    quality.setAttribute("aria-pressed", String(viewer.loader.lossy));
+  };
+  qualityLabel();
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
   const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");

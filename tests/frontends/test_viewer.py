@@ -313,9 +313,14 @@ def test_images_of_one_series_tiled_page_together(open_page: Any, archive: Yunyi
     page.wait_for_function(f"JSON.stringify({shown}) === '[3,4,5,0]'")
     assert "图像 5/5" in page.inner_text(".viewport:nth-child(3) .corner.bl")
     assert page.inner_text(".viewport:nth-child(4) .corner.bl") == ""
+    layout(page, "1x2")  # a new grid while tiled: tiled again from the active image
+    page.wait_for_function(f"JSON.stringify({shown}) === '[3,4]'")
+    layout(page, "2x2")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[2,3,4,5]'")
+    page.locator(".viewport").nth(0).click()
     layout(page, "tile")  # off: the tiles keep their images, scrolling is each viewport's own
     page.keyboard.press("ArrowUp")
-    page.wait_for_function(f"JSON.stringify({shown}) === '[2,4,5,0]'")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[1,3,4,5]'")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert not p.errors, p.errors
 
@@ -459,3 +464,23 @@ def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archi
     page.wait_for_timeout(200)
     assert page.evaluate("window.yunyingViewer.viewports[1].index") == 1
     assert not p.errors
+
+
+def test_lossy_switch_small_jpegs_then_the_original_pixels(open_page: Any, archive: YunyingServer,
+                                                          study: tuple[str, str]) -> None:
+    p = open_page(**PHONE)
+    raw: list[str] = []
+    p.page.on("request", lambda r: raw.append(r.url) if re.search(r"/frames/\d+$", r.url) else None)
+    p.page.goto(url(archive, study[0], "&lang=en&quality=lossy"))
+    p.page.wait_for_function("window.yunyingViewer.viewports[0]?.image?.lossy === true", timeout=30000)
+    page = p.page
+    assert page.inner_text("#quality") == "Lossy (fast)"
+    assert_close(pixels(page), expected(*HEADER_WINDOW), tolerance=3)  # JPEG quality 80 on flat stripes
+    page.evaluate("window.yunyingViewer.viewports[0].setWindow(-600, 400)")  # inside the JPEG's window: W/L still works
+    assert_close(pixels(page), expected(-600, 400), tolerance=4)
+    assert not raw and page.evaluate("performance.getEntriesByName('full-fidelity').length") == 0
+    page.click("#quality")  # lossless: the original pixels replace the JPEG
+    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+    assert page.inner_text("#quality") == "Lossless" and raw
+    assert_close(pixels(page), expected(-600, 400))
+    assert not p.errors, p.errors

@@ -86,7 +86,7 @@ def path_image(page: Any, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-def test_rectangle_circle_and_freehand_regions(open_page: Any, archive: YunyingServer) -> None:
+def test_rectangle_circle_freehand_and_polygon_regions(open_page: Any, archive: YunyingServer) -> None:
     from tests.frontends.phantom import SPACING
 
     study = store_ct(archive, 1, 256)[0]  # stripe k: columns 32k to 32k + 31, HU known
@@ -99,13 +99,23 @@ def test_rectangle_circle_and_freehand_regions(open_page: Any, archive: YunyingS
     assert mean == f"Mean {hu(3, 0):.1f} SD 0.0" and extremes == f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f} HU"
     page.click("#tool-circle")
     drag_image(page, (176, 128), (176, 138))  # centre in stripe 5, radius 10 pixels
+    circle = page.locator("svg.marks .measure.circle circle")
+    assert circle.evaluate("c => getComputedStyle(c).stroke") == "rgb(255, 212, 0)"  # drawn, not only labelled
     area, mean, _ = texts(page, "circle")
     assert area == f"Area {math.pi * 100 * SPACING ** 2:.1f} mm²" and mean.startswith(f"Mean {hu(5, 0):.1f} SD 0.0")
     page.click("#tool-freehand")
-    path_image(page, [(40, 40), (100, 40), (40, 100), (40, 40)])  # a right triangle over stripes 1 to 3
+    # a right triangle over stripes 1 to 3, its sides off the pixel centres (a centre exactly on the
+    # outline is in or out by rounding: the report's 32-bit coordinates could flip it)
+    path_image(page, [(40.25, 40.25), (100.25, 40.25), (40.25, 100.25), (40.25, 40.25)])
     area, _, extremes = texts(page, "freehand")
     assert float(area.split()[1]) == pytest.approx(60 * 60 / 2 * SPACING ** 2, rel=0.03)
     assert extremes == f"Min {hu(1, 0):.0f} Max {hu(3, 0):.0f} HU"
+    page.click("#tool-polygon")  # a tap per corner, the first corner again closes it
+    for x, y in [(100, 150), (124, 150), (124, 190), (100, 190), (100.5, 150.5)]:
+        drag_image(page, (x, y), (x, y))
+    area, mean, _ = texts(page, "polygon")
+    assert area == f"Area {24 * 40 * SPACING ** 2:.1f} mm²" and mean == f"Mean {hu(3, 0):.1f} SD 0.0"
+    assert page.evaluate("window.yunyingViewer.measurements.draft") is None
     page.click("#values")  # numbers off, shapes stay
     assert not page.locator("svg.marks .measure.rect text").first.is_visible()
     assert page.locator("svg.marks .measure.rect polyline").is_visible()
@@ -114,7 +124,7 @@ def test_rectangle_circle_and_freehand_regions(open_page: Any, archive: YunyingS
     page.click("#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('saved to the archive')", timeout=30000)
     page.reload()
-    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 3", timeout=30000)
-    page.wait_for_function("document.querySelectorAll('svg.marks .measure text').length === 9")
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 4", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure text').length === 12")
     assert sorted(marks(page)) == before
     assert not p.errors, p.errors
