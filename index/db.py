@@ -248,11 +248,12 @@ class Index:
             return self._owners[study]
         except KeyError:
             pass
-        if hash(study) not in (self._studies if self._studies is not None else self._load_studies()):
-            return None  # certainly not stored
         generation = self._owners_gen
-        r = self._reader().execute("SELECT hospital, department FROM studies WHERE uid = ?", [study]).fetchone()
-        found = (r[0], r[1]) if r else None
+        if hash(study) not in (self._studies if self._studies is not None else self._load_studies()):
+            found = None  # certainly not stored
+        else:
+            r = self._reader().execute("SELECT hospital, department FROM studies WHERE uid = ?", [study]).fetchone()
+            found = (r[0], r[1]) if r else None
         with self._owners_lock:
             if generation == self._owners_gen:
                 if len(self._owners) >= OWNERS_MAX:
