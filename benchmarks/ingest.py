@@ -36,6 +36,18 @@ LABELS = {"stow_ips": "STOW-RS CT, 4 clients", "cstore_1": "C-STORE CT, 1 associ
 IDLE_S = 12.0  # seconds without requests before the idle memory is read (ingest workers exit after 10)
 
 
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of its descendants alive now (workers that
+    exited meanwhile are not counted: read it right after a workload, before they idle out)."""
+    def cpu(p: int) -> float:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu(pid), sum(cpu(p) for p in tree_memory(pid) if p != pid)
+
+
 class PeakSampler:
     """The largest total PSS of a server's process tree, sampled while it works: workers that
     exit before the end count too (the tree's VmHWM at the end misses them), and pages that
@@ -84,12 +96,17 @@ def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, sto
     sampler = PeakSampler(server.proc.pid)
     try:
         for key, fn in steps:
+            before = tree_cpu(server.proc.pid)
             try:
-                out[key] = fn()["instances_per_s"]
+                got = fn()
+                out[key] = got["instances_per_s"]
             except Exception as exc:  # noqa: BLE001 - a failed figure is reported, the rest runs
                 log(f"{name}: {key} failed: {exc}")
             else:
-                log(f"{name}: {LABELS[key]}: {out[key]:.0f} inst/s")
+                # CPU per instance moves far less with the machine's load than instances/s
+                main, rest = (1000 * (a - b) / got["instances"] for a, b in zip(tree_cpu(server.proc.pid), before))
+                log(f"{name}: {LABELS[key]}: {out[key]:.0f} inst/s; CPU ms/instance: server process "
+                    f"{main:.2f}, its child processes {rest:.2f}")
         time.sleep(IDLE_S)  # idle: what the server keeps between bursts of work
         memory = tree_memory(server.proc.pid)
         # PSS: worker processes share pages with their forkserver (RSS would count them twice)

@@ -208,7 +208,7 @@ class Archive:
         try:
             # a lone store (one C-STORE association, a sequential client) is written here: the
             # hop to a worker only pays when stores overlap and contend for this process's GIL
-            if self._pool is not None and not alone and self._pool.available():
+            if self._pool is not None and not alone:
                 w = self._pool.write(source, origin, expected_study)
             else:
                 w = write_instance(self.storage, source, origin, expected_study)

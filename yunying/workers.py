@@ -108,10 +108,11 @@ class IngestPool:
         self._handoff = _handoff_folder()
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._workers: list[_Worker] = []
-        self._starting = False
         self._start()
         # idle workers exit (issue 9 part 5: ~55 MB RSS each) and come back with the next
-        # overlapping stores; a lone store is written in the server meanwhile (Archive.store)
+        # overlapping stores (a fork of the forkserver, which stays: ~48 MB PSS once alone; stopped
+        # too, or the stores written in the server while workers start in the background, 4
+        # associations after an idle pause ran at ~27 CT instances/s instead of ~49; load ~15)
         self._busy = 0
         self._last = time.monotonic()
         self._closed = threading.Event()
@@ -125,39 +126,8 @@ class IngestPool:
             self._workers.append(worker)
             self._idle.put(worker)
 
-    def available(self) -> bool:
-        """Whether workers are up; if they exited idle, start them in the background and say
-        False (the caller writes this instance itself: a burst never waits for a start, ~1 s
-        with the forkserver's imports)."""
-        if self._workers:
-            return True
-        with self._lock:
-            if self._workers or self._starting or self._closed.is_set():
-                return bool(self._workers)
-            self._starting = True
-        threading.Thread(target=self._start_later, name="yunying-ingest-start", daemon=True).start()
-        return False
-
-    def _start_later(self) -> None:
-        try:
-            fresh = [_Worker(self._ctx, self._args) for _ in range(self._processes)]
-        except OSError as exc:
-            log.error("ingest workers could not start: %s", exc)
-            fresh = []
-        with self._lock:
-            self._starting = False
-            self._last = time.monotonic()
-            if self._closed.is_set() or self._workers:
-                stale = fresh
-            else:
-                stale, self._workers = [], fresh
-                for worker in fresh:
-                    self._idle.put(worker)
-        for worker in stale:
-            worker.stop(5.0)
-
     def _reap(self) -> None:
-        while not self._closed.wait(max(self._idle_exit_s / 4, 0.05)):
+        while not self._closed.wait(min(max(self._idle_exit_s / 10, 0.05), 1.0)):
             with self._lock:
                 if not self._workers or self._busy or time.monotonic() - self._last < self._idle_exit_s:
                     continue
@@ -166,7 +136,6 @@ class IngestPool:
                     self._idle.get_nowait()
             for worker in workers:
                 worker.stop(5.0)
-            _stop_forkserver()
             log.debug("ingest workers idle for %.0f s: stopped", self._idle_exit_s)
 
     @property
@@ -255,22 +224,8 @@ class IngestPool:
             workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop(5.0)
-        _stop_forkserver()
         if self._handoff is not None:
             shutil.rmtree(self._handoff, ignore_errors=True)
-
-
-def _stop_forkserver() -> None:
-    """End the forkserver too (~47 MB PSS with its preloaded modules; issue 9 part 5): the next
-    start brings it back. Its only users here are the ingest workers, all stopped."""
-    from multiprocessing import forkserver
-
-    stop = getattr(forkserver._forkserver, "_stop", None)  # private, stable since Python 3.8
-    if stop is not None:
-        try:
-            stop()
-        except OSError as exc:
-            log.debug("forkserver stop: %s", exc)
 
 
 def _start_time(pid: int) -> str | None:
