@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -24,13 +25,48 @@ from benchmarks import dimse, stow
 from benchmarks.data import build_corpus, build_ct
 from benchmarks.net import REPO_ROOT, free_port
 from benchmarks.run import remove_in_background
-from benchmarks.servers import Server
+from benchmarks.servers import Server, tree_memory
 
 ENVS: dict[str, dict[str, str]] = {}  # variant name -> environment of its server (--ab)
 TREES: dict[str, Path] = {}  # git ref -> an exported tree of it (--ref)
-FIGURES = ("stow_ips", "cstore_1", "cstore_4", "cstore_small")
+FIGURES = ("stow_ips", "cstore_1", "cstore_4", "cstore_small", "rss_peak_mb", "rss_idle_mb")
 LABELS = {"stow_ips": "STOW-RS CT, 4 clients", "cstore_1": "C-STORE CT, 1 association",
-          "cstore_4": "C-STORE CT, 4 associations", "cstore_small": "C-STORE small, 4 storescu"}
+          "cstore_4": "C-STORE CT, 4 associations", "cstore_small": "C-STORE small, 4 storescu",
+          "rss_peak_mb": "memory peak (PSS), MiB, lower", "rss_idle_mb": "memory idle after, MiB, lower"}
+IDLE_S = 12.0  # seconds without requests before the idle memory is read (ingest workers exit after 10)
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of its descendants alive now (workers that
+    exited meanwhile are not counted: read it right after a workload, before they idle out)."""
+    def cpu(p: int) -> float:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu(pid), sum(cpu(p) for p in tree_memory(pid) if p != pid)
+
+
+class PeakSampler:
+    """The largest total PSS of a server's process tree, sampled while it works: workers that
+    exit before the end count too (the tree's VmHWM at the end misses them), and pages that
+    workers share with their forkserver count once (a sum of RSS counts them in every process)."""
+
+    def __init__(self, pid: int, every_s: float = 0.25) -> None:
+        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.peak = max(self.peak, sum(m["Pss"] or m["VmRSS"] for m in tree_memory(self.pid).values()))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def log(msg: str) -> None:
@@ -57,15 +93,29 @@ def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, sto
         ("cstore_4", lambda: dimse.c_store(server.peer, store4.files[:cstore_n], associations=4)),
         ("cstore_small", lambda: dimse.c_store(server.peer, small, associations=4)),
     ]
+    sampler = PeakSampler(server.proc.pid)
     try:
         for key, fn in steps:
+            before = tree_cpu(server.proc.pid)
             try:
-                out[key] = fn()["instances_per_s"]
+                got = fn()
+                out[key] = got["instances_per_s"]
             except Exception as exc:  # noqa: BLE001 - a failed figure is reported, the rest runs
                 log(f"{name}: {key} failed: {exc}")
             else:
-                log(f"{name}: {LABELS[key]}: {out[key]:.0f} inst/s")
+                # CPU per instance moves far less with the machine's load than instances/s
+                main, rest = (1000 * (a - b) / got["instances"] for a, b in zip(tree_cpu(server.proc.pid), before))
+                log(f"{name}: {LABELS[key]}: {out[key]:.0f} inst/s; CPU ms/instance: server process "
+                    f"{main:.2f}, its child processes {rest:.2f}")
+        time.sleep(IDLE_S)  # idle: what the server keeps between bursts of work
+        memory = tree_memory(server.proc.pid)
+        # PSS: worker processes share pages with their forkserver (RSS would count them twice)
+        out["rss_idle_mb"] = sum(m["Pss"] or m["VmRSS"] for m in memory.values()) / 2**20
+        out["rss_peak_mb"] = sampler.stop() / 2**20
+        log(f"{name}: memory idle {out['rss_idle_mb']:.0f} MiB, peak {out['rss_peak_mb']:.0f} MiB; "
+            + ", ".join(f"{m['cmd'][:40]} {m['Pss'] / 2**20:.0f}" for m in memory.values()))
     finally:
+        sampler.stop()
         server.stop()
     return out
 
@@ -129,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.rounds}; small set {len(small)} instances, CT {min(args.cstore, args.slices)} x 512x512)")
     for k in FIGURES:
         ratio = med("yunying", k) / med("orthanc", k) if "orthanc" in servers else float("nan")
+        if k.startswith("rss"):  # lower is better: the ratio reads like the others (>1: better)
+            ratio = 1 / ratio
         print(f"{LABELS[k]:30} " + " ".join(f"{med(s, k):10.0f}" for s in servers) + f"  {ratio:5.2f}x   "
               + " / ".join(str([round(v) for v in results[s][k]]) for s in servers))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

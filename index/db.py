@@ -83,6 +83,10 @@ class Index:
         self._owners: dict[str, tuple[str, str | None] | None] = {}
         self._owners_gen = 0
         self._owners_lock = threading.Lock()
+        # hash() of every stored study's UID, once loaded: a study certainly not stored (every
+        # first instance of a new study asks) is answered without a DuckDB read (issue 9);
+        # removed studies leave their hash (a false "maybe", which asks DuckDB, never a false "no")
+        self._studies: set[int] | None = None
 
     def close(self) -> None:
         """Checkpoint and close the database (idempotent)."""
@@ -119,6 +123,14 @@ class Index:
                 self._owners_gen += 1
                 for study in refreshed.studies:
                     self._owners.pop(study, None)
+                # the rows just written name their owner (hospital, department): the next
+                # instances of these studies find it here, not in DuckDB (issue 9)
+                if len(self._owners) + len(refreshed.study_rows) >= OWNERS_MAX:
+                    self._owners.clear()
+                for row in refreshed.study_rows:
+                    self._owners[row[0]] = (row[-3], row[-2])
+                    if self._studies is not None:
+                        self._studies.add(hash(row[0]))
             try:
                 if self._touched is not None:
                     self._touched[0].update(refreshed.studies)
@@ -237,14 +249,25 @@ class Index:
         except KeyError:
             pass
         generation = self._owners_gen
-        r = self._reader().execute("SELECT hospital, department FROM studies WHERE uid = ?", [study]).fetchone()
-        found = (r[0], r[1]) if r else None
+        if hash(study) not in (self._studies if self._studies is not None else self._load_studies()):
+            found = None  # certainly not stored
+        else:
+            r = self._reader().execute("SELECT hospital, department FROM studies WHERE uid = ?", [study]).fetchone()
+            found = (r[0], r[1]) if r else None
         with self._owners_lock:
             if generation == self._owners_gen:
                 if len(self._owners) >= OWNERS_MAX:
                     self._owners.clear()
                 self._owners[study] = found
         return found
+
+    def _load_studies(self) -> set[int]:
+        """The stored studies' hashes (under the writer lock: no write is missed meanwhile)."""
+        with self._lock:
+            if self._studies is None:
+                rows = self._reader().execute("SELECT uid FROM studies").fetchall()
+                self._studies = {hash(uid) for (uid,) in rows}
+            return self._studies
 
     def cached_owner(self, study: str) -> tuple[tuple[str, str | None] | None] | None:
         """owner(study) as a 1-tuple when it is in memory, else None (never touches DuckDB)."""

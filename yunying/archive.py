@@ -45,7 +45,8 @@ from yunying.ingest import load_record
 from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
 from yunying.routing.hook import notify
-from yunying.writing import IngestPool, Written, write_instance
+from yunying.workers import IngestPool
+from yunying.writing import Written, write_instance
 
 log = logging.getLogger("yunying.archive")
 LINGER_S = 0.25  # how long the index writer waits to fill a batch; readers cut it short (see _write_loop)

@@ -15,7 +15,8 @@ from index.model import Origin
 from tests.dicomweb.helpers import make_ct, part10
 from yunying.archive import Archive
 from yunying.errors import InstanceConflict, UnknownResource
-from yunying.writing import IngestPool, write_instance
+from yunying.workers import IngestPool
+from yunying.writing import write_instance
 
 ORIGIN = Origin("import", "test")
 
@@ -28,9 +29,9 @@ def pooled(tmp_path: Path) -> Iterator[Archive]:
 
 
 def _worker_pids(pool: IngestPool) -> list[int]:
-    """The pool's worker processes (ProcessPoolExecutor has no public way to list them)."""
-    assert pool._pool is not None
-    return sorted(p.pid for p in pool._pool._processes.values() if p.pid is not None)
+    """The pool's worker processes."""
+    assert pool.running
+    return pool.pids()
 
 
 def _problems(archive: Archive) -> tuple[list[str], list[str]]:
@@ -166,9 +167,9 @@ def test_workers_end_when_their_server_is_killed(tmp_path: Path) -> None:
         "from yunying.archive import Archive\n"
         "a = Archive(sys.argv[1], ingest_processes=2)\n"
         "deadline = time.monotonic() + 60\n"
-        "while len(a._pool._pool._processes) < 2 and time.monotonic() < deadline:\n"
+        "while len(a._pool.pids()) < 2 and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"
-        "print(' '.join(str(p) for p in a._pool._pool._processes), flush=True)\n"
+        "print(' '.join(str(p) for p in a._pool.pids()), flush=True)\n"
         "time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "data")], stdout=subprocess.PIPE)
     try:
@@ -192,7 +193,7 @@ def _big(i: int) -> bytes:
 
 def test_instances_reach_the_workers_through_shared_memory_and_leave_nothing_there(tmp_path: Path,
                                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from yunying import writing
+    from yunying import workers as writing
 
     a = Archive(tmp_path / "data", ingest_processes=2)
     pool = a._pool
@@ -236,7 +237,7 @@ def test_without_room_in_shared_memory_the_instance_goes_through_the_pipe(tmp_pa
 
 
 def test_a_dead_servers_hand_off_folder_is_swept_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from yunying import writing
+    from yunying import workers as writing
 
     monkeypatch.setattr(writing, "SHM_ROOT", tmp_path / "shm")
     (tmp_path / "shm").mkdir()
@@ -271,7 +272,6 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
     import time
 
     from storage import Storage
-    from yunying.writing import IngestPool
 
     pool = IngestPool(Storage(tmp_path / "store"), 1, idle_exit_s=0.3)
     try:
@@ -286,7 +286,7 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert pids and gone()
         again = pool.write(part10(make_ct()), ORIGIN)  # the next store brings them back
-        assert pool.running and again.sop != first.sop
+        assert pool.running and again.sop != first.sop and pool.pids() != pids
     finally:
         pool.close()
 

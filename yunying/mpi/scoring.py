@@ -15,12 +15,17 @@ In a large registry `name_frequency_adjustment` replaces the exact-name u by the
 from __future__ import annotations
 
 import math
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pypinyin import Style, lazy_pinyin
+# pypinyin's phrase dictionary (readings of multi-character words) held 55 MB of the server's
+# memory (issue 9 part 5) for names, which it reads character by character anyway: without
+# it every character takes its usual reading, the same on both records compared
+os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
+from pypinyin import Style, lazy_pinyin  # after the setting it reads at import
 from rapidfuzz.distance import JaroWinkler
 
 # field -> level -> (m, u)
