@@ -88,6 +88,7 @@ def describe(p: Principal) -> dict[str, Any]:
     v = p.visibility
     return {"kind": p.kind, "id": p.id, "hospital": p.hospital, "roles": sorted(p.roles),
             "permissions": sorted(p.permissions), "must_change_password": bool(p.extra.get("must_change_password")),
+            "department_id": int(p.extra["department_id"]) if "department_id" in p.extra else None,
             "visibility": {"everything": v.everything, "hospitals": sorted(v.hospitals),
                            "studies": sorted(v.studies), "series": sorted(v.series)}}
 

@@ -37,7 +37,7 @@ const languageReady = loadLanguage().catch((err) => console.warn(err.message));
 const PATIENT_KINDS = new Set(["share", "patient"]);
 const modeKnown = params.get("mode") === "patient" ? Promise.resolve()
   : authFetch(new URL("../api/auth/me", import.meta.url)).then((r) => (r.ok ? r.json() : {}))
-    .then((me) => { if (PATIENT_KINDS.has(me.kind)) viewer.patientMode = true; }, (err) => console.warn(err.message));
+    .then((me) => { viewer.me = me; if (PATIENT_KINDS.has(me.kind)) viewer.patientMode = true; }, (err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
 const NOT_IMAGES = new Set(["SR", "KO", "PR", "DOC"]);
 

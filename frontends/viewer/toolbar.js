@@ -79,7 +79,7 @@ function toggleMenu(menu) {
   return show;
 }
 
-/** Saving measurements, compare, the study's report, export: doctors only. */
+/** Saving measurements, compare, the study's report, export, sharing: doctors only. */
 function addDoctorTools(button, viewer, priors) {
   const values = button("viewer.values", () => { // the measurements' numbers on or off (the shapes stay)
     const hidden = document.querySelector("#viewports").classList.toggle("hide-values");
@@ -100,6 +100,12 @@ function addDoctorTools(button, viewer, priors) {
   viewer.onReports = () => { report.hidden = !viewer.reports?.length; };
   const exports = document.querySelector("#exports");
   button("viewer.export", () => { if (toggleMenu(exports)) buildExports(exports, viewer); }, "export");
+  if (viewer.me?.permissions?.includes("shares.manage")) { // a doctor shares the study with their department
+    const panel = document.querySelector("#share");
+    button("viewer.share", () => {
+      if (toggleMenu(panel)) import("./share.js").then((m) => m.showShares(viewer, panel)).catch((err) => console.warn(err.message));
+    }, "share-open");
+  }
 }
 
 function addLayout(button, viewer) {

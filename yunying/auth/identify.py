@@ -144,6 +144,8 @@ def user_principal(conn: Any, username: str, token_id: str | None = None) -> Pri
     if glass is not None and R.BREAK_GLASS in perms:
         visibility, perms = EVERYTHING, perms | {DICOMWEB_READ}
     extra = {"must_change_password": "1"} if user.must_change_password else {}
+    if user.department_id is not None:  # /api/auth/me: a doctor shares with their own department
+        extra["department_id"] = str(user.department_id)
     return Principal(kind="user", id=username, hospital=user.hospital_id,
                      roles=frozenset(r.role for r in rows), permissions=R.effective(perms),
                      visibility=visibility if not visibility.is_empty else NOTHING,
