@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,12 +36,12 @@ def admin(srv: YunyingServer) -> httpx.Client:
 
 
 def make_user(srv: YunyingServer, username: str, roles: list[dict], hospital: str = "default",
-              password: str = "a-good-password-1") -> str:
-    """A user made by the admin, signed in through the login page (new password, and a second
-    factor when the role administers); their access token."""
+              password: str = "a-good-password-1", **fields: Any) -> str:
+    """A user made by the admin (`fields`: department_id, title...), signed in through the login
+    page (new password, and a second factor when the role administers); their access token."""
     with admin(srv) as c:
         r = c.post("/api/admin/users", json={"username": username, "hospital": hospital, "password": password,
-                                             "roles": roles})
+                                             "roles": roles, **fields})
         assert r.status_code == 201, r.text
     return sign_in(srv.http_url, username, password, new_password="Changed-" + password).access_token
 
