@@ -10,7 +10,7 @@ const HOURS = [24, 72];
 const when = (seconds) => new Date(seconds * 1000).toLocaleString(document.documentElement.lang || undefined,
   { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
 
-/** Fill the share panel for `viewer.study`: the 24 h / 72 h buttons, a colleague field, the shares. */
+/** Fill the share panel for the open study: the 24 h / 72 h buttons, a colleague field, the shares. */
 export async function showShares(viewer, panel) {
   const message = el("p", { className: "share-message", role: "status" });
   const colleague = el("input", { id: "share-user", type: "text", autocomplete: "off", placeholder: t("viewer.share.colleague") });
