@@ -16,8 +16,8 @@ synced); that is outside what issue 12 asks, and the price of not fsyncing every
 from __future__ import annotations
 
 import itertools
-import operator
 import logging
+import operator
 import os
 import queue
 import threading
@@ -81,6 +81,18 @@ class Journal:
         os.close(self.fd)
 
 
+class _Journaled:
+    """Stands for the Future of a journaled record nobody waits for."""
+
+    durable = True
+
+    def set_result(self, seq: int) -> None:
+        pass
+
+
+_JOURNALED = _Journaled()
+
+
 class Trail:
     """Accepts entries from any thread; `submit` returns a Future resolved once committed
     (`future.durable` says whether it is already safe in the journal)."""
@@ -116,6 +128,23 @@ class Trail:
         self._q.put((entry, fut))
         return fut
 
+    def journal_or_submit(self, entry: Entry) -> Future[int] | None:
+        """submit() for a caller that waits only when the journal failed: None once the record
+        is safe in the journal (no Future, no lock to make: the HTTP middleware's hot path)."""
+        if self.journal is None:
+            return self.submit(entry)
+        entry = _complete(entry)
+        try:
+            self.journal.append(entry)
+        except OSError as exc:  # a full disk: the caller waits for the commit instead
+            log.error("audit journal not written (%s)", type(exc).__name__)
+            fut: Future[int] = Future()
+            fut.durable = False  # type: ignore[attr-defined]
+            self._q.put((entry, fut))
+            return fut
+        self._q.put((entry, _JOURNALED))
+        return None
+
     def sync(self, timeout: float = 30.0) -> None:
         """Return once everything submitted before is committed (readers see their own trail)."""
         fut: Future[int] = Future()
@@ -148,7 +177,7 @@ class Trail:
                 open_[3] = now
                 return None
             self._folds[key] = [entry, 0, now, now]
-        return self.submit(entry)
+        return self.journal_or_submit(entry)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write the open windows and everything queued, then stop the writer."""
