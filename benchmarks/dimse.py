@@ -1,4 +1,5 @@
-"""DIMSE workloads: C-STORE with DCMTK storescu, C-FIND and C-MOVE with pynetdicom SCUs.
+"""DIMSE workloads: C-STORE with DCMTK storescu, C-FIND and C-MOVE with pynetdicom SCUs, C-GET
+with DCMTK getscu (C: the receiver keeps up with the sender, as storescp does for C-MOVE).
 
 DCMTK binaries are called by absolute path (a pip-installed pynetdicom puts same-named
 scripts on PATH) with TCP_NODELAY=1 in their environment (measured-facts: Nagle costs ~40 ms
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import socket
 import subprocess
 import time
@@ -31,6 +33,7 @@ from benchmarks.net import log_tail, nodelay_env, stop_process
 
 STORESCU = "/usr/bin/storescu"
 STORESCP = "/usr/bin/storescp"
+GETSCU = "/usr/bin/getscu"
 SCU_AET = "BENCHSCU"
 SCP_AET = "BENCHSCP"
 DIMSE_TIMEOUT_S = 60.0
@@ -277,3 +280,24 @@ def c_move(peer: Peer, ct: CtStudy, destination: str = SCP_AET,
         raise BenchError(f"C-MOVE status 0x{final.Status:04X}: {done} completed, {failed} failed "
                          f"of {len(ct.files)}")
     return {"instances": done, "seconds": elapsed, "instances_per_s": done / elapsed}
+
+
+def c_get(peer: Peer, ct: CtStudy, timeout_s: float = 600.0) -> dict[str, Any]:
+    """C-GET the CT series with DCMTK `getscu --ignore` (receives every byte, stores nothing);
+    completed sub-operations per second, from association request to release."""
+    if not Path(GETSCU).exists():
+        raise BenchError(f"{GETSCU} not installed")
+    cmd = [GETSCU, "-v", "-aet", SCU_AET, "-aec", peer.aet, "--ignore", "-S", "-k", "QueryRetrieveLevel=SERIES",
+           "-k", f"StudyInstanceUID={ct.study_uid}", "-k", f"SeriesInstanceUID={ct.series_uid}",
+           peer.host, str(peer.port)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=nodelay_env(), timeout=timeout_s, check=False)
+    elapsed = time.perf_counter() - t0
+    out = done.stdout + done.stderr
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"Number of (\w+) Suboperations\s*:\s*(\d+)", out)}
+    completed = counts.get("Completed", 0)
+    if done.returncode != 0 or completed != len(ct.files):
+        tail = " | ".join(out.strip().splitlines()[-3:])
+        raise BenchError(f"getscu exit {done.returncode}: {completed} of {len(ct.files)} completed ({tail[:200]})")
+    return {"instances": completed, "seconds": elapsed, "instances_per_s": completed / elapsed,
+            "mb_per_s": ct.total_bytes / 1e6 / elapsed}

@@ -7,6 +7,9 @@ QIDO `/studies/{s}/series` -> the CT series' `/metadata` (parsed; the lowest Ins
 the first image) -> its `frames/1` (the cine Accept) or, for the rendered figure, its
 `frames/1/rendered` JPEG. Bytes on the wire are the client interface's IP bytes (headers,
 retransmissions and all), both directions.
+
+`replay_floor` measures what is left to a server: the same sequence against a stand-in that
+answers instantly with the bytes (and codings) the archive sent, so only the link and TCP remain.
 """
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ import argparse
 import gzip
 import json
 import sys
+import threading
 import time
 import zlib
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 from benchmarks.client import BenchError, Http, Response, percentile
 from benchmarks.data import CtStudy
@@ -119,6 +124,58 @@ def shaped_first_image(name: str, server_url: str, headers: dict[str, str], ct: 
                 "codings": results[0]["codings"], "runs": results,
             }
     return out
+
+
+class _Replay(BaseHTTPRequestHandler):
+    """Answers each step of the sequence with a recorded (Content-Type, Content-Encoding, body)."""
+
+    protocol_version = "HTTP/1.1"
+    wbufsize = 1 << 20  # headers and body in one write, as a server that buffers its answer
+    answers: ClassVar[dict[str, tuple[str, str | None, bytes]]] = {}
+
+    def do_GET(self) -> None:
+        step = self.path.split("?")[0].rsplit("/", 1)[-1]  # series | metadata | 1 | rendered
+        ctype, coding, body = self.answers[step]
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        if coding:
+            self.send_header("Content-Encoding", coding)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def replay_floor(server_url: str, headers: dict[str, str], ct: CtStudy, runs: int,
+                 profile: LinkProfile = POOR_4G) -> dict[str, Any]:
+    """shaped_first_image against an instant stand-in replaying this server's own answers
+    (recorded once on loopback with the browser's Accept-Encoding): the link's floor for them."""
+    accept, _ = frame_accept(server_url, ct)
+    series = f"/studies/{ct.study_uid}/series/{ct.series_uid}"
+    first = f"{series}/instances/{ct.sop_uids[0]}/frames/1"
+    h = Http(server_url)
+    answers = {}
+    try:
+        for step, path, acc in (("series", f"/studies/{ct.study_uid}/series", "application/dicom+json"),
+                                ("metadata", f"{series}/metadata", "application/dicom+json"),
+                                ("1", first, accept), ("rendered", f"{first}/rendered?{RENDER_PARAMS}", JPEG)):
+            r = h.request("GET", path, headers={**headers, "Accept": acc, "Accept-Encoding": BROWSER_ENCODINGS})
+            if r.status != 200:
+                raise BenchError(f"recording {step} answered HTTP {r.status}")
+            answers[step] = (r.headers.get("content-type", ""), r.headers.get("content-encoding"), r.body)
+    finally:
+        h.close()
+    handler = type("Replay", (_Replay,), {"answers": answers})
+    stand_in = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{stand_in.server_address[1]}/{server_url.partition('//')[2].partition('/')[2]}"
+        return shaped_first_image("replay", url, {}, ct, runs, profile)
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
 
 
 def main(argv: list[str]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import dimse.access
+import dimse.persons
 import dimse.retrieve
 import yunying.archive
 from conformance import tables as t
@@ -95,8 +96,9 @@ def _dimse(settings: Settings) -> list[Section]:
     syntaxes = t.transfer_syntaxes({u for cx in cxs for u in cx.syntaxes})
     names = {x.uid: x.name for x in syntaxes}
     role_selection = sum(1 for cx in cxs if "role selection" in cx.roles)
-    peers = [(aet, host, str(port), "store, find, move, get; C-MOVE destination")
-             for aet, (host, port) in sorted(settings.peers.items())]
+    peers = [(aet, host, str(port), "store, find, move, get; C-MOVE destination"
+              + ("; C-FIND by person (3.5)" if getattr(peer, "person_matching", False) else ""))
+             for aet, peer in sorted(settings.peers.items()) for host, port in [peer]]
     levels = "; ".join(f"{root.title()} Root: {', '.join(lv)}" for root, lv in CFIND_LEVELS.items())
     everyone = " Every calling AE may (`dimse_accept_all`)." if settings.dimse_accept_all else ""
     return [
@@ -136,6 +138,11 @@ def _dimse(settings: Settings) -> list[Section]:
              "peers below; any other destination fails with 0xA801. " + _pending_policy(),
              table=_table(("Peer AE title", "Host", "Port", "Allowed"),
                           peers or [("(none configured)", "", "", "")])),
+        _sec("3.5 C-FIND by person (extension, issue 15)",
+             *(_doc_paragraph(dimse.persons.__doc__, index=i) for i in range(2)),
+             "A peer enables it in its peers entry: `{\"host\": ..., \"port\": ..., "
+             "\"person_matching\": true}`; without it (the default) C-FIND matches PatientID and "
+             "IssuerOfPatientID as written."),
         _sec("4 Transfer syntaxes and codecs",
              "Every syntax the Storage SCP accepts or the pixel pipeline knows. *Decode*: frames "
              "can be decoded (transcoding source, rendering); *encode*: WADO-RS, C-MOVE and C-GET "

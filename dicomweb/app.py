@@ -43,6 +43,7 @@ from dicomweb.paths import CollapseSlashes
 from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
+from dicomweb.wado_stream import DigestMemo
 from yunying.archive import Archive
 from yunying.audit.middleware import AuditMiddleware
 from yunying.auth import Auth
@@ -100,7 +101,8 @@ def error_response(status: int, reason: str, headers: dict[str, str] | None = No
 
 async def on_archive_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ArchiveError)
-    return error_response(exc.http_status, exc.reason)
+    wait = getattr(exc, "retry_after", None)  # a throttle's 429 says when to come back (RFC 6585 4)
+    return error_response(exc.http_status, exc.reason, {"Retry-After": str(wait)} if wait else None)
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -188,6 +190,7 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
         ArchiveError: on_archive_error, HTTPException: on_http_error, Exception: on_unexpected})
     app.state.archive = archive
     app.state.settings = settings
+    app.state.retrieve_digests = DigestMemo()  # digests of retrieve answers sent once (wado_stream)
     app.state.rendered_cache = ByteLRU(settings.render_cache_mb << 20)  # rendered images and thumbnails
     app.state.volumes = Volumes(settings.mpr_cache_mb << 20)  # decoded slices kept for reformats
     app.state.thumbnail_rows = ChosenRows()

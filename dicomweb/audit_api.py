@@ -5,6 +5,7 @@ GET /api/audit/records   filters: since, until (ISO 8601, UTC unless an offset i
 GET /api/audit/export    the same filters + format=csv|xlsx|dicom (PS3.15 A.5 audit messages)
 GET /api/audit/patients/{patient}?issuer=   who opened this patient's data (the portal's list)
 GET /api/audit/verify    the chain checked, with the problems found
+GET /api/audit/mine      a patient's own list (patient token): who opened their exams, when, what
 An audit admin reads the records of their own hospital (the default hospital's also those of
 unidentified callers). Each of these requests is itself recorded (audit.read).
 """
@@ -19,7 +20,7 @@ from starlette.routing import Route
 
 from dicomweb.accounts import call, json_response, principal_of
 from yunying.audit import current, export, store
-from yunying.auth.errors import InvalidRequest
+from yunying.auth.errors import Forbidden, InvalidRequest
 from yunying.auth.principal import DEFAULT_HOSPITAL
 
 MAX_LIMIT = 10_000
@@ -96,6 +97,27 @@ async def patient(request: Request) -> Response:
     return json_response([{**r, "time": export.iso(r.pop("at_ms"))} for r in rows])
 
 
+async def mine(request: Request) -> Response:
+    """Who opened the exams of the signed-in patient (issue 12 part 3, shown by the portal).
+    Staff are named (user, roles, hospital); other patients' and shares' token ids are not."""
+    p, trail = principal_of(request), current()
+    if p.kind != "patient":
+        raise Forbidden("the access list of a patient's own exams: sign in on the portal")
+    if trail is None or trail.patients is None:
+        raise InvalidRequest("the audit trail is switched off (setting audit)")
+    await call(trail.sync)  # this patient's own requests so far are in it
+    rows = await call(store.study_accesses, _engine(request), p.visibility.studies, trail.patients,
+                      _int(request, "limit", 200, 1000))
+    out = []
+    for r in rows:
+        staff = r["principal_kind"] in ("user", "system", "peer", "launch")
+        out.append({"time": export.iso(r["at_ms"]), "action": r["action"], "face": r["face"], "count": r["count"],
+                    "studies": r["studies"], "kind": r["principal_kind"], "you": r["principal_id"] == p.id,
+                    "who": r["principal_id"] if staff else "", "roles": r["roles"] if staff else "",
+                    "hospital": r["hospital"]})
+    return json_response(out)
+
+
 async def verify(request: Request) -> Response:
     trail = current()
     if trail is None:
@@ -118,6 +140,7 @@ async def statement(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [Route("/api/security/statement", statement, methods=["GET"]),Route("/api/audit/records", search, methods=["GET"]),
+            Route("/api/audit/mine", mine, methods=["GET"]),
             Route("/api/audit/export", export_records, methods=["GET"]),
             Route("/api/audit/patients/{patient}", patient, methods=["GET"]),
             Route("/api/audit/verify", verify, methods=["GET"])]

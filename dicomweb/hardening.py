@@ -86,8 +86,11 @@ class Digests:
             nonlocal size
             if message["type"] == "http.response.start":
                 start.update(message)
+                if _already_known(message.get("headers", []), md5 is not None):
+                    start["sent"] = True  # the route knew the digests of this body: no spool
+                    await send(message)
                 return
-            if message["type"] != "http.response.body" or not start:
+            if message["type"] != "http.response.body" or not start or start.get("sent"):
                 await send(message)
                 return
             if start["status"] != 200:  # errors pass as they are
@@ -107,11 +110,15 @@ class Digests:
             size += len(body)
             if message.get("more_body"):
                 return
-            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers += [(b"content-length", str(size).encode()),
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in _COMPUTED]
+            computed = [(b"content-length", str(size).encode()),
                         (b"repr-digest", b"sha-256=:" + base64.b64encode(sha.digest()) + b":")]
             if md5 is not None:
-                headers.append((b"content-md5", base64.b64encode(md5.digest())))
+                computed.append((b"content-md5", base64.b64encode(md5.digest())))
+            headers += computed
+            record = scope.get("state", {}).get("digest_record")
+            if record is not None and not any(k.lower() == b"content-encoding" for k, _ in headers):
+                record(computed)  # wado_stream.DigestMemo: a repeat of this body goes out unspooled
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             spool.seek(0)
             while chunk := await run_in_threadpool(spool.read, 1 << 20):
@@ -122,6 +129,17 @@ class Digests:
             await self.app(scope, receive, spooled)
         finally:
             spool.close()
+
+
+_COMPUTED = (b"content-length", b"repr-digest", b"content-md5")
+
+
+def _already_known(headers: list[tuple[bytes, bytes]], want_md5: bool) -> bool:
+    """The route sent the digests of the bytes going out (wado_stream.DigestMemo): not encoded
+    on the way, with the length, and Content-MD5 too when asked for."""
+    names = {k.lower() for k, _ in headers}
+    return (b"repr-digest" in names and b"content-length" in names and b"content-encoding" not in names
+            and (not want_md5 or b"content-md5" in names))
 
 
 class RateLimit:

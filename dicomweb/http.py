@@ -62,22 +62,31 @@ def parse_accept(header: str | None) -> list[MediaRange]:
             continue
         mtype = parts[0].lower()
         params: dict[str, str] = {}
-        q = 1.0
+        q: float | None = 1.0
         for p in parts[1:]:
             name, _, value = p.partition("=")
             name, value = name.strip().lower(), value.strip().strip('"')
             if name == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    raise InvalidQuery("Accept", f"bad q value {value!r}") from None
+                q = _weight(value)
             else:
                 params[name] = value
+        if q is None:  # a malformed weight makes the range invalid: ignored as the others are
+            invalid.append(item)
+            continue
         ranges.append(MediaRange(mtype, params, q))
     ranges = [r for r in ranges if r.q > 0]
     if not ranges:
         raise InvalidQuery("Accept", f"{invalid[0]!r} is not a media range" if invalid else "no media range")
     return sorted(ranges, key=lambda r: -r.q)
+
+
+def _weight(value: str) -> float | None:
+    """A q value (RFC 9110 12.4.2: 0 to 1, three decimals at most), or None when malformed."""
+    try:
+        q = float(value)
+    except ValueError:
+        return None
+    return q if 0 <= q <= 1 else None
 
 
 def media_matches(pattern: str, concrete: str) -> bool:

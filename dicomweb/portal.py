@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from dicomweb import portal_history
 from dicomweb.access import principal_of, require_visible, scoped_query
 from dicomweb.accounts import call, field, json_body, json_response, pii_of, store_of
 from index.query import Match, Query
@@ -126,8 +127,13 @@ async def issue_exam(request: Request) -> Response:
 
 
 async def _exam(request: Request, body: dict[str, Any], required: bool = True) -> Any:
+    """The exam an exam code names; 410 when its delivery (or its patient's) is switched off."""
     token = field(body, "exam", required=required)
-    return None if token is None else await call(exams.exam_of_token, store_of(request), token)
+    if token is None:
+        return None
+    exam = await call(exams.exam_of_token, store_of(request), token)
+    await portal_history.require_delivered(request, [exam.study_uid])
+    return exam
 
 
 async def exam_info(request: Request) -> Response:
@@ -154,9 +160,9 @@ async def check_code(request: Request) -> Response:
     body = await json_body(request)
     exam = await _exam(request, body, required=False)
     store, key, phone = store_of(request), portal_of(request).key, _text(body, "phone", 20, True)
-    account = await call(verify.check_code, store, key, exam, phone, _text(body, "code", 12, True))
+    account = await call(verify.check_code, store, key, exam, phone, _text(body, "code", 12, True), _address(request))
     await call(exams.remember_phone, store, key, pii_of(request), phone)
-    return json_response(await call(verify.session, store, account))
+    return json_response(await portal_history.session(request, account))
 
 
 async def check_id(request: Request) -> Response:
@@ -164,8 +170,8 @@ async def check_id(request: Request) -> Response:
     exam = await _exam(request, body)
     store = store_of(request)
     account = await call(verify.check_id, store, portal_of(request).key, exam, _text(body, "id_number", 32, True),
-                         _text(body, "name", 128, True))
-    return json_response(await call(verify.session, store, account))
+                         _text(body, "name", 128, True), _address(request))
+    return json_response(await portal_history.session(request, account))
 
 
 def _account(request: Request) -> str:
@@ -176,8 +182,10 @@ def _account(request: Request) -> str:
 
 
 async def me(request: Request) -> Response:
-    account = _account(request)
-    return json_response({"exams": await call(verify.account_exams, store_of(request), account)})
+    """The exams and history this session's token sees (a study stored since shows at the next sign-in)."""
+    account, seen = _account(request), principal_of(request).visibility.studies
+    found = await run_in_threadpool(portal_history.deliverable, request, account)
+    return json_response({"exams": [e for e in found if e["study"] in seen]})
 
 
 async def add_exam(request: Request) -> Response:
@@ -194,7 +202,8 @@ async def add_exam(request: Request) -> Response:
         return str(archive.read_header(rows[0]).get("StudyDate", "")) if rows else ""
     same_day = exam is not None and await run_in_threadpool(study_date) == date
     await call(claims.claim, store, portal_of(request).key, account, exam, name, same_day)
-    return json_response(await call(verify.session, store, account), 201)
+    await portal_history.require_delivered(request, [exam.study_uid])  # proven first: a 410 tells nothing to a guesser
+    return json_response(await portal_history.session(request, account), 201)
 
 
 async def list_shares(request: Request) -> Response:
@@ -204,23 +213,26 @@ async def list_shares(request: Request) -> Response:
 async def create_share(request: Request) -> Response:
     account, body = _account(request), await json_body(request)
     study = _text(body, "study")
-    mine = [e for e in await call(verify.account_exams, store_of(request), account) if e["study"] == study]
-    if not mine:
-        raise NotFound("not one of your exams")
-    done = await call(shares.create_share, store_of(request), account, mine[0], field(body, "hours", int))
+    owner = await run_in_threadpool(request.app.state.archive.owner, study) if study else None
+    if owner is None or study not in principal_of(request).visibility.studies:
+        raise NotFound("not one of your exams")  # the token sees exactly the exams and history delivered to it
+    await portal_history.require_delivered(request, [study])
+    exam = {"study": study, "hospital": owner[0]}
+    done = await call(shares.create_share, store_of(request), account, exam, field(body, "hours", int))
     url = (portal_of(request).base_url or str(request.base_url)).rstrip("/") + "/portal/share.html#t=" + done["token"]
     svg = await run_in_threadpool(codes.qr, url, "svg")
     return json_response(done | {"url": url, "qr_svg": svg.decode()}, 201)
 
 
 async def create_download(request: Request) -> Response:
-    """A password-protected ZIP of one of the patient's exams (needs the token's `download`)."""
+    """A password-protected ZIP of one of the patient's exams (needs the token's `download`):
+    {"study", "contents": "dicom" (default) | "jpeg" | "both"}."""
     account, body, p = _account(request), await json_body(request), principal_of(request)
     study = _text(body, "study", required=True)
     if not p.may("download") or study not in p.visibility.studies:
         raise NotFound("not one of your exams")
     made = await call(downloads.make_zip, store_of(request), request.app.state.archive,
-                      Path(request.app.state.settings.data), account, study)
+                      Path(request.app.state.settings.data), account, study, _text(body, "contents") or "dicom")
     return json_response(made, 201)
 
 
@@ -239,13 +251,18 @@ async def revoke_share(request: Request) -> Response:
 
 async def share_state(request: Request) -> Response:
     body = await json_body(request)
-    return json_response(await call(shares.share_state, store_of(request), field(body, "token")))
+    return json_response(await call(shares.share_state, store_of(request), field(body, "token"),
+                                    lambda studies: bool(portal_history.withheld(request, studies))))
 
 
 def routes() -> list[Route]:
-    from dicomweb import portal_console, portal_reports  # they import this module's helpers
+    from dicomweb import (  # they import this module's helpers
+        portal_console,
+        portal_reports,
+        portal_wechat,
+    )
 
-    return portal_reports.routes() + portal_console.routes() + [
+    return portal_reports.routes() + portal_console.routes() + portal_wechat.routes() + [
         Route("/api/portal/exams", issue_exam, methods=["POST"]),
         Route("/api/portal/verify/exam", exam_info, methods=["POST"]),
         Route("/api/portal/verify/send", send_code, methods=["POST"]),

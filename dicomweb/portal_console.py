@@ -8,19 +8,24 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dicomweb import portal_history
 from dicomweb.access import principal_of
 from dicomweb.accounts import call, field, json_body, json_response, store_of
 from dicomweb.portal import _text, portal_of
+from dicomweb.portal_reports import png_page
 from index.query import Query, StudyScope
 from yunying.auth import roles as R
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
-from yunying.portal import console, console_search, exams
+from yunying.mpi.views import person_studies
+from yunying.portal import console, console_search, exams, patients, pdfpages
 from yunying.portal.console import REPORT_CLASSES
+from yunying.portal.schema import exams as exam_rows
 from yunying.scope import study_scope
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -77,7 +82,8 @@ async def console_exams(request: Request) -> Response:
 
 
 async def console_report(request: Request) -> Response:
-    """GET ?study=UID: the newest report PDF of an exam (released or not), for the preview."""
+    """GET ?study=UID[&page=N&width=W]: the newest report PDF of an exam (released or not), for the
+    preview; with `page`, that page as PNG (`X-Page-Count`)."""
     study = request.query_params.get("study", "")
     if not study:
         raise InvalidRequest("study: required")
@@ -88,39 +94,74 @@ async def console_report(request: Request) -> Response:
         rows = [r for r in archive.instances(study) if r.sop_class == REPORT_CLASSES[0]]
         if not rows:
             raise NotFound("no PDF report in this exam")
-        ds = archive.read_dataset(rows[-1])
+
+        def written(row: Any) -> str:  # the index's order is not the order of writing
+            h = archive.read_header(row)
+            return f"{h.get('ContentDate', '')}{h.get('ContentTime', '')}"
+        ds = archive.read_dataset(max(rows, key=written))
         return bytes(ds.EncapsulatedDocument)
-    return Response(await run_in_threadpool(newest_pdf), media_type="application/pdf",
+    pdf = await run_in_threadpool(newest_pdf)
+    if "page" in request.query_params:  # one page as PNG: the console shows the report in place
+        page, width = pdfpages.page_args(request.query_params.get("page"), request.query_params.get("width"))
+        return await png_page(pdf, page, width)
+    return Response(pdf, media_type="application/pdf",
                     headers={"Cache-Control": "no-store", "Content-Disposition": 'inline; filename="report.pdf"'})
 
 
-def _studies_of_patient(request: Request, patient: str) -> list[str]:
-    query = Query("STUDY", [console_search.match("patient", "00100020", patient)], limit=1000, scope=_scope(request))
-    return [js["0020000D"]["Value"][0] for js in request.app.state.archive.search(query)]
+def _patients(request: Request, patient: str, issuer: str) -> dict[tuple[str, str], list[str]]:
+    """The caller's studies of a PatientID (and issuer, when given), per (issuer, PatientID)."""
+    matches = [console_search.match("patient", "00100020", patient)]
+    if issuer:
+        matches.append(console_search.match("issuer", "00100021", issuer))
+    found: dict[tuple[str, str], list[str]] = {}
+    query = Query("STUDY", matches, limit=5000, scope=_scope(request), includefields={"00100021"})
+    for js in request.app.state.archive.search(query):
+        key = ((js.get("00100021", {}).get("Value") or [""])[0], patient)
+        found.setdefault(key, []).append(js["0020000D"]["Value"][0])
+    return found
 
 
 async def delivery(request: Request) -> Response:
-    """Switch online delivery off (or on again) for an exam {"study"} or a patient {"patient"}:
-    every exam of the patient (PatientID) with a QR code."""
+    """Switch online delivery off (or on again) for an exam {"study"} or a patient {"patient",
+    optional "issuer"}: the patient's exams stored so far and later, and those of every identity
+    the master index links to it (dicomweb.portal_history)."""
     body = await json_body(request)
     on, study, patient = field(body, "on", bool), _text(body, "study"), _text(body, "patient")
+    issuer = _text(body, "issuer", 200)
     if bool(study) == bool(patient):
         raise InvalidRequest("study or patient: exactly one is required")
-    if any(c in patient for c in "*?\\"):  # a wildcard would switch off other patients too
+    if any(c in patient + issuer for c in "*?\\"):  # a wildcard would switch off other patients too
         raise InvalidRequest("patient: one PatientID, no wildcards")
-    studies = [study] if study else await run_in_threadpool(_studies_of_patient, request, patient)
-    done = []
-    for uid in studies:
-        await _require(request, uid)
-        owner = await run_in_threadpool(request.app.state.archive.owner, uid)
-        try:
-            done.append((await call(exams.set_delivery, store_of(request), owner[0], uid, on))["exam"])
-        except NotFound:
-            if study:
-                raise
-    if not done:
-        raise NotFound("no exam of this patient has a QR code")
-    return json_response({"delivery": on, "exams": done})
+    if study:
+        await _require(request, study)
+        owner = await run_in_threadpool(request.app.state.archive.owner, study)
+        done = await call(exams.set_delivery, store_of(request), owner[0], study, on)
+        return json_response({"delivery": on, "exams": [done["exam"]]})
+    found = await run_in_threadpool(_patients, request, patient, issuer)
+    if not found:
+        raise NotFound("no such patient")
+    if len(found) > 1:
+        raise Conflict("patient: this PatientID has several issuers here; name the issuer")
+    [(key, studies)] = found.items()
+    by = f"{principal_of(request).kind}:{principal_of(request).id}"
+    store = store_of(request)
+    await call(patients.set_patient, store, key, on, by)
+
+    def exam_ids() -> list[str]:
+        with store.engine.begin() as conn:  # the exam-level switches follow the patient's
+            rows = conn.execute(select(exam_rows.c.id).where(exam_rows.c.study_uid.in_(studies))).scalars().all()
+            conn.execute(update(exam_rows).where(exam_rows.c.study_uid.in_(studies)).values(delivery_off=not on))
+        if not on:  # linked identities' studies too: what a session or share may have seen
+            exams.end_patient_access(store, set(studies) | portal_history.withheld(request, _linked(request, key)))
+        return list(rows)
+    return json_response({"delivery": on, "patient": {"issuer": key[0]}, "exams": await run_in_threadpool(exam_ids)})
+
+
+def _linked(request: Request, patient: tuple[str, str]) -> list[str]:
+    """Studies of every identity of the patient's MPI person (blocking)."""
+    persons = portal_history.persons_of(request)
+    person = persons.person_of(*patient)
+    return person_studies(request.app.state.archive, persons, person) if person else []
 
 
 async def access_log(request: Request) -> Response:

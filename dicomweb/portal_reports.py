@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dicomweb.access import origin_of, require_visible
+from dicomweb.access import origin_of, principal_of, require_visible
 from dicomweb.accounts import json_body, json_response
 from dicomweb.portal import _study_of_accession
-from yunying.auth.errors import InvalidRequest
-from yunying.portal import fhir_reports, film
+from yunying.auth.errors import InvalidRequest, NotFound
+from yunying.portal import fhir_reports, film, pdfpages
+from yunying.portal.console import REPORT_CLASSES
 
 
 async def fhir_report(request: Request) -> Response:
@@ -51,8 +52,37 @@ async def cloud_film(request: Request) -> Response:
                     headers={"Cache-Control": "private, max-age=3600"})
 
 
+async def report_page(request: Request) -> Response:
+    """GET ?study=&sop=&page=N&width=W: one page of a PDF report as PNG (`X-Page-Count`), for
+    pages whose CSP keeps the browser's PDF viewer out and phones that show no PDF. Patients and
+    share links see released reports only (VerificationFlag VERIFIED), as the portal lists them."""
+    q = request.query_params
+    study, sop = q.get("study", ""), q.get("sop", "")
+    if not study or not sop:
+        raise InvalidRequest("study and sop: both required")
+    page, width = pdfpages.page_args(q.get("page"), q.get("width"))
+    await require_visible(request, study)
+    archive, p = request.app.state.archive, principal_of(request)
+
+    def released_pdf() -> bytes:
+        rows = [r for r in archive.instances(study) if r.sop == sop and r.sop_class == REPORT_CLASSES[0]]
+        if not rows:
+            raise NotFound("no such PDF report in this study")
+        ds = archive.read_dataset(rows[0])
+        if p.kind in ("patient", "share") and str(ds.get("VerificationFlag", "")).upper() != "VERIFIED":
+            raise NotFound("no such PDF report in this study")  # not released: it does not exist for them
+        return bytes(ds.EncapsulatedDocument)
+    return await png_page(await run_in_threadpool(released_pdf), page, width)
+
+
+async def png_page(pdf: bytes, page: int, width: int) -> Response:
+    png, count = await run_in_threadpool(pdfpages.render_page, pdf, page, width)
+    return Response(png, media_type="image/png", headers={"X-Page-Count": str(count), "Cache-Control": "no-store"})
+
+
 def routes() -> list[Route]:
     return [
+        Route("/api/portal/report/page", report_page, methods=["GET"]),
         Route("/api/portal/fhir/DiagnosticReport", fhir_report, methods=["POST"]),
         Route("/api/portal/film", cloud_film, methods=["GET"]),
     ]

@@ -95,6 +95,34 @@ async def queue_list(request: Request) -> Response:
         _query_int(request, "offset", 0, 10**9) or 0))
 
 
+def _item_ids(body: Any) -> list[int]:
+    ids = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not 0 < len(ids) <= 1000 or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids):
+        raise InvalidRequest("items: a list of 1-1000 queue item ids")
+    return ids
+
+
+async def retry_items(request: Request) -> Response:
+    """POST {"items": [id, ...]}: send these queue items now (404 unknown, 409 delivered)."""
+    ids = _item_ids(await json_body(request))
+    return json_response({"retried": await call(manage.retry_items, router_of(request), ids)})
+
+
+async def drop_items(request: Request) -> Response:
+    """POST {"items": [id, ...]}: give up on these queue items (kept as "dropped")."""
+    ids = _item_ids(await json_body(request))
+    return json_response({"dropped": await call(manage.drop_items, router_of(request), ids)})
+
+
+async def pause(request: Request) -> Response:
+    """GET the routing-wide pause switch; POST /pause or /resume sets it."""
+    router = router_of(request)
+    if request.method == "GET":
+        return json_response({"paused": await call(manage.is_paused, router)})
+    return json_response(await call(manage.set_paused, router, request.url.path.endswith("/pause")))
+
+
 async def job_status(request: Request) -> Response:
     return json_response(await call(jobs.status, router_of(request)))
 
@@ -107,5 +135,10 @@ def routes() -> list[Route]:
         Route(R + "/rules/{rule}/send", send_study, methods=["POST"]),
         Route(R + "/retry", retry, methods=["POST"]),
         Route(R + "/queue", queue_list, methods=["GET"]),
+        Route(R + "/queue/retry", retry_items, methods=["POST"]),
+        Route(R + "/queue/drop", drop_items, methods=["POST"]),
+        Route(R + "/paused", pause, methods=["GET"]),
+        Route(R + "/pause", pause, methods=["POST"]),
+        Route(R + "/resume", pause, methods=["POST"]),
         Route(R + "/jobs", job_status, methods=["GET"]),
     ]

@@ -28,6 +28,14 @@ from dicomweb.http import (
     parse_accept,
 )
 from dicomweb.prepared import Prepared, accepted_syntaxes, convert_one
+from dicomweb.wado_stream import (
+    Buffer,
+    DigestMemo,
+    boundary_for,
+    multipart_pieces,
+    pieces_of,
+    read_ahead,
+)
 from dicomweb.xml import MEDIA_TYPE as XML_TYPE
 from dicomweb.xml import dataset_xml
 from index.model import InstanceRow
@@ -118,18 +126,25 @@ async def retrieve(request: Request) -> Response:
     # every conversion happens here, before the status line (issue 10 part 1)
     prepared = await run_in_threadpool(Prepared, archive, rows, syntaxes)
 
-    async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
+    async def parts() -> AsyncIterator[tuple[str, list[Buffer], str | None]]:
         try:
-            for part in prepared:
-                data, used = await run_in_threadpool(prepared.read, part)
+            async for part, (pieces, used) in read_ahead(prepared, lambda part: pieces_of(prepared, part)):
                 row = part.row
-                yield (f"application/dicom; transfer-syntax={used}", data,
+                yield (f"application/dicom; transfer-syntax={used}", pieces,
                        f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}")
         finally:
             prepared.close()
 
-    boundary = new_boundary()
-    return StreamingResponse(multipart_body(boundary, parts()), headers=headers,
+    # the body's bytes follow from these, so its digests, once computed, hold for a repeat
+    override = archive.index.patient_override(p["study"])
+    boundary = boundary_for((tag, request.headers.get("accept"), base, repr(sorted((override or {}).items()))))
+    memo: DigestMemo = request.app.state.retrieve_digests
+    known = memo.get(boundary)
+    if known is not None:
+        headers.update({k.decode(): v.decode() for k, v in known.items()})
+    else:
+        request.state.digest_record = memo.recorder(boundary)
+    return StreamingResponse(multipart_pieces(boundary, parts()), headers=headers,
                              media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 
 

@@ -78,6 +78,8 @@ async def wado_uri(request: Request) -> Response:
     q = request.query_params
     if q.get("requestType") != "WADO":
         raise InvalidQuery("requestType", "must be WADO")
+    if (q.get("anonymize") or "").strip().lower() == "yes":  # never answer identified data to it
+        raise InvalidQuery("anonymize", "anonymized copies are not supported (PS3.18 9.1.2.1)")
     study, series, sop = _uid(q, "studyUID"), _uid(q, "seriesUID"), _uid(q, "objectUID")
     await require_visible(request, study, series, sop)
     archive = request.app.state.archive

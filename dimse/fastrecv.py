@@ -41,6 +41,8 @@ STORAGE_SERVICE = "1.2.840.10008.4.2"
 OWNED_IDLE_S = 0.25  # the DUL's loop while this path owns the socket (it only sends queued events then)
 POLL_S = 0.5  # how often an idle association looks whether it was aborted or killed meanwhile
 MAX_PDU = 64 << 20  # a larger PDU length is garbage, not data (we offer 256 KiB)
+MAX_OTHER_PDU = 64 << 10  # A-RELEASE and A-ABORT hold 4 bytes; no other PDU is due once associated
+RECV_AT_ONCE = 1 << 20  # a PDU up to this size is read into one buffer; a larger one grows as it arrives
 C_STORE_RQ, C_ECHO_RQ = 0x0001, 0x0030
 NO_DATA_SET = 0x0101
 
@@ -144,11 +146,11 @@ class Receiver:
                 if header is None:
                     return True
                 kind, length = header
+                if length > (MAX_PDU if kind == 0x04 else MAX_OTHER_PDU):
+                    raise Malformed(f"PDU type 0x{kind:02X} of {length} bytes")
                 if kind != 0x04:
                     self._to_dul(kind, self._recv(length))
                     return False
-                if length > MAX_PDU:
-                    raise Malformed(f"P-DATA-TF of {length} bytes")
                 self._pdu(self._recv(length))
             except Malformed as exc:
                 log.warning("association from %s aborted: %s", self.assoc.requestor.ae_title, exc)
@@ -171,6 +173,8 @@ class Receiver:
         return kind, length
 
     def _recv(self, size: int) -> bytearray:
+        if size > RECV_AT_ONCE:  # a claimed length is allocated only as its bytes arrive (issue 10 part 4)
+            return self._recv_growing(size)
         buf = bytearray(size)
         view, got = memoryview(buf), 0
         while got < size:
@@ -178,6 +182,15 @@ class Receiver:
             if not n:
                 raise ConnectionError("connection closed by the peer")
             got += n
+        return buf
+
+    def _recv_growing(self, size: int) -> bytearray:
+        buf = bytearray()
+        while len(buf) < size:
+            chunk = self.sock.recv(min(size - len(buf), RECV_AT_ONCE))
+            if not chunk:
+                raise ConnectionError("connection closed by the peer")
+            buf += chunk
         return buf
 
     def _to_dul(self, kind: int, body: bytearray) -> None:

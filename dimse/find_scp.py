@@ -21,6 +21,7 @@ from dimse.identifier import (
     response_keys,
     root_of,
 )
+from dimse.persons import OTHER_IDS, PersonMatching, with_other_ids
 from dimse.store_scp import status
 from yunying.errors import ArchiveError
 from yunying.scope import scoped
@@ -34,7 +35,8 @@ PENDING, CANCELLED, SUCCESS = 0xFF00, 0xFE00, 0x0000
 UNABLE_TO_PROCESS = 0xC001  # PS3.4 C.4.1.1.4: Cxxx unable to process
 
 
-def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) -> Iterator[tuple[Any, Any]]:
+def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
+              persons: PersonMatching | None = None) -> Iterator[tuple[Any, Any]]:
     """EVT_C_FIND: yield (status, identifier) pairs; never holds all matches in memory."""
     calling = str(event.assoc.requestor.ae_title).strip()
     if not policy.may(calling, "find"):
@@ -53,7 +55,16 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         log.info("C-FIND from %s: undecodable identifier (%s)", calling, type(exc).__name__)
         yield status(0xA900, "identifier cannot be decoded"), None
         return
-    results = archive.search(scoped(query, policy.visibility(calling)))  # filtered in the index query
+    members: list[tuple[str, str]] = []
+    if persons is not None and policy.peer(calling).person_matching:  # issue 15: one ID + issuer, every linked one
+        try:
+            query, members = persons.expand(query, policy.visibility(calling))
+        except Exception as exc:  # noqa: BLE001 - the app-state store away: say so, do not guess
+            log.error("C-FIND from %s: person look-up failed: %s", calling, type(exc).__name__)
+            yield status(UNABLE_TO_PROCESS, "patient master index unavailable"), None
+            return
+    rows = archive.search(scoped(query, policy.visibility(calling)))  # filtered in the index query
+    results = with_other_ids(rows, members, int(OTHER_IDS, 16) in identifier) if members else rows
     ts = event.context.transfer_syntax
     implicit_le = bool(ts.is_implicit_VR) if ts.is_little_endian else None
     direct: DirectResponses | None = None
@@ -102,7 +113,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str) ->
         yield status(UNABLE_TO_PROCESS, "internal error while searching"), None
         return
     finally:
-        close = getattr(results, "close", None)
+        close = getattr(rows, "close", None)
         if close is not None:
             close()
         tally(event, "find_matches", sent)

@@ -20,6 +20,7 @@ from dimse.echo_scp import on_c_echo
 from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
 from dimse.move_scp import on_c_move
+from dimse.persons import PersonMatching
 from dimse.store_scp import on_c_store
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from dimse.uids import QR_MODELS, VERIFICATION
@@ -73,6 +74,7 @@ class DimseServer:
     server: ThreadedAssociationServer
     policy: AccessPolicy
     tls_server: ThreadedAssociationServer | None = None  # DICOM TLS on settings.dimse_tls_port
+    persons: PersonMatching | None = None  # C-FIND by person: its master index set once the app exists
 
     @property
     def port(self) -> int:
@@ -115,6 +117,7 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     ae = build_ae(settings.aet)
     policy = policy_for(settings.peers, settings.dimse_accept_all)
     peers = dict(settings.peers)
+    persons = PersonMatching(archive)
     handlers = [
         (evt.EVT_CONN_OPEN, associations.set_nodelay),
         (evt.EVT_REQUESTED, policy.on_requested),
@@ -122,7 +125,7 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
         (evt.EVT_CONN_CLOSE, associations.on_closed),
         (evt.EVT_C_ECHO, on_c_echo),
         (evt.EVT_C_STORE, STORE, [archive, policy]),
-        (evt.EVT_C_FIND, audited_query(on_c_find, "query"), [archive, policy, settings.aet]),
+        (evt.EVT_C_FIND, audited_query(on_c_find, "query"), [archive, policy, settings.aet, persons]),
         (evt.EVT_C_MOVE, audited_query(on_c_move, "retrieve"), [archive, policy, peers, _scu_tls(settings)]),
         (evt.EVT_C_GET, audited_query(on_c_get, "retrieve"), [archive, policy]),
     ]
@@ -144,4 +147,4 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
         tls_server.contexts = SharedContexts(tls_server.contexts)
         log.info("DICOM TLS on %s:%d (client certificates %s)", settings.host, settings.dimse_tls_port,
                  "required" if settings.tls_client_ca else "not asked for")
-    return DimseServer(ae, server, policy, tls_server)
+    return DimseServer(ae, server, policy, tls_server, persons)

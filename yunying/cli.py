@@ -111,6 +111,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             from yunying.records.service import Records
             records = app.state.records = Records(settings, auth.store, archive)
             records.start()
+        if dimse is not None and dimse.persons is not None:  # C-FIND by person (issue 15): the app's master index
+            dimse.persons.index = app.state.mpi
         if server_mod is not None:  # routing's C-STORE sender (issue 15 part 7; dicomweb imports no DIMSE)
             app.state.routing.senders["dicom"] = importlib.import_module("dimse.forward").sender(settings.aet)
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
@@ -243,7 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
     for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
-                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli"):
+                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli",
+                 "yunying.routing.cli"):
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:

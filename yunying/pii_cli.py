@@ -70,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"yunying: sealing key {kid} added to {key_file}")
     changed = pii.reseal_all(store.engine, pii.keys_for(settings.data, settings.pii_key_file))
     print("yunying: re-sealed " + ", ".join(f"{n} {c}" for c, n in changed.items()))
+    from yunying.audit import record_cli
+
+    # a key change is a security officer's act: in the trail (issue 12)
+    record_cli(args, "pii.rotate" if args.pii_op == "rotate" else "pii.reseal",
+               {"resealed": sum(changed.values()), **({"key": kid} if args.pii_op == "rotate" else {})})
     return 0
 
 

@@ -2,9 +2,10 @@
 // upload status, report preview, delivery switched off per exam or patient, the patients' access
 // log. It holds no data of its own: the JSON API under /api/portal/console with the operator's
 // token (common/auth.js sign-in). A phone number is sent in a POST body, never in a URL.
-import { signedIn, signOut } from "../../common/auth.js";
+import { authFetch, signedIn, signOut } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
 import { $, el, say, api } from "../../common/page.js";
+import { showPages } from "../../common/pdfpages.js";
 
 let shown = "figures";
 
@@ -65,17 +66,18 @@ function examItem(e) {
     el("span", { textContent: [e.modalities.join("/"), e.body_parts.join("/"), e.description, e.visit && t("console.visit", { visit: e.visit })].filter(Boolean).join(" · ") }),
     el("span", { className: e.delivery_off ? "off" : "", textContent: status.join(" · ") }));
   const actions = el("div", { className: "actions" });
-  if (e.reports) actions.append(button("console.preview", () => preview(e.study)));
+  if (e.reports) actions.append(button("console.preview", (ev) => preview(e.study, ev.target.closest("li"))));
   if (e.qr) actions.append(button(e.delivery_off ? "console.switchOn" : "console.switchOff",
     () => switchDelivery({ study: e.study }, e.delivery_off)));
-  if (e.patient_id) actions.append(button("console.switchOffPatient", () => switchDelivery({ patient: e.patient_id }, false)));
+  if (e.patient_id) actions.append(button(e.patient_off ? "console.switchOnPatient" : "console.switchOffPatient",
+    () => switchDelivery({ patient: e.patient_id, issuer: e.issuer }, e.patient_off)));
   li.append(actions);
   return li;
 }
 
 function button(key, onClick) {
   const b = el("button", { type: "button", className: "secondary", textContent: t(key) });
-  b.addEventListener("click", () => onClick().catch(failed));
+  b.addEventListener("click", (ev) => onClick(ev).catch(failed));
   return b;
 }
 
@@ -85,18 +87,16 @@ async function searchExams() {
   $("#exam-count").textContent = exams.length ? t("console.count", { n: exams.length }) : t("console.empty");
 }
 
-// The PDF opens in a tab of its own, the browser's PDF viewer: the window is opened at the tap
-// (a popup opened later is blocked), then sent to the PDF fetched with the token. A frame would
-// need `frame-src blob:`, which the pages' Content-Security-Policy does not allow.
-async function preview(study) {
-  const tab = window.open("", "_blank");
-  try {
-    const pdf = await api(`/api/portal/console/report?${new URLSearchParams({ study })}`);
-    tab.location.href = URL.createObjectURL(pdf);
-  } catch (err) {
-    tab.close();
-    throw err;
-  }
+// The report is shown in place as images of its pages, drawn by the server: the page's
+// Content-Security-Policy (object-src 'none') keeps the browser's PDF viewer out of frames and of
+// blob: tabs it opens. A document the server cannot draw (422) is saved as the PDF itself.
+async function preview(study, item) {
+  const box = item.querySelector(".report-pages") || el("div", { className: "report-pages" });
+  item.append(box);
+  const pageUrl = (n, width) => `/api/portal/console/report?${new URLSearchParams({ study, page: n, width })}`;
+  if (await showPages(box, pageUrl, (url) => authFetch(url))) return;
+  box.remove();
+  save(await api(`/api/portal/console/report?${new URLSearchParams({ study })}`), "report.pdf");
 }
 
 async function switchDelivery(target, on) {

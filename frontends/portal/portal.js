@@ -4,10 +4,13 @@ import { applyTranslations, language, loadLanguage, switchLanguage, t } from "..
 import { accessToken } from "../common/auth.js";
 import { openReport, reportsOf } from "./reports.js";
 import { showFilm } from "./film.js";
+import { showAccesses } from "./accesses.js";
 
 const $ = (id) => document.getElementById(id);
 const EXAM = "yunying.portal.exam";
 const TOKEN = "yunying.access_token"; // the key common/auth.js reads: the viewer finds it in this tab
+const WECHAT_TRIED = "yunying.portal.wechat"; // asked WeChat once in this tab: never a redirect loop
+const inWeChat = () => /MicroMessenger/i.test(navigator.userAgent);
 
 async function post(path, body, token) {
   const headers = { "Content-Type": "application/json" };
@@ -136,6 +139,47 @@ async function showHome() {
   if (rows.length && !$("add-hospital").value) $("add-hospital").value = rows[0].hospital;
   if (!rows.length) $("exams").textContent = t("portal.home.none");
   await listShares();
+  const label = (study) => { const j = found.get(study) || {}; return [day(tag(j, "00080020")), tag(j, "00081030")].filter(Boolean).join(" ") || "—"; };
+  $("accesses").ontoggle = () => { if ($("accesses").open) showAccesses(token, label); };
+  if ($("accesses").open) await showAccesses(token, label); // the language changed while it was open
+  await wechatCard(token);
+}
+
+/** Report notices in WeChat: inside WeChat, a patient not bound yet (and who never said no) goes
+ * through WeChat's silent sign-in once; the card then says where notices go and toggles it. */
+async function wechatCard(token) {
+  const card = $("wechat-notify");
+  const res = await fetch("/api/portal/wechat", { headers: { Authorization: `Bearer ${token}` } });
+  const state = res.ok ? await res.json() : { available: false };
+  card.hidden = !state.available || (!inWeChat() && !state.bound);
+  if (card.hidden) return;
+  if (inWeChat() && !state.bound && !state.declined && !sessionStorage.getItem(WECHAT_TRIED)) return bindWeChat(token);
+  const failed = sessionStorage.getItem(WECHAT_TRIED) === "failed";
+  $("wechat-notify-text").textContent = t(state.bound ? "portal.wechat.bound" : failed ? "portal.wechat.failed" : "portal.wechat.unbound");
+  const toggle = $("wechat-notify-toggle");
+  toggle.textContent = t(state.bound ? "portal.wechat.unbind" : "portal.wechat.bind");
+  toggle.hidden = !state.bound && !inWeChat();
+  toggle.onclick = async () => {
+    if (!state.bound) return bindWeChat(token);
+    await fetch("/api/portal/wechat", { method: "DELETE", headers: { Authorization: `Bearer ${token}` } });
+    await wechatCard(token);
+  };
+}
+
+async function bindWeChat(token) {
+  sessionStorage.setItem(WECHAT_TRIED, "1");
+  const r = await post("wechat/start", {}, token);
+  if (r.status === 200) location.assign(r.body.url); // WeChat comes back to /portal/?code=…&state=…
+}
+
+/** Back from WeChat's sign-in: the code leaves the address bar at once and is traded for the binding. */
+async function wechatReturn() {
+  const query = new URLSearchParams(location.search);
+  if (!query.get("code") || !query.get("state")) return;
+  history.replaceState(null, "", location.pathname);
+  if (!accessToken()) return;
+  const r = await post("wechat/bind", { code: query.get("code"), state: query.get("state") }, accessToken());
+  if (r.status !== 200) sessionStorage.setItem(WECHAT_TRIED, "failed");
 }
 
 function examCard(e, token) {
@@ -156,6 +200,9 @@ function examCard(e, token) {
   what.className = "what";
   const modalities = (j["00080061"] && j["00080061"].Value || []).join("/");
   what.textContent = [modalities, tag(j, "00081030"), tag(j, "00180015"), tag(j, "00080080")].filter(Boolean).join(" · ");
+  const note = document.createElement("div"); // another system's exam of the same person (the master index)
+  note.className = "linked";
+  note.textContent = e.linked ? t("portal.home.linked") : "";
   const actions = document.createElement("div");
   actions.className = "actions";
   if (ready) {
@@ -188,13 +235,13 @@ function examCard(e, token) {
     open.onclick = () => openReport(e.study, report, token, li);
     actions.prepend(open);
   }
-  li.append(top, what, actions);
+  li.append(top, what, ...(e.linked ? [note] : []), actions);
   return li;
 }
 
 async function downloadStudy(study, token, button) {
   button.disabled = true;
-  const r = await post("downloads", { study }, token);
+  const r = await post("downloads", { study, contents: "both" }, token); // DICOM for doctors, JPEGs for anyone
   button.disabled = false;
   if (r.status !== 201) { alert(reasonText(r.status, r.body.error)); return; }
   const box = document.createElement("div");
@@ -284,6 +331,7 @@ async function start() {
     $("add-exam").open = false;
     await showHome();
   };
+  await wechatReturn();
   if (accessToken() && !exam) return showHome();
   sessionStorage.removeItem(TOKEN); // a newly scanned exam: verify again (binds it too)
   return showVerify(exam);

@@ -2,6 +2,8 @@
 // are, the newest is the amended one): Encapsulated PDF (PS3.3 A.45.1) opens as the PDF, a
 // structured report (Basic Text / Enhanced / Comprehensive SR, A.35) is shown as text, built
 // with textContent only (the report's text never becomes markup).
+import { showPages } from "../common/pdfpages.js";
+
 const PDF = "1.2.840.10008.5.1.4.1.1.104.1";
 const SR = ["1.2.840.10008.5.1.4.1.1.88.11", "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33"];
 const v = (json, tag) => (json[tag] && json[tag].Value && json[tag].Value[0]) ?? "";
@@ -26,14 +28,20 @@ function instanceUrl(study, report) {
     + `/instances/${encodeURIComponent(report.sop)}`;
 }
 
-/** Open a report: a PDF in a new tab, an SR as text under the exam's card. */
+/** Open a report under the exam's card: a PDF as images of its pages (drawn by the server: the
+ * page's CSP and WeChat's browser show no PDF), else the PDF in a new tab; an SR as text. */
 export async function openReport(study, report, token, card) {
   if (report.sr) return showStructured(study, report, token, card);
-  const tab = window.open("", "_blank"); // opened by the tap itself, or popup blockers refuse it
+  const box = card.querySelector(".report-pages") || document.createElement("div");
+  box.className = "report-pages";
+  card.append(box);
+  const pageUrl = (n, width) => `/api/portal/report/page?${new URLSearchParams({ study, sop: report.sop, page: n, width })}`;
+  if (await showPages(box, pageUrl, (url) => fetch(url, auth(token, "image/png")))) return true;
+  box.remove();
   const res = await fetch(`${instanceUrl(study, report)}/bulkdata/00420011`, auth(token, "application/octet-stream"));
-  if (!res.ok) { if (tab) tab.close(); return false; }
+  if (!res.ok) return false;
   const target = URL.createObjectURL(new Blob([await res.arrayBuffer()], { type: "application/pdf" }));
-  if (tab) tab.location.href = target; else location.href = target;
+  if (!window.open(target, "_blank")) location.href = target; // a document PDFium cannot draw: the file itself
   return true;
 }
 

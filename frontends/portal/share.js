@@ -31,6 +31,7 @@ async function start() {
   const token = shareToken();
   if (!token) return problem("unknown");
   const r = await post("/api/portal/verify/share", { token });
+  if (r.status === 410) return problem("off");
   if (r.status !== 200) return problem("unknown");
   if (r.body.state !== "active") return problem(r.body.state);
   studies = r.body.studies;

@@ -1,5 +1,5 @@
-// The routing page: rules with their queue counts, adding and pausing rules, retrying failed
-// forwards, through /api/routing. Refreshes every 5 s while open; holds nothing of its own.
+// The routing page: rules with their queue counts, adding and pausing rules, retrying or dropping
+// failed forwards, pausing all sending, through /api/routing. Refreshes every 5 s while open; holds nothing of its own.
 import { signedIn } from "../../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../../common/i18n.js";
 import { $, el, say, api } from "../../common/page.js";
@@ -19,8 +19,12 @@ function where(d) {
 }
 
 async function refresh() {
-  const [rules, jobs, queue] = await Promise.all([api("/api/routing/rules"), api("/api/routing/jobs"),
-    api("/api/routing/queue?state=failed&limit=50")]);
+  const [rules, jobs, queue, paused] = await Promise.all([api("/api/routing/rules"), api("/api/routing/jobs"),
+    api("/api/routing/queue?state=failed&limit=50"), api("/api/routing/paused")]);
+  $("#sending").replaceChildren(
+    el("span", { className: "meta", textContent: t(paused.paused ? "routing.allPaused" : "routing.allSending") }),
+    button(paused.paused ? "routing.resumeAll" : "routing.pauseAll",
+      () => api(paused.paused ? "/api/routing/resume" : "/api/routing/pause", { method: "POST" })));
   const state = Object.fromEntries(jobs.map((j) => [j.name, j]));
   $("#rule-list").replaceChildren(...rules.map((r) => {
     const job = state[r.name] || { state: "idle", errors: [] };
@@ -35,7 +39,9 @@ async function refresh() {
   }));
   $("#queue-list").replaceChildren(...queue.map((q) => el("li", {},
     el("span", { className: "name", textContent: q.sop }),
-    el("span", { className: "meta", textContent: `${t("routing.attempts", { n: q.attempts })} · ${q.last_error}` }))));
+    el("span", { className: "meta", textContent: `${t("routing.attempts", { n: q.attempts })} · ${q.last_error}` }),
+    button("routing.retryItem", () => api("/api/routing/queue/retry", { method: "POST", body: { items: [q.id] } })),
+    button("routing.drop", () => api("/api/routing/queue/drop", { method: "POST", body: { items: [q.id] } }), "danger"))));
 }
 
 const list = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);

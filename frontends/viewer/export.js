@@ -1,14 +1,17 @@
 // Export: the viewport as the reader sees it (JPEG, with marks and the four corners), images at
-// their own size through the current window, colour map and sharpening (PNG or JPEG; several
-// in one ZIP), a series as an MP4 cine. The server route only packages what we rendered.
+// their own size through the current window, invert, colour map, sharpening, rotation and flip
+// (PNG or JPEG; several in one ZIP), a series as an MP4 cine. The server route only packages what
+// we rendered.
 import { authFetch } from "../common/auth.js";
 import { Canvas2dRenderer } from "./canvas2d.js";
 import { HttpError } from "./dicomweb.js";
 import { value } from "./series.js";
 
 const API = new URL("../api/viewer/export/", new URL(".", import.meta.url)).href;
-const MARK_STYLE = `line,polyline,ellipse,path,polygon{stroke:#ffd400;stroke-width:2;fill:none}polygon{fill:#ffd400}
+const MARK_STYLE = `line,polyline,ellipse,circle,path,polygon{stroke:#ffd400;stroke-width:2;fill:none}polygon{fill:#ffd400}
 text{fill:#ffd400;font:13px sans-serif;paint-order:stroke;stroke:#000;stroke-width:3px}.refs line{stroke:#3fd46b;stroke-width:1}`;
+
+const VALUES_HIDDEN = ".measure:not(.arrow):not(.text) text{display:none}"; // as on screen
 
 const blobOf = (canvas, type, quality) => new Promise((done) => canvas.toBlob(done, type, quality));
 
@@ -28,7 +31,7 @@ function svgImage(svg, width, height) {
   copy.setAttribute("width", width);
   copy.setAttribute("height", height);
   const style = document.createElementNS("http://www.w3.org/2000/svg", "style");
-  style.textContent = MARK_STYLE;
+  style.textContent = MARK_STYLE + (document.querySelector("#viewports.hide-values") ? VALUES_HIDDEN : "");
   copy.prepend(style);
   const img = new Image();
   img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(new XMLSerializer().serializeToString(copy))}`;
@@ -56,13 +59,19 @@ export async function screenshot(vp) {
   return blobOf(out, "image/jpeg", 0.92);
 }
 
-/** Image `index` of the viewport's series at its own size, through the viewport's current view. */
+/**
+ * Image `index` of the viewport's series at its own size through the viewport's current view:
+ * window, invert, colour map, sharpening, rotation and flip (not zoom or pan: the whole image,
+ * pixel for pixel, turned the way the reader sees it).
+ */
 export async function renderImage(vp, index) {
   const image = vp.loader.cached(vp.series, index) || await vp.loader.load(vp.series, index, 0);
-  const canvas = document.createElement("canvas");
-  canvas.width = image.columns;
-  canvas.height = image.rows;
-  Canvas2dRenderer.create(canvas).draw(image, { ...vp.view, toCanvas: new DOMMatrix() });
+  const canvas = document.createElement("canvas"), v = vp.view, turned = v.rotate % 180 !== 0;
+  canvas.width = turned ? image.rows : image.columns;
+  canvas.height = turned ? image.columns : image.rows;
+  const toCanvas = new DOMMatrix().translate(canvas.width / 2, canvas.height / 2)
+    .rotate(v.rotate).scale(v.flipH ? -1 : 1, 1).translate(-image.columns / 2, -image.rows / 2);
+  Canvas2dRenderer.create(canvas).draw(image, { ...v, toCanvas });
   return canvas;
 }
 

@@ -1,7 +1,7 @@
-"""Exports the viewer asks the server to package: the images it rendered (the user's window,
-colour map, sharpening) as one MP4 cine (H.264 through PyAV's FFmpeg) or one ZIP of PNG / JPEG
-files. Like the SR builder, the route reads nothing from the archive: it only packages what the
-caller sent, so it sees no more than the caller already had."""
+"""Exports the viewer asks the server to package: the images it rendered (the window, invert,
+colour map, sharpening, rotation and flip the user sees) as one MP4 cine (H.264 through PyAV's
+FFmpeg) or one ZIP of PNG / JPEG files. Like the SR builder, the route reads nothing from the
+archive: it only packages what the caller sent, so it sees no more than the caller already had."""
 from __future__ import annotations
 
 import io

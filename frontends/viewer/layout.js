@@ -1,10 +1,10 @@
-// Viewport layouts (1x1, 1x2, 2x2, 2x3): one series per viewport, the tapped one active; a
-// series card loads into the active viewport.
+// Viewport layouts (any RxC grid; the menu offers 1x1 to 6x8 and custom, tile.js): one series
+// per viewport, or the images of one series tiled; the tapped one active; a series card loads
+// into the active viewport.
 import { attachGestures, attachScrollbar } from "./interact.js";
 import { attachReferences } from "./refs.js";
 import { Viewport } from "./viewport.js";
 
-export const LAYOUTS = ["1x1", "1x2", "2x2", "2x3"];
 const SERIES_DRAG = "application/x-yunying-series"; // a thumbnail dragged from the series strip
 
 export function createViewport(viewer, el, rendererKind) {
@@ -13,7 +13,7 @@ export function createViewport(viewer, el, rendererKind) {
   attachScrollbar(vp);
   el.addEventListener("drawn", () => viewer.measurements.render(vp));
   attachReferences(viewer, vp);
-  vp.onChange(() => viewer.followers?.(vp));
+  vp.onChange(() => { viewer.followers?.(vp); viewer.tileFollow?.(vp); });
   el.addEventListener("pointerdown", () => activate(viewer, vp), true);
   el.addEventListener("dragover", (e) => { if (e.dataTransfer.types.includes(SERIES_DRAG)) e.preventDefault(); });
   el.addEventListener("drop", (e) => {
@@ -42,7 +42,7 @@ export async function setLayout(viewer, layout, seriesOrder, loadSeries, rendere
   const template = viewer.viewports[0].el;
   grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
   grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
-  grid.className = `layout-${layout}`;
+  grid.className = `layout-${layout}${rows * cols > 6 ? " dense" : ""}`; // dense: small tiles, fewer corner texts
   const n = rows * cols;
   while (viewer.viewports.length > n) {
     const vp = viewer.viewports.pop();
@@ -58,7 +58,7 @@ export async function setLayout(viewer, layout, seriesOrder, loadSeries, rendere
     const vp = createViewport(viewer, el, rendererKind);
     const next = seriesOrder.find((uid) => !shown.has(uid)) || seriesOrder[0];
     shown.add(next);
-    if (next) loadSeries(next).then((s) => vp.setSeries(s)).catch(() => {});
+    if (next && !viewer.tiled) loadSeries(next).then((s) => vp.setSeries(s)).catch(() => {}); // tiled: tile.js fills it
   }
   viewer.layout = layout;
 }

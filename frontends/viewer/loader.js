@@ -2,6 +2,7 @@
 // window around the current slice in memory, then warms the HTTP cache with the rest.
 import { frame, renderedBitmap, studyUrl } from "./dicomweb.js";
 import { FetchQueue, FrameCache, isPhone } from "./cache.js";
+import { defaultWindow } from "./presets.js";
 import { decodeFrame, isRawDisplayable, pixelFormat } from "./series.js";
 
 /** Downloading a whole series ahead (hundreds of MB) only on unmetered links: never with
@@ -18,9 +19,10 @@ export class Loader {
     this.queue = new FetchQueue(6);
     this.warmQueue = new FetchQueue(2);
     this.fetched = 0; // frames downloaded and decoded (for the benchmark)
+    this.lossy = false; // the lossy / lossless switch: small JPEGs for weak links, or the original pixels
   }
 
-  key(series, image) { return `${series.series}/${image.sop}/${image.frame}`; }
+  key(series, image) { return `${series.series}/${image.sop}/${image.frame}${this.lossy ? "~lossy" : ""}`; }
 
   cached(series, i) {
     const image = series.images[i];
@@ -39,6 +41,12 @@ export class Loader {
         const bitmap = await renderedBitmap(`${studyUrl(series.study, series.series, image.sop)}/frames/${image.frame}/rendered`,
           { quality: "95" });
         const entry = { bitmap, rows: bitmap.height, columns: bitmap.width, pixels: { byteLength: bitmap.width * bitmap.height * 4 } };
+        this.cache.put(key, entry);
+        this.fetched++;
+        return entry;
+      }
+      if (this.lossy) {
+        const entry = await lossyFrame(series, image);
         this.cache.put(key, entry);
         this.fetched++;
         return entry;
@@ -73,7 +81,7 @@ export class Loader {
     }
     wanted.add(this.key(series, series.images[i]));
     this.queue.prune((key) => wanted.has(key) || !key.startsWith(series.series + "/"));
-    if (half < n / 2 && warmAllowed()) this.warm(series, i, half);
+    if (half < n / 2 && warmAllowed() && !this.lossy) this.warm(series, i, half); // lossy: a weak link
   }
 
   /** Download (not decode) the frames outside the window, so the disk cache answers later. */
@@ -88,4 +96,23 @@ export class Loader {
       }
     }
   }
+}
+
+/**
+ * Lossy: the server's JPEG of the frame through the image's own window (quality 80), its grey
+ * levels turned back into modality values across that window (PS3.3 C.11.2.1.2.1 inverted), so
+ * W/L, invert, colour maps and measurements still work, coarser and clipped to that window.
+ */
+async function lossyFrame(series, image) {
+  const [c, w] = defaultWindow(series.modality, image.ds, null);
+  const bitmap = await renderedBitmap(`${studyUrl(series.study, series.series, image.sop)}/frames/${image.frame}/rendered`,
+    { quality: "80", window: `${c},${w},linear` });
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height), ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data, pixels = new Uint8Array(canvas.width * canvas.height);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = rgba[i * 4];
+  const slope = Math.max(w - 1, 1) / 255, intercept = c - 0.5 - Math.max(w - 1, 1) / 2;
+  return { pixels, rows: canvas.height, columns: canvas.width, slope, intercept, monochrome1: false, lossy: true,
+    min: intercept, max: 255 * slope + intercept };
 }

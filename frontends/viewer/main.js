@@ -1,7 +1,7 @@
 // The viewer's entry: /viewer/?study=UID[&series=UID[,UID...][&instance=UID[&frame=N]]][&lang=en]
 // [&renderer=2d]; without a study, the doctors' study list. Token: #access_token=... once (a link),
 // else this tab's sign-in, else the login page (common/auth.js), which comes back to this address.
-import { signedIn, signedInByUser, signOut, Unauthorized } from "../common/auth.js";
+import { authFetch, signedIn, signedInByUser, signOut, Unauthorized } from "../common/auth.js";
 import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
 import { getJson, HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } from "./dicomweb.js";
 import { Cine } from "./cine.js";
@@ -10,6 +10,7 @@ import { Loader } from "./loader.js";
 import { Magnifier } from "./magnifier.js";
 import { Measurements } from "./measure.js";
 import { attachSync } from "./sync.js";
+import { attachTiling } from "./tile.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
 
@@ -31,6 +32,12 @@ const earlyFirst = params.get("study") ? getJson(`${studyUrl(params.get("study")
     ...(params.get("instance") ? { SOPInstanceUID: params.get("instance") } : {}) })}`) : null;
 earlyFirst?.catch(() => {});
 const languageReady = loadLanguage().catch((err) => console.warn(err.message));
+// the token decides the mode too (issue 13 part 7): a share or patient link opens in patient mode
+// whatever its address says (the portal's links carry no mode=patient); asked after the pixels
+const PATIENT_KINDS = new Set(["share", "patient"]);
+const modeKnown = params.get("mode") === "patient" ? Promise.resolve()
+  : authFetch(new URL("../api/auth/me", import.meta.url)).then((r) => (r.ok ? r.json() : {}))
+    .then((me) => { if (PATIENT_KINDS.has(me.kind)) viewer.patientMode = true; }, (err) => console.warn(err.message));
 const $ = (sel) => document.querySelector(sel);
 const NOT_IMAGES = new Set(["SR", "KO", "PR", "DOC"]);
 
@@ -72,8 +79,15 @@ const viewer = {
     return setLayout(this, layout, this.seriesOrder, (uid) => loadSeries(this.study, uid, params.get("instance")), params.get("renderer"));
   },
 };
+viewer.loader.lossy = params.get("quality") === "lossy"; // ?quality=lossy: small JPEGs from the start (a weak link)
+/** The lossy / lossless switch: the images on screen are fetched again in the other form. */
+viewer.setLossy = (on) => {
+  viewer.loader.lossy = on;
+  for (const vp of viewer.viewports) if (vp.series) vp.setIndex(vp.index);
+};
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
 attachSync(viewer);
+attachTiling(viewer);
 
 function status(key, params) { languageReady.then(() => { $("#status").textContent = key ? t(key, params) : ""; }); }
 
@@ -177,6 +191,7 @@ async function openStudy(study) {
   await preview;
   status("");
   buildStrip(study, seriesList);
+  await modeKnown;
   if (!viewer.patientMode) { // the study's reports (the toolbar's report button appears)
     import("./report.js").then(({ reportsOf }) => reportsOf(study))
       .then((found) => { viewer.reports = found; viewer.onReports?.(); }, (err) => console.warn("reports not read:", err.message));
@@ -240,6 +255,7 @@ async function main() {
     await openStudyList($("#studylist"), params);
     return;
   }
+  await modeKnown;
   if (viewer.patientMode) {
     $("#patient-notice").hidden = false;
     $("#to-list").hidden = true;

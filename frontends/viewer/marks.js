@@ -1,12 +1,15 @@
 // What each mark is and how it is drawn (SVG over the viewport, image coordinates): length,
 // angle, Cobb angle (two lines), cardiothoracic ratio (heart width over thorax width), point
-// value, elliptical ROI (area, mean, SD, min, max in modality units: HU on CT), arrow and text.
+// value, regions (ellipse, rectangle, circle, freehand: area, mean, SD, min, max in modality
+// units, HU on CT), arrow and text.
 // Calibrated by PixelSpacing, else ImagerPixelSpacing (the label says so), else in pixels.
 import { t } from "../common/i18n.js";
 import { spacing } from "./series.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-export const MEASURE_TOOLS = ["length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+export const MEASURE_TOOLS = ["length", "angle", "roi", "rect", "circle", "freehand", "polygon", "cobb", "ctr", "point", "arrow", "text"];
+export const REGIONS = new Set(["roi", "rect", "circle", "freehand", "polygon"]); // area and statistics
+export const FREEHAND = new Set(["freehand"]); // the drag's whole path, not its two ends
 export const TWO_STEP = new Set(["angle", "cobb", "ctr"]); // a second drag completes them
 export const ONE_POINT = new Set(["point", "text"]); // a tap
 export const WITH_TEXT = new Set(["arrow", "text"]); // the user types a label
@@ -65,15 +68,43 @@ export function pointValue(img, p) {
   return img.pixels[y * img.columns + x] * img.slope + img.intercept;
 }
 
-/** Statistics of the modality values inside the ellipse inscribed in the box a-b. */
-export function ellipseStats(img, a, b, c) {
+/** A region's pixel test (pixel centre inside), bounding box and area in pixels. */
+export function regionOf(kind, pts) {
+  const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+  const box = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+  if (kind === "circle") { // centre, then a point on the rim
+    const [[cx, cy], [ex, ey]] = pts, r = Math.hypot(ex - cx, ey - cy);
+    return { inside: (x, y) => (x - cx) ** 2 + (y - cy) ** 2 <= r * r, box: [cx - r, cy - r, cx + r, cy + r], area: Math.PI * r * r };
+  }
+  if (kind === "rect") return { inside: () => true, box, area: (box[2] - box[0]) * (box[3] - box[1]) };
+  if (kind === "freehand" || kind === "polygon") {
+    let area = 0;
+    for (let k = 0; k < pts.length; k++) { const [a, b] = [pts[k], pts[(k + 1) % pts.length]]; area += a[0] * b[1] - b[0] * a[1]; }
+    return { inside: (x, y) => insidePolygon(pts, x, y), box, area: Math.abs(area) / 2 };
+  }
+  const cx = (box[0] + box[2]) / 2, cy = (box[1] + box[3]) / 2, rx = (box[2] - box[0]) / 2, ry = (box[3] - box[1]) / 2;
+  // an ellipse inscribed in the box a-b
+  return { inside: (x, y) => ((x - cx) / (rx || 1)) ** 2 + ((y - cy) / (ry || 1)) ** 2 <= 1, box, area: Math.PI * rx * ry };
+}
+
+function insidePolygon(pts, x, y) { // even-odd rule
+  let inside = false;
+  for (let k = 0, l = pts.length - 1; k < pts.length; l = k++) {
+    const [xk, yk] = pts[k], [xl, yl] = pts[l];
+    if ((yk > y) !== (yl > y) && x < ((xl - xk) * (y - yk)) / (yl - yk) + xk) inside = !inside;
+  }
+  return inside;
+}
+
+/** Statistics of the modality values of the pixels whose centres lie inside region `kind`. */
+export function regionStats(img, kind, pts, c) {
   if (!img || img.bitmap) return { n: 0 }; // a rendered colour image has no modality values
-  const cx = (a[0] + b[0]) / 2, cy = (a[1] + b[1]) / 2, rx = Math.abs(b[0] - a[0]) / 2, ry = Math.abs(b[1] - a[1]) / 2;
+  const { inside, box, area } = regionOf(kind, pts);
   let n = 0, sum = 0, sq = 0, min = Infinity, max = -Infinity;
-  for (let y = Math.max(0, Math.floor(cy - ry)); y <= Math.min(img.rows - 1, Math.ceil(cy + ry)); y++) {
-    for (let x = Math.max(0, Math.floor(cx - rx)); x <= Math.min(img.columns - 1, Math.ceil(cx + rx)); x++) {
-      const dx = (x + 0.5 - cx) / (rx || 1), dy = (y + 0.5 - cy) / (ry || 1); // pixel centres inside
-      if (dx * dx + dy * dy > 1) continue;
+  for (let y = Math.max(0, Math.floor(box[1])); y <= Math.min(img.rows - 1, Math.ceil(box[3])); y++) {
+    for (let x = Math.max(0, Math.floor(box[0])); x <= Math.min(img.columns - 1, Math.ceil(box[2])); x++) {
+      const px = x + 0.5, py = y + 0.5;
+      if (px < box[0] || px > box[2] || py < box[1] || py > box[3] || !inside(px, py)) continue;
       const v = img.pixels[y * img.columns + x] * img.slope + img.intercept;
       n++; sum += v; sq += v * v;
       if (v < min) min = v;
@@ -81,8 +112,7 @@ export function ellipseStats(img, a, b, c) {
     }
   }
   const mean = n ? sum / n : NaN;
-  return { n, mean, sd: n ? Math.sqrt(Math.max(0, sq / n - mean * mean)) : NaN, min, max,
-    area: Math.PI * rx * ry * c.sx * c.sy, unit: c.unit };
+  return { n, mean, sd: n ? Math.sqrt(Math.max(0, sq / n - mean * mean)) : NaN, min, max, area: area * c.sx * c.sy, unit: c.unit };
 }
 
 /** What a saved report records of mark `m` on the image with header `ds`: {value, unit, stats, text}. */
@@ -95,10 +125,7 @@ export function valueOf(m, ds) {
     case "ctr": return { value: ctrOf(...p, c), unit: "1" };
     case "point": return m.value === undefined || m.value === null ? {} : { value: m.value };
     case "arrow": case "text": return { text: m.text || "" };
-    default: {
-      const area = Math.PI * (Math.abs(p[1][0] - p[0][0]) / 2) * (Math.abs(p[1][1] - p[0][1]) / 2) * c.sx * c.sy;
-      return { value: area, unit: c.unit, ...(m.stats ? { stats: m.stats } : {}) };
-    }
+    default: return { value: regionOf(m.kind, p).area * c.sx * c.sy, unit: c.unit, ...(m.stats ? { stats: m.stats } : {}) };
   }
 }
 
@@ -151,15 +178,23 @@ export function drawOne(svg, vp, m) {
       break;
     }
     case "text": label(g, pts[0][0] - 6, pts[0][1] + 6, m.text || ""); break;
-    default: { // roi
+    default: { // the regions
       const [a, b] = pts;
-      el("ellipse", { cx: (a[0] + b[0]) / 2, cy: (a[1] + b[1]) / 2, rx: Math.abs(b[0] - a[0]) / 2, ry: Math.abs(b[1] - a[1]) / 2, fill: "none" }, g);
-      const s = ellipseStats(vp.image, ...m.points, c);
+      if (m.kind === "roi") el("ellipse", { cx: (a[0] + b[0]) / 2, cy: (a[1] + b[1]) / 2, rx: Math.abs(b[0] - a[0]) / 2, ry: Math.abs(b[1] - a[1]) / 2, fill: "none" }, g);
+      else if (m.kind === "circle") el("circle", { cx: a[0], cy: a[1], r: Math.hypot(b[0] - a[0], b[1] - a[1]), fill: "none" }, g);
+      else { // a rectangle's corners follow the view's rotation: drawn as the polygon of its four
+        const corners = m.kind === "rect" ? [m.points[0], [m.points[1][0], m.points[0][1]], m.points[1], [m.points[0][0], m.points[1][1]]]
+          .map(([x, y]) => vp.imageToClient(x, y)) : pts;
+        const closed = m.kind !== "polygon" || !m.open; // a polygon being drawn stays open
+        el("polyline", { points: [...corners, ...(closed ? [corners[0]] : [])].map((p) => p.join(",")).join(" "), fill: "none" }, g);
+      }
+      const s = regionStats(vp.image, m.kind, m.points, c);
       if (!s.n) break;
       m.stats = { mean: s.mean, sd: s.sd, min: s.min, max: s.max }; // kept for the saved report
       const text = t("viewer.measure.roi", { area: s.area.toFixed(1), unit: s.unit === "mm" ? "mm²" : "px²",
         mean: s.mean.toFixed(1), sd: s.sd.toFixed(1), min: s.min.toFixed(0), max: s.max.toFixed(0) }) + hu;
-      text.split("\n").forEach((ln, i) => label(g, Math.max(a[0], b[0]), Math.min(a[1], b[1]) + 16 * i, ln));
+      const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+      text.split("\n").forEach((ln, i) => label(g, Math.max(...xs), Math.min(...ys) + 16 * i, ln));
     }
   }
 }

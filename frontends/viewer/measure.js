@@ -1,8 +1,10 @@
 // The marks of the open study, per image, and the pointer gestures that draw them: one drag for
-// a length, ROI or arrow, a tap for a point value or text, two drags for an angle (the second
-// arm from the vertex), a Cobb angle or a cardiothoracic ratio (two lines each).
+// a length, a region (ellipse, rectangle, circle from its centre, freehand along the path) or an
+// arrow, a tap for a point value or text, two drags for an angle (the second arm from the
+// vertex), a Cobb angle or a cardiothoracic ratio (two lines each); a polygon by a tap per
+// corner, closed by a tap on its first corner.
 import { t } from "../common/i18n.js";
-import { drawOne, MEASURE_TOOLS, ONE_POINT, TWO_STEP, WITH_TEXT } from "./marks.js";
+import { drawOne, FREEHAND, MEASURE_TOOLS, ONE_POINT, TWO_STEP, WITH_TEXT } from "./marks.js";
 
 export { MEASURE_TOOLS };
 
@@ -20,12 +22,30 @@ export class Measurements {
   start(vp, tool, x, y) {
     if (!MEASURE_TOOLS.includes(tool) || !vp.image) return false;
     const p = vp.clientToImage(x, y), d = this.draft;
+    if (tool === "polygon") return this.corner(vp, p, x, y);
     if (d?.stage === 1 && d.vp === vp && d.kind === tool) {
       if (d.kind === "angle") d.points[2] = p; // the second arm: from the vertex to the third point
       else d.points.push(p, p); // the second line
       d.stage = 2;
     } else {
-      this.draft = { kind: tool, points: [p, p], stage: 0, vp };
+      this.draft = { kind: tool, points: FREEHAND.has(tool) ? [p] : [p, p], stage: 0, vp };
+    }
+    this.render(vp);
+    return true;
+  }
+
+  /** A polygon's tap: a new corner, or the first corner again (within 10 CSS pixels) closes it. */
+  corner(vp, p, x, y) {
+    const d = this.draft;
+    if (d?.kind !== "polygon" || d.vp !== vp) {
+      this.draft = { kind: "polygon", points: [p], open: true, stage: 0, vp };
+    } else {
+      const [fx, fy] = vp.imageToClient(...d.points[0]);
+      if (d.points.length >= 3 && Math.hypot(fx - x, fy - y) <= 10) {
+        this.draft = null;
+        const key = this.key(vp), im = vp.series.images[vp.index];
+        this.byImage.set(key, [...(this.byImage.get(key) || []), { kind: "polygon", points: d.points, sop: im.sop, frame: im.frame, ds: im.ds }]);
+      } else d.points.push(p);
     }
     this.render(vp);
     return true;
@@ -33,14 +53,16 @@ export class Measurements {
 
   move(vp, x, y) {
     const d = this.draft;
-    if (!d || ONE_POINT.has(d.kind)) return;
-    d.points[d.points.length - 1] = vp.clientToImage(x, y);
+    if (!d || ONE_POINT.has(d.kind) || d.kind === "polygon") return;
+    const p = vp.clientToImage(x, y), last = d.points[d.points.length - 1];
+    if (!FREEHAND.has(d.kind)) d.points[d.points.length - 1] = p;
+    else if (Math.hypot(p[0] - last[0], p[1] - last[1]) >= 1) d.points.push(p); // the path, an image pixel apart at least
     this.render(vp);
   }
 
   end(vp) {
     const d = this.draft;
-    if (!d) return;
+    if (!d || d.kind === "polygon") return; // a polygon ends at the tap on its first corner
     if (TWO_STEP.has(d.kind) && d.stage === 0) {
       d.stage = 1;
       if (d.kind === "angle") d.points[2] = d.points[1];
@@ -48,6 +70,7 @@ export class Measurements {
       return;
     }
     this.draft = null;
+    if (FREEHAND.has(d.kind) && d.points.length < 3) { this.render(vp); return; } // a tap: no region
     const mark = { kind: d.kind, points: ONE_POINT.has(d.kind) ? d.points.slice(0, 1) : d.points };
     if (WITH_TEXT.has(d.kind)) {
       mark.text = (this.ask(t("viewer.measure.askText")) || "").trim().slice(0, 200);

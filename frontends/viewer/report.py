@@ -24,8 +24,13 @@ TRACKING_PREFIX = "yunying-viewer:"
 MAX_COORDINATE = 1_000_000.0
 MAX_ITEMS = 500  # a report of more marks than anyone draws on one study is refused
 # kind -> (number of points the viewer sends, SCOORD graphic type)
-KINDS = {"length": (2, "POLYLINE"), "angle": (3, "POLYLINE"), "roi": (2, "ELLIPSE"), "cobb": (4, "MULTIPOINT"),
+# (0: a freehand path of 3 to MAX_PATH points)
+KINDS = {"length": (2, "POLYLINE"), "angle": (3, "POLYLINE"), "roi": (2, "ELLIPSE"), "rect": (2, "POLYLINE"),
+         "circle": (2, "CIRCLE"), "freehand": (0, "POLYLINE"), "polygon": (0, "POLYLINE"),
+         "cobb": (4, "MULTIPOINT"),
          "ctr": (4, "MULTIPOINT"), "point": (1, "POINT"), "arrow": (2, "POLYLINE"), "text": (1, "POINT")}
+REGIONS = ("roi", "rect", "circle", "freehand", "polygon")  # TID 1410 planar ROIs with area and statistics
+MAX_PATH = 2000
 # the header attributes an SR copies from the images it references (patient, study, frame of reference)
 HEADER_TAGS = ("00080005", "00080016", "00080018", "00080020", "00080030", "00080050", "00080060", "00080090",
                "00100010", "00100020", "00100021", "00100030", "00100040", "0020000D", "0020000E", "00200010",
@@ -67,8 +72,9 @@ def _number(x: Any, what: str) -> float:
 
 def _points(item: dict[str, Any], n: int, i: int) -> np.ndarray:
     pts = item.get("points")
-    if not isinstance(pts, list) or len(pts) != n or not all(isinstance(p, list) and len(p) == 2 for p in pts):
-        raise InvalidReport(f"measurements[{i}].points: {n} [column, row] pairs expected")
+    if not isinstance(pts, list) or not (3 <= len(pts) <= MAX_PATH if n == 0 else len(pts) == n) \
+            or not all(isinstance(p, list) and len(p) == 2 for p in pts):
+        raise InvalidReport(f"measurements[{i}].points: {n or f'3 to {MAX_PATH}'} [column, row] pairs expected")
     out = np.array([[_number(c, f"measurements[{i}].points") for c in p] for p in pts], dtype=np.float64)
     if np.abs(out).max() > MAX_COORDINATE:  # SCOORDs are 32-bit floats in image pixels
         raise InvalidReport(f"measurements[{i}].points: within ±{MAX_COORDINATE} pixels")
@@ -106,6 +112,23 @@ def _source(ds: Dataset, frame: int, multi: bool) -> hd.sr.SourceImageForRegion:
     return hd.sr.SourceImageForRegion(ds.SOPClassUID, ds.SOPInstanceUID, [frame] if multi else None)
 
 
+def _outline(kind: str, pts: np.ndarray) -> np.ndarray:
+    """A region's SCOORD: an ellipse's axes, a circle's centre and rim point, else a closed polyline."""
+    if kind == "roi":
+        (x0, y0), (x1, y1) = pts
+        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2
+        axes = [[cx - rx, cy], [cx + rx, cy], [cx, cy - ry], [cx, cy + ry]]
+        if ry > rx:  # PS3.3 C.18.6.1.2: the major axis first
+            axes = axes[2:] + axes[:2]
+        return np.array(axes, dtype=np.float32)
+    if kind == "circle":
+        return pts
+    if kind == "rect":
+        (x0, y0), (x1, y1) = pts
+        pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+    return np.concatenate([pts, pts[:1]])  # PS3.3 C.18.6.1.1: a closed polyline ends where it began
+
+
 def _group(kind: str, item: dict[str, Any], i: int, ds: Dataset, multi: bool) -> Any:
     frame = item.get("frame", 1)
     if not isinstance(frame, int) or isinstance(frame, bool) or frame < 1:
@@ -114,14 +137,8 @@ def _group(kind: str, item: dict[str, Any], i: int, ds: Dataset, multi: bool) ->
     pts = _points(item, count, i)
     tracking = hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=TRACKING_PREFIX + kind)
     calibrated = item.get("unit", "mm") == "mm"
-    if kind == "roi":
-        (x0, y0), (x1, y1) = pts
-        cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, abs(x1 - x0) / 2, abs(y1 - y0) / 2
-        axes = [[cx - rx, cy], [cx + rx, cy], [cx, cy - ry], [cx, cy + ry]]
-        if ry > rx:  # PS3.3 C.18.6.1.2: the major axis first
-            axes = axes[2:] + axes[:2]
-        region = hd.sr.ImageRegion(hd.sr.GraphicTypeValues.ELLIPSE, np.array(axes, dtype=np.float32),
-                                   _source(ds, frame, multi))
+    if kind in REGIONS:
+        region = hd.sr.ImageRegion(hd.sr.GraphicTypeValues[shape], _outline(kind, pts), _source(ds, frame, multi))
         stats = item.get("stats") or {}
         if not isinstance(stats, dict):
             raise InvalidReport(f"measurements[{i}].stats: an object expected")

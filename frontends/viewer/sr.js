@@ -94,6 +94,11 @@ export function marksOf(report) {
       const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
       points = [[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]];
     }
+    if (kind === "rect" && points.length === 5) { // the closed outline -> two corners
+      const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+      points = [[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]];
+    }
+    if ((kind === "freehand" || kind === "polygon") && points.length > 3) points = points.slice(0, -1); // the closing point
     const finding = children.find((c) => num(c, C.ValueType) === "TEXT" && c !== tracking);
     const text = finding ? String(num(finding, C.Text) || "") : undefined;
     marks.push({ kind, sop: num(ref, C.RefSOPUID), frame: Number(num(ref, C.RefFrame)) || 1, points,

@@ -1,10 +1,10 @@
 // The toolbar (bottom on phones, top on desktops), the presets menu and keyboard shortcuts.
 import { t } from "../common/i18n.js";
 import { COLORMAPS } from "./colormaps.js";
-import { LAYOUTS } from "./layout.js";
+import { buildLayoutMenu } from "./tile.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "cobb", "ctr", "point", "arrow", "text"];
+const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "rect", "circle", "freehand", "polygon", "cobb", "ctr", "point", "arrow", "text"];
 const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
 
 export function buildToolbar(nav, menu, viewer, priors) {
@@ -46,6 +46,13 @@ export function buildToolbar(nav, menu, viewer, priors) {
     button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
     button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   }
+  const quality = button("viewer.quality.lossless", () => { viewer.setLossy(!viewer.loader.lossy); qualityLabel(); }, "quality");
+  const qualityLabel = () => {
+    quality.dataset.i18n = viewer.loader.lossy ? "viewer.quality.lossy" : "viewer.quality.lossless";
+    quality.textContent = t(quality.dataset.i18n);
+    quality.setAttribute("aria-pressed", String(viewer.loader.lossy));
+  };
+  qualityLabel();
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
   const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
@@ -74,6 +81,11 @@ function toggleMenu(menu) {
 
 /** Saving measurements, compare, the study's report, export: doctors only. */
 function addDoctorTools(button, viewer, priors) {
+  const values = button("viewer.values", () => { // the measurements' numbers on or off (the shapes stay)
+    const hidden = document.querySelector("#viewports").classList.toggle("hide-values");
+    values.setAttribute("aria-pressed", String(!hidden));
+  }, "values");
+  values.setAttribute("aria-pressed", "true");
   button("viewer.save", () => viewer.save(), "save");
   button("viewer.compare", () => {
     if (!toggleMenu(priors)) return;
@@ -97,12 +109,10 @@ function addLayout(button, viewer) {
     viewer.followers(viewer.active, true);
   }, "sync");
   sync.setAttribute("aria-pressed", "false");
-  const layout = button("viewer.layout", () => {
-    viewer.setLayout(LAYOUTS[(LAYOUTS.indexOf(viewer.layout) + 1) % LAYOUTS.length]);
-    layoutLabel();
-  }, "layout");
+  const layouts = document.querySelector("#layouts");
+  const layout = button("viewer.layout", () => { if (toggleMenu(layouts)) buildLayoutMenu(layouts, viewer, layoutLabel); }, "layout");
   layout.removeAttribute("data-i18n"); // its text carries the layout too
-  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout}`; };
+  const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout.replace("x", "×")}${viewer.tiled ? " ▦" : ""}`; };
   layoutLabel();
   window.addEventListener("languagechange", layoutLabel);
 }

@@ -141,7 +141,7 @@ export class Viewport {
     if (!performance.getEntriesByName("full-fidelity").length) {
       requestAnimationFrame(() => {
         if (!performance.getEntriesByName("first-image").length) performance.mark("first-image");
-        performance.mark("full-fidelity");
+        if (!image.lossy && !performance.getEntriesByName("full-fidelity").length) performance.mark("full-fidelity");
       });
     }
   }

@@ -294,6 +294,13 @@ def test_security_policy_history_second_factor_and_throttle(pg: Store) -> None:
     with pytest.raises(throttle.TooManyAttempts):
         throttle.check(pg, "192.0.2.7")
     throttle.check(pg, "192.0.2.8")
+    resend = throttle.Limit("sms.resend", 1, 60, 60)  # the portal's limits share the table, keyed apart
+    assert throttle.failed(pg, "phone-hash", resend) == 60
+    with pytest.raises(throttle.TooManyAttempts):
+        throttle.check(pg, "phone-hash", resend)
+    throttle.check(pg, "phone-hash")  # the same subject under the address limit: not blocked
+    throttle.clear(pg, "phone-hash", resend)
+    throttle.check(pg, "phone-hash", resend)
 
 
 def test_portal_exam_codes_and_binding(pg: Store) -> None:

@@ -62,15 +62,17 @@ def make_user(srv: YunyingServer, username: str, role: str) -> None:
     assert r.status_code == 201, r.text
 
 
-_signed: dict[str, SignedIn] = {}
+_signed: dict[tuple[str, str], SignedIn] = {}
 
 
 def signed_in(srv: YunyingServer, username: str, role: str) -> SignedIn:
-    """A user signed in once through every step (new password; TOTP set up for administrators)."""
-    if username not in _signed:
+    """A user signed in once through every step (new password; TOTP set up for administrators),
+    kept per server: a test that needs a user's password or session changed makes its own user."""
+    key = (srv.http_url, username)
+    if key not in _signed:
         make_user(srv, username, role)
-        _signed[username] = sign_in(srv.http_url, username, PASSWORD, new_password=NEW)
-    return _signed[username]
+        _signed[key] = sign_in(srv.http_url, username, PASSWORD, new_password=NEW)
+    return _signed[key]
 
 
 def code_at(secret: str, offset: float) -> str:
@@ -218,6 +220,7 @@ def test_wrong_codes_lock_the_account(srv: YunyingServer, clock: Path) -> None:
 def test_the_security_policy_belongs_to_the_security_admin_and_is_audited(srv: YunyingServer) -> None:
     sec = signed_in(srv, "sec.wang", "security_admin")
     auditor = signed_in(srv, "audit.zhao", "audit_admin")
+    signed_in(srv, "dr.rule", "doctor")  # set up under the default rules (NEW has 15 characters)
     url = srv.http_url + "/api/admin/security-policy"
     assert plain.get(url, headers=sec.headers).json()["policy"]["password_min_length"] == 8
     for body in ({"password_min_length": 3}, {"password_min_length": "12"}, {"totp_admins": "no"},
@@ -238,8 +241,8 @@ def test_the_security_policy_belongs_to_the_security_admin_and_is_audited(srv: Y
             .replace(',"to"', ', "to"').replace('{"from":', '{"from": ').replace('"to":', '"to": ')
         assert "password_history" not in trail[0]["detail"]  # unchanged settings are not listed
         # the new rule counts at once on the login page
-        s = sign_in(srv.http_url, "dr.old", "Renewed-Pass-91")
-        short = change_password(srv, s.http, "Renewed-Pass-91", "Eleven-ch-1")
+        s = sign_in(srv.http_url, "dr.rule", NEW)
+        short = change_password(srv, s.http, NEW, "Eleven-ch-1")
         assert short.status_code == 400 and "at least 12 characters" in short.text
     finally:
         assert plain.request("PUT", url, headers=sec.headers, json={"password_min_length": 8}).status_code == 200

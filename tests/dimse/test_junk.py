@@ -9,6 +9,7 @@ import ssl
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +131,63 @@ def test_valid_peers_are_served_after_hundreds_of_junk_associations(archive: Yun
     found = httpx.get(f"{archive.dicomweb_url}/instances", params={"SOPInstanceUID": sop}, headers=archive.headers)
     assert found.status_code == 200 and len(found.json()) == 1
     assert archive.proc.poll() is None  # the server is still running
+
+
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def storage_association(port: int) -> socket.socket:
+    """A raw, established storage association (CT, Explicit VR LE): its P-DATA goes to dimse/fastrecv.py."""
+    context = _item(0x20, bytes([1, 0, 0, 0]) + _item(0x30, CT_STORAGE.encode())
+                    + _item(0x40, ExplicitVRLittleEndian.encode()))
+    user = _item(0x50, _item(0x51, struct.pack(">I", 16384)) + _item(0x52, b"1.2.826.0.1.3680043.10.1"))
+    body = (struct.pack(">HH", 1, 0) + b"YUNYING".ljust(16) + b"VALID".ljust(16) + bytes(32)
+            + _item(0x10, b"1.2.840.10008.3.1.1.1") + context + user)
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(struct.pack(">BBI", 1, 0, len(body)) + body)
+    head = s.recv(6)
+    assert head[:1] == b"\x02", f"not associated: {head!r}"  # A-ASSOCIATE-AC
+    s.recv(struct.unpack(">I", head[2:6])[0], socket.MSG_WAITALL)
+    return s
+
+
+def rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS"))
+
+
+def test_a_non_data_pdu_claiming_1_gib_on_a_storage_association_is_aborted(archive: YunyingServer) -> None:
+    """dimse/fastrecv.py read a PDU's claimed length into one buffer at once: an A-RELEASE-RQ
+    header claiming 1 GiB took 1 GiB of the server's memory, then waited for the bytes."""
+    before = rss(archive.pid)
+    release = storage_association(archive.dimse_port)
+    try:
+        release.sendall(struct.pack(">BBI", 5, 0, 1 << 30) + b"\x00" * 100)  # A-RELEASE-RQ "of 1 GiB"
+        try:
+            answer = release.recv(1)
+        except TimeoutError:
+            answer = b""
+        assert answer == b"\x07", "the server did not abort the association (A-ABORT)"
+    finally:
+        release.close()
+    assert rss(archive.pid) - before < 256 << 20
+    echo_and_store(archive)  # and valid peers are still served
+
+
+def test_p_data_claims_are_not_allocated_before_their_bytes_arrive(archive: YunyingServer) -> None:
+    """16 storage associations each sending a P-DATA-TF header claiming 60 MiB, and 100 bytes:
+    the server held 60 MiB per connection before a byte of the PDU had come."""
+    before = rss(archive.pid)
+    stalled = [storage_association(archive.dimse_port) for _ in range(16)]
+    try:
+        for s in stalled:
+            s.sendall(struct.pack(">BBI", 4, 0, 60 << 20) + struct.pack(">IBB", (60 << 20) - 4, 1, 0) + b"\x00" * 100)
+        deadline, grown = time.monotonic() + 2, 0
+        while time.monotonic() < deadline:  # an allocation, if any, follows the header at once
+            grown = max(grown, rss(archive.pid) - before)
+            time.sleep(0.05)
+        assert grown < 256 << 20, f"RSS grew {grown >> 20} MiB for 16 connections that sent 106 bytes each"
+    finally:
+        for s in stalled:
+            s.close()
+    echo_and_store(archive)

@@ -171,6 +171,13 @@ def test_move_patient_root_patient_level(scp, loaded, storescp) -> None:
     assert sorted(received(storescp)) == ["1.2.826.1.3.1.1"]
 
 
+def test_move_patient_root_study_level_without_patient_id(scp, loaded, storescp) -> None:
+    """Issue 10 part 10: a missing PatientID above a Patient Root STUDY move is universal matching."""
+    res = move(scp.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID=1.2.826.1.3", root="-P")
+    assert res.returncode == 0, res.stderr
+    assert sorted(received(storescp)) == ["1.2.826.1.3.1.1"]
+
+
 def test_move_unknown_destination(scp, loaded, storescp) -> None:
     res = move(scp.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID=1.2.826.1.1", dest="NOWHERE")
     assert "MoveDestinationUnknown" in res.stderr + res.stdout, res.stderr + res.stdout  # 0xA801

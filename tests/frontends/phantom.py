@@ -17,6 +17,18 @@ STRIPES = 8
 INTERCEPT = -1024.0
 HEADER_WINDOW = (-700.0, 800.0)  # center, width: every stripe of every slice inside it
 SPACING = 0.5  # mm per pixel
+MARKER = 1500  # stored value of the optional top-left square: white under the header window
+
+
+def stored_pixels(slice_index: int, size: int, marker: bool = False) -> np.ndarray:
+    """A slice's stored samples (rows x columns); `marker`: a square in the top-left quarter's
+    corner, so that a rotation or flip is seen in the pixels (the stripes alone are symmetric
+    top to bottom)."""
+    stripe = np.repeat(np.arange(STRIPES), size // STRIPES)
+    pixels = np.tile(np.array([stored_value(int(k), slice_index) for k in stripe], dtype="<i2"), (size, 1))
+    if marker:
+        pixels[: size // 4, : size // 4] = MARKER
+    return pixels
 
 
 def stored_value(stripe: int, slice_index: int) -> int:
@@ -36,9 +48,8 @@ def grey(value: float, center: float, width: float) -> float:
 
 def ct_slice(i: int, study: str, series: str, size: int = 256, patient: str = "Wang^Xiaodong=王^小东",
              patient_id: str = "", study_date: str = "20240115", z_step: float = 1.0,
-             frame_of_reference: str = "") -> bytes:
-    stripe = np.repeat(np.arange(STRIPES), size // STRIPES)
-    pixels = np.tile(np.array([stored_value(int(k), i) for k in stripe], dtype="<i2"), (size, 1))
+             frame_of_reference: str = "", marker: bool = False) -> bytes:
+    pixels = stored_pixels(i, size, marker)
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

@@ -258,18 +258,71 @@ def test_cine_plays_pauses_and_reverses(open_page: Any, archive: YunyingServer, 
     assert not p.errors
 
 
+ALL_DRAWN = "window.yunyingViewer.viewports.length === {n} && window.yunyingViewer.viewports.every(v => v.image)"
+
+
+def layout(page: Any, which: str) -> None:
+    page.click("#layout")
+    page.click(f"#layout-{which}")
+
+
 def test_layouts_add_viewports(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study[0], "&lang=en"))
-    page.click("#layout")  # 1x2
-    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
-    page.click("#layout")  # 2x2
-    page.wait_for_function("window.yunyingViewer.viewports.length === 4 && window.yunyingViewer.viewports.every(v => v.image)")
+    layout(page, "1x2")
+    page.wait_for_function(ALL_DRAWN.format(n=2))
+    layout(page, "2x2")
+    page.wait_for_function(ALL_DRAWN.format(n=4))
     boxes = [page.locator(".viewport").nth(i).bounding_box() for i in range(4)]
     assert len({(round(b["x"]), round(b["y"])) for b in boxes}) == 4  # a 2x2 grid
     page.locator(".viewport").nth(3).click()
     assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[3]")
-    assert not p.errors
+    for which, n in (("3x4", 12), ("4x6", 24), ("6x8", 48)):
+        layout(page, which)
+        page.wait_for_function(ALL_DRAWN.format(n=n))
+        assert len({round(page.locator(".viewport").nth(i).bounding_box()["y"]) for i in range(n)}) == int(which[0])
+    page.once("dialog", lambda d: d.accept("2 x 3"))
+    layout(page, "custom")
+    page.wait_for_function(ALL_DRAWN.format(n=6))
+    assert page.inner_text("#layout") == "Layout 2×3"
+    page.once("dialog", lambda d: d.accept("9x9"))  # beyond 8x8: nothing changes
+    layout(page, "custom")
+    page.evaluate(SETTLE_JS)
+    assert page.evaluate("window.yunyingViewer.viewports.length") == 6
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors, p.errors
+
+
+def test_images_of_one_series_tiled_page_together(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    p = open_page(**PHONE, locale="zh-CN")
+    page = opened(p.page, url(archive, study[0]))
+    layout(page, "2x2")
+    page.wait_for_function(ALL_DRAWN.format(n=4))
+    layout(page, "tile")
+    shown = "window.yunyingViewer.viewports.map(v => v.series ? v.index + 1 : 0)"
+    page.wait_for_function(f"JSON.stringify({shown}) === '[1,2,3,4]'")
+    assert page.inner_text("#layout").endswith("▦")
+    page.evaluate("window.yunyingViewer.viewports[0].setWindow(-500, 400)")  # the active tile's window: every tile's
+    page.wait_for_function("window.yunyingViewer.viewports.every(v => v.image)")
+    assert page.evaluate("window.yunyingViewer.viewports.map(v => [v.view.center, v.view.width])") == [[-500, 400]] * 4
+    box = page.locator(".viewport").nth(0).bounding_box()
+    page.touchscreen.tap(box["x"] + 20, box["y"] + box["height"] / 2)
+    page.keyboard.press("ArrowDown")  # one image on: every tile pages
+    page.wait_for_function(f"JSON.stringify({shown}) === '[2,3,4,5]'")
+    page.keyboard.press("ArrowDown")  # past the end: the last tile is empty
+    page.wait_for_function(f"JSON.stringify({shown}) === '[3,4,5,0]'")
+    assert "图像 5/5" in page.inner_text(".viewport:nth-child(3) .corner.bl")
+    assert page.inner_text(".viewport:nth-child(4) .corner.bl") == ""
+    layout(page, "1x2")  # a new grid while tiled: tiled again from the active image
+    page.wait_for_function(f"JSON.stringify({shown}) === '[3,4]'")
+    layout(page, "2x2")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[2,3,4,5]'")
+    page.locator(".viewport").nth(0).click()
+    layout(page, "tile")  # off: the tiles keep their images, scrolling is each viewport's own
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function(f"JSON.stringify({shown}) === '[1,3,4,5]'")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert not p.errors, p.errors
 
 
 def test_without_a_token_the_viewer_goes_to_the_login_page(open_page: Any, archive: YunyingServer,
@@ -310,6 +363,8 @@ def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: 
     p = open_page(**PHONE)
     page = opened(p.page, url(archive, study[0], "&mode=patient&lang=zh-CN"))
     assert page.is_visible("#patient-notice") and page.inner_text("#patient-notice") == "仅供查看，不作诊断依据"
+    notice, image = page.locator("#patient-notice").bounding_box(), page.locator(".viewport").bounding_box()
+    assert notice["y"] + notice["height"] <= image["y"] and notice["x"] + notice["width"] <= 390  # over no corner text
     for present in ("#tool-wl", "#tool-zoom", "#tool-scroll", "#cine"):
         assert page.locator(present).count() == 1
     for absent in ("#tool-length", "#tool-angle", "#tool-roi", "#layout", "#invert", "#colormap", "#rotate", "#flip",
@@ -317,6 +372,30 @@ def test_patient_mode_has_viewing_tools_and_the_notice(open_page: Any, archive: 
         assert page.locator(absent).count() == 0
     assert not page.is_visible("#to-list")
     assert not p.errors
+
+
+def test_a_share_link_opens_in_patient_mode_without_asking(open_page: Any, archive: YunyingServer,
+                                                            study: tuple[str, str]) -> None:
+    """The portal's links carry no mode=patient: the token's kind decides (issue 13 part 7)."""
+    import httpx
+
+    made = httpx.post(archive.http_url + "/api/admin/capability-tokens", headers=archive.headers,
+                      json={"studies": [study[0]], "permissions": ["view"], "expires_in": 600})
+    assert made.status_code == 201, made.text
+    access = httpx.post(archive.http_url + "/api/auth/exchange", json={"token": made.json()["token"]}).json()
+    p = open_page(**PHONE)
+    page = opened(p.page, f"{archive.http_url}/viewer/?study={study[0]}&lang=en#access_token={access['access_token']}")
+    page.wait_for_selector("#patient-notice", state="visible")
+    assert page.locator("#tool-wl").count() == 1 and page.locator("#cine").count() == 1
+    for absent in ("#tool-length", "#invert", "#rotate", "#layout", "#save", "#export", "#compare"):
+        assert page.locator(absent).count() == 0, absent
+    page.keyboard.press("i")  # the doctors' key does nothing either
+    page.evaluate(SETTLE_JS)
+    assert page.evaluate("window.yunyingViewer.active.view.invert") is False
+    assert not p.errors, p.errors
+    # a doctor's key (the module's API key, a user) keeps every tool
+    doctor = opened(open_page(**PHONE).page, url(archive, study[0], "&lang=en"))
+    assert doctor.locator("#invert").count() == 1 and not doctor.is_visible("#patient-notice")
 
 
 def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: YunyingServer) -> None:
@@ -329,7 +408,8 @@ def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: Yun
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
     page.wait_for_function("document.querySelectorAll('.series-card').length === 2")
-    page.click("#layout")  # 1x2: the second viewport takes the other series
+    page.click("#layout")
+    page.click("#layout-1x2")  # the second viewport takes the other series
     page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
     shown = page.evaluate("window.yunyingViewer.viewports.map(v => v.series.series)")
     assert sorted(shown) == sorted([first, second])
@@ -369,6 +449,7 @@ def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archi
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, f"&series={thin},{thick}&lang=en"))
     page.click("#layout")
+    page.click("#layout-1x2")
     page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
     page.click("#sync")
     page.locator(".viewport").nth(0).click()
@@ -383,3 +464,23 @@ def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archi
     page.wait_for_timeout(200)
     assert page.evaluate("window.yunyingViewer.viewports[1].index") == 1
     assert not p.errors
+
+
+def test_lossy_switch_small_jpegs_then_the_original_pixels(open_page: Any, archive: YunyingServer,
+                                                          study: tuple[str, str]) -> None:
+    p = open_page(**PHONE)
+    raw: list[str] = []
+    p.page.on("request", lambda r: raw.append(r.url) if re.search(r"/frames/\d+$", r.url) else None)
+    p.page.goto(url(archive, study[0], "&lang=en&quality=lossy"))
+    p.page.wait_for_function("window.yunyingViewer.viewports[0]?.image?.lossy === true", timeout=30000)
+    page = p.page
+    assert page.inner_text("#quality") == "Lossy (fast)"
+    assert_close(pixels(page), expected(*HEADER_WINDOW), tolerance=3)  # JPEG quality 80 on flat stripes
+    page.evaluate("window.yunyingViewer.viewports[0].setWindow(-600, 400)")  # inside the JPEG's window: W/L still works
+    assert_close(pixels(page), expected(-600, 400), tolerance=4)
+    assert not raw and page.evaluate("performance.getEntriesByName('full-fidelity').length") == 0
+    page.click("#quality")  # lossless: the original pixels replace the JPEG
+    page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
+    assert page.inner_text("#quality") == "Lossless" and raw
+    assert_close(pixels(page), expected(-600, 400))
+    assert not p.errors, p.errors

@@ -39,6 +39,7 @@ def test_reference_lines_show_where_the_other_plane_cuts(open_page: Any, archive
     page = opened(p.page, url(archive, study, f"&series={axial},{sag}&lang=en"))
     assert page.locator(".viewport svg.refs line").count() == 0  # one viewport: nothing to refer to
     page.click("#layout")
+    page.click("#layout-1x2")
     page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
     page.locator(".viewport").nth(0).click()
     page.keyboard.press("ArrowDown")

@@ -9,13 +9,22 @@ from typing import Any
 
 import av
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP, PHONE
-from tests.frontends.phantom import HEADER_WINDOW, STRIPES, grey, hu, store_ct
-from tests.frontends.test_viewer import drag_image, opened, url
+from tests.frontends.phantom import (
+    HEADER_WINDOW,
+    INTERCEPT,
+    STRIPES,
+    grey,
+    hu,
+    store_ct,
+    stored_pixels,
+)
+from tests.frontends.test_viewer import SETTLE_JS, drag_image, opened, url
 
 SIZE, SLICES = 128, 3
 XS = [SIZE // STRIPES * k + SIZE // STRIPES // 2 for k in range(STRIPES)]  # stripe centres
@@ -23,7 +32,7 @@ XS = [SIZE // STRIPES * k + SIZE // STRIPES // 2 for k in range(STRIPES)]  # str
 
 @pytest.fixture(scope="module")
 def study(archive: YunyingServer) -> str:
-    return store_ct(archive, SLICES, SIZE)[0]
+    return store_ct(archive, SLICES, SIZE, marker=True)[0]
 
 
 def saved(page: Any, button: str) -> bytes:
@@ -151,3 +160,68 @@ def test_a_malformed_multipart_body_is_a_400(archive: YunyingServer) -> None:
     r = httpx.post(f"{archive.http_url}/api/viewer/export/zip", content=b"--x\r\nContent-Disposition: form-data\r\n\r\nno end",
                    headers={**archive.headers, "Content-Type": "multipart/form-data; boundary=x"})
     assert r.status_code == 400 and r.json()["status"] == 400
+
+
+# the viewer's "hot" map (colormaps.js): piecewise linear through these (position, R, G, B)
+HOT = [(0, 0, 0, 0), (0.375, 255, 0, 0), (0.75, 255, 255, 0), (1, 255, 255, 255)]
+SEEN_WINDOW = (-600.0, 500.0)  # the reader's own window, not the header's
+
+
+def hot(level: np.ndarray) -> np.ndarray:
+    x = level / 255.0
+    return np.stack([np.interp(x, [p[0] for p in HOT], [p[c] for p in HOT]) for c in (1, 2, 3)], axis=-1)
+
+
+def as_seen(slice_index: int) -> np.ndarray:
+    """Slice `slice_index` as the reader sees it after the clicks below: the reader's window,
+    inverted, through the hot map, flipped left-right and then turned 90 degrees clockwise."""
+    values = stored_pixels(slice_index, SIZE, marker=True).astype(float) + INTERCEPT
+    level = np.rint(255.0 - np.vectorize(grey)(values, *SEEN_WINDOW))
+    return np.rot90(np.fliplr(hot(level)), k=-1)
+
+
+def off(img: Image.Image, slice_index: int) -> float:
+    """Mean absolute difference (0..255) of an exported image from what the reader sees."""
+    return float(np.abs(np.asarray(img.convert("RGB"), dtype=float) - as_seen(slice_index)).mean())
+
+
+def test_exports_are_what_the_reader_sees(open_page: Any, archive: YunyingServer, study: str) -> None:
+    """Window, invert, colour map, rotation and flip in every export; zoom and pan in the screenshot."""
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, "&lang=en"))
+    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    for button in ("#rotate", "#flip", "#invert", "#colormap"):  # hot is the map after grey
+        page.click(button)
+    page.evaluate(f"window.yunyingViewer.viewports[0].setWindow({SEEN_WINDOW[0]}, {SEEN_WINDOW[1]})")
+    page.evaluate("window.yunyingViewer.viewports[0].set({zoom: 1.1, panX: 40, panY: -20})")
+    page.evaluate(SETTLE_JS)
+    marker = as_seen(0)[SIZE - 16, SIZE - 16]  # the top-left square lands bottom right
+    assert off(Image.fromarray(np.uint8(np.rot90(as_seen(0)))), 0) > 40  # the phantom tells orientations apart
+
+    page.click("#export")
+    shot = Image.open(io.BytesIO(saved(page, "#export-shot"))).convert("RGB")
+    dpr = page.evaluate("window.devicePixelRatio")
+    for x, y in [(16, 16), (16, SIZE - 16), (SIZE - 16, 16), (XS[5], SIZE // 2)]:  # image pixels, marker first
+        at = page.evaluate(f"window.yunyingViewer.viewports[0].imageToClient({x + 0.5}, {y + 0.5})")
+        seen = shot.getpixel((int(at[0] * dpr), int(at[1] * dpr)))
+        assert isinstance(seen, tuple)
+        wanted = as_seen(0)[SIZE - 1 - x, SIZE - 1 - y]  # image (x, y) -> row W-1-x, column H-1-y
+        assert max(abs(int(s) - w) for s, w in zip(seen, wanted, strict=True)) <= 12, ((x, y), seen, wanted)
+    assert (marker == as_seen(0)[SIZE - 1 - 16, SIZE - 1 - 16]).all()
+
+    page.click("#export")
+    png = Image.open(io.BytesIO(saved(page, "#export-png")))
+    assert png.size == (SIZE, SIZE) and off(png, 0) < 1.5, off(png, 0)
+
+    page.click("#export")
+    page.fill("#export-from", "1")
+    page.fill("#export-to", str(SLICES))
+    with zipfile.ZipFile(io.BytesIO(saved(page, "#export-jpeg"))) as z:
+        images = [Image.open(io.BytesIO(z.read(n))) for n in z.namelist()]
+    assert [round(off(img, i)) <= 3 for i, img in enumerate(images)] == [True] * SLICES, [off(img, i) for i, img in enumerate(images)]
+
+    page.click("#export")
+    movie = av.open(io.BytesIO(saved(page, "#export-mp4")), mode="r")
+    frames = [f.to_image() for f in movie.decode(movie.streams.video[0])]
+    assert len(frames) == SLICES and [off(f, i) < 8 for i, f in enumerate(frames)] == [True] * SLICES, [off(f, i) for i, f in enumerate(frames)]
+    assert not p.errors, p.errors

@@ -128,7 +128,9 @@ def test_the_route_builds_an_sr_and_refuses_bad_input(archive: YunyingServer) ->
     for bad, reason in [(body(kind="spline"), "kind"), (body(points=[[0, 0]]), "points"),
                         (body(points=[[0, "x"], [1, 1]]), "points"), (body(points=[[1e39, 0], [1, 1]]), "points"), (body(value=float("inf")), "value"),
                         (other, "sop"), ({"images": {}, "measurements": []}, "images"), ([1, 2], "object"),
-                        (body(frame=0), "frame"), (body() | {"measurements": [{}] * 501}, "measurements")]:
+                        (body(frame=0), "frame"), (body() | {"measurements": [{}] * 501}, "measurements"),
+                        (body(kind="freehand", points=[[0, 0], [1, 1]]), "3 to 2000"),
+                        (body(kind="freehand", points=[[0, 0]] * 2001), "3 to 2000")]:
         r = post(archive, json.dumps(bad).encode())  # Infinity too: Python's json writes it
         assert r.status_code == 400 and r.json()["status"] == 400 and reason in r.json()["error"], (bad, r.text)
     assert post(archive, b"{not json").status_code == 400

@@ -69,3 +69,62 @@ def test_phone_taps_a_point_value(open_page: Any, archive: YunyingServer) -> Non
     assert label_of(page, "point") == f"值 {hu(4, 0):.1f} HU"
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert not p.errors, p.errors
+
+
+def texts(page: Any, kind: str) -> list[str]:
+    return list(page.eval_on_selector_all(f"svg.marks .measure.{kind} text", "ts => ts.map(t => t.textContent)"))
+
+
+def path_image(page: Any, points: list[tuple[float, float]]) -> None:
+    """A mouse path through image points (a freehand outline)."""
+    box = page.locator(".viewport").bounding_box()
+    at = [page.evaluate(f"window.yunyingViewer.viewports[0].imageToClient({x}, {y})") for x, y in points]
+    page.mouse.move(box["x"] + at[0][0], box["y"] + at[0][1])
+    page.mouse.down()
+    for a in at[1:]:
+        page.mouse.move(box["x"] + a[0], box["y"] + a[1], steps=6)
+    page.mouse.up()
+
+
+def test_rectangle_circle_freehand_and_polygon_regions(open_page: Any, archive: YunyingServer) -> None:
+    from tests.frontends.phantom import SPACING
+
+    study = store_ct(archive, 1, 256)[0]  # stripe k: columns 32k to 32k + 31, HU known
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, "&lang=en"))
+    page.click("#tool-rect")
+    drag_image(page, (100, 100), (124, 140))  # inside stripe 3: 24 x 40 pixels
+    area, mean, extremes = texts(page, "rect")
+    assert area == f"Area {24 * 40 * SPACING ** 2:.1f} mm²"
+    assert mean == f"Mean {hu(3, 0):.1f} SD 0.0" and extremes == f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f} HU"
+    page.click("#tool-circle")
+    drag_image(page, (176, 128), (176, 138))  # centre in stripe 5, radius 10 pixels
+    circle = page.locator("svg.marks .measure.circle circle")
+    assert circle.evaluate("c => getComputedStyle(c).stroke") == "rgb(255, 212, 0)"  # drawn, not only labelled
+    area, mean, _ = texts(page, "circle")
+    assert area == f"Area {math.pi * 100 * SPACING ** 2:.1f} mm²" and mean.startswith(f"Mean {hu(5, 0):.1f} SD 0.0")
+    page.click("#tool-freehand")
+    # a right triangle over stripes 1 to 3, its sides off the pixel centres (a centre exactly on the
+    # outline is in or out by rounding: the report's 32-bit coordinates could flip it)
+    path_image(page, [(40.25, 40.25), (100.25, 40.25), (40.25, 100.25), (40.25, 40.25)])
+    area, _, extremes = texts(page, "freehand")
+    assert float(area.split()[1]) == pytest.approx(60 * 60 / 2 * SPACING ** 2, rel=0.03)
+    assert extremes == f"Min {hu(1, 0):.0f} Max {hu(3, 0):.0f} HU"
+    page.click("#tool-polygon")  # a tap per corner, the first corner again closes it
+    for x, y in [(100, 150), (124, 150), (124, 190), (100, 190), (100.5, 150.5)]:
+        drag_image(page, (x, y), (x, y))
+    area, mean, _ = texts(page, "polygon")
+    assert area == f"Area {24 * 40 * SPACING ** 2:.1f} mm²" and mean == f"Mean {hu(3, 0):.1f} SD 0.0"
+    assert page.evaluate("window.yunyingViewer.measurements.draft") is None
+    page.click("#values")  # numbers off, shapes stay
+    assert not page.locator("svg.marks .measure.rect text").first.is_visible()
+    assert page.locator("svg.marks .measure.rect polyline").is_visible()
+    page.click("#values")
+    before = sorted(marks(page))
+    page.click("#save")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('saved to the archive')", timeout=30000)
+    page.reload()
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure').length === 4", timeout=30000)
+    page.wait_for_function("document.querySelectorAll('svg.marks .measure text').length === 12")
+    assert sorted(marks(page)) == before
+    assert not p.errors, p.errors

@@ -231,3 +231,45 @@ def test_reads_and_links_are_in_the_audit_trail(srv: YunyingServer, world: dict)
         time.sleep(0.3)
     assert len(found) >= 2 and reads
     assert "李四" not in str(found) + str(reads)
+
+
+def test_a_data_steward_manages_the_index_and_sees_no_images(srv: YunyingServer, world: dict) -> None:
+    from tests.auth.test_access import make_user
+
+    steward = {"Authorization": f"Bearer {make_user(srv, 'steward1', [{'role': 'data_steward'}])}"}
+    base = srv.http_url + "/api/mpi"
+    assert httpx.get(base + "/reviews", headers=steward).status_code == 200
+    z9 = world["ids"]["Z9"]
+    assert httpx.get(base + "/identities", params={"q": "Z9"}, headers=steward).json()[0]["id"] == z9["id"]
+    r = httpx.post(f"{base}/identities/{z9['id']}/link", json={"person": world["ids"]["P1"]["person"]}, headers=steward)
+    assert r.status_code == 200, r.text
+    assert httpx.post(f"{base}/identities/{z9['id']}/unlink", headers=steward).status_code == 200
+    # the master index, not the images, not the users, and not a reader's look-up
+    assert httpx.get(srv.dicomweb_url + "/studies", headers=steward).status_code == 403
+    assert httpx.get(srv.http_url + "/api/admin/users", headers=steward).status_code == 403
+    assert httpx.get(base + "/lookup", params={"PatientID": "P1", "IssuerOfPatientID": "HOSP1"},
+                     headers=steward).status_code == 403
+    # a system feeding the index holds the permission as an API key scope
+    feed = key(srv, "his-feed", ["mpi.manage"], "default")
+    r = httpx.post(base + "/observe", headers=feed, json={"source": "his", "issuer": "HIS-A", "patient_id": "F1",
+                                                          "name": "赵六", "birth_date": "19900101"})
+    assert r.status_code == 200, r.text
+    assert httpx.get(srv.dicomweb_url + "/studies", headers=feed).status_code == 403
+
+
+def test_a_doctor_looks_up_only_patients_they_can_see(srv: YunyingServer, world: dict) -> None:
+    from tests.auth.test_access import make_user
+
+    doctor = {"Authorization": f"Bearer {make_user(srv, 'dr.h2', [{'role': 'doctor'}], hospital='h2')}"}
+    base = srv.http_url + "/api/mpi"
+    person = world["ids"]["X77"]["person"]
+    r = httpx.get(base + "/lookup", params={"PatientID": "X77", "IssuerOfPatientID": "HOSP2"}, headers=doctor)
+    assert r.status_code == 200 and r.json()["person"] == person
+    # the same person's other hospital's ID: not visible to this doctor, so it does not exist
+    r = httpx.get(base + "/lookup", params={"PatientID": "P1", "IssuerOfPatientID": "HOSP1"}, headers=doctor)
+    assert r.status_code == 404 and person not in r.text
+    studies = httpx.get(srv.dicomweb_url + "/studies", params={"person": person}, headers=doctor).json()
+    assert [s["00100020"]["Value"][0] for s in studies] == ["X77"]
+    for path in ("/identities", "/reviews", "/events"):
+        assert httpx.get(base + path, headers=doctor).status_code == 403
+    assert httpx.post(base + "/rebuild", headers=doctor).status_code == 403

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 from index.model import Origin
 from tests.dicomweb.helpers import make_ct, part10
 from tests.records.conftest import pg_url  # noqa: F401 - a fresh database on the test cluster
+from tests.routing.peers import wait_for
 from yunying.archive import Archive
 from yunying.auth.store import Store
 from yunying.mpi.facts import PatientFacts
@@ -54,10 +55,10 @@ def test_routing_tables_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # n
     try:
         rule = manage.create_rule(router, {"name": "web", "match": {"modalities": ["CT"]},
                                            "destination": {"kind": "dicomweb", "url": "http://peer"}})
-        archive.store(part10(make_ct()), Origin("import", "test"))
-        router.flush()
-        assert router.run_once()
-        assert router.counts()[rule["id"]]["done"] == 1
+        archive.store(part10(make_ct()), Origin("import", "test"))  # returns once its forward is queued
+        assert router.counts()[rule["id"]]["pending"] + router.counts()[rule["id"]]["done"] == 1
+        router.run_once()  # or the router's own thread, woken by the commit, sent it already
+        assert wait_for(lambda: router.counts()[rule["id"]]["done"] == 1, 10)
         manage.delete_rule(router, rule["id"])
         again = manage.create_rule(router, {"name": "web", "destination": {"kind": "dicomweb", "url": "http://peer"}})
         assert again["id"] != rule["id"]
@@ -65,3 +66,45 @@ def test_routing_tables_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # n
         router.stop()
         archive.close()
         engine.dispose()
+
+
+def test_concurrent_records_of_one_person_are_linked_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Two processes (two engines, two indexes) each observe one record of the same person at
+    the same moment, for many persons: without a lock, each transaction misses the other's
+    uncommitted row under READ COMMITTED and the pair stays apart."""
+    import threading
+
+    engines = [create_engine(pg_url, pool_size=2) for _ in range(2)]
+    Store(engines[0], None).migrate()
+    keys = keys_for(tmp_path / "data")
+    indexes = [PatientIndex(e, keys) for e in engines]
+    pairs = 40
+    numbers = [f"11010519800101{i:03d}" for i in range(pairs)]
+    numbers = [n + check_character(n) for n in numbers]
+    gate = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def side(k: int) -> None:
+        try:
+            for i, number in enumerate(numbers):
+                gate.wait(timeout=30)
+                if i % 2:  # ID number links; every other pair by score (name + birth date + sex)
+                    facts = PatientFacts(f"sys{k}", f"ISS{k}", f"P{i}", "h1", "", "", "", number)
+                else:  # nothing shared with another pair: a distinct name and birth date each
+                    facts = PatientFacts(f"sys{k}", f"ISS{k}", f"P{i}", "h1", "赵钱孙李周吴郑王冯陈"[i % 10]
+                                         + "伟芳娜敏静丽强磊军洋"[i // 10], "M", f"1970{1 + i // 28:02d}{1 + i % 28:02d}")
+                indexes[k].observe(facts)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            gate.abort()
+
+    threads = [threading.Thread(target=side, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    apart = [i for i in range(pairs) if indexes[0].person_of("ISS0", f"P{i}") != indexes[0].person_of("ISS1", f"P{i}")]
+    assert apart == []
+    for e in engines:
+        e.dispose()

@@ -33,11 +33,9 @@ def test_console_page_on_a_phone(open_page: Any, srv: YunyingServer) -> None:
     card = page.inner_text("#exam-list li")
     assert "DESK-1" in card and "张三" in card and "1 份已发布" in card and "已发二维码" in card
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    with page.expect_popup() as opened:
+    with page.expect_download() as saved:  # a PDF PDFium cannot draw (422) is saved as it is
         page.get_by_text("查看报告").tap()
-    pdf = opened.value
-    pdf.wait_for_url("blob:**")  # the browser's PDF viewer, on the PDF fetched with the token
-    pdf.close()
+    assert saved.value.suggested_filename == "report.pdf"  # pages drawn in place: tests/portal/test_report_pages.py
 
     page.get_by_text("停止在线交付").tap()
     page.wait_for_function("document.querySelector('#exam-list li')?.textContent.includes('已停止在线交付')")
@@ -53,4 +51,4 @@ def test_console_page_on_a_phone(open_page: Any, srv: YunyingServer) -> None:
     page.tap("#access-form button[type=submit]")
     page.wait_for_function("/found|Nothing/.test(document.querySelector('#access-count').textContent)")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    assert not p.errors, (p.errors, p.failed)
+    assert not [e for e in p.errors if "status of 422" not in e], (p.errors, p.failed)  # the undrawable PDF

@@ -63,3 +63,34 @@ def test_zip_opens_only_with_its_password_and_holds_the_study(srv: YunyingServer
     with sqlite3.connect(Path(srv.data_dir) / "app.sqlite") as db:  # a day passes
         db.execute("UPDATE portal_downloads SET expires_at = 1000")
     assert httpx.get(f"{srv.http_url}/api/portal/downloads/{got['id']}", headers=patient).status_code == 404
+
+
+def test_zip_of_jpegs_for_viewing_without_dicom_software(srv: YunyingServer) -> None:
+    from PIL import Image
+
+    study, series = generate_uid(), generate_uid()
+    sent = [make_ct(study, series, number=i, rows=32, cols=48) for i in range(1, 3)]
+    body, ctype = multipart(*[part10(ds) for ds in sent])
+    assert httpx.post(srv.dicomweb_url + "/studies", content=body,
+                      headers={"Content-Type": ctype, **srv.headers}).status_code == 200
+    patient = patient_of(srv, study, "13100000003")
+
+    def contents(kind: str) -> list[str]:
+        made = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study, "contents": kind},
+                          headers=patient, timeout=60)
+        assert made.status_code == 201, made.text
+        z = httpx.get(f"{srv.http_url}/api/portal/downloads/{made.json()['id']}", headers=patient)
+        with pyzipper.AESZipFile(io.BytesIO(z.content)) as archive:
+            archive.setpassword(made.json()["password"].encode())
+            names = sorted(archive.namelist())
+            for name in names:
+                if name.endswith(".jpg"):
+                    image = Image.open(io.BytesIO(archive.read(name)))
+                    assert image.format == "JPEG" and image.size == (48, 32)
+        return names
+
+    assert contents("jpeg") == ["JPEG/001-0001-00001.jpg", "JPEG/001-0002-00002.jpg"]
+    both = contents("both")
+    assert "DICOM/DICOMDIR" in both and len([n for n in both if n.startswith("JPEG/")]) == 2
+    bad = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study, "contents": "png"}, headers=patient)
+    assert bad.status_code == 400 and "contents" in bad.json()["error"]

@@ -66,7 +66,8 @@ def test_only_released_reports_and_the_amended_one_wins(open_page: Any, srv: Yun
     tab.wait_for_function("location.href.startsWith('blob:')")
     text = tab.evaluate("fetch(location.href).then(r => r.text())")
     assert "amended two" in text and "draft" not in text
-    assert not p.errors, p.errors
+    # these PDFs are a few bytes PDFium cannot draw (422), so the file itself opened: see test_report_pages.py
+    assert not [e for e in p.errors if "status of 422" not in e], p.errors
 
 
 def code(meaning: str) -> pydicom.Dataset:

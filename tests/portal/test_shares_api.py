@@ -59,7 +59,10 @@ def test_switching_delivery_off_ends_access_and_hides_the_exam(srv: YunyingServe
     assert httpx.get(f"{srv.dicomweb_url}/studies/{study}/metadata", headers=patient).status_code == 401
     refused = api(srv, "verify/exam", {"exam": token})
     assert refused.status_code == 410 and "switched off" in refused.json()["error"]  # the portal says why
-    assert api(srv, "verify/share", {"token": share["token"]}).json()["state"] == "revoked"  # its links end too
+    assert api(srv, "verify/share", {"token": share["token"]}).status_code == 410  # its links say why too
+    assert httpx.post(srv.http_url + "/api/auth/exchange", json={"token": share["token"], "code": share["code"]}
+                      ).status_code >= 400  # and open nothing
     on = httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study, "on": True}, headers=srv.headers)
     assert on.status_code == 200 and api(srv, "verify/exam", {"exam": token}).status_code == 200
+    assert api(srv, "verify/share", {"token": share["token"]}).json()["state"] == "revoked"  # withdrawn for good
     assert httpx.post(srv.http_url + "/api/portal/delivery", json={"study": study}, headers=srv.headers).status_code == 400

@@ -37,13 +37,6 @@ def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def flaky() -> Iterator[FlakyScp]:
-    scp = FlakyScp().start()
-    yield scp
-    scp.stop()
-
-
-@pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
     s = start(tmp_path_factory.mktemp("routing") / "data")
     yield s
@@ -228,6 +221,9 @@ def test_refusals(srv: YunyingServer) -> None:
     assert httpx.get(base + "/rules", headers=headers).status_code == 403
     assert httpx.post(base + "/rules", headers=headers, json={}).status_code == 403
     assert httpx.get(base + "/jobs", headers=headers).status_code == 403
+    assert httpx.post(base + "/pause", headers=headers).status_code == 403
+    assert httpx.post(base + "/queue/drop", headers=headers, json={"items": [1]}).status_code == 403
+    assert httpx.get(base + "/paused").status_code == 401
 
 
 def test_a_new_rule_never_inherits_a_deleted_rules_queue(srv: YunyingServer) -> None:

@@ -43,6 +43,18 @@ def test_add_a_rule_see_it_fail_and_retry(srv: YunyingServer, open_page: Any) ->
     assert "失败 1" in page.locator("#rule-list").inner_text()
     page.get_by_text("重试失败项").click()
     page.wait_for_function("document.querySelector('#rule-list').textContent.includes('失败 1')")
+    # one item given up on, by hand: it leaves the failed list and is kept as dropped
+    page.locator("#queue-list li").first.get_by_text("放弃").click()
+    page.wait_for_function("document.querySelectorAll('#queue-list li').length === 0")
+    rows = httpx.get(srv.http_url + "/api/routing/queue", headers=srv.headers).json()
+    assert [r["state"] for r in rows] == ["dropped"]
+    # all sending paused and resumed from the page
+    page.get_by_text("暂停全部转发").click()
+    page.wait_for_selector("text=已暂停全部转发")
+    assert httpx.get(srv.http_url + "/api/routing/paused", headers=srv.headers).json() == {"paused": True}
+    page.get_by_text("恢复转发").click()
+    page.wait_for_selector("text=正在转发")
+    assert httpx.get(srv.http_url + "/api/routing/paused", headers=srv.headers).json() == {"paused": False}
     page.click("#lang")
     page.wait_for_function("document.querySelector('h1').textContent === 'Routing'")
     assert "Delete" in page.locator("#rule-list").inner_text()

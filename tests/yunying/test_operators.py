@@ -58,11 +58,15 @@ def test_check_without_repair_changes_nothing_after_an_unclean_stop(tmp_path: Pa
     assert snapshot(data) == before  # no recovery, no marker, no index write
 
 
-def test_check_and_dimse_store_while_a_server_runs_say_one_sentence(tmp_path: Path) -> None:
+def test_check_import_and_dimse_store_while_a_server_runs_say_one_sentence(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "one.dcm").write_bytes(part10(make_ct()))
     srv = start_yunying(data)
     try:
         for args in (["check", "--data", str(data)], ["check", "--repair", "--data", str(data)],
+                     ["import", str(src), "--data", str(data)],
                      ["dimse", "store", "127.0.0.1", str(srv.dimse_port), "--called", srv.aet,
                       "--study", "1.2.3", "--data", str(data)]):
             res = yunying(*args)

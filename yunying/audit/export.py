@@ -2,12 +2,18 @@
 audit messages (PS3.15 Annex A.5, the RFC 3881 schema as DICOM profiles it)."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
+
+import orjson
+
+from yunying.audit.actions import Code, event_of
 
 COLUMNS = ("seq", "time", "principal_kind", "principal_id", "roles", "hospital", "client", "face", "action",
            "status", "outcome", "patient_id", "issuer", "studies", "series", "accession", "request_id",
@@ -49,64 +55,87 @@ def to_xlsx(rows: Iterable[dict[str, Any]]) -> bytes:
     return out.getvalue()
 
 
-# PS3.16 CID 400 (Audit Event ID) and the action code of each of our actions (PS3.15 A.5.3)
-_EVENTS: dict[str, tuple[str, str, str]] = {
-    "query": ("110112", "Query", "E"),
-    "store": ("110104", "DICOM Instances Transferred", "C"),
-    "retrieve": ("110104", "DICOM Instances Transferred", "R"),
-    "delete": ("110103", "DICOM Instances Accessed", "D"),
-    "login": ("110114", "User Authentication", "E"),
-    "logout": ("110114", "User Authentication", "E"),
-    "audit.read": ("110101", "Audit Log Used", "R"),
-    "audit.export": ("110101", "Audit Log Used", "R"),
-    "audit.verify": ("110101", "Audit Log Used", "R"),
-    "audit.purge": ("110101", "Audit Log Used", "D"),
-}
-_ACCESSED = ("110103", "DICOM Instances Accessed", "R")
-_ALERT = ("110113", "Security Alert", "E")
-
-
-def _event(r: dict[str, Any]) -> tuple[str, str, str]:
-    action = r["action"]
-    if action in _EVENTS:
-        return _EVENTS[action]
-    if action in ("metadata", "frames", "rendered", "thumbnail", "bulkdata", "reformat"):
-        return _ACCESSED
-    return _ALERT  # refusals, token events, administrative changes, break-glass
-
-
 def _outcome_code(r: dict[str, Any]) -> str:
-    return {"success": "0", "refused": "4"}.get(r["outcome"], "8")  # PS3.15 A.5.3 EventOutcomeIndicator
+    return {"success": "0", "refused": "4"}.get(r["outcome"], "8")  # PS3.15 A.5.1 EventOutcomeIndicator
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def q(value: str) -> str:
+    """An attribute value; characters XML 1.0 cannot carry (a user name typed with control
+    characters) become U+FFFD, so one odd record never makes the whole export unreadable."""
+    return quoteattr(_NOT_XML.sub("\ufffd", value))
+
+
+def _code(element: str, c: Code) -> str:
+    return f"<{element} csd-code={q(c.code)} codeSystemName={q(c.system)} originalText={q(c.meaning)}/>"
+
+
+_PATIENT_NUMBER = Code("2", "Patient Number", "RFC-3881")  # ParticipantObjectIDTypeCode
+_URI = Code("12", "URI", "RFC-3881")
+_STUDY_UID = Code("110180", "Study Instance UID")
+_SOP_CLASS_UID = Code("110181", "SOP Class UID")
+FIND_SOP_CLASS = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve Information Model - FIND
+
+
+def _requestor(r: dict[str, Any]) -> str:
+    """The principal: an IP address, or for DIMSE "AE@address" (the AE title as AlternativeUserID)."""
+    user = f"UserID={q(r['principal_kind'] + ':' + r['principal_id'])} UserIsRequestor=\"true\""
+    aet, at, address = r["client"].rpartition("@")
+    if at and aet:
+        user += f" AlternativeUserID={q('AETITLES=' + aet)}"
+    if address:
+        user += f" NetworkAccessPointID={q(address)} NetworkAccessPointTypeCode=\"2\""
+    return f"<ActiveParticipant {user}/>"
 
 
 def audit_message(r: dict[str, Any], source: str = "YUNYING") -> str:
-    """One <AuditMessage> (PS3.15 A.5.1) for one record."""
-    code, name, verb = _event(r)
-    q = quoteattr
-    parts = [(f"<AuditMessage><EventIdentification EventActionCode={q(verb)} EventDateTime={q(iso(r['at_ms']))} "
-             f"EventOutcomeIndicator={q(_outcome_code(r))}>"
-             f"<EventID csd-code={q(code)} codeSystemName=\"DCM\" originalText={q(name)}/>")]
-    if r["action"] in ("login", "logout"):
-        login = ("110122", "Login") if r["action"] == "login" else ("110123", "Logout")
-        parts.append(f"<EventTypeCode csd-code={q(login[0])} codeSystemName=\"DCM\" originalText={q(login[1])}/>")
+    """One <AuditMessage> (PS3.15 A.5.1) for one record, its event from yunying.audit.actions."""
+    event = event_of(r["action"])
+    parts = [(f"<AuditMessage><EventIdentification EventActionCode={q(event.verb)} "
+             f"EventDateTime={q(iso(r['at_ms']))} EventOutcomeIndicator={q(_outcome_code(r))}>"),
+             _code("EventID", event.event)]
+    if event.kind is not None:
+        parts.append(_code("EventTypeCode", event.kind))
+    if r["outcome"] != "success":
+        parts.append(f"<EventOutcomeDescription>{escape(_NOT_XML.sub('', r['action'] + ' ' + r['outcome'] + ' ' + str(r['status'])))}"
+                     "</EventOutcomeDescription>")
     parts.append("</EventIdentification>")
-    parts.append(f"<ActiveParticipant UserID={q(r['principal_kind'] + ':' + r['principal_id'])} "
-                 f"UserIsRequestor=\"true\" NetworkAccessPointID={q(r['client'])} NetworkAccessPointTypeCode=\"2\"/>")
+    parts.append(_requestor(r))
     parts.append(f"<ActiveParticipant UserID={q(source)} UserIsRequestor=\"false\"/>")
     parts.append(f"<AuditSourceIdentification AuditSourceID={q(source)}/>")
     if r["patient_id"]:
         pid = r["patient_id"] + (f"^^^{r['issuer']}" if r["issuer"] else "")
         parts.append(f"<ParticipantObjectIdentification ParticipantObjectID={q(pid)} ParticipantObjectTypeCode=\"1\" "
-                     "ParticipantObjectTypeCodeRole=\"1\"><ParticipantObjectIDTypeCode csd-code=\"2\" "
-                     "codeSystemName=\"RFC-3881\" originalText=\"Patient Number\"/></ParticipantObjectIdentification>")
+                     f"ParticipantObjectTypeCodeRole=\"1\">{_code('ParticipantObjectIDTypeCode', _PATIENT_NUMBER)}"
+                     "</ParticipantObjectIdentification>")
     for study in filter(None, r["studies"].split(" ")):
         parts.append(f"<ParticipantObjectIdentification ParticipantObjectID={q(study)} ParticipantObjectTypeCode=\"2\" "
-                     "ParticipantObjectTypeCodeRole=\"3\"><ParticipantObjectIDTypeCode csd-code=\"110180\" "
-                     "codeSystemName=\"DCM\" originalText=\"Study Instance UID\"/>"
-                     + (f"<ParticipantObjectDetail type=\"Accession\" value={q(r['accession'])}/>" if r["accession"] else "")
+                     f"ParticipantObjectTypeCodeRole=\"3\">{_code('ParticipantObjectIDTypeCode', _STUDY_UID)}"
+                     + (f"<ParticipantObjectDescription><Accession Number={q(r['accession'])}/>"
+                        "</ParticipantObjectDescription>" if r["accession"] else "")
                      + "</ParticipantObjectIdentification>")
+    if r["action"] == "query":
+        parts.append(_query(r))
     parts.append("</AuditMessage>")
     return "".join(parts)
+
+
+def _query(r: dict[str, Any]) -> str:
+    """The query itself (A.5.3.10): the C-FIND SOP class, or the QIDO-RS path, with its keys in base64."""
+    try:
+        detail = orjson.loads(r["detail"]) if r["detail"] else {}
+    except orjson.JSONDecodeError:
+        detail = {}
+    if r["face"] == "dimse":
+        what, kind, text = FIND_SOP_CLASS, _SOP_CLASS_UID, r["detail"]
+    else:
+        what, kind, text = str(detail.get("path") or "/"), _URI, str(detail.get("query", ""))
+    return (f"<ParticipantObjectIdentification ParticipantObjectID={q(what)} ParticipantObjectTypeCode=\"2\" "
+            f"ParticipantObjectTypeCodeRole=\"24\">{_code('ParticipantObjectIDTypeCode', kind)}"
+            f"<ParticipantObjectQuery>{base64.b64encode(text.encode()).decode()}</ParticipantObjectQuery>"
+            "</ParticipantObjectIdentification>")
 
 
 def to_dicom_xml(rows: Iterable[dict[str, Any]]) -> bytes:

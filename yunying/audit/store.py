@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, or_, select
 from sqlalchemy.engine import Engine
 
 from yunying.audit import chain
@@ -119,3 +119,29 @@ def patient_accesses(engine: Engine, patient: str, issuer: str | None = None, li
     with engine.connect() as conn:
         return [{str(k): v for k, v in r._mapping.items()}
                 for r in conn.execute(q.order_by(c.seq.desc()).limit(limit))]
+
+
+def study_accesses(engine: Engine, studies: Iterable[str], patient_of: Callable[[str], Any],
+                   limit: int = 1000) -> list[dict[str, Any]]:
+    """Who opened these studies (a patient's own exams), when and what, newest first: the records
+    of their patients (by the indexed PatientID) that name one of the studies, or none (a search
+    naming the patient)."""
+    wanted = set(studies)
+    patients = {found[:2] for s in sorted(wanted) if (found := patient_of(s)) is not None}
+    if not patients:
+        return []
+    c = records.c
+    q = (select(c.at_ms, c.principal_kind, c.principal_id, c.roles, c.hospital, c.face, c.action, c.studies, c.count)
+         .where(c.outcome == "success", c.action.in_(PATIENT_ACTIONS),
+                or_(*(and_(c.patient_id == pid, c.issuer.in_({issuer, ""})) for pid, issuer in sorted(patients))))
+         .order_by(c.seq.desc()).limit(limit * 4))
+    out = []
+    with engine.connect() as conn:
+        for r in conn.execute(q):
+            named = set(r.studies.split())
+            if named and not named & wanted:
+                continue  # another exam of the same patient, not one this patient was given
+            out.append({**{str(k): v for k, v in r._mapping.items()}, "studies": " ".join(sorted(named & wanted))})
+            if len(out) == limit:
+                break
+    return out

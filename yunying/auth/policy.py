@@ -107,6 +107,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("POST", "/api/admin/registrations/{reg}/approve", (ADMIN, R.USERS_MANAGE)),
     ("POST", "/api/admin/registrations/{reg}/reject", (ADMIN, R.USERS_MANAGE)),
     # the audit trail (issue 12): the audit admin only (separation of duties: not `admin`)
+    ("GET", "/api/audit/mine", AUTHENTICATED),  # a patient's own access list (the handler checks the kind)
     ("GET", "/api/audit/{path:path}", R.AUDIT_READ),
     ("GET", "/api/security/statement", (ADMIN, R.SECURITY_MANAGE, R.AUDIT_READ)),  # MLPS statement (assessors)
     # the patient portal (issue 14): the PACS/RIS asks for exam QR codes; patients (handlers check) the rest
@@ -115,7 +116,10 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("GET", "/api/portal/me", AUTHENTICATED), ("POST", "/api/portal/me/exams", AUTHENTICATED),
     ("GET", "/api/portal/shares", AUTHENTICATED), ("POST", "/api/portal/shares", AUTHENTICATED),
     ("DELETE", "/api/portal/shares/{share}", AUTHENTICATED),
-    ("GET", "/api/portal/film", DICOMWEB_READ),
+    # a patient's WeChat binding (issue 14 part 8): patients' tokens only (the handlers check)
+    ("GET", "/api/portal/wechat", AUTHENTICATED), ("DELETE", "/api/portal/wechat", AUTHENTICATED),
+    ("POST", "/api/portal/wechat/start", AUTHENTICATED), ("POST", "/api/portal/wechat/bind", AUTHENTICATED),
+    ("GET", "/api/portal/film", DICOMWEB_READ), ("GET", "/api/portal/report/page", DICOMWEB_READ),  # report pages as PNG
     ("GET", "/api/portal/console/stats", (ADMIN, R.OPERATIONS, R.DELIVERY)),  # counts only, no patient data
     # the delivery console (issue 14 part 9): its hospital's exams, report preview, patients' access log
     ("GET", "/api/portal/console/exams", (ADMIN, R.DELIVERY)), ("GET", "/api/portal/console/report", (ADMIN, R.DELIVERY)),
@@ -146,9 +150,9 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("PUT", "/api/records/body-parts", ADMIN),
     ("GET", "/api/records/merges", ADMIN),
     ("POST", "/api/records/merges/{merge}/undo", ADMIN),  # reversing a patient merge: the admin's decision
-    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins the rest
+    # patient master index (issue 15 part 5): a reader finds the person of a patient it sees; admins and data stewards the rest
     ("GET", "/api/mpi/lookup", DICOMWEB_READ),
-    ("GET", "/api/mpi/{path:path}", ADMIN), ("POST", "/api/mpi/{path:path}", ADMIN),
+    ("GET", "/api/mpi/{path:path}", (ADMIN, R.MPI_MANAGE)), ("POST", "/api/mpi/{path:path}", (ADMIN, R.MPI_MANAGE)),
     # routing (issue 15 part 7): rules and queue carry AE titles and UIDs, no patient data
     ("GET", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("POST", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),
     ("PUT", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)), ("DELETE", "/api/routing/{path:path}", (ADMIN, R.OPERATIONS)),

@@ -18,10 +18,11 @@ BREAK_GLASS = "break_glass"  # may open a recorded emergency access to every stu
 REPORT_WRITE = "report.write"
 QC_REVIEW = "qc.review"
 DELIVERY = "delivery"  # the delivery console: its hospital's exams, delivery switches, patients' access log
+MPI_MANAGE = "mpi.manage"  # the patient master index: identities, reviews, links, code table (issue 15)
 
 PERMISSIONS = frozenset({
     DICOMWEB_READ, DICOMWEB_WRITE, DICOMWEB_DELETE, DOWNLOAD, ADMIN, USERS_MANAGE, SECURITY_MANAGE,
-    SHARES_MANAGE, AUDIT_READ, OPERATIONS, BREAK_GLASS, REPORT_WRITE, QC_REVIEW, DELIVERY,
+    SHARES_MANAGE, AUDIT_READ, OPERATIONS, BREAK_GLASS, REPORT_WRITE, QC_REVIEW, DELIVERY, MPI_MANAGE,
 })
 # `admin` is the platform administrator's permission (and a full-scope system key's scope): it
 # implies the system administrator's permissions, not the security administrator's (the security
@@ -45,6 +46,9 @@ DEFAULT_ROLES: dict[str, tuple[frozenset[str], bool, str]] = {
     "patient": (frozenset({DICOMWEB_READ, DOWNLOAD}), False, "own studies through patient tokens"),
     "system_client": (frozenset({DICOMWEB_READ, DICOMWEB_WRITE}), False, "PACS, RIS, HIS, engines"),
     "delivery_operator": (frozenset({DELIVERY}), False, "patient delivery console: exams, access log"),
+    # one person across hospitals: platform-wide, demographics of every hospital's identities,
+    # no images (no dicomweb.read)
+    "data_steward": (frozenset({MPI_MANAGE}), True, "patient master index: reviews, links, code table"),
 }
 
 

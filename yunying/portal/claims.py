@@ -1,31 +1,23 @@
 """Adding an exam by hand (issue 14 part 2): a signed-in patient names the hospital, the exam
 number (accession), the exam date and the patient's name; when all match the hospital's record
-the exam joins the account. Wrong tries count per account and per exam: five lock for 15 minutes."""
+the exam joins the account. Wrong tries count per account: five lock for 15 minutes (in the
+shared, store-backed throttle, yunying.auth.throttle: every process sees the same count)."""
 from __future__ import annotations
 
 import hmac
-import threading
 import time
-from collections import deque
 from typing import Any
 
 from sqlalchemy import insert, select
 
+from yunying.auth import throttle
 from yunying.auth.errors import BadCredentials, NotFound
 from yunying.auth.store import Store
 from yunying.portal.keyed import pseudonym
 from yunying.portal.schema import bindings, exams
 from yunying.portal.verify import LOCK_SECONDS, MAX_FAILURES, Locked
 
-_failures: dict[str, deque[float]] = {}
-_lock = threading.Lock()
-
-
-def _recent(account: str, now: float) -> deque[float]:
-    q = _failures.setdefault(account, deque())
-    while q and q[0] < now - LOCK_SECONDS:
-        q.popleft()
-    return q
+WRONG_CLAIMS = throttle.Limit("claim", MAX_FAILURES, LOCK_SECONDS, LOCK_SECONDS)  # per account
 
 
 def find_exam(store: Store, hospital: str, accession: str) -> Any:
@@ -37,18 +29,14 @@ def find_exam(store: Store, hospital: str, accession: str) -> Any:
 
 def claim(store: Store, key: bytes, account: str, exam: Any | None, name: str, date_matches: bool) -> str:
     """Bind `exam` to `account` when the name and date match; the exam's id."""
-    now = time.monotonic()
-    with _lock:
-        if len(_recent(account, now)) >= MAX_FAILURES:
-            raise Locked("too many wrong tries; try again later")
+    try:
+        throttle.check(store, account, WRONG_CLAIMS)
+    except throttle.TooManyAttempts:
+        raise Locked("too many wrong tries; try again later") from None
     name_ok = exam is not None and exam.name_hash is not None and hmac.compare_digest(
         exam.name_hash, pseudonym(key, "name", name))
     if not (name_ok and date_matches):
-        with _lock:
-            q = _recent(account, now)
-            q.append(now)
-            locked = len(q) >= MAX_FAILURES
-        if locked:
+        if throttle.failed(store, account, WRONG_CLAIMS):
             raise Locked("too many wrong tries; try again later")
         if exam is None:
             raise NotFound("no exam with this number at this hospital")

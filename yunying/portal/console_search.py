@@ -21,10 +21,11 @@ from yunying.auth.store import Store
 from yunying.portal.console import REPORT_CLASSES
 from yunying.portal.keyed import pseudonym
 from yunying.portal.notify import notifications
+from yunying.portal.patients import switched_off
 from yunying.portal.schema import bindings, exams
 from yunying.portal.verify import phone_account
 
-RETURNED = {"00101010", "00100030", "00380010", "00081030", "00201206", "00201208", "00080061", "00080020"}
+RETURNED = {"00101010", "00100030", "00380010", "00081030", "00201206", "00201208", "00080061", "00080020", "00100021"}
 COLUMNS = ("date", "accession", "name", "patient_id", "sex", "age", "visit", "modalities", "body_parts", "description",
            "hospital", "series", "images", "reports", "released", "qr", "bound", "delivery_off", "notified", "study")
 
@@ -153,16 +154,20 @@ def search(archive: Archive, store: Store, filters: Filters, scope: StudyScope, 
             break
     uids = [s for s, _, _ in found]
     parts, portal = _body_parts(archive, uids, scope), _portal_state(store, uids)
+    patients_off = switched_off(store)
     out = []
     for study, js, age in found:
         owner = archive.owner(study)
+        state = portal.get(study, {"qr": False, "bound": False, "delivery_off": False, "notified": 0})
+        patient_off = (_v(js, "00100021") or "", _v(js, "00100020") or "") in patients_off
+        state = state | {"patient_off": patient_off} | ({"delivery_off": True} if patient_off else {})  # stored since too
         out.append({"study": study, "date": _v(js, "00080020") or "", "accession": _v(js, "00080050") or "",
-                    "name": _v(js, "00100010") or "", "patient_id": _v(js, "00100020") or "", "sex": _v(js, "00100040") or "", "age": age,
+                    "name": _v(js, "00100010") or "", "patient_id": _v(js, "00100020") or "",
+                    "issuer": _v(js, "00100021") or "", "sex": _v(js, "00100040") or "", "age": age,
                     "visit": _v(js, "00380010") or "", "modalities": js.get("00080061", {}).get("Value") or [],
                     "body_parts": sorted(parts.get(study, ())), "description": _v(js, "00081030") or "",
                     "hospital": owner[0] if owner else ""}
-                   | upload_status(archive, study)
-                   | portal.get(study, {"qr": False, "bound": False, "delivery_off": False, "notified": 0}))
+                   | upload_status(archive, study) | state)
     return out
 
 

@@ -125,26 +125,39 @@ def set_delivery(store: Store, hospital: str, study: str, on: bool) -> dict[str,
         if row is None:
             raise NotFound("no QR code was issued for this exam")
         conn.execute(update(exams).where(exams.c.id == row.id).values(delivery_off=not on))
-        if not on:
-            now, cap = int(time.time()), capability_tokens.c
-            live = conn.execute(select(access_tokens.c.id, access_tokens.c.studies).where(
-                access_tokens.c.kind == "patient", access_tokens.c.revoked_at.is_(None),
-                access_tokens.c.expires_at > now)).all()
-            ids = [t.id for t in live if study in t.studies]
-            if ids:
-                conn.execute(update(access_tokens).where(access_tokens.c.id.in_(ids)).values(revoked_at=now))
-            # the patient's share links of this exam end too (their page says "withdrawn"), with
-            # every access token they gave; switching back on does not revive them
-            shares = conn.execute(select(cap.id, cap.studies).where(
-                cap.kind == "share", cap.revoked_at.is_(None), cap.expires_at > now,
-                made_by_patients(cap.created_by))).all()
-            withdrawn = [c.id for c in shares if study in c.studies]
-            if withdrawn:
-                conn.execute(update(capability_tokens).where(cap.id.in_(withdrawn)).values(revoked_at=now))
-                conn.execute(update(access_tokens).where(access_tokens.c.capability_id.in_(withdrawn))
-                             .values(revoked_at=now))
-    store.revoked()
+    if not on:
+        end_patient_access(store, {study})
     return {"exam": row.id, "delivery": on}
+
+
+def end_patient_access(store: Store, studies: set[str]) -> None:
+    """End every patient access token that sees one of `studies`, and withdraw the patients'
+    share links of them (their page says "withdrawn"), with every access token they gave;
+    switching delivery back on does not revive them."""
+    now, cap = int(time.time()), capability_tokens.c
+    with store.engine.begin() as conn:
+        live = conn.execute(select(access_tokens.c.id, access_tokens.c.studies).where(
+            access_tokens.c.kind == "patient", access_tokens.c.revoked_at.is_(None),
+            access_tokens.c.expires_at > now)).all()
+        ids = [t.id for t in live if studies & set(t.studies)]
+        if ids:
+            conn.execute(update(access_tokens).where(access_tokens.c.id.in_(ids)).values(revoked_at=now))
+        shares = conn.execute(select(cap.id, cap.studies).where(
+            cap.kind == "share", cap.revoked_at.is_(None), cap.expires_at > now,
+            made_by_patients(cap.created_by))).all()
+        withdrawn = [c.id for c in shares if studies & set(c.studies)]
+        if withdrawn:
+            conn.execute(update(capability_tokens).where(cap.id.in_(withdrawn)).values(revoked_at=now))
+            conn.execute(update(access_tokens).where(access_tokens.c.capability_id.in_(withdrawn))
+                         .values(revoked_at=now))
+    store.revoked()
+
+
+def off_studies(store: Store, studies: list[str]) -> set[str]:
+    """The studies among `studies` whose exam has delivery switched off."""
+    with store.engine.connect() as conn:
+        return set(conn.execute(select(exams.c.study_uid).where(
+            exams.c.study_uid.in_(studies), exams.c.delivery_off.is_(True))).scalars()) if studies else set()
 
 
 def exam_of_token(store: Store, token: str) -> Any:

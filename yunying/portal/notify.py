@@ -25,8 +25,10 @@ from yunying import audit
 from yunying.auth.store import Store, migration
 from yunying.pii import PiiKeys
 from yunying.portal import exams as exam_rows
+from yunying.portal import patients, wechat_bind
 from yunying.portal.console import REPORT_CLASSES
 from yunying.portal.keyed import exam_token
+from yunying.portal.patients import Persons
 from yunying.portal.schema import bindings, exams
 from yunying.portal.sms import SmsFailed, SmsGateway
 
@@ -70,9 +72,9 @@ def released_reports(archive: Any, studies: list[str]) -> dict[str, list[str]]:
     return found
 
 
-def watch(store: Store, archive: Any, now: int | None = None) -> int:
-    """Queue a notification for every released report of a bound exam not queued yet; returns
-    how many were queued."""
+def watch(store: Store, archive: Any, now: int | None = None, *, persons: Persons | None = None) -> int:
+    """Queue a notification for every released report of a bound exam not queued yet (none for
+    an exam whose patient's delivery is switched off); returns how many were queued."""
     now = int(time.time()) if now is None else now
     q = (select(exams.c.id, exams.c.study_uid).distinct().join(bindings, bindings.c.exam_id == exams.c.id)
          .where(exams.c.delivery_off.is_(False), bindings.c.bound_at > now - RECENT_DAYS * 86400))
@@ -81,8 +83,10 @@ def watch(store: Store, archive: Any, now: int | None = None) -> int:
         known = {(r.exam_id, r.report_sop) for r in conn.execute(select(notifications.c.exam_id,
                                                                         notifications.c.report_sop))}
     reports = released_reports(archive, sorted({study for _, study in watched}))
+    withheld = patients.withheld(store, archive, persons, list(reports)) if reports else set()
+    delivered = [(exam_id, study) for exam_id, study in watched if study not in withheld]
     queued = 0
-    for exam_id, study in watched:
+    for exam_id, study in delivered:
         for sop in reports.get(study, []):
             if (exam_id, sop) in known:
                 continue
@@ -104,8 +108,10 @@ def _delay(attempts: int) -> int:
 
 
 def send_due(store: Store, keys: PiiKeys, secret: bytes, gateway: SmsGateway, portal_url: Callable[[], str],
-             archive: Any, now: int | None = None) -> dict[str, int]:
-    """Send the queued notifications that are due; returns counts per outcome."""
+             archive: Any, now: int | None = None, *, wechat: Any | None = None) -> dict[str, int]:
+    """Send the queued notifications that are due: by WeChat to the patients who bound it
+    (`wechat`: a WeChatTemplateGateway), else, or when WeChat fails, by SMS; returns counts per
+    outcome."""
     now = int(time.time()) if now is None else now
     n, e = notifications.c, exams.c
     q = (select(n.exam_id, n.report_sop, n.attempts, n.amended, e.hospital_id, e.study_uid, e.generation,
@@ -122,31 +128,51 @@ def send_due(store: Store, keys: PiiKeys, secret: bytes, gateway: SmsGateway, po
                             .values(next_try_at=now + LEASE)).rowcount != 1:
                 continue
         phone = exam_rows.phone_of(keys, row)
+        openids = wechat_bind.openids_of_exam(store, keys, row.exam_id, wechat.app_id) if wechat is not None else []
         values: dict[str, Any]
-        if not phone:
+        channel = "sms"
+        if not (phone or openids):
             values, outcome = {"status": "no_phone"}, "no_phone"
         else:
             token = exam_token(secret, row.hospital_id, row.study_uid, row.generation)
             notice = {"hospital": row.hospital_id, "exam": row.accession, "date": _study_date(archive, row.study_uid),
                       "amended": "1" if row.amended else "0", "url": portal_url().rstrip("/") + "/portal/#exam=" + token}
-            try:
-                gateway.send_notice(phone, notice)
+            channel, error = _deliver(notice, openids, wechat, phone, gateway)
+            if not error:
                 values, outcome = {"status": "sent", "sent_at": now, "attempts": row.attempts + 1}, "sent"
-            except (SmsFailed, OSError) as exc:
+            else:
                 attempts = row.attempts + 1
                 gave_up = attempts >= MAX_ATTEMPTS
-                values = {"attempts": attempts, "last_error": str(exc)[:200] or type(exc).__name__,
+                values = {"attempts": attempts, "last_error": error[:200],
                           "next_try_at": now + _delay(attempts), "status": "failed" if gave_up else "pending"}
                 outcome = "failed" if gave_up else "retry"
         with store.engine.begin() as conn:
-            conn.execute(update(notifications).where(*key).values(**values))
+            conn.execute(update(notifications).where(*key).values(**values, channel=channel))
         counts[outcome] += 1
         audit.record("portal.notify", "success" if outcome == "sent" else "failure", None, principal_kind="system",
                      principal_id="yunying", face="http", studies=row.study_uid, status=outcome,
-                     detail={"report": row.report_sop, "channel": "sms", "amended": bool(row.amended)})
+                     detail={"report": row.report_sop, "channel": channel, "amended": bool(row.amended)})
     if any(counts.values()):
         log.info("report notifications: %s", counts)
     return counts
+
+
+def _deliver(notice: dict[str, str], openids: list[str], wechat: Any, phone: str, gateway: SmsGateway) -> tuple[str, str]:
+    """(channel, error): WeChat first (any of the patient's openids taking it is enough), then SMS."""
+    errors = []
+    for openid in openids:
+        try:
+            wechat.send_notice(openid, notice)
+            return "wechat", ""
+        except SmsFailed as exc:  # not following the account any more, blocked, WeChat down: SMS then
+            errors.append(str(exc) or "wechat")
+    if not phone:
+        return "wechat", "; ".join(errors)
+    try:
+        gateway.send_notice(phone, notice)
+        return "sms", ""
+    except (SmsFailed, OSError) as exc:
+        return "sms", "; ".join([*errors, str(exc) or type(exc).__name__])
 
 
 def _study_date(archive: Any, study: str) -> str:
@@ -184,15 +210,20 @@ def start_notifier(settings: Any, store: Store, archive: Any) -> Notifier | None
     from pathlib import Path
 
     from yunying import pii
+    from yunying.mpi.linker import PatientIndex
     from yunying.portal.keyed import portal_secret
     from yunying.portal.sms import gateway_from_env
+    from yunying.portal.wechat import WeChatTemplateGateway
 
     if settings.portal_notify_seconds <= 0:
         return None
     data = Path(settings.data)
     secret = portal_secret(data, settings.pii_key_file)
+    persons = PatientIndex(store.engine, pii.keys_for(data, settings.pii_key_file))  # read only: who is withheld
     gateways: list[SmsGateway] = []
     warned: list[str] = []
+    wechat = WeChatTemplateGateway(os.environ) if os.environ.get("YUNYING_WECHAT_TEMPLATE_ID") and \
+        wechat_bind.OAuth.from_env(os.environ) is not None else None  # an official account: WeChat first
     scheme = "https" if settings.tls_cert else "http"
     url = os.environ.get("YUNYING_PORTAL_URL") or f"{scheme}://{settings.host}:{settings.http_port}"
 
@@ -205,6 +236,7 @@ def start_notifier(settings: Any, store: Store, archive: Any) -> Notifier | None
                     warned.append(str(exc))
                     log.warning("report notifications: the SMS gateway is misconfigured: missing or wrong %s", exc)
                 return
-        watch(store, archive)
-        send_due(store, pii.keys_for(data, settings.pii_key_file), secret, gateways[0], lambda: url, archive)
+        watch(store, archive, persons=persons)
+        send_due(store, pii.keys_for(data, settings.pii_key_file), secret, gateways[0], lambda: url, archive,
+                 wechat=wechat)
     return Notifier(settings.portal_notify_seconds, step).start()

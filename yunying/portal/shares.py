@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.auth.keys import digest
 from yunying.auth.schema import capability_tokens
 from yunying.auth.store import Store
+from yunying.portal.exams import DeliveryOff
 
 VALIDITY_HOURS = (24, 72, 168)  # the choices offered; any 1-720 h is accepted ("custom")
 MAX_HOURS = 720
@@ -38,14 +40,17 @@ def revoke_share(store: Store, account: str, share_id: str) -> None:
     tokens.revoke_capability(store, share_id, created_by=account)
 
 
-def share_state(store: Store, token: str) -> dict[str, Any]:
-    """What a share link is now (asked before the code is typed): active, expired or revoked."""
+def share_state(store: Store, token: str, withheld: Callable[[list[str]], bool] | None = None) -> dict[str, Any]:
+    """What a share link is now (asked before the code is typed): active, expired or revoked;
+    DeliveryOff (410) when the hospital has withheld its exam from patients since."""
     now = int(time.time())
     with store.engine.connect() as conn:
         row = conn.execute(select(capability_tokens).where(capability_tokens.c.token_hash == digest(token or ""),
                                                            capability_tokens.c.kind == "share")).first()
     if row is None:
         raise NotFound("unknown share link")
+    if withheld is not None and withheld(list(row.studies)):
+        raise DeliveryOff("online delivery of this exam is switched off by the hospital")
     state = ("revoked" if row.revoked_at is not None else "expired" if now >= row.expires_at
              else "locked" if row.locked_until and now < row.locked_until else "active")
     return {"state": state, "expires_at": row.expires_at, "studies": row.studies if state == "active" else []}

@@ -2,21 +2,21 @@
 exam is bound to the patient's account and a short patient access token is minted.
 
 Codes: 6 digits, valid CODE_TTL, one use, a new one after RESEND_AFTER, locked for LOCK_SECONDS
-after MAX_FAILURES wrong tries (per phone); ID card tries lock the exam the same way. Sends are
-also limited per client address (ADDRESS_SENDS per hour, in this process).
+after MAX_FAILURES wrong tries (per phone); ID card tries (and wrong phones) lock the exam the
+same way. Sends are also limited per client address (ADDRESS_SENDS per hour). Every one of these
+counts is the shared, store-backed throttle's (yunying.auth.throttle: one mechanism, every
+process), and each wrong answer also counts in the address throttle of the login page.
 """
 from __future__ import annotations
 
 import hmac
 import secrets
-import threading
 import time
-from collections import deque
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
 
-from yunying.auth import tokens
+from yunying.auth import throttle, tokens
 from yunying.auth.errors import BadCredentials, Forbidden, NotFound
 from yunying.auth.schema import capability_tokens
 from yunying.auth.store import Store
@@ -30,12 +30,20 @@ RESEND_AFTER = 60
 MAX_FAILURES = 5
 LOCK_SECONDS = 15 * 60
 ADDRESS_SENDS = 10
+RESEND = throttle.Limit("sms.resend", 1, RESEND_AFTER, RESEND_AFTER)  # per phone
+SENDS = throttle.Limit("sms.address", ADDRESS_SENDS, 3600, 3600)  # per client address
+WRONG_CODES = throttle.Limit("sms.code", MAX_FAILURES, LOCK_SECONDS, LOCK_SECONDS)  # per phone
+WRONG_ANSWERS = throttle.Limit("exam.id", MAX_FAILURES, LOCK_SECONDS, LOCK_SECONDS)  # per exam
 
 
 class TooSoon(ArchiveError):
     """Asked again before the wait is over (resend interval, address limit)."""
 
     http_status = 429
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 class GatewayFailed(ArchiveError):
@@ -48,37 +56,34 @@ class Locked(Forbidden):
     """Too many wrong tries: locked for a while."""
 
 
-_sends: dict[str, deque[float]] = {}
-_sends_lock = threading.Lock()
+def _wait(store: Store, subject: str, limit: throttle.Limit) -> int:
+    """The seconds `subject` still waits under `limit` (0: none)."""
+    try:
+        throttle.check(store, subject, limit)
+    except throttle.TooManyAttempts as exc:
+        return max(exc.retry_after, 1)
+    return 0
 
 
-def _count_address(address: str) -> None:
-    now = time.monotonic()
-    with _sends_lock:
-        if len(_sends) > 100_000:
-            _sends.clear()
-        q = _sends.setdefault(address, deque())
-        while q and q[0] < now - 3600:
-            q.popleft()
-        if len(q) >= ADDRESS_SENDS:
-            raise TooSoon("too many codes asked from this address; try again later")
-        q.append(now)
+def _wrong(store: Store, address: str, subject: str, limit: throttle.Limit) -> int:
+    """Count a wrong answer against `subject` and against the address (the login page's throttle)."""
+    if address:
+        throttle.failed(store, address)
+    return throttle.failed(store, subject, limit)
+
+
+def _check_address(store: Store, address: str) -> None:
+    """TooManyAttempts (429) while the address waits after too many wrong answers anywhere."""
+    if address:
+        throttle.check(store, address)
 
 
 def phone_account(phone_hash: str) -> str:
     return "p_" + phone_hash[:24]
 
 
-def _fail_exam(store: Store, exam: Any, now: int) -> None:
-    c = exams.c
-    with store.engine.begin() as conn:
-        conn.execute(update(exams).where(c.id == exam.id).values(id_failures=c.id_failures + 1))
-        conn.execute(update(exams).where(c.id == exam.id, c.id_failures >= MAX_FAILURES)
-                     .values(id_failures=0, id_locked_until=now + LOCK_SECONDS))
-
-
-def _check_exam_lock(exam: Any, now: int) -> None:
-    if exam is not None and exam.id_locked_until and now < exam.id_locked_until:
+def _check_exam_lock(store: Store, exam: Any) -> None:
+    if exam is not None and _wait(store, str(exam.id), WRONG_ANSWERS):
         raise Locked("too many wrong tries for this exam; try again later")
 
 
@@ -87,19 +92,23 @@ def send_code(store: Store, key: bytes, gateway: SmsGateway, exam: Any | None, p
     seconds until another may be asked."""
     now = int(time.time())
     ph = pseudonym(key, "phone", phone)
-    _check_exam_lock(exam, now)
+    _check_address(store, address)
+    _check_exam_lock(store, exam)
     if exam is not None and (exam.phone_hash is None or not hmac.compare_digest(exam.phone_hash, ph)):
-        _fail_exam(store, exam, now)  # guessing the phone of a found report counts as a wrong try
+        _wrong(store, address, str(exam.id), WRONG_ANSWERS)  # guessing the phone of a found report
         raise BadCredentials("this is not the phone number on record for this exam")
     with store.engine.connect() as conn:
         if exam is None and conn.execute(select(accounts.c.id).where(accounts.c.id == phone_account(ph))).first() is None:
             raise NotFound("no exams are bound to this phone number yet; scan the code on your report")
-        row = conn.execute(select(codes).where(codes.c.phone_hash == ph)).first()
-    if row is not None and row.locked_until and now < row.locked_until:
+        row = conn.execute(select(codes.c.phone_hash).where(codes.c.phone_hash == ph)).first()
+    if _wait(store, ph, WRONG_CODES):
         raise Locked("too many wrong codes; try again later")
-    if row is not None and now - row.sent_at < RESEND_AFTER:
-        raise TooSoon(f"a code was just sent; ask again in {RESEND_AFTER - (now - row.sent_at)} s")
-    _count_address(address)
+    if wait := _wait(store, ph, RESEND):
+        raise TooSoon(f"a code was just sent; ask again in {wait} s", wait)
+    if wait := _wait(store, address, SENDS):
+        raise TooSoon("too many codes asked from this address; try again later", wait)
+    throttle.failed(store, ph, RESEND)
+    throttle.failed(store, address, SENDS)
     code = f"{secrets.randbelow(10 ** 6):06d}"
     values = {"code_hash": code_digest(key, ph, code), "sent_at": now, "expires_at": now + CODE_TTL,
               "failures": 0, "locked_until": None}
@@ -113,47 +122,50 @@ def send_code(store: Store, key: bytes, gateway: SmsGateway, exam: Any | None, p
     except (SmsFailed, OSError) as exc:  # the vendor refused, or the outbox file could not be written
         with store.engine.begin() as conn:  # nothing was sent: the code is void and a retry is allowed at once
             conn.execute(update(codes).where(codes.c.phone_hash == ph).values(sent_at=0, expires_at=now))
+        throttle.clear(store, ph, RESEND)
         raise GatewayFailed(f"the SMS could not be sent ({type(exc).__name__}); try again") from None
     return RESEND_AFTER
 
 
-def check_code(store: Store, key: bytes, exam: Any | None, phone: str, code: str) -> str:
+def check_code(store: Store, key: bytes, exam: Any | None, phone: str, code: str, address: str = "") -> str:
     """The phone's account once `code` is right (the code is then used up); binds the exam."""
     now = int(time.time())
     ph = pseudonym(key, "phone", phone)
+    _check_address(store, address)
+    if _wait(store, ph, WRONG_CODES):
+        raise Locked("too many wrong codes; try again later")
     with store.engine.begin() as conn:
         row = conn.execute(select(codes).where(codes.c.phone_hash == ph)).first()
         if row is None:
             raise BadCredentials("no code was sent to this phone; ask for one")
-        if row.locked_until and now < row.locked_until:
-            raise Locked("too many wrong codes; try again later")
         if now >= row.expires_at:
             raise BadCredentials("the code has expired; ask for a new one")
-        if not hmac.compare_digest(row.code_hash, code_digest(key, ph, str(code).strip())):
-            failures = row.failures + 1
-            locked = now + LOCK_SECONDS if failures >= MAX_FAILURES else None
-            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(
-                failures=0 if locked else failures, locked_until=locked, expires_at=now if locked else row.expires_at))
-            wrong = True
-        else:
+        right = hmac.compare_digest(row.code_hash, code_digest(key, ph, str(code).strip()))
+        if right:
             conn.execute(update(codes).where(codes.c.phone_hash == ph).values(expires_at=now))  # one use
-            wrong = False
-    if wrong:
-        raise Locked("too many wrong codes; try again later") if locked else BadCredentials("wrong code")
+    if not right:
+        if _wrong(store, address, ph, WRONG_CODES):
+            with store.engine.begin() as conn:  # locked: this code is void as well
+                conn.execute(update(codes).where(codes.c.phone_hash == ph).values(expires_at=now))
+            raise Locked("too many wrong codes; try again later")
+        raise BadCredentials("wrong code")
+    throttle.clear(store, ph, WRONG_CODES)
     if exam is not None and exam.phone_hash != ph:
         raise BadCredentials("this is not the phone number on record for this exam")
     return _bind(store, phone_account(ph), "phone", normalise("phone", phone)[-4:], exam, now,
                  exams.c.phone_hash == ph)
 
 
-def check_id(store: Store, key: bytes, exam: Any, id_number: str, name: str) -> str:
+def check_id(store: Store, key: bytes, exam: Any, id_number: str, name: str, address: str = "") -> str:
     """The ID card's account once number and name match the exam's record; binds the exam."""
     now = int(time.time())
-    _check_exam_lock(exam, now)
+    _check_address(store, address)
+    _check_exam_lock(store, exam)
     ih, nh = pseudonym(key, "id", id_number), pseudonym(key, "name", name)
     if exam.id_hash is None or exam.name_hash is None or not (
             hmac.compare_digest(exam.id_hash, ih) & hmac.compare_digest(exam.name_hash, nh)):
-        _fail_exam(store, exam, now)
+        if _wrong(store, address, str(exam.id), WRONG_ANSWERS):
+            raise Locked("too many wrong tries for this exam; try again later")
         raise BadCredentials("the ID card number or the name does not match the exam's record")
     return _bind(store, "i_" + ih[:24], "id", normalise("id", id_number)[-4:], exam, now,
                  and_(exams.c.id_hash == ih, exams.c.name_hash == nh))
@@ -169,11 +181,11 @@ def _bind(store: Store, account: str, kind: str, hint: str, exam: Any | None, no
         found = set(conn.execute(select(exams.c.id).where(same_patient)).scalars())
         for exam_id in sorted(found - bound):
             conn.execute(insert(bindings).values(account_id=account, exam_id=exam_id, bound_at=now))
-        if exam is not None:
-            if exam.id in bound:  # scanned again: it moves to the top
-                conn.execute(update(bindings).where(bindings.c.account_id == account, bindings.c.exam_id == exam.id)
-                             .values(bound_at=now))
-            conn.execute(update(exams).where(exams.c.id == exam.id).values(id_failures=0))
+        if exam is not None and exam.id in bound:  # scanned again: it moves to the top
+            conn.execute(update(bindings).where(bindings.c.account_id == account, bindings.c.exam_id == exam.id)
+                         .values(bound_at=now))
+    if exam is not None:  # proven: the exam's count of wrong answers starts afresh
+        throttle.clear(store, str(exam.id), WRONG_ANSWERS)
     return account
 
 
@@ -191,9 +203,10 @@ def account_exams(store: Store, account: str) -> list[dict[str, Any]]:
                  "bound_at": r.bound_at} for r in conn.execute(q)]
 
 
-def session(store: Store, account: str) -> dict[str, Any]:
-    """A patient access token seeing exactly the account's exams (view and download)."""
-    found = account_exams(store, account)
+def session(store: Store, account: str, found: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A patient access token seeing exactly the account's exams (view and download): `found`,
+    the deliverable exams and history the portal worked out, else the bound exams."""
+    found = account_exams(store, account) if found is None else found
     if not found:
         raise NotFound("no exams are bound to this account")
     token, ttl = tokens.issue_access_token(

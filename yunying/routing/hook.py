@@ -1,9 +1,12 @@
 """The archive's one notification after an instance is stored (issue 15 parts 5 and 7).
 
 `yunying.archive.Archive.store` calls `notify` once an instance's bytes are durable (and, with
-wait, indexed) and it was stored or replaced, never for an identical resend. Observers (the
-routing queue, the patient master index) must be quick and must not raise: an exception is
-logged and swallowed, because the sender's store has succeeded whatever they do.
+wait, indexed) and it was stored or replaced, never for an identical resend, and before the
+store call returns, so before any face acknowledges the instance. Observers (the routing queue,
+the patient master index) must be quick and must not raise: an exception is logged and
+swallowed, because the sender's store has succeeded whatever they do. The routing observer
+returns once the instance's forwards are committed (a group commit shared by concurrent
+stores): that is what makes forwarding survive a crash right after the acknowledgement.
 """
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ def status(router: Router) -> list[dict[str, Any]]:
             errors.setdefault(rule_id, []).append(error)
     out = []
     for rule in router.rules:
-        c = counts.get(rule.id, {"pending": 0, "done": 0, "failed": 0})
-        state = ("disabled" if not rule.enabled else "failed" if c["failed"] else
+        c = counts.get(rule.id, {"pending": 0, "done": 0, "failed": 0, "dropped": 0})
+        state = ("disabled" if not rule.enabled or router.paused else "failed" if c["failed"] else
                  "running" if c["pending"] else "idle")  # yunying.jobs.STATES
         out.append({"kind": "routing", "name": rule.name, "schedule": "on receipt",
                     "last_run": router.last_run.get(rule.id), "next_run": due.get(rule.id), "state": state,

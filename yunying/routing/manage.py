@@ -1,18 +1,28 @@
-"""Rules created, changed and removed; the queue shown (for the API, the page and the CLI)."""
+"""Rules created, changed and removed; the queue shown, items retried or dropped, sending
+paused (for the API, the page and `yunying routing`, which works on the store directly)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from yunying.auth.errors import Conflict, InvalidRequest, NotFound
-from yunying.routing.router import Router
 from yunying.routing.rules import parse_destination, parse_match, parse_syntax
-from yunying.routing.schema import queue, rules
+from yunying.routing.schema import flags, queue, rules
 
-STATES = ("pending", "done", "failed")
+STATES = ("pending", "done", "failed", "dropped")
+
+
+class Routing(Protocol):
+    """What these functions need: the server's Router, or the CLI's view of the store."""
+    engine: Engine
+
+    def reload(self) -> None: ...
+    def wake(self) -> None: ...
+    def counts(self) -> dict[int, dict[str, int]]: ...
 
 
 def _values(body: dict[str, Any], partial: bool = False) -> dict[str, Any]:
@@ -46,18 +56,18 @@ def rule_view(row: Any, counts: dict[str, int] | None = None) -> dict[str, Any]:
             "updated_at": row.updated_at, "counts": counts or {s: 0 for s in STATES}}
 
 
-def list_rules(router: Router) -> list[dict[str, Any]]:
+def list_rules(router: Routing) -> list[dict[str, Any]]:
     counts = router.counts()
     with router.engine.connect() as conn:
         return [rule_view(r, counts.get(r.id)) for r in conn.execute(select(rules).order_by(rules.c.id))]
 
 
-def create_rule(router: Router, body: dict[str, Any]) -> dict[str, Any]:
+def create_rule(router: Routing, body: dict[str, Any]) -> dict[str, Any]:
     values = _values(body)
     now = int(time.time())
     try:
         with router.engine.begin() as conn:
-            rid = conn.execute(insert(rules).values(**values, enabled=values.get("enabled", True),
+            rid = conn.execute(insert(rules).values(**{"enabled": True, **values},
                                                     created_at=now, updated_at=now)).inserted_primary_key[0]  # type: ignore[index]
             row = conn.execute(select(rules).where(rules.c.id == rid)).one()
     except IntegrityError:
@@ -66,7 +76,7 @@ def create_rule(router: Router, body: dict[str, Any]) -> dict[str, Any]:
     return rule_view(row)
 
 
-def update_rule(router: Router, rule_id: int, body: dict[str, Any]) -> dict[str, Any]:
+def update_rule(router: Routing, rule_id: int, body: dict[str, Any]) -> dict[str, Any]:
     values = _values(body, partial=True)
     try:
         with router.engine.begin() as conn:
@@ -82,7 +92,7 @@ def update_rule(router: Router, rule_id: int, body: dict[str, Any]) -> dict[str,
     return rule_view(row)
 
 
-def delete_rule(router: Router, rule_id: int) -> None:
+def delete_rule(router: Routing, rule_id: int) -> None:
     """Remove a rule; its pending forwards are dropped (marked failed: visible, retry refused)."""
     with router.engine.begin() as conn:
         if not conn.execute(delete(rules).where(rules.c.id == rule_id)).rowcount:
@@ -92,7 +102,7 @@ def delete_rule(router: Router, rule_id: int) -> None:
     router.reload()
 
 
-def queue_items(router: Router, state: str = "", rule_id: int | None = None, limit: int = 100,
+def queue_items(router: Routing, state: str = "", rule_id: int | None = None, limit: int = 100,
                 offset: int = 0) -> list[dict[str, Any]]:
     if state and state not in STATES:
         raise InvalidRequest(f"state: one of {', '.join(STATES)}")
@@ -103,3 +113,50 @@ def queue_items(router: Router, state: str = "", rule_id: int | None = None, lim
         q = q.where(queue.c.rule_id == rule_id)
     with router.engine.connect() as conn:
         return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
+
+
+def retry_items(router: Routing, ids: Sequence[int]) -> int:
+    """Queue items (failed, dropped or waiting for their backoff) to be sent now; done ones are
+    refused (409) and unknown ones are 404, before anything changes."""
+    with router.engine.begin() as conn:
+        found = {r.id: r.state for r in conn.execute(select(queue.c.id, queue.c.state).where(queue.c.id.in_(ids)))}
+        _check(ids, found, "done", "already delivered")
+        n = conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
+            state="pending", attempts=0, next_at=int(time.time()), updated_at=int(time.time()))).rowcount
+    router.wake()
+    return int(n or 0)
+
+
+def drop_items(router: Routing, ids: Sequence[int]) -> int:
+    """Give up on queue items (kept, state "dropped", never sent unless retried by id)."""
+    with router.engine.begin() as conn:
+        found = {r.id: r.state for r in conn.execute(select(queue.c.id, queue.c.state).where(queue.c.id.in_(ids)))}
+        _check(ids, found, "done", "already delivered")
+        n = conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
+            state="dropped", last_error="dropped by an operator", updated_at=int(time.time()))).rowcount
+    return int(n or 0)
+
+
+def _check(ids: Sequence[int], found: dict[int, str], refused: str, why: str) -> None:
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"queue item {missing[0]}: unknown")
+    done = [i for i in ids if found[i] == refused]
+    if done:
+        raise Conflict(f"queue item {done[0]}: {why}")
+
+
+def set_paused(router: Routing, paused: bool) -> dict[str, bool]:
+    """Pause or resume all sending (matching instances still queue while paused)."""
+    now = int(time.time())
+    with router.engine.begin() as conn:
+        if not conn.execute(update(flags).where(flags.c.name == "paused").values(value=paused, updated_at=now)).rowcount:
+            conn.execute(insert(flags).values(name="paused", value=paused, updated_at=now))
+    router.reload()
+    router.wake()
+    return {"paused": paused}
+
+
+def is_paused(router: Routing) -> bool:
+    with router.engine.connect() as conn:
+        return bool(conn.execute(select(flags.c.value).where(flags.c.name == "paused")).scalar())

@@ -1,11 +1,13 @@
 """The router: matches stored instances against the rules, queues forwards in the app-state
 store, and sends them from one worker thread with retries and exponential backoff.
 
-At least once: a matching instance's queue row is committed within LINGER_S of its store, by
-one writer thread for everything that arrived meanwhile (no rule, no cost), and marked done only
-after the destination acknowledged it, so a restart resends what was in flight (destinations
-keep one copy per SOP Instance UID). A graceful stop writes what arrived; a crash loses at most
-the forwards of the last LINGER_S, which `POST /api/routing/rules/{id}/send` queues again.
+At least once: a matching instance's queue row is committed before the archive's store call
+returns, that is before the C-STORE-RSP or the STOW-RS response acknowledges it (one writer
+thread commits everything that arrived meanwhile in one transaction: a group commit, so
+concurrent stores share one fsync; no rule, no cost). A row is marked done only after the
+destination acknowledged it, so a crash or restart resends what was in flight (destinations
+keep one copy per SOP Instance UID). Only when the app-state store itself is unavailable for
+longer than COMMIT_WAIT_S does a store return with its forwards still held in memory (logged).
 """
 from __future__ import annotations
 
@@ -23,12 +25,13 @@ from index.model import InstanceRecord
 from yunying.errors import ArchiveError
 from yunying.routing.outgoing import Outgoing, Sender, offer_for
 from yunying.routing.rules import Match, Rule, facts_of
-from yunying.routing.schema import queue, rules
+from yunying.routing.schema import flags, queue, rules
 
 log = logging.getLogger("yunying.routing")
 BATCH = 64  # instances per association / STOW request
-LINGER_S = 0.05  # how long arrived forwards wait for company before their commit
+COMMIT_WAIT_S = 30.0  # the longest a store waits for its forwards' commit (the store being away)
 MAX_BACKOFF = 3600
+IDLE_S = 2.0  # the longest the sender sleeps: how soon it sees a change made by another process
 
 
 class UnknownRule(ArchiveError):
@@ -58,11 +61,15 @@ class Router:
         self.archive, self.engine, self.senders = archive, engine, senders
         self.attempts, self.backoff = attempts, backoff
         self.rules: list[Rule] = []
+        self.paused = False  # routing-wide: nothing is sent, forwards still queue
         self.last_run: dict[int, int] = {}
         self._wake = threading.Event()
         self._arrival = threading.Event()
         self._lock = threading.Lock()
         self._arrived: list[dict[str, Any]] = []  # forwards matched, not yet in the queue table
+        self._committed_cond = threading.Condition(self._lock)
+        self._arrivals = 0  # stores that matched a rule so far (numbered under _lock)
+        self._committed = 0  # ... of which every forward is in the queue table
         self._resting: dict[int, float] = {}  # rule -> time before which its destination is not tried
         self._stop = False
         self.reload()
@@ -75,9 +82,11 @@ class Router:
         self._wake.set()
 
     def reload(self) -> None:
-        """Read the rules again (after an API change)."""
+        """Read the rules and the pause switch again (after an API change; every sending pass,
+        so what `yunying routing` changes in the store applies within IDLE_S)."""
         with self.engine.connect() as conn:
             self.rules = [rule_of(r) for r in conn.execute(select(rules).order_by(rules.c.id))]
+            self.paused = bool(conn.execute(select(flags.c.value).where(flags.c.name == "paused")).scalar())
 
     # -- receiving ---------------------------------------------------------------------------
     def __call__(self, record: InstanceRecord, result: Any) -> None:
@@ -95,15 +104,22 @@ class Router:
                  "created_at": stamp, "updated_at": stamp} for r in matched]
         with self._lock:
             self._arrived.extend(rows)
+            self._arrivals += 1
+            mine = self._arrivals
         self._arrival.set()
+        # part of the acknowledgement: the sender hears "stored" only once its forwards are
+        # committed, so a crash right after the C-STORE-RSP / STOW-RS 200 still forwards it
+        with self._committed_cond:
+            if not self._committed_cond.wait_for(lambda: self._committed >= mine or self._stop,
+                                                 timeout=COMMIT_WAIT_S):
+                log.error("routing: forwards of a stored instance not committed within %.0f s; held in memory",
+                          COMMIT_WAIT_S)
 
     def _persist(self) -> None:
-        """Group commit of arrived forwards: one transaction per LINGER_S (a commit with its
-        fsync costs ~15 ms here; one per instance halved C-STORE ingest with a rule matching)."""
+        """Group commit of arrived forwards: whatever arrived while the previous commit ran
+        goes in the next one, so concurrent stores share one transaction and its fsync."""
         while True:
             self._arrival.wait()
-            if not self._stop:
-                time.sleep(LINGER_S)  # let concurrent and following stores join this commit
             self._arrival.clear()
             self.flush()
             if self._stop:
@@ -113,24 +129,29 @@ class Router:
         """Write the forwards that arrived so far to the queue table."""
         with self._lock:
             rows, self._arrived = self._arrived, []
-        if not rows:
-            return
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(queue), rows)
-        except Exception as exc:  # noqa: BLE001 - the store is away: keep them, try with the next arrivals
-            log.error("routing: %d forward(s) not queued yet: %s", len(rows), type(exc).__name__)
-            with self._lock:
-                self._arrived[:0] = rows
-            time.sleep(1)
-            self._arrival.set()
-            return
-        self._wake.set()
+            upto = self._arrivals
+        if rows:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(queue), rows)
+            except Exception as exc:  # noqa: BLE001 - the store is away: keep them, try again
+                log.error("routing: %d forward(s) not queued yet: %s", len(rows), type(exc).__name__)
+                with self._lock:
+                    self._arrived[:0] = rows
+                time.sleep(1)
+                self._arrival.set()
+                return
+        with self._committed_cond:
+            self._committed = max(self._committed, upto)
+            self._committed_cond.notify_all()
+        if rows:
+            self._wake.set()
 
     # -- sending -----------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop:
             try:
+                self.reload()
                 worked = self.run_once()
             except Exception as exc:  # noqa: BLE001 - the store went away for a moment: try again
                 log.error("routing pass failed: %s", type(exc).__name__)
@@ -142,7 +163,7 @@ class Router:
     def _held(self) -> list[int]:
         """Rules not to send for now: paused, or resting after their destination failed whole."""
         now = time.time()
-        return [r.id for r in self.rules if not r.enabled or self._resting.get(r.id, 0) > now]
+        return [r.id for r in self.rules if self.paused or not r.enabled or self._resting.get(r.id, 0) > now]
 
     def _idle(self) -> float:
         held = self._held()
@@ -150,7 +171,7 @@ class Router:
             due = conn.execute(select(func.min(queue.c.next_at)).where(
                 queue.c.state == "pending", queue.c.rule_id.notin_(held))).scalar()
         wake = [t for t in self._resting.values() if t > time.time()] + ([due] if due is not None else [])
-        return 5.0 if not wake else min(5.0, max(0.05, min(wake) - time.time()))
+        return IDLE_S if not wake else min(IDLE_S, max(0.05, min(wake) - time.time()))
 
     def run_once(self) -> bool:
         """Send one batch of due forwards per rule; True when something was tried."""
@@ -256,13 +277,7 @@ class Router:
         return len(rows)
 
     def counts(self) -> dict[int, dict[str, int]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(queue.c.rule_id, queue.c.state, func.count())
-                                .group_by(queue.c.rule_id, queue.c.state))
-            out: dict[int, dict[str, int]] = {}
-            for rule_id, state, n in rows:
-                out.setdefault(rule_id, {"pending": 0, "done": 0, "failed": 0})[state] = n
-            return out
+        return queue_counts(self.engine)
 
     def stop(self) -> None:
         """Queue what arrived (a graceful stop loses nothing), then stop sending."""
@@ -270,5 +285,18 @@ class Router:
         self._arrival.set()
         self._writer.join(timeout=30)
         self.flush()
+        with self._committed_cond:
+            self._committed_cond.notify_all()
         self._wake.set()
         self._thread.join(timeout=30)
+
+
+def queue_counts(engine: Engine) -> dict[int, dict[str, int]]:
+    """Queue rows per rule and state."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(queue.c.rule_id, queue.c.state, func.count())
+                            .group_by(queue.c.rule_id, queue.c.state))
+        out: dict[int, dict[str, int]] = {}
+        for rule_id, state, n in rows:
+            out.setdefault(rule_id, {"pending": 0, "done": 0, "failed": 0, "dropped": 0})[state] = n
+        return out

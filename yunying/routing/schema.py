@@ -28,7 +28,7 @@ queue = Table(
     Column("study", String(64), nullable=False),
     Column("series", String(64), nullable=False),
     Column("sop", String(64), nullable=False),
-    Column("state", String(10), nullable=False, default="pending"),  # pending | done | failed
+    Column("state", String(10), nullable=False, default="pending"),  # pending | done | failed | dropped
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_at", Integer, nullable=False),  # not tried before (Unix seconds): the backoff
     Column("last_error", String(300), nullable=False, default=""),  # no patient data: statuses, HTTP codes
@@ -37,8 +37,19 @@ queue = Table(
     Index("routing_queue_due", "state", "next_at"),
     Index("routing_queue_rule", "rule_id", "state"),
 )
+flags = Table(  # routing-wide switches set by the API or `yunying routing pause|resume`
+    "routing_flags", meta,
+    Column("name", String(32), primary_key=True),  # "paused"
+    Column("value", Boolean, nullable=False),
+    Column("updated_at", Integer, nullable=False),
+)
 
 
 @migration("routing", 1)
 def create_routing_tables(conn: Connection) -> None:
     meta.create_all(conn, tables=[rules, queue])
+
+
+@migration("routing", 2)
+def create_routing_flags(conn: Connection) -> None:
+    meta.create_all(conn, tables=[flags])

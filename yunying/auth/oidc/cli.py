@@ -83,7 +83,15 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
     print(f"client_id: {client_id}")
     if secret:
         print(f"client_secret: {secret}  (shown once; stored hashed)")
+    _record(args, "oauth.client.add", {"client_id": client_id, "public": args.public, "scope": args.scope})
     return 0
+
+
+def _record(args: argparse.Namespace, action: str, detail: dict[str, Any]) -> None:
+    """Every change of clients and signing keys is in the audit trail (issue 12 part 1)."""
+    from yunying.audit import record_cli
+
+    record_cli(args, action, detail)
 
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
@@ -98,6 +106,7 @@ def cmd_clients_remove(args: argparse.Namespace) -> int:
     if not _store(args).remove_client(args.client_id):
         print(f"yunying: no client {args.client_id}", file=sys.stderr)
         return 1
+    _record(args, "oauth.client.remove", {"client_id": args.client_id})
     return 0
 
 
@@ -105,7 +114,9 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from yunying.auth.oidc.config import oidc_config
     from yunying.auth.oidc.keys import add_key
 
-    print(f"new signing key: {add_key(oidc_config(_settings(args)).key_dir)} (restart the server to sign with it)")
+    key = add_key(oidc_config(_settings(args)).key_dir)
+    print(f"new signing key: {key} (restart the server to sign with it)")
+    _record(args, "oauth.keys.rotate", {"key": key.name})
     return 0
 
 
@@ -113,6 +124,8 @@ def cmd_keys_prune(args: argparse.Namespace) -> int:
     from yunying.auth.oidc.config import oidc_config
     from yunying.auth.oidc.keys import prune_keys
 
-    for path in prune_keys(oidc_config(_settings(args)).key_dir, args.keep):
+    removed = prune_keys(oidc_config(_settings(args)).key_dir, args.keep)
+    for path in removed:
         print(f"removed {path}")
+    _record(args, "oauth.keys.prune", {"removed": len(removed)})
     return 0

@@ -1,0 +1,103 @@
+"""Whole-instance retrieves streamed with reads ahead, and a repeat sent with its digests known
+(dicomweb/wado_stream.py, issue 9 part 4): the same bytes and correct digests every time, a
+changed answer never reuses an old digest, and a client leaving mid-answer harms nothing."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pydicom
+import pytest
+
+from benchmarks.net import YunyingServer
+from tests.dicomweb.helpers import make_ct, multipart, part10
+
+ACCEPT_DICOM = "multipart/related; type=application/dicom; transfer-syntax=*"
+
+
+def sha256(body: bytes) -> str:
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+
+
+@pytest.fixture(scope="module")
+def series(server: YunyingServer) -> Iterator[tuple[YunyingServer, str, list[pydicom.Dataset]]]:
+    first = make_ct(patient_id="P-STREAM", rows=64, cols=64, number=1)
+    more = [make_ct(first.StudyInstanceUID, first.SeriesInstanceUID, patient_id="P-STREAM", rows=64, cols=64,
+                    number=n) for n in range(2, 6)]
+    body, ctype = multipart(*(part10(ds) for ds in [first, *more]))
+    r = httpx.post(server.dicomweb_url + "/studies", content=body, headers={**server.headers, "Content-Type": ctype})
+    assert r.status_code == 200
+    yield server, f"/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}", [first, *more]
+
+
+def _get(server: YunyingServer, path: str, **headers: str) -> tuple[httpx.Response, bytes]:
+    with httpx.Client(base_url=server.dicomweb_url, headers=server.headers, timeout=30) as c, \
+            c.stream("GET", path, headers={"Accept": ACCEPT_DICOM, **headers}) as r:
+        return r, b"".join(r.iter_raw())
+
+
+def test_a_repeat_is_the_same_body_with_the_same_digest(series: tuple[YunyingServer, str, list[pydicom.Dataset]]) -> None:
+    server, path, datasets = series
+    (first, body1), (again, body2) = _get(server, path), _get(server, path)
+    assert first.status_code == again.status_code == 200
+    assert body1 == body2 and first.headers["content-type"] == again.headers["content-type"]
+    for r, body in ((first, body1), (again, body2)):
+        assert r.headers["repr-digest"] == sha256(body) and int(r.headers["content-length"]) == len(body)
+    for ds in datasets:  # every instance, whole
+        assert ds.SOPInstanceUID.encode() in body2
+    assert body2.count(b"Content-Type: application/dicom") == len(datasets)
+
+
+def test_md5_asked_after_a_plain_retrieve_is_computed(series: tuple[YunyingServer, str, list[pydicom.Dataset]]) -> None:
+    server, path, _ = series
+    _get(server, path)
+    r, body = _get(server, path, **{"Want-Digest": "md5"})
+    assert r.headers["content-md5"] == base64.b64encode(hashlib.md5(body).digest()).decode()
+    r, body = _get(server, path, **{"Want-Digest": "md5"})  # now known: sent without a spool
+    assert r.headers["content-md5"] == base64.b64encode(hashlib.md5(body).digest()).decode()
+    assert r.headers["repr-digest"] == sha256(body)
+
+
+def test_an_encoded_repeat_carries_the_digest_of_the_encoded_bytes(
+        series: tuple[YunyingServer, str, list[pydicom.Dataset]]) -> None:
+    server, path, _ = series
+    _get(server, path)  # the identity body's digest is known now
+    r, body = _get(server, path, **{"Accept-Encoding": "gzip, identity;q=0"})
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.headers["repr-digest"] == sha256(body) and int(r.headers["content-length"]) == len(body)
+    assert r.headers.get_list("repr-digest") == [sha256(body)]
+
+
+def test_a_changed_series_gets_a_new_digest(fresh_server: YunyingServer) -> None:
+    server = fresh_server
+    first = make_ct(patient_id="P-CHANGE", rows=32, cols=32)
+    body, ctype = multipart(part10(first))
+    post = {**server.headers, "Content-Type": ctype}
+    assert httpx.post(server.dicomweb_url + "/studies", content=body, headers=post).status_code == 200
+    path = f"/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    _, before = _get(server, path)
+    second = make_ct(first.StudyInstanceUID, first.SeriesInstanceUID, patient_id="P-CHANGE", rows=32, cols=32,
+                     number=2)
+    body, ctype = multipart(part10(second))
+    assert httpx.post(server.dicomweb_url + "/studies", content=body,
+                      headers={**post, "Content-Type": ctype}).status_code == 200
+    r, after = _get(server, path)
+    assert after != before and r.headers["repr-digest"] == sha256(after)
+    assert int(r.headers["content-length"]) == len(after)
+
+
+def test_a_client_leaving_mid_answer_leaves_the_server_serving(
+        series: tuple[YunyingServer, str, list[pydicom.Dataset]]) -> None:
+    server, path, _ = series
+    _get(server, path)  # known digest: the answer streams from its first byte
+    host, port = server.dicomweb_url.split("//")[1].split("/")[0].split(":")
+    prefix = "/" + server.dicomweb_url.split("//")[1].partition("/")[2]
+    with socket.create_connection((host, int(port))) as s:
+        auth = "".join(f"{k}: {v}\r\n" for k, v in server.headers.items())
+        s.sendall(f"GET {prefix}{path} HTTP/1.1\r\nHost: x\r\nAccept: {ACCEPT_DICOM}\r\n{auth}\r\n".encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    r, body = _get(server, path)
+    assert r.status_code == 200 and r.headers["repr-digest"] == sha256(body)
