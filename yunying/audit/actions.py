@@ -60,7 +60,6 @@ ACTIONS: dict[str, Event] = {
     "portal": Event(ACCESSED, "R"),  # the patient's own pages: exams, reports, films
     "portal.change": Event(OBJECT_SECURITY, "U"),  # binding, delivery switched off
     "portal.notify": Event(APPLICATION, "E"),
-    "portal.wechat": Event(ALERT, "U", USER_SECURITY),  # a WeChat identity bound to (or unbound from) an account
     "share.create": Event(OBJECT_SECURITY, "C"),
     "share.revoke": Event(OBJECT_SECURITY, "D"),
     "records.read": Event(PATIENT_RECORD, "R"),

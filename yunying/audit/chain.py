@@ -7,6 +7,7 @@ the database: `<data>/keys/audit.key`, mode 0600, or YUNYING_AUDIT_KEY) can re-c
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac as std_hmac
 import os
@@ -37,13 +38,18 @@ ALG = "hmac-sm3" if _sm3_available() else "hmac-sha256"
 def mac(key: bytes, data: bytes, alg: str = ALG) -> str:
     """The hex HMAC of data with the named algorithm."""
     if alg == "hmac-sm3":
-        from cryptography.hazmat.primitives import hashes, hmac
-        h = hmac.HMAC(key, hashes.SM3())
+        h = _keyed_sm3(key).copy()  # keyed once per key: the writer MACs every record
         h.update(data)
         return h.finalize().hex()
     if alg == "hmac-sha256":
         return std_hmac.new(key, data, hashlib.sha256).hexdigest()
     raise ValueError(f"unknown audit hash algorithm {alg!r}")
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed_sm3(key: bytes) -> Any:
+    from cryptography.hazmat.primitives import hashes, hmac
+    return hmac.HMAC(key, hashes.SM3())
 
 
 def content(row: Mapping[str, Any]) -> bytes:

@@ -159,8 +159,8 @@ class AuditMiddleware:
             key = (entry["principal_kind"], entry["principal_id"], entry["client"], entry["studies"], entry["series"])
             fut = trail.fold(key, entry)
         else:
-            fut = trail.submit(entry)
-        if fut is None or getattr(fut, "durable", False):
+            fut = trail.journal_or_submit(entry)
+        if fut is None:
             return  # folded, or safe in the journal: nothing to wait for
         try:
             await asyncio.wait_for(asyncio.wrap_future(fut), self.wait)

@@ -1,0 +1,75 @@
+"""The audit writer's hot path (issue 11's cost target, issue 12's promises): a journaled record
+needs no Future, a journal that cannot be written makes the caller wait for the commit, and the
+keyed SM3 HMAC reused across records gives the same chain as one keyed per record."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import yunying.audit.schema  # noqa: F401 - registers the "audit" migrations
+from yunying.audit import chain
+from yunying.audit.store import search, verify
+from yunying.audit.trail import Trail
+from yunying.auth.store import Store, open_store
+
+KEY = bytes(range(32))
+
+
+@pytest.fixture
+def trail(tmp_path: Path) -> Iterator[Trail]:
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=0.5)  # the writer waits: the journal is read first
+    yield t
+    t.close()
+
+
+def _entry(i: int) -> dict:
+    return {"action": "query", "principal_kind": "system", "principal_id": "ris", "status": "200",
+            "detail": {"method": "GET", "path": "/dicomweb/studies", "n": i}}
+
+
+def test_a_journaled_record_is_on_disk_when_the_call_returns_and_committed_later(trail: Trail) -> None:
+    assert trail.journal is not None
+    assert trail.journal_or_submit(_entry(1)) is None  # nothing to wait for: it is in the journal
+    # the line was written before the call returned (what survives a kill -9)
+    assert b'"principal_id":"ris"' in trail.journal.path.read_bytes()
+    for i in range(2, 50):
+        assert trail.journal_or_submit(_entry(i)) is None
+    trail.sync()
+    rows = search(trail.engine, limit=100)
+    assert sorted(r["detail"] for r in rows) == sorted(f'{{"method":"GET","path":"/dicomweb/studies","n":{i}}}'
+                                                       for i in range(1, 50))
+    assert verify(trail.engine, KEY) == (49, [])
+    assert trail.journal.path.read_bytes() == b""  # all committed: the journal starts afresh
+
+
+def test_a_journal_that_cannot_be_written_makes_the_caller_wait(trail: Trail,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    assert trail.journal is not None
+
+    def full_disk(entry: dict) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(trail.journal, "append", full_disk)
+    fut = trail.journal_or_submit(_entry(1))
+    assert fut is not None and not getattr(fut, "durable", True)
+    assert fut.result(timeout=10) == 1  # committed before the answer may go out
+    assert verify(trail.engine, KEY) == (1, [])
+
+
+def test_the_reused_keyed_hmac_equals_a_fresh_one() -> None:
+    import hashlib
+    import hmac as std_hmac
+
+    from cryptography.hazmat.primitives import hashes, hmac
+    for data in (b"", b"a", b"x" * 5000):
+        if chain.ALG == "hmac-sm3":
+            fresh = hmac.HMAC(KEY, hashes.SM3())
+            fresh.update(data)
+            expected = fresh.finalize().hex()
+        else:  # an OpenSSL without SM3: the chain uses HMAC-SHA256
+            expected = std_hmac.new(KEY, data, hashlib.sha256).hexdigest()
+        assert chain.mac(KEY, data) == expected
+    assert chain.mac(KEY, b"a") != chain.mac(bytes(32), b"a")  # one keyed object per key
