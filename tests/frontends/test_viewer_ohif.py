@@ -41,9 +41,9 @@ def test_ohif_draws_the_viewers_measurement_report(browser: Any, archive: Yunyin
             drawn = page.get_by_text("96.00 mm")
             viewport = page.locator("canvas.cornerstone-canvas").first
             for _ in range(20):
-                tour = page.get_by_text("Skip all")  # OHIF's first-visit tour may cover the page
-                if tour.count() and tour.first.is_visible():
-                    tour.first.click()
+                for skip in page.get_by_text("Skip all").all():  # OHIF's first-visit tour covers the page
+                    if skip.is_visible():  # (its earlier steps stay in the page, hidden)
+                        skip.click()
                 try:
                     card.dblclick(timeout=3_000)
                     drawn.first.wait_for(timeout=3_000)

@@ -183,7 +183,7 @@ def test_wechat_refusing_falls_back_to_sms_and_bad_binds_are_refused(wx: Yunying
     assert back.status_code == 302
     answer = dict(parse_qsl(urlsplit(back.headers["location"]).query))
     for bad, status in (({"code": answer["code"], "state": "1x" + "0" * 40}, 400),  # a forged state
-                        ({"code": answer["code"], "state": answer["state"][:-1] + "0"}, 400),
+                        ({"code": answer["code"], "state": answer["state"][:-1] + ("1" if answer["state"].endswith("0") else "0")}, 400),
                         ({"code": "not-a-code", "state": answer["state"]}, 502),  # WeChat says 40029
                         ({"state": answer["state"]}, 400)):
         r = api(wx, "wechat/bind", bad, token)
