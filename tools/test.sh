@@ -36,4 +36,6 @@ if [ -z "${YUNYING_TEST_POSTGRES:-}" ]; then
   "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U postgres yunying_test
   export YUNYING_TEST_POSTGRES="postgresql+psycopg://postgres@127.0.0.1:$pgport/yunying_test"
 fi
-python3 -m pytest -n 2 -p no:cacheprovider "$@"
+# --dist loadfile: a file's tests share one worker, so module-scoped servers start once per file and
+# tests that build on the file's earlier ones (a queue filled by the previous test) see them
+python3 -m pytest -n 2 --dist loadfile -p no:cacheprovider "$@"
