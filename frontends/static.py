@@ -6,13 +6,19 @@ with the user's token).
 """
 from __future__ import annotations
 
+import hashlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from starlette.middleware.gzip import GZipMiddleware
-from starlette.responses import PlainTextResponse
+import anyio.to_thread
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from dicomweb.coding import MIN_SIZE, TEXT_ORDER, Precoded, kind_of, negotiate
 
 from frontends.viewer.routes import routes as viewer_routes
 
@@ -37,21 +43,82 @@ FOLDERS: dict[str, str] = {
 STATIC_PREFIXES: tuple[str, ...] = tuple(FOLDERS)
 
 
-class Revalidate:
-    """Adds `Cache-Control: no-cache`: the browser keeps the files but asks with the ETag each
-    time (a 304), so a new release is picked up at once; heuristic freshness would serve stale JS."""
+@dataclass
+class _Kept:
+    """One file in memory with its encodings (made once, on first demand) and its validator."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    path: str
+    mtime_ns: int
+    size: int
+    media_type: str
+    etag: str
+    body: Precoded
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"cache-control", b"no-cache")]
-            await send(message)
+    @classmethod
+    def load(cls, path: str, media_type: str) -> "_Kept":
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = f.read()
+        return cls(path, st.st_mtime_ns, st.st_size, media_type,
+                   'W/"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"', Precoded(data))  # weak: one tag for every coding
 
-        await self.app(scope, receive, send_with_header)
+    def current(self) -> bool:
+        """Still the file on disk (a new release replaces files under a running server in development)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return st.st_mtime_ns == self.mtime_ns and st.st_size == self.size
+
+
+class KeptFiles(StaticFiles):
+    """Starlette's StaticFiles (path checks, index.html, redirects, 404) with each file kept in
+    memory once served, with its br/gzip encodings made once: a page's twenty-odd modules are
+    answered without a thread hop or per-request compression (the viewer's first image waits for
+    them). Every answer carries `Cache-Control: no-cache`: the browser keeps the files but asks
+    with the ETag each time (a 304), so a new release is picked up at once; heuristic freshness
+    would serve stale JS."""
+
+    def __init__(self, *, directory: Path) -> None:
+        super().__init__(directory=directory, html=True, check_dir=True)
+        self._kept: dict[tuple[str, bool], _Kept] = {}
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        key = (path, scope["path"].endswith("/"))  # "/viewer" redirects where "/viewer/" is the page
+        kept = self._kept.get(key) if scope["method"] in ("GET", "HEAD") else None
+        if kept is None or not kept.current():
+            response = await super().get_response(path, scope)
+            if not isinstance(response, FileResponse) or response.status_code != 200:
+                return _no_cache(response)
+            kept = await anyio.to_thread.run_sync(_Kept.load, response.path, response.media_type)
+            self._kept[key] = kept
+        return await self._answer(kept, scope)
+
+    @staticmethod
+    async def _answer(kept: _Kept, scope: Scope) -> Response:
+        headers = {"ETag": kept.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        request_headers = dict(scope["headers"])
+        tags = request_headers.get(b"if-none-match", b"").decode("latin-1")
+        if tags and (tags.strip() == "*" or kept.etag[2:] in tags):  # weak comparison (RFC 9110 13.1.2)
+            return Response(status_code=304, headers=headers)
+        coding = None
+        if kind_of(kept.media_type) == "text" and len(kept.body.body) >= MIN_SIZE:
+            coding = negotiate(request_headers.get(b"accept-encoding", b"").decode("latin-1")
+                               if b"accept-encoding" in request_headers else None).choose(TEXT_ORDER)
+        if coding is None:
+            body = kept.body.body
+        else:
+            body = kept.body.made(coding) or await run_in_threadpool(kept.body.coded, coding)
+            headers["Content-Encoding"] = coding
+        response = Response(body, media_type=kept.media_type, headers=headers)
+        if scope["method"] == "HEAD":
+            response.body = b""  # the length stays that of the GET's body
+        return response
+
+
+def _no_cache(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 class PagesOnly:
@@ -70,9 +137,8 @@ class PagesOnly:
 
 
 def static_app(folder: Path) -> ASGIApp:
-    """One folder served with index.html for directories, ETag/304, gzip for text."""
-    files = StaticFiles(directory=folder, html=True, check_dir=True)
-    return GZipMiddleware(PagesOnly(Revalidate(files)), minimum_size=512)
+    """One folder served with index.html for directories, ETag/304, br/gzip for text."""
+    return PagesOnly(KeptFiles(directory=folder))
 
 
 def mount_frontends(app: object, root: Path = HERE) -> list[str]:

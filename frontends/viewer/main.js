@@ -1,9 +1,10 @@
 // The viewer's entry: /viewer/?study=UID[&series=UID[,UID...][&instance=UID[&frame=N]]][&lang=en]
 // [&renderer=2d]; without a study, the doctors' study list. Token: #access_token=... once (a link),
 // else this tab's sign-in, else the login page (common/auth.js), which comes back to this address.
-import { authFetch, signedIn, signedInByUser, signOut, Unauthorized } from "../common/auth.js";
-import { applyTranslations, language, loadLanguage, switchLanguage, t } from "../common/i18n.js";
-import { getJson, HttpError, imageUrl, searchSeries, seriesMetadata, studyUrl } from "./dicomweb.js";
+import { signedInByUser, signOut, Unauthorized } from "../common/auth.js";
+import { applyTranslations, language, switchLanguage, t } from "../common/i18n.js";
+import { HttpError, imageUrl, seriesMetadata, studyUrl } from "./dicomweb.js";
+import { early, earlyFirst, earlyPreview, languageReady, me, previewParams } from "./early.js";
 import { Cine } from "./cine.js";
 import { createViewport, setLayout } from "./layout.js";
 import { Loader } from "./loader.js";
@@ -14,30 +15,7 @@ import { attachTiling } from "./tile.js";
 import { seriesImages, value } from "./series.js";
 import { attachKeys, buildToolbar } from "./toolbar.js";
 
-// before any request: every DICOMweb call carries the token; without one the page goes to /login
-// and stops here (a sign-in that cannot work, e.g. plain http off localhost, says so on the page)
-await signedIn().catch(() => new Promise(() => {}));
-const params = new URLSearchParams(location.search); // read after sign-in restored the address
-// the first requests leave before anything else runs (WebGL set-up, the language catalog)
-const early = params.get("study") ? searchSeries(params.get("study")) : null;
-early?.catch(() => {});
-// a study alone: its first image (the archive's order = ours: SeriesNumber, InstanceNumber)
-const earlyPreview = params.get("study") && !params.get("series")
-  ? imageUrl(`${studyUrl(params.get("study"))}/rendered`, previewParams(innerWidth, innerHeight - 160)) : null;
-earlyPreview?.catch(() => {});
-// the first image's own attributes in one small answer (QIDO, the archive's order), so its frame
-// is asked for before the series metadata (hundreds of KB for a long series) has arrived
-const earlyFirst = params.get("study") ? getJson(`${studyUrl(params.get("study"), params.get("series")?.split(",")[0])}`
-  + `/instances?${new URLSearchParams({ limit: "1", includefield: "all",
-    ...(params.get("instance") ? { SOPInstanceUID: params.get("instance") } : {}) })}`) : null;
-earlyFirst?.catch(() => {});
-const languageReady = loadLanguage().catch((err) => console.warn(err.message));
-// the token decides the mode too (issue 13 part 7): a share or patient link opens in patient mode
-// whatever its address says (the portal's links carry no mode=patient); asked after the pixels
-const PATIENT_KINDS = new Set(["share", "patient"]);
-const modeKnown = params.get("mode") === "patient" ? Promise.resolve()
-  : authFetch(new URL("../api/auth/me", import.meta.url)).then((r) => (r.ok ? r.json() : {}))
-    .then((me) => { viewer.me = me; if (PATIENT_KINDS.has(me.kind)) viewer.patientMode = true; }, (err) => console.warn(err.message));
+const params = new URLSearchParams(location.search); // early.js waited for sign-in
 const $ = (sel) => document.querySelector(sel);
 const NOT_IMAGES = new Set(["SR", "KO", "PR", "DOC"]);
 
@@ -86,6 +64,14 @@ viewer.setLossy = (on) => {
   for (const vp of viewer.viewports) if (vp.series) vp.setIndex(vp.index);
 };
 window.yunyingViewer = viewer; // for embedding pages, tests and benchmarks
+// the token decides the mode too (issue 13 part 7): a share or patient link opens in patient mode
+// whatever its address says (the portal's links carry no mode=patient); asked after the pixels
+const PATIENT_KINDS = new Set(["share", "patient"]);
+const modeKnown = me.then((who) => {
+  if (!who) return;
+  viewer.me = who;
+  if (PATIENT_KINDS.has(who.kind)) viewer.patientMode = true;
+}, (err) => console.warn(err.message));
 attachSync(viewer);
 attachTiling(viewer);
 
@@ -101,12 +87,6 @@ function fail(err) {
   if (err instanceof Unauthorized) return; // redirectToLogin() already said so
   console.warn(err.message);
   status(err instanceof HttpError && err.status === 404 ? "viewer.error.notFound" : "viewer.error.load");
-}
-
-/** The quick preview's size: the viewport in CSS pixels, at most 512 (small on a weak link). */
-function previewParams(width, height) {
-  const w = Math.round(Math.min(512, Math.max(64, width))), h = Math.round(Math.min(512, Math.max(64, height)));
-  return { viewport: `${w},${h}`, quality: "60" };
 }
 
 function startPreview(vp, study, series, sop, frame) {

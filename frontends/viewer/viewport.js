@@ -37,6 +37,7 @@ export class Viewport {
     this.loader = loader;
     this.canvas = element.querySelector("canvas");
     this.preview = element.querySelector("img.preview");
+    this.preview.dataset.owned = "1"; // early.js stops placing the first preview
     this.lens = element.querySelector("canvas.lens");
     this.corners = Object.fromEntries(CORNERS.map((c) => [c, element.querySelector(`.corner.${c}`)]));
     this.rendererKind = rendererKind;
@@ -166,6 +167,11 @@ export class Viewport {
   }
 
   placePreview() {
+    if (!this.series) { // before the image's attributes: fitted, as the viewer first shows it
+      Object.assign(this.preview.style, { width: "100%", height: "100%", objectFit: "contain", transform: "" });
+      return;
+    }
+    this.preview.style.objectFit = "";
     const [cols, rows] = this.imageSize();
     const m = this.toCanvas(), dpr = window.devicePixelRatio || 1;
     Object.assign(this.preview.style, { width: `${cols}px`, height: `${rows}px`, transformOrigin: "0 0",

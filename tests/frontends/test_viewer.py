@@ -485,3 +485,38 @@ def test_lossy_switch_small_jpegs_then_the_original_pixels(open_page: Any, archi
     assert page.inner_text("#quality") == "Lossless" and raw
     assert_close(pixels(page), expected(-600, 400))
     assert not p.errors, p.errors
+
+
+def test_the_first_preview_keeps_the_image_shape_before_its_attributes_arrive(open_page: Any, archive: YunyingServer) -> None:
+    """The rendered preview is the first thing shown (early.js sends for it before the rest of the
+    viewer has loaded); until the image's attributes arrive it is fitted to the viewport with its
+    own proportions: a 2:1 image must not show stretched into a square."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from PIL import Image
+    from pydicom.uid import generate_uid
+
+    from tests.frontends.phantom import ct_slice, stow
+
+    study, series = generate_uid(), generate_uid()
+    ds = pydicom.dcmread(io.BytesIO(ct_slice(0, study, series, 64)))
+    ds.Rows, ds.Columns = 100, 200
+    ds.PixelData = np.full((100, 200), 3000, dtype=np.int16).tobytes()  # above the window: white
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    stow(archive, [out.getvalue()])
+    p = open_page(**PHONE)
+    # the image's attributes (the first instance's QIDO row, the series metadata) never come
+    p.page.route(re.compile(r"/(metadata|instances\?)"), lambda route: None)
+    p.page.goto(url(archive, study, "&lang=en"))
+    p.page.wait_for_function("performance.getEntriesByName('first-image').length > 0", timeout=30000)
+    p.page.evaluate(SETTLE_JS)
+    shot = np.asarray(Image.open(io.BytesIO(p.page.locator(".viewport").screenshot())).convert("L"))
+    rows, cols = np.nonzero(shot > 200)
+    assert rows.size, "the preview is not shown"
+    width, height = cols.max() - cols.min() + 1, rows.max() - rows.min() + 1
+    assert abs(width / height - 2.0) < 0.1, (width, height)
+    assert width >= shot.shape[1] - 4  # fitted: as wide as the viewport
+    assert not p.errors
