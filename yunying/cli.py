@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from yunying.checking import InUse, NoArchive
 from yunying.settings import SettingError, Settings, load_peers, load_settings
 
 log = logging.getLogger("yunying")
@@ -63,8 +62,25 @@ def _note_shared_volume(archive: Any) -> None:
             "pending writes there; a volume of its own keeps ingest steady", archive.storage.root)
 
 
+def _warm_forkserver(settings: Settings) -> None:
+    """Start the ingest workers' forkserver now, in the background: it imports the ingest
+    modules (~2 s on a busy machine) while this process imports the rest and migrates, instead
+    of the Archive waiting for it. Its preload is the one yunying.workers sets (a forkserver
+    starts once per process, so whoever starts it first decides)."""
+    if settings.ingest_workers() <= 0:
+        return
+    import multiprocessing
+    import threading
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["yunying.workers"])
+    threading.Thread(target=forkserver.ensure_running, name="yunying-forkserver-start", daemon=True).start()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
+    settings = _settings(args)
+    _warm_forkserver(settings)
     import uvicorn
 
     import yunying.auth
@@ -72,7 +88,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from frontends.static import mount_frontends
     from yunying.archive import Archive
 
-    settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_pydicom()
     auth = yunying.auth.start(settings)  # secure from the first start: no anonymous access
@@ -213,8 +228,14 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="data folder (default ./yunying-data)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
+CORE_COMMANDS = ("serve", "import", "check")
+TOOL_GROUPS = ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
+               "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli", "yunying.routing.cli")
+
+
+def build_parser(tool_groups: bool = True) -> argparse.ArgumentParser:
+    """The command line; `tool_groups=False` leaves out the tool groups' commands (their
+    modules import much of the archive: ~1 s of a server's start-up)."""
     parser = argparse.ArgumentParser(prog="yunying", description="Yunying imaging archive")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the archive (DICOMweb + DIMSE)")
@@ -244,9 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--repair", action="store_true",
                        help="index complete versions again, remove incomplete ones and rows without bytes")
     check.set_defaults(func=cmd_check)
-    for name in ("yunying.auth.cli", "dimse.cli", "conformance.cli", "yunying.auth.oidc.cli", "yunying.audit.cli",
-                 "yunying.pii_cli", "yunying.collect.cli", "yunying.records.cli", "yunying.mpi.cli",
-                 "yunying.routing.cli"):
+    for name in TOOL_GROUPS if tool_groups else ():
         try:
             importlib.import_module(name).add_parser(sub)
         except ImportError:
@@ -256,14 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(tool_groups=not argv or argv[0] not in CORE_COMMANDS).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SettingError as exc:
         print(f"yunying: bad setting: {exc}", file=sys.stderr)
         return 2
-    except (NoArchive, InUse) as exc:  # one clear sentence, not a DuckDB traceback
-        print(f"yunying: {exc}", file=sys.stderr)
+    except Exception as exc:
+        from yunying.checking import InUse, NoArchive  # imported here: it imports the index
+
+        if not isinstance(exc, (NoArchive, InUse)):
+            raise
+        print(f"yunying: {exc}", file=sys.stderr)  # one clear sentence, not a DuckDB traceback
         return 2
 
 

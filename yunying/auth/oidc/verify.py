@@ -41,7 +41,9 @@ class _Jwks:
 @dataclass
 class TokenVerifier:
     provider: Provider
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5, trust_env=False))
+    # made on the first JWKS fetch: an httpx.Client's transport imports httpcore, which imports
+    # trio when installed (~1.5 s of a server's start-up, for hospitals that may trust no one)
+    http: httpx.Client | None = None
     _jwks: dict[str, _Jwks] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -141,6 +143,8 @@ class TokenVerifier:
             elif cached.keys is not None and now - cached.fetched < JWKS_TTL_S:
                 return cached.keys
             try:
+                if self.http is None:
+                    self.http = httpx.Client(timeout=5, trust_env=False)
                 reply = self.http.get(trusted.jwks_uri)
                 reply.raise_for_status()
                 cached.keys = KeySet.import_key_set(reply.json())
