@@ -12,7 +12,7 @@ import httpx
 import pytest
 from pydicom.uid import generate_uid
 
-from benchmarks.net import REPO_ROOT, free_port, start_yunying
+from benchmarks.net import REPO_ROOT, START_TIMEOUT_S, free_port, start_yunying
 from tests import web
 from tests.conftest import pydicom_path
 from tests.dicomweb.helpers import make_ct, multipart, part10
@@ -135,7 +135,8 @@ def test_config_file_and_environment(tmp_path: Path) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import time
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_TIMEOUT_S  # a loaded machine: 30 s was not always enough
+        resp = None
         while time.monotonic() < deadline:
             try:
                 resp = httpx.get(f"http://127.0.0.1:{port}/dicomweb/studies",
@@ -144,7 +145,7 @@ def test_config_file_and_environment(tmp_path: Path) -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        assert resp.status_code == 200
+        assert resp is not None and resp.status_code == 200
         assert resp.headers["access-control-allow-origin"] == "https://viewer.example.org"
     finally:
         proc.terminate()
