@@ -136,7 +136,7 @@ def test_config_file_and_environment(tmp_path: Path) -> None:
     try:
         import time
         deadline = time.monotonic() + START_TIMEOUT_S  # a loaded machine: 30 s was not always enough
-        resp = None
+        resp: httpx.Response | None = None
         while time.monotonic() < deadline:
             try:
                 resp = httpx.get(f"http://127.0.0.1:{port}/dicomweb/studies",
