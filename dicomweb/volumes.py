@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 import os
 import tempfile
 import threading
@@ -98,7 +99,8 @@ class Volume:
         self.nbytes = 0
         self.lock = threading.Lock()
         self._file = tempfile.TemporaryFile(prefix="yunying-volume-")  # noqa: SIM115 - lives as long as the volume
-        self._map: np.memmap[Any, Any] | None = None
+        self._map: mmap.mmap | None = None
+        self._last: int | None = None  # the slice read last: its pages go at the next read
 
     def slice(self, archive: Archive, k: int) -> np.ndarray:
         """Slice k, decoded once: a coronal plane after the first touches the page cache, not 300 chunks."""
@@ -116,21 +118,32 @@ class Volume:
                     os.pwrite(self._file.fileno(), data.tobytes(), k * data.nbytes)
                     self.decoded[k] = True
                     self.nbytes += data.nbytes
-        return self._mapped()[k]
-
-    def _mapped(self) -> np.ndarray:
         with self.lock:
             if self._map is None:
                 assert self.dtype is not None
-                self._map = np.memmap(self._file, self.dtype, "r",
-                                      shape=(len(self.frames), self.geometry.rows, self.geometry.columns))
-            return self._map
+                self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            stack = np.frombuffer(self._map, self.dtype).reshape(
+                len(self.frames), self.geometry.rows, self.geometry.columns)
+            if self._last is not None:  # its crop is copied by now (yunying.pixels.reformat)
+                self._unmap_pages(self._last)
+            self._last = k
+        return stack[k]
+
+    def _unmap_pages(self, k: int | None = None) -> None:
+        """Drop slice k's pages (all when None) from this process's page tables: they stay in
+        the page cache, and a read maps them again (no I/O). Safe for any view still held."""
+        if self._map is None or not hasattr(self._map, "madvise"):
+            return
+        size = self.geometry.rows * self.geometry.columns * (self.dtype.itemsize if self.dtype else 0)
+        start, length = (0, len(self._map)) if k is None else (k * size, size)
+        aligned = start - start % mmap.PAGESIZE
+        self._map.madvise(mmap.MADV_DONTNEED, aligned, min(length + start - aligned, len(self._map) - aligned))
 
     def release(self) -> None:
-        """Unmap the slices once the arrays of the requests that read them are gone (the
-        mapped pages then stop counting as this process's memory); the next read maps again."""
+        """After a request: none of the volume's pages count as this process's memory."""
         with self.lock:
-            self._map = None
+            self._unmap_pages()
+            self._last = None
 
 
 def _plane_view(doc: dict[str, Any]) -> SimpleNamespace:

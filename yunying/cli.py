@@ -79,6 +79,9 @@ def _warm_forkserver(settings: Settings) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
+    from yunying import heap
+
+    heap.limit_arenas()  # before the first thread (the forkserver's starter is one)
     settings = _settings(args)
     _warm_forkserver(settings)
     import uvicorn
@@ -148,6 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM/SIGINT once it has drained; a no-op handler lets `finally` run
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: None)
+        heap.start_idle_trim()  # memory freed by a burst of work goes back to the system once idle
         uvicorn.Server(config).run()  # on a signal: stop accepting, finish in-flight requests
     finally:
         if notifier is not None:

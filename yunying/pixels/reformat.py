@@ -67,7 +67,9 @@ def _sample(read: FrameReader, g: SeriesGeometry, samples: list[Indices]) -> lis
     r_all = np.concatenate([r for _, r, _ in samples])
     c_all = np.concatenate([c for _, _, c in samples])
     box = _box(r_all, c_all, g.rows, g.columns)
-    stack = np.stack([np.asarray(read(k))[box[0]:box[1], box[2]:box[3]] for k in frames])
+    # each crop copied as it is read: a view would keep its whole slice (the reader's memory map
+    # pages) until the stack, i.e. a sagittal plane the whole series at once (issue 9 part 5)
+    stack = np.stack([np.array(np.asarray(read(k))[box[0]:box[1], box[2]:box[3]]) for k in frames])
     slot = np.zeros(len(g.positions) + 1, np.int64)
     slot[frames] = np.arange(len(frames))
     background = float(stack.min())
@@ -98,7 +100,7 @@ def _aligned_slab(read: FrameReader, g: SeriesGeometry, at_plane: Indices, axis:
         if not picks:
             return np.zeros(k.shape, np.float32)
         box = _box(r, c, g.rows, g.columns)
-        planes = np.stack([np.asarray(read(i))[box[0]:box[1], box[2]:box[3]] for i in picks])
+        planes = np.stack([np.array(np.asarray(read(i))[box[0]:box[1], box[2]:box[3]]) for i in picks])
         combined = _COMBINE[mode](planes, axis=0)[None]
         slot = np.zeros(len(d) + 1, np.int64)
         return _trilinear(combined, slot, np.zeros_like(k), r, c, box, (g.rows, g.columns),

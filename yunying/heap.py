@@ -1,0 +1,66 @@
+"""Keep glibc's malloc from holding the server's freed memory (issue 9 part 5).
+
+Two measured causes of a server that stays large after a burst of work: every thread that
+allocates gets a malloc arena of its own (up to 8 per core: the HTTP thread pool, each DIMSE
+association, DuckDB's threads), and memory freed inside an arena is kept by the process,
+not given back. Fewer arenas, and `malloc_trim` once the process has gone idle, return it.
+Where there is no glibc (musl, macOS) both do nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import resource
+import threading
+from typing import Any
+
+log = logging.getLogger("yunying.heap")
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
+IDLE_CHECK_S = 2.0  # how often the process looks at its own CPU time
+IDLE_CPU_SHARE = 0.03  # below this share of one core over IDLE_CHECK_S, the process counts as idle
+
+
+def _libc() -> Any | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only: raises AttributeError elsewhere
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def limit_arenas(arenas: int = 2) -> None:
+    """At most `arenas` malloc arenas; call before any thread starts (later threads share them)."""
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(M_ARENA_MAX, arenas)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def start_idle_trim() -> threading.Event | None:
+    """A thread that calls malloc_trim(0) once each time the process goes idle after work;
+    set the returned event to stop it. Trimming costs a few ms; never during a burst."""
+    libc = _libc()
+    if libc is None:
+        return None
+    stop = threading.Event()
+
+    def run() -> None:
+        last, trimmed = _cpu(), True
+        while not stop.wait(IDLE_CHECK_S):
+            now = _cpu()
+            busy = now - last > IDLE_CPU_SHARE * IDLE_CHECK_S
+            last = now
+            if busy:
+                trimmed = False
+            elif not trimmed:
+                libc.malloc_trim(0)
+                last, trimmed = _cpu(), True  # the trim's own CPU is not new work
+
+    threading.Thread(target=run, name="yunying-heap-trim", daemon=True).start()
+    return stop
