@@ -14,7 +14,6 @@ import secrets
 from typing import Any
 
 import pyotp
-import segno
 from sqlalchemy import delete, insert, select, update
 
 from yunying.auth import clock
@@ -75,6 +74,8 @@ def pending_secret(store: Store, username: str, keys: PiiKeys | None = None) -> 
 def provisioning(secret: str, username: str) -> tuple[str, str]:
     """(otpauth:// URI, an SVG data: URI of its QR code) for an authenticator app."""
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=ISSUER)
+    import segno  # imported on first use: the server starts without it (issue 9 part 5)
+
     return uri, segno.make(uri, error="m").svg_data_uri(scale=4)
 
 

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import io
 
-import barcode  # type: ignore[import-untyped]
-import segno
-from barcode.writer import ImageWriter, SVGWriter  # type: ignore[import-untyped]
-
 
 def qr(url: str, kind: str) -> bytes:
     """The URL as a QR code (error correction M: survives a smudged paper report): png or svg."""
+    import segno  # imported on first use: the server starts without it (issue 9 part 5)
+
     code = segno.make(url, error="m", micro=False)
     out = io.BytesIO()
     if kind == "png":
@@ -21,6 +19,9 @@ def qr(url: str, kind: str) -> bytes:
 
 def code128(text: str, kind: str) -> bytes:
     """A Code 128 barcode of `text` (the exam number, for kiosks): png or svg."""
+    import barcode  # type: ignore[import-untyped]
+    from barcode.writer import ImageWriter, SVGWriter  # type: ignore[import-untyped]
+
     writer = ImageWriter() if kind == "png" else SVGWriter()
     out = io.BytesIO()
     barcode.get("code128", text, writer=writer).write(out)

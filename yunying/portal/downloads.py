@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-import pyzipper  # type: ignore[import-untyped]
 from PIL import Image
 from sqlalchemy import delete, insert, select
 
@@ -79,6 +78,8 @@ def make_zip(store: Store, archive: Archive, data: Path, account: str, study: st
             _jpegs(archive, rows, Path(tmp) / "JPEG")
         # deflate level 1: 66 MB per CPU-second on CT against 12 at the default 6, for 3 % more
         # bytes (0.383 vs 0.371 of the input; issue 9 part 4)
+        import pyzipper  # type: ignore[import-untyped]  # imported here: the server starts without it
+
         with pyzipper.AESZipFile(target, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES,
                                  compresslevel=1) as z:
             z.setpassword(password.encode())

@@ -7,8 +7,6 @@ from __future__ import annotations
 import io
 import threading
 
-import pypdfium2 as pdfium
-
 from yunying.auth.errors import InvalidRequest, NotFound
 from yunying.errors import ArchiveError
 
@@ -33,6 +31,8 @@ def page_args(page: str | None, width: str | None) -> tuple[int, int]:
 
 def render_page(pdf: bytes, page: int, width: int) -> tuple[bytes, int]:
     """(PNG of page `page` fitted to `width` pixels, the number of pages)."""
+    import pypdfium2 as pdfium  # imported on first use: the server starts without it (issue 9 part 5)
+
     with _lock:
         try:
             doc = pdfium.PdfDocument(pdf)
