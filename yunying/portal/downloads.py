@@ -9,11 +9,13 @@ import io
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyzipper  # type: ignore[import-untyped]
 from PIL import Image
+from pydicom.dataset import Dataset
 from sqlalchemy import delete, insert, select
 
 from yunying.archive import Archive
@@ -52,13 +54,14 @@ def _dicom(z: Any, archive: Archive, rows: list[Any], tmp: Path) -> None:
     """DICOM/: the DICOMDIR made from the headers, then each instance's stored bytes at the File
     ID it names, written into the ZIP as they are read (one instance in memory at a time)."""
     by_uid = {}
-    headers = []
-    for row in rows:
-        ds = archive.read_header(row)  # no pixel data: all a DICOMDIR needs
-        by_uid[str(ds.SOPInstanceUID)] = row
-        headers.append(ds)
-    file_ids = write_dicomdir(headers, tmp)
-    del headers
+
+    def headers() -> Iterator[Dataset]:  # one at a time: pydicom stages each to a file as it comes
+        for row in rows:
+            ds = archive.read_header(row)  # no pixel data: all a DICOMDIR needs
+            by_uid[str(ds.SOPInstanceUID)] = row
+            yield ds
+
+    file_ids = write_dicomdir(headers(), tmp)
     z.write(tmp / "DICOMDIR", "DICOM/DICOMDIR")
     for uid, file_id in sorted(file_ids.items(), key=lambda item: item[1]):
         pieces = archive.read_part10_parts(by_uid[uid])
@@ -88,7 +91,7 @@ def make_zip(store: Store, archive: Archive, data: Path, account: str, study: st
     """Build the ZIP of `study` for `account`; answers its id, password (once), size and expiry.
 
     Written to its file as the instances are read, with memory bounded by one instance (and the
-    study's headers for the DICOMDIR), never the study: a 2 GB CT downloads like a 2 MB X-ray.
+    DICOMDIR's small records), never the study: a 2 GB CT downloads like a 2 MB X-ray.
     The ZIP is a file, not a stream to the response, because the patient sees its size before
     downloading (issue 14 part 7) and may download it again until it expires.
     """
