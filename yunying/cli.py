@@ -81,6 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the archive: DICOMweb over HTTP and DIMSE, one process."""
     from yunying import heap
 
+    heap.limit_arenas()  # before the first thread (the forkserver's starter is one)
     settings = _settings(args)
     _warm_forkserver(settings)
     import uvicorn
