@@ -35,7 +35,7 @@ class Settings:
     durability: str = "group"  # "group": one syncfs per group of writes (Linux); "file": fsync every file
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
-    mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP)
+    mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP), in temporary files
     compress_frames: bool = True  # Content-Encoding for octet-stream frames and bulk data (JSON/XML always)
     # identity and access (issue 11): the app-state database and provisioned API keys
     app_database: str = ""  # SQLAlchemy URL; "" = SQLite at <data>/app.sqlite
