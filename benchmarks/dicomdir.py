@@ -3,6 +3,11 @@ studies of growing size, in process (no server). The build must grow linearly wi
 pydicom's public FileSet.add_custom path (--public) grows quadratically (minutes at 2000).
 
     python -m benchmarks.dicomdir [--sizes 500,1000,2000,5000] [--series 4] [--public 500]
+                                  [--download 300] [--out benchmarks/out]
+
+--download N also times a whole download end to end on a real server: a stored CT of N 512x512
+slices, POST /api/portal/downloads in the background until its progress says "ready", for the
+DICOM originals and for both DICOM and JPEGs.
 
 Quote the load average printed with the figures: the machine's 2 cores are shared.
 """
@@ -17,10 +22,12 @@ from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
+import httpx
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.fileset import FileSet, RecordNode
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from benchmarks.net import YunyingServer
 from yunying.portal import dicomdir
 
 
@@ -68,11 +75,49 @@ def timed(build: str, count: int, series: int) -> float:
         return time.perf_counter() - t0
 
 
+def patient_token(server: YunyingServer, study: str, phone: str) -> str:
+    """A verified patient's bearer token for `study` (QR token, SMS code from the file gateway)."""
+    from benchmarks.portal import last_code
+
+    with httpx.Client(base_url=server.http_url, timeout=60) as c:
+        exam = c.post("/api/portal/exams", json={"study": study, "phone": phone}, headers=server.headers).json()
+        c.post("/api/portal/verify/send", json={"exam": exam["token"], "phone": phone}).raise_for_status()
+        session = c.post("/api/portal/verify/sms", json={"exam": exam["token"], "phone": phone,
+                                                         "code": last_code(server, phone)})
+        return str(session.raise_for_status().json()["access_token"])
+
+
+def download(slices: int, out: Path) -> None:
+    from benchmarks.data import build_ct
+    from benchmarks.net import start_yunying
+    from benchmarks.viewer import stow_files
+
+    ct = build_ct(out / "data", slices, "D")
+    size = sum(f.stat().st_size for f in ct.files)
+    with tempfile.TemporaryDirectory() as tmp, start_yunying(Path(tmp) / "data") as server:
+        stow_files(server, list(ct.files))
+        headers = {"Authorization": "Bearer " + patient_token(server, ct.study_uid, "13900000000")}
+        for contents in ("dicom", "both"):
+            t0 = time.perf_counter()
+            job = httpx.post(server.http_url + "/api/portal/downloads", headers=headers, timeout=600,
+                             json={"study": ct.study_uid, "contents": contents, "background": True}).json()
+            state = job
+            while state["state"] in ("queued", "running"):
+                time.sleep(0.2)
+                state = httpx.get(f"{server.http_url}/api/portal/downloads/{job['id']}/progress",
+                                  headers=headers).json()
+            seconds = time.perf_counter() - t0
+            print(f"  download {slices} CT slices ({size / 2**20:.0f} MiB), {contents:5s}: {state['state']} in "
+                  f"{seconds:6.2f} s, ZIP {state.get('size', 0) / 2**20:.0f} MiB (load average {os.getloadavg()[0]:.1f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="500,1000,2000,5000")
     ap.add_argument("--series", type=int, default=4)
     ap.add_argument("--public", default="", help="sizes to time through pydicom's public path too (slow)")
+    ap.add_argument("--download", type=int, default=0, help="CT slices of an end-to-end download (0: none)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
     print(f"DICOMDIR build, header-only CT, {args.series} series (load average {os.getloadavg()[0]:.1f})")
     for build, sizes in (("linear", args.sizes), ("public", args.public)):
@@ -80,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = timed(build, count, args.series)
             print(f"  {build:6s} {count:5d} instances: {seconds:6.2f} s ({seconds / count * 1e3:.2f} ms each)")
     print(f"  load average now {os.getloadavg()[0]:.1f}")
+    if args.download:
+        download(args.download, args.out)
     return 0
 
 

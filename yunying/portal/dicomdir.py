@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pydicom
+from pydicom import config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomFileLike
 from pydicom.fileset import FileSet, RecordNode
@@ -67,9 +69,9 @@ def _record(kind: str, ds: Dataset, keywords: tuple[str, ...]) -> Dataset:
 def _leaf(ds: Dataset) -> Dataset:
     rec = _leaf_kind(ds)
     rec.ReferencedFileID = None  # filled in once the tree is complete (the components are positions)
-    rec.ReferencedSOPClassUIDInFile = ds.SOPClassUID
-    rec.ReferencedSOPInstanceUIDInFile = ds.SOPInstanceUID
-    rec.ReferencedTransferSyntaxUIDInFile = ds.file_meta.TransferSyntaxUID
+    for tag, value in ((0x00041510, ds.SOPClassUID), (0x00041511, ds.SOPInstanceUID),
+                       (0x00041512, ds.file_meta.TransferSyntaxUID)):  # Referenced ... UID in File
+        rec.add(DataElement(tag, "UI", value, validation_mode=config.IGNORE))  # checked when the instance was read
     return rec
 
 
