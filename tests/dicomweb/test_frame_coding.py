@@ -7,7 +7,6 @@ import base64
 import hashlib
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from pydicom.uid import generate_uid
