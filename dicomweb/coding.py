@@ -114,7 +114,7 @@ class Encoder:
 
     def __init__(self, coding: str, kind: str, stored: bool = False) -> None:
         self.coding = coding
-        self.compress: Callable[[bytes], bytes]
+        self.compress: Callable[[bytes | memoryview], bytes]  # the codecs take any buffer
         self.flush: Callable[[], bytes]
         self.finish: Callable[[], bytes]
         level = LEVELS[coding]["stored" if stored else kind]
@@ -134,7 +134,7 @@ class Encoder:
         else:
             raise ValueError(f"unknown content coding {coding!r}")
 
-    def whole(self, body: bytes) -> bytes:
+    def whole(self, body: bytes | memoryview) -> bytes:
         return self.compress(body) + self.finish()
 
 
