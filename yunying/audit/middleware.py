@@ -66,6 +66,8 @@ def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     if path.startswith("/api/audit"):
         return "audit.read", {}
     if path.startswith("/api/portal/"):  # the patient portal (issue 14): downloads, films, shares
+        if path.startswith("/api/portal/downloads/") and path.endswith("/progress"):
+            return None  # a background ZIP's progress, polled each second: counts, no patient data
         if path.startswith(("/api/portal/downloads", "/api/portal/film")):
             return "download", {}
         if path.startswith("/api/portal/shares") and method in ("POST", "DELETE"):
