@@ -1,5 +1,5 @@
-"""Response headers (issue 12 parts 7-8): HSTS when served over TLS (RFC 6797), no MIME
-sniffing, no Referer leaking a study URL to another site; digests on downloads."""
+"""Response hardening (issue 12 parts 7-8): digests on downloads, a rate limit per principal
+(the security headers are added by dicomweb.edge)."""
 from __future__ import annotations
 
 import base64
@@ -11,48 +11,6 @@ import time
 from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
-
-HSTS_SECONDS = 31_536_000  # one year
-
-
-def content_security_policy(frame_ancestors: list[str]) -> bytes:
-    """Pages load only their own scripts, styles and data (no inline script, no CDN), and are
-    framed only by the listed origins (none by default: clickjacking)."""
-    ancestors = " ".join(frame_ancestors) or "'none'"
-    return (f"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            f"object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors {ancestors}").encode()
-
-
-class SecurityHeaders:
-    """An ASGI wrapper adding the headers to every HTTP response start (CSP on pages only)."""
-
-    def __init__(self, app: Any, hsts: bool = False, frame_ancestors: list[str] | None = None,
-                 cross_origin: bool = False) -> None:
-        self.app = app
-        extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
-                 # viewers on other origins (CORS) may read DICOMweb answers; nobody else embeds them
-                 (b"cross-origin-resource-policy", b"cross-origin" if cross_origin else b"same-origin")]
-        if hsts:
-            extra.append((b"strict-transport-security", f"max-age={HSTS_SECONDS}".encode()))
-        self.extra = extra
-        self.page = [(b"content-security-policy", content_security_policy(frame_ancestors or []))]
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.get("headers", [])
-                present = {k.lower() for k, _ in headers}
-                extra = self.extra
-                if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers):
-                    extra = extra + self.page
-                message = {**message, "headers": [*headers, *(h for h in extra if h[0] not in present)]}
-            await send(message)
-        await self.app(scope, receive, with_headers)
-
 
 _DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]+(/series/[^/]+(/instances/[^/]+)?)?(/bulkdata/.*)?)$")
 HOLD_BYTES = 512 << 20  # bodies held in memory at once, all answers together; the rest go to disk
