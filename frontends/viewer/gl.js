@@ -3,7 +3,9 @@ import { palette } from "./colormaps.js";
 // W/L on raw values in WebGL2. Where float textures filter (OES_texture_float_linear), the
 // stored samples go up as R32F (exact for 8/16-bit integers) and the hardware interpolates; else
 // they go up as they are (R16I, R16UI or R8UI) and the shader interpolates four texelFetch.
-// Either way the shader applies the rescale, the window (PS3.3 C.11.2.1.2 linear) and inversion.
+// Either way the shader applies the rescale, the window (PS3.3 C.11.2.1.2 LINEAR, C.11.2.1.3
+// LINEAR_EXACT and SIGMOID) or the image's VOI LUT (a float texture, 4096 entries a row),
+// inversion, and draws the overlay planes (an R8 mask) white on top: lut.js's pipeline.
 const VERTEX = `#version 300 es
 in vec2 a_pos;
 void main() { gl_Position = vec4(a_pos, 0.0, 1.0); }`;
@@ -45,12 +47,26 @@ uniform ivec2 u_size;
 uniform vec2 u_canvas;
 uniform mat3 u_toImage;   // canvas pixel (top-left origin) -> image pixel
 uniform float u_slope, u_intercept, u_center, u_width;
+uniform int u_fn;         // 0 LINEAR, 1 LINEAR_EXACT, 2 SIGMOID, 3 the VOI LUT in u_voi
+uniform sampler2D u_voi;  // R32F: the VOI LUT's outputs in [0, 1]
+uniform int u_voiFirst, u_voiCount;
+uniform sampler2D u_overlay;  // R8: 1 where an overlay plane covers the pixel
+uniform bool u_overlayOn;
 uniform bool u_invert;
 uniform float u_sharpen;  // 0: off; else the weight of the Laplacian subtracted (a 3x3 sharpening kernel)
 uniform sampler2D u_palette;  // 256 x 1 RGBA: the pseudo-colour map (grey by default)
 out vec4 color;
 ${SAMPLE[kind]}
 ${kind === "f" ? "" : FETCH}
+float voi(float v) {
+  if (u_fn == 3) {
+    int k = clamp(int(floor(v + 0.5)) - u_voiFirst, 0, u_voiCount - 1);
+    return texelFetch(u_voi, ivec2(k % 4096, k / 4096), 0).r;
+  }
+  if (u_fn == 2) return 1.0 / (1.0 + exp(-4.0 * (v - u_center) / max(u_width, 1e-9)));
+  if (u_fn == 1) return clamp((v - u_center) / max(u_width, 1e-9) + 0.5, 0.0, 1.0);
+  return clamp((v - (u_center - 0.5)) / max(u_width - 1.0, 1.0) + 0.5, 0.0, 1.0);
+}
 void main() {
   vec2 canvasPos = vec2(gl_FragCoord.x, u_canvas.y - gl_FragCoord.y);
   vec2 img = (u_toImage * vec3(canvasPos, 1.0)).xy;
@@ -58,13 +74,13 @@ void main() {
     color = vec4(0.0, 0.0, 0.0, 1.0);
     return;
   }
+  if (u_overlayOn && texelFetch(u_overlay, ivec2(floor(img)), 0).r > 0.0) { color = vec4(1.0); return; }
   float r = raw(img);
   if (u_sharpen > 0.0) {  // on the raw values, before the window: the same kernel as the canvas path
     r += u_sharpen * (4.0 * r - raw(img + vec2(1.0, 0.0)) - raw(img - vec2(1.0, 0.0))
                               - raw(img + vec2(0.0, 1.0)) - raw(img - vec2(0.0, 1.0)));
   }
-  float v = r * u_slope + u_intercept;
-  float g = clamp((v - (u_center - 0.5)) / max(u_width - 1.0, 1.0) + 0.5, 0.0, 1.0);
+  float g = voi(r * u_slope + u_intercept);
   if (u_invert) g = 1.0 - g;
   color = vec4(texelFetch(u_palette, ivec2(int(floor(g * 255.0 + 0.5)), 0), 0).rgb, 1.0);
 }`;
@@ -85,7 +101,8 @@ function program(gl, kind) {
   gl.linkProgram(p);
   if (!gl.getProgramParameter(p, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(p));
   const u = {};
-  for (const name of ["u_tex", "u_size", "u_canvas", "u_toImage", "u_slope", "u_intercept", "u_center", "u_width", "u_invert", "u_palette", "u_sharpen"]) {
+  for (const name of ["u_tex", "u_size", "u_canvas", "u_toImage", "u_slope", "u_intercept", "u_center", "u_width", "u_invert", "u_palette", "u_sharpen",
+    "u_fn", "u_voi", "u_voiFirst", "u_voiCount", "u_overlay", "u_overlayOn"]) {
     u[name] = gl.getUniformLocation(p, name);
   }
   return { p, u };
@@ -113,6 +130,29 @@ export class GlRenderer {
     this.paletteTexture = gl.createTexture();
     this.paletteName = null;
     this.uploaded = null;
+    this.voiTexture = gl.createTexture();
+    this.voiUploaded = null;
+    this.overlayTexture = gl.createTexture();
+    this.overlayUploaded = null;
+    // 1x1 placeholders: a sampler on an empty texture unit makes Chromium warn on every draw
+    this.bindTable(2, this.voiTexture, new Float32Array(1), "voiUploaded", (data) =>
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, 1, 1, 0, gl.RED, gl.FLOAT, data));
+    this.bindTable(3, this.overlayTexture, new Uint8Array(1), "overlayUploaded", (data) =>
+      gl.texImage2D(gl.TEXTURE_2D, 0, gl.R8, 1, 1, 0, gl.RED, gl.UNSIGNED_BYTE, data));
+    gl.activeTexture(gl.TEXTURE0);
+  }
+
+  /** Bind `data` to texture unit `unit` as `texture`, uploading it by `make` when it changed. */
+  bindTable(unit, texture, data, uploadedKey, make) {
+    const gl = this.gl;
+    gl.activeTexture(gl.TEXTURE0 + unit);
+    gl.bindTexture(gl.TEXTURE_2D, texture);
+    if (data && this[uploadedKey] !== data) {
+      gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+      make(data);
+      for (const q of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, q, gl.NEAREST);
+      this[uploadedKey] = data;
+    }
   }
 
   bindPalette(name) {
@@ -182,6 +222,23 @@ export class GlRenderer {
     gl.uniform1f(u.u_width, v.width);
     gl.uniform1i(u.u_invert, v.invert !== Boolean(image.monochrome1) ? 1 : 0);
     if (u.u_sharpen) gl.uniform1f(u.u_sharpen, v.sharpen || 0);
+    if (u.u_fn) {
+      const voi = v.voi ? image.voi : null, overlay = v.overlays !== false ? image.overlay : null;
+      gl.uniform1i(u.u_fn, voi ? 3 : ({ LINEAR_EXACT: 1, SIGMOID: 2 }[v.fn] || 0));
+      this.bindTable(2, this.voiTexture, voi, "voiUploaded", () => {
+        const w = Math.min(voi.count, 4096), h = Math.ceil(voi.count / 4096), data = new Float32Array(w * h);
+        data.set(voi.unit);
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.R32F, w, h, 0, gl.RED, gl.FLOAT, data);
+      });
+      gl.uniform1i(u.u_voi, 2);
+      gl.uniform1i(u.u_voiFirst, voi?.first || 0);
+      gl.uniform1i(u.u_voiCount, voi?.count || 1);
+      this.bindTable(3, this.overlayTexture, overlay, "overlayUploaded", () =>
+        gl.texImage2D(gl.TEXTURE_2D, 0, gl.R8, image.columns, image.rows, 0, gl.RED, gl.UNSIGNED_BYTE, overlay));
+      gl.uniform1i(u.u_overlay, 3);
+      gl.uniform1i(u.u_overlayOn, overlay ? 1 : 0);
+      gl.activeTexture(gl.TEXTURE0);
+    }
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
 }

@@ -77,12 +77,14 @@ function normal(ds) {
   return [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
 }
 
-const KEPT = new Set(Object.values(T));
+// and what lut.js reads: Modality and VOI LUT Sequences, VOI LUT Function, Presentation LUT Shape
+const KEPT = new Set([...Object.values(T), "00283000", "00283010", "00281056", "20500020"]);
+const OVERLAY = /^60[01][02468ACE](0010|0011|0015|0050|0051|0100|3000)$/; // C.9.2 overlay planes
 
 /** Only the attributes the viewer reads: a 1000-image series' full metadata would stay on the heap. */
 function slim(ds) {
   const out = {};
-  for (const tag in ds) if (KEPT.has(tag)) out[tag] = ds[tag];
+  for (const tag in ds) if (KEPT.has(tag) || OVERLAY.test(tag)) out[tag] = ds[tag];
   return out;
 }
 

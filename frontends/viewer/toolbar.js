@@ -43,6 +43,11 @@ export function buildToolbar(nav, menu, viewer, priors) {
       sharpen.setAttribute("aria-pressed", String(!!viewer.active.view.sharpen));
     }, "sharpen");
     sharpen.setAttribute("aria-pressed", "false");
+    const overlays = button("viewer.overlays", () => { // the overlay planes (60xx) of the image on or off
+      viewer.active.set({ overlays: viewer.active.view.overlays === false });
+      overlays.setAttribute("aria-pressed", String(viewer.active.view.overlays));
+    }, "overlays");
+    overlays.setAttribute("aria-pressed", "true");
     button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
     button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
   }
