@@ -19,7 +19,7 @@ from pydicom.pixels import pack_bits
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP
+from tests.frontends.conftest import DESKTOP, press
 from tests.frontends.phantom import stow
 from tests.frontends.test_viewer import SETTLE_JS, opened, url
 from tests.frontends.test_viewer_display import grey_at
@@ -94,6 +94,8 @@ CASES: dict[str, tuple[dict[str, Any], Callable[[int], float]]] = {
     "LINEAR_EXACT": ({"WindowCenter": 1200.5, "WindowWidth": 2, "VOILUTFunction": "LINEAR_EXACT",
                       "RescaleSlope": 1, "RescaleIntercept": 0},
                      lambda s: min(1.0, max(0.0, (s - 1200.5) / 2 + 0.5))),
+    "INVERSE": ({"WindowCenter": WINDOW[0], "WindowWidth": WINDOW[1], "PresentationLUTShape": "INVERSE"},
+                lambda s: 1 - linear(s, *WINDOW)),  # C.11.6: low values bright, as MONOCHROME1
 }
 
 
@@ -176,10 +178,10 @@ def test_overlay_planes_are_drawn_white_and_toggled(open_page: Any, archive: Yun
         assert grey_at(page, *point) == 255
     assert abs(grey_at(page, *outside) - stripe1) <= 1.5
     assert page.get_attribute("#overlays", "aria-pressed") == "true"
-    page.click("#overlays")
+    press(page, "#overlays")
     assert page.get_attribute("#overlays", "aria-pressed") == "false"
     assert abs(grey_at(page, *inside) - stripe1) <= 1.5
     assert abs(grey_at(page, *small) - round(255 * linear(STORED[6], *WINDOW))) <= 1.5
-    page.click("#overlays")
+    press(page, "#overlays")
     assert grey_at(page, *inside) == 255
     assert not p.errors, p.errors
