@@ -16,7 +16,7 @@ from PIL import Image
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import pack_bits
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import DESKTOP, press
@@ -184,4 +184,63 @@ def test_overlay_planes_are_drawn_white_and_toggled(open_page: Any, archive: Yun
     assert abs(grey_at(page, *small) - round(255 * linear(STORED[6], *WINDOW))) <= 1.5
     press(page, "#overlays")
     assert grey_at(page, *inside) == 255
+    assert not p.errors, p.errors
+
+
+def enhanced_ct(study: str) -> tuple[bytes, str, str]:
+    """A two-frame Enhanced CT whose rescale, window and geometry live only in functional groups."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = EnhancedCTImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, generate_uid()
+    ds.Modality, ds.PatientName, ds.PatientID, ds.StudyDate = "CT", "Enhanced^Test", "LUT-2", "20240302"
+    ds.SeriesNumber = ds.InstanceNumber = 1
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.NumberOfFrames = 1, "MONOCHROME2", 2
+    ds.Rows = ds.Columns = SIZE
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    frame = np.tile(np.repeat(np.array(STORED, dtype="<u2"), SIZE // 8), (SIZE, 1))
+    ds.PixelData = np.stack([frame, frame + 100]).tobytes()
+
+    def item(**kw: Any) -> Dataset:
+        out = Dataset()
+        for k, v in kw.items():
+            setattr(out, k, v)
+        return out
+    shared = item(PixelValueTransformationSequence=[item(RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU")],
+                  FrameVOILUTSequence=[item(WindowCenter=ENHANCED_WINDOW[0], WindowWidth=ENHANCED_WINDOW[1])],
+                  PixelMeasuresSequence=[item(PixelSpacing=[0.5, 0.5], SliceThickness=1)],
+                  PlaneOrientationSequence=[item(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])])
+    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.PerFrameFunctionalGroupsSequence = [item(PlanePositionSequence=[item(ImagePositionPatient=[0, 0, -f])])
+                                           for f in range(2)]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue(), ds.SeriesInstanceUID, ds.SOPInstanceUID
+
+
+ENHANCED_WINDOW = (1000.0, 4000.0)
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_enhanced_multiframe_takes_rescale_and_window_from_its_functional_groups(
+        open_page: Any, archive: YunyingServer, renderer: str) -> None:
+    study = generate_uid()
+    data, series, sop = enhanced_ct(study)
+    stow(archive, [data])
+    p = open_page(**DESKTOP)
+    page = opened(p.page, url(archive, study, f"&lang=en&renderer={renderer}"))
+    for f in (1, 2):
+        seen = [grey_at(page, x, y) for x, y in CENTRES]
+        wanted = [255 * linear(s + 100 * (f - 1) - 1024, *ENHANCED_WINDOW) for s in STORED]
+        assert all(abs(a - b) <= 1.5 for a, b in zip(seen, wanted, strict=True)), (f, seen, [round(w) for w in wanted])
+        r = httpx.get(f"{archive.dicomweb_url}/studies/{study}/series/{series}/instances/{sop}/frames/{f}/rendered",
+                      headers={**archive.headers, "Accept": "image/png"}, timeout=30)
+        server = np.asarray(Image.open(io.BytesIO(r.content)).convert("L"))
+        assert all(abs(int(server[int(y), int(x)]) - g) <= 1.5 for (x, y), g in zip(CENTRES, seen, strict=True))
+        page.evaluate("window.yunyingViewer.viewports[0].scroll(1)")
+        page.wait_for_function("window.yunyingViewer.viewports[0].image === window.yunyingViewer.loader.cached("
+                               "window.yunyingViewer.viewports[0].series, 1)")
+    assert "W 4000 L 1000" in page.inner_text(".viewport .corner.br")
     assert not p.errors, p.errors
