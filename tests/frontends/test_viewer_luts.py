@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import pack_bits
@@ -117,12 +118,11 @@ def overlay_case() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def studies(archive: YunyingServer) -> dict[str, tuple[str, str, str]]:
     """Case name -> (study, series, instance) UIDs, each case its own study."""
-    out = {}
+    out: dict[str, tuple[str, str, str]] = {}
     for name, extra in [*((n, e) for n, (e, _) in CASES.items()), ("overlay", overlay_case())]:
         study = generate_uid()
         data = instance(study, **extra)
         stow(archive, [data])
-        from pydicom import dcmread
         ds = dcmread(io.BytesIO(data))
         out[name] = (study, ds.SeriesInstanceUID, ds.SOPInstanceUID)
     return out
