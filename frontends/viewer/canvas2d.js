@@ -27,11 +27,13 @@ export class Canvas2dRenderer {
     const voi = v.voi ? image.voi : null;
     const key = [size, signed, image.slope, image.intercept, v.center, v.width, v.fn, invert, v.colormap].join();
     if (key === this.lutKey && voi === this.lutVoi) return this.lut;
-    const lut = new Uint8ClampedArray(size);
+    const lut = new Uint8ClampedArray(size); // its stores round half to even, as the server's np.rint
+    const lo = v.center - 0.5, w = Math.max(v.width - 1, 1), linear = !voi && (!v.fn || v.fn === "LINEAR");
     for (let i = 0; i < size; i++) {
-      const raw = signed ? i - 32768 : i;
-      const g = unit(raw * image.slope + image.intercept, v, voi);
-      lut[i] = Math.round((invert ? 1 - g : g) * 255); // rounded as the server's np.rint
+      const x = (signed ? i - 32768 : i) * image.slope + image.intercept;
+      let g = linear ? (x - lo) / w + 0.5 : unit(x, v, voi); // the common linear window inline: a W/L drag rebuilds this
+      g = g < 0 ? 0 : g > 1 ? 1 : g;
+      lut[i] = (invert ? 1 - g : g) * 255;
     }
     this.lutKey = key;
     this.lutVoi = voi;
