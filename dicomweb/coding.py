@@ -147,11 +147,6 @@ class Precoded:
         self._lock = threading.Lock()
         self._making = threading.Lock()  # a viewer's burst of requests encodes it once, not once each
 
-    def made(self, coding: str) -> bytes | None:
-        """The body in `coding` if it was made already (no encoding here: safe on the event loop)."""
-        with self._lock:
-            return self._coded.get(coding)
-
     def coded(self, coding: str) -> bytes:
         """The body in `coding`, encoded at a high level the first time it is asked for."""
         with self._lock:

@@ -12,13 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio.to_thread
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from dicomweb.coding import MIN_SIZE, TEXT_ORDER, Precoded, kind_of, negotiate
 
 from frontends.viewer.routes import routes as viewer_routes
 
@@ -45,22 +42,22 @@ STATIC_PREFIXES: tuple[str, ...] = tuple(FOLDERS)
 
 @dataclass
 class _Kept:
-    """One file in memory with its encodings (made once, on first demand) and its validator."""
+    """One file in memory with its validator."""
 
     path: str
     mtime_ns: int
     size: int
     media_type: str
     etag: str
-    body: Precoded
+    body: bytes
 
     @classmethod
-    def load(cls, path: str, media_type: str) -> "_Kept":
+    def load(cls, path: str, media_type: str) -> _Kept:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             data = f.read()
         return cls(path, st.st_mtime_ns, st.st_size, media_type,
-                   'W/"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"', Precoded(data))  # weak: one tag for every coding
+                   'W/"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"', data)  # weak: one tag for every coding
 
     def current(self) -> bool:
         """Still the file on disk (a new release replaces files under a running server in development)."""
@@ -73,9 +70,9 @@ class _Kept:
 
 class KeptFiles(StaticFiles):
     """Starlette's StaticFiles (path checks, index.html, redirects, 404) with each file kept in
-    memory once served, with its br/gzip encodings made once: a page's twenty-odd modules are
-    answered without a thread hop or per-request compression (the viewer's first image waits for
-    them). Every answer carries `Cache-Control: no-cache`: the browser keeps the files but asks
+    memory once served: a page's twenty-odd modules are answered without a stat and a file read
+    in a worker thread each (the viewer's first image waits for them); the archive's
+    ContentCoding middleware encodes them as the browser asks (br, zstd, gzip). Every answer carries `Cache-Control: no-cache`: the browser keeps the files but asks
     with the ETag each time (a 304), so a new release is picked up at once; heuristic freshness
     would serve stale JS."""
 
@@ -90,26 +87,18 @@ class KeptFiles(StaticFiles):
             response = await super().get_response(path, scope)
             if not isinstance(response, FileResponse) or response.status_code != 200:
                 return _no_cache(response)
-            kept = await anyio.to_thread.run_sync(_Kept.load, response.path, response.media_type)
-            self._kept[key] = kept
-        return await self._answer(kept, scope)
+            fresh = await anyio.to_thread.run_sync(_Kept.load, str(response.path), response.media_type or "")
+            self._kept[key] = kept = fresh
+        return self._answer(kept, scope)
 
     @staticmethod
-    async def _answer(kept: _Kept, scope: Scope) -> Response:
-        headers = {"ETag": kept.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    def _answer(kept: _Kept, scope: Scope) -> Response:
+        headers = {"ETag": kept.etag, "Cache-Control": "no-cache"}
         request_headers = dict(scope["headers"])
         tags = request_headers.get(b"if-none-match", b"").decode("latin-1")
         if tags and (tags.strip() == "*" or kept.etag[2:] in tags):  # weak comparison (RFC 9110 13.1.2)
             return Response(status_code=304, headers=headers)
-        coding = None
-        if kind_of(kept.media_type) == "text" and len(kept.body.body) >= MIN_SIZE:
-            coding = negotiate(request_headers.get(b"accept-encoding", b"").decode("latin-1")
-                               if b"accept-encoding" in request_headers else None).choose(TEXT_ORDER)
-        if coding is None:
-            body = kept.body.body
-        else:
-            body = kept.body.made(coding) or await run_in_threadpool(kept.body.coded, coding)
-            headers["Content-Encoding"] = coding
+        body = kept.body  # the archive's ContentCoding middleware encodes it as the browser asks
         response = Response(body, media_type=kept.media_type, headers=headers)
         if scope["method"] == "HEAD":
             response.body = b""  # the length stays that of the GET's body
@@ -137,7 +126,7 @@ class PagesOnly:
 
 
 def static_app(folder: Path) -> ASGIApp:
-    """One folder served with index.html for directories, ETag/304, br/gzip for text."""
+    """One folder served with index.html for directories, ETag/304 (content coding: the app's middleware)."""
     return PagesOnly(KeptFiles(directory=folder))
 
 

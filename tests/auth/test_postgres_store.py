@@ -215,6 +215,29 @@ def test_grants_and_launch_replay(pg: Store) -> None:
         launch.redeem(pg, params)
 
 
+def test_a_grant_counts_and_stops_at_once_in_another_server_on_the_same_database(
+        pg: Store, pg_url: str, tmp_path: Path) -> None:
+    """Two servers (two data folders) on one database share no revocation stamp: the identity
+    cache is off on PostgreSQL, so a grant made, revoked or expired through one is felt by the
+    other's very next request."""
+    other = open_store(tmp_path / "other", pg_url)
+    try:
+        directory.add_user(pg, "zhou")
+        token, _ = tokens.issue_access_token(pg, kind="user", subject="zhou", hospital="default")
+        seen = Identifier(pg)
+        assert seen.identify(token).visibility.studies == frozenset()
+        g = grants.share(other, created_by="li", study="1.2.9", username="zhou")
+        assert seen.cached(token) is None and seen.identify(token).visibility.studies == {"1.2.9"}
+        grants.revoke(other, g)
+        assert seen.cached(token) is None and seen.identify(token).visibility.studies == frozenset()
+        grants.share(other, created_by="li", study="1.2.9", username="zhou", expires_in=1)
+        assert seen.identify(token).visibility.studies == {"1.2.9"}
+        time.sleep(2.1)  # expires_at is whole seconds
+        assert seen.identify(token).visibility.studies == frozenset()
+    finally:
+        other.engine.dispose()
+
+
 def test_oidc_codes_and_refresh_rotation_with_reuse_detection(pg: Store) -> None:
     oauth = OAuthStore(pg)
     cid, csecret = oauth.add_client("viewer", ["https://v.example/cb"], "openid", ["authorization_code",

@@ -88,7 +88,7 @@ def test_mouse_drag_windows_and_wheel_scrolls(open_page: Any, archive: YunyingSe
     assert_close(pixels(page), expected(-800, 1000))
     page.mouse.wheel(0, 100)  # one notch: the next slice
     page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im 2/{SLICES}')")
-    page.wait_for_function("window.yunyingViewer.viewports[0].image !== null")
+    page.wait_for_function("window.yunyingViewer?.viewports[0].image !== null")
     assert_close(pixels(page), expected(-800, 1000, slice_index=1))
     page.keyboard.press("End")
     page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im {SLICES}/{SLICES}')")
@@ -179,7 +179,7 @@ def test_unknown_study_says_so(open_page: Any, archive: YunyingServer) -> None:
 def test_reopening_the_study_downloads_no_pixels_again(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
     p = open_page(**DESKTOP)
     first = opened(p.page, url(archive, study[0], "&lang=en"))
-    first.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES} && "
+    first.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES} && "
                             "[...document.querySelectorAll('.series-card img')].every(i => i.complete && i.src)")
     page = p.context.new_page()  # same browser profile: its HTTP cache
     cdp = p.context.new_cdp_session(page)
@@ -187,7 +187,7 @@ def test_reopening_the_study_downloads_no_pixels_again(open_page: Any, archive: 
     seen: dict[str, dict[str, Any]] = {}
     cdp.on("Network.responseReceived", lambda e: seen.__setitem__(e["requestId"], e["response"]))
     opened(page, url(archive, study[0], "&lang=en"))
-    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    page.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES}")
     page.wait_for_function("[...document.querySelectorAll('.series-card img')].every(i => i.complete && i.src)")
     pixels_again = [r for r in seen.values() if re.search(r"/(frames/\d+|rendered|thumbnail)(\?|$)", r["url"])]
     assert len(pixels_again) >= SLICES + 1  # frames, preview, thumbnail were asked for ...
@@ -236,7 +236,7 @@ def test_length_angle_and_roi_on_the_phantom(open_page: Any, archive: YunyingSer
 def test_cine_plays_pauses_and_reverses(open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study[0], "&lang=en"))
-    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    page.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES}")
     assert page.inner_text("#cine-speed") == "30 fps"
     page.click("#cine")
     assert page.inner_text("#cine") == "Pause"
@@ -303,7 +303,7 @@ def test_images_of_one_series_tiled_page_together(open_page: Any, archive: Yunyi
     page.wait_for_function(f"JSON.stringify({shown}) === '[1,2,3,4]'")
     assert page.inner_text("#layout").endswith("▦")
     page.evaluate("window.yunyingViewer.viewports[0].setWindow(-500, 400)")  # the active tile's window: every tile's
-    page.wait_for_function("window.yunyingViewer.viewports.every(v => v.image)")
+    page.wait_for_function("window.yunyingViewer?.viewports.every(v => v.image)")
     assert page.evaluate("window.yunyingViewer.viewports.map(v => [v.view.center, v.view.width])") == [[-500, 400]] * 4
     box = page.locator(".viewport").nth(0).bounding_box()
     page.touchscreen.tap(box["x"] + 20, box["y"] + box["height"] / 2)
@@ -411,11 +411,11 @@ def test_a_series_dropped_on_a_viewport_opens_there(open_page: Any, archive: Yun
     page.wait_for_function("document.querySelectorAll('.series-card').length === 2")
     page.click("#layout")
     page.click("#layout-1x2")  # the second viewport takes the other series
-    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.wait_for_function("window.yunyingViewer?.viewports.length === 2 && window.yunyingViewer?.viewports.every(v => v.image)")
     shown = page.evaluate("window.yunyingViewer.viewports.map(v => v.series.series)")
     assert sorted(shown) == sorted([first, second])
     page.drag_and_drop(f".series-card[data-series='{shown[0]}']", ".viewport >> nth=1")
-    page.wait_for_function(f"window.yunyingViewer.viewports[1].series.series === '{shown[0]}'")
+    page.wait_for_function(f"window.yunyingViewer?.viewports[1].series.series === '{shown[0]}'")
     assert page.evaluate("window.yunyingViewer.active === window.yunyingViewer.viewports[1]")
     page.keyboard.press("1")  # the first CT preset (lung) on the active viewport
     page.wait_for_function("document.querySelectorAll('.viewport')[1].innerText.includes('W 1500 L -600')")
@@ -451,15 +451,15 @@ def test_synchronised_scrolling_follows_the_slice_position(open_page: Any, archi
     page = opened(p.page, url(archive, study, f"&series={thin},{thick}&lang=en"))
     page.click("#layout")
     page.click("#layout-1x2")
-    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.wait_for_function("window.yunyingViewer?.viewports.length === 2 && window.yunyingViewer?.viewports.every(v => v.image)")
     page.click("#sync")
     page.locator(".viewport").nth(0).click()
     page.keyboard.press("End")  # the thin series to z = -8 mm: the thick one to its slice at -8
-    page.wait_for_function("window.yunyingViewer.viewports[1].index === 2")
+    page.wait_for_function("window.yunyingViewer?.viewports[1].index === 2")
     page.keyboard.press("Home")
     for _ in range(5):
         page.keyboard.press("ArrowDown")  # z = -5 mm: nearest thick slice is -4 mm (index 1)
-    page.wait_for_function("window.yunyingViewer.viewports[0].index === 5 && window.yunyingViewer.viewports[1].index === 1")
+    page.wait_for_function("window.yunyingViewer?.viewports[0].index === 5 && window.yunyingViewer?.viewports[1].index === 1")
     page.click("#sync")  # off: the other viewport stays
     page.keyboard.press("Home")
     page.wait_for_timeout(200)
@@ -473,7 +473,7 @@ def test_lossy_switch_small_jpegs_then_the_original_pixels(open_page: Any, archi
     raw: list[str] = []
     p.page.on("request", lambda r: raw.append(r.url) if re.search(r"/frames/\d+$", r.url) else None)
     p.page.goto(url(archive, study[0], "&lang=en&quality=lossy"))
-    p.page.wait_for_function("window.yunyingViewer.viewports[0]?.image?.lossy === true", timeout=30000)
+    p.page.wait_for_function("window.yunyingViewer?.viewports[0]?.image?.lossy === true", timeout=30000)
     page = p.page
     assert page.inner_text("#quality") == "Lossy (fast)"
     assert_close(pixels(page), expected(*HEADER_WINDOW), tolerance=3)  # JPEG quality 80 on flat stripes

@@ -40,11 +40,11 @@ def test_reference_lines_show_where_the_other_plane_cuts(open_page: Any, archive
     assert page.locator(".viewport svg.refs line").count() == 0  # one viewport: nothing to refer to
     page.click("#layout")
     page.click("#layout-1x2")
-    page.wait_for_function("window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports.every(v => v.image)")
+    page.wait_for_function("window.yunyingViewer?.viewports.length === 2 && window.yunyingViewer?.viewports.every(v => v.image)")
     page.locator(".viewport").nth(0).click()
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")  # axial slice at z = -2 mm: row 4 of the sagittal image (0.5 mm rows)
-    page.wait_for_function("window.yunyingViewer.viewports[0].index === 2")
+    page.wait_for_function("window.yunyingViewer?.viewports[0].index === 2")
     page.evaluate(SETTLE_JS)
     [on_sagittal] = page.evaluate(LINE_JS, 1)
     x1, y1, x2, y2 = on_sagittal
@@ -56,7 +56,7 @@ def test_reference_lines_show_where_the_other_plane_cuts(open_page: Any, archive
     assert sorted([y1, y2]) == [pytest.approx(0, abs=0.05), pytest.approx(64, abs=0.05)]
     page.locator(".viewport").nth(1).click()
     page.keyboard.press("End")  # sagittal at x = 12 mm: column 24
-    page.wait_for_function("window.yunyingViewer.viewports[1].index === 2")
+    page.wait_for_function("window.yunyingViewer?.viewports[1].index === 2")
     page.evaluate(SETTLE_JS)
     assert page.evaluate(LINE_JS, 0)[0][0] == pytest.approx(24.5, abs=0.05)
     assert not p.errors, p.errors
@@ -75,7 +75,7 @@ def test_compare_opens_the_prior_exam_beside(open_page: Any, archive: YunyingSer
     entries = page.eval_on_selector_all("#priors .prior", "bs => bs.map(b => [b.dataset.study, b.textContent])")
     assert [e[0] for e in entries] == [prior] and entries[0][1].startswith("2023-01-15")
     page.click("#priors .prior")
-    page.wait_for_function(f"window.yunyingViewer.viewports.length === 2 && window.yunyingViewer.viewports[1].series?.study === '{prior}'"
+    page.wait_for_function(f"window.yunyingViewer?.viewports.length === 2 && window.yunyingViewer?.viewports[1].series?.study === '{prior}'"
                            " && window.yunyingViewer.viewports[1].image !== null")
     assert "2023-01-15" in page.inner_text(".viewport >> nth=1") and "2024-03-01" in corner(page, "tr")
     boxes = [page.locator(".viewport").nth(i).bounding_box() for i in range(2)]

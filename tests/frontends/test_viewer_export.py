@@ -58,7 +58,7 @@ def near(seen: list[int], slice_index: int, tolerance: float) -> bool:
 def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingServer, study: str) -> None:
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
-    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    page.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES}")
     page.click("#tool-length")
     drag_image(page, (10, 20), (110, 20))
     page.click("#export")
@@ -189,7 +189,7 @@ def test_exports_are_what_the_reader_sees(open_page: Any, archive: YunyingServer
     """Window, invert, colour map, rotation and flip in every export; zoom and pan in the screenshot."""
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
-    page.wait_for_function(f"window.yunyingViewer.loader.fetched === {SLICES}")
+    page.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES}")
     for button in ("#rotate", "#flip", "#invert", "#colormap"):  # hot is the map after grey
         page.click(button)
     page.evaluate(f"window.yunyingViewer.viewports[0].setWindow({SEEN_WINDOW[0]}, {SEEN_WINDOW[1]})")

@@ -1,8 +1,10 @@
 """Turn a bearer credential into a Principal: API keys, our access tokens, plugged-in verifiers.
 
-Identities are cached for at most CACHE_SECONDS and only while the store's revocation stamp is
-unchanged: revoking a key or token, disabling a user or changing roles (in the server or
-through the CLI) touches the stamp, so the very next request looks again.
+Identities are cached for at most CACHE_SECONDS, never past the expiry of a grant they carry,
+and only while the store's revocation stamp is unchanged: revoking a key or token, disabling a
+user, changing roles, or sharing / unsharing a study (in the server or through the CLI) touches
+the stamp, so the very next request looks again. Without a shared stamp (PostgreSQL app store)
+nothing is cached: every request reads the store, so every process is right at once.
 """
 from __future__ import annotations
 
@@ -66,6 +68,8 @@ class Identifier:
         gen = self.store.generation()
         now = time.monotonic()
         principal, until = self._lookup(token)
+        if principal.visibility.until is not None:  # a grant expires: looked up again from then on
+            until = min(until, principal.visibility.until)
         if gen != -1:
             if len(self._cache) >= CACHE_MAX:
                 self._cache.clear()
@@ -131,18 +135,19 @@ def user_principal(conn: Any, username: str, token_id: str | None = None) -> Pri
                         .where(user_roles.c.username == username)).all()
     perms = frozenset(p for r in rows for p in r.permissions)
     seeing = frozenset(r.hospital_id for r in rows if not r.platform and DICOMWEB_READ in r.permissions)
-    shared = conn.execute(select(grants.c.study_uid, grants.c.series_uid).where(
+    shared = conn.execute(select(grants.c.study_uid, grants.c.series_uid, grants.c.expires_at).where(
         or_(grants.c.username == username,
             grants.c.department_id == user.department_id if user.department_id is not None else false()),
         or_(grants.c.expires_at.is_(None), grants.c.expires_at > now))).all()
     visibility = Visibility(hospitals=seeing, studies=frozenset(g.study_uid for g in shared if not g.series_uid),
-                            series=frozenset(g.series_uid for g in shared if g.series_uid))
+                            series=frozenset(g.series_uid for g in shared if g.series_uid),
+                            until=min((float(g.expires_at) for g in shared if g.expires_at is not None), default=None))
     if shared:  # a study shared with someone is readable by them, whatever their roles
         perms |= {DICOMWEB_READ}
-    glass = conn.execute(select(break_glass.c.id).where(break_glass.c.username == username,
-                                                        break_glass.c.expires_at > now)).first()
-    if glass is not None and R.BREAK_GLASS in perms:
-        visibility, perms = EVERYTHING, perms | {DICOMWEB_READ}
+    glass = conn.execute(select(break_glass.c.expires_at).where(break_glass.c.username == username,
+                                                                break_glass.c.expires_at > now)).first()
+    if glass is not None and R.BREAK_GLASS in perms:  # ends when it expires, not up to a cache's life later
+        visibility, perms = replace(EVERYTHING, until=float(glass.expires_at)), perms | {DICOMWEB_READ}
     extra = {"must_change_password": "1"} if user.must_change_password else {}
     if user.department_id is not None:  # /api/auth/me: a doctor shares with their own department
         extra["department_id"] = str(user.department_id)

@@ -28,7 +28,9 @@ class Visibility:
     A study is visible when any clause holds: its origin hospital is in `hospitals` (and, when
     `departments` is not None, its department is one of them), or its UID is in `studies`, or
     (for series-bound grants) the asked series is in `series`. `everything` is for break-glass
-    and explicitly platform-wide system clients only.
+    and explicitly platform-wide system clients only. `until` (wall-clock seconds) is when the
+    earliest of its grants expires: whoever caches it must look again by then (not compared,
+    so one scope per set of studies stays one cache entry in yunying.scope).
     """
 
     everything: bool = False
@@ -36,10 +38,20 @@ class Visibility:
     departments: frozenset[str] | None = None
     studies: frozenset[str] = frozenset()
     series: frozenset[str] = frozenset()
+    until: float | None = field(default=None, compare=False)
 
     @property
     def is_empty(self) -> bool:
         return not (self.everything or self.hospitals or self.studies or self.series)
+
+    @property
+    def shared(self) -> bool:
+        """Whether studies or series were shared with the principal (grants, capability tokens)."""
+        return bool(self.studies or self.series)
+
+    def grants_only(self) -> Visibility:
+        """Only what was shared: the hospitals and departments of roles dropped."""
+        return Visibility(studies=self.studies, series=self.series, until=self.until)
 
 
 EVERYTHING = Visibility(everything=True)

@@ -3,10 +3,11 @@
 pydicom's FileSet builds it; its default record makers refuse instances lacking type-1 record
 attributes (StudyID, SeriesNumber...) that real archives are full of, so the records are made
 here from what the instance has, with empty values where it has none. The files stay byte-equal
-to what the archive returns.
+to what the archive returns: the ZIP holds the archive's own bytes at the File IDs.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import pairwise
 from pathlib import Path
 
@@ -52,13 +53,20 @@ def _leaf_kind(ds: Dataset) -> Dataset:
     return _record("IMAGE", ds, ("InstanceNumber",))
 
 
-def write_dicomdir(datasets: list[Dataset], root: Path) -> None:
-    """Write the instances and a DICOMDIR under `root` (files named by pydicom: PT*/ST*/SE*/IM*)."""
+def write_dicomdir(headers: Iterable[Dataset], root: Path) -> dict[str, str]:
+    """Write a DICOMDIR for the instances of `headers` under `root`; answers each instance's
+    File ID (SOP Instance UID -> "PT000000/ST000000/SE000000/IM000000", pydicom's names).
+
+    The headers need no pixel data: a DICOMDIR names files, it holds none of their bytes, so the
+    caller puts each instance's stored bytes at its File ID (yunying.portal.downloads), one at a
+    time. pydicom stages each added dataset to a file at once, so only the records stay in memory.
+    """
     fs = FileSet()
     fs.ID = "YUNYING"
-    for ds in datasets:
+    for ds in headers:
         nodes = [RecordNode(_record(kind, ds, kws)) for kind, kws in LEVELS] + [RecordNode(_leaf(ds))]
         for parent, child in pairwise(nodes):
             child.parent = parent
         fs.add_custom(ds, nodes[-1])
     fs.write(root)
+    return {str(instance.SOPInstanceUID): Path(instance.FileID).as_posix() for instance in fs}

@@ -23,7 +23,7 @@ from yunying.auth.identify import InvalidToken
 from yunying.auth.oidc.config import TrustedIssuer
 from yunying.auth.oidc.provider import Provider
 from yunying.auth.oidc.tokens import PERMISSION_SCOPES
-from yunying.auth.principal import Principal, Visibility
+from yunying.auth.principal import DICOMWEB_READ, Principal, Visibility
 
 log = logging.getLogger("yunying.auth.oidc")
 JWKS_TTL_S = 600
@@ -84,7 +84,13 @@ class TokenVerifier:
         if principal is None:
             raise InvalidToken("the user is disabled or removed")
         # the user's rights now (a role removed counts at once), within what the token was granted
-        return replace(principal, permissions=principal.permissions & scope)
+        permissions = principal.permissions & scope
+        if DICOMWEB_READ not in scope and DICOMWEB_READ in principal.permissions and principal.visibility.shared:
+            # a study shared with the user after they signed in (the token holds no read scope then):
+            # readable at once, and only what was shared (yunying.auth.identify.user_principal)
+            return replace(principal, permissions=permissions | {DICOMWEB_READ},
+                           visibility=principal.visibility.grants_only())
+        return replace(principal, permissions=permissions)
 
     def _theirs(self, token: str, trusted: TrustedIssuer) -> Principal:
         claims = self._decode_external(token, trusted)
