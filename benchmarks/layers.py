@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from starlette.middleware import Middleware
+
 from benchmarks import data
 
 KEY = "yy_layers_benchmark_key_0123456789abcdef"
@@ -34,6 +36,17 @@ def _scope(path: str, query: str, accept: str, coding: bytes = b"") -> dict[str,
             "headers": [(b"host", b"archive"), (b"accept", accept.encode()),
                         (b"authorization", f"Bearer {KEY}".encode())]
             + ([(b"accept-encoding", coding)] if coding else [])}
+
+
+class _Principal:
+    """Stands for the whole stack in the "(no layers)" variant: the handlers need a principal."""
+
+    def __init__(self, app: Any, principal: Any) -> None:
+        self.app, self.principal = app, principal
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope.setdefault("state", {})["principal"] = self.principal
+        await self.app(scope, receive, send)
 
 
 async def _call(app: Any, scope: dict[str, Any]) -> int:
@@ -114,6 +127,9 @@ def main() -> None:
                 yunying.audit.start(settings.data, full.state.auth.store.engine, study_patients(archive))
             names = [_name(m) for m in full.user_middleware]
             apps: dict[str, Any] = {"(whole stack)": full}
+            bare = build_app(archive, settings, auth=full.state.auth)  # the handlers, as before issue 11
+            bare.user_middleware = [Middleware(_Principal, principal=full.state.auth.identifier.identify(KEY))]
+            apps["(no layers)"] = bare
             for name in names:
                 if name == "AuthMiddleware":
                     continue  # without it the handlers have no principal and refuse (fail closed)
@@ -125,7 +141,7 @@ def main() -> None:
                 figures = _interleaved(apps, scope, args.n, args.rounds)
                 base = figures["(whole stack)"]
                 print(f"{label:<14} {'(whole stack)':<18} {base:11.1f}")
-                for name, us in figures.items():
+                for name, us in figures.items():  # "(no layers)": layer us is what all of them cost
                     if name != "(whole stack)":
                         print(f"{'':<14} {name:<18} {us:11.1f} {base - us:9.1f}")
         finally:

@@ -36,10 +36,9 @@ from dicomweb import (
 )
 from dicomweb import oidc as oidc_face
 from dicomweb.coding import ContentCoding
-from dicomweb.contain import ContainErrors
-from dicomweb.hardening import Digests, RateLimit, SecurityHeaders
+from dicomweb.edge import Edge
+from dicomweb.hardening import Digests, RateLimit
 from dicomweb.http import DICOMWEB_ROOT
-from dicomweb.paths import CollapseSlashes
 from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
 from dicomweb.volumes import Volumes
@@ -111,7 +110,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    """A failure outside ContainErrors (e.g. in CORS) becomes a 500 the same way (no patient data logged)."""
+    """A failure outside dicomweb.edge's containment (e.g. in CORS) becomes a 500 the same way (no patient data logged)."""
     log.error("unexpected error on %s %s: %s", request.method, request.url.path, summary(exc))
     return error_response(500, "internal error; see the server log")
 
@@ -165,8 +164,10 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     an `auth` the store is opened from the settings (secure by default, never open).
     """
     auth = auth or yunying.auth.start(settings)
-    middleware = [Middleware(ContainErrors),  # outermost: nothing unexpected reaches uvicorn's log
-                  Middleware(CollapseSlashes),  # `//` in paths collapsed before routing and auth
+    # outermost: nothing unexpected reaches uvicorn's log, `//` collapsed before routing and auth,
+    # security headers on every answer (issue 12 parts 7-8)
+    middleware = [Middleware(Edge, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
+                             cross_origin=bool(settings.cors_origins)),
                   Middleware(Digests),  # Repr-Digest / Content-MD5 of the bytes sent (issue 12)
                   # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
                   Middleware(ContentCoding, binary=settings.compress_frames)]
@@ -179,8 +180,6 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
               + audit_api.routes() + collect_api.routes()  # jobs, metrics, collectors, lifecycle (issue 15)
               + records_api.routes()  # hospital records, HL7, matching (issue 15)
               + mpi_api.routes() + routing_api.routes())  # master index, routing (issue 15)
-    middleware.append(Middleware(SecurityHeaders, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
-                                 cross_origin=bool(settings.cors_origins)))  # issue 12 parts 7-8
     middleware.append(Middleware(AuditMiddleware))  # outside auth: its refusals are recorded too (issue 12)
     middleware.append(Middleware(AuthMiddleware, identifier=auth.identifier, route_exists=_route_exists(routes)))
     if settings.rate_limit:  # inside auth: counted per principal (issue 12 part 8)

@@ -19,16 +19,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from dicomweb.access import require_path_visible
+from dicomweb.coding import weak
+from dicomweb.frame_coding import cache_of, coded_body, wanted_coding
 from dicomweb.http import (
     CACHE_CONTROL,
     base_url,
     closing,
     etag,
     multipart_body,
-    new_boundary,
     not_modified,
     part_header,
 )
+from dicomweb.wado_stream import boundary_for
 from index.model import InstanceRow
 from yunying.archive import Archive
 from yunying.errors import InvalidQuery, NotAcceptable, UnknownResource
@@ -241,22 +243,37 @@ async def frames(request: Request) -> Response:
     numbers = frame_numbers(p["frames"])
     accept = request.headers.get("accept") or "*/*"
     await require_path_visible(request)
-    row, choices, multipart, first = await run_in_threadpool(_prepare, archive, p, numbers, accept)
-    tag = etag([row.digest], p["frames"], "frames", *(f"{m}|{t}" for m, t in choices), str(multipart))
+    base = base_url(request)
+    # one frame in a content coding is encoded in the same worker-thread hop, and kept (frame_coding)
+    coding, forced = wanted_coding(request) if len(numbers) == 1 else (None, False)
+    if request.headers.get("if-none-match"):
+        coding = None  # a revalidation is usually a 304: the middleware codes the rare 200
+    cache = cache_of(request) if coding else None
+
+    def work() -> tuple[InstanceRow, list[tuple[str, str]], bool, tuple[str, str, bytes | memoryview], str,
+                        bytes | None]:
+        row, choices, multipart, first = _prepare(archive, p, numbers, accept)
+        tag = etag([row.digest], p["frames"], "frames", *(f"{m}|{t}" for m, t in choices), str(multipart))
+        coded = None
+        if coding is not None and cache is not None:
+            coded = coded_body(cache, (tag, base, coding), coding, forced, first[0],
+                               lambda: _single(row, first, multipart, tag, base, numbers[0]))
+        return row, choices, multipart, first, tag, coded
+
+    row, choices, multipart, first, tag, coded = await run_in_threadpool(work)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)
     media, ts, data = first
-    if not multipart:
-        return Response(data, media_type=f"{media}; transfer-syntax={ts}", headers=headers)
-    base = base_url(request)
-    where = f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}/frames/"
-    boundary = new_boundary()
-    ctype = f'multipart/related; type="{media}"; boundary={boundary}'
+    boundary = boundary_for((tag, base))  # fixed by the inputs: a repeated answer (and its coding) repeats
+    ctype = f'multipart/related; type="{media}"; boundary={boundary}' if multipart \
+        else f"{media}; transfer-syntax={ts}"
+    if coded is not None:
+        headers.update({"ETag": weak(tag), "Content-Encoding": str(coding), "Vary": "Accept-Encoding"})
+        return Response(coded, headers=headers, media_type=ctype)
     if len(numbers) == 1:  # the common cine request: one body, no streaming machinery
-        body = b"".join((part_header(boundary, f"{media}; transfer-syntax={ts}", where + str(numbers[0])), data,
-                         closing(boundary)))
-        return Response(body, headers=headers, media_type=ctype)
+        return Response(_single(row, first, multipart, tag, base, numbers[0]), headers=headers, media_type=ctype)
+    where = f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}/frames/"
 
     async def parts() -> AsyncIterator[tuple[str, bytes, str | None]]:
         yield f"{media}; transfer-syntax={ts}", bytes(data), where + str(numbers[0])
@@ -265,3 +282,14 @@ async def frames(request: Request) -> Response:
             yield f"{m}; transfer-syntax={t}", bytes(d), where + str(n)
 
     return StreamingResponse(multipart_body(boundary, parts()), headers=headers, media_type=ctype)
+
+
+def _single(row: InstanceRow, first: tuple[str, str, bytes | memoryview], multipart: bool, tag: str, base: str,
+            number: int) -> bytes | memoryview:
+    """The body of a one-frame answer: the frame, or one part around it (boundary_for, as frames() names it)."""
+    media, ts, data = first
+    if not multipart:
+        return data
+    boundary = boundary_for((tag, base))
+    where = f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}/frames/{number}"
+    return b"".join((part_header(boundary, f"{media}; transfer-syntax={ts}", where), data, closing(boundary)))

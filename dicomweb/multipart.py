@@ -18,7 +18,7 @@ class MalformedMultipart(ValueError):
 
 class PartSink(Protocol):
     def begin(self, headers: dict[bytes, bytes]) -> None: ...
-    def data(self, chunk: bytes) -> None: ...
+    def data(self, chunk: bytes | memoryview) -> None: ...  # a view of received bytes: may be kept
     def end(self) -> None: ...
 
 
@@ -38,9 +38,26 @@ class MultipartSplitter:
     def feed(self, chunk: bytes) -> None:
         if self._state == "done":
             return  # the epilogue is ignored (RFC 2046)
+        if self._state == "body" and self._pass_through(chunk):
+            return
         self._buf += chunk
         while self._step():
             pass
+
+    def _pass_through(self, chunk: bytes) -> bool:
+        """Inside a part, a chunk without a delimiter goes to the sink as views of itself; False:
+        the buffered path must take it. Copying each chunk into the buffer and out again was
+        two of the three copies of a CT slice's bytes here (~0.6 ms of CPU per instance)."""
+        tail, keep = self._buf, len(self._delim) - 1
+        if not isinstance(chunk, bytes) or len(tail) > keep or len(chunk) <= keep:
+            return False
+        if (bytes(tail) + chunk[:keep + 1]).find(self._delim) >= 0 or self._find_delim(chunk) >= 0:
+            return False  # a delimiter starts in the buffered tail or in this chunk
+        if tail:
+            self._sink.data(bytes(tail))
+        self._sink.data(memoryview(chunk)[:len(chunk) - keep])  # bytes never change: the view may be kept
+        self._buf = bytearray(chunk[len(chunk) - keep:])  # a delimiter may straddle two chunks
+        return True
 
     def close(self) -> None:
         """The body ended: it must have ended with the close delimiter."""
@@ -117,7 +134,7 @@ class MultipartSplitter:
         return False
 
 
-    def _find_delim(self, buf: bytearray) -> int:
+    def _find_delim(self, buf: bytearray | bytes) -> int:
         """Where CRLF--boundary starts in buf, or -1.
 
         Searching for "--boundary" and checking the CRLF before it is 4x faster on CT pixel

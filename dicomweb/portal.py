@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from dicomweb import portal_history
@@ -19,7 +19,7 @@ from dicomweb.access import principal_of, require_visible, scoped_query
 from dicomweb.accounts import call, field, json_body, json_response, pii_of, store_of
 from index.query import Match, Query
 from yunying.auth.errors import Forbidden, InvalidRequest, NotFound
-from yunying.portal import claims, codes, downloads, exams, shares, verify
+from yunying.portal import claims, codes, exams, shares, verify
 from yunying.portal.keyed import mask_phone, portal_secret
 from yunying.portal.sms import SmsGateway, gateway_from_env
 
@@ -224,26 +224,6 @@ async def create_share(request: Request) -> Response:
     return json_response(done | {"url": url, "qr_svg": svg.decode()}, 201)
 
 
-async def create_download(request: Request) -> Response:
-    """A password-protected ZIP of one of the patient's exams (needs the token's `download`):
-    {"study", "contents": "dicom" (default) | "jpeg" | "both"}."""
-    account, body, p = _account(request), await json_body(request), principal_of(request)
-    study = _text(body, "study", required=True)
-    if not p.may("download") or study not in p.visibility.studies:
-        raise NotFound("not one of your exams")
-    made = await call(downloads.make_zip, store_of(request), request.app.state.archive,
-                      Path(request.app.state.settings.data), account, study, _text(body, "contents") or "dicom")
-    return json_response(made, 201)
-
-
-async def get_download(request: Request) -> Response:
-    account, p = _account(request), principal_of(request)
-    path = await call(downloads.zip_path, store_of(request), Path(request.app.state.settings.data), account,
-                      request.path_params["download"], p.visibility.studies)
-    return FileResponse(path, media_type="application/zip", filename="exam.zip",
-                        headers={"Cache-Control": "no-store"})
-
-
 async def revoke_share(request: Request) -> Response:
     await call(shares.revoke_share, store_of(request), _account(request), request.path_params["share"])
     return json_response({"revoked": True})
@@ -258,11 +238,12 @@ async def share_state(request: Request) -> Response:
 def routes() -> list[Route]:
     from dicomweb import (  # they import this module's helpers
         portal_console,
+        portal_downloads,
         portal_reports,
         portal_wechat,
     )
 
-    return portal_reports.routes() + portal_console.routes() + portal_wechat.routes() + [
+    return portal_reports.routes() + portal_console.routes() + portal_wechat.routes() + portal_downloads.routes() + [
         Route("/api/portal/exams", issue_exam, methods=["POST"]),
         Route("/api/portal/verify/exam", exam_info, methods=["POST"]),
         Route("/api/portal/verify/send", send_code, methods=["POST"]),
@@ -272,8 +253,6 @@ def routes() -> list[Route]:
         Route("/api/portal/me/exams", add_exam, methods=["POST"]),
         Route("/api/portal/shares", list_shares, methods=["GET"]),
         Route("/api/portal/shares", create_share, methods=["POST"]),
-        Route("/api/portal/downloads", create_download, methods=["POST"]),
-        Route("/api/portal/downloads/{download}", get_download, methods=["GET"]),
         Route("/api/portal/shares/{share}", revoke_share, methods=["DELETE"]),
         Route("/api/portal/verify/share", share_state, methods=["POST"]),
     ]

@@ -51,7 +51,7 @@ class _Parts:
         self.tmp = tmp
         self.files: list[tuple[Path | bytes, str]] = []
         self._fh: Any = None
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
         self.ready: list[int] = []  # parts finished since the last take_ready()
         self._held = 0  # bytes of finished parts in memory, not yet stored
         self._lock = threading.Lock()
@@ -75,7 +75,7 @@ class _Parts:
         self._ctype = headers.get(b"content-type", b"").decode("latin-1")
         self.files.append((b"", ""))
 
-    def data(self, chunk: bytes) -> None:
+    def data(self, chunk: bytes | memoryview) -> None:
         self._size += len(chunk)
         if self._fh is None and (self._size > SPOOL_MAX or self._held + self._size > REQUEST_MEMORY):
             # a large part, or one beyond the request's memory cap, goes to disk

@@ -29,6 +29,8 @@ from dicomweb.http import (
 )
 from dicomweb.prepared import Prepared, accepted_syntaxes, convert_one
 from dicomweb.wado_stream import (
+    AHEAD,
+    GATHER_AHEAD,
     Buffer,
     DigestMemo,
     boundary_for,
@@ -126,9 +128,11 @@ async def retrieve(request: Request) -> Response:
     # every conversion happens here, before the status line (issue 10 part 1)
     prepared = await run_in_threadpool(Prepared, archive, rows, syntaxes)
 
+    depth = AHEAD
+
     async def parts() -> AsyncIterator[tuple[str, list[Buffer], str | None]]:
         try:
-            async for part, (pieces, used) in read_ahead(prepared, lambda part: pieces_of(prepared, part)):
+            async for part, (pieces, used) in read_ahead(prepared, lambda part: pieces_of(prepared, part), depth):
                 row = part.row
                 yield (f"application/dicom; transfer-syntax={used}", pieces,
                        f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}")
@@ -144,6 +148,7 @@ async def retrieve(request: Request) -> Response:
         headers.update({k.decode(): v.decode() for k, v in known.items()})
     else:
         request.state.digest_record = memo.recorder(boundary)
+        depth = GATHER_AHEAD  # held whole while hashed: reads need not wait for the socket
     return StreamingResponse(multipart_pieces(boundary, parts()), headers=headers,
                              media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 

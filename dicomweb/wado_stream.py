@@ -34,6 +34,9 @@ R = TypeVar("R")
 Buffer = bytes | memoryview
 COALESCE = 64 << 10  # pieces smaller than this are joined with the framing; larger ones go as they are
 AHEAD = 2  # instances read ahead of the one being sent: enough to keep a core busy, bounded memory
+# a first answer is held whole until its digest is known (hardening.Digests), so nothing waits on
+# the socket while it is read: more reads in flight keep both cores on it
+GATHER_AHEAD = 6
 _SECRET = os.urandom(16)  # boundaries are not predictable from outside (a part cannot forge one)
 
 

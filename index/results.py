@@ -101,5 +101,22 @@ class Shaper:
                     [study_own(orjson.loads(row[3]), *row[4:8])], row[2])
         js = orjson.loads(row[0])
         own = {t: e for t, e in js.items() if "BulkDataURI" not in e and t != "7FE00010"}
+        raw = row[0]
+        if (b'"BulkDataURI"' if isinstance(raw, bytes) else '"BulkDataURI"') in raw:  # inside sequences too (a VOI LUT's table)
+            own = _without_bulk(own)
         own["00080056"] = el("CS", ["ONLINE"])
         return own, [{"00201209": el("IS", [row[1]])}, study_computed(*row[2:6])], None
+
+
+def _without_bulk(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes without bulk data elements at any depth: a query answers no bulk data (the
+    index keeps an internal placeholder for its URI, which only WADO-RS metadata resolves)."""
+    out: dict[str, Any] = {}
+    for tag, element in attrs.items():
+        if "BulkDataURI" in element:
+            continue
+        items = element.get("Value") if element.get("vr") == "SQ" else None
+        if items:
+            element = {**element, "Value": [_without_bulk(item) if isinstance(item, dict) else item for item in items]}
+        out[tag] = element
+    return out

@@ -239,16 +239,41 @@ function examCard(e, token) {
   return li;
 }
 
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/** The ZIP is made in the background (a 2000-image CT takes a while): the box shows its progress,
+ * then its size, validity, password and the save button. */
 async function downloadStudy(study, token, button) {
   button.disabled = true;
-  const r = await post("downloads", { study, contents: "both" }, token); // DICOM for doctors, JPEGs for anyone
-  button.disabled = false;
-  if (r.status !== 201) { alert(reasonText(r.status, r.body.error)); return; }
+  const r = await post("downloads", { study, contents: "both", background: true }, token); // DICOM for doctors, JPEGs for anyone
+  if (r.status !== 201 && r.status !== 202) { button.disabled = false; alert(reasonText(r.status, r.body.error)); return; }
   const box = document.createElement("div");
   box.className = "zip card";
+  const bar = document.createElement("progress");
+  bar.className = "zip-progress";
   const info = document.createElement("p");
+  info.className = "zip-info";
+  box.append(bar, info);
+  button.closest(".exam").append(box);
+  let state = r.status === 201 ? { state: "ready", done: 1, total: 1, ...r.body } : r.body;
+  while (state.state === "queued" || state.state === "running") {
+    bar.max = state.total;
+    bar.value = state.done;
+    info.textContent = t("portal.download.preparing", { done: state.done, total: state.total });
+    await sleep(1000);
+    const res = await fetch(`/api/portal/downloads/${encodeURIComponent(r.body.id)}/progress`,
+      { headers: { Authorization: `Bearer ${token}` } });
+    state = res.ok ? await res.json() : { state: "failed", status: res.status };
+  }
+  button.disabled = false;
+  bar.max = state.total;
+  bar.value = state.state === "ready" ? state.total : state.done;
+  if (state.state !== "ready") {
+    info.textContent = state.status ? reasonText(state.status) : t("portal.download.failed");
+    return;
+  }
   info.textContent = t("portal.download.ready", {
-    size: (r.body.size / 1048576).toFixed(1), until: new Date(r.body.expires_at * 1000).toLocaleString(language()) });
+    size: (state.size / 1048576).toFixed(1), until: new Date(state.expires_at * 1000).toLocaleString(language()) });
   const password = document.createElement("p");
   password.innerHTML = `${t("portal.download.password")}: <strong class="zip-password"></strong>`;
   password.querySelector("strong").textContent = r.body.password;
@@ -265,8 +290,7 @@ async function downloadStudy(study, token, button) {
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
   };
-  box.append(info, password, save);
-  button.closest(".exam").append(box);
+  box.append(password, save);
 }
 
 let shareStudy = null;

@@ -1,7 +1,9 @@
 // The canvas 2D path where WebGL2 is missing (some WeChat builds): one 8-bit lookup table
-// indexed by the raw stored value (rescale + window + inversion folded in), rebuilt only when
-// the window changes; then a scaled drawImage for zoom and pan.
+// indexed by the raw stored value (rescale, window or VOI LUT, inversion folded in: lut.js),
+// rebuilt only when the window changes; overlays painted white on top; then a scaled drawImage
+// for zoom and pan.
 import { palette } from "./colormaps.js";
+import { unit } from "./lut.js";
 
 export class Canvas2dRenderer {
   static create(canvas) {
@@ -22,17 +24,19 @@ export class Canvas2dRenderer {
     const invert = v.invert !== image.monochrome1;
     const signed = image.pixels instanceof Int16Array;
     const size = image.pixels instanceof Uint8Array ? 256 : 65536;
-    const key = [size, signed, image.slope, image.intercept, v.center, v.width, invert, v.colormap].join();
-    if (key === this.lutKey) return this.lut;
-    const lut = new Uint8ClampedArray(size);
-    const lo = v.center - 0.5, w = Math.max(v.width - 1, 1);
+    const voi = v.voi ? image.voi : null;
+    const key = [size, signed, image.slope, image.intercept, v.center, v.width, v.fn, invert, v.colormap].join();
+    if (key === this.lutKey && voi === this.lutVoi) return this.lut;
+    const lut = new Uint8ClampedArray(size); // its stores round half to even, as the server's np.rint
+    const lo = v.center - 0.5, w = Math.max(v.width - 1, 1), linear = !voi && (!v.fn || v.fn === "LINEAR");
     for (let i = 0; i < size; i++) {
-      const raw = signed ? i - 32768 : i;
-      let g = ((raw * image.slope + image.intercept - lo) / w + 0.5) * 255;
-      g = g < 0 ? 0 : g > 255 ? 255 : g;
-      lut[i] = invert ? 255 - g : g;
+      const x = (signed ? i - 32768 : i) * image.slope + image.intercept;
+      let g = linear ? (x - lo) / w + 0.5 : unit(x, v, voi); // the common linear window inline: a W/L drag rebuilds this
+      g = g < 0 ? 0 : g > 1 ? 1 : g;
+      lut[i] = (invert ? 1 - g : g) * 255;
     }
     this.lutKey = key;
+    this.lutVoi = voi;
     this.lut = lut;
     this.imageKey = null;
     return lut;
@@ -53,7 +57,8 @@ export class Canvas2dRenderer {
       return;
     }
     const lut = this.table(image, v);
-    if (this.imageKey !== image || this.sharpenKey !== (v.sharpen || 0)) {
+    const overlay = v.overlays !== false ? image.overlay : null;
+    if (this.imageKey !== image || this.sharpenKey !== (v.sharpen || 0) || this.overlayKey !== overlay) {
       const { columns: w, rows: h } = image;
       if (v.sharpen && (this.sharp?.image !== image || this.sharp.weight !== v.sharpen)) { // kept: a W/L drag re-LUTs only
         this.sharp = { image, weight: v.sharpen, pixels: sharpened(image.pixels, w, h, v.sharpen) };
@@ -78,8 +83,10 @@ export class Canvas2dRenderer {
           d[j] = map[k]; d[j + 1] = map[k + 1]; d[j + 2] = map[k + 2]; d[j + 3] = 255;
         }
       }
+      if (overlay) for (let i = 0, j = 0; i < overlay.length; i++, j += 4) if (overlay[i]) d[j] = d[j + 1] = d[j + 2] = 255;
       sctx.putImageData(out, 0, 0);
       this.imageKey = image;
+      this.overlayKey = overlay;
     }
     const m = v.toCanvas;
     ctx.setTransform(m.a, m.b, m.c, m.d, m.e, m.f);

@@ -51,7 +51,7 @@ earlyPreview?.then(async (url) => {
 }).catch(() => {});
 
 // the rest of the viewer: fetched all at once (no import waterfall) once the first requests are out
-for (const href of ["main.js", "series.js", "presets.js", "cache.js", "loader.js", "gl.js", "canvas2d.js", "viewport.js", "interact.js", "toolbar.js", "layout.js", "measure.js", "marks.js", "cine.js", "colormaps.js", "sync.js", "tile.js", "magnifier.js", "refs.js"]) {
+for (const href of ["main.js", "series.js", "presets.js", "cache.js", "loader.js", "lut.js", "gl.js", "canvas2d.js", "viewport.js", "interact.js", "toolbar.js", "layout.js", "measure.js", "marks.js", "cine.js", "colormaps.js", "sync.js", "tile.js", "magnifier.js", "refs.js"]) {
   const link = document.createElement("link");
   link.rel = "modulepreload";
   link.href = new URL(href, import.meta.url).href;

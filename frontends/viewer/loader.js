@@ -2,6 +2,7 @@
 // window around the current slice in memory, then warms the HTTP cache with the rest.
 import { frame, renderedBitmap, studyUrl } from "./dicomweb.js";
 import { FetchQueue, FrameCache, isPhone } from "./cache.js";
+import { applyModalityLut, hasModalityLut, invertsGrey, overlayMask, voiFunction, voiLut } from "./lut.js";
 import { defaultWindow } from "./presets.js";
 import { decodeFrame, isRawDisplayable, pixelFormat } from "./series.js";
 
@@ -52,13 +53,18 @@ export class Loader {
         return entry;
       }
       const buffer = await frame(series.study, series.series, image.sop, image.frame);
-      const pixels = decodeFrame(buffer, format);
+      let pixels = decodeFrame(buffer, format), { slope, intercept } = format;
+      if (hasModalityLut(image.ds)) { // a table, not a rescale: applied once here, so both renderers and the measurements see modality values
+        pixels = await applyModalityLut(image.ds, pixels);
+        [slope, intercept] = [1, 0];
+      }
+      const [voi, overlay] = await Promise.all([voiLut(image.ds), overlayMask(image.ds, format.rows, format.columns, image.frame)]);
       let min = Infinity, max = -Infinity;
       for (let k = 0; k < pixels.length; k++) { const v = pixels[k]; if (v < min) min = v; if (v > max) max = v; }
-      const [a, b] = [min * format.slope + format.intercept, max * format.slope + format.intercept];
+      const [a, b] = [min * slope + intercept, max * slope + intercept];
       const entry = {
-        pixels, rows: format.rows, columns: format.columns, slope: format.slope, intercept: format.intercept,
-        monochrome1: format.photometric === "MONOCHROME1", min: Math.min(a, b), max: Math.max(a, b),
+        pixels, rows: format.rows, columns: format.columns, slope, intercept, voi, overlay, fn: voiFunction(image.ds),
+        monochrome1: invertsGrey(image.ds), min: Math.min(a, b), max: Math.max(a, b),
       };
       this.cache.put(key, entry);
       this.fetched++;

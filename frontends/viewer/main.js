@@ -114,6 +114,8 @@ async function loadSeries(study, uid, sop) {
 async function showFirstImage(vp, study, frame) {
   const row = (await earlyFirst)?.[0];
   if (!row || !value(row, "Rows")) return null; // not an image (an SR first): wait for the series
+  // LUT sequences or overlay planes: QIDO leaves their bulk data out, the series metadata has it
+  if (Object.keys(row).some((tag) => /^(00283000|00283010|60[01][0-9A-F]....)$/.test(tag))) return null;
   const images = seriesImages([row]).filter((im) => im.frame === frame);
   if (!images.length) return null;
   const uid = value(row, "SeriesInstanceUID");

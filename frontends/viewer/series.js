@@ -77,29 +77,53 @@ function normal(ds) {
   return [o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]];
 }
 
-const KEPT = new Set(Object.values(T));
+// and what lut.js reads: Modality and VOI LUT Sequences, VOI LUT Function, Presentation LUT Shape
+const KEPT = new Set([...Object.values(T), "00283000", "00283010", "00281056", "20500020"]);
+const OVERLAY = /^60[01][02468ACE](0010|0011|0015|0050|0051|0100|3000)$/; // C.9.2 overlay planes
 
 /** Only the attributes the viewer reads: a 1000-image series' full metadata would stay on the heap. */
 function slim(ds) {
   const out = {};
-  for (const tag in ds) if (KEPT.has(tag)) out[tag] = ds[tag];
+  for (const tag in ds) if (KEPT.has(tag) || OVERLAY.test(tag)) out[tag] = ds[tag];
   return out;
+}
+
+const SHARED = "52009229", PER_FRAME = "52009230";
+// the functional group macros (PS3.3 C.7.6.16.2) whose attributes the viewer reads: Pixel Value
+// Transformation (rescale), Frame VOI LUT (window, function), Pixel Measures, Plane Position, Plane Orientation
+const FRAME_GROUPS = ["00289145", "00289132", "00289110", "00209113", "00209116"];
+
+/** Frame `f` (1-based) of an enhanced multi-frame instance as a flat data set: the shared, then the
+ * frame's own functional groups over the top level (as the server's rendering reads them). */
+function frameDataset(ds, f) {
+  const shared = ds[SHARED]?.Value?.[0], own = ds[PER_FRAME]?.Value?.[f - 1];
+  const out = { ...ds };
+  for (const item of [shared, own]) {
+    for (const g of FRAME_GROUPS) { const inner = item?.[g]?.Value?.[0]; if (inner) Object.assign(out, inner); }
+  }
+  return slim(out);
 }
 
 /** Images of a series' metadata in display order: InstanceNumber, then position, then frame. */
 export function seriesImages(metadata) {
-  const withPixels = metadata.filter((ds) => ds[T.PixelData] || value(ds, "Rows")).map(slim);
-  const n = withPixels.length ? normal(withPixels[0]) : null;
+  const withPixels = metadata.filter((ds) => ds[T.PixelData] || value(ds, "Rows"));
+  const enhanced = (ds) => !!(ds[SHARED] || ds[PER_FRAME]);
+  const first = withPixels[0] && (enhanced(withPixels[0]) ? frameDataset(withPixels[0], 1) : withPixels[0]);
+  const n = first ? normal(first) : null;
   const position = (ds) => {
     const p = values(ds, "ImagePositionPatient").map(Number);
     return n && p.length === 3 ? p[0] * n[0] + p[1] * n[1] + p[2] * n[2] : 0;
   };
+  const at = (ds) => (values(ds, "ImagePositionPatient").length === 3 ? position(ds) : null); // mm along the normal
   withPixels.sort((a, b) => num(a, "InstanceNumber", 0) - num(b, "InstanceNumber", 0) || position(a) - position(b));
   const images = [];
-  for (const ds of withPixels) {
-    const frames = num(ds, "NumberOfFrames", 1);
-    const at = values(ds, "ImagePositionPatient").length === 3 ? position(ds) : null; // mm along the normal
-    for (let f = 1; f <= frames; f++) images.push({ ds, sop: value(ds, "SOPInstanceUID"), frame: f, frames, position: at });
+  for (const full of withPixels) {
+    const frames = num(full, "NumberOfFrames", 1), sop = value(full, "SOPInstanceUID");
+    const ds = enhanced(full) ? null : slim(full); // one slimmed data set for all frames of a classic instance
+    for (let f = 1; f <= frames; f++) {
+      const own = ds || frameDataset(full, f);
+      images.push({ ds: own, sop, frame: f, frames, position: at(own) });
+    }
   }
   return images;
 }

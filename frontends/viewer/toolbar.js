@@ -4,49 +4,69 @@ import { COLORMAPS } from "./colormaps.js";
 import { buildLayoutMenu } from "./tile.js";
 import { CT_PRESETS } from "./presets.js";
 
-const TOOLS = ["wl", "scroll", "pan", "zoom", "magnify", "length", "angle", "roi", "rect", "circle", "freehand", "polygon", "cobb", "ctr", "point", "arrow", "text"];
-const VIEWING = new Set(["wl", "scroll", "pan", "zoom"]); // patient mode: viewing tools only
+const VIEWING = ["wl", "scroll", "pan", "zoom", "magnify"]; // always on the bar (patients: the first four)
+const MEASURE = ["length", "angle", "cobb", "ctr", "point", "roi", "rect", "circle", "polygon", "freehand", "arrow", "text"];
 
+/**
+ * The bar holds the viewing tools, cine and a few menus (as mature viewers group them): Measure
+ * (the measurement tools, values shown, save), Presets, Image (invert, colour, sharpen, overlays,
+ * rotate, flip, lossy / lossless), Layout, Study (compare, report, export, share). One row on a
+ * desktop, a scrolling bottom row on a phone; every button keeps its id inside its menu.
+ */
 export function buildToolbar(nav, menu, viewer, priors) {
   nav.replaceChildren();
-  const button = (key, action, id) => {
+  for (const old of document.querySelectorAll(".menu.group")) old.remove();
+  const button = (key, action, id, parent = nav) => {
     const b = document.createElement("button");
     b.type = "button";
     b.dataset.i18n = key;
     b.textContent = t(key);
     if (id) b.id = id;
     b.addEventListener("click", action);
-    nav.append(b);
+    parent.append(b);
     return b;
   };
-  const toolButtons = TOOLS.filter((tool) => !viewer.patientMode || VIEWING.has(tool)).map((tool) => {
-    const b = button(`viewer.tool.${tool}`, () => viewer.setTool(tool), `tool-${tool}`);
-    b.dataset.tool = tool;
+  const group = (key, id) => { // a bar button opening a menu of its own; a choice in it closes it
+    const list = document.createElement("div");
+    list.className = "menu group";
+    list.id = `menu-${id}`;
+    list.hidden = true;
+    list.addEventListener("click", (e) => { if (e.target.closest("button")) list.hidden = true; });
+    nav.after(list);
+    const opener = button(key, () => toggleMenu(list, opener), `group-${id}`);
+    opener.classList.add("opens");
+    opener.setAttribute("aria-haspopup", "true");
+    return [list, opener];
+  };
+  const tool = (name, parent) => {
+    const b = button(`viewer.tool.${name}`, () => viewer.setTool(name), `tool-${name}`, parent);
+    b.dataset.tool = name;
     return b;
-  });
-  viewer.onTool = (tool) => { for (const b of toolButtons) b.setAttribute("aria-pressed", String(b.dataset.tool === tool)); };
-  viewer.onTool(viewer.tools.active);
-  button("viewer.presets", () => toggleMenu(menu), "open-presets"); // W/L presets: viewing, patients too
-  // patient mode (issue 13 part 7): view, W/L, zoom, scroll and cine only; the rest are doctors' tools
+  };
+  const toolButtons = VIEWING.filter((name) => !viewer.patientMode || name !== "magnify").map((name) => tool(name));
+  let measure = null;
   if (!viewer.patientMode) {
-    button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert");
-    const colour = button("viewer.colormap", () => {
-      viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
-      colourLabel();
-    }, "colormap");
-    colour.removeAttribute("data-i18n");
-    const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
-    colourLabel();
-    window.addEventListener("languagechange", colourLabel);
-    const sharpen = button("viewer.sharpen", () => {
-      viewer.active.set({ sharpen: viewer.active.view.sharpen ? 0 : 1 });
-      sharpen.setAttribute("aria-pressed", String(!!viewer.active.view.sharpen));
-    }, "sharpen");
-    sharpen.setAttribute("aria-pressed", "false");
-    button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate");
-    button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip");
+    const [list, opener] = group("viewer.group.measure", "measure");
+    toolButtons.push(...MEASURE.map((name) => tool(name, list)));
+    addMeasureActions(button, viewer, list);
+    measure = opener;
   }
-  const quality = button("viewer.quality.lossless", () => { viewer.setLossy(!viewer.loader.lossy); qualityLabel(); }, "quality");
+  viewer.onTool = (active) => {
+    for (const b of toolButtons) b.setAttribute("aria-pressed", String(b.dataset.tool === active));
+    if (!measure) return;
+    const chosen = MEASURE.includes(active); // the bar says which measurement tool is on
+    measure.dataset.i18n = chosen ? `viewer.tool.${active}` : "viewer.group.measure";
+    measure.textContent = t(measure.dataset.i18n);
+    measure.setAttribute("aria-pressed", String(chosen));
+  };
+  closeMenusOutside();
+  viewer.onTool(viewer.tools.active);
+  const presets = button("viewer.presets", () => toggleMenu(menu, presets), "open-presets"); // W/L presets: viewing, patients too
+  presets.classList.add("opens");
+  // patient mode (issue 13 part 7): view, W/L, zoom, scroll and cine only; the rest are doctors' tools
+  const image = viewer.patientMode ? nav : group("viewer.group.image", "image")[0];
+  if (!viewer.patientMode) addImageTools(button, viewer, image);
+  const quality = button("viewer.quality.lossless", () => { viewer.setLossy(!viewer.loader.lossy); qualityLabel(); }, "quality", image);
   const qualityLabel = () => {
     quality.dataset.i18n = viewer.loader.lossy ? "viewer.quality.lossy" : "viewer.quality.lossless";
     quality.textContent = t(quality.dataset.i18n);
@@ -55,10 +75,11 @@ export function buildToolbar(nav, menu, viewer, priors) {
   qualityLabel();
   button("viewer.reset", () => { viewer.active.reset(); viewer.measurements.clear(viewer.active); }, "reset");
   const play = button("viewer.cine.play", () => viewer.cine.toggle(), "cine");
+  play.classList.add("starts-group");
   const speed = button("viewer.cine.fps", () => viewer.cine.faster(), "cine-speed");
   button("viewer.cine.reverse", () => viewer.cine.reverse(), "cine-reverse");
   if (!viewer.patientMode) addLayout(button, viewer);
-  if (!viewer.patientMode) addDoctorTools(button, viewer, priors);
+  if (!viewer.patientMode) addStudyTools(button, viewer, priors, group("viewer.group.study", "study")[0]);
   const cineChanged = () => {
     play.dataset.i18n = viewer.cine.playing ? "viewer.cine.pause" : "viewer.cine.play";
     play.textContent = t(play.dataset.i18n);
@@ -71,40 +92,86 @@ export function buildToolbar(nav, menu, viewer, priors) {
   buildPresets(menu, viewer);
 }
 
-/** Show `menu` (hiding the other menus) or hide it; true when it is now shown. */
-function toggleMenu(menu) {
+/** A press outside the bar's menus closes them (the report and share panels have a close button). */
+function closeMenusOutside() {
+  if (window.yyMenusClose) return;
+  window.yyMenusClose = true;
+  document.addEventListener("pointerdown", (e) => {
+    if (e.target.closest(".menu, #toolbar")) return;
+    for (const m of document.querySelectorAll(".menu:not(.report):not(.share)")) m.hidden = true;
+  });
+}
+
+/** Invert, colour map, sharpen, overlays, rotate, flip: the Image menu. */
+function addImageTools(button, viewer, list) {
+  button("viewer.invert", () => viewer.active.set({ invert: !viewer.active.view.invert }), "invert", list);
+  const colour = button("viewer.colormap", () => {
+    viewer.active.set({ colormap: COLORMAPS[(COLORMAPS.indexOf(viewer.active.view.colormap || "grey") + 1) % COLORMAPS.length] });
+    colourLabel();
+  }, "colormap", list);
+  colour.removeAttribute("data-i18n");
+  const colourLabel = () => { colour.textContent = t(`viewer.colormap.${viewer.active.view.colormap || "grey"}`); };
+  colourLabel();
+  window.addEventListener("languagechange", colourLabel);
+  const sharpen = button("viewer.sharpen", () => {
+    viewer.active.set({ sharpen: viewer.active.view.sharpen ? 0 : 1 });
+    sharpen.setAttribute("aria-pressed", String(!!viewer.active.view.sharpen));
+  }, "sharpen", list);
+  sharpen.setAttribute("aria-pressed", "false");
+  const overlays = button("viewer.overlays", () => { // the overlay planes (60xx) of the image on or off
+    viewer.active.set({ overlays: viewer.active.view.overlays === false });
+    overlays.setAttribute("aria-pressed", String(viewer.active.view.overlays));
+  }, "overlays", list);
+  overlays.setAttribute("aria-pressed", "true");
+  button("viewer.rotate", () => viewer.active.set({ rotate: (viewer.active.view.rotate + 90) % 360 }), "rotate", list);
+  button("viewer.flip", () => viewer.active.set({ flipH: !viewer.active.view.flipH }), "flip", list);
+}
+
+/** Show `menu` (hiding the other menus) or hide it; true when it is now shown. On a desktop a
+ * menu opens under the bar button `from`; on a phone it is a sheet above the bottom bar (CSS). */
+function toggleMenu(menu, from) {
   const show = menu.hidden;
   for (const other of document.querySelectorAll(".menu")) other.hidden = true;
   menu.hidden = !show;
+  if (show && from && matchMedia("(min-width: 900px)").matches && !menu.matches(".report, .share")) {
+    const r = from.getBoundingClientRect();
+    Object.assign(menu.style, { top: `${r.bottom + 4}px`, left: `${Math.max(8, Math.min(r.left, innerWidth - menu.offsetWidth - 8))}px` });
+  } else menu.style.top = menu.style.left = "";
   return show;
 }
 
-/** Saving measurements, compare, the study's report, export, sharing: doctors only. */
-function addDoctorTools(button, viewer, priors) {
+/** The measurements' values shown or hidden, and saving them: in the Measure menu. */
+function addMeasureActions(button, viewer, list) {
   const values = button("viewer.values", () => { // the measurements' numbers on or off (the shapes stay)
     const hidden = document.querySelector("#viewports").classList.toggle("hide-values");
     values.setAttribute("aria-pressed", String(!hidden));
-  }, "values");
+  }, "values", list);
   values.setAttribute("aria-pressed", "true");
-  button("viewer.save", () => viewer.save(), "save");
+  values.classList.add("starts-group");
+  button("viewer.save", () => viewer.save(), "save", list);
+}
+
+/** Compare, the study's report, export, sharing: the Study menu, doctors only. */
+function addStudyTools(button, viewer, priors, list) {
+  const opener = document.querySelector("#group-study");
   button("viewer.compare", () => {
-    if (!toggleMenu(priors)) return;
+    if (!toggleMenu(priors, opener)) return;
     import("./compare.js").then(({ showPriors }) => showPriors(viewer, priors)).catch((err) => console.warn(err.message));
-  }, "compare");
+  }, "compare", list);
   const reportPanel = document.querySelector("#report");
   const report = button("viewer.report", () => {
     if (!toggleMenu(reportPanel)) return;
     import("./report.js").then((m) => m.showReports(viewer, reportPanel, viewer.reports || []));
-  }, "report-open");
+  }, "report-open", list);
   report.hidden = !viewer.reports?.length; // shown once the study turns out to have a report
   viewer.onReports = () => { report.hidden = !viewer.reports?.length; };
   const exports = document.querySelector("#exports");
-  button("viewer.export", () => { if (toggleMenu(exports)) buildExports(exports, viewer); }, "export");
+  button("viewer.export", () => { if (toggleMenu(exports, opener)) buildExports(exports, viewer); }, "export", list);
   if (viewer.me?.permissions?.includes("shares.manage")) { // a doctor shares the study with their department
     const panel = document.querySelector("#share");
     button("viewer.share", () => {
       if (toggleMenu(panel)) import("./share.js").then((m) => m.showShares(viewer, panel)).catch((err) => console.warn(err.message));
-    }, "share-open");
+    }, "share-open", list);
   }
 }
 
@@ -115,8 +182,10 @@ function addLayout(button, viewer) {
     viewer.followers(viewer.active, true);
   }, "sync");
   sync.setAttribute("aria-pressed", "false");
+  sync.classList.add("starts-group");
   const layouts = document.querySelector("#layouts");
-  const layout = button("viewer.layout", () => { if (toggleMenu(layouts)) buildLayoutMenu(layouts, viewer, layoutLabel); }, "layout");
+  const layout = button("viewer.layout", () => { if (toggleMenu(layouts, layout)) buildLayoutMenu(layouts, viewer, layoutLabel); }, "layout");
+  layout.classList.add("opens");
   layout.removeAttribute("data-i18n"); // its text carries the layout too
   const layoutLabel = () => { layout.textContent = `${t("viewer.layout")} ${viewer.layout.replace("x", "×")}${viewer.tiled ? " ▦" : ""}`; };
   layoutLabel();

@@ -45,7 +45,8 @@ export class Viewport {
     this.series = null;
     this.index = 0;
     this.image = null; // the decoded frame on screen (full fidelity)
-    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey", sharpen: 0 };
+    this.view = { center: 40, width: 400, invert: false, zoom: 1, panX: 0, panY: 0, rotate: 0, flipH: false, colormap: "grey", sharpen: 0,
+      fn: "LINEAR", voi: false, overlays: true }; // fn, voi: the window's VOI LUT Function, or the image's VOI LUT (lut.js)
     this.windowSet = false;
     this.listeners = new Set();
     this.pending = false;
@@ -133,6 +134,9 @@ export class Viewport {
     if (!this.windowSet) {
       const ds = this.series.images[this.index].ds;
       [this.view.center, this.view.width] = defaultWindow(this.series.modality, ds, image);
+      this.view.fn = image.fn || "LINEAR";
+      this.view.voi = !!image.voi;
+      if (image.voi) [this.view.center, this.view.width] = [image.voi.first + image.voi.count / 2, image.voi.count]; // a W/L drag starts from the table's input range
       this.windowSet = true;
     }
     this.image = image;
@@ -181,6 +185,7 @@ export class Viewport {
   setWindow(center, width) {
     this.view.center = center;
     this.view.width = Math.max(1, width);
+    this.view.voi = false; // a window the user chose replaces the image's VOI LUT (back with reset)
     this.windowSet = true;
     this.changed();
   }
@@ -238,7 +243,8 @@ export class Viewport {
         t("viewer.overlay.image", { i: this.index + 1, n: this.series.images.length }),
         value(ds, "SliceLocation") !== undefined ? t("viewer.overlay.location", { mm: fmt(value(ds, "SliceLocation")) }) : "",
         value(ds, "SliceThickness") !== undefined ? t("viewer.overlay.thickness", { mm: fmt(value(ds, "SliceThickness")) }) : ""],
-      br: [t("viewer.overlay.window", { w: Math.round(this.view.width), c: Math.round(this.view.center) }),
+      br: [this.view.voi && this.image?.voi ? t("viewer.overlay.voiLut")
+        : t("viewer.overlay.window", { w: Math.round(this.view.width), c: Math.round(this.view.center) }),
         t("viewer.overlay.zoom", { z: (this.view.zoom * this.fitScale()).toFixed(2) })],
     };
     for (const c of CORNERS) {

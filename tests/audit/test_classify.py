@@ -26,6 +26,7 @@ def test_recorded_actions(method: str, path: str, action: str) -> None:
 
 @pytest.mark.parametrize("method, path", [("GET", "/dicomweb"), ("GET", "/dicomweb/conformance"),
                                           ("OPTIONS", "/dicomweb/studies"), ("GET", "/viewer/main.js"),
-                                          ("GET", "/api/admin/users"), ("GET", "/health")])
+                                          ("GET", "/api/admin/users"), ("GET", "/health"),
+                                          ("GET", "/api/portal/downloads/d_x/progress")])
 def test_no_record_for_what_carries_no_patient_data(method: str, path: str) -> None:
     assert classify(method, path) is None  # (a 401/403 on any of them is still recorded as refused)

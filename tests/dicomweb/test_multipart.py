@@ -19,7 +19,7 @@ class Sink:
         self.parts.append((headers, b""))
         self._open = True
 
-    def data(self, chunk: bytes) -> None:
+    def data(self, chunk: bytes | memoryview) -> None:
         assert self._open
         headers, data = self.parts[-1]
         self.parts[-1] = (headers, data + chunk)

@@ -204,6 +204,20 @@ def test_small_pdus_and_fragmented_command(scp, archive, tmp_path, lean_calls) -
     assert lean_calls and str(ds.SOPInstanceUID) in stored_sops(archive)
 
 
+def test_messages_and_release_in_one_write_are_all_served(scp, archive, tmp_path, lean_calls) -> None:
+    """The lean path reads ahead (several PDUs per recv): two instances and the A-RELEASE-RQ
+    sent at once are two responses, then the release pynetdicom answers (it gets the PDUs
+    read with the last message)."""
+    peer = RawPeer(scp.port, [CT])
+    (p1, d1), (p2, d2) = _instance(tmp_path, 1), _instance(tmp_path, 2)
+    peer.send(*_store_pdus(d1, p1), *_store_pdus(d2, p2), struct.pack(">BBI", 5, 0, 4) + bytes(4))
+    assert [_status(peer.response()), _status(peer.response())] == [0, 0]
+    kind, _ = peer.read_pdu()
+    peer.close()
+    assert kind == 0x06  # A-RELEASE-RP
+    assert lean_calls and {str(d1.SOPInstanceUID), str(d2.SOPInstanceUID)} <= set(stored_sops(archive))
+
+
 def test_class_not_of_the_context_is_refused(scp, archive, tmp_path) -> None:
     peer = RawPeer(scp.port, [CT])
     path, ds = _instance(tmp_path)

@@ -54,3 +54,13 @@ def open_page(browser: Any) -> Iterator[Any]:
     yield make
     for p in pages:
         p.close()
+
+
+def press(page: Any, selector: str, tap: bool = False) -> None:
+    """Click (or tap) a toolbar button, opening its bar menu first when it lives in one (toolbar.js)."""
+    if not page.is_visible(selector):
+        menu = page.evaluate("s => document.querySelector(s)?.closest('.menu.group')?.id || ''", selector)
+        if menu:
+            opener = "#group-" + menu.removeprefix("menu-")
+            page.tap(opener) if tap else page.click(opener)
+    page.tap(selector) if tap else page.click(selector)

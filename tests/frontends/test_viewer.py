@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.conftest import DESKTOP, PHONE, press
 from tests.frontends.phantom import HEADER_WINDOW, STRIPES, grey, hu, store_ct
 
 SIZE, SLICES = 256, 5
@@ -93,7 +93,7 @@ def test_mouse_drag_windows_and_wheel_scrolls(open_page: Any, archive: YunyingSe
     page.keyboard.press("End")
     page.wait_for_function(f"document.querySelector('.corner.bl').innerText.includes('Im {SLICES}/{SLICES}')")
     assert_close(pixels(page), expected(-800, 1000, slice_index=SLICES - 1))
-    page.click("#invert")
+    press(page, "#invert")
     assert_close(pixels(page), [255 - g for g in expected(-800, 1000, SLICES - 1)])
     page.click("#reset")
     assert_close(pixels(page), expected(*HEADER_WINDOW, slice_index=SLICES - 1))
@@ -210,15 +210,15 @@ def test_length_angle_and_roi_on_the_phantom(open_page: Any, archive: YunyingSer
 
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study[0], "&lang=en"))
-    page.click("#tool-length")
+    press(page, "#tool-length")
     drag_image(page, (16, 128), (208, 128))  # 192 pixels of 0.5 mm
     text = page.text_content("svg.marks .measure.length text")
     assert float(text.split()[0]) == pytest.approx(192 * SPACING, rel=0.01) and text.endswith("mm")
-    page.click("#tool-angle")
+    press(page, "#tool-angle")
     drag_image(page, (200, 128), (128, 128))  # first arm, to the vertex
     drag_image(page, (128, 128), (128, 40))   # second arm: a right angle
     assert float(page.text_content("svg.marks .measure.angle text").rstrip("°")) == pytest.approx(90, abs=1)
-    page.click("#tool-roi")
+    press(page, "#tool-roi")
     drag_image(page, (100, 100), (124, 140))  # inside stripe 3 (x 96-127)
     roi = page.text_content("svg.marks .measure.roi")
     assert f"Mean {hu(3, 0):.1f} SD 0.0" in roi and f"Min {hu(3, 0):.0f} Max {hu(3, 0):.0f}" in roi
@@ -347,12 +347,12 @@ def test_rotate_and_flip_move_the_stripes(open_page: Any, archive: YunyingServer
     read = "(p) => { const vp = window.yunyingViewer.viewports[0];" \
            " return vp.clientToImage(p[0], p[1]).map(Math.floor); }"
     assert page.evaluate(read, left)[0] // 32 == 0
-    page.click("#flip")
+    press(page, "#flip")
     page.evaluate(SETTLE_JS)
     assert page.evaluate(read, left)[0] // 32 == STRIPES - 1  # the right edge is now on the left
     before = pixels(page)
     assert_close(before, expected(*HEADER_WINDOW))  # the same values, wherever they are drawn
-    page.click("#rotate")
+    press(page, "#rotate")
     page.evaluate(SETTLE_JS)
     top = page.evaluate("window.yunyingViewer.viewports[0].imageToClient(16, 128)")
     assert abs(top[0] - page.evaluate("window.yunyingViewer.viewports[0].el.clientWidth") / 2) < 40  # stripes now run across
@@ -428,7 +428,7 @@ def test_pseudo_colour_maps_the_windowed_value(open_page: Any, archive: YunyingS
                                                renderer: str) -> None:
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study[0], f"&lang=en&renderer={renderer}"))
-    page.click("#colormap")  # grey -> hot: black, red, yellow, white
+    press(page, "#colormap")  # grey -> hot: black, red, yellow, white
     assert page.inner_text("#colormap") == "Colour: hot"
     page.evaluate(SETTLE_JS)
     rgb = page.evaluate(READ_JS.replace(".data[0]", ".data.slice(0, 3).join()"), CENTRES)
@@ -480,7 +480,7 @@ def test_lossy_switch_small_jpegs_then_the_original_pixels(open_page: Any, archi
     page.evaluate("window.yunyingViewer.viewports[0].setWindow(-600, 400)")  # inside the JPEG's window: W/L still works
     assert_close(pixels(page), expected(-600, 400), tolerance=4)
     assert not raw and page.evaluate("performance.getEntriesByName('full-fidelity').length") == 0
-    page.click("#quality")  # lossless: the original pixels replace the JPEG
+    press(page, "#quality")  # lossless: the original pixels replace the JPEG
     page.wait_for_function("performance.getEntriesByName('full-fidelity').length > 0", timeout=30000)
     assert page.inner_text("#quality") == "Lossless" and raw
     assert_close(pixels(page), expected(-600, 400))

@@ -10,7 +10,7 @@ import pytest
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.conftest import DESKTOP, PHONE, press
 from tests.frontends.phantom import ct_slice, store_ct, stow
 from tests.frontends.test_viewer import SETTLE_JS, corner, opened, url
 
@@ -70,7 +70,7 @@ def test_compare_opens_the_prior_exam_beside(open_page: Any, archive: YunyingSer
     store_ct(archive, 1, 64, patient_id=pid + "-other", study_date="20220101")  # another patient
     p = open_page(**(DESKTOP if device == "desktop" else PHONE), locale="en-US")
     page = opened(p.page, url(archive, current))
-    page.click("#compare")
+    press(page, "#compare")
     page.wait_for_selector("#priors .prior")
     entries = page.eval_on_selector_all("#priors .prior", "bs => bs.map(b => [b.dataset.study, b.textContent])")
     assert [e[0] for e in entries] == [prior] and entries[0][1].startswith("2023-01-15")

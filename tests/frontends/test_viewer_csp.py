@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP
+from tests.frontends.conftest import DESKTOP, press
 from tests.frontends.phantom import store_ct
 from tests.frontends.test_viewer import drag_image, url
 
@@ -32,11 +32,11 @@ def test_tools_under_the_csp(browser: Any, archive: YunyingServer) -> None:
         until(page, "performance.getEntriesByName('full-fidelity').length > 0")
         page.wait_for_selector(".series-card")
         for tool in ("#tool-length", "#tool-magnify"):
-            page.click(tool)
+            press(page, tool)
             drag_image(page, (10, 20), (50, 20))
-        page.click("#save")
+        press(page, "#save")
         page.wait_for_selector("#status:has-text('saved to the archive')", timeout=30000)
-        page.click("#export")
+        press(page, "#export")
         with page.expect_download() as done:
             page.click("#export-shot")
         assert done.value.suggested_filename == "viewport.jpg"

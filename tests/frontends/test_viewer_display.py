@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.conftest import DESKTOP, PHONE, press
 from tests.frontends.phantom import HEADER_WINDOW, grey, hu, store_ct
 from tests.frontends.test_viewer import SETTLE_JS, opened, url
 
@@ -43,13 +43,13 @@ def test_sharpen_is_the_kernel_on_the_raw_values(open_page: Any, archive: Yunyin
     plain = {k: grey_at(page, *xy) for k, xy in points.items()}
     wanted = {"inside": hu(3, 0), "left of edge": hu(2, 0), "right of edge": hu(3, 0)}
     assert all(abs(plain[k] - grey(v, *HEADER_WINDOW)) <= 1.5 for k, v in wanted.items()), plain
-    page.click("#sharpen")
+    press(page, "#sharpen")
     assert page.get_attribute("#sharpen", "aria-pressed") == "true"
     sharp = {k: grey_at(page, *xy) for k, xy in points.items()}
     # centre + (4 centre - neighbours): one neighbour 100 HU away -> 100 HU further from it
     wanted = {"inside": hu(3, 0), "left of edge": hu(2, 0) - 100, "right of edge": hu(3, 0) + 100}
     assert all(abs(sharp[k] - grey(v, *HEADER_WINDOW)) <= 1.5 for k, v in wanted.items()), sharp
-    page.click("#sharpen")
+    press(page, "#sharpen")
     assert grey_at(page, *points["right of edge"]) == plain["right of edge"]
     assert not p.errors, p.errors
 

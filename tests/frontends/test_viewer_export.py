@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.conftest import DESKTOP, PHONE, press
 from tests.frontends.phantom import (
     HEADER_WINDOW,
     INTERCEPT,
@@ -37,7 +37,7 @@ def study(archive: YunyingServer) -> str:
 
 def saved(page: Any, button: str) -> bytes:
     with page.expect_download(timeout=60000) as done:
-        page.click(button)
+        press(page, button)
     return open(done.value.path(), "rb").read()
 
 
@@ -59,9 +59,9 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
     page.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES}")
-    page.click("#tool-length")
+    press(page, "#tool-length")
     drag_image(page, (10, 20), (110, 20))
-    page.click("#export")
+    press(page, "#export")
     shot = Image.open(io.BytesIO(saved(page, "#export-shot")))
     canvas = page.evaluate("[window.yunyingViewer.viewports[0].canvas.width, window.yunyingViewer.viewports[0].canvas.height]")
     assert shot.format == "JPEG" and list(shot.size) == canvas
@@ -73,11 +73,11 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
     r, g, b = rgb[:3]
     assert r > 200 and g > 170 and r - b > 80, (r, g, b)
 
-    page.click("#export")
+    press(page, "#export")
     png = Image.open(io.BytesIO(saved(page, "#export-png")))  # image 1 alone, at its own size
     assert png.format == "PNG" and png.size == (SIZE, SIZE) and near(greys(png), 0, 1)
 
-    page.click("#export")
+    press(page, "#export")
     page.fill("#export-from", "1")
     page.fill("#export-to", str(SLICES))
     with zipfile.ZipFile(io.BytesIO(saved(page, "#export-jpeg"))) as z:
@@ -86,7 +86,7 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
         third = Image.open(io.BytesIO(z.read(names[2])))
     assert third.format == "JPEG" and near(greys(third), 2, 3)
 
-    page.click("#export")
+    press(page, "#export")
     movie = av.open(io.BytesIO(saved(page, "#export-mp4")), mode="r")
     stream = movie.streams.video[0]
     frames = [f.to_image() for f in movie.decode(stream)]
@@ -99,7 +99,7 @@ def test_exports_viewport_images_zip_and_mp4(open_page: Any, archive: YunyingSer
 def test_phone_export_menu_fits(open_page: Any, archive: YunyingServer, study: str) -> None:
     p = open_page(**PHONE, locale="zh-CN")
     page = opened(p.page, url(archive, study))
-    page.click("#export")
+    press(page, "#export")
     assert page.inner_text("#export-mp4") == "序列电影（MP4）"
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     menu = page.locator("#exports").bounding_box()
@@ -191,14 +191,14 @@ def test_exports_are_what_the_reader_sees(open_page: Any, archive: YunyingServer
     page = opened(p.page, url(archive, study, "&lang=en"))
     page.wait_for_function(f"window.yunyingViewer?.loader.fetched === {SLICES}")
     for button in ("#rotate", "#flip", "#invert", "#colormap"):  # hot is the map after grey
-        page.click(button)
+        press(page, button)
     page.evaluate(f"window.yunyingViewer.viewports[0].setWindow({SEEN_WINDOW[0]}, {SEEN_WINDOW[1]})")
     page.evaluate("window.yunyingViewer.viewports[0].set({zoom: 1.1, panX: 40, panY: -20})")
     page.evaluate(SETTLE_JS)
     marker = as_seen(0)[SIZE - 16, SIZE - 16]  # the top-left square lands bottom right
     assert off(Image.fromarray(np.uint8(np.rot90(as_seen(0)))), 0) > 40  # the phantom tells orientations apart
 
-    page.click("#export")
+    press(page, "#export")
     shot = Image.open(io.BytesIO(saved(page, "#export-shot"))).convert("RGB")
     dpr = page.evaluate("window.devicePixelRatio")
     for x, y in [(16, 16), (16, SIZE - 16), (SIZE - 16, 16), (XS[5], SIZE // 2)]:  # image pixels, marker first
@@ -209,18 +209,18 @@ def test_exports_are_what_the_reader_sees(open_page: Any, archive: YunyingServer
         assert max(abs(int(s) - w) for s, w in zip(seen, wanted, strict=True)) <= 12, ((x, y), seen, wanted)
     assert (marker == as_seen(0)[SIZE - 1 - 16, SIZE - 1 - 16]).all()
 
-    page.click("#export")
+    press(page, "#export")
     png = Image.open(io.BytesIO(saved(page, "#export-png")))
     assert png.size == (SIZE, SIZE) and off(png, 0) < 1.5, off(png, 0)
 
-    page.click("#export")
+    press(page, "#export")
     page.fill("#export-from", "1")
     page.fill("#export-to", str(SLICES))
     with zipfile.ZipFile(io.BytesIO(saved(page, "#export-jpeg"))) as z:
         images = [Image.open(io.BytesIO(z.read(n))) for n in z.namelist()]
     assert [round(off(img, i)) <= 3 for i, img in enumerate(images)] == [True] * SLICES, [off(img, i) for i, img in enumerate(images)]
 
-    page.click("#export")
+    press(page, "#export")
     movie = av.open(io.BytesIO(saved(page, "#export-mp4")), mode="r")
     frames = [f.to_image() for f in movie.decode(movie.streams.video[0])]
     assert len(frames) == SLICES and [off(f, i) < 8 for i, f in enumerate(frames)] == [True] * SLICES, [off(f, i) for i, f in enumerate(frames)]

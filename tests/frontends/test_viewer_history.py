@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP
+from tests.frontends.conftest import DESKTOP, press
 from tests.frontends.phantom import ct_slice, stow
 from tests.frontends.test_viewer import opened, url
 from yunying.records import idcard
@@ -56,7 +56,7 @@ def test_compare_offers_the_priors_of_every_id_of_the_person(open_page: Any, arc
     assert person(archive, "PB-7", "PACS-B") != person(archive, "HA-1", "HIS-A")
     p = open_page(**DESKTOP, locale="en-US")
     page = opened(p.page, url(archive, studies["HA-1"]))
-    page.click("#compare")
+    press(page, "#compare")
     page.wait_for_selector("#priors .prior")
     offered = page.eval_on_selector_all("#priors .prior", "bs => bs.map(b => b.dataset.study)")
     assert offered == [studies["PB-9"]]  # under the other system's patient ID; not the other person's

@@ -12,7 +12,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.conftest import DESKTOP, PHONE, press
 from tests.frontends.phantom import store_ct, stow
 from tests.frontends.test_viewer import drag_image, opened, url
 from tests.portal.test_report_pages import real_pdf
@@ -54,13 +54,13 @@ def test_pdf_and_text_reports_open_in_the_viewer(open_page: Any, archive: Yunyin
     stow(archive, [text_sr(study, "右肺上叶小结节，建议随访。")])
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study, "&lang=en"))
-    page.click("#tool-length")  # a measurement report of our own: not a report
+    press(page, "#tool-length")  # a measurement report of our own: not a report
     drag_image(page, (10, 20), (50, 20))
-    page.click("#save")
+    press(page, "#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('saved')", timeout=30000)
     page.reload()
-    page.wait_for_selector("#report-open:not([hidden])", timeout=30000)
-    page.click("#report-open")
+    page.wait_for_selector("#report-open:not([hidden])", state="attached", timeout=30000)  # in the Study menu
+    press(page, "#report-open")
     page.wait_for_function("document.querySelectorAll('#report .report-entry').length === 2")  # filled after a module load
     entries = page.locator("#report .report-entry").all_inner_texts()
     assert entries == ["2024-03-02 · Diagnostic imaging report · draft", "2024-03-01 · CT chest"]
@@ -81,7 +81,7 @@ def test_no_report_no_button_and_patient_mode_has_none(open_page: Any, archive: 
     p = open_page(**PHONE)
     page = opened(p.page, url(archive, study))
     page.wait_for_timeout(500)  # the reports' QIDO has answered
-    assert page.locator("#report-open").count() == 1 and not page.is_visible("#report-open")
+    assert page.locator("#report-open").count() == 1 and page.get_attribute("#report-open", "hidden") is not None
     patient = open_page(**PHONE)
     page = opened(patient.page, url(archive, study, "&mode=patient"))
     assert page.locator("#report-open").count() == 0

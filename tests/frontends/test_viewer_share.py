@@ -9,7 +9,7 @@ import httpx
 
 from benchmarks.net import YunyingServer
 from tests.auth.test_access import make_user
-from tests.frontends.conftest import DESKTOP, PHONE
+from tests.frontends.conftest import DESKTOP, PHONE, press
 from tests.frontends.phantom import store_ct
 from tests.frontends.test_viewer import opened, url
 
@@ -40,7 +40,7 @@ def test_a_doctor_shares_with_the_department_for_24h_and_withdraws(open_page: An
 
     p = open_page(**PHONE)
     page = opened(p.page, viewer_url(archive, study, doctor, "&lang=en"))
-    page.click("#share-open")
+    press(page, "#share-open")
     page.wait_for_selector(".share-none")
     page.click("#share-24h")
     row = page.wait_for_selector(".share-row")
@@ -62,7 +62,7 @@ def test_a_doctor_shares_with_the_department_for_24h_and_withdraws(open_page: An
     # a named colleague, 72 h, on a desktop in Chinese
     d = open_page(**DESKTOP)
     page = opened(d.page, viewer_url(archive, study, doctor, "&lang=zh-CN"))
-    page.click("#share-open")
+    press(page, "#share-open")
     page.fill("#share-user", "dr.b")
     page.click("#share-72h")
     row = page.wait_for_selector(".share-row")

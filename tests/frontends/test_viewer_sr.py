@@ -14,7 +14,7 @@ import pydicom
 import pytest
 
 from benchmarks.net import YunyingServer
-from tests.frontends.conftest import DESKTOP, PHONE, missing_tool
+from tests.frontends.conftest import DESKTOP, PHONE, missing_tool, press
 from tests.frontends.phantom import SPACING, store_ct
 from tests.frontends.test_viewer import drag_image, opened, url
 
@@ -33,7 +33,7 @@ def sr_instances(server: YunyingServer, study: str) -> list[dict[str, Any]]:
 
 
 def saved(page: Any) -> None:
-    page.click("#save")
+    press(page, "#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('saved to the archive')", timeout=30000)
 
 
@@ -45,9 +45,9 @@ def test_a_length_saved_is_found_by_qido_valid_and_drawn_after_reload(
         open_page: Any, archive: YunyingServer, study: tuple[str, str], tmp_path: Path) -> None:
     p = open_page(**DESKTOP)
     page = opened(p.page, url(archive, study[0], "&lang=en"))
-    page.click("#tool-length")
+    press(page, "#tool-length")
     drag_image(page, (16, 128), (208, 128))  # 192 pixels of 0.5 mm
-    page.click("#tool-roi")
+    press(page, "#tool-roi")
     drag_image(page, (100, 100), (124, 140))  # inside stripe 3
     before = marks(page)
     assert float(before[0].split()[0]) == pytest.approx(192 * SPACING, rel=0.01)
@@ -84,14 +84,14 @@ def test_saving_again_keeps_the_newest_report(open_page: Any, archive: YunyingSe
     p = open_page(**PHONE, locale="zh-CN")
     page = opened(p.page, url(archive, study))
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    page.click("#tool-length")
+    press(page, "#tool-length")
     drag_image(page, (8, 32), (40, 32))
-    page.click("#save")
+    press(page, "#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('测量已保存')", timeout=30000)
-    page.click("#tool-angle")
+    press(page, "#tool-angle")
     drag_image(page, (50, 32), (32, 32))
     drag_image(page, (32, 32), (32, 10))
-    page.click("#save")
+    press(page, "#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('测量已保存')", timeout=30000)
     assert len(sr_instances(archive, study)) == 2
     page.reload()
@@ -158,11 +158,11 @@ def test_a_reader_without_write_permission_is_told_and_nothing_is_stored(
     p = open_page(**DESKTOP)
     address = f"{archive.http_url}/viewer/?study={study}&lang=en#access_token={made.json()['key']}"
     page = opened(p.page, address)
-    page.click("#save")  # nothing drawn yet
+    press(page, "#save")  # nothing drawn yet
     page.wait_for_function("document.querySelector('#status').innerText.includes('No measurements')")
-    page.click("#tool-length")
+    press(page, "#tool-length")
     drag_image(page, (8, 32), (40, 32))
-    page.click("#save")
+    press(page, "#save")
     page.wait_for_function("document.querySelector('#status').innerText.includes('could not be saved')", timeout=30000)
     assert not sr_instances(archive, study)
     assert [f for f in p.failed if "/api/viewer/sr" in f] == [f"403 POST {archive.http_url}/api/viewer/sr"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -94,3 +95,76 @@ def test_zip_of_jpegs_for_viewing_without_dicom_software(srv: YunyingServer) -> 
     assert "DICOM/DICOMDIR" in both and len([n for n in both if n.startswith("JPEG/")]) == 2
     bad = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study, "contents": "png"}, headers=patient)
     assert bad.status_code == 400 and "contents" in bad.json()["error"]
+
+
+def unzip(srv: YunyingServer, made: dict, patient: dict[str, str], into: Path) -> set[str]:
+    """Extract the ZIP of `made` into `into`; answers its member names."""
+    z = httpx.get(f"{srv.http_url}/api/portal/downloads/{made['id']}", headers=patient, timeout=60)
+    assert z.status_code == 200, z.text
+    with pyzipper.AESZipFile(io.BytesIO(z.content)) as archive:
+        archive.setpassword(made["password"].encode())
+        archive.extractall(into)
+        return set(archive.namelist())
+
+
+def multi_series_study(srv: YunyingServer) -> tuple[str, dict[str, str]]:
+    """A stored study of three series (two CT, one MR): (its UID, SOP Instance UID -> series UID)."""
+    study, sent = generate_uid(), []
+    for modality, count in (("CT", 4), ("CT", 3), ("MR", 2)):
+        series = generate_uid()
+        sent += [make_ct(study, series, number=i, modality=modality) for i in range(1, count + 1)]
+    body, ctype = multipart(*[part10(ds) for ds in sent])
+    assert httpx.post(srv.dicomweb_url + "/studies", content=body,
+                      headers={"Content-Type": ctype, **srv.headers}).status_code == 200
+    return study, {str(ds.SOPInstanceUID): str(ds.SeriesInstanceUID) for ds in sent}
+
+
+def check_dicomdir(root: Path, members: set[str], sent: dict[str, str]) -> None:
+    """The DICOMDIR references exactly the members, each at the instance it holds, series by series."""
+    from pydicom.fileset import FileSet
+
+    fs = FileSet(pydicom.dcmread(root / "DICOM" / "DICOMDIR"))
+    named = {"DICOM/" + Path(i.FileID).as_posix(): str(i.SOPInstanceUID) for i in fs}
+    assert set(named) == members - {"DICOM/DICOMDIR"} and sorted(named.values()) == sorted(sent)
+    for name, uid in named.items():
+        back = pydicom.dcmread(root / name, stop_before_pixels=True)
+        assert str(back.SOPInstanceUID) == uid and str(back.SeriesInstanceUID) == sent[uid]
+    folders = {name.rsplit("/", 1)[0] for name in named}
+    assert len(folders) == 3  # one folder per series
+
+
+def test_a_multi_series_study_zips_with_a_dicomdir_of_exactly_its_members(srv: YunyingServer, tmp_path: Path) -> None:
+    study, sent = multi_series_study(srv)
+    patient = patient_of(srv, study, "13100000021")
+    made = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study}, headers=patient, timeout=60)
+    assert made.status_code == 201, made.text  # small: made within the request, as before
+    members = unzip(srv, made.json(), patient, tmp_path)
+    check_dicomdir(tmp_path, members, sent)
+
+
+def test_a_download_made_in_the_background_reports_progress(srv: YunyingServer, tmp_path: Path) -> None:
+    study, sent = multi_series_study(srv)
+    patient = patient_of(srv, study, "13100000022")
+    started = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study, "background": True},
+                         headers=patient, timeout=60)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["state"] in ("queued", "running", "ready") and job["total"] == len(sent) and len(job["password"]) == 12
+    progress = f"{srv.http_url}/api/portal/downloads/{job['id']}/progress"
+    for _ in range(600):
+        state = httpx.get(progress, headers=patient).json()
+        if state["state"] not in ("queued", "running"):
+            break
+        assert 0 <= state["done"] <= state["total"]
+        time.sleep(0.1)
+    assert state["state"] == "ready" and state["done"] == state["total"] == len(sent), state
+    assert state["size"] > 0 and state["expires_at"] > time.time()
+    members = unzip(srv, job, patient, tmp_path)
+    check_dicomdir(tmp_path, members, sent)
+
+    assert httpx.get(progress).status_code == 401
+    _, stranger = signed_in(srv, "13100000023")
+    assert httpx.get(progress, headers=stranger).status_code == 404
+    assert httpx.get(f"{srv.http_url}/api/portal/downloads/d_unknown/progress", headers=patient).status_code == 404
+    bad = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study, "background": "yes"}, headers=patient)
+    assert bad.status_code == 400 and "background" in bad.json()["error"]

@@ -148,6 +148,8 @@ def test_an_unexpected_http_error_is_logged_without_values(tmp_path: Path) -> No
                f"/instances/{ds.SOPInstanceUID}/rendered")
         resp = httpx.get(url, headers=srv.headers, timeout=60)
         assert resp.status_code == 500 and resp.json()["error"].startswith("internal error")
+        # the 500 leaves through the same outermost layer as every answer (dicomweb/edge.py)
+        assert resp.headers["x-content-type-options"] == "nosniff"
     finally:
         srv.stop()
     log = srv.log_path.read_text()

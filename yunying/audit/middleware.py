@@ -40,7 +40,22 @@ _STUDY_IN_URL = re.compile(rb"/studies/([0-9.]{1,64})/")
 
 
 def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
-    """(action, {study, series, sop}) for a request worth a record whatever its answer; None otherwise."""
+    """(action, {study, series, sop}) for a request worth a record whatever its answer; None
+    otherwise. The answer is shared between requests of the same method and path: read it only."""
+    key = (method, path)
+    found = _CLASSIFIED.get(key, _UNSEEN)
+    if found is _UNSEEN:  # a QIDO-RS path repeats; a viewer's frame paths repeat per series
+        if len(_CLASSIFIED) >= 4096:
+            _CLASSIFIED.clear()
+        found = _CLASSIFIED[key] = _classify(method, path)
+    return found  # type: ignore[return-value]
+
+
+_CLASSIFIED: dict[tuple[str, str], tuple[str, dict[str, str]] | None] = {}
+_UNSEEN = object()
+
+
+def _classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     m = _DW.match(path)
     if m is not None and method != "OPTIONS":
         uids: dict[str, str] = {k: m.group(k) for k in ("study", "series", "sop") if m.group(k)}
@@ -66,6 +81,8 @@ def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     if path.startswith("/api/audit"):
         return "audit.read", {}
     if path.startswith("/api/portal/"):  # the patient portal (issue 14): downloads, films, shares
+        if path.startswith("/api/portal/downloads/") and path.endswith("/progress"):
+            return None  # a background ZIP's progress, polled each second: counts, no patient data
         if path.startswith(("/api/portal/downloads", "/api/portal/film")):
             return "download", {}
         if path.startswith("/api/portal/shares") and method in ("POST", "DELETE"):
@@ -89,39 +106,54 @@ class AuditMiddleware:
 
     def __init__(self, app: ASGIApp, wait: float = 10.0) -> None:
         self.app, self.wait = app, wait
+        # id(principal) -> (principal, its record fields): the identity cache hands out the same
+        # Principal for a token's every request, and sorting its roles cost ~2 us each time
+        self._fields: dict[int, tuple[Any, Entry]] = {}
+
+    def _who(self, principal: Any) -> Entry:
+        hit = self._fields.get(id(principal))
+        if hit is not None and hit[0] is principal:
+            return hit[1]
+        if len(self._fields) >= 1024:
+            self._fields.clear()
+        fields = principal_fields(principal)
+        self._fields[id(principal)] = (principal, fields)  # the principal held: its id stays its own
+        return fields
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         trail = current()
         if scope["type"] != "http" or trail is None:
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
-        kind = classify(method, path)
+        kind = classify(scope["method"], scope["path"])
         request_id = _header(scope, b"x-request-id")[:64] or new_id()
-        status = [0]
+        id_header = (b"x-request-id", request_id.encode())
+        status = 0
+        sent_record = False
         body: list[bytes] = []
-        sent_record = [False]
         username = [""]
+        store = kind is not None and kind[0] == "store"
         if kind is not None and kind[0] in _WITH_USERNAME:
             receive = _capture_username(receive, username)
 
         async def audited_send(message: dict[str, Any]) -> None:
+            nonlocal status, sent_record
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
-            elif message["type"] == "http.response.body" and not sent_record[0]:
-                if kind is not None and kind[0] == "store" and len(body) < 64:
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
+            elif not sent_record and message["type"] == "http.response.body":
+                if store and len(body) < 64:
                     body.append(bytes(message.get("body", b"")))
-                if not message.get("more_body") and (kind is not None or status[0] in (401, 403)):
-                    sent_record[0] = True
-                    await self._record(scope, kind, status[0], request_id, body, username[0])
+                if not message.get("more_body") and (kind is not None or status in (401, 403)):
+                    sent_record = True
+                    await self._record(scope, kind, status, request_id, body, username[0])
             await send(message)
 
         try:
             await self.app(scope, receive, audited_send)
         except Exception:
-            if not sent_record[0] and (kind is not None):
-                sent_record[0] = True
+            if not sent_record and (kind is not None):
+                sent_record = True
                 await self._record(scope, kind, 500, request_id, body, username[0])
             raise
 
@@ -134,7 +166,7 @@ class AuditMiddleware:
         principal = scope.get("state", {}).get("principal")
         client = scope.get("client")
         entry: Entry = {"action": action, "status": str(status), "outcome": _outcome(status),
-                        **principal_fields(principal), "client": client[0] if client else "",
+                        **self._who(principal), "client": client[0] if client else "",
                         "face": "http", "request_id": request_id,
                         "studies": uids.get("study", ""), "series": uids.get("series", "")}
         if username and entry["principal_kind"] == "anonymous":

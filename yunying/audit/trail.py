@@ -339,7 +339,16 @@ _LIMITS = {c.name: most for c in records.c if (most := getattr(c.type, "length",
 _CLIPPED = tuple(zip(_LIMITS, _LIMITS.values()))
 
 
+_FITS_GET = operator.itemgetter(*(n for n in _LIMITS if n != "hash"))  # the hash is added after clipping
+_FITS_MOST = tuple(most for n, most in _LIMITS.items() if n != "hash")
+
+
 def _clip(row: Entry) -> Entry:
+    try:  # the common case, every value within its limit, checked in C (~1 us, not ~4)
+        if not any(map(operator.gt, map(len, _FITS_GET(row)), _FITS_MOST)):
+            return row
+    except (KeyError, TypeError):  # a field missing or not a string: the loop below decides
+        pass
     for name, most in _CLIPPED:
         value = row.get(name)
         if value.__class__ is str and len(value) > most:
@@ -348,13 +357,20 @@ def _clip(row: Entry) -> Entry:
 
 
 def _complete(entry: Entry) -> Entry:
+    # every HTTP record passes here on the event loop: the common case (strings, no None) costs
+    # ~1 us, not the ~5 us of rebuilding the dict
     out = {**DEFAULTS, **entry}
-    out["at_ms"] = out.get("at_ms") or _now_ms()
-    out["entry_id"] = out.get("entry_id") or new_id()
-    out["count"] = int(out["count"])
+    if not out.get("at_ms"):
+        out["at_ms"] = _now_ms()
+    if not out.get("entry_id"):
+        out["entry_id"] = new_id()
+    if out["count"].__class__ is not int:
+        out["count"] = int(out["count"])
     for k in ("studies", "series"):
-        if not isinstance(out[k], str):
+        if out[k].__class__ is not str:
             out[k] = " ".join(v for v in out[k] if v)
-    if not isinstance(out["detail"], str):
+    if out["detail"].__class__ is not str:
         out["detail"] = orjson.dumps(out["detail"]).decode()
-    return {k: ("" if v is None else v) for k, v in out.items()}
+    if None in out.values():
+        return {k: ("" if v is None else v) for k, v in out.items()}
+    return out

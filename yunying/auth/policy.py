@@ -134,6 +134,7 @@ POLICY: list[tuple[str, str, str | tuple[str, ...]]] = [
     ("POST", "/api/lifecycle/purge", (ADMIN, R.OPERATIONS)),
     ("GET", "/api/lifecycle/refetch/{study}", DICOMWEB_READ),  # the viewer polls a purged study's re-fetch
     ("POST", "/api/portal/downloads", AUTHENTICATED), ("GET", "/api/portal/downloads/{download}", AUTHENTICATED),
+    ("GET", "/api/portal/downloads/{download}/progress", AUTHENTICATED),
     # the viewer (issue 13): measurements -> a DICOM SR it then stores through STOW-RS (reads no archive data)
     ("POST", "/api/viewer/sr", DICOMWEB_WRITE),
     ("POST", "/api/viewer/export/{kind}", DICOMWEB_READ),  # packages images the viewer rendered: MP4, ZIP

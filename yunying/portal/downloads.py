@@ -9,7 +9,7 @@ import io
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,14 @@ CONTENTS = ("dicom", "jpeg", "both")
 ZIP64_SAFE = 2**31  # a member this large gets ZIP64 sizes (deflate may grow it; the limit is 4 GB)
 
 
-def _dicom(z: Any, archive: Archive, rows: list[Any], tmp: Path) -> None:
+Progress = Callable[[], None]  # called once per instance written (a DICOM file or a JPEG)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _dicom(z: Any, archive: Archive, rows: list[Any], tmp: Path, step: Progress = _nothing) -> None:
     """DICOM/: the DICOMDIR made from the headers, then each instance's stored bytes at the File
     ID it names, written into the ZIP as they are read (one instance in memory at a time)."""
     by_uid = {}
@@ -69,12 +76,14 @@ def _dicom(z: Any, archive: Archive, rows: list[Any], tmp: Path) -> None:
             for piece in pieces:
                 member.write(piece)
         del pieces
+        step()
 
 
-def _jpegs(z: Any, archive: Archive, rows: list[Any]) -> None:
+def _jpegs(z: Any, archive: Archive, rows: list[Any], step: Progress = _nothing) -> None:
     """JPEG/: each image instance's first frame drawn with its header's window, one at a time."""
     import pyzipper  # type: ignore[import-untyped]  # imported on first use: the server starts without it
     for n, row in enumerate(rows, 1):
+        step()  # counted as it starts: an instance without pixels counts too
         ds = archive.read_dataset(row)
         if "PixelData" not in ds:
             continue  # reports, structured documents: in DICOM/ only
@@ -86,23 +95,45 @@ def _jpegs(z: Any, archive: Archive, rows: list[Any]) -> None:
         z.writestr(f"JPEG/{name}", out.getbuffer(), compress_type=pyzipper.ZIP_STORED)  # JPEG does not deflate
 
 
-def make_zip(store: Store, archive: Archive, data: Path, account: str, study: str,
-             contents: str = "dicom") -> dict[str, Any]:
-    """Build the ZIP of `study` for `account`; answers its id, password (once), size and expiry.
-
-    Written to its file as the instances are read, with memory bounded by one instance (and the
-    DICOMDIR's small records), never the study: a 2 GB CT downloads like a 2 MB X-ray.
-    The ZIP is a file, not a stream to the response, because the patient sees its size before
-    downloading (issue 14 part 7) and may download it again until it expires.
-    """
+def plan(store: Store, archive: Archive, data: Path, study: str, contents: str) -> list[Any]:
+    """The instances a ZIP of `study` will hold; refuses what cannot be made before anything is."""
     if contents not in CONTENTS:
         raise InvalidRequest("contents: dicom, jpeg or both")
     sweep(store, data)
     rows = archive.instances(study)
     if not rows:
         raise NotFound("the exam has no images yet")
-    password = "".join(secrets.choice(ALPHABET) for _ in range(12))
-    zip_id = "d_" + secrets.token_urlsafe(24)
+    return list(rows)
+
+
+def steps(rows: list[Any], contents: str) -> int:
+    """How many times a build of `rows` calls its progress callback."""
+    return len(rows) * (2 if contents == "both" else 1)
+
+
+def new_zip() -> tuple[str, str]:
+    """A new download's id and extraction password."""
+    return "d_" + secrets.token_urlsafe(24), "".join(secrets.choice(ALPHABET) for _ in range(12))
+
+
+def make_zip(store: Store, archive: Archive, data: Path, account: str, study: str,
+             contents: str = "dicom") -> dict[str, Any]:
+    """Build the ZIP of `study` for `account` within the call; answers its id, password (once),
+    size and expiry. A big study goes to yunying.portal.download_jobs instead."""
+    rows = plan(store, archive, data, study, contents)
+    zip_id, password = new_zip()
+    return build(store, archive, data, account, study, contents, rows, zip_id, password)
+
+
+def build(store: Store, archive: Archive, data: Path, account: str, study: str, contents: str,
+          rows: list[Any], zip_id: str, password: str, step: Progress = _nothing) -> dict[str, Any]:
+    """Write the ZIP `zip_id` of `rows` and record it; `step` is called per instance written.
+
+    Written to its file as the instances are read, with memory bounded by one instance (and the
+    DICOMDIR's small records), never the study: a 2 GB CT downloads like a 2 MB X-ray.
+    The ZIP is a file, not a stream to the response, because the patient sees its size before
+    downloading (issue 14 part 7) and may download it again until it expires.
+    """
     target = _folder(data) / f"{zip_id}.zip"
     partial = target.with_suffix(".part")
     import pyzipper  # imported on first use: the server starts without it (issue 9 part 5)
@@ -114,9 +145,9 @@ def make_zip(store: Store, archive: Archive, data: Path, account: str, study: st
                 partial, "w", compression=pyzipper.ZIP_DEFLATED, encryption=pyzipper.WZ_AES, compresslevel=1) as z:
             z.setpassword(password.encode())
             if contents != "jpeg":
-                _dicom(z, archive, rows, Path(tmp))
+                _dicom(z, archive, rows, Path(tmp), step)
             if contents != "dicom":
-                _jpegs(z, archive, rows)
+                _jpegs(z, archive, rows, step)
         partial.replace(target)  # never a half-written ZIP under a download's name
     finally:
         partial.unlink(missing_ok=True)
@@ -128,11 +159,17 @@ def make_zip(store: Store, archive: Archive, data: Path, account: str, study: st
     return {"id": zip_id, "password": password, "size": size, "expires_at": now + DOWNLOAD_TTL}
 
 
-def zip_path(store: Store, data: Path, account: str, zip_id: str, studies: frozenset[str]) -> Path:
-    """The file of a live ZIP of this account (for a study its token still sees); NotFound otherwise."""
+def made(store: Store, account: str, zip_id: str, studies: frozenset[str]) -> Any:
+    """The row of a live ZIP of this account (for a study its token still sees); NotFound otherwise."""
     now = int(time.time())
     with store.engine.connect() as conn:
         row = conn.execute(select(downloads).where(downloads.c.id == zip_id, downloads.c.account_id == account)).first()
     if row is None or row.expires_at <= now or row.study_uid not in studies:
         raise NotFound("unknown or expired download")
+    return row
+
+
+def zip_path(store: Store, data: Path, account: str, zip_id: str, studies: frozenset[str]) -> Path:
+    """The file of a live ZIP of this account (for a study its token still sees); NotFound otherwise."""
+    made(store, account, zip_id, studies)
     return _folder(data) / f"{zip_id}.zip"
