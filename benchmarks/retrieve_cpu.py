@@ -3,8 +3,8 @@ side, with the server's CPU seconds per request beside the wall-clock rate (issu
 
 On a shared machine the MB/s of one retrieve swings 2-3x with the other processes; the CPU the
 server spent on it (user + system of its process tree, /proc) does not, and says what the rate
-would be on an idle machine. The first WADO-RS series retrieve is reported apart: it computes
-its Repr-Digest (the body is held until hashed), a repeat streams with the digest kept.
+would be on an idle machine. The first WADO-RS series retrieve is reported apart: it streams and
+is hashed on the way (no Want-Repr-Digest), a repeat streams with that digest in its headers.
 """
 from __future__ import annotations
 

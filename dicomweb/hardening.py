@@ -62,10 +62,17 @@ class _Held:
 
 class Digests:
     """Integrity headers on downloads (issue 12 part 7): `Repr-Digest: sha-256=:…:` (RFC 9530)
-    on every WADO-RS retrieve and bulk data answer, and on any other GET that sends
+    on WADO-RS retrieve and bulk data answers, and on any other GET that sends
     `Want-Repr-Digest`; `Content-MD5` (RFC 1864) when the request's Want-Repr-Digest or
-    Want-Digest names md5. The body is held (`_Held`) to compute them before the headers go
-    out; it sits outside content coding, so the digest is of the bytes sent."""
+    Want-Digest names md5. To compute them before the headers go out, the body is held
+    (`_Held`); it sits outside content coding, so the digest is of the bytes sent.
+
+    One exception keeps a first retrieve as fast as a plain one (issue 9 part 4: holding a CT
+    series until it was all read and hashed doubled its CPU and delayed its first byte by the
+    whole series): a download whose digest the client did not ask for, sent without content
+    coding, streams at once and is hashed on the way; its digest is handed to the route's memo
+    (wado_stream.DigestMemo), so every repeat of those bytes carries it from its first byte. A
+    client that wants to verify the first answer says so with `Want-Repr-Digest` (RFC 9530 4)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -88,9 +95,24 @@ class Digests:
             nonlocal size
             if message["type"] == "http.response.start":
                 start.update(message)
-                if _already_known(message.get("headers", []), md5 is not None):
+                headers = message.get("headers", [])
+                if _already_known(headers, md5 is not None):
                     start["sent"] = True  # the route knew the digests of this body: no spool
                     await send(message)
+                elif not want and message["status"] == 200 and not _coded(headers):
+                    start["sent"] = start["streaming"] = True  # nobody asked: hashed on the way
+                    await send(message)
+                return
+            if message["type"] == "http.response.body" and start.get("streaming"):
+                body = message.get("body", b"")
+                if body:
+                    sha.update(body)
+                    size += len(body)
+                record = scope.get("state", {}).get("digest_record")
+                if not message.get("more_body") and record is not None:  # the whole body was made
+                    record([(b"content-length", str(size).encode()),
+                            (b"repr-digest", b"sha-256=:" + base64.b64encode(sha.digest()) + b":")])
+                await send(message)
                 return
             if message["type"] != "http.response.body" or not start or start.get("sent"):
                 await send(message)
@@ -129,6 +151,10 @@ class Digests:
 
 
 _COMPUTED = (b"content-length", b"repr-digest", b"content-md5")
+
+
+def _coded(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-encoding" for k, _ in headers)
 
 
 def _already_known(headers: list[tuple[bytes, bytes]], want_md5: bool) -> bool:

@@ -38,10 +38,27 @@ def sha256(body: bytes) -> str:
 @pytest.mark.parametrize("coding", ["identity", "gzip"])
 def test_a_retrieve_carries_the_digest_of_the_bytes_sent(stored: tuple[YunyingServer, str], coding: str) -> None:
     server, path = stored
-    r, body = _raw(server, path, **ACCEPT_DICOM, **{"Accept-Encoding": coding})
+    r, body = _raw(server, path, **ACCEPT_DICOM, **{"Accept-Encoding": coding, "Want-Repr-Digest": "sha-256=1"})
     assert r.status_code == 200 and r.headers["repr-digest"] == sha256(body)
     assert int(r.headers["content-length"]) == len(body)
     assert "content-md5" not in r.headers
+    r, again = _raw(server, path, **ACCEPT_DICOM, **{"Accept-Encoding": coding})  # unasked: a repeat has it
+    assert again == body and r.headers["repr-digest"] == sha256(body)
+
+
+def test_a_first_retrieve_nobody_asked_a_digest_of_streams_and_its_repeats_carry_it(server: YunyingServer) -> None:
+    """Issue 9 part 4: a first retrieve is not held until all of it is read and hashed; it is
+    hashed on the way, and every repeat of the same bytes carries the digest from its first byte."""
+    ct = make_ct(patient_id="P-DIGEST-2", frames=2, rows=64, cols=64)
+    body, ctype = multipart(part10(ct))
+    assert httpx.post(server.dicomweb_url + "/studies", content=body,
+                      headers={**server.headers, "Content-Type": ctype}).status_code == 200
+    path = f"/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}"
+    first, body1 = _raw(server, path, **ACCEPT_DICOM, **{"Accept-Encoding": "identity"})
+    assert first.status_code == 200 and "repr-digest" not in first.headers and b"DICM" in body1
+    again, body2 = _raw(server, path, **ACCEPT_DICOM, **{"Accept-Encoding": "identity"})
+    assert body2 == body1 and again.headers["repr-digest"] == sha256(body1)
+    assert int(again.headers["content-length"]) == len(body1)
 
 
 def test_content_md5_when_asked(stored: tuple[YunyingServer, str]) -> None:

@@ -86,7 +86,7 @@ def test_a_series_retrieve_digest_matches_its_bytes(server: YunyingServer) -> No
     stow(server, *(smooth_ct(study, series_uid, i, size=128) for i in range(1, 6)))
     url = f"{server.dicomweb_url}/studies/{study}/series/{series_uid}"
     accept = "multipart/related; type=application/dicom; transfer-syntax=*"
-    first, body = raw_get(server, url, Accept=accept, **{"Accept-Encoding": "identity"})
+    first, body = raw_get(server, url, Accept=accept, **{"Accept-Encoding": "identity", "Want-Repr-Digest": "sha-256=1"})
     again, body2 = raw_get(server, url, Accept=accept, **{"Accept-Encoding": "identity"})  # from the memo
     for resp, b in ((first, body), (again, body2)):
         assert resp.status_code == 200 and resp.headers["repr-digest"] == sha256(b)
@@ -106,7 +106,8 @@ def test_a_body_past_the_memory_budget_goes_to_disk(monkeypatch: pytest.MonkeyPa
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": "/dicomweb/studies/1.2", "headers": []}
+    scope = {"type": "http", "method": "GET", "path": "/dicomweb/studies/1.2",
+             "headers": [(b"want-repr-digest", b"sha-256=1")]}  # asked for: held until the digest is known
     asyncio.run(hardening.Digests(app)(scope, None, send))
     body = b"".join(m.get("body", b"") for m in sent[1:])
     headers = dict(sent[0]["headers"])
