@@ -6,8 +6,9 @@ and hashing it are separate work. The old loop read one instance, then sent it, 
 next: one core at a time. `read_ahead` keeps the next instances' reads running in worker threads
 (the decompressor and file reads release the GIL) while the event loop sends the current one.
 
-Downloads carry `Repr-Digest` (issue 12), which `hardening.Digests` computes by spooling the
-whole body before the headers go out. The body of a retrieve is a function of what the ETag
+Downloads carry `Repr-Digest` (issue 12), which `hardening.Digests` computes by holding the
+whole body before the headers go out when the client asks, or by hashing a first answer on the
+way when it does not. The body of a retrieve is a function of what the ETag
 covers plus the Accept header, the base URL and any patient correction on retrieval, once the
 boundary is derived from them too (`boundary_for`); so its digest is kept (`DigestMemo`) and a
 repeat sends headers at once with `Content-Length` and `Repr-Digest`, streaming without a spool.

@@ -107,9 +107,10 @@ def controls(s: Settings, policy: Any = None) -> list[Control]:
                  + (f"forwarded to {s.audit_syslog}." if s.audit_syslog else "no external collector (audit_syslog)."))
                 if s.audit else "Off (audit = false)."),
         Control("8.1.4.7", "数据完整性", "Data integrity", MET if tls else PARTLY,
-                "下载附 Repr-Digest（RFC 9530）；存储对象以内容摘要命名；审计记录链式校验。"
+                "下载附 Repr-Digest（RFC 9530；首次应答在客户端以 Want-Repr-Digest 请求时附带）；存储对象以内容摘要命名；审计记录链式校验。"
                 + ("传输使用 TLS 1.2+。" if tls else " 未配置 TLS（tls_cert），传输过程无完整性保护。"),
-                "Downloads carry Repr-Digest (RFC 9530); stored versions are named by their digest; "
+                "Downloads carry Repr-Digest (RFC 9530; a first answer when the client sends Want-Repr-Digest); "
+                "stored versions are named by their digest; "
                 "the audit trail is hash-chained." + (" Transport is TLS 1.2+." if tls else
                                                       " No TLS configured (tls_cert): transport is unprotected.")),
         Control("8.1.4.8", "数据保密性", "Data confidentiality",
