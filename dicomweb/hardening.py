@@ -108,8 +108,8 @@ class Digests:
                 if body:
                     sha.update(body)
                     size += len(body)
-                record = scope.get("state", {}).get("digest_record")
-                if not message.get("more_body") and record is not None:  # the whole body was made
+                record = None if message.get("more_body") else scope.get("state", {}).get("digest_record")
+                if record is not None:  # the whole body was made
                     record([(b"content-length", str(size).encode()),
                             (b"repr-digest", b"sha-256=:" + base64.b64encode(sha.digest()) + b":")])
                 await send(message)
@@ -139,7 +139,7 @@ class Digests:
                 computed.append((b"content-md5", base64.b64encode(md5.digest())))
             headers += computed
             record = scope.get("state", {}).get("digest_record")
-            if record is not None and not any(k.lower() == b"content-encoding" for k, _ in headers):
+            if record is not None and not _coded(headers):
                 record(computed)  # wado_stream.DigestMemo: a repeat of this body goes out unspooled
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await held.replay(send)

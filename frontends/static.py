@@ -72,9 +72,9 @@ class KeptFiles(StaticFiles):
     """Starlette's StaticFiles (path checks, index.html, redirects, 404) with each file kept in
     memory once served: a page's twenty-odd modules are answered without a stat and a file read
     in a worker thread each (the viewer's first image waits for them); the archive's
-    ContentCoding middleware encodes them as the browser asks (br, zstd, gzip). Every answer carries `Cache-Control: no-cache`: the browser keeps the files but asks
-    with the ETag each time (a 304), so a new release is picked up at once; heuristic freshness
-    would serve stale JS."""
+    ContentCoding middleware encodes them as the browser asks (br, zstd, gzip). Every answer
+    carries `Cache-Control: no-cache`: the browser keeps the files but asks with the ETag each
+    time (a 304), so a new release is picked up at once; heuristic freshness would serve stale JS."""
 
     def __init__(self, *, directory: Path) -> None:
         super().__init__(directory=directory, html=True, check_dir=True)
@@ -98,8 +98,7 @@ class KeptFiles(StaticFiles):
         tags = request_headers.get(b"if-none-match", b"").decode("latin-1")
         if tags and (tags.strip() == "*" or kept.etag[2:] in tags):  # weak comparison (RFC 9110 13.1.2)
             return Response(status_code=304, headers=headers)
-        body = kept.body  # the archive's ContentCoding middleware encodes it as the browser asks
-        response = Response(body, media_type=kept.media_type, headers=headers)
+        response = Response(kept.body, media_type=kept.media_type, headers=headers)
         if scope["method"] == "HEAD":
             response.body = b""  # the length stays that of the GET's body
         return response

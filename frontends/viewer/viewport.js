@@ -171,11 +171,9 @@ export class Viewport {
   }
 
   placePreview() {
-    if (!this.series) { // before the image's attributes: fitted, as the viewer first shows it
-      Object.assign(this.preview.style, { width: "100%", height: "100%", objectFit: "contain", transform: "" });
-      return;
-    }
-    this.preview.style.objectFit = "";
+    // before the image's attributes: fitted, as the viewer first shows it (viewer.css)
+    this.preview.classList.toggle("fitted", !this.series);
+    if (!this.series) { Object.assign(this.preview.style, { width: "", height: "", transform: "" }); return; }
     const [cols, rows] = this.imageSize();
     const m = this.toCanvas(), dpr = window.devicePixelRatio || 1;
     Object.assign(this.preview.style, { width: `${cols}px`, height: `${rows}px`, transformOrigin: "0 0",
