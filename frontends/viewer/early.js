@@ -3,7 +3,7 @@
 // principal, the language catalog) leave while the rest of the viewer (main.js and its ~20
 // modules) is still being fetched and compiled. main.js takes the answers from here.
 import { authFetch, signedIn } from "../common/auth.js";
-import { loadLanguage } from "../common/i18n.js";
+import { applyTranslations, loadLanguage } from "../common/i18n.js";
 import { getJson, imageUrl, searchSeries, studyUrl } from "./dicomweb.js";
 
 // before any request: every DICOMweb call carries the token; without one the page goes to /login
@@ -30,6 +30,9 @@ export const earlyFirst = quiet(study ? getJson(`${studyUrl(study, params.get("s
   + `/instances?${new URLSearchParams({ limit: "1", includefield: "all",
     ...(params.get("instance") ? { SOPInstanceUID: params.get("instance") } : {}) })}`) : null);
 export const languageReady = loadLanguage().catch((err) => console.warn(err.message));
+// the page's own words in the asked language as soon as the catalog is in (the header shows
+// above the first preview, before the rest of the viewer has loaded)
+languageReady.then(() => applyTranslations());
 /** The principal (/api/auth/me): its kind decides patient mode; {} when it cannot be read. */
 export const me = params.get("mode") === "patient" ? Promise.resolve(null)
   : quiet(authFetch(new URL("../api/auth/me", import.meta.url)).then((r) => (r.ok ? r.json() : {})));
@@ -42,7 +45,7 @@ earlyPreview?.then(async (url) => {
   img.src = url;
   await img.decode();
   if (img.dataset.owned) return; // taken over meanwhile: the viewport shows it (or the full image)
-  Object.assign(img.style, { width: "100%", height: "100%", objectFit: "contain", transform: "" });
+  img.classList.add("fitted");
   stage.hidden = false;
   img.hidden = false;
   requestAnimationFrame(() => {

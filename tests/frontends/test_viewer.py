@@ -520,3 +520,20 @@ def test_the_first_preview_keeps_the_image_shape_before_its_attributes_arrive(op
     assert abs(width / height - 2.0) < 0.1, (width, height)
     assert width >= shot.shape[1] - 4  # fitted: as wide as the viewport
     assert not p.errors
+
+
+def test_before_the_rest_of_the_viewer_loads_the_preview_and_the_asked_language_show(
+        open_page: Any, archive: YunyingServer, study: tuple[str, str]) -> None:
+    """On a slow link early.js shows the first preview before main.js has arrived; the header
+    above it already speaks the language asked for (not the page's built-in Chinese)."""
+    import json
+    from pathlib import Path
+
+    en = json.loads((Path(__file__).resolve().parents[2] / "frontends/i18n/en.json").read_text())
+    p = open_page(**PHONE)
+    p.page.route(re.compile(r"/viewer/main\.js$"), lambda route: None)  # the rest of the viewer never comes
+    p.page.goto(url(archive, study[0], "&lang=en"))
+    p.page.wait_for_function("performance.getEntriesByName('first-image').length > 0", timeout=30000)
+    p.page.wait_for_function(f"document.querySelector('#to-list').textContent === {json.dumps(en['viewer.studyList'])}")
+    assert p.page.evaluate("document.documentElement.lang") == "en"
+    assert p.page.is_visible(".viewport img.preview") and p.page.evaluate("window.yunyingViewer") is None
