@@ -10,6 +10,7 @@ needs no web framework.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -39,20 +40,11 @@ _WITH_USERNAME = {"login", "password.change"}
 _STUDY_IN_URL = re.compile(rb"/studies/([0-9.]{1,64})/")
 
 
+@functools.lru_cache(maxsize=4096)  # a QIDO-RS path repeats; a viewer's frame paths repeat per series
 def classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     """(action, {study, series, sop}) for a request worth a record whatever its answer; None
     otherwise. The answer is shared between requests of the same method and path: read it only."""
-    key = (method, path)
-    found = _CLASSIFIED.get(key, _UNSEEN)
-    if found is _UNSEEN:  # a QIDO-RS path repeats; a viewer's frame paths repeat per series
-        if len(_CLASSIFIED) >= 4096:
-            _CLASSIFIED.clear()
-        found = _CLASSIFIED[key] = _classify(method, path)
-    return found  # type: ignore[return-value]
-
-
-_CLASSIFIED: dict[tuple[str, str], tuple[str, dict[str, str]] | None] = {}
-_UNSEEN = object()
+    return _classify(method, path)
 
 
 def _classify(method: str, path: str) -> tuple[str, dict[str, str]] | None:
