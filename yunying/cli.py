@@ -103,6 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
+    heap.on_idle(archive.index.release_memory)  # DuckDB's uncheckpointed rows leave memory when idle
     if settings.audit:  # before any face starts: every access is recorded (issue 12)
         import yunying.audit
         from yunying.audit.patients import study_patients
