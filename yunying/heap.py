@@ -22,10 +22,10 @@ log = logging.getLogger("yunying.heap")
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 IDLE_CHECK_S = 2.0  # how often the process looks at its own CPU time
 IDLE_CPU_SHARE = 0.03  # below this share of one core over IDLE_CHECK_S, the process counts as idle
-_on_idle: list[Callable[[], None]] = []  # run once each time the process goes idle, before the trim
+_on_idle: list[Callable[[], object]] = []  # run once each time the process goes idle, before the trim
 
 
-def on_idle(release: Callable[[], None]) -> None:
+def on_idle(release: Callable[[], object]) -> None:
     """Call `release` once each time the process goes idle after work (before malloc_trim):
     memory a component keeps for the next burst (DuckDB's rows not yet checkpointed) goes back."""
     _on_idle.append(release)
