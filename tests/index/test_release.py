@@ -31,3 +31,10 @@ def test_release_memory_after_close_does_nothing(ix: Index) -> None:
     ix.upsert([make()])
     ix.close()
     assert ix.release_memory() is False
+
+
+def test_duckdbs_allocator_gives_freed_pages_back_in_the_background(ix: Index) -> None:
+    """Without its background thread, DuckDB's jemalloc keeps what a burst of writes freed."""
+    setting = ix._con.execute(  # DuckDB's own settings table
+        "SELECT value FROM duckdb_settings() WHERE name = 'allocator_background_threads'").fetchone()
+    assert setting == ("true",)
