@@ -17,8 +17,8 @@ from pydicom.uid import generate_uid
 from benchmarks.net import YunyingServer
 from tests.dicomweb.helpers import make_ct, multipart, part10
 from tests.portal.conftest import api, issue, last_code, store_study
-from yunying.portal import downloads
 from tests.portal.test_shares_api import signed_in
+from yunying.portal import downloads
 
 
 def patient_of(srv: YunyingServer, study: str, phone: str) -> dict[str, str]:
