@@ -7,6 +7,10 @@ idle, return it. Measured in one `python -m benchmarks.ingest` run each (CT by S
 C-STORE, ~4,850 small instances; load 14-17): idle 294 MiB before, 281 with the idle trim
 alone, 246 with both; the server's CPU per instance did not move beyond the run-to-run noise.
 Without glibc (musl, macOS) both do nothing.
+
+Components that keep memory for the next burst register a release with `on_idle`; it runs at
+the same moment, before the trim (the index's DuckDB checkpoint: idle 178-181 MiB with it and
+DuckDB's background allocator thread against 229-231 before, `benchmarks/README.md`).
 """
 from __future__ import annotations
 
