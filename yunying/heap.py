@@ -9,8 +9,8 @@ alone, 246 with both; the server's CPU per instance did not move beyond the run-
 Without glibc (musl, macOS) both do nothing.
 
 Components that keep memory for the next burst register a release with `on_idle`; it runs at
-the same moment, before the trim (the index's DuckDB checkpoint: idle 178-181 MiB with it and
-DuckDB's background allocator thread against 229-231 before, `benchmarks/README.md`).
+the same moment, before the trim (the index's DuckDB checkpoint; with DuckDB's background allocator
+thread and the forkserver made by fork, idle 178-181 MiB against 229-231 before: `benchmarks/README.md`).
 """
 from __future__ import annotations
 
