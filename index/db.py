@@ -105,9 +105,9 @@ class Index:
 
     def release_memory(self) -> bool:
         """CHECKPOINT now, for an idle server: rows written since the last checkpoint stay in
-        DuckDB's memory (its IN_MEMORY_TABLE and ART_INDEX: ~40 MiB after ~5,000 small instances,
-        issue 9 part 5) until the WAL reaches 16 MiB; once checkpointed they are blocks on disk,
-        read back through the buffer pool when asked. False when DuckDB refused (a reader's
+        DuckDB's memory (its IN_MEMORY_TABLE and ART_INDEX: ~40 MiB after ~5,000 small
+        instances, issue 9 part 5) until the WAL reaches checkpoint_threshold (256 MB,
+        schema.py); once checkpointed they are blocks on disk, read through the buffer pool. False when DuckDB refused (a reader's
         result still open): the next idle period tries again."""
         with self._lock:
             if self._closed or self._read_only:
