@@ -38,6 +38,7 @@ AHEAD = 2  # instances read ahead of the one being sent: enough to keep a core b
 # a first answer is held whole until its digest is known (hardening.Digests), so nothing waits on
 # the socket while it is read: more reads in flight keep both cores on it
 GATHER_AHEAD = 6
+DEFLATED = "1.2.840.10008.1.2.1.99"
 _SECRET = os.urandom(16)  # boundaries are not predictable from outside (a part cannot forge one)
 
 
@@ -80,6 +81,29 @@ def pieces_of(prepared: Prepared, part: Part) -> tuple[list[Buffer], str]:
         return list(prepared.archive.read_part10_parts(row)), row.transfer_syntax
     data, used = prepared.read(part)
     return [data], used
+
+
+def part_size(prepared: Prepared, part: Part, patched: bool) -> int | None:
+    """The exact byte count of one part before it is read, or None when only reading tells: a
+    converted part has its spool length; one sent as stored is the bytes received (`row.size`),
+    unless a patient correction rewrites it or it is stored deflated (re-encoded on reading)."""
+    if part.offset >= 0:
+        return part.length
+    row = part.row
+    if patched or part.transfer_syntax not in (None, row.transfer_syntax) or row.transfer_syntax == DEFLATED:
+        return None
+    return row.size
+
+
+def multipart_length(boundary: str, heads: list[bytes], sizes: list[int]) -> int:
+    """Content-Length of `multipart_pieces(boundary, …)` for parts with these headers and sizes.
+
+    Sent with the first answer too (issue 9 part 4): without a length uvicorn frames the body
+    in chunks, joining each chunk's framing with the data, a copy of every 512 KB frame on the
+    event loop (~0.1 s of CPU for a 158 MB CT series)."""
+    if not heads:
+        return len(f"--{boundary}--\r\n")
+    return sum(map(len, heads)) + sum(sizes) + 2 * (len(heads) - 1) + len(closing(boundary))
 
 
 async def multipart_pieces(boundary: str, parts: AsyncIterator[tuple[str, list[Buffer], str | None]]
