@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pydicom
 import pytest
+from dicomweb_client.api import DICOMwebClient
 
 from benchmarks.net import YunyingServer
 from tests.dicomweb.helpers import make_ct, multipart, part10
@@ -107,3 +108,62 @@ def test_a_client_leaving_mid_answer_leaves_the_server_serving(
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
     r, body = _get(server, path)
     assert r.status_code == 200 and r.headers["repr-digest"] == sha256(body)
+
+
+def test_a_first_retrieve_states_its_length_and_parses(fresh_server: YunyingServer) -> None:
+    """The first answer goes out with Content-Length (not chunked), as stored and converted,
+    and is whole for a real client (dicomweb-client)."""
+    server = fresh_server
+    first = make_ct(patient_id="P-LENGTH", rows=48, cols=40, number=1)
+    more = [make_ct(first.StudyInstanceUID, first.SeriesInstanceUID, patient_id="P-LENGTH", rows=48, cols=40,
+                    frames=n, number=n) for n in (2, 3)]
+    body, ctype = multipart(*(part10(ds) for ds in [first, *more]))
+    assert httpx.post(server.dicomweb_url + "/studies", content=body,
+                      headers={**server.headers, "Content-Type": ctype}).status_code == 200
+    path = f"/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    implicit = "multipart/related; type=application/dicom; transfer-syntax=1.2.840.10008.1.2"
+    for accept in (ACCEPT_DICOM, implicit):  # as stored; converted before the status line
+        r, raw = _get(server, path, Accept=accept)
+        assert r.status_code == 200 and "transfer-encoding" not in r.headers
+        assert int(r.headers["content-length"]) == len(raw) and "repr-digest" not in r.headers
+        again, raw2 = _get(server, path, Accept=accept)
+        assert raw2 == raw and again.headers["repr-digest"] == sha256(raw)
+    client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
+    got = client.retrieve_series(first.StudyInstanceUID, first.SeriesInstanceUID)
+    assert sorted(ds.SOPInstanceUID for ds in got) == sorted(ds.SOPInstanceUID for ds in [first, *more])
+    for ds in got:
+        sent = next(d for d in [first, *more] if d.SOPInstanceUID == ds.SOPInstanceUID)
+        assert ds.PixelData == sent.PixelData
+
+
+def test_a_first_retrieve_of_unknown_or_unacceptable_is_refused(
+        series: tuple[YunyingServer, str, list[pydicom.Dataset]]) -> None:
+    server, path, _ = series
+    r, body = _get(server, "/studies/1.2.3.999/series/1.2.3.998")
+    assert r.status_code == 404 and "repr-digest" not in r.headers and body
+    r, _ = _get(server, path, Accept="image/png")
+    assert r.status_code == 406 and "repr-digest" not in r.headers
+
+
+def test_a_client_leaving_a_first_answer_records_no_digest(fresh_server: YunyingServer) -> None:
+    """A first answer cut off mid-way (hashed on the way, in a thread) records nothing: the next
+    one is streamed and hashed again, whole, and its repeat carries the right digest."""
+    server = fresh_server
+    first = make_ct(patient_id="P-LEAVE", rows=512, cols=512, frames=8)
+    body, ctype = multipart(part10(first))
+    assert httpx.post(server.dicomweb_url + "/studies", content=body,
+                      headers={**server.headers, "Content-Type": ctype}).status_code == 200
+    path = f"/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    host, port = server.dicomweb_url.split("//")[1].split("/")[0].split(":")
+    prefix = "/" + server.dicomweb_url.split("//")[1].partition("/")[2]
+    for _ in range(3):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the server cannot push it all out
+            s.connect((host, int(port)))
+            auth = "".join(f"{k}: {v}\r\n" for k, v in server.headers.items())
+            s.sendall(f"GET {prefix}{path} HTTP/1.1\r\nHost: x\r\nAccept: {ACCEPT_DICOM}\r\n{auth}\r\n".encode())
+            assert s.recv(65536).startswith(b"HTTP/1.1 200")
+    r, whole = _get(server, path)
+    assert r.status_code == 200 and "repr-digest" not in r.headers and int(r.headers["content-length"]) == len(whole)
+    r, again = _get(server, path)
+    assert again == whole and r.headers["repr-digest"] == sha256(whole)
