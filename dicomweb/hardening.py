@@ -64,7 +64,7 @@ class _Held:
 
 Body = bytes | memoryview
 HASH_BATCH = 1 << 20  # bytes handed to the hashing thread at once (fewer hand-overs, hot caches)
-HASH_LAG = 16 << 20  # bytes sent and not yet hashed before the sender waits for the hash (bounded memory)
+HASH_LAG = 4 << 20  # bytes sent and not yet hashed before the sender waits for the hash (bounded memory)
 # hashlib releases the GIL on buffers over 2 KiB: the hashes run beside the event loop, on the other core
 _HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="digest")
 

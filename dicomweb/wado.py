@@ -167,7 +167,8 @@ async def retrieve(request: Request) -> Response:
         headers.update({k.decode(): v.decode() for k, v in known.items()})
     else:
         request.state.digest_record = memo.recorder(boundary)
-        depth = GATHER_AHEAD  # hashed on the way (or held whole when asked): more reads in flight
+        if "want-repr-digest" in request.headers or "want-digest" in request.headers:
+            depth = GATHER_AHEAD  # held whole until hashed (hardening.Digests): reads need not wait for the socket
         if promised:
             heads = [part_header(boundary, *head_of(part, part.transfer_syntax or part.row.transfer_syntax))
                      for part in prepared]
