@@ -167,3 +167,44 @@ def test_a_client_leaving_a_first_answer_records_no_digest(fresh_server: Yunying
     assert r.status_code == 200 and "repr-digest" not in r.headers and int(r.headers["content-length"]) == len(whole)
     r, again = _get(server, path)
     assert again == whole and r.headers["repr-digest"] == sha256(whole)
+
+
+def test_a_streamed_body_is_hashed_in_order_off_the_event_loop() -> None:
+    """hardening._Hasher: many batches in flight one after another (more than HASH_LAG), views
+    and a reused buffer (copied), the digest recorded before the last bytes go."""
+    import asyncio
+    import os
+    from typing import Any
+
+    from dicomweb import hardening
+
+    blob = os.urandom(3 << 20)
+    chunks: list[Any] = [memoryview(blob)[i:i + 700_000] for i in range(0, len(blob), 700_000)]
+    chunks += [b"x" * 100, os.urandom(1 << 20)] * 4 + [os.urandom(1000)]
+    reused = bytearray(b"a" * 5000)
+    recorded: list[list[tuple[bytes, bytes]]] = []
+    sent: list[bytes] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        size = sum(map(len, chunks)) + len(reused)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(size).encode())]})
+        for i, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if i == 2:
+                await send({"type": "http.response.body", "body": reused, "more_body": True})
+                reused[:] = b"b" * 5000  # the sender reuses its buffer: what was sent is what is hashed
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            if message["body"] is chunks[-1]:  # the last bytes: a client that has them all may leave at once
+                assert recorded, "the last bytes went before the digest was recorded"
+            sent.append(bytes(message["body"]))
+
+    scope = {"type": "http", "method": "GET", "path": "/dicomweb/studies/1.2/series/3.4", "headers": [],
+             "state": {"digest_record": recorded.append}}
+    asyncio.run(hardening.Digests(app)(scope, None, send))
+    body = b"".join(sent)
+    assert b"a" * 5000 in body and b"b" * 5000 not in body and len(recorded) == 1
+    assert dict(recorded[0]) == {b"content-length": str(len(body)).encode(), b"repr-digest": sha256(body).encode()}
