@@ -137,7 +137,7 @@ async def retrieve(request: Request) -> Response:
     override = archive.index.patient_override(p["study"])
     # the body's bytes follow from these, so its digests, once computed, hold for a repeat
     boundary = boundary_for((tag, request.headers.get("accept"), base, repr(sorted((override or {}).items()))))
-    sizes = [part_size(prepared, part, override is not None) for part in prepared]
+    sizes = await run_in_threadpool(lambda: [part_size(prepared, part) for part in prepared])
     exact = [n for n in sizes if n is not None]
     promised = len(exact) == len(sizes)  # the length is known before a byte is read
 

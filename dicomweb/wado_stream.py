@@ -37,7 +37,6 @@ AHEAD = 2  # instances read ahead of the one being sent: enough to keep a core b
 # a first answer is held whole until its digest is known (hardening.Digests), so nothing waits on
 # the socket while it is read: more reads in flight keep both cores on it
 GATHER_AHEAD = 6
-DEFLATED = "1.2.840.10008.1.2.1.99"
 _SECRET = os.urandom(16)  # boundaries are not predictable from outside (a part cannot forge one)
 
 
@@ -86,16 +85,15 @@ def pieces_of(prepared: Prepared, part: Part) -> tuple[list[Buffer], str]:
     return [data], used
 
 
-def part_size(prepared: Prepared, part: Part, patched: bool) -> int | None:
-    """The exact byte count of one part before it is read, or None when only reading tells: a
-    converted part has its spool length; one sent as stored is the bytes received (`row.size`),
-    unless a patient correction rewrites it or it is stored deflated (re-encoded on reading)."""
+def part_size(prepared: Prepared, part: Part) -> int | None:
+    """The exact byte count of one part before it is read (in a worker thread: a stat per
+    instance), or None when only reading tells: a converted part has its spool length; one sent
+    as stored in pieces, the sizes of what is stored (`Archive.part10_size`)."""
     if part.offset >= 0:
         return part.length
-    row = part.row
-    if patched or part.transfer_syntax not in (None, row.transfer_syntax) or row.transfer_syntax == DEFLATED:
+    if part.transfer_syntax not in (None, part.row.transfer_syntax):
         return None
-    return row.size
+    return prepared.archive.part10_size(part.row)
 
 
 def multipart_length(boundary: str, heads: list[bytes], sizes: list[int]) -> int:

@@ -276,7 +276,7 @@ class Storage:
     def blob_size(self, key: str, name: str) -> int:
         """Size in bytes of a blob."""
         try:
-            return (self.path(key) / name).stat().st_size
+            return os.stat(self._file(key, name)).st_size
         except NotADirectoryError:
             return len(self._member(key, name))
         except FileNotFoundError:
@@ -329,6 +329,11 @@ class Storage:
         for i in range(shape[0]):
             out[i] = self.read_frame(key, i)
         return out
+
+    def frames_nbytes(self, key: str) -> int:
+        """Bytes of all native frames of a version, decoded (from the layout: nothing decoded)."""
+        shape, dtype = self._layout(key)
+        return int(np.prod(shape)) * dtype.itemsize
 
     def frame_count(self, key: str) -> int:
         """How many native frames a version holds."""

@@ -546,13 +546,31 @@ class Archive:
         except (StorageError, ValueError, KeyError, TypeError):
             return datetime.min.replace(tzinfo=UTC)
 
+    def _in_pieces(self, row: InstanceRow) -> bool:
+        """Whether read_part10_parts gives the stored pieces (else one rewritten Part 10 file)."""
+        return (row.pixel_form == "native" and "cut" in row.extra and self.index.patient_override(row.study) is None
+                and UID(row.transfer_syntax) not in (pydicom.uid.ExplicitVRBigEndian,
+                                                     pydicom.uid.DeflatedExplicitVRLittleEndian))
+
+    def part10_size(self, row: InstanceRow) -> int | None:
+        """len of read_part10_parts(row) from the stored sizes, without reading or decoding it;
+        None when only reading tells (`row.size`, the bytes received, can differ: an instance
+        received without its file meta is kept with one)."""
+        if not self._in_pieces(row):
+            return None
+        extra, key = row.extra, row.storage_key
+        try:
+            head = self.storage.blob_size(key, HEADER)
+            frames = self.storage.frames_nbytes(key)
+        except (StorageError, OSError, ValueError, KeyError):
+            return None
+        return head + frames + sum(len(extra.get(k) or "") // 2 for k in ("elem_head", "pad", "elem_tail"))
+
     def read_part10_parts(self, row: InstanceRow) -> list[bytes | memoryview]:
         """read_part10(row) as received, in pieces to write one after another (never joined):
         a native PixelData value is the decoded frames' own buffer (C-MOVE/C-GET send these)."""
         extra = row.extra
-        if (row.pixel_form != "native" or "cut" not in extra or self.index.patient_override(row.study) is not None
-                or UID(row.transfer_syntax) in (pydicom.uid.ExplicitVRBigEndian,
-                                                pydicom.uid.DeflatedExplicitVRLittleEndian)):
+        if not self._in_pieces(row):
             return [self.read_part10(row)]
         head = self._blob(row, HEADER)
         key, cut = row.storage_key, extra["cut"]

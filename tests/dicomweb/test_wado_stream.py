@@ -208,3 +208,27 @@ def test_a_streamed_body_is_hashed_in_order_off_the_event_loop() -> None:
     body = b"".join(sent)
     assert b"a" * 5000 in body and b"b" * 5000 not in body and len(recorded) == 1
     assert dict(recorded[0]) == {b"content-length": str(len(body)).encode(), b"repr-digest": sha256(body).encode()}
+
+
+def test_a_first_retrieve_of_an_instance_received_without_file_meta_is_whole(fresh_server: YunyingServer) -> None:
+    """An instance received as a bare data set is kept with a file meta: its bytes received
+    (`row.size`) are fewer than those sent, so the length promised comes from what is stored."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    server = fresh_server
+    first = make_ct(patient_id="P-BARE", rows=40, cols=36, number=1)
+    bare = make_ct(first.StudyInstanceUID, first.SeriesInstanceUID, patient_id="P-BARE", rows=40, cols=36,
+                   frames=2, number=2)
+    fp = DicomBytesIO()
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_dataset(fp, pydicom.Dataset(bare))  # no preamble, no group 0002
+    body, ctype = multipart(part10(first), fp.getvalue())
+    r = httpx.post(server.dicomweb_url + "/studies", content=body, headers={**server.headers, "Content-Type": ctype})
+    assert r.status_code == 200, r.text
+    path = f"/studies/{first.StudyInstanceUID}/series/{first.SeriesInstanceUID}"
+    r, raw = _get(server, path)
+    assert r.status_code == 200 and int(r.headers["content-length"]) == len(raw)
+    client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
+    got = {ds.SOPInstanceUID: ds for ds in client.retrieve_series(first.StudyInstanceUID, first.SeriesInstanceUID)}
+    assert got[bare.SOPInstanceUID].PixelData == bare.PixelData and got[first.SOPInstanceUID].PixelData == first.PixelData
