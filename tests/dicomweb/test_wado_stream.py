@@ -232,3 +232,24 @@ def test_a_first_retrieve_of_an_instance_received_without_file_meta_is_whole(fre
     client = DICOMwebClient(server.dicomweb_url, headers=server.headers)
     got = {ds.SOPInstanceUID: ds for ds in client.retrieve_series(first.StudyInstanceUID, first.SeriesInstanceUID)}
     assert got[bare.SOPInstanceUID].PixelData == bare.PixelData and got[first.SOPInstanceUID].PixelData == first.PixelData
+
+
+def test_a_first_retrieve_of_compressed_instances_states_its_length_and_sends_them_as_received(
+        fresh_server: YunyingServer) -> None:
+    """Encapsulated instances go out in pieces (header slices and the kept bitstream, nothing
+    joined) with the answer's length known before reading: each part is the file received."""
+    from pathlib import Path
+
+    from pydicom.data import get_testdata_file
+
+    server = fresh_server
+    for name in ("SC_rgb_jpeg_dcmtk.dcm", "JPEG2000.dcm"):
+        data = Path(str(get_testdata_file(name))).read_bytes()
+        ds = pydicom.dcmread(str(get_testdata_file(name)))
+        body, ctype = multipart(data)
+        r = httpx.post(server.dicomweb_url + "/studies", content=body,
+                       headers={**server.headers, "Content-Type": ctype})
+        assert r.status_code == 200, r.text
+        r, raw = _get(server, f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}")
+        assert r.status_code == 200 and int(r.headers["content-length"]) == len(raw)
+        assert "transfer-encoding" not in r.headers and data in raw
