@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import io
 import logging
 import os
-import threading
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -32,81 +35,168 @@ from yunying.errors import (
     UnsupportedMediaType,
 )
 from yunying.logsafe import summary
+from yunying.workers import SHM_ROOT
 
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
 SPOOL_MAX = 32 << 20  # parts up to this size are kept in memory; larger ones are streamed to disk
-FEED_BATCH = 1 << 20  # body bytes handed to a worker thread at a time
+FEED_BATCH = 1 << 20  # bytes of disk-bound parts written by a worker thread at a time
 REQUEST_MEMORY = 64 << 20  # parts one request may hold in memory before the next ones are spooled
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 DATA_SET_DOES_NOT_MATCH = 0xB007  # PS3.4 B.2.3 warning
 
 
-class _Parts:
-    """Collects the parts of a multipart body: in memory up to SPOOL_MAX while the request holds
-    less than REQUEST_MEMORY of them, beyond that in temp files. Each finished part is `ready`
-    to be stored at once, and `release`d (memory freed, file removed) once stored."""
+class _Part:
+    """One part of the body: a file it is written to as it arrives."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.files: list[tuple[Path | bytes, str]] = []
-        self._fh: Any = None
-        self._chunks: list[bytes | memoryview] = []
+    __slots__ = ("ctype", "done", "ended", "fast", "fd", "path", "pending", "size")
+
+    def __init__(self, ctype: str) -> None:
+        self.ctype = ctype
+        self.path: Path | None = None  # None: not opened yet (a disk part opens in flush), or released
+        self.fd = -1
+        self.size = 0
+        self.fast = False  # in the memory folder (tmpfs), written on the event loop
+        self.pending: list[bytes | memoryview] = []  # received bytes the next flush writes to disk
+        self.ended = False
+        self.done = False  # closed and ready to be stored
+
+
+class _Parts:
+    """The parts of a body, each written to a file of its own as it arrives, and handed to the
+    store as that file (an ingest worker reads it itself): no joining of received chunks, no
+    second copy into a hand-off file (issue 9 part 3). A part goes to the memory folder (tmpfs,
+    `fast`) while it is under SPOOL_MAX and the request holds less than REQUEST_MEMORY there;
+    those writes are memory copies and run on the event loop. Beyond that, or without tmpfs,
+    it goes to a spool file in `tmp` on disk, written by `flush` in a worker thread (disk
+    writes may block: issue 10 part 7). Each finished part is `ready` to be stored at once, and
+    `release`d (file removed) once stored."""
+
+    def __init__(self, tmp: Path, fast: Path | None) -> None:
+        self.tmp, self.fast = tmp, fast
+        self.parts: list[_Part] = []
         self.ready: list[int] = []  # parts finished since the last take_ready()
-        self._held = 0  # bytes of finished parts in memory, not yet stored
-        self._lock = threading.Lock()
+        self._held = 0  # bytes of unstored parts in the memory folder
+        self._pending = 0  # bytes waiting for flush()
+        self._flush_needed = False
 
     def take_ready(self) -> list[int]:
         ready, self.ready = self.ready, []
         return ready
 
+    def source(self, i: int) -> tuple[Path, str]:
+        p = self.parts[i]
+        assert p.path is not None
+        return p.path, p.ctype
+
     def release(self, i: int) -> None:
-        source, ctype = self.files[i]
-        if isinstance(source, Path):
-            source.unlink(missing_ok=True)
-        else:
-            with self._lock:
-                self._held -= len(source)
-        self.files[i] = (b"", ctype)
+        p = self.parts[i]
+        if p.path is not None:
+            p.path.unlink(missing_ok=True)
+            p.path = None
+            if p.fast:
+                self._held -= p.size
 
     def begin(self, headers: dict[bytes, bytes]) -> None:
-        self._chunks, self._size, self._fh = [], 0, None
-        self._path: Path | None = None
-        self._ctype = headers.get(b"content-type", b"").decode("latin-1")
-        self.files.append((b"", ""))
+        p = _Part(headers.get(b"content-type", b"").decode("latin-1"))
+        self.parts.append(p)
+        if self.fast is not None and self._held < REQUEST_MEMORY:
+            try:
+                path = self.fast / f"stow-{os.urandom(8).hex()}.part"
+                p.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                p.path, p.fast = path, True
+            except OSError:  # the memory folder is gone: this part goes to disk
+                pass
 
     def data(self, chunk: bytes | memoryview) -> None:
-        self._size += len(chunk)
-        if self._fh is None and (self._size > SPOOL_MAX or self._held + self._size > REQUEST_MEMORY):
-            # a large part, or one beyond the request's memory cap, goes to disk
-            self._path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
-            self._fh = open(self._path, "wb")  # noqa: SIM115 - stays open across chunks
-            self._fh.writelines(self._chunks)
-            self._chunks = []
-            self.files[-1] = (self._path, "")
-        if self._fh is not None:
-            self._fh.write(chunk)
-        else:
-            self._chunks.append(chunk)
+        p = self.parts[-1]
+        p.size += len(chunk)
+        if p.fast and (p.size > SPOOL_MAX or self._held + p.size > REQUEST_MEMORY):
+            p.fast = False  # a large part, or one beyond the request's memory cap: flush moves it to disk
+            self._flush_needed = True
+        if p.fast:
+            view = memoryview(chunk)
+            try:
+                while view:
+                    view = view[os.write(p.fd, view):]
+                return
+            except OSError:  # tmpfs full: what it holds and the rest move to disk
+                p.fast, self._flush_needed, chunk = False, True, view
+        p.pending.append(chunk)
+        self._pending += len(chunk)
 
     def end(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        source: Path | bytes = self._path if self._path is not None else b"".join(self._chunks)
-        self._chunks = []
-        if isinstance(source, bytes):
-            with self._lock:
-                self._held += len(source)
-        self.files[-1] = (source, self._ctype)
-        self.ready.append(len(self.files) - 1)
+        p = self.parts[-1]
+        p.ended = True
+        if p.fast:
+            os.close(p.fd)
+            p.fd, p.done = -1, True
+            self._held += p.size
+            self.ready.append(len(self.parts) - 1)
+        else:
+            self._flush_needed = True
+
+    def must_flush(self) -> bool:
+        return self._flush_needed or self._pending >= FEED_BATCH
+
+    def flush(self) -> None:
+        """Disk writes of the parts that go to disk (in a worker thread: they may block)."""
+        self._flush_needed, self._pending = False, 0
+        for i, p in enumerate(self.parts):
+            if p.fast or p.done or not (p.pending or p.ended):
+                continue
+            if p.fd < 0 or p.path is None or p.path.parent != self.tmp:
+                self._to_disk(p)
+            _write_each(p.fd, p.pending)
+            p.pending = []
+            if p.ended:
+                os.close(p.fd)
+                p.fd, p.done = -1, True
+                self.ready.append(i)
+
+    def _to_disk(self, p: _Part) -> None:
+        """Open the part's disk file; what the memory folder holds of it moves there."""
+        path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if p.path is not None:  # it began in the memory folder
+            if p.fd >= 0:
+                os.close(p.fd)
+            with open(p.path, "rb") as src:
+                while block := src.read(FEED_BATCH):
+                    _write_each(fd, [block])
+            p.path.unlink(missing_ok=True)
+        p.path, p.fd = path, fd
 
     def cleanup(self) -> None:
-        if self._fh:
-            self._fh.close()
-        for source, _ in self.files:
-            if isinstance(source, Path):
-                source.unlink(missing_ok=True)
+        for p in self.parts:
+            if p.fd >= 0:
+                os.close(p.fd)
+                p.fd = -1
+            if p.path is not None:
+                p.path.unlink(missing_ok=True)
+                p.path = None
+
+
+def _write_each(fd: int, chunks: list[bytes | memoryview]) -> None:
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+@functools.cache
+def _memory_folder() -> Path | None:
+    """This server's folder for received parts in memory: tmpfs (/dev/shm), named as the ingest
+    workers' hand-off folders so that a later server removes it if this one dies; None without
+    tmpfs (parts then go to disk)."""
+    if not SHM_ROOT.is_dir():
+        return None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"yunying-ingest-{os.getpid()}-stow-", dir=SHM_ROOT))
+    except OSError:
+        return None
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _uids(source: Path | bytes) -> tuple[str | None, str | None]:
@@ -135,14 +225,14 @@ async def stow(request: Request) -> Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
-    parts = _Parts(archive.storage.tmp)
+    parts = _Parts(archive.storage.tmp, _memory_folder())
     origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
     gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
     tasks: list[asyncio.Task[dict[str, Any]]] = []
 
     async def one(i: int) -> dict[str, Any]:
         async with gate:
-            path, ctype = parts.files[i]
+            path, ctype = parts.source(i)
             try:
                 return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
             finally:
@@ -182,42 +272,37 @@ async def stow(request: Request) -> Response:
 
 
 async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: _Parts,
-                   limit: int, after_hop: Callable[[], None]) -> None:
-    """Parse and spool the body in worker threads, FEED_BATCH bytes at a hop (issue 10 part 7:
-    splitting and spool-file writes on the event loop stalled every other request)."""
+                   limit: int, launch: Callable[[], None]) -> None:
+    """Split the body as it arrives and write its parts out, launching each finished part's store.
+
+    Splitting is `bytes.find` over each received chunk and writes to the memory folder are
+    memory copies: both run on the event loop (a hop to a thread per megabyte cost more CPU than
+    the work it moved, issue 9 part 3). Disk writes, which may block, run in worker threads
+    (issue 10 part 7)."""
+    take: Callable[[bytes], None]
     if mtype == b"application/dicom":
         parts.begin({b"content-type": b"application/dicom"})
-        await _feed(request, limit, parts.data, after_hop)
-        await run_in_threadpool(parts.end)
-        return
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise InvalidInstance("multipart/related without a boundary parameter")
+        take, close = parts.data, parts.end
+    else:
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise InvalidInstance("multipart/related without a boundary parameter")
+        try:
+            splitter = MultipartSplitter(boundary, parts)
+        except MalformedMultipart as exc:
+            raise InvalidInstance(f"malformed multipart body: {exc}") from None
+        take, close = splitter.feed, splitter.close
     try:
-        splitter = MultipartSplitter(boundary, parts)
-        await _feed(request, limit, splitter.feed, after_hop)
-        await run_in_threadpool(splitter.close)
+        async for chunk in _body(request, limit):
+            take(chunk)
+            if parts.must_flush():
+                await run_in_threadpool(parts.flush)
+            launch()
+        close()
+        if parts.must_flush():
+            await run_in_threadpool(parts.flush)
     except MalformedMultipart as exc:
         raise InvalidInstance(f"malformed multipart body: {exc}") from None
-
-
-async def _feed(request: Request, limit: int, take: Callable[[bytes], None], after_hop: Callable[[], None]) -> None:
-    pending: list[bytes] = []
-    size = 0
-
-    def hand(chunks: list[bytes]) -> None:
-        for chunk in chunks:
-            take(chunk)
-
-    async for chunk in _body(request, limit):
-        pending.append(chunk)
-        size += len(chunk)
-        if size >= FEED_BATCH:
-            await run_in_threadpool(hand, pending)
-            pending, size = [], 0
-            after_hop()
-    if pending:
-        await run_in_threadpool(hand, pending)
 
 
 async def _body(request: Request, limit: int) -> AsyncIterator[bytes]:

@@ -170,19 +170,49 @@ def test_over_the_size_limit_is_413_and_stores_nothing(tmp_path: Path) -> None:
 
 
 def test_a_part_larger_than_the_memory_spool_goes_through_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A part over SPOOL_MAX is streamed to a temp file (never wholly in memory); small ones stay in memory."""
+    """A part over SPOOL_MAX moves from the memory folder to a disk spool file as it grows (the
+    bytes it had written there come along); small ones stay in the memory folder; an empty part
+    is a part too; release and cleanup remove the files."""
     import dicomweb.stow as stow_mod
 
     monkeypatch.setattr(stow_mod, "SPOOL_MAX", 1000)
-    parts = stow_mod._Parts(tmp_path)
+    disk, memory = tmp_path / "disk", tmp_path / "memory"
+    disk.mkdir()
+    memory.mkdir()
+    parts = stow_mod._Parts(disk, memory)
     big, small = bytes(range(256)) * 20, b"tiny part"
-    for payload in (big, small):
+    for payload in (big, small, b""):
         parts.begin({b"content-type": b"application/dicom"})
         for k in range(0, len(payload), 300):  # arrives in pieces, as from the socket
             parts.data(payload[k:k + 300])
+            if parts.must_flush():
+                parts.flush()
         parts.end()
-    (first, _), (second, _) = parts.files
-    assert isinstance(first, Path) and first.read_bytes() == big
-    assert second == small
+        if parts.must_flush():
+            parts.flush()
+    assert sorted(parts.take_ready()) == [0, 1, 2]
+    (first, _), (second, _), (third, _) = (parts.source(i) for i in range(3))
+    assert first.parent == disk and first.read_bytes() == big
+    assert second.parent == memory and second.read_bytes() == small
+    assert third.read_bytes() == b""
+    parts.release(1)
+    assert not second.exists()
     parts.cleanup()
-    assert not first.exists()
+    assert not first.exists() and not list(memory.iterdir()) and not list(disk.iterdir())
+
+
+def test_without_a_memory_folder_parts_go_to_disk(tmp_path: Path) -> None:
+    import dicomweb.stow as stow_mod
+
+    parts = stow_mod._Parts(tmp_path, None)
+    parts.begin({})
+    parts.data(b"abc")
+    parts.data(memoryview(b"defg")[1:])
+    parts.end()
+    assert parts.must_flush() and not parts.take_ready()
+    parts.flush()
+    assert parts.take_ready() == [0]
+    assert parts.source(0)[0].read_bytes() == b"abcefg"
+    parts.cleanup()
+    assert not list(tmp_path.iterdir())
+
