@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,14 @@ def _write_each(fd: int, chunks: list[bytes | memoryview]) -> None:
 
 
 @functools.cache
+def _stores() -> ThreadPoolExecutor:
+    """The threads parts are stored in (each waits for its ingest worker and the group sync).
+    A plain executor, not starlette's run_in_threadpool: anyio's hop per part was ~30% of the
+    GIL-held time of a STOW on the event loop thread (py-spy --gil, issue 9 part 3)."""
+    return ThreadPoolExecutor(max_workers=4 * PARALLEL_PARTS, thread_name_prefix="yunying-stow")
+
+
+@functools.cache
 def _memory_folder() -> Path | None:
     """This server's folder for received parts in memory: tmpfs (/dev/shm), named as the ingest
     workers' hand-off folders so that a later server removes it if this one dies; None without
@@ -234,7 +243,8 @@ async def stow(request: Request) -> Response:
         async with gate:
             path, ctype = parts.source(i)
             try:
-                return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
+                return await asyncio.get_running_loop().run_in_executor(
+                    _stores(), _store_one, archive, path, ctype, origin, study)
             finally:
                 parts.release(i)
 
