@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import functools
 import io
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +20,7 @@ from starlette.responses import Response
 from dicomweb.access import origin_of
 from dicomweb.http import base_url, warning_header
 from dicomweb.multipart import MalformedMultipart, MultipartSplitter
+from dicomweb.stow_spool import Parts, memory_files
 from index.model import Origin
 from yunying.archive import Archive, StoreResult
 from yunying.errors import (
@@ -36,153 +33,11 @@ from yunying.errors import (
     UnsupportedMediaType,
 )
 from yunying.logsafe import summary
-from yunying.workers import SHM_ROOT
 
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
-SPOOL_MAX = 32 << 20  # parts up to this size are kept in memory; larger ones are streamed to disk
-FEED_BATCH = 1 << 20  # bytes of disk-bound parts written by a worker thread at a time
-REQUEST_MEMORY = 64 << 20  # parts one request may hold in memory before the next ones are spooled
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 DATA_SET_DOES_NOT_MATCH = 0xB007  # PS3.4 B.2.3 warning
-
-
-class _Part:
-    """One part of the body: a file it is written to as it arrives."""
-
-    __slots__ = ("ctype", "done", "ended", "fast", "fd", "path", "pending", "size")
-
-    def __init__(self, ctype: str) -> None:
-        self.ctype = ctype
-        self.path: Path | None = None  # None: not opened yet (a disk part opens in flush), or released
-        self.fd = -1
-        self.size = 0
-        self.fast = False  # in the memory folder (tmpfs), written on the event loop
-        self.pending: list[bytes | memoryview] = []  # received bytes the next flush writes to disk
-        self.ended = False
-        self.done = False  # closed and ready to be stored
-
-
-class _Parts:
-    """The parts of a body, each written to a file of its own as it arrives, and handed to the
-    store as that file (an ingest worker reads it itself): no joining of received chunks, no
-    second copy into a hand-off file (issue 9 part 3). A part goes to the memory folder (tmpfs,
-    `fast`) while it is under SPOOL_MAX and the request holds less than REQUEST_MEMORY there;
-    those writes are memory copies and run on the event loop. Beyond that, or without tmpfs,
-    it goes to a spool file in `tmp` on disk, written by `flush` in a worker thread (disk
-    writes may block: issue 10 part 7). Each finished part is `ready` to be stored at once, and
-    `release`d (file removed) once stored."""
-
-    def __init__(self, tmp: Path, fast: Path | None) -> None:
-        self.tmp, self.fast = tmp, fast
-        self.parts: list[_Part] = []
-        self.ready: list[int] = []  # parts finished since the last take_ready()
-        self._held = 0  # bytes of unstored parts in the memory folder
-        self._pending = 0  # bytes waiting for flush()
-        self._flush_needed = False
-
-    def take_ready(self) -> list[int]:
-        ready, self.ready = self.ready, []
-        return ready
-
-    def source(self, i: int) -> tuple[Path, str]:
-        p = self.parts[i]
-        assert p.path is not None
-        return p.path, p.ctype
-
-    def release(self, i: int) -> None:
-        p = self.parts[i]
-        if p.path is not None:
-            p.path.unlink(missing_ok=True)
-            p.path = None
-            if p.fast:
-                self._held -= p.size
-
-    def begin(self, headers: dict[bytes, bytes]) -> None:
-        p = _Part(headers.get(b"content-type", b"").decode("latin-1"))
-        self.parts.append(p)
-        if self.fast is not None and self._held < REQUEST_MEMORY:
-            try:
-                path = self.fast / f"stow-{os.urandom(8).hex()}.part"
-                p.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                p.path, p.fast = path, True
-            except OSError:  # the memory folder is gone: this part goes to disk
-                pass
-
-    def data(self, chunk: bytes | memoryview) -> None:
-        p = self.parts[-1]
-        p.size += len(chunk)
-        if p.fast and (p.size > SPOOL_MAX or self._held + p.size > REQUEST_MEMORY):
-            p.fast = False  # a large part, or one beyond the request's memory cap: flush moves it to disk
-            self._flush_needed = True
-        if p.fast:
-            view = memoryview(chunk)
-            try:
-                while view:
-                    view = view[os.write(p.fd, view):]
-                return
-            except OSError:  # tmpfs full: what it holds and the rest move to disk
-                p.fast, self._flush_needed, chunk = False, True, view
-        p.pending.append(chunk)
-        self._pending += len(chunk)
-
-    def end(self) -> None:
-        p = self.parts[-1]
-        p.ended = True
-        if p.fast:
-            os.close(p.fd)
-            p.fd, p.done = -1, True
-            self._held += p.size
-            self.ready.append(len(self.parts) - 1)
-        else:
-            self._flush_needed = True
-
-    def must_flush(self) -> bool:
-        return self._flush_needed or self._pending >= FEED_BATCH
-
-    def flush(self) -> None:
-        """Disk writes of the parts that go to disk (in a worker thread: they may block)."""
-        self._flush_needed, self._pending = False, 0
-        for i, p in enumerate(self.parts):
-            if p.fast or p.done or not (p.pending or p.ended):
-                continue
-            if p.fd < 0 or p.path is None or p.path.parent != self.tmp:
-                self._to_disk(p)
-            _write_each(p.fd, p.pending)
-            p.pending = []
-            if p.ended:
-                os.close(p.fd)
-                p.fd, p.done = -1, True
-                self.ready.append(i)
-
-    def _to_disk(self, p: _Part) -> None:
-        """Open the part's disk file; what the memory folder holds of it moves there."""
-        path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        if p.path is not None:  # it began in the memory folder
-            if p.fd >= 0:
-                os.close(p.fd)
-            with open(p.path, "rb") as src:
-                while block := src.read(FEED_BATCH):
-                    _write_each(fd, [block])
-            p.path.unlink(missing_ok=True)
-        p.path, p.fd = path, fd
-
-    def cleanup(self) -> None:
-        for p in self.parts:
-            if p.fd >= 0:
-                os.close(p.fd)
-                p.fd = -1
-            if p.path is not None:
-                p.path.unlink(missing_ok=True)
-                p.path = None
-
-
-def _write_each(fd: int, chunks: list[bytes | memoryview]) -> None:
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(fd, view):]
 
 
 @functools.cache
@@ -191,21 +46,6 @@ def _stores() -> ThreadPoolExecutor:
     A plain executor, not starlette's run_in_threadpool: anyio's hop per part was ~30% of the
     GIL-held time of a STOW on the event loop thread (py-spy --gil, issue 9 part 3)."""
     return ThreadPoolExecutor(max_workers=4 * PARALLEL_PARTS, thread_name_prefix="yunying-stow")
-
-
-@functools.cache
-def _memory_folder() -> Path | None:
-    """This server's folder for received parts in memory: tmpfs (/dev/shm), named as the ingest
-    workers' hand-off folders so that a later server removes it if this one dies; None without
-    tmpfs (parts then go to disk)."""
-    if not SHM_ROOT.is_dir():
-        return None
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f"yunying-ingest-{os.getpid()}-stow-", dir=SHM_ROOT))
-    except OSError:
-        return None
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
 
 
 def _uids(source: Path | bytes) -> tuple[str | None, str | None]:
@@ -234,7 +74,7 @@ async def stow(request: Request) -> Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
-    parts = _Parts(archive.storage.tmp, _memory_folder())
+    parts = Parts(archive.storage.tmp, memory_files())
     origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
     gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
     tasks: list[asyncio.Task[dict[str, Any]]] = []
@@ -281,7 +121,7 @@ async def stow(request: Request) -> Response:
     return _response(request, results, study)
 
 
-async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: _Parts,
+async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: Parts,
                    limit: int, launch: Callable[[], None]) -> None:
     """Split the body as it arrives and write its parts out, launching each finished part's store.
 

@@ -74,17 +74,17 @@ def test_stow_parts_are_parsed_and_spooled_off_the_loop(tmp_path: Path, monkeypa
     """A STOW body whose parts go to spool files on a slow disk: the loop keeps turning. Every
     disk spool write takes SLOW_WRITE_S, so spooling to disk on the loop shows as that much lag
     (splitting and writes to the memory folder do run on the loop: memory copies)."""
-    from dicomweb import stow as stow_mod
+    from dicomweb import stow_spool
 
-    write_each, writes = stow_mod._write_each, list[int]()
+    write_each, writes = stow_spool.write_each, list[int]()
 
     def slow_write(fd: int, chunks: list[bytes | memoryview]) -> None:  # a slow disk under the spool folder
         writes.append(fd)
         time.sleep(SLOW_WRITE_S)
         write_each(fd, chunks)
 
-    monkeypatch.setattr(stow_mod, "_write_each", slow_write)
-    monkeypatch.setattr(stow_mod, "SPOOL_MAX", 1 << 20)  # every part goes to a spool file
+    monkeypatch.setattr(stow_spool, "write_each", slow_write)
+    monkeypatch.setattr(stow_spool, "SPOOL_MAX", 1 << 20)  # every part goes to a spool file
     archive = Archive(tmp_path / "data")
     try:
         app = build_app(archive, Settings(data=tmp_path / "data", api_key=KEY))
