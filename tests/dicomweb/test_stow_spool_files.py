@@ -126,3 +126,32 @@ def test_a_part_cut_off_is_released_too(tmp_path: Path) -> None:
     parts.cleanup()
     files.trim()
     assert not list(memory.iterdir()) and not list(disk.iterdir())
+
+
+def test_a_full_memory_folder_moves_the_part_to_disk_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tmpfs full in the middle of a part (a partial write, then ENOSPC): the part continues on
+    disk with every byte, the ones the memory file took and the rest."""
+    import errno
+    import os
+
+    disk, memory = folders(tmp_path)
+    parts = Parts(disk, MemoryFiles(memory))
+    real_write, room = os.write, [700]
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(memory)):
+            if room[0] <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            n = real_write(fd, memoryview(data)[:room[0]])
+            room[0] -= n
+            return n
+        return real_write(fd, data)
+
+    monkeypatch.setattr(stow_spool.os, "write", write)
+    payload = bytes(range(256)) * 8
+    feed(parts, [payload], piece=500)
+    assert parts.take_ready() == [0]
+    path, _ = parts.source(0)
+    assert path.parent == disk and path.read_bytes() == payload
+    parts.cleanup()
+    assert not list(memory.iterdir()) and not list(disk.iterdir())
