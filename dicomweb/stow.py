@@ -1,4 +1,4 @@
-"""STOW-RS (PS3.18 10.5): multipart/related bodies streamed to disk part by part, then stored."""
+"""STOW-RS (PS3.18 10.5): multipart/related bodies split as they arrive, each part stored from its file (dicomweb/stow_spool.py)."""
 from __future__ import annotations
 
 import asyncio
