@@ -9,7 +9,9 @@ by other threads in their held state), i.e. first thing in `yunying serve`.
 
 It runs multiprocessing's own forkserver loop (`multiprocessing.forkserver.main`) and is installed
 as the process's forkserver, so `IngestPool` (context "forkserver") uses it unchanged; if it
-dies, multiprocessing starts an ordinary forkserver in its place.
+dies, multiprocessing starts an ordinary forkserver in its place. It reaches into
+multiprocessing's private state (the forkserver's address and pids, the resource tracker's pipe)
+as Python 3.11 has it; on another Python the ordinary forkserver starts instead (WRITTEN_FOR).
 """
 from __future__ import annotations
 
@@ -17,15 +19,19 @@ import gc
 import importlib
 import os
 import socket
+import sys
 import threading
 from multiprocessing import connection, forkserver, resource_tracker, util
 from typing import Any
 
+WRITTEN_FOR = (3, 11)  # the multiprocessing internals below are those of this Python
+
 
 def start(preload: tuple[str, ...] = ("yunying.workers",)) -> int | None:
     """Fork the forkserver from this process; its pid, or None when this process already has
-    other threads (then multiprocessing starts its own forkserver when one is needed)."""
-    if threading.active_count() > 1 or not hasattr(os, "fork"):
+    other threads or runs another Python (then multiprocessing starts its own forkserver when one
+    is needed)."""
+    if threading.active_count() > 1 or not hasattr(os, "fork") or sys.version_info[:2] != WRITTEN_FOR:
         return None
     for name in preload:
         importlib.import_module(name)
