@@ -35,30 +35,36 @@ def checkout(ref: str, where: Path) -> Path:
     return where
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds of a process's threads so far, in nanoseconds' resolution (the first field of
-    /proc/PID/task/*/schedstat). The clock ticks of /proc/PID/stat (10 ms) were 0.05 ms per query
-    of a 200-query round: as large as the differences this benchmark looks for. A thread that
-    ended between two readings takes its time with it: the servers' threads live as long as they do."""
-    total = 0
+def threads_cpu(pid: int) -> dict[str, int]:
+    """CPU nanoseconds of each thread of a process so far (the first field of
+    /proc/PID/task/TID/schedstat). The clock ticks of /proc/PID/stat (10 ms) were 0.05 ms per
+    query of a 200-query round: as large as the differences this benchmark looks for."""
+    out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
+            out[task.name] = int((task / "schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):  # a thread ending as we read
             continue
-    return total / 1e9
+    return out
+
+
+def cpu_since(pid: int, before: dict[str, int]) -> float:
+    """CPU seconds the process's threads used since `before`, counted per thread: a worker thread
+    that ended meanwhile (anyio's end after 10 s idle, so they used ~nothing) takes its total
+    with it instead of making the sum go down."""
+    return sum(ns - before.get(tid, 0) for tid, ns in threads_cpu(pid).items()) / 1e9
 
 
 def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, requests: int) -> dict[str, float]:
-    c0 = cpu_s(server.pid)
+    s0 = threads_cpu(server.pid)
     q = qido(server.dicomweb_url, queries)
-    c1 = cpu_s(server.pid)
+    c1, s1 = cpu_since(server.pid, s0), threads_cpu(server.pid)
     f = frames(server.dicomweb_url, ct, latency_requests=latency,
                throughput_requests=requests)
-    c2 = cpu_s(server.pid)
+    c2 = cpu_since(server.pid, s1)
     # server CPU per request: far less sensitive to a shared machine's load than wall time
     return {"qido_p50": q["p50_ms"], "frame_p50": f["p50_ms"], "fps_1": f["fps_1"], "fps_8": f["fps_8"],
-            "qido_cpu": (c1 - c0) * 1000 / (q["queries"] + min(20, len(queries))), "frame_cpu": (c2 - c1) * 1000 / (latency + 1 + 2 * requests)}
+            "qido_cpu": c1 * 1000 / (q["queries"] + min(20, len(queries))), "frame_cpu": c2 * 1000 / (latency + 1 + 2 * requests)}
 
 
 def main(argv: list[str] | None = None) -> int:

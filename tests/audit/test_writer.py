@@ -3,6 +3,7 @@ needs no Future, a journal that cannot be written makes the caller wait for the 
 keyed SM3 HMAC reused across records gives the same chain as one keyed per record."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,25 @@ def test_the_reused_keyed_hmac_equals_a_fresh_one() -> None:
             expected = std_hmac.new(KEY, data, hashlib.sha256).hexdigest()
         assert chain.mac(KEY, data) == expected
     assert chain.mac(KEY, b"a") != chain.mac(bytes(32), b"a")  # one keyed object per key
+
+
+def test_the_writer_blocks_until_work_arrives_and_wakes_for_a_fold_window(tmp_path: Path) -> None:
+    """No open fold window: the writer waits on its queue without a timeout (it polled every
+    0.5 s); a window open: it wakes when that window is due, and the window's count is written."""
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=0.01, fold_idle=0.2, fold_max=1.0)
+    try:
+        assert t._next_wait() is None
+        key = ("system", "ris", "127.0.0.1", "1.2.3", "1.2.3.4")
+        for i in range(3):
+            t.fold(key, {**_entry(i), "action": "frames", "studies": "1.2.3", "series": "1.2.3.4"})
+        wait = t._next_wait()
+        assert wait is not None and 0 < wait <= 0.2
+        deadline = time.monotonic() + 10
+        while sum(r["count"] for r in search(t.engine, limit=10)) < 3:  # the first record, then the count of 2
+            assert time.monotonic() < deadline, search(t.engine, limit=10)
+            time.sleep(0.05)
+        assert t._next_wait() is None  # the window closed with its count written
+    finally:
+        t.close()
