@@ -96,3 +96,18 @@ def test_the_writer_blocks_until_work_arrives_and_wakes_for_a_fold_window(tmp_pa
         assert t._next_wait() is None  # the window closed with its count written
     finally:
         t.close()
+
+
+def test_a_reader_does_not_wait_for_the_batching_window(tmp_path: Path) -> None:
+    """The writer gathers journaled records for `window` seconds per commit (fewer synced
+    commits); sync() (the audit API reading its own trail) cuts that window short."""
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=120.0)
+    try:
+        for i in range(3):
+            assert t.journal_or_submit(_entry(i)) is None
+        t.sync(timeout=30)  # raises TimeoutError if it waited for the 120 s window
+        assert len(search(t.engine, limit=10)) == 3
+    finally:
+        t.close()
