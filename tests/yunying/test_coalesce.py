@@ -6,7 +6,7 @@ import socket
 from typing import Any
 
 from benchmarks.net import YunyingServer
-from yunying.coalesce import CoalescingTransport
+from yunying.coalesce import COALESCE_MAX, CoalescingTransport
 
 
 class Recorder:
@@ -98,3 +98,12 @@ def test_pipelined_answers_arrive_whole_and_in_order(server: YunyingServer) -> N
     length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
     assert len(body) == length
     assert second.startswith(b"404 ")
+
+
+def test_a_large_body_follows_its_head_in_a_write_of_its_own() -> None:
+    big = b"x" * (COALESCE_MAX + 1)
+
+    async def steps(t: CoalescingTransport) -> None:
+        t.write(b"head")
+        t.write(big)
+    assert run(steps).calls == [("write", b"head"), ("write", big)]
