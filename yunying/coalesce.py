@@ -21,7 +21,6 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-
 # a larger body (a frame: 525 kB) is written as uvicorn wrote it, after its head: one call less
 # is nothing beside copying it, and curl's frames/s A/B could not tell the two apart
 COALESCE_MAX = 64 << 10
@@ -30,7 +29,7 @@ COALESCE_MAX = 64 << 10
 class CoalescingTransport:
     """Wraps a transport: at most one write held back, sent with the next one or at the end of the step."""
 
-    __slots__ = ("_transport", "_loop", "_held")
+    __slots__ = ("_held", "_loop", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
