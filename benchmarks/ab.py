@@ -1,6 +1,6 @@
 """A/B in one run: this checkout against an earlier commit, same data, same machine, interleaved.
 
-`python -m benchmarks.ab [--ref COMMIT] [--studies N] [--slices N] [--rounds N]`
+`python -m benchmarks.ab [--ref COMMIT] [--studies N] [--slices N] [--rounds N] [--twin]`
 
 Answers "what did this change cost": issue 11 asks that QIDO-RS p50 and frames/s with a bearer
 token stay within 10% of the archive before the authorization point existed (the default ref,
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=600, help="frame requests per throughput run")
     ap.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting for B only, e.g. YUNYING_AUDIT=false to leave issue 12's trail out")
+    ap.add_argument("--twin", action="store_true",
+                    help="a second server of this checkout (B'), measured like the others: B'/A next to B/A "
+                         "shows how far two servers of the same code drift apart on this machine now")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yunying-ab-") as tmp:
         root = Path(tmp)
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.update(kv.split("=", 1) for kv in args.b_env)
             try:
                 servers["B this checkout"] = start_yunying(root / "b")
+                if args.twin:
+                    servers["B' same checkout"] = start_yunying(root / "b2")
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
@@ -108,15 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                 srv.stop()
             subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(tree)],
                            check=False, capture_output=True)
-    (a, ra), (b, rb) = runs.items()
-    print(f"{'figure':<22}{a:>18}{b:>18}{'B/A':>8}")
+    names = list(runs)
+    ratios = [f"{n.split()[0]}/A" for n in names[1:]]
+    print(f"{'figure':<22}" + "".join(f"{n:>18}" for n in names) + "".join(f"{r:>8}" for r in ratios))
     for key, unit in (("qido_p50", "ms"), ("frame_p50", "ms"), ("fps_1", "frames/s"), ("fps_8", "frames/s"),
                       ("qido_cpu", "CPU ms"), ("frame_cpu", "CPU ms")):
-        va, vb = statistics.median(x[key] for x in ra), statistics.median(x[key] for x in rb)
-        print(f"{key + ' (' + unit + ')':<22}{va:>18.2f}{vb:>18.2f}{vb / va:>7.2f}x")
-    print(f"{args.rounds} rounds, A and B alternating; {args.studies} studies, CT {args.slices} slices; "
+        med = [statistics.median(x[key] for x in runs[n]) for n in names]
+        print(f"{key + ' (' + unit + ')':<22}" + "".join(f"{v:>18.2f}" for v in med)
+              + "".join(f"{v / med[0]:>7.2f}x" for v in med[1:]))
+    print(f"{args.rounds} rounds, the servers alternating; {args.studies} studies, CT {args.slices} slices; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
-          + (f"; B with {' '.join(args.b_env)}" if args.b_env else ""))
+          + (f"; B with {' '.join(args.b_env)}" if args.b_env else "")
+          + ("; B' runs the same code as B: their difference is this machine's noise" if args.twin else ""))
     return 0
 
 
