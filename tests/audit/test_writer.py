@@ -111,3 +111,20 @@ def test_a_reader_does_not_wait_for_the_batching_window(tmp_path: Path) -> None:
         assert len(search(t.engine, limit=10)) == 3
     finally:
         t.close()
+
+
+def test_counted_adds_to_an_open_window_only(tmp_path: Path) -> None:
+    """What the HTTP middleware asks before building a frame's record: counted() is False with
+    no window open (the record is built and folded), True once one is, and every count is kept."""
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=0.01, fold_idle=0.2, fold_max=1.0)
+    key = ("system", "ris", "127.0.0.1", "1.2.3", "1.2.3.4")
+    try:
+        assert t.counted(key) is False
+        t.fold(key, {**_entry(0), "action": "frames", "studies": "1.2.3", "series": "1.2.3.4"})
+        assert t.counted(key) is True and t.counted(key) is True
+        assert t.counted(("system", "ris", "127.0.0.1", "1.2.3", "other")) is False  # another series
+    finally:
+        t.close()  # writes the open window
+    assert sorted(r["count"] for r in search(store.engine, limit=10)) == [1, 2]

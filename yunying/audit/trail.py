@@ -174,6 +174,17 @@ class Trail:
                 log.info("audit: %d journaled record(s) of an interrupted run committed", len(missing))
         os.ftruncate(journal.fd, 0)
 
+    def counted(self, key: FoldKey) -> bool:
+        """Count a repeat of `key` into its open window; False when none is open (then fold() it).
+        Lets the HTTP middleware skip building a record that would only be counted."""
+        with self._fold_lock:
+            open_ = self._folds.get(key)
+            if open_ is None:
+                return False
+            open_[1] += 1
+            open_[3] = time.monotonic()
+            return True
+
     def fold(self, key: FoldKey, entry: Entry) -> Future[int] | None:
         """Count a repeat of `key` into its open window, or open one (returns the Future to wait on)."""
         now = time.monotonic()
