@@ -1,6 +1,6 @@
 """A/B in one run: this checkout against an earlier commit, same data, same machine, interleaved.
 
-`python -m benchmarks.ab [--ref COMMIT] [--studies N] [--slices N] [--rounds N]`
+`python -m benchmarks.ab [--ref COMMIT] [--studies N] [--slices N] [--rounds N] [--twin]`
 
 Answers "what did this change cost": issue 11 asks that QIDO-RS p50 and frames/s with a bearer
 token stay within 10% of the archive before the authorization point existed (the default ref,
@@ -35,22 +35,36 @@ def checkout(ref: str, where: Path) -> Path:
     return where
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def threads_cpu(pid: int) -> dict[str, int]:
+    """CPU nanoseconds of each thread of a process so far (the first field of
+    /proc/PID/task/TID/schedstat). The clock ticks of /proc/PID/stat (10 ms) were 0.05 ms per
+    query of a 200-query round: as large as the differences this benchmark looks for."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out[task.name] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):  # a thread ending as we read
+            continue
+    return out
+
+
+def cpu_since(pid: int, before: dict[str, int]) -> float:
+    """CPU seconds the process's threads used since `before`, counted per thread: a worker thread
+    that ended meanwhile (anyio's end after 10 s idle, so they used ~nothing) takes its total
+    with it instead of making the sum go down."""
+    return sum(ns - before.get(tid, 0) for tid, ns in threads_cpu(pid).items()) / 1e9
 
 
 def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, requests: int) -> dict[str, float]:
-    c0 = cpu_s(server.pid)
+    s0 = threads_cpu(server.pid)
     q = qido(server.dicomweb_url, queries)
-    c1 = cpu_s(server.pid)
+    c1, s1 = cpu_since(server.pid, s0), threads_cpu(server.pid)
     f = frames(server.dicomweb_url, ct, latency_requests=latency,
                throughput_requests=requests)
-    c2 = cpu_s(server.pid)
+    c2 = cpu_since(server.pid, s1)
     # server CPU per request: far less sensitive to a shared machine's load than wall time
     return {"qido_p50": q["p50_ms"], "frame_p50": f["p50_ms"], "fps_1": f["fps_1"], "fps_8": f["fps_8"],
-            "qido_cpu": (c1 - c0) * 1000 / (q["queries"] + min(20, len(queries))), "frame_cpu": (c2 - c1) * 1000 / (latency + 1 + 2 * requests)}
+            "qido_cpu": c1 * 1000 / (q["queries"] + min(20, len(queries))), "frame_cpu": c2 * 1000 / (latency + 1 + 2 * requests)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=600, help="frame requests per throughput run")
     ap.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting for B only, e.g. YUNYING_AUDIT=false to leave issue 12's trail out")
+    ap.add_argument("--twin", action="store_true",
+                    help="a second server of this checkout (B'), measured like the others: B'/A next to B/A "
+                         "shows how far two servers of the same code drift apart on this machine now")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="yunying-ab-") as tmp:
         root = Path(tmp)
@@ -76,11 +93,15 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.update(kv.split("=", 1) for kv in args.b_env)
             try:
                 servers["B this checkout"] = start_yunying(root / "b")
+                if args.twin:
+                    servers["B' same checkout"] = start_yunying(root / "b2")
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
             for srv in servers.values():
                 stow(srv.dicomweb_url, [*corpus.files, *ct.files])
+            for srv in servers.values():  # a round not counted: what storing set off (index, master
+                measure(srv, ct, queries, 20, 100)  # index, audit) is done before the first one that is
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
             for r in range(args.rounds):
                 order = list(servers.items()) if r % 2 == 0 else list(reversed(servers.items()))
@@ -92,14 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                 srv.stop()
             subprocess.run(["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(tree)],
                            check=False, capture_output=True)
-    (a, ra), (b, rb) = runs.items()
-    print(f"{'figure':<22}{a:>18}{b:>18}{'B/A':>8}")
+    names = list(runs)
+    ratios = [f"{n.split()[0]}/A" for n in names[1:]]
+    print(f"{'figure':<22}" + "".join(f"{n:>18}" for n in names) + "".join(f"{r:>8}" for r in ratios))
     for key, unit in (("qido_p50", "ms"), ("frame_p50", "ms"), ("fps_1", "frames/s"), ("fps_8", "frames/s"),
                       ("qido_cpu", "CPU ms"), ("frame_cpu", "CPU ms")):
-        va, vb = statistics.median(x[key] for x in ra), statistics.median(x[key] for x in rb)
-        print(f"{key + ' (' + unit + ')':<22}{va:>18.2f}{vb:>18.2f}{vb / va:>7.2f}x")
-    print(f"{args.rounds} rounds, A and B alternating; {args.studies} studies, CT {args.slices} slices"
-          + (f"; B with {' '.join(args.b_env)}" if args.b_env else ""))
+        med = [statistics.median(x[key] for x in runs[n]) for n in names]
+        print(f"{key + ' (' + unit + ')':<22}" + "".join(f"{v:>18.2f}" for v in med)
+              + "".join(f"{v / med[0]:>7.2f}x" for v in med[1:]))
+    print(f"{args.rounds} rounds, the servers alternating; {args.studies} studies, CT {args.slices} slices; "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+          + (f"; B with {' '.join(args.b_env)}" if args.b_env else "")
+          + ("; B' runs the same code as B: their difference is this machine's noise" if args.twin else ""))
     return 0
 
 

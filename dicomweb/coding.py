@@ -225,9 +225,33 @@ class ContentCoding:
             await Response(body, status_code=406, media_type="application/json",
                            headers={"Vary": "Accept-Encoding"})(scope, receive, send)
             return
-        responder = _Responder(send, wanted, _request_header(scope, b"if-none-match") or "",
-                               scope["method"] == "HEAD", self.binary)
+        if_none_match = _request_header(scope, b"if-none-match")
+        if wanted.identity and if_none_match is None and wanted.choose(TEXT_ORDER) is None:
+            # nothing of ours acceptable (no Accept-Encoding, or "identity": curl, http.client,
+            # most DICOMweb libraries): the answer passes as it is, with Vary added; a
+            # _Responder's object and its look-ups at the first body bytes cost ~5 us of each
+            await self.app(scope, receive, _vary_only(send))
+            return
+        responder = _Responder(send, wanted, if_none_match or "", scope["method"] == "HEAD", self.binary)
         await self.app(scope, receive, responder.send)
+
+
+_VARIES = frozenset((200, 203, 206, 304))  # the answers a cache may keep (RFC 9110 15.1)
+
+
+def _vary_only(send: Send) -> Send:
+    """send() adding `Vary: Accept-Encoding` to the start of a cacheable answer, nothing else."""
+    async def vary(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] in _VARIES:
+            raw = message.get("headers", [])
+            raw = raw if isinstance(raw, list) else list(raw)
+            if any(k.lower() == b"vary" for k, _ in raw):
+                message = {**message, "headers": raw}
+                _add_vary(MutableHeaders(scope=message))
+            else:
+                message = {**message, "headers": [*raw, (b"vary", b"Accept-Encoding")]}
+        await send(message)
+    return vary
 
 
 class _Responder:

@@ -30,6 +30,7 @@ from dicomweb.http import (
     not_modified,
     part_header,
 )
+from dicomweb.offload import off_loop
 from dicomweb.wado_stream import boundary_for
 from index.model import InstanceRow
 from yunying.archive import Archive
@@ -260,7 +261,7 @@ async def frames(request: Request) -> Response:
                                lambda: _single(row, first, multipart, tag, base, numbers[0]))
         return row, choices, multipart, first, tag, coded
 
-    row, choices, multipart, first, tag, coded = await run_in_threadpool(work)
+    row, choices, multipart, first, tag, coded = await off_loop(work)
     headers = {"ETag": tag, "Cache-Control": CACHE_CONTROL}
     if not_modified(request, tag):
         return Response(status_code=304, headers=headers)

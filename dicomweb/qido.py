@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from dicomweb.access import scoped_query
 from dicomweb.http import base_url, multipart_body, new_boundary, parse_accept, warning_header
+from dicomweb.offload import off_loop
 from dicomweb.xml import MEDIA_TYPE as XML_TYPE
 from dicomweb.xml import dataset_xml
 from index.errors import InvalidQueryValue
@@ -167,7 +168,7 @@ async def _search(request: Request, level: Level, scope: dict[str, str]) -> Resp
             found = list(archive.search(query))
             return len(found) > wanted, b"".join(_json_body(iter(found[:wanted]), base, level))
 
-        more, body = await run_in_threadpool(search_json)
+        more, body = await off_loop(search_json)
     if more:
         warnings.append("There are additional results that can be requested")
     headers = {"Warning": warning_header(*warnings)} if warnings else {}

@@ -138,7 +138,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             dimse.persons.index = app.state.mpi
         if server_mod is not None:  # routing's C-STORE sender (issue 15 part 7; dicomweb imports no DIMSE)
             app.state.routing.senders["dicom"] = importlib.import_module("dimse.forward").sender(settings.aet)
+        from yunying.coalesce import CoalescingHttpTools
         config = uvicorn.Config(app, host=settings.host, port=settings.http_port, log_level=settings.log_level,
+                                http=CoalescingHttpTools,  # an answer's head and body in one send(2)
+                                server_header=False,  # no "server: uvicorn": names no software to a scanner
                                 access_log=False, timeout_graceful_shutdown=30,
                                 ssl_certfile=settings.tls_cert or None, ssl_keyfile=settings.tls_key or None)
         if settings.tls_cert:  # HTTPS: TLS 1.2 or newer only (issue 12 part 7)

@@ -3,6 +3,7 @@ needs no Future, a journal that cannot be written makes the caller wait for the 
 keyed SM3 HMAC reused across records gives the same chain as one keyed per record."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +74,57 @@ def test_the_reused_keyed_hmac_equals_a_fresh_one() -> None:
             expected = std_hmac.new(KEY, data, hashlib.sha256).hexdigest()
         assert chain.mac(KEY, data) == expected
     assert chain.mac(KEY, b"a") != chain.mac(bytes(32), b"a")  # one keyed object per key
+
+
+def test_the_writer_blocks_until_work_arrives_and_wakes_for_a_fold_window(tmp_path: Path) -> None:
+    """No open fold window: the writer waits on its queue without a timeout (it polled every
+    0.5 s); a window open: it wakes when that window is due, and the window's count is written."""
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=0.01, fold_idle=0.2, fold_max=1.0)
+    try:
+        assert t._next_wait() is None
+        key = ("system", "ris", "127.0.0.1", "1.2.3", "1.2.3.4")
+        for i in range(3):
+            t.fold(key, {**_entry(i), "action": "frames", "studies": "1.2.3", "series": "1.2.3.4"})
+        wait = t._next_wait()
+        assert wait is not None and 0 < wait <= 0.2
+        deadline = time.monotonic() + 10
+        while sum(r["count"] for r in search(t.engine, limit=10)) < 3:  # the first record, then the count of 2
+            assert time.monotonic() < deadline, search(t.engine, limit=10)
+            time.sleep(0.05)
+        assert t._next_wait() is None  # the window closed with its count written
+    finally:
+        t.close()
+
+
+def test_a_reader_does_not_wait_for_the_batching_window(tmp_path: Path) -> None:
+    """The writer gathers journaled records for `window` seconds per commit (fewer synced
+    commits); sync() (the audit API reading its own trail) cuts that window short."""
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=120.0)
+    try:
+        for i in range(3):
+            assert t.journal_or_submit(_entry(i)) is None
+        t.sync(timeout=30)  # raises TimeoutError if it waited for the 120 s window
+        assert len(search(t.engine, limit=10)) == 3
+    finally:
+        t.close()
+
+
+def test_counted_adds_to_an_open_window_only(tmp_path: Path) -> None:
+    """What the HTTP middleware asks before building a frame's record: counted() is False with
+    no window open (the record is built and folded), True once one is, and every count is kept."""
+    store = open_store(tmp_path, "", "")
+    Store(store.engine, None).migrate()
+    t = Trail(store.engine, KEY, journal=tmp_path / "audit.journal", window=0.01, fold_idle=0.2, fold_max=1.0)
+    key = ("system", "ris", "127.0.0.1", "1.2.3", "1.2.3.4")
+    try:
+        assert t.counted(key) is False
+        t.fold(key, {**_entry(0), "action": "frames", "studies": "1.2.3", "series": "1.2.3.4"})
+        assert t.counted(key) is True and t.counted(key) is True
+        assert t.counted(("system", "ris", "127.0.0.1", "1.2.3", "other")) is False  # another series
+    finally:
+        t.close()  # writes the open window
+    assert sorted(r["count"] for r in search(store.engine, limit=10)) == [1, 2]

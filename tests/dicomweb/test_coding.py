@@ -205,3 +205,36 @@ def test_compress_frames_off_keeps_pixels_plain(tmp_path: Path) -> None:
         assert resp.headers["content-encoding"] == "br"  # JSON is encoded either way
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("accept_encoding", [None, b"identity", b"br;q=0, identity", b"gzip"])
+def test_an_answer_no_coding_can_apply_to_passes_as_it_is_with_vary(accept_encoding: bytes | None) -> None:
+    """The fast path (no Accept-Encoding, or one naming no coding of ours): the bytes untouched,
+    Vary added to a cacheable answer (and merged with the one it has), not to an error."""
+    import asyncio
+
+    from starlette.responses import Response
+
+    from dicomweb.coding import ContentCoding
+
+    def answers(status: int, vary: str | None) -> list[dict]:
+        async def app(scope: dict, receive: object, send: object) -> None:
+            await Response(b"{}" * 3000, status_code=status, media_type="application/json",
+                           headers={"Vary": vary} if vary else None)(scope, receive, send)  # type: ignore[arg-type]
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+        headers = [(b"accept-encoding", accept_encoding)] if accept_encoding else []
+        scope = {"type": "http", "method": "GET", "path": "/x", "headers": headers}
+        asyncio.run(ContentCoding(app)(scope, None, send))  # type: ignore[arg-type]
+        return sent
+
+    if accept_encoding == b"gzip":  # the other path, for contrast
+        assert dict(answers(200, None)[0]["headers"])[b"content-encoding"] == b"gzip"
+        return
+    start, body = answers(200, None)
+    assert dict(start["headers"])[b"vary"] == b"Accept-Encoding" and body["body"] == b"{}" * 3000
+    assert b"content-encoding" not in dict(start["headers"])
+    assert dict(answers(200, "Origin")[0]["headers"])[b"vary"] == b"Origin, Accept-Encoding"
+    assert b"vary" not in dict(answers(404, None)[0]["headers"])

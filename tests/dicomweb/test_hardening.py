@@ -22,6 +22,8 @@ def test_pages_carry_a_content_security_policy(server: YunyingServer) -> None:
     assert api.headers["referrer-policy"] == "no-referrer"
     assert api.headers["cross-origin-resource-policy"] == "same-origin"  # no CORS origins configured
     assert "strict-transport-security" not in api.headers  # only over TLS
+    assert "server" not in api.headers and "server" not in page.headers  # no software named to a scanner
+    assert api.headers["date"]  # RFC 9110 6.6.1: an origin server with a clock sends Date
 
 
 def test_a_principal_beyond_its_rate_gets_429_with_retry_after(tmp_path: Path) -> None:

@@ -157,6 +157,11 @@ class AuditMiddleware:
         action, uids = kind if kind is not None else ("refused", {})
         principal = scope.get("state", {}).get("principal")
         client = scope.get("client")
+        if action == "frames" and status < 300:  # a viewer's next frame of an open series window:
+            who = self._who(principal)  # only counted, so the record is not built (~8 us a frame)
+            if trail.counted((who["principal_kind"], who["principal_id"], client[0] if client else "",
+                              uids.get("study", ""), uids.get("series", ""))):
+                return
         entry: Entry = {"action": action, "status": str(status), "outcome": _outcome(status),
                         **self._who(principal), "client": client[0] if client else "",
                         "face": "http", "request_id": request_id,
