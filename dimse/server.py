@@ -21,7 +21,7 @@ from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
 from dimse.move_scp import on_c_move
 from dimse.persons import PersonMatching
-from dimse.store_scp import on_c_store
+from dimse.store_scp import IMPLEMENTATION, on_c_store
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from dimse.uids import QR_MODELS, VERIFICATION
 from yunying.settings import Settings
@@ -97,7 +97,12 @@ def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: b
     """EVT_ESTABLISHED: tally and log; then a storage association's P-DATA goes the lean way."""
     associations.on_established(event)
     if lean and fastrecv.eligible(event.assoc):
-        fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy))
+        aet = str(event.assoc.requestor.ae_title).strip()
+        # a peer that may store is served by a lent ingest worker when there is one (issue 9):
+        # it parses and writes; this thread decides each store (STORE) and answers through it
+        lease = getattr(archive, "lease_worker", None) if policy.may(aet, "store") else None
+        fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy), lease,
+                       (policy.origin(aet), aet, IMPLEMENTATION))
 
 
 STORE = audited_store(on_c_store)  # the one C-STORE handler, whichever path received the message
