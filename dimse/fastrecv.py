@@ -105,6 +105,7 @@ def serve(assoc: Any, handler: Handler, lease: Lease | None = None, worker_args:
     # running in this thread, and on a loaded machine got it back late
     owner.take(wait=OWNED_IDLE_S)
     if owner.reads != 1:  # the DUL read a PDU after the A-ASSOCIATE-RQ: pynetdicom serves it all
+        log.info("association from %s: its DUL read a PDU first, pynetdicom serves it", assoc.requestor.ae_title)
         owner.give_back()
         return
     ended = Ended("closed")

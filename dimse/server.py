@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 from dataclasses import dataclass
@@ -96,13 +97,18 @@ class DimseServer:
 def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: bool) -> None:
     """EVT_ESTABLISHED: tally and log; then a storage association's P-DATA goes the lean way."""
     associations.on_established(event)
-    if lean and fastrecv.eligible(event.assoc):
-        aet = str(event.assoc.requestor.ae_title).strip()
-        # a peer that may store is served by a lent ingest worker when there is one (issue 9):
-        # it parses and writes; this thread decides each store (STORE) and answers through it
-        lease = getattr(archive, "lease_worker", None) if policy.may(aet, "store") else None
-        fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy), lease,
-                       (policy.origin(aet), aet, IMPLEMENTATION))
+    if not (lean and fastrecv.eligible(event.assoc)):
+        owner = associations.SocketOwner.of(event.assoc)
+        if owner is not None:
+            owner.decide()  # pynetdicom reads it all
+        return
+    aet = str(event.assoc.requestor.ae_title).strip()
+    # a peer that may store is served by a lent ingest worker when there is one (issue 9):
+    # it parses and writes; this thread decides each store (STORE) and answers through it
+    lend = policy.may(aet, "store") and os.environ.get("YY_LEND", "1") == "1"
+    fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy),
+                   getattr(archive, "lease_worker", None) if lend else None,
+                   (policy.origin(aet), aet, IMPLEMENTATION))
 
 
 STORE = audited_store(on_c_store)  # the one C-STORE handler, whichever path received the message
