@@ -1,0 +1,130 @@
+"""Storage associations served by an ingest worker lent to them (issue 9, dimse/fastrecv.py +
+dimse/pdata.py): the socket goes to the worker after negotiation, the worker parses and writes,
+the server decides each store. Real peers (DCMTK storescu, pynetdicom) and the raw PS3.8 peer
+of test_fastrecv: the same statuses, read-your-writes, bad input refused with nothing stored."""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from conftest import SCU_AET, make_instance, run, start_scp, stored_dataset, stored_sops
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pynetdicom import AE
+from test_fastrecv import CT, MR, RawPeer, _aborted, _instance, _status, _store_pdus
+
+from dimse.fastsend import c_store_rq, message_pdus
+from dimse.server import DimseServer
+from yunying.archive import Archive
+
+
+@pytest.fixture
+def pooled(tmp_path: Path) -> Iterator[Archive]:
+    arch = Archive(tmp_path / "data", ingest_processes=1)
+    yield arch
+    arch.close()
+
+
+@pytest.fixture
+def scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
+    server = start_scp(pooled, storescp_port)
+    yield server
+    server.stop()
+
+
+def _pool(archive: Archive):  # type: ignore[no-untyped-def]
+    assert archive._pool is not None
+    return archive._pool
+
+
+def test_pynetdicom_store_in_a_lent_worker_reads_back_at_once(scp, pooled, tmp_path) -> None:
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(CT, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    assert assoc.is_established
+    lent: list[int] = []
+    try:
+        for i in range(3):
+            path, ds = _instance(tmp_path, i)
+            assert assoc.send_c_store(ds).Status == 0
+            lent += _pool(pooled).lent_pids()
+            # acknowledged: the very next query finds it, and it reads back as sent
+            assert str(ds.SOPInstanceUID) in stored_sops(pooled)
+            assert stored_dataset(pooled, str(ds.SOPInstanceUID)) == pydicom.dcmread(path)
+    finally:
+        assoc.release()
+    assert lent and os.getpid() not in lent, "the association was not served by a lent worker"
+
+
+def test_storescu_in_a_lent_worker_and_the_worker_is_kept(scp, pooled, tmp_path) -> None:
+    files = [_instance(tmp_path, i)[0] for i in range(4)]
+    for shard in (files[:2], files[2:]):
+        res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port), *map(str, shard))
+        assert res.returncode == 0, res.stderr
+    assert {str(pydicom.dcmread(f).SOPInstanceUID) for f in files} <= stored_sops(pooled)
+    pool = _pool(pooled)
+    assert len(pool._spare) == 1 and not pool.lent_pids(), "one worker lent twice, then back as a spare"
+
+
+def test_resend_and_conflict_follow_the_one_rule(scp, pooled, tmp_path) -> None:
+    study, series, sop = generate_uid(), generate_uid(), generate_uid()
+    first = make_instance(tmp_path / "a.dcm", study=study, series=series, sop=sop)
+    elsewhere = make_instance(tmp_path / "b.dcm", study=study, series=generate_uid(), sop=sop)
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(CT, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    try:
+        assert assoc.send_c_store(pydicom.dcmread(first)).Status == 0
+        assert assoc.send_c_store(pydicom.dcmread(first)).Status == 0  # identical resend: nothing changes
+        answer = assoc.send_c_store(pydicom.dcmread(elsewhere))
+        assert answer.Status == 0xC409 and "another study or series" in str(answer.ErrorComment)
+    finally:
+        assoc.release()
+    assert stored_dataset(pooled, sop).SeriesInstanceUID == series
+    assert len(pooled.instances(study)) == 1
+
+
+def test_bad_input_refused_and_the_association_goes_on(scp, pooled, tmp_path) -> None:
+    peer = RawPeer(scp.port, [CT])
+    bad_sop = generate_uid()
+    peer.send(*message_pdus(1, c_store_rq(CT, bad_sop, 3), b"\x08\x00\x16\x00", 16384))  # no element
+    fields = peer.response()
+    assert _status(fields) == 0xC000 and fields.get(0x0902), "a failure status with its reason"
+    path, ds = _instance(tmp_path)
+    peer.send(*_store_pdus(ds, path, sop_class=MR))  # MR named on the CT context
+    assert _status(peer.response()) == 0x0122
+    path2, ds2 = _instance(tmp_path, 1)
+    peer.send(*_store_pdus(ds2, path2))
+    assert _status(peer.response()) == 0
+    assert peer.release() == 0x06  # A-RELEASE-RP: the server's pynetdicom answers it again
+    assert stored_sops(pooled) == {str(ds2.SOPInstanceUID)}
+    objects = pooled.data_dir / "store" / "objects"
+    assert not any(ds.SOPInstanceUID in p.name or bad_sop in p.name for p in objects.rglob("*"))
+
+
+def test_malformed_pdata_in_a_lent_worker_aborts_and_stores_nothing(scp, pooled, tmp_path) -> None:
+    peer = RawPeer(scp.port, [CT])
+    path, ds = _instance(tmp_path)
+    pdus = _store_pdus(ds, path, max_pdu=4096)
+    peer.send(*pdus[:3], struct.pack(">BBIIBB", 4, 0, 12, 400, 1, 3) + bytes(6))  # an item overrunning its PDU
+    assert _aborted(peer)
+    peer.close()
+    path2, ds2 = _instance(tmp_path, 2)
+    res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port), str(path2))
+    assert res.returncode == 0, res.stderr
+    assert stored_sops(pooled) == {str(ds2.SOPInstanceUID)}
+
+
+def test_cut_off_mid_instance_in_a_lent_worker_stores_nothing(scp, pooled, tmp_path) -> None:
+    peer = RawPeer(scp.port, [CT], max_pdu=4096)
+    path, ds = _instance(tmp_path)
+    pdus = _store_pdus(ds, path, max_pdu=4096)
+    peer.send(*pdus[:len(pdus) // 2])
+    peer.close()
+    res = run("echoscu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port))
+    assert res.returncode == 0, res.stderr
+    assert not stored_sops(pooled)
+    assert not [p for p in (pooled.data_dir / "store" / "objects").rglob("*") if p.is_file()]
