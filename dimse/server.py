@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import time
 from dataclasses import dataclass
@@ -105,9 +104,8 @@ def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: b
     aet = str(event.assoc.requestor.ae_title).strip()
     # a peer that may store is served by a lent ingest worker when there is one (issue 9):
     # it parses and writes; this thread decides each store (STORE) and answers through it
-    lend = policy.may(aet, "store") and os.environ.get("YY_LEND", "1") == "1"
     fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy),
-                   getattr(archive, "lease_worker", None) if lend else None,
+                   getattr(archive, "lease_worker", None) if policy.may(aet, "store") else None,
                    (policy.origin(aet), aet, IMPLEMENTATION))
 
 
