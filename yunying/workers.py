@@ -8,6 +8,11 @@ ProcessPoolExecutor did the same through a feeder thread, a manager thread and f
 of the server's CPU per call against ~0.03 ms for the pipe (issue 9, measured here), on the
 process whose GIL every association shares.
 
+A worker can also be lent to one caller for a long task (`IngestPool.lease`): a storage
+association's socket is passed to it and it serves the association itself (dimse/pdata.py),
+asking the server only to decide each store (issue 9). An idle pool worker is lent first; a
+write that finds the pool short while workers are lent starts a replacement.
+
 A worker ends when its pipe closes: the server closing it (idle exit, shutdown) or dying (the
 kernel closes its end), so a server killed with SIGKILL leaves no worker behind.
 """
@@ -40,6 +45,7 @@ log = logging.getLogger("yunying.writing")
 IDLE_EXIT_S = 10.0  # seconds without a write before the worker processes exit
 SHM_ROOT = Path("/dev/shm")
 HANDOFF_ABOVE = 64 << 10  # bytes: smaller instances travel in the pipe itself
+TAKE_WAIT_S = 0.05  # a write waiting this long for a pool worker while some are lent starts one
 MAX_LEASED = 8  # worker processes lent at once (storage associations served in them); more wait in the server
 
 
@@ -214,12 +220,19 @@ class IngestPool:
         """A worker process for the caller alone while the block runs (a storage association
         served in it: issue 9), None when MAX_LEASED are lent or the pool is closing. It is kept
         for the next lease unless the caller marked it broken or it died; idle ones exit as
-        the pool's do. The pool's own workers stay free for write()."""
+        the pool's do. An idle pool worker is lent first (no start, no memory for another
+        process); write() starts a replacement when it finds none idle meanwhile."""
         with self._lock:
             full = self._closed.is_set() or len(self._lent) >= MAX_LEASED
             worker = None if full or not self._spare else self._spare.pop()
             if not full:
                 self._busy += 1
+            if not full and worker is None:  # an idle pool worker (started, warm) before a new one
+                try:
+                    worker = self._idle.get_nowait()
+                    self._workers.remove(worker)  # write() starts another if it needs one (_take)
+                except (queue.Empty, ValueError):
+                    worker = None
         if full:
             yield None
             return
@@ -247,7 +260,10 @@ class IngestPool:
                 return
             self._lent.discard(worker)
             keep = healthy and worker.process.is_alive() and not self._closed.is_set()
-            if keep:
+            if keep and len(self._workers) < self._processes:  # back to the pool it came from
+                self._workers.append(worker)
+                self._idle.put(worker)
+            elif keep:
                 self._spare.append(worker)
         if not keep:
             worker.stop(1.0)
@@ -261,7 +277,7 @@ class IngestPool:
                 self._start()
         try:
             for _attempt in (0, 1):
-                worker = self._idle.get()
+                worker = self._take()
                 try:
                     worker.conn.send((sent, origin, expected_study))
                     ok, answer = worker.conn.recv()
@@ -282,6 +298,19 @@ class IngestPool:
             if sent is not source:
                 assert isinstance(sent, Path)
                 sent.unlink(missing_ok=True)
+
+    def _take(self) -> _Worker:
+        """An idle pool worker; a new one when none comes back soon while some are lent out
+        (a lease took an idle one: a long association must not hold up this write)."""
+        while True:
+            try:
+                return self._idle.get(timeout=TAKE_WAIT_S)
+            except queue.Empty:
+                with self._lock:
+                    if len(self._workers) < self._processes:
+                        worker = _Worker(self._ctx, self._args)
+                        self._workers.append(worker)
+                        return worker
 
     def _replace(self, dead: _Worker) -> None:
         log.error("an ingest worker process died; starting a new one (pid %d)", os.getpid())

@@ -5,6 +5,7 @@ of test_fastrecv: the same statuses, read-your-writes, bad input refused with no
 from __future__ import annotations
 
 import os
+import signal
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from test_fastrecv import CT, MR, RawPeer, _aborted, _instance, _status, _store_
 
 from dimse.fastsend import c_store_rq, message_pdus
 from dimse.server import DimseServer
+from index.model import Origin
 from yunying.archive import Archive
 from yunying.workers import IngestPool
 
@@ -62,12 +64,14 @@ def test_pynetdicom_store_in_a_lent_worker_reads_back_at_once(scp, pooled, tmp_p
 
 def test_storescu_in_a_lent_worker_and_the_worker_is_kept(scp, pooled, tmp_path) -> None:
     files = [_instance(tmp_path, i)[0] for i in range(4)]
+    started = _pool(pooled).pids()
     for shard in (files[:2], files[2:]):
         res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port), *map(str, shard))
         assert res.returncode == 0, res.stderr
     assert {str(pydicom.dcmread(f).SOPInstanceUID) for f in files} <= stored_sops(pooled)
     pool = _pool(pooled)
-    assert len(pool._spare) == 1 and not pool.lent_pids(), "one worker lent twice, then back as a spare"
+    # the pool's idle worker was lent to both associations and is back in the pool: no process started
+    assert pool.pids() == started and not pool.lent_pids() and pool._workers
 
 
 def test_resend_and_conflict_follow_the_one_rule(scp, pooled, tmp_path) -> None:
@@ -129,3 +133,48 @@ def test_cut_off_mid_instance_in_a_lent_worker_stores_nothing(scp, pooled, tmp_p
     assert res.returncode == 0, res.stderr
     assert not stored_sops(pooled)
     assert not [p for p in (pooled.data_dir / "store" / "objects").rglob("*") if p.is_file()]
+
+
+def test_a_write_while_the_pool_worker_is_lent_gets_another(scp, pooled, tmp_path) -> None:
+    """The pool's only worker lent to a long association: a STOW-like write starts another
+    instead of waiting for the association to end."""
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(CT, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    try:
+        _path, ds = _instance(tmp_path)
+        assert assoc.send_c_store(ds).Status == 0
+        assert _pool(pooled).lent_pids()
+        other = make_instance(tmp_path / "w.dcm", study=generate_uid(), series=generate_uid(), sop=generate_uid())
+        written = _pool(pooled).write(other.read_bytes(), pooled_origin())
+        assert written.sop == str(pydicom.dcmread(other).SOPInstanceUID)
+        assert len(_pool(pooled).pids()) == 2  # the lent one and the one write() started
+    finally:
+        assoc.release()
+
+
+def pooled_origin() -> Origin:
+    return Origin("dicomweb", "test")
+
+
+def test_a_lent_worker_killed_aborts_its_association_and_loses_nothing(scp, pooled, tmp_path) -> None:
+    files = [_instance(tmp_path, i)[0] for i in range(6)]
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(CT, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    for path in files[:3]:
+        assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0
+    (pid,) = _pool(pooled).lent_pids()
+    os.kill(pid, signal.SIGKILL)
+    answer = assoc.send_c_store(pydicom.dcmread(files[3]))
+    assert "Status" not in answer and assoc.is_aborted, "the association of a dead worker is aborted"
+    again = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")  # the sender resends: a new worker
+    try:
+        for path in files[3:]:
+            assert again.send_c_store(pydicom.dcmread(path)).Status == 0
+        assert pid not in _pool(pooled).pids()
+    finally:
+        again.release()
+    for path in files:
+        sent = pydicom.dcmread(path)
+        assert stored_dataset(pooled, str(sent.SOPInstanceUID)) == sent
