@@ -66,6 +66,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("cget_ips", "C-GET CT series by getscu", "inst/s", True, 1.0,
            note="DCMTK getscu --ignore, association to release"),
     Metric("disk_ratio", "disk bytes / input bytes (CT)", "x", False, absolute_target=0.7),
+    Metric("disk_all_ratio", "disk per input MB, everything loaded", "x", False, 1.0,
+           note="data directory after the last C-STORE / bytes of every instance sent (CT copies, "
+                "corpus, small instances): issue 9's small-instances-plus-CT figure"),
     Metric("rss_peak_mb", "server peak RSS (VmHWM)", "MB", False, 1.0),
     Metric("rss_idle_mb", "server memory idle after the run (PSS)", "MB", False, 1.0,
            note="PSS of the server and its child processes 12 s after the last workload"),

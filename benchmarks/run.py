@@ -111,7 +111,7 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                             "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps", "retrieve_first_mbps", *PIXEL_KEYS,
                             "cstore_1",
                             "cstore_4", "cfind_p50", "cmove_ips", "cget_ips", "cstore_small", "disk_ratio",
-                            "rss_peak_mb",
+                            "disk_all_ratio", "rss_peak_mb",
                             "rss_idle_mb")]
 
     def phase(keys: list[str], label: str, fn: Callable[[], None]) -> bool:
@@ -162,7 +162,9 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
                                "path": str(server.data_dir)}
             results.set(name, "disk_ratio", used / data.ct.total_bytes)
 
+        stored_ct: tuple[Path, ...] = ()
         if phase(["stow_ips", "stow_mbps"], "STOW-RS CT", do_stow):
+            stored_ct = data.ct.files
             phase(["disk_ratio"], "disk usage", do_disk)
         else:
             results.fail(name, ["disk_ratio", "metadata_p50", "frame_p50", "fps_1", "fps_8", "retrieve_mbps", "retrieve_first_mbps",
@@ -268,6 +270,20 @@ def run_server(name: str, data: Data, profile: Profile, workdir: Path, scp_port:
         if data.small is not None:
             phase(["cstore_small"], f"C-STORE {len(data.small.files)} small instances, 4 associations",
                   do_small)
+
+        def do_disk_all() -> None:
+            time.sleep(1.0)  # let a write-behind settle before du
+            sent = [*stored_ct, *corpus.files, *data.ct_store1.files[:profile.cstore_instances],
+                    *data.ct_store4.files[:profile.cstore_instances], *(data.small.files if data.small else ())]
+            size = sum(f.stat().st_size for f in sent)
+            used = server.disk_bytes()
+            details["disk_all"] = {"bytes": used, "input_bytes": size, "instances": len(sent)}
+            results.set(name, "disk_all_ratio", used / size)
+
+        if "cstore_small" in results.values[name] and corpus_ok:
+            phase(["disk_all_ratio"], "disk usage, everything loaded", do_disk_all)
+        else:
+            results.fail(name, ["disk_all_ratio"], "not everything was loaded")
 
         time.sleep(IDLE_S)  # idle: what the server keeps between bursts of work
         memory = tree_memory(server.proc.pid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -15,8 +16,9 @@ from pydicom.uid import generate_uid
 
 from benchmarks.net import YunyingServer
 from tests.dicomweb.helpers import make_ct, multipart, part10
-from tests.portal.conftest import api, issue, last_code
+from tests.portal.conftest import api, issue, last_code, store_study
 from tests.portal.test_shares_api import signed_in
+from yunying.portal import downloads
 
 
 def patient_of(srv: YunyingServer, study: str, phone: str) -> dict[str, str]:
@@ -168,3 +170,29 @@ def test_a_download_made_in_the_background_reports_progress(srv: YunyingServer, 
     assert httpx.get(f"{srv.http_url}/api/portal/downloads/d_unknown/progress", headers=patient).status_code == 404
     bad = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study, "background": "yes"}, headers=patient)
     assert bad.status_code == 400 and "background" in bad.json()["error"]
+
+
+def test_what_a_dead_build_left_is_swept_and_a_live_build_is_not(srv: YunyingServer, tmp_path: Path) -> None:
+    """A server killed mid-build leaves a `.part`, a staging folder or an unrecorded ZIP: the
+    patient's images on disk with no row to expire them. The next download removes them once
+    untouched for STALE seconds; what a running build writes (fresh) stays."""
+    folder = srv.data_dir / downloads.FOLDER
+    folder.mkdir(exist_ok=True)
+    dead = [folder / "d_dead.part", folder / "d_dead_unrecorded.zip", folder / "tmpdead"]
+    dead[0].write_bytes(b"PK half")
+    dead[1].write_bytes(b"PK whole")
+    dead[2].mkdir()
+    (dead[2] / "header.dcm").write_bytes(b"DICM")
+    live = folder / "d_live.part"
+    live.write_bytes(b"PK being written")
+    old = time.time() - downloads.STALE - 60
+    for path in dead:
+        os.utime(path, (old, old))
+
+    study = store_study(srv)
+    patient = patient_of(srv, study, "13100000031")
+    made = httpx.post(srv.http_url + "/api/portal/downloads", json={"study": study}, headers=patient, timeout=60)
+    assert made.status_code == 201, made.text
+    assert [p.name for p in dead if p.exists()] == []
+    assert live.exists() and (folder / f"{made.json()['id']}.zip").exists()
+    live.unlink()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -35,14 +36,31 @@ def _folder(data: Path) -> Path:
     return folder
 
 
+STALE = 900  # seconds: a build writes its .part and staging folder continuously; one untouched this long died
+
+
 def sweep(store: Store, data: Path) -> None:
-    """Delete expired ZIPs and their rows."""
+    """Delete expired ZIPs and their rows, and what a build left when its server died: a `.part`,
+    a staging folder, or a ZIP finished but never recorded (a patient's images are on that disk)."""
     now = int(time.time())
     with store.engine.begin() as conn:
         old = conn.execute(select(downloads.c.id).where(downloads.c.expires_at <= now)).scalars().all()
         conn.execute(delete(downloads).where(downloads.c.expires_at <= now))
+        recorded = set(conn.execute(select(downloads.c.id)).scalars().all())
+    folder = _folder(data)
     for name in old:
-        (_folder(data) / f"{name}.zip").unlink(missing_ok=True)
+        (folder / f"{name}.zip").unlink(missing_ok=True)
+    for path in folder.iterdir():
+        try:
+            stale = path.stat().st_mtime < now - STALE
+        except FileNotFoundError:  # a build finished or cleaned up meanwhile
+            continue
+        if not stale or (path.suffix == ".zip" and path.stem in recorded):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 CONTENTS = ("dicom", "jpeg", "both")
