@@ -26,6 +26,7 @@ reports, and takes the socket back for release or abort.
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -137,7 +138,7 @@ def _in_worker(assoc: Any, sock: socket.socket, handler: Handler, leased: Any, s
     try:
         leased.call("dimse.pdata:serve_in_worker", (spec,), sock.fileno())
         while True:
-            if not conn.poll(POLL_S):
+            if not select.select([conn], [], [], POLL_S)[0]:  # conn.poll builds a selector per call
                 if _ended_here(assoc) and not stop_sent:
                     conn.send(("stop",))
                     stop_sent = time.monotonic()
