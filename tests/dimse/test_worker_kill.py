@@ -48,20 +48,26 @@ def _send(port: int, files: list[Path], statuses: dict[str, int], aborts: list[i
     todo = list(files)
     while todo and len(aborts) < 20:
         assoc = ae.associate("127.0.0.1", port, ae_title=SCP_AET)
-        assert assoc.is_established
+        if not assoc.is_established:  # refused or cut while the machine is loaded: try again
+            aborts.append(1)
+            continue
+        broken = False
         try:
             while todo:
                 ds = pydicom.dcmread(todo[0])
                 answer = assoc.send_c_store(ds)
                 if "Status" not in answer:  # aborted under it: not acknowledged, resend
-                    aborts.append(1)
+                    broken = True
                     break
                 statuses[str(ds.SOPInstanceUID)] = int(answer.Status)
                 todo.pop(0)
         except RuntimeError:  # aborted between two stores
-            aborts.append(1)
+            broken = True
         finally:
-            if assoc.is_established:
+            if broken:
+                aborts.append(1)
+                assoc.abort()  # it may still look established for a moment: never wait on a release
+            elif assoc.is_established:
                 assoc.release()
 
 
