@@ -22,6 +22,7 @@ from dimse.fastsend import (
     message_pdus,
     part10_body,
 )
+from dimse.pdata import Ended
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -35,7 +36,7 @@ def lean_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     calls: list[bool] = []
     run_ = fastrecv.Receiver.run
 
-    def counting(self: fastrecv.Receiver) -> bool:
+    def counting(self: fastrecv.Receiver) -> Ended:
         calls.append(True)
         return run_(self)
     monkeypatch.setattr(fastrecv.Receiver, "run", counting)
