@@ -147,6 +147,8 @@ def _in_worker(assoc: Any, sock: socket.socket, handler: Handler, leased: Any, s
                 continue
             message = conn.recv()
             if message[0] == "end":
+                # after a stop the pipe may still hold an answer the worker never read: retire it
+                leased.broken = bool(stop_sent)
                 return message[1]  # type: ignore[no-any-return]
             _, fields, cx_id, written = message
             cx = next(c for c in spec.contexts if c.context_id == cx_id)

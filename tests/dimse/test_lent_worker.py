@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,22 @@ def test_a_lent_worker_killed_aborts_its_association_and_loses_nothing(scp, pool
     for path in files:
         sent = pydicom.dcmread(path)
         assert stored_dataset(pooled, str(sent.SOPInstanceUID)) == sent
+
+
+def test_server_stop_ends_an_association_served_by_a_lent_worker(pooled, storescp_port, tmp_path) -> None:
+    server = start_scp(pooled, storescp_port)
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(CT, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", server.port, ae_title="YUNYING")
+    _path, ds = _instance(tmp_path)
+    assert assoc.send_c_store(ds).Status == 0
+    assert _pool(pooled).lent_pids()
+    started = time.monotonic()
+    server.stop()  # the association is ended under the worker's loop
+    assert time.monotonic() - started < 10
+    assoc.join(10)
+    assert not assoc.is_established and not _pool(pooled).lent_pids()
+    assert str(ds.SOPInstanceUID) in stored_sops(pooled)
+    # whichever worker the pool keeps answers its next write in step (no answer left in its pipe)
+    other = make_instance(tmp_path / "w.dcm", study=generate_uid(), series=generate_uid(), sop=generate_uid())
+    assert _pool(pooled).write(other.read_bytes(), pooled_origin()).sop == str(pydicom.dcmread(other).SOPInstanceUID)
