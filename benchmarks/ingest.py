@@ -74,7 +74,7 @@ def log(msg: str) -> None:
 
 
 def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, store4: Any,
-              small: Sequence[Path], cstore_n: int) -> dict[str, float]:
+              small: Sequence[Path], cstore_n: int, only: Sequence[str] = ()) -> dict[str, float]:
     """Every ingest workload against one fresh server, in the main run's order."""
     os.sync()
     base, _, env = name.partition("+")
@@ -93,6 +93,7 @@ def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, sto
         ("cstore_4", lambda: dimse.c_store(server.peer, store4.files[:cstore_n], associations=4)),
         ("cstore_small", lambda: dimse.c_store(server.peer, small, associations=4)),
     ]
+    steps = [(k, fn) for k, fn in steps if not only or k in only]
     sampler = PeakSampler(server.proc.pid)
     try:
         for key, fn in steps:
@@ -146,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cstore", type=int, default=300, help="CT instances per C-STORE run")
     p.add_argument("--slices", type=int, default=300, help="CT slices (the main run: 300)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "out")
+    p.add_argument("--only", action="append", default=[], choices=FIGURES[:4],
+                   help="only this workload (repeatable), e.g. --only stow_ips while working on STOW-RS")
     args = p.parse_args(argv)
     root = args.out.resolve() / "data"
     ct = build_ct(root, args.slices, "A")
-    store1, store4 = build_ct(root, args.slices, "B"), build_ct(root, args.slices, "C")
-    small = build_corpus(root, args.small_studies + (args.small_studies == 5000)).files
+    wanted = set(args.only or FIGURES[:4])  # the data sets of the other workloads are not built
+    store1 = build_ct(root, args.slices, "B") if "cstore_1" in wanted else None
+    store4 = build_ct(root, args.slices, "C") if "cstore_4" in wanted else None
+    small = build_corpus(root, args.small_studies + (args.small_studies == 5000)).files if "cstore_small" in wanted else []
     os.sync()
     servers = ["yunying", "orthanc"] if args.vs_orthanc else ["yunying"]
     for ref in args.ref:
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in range(args.rounds):
         for name in servers if r % 2 == 0 else servers[::-1]:
             workdir = run_dir / f"{name}-{r}"
-            got = one_round(name, workdir, scp_port, ct, store1, store4, small, args.cstore)
+            got = one_round(name, workdir, scp_port, ct, store1, store4, small, args.cstore, args.only)
             for k, v in got.items():
                 results[name][k].append(v)
             remove_in_background(workdir, ["data", "storage"])

@@ -1,12 +1,12 @@
-"""STOW-RS (PS3.18 10.5): multipart/related bodies streamed to disk part by part, then stored."""
+"""STOW-RS (PS3.18 10.5): multipart/related bodies split as they arrive, each part stored from its file (dicomweb/stow_spool.py)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
-import os
-import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from starlette.responses import Response
 from dicomweb.access import origin_of
 from dicomweb.http import base_url, warning_header
 from dicomweb.multipart import MalformedMultipart, MultipartSplitter
+from dicomweb.stow_spool import Parts, memory_files
 from index.model import Origin
 from yunying.archive import Archive, StoreResult
 from yunying.errors import (
@@ -35,78 +36,16 @@ from yunying.logsafe import summary
 
 log = logging.getLogger("yunying.stow")
 PARALLEL_PARTS = 4
-SPOOL_MAX = 32 << 20  # parts up to this size are kept in memory; larger ones are streamed to disk
-FEED_BATCH = 1 << 20  # body bytes handed to a worker thread at a time
-REQUEST_MEMORY = 64 << 20  # parts one request may hold in memory before the next ones are spooled
 PROCESSING_FAILURE = 0x0110  # PS3.4 Annex GG / PS3.18 Table 10.5.3-3
 DATA_SET_DOES_NOT_MATCH = 0xB007  # PS3.4 B.2.3 warning
 
 
-class _Parts:
-    """Collects the parts of a multipart body: in memory up to SPOOL_MAX while the request holds
-    less than REQUEST_MEMORY of them, beyond that in temp files. Each finished part is `ready`
-    to be stored at once, and `release`d (memory freed, file removed) once stored."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.files: list[tuple[Path | bytes, str]] = []
-        self._fh: Any = None
-        self._chunks: list[bytes | memoryview] = []
-        self.ready: list[int] = []  # parts finished since the last take_ready()
-        self._held = 0  # bytes of finished parts in memory, not yet stored
-        self._lock = threading.Lock()
-
-    def take_ready(self) -> list[int]:
-        ready, self.ready = self.ready, []
-        return ready
-
-    def release(self, i: int) -> None:
-        source, ctype = self.files[i]
-        if isinstance(source, Path):
-            source.unlink(missing_ok=True)
-        else:
-            with self._lock:
-                self._held -= len(source)
-        self.files[i] = (b"", ctype)
-
-    def begin(self, headers: dict[bytes, bytes]) -> None:
-        self._chunks, self._size, self._fh = [], 0, None
-        self._path: Path | None = None
-        self._ctype = headers.get(b"content-type", b"").decode("latin-1")
-        self.files.append((b"", ""))
-
-    def data(self, chunk: bytes | memoryview) -> None:
-        self._size += len(chunk)
-        if self._fh is None and (self._size > SPOOL_MAX or self._held + self._size > REQUEST_MEMORY):
-            # a large part, or one beyond the request's memory cap, goes to disk
-            self._path = self.tmp / f"stow-{os.urandom(8).hex()}.part"
-            self._fh = open(self._path, "wb")  # noqa: SIM115 - stays open across chunks
-            self._fh.writelines(self._chunks)
-            self._chunks = []
-            self.files[-1] = (self._path, "")
-        if self._fh is not None:
-            self._fh.write(chunk)
-        else:
-            self._chunks.append(chunk)
-
-    def end(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        source: Path | bytes = self._path if self._path is not None else b"".join(self._chunks)
-        self._chunks = []
-        if isinstance(source, bytes):
-            with self._lock:
-                self._held += len(source)
-        self.files[-1] = (source, self._ctype)
-        self.ready.append(len(self.files) - 1)
-
-    def cleanup(self) -> None:
-        if self._fh:
-            self._fh.close()
-        for source, _ in self.files:
-            if isinstance(source, Path):
-                source.unlink(missing_ok=True)
+@functools.cache
+def _stores() -> ThreadPoolExecutor:
+    """The threads parts are stored in (each waits for its ingest worker and the group sync).
+    A plain executor, not starlette's run_in_threadpool: anyio's hop per part was ~30% of the
+    GIL-held time of a STOW on the event loop thread (py-spy --gil, issue 9 part 3)."""
+    return ThreadPoolExecutor(max_workers=4 * PARALLEL_PARTS, thread_name_prefix="yunying-stow")
 
 
 def _uids(source: Path | bytes) -> tuple[str | None, str | None]:
@@ -135,16 +74,17 @@ async def stow(request: Request) -> Response:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"request body of {length} bytes is over the {settings.max_upload_bytes}-byte limit")
-    parts = _Parts(archive.storage.tmp)
+    parts = Parts(archive.storage.tmp, memory_files())
     origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
     gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
     tasks: list[asyncio.Task[dict[str, Any]]] = []
 
     async def one(i: int) -> dict[str, Any]:
         async with gate:
-            path, ctype = parts.files[i]
+            path, ctype = parts.source(i)
             try:
-                return await run_in_threadpool(_store_one, archive, path, ctype, origin, study)
+                return await asyncio.get_running_loop().run_in_executor(
+                    _stores(), _store_one, archive, path, ctype, origin, study)
             finally:
                 parts.release(i)
 
@@ -181,43 +121,38 @@ async def stow(request: Request) -> Response:
     return _response(request, results, study)
 
 
-async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: _Parts,
-                   limit: int, after_hop: Callable[[], None]) -> None:
-    """Parse and spool the body in worker threads, FEED_BATCH bytes at a hop (issue 10 part 7:
-    splitting and spool-file writes on the event loop stalled every other request)."""
+async def _receive(request: Request, mtype: bytes, params: dict[bytes, bytes], parts: Parts,
+                   limit: int, launch: Callable[[], None]) -> None:
+    """Split the body as it arrives and write its parts out, launching each finished part's store.
+
+    Splitting is `bytes.find` over each received chunk and writes to the memory folder are
+    memory copies: both run on the event loop (a hop to a thread per megabyte cost more CPU than
+    the work it moved, issue 9 part 3). Disk writes, which may block, run in worker threads
+    (issue 10 part 7)."""
+    take: Callable[[bytes], None]
     if mtype == b"application/dicom":
         parts.begin({b"content-type": b"application/dicom"})
-        await _feed(request, limit, parts.data, after_hop)
-        await run_in_threadpool(parts.end)
-        return
-    boundary = params.get(b"boundary")
-    if not boundary:
-        raise InvalidInstance("multipart/related without a boundary parameter")
+        take, close = parts.data, parts.end
+    else:
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise InvalidInstance("multipart/related without a boundary parameter")
+        try:
+            splitter = MultipartSplitter(boundary, parts)
+        except MalformedMultipart as exc:
+            raise InvalidInstance(f"malformed multipart body: {exc}") from None
+        take, close = splitter.feed, splitter.close
     try:
-        splitter = MultipartSplitter(boundary, parts)
-        await _feed(request, limit, splitter.feed, after_hop)
-        await run_in_threadpool(splitter.close)
+        async for chunk in _body(request, limit):
+            take(chunk)
+            if parts.must_flush():
+                await run_in_threadpool(parts.flush)
+            launch()
+        close()
+        if parts.must_flush():
+            await run_in_threadpool(parts.flush)
     except MalformedMultipart as exc:
         raise InvalidInstance(f"malformed multipart body: {exc}") from None
-
-
-async def _feed(request: Request, limit: int, take: Callable[[bytes], None], after_hop: Callable[[], None]) -> None:
-    pending: list[bytes] = []
-    size = 0
-
-    def hand(chunks: list[bytes]) -> None:
-        for chunk in chunks:
-            take(chunk)
-
-    async for chunk in _body(request, limit):
-        pending.append(chunk)
-        size += len(chunk)
-        if size >= FEED_BATCH:
-            await run_in_threadpool(hand, pending)
-            pending, size = [], 0
-            after_hop()
-    if pending:
-        await run_in_threadpool(hand, pending)
 
 
 async def _body(request: Request, limit: int) -> AsyncIterator[bytes]:

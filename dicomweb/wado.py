@@ -1,6 +1,7 @@
 """WADO-RS (PS3.18 10.4): instances, metadata, frames and bulk data, streamed part by part."""
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
@@ -26,15 +27,18 @@ from dicomweb.http import (
     new_boundary,
     not_modified,
     parse_accept,
+    part_header,
 )
-from dicomweb.prepared import Prepared, accepted_syntaxes, convert_one
+from dicomweb.prepared import Part, Prepared, accepted_syntaxes, convert_one
 from dicomweb.wado_stream import (
     AHEAD,
     GATHER_AHEAD,
     Buffer,
     DigestMemo,
     boundary_for,
+    multipart_length,
     multipart_pieces,
+    part_size,
     pieces_of,
     read_ahead,
 )
@@ -45,6 +49,7 @@ from yunying.archive import Archive
 from yunying.errors import NotAcceptable, UnknownResource
 from yunying.ingest import BULK_PREFIX
 
+log = logging.getLogger("yunying.dicomweb")
 EXPLICIT_LE = pydicom.uid.ExplicitVRLittleEndian
 NATIVE = {pydicom.uid.ImplicitVRLittleEndian, EXPLICIT_LE, pydicom.uid.ExplicitVRBigEndian,
           pydicom.uid.DeflatedExplicitVRLittleEndian}
@@ -129,26 +134,45 @@ async def retrieve(request: Request) -> Response:
     prepared = await run_in_threadpool(Prepared, archive, rows, syntaxes)
 
     depth = AHEAD
+    override = archive.index.patient_override(p["study"])
+    # the body's bytes follow from these, so its digests, once computed, hold for a repeat
+    boundary = boundary_for((tag, request.headers.get("accept"), base, repr(sorted((override or {}).items()))))
+    sizes = await run_in_threadpool(lambda: [part_size(prepared, part) for part in prepared])
+    exact = [n for n in sizes if n is not None]
+    promised = len(exact) == len(sizes)  # the length is known before a byte is read
+
+    def head_of(part: Part, used: str) -> tuple[str, str]:
+        row = part.row
+        return (f"application/dicom; transfer-syntax={used}",
+                f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}")
 
     async def parts() -> AsyncIterator[tuple[str, list[Buffer], str | None]]:
         try:
-            async for part, (pieces, used) in read_ahead(prepared, lambda part: pieces_of(prepared, part), depth):
-                row = part.row
-                yield (f"application/dicom; transfer-syntax={used}", pieces,
-                       f"{base}/studies/{row.study}/series/{row.series}/instances/{row.sop}")
+            async for (i, part), (pieces, used) in read_ahead(
+                    enumerate(prepared), lambda item: pieces_of(prepared, item[1]), depth):
+                expected = sizes[i]
+                if promised and sum(map(len, pieces)) != expected:
+                    # the Content-Length promised cannot be kept: end the connection, never a wrong body
+                    log.error("retrieve: instance %s read %d bytes, %d expected", part.row.sop,
+                              sum(map(len, pieces)), expected)
+                    raise RuntimeError("stored instance size changed")
+                ctype, location = head_of(part, used)
+                yield ctype, pieces, location
         finally:
             prepared.close()
 
-    # the body's bytes follow from these, so its digests, once computed, hold for a repeat
-    override = archive.index.patient_override(p["study"])
-    boundary = boundary_for((tag, request.headers.get("accept"), base, repr(sorted((override or {}).items()))))
     memo: DigestMemo = request.app.state.retrieve_digests
     known = memo.get(boundary)
     if known is not None:
         headers.update({k.decode(): v.decode() for k, v in known.items()})
     else:
         request.state.digest_record = memo.recorder(boundary)
-        depth = GATHER_AHEAD  # held whole while hashed: reads need not wait for the socket
+        if "want-repr-digest" in request.headers or "want-digest" in request.headers:
+            depth = GATHER_AHEAD  # held whole until hashed (hardening.Digests): reads need not wait for the socket
+        if promised:
+            heads = [part_header(boundary, *head_of(part, part.transfer_syntax or part.row.transfer_syntax))
+                     for part in prepared]
+            headers["Content-Length"] = str(multipart_length(boundary, heads, exact))
     return StreamingResponse(multipart_pieces(boundary, parts()), headers=headers,
                              media_type=f'multipart/related; type="application/dicom"; boundary={boundary}')
 

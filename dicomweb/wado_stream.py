@@ -22,9 +22,8 @@ import os
 import threading
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 from dicomweb.http import closing, part_header
 from dicomweb.prepared import Part, Prepared
@@ -47,14 +46,20 @@ def boundary_for(key: tuple[Any, ...]) -> str:
     return "yunying-" + mac
 
 
+# reads of whole-instance answers: a plain executor costs the event loop ~1/3 of what anyio's
+# to_thread does per hand-off (cancel scopes, a limiter, a queue per worker), once per instance
+_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wado-read")
+
+
 async def read_ahead(items: Iterable[T], read: Callable[[T], R], depth: int = AHEAD) -> AsyncIterator[tuple[T, R]]:
     """(item, read(item)) in order, with up to `depth` reads running in worker threads ahead."""
     it = iter(items)
+    loop = asyncio.get_running_loop()
     pending: deque[tuple[T, asyncio.Future[R]]] = deque()
 
     def more() -> None:
         for item in it:
-            pending.append((item, asyncio.ensure_future(run_in_threadpool(read, item))))
+            pending.append((item, loop.run_in_executor(_READERS, read, item)))
             if len(pending) > depth:
                 return
 
@@ -65,9 +70,7 @@ async def read_ahead(items: Iterable[T], read: Callable[[T], R], depth: int = AH
             result = await future
             more()
             yield item, result
-    finally:  # a client gone mid-answer: let the reads in flight finish, drop their results
-        for _, future in pending:
-            future.cancel()
+    finally:  # a client gone mid-answer: let the reads in flight finish (they use the spool), drop their results
         if pending:
             await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
 
@@ -80,6 +83,28 @@ def pieces_of(prepared: Prepared, part: Part) -> tuple[list[Buffer], str]:
         return list(prepared.archive.read_part10_parts(row)), row.transfer_syntax
     data, used = prepared.read(part)
     return [data], used
+
+
+def part_size(prepared: Prepared, part: Part) -> int | None:
+    """The exact byte count of one part before it is read (in a worker thread: a stat per
+    instance), or None when only reading tells: a converted part has its spool length; one sent
+    as stored in pieces, the sizes of what is stored (`Archive.part10_size`)."""
+    if part.offset >= 0:
+        return part.length
+    if part.transfer_syntax not in (None, part.row.transfer_syntax):
+        return None
+    return prepared.archive.part10_size(part.row)
+
+
+def multipart_length(boundary: str, heads: list[bytes], sizes: list[int]) -> int:
+    """Content-Length of `multipart_pieces(boundary, …)` for parts with these headers and sizes.
+
+    Sent with the first answer too (issue 9 part 4): without a length uvicorn frames the body
+    in chunks, joining each chunk's framing with the data, a copy of every 512 KB frame on the
+    event loop (~0.1 s of CPU for a 158 MB CT series)."""
+    if not heads:
+        return len(f"--{boundary}--\r\n")
+    return sum(map(len, heads)) + sum(sizes) + 2 * (len(heads) - 1) + len(closing(boundary))
 
 
 async def multipart_pieces(boundary: str, parts: AsyncIterator[tuple[str, list[Buffer], str | None]]

@@ -181,12 +181,24 @@ def prepare_pdus(assoc: Association, ds: Any) -> None:
     reader thread: ~60 µs less on the sending thread per 512x512 CT)."""
     if isinstance(ds, PreEncoded):
         try:
-            context = assoc._get_valid_context(ds.SOPClassUID, ds.yy_transfer_syntax, "scu",
-                                               allow_conversion=False)
+            cx_id = context_id(assoc, ds)
         except ValueError:
             return
-        cx_id = int(context.context_id)  # type: ignore[arg-type]
         ds.data_pdus(cx_id, int(assoc.dimse.maximum_pdu_size or 0))
+
+
+def context_id(assoc: Association, ds: PreEncoded) -> int:
+    """The accepted context (SCU role) for a PreEncoded data set; ValueError when there is none.
+    Kept per association: pynetdicom's lookup walks every accepted context (a C-GET requester
+    proposes ~120) and builds UIDs, twice per sub-operation; the contexts never change once
+    the association is established."""
+    key = (ds.SOPClassUID, ds.yy_transfer_syntax)
+    known: dict[tuple[str, str], int] = assoc.__dict__.setdefault("_yy_context_ids", {})
+    cx_id = known.get(key)
+    if cx_id is None:
+        context = assoc._get_valid_context(key[0], key[1], "scu", allow_conversion=False)
+        cx_id = known[key] = int(context.context_id)  # type: ignore[arg-type]
+    return cx_id
 
 
 IOV_MAX = 512  # well under Linux's 1024 buffers per sendmsg
@@ -352,10 +364,8 @@ def send_pre_encoded(assoc: Association, ds: PreEncoded, msg_id: int = 1, priori
     if not assoc.is_established:
         raise RuntimeError("The association with a peer SCP must be established before "
                            "sending a C-STORE request")
-    context = assoc._get_valid_context(ds.SOPClassUID, ds.yy_transfer_syntax, "scu",
-                                       allow_conversion=False)
+    cx_id = context_id(assoc, ds)
     command = c_store_rq(ds.SOPClassUID, ds.SOPInstanceUID, msg_id, priority, originator_aet, originator_id)
-    cx_id = int(context.context_id)  # type: ignore[arg-type]
     max_pdu = int(assoc.dimse.maximum_pdu_size or 0)
     cmd = memoryview(command)
     pdus = _fragments(cx_id, [cmd], 1, _step(max_pdu, len(cmd))) + ds.data_pdus(cx_id, max_pdu)

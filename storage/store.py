@@ -60,6 +60,7 @@ class Storage:
     def __init__(self, root: Path, group_sync: bool = True) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
+        self._objects = str(self.objects)
         self.tmp = self.root / "tmp"
         self.shared = self.root / "shared"
         self.objects.mkdir(parents=True, exist_ok=True)
@@ -73,10 +74,12 @@ class Storage:
 
     def path(self, key: str) -> Path:
         """The folder of one version; refuses keys that climb out of the store."""
-        parts = key.split("/")
-        if len(parts) != 3 or any(p in ("", ".", "..") or "\\" in p for p in parts):
-            raise StorageError(f"malformed storage key {key!r}")
-        return self.objects.joinpath(*parts)
+        return self.objects.joinpath(*_key_parts(key))
+
+    def _file(self, key: str, name: str) -> str:
+        """path(key) / name as a string: a retrieve opens two files per instance, and pathlib's
+        parsing cost more than the opens (~25 ms of CPU for a 300-instance series)."""
+        return os.path.join(self._objects, *_key_parts(key), name)
 
     @property
     def group_sync(self) -> bool:
@@ -251,7 +254,7 @@ class Storage:
     def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:
         """Bytes of a blob, or a range of it."""
         try:
-            with open(self.path(key) / name, "rb") as fh:
+            with open(self._file(key, name), "rb") as fh:
                 if offset:
                     fh.seek(offset)
                 return fh.read(length)
@@ -273,7 +276,7 @@ class Storage:
     def blob_size(self, key: str, name: str) -> int:
         """Size in bytes of a blob."""
         try:
-            return (self.path(key) / name).stat().st_size
+            return os.stat(self._file(key, name)).st_size
         except NotADirectoryError:
             return len(self._member(key, name))
         except FileNotFoundError:
@@ -284,12 +287,13 @@ class Storage:
         shape, dtype = self._layout(key)
         if not 0 <= index < shape[0]:
             raise StorageError(f"{key} has no frame {index + 1}")
-        chunk = self.path(key) / PIXELS / (str(index) + ".0" * (len(shape) - 1))
+        name = str(index) + ".0" * (len(shape) - 1)
         try:
-            data = chunk.read_bytes()
+            with open(self._file(key, os.path.join(PIXELS, name)), "rb") as fh:
+                data = fh.read()
         except NotADirectoryError:  # a packed version
             try:
-                data = bytes(read_members(self.path(key))[chunk.name])
+                data = bytes(read_members(self.path(key))[name])
             except (KeyError, PackError, OSError):
                 return np.zeros(shape[1:], dtype=dtype)
         except FileNotFoundError:  # never written: zarr's fill value
@@ -325,6 +329,11 @@ class Storage:
         for i in range(shape[0]):
             out[i] = self.read_frame(key, i)
         return out
+
+    def frames_nbytes(self, key: str) -> int:
+        """Bytes of all native frames of a version, decoded (from the layout: nothing decoded)."""
+        shape, dtype = self._layout(key)
+        return int(np.prod(shape)) * dtype.itemsize
 
     def frame_count(self, key: str) -> int:
         """How many native frames a version holds."""
@@ -378,6 +387,13 @@ class Storage:
         import uuid
 
         return self.tmp / f"{uuid.uuid4().hex}{suffix}"
+
+
+def _key_parts(key: str) -> list[str]:
+    parts = key.split("/")
+    if len(parts) != 3 or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        raise StorageError(f"malformed storage key {key!r}")
+    return parts
 
 
 @functools.lru_cache(maxsize=64)

@@ -572,19 +572,44 @@ class Archive:
         except (StorageError, ValueError, KeyError, TypeError):
             return datetime.min.replace(tzinfo=UTC)
 
+    def _in_pieces(self, row: InstanceRow) -> bool:
+        """Whether read_part10_parts gives the stored pieces (else one rewritten Part 10 file)."""
+        return (row.pixel_form in ("native", "encapsulated") and "cut" in row.extra
+                and self.index.patient_override(row.study) is None
+                and UID(row.transfer_syntax) not in (pydicom.uid.ExplicitVRBigEndian,
+                                                     pydicom.uid.DeflatedExplicitVRLittleEndian))
+
+    def part10_size(self, row: InstanceRow) -> int | None:
+        """len of read_part10_parts(row) from the stored sizes, without reading or decoding it;
+        None when only reading tells (`row.size`, the bytes received, can differ: an instance
+        received without its file meta is kept with one)."""
+        if not self._in_pieces(row):
+            return None
+        extra, key = row.extra, row.storage_key
+        try:
+            head = self.storage.blob_size(key, HEADER)
+            value = (self.storage.frames_nbytes(key) if row.pixel_form == "native"
+                     else self.storage.blob_size(key, PIXELDATA))
+        except (StorageError, OSError, ValueError, KeyError):
+            return None
+        return head + value + sum(len(extra.get(k) or "") // 2 for k in ("elem_head", "pad", "elem_tail"))
+
     def read_part10_parts(self, row: InstanceRow) -> list[bytes | memoryview]:
-        """read_part10(row) as received, in pieces to write one after another (never joined):
-        a native PixelData value is the decoded frames' own buffer (C-MOVE/C-GET send these)."""
+        """read_part10(row) as received, in pieces to write one after another (never joined): a
+        native PixelData value is the decoded frames' own buffer, an encapsulated one the kept
+        bitstream as read (C-MOVE/C-GET and WADO-RS send these)."""
         extra = row.extra
-        if (row.pixel_form != "native" or "cut" not in extra or self.index.patient_override(row.study) is not None
-                or UID(row.transfer_syntax) in (pydicom.uid.ExplicitVRBigEndian,
-                                                pydicom.uid.DeflatedExplicitVRLittleEndian)):
+        if not self._in_pieces(row):
             return [self.read_part10(row)]
         head = self._blob(row, HEADER)
         key, cut = row.storage_key, extra["cut"]
-        frames = [memoryview(np.ascontiguousarray(self.storage.read_frame(key, i)).data).cast("B")
-                  for i in range(self.storage.frame_count(key))]
-        return [memoryview(head)[:cut], bytes.fromhex(extra["elem_head"]), *frames,
+        if row.pixel_form == "native":
+            value: list[bytes | memoryview] = [
+                memoryview(np.ascontiguousarray(self.storage.read_frame(key, i)).data).cast("B")
+                for i in range(self.storage.frame_count(key))]
+        else:
+            value = [self._blob(row, PIXELDATA)]
+        return [memoryview(head)[:cut], bytes.fromhex(extra["elem_head"]), *value,
                 bytes.fromhex(extra.get("pad") or ""), bytes.fromhex(extra.get("elem_tail", "")),
                 memoryview(head)[cut:]]
 

@@ -63,11 +63,15 @@ def _note_shared_volume(archive: Any) -> None:
 
 
 def _warm_forkserver(settings: Settings) -> None:
-    """Start the ingest workers' forkserver now, in the background: it imports the ingest
-    modules (~2 s on a busy machine) while this process imports the rest and migrates, instead
-    of the Archive waiting for it. Its preload is the one yunying.workers sets (a forkserver
-    starts once per process, so whoever starts it first decides)."""
+    """Start the ingest workers' forkserver now: a fork of this process once it has imported the
+    ingest modules (yunying.zygote: it shares their pages with the server). If this process
+    already runs threads, multiprocessing's own forkserver, started in the background: it
+    imports the ingest modules (~2 s on a busy machine) while this process imports the rest."""
     if settings.ingest_workers() <= 0:
+        return
+    from yunying import zygote
+
+    if zygote.start() is not None:
         return
     import multiprocessing
     import threading
@@ -103,6 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
+    heap.on_idle(archive.index.release_memory)  # DuckDB's uncheckpointed rows leave memory when idle
     if settings.audit:  # before any face starts: every access is recorded (issue 12)
         import yunying.audit
         from yunying.audit.patients import study_patients

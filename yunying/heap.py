@@ -7,6 +7,10 @@ idle, return it. Measured in one `python -m benchmarks.ingest` run each (CT by S
 C-STORE, ~4,850 small instances; load 14-17): idle 294 MiB before, 281 with the idle trim
 alone, 246 with both; the server's CPU per instance did not move beyond the run-to-run noise.
 Without glibc (musl, macOS) both do nothing.
+
+Components that keep memory for the next burst register a release with `on_idle`; it runs at
+the same moment, before the trim (the index's DuckDB checkpoint; with DuckDB's background allocator
+thread and the forkserver made by fork, idle 178-181 MiB against 229-231 before: `benchmarks/README.md`).
 """
 from __future__ import annotations
 
@@ -15,12 +19,28 @@ import ctypes.util
 import logging
 import resource
 import threading
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("yunying.heap")
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 IDLE_CHECK_S = 2.0  # how often the process looks at its own CPU time
 IDLE_CPU_SHARE = 0.03  # below this share of one core over IDLE_CHECK_S, the process counts as idle
+_on_idle: list[Callable[[], object]] = []  # run once each time the process goes idle, before the trim
+
+
+def on_idle(release: Callable[[], object]) -> None:
+    """Call `release` once each time the process goes idle after work (before malloc_trim):
+    memory a component keeps for the next burst (DuckDB's rows not yet checkpointed) goes back."""
+    _on_idle.append(release)
+
+
+def _release() -> None:
+    for release in _on_idle:
+        try:
+            release()
+        except Exception:  # a failed release keeps its memory, nothing more
+            log.warning("idle release %s failed", getattr(release, "__qualname__", release), exc_info=True)
 
 
 def _libc() -> Any | None:
@@ -44,12 +64,11 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def start_idle_trim() -> threading.Event | None:
-    """A thread that calls malloc_trim(0) once each time the process goes idle after work;
-    set the returned event to stop it. Trimming costs a few ms; never during a burst."""
+def start_idle_trim() -> threading.Event:
+    """A thread that runs the on_idle releases and malloc_trim(0) once each time the process
+    goes idle after work; set the returned event to stop it. Both cost a few ms; never during a
+    burst. Without glibc only the releases run."""
     libc = _libc()
-    if libc is None:
-        return None
     stop = threading.Event()
 
     def run() -> None:
@@ -61,8 +80,10 @@ def start_idle_trim() -> threading.Event | None:
             if busy:
                 trimmed = False
             elif not trimmed:
-                libc.malloc_trim(0)
-                last, trimmed = _cpu(), True  # the trim's own CPU is not new work
+                _release()
+                if libc is not None:
+                    libc.malloc_trim(0)
+                last, trimmed = _cpu(), True  # the release's own CPU is not new work
 
     threading.Thread(target=run, name="yunying-heap-trim", daemon=True).start()
     return stop

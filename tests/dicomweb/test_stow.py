@@ -167,22 +167,3 @@ def test_over_the_size_limit_is_413_and_stores_nothing(tmp_path: Path) -> None:
         assert count(srv, ds.StudyInstanceUID) == 0
     finally:
         srv.stop()
-
-
-def test_a_part_larger_than_the_memory_spool_goes_through_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A part over SPOOL_MAX is streamed to a temp file (never wholly in memory); small ones stay in memory."""
-    import dicomweb.stow as stow_mod
-
-    monkeypatch.setattr(stow_mod, "SPOOL_MAX", 1000)
-    parts = stow_mod._Parts(tmp_path)
-    big, small = bytes(range(256)) * 20, b"tiny part"
-    for payload in (big, small):
-        parts.begin({b"content-type": b"application/dicom"})
-        for k in range(0, len(payload), 300):  # arrives in pieces, as from the socket
-            parts.data(payload[k:k + 300])
-        parts.end()
-    (first, _), (second, _) = parts.files
-    assert isinstance(first, Path) and first.read_bytes() == big
-    assert second == small
-    parts.cleanup()
-    assert not first.exists()

@@ -1,0 +1,40 @@
+"""An idle server's index gives back the memory DuckDB keeps for rows not yet checkpointed
+(issue 9 part 5): Index.release_memory checkpoints them, and what was written is still there."""
+from __future__ import annotations
+
+from index import Index, Query, parse_match
+
+from .conftest import make
+
+
+def in_memory(ix: Index) -> dict[str, int]:
+    """DuckDB's own accounting, bytes by tag (duckdb_memory())."""
+    return dict(ix._con.cursor().execute(  # DuckDB's own accounting
+        "SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall())
+
+
+def test_release_memory_checkpoints_the_rows_held_in_memory(ix: Index) -> None:
+    for batch in range(10):
+        ix.upsert([make(study=f"1.2.{batch}.{i}", series=f"1.2.{batch}.{i}.1", sop=f"1.2.{batch}.{i}.1.1",
+                        pid=f"P{batch}-{i}") for i in range(200)])
+    before = in_memory(ix)
+    assert before["IN_MEMORY_TABLE"] > 0  # the rows since the last checkpoint live in memory
+    assert ix.release_memory() is True
+    after = in_memory(ix)
+    assert after["IN_MEMORY_TABLE"] == 0
+    assert after["ART_INDEX"] < before["ART_INDEX"]
+    rows = list(ix.search(Query("STUDY", [parse_match("StudyInstanceUID", "1.2.9.199")])))
+    assert len(rows) == 1 and ix.counts()["instances"] == 2000
+
+
+def test_release_memory_after_close_does_nothing(ix: Index) -> None:
+    ix.upsert([make()])
+    ix.close()
+    assert ix.release_memory() is False
+
+
+def test_duckdbs_allocator_gives_freed_pages_back_in_the_background(ix: Index) -> None:
+    """Without its background thread, DuckDB's jemalloc keeps what a burst of writes freed."""
+    setting = ix._con.execute(  # DuckDB's own settings table
+        "SELECT value FROM duckdb_settings() WHERE name = 'allocator_background_threads'").fetchone()
+    assert setting == ("true",)

@@ -1,0 +1,47 @@
+"""yunying.heap: what a burst of work leaves is released once, when the process goes idle."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from yunying import heap
+
+
+def burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_releases_run_once_after_work_not_while_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "IDLE_CHECK_S", 0.2)
+    monkeypatch.setattr(heap, "_on_idle", [])
+    calls: list[float] = []
+    released = threading.Event()
+
+    def release() -> None:
+        calls.append(time.monotonic())
+        released.set()
+
+    def failing() -> None:
+        raise RuntimeError("a release that fails does not stop the others")
+
+    heap.on_idle(failing)
+    heap.on_idle(release)
+    stop = heap.start_idle_trim()
+    try:
+        time.sleep(1.0)
+        assert calls == []  # idle from the start: nothing to give back
+        burn(0.6)  # work: well above 3 % of a core over 0.2 s
+        assert released.wait(10)
+        time.sleep(1.0)  # still idle: not again
+        assert len(calls) == 1
+        burn(0.6)
+        deadline = time.monotonic() + 10
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(calls) == 2  # the next burst's idle releases again
+    finally:
+        stop.set()
