@@ -93,7 +93,7 @@ class DimseServer:
             assoc.join(max(0.0, deadline - time.monotonic()))
 
 
-def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: bool) -> None:
+def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: bool, lend: bool = True) -> None:
     """EVT_ESTABLISHED: tally and log; then a storage association's P-DATA goes the lean way."""
     associations.on_established(event)
     if not (lean and fastrecv.eligible(event.assoc)):
@@ -105,7 +105,7 @@ def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: b
     # a peer that may store is served by a lent ingest worker when there is one (issue 9):
     # it parses and writes; this thread decides each store (STORE) and answers through it
     fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy),
-                   getattr(archive, "lease_worker", None) if policy.may(aet, "store") else None,
+                   getattr(archive, "lease_worker", None) if lend and policy.may(aet, "store") else None,
                    (policy.origin(aet), aet, IMPLEMENTATION))
 
 
@@ -130,7 +130,8 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     handlers = [
         (evt.EVT_CONN_OPEN, associations.set_nodelay),
         (evt.EVT_REQUESTED, policy.on_requested),
-        (evt.EVT_ESTABLISHED, on_established, [archive, policy, settings.dimse_lean_store]),
+        (evt.EVT_ESTABLISHED, on_established, [archive, policy, settings.dimse_lean_store,
+                                               settings.dimse_lend_workers]),
         (evt.EVT_CONN_CLOSE, associations.on_closed),
         (evt.EVT_C_ECHO, on_c_echo),
         (evt.EVT_C_STORE, STORE, [archive, policy]),

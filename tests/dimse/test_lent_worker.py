@@ -201,3 +201,18 @@ def test_server_stop_ends_an_association_served_by_a_lent_worker(pooled, storesc
     # whichever worker the pool keeps answers its next write in step (no answer left in its pipe)
     other = make_instance(tmp_path / "w.dcm", study=generate_uid(), series=generate_uid(), sop=generate_uid())
     assert _pool(pooled).write(other.read_bytes(), pooled_origin()).sop == str(pydicom.dcmread(other).SOPInstanceUID)
+
+
+def test_lending_turned_off_serves_in_the_association_thread(pooled, storescp_port, tmp_path) -> None:
+    server = start_scp(pooled, storescp_port, dimse_lend_workers=False)
+    try:
+        ae = AE(ae_title=SCU_AET)
+        ae.add_requested_context(CT, ExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", server.port, ae_title="YUNYING")
+        _path, ds = _instance(tmp_path)
+        assert assoc.send_c_store(ds).Status == 0
+        assert not _pool(pooled).lent_pids()
+        assoc.release()
+    finally:
+        server.stop()
+    assert str(ds.SOPInstanceUID) in stored_sops(pooled)
