@@ -168,10 +168,11 @@ def wake_on_data(assoc: Any) -> None:
 
     queue.put = put_and_wake
     dul._run_loop_delay = 0
-    dul._yy_owner = SocketOwner(dul)
+    dul._yy_owner = SocketOwner(dul, hold=bool(getattr(assoc, "is_acceptor", False)))
 
 
 OWNED_WAIT_S = 0.005  # the DUL's loop while the socket is owned: fewer wake-ups competing for the GIL
+HOLD_S = 2.0  # longest an accepted association's DUL waits for its EVT_ESTABLISHED handler to decide
 
 
 class SocketOwner:
@@ -191,9 +192,18 @@ class SocketOwner:
     (the C-MOVE requester saw no response at all).
     """
 
-    def __init__(self, dul: Any) -> None:
+    def __init__(self, dul: Any, hold: bool = False) -> None:
         self.lock = threading.Lock()
         self.owned = False
+        # An association we accept: once it is established (Sta6) the DUL reads nothing until
+        # the EVT_ESTABLISHED handler took the socket (fastrecv) or let it be (`decide`). Else
+        # a peer's first P-DATA, sent as soon as the A-ASSOCIATE-AC arrived, was often read by
+        # the DUL before the handler could take the socket, on a loaded machine, and the whole
+        # association fell back to pynetdicom (~2 ms more per C-STORE; issue 9).
+        self.decided = threading.Event()
+        if not hold:
+            self.decided.set()
+        self._held_since: float | None = None
         self.returned = threading.Event()  # wakes the DUL when the owner gives the socket back
         self.owned_wait = OWNED_WAIT_S  # fastrecv owns a socket for the whole association: longer
         self.reads = 0  # PDUs the DUL has read (under `lock`): fastrecv takes over only after the A-ASSOCIATE-RQ alone
@@ -206,6 +216,13 @@ class SocketOwner:
             if self.owned:  # nothing to read; queued events are still served
                 self.returned.wait(self.owned_wait)
                 return False
+            if not self.decided.is_set() and self.reads and dul.state_machine.current_state == "Sta6":
+                now = time.monotonic()
+                self._held_since = self._held_since or now
+                if now - self._held_since < HOLD_S:
+                    self.decided.wait(REACTOR_WAIT_S)  # queued events (a release, an abort) still go out
+                    return False
+                self.decided.set()  # nobody decided: the DUL reads as ever
             if not sock.ready:  # waits in select() up to IDLE_WAIT_S (WakingSocket)
                 return False
             with self.lock:
@@ -227,10 +244,16 @@ class SocketOwner:
             self.owned_wait = wait
             self.owned = True
             self.returned.clear()
+        self.decided.set()
 
     def give_back(self) -> None:
         self.owned = False
         self.returned.set()
+        self.decided.set()
+
+    def decide(self) -> None:
+        """The DUL may read again (an accepted association its handler leaves to pynetdicom)."""
+        self.decided.set()
 
     @staticmethod
     def of(assoc: Any) -> SocketOwner | None:

@@ -21,7 +21,7 @@ from dimse.find_scp import on_c_find
 from dimse.get_scp import on_c_get
 from dimse.move_scp import on_c_move
 from dimse.persons import PersonMatching
-from dimse.store_scp import on_c_store
+from dimse.store_scp import IMPLEMENTATION, on_c_store
 from dimse.syntaxes import NATIVE, STORAGE_SYNTAXES
 from dimse.uids import QR_MODELS, VERIFICATION
 from yunying.settings import Settings
@@ -93,11 +93,20 @@ class DimseServer:
             assoc.join(max(0.0, deadline - time.monotonic()))
 
 
-def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: bool) -> None:
+def on_established(event: Event, archive: Archive, policy: AccessPolicy, lean: bool, lend: bool = True) -> None:
     """EVT_ESTABLISHED: tally and log; then a storage association's P-DATA goes the lean way."""
     associations.on_established(event)
-    if lean and fastrecv.eligible(event.assoc):
-        fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy))
+    if not (lean and fastrecv.eligible(event.assoc)):
+        owner = associations.SocketOwner.of(event.assoc)
+        if owner is not None:
+            owner.decide()  # pynetdicom reads it all
+        return
+    aet = str(event.assoc.requestor.ae_title).strip()
+    # a peer that may store is served by a lent ingest worker when there is one (issue 9):
+    # it parses and writes; this thread decides each store (STORE) and answers through it
+    fastrecv.serve(event.assoc, lambda ev: STORE(ev, archive, policy),
+                   getattr(archive, "lease_worker", None) if lend and policy.may(aet, "store") else None,
+                   (policy.origin(aet), aet, IMPLEMENTATION))
 
 
 STORE = audited_store(on_c_store)  # the one C-STORE handler, whichever path received the message
@@ -121,7 +130,8 @@ def start_dimse(archive: Archive, settings: Settings) -> DimseServer:
     handlers = [
         (evt.EVT_CONN_OPEN, associations.set_nodelay),
         (evt.EVT_REQUESTED, policy.on_requested),
-        (evt.EVT_ESTABLISHED, on_established, [archive, policy, settings.dimse_lean_store]),
+        (evt.EVT_ESTABLISHED, on_established, [archive, policy, settings.dimse_lean_store,
+                                               settings.dimse_lend_workers]),
         (evt.EVT_CONN_CLOSE, associations.on_closed),
         (evt.EVT_C_ECHO, on_c_echo),
         (evt.EVT_C_STORE, STORE, [archive, policy]),

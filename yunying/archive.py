@@ -14,8 +14,9 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ from yunying.ingest import load_record
 from yunying.known import KnownSops
 from yunying.part10 import join_part10, pixel_value
 from yunying.routing.hook import notify
-from yunying.workers import IngestPool
+from yunying.workers import IngestPool, Leased
 from yunying.writing import Written, write_instance
 
 log = logging.getLogger("yunying.archive")
@@ -218,12 +219,29 @@ class Archive:
             else:
                 w = write_instance(self.storage, source, origin, expected_study)
         except OSError as exc:
-            if exc.errno in NO_SPACE:  # the sender should retry later, not give up (issue 10 part 5)
-                raise OutOfResources("no space left to store the instance: retry later") from None
-            raise
+            raise _no_space(exc) from None
         finally:
             with self._rows_lock:
                 self._writing -= 1
+        src = source
+        return self.admit(w, origin, lambda: write_instance(self.storage, src, origin, expected_study), wait)
+
+    def admit(self, w: Written | BaseException, origin: Origin, rewrite: Callable[[], Written | BaseException],
+              wait: bool = False, durable: bool = True) -> StoreResult:
+        """The second half of a store: a version already written (by store(), or by an ingest
+        worker serving a storage association itself) is decided under its SOP's lock and queued
+        for the index. `w` may be the exception its writing raised (raised here, as store()
+        would); `rewrite` writes the same bytes again (a rare race below); durable=False: the
+        writer left the durability step to us (a group sync shared with every other store)."""
+        if isinstance(w, BaseException):
+            raise _no_space(w) if isinstance(w, OSError) else w
+        if not durable and self.storage.group_sync:
+            try:
+                self.storage.sync(w.key, 0)
+            except OSError as exc:
+                if not w.existed:
+                    self.storage.delete(w.key)
+                raise _no_space(exc) from None
         with self._locks[hash(w.sop) % len(self._locks)]:
             with self._rows_lock:
                 earlier = self._pending.get(w.sop)
@@ -234,7 +252,10 @@ class Archive:
                 # this content's folder was the version a later store replaced, and that commit
                 # has removed it since (replaced versions go before their store settles): write
                 # it again, under the SOP's lock
-                w = write_instance(self.storage, source, origin, expected_study)
+                again = rewrite()
+                if isinstance(again, BaseException):
+                    raise _no_space(again) if isinstance(again, OSError) else again
+                w = again
             origin = self._owning(w.record)
             self._claim(w, origin)
             current = self.row(w.sop) if self._known.maybe(w.sop) else None
@@ -267,6 +288,11 @@ class Archive:
             fut.result()
         notify(self, w.record, result)  # issue 15: routing and the patient master index (yunying/routing/hook.py)
         return result
+
+    def lease_worker(self) -> AbstractContextManager[Leased | None]:
+        """An ingest worker process of the caller's own for a long task (a storage association
+        served in it, yunying.workers.Leased), or None without ingest processes or at the cap."""
+        return self._pool.lease() if self._pool is not None else nullcontext(None)
 
     def _owning(self, record: InstanceRecord) -> Origin:
         """The record's origin, its hospital taken from IssuerOfPatientID when the settings map
@@ -586,6 +612,11 @@ class Archive:
         return [memoryview(head)[:cut], bytes.fromhex(extra["elem_head"]), *value,
                 bytes.fromhex(extra.get("pad") or ""), bytes.fromhex(extra.get("elem_tail", "")),
                 memoryview(head)[cut:]]
+
+
+def _no_space(exc: OSError) -> BaseException:
+    """A full disk is OutOfResources: the sender should retry later, not give up (issue 10 part 5)."""
+    return OutOfResources("no space left to store the instance: retry later") if exc.errno in NO_SPACE else exc
 
 
 def patient_patched(ds: Dataset, attrs: dict[str, Any]) -> Dataset:

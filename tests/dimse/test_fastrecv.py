@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from pathlib import Path
 
 import pydicom
@@ -21,6 +22,7 @@ from dimse.fastsend import (
     message_pdus,
     part10_body,
 )
+from dimse.pdata import Ended
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -34,7 +36,7 @@ def lean_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     calls: list[bool] = []
     run_ = fastrecv.Receiver.run
 
-    def counting(self: fastrecv.Receiver) -> bool:
+    def counting(self: fastrecv.Receiver) -> Ended:
         calls.append(True)
         return run_(self)
     monkeypatch.setattr(fastrecv.Receiver, "run", counting)
@@ -299,3 +301,24 @@ def test_unknown_ae_refused_on_the_lean_path(scp, archive, tmp_path, lean_calls)
     res = run("storescu", "-aet", "STRANGER", "-aec", "YUNYING", "127.0.0.1", str(scp.port), str(path))
     assert res.returncode != 0 or "Refused" in res.stderr + res.stdout
     assert str(ds.SOPInstanceUID) not in stored_sops(archive)
+
+
+def test_a_peer_storing_at_once_still_goes_the_lean_way(scp, archive, tmp_path, lean_calls, monkeypatch) -> None:
+    """The DUL reads nothing after the A-ASSOCIATE-AC until EVT_ESTABLISHED's handler took the
+    socket: a peer's first P-DATA, sent the moment the AC arrived, was read by the DUL first
+    whenever that handler was slow to run (a loaded machine), and pynetdicom served it all."""
+    from dimse import associations
+
+    established = associations.on_established
+
+    def slow(event: object) -> None:
+        time.sleep(0.3)  # the handler runs late, as on a loaded machine
+        established(event)  # type: ignore[arg-type]
+    monkeypatch.setattr(associations, "on_established", slow)
+    peer = RawPeer(scp.port, [CT])
+    path, ds = _instance(tmp_path)
+    peer.send(*_store_pdus(ds, path))  # at once, while the handler still sleeps
+    assert _status(peer.response()) == 0
+    assert peer.release() == 0x06
+    assert lean_calls, "the DUL read the first P-DATA: the association fell back to pynetdicom"
+    assert str(ds.SOPInstanceUID) in stored_sops(archive)

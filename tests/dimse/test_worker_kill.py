@@ -1,9 +1,11 @@
 """Ingest workers killed while storage associations run (issue 9): nothing acknowledged is lost.
 
-Three pynetdicom associations store at once (so the stores go to the worker processes) over
-the lean path, while the workers are killed with SIGKILL again and again. Every instance
-answered Success must be stored and read back as sent; a failure status is allowed
-(0x0110: the worker died twice under it), a lost acknowledged instance is not.
+Three pynetdicom associations store at once over the lean path, each served by an ingest
+worker process lent to it (dimse/fastrecv.py), while those workers are killed with SIGKILL
+again and again. An association whose worker dies is aborted (what the worker was reading is
+gone; the peer resends, as a modality does, on a new association, served by a new worker).
+Every instance answered Success must be stored and read back as sent; a failure status is
+allowed (0x0110), a lost acknowledged instance is not.
 """
 from __future__ import annotations
 
@@ -39,18 +41,34 @@ def pooled_scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
     server.stop()
 
 
-def _send(port: int, files: list[Path], statuses: dict[str, int]) -> None:
+def _send(port: int, files: list[Path], statuses: dict[str, int], aborts: list[int]) -> None:
+    """Send every file, resending on a new association after an abort (at most 20 aborts)."""
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context(CT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", port, ae_title=SCP_AET)
-    assert assoc.is_established
-    try:
-        for path in files:
-            ds = pydicom.dcmread(path)
-            answer = assoc.send_c_store(ds)
-            statuses[str(ds.SOPInstanceUID)] = int(answer.Status) if "Status" in answer else -1
-    finally:
-        assoc.release()
+    todo = list(files)
+    while todo and len(aborts) < 20:
+        assoc = ae.associate("127.0.0.1", port, ae_title=SCP_AET)
+        if not assoc.is_established:  # refused or cut while the machine is loaded: try again
+            aborts.append(1)
+            continue
+        broken = False
+        try:
+            while todo:
+                ds = pydicom.dcmread(todo[0])
+                answer = assoc.send_c_store(ds)
+                if "Status" not in answer:  # aborted under it: not acknowledged, resend
+                    broken = True
+                    break
+                statuses[str(ds.SOPInstanceUID)] = int(answer.Status)
+                todo.pop(0)
+        except RuntimeError:  # aborted between two stores
+            broken = True
+        finally:
+            if broken:
+                aborts.append(1)
+                assoc.abort()  # it may still look established for a moment: never wait on a release
+            elif assoc.is_established:
+                assoc.release()
 
 
 def test_workers_killed_mid_association_lose_nothing_acknowledged(pooled: Archive, pooled_scp: DimseServer,
@@ -59,15 +77,16 @@ def test_workers_killed_mid_association_lose_nothing_acknowledged(pooled: Archiv
     shards = [[make_instance(tmp_path / f"s{a}-{i}.dcm", study=study, series=generate_uid(), sop=generate_uid())
                for i in range(12)] for a in range(3)]
     statuses: dict[str, int] = {}
-    senders = [threading.Thread(target=_send, args=(pooled_scp.port, shard, statuses)) for shard in shards]
+    aborts: list[int] = []
+    senders = [threading.Thread(target=_send, args=(pooled_scp.port, shard, statuses, aborts)) for shard in shards]
     killed: list[int] = []
     stop = threading.Event()
 
     def killer() -> None:
         pool = pooled._pool
         assert pool is not None
-        while not stop.wait(0.05):
-            for pid in pool.pids():
+        while not stop.wait(0.3):
+            for pid in pool.lent_pids()[:1]:  # one association at a time: the others progress
                 try:
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
@@ -78,14 +97,13 @@ def test_workers_killed_mid_association_lose_nothing_acknowledged(pooled: Archiv
         t.start()
     k.start()
     for t in senders:
-        t.join(120)
+        t.join(180)
     stop.set()
     k.join()
-    assert len(statuses) == 36, "every C-STORE got an answer"
-    assert killed, "no worker was killed: the test proved nothing"
+    assert killed and aborts, "no lent worker was killed under an association: the test proved nothing"
     assert set(statuses.values()) <= {0x0000, 0x0110}, statuses
     acknowledged = {sop for sop, status in statuses.items() if status == 0x0000}
-    assert acknowledged, "nothing was acknowledged"
+    assert len(acknowledged) > 12, "hardly anything was acknowledged"
     held = stored_sops(pooled)
     assert acknowledged <= held, f"{len(acknowledged - held)} acknowledged instance(s) lost"
     sent = {str(pydicom.dcmread(p).SOPInstanceUID): p for shard in shards for p in shard}
