@@ -27,7 +27,7 @@ class Settings:
     peers: dict[str, tuple[str, int]] = field(default_factory=dict)
     dimse_accept_all: bool = False  # let any calling AE store/query/retrieve, not only known peers
     dimse_lean_store: bool = True  # storage associations' P-DATA read by dimse/fastrecv.py, not pynetdicom
-    dimse_lend_workers: bool = True  # such an association served by an ingest worker of its own (issue 9)
+    dimse_lend_workers: bool = False  # such an association served by an ingest worker of its own (issue 9; off: slower on a quiet machine, README)
     issuer_hospitals: dict[str, str] = field(default_factory=dict)  # IssuerOfPatientID -> hospital (issue 11)
     cors_origins: list[str] = field(default_factory=list)
     max_upload_bytes: int = 8 * 1024**3

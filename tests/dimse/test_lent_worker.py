@@ -34,7 +34,7 @@ def pooled(tmp_path: Path) -> Iterator[Archive]:
 
 @pytest.fixture
 def scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
-    server = start_scp(pooled, storescp_port)
+    server = start_scp(pooled, storescp_port, dimse_lend_workers=True)
     yield server
     server.stop()
 
@@ -185,7 +185,7 @@ def test_a_lent_worker_killed_aborts_its_association_and_loses_nothing(scp, pool
 
 
 def test_server_stop_ends_an_association_served_by_a_lent_worker(pooled, storescp_port, tmp_path) -> None:
-    server = start_scp(pooled, storescp_port)
+    server = start_scp(pooled, storescp_port, dimse_lend_workers=True)
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context(CT, ExplicitVRLittleEndian)
     assoc = ae.associate("127.0.0.1", server.port, ae_title="YUNYING")
@@ -203,8 +203,8 @@ def test_server_stop_ends_an_association_served_by_a_lent_worker(pooled, storesc
     assert _pool(pooled).write(other.read_bytes(), pooled_origin()).sop == str(pydicom.dcmread(other).SOPInstanceUID)
 
 
-def test_lending_turned_off_serves_in_the_association_thread(pooled, storescp_port, tmp_path) -> None:
-    server = start_scp(pooled, storescp_port, dimse_lend_workers=False)
+def test_lending_off_by_default_serves_in_the_association_thread(pooled, storescp_port, tmp_path) -> None:
+    server = start_scp(pooled, storescp_port)
     try:
         ae = AE(ae_title=SCU_AET)
         ae.add_requested_context(CT, ExplicitVRLittleEndian)

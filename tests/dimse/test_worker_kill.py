@@ -36,7 +36,7 @@ def pooled(tmp_path: Path) -> Iterator[Archive]:
 
 @pytest.fixture
 def pooled_scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
-    server = start_scp(pooled, storescp_port)
+    server = start_scp(pooled, storescp_port, dimse_lend_workers=True)
     yield server
     server.stop()
 
