@@ -127,7 +127,8 @@ def keep_image_module(parsed: Parsed, ds: Dataset) -> None:
     from yunying.pixels import FrameInfo
 
     try:
-        parsed.extra["image"] = dataclasses.asdict(FrameInfo.from_dataset(ds))
+        info = FrameInfo.from_dataset(ds)  # its fields are ints and a str: no deep copy (asdict)
+        parsed.extra["image"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     except (AttributeError, TypeError, ValueError):
         pass  # an unusable module: frame requests read the header and answer why
 
