@@ -6,12 +6,10 @@ wrong with a bad instance (this path never refuses one).
 """
 from __future__ import annotations
 
-import struct
-
 import numpy as np
+from pydicom import Dataset
 from pydicom.uid import UID
 
-from yunying.errors import ArchiveError
 from yunying.ingest import (
     Parsed,
     check_uid,
@@ -21,7 +19,7 @@ from yunying.ingest import (
     native_vr,
     set_native,
 )
-from yunying.rawparse import EMPTY_HEADER, UIDS, Reading, Unusual, image_attrs, read, rebase, single
+from yunying.rawparse import UIDS, Reading, Unusual, image_attrs, read, rebase, single
 
 _BASE = "\0base\0/"  # BulkDataURI placeholder base until the UIDs are known
 
@@ -31,8 +29,8 @@ def parse_fast(data: bytes, digest: str, size: int) -> Parsed | None:
     try:
         r = read(data, _BASE)
         return _parsed(r, digest, size)
-    except (Unusual, ArchiveError, struct.error, ValueError, TypeError, LookupError, OverflowError):
-        return None  # UnicodeError is a ValueError
+    except Exception:  # noqa: BLE001 - Unusual, or bytes it cannot make sense of: pydicom decides
+        return None
 
 
 def _parsed(r: Reading, digest: str, size: int) -> Parsed:
@@ -40,7 +38,7 @@ def _parsed(r: Reading, digest: str, size: int) -> Parsed:
     uids = {name: check_uid(name, single(js, key)) for name, key in UIDS.items()}
     if (r.meta_sop_class, r.meta_sop) != (uids["SOPClassUID"], uids["SOPInstanceUID"]):
         raise Unusual("file meta disagrees")  # pydicom's path writes a new file meta
-    parsed = Parsed(header=EMPTY_HEADER, transfer_syntax=r.transfer_syntax, sop_class=uids["SOPClassUID"],
+    parsed = Parsed(header=Dataset(), transfer_syntax=r.transfer_syntax, sop_class=uids["SOPClassUID"],
                     sop=uids["SOPInstanceUID"], study=uids["StudyInstanceUID"],
                     series=uids["SeriesInstanceUID"], digest=digest, size=size, pixel_form="none",
                     meta_agrees=True)

@@ -21,7 +21,6 @@ import struct
 from typing import Any
 
 import pydicom.uid
-from pydicom import Dataset
 from pydicom.uid import UID
 
 from yunying.dicomjson import _INLINE_MAX, BULK_PREFIX, PIXEL_DATA
@@ -353,5 +352,3 @@ def rebase(js: dict[str, Any], old: str, new: str) -> None:
             for item in el.get("Value", ()):
                 rebase(item, old, new)
 
-
-EMPTY_HEADER = Dataset()
