@@ -15,6 +15,7 @@ malformed sequences, values it cannot decode. tests/yunying/test_rawparse.py com
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 import struct
@@ -32,6 +33,7 @@ MAX_DEPTH = 32
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 SHORT_VRS = frozenset({"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT",
                        "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL", "US"})
+_VR_FORMS = {**{v.encode(): (v, False) for v in SHORT_VRS}, **{v.encode(): (v, True) for v in LONG_VRS if v != "UN"}}
 _DEFAULT_TEXT = frozenset({"AS", "CS", "DA", "DT", "TM"})  # pydicom's convert_string, latin-1
 _MULTI_TEXT = frozenset({"LO", "SH", "UC"})  # convert_text: the character set, split on backslash
 _SINGLE_TEXT = frozenset({"LT", "ST", "UT"})  # convert_single_string
@@ -122,12 +124,19 @@ def _meta(r: Reading) -> None:
     if any(k not in meta for k in _META_REQUIRED):
         raise Unusual("file meta incomplete")
     ts = meta[0x0010].decode("latin-1").rstrip("\0 ")
-    if ts in _SYNTAXES_NOT_HERE or not UID(ts).is_transfer_syntax \
-            or not (ts == pydicom.uid.ExplicitVRLittleEndian or UID(ts).is_encapsulated):
+    if not _read_here(ts):
         raise Unusual("transfer syntax")
     r.transfer_syntax, r.meta_end = ts, end
     r.meta_sop_class = meta[0x0002].decode("latin-1").rstrip("\0 ")
     r.meta_sop = meta[0x0003].decode("latin-1").rstrip("\0 ")
+
+
+@functools.lru_cache(maxsize=256)
+def _read_here(ts: str) -> bool:
+    """Whether data sets of this transfer syntax are explicit VR little endian, as read here."""
+    uid = UID(ts)
+    return ts not in _SYNTAXES_NOT_HERE and uid.is_transfer_syntax and (
+        ts == pydicom.uid.ExplicitVRLittleEndian or uid.is_encapsulated)
 
 
 def _elements(r: Reading, pos: int, end: int, in_item: bool, enc: str, base: str, path: str,
@@ -149,18 +158,18 @@ def _elements(r: Reading, pos: int, end: int, in_item: bool, enc: str, base: str
         if tag <= last or group == 0x0002:
             raise Unusual("tags out of order")
         last = tag
-        vr = data[pos + 4:pos + 6].decode("latin-1")
-        if vr in SHORT_VRS:
-            length, start = unpack("<H", data, pos + 6)[0], pos + 8
-        elif vr in LONG_VRS and vr != "UN":
+        form = _VR_FORMS.get(data[pos + 4:pos + 6])
+        if form is None:
+            raise Unusual("VR")
+        vr = form[0]
+        if form[1]:
             length, start = unpack("<I", data, pos + 8)[0], pos + 12
         else:
-            raise Unusual("VR")
+            length, start = unpack("<H", data, pos + 6)[0], pos + 8
         key = f"{tag:08X}"
-        here = path + key
         if length == UNDEFINED:
             if vr == "SQ":
-                pos, items = _sequence(r, start, end, None, enc, base, here, depth)
+                pos, items = _sequence(r, start, end, None, enc, base, path + key, depth)
                 out[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
                 continue
             if tag != PIXEL_DATA or depth or vr not in ("OB", "OW"):
@@ -173,7 +182,7 @@ def _elements(r: Reading, pos: int, end: int, in_item: bool, enc: str, base: str
         if pos > end:
             raise Unusual("value beyond its data set")
         if vr == "SQ":
-            _, items = _sequence(r, start, pos, pos, enc, base, here, depth)
+            _, items = _sequence(r, start, pos, pos, enc, base, path + key, depth)
             out[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
         elif tag == PIXEL_DATA:
             if depth == 0:
@@ -185,7 +194,7 @@ def _elements(r: Reading, pos: int, end: int, in_item: bool, enc: str, base: str
                 if depth:
                     raise Unusual("character set in an item")
                 enc = _encoding(data[start:pos])
-            out[key] = _value(vr, data, start, length, enc, f"{BULK_PREFIX}{base}{here}")
+            out[key] = _value(vr, data, start, length, enc, base, path + key)
     if in_item:
         raise Unusual("item without its delimiter")
     return pos, out
@@ -245,13 +254,14 @@ def _text(raw: bytes, enc: str) -> str:
     return raw.decode(enc)  # UnicodeError: pydicom would replace characters, with a warning
 
 
-def _value(vr: str, data: bytes, start: int, length: int, enc: str, bulk_uri: str) -> dict[str, Any]:
-    """One element's JSON, as yunying.dicomjson.element_json gives it for pydicom's value."""
+def _value(vr: str, data: bytes, start: int, length: int, enc: str, base: str, here: str) -> dict[str, Any]:
+    """One element's JSON, as yunying.dicomjson.element_json gives it for pydicom's value
+    (`base` + `here`: its BulkDataURI placeholder, should it be bulk data)."""
     if length == 0:
         return {"vr": vr}
     if vr in _BINARY:
         if length > _INLINE_MAX:
-            return {"vr": vr, "BulkDataURI": bulk_uri}
+            return {"vr": vr, "BulkDataURI": f"{BULK_PREFIX}{base}{here}"}
         return {"vr": vr, "InlineBinary": base64.b64encode(data[start:start + length]).decode()}
     raw = data[start:start + length]
     values: list[Any]
