@@ -22,6 +22,7 @@ import struct
 from typing import Any
 
 import pydicom.uid
+from pydicom.dataelem import _LUT_DESCRIPTOR_TAGS
 from pydicom.uid import UID
 
 from yunying.dicomjson import _INLINE_MAX, BULK_PREFIX, PIXEL_DATA
@@ -194,6 +195,8 @@ def _elements(r: Reading, pos: int, end: int, in_item: bool, enc: str, base: str
                 if depth:
                     raise Unusual("character set in an item")
                 enc = _encoding(data[start:pos])
+            if tag in _LUT_DESCRIPTOR_TAGS and vr != "US":
+                raise Unusual("LUT descriptor")  # pydicom adds 65536 to a negative first value
             out[key] = _value(vr, data, start, length, enc, base, path + key)
     if in_item:
         raise Unusual("item without its delimiter")

@@ -221,6 +221,15 @@ def test_the_unusual_goes_to_pydicom() -> None:
     un = make_ct()
     un.add_new(0x00091010, "UN", b"abcd")
     check(part10(un), False)
+    lut = make_ct()
+    item = Dataset()
+    item.add_new(0x00283002, "SS", [61440, -2048, 12])  # LUTDescriptor: read as SS, pydicom adds 65536 to -4096
+    item.add_new(0x00283006, "US", [0, 1])
+    lut.ModalityLUTSequence = Sequence([item])
+    check(part10(lut), False)
+    lut.ModalityLUTSequence[0]["LUTDescriptor"].VR = "US"
+    lut.ModalityLUTSequence[0].LUTDescriptor = [61440, 0, 12]
+    check(part10(lut))
 
 
 def test_bad_instances_are_left_to_pydicom() -> None:
