@@ -124,12 +124,19 @@ def _meta(r: Reading) -> None:
         raise Unusual("file meta group length")
     if any(k not in meta for k in _META_REQUIRED):
         raise Unusual("file meta incomplete")
-    ts = meta[0x0010].decode("latin-1").rstrip("\0 ")
+    ts = _ui(meta[0x0010])
     if not _read_here(ts):
         raise Unusual("transfer syntax")
     r.transfer_syntax, r.meta_end = ts, end
-    r.meta_sop_class = meta[0x0002].decode("latin-1").rstrip("\0 ")
-    r.meta_sop = meta[0x0003].decode("latin-1").rstrip("\0 ")
+    r.meta_sop_class, r.meta_sop = _ui(meta[0x0002]), _ui(meta[0x0003])
+
+
+def _ui(raw: bytes) -> str:
+    """A single UI value as pydicom reads it (convert_UI, then UID() strips)."""
+    text = raw.decode("latin-1").rstrip("\0 ")
+    if "\\" in text:
+        raise Unusual("several UIDs")
+    return text.strip()
 
 
 @functools.lru_cache(maxsize=256)
