@@ -126,6 +126,11 @@ class _Hasher:
         return computed
 
 
+def wants_digest(path: str) -> bool:
+    """Whether a GET of `path` is a download Digests acts on even when no digest was asked for."""
+    return _DOWNLOAD.match(path) is not None
+
+
 class Digests:
     """Integrity headers on downloads (issue 12 part 7): `Repr-Digest: sha-256=:…:` (RFC 9530)
     on WADO-RS retrieve and bulk data answers, and on any other GET that sends
