@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from dicomweb.coding import _VARIES, TEXT_ORDER, ContentCoding, negotiate
+from dicomweb.coding import _VARIES, TEXT_ORDER, ContentCoding, _Responder, negotiate
 from dicomweb.hardening import Digests, wants_digest
 from yunying.logsafe import summary
 
@@ -62,7 +62,7 @@ class Edge:
 
     def __init__(self, app: Any, hsts: bool = False, frame_ancestors: list[str] | None = None,
                  cross_origin: bool = False, binary: bool = True) -> None:
-        self.app = app
+        self.app, self.binary = app, binary
         # the inner layers, entered only by a request they may act on (see the module's doc)
         coded = ContentCoding(app, binary=binary)
         self._inner = {(False, True): coded, (True, False): Digests(app), (True, True): Digests(coded)}
@@ -102,29 +102,50 @@ class Edge:
             scope = collapse_slashes(scope)
         # one pass over the request headers for the inner layers' decisions
         coding: bytes | None = None
-        revalidating = digest = False
+        if_none_match: bytes | None = None
+        digest = False
         for k, v in scope["headers"]:
             if k == b"accept-encoding":
                 if coding is None:
                     coding = v
             elif k == b"if-none-match":
-                revalidating = True
+                if if_none_match is None:
+                    if_none_match = v
             elif k == b"want-repr-digest" or k == b"want-digest":
                 digest = True
         wanted = negotiate(None if coding is None else coding.decode("latin-1"))
         # as ContentCoding decides to pass an answer as it is (or to refuse it: 406)
-        coded = revalidating or not wanted.identity or wanted.choose(TEXT_ORDER) is not None
+        coded = if_none_match is not None or not wanted.identity or wanted.choose(TEXT_ORDER) is not None
         digested = scope["method"] == "GET" and (digest or wants_digest(scope["path"]))
-        app = self._inner[(digested, coded)] if digested or coded else self.app
+        # a download to digest, or a 406 to answer: the inner layers whole
+        whole = digested or (not wanted.identity and wanted.choose(TEXT_ORDER) is None)
+        app = self._inner[(digested, coded)] if whole else self.app
+        # otherwise ContentCoding's send() is made only for an answer it may act on: not for a 200
+        # with its own Content-Encoding (a browser's frame, coded by the route)
+        lazy = coded and not whole
+        head = scope["method"] == "HEAD"
+        responder: _Responder | None = None
         started = False
 
-        async def edged(message: dict[str, Any]) -> None:
+        async def out(message: dict[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message = {**message, "headers": self.headers(
-                    message.get("headers", []), not coded and message["status"] in _VARIES)}
+                    message.get("headers", []), (not coded or lazy) and message["status"] in _VARIES)}
             await send(message)
+
+        async def edged(message: dict[str, Any]) -> None:
+            nonlocal responder
+            if responder is not None:
+                await responder.send(message)
+                return
+            if lazy and message["type"] == "http.response.start" and (
+                    message["status"] != 200 or head or not _has(message.get("headers", []), b"content-encoding")):
+                responder = _Responder(out, wanted, (if_none_match or b"").decode("latin-1"), head, self.binary)
+                await responder.send(message)
+                return
+            await out(message)
 
         try:
             await app(scope, receive, edged)
@@ -132,9 +153,13 @@ class Edge:
             # the path carries UIDs only (query strings, which may hold names, are left out)
             log.error("unexpected error on %s %s: %s", scope.get("method"), scope.get("path"), summary(exc))
             if not started:
-                await edged({"type": "http.response.start", "status": 500, "headers": [
+                await out({"type": "http.response.start", "status": 500, "headers": [
                     (b"content-type", b"application/json"), (b"content-length", str(len(_500)).encode())]})
-                await edged({"type": "http.response.body", "body": _500})
+                await out({"type": "http.response.body", "body": _500})
+
+
+def _has(headers: Any, name: bytes) -> bool:
+    return any(k.lower() == name for k, _ in headers)
 
 
 def _vary_merged(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
