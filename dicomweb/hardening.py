@@ -14,7 +14,8 @@ from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
 
-_DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]+(/series/[^/]+(/instances/[^/]+)?)?(/bulkdata/.*)?)$")
+# possessive (a UID holds no "/"): a frame's path is refused without backtracking through its UIDs
+_DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]++(/series/[^/]++(/instances/[^/]++)?)?(/bulkdata/.*)?)$")
 HOLD_BYTES = 512 << 20  # bodies held in memory at once, all answers together; the rest go to disk
 
 
