@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
@@ -65,7 +66,8 @@ class Edge:
         self.app, self.binary = app, binary
         # the inner layers, entered only by a request they may act on (see the module's doc)
         coded = ContentCoding(app, binary=binary)
-        self._inner = {(False, True): coded, (True, False): Digests(app), (True, True): Digests(coded)}
+        self._inner: dict[tuple[bool, bool], Any] = {(False, True): coded, (True, False): Digests(app),
+                                                     (True, True): Digests(coded)}
         extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                  # viewers on other origins (CORS) may read DICOMweb answers; nobody else embeds them
                  (b"cross-origin-resource-policy", b"cross-origin" if cross_origin else b"same-origin")]
@@ -127,7 +129,7 @@ class Edge:
         responder: _Responder | None = None
         started = False
 
-        async def out(message: dict[str, Any]) -> None:
+        async def out(message: MutableMapping[str, Any]) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -135,7 +137,7 @@ class Edge:
                     message.get("headers", []), (not coded or lazy) and message["status"] in _VARIES)}
             await send(message)
 
-        async def edged(message: dict[str, Any]) -> None:
+        async def edged(message: MutableMapping[str, Any]) -> None:
             nonlocal responder
             if responder is not None:
                 await responder.send(message)
