@@ -330,9 +330,9 @@ class Trail:
             alg, key = chain.ALG, self.key
             for entry in entries:
                 seq += 1
-                values = (seq, *_fitted(_ENTRY(entry)), alg, prev)
-                prev = chain.mac(key, chain.content_of(values), alg)
-                rows.append((*values, prev))
+                hashed = (seq, *_fitted(_ENTRY(entry)), alg, prev)
+                prev = chain.mac(key, chain.content_of(hashed), alg)
+                rows.append((*hashed, prev))
             _insert(conn, rows)
             values = {"seq": seq, "hash": prev, "mac": chain.head_mac(self.key, seq, prev)}
             if row is None:
