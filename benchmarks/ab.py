@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -48,16 +49,40 @@ def threads_cpu(pid: int) -> dict[str, int]:
             out[task.name] = int((task / "schedstat").read_text().split()[0])
             if (pid, task.name) not in _NAMES:
                 name = (task / "comm").read_text().strip()
-                _NAMES[(pid, task.name)] = "main" if task.name == str(pid) else name.rstrip("0123456789_-")
+                if name != "python" or task.name == str(pid):  # Python's threads: cpu_by_kind names them
+                    _NAMES[(pid, task.name)] = "main" if task.name == str(pid) else _kind(name)
         except (OSError, ValueError, IndexError):  # a thread ending as we read
             continue
     return out
 
 
+def _kind(name: str) -> str:
+    """A thread's name without its pool's number."""
+    return name.rstrip("0123456789_-")
+
+
+def python_thread_names(pid: int) -> dict[str, str]:
+    """Thread id -> the Python thread's name (`py-spy dump`; {} without py-spy). Every thread of
+    the server is "python" to the OS, so the audit writer, the master index's feeder and the
+    QIDO worker threads were one figure; py-spy's own per-thread samples count waiting threads
+    as busy here (its idle detection fails in this container), which had blamed the feeder."""
+    try:
+        dump = subprocess.run(["py-spy", "dump", "-p", str(pid)], capture_output=True, text=True,
+                              timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return dict(re.findall(r'Thread (\d+) \([^)]*\): "([^"]+)"', dump))
+
+
 def cpu_by_kind(pid: int, before: dict[str, int]) -> dict[str, float]:
     """CPU seconds since `before` (as cpu_since), by thread kind (the event loop's "main", a pool's name without its number)."""
     out: dict[str, float] = {}
-    for tid, ns in threads_cpu(pid).items():
+    now = threads_cpu(pid)
+    if any((pid, tid) not in _NAMES for tid in now):  # a new Python thread: one py-spy dump names them
+        names = python_thread_names(pid)
+        for tid in now:
+            _NAMES.setdefault((pid, tid), _kind(names.get(tid, "python")))
+    for tid, ns in now.items():
         kind = _NAMES.get((pid, tid), "?")
         out[kind] = out.get(kind, 0.0) + (ns - before.get(tid, 0)) / 1e9
     return out
@@ -85,7 +110,9 @@ def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, req
     # one core must do for every request however many cores there are
     out["qido_main_cpu"] = by1.get("main", 0.0) * 1000 / nq
     out["frame_main_cpu"] = by2.get("main", 0.0) * 1000 / nf
-    for kind, seconds in by2.items():  # printed per round (stderr): which threads a frame costs
+    for kind, seconds in by1.items():  # printed per round (stderr): which threads a query costs
+        out[f"qido_cpu:{kind}"] = seconds * 1000 / nq
+    for kind, seconds in by2.items():  # and a frame
         out[f"frame_cpu:{kind}"] = seconds * 1000 / nf
     return out
 
