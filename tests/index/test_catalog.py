@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from index import Index, Query, parse_match
-from index.catalog import Catalog, sort_key
+from index.catalog import SERIES, STUDIES, Catalog, sort_key
 from index.keys import KEYS as LEVEL_KEYS
 from index.parse import like_pattern
 from index.predicates import like_regex
@@ -276,3 +276,30 @@ def test_rows_a_write_adds_to_the_catalog_hold_only_their_length(ix: Index) -> N
     assert len(ix._catalog or ()) == 80
     oversized = [s for s in kept.statistics("lineno") if s.size / s.count >= 2048]
     assert oversized == []
+
+
+def test_values_repeated_from_row_to_row_are_kept_once(ix: Index, monkeypatch: Any) -> None:
+    """An institution, a modality code, a series' study UID: one object for all rows (issue 9 part 5)."""
+    list(ix.search(Query("STUDY", [])))
+
+    def fresh(text: str) -> str:  # an equal string that is another object (as parsed records give)
+        return "".join(list(text))
+
+    for i in range(3):
+        ix.upsert([make(study=f"1.8.{i}", series=f"1.8.{i}.1", sop=f"1.8.{i}.1.1", pid=f"P{i}",
+                        json={"00080080": el("LO", fresh("Hospital 7"))})])
+    ix.upsert([make(study="1.8.0", series="1.8.0.2", sop="1.8.0.2.1", pid="P0")])
+    catalog = ix._catalog
+    assert catalog is not None
+    series = [catalog.series.by_uid[f"1.8.{i}.1"] for i in range(3)]
+    at = SERIES.pos["institution"]
+    assert series[0][at] == "Hospital 7" and series[0][at] is series[1][at] is series[2][at]
+    study = catalog.studies.by_uid["1.8.0"]
+    assert study[STUDIES.pos["institutions"]][0] is series[0][at]
+    at = SERIES.pos["study"]
+    assert catalog.series.by_uid["1.8.0.2"][at] is series[0][at]
+    monkeypatch.setattr("index.catalog.SHARED_MAX", 0)  # past the bound the table starts again: still right
+    ix.upsert([make(study="1.8.9", series="1.8.9.1", sop="1.8.9.1.1", pid="P9",
+                    json={"00080080": el("LO", fresh("Hospital 7"))})])
+    found = ix.search(Query("SERIES", [parse_match("InstitutionName", "Hospital 7")]))
+    assert len(list(found)) == 4
