@@ -49,13 +49,16 @@ class GroupSync:
                 self._running = True
                 self._started += 1
                 mine = self._started
+                ok = False
                 self._cond.release()
                 try:
                     self._sync()
+                    ok = True
                 finally:
                     self._cond.acquire()
                     self._running = False
-                    self._done = mine
+                    if ok:  # a failed sync raises in its caller; the writers it was to cover try again
+                        self._done = mine
                     self._cond.notify_all()
 
     def _sync(self) -> None:

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import threading
 import uuid
 from collections import OrderedDict
@@ -62,6 +63,7 @@ class Storage:
         self.objects = self.root / "objects"
         self._objects = str(self.objects)
         self.tmp = self.root / "tmp"
+        self._tmp = str(self.tmp)
         self.shared = self.root / "shared"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -138,22 +140,33 @@ class Storage:
         """Write a whole version as one file (storage/packed.py): how many folders and files
         were created, like prepare(); 0 when the version already exists (nothing written)."""
         target = self.path(key)
-        created = _make_parents(target)
-        tmp = self.tmp / f"{uuid.uuid4().hex}.pack"
-        _write(tmp, pack(members), not self._group.enabled)
+        tmp = os.path.join(self._tmp, f"{os.urandom(8).hex()}.pack")
+        _write_new(tmp, pack(members), not self._group.enabled)
+        created = 0
         try:
-            try:
-                os.link(tmp, target)  # never replaces: one writer of a version wins
-            except OSError as exc:
-                if exc.errno not in _NO_HARD_LINKS:
-                    raise
-                if target.exists():
-                    return 0
-                os.rename(tmp, target)  # no hard links here: same content, either copy is right
+            for _attempt in (0, 1):
+                try:
+                    os.link(tmp, target)  # never replaces: one writer of a version wins
+                    break
+                except FileNotFoundError:  # a new study or series: its folders first, once
+                    if _attempt:
+                        raise
+                    created = _make_parents(target)
+                except OSError as exc:
+                    if exc.errno not in _NO_HARD_LINKS:
+                        raise
+                    if target.exists():
+                        return 0
+                    created = _make_parents(target)
+                    os.rename(tmp, target)  # no hard links here: same content, either copy is right
+                    break
         except FileExistsError:
             return 0
         finally:
-            tmp.unlink(missing_ok=True)
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:  # renamed into place
+                pass
         return created + 1
 
     def _member(self, key: str, name: str) -> memoryview:
@@ -237,9 +250,13 @@ class Storage:
         One writer claims a version: a second writer of the same key gets 0 and must not write.
         """
         folder = self.path(key)
-        created = _make_parents(folder)
+        created = 0
         try:
-            folder.mkdir()
+            try:
+                folder.mkdir()  # the study and series folders exist for all but a series' first
+            except FileNotFoundError:
+                created = _make_parents(folder)
+                folder.mkdir()
         except FileExistsError:
             return 0
         return created + 1
@@ -248,8 +265,12 @@ class Storage:
     def complete(self, key: str) -> bool:
         """Whether a version folder holds its completion record (written last), or the version
         is packed (complete once it exists)."""
-        path = self.path(key)
-        return (path / RECORD).is_file() or path.is_file()
+        path = os.path.join(self._objects, *_key_parts(key))
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return stat.S_ISREG(mode) or os.path.isfile(os.path.join(path, RECORD))
 
     def read_blob(self, key: str, name: str, offset: int = 0, length: int = -1) -> bytes:
         """Bytes of a blob, or a range of it."""
@@ -420,6 +441,19 @@ def _make_parents(version: Path) -> int:
         except FileExistsError:
             pass
     return created
+
+
+def _write_new(path: str, data: bytes, fsync: bool) -> None:
+    """A new file holding `data` (os-level calls: the buffered file object cost more than the write)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write(path: Path, data: bytes, fsync: bool) -> None:

@@ -50,6 +50,7 @@ from yunying.workers import IngestPool, Leased
 from yunying.writing import Written, write_instance
 
 log = logging.getLogger("yunying.archive")
+OVERLAP_S = 0.5  # stores overlapped this recently: the next one goes to a worker even if it starts alone
 LINGER_S = 1.0  # how long the index writer waits to fill a batch; readers cut it short (see _write_loop)
 _FLUSH: Any = object()  # queued by a reader: commit what is queued without lingering
 
@@ -82,6 +83,7 @@ class Archive:
         # parse + write in worker processes (0: in this process); the index stays here
         self._pool = IngestPool(self.storage, ingest_processes) if ingest_processes > 0 else None
         self._writing = 0  # stores between receipt and durable bytes
+        self._overlap_until = 0.0  # monotonic time until which stores count as overlapping
         self._locks = [threading.Lock() for _ in range(64)]
         self._rows: OrderedDict[str, InstanceRow] = OrderedDict()
         self._rows_lock = threading.Lock()
@@ -208,12 +210,19 @@ class Archive:
         """
         if not isinstance(source, (Path, bytes)):
             source = source.read()  # type: ignore[union-attr]
+        now = time.monotonic()
         with self._rows_lock:
             self._writing += 1
-            alone = self._writing == 1
+            if self._writing > 1:
+                self._overlap_until = now + OVERLAP_S
+            alone = now >= self._overlap_until
         try:
             # a lone store (one C-STORE association, a sequential client) is written here: the
-            # hop to a worker only pays when stores overlap and contend for this process's GIL
+            # hop to a worker only pays when stores overlap and contend for this process's GIL.
+            # "Alone" is judged over the last OVERLAP_S, not at this instant: with 4 associations
+            # a store often starts while the others wait for their peers, and a third to a half of
+            # them were parsed and written here, holding the GIL the other associations' receive
+            # and decisions needed (profile of the small-instance load, issue 9)
             if self._pool is not None and not alone:
                 w = self._pool.write(source, origin, expected_study)
             else:

@@ -54,6 +54,7 @@ class Parsed:
     extra: dict[str, Any] = field(default_factory=dict)
     head: bytes = b""  # Part 10 bytes of the instance without its PixelData element
     meta_agrees: bool = False  # the received file meta named this SOP class and instance
+    json: dict[str, Any] | None = None  # the header's DICOM JSON when read in one pass (ingest_fast)
 
 
 def _digest(src: Any) -> tuple[str, int]:
@@ -96,8 +97,19 @@ def parse_instance(source: Path | bytes | BinaryIO) -> Parsed:
 
 def _parse(src: Any, fp: BinaryIO) -> Parsed:
     digest, size = _digest(src if isinstance(src, bytes) else fp)
+    if isinstance(src, bytes):
+        from yunying.ingest_fast import parse_fast  # it builds on this module
+
+        fast = parse_fast(src, digest, size)
+        if fast is not None:
+            return fast
+    return parse_pydicom(fp, digest, size, None if isinstance(src, bytes) else 1 << 16)
+
+
+def parse_pydicom(fp: BinaryIO, digest: str, size: int, defer_size: int | None = None) -> Parsed:
+    """The instance read by pydicom: what every instance ingest_fast does not take goes through."""
     with noting() as converted:  # values pydicom could only keep as UN (yunying/lenient.py)
-        ds = read_dataset(fp, defer_size=None if isinstance(src, bytes) else 1 << 16)
+        ds = read_dataset(fp, defer_size=defer_size)
         parsed = identify(ds, digest, size)
         notes = unknown_vrs(ds) + check_sequences(ds)
         raw = ds.get_item(PIXEL_DATA) if PIXEL_DATA in ds else None
@@ -115,7 +127,8 @@ def keep_image_module(parsed: Parsed, ds: Dataset) -> None:
     from yunying.pixels import FrameInfo
 
     try:
-        parsed.extra["image"] = dataclasses.asdict(FrameInfo.from_dataset(ds))
+        info = FrameInfo.from_dataset(ds)  # its fields are ints and a str: no deep copy (asdict)
+        parsed.extra["image"] = {f.name: getattr(info, f.name) for f in dataclasses.fields(info)}
     except (AttributeError, TypeError, ValueError):
         pass  # an unusable module: frame requests read the header and answer why
 
@@ -391,7 +404,7 @@ def assign_fragments(items: list[tuple[int, int]], frames: int, read: Any) -> li
 def instance_json(header: Dataset, parsed: Parsed) -> dict[str, Any]:
     """DICOM JSON of an instance (PS3.18 Annex F) with bulk data as placeholders for BulkDataURIs."""
     base = f"studies/{parsed.study}/series/{parsed.series}/instances/{parsed.sop}/bulkdata/"
-    out = dataset_json(header, base)
+    out = dict(parsed.json) if parsed.json is not None else dataset_json(header, base)
     if parsed.pixel_form != "none":
         out["7FE00010"] = {"vr": parsed.extra.get("vr", "OW"), "BulkDataURI": f"{BULK_PREFIX}{base}7FE00010"}
     return dict(sorted(out.items()))

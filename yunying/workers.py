@@ -39,6 +39,7 @@ from typing import Any
 from index.model import Origin
 from storage import Storage
 from yunying.errors import ArchiveError
+from yunying.handoff import HandOffFiles
 from yunying.writing import Written, write_instance
 
 log = logging.getLogger("yunying.writing")
@@ -163,7 +164,8 @@ class IngestPool:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["yunying.workers"])
         self._lock = threading.Lock()
-        self._handoff = _handoff_folder()
+        folder = _handoff_folder()
+        self._files = None if folder is None else HandOffFiles(folder)
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._workers: list[_Worker] = []
         self._spare: list[_Worker] = []  # lent before, idle now (IngestPool.lease)
@@ -197,6 +199,8 @@ class IngestPool:
                     self._idle.get_nowait()
             for worker in workers:
                 worker.stop(5.0)
+            if self._files is not None:
+                self._files.clear()  # their memory goes back too
             log.debug("ingest workers idle for %.0f s: stopped", self._idle_exit_s)
 
     @property
@@ -270,7 +274,9 @@ class IngestPool:
 
     def write(self, source: Path | bytes, origin: Origin, expected_study: str | None = None) -> Written:
         """write_instance in a worker; one retry in a fresh worker if the worker died under it."""
-        sent = self._hand_off(source)
+        handed = self._hand_off(source)
+        sent = source if handed is None else handed[0]
+        settled = False  # no worker reads the hand-off file any more: it may be reused
         with self._lock:
             self._busy += 1
             if not self._workers:  # back after an idle exit
@@ -282,8 +288,10 @@ class IngestPool:
                     worker.conn.send((sent, origin, expected_study))
                     ok, answer = worker.conn.recv()
                 except (EOFError, OSError):
-                    self._replace(worker)
+                    self._replace(worker)  # stopped: it reads nothing any more
+                    settled = True
                     continue
+                settled = True
                 self._idle.put(worker)
                 if not ok:
                     raise answer
@@ -295,9 +303,12 @@ class IngestPool:
             with self._lock:
                 self._busy -= 1
                 self._last = time.monotonic()
-            if sent is not source:
-                assert isinstance(sent, Path)
-                sent.unlink(missing_ok=True)
+            if handed is not None and self._files is not None:
+                if settled:
+                    self._files.give(*handed, 0 if isinstance(source, Path) else len(source))
+                else:  # interrupted while a worker may still read it: never written over
+                    handed[0].unlink(missing_ok=True)
+                    os.close(handed[1])
 
     def _take(self) -> _Worker:
         """An idle pool worker; a new one when none comes back soon while some are lent out
@@ -330,23 +341,11 @@ class IngestPool:
                 self._storage.delete(written.key)
             raise
 
-    def _hand_off(self, source: Path | bytes) -> Path | bytes:
-        """A tmpfs file holding `source` when it is large bytes, else `source` itself."""
-        if self._handoff is None or isinstance(source, Path) or len(source) <= HANDOFF_ABOVE:
-            return source
-        path = self._handoff / os.urandom(8).hex()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(source)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
-        except OSError:  # /dev/shm full or gone: the pipe still works
-            path.unlink(missing_ok=True)
-            return source
-        return path
+    def _hand_off(self, source: Path | bytes) -> tuple[Path, int] | None:
+        """A tmpfs file holding `source` when it is large bytes (path, descriptor), else None."""
+        if self._files is None or isinstance(source, Path) or len(source) <= HANDOFF_ABOVE:
+            return None
+        return self._files.put(source)  # None: /dev/shm full or gone, the pipe still works
 
     def close(self, drain_s: float = 60.0) -> None:
         """Stop the workers once the writes in flight have their answers."""
@@ -358,8 +357,9 @@ class IngestPool:
             workers, self._workers, self._spare = self._workers + self._spare, [], []
         for worker in workers:
             worker.stop(5.0)
-        if self._handoff is not None:
-            shutil.rmtree(self._handoff, ignore_errors=True)
+        if self._files is not None:
+            self._files.clear()
+            shutil.rmtree(self._files.folder, ignore_errors=True)
 
 
 def _start_time(pid: int) -> str | None:

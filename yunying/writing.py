@@ -87,8 +87,10 @@ def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
 
 def _write_packed(storage: Storage, parsed: Parsed, key: str, origin: Origin, sync: bool) -> Written:
     """A small instance as one file (storage/packed.py): the same members, one create."""
-    for _attempt in (0, 1):
-        if storage.complete(key):  # this exact content is stored (a packed version is whole)
+    for attempt in (0, 1):
+        # the first attempt writes without looking: put_packed finds an existing version itself
+        # (link(2) refuses its name), and a stat per store cost more than the rare re-store
+        if attempt and storage.complete(key):  # this exact content is stored (a packed version is whole)
             record = _await_version(storage, key)
             if record is not None and record.digest == parsed.digest:
                 if sync:  # its writer may not have synced it yet

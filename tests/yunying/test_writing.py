@@ -2,6 +2,7 @@
 nothing behind, a dead worker is replaced, and a crash between write and decision is recovered."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 from collections.abc import Iterator
@@ -197,19 +198,26 @@ def test_instances_reach_the_workers_through_shared_memory_and_leave_nothing_the
 
     a = Archive(tmp_path / "data", ingest_processes=2)
     pool = a._pool
-    assert pool is not None and pool._handoff is not None and pool._handoff.is_dir()
-    handoff = pool._handoff
-    data = _big(1)
-    assert len(data) > writing.HANDOFF_ABOVE
-    sent: list[Path | bytes] = []
+    assert pool is not None and pool._files is not None and pool._files.folder.is_dir()
+    handoff = pool._files.folder
+    # the same file reused for the next ones: a shorter instance, then a longer one again
+    datas = [_big(1), part10(make_ct(rows=160, cols=256, number=3)), _big(4)]
+    assert all(len(d) > writing.HANDOFF_ABOVE for d in datas)
+    sent: list[tuple[Path, int] | None] = []
     real = pool._hand_off
-    def recorded(source: Path | bytes) -> Path | bytes:
+    def recorded(source: Path | bytes) -> tuple[Path, int] | None:
         sent.append(real(source))
         return sent[-1]
     monkeypatch.setattr(pool, "_hand_off", recorded)
-    w = pool.write(data, ORIGIN)
-    assert isinstance(sent[0], Path) and sent[0].parent == handoff  # a tmpfs file, not the pipe
-    assert a.storage.complete(w.key) and list(handoff.iterdir()) == []  # read and removed
+    for data in datas:
+        w = pool.write(data, ORIGIN)
+        assert a.storage.complete(w.key)
+        assert w.digest == hashlib.sha256(data).hexdigest()  # the worker read this instance, no more
+    assert all(s is not None and s[0].parent == handoff for s in sent)  # tmpfs files, not the pipe
+    assert len({s[0] for s in sent if s is not None}) == 1  # one file, written over each time
+    assert len(list(handoff.iterdir())) == 1  # kept for the next write ...
+    pool._files.clear()
+    assert list(handoff.iterdir()) == []  # ... and removed when idle
     a.close()
     assert not handoff.exists()
 
@@ -219,7 +227,7 @@ def test_without_room_in_shared_memory_the_instance_goes_through_the_pipe(tmp_pa
     a = Archive(tmp_path / "data", ingest_processes=1)
     try:
         pool = a._pool
-        assert pool is not None and pool._handoff is not None
+        assert pool is not None and pool._files is not None
         real_write = os.write
 
         def full(fd: int, data: bytes) -> int:  # /dev/shm full (a container's 64 MB default)
@@ -227,8 +235,8 @@ def test_without_room_in_shared_memory_the_instance_goes_through_the_pipe(tmp_pa
 
         monkeypatch.setattr(os, "write", full)
         data = _big(2)
-        assert pool._hand_off(data) is data  # nothing half-written is left behind
-        assert list(pool._handoff.iterdir()) == []
+        assert pool._hand_off(data) is None  # the pipe takes it; nothing half-written is left behind
+        assert list(pool._files.folder.iterdir()) == []
         monkeypatch.setattr(os, "write", real_write)
         w = pool.write(data, ORIGIN)
         assert a.storage.complete(w.key)

@@ -1,0 +1,98 @@
+"""Where Archive.store writes: here while stores come one at a time, in the ingest workers while
+they overlap and for OVERLAP_S after (issue 9: the small-instance load over 4 associations)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from index.model import Origin
+from tests.dicomweb.helpers import make_ct, part10
+from yunying import archive as archive_module
+from yunying.archive import Archive
+
+ORIGIN = Origin("import", "test")
+
+
+@pytest.fixture
+def pooled(tmp_path: Path) -> Iterator[Archive]:
+    a = Archive(tmp_path / "data", ingest_processes=1)
+    yield a
+    a.close()
+
+
+def _counting(archive: Archive, monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None) -> list[str]:
+    """Record the SOP of each store handed to a worker (optionally held until `hold` is set)."""
+    pool = archive._pool
+    assert pool is not None
+    calls: list[str] = []
+    real = pool.write
+
+    def counted(source: Any, *a: Any, **k: Any) -> Any:
+        calls.append("worker")
+        if hold is not None:
+            hold.wait(10)
+        return real(source, *a, **k)
+    monkeypatch.setattr(pool, "write", counted)
+    return calls
+
+
+class _Clock:
+    """yunying.archive's time module, its monotonic clock moved forward at will."""
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+        self.sleep = time.sleep
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skew
+
+
+def test_stores_one_at_a_time_stay_in_this_process(pooled: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting(pooled, monkeypatch)
+    study = make_ct().StudyInstanceUID
+    for i in range(5):
+        assert pooled.store(part10(make_ct(study, rows=16, cols=16, number=i)), ORIGIN).outcome == "stored"
+    assert calls == []
+
+
+def test_after_an_overlap_the_next_lone_stores_go_to_a_worker_until_it_is_old(
+        pooled: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(archive_module, "time", clock)
+    hold = threading.Event()
+    calls = _counting(pooled, monkeypatch, hold)
+    study = make_ct().StudyInstanceUID
+    items = [make_ct(study, rows=16, cols=16, number=i) for i in range(4)]
+    datas = [part10(ds) for ds in items]
+    # the first store is alone: it writes here; make it overlap with a second one held in a worker
+    first_done = threading.Event()
+    real_write = archive_module.write_instance
+
+    def slow_write(*a: Any, **k: Any) -> Any:
+        first_done.wait(10)
+        return real_write(*a, **k)
+    monkeypatch.setattr(archive_module, "write_instance", slow_write)
+    t = threading.Thread(target=pooled.store, args=(datas[0], ORIGIN))
+    t.start()
+    time.sleep(0.1)
+    second = threading.Thread(target=pooled.store, args=(datas[1], ORIGIN))
+    second.start()  # overlaps: goes to the worker (held there)
+    time.sleep(0.1)
+    first_done.set()
+    t.join(10)
+    hold.set()
+    second.join(10)
+    monkeypatch.setattr(archive_module, "write_instance", real_write)
+    assert calls == ["worker"]
+    assert pooled.store(datas[2], ORIGIN).outcome == "stored"  # alone, but right after an overlap
+    assert calls == ["worker", "worker"]
+    clock.skew += archive_module.OVERLAP_S
+    assert pooled.store(datas[3], ORIGIN).outcome == "stored"  # alone, the overlap long past
+    assert calls == ["worker", "worker"]
+    pooled.flush()
+    assert sorted(r.sop for r in pooled.instances(study)) == sorted(ds.SOPInstanceUID for ds in items)
