@@ -87,6 +87,15 @@ TAGS_AT = -2  # a kept row is its columns, the tags of its representative instan
 # A kept row's columns from a row as write.refresh inserts it (schema.TABLES order)
 _FROM_TABLE = {t.name: itemgetter(*([n for n, _ in TABLES[t.name]].index(c) for c in t.cols))
                for t in (STUDIES, SERIES)}
+# Columns whose values repeat from row to row (codes, names of a few institutions and referring
+# physicians, dates, a series' study UID): each distinct value is kept once (-9 MiB of the 34,000
+# rows after the benchmark's load; issue 9 part 5). Unique values (UIDs, patient names) are not
+# looked up: a table of them would cost more than it saves.
+_SHARED = {t.name: tuple(t.pos[c] for c in t.cols if c in {
+    "issuer", "sex", "study_date", "referring", "referring_fz", "modalities", "institutions",
+    "sop_classes", "hospital", "department", "study_description", "study", "modality", "body_part",
+    "institution", "series_description", "series_date"}) for t in (STUDIES, SERIES)}
+SHARED_MAX = 100_000  # distinct values looked up; past it the table starts again
 _STUDY_COMPUTED = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
 
 
@@ -192,6 +201,7 @@ class Catalog:
         self.studies = Rows(STUDIES)
         self.series = Rows(SERIES)
         self._tagsets: dict[frozenset[str], frozenset[str]] = {}
+        self._shared: dict[str, str] = {}  # one object per distinct value of the _SHARED columns
         self._owns: dict[int, tuple[Row, Json]] = {}  # id(row) -> (row, its attributes)
 
     def __len__(self) -> int:
@@ -239,7 +249,27 @@ class Catalog:
         """A kept row: the table's columns, its representative's tags (None: unknown), its order."""
         if tags is not None:
             tags = self._tagsets.setdefault(tags, tags)  # series of one modality share one set
+        if isinstance(cols[-1], bytes):  # attrs, as the write made them
+            # orjson.dumps answers in the buffer it wrote to: a 400-byte value holds 4 KiB (60 %
+            # of the server's Python heap after 20,000 small instances, issue 9 part 5); a copy
+            # holds its length
+            cols = (*cols[:-1], memoryview(cols[-1]).tobytes())
+        cols = self._share(table, cols)
         return (*cols, tags, table.order(cols))
+
+    def _share(self, table: Table, cols: Sequence[Any]) -> list[Any]:
+        """The row's columns, repeated values replaced by the object kept for them."""
+        shared = self._shared
+        if len(shared) > SHARED_MAX:
+            shared.clear()
+        out = list(cols)
+        for i in _SHARED[table.name]:
+            v = out[i]
+            if isinstance(v, str):
+                out[i] = shared.setdefault(v, v)
+            elif isinstance(v, list):
+                out[i] = [shared.setdefault(x, x) if isinstance(x, str) else x for x in v]
+        return out
 
     def plan(self, query: Query, aliases: tuple[str, ...]) -> Plan | None:
         """Predicates of the query's matches on these tables; None when one is not mirrored."""

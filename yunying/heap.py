@@ -19,6 +19,7 @@ import ctypes.util
 import logging
 import resource
 import threading
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,17 @@ def _release() -> None:
             release()
         except Exception:  # a failed release keeps its memory, nothing more
             log.warning("idle release %s failed", getattr(release, "__qualname__", release), exc_info=True)
+    if tracemalloc.is_tracing():  # PYTHONTRACEMALLOC=N: where the Python heap sits once idle
+        log_python_heap()
+
+
+def log_python_heap(top: int = 25) -> None:
+    """Log the source lines holding the most of the Python heap (tracemalloc must be tracing)."""
+    stats = tracemalloc.take_snapshot().statistics("lineno")
+    total = sum(s.size for s in stats)
+    log.info("python heap %.1f MiB in %d lines; largest: %s", total / 2**20, len(stats),
+             "; ".join(f"{s.traceback[0].filename.rsplit('/', 2)[-1]}:{s.traceback[0].lineno} "
+                       f"{s.size / 2**20:.1f} MiB" for s in stats[:top]))
 
 
 def _libc() -> Any | None:

@@ -38,3 +38,30 @@ def test_duckdbs_allocator_gives_freed_pages_back_in_the_background(ix: Index) -
     setting = ix._con.execute(  # DuckDB's own settings table
         "SELECT value FROM duckdb_settings() WHERE name = 'allocator_background_threads'").fetchone()
     assert setting == ("true",)
+
+
+def test_a_long_ingest_checkpoints_every_checkpoint_rows_and_answers_stay_right(ix: Index) -> None:
+    """DuckDB checkpoints by itself only when its WAL reaches 256 MB (~50,000 instances); the
+    index checkpoints every checkpoint_rows upserted instances instead, so a long ingest's
+    memory does not grow with it (issue 9 part 5)."""
+    ix.checkpoint_rows = 500
+    held = []
+    for batch in range(10):
+        ix.upsert([make(study=f"1.2.{batch % 3}", series=f"1.2.{batch % 3}.{i % 4}", sop=f"1.2.{batch}.{i}",
+                        pid=f"P{batch % 3}", instance_number=i) for i in range(200)])
+        held.append(in_memory(ix)["IN_MEMORY_TABLE"])
+    assert ix.checkpoints == 3  # after the 600th, 1,200th and 1,800th instance
+    assert [held[i] == 0 for i in range(10)] == [i in (2, 5, 8) for i in range(10)]
+    assert ix.counts()["instances"] == 2000
+    studies = list(ix.search(Query("STUDY", [parse_match("StudyInstanceUID", "1.2.1")])))
+    assert len(studies) == 1
+    instances = list(ix.search(Query("IMAGE", [parse_match("StudyInstanceUID", "1.2.1"),
+                                               parse_match("SeriesInstanceUID", "1.2.1.3")])))
+    assert len(instances) == 3 * 50  # batches 1, 4, 7; i = 3, 7, ..., 199
+
+
+def test_checkpoint_rows_zero_leaves_checkpoints_to_duckdb(ix: Index) -> None:
+    ix.checkpoint_rows = 0
+    for batch in range(5):
+        ix.upsert([make(study=f"1.3.{batch}", series=f"1.3.{batch}.1", sop=f"1.3.{batch}.{i}") for i in range(200)])
+    assert ix.checkpoints == 0 and in_memory(ix)["IN_MEMORY_TABLE"] > 0

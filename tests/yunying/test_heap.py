@@ -1,8 +1,11 @@
 """yunying.heap: what a burst of work leaves is released once, when the process goes idle."""
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -45,3 +48,19 @@ def test_releases_run_once_after_work_not_while_idle(monkeypatch: pytest.MonkeyP
         assert len(calls) == 2  # the next burst's idle releases again
     finally:
         stop.set()
+
+
+def test_with_tracemalloc_the_idle_release_logs_where_the_python_heap_sits(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(heap, "_on_idle", [])
+    heap._release()
+    assert "python heap" not in caplog.text  # tracemalloc off (the default): nothing to say
+    tracemalloc.start()
+    try:
+        kept = [bytearray(1 << 20) for _ in range(3)]  # 3 MiB from one line of this file
+        with caplog.at_level(logging.INFO, logger="yunying.heap"):
+            heap._release()
+    finally:
+        tracemalloc.stop()
+    assert len(kept) == 3
+    assert re.search(r"python heap [\d.]+ MiB .*test_heap.py:\d+ 3\.0 MiB", caplog.text)
