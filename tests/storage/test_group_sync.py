@@ -7,7 +7,11 @@ import random
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from storage import durable
 from storage.durable import GroupSync
 
 
@@ -88,3 +92,43 @@ def test_a_failed_sync_releases_nobody_it_was_to_cover(tmp_path: Path) -> None:
         t.join(10)
     # the second sync failed in one writer; the other got a third sync of its own, not a pass
     assert sorted(outcomes) == ["durable", "durable", "error"] and len(calls) == 3
+
+
+def test_writers_waiting_for_the_next_sync_sleep_through_the_one_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end of a sync wakes only the writers it covered and one writer to run the next: each
+    writer woken only to wait again is a thread switch and a GIL hand-off in the server."""
+    woken = []
+
+    class Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            got = super().wait(timeout)
+            woken.append(1)
+            return got
+
+    # only the group's conditions count (threads and events use conditions too)
+    monkeypatch.setattr(durable, "threading", SimpleNamespace(Condition=Counting, Lock=threading.Lock))
+    group = _group(tmp_path)
+    first_started, release_first = threading.Event(), threading.Event()
+    calls = []
+
+    def fake_sync() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            first_started.set()
+            release_first.wait(10)
+        else:
+            time.sleep(0.1)  # long enough for a writer woken in vain to wait again
+
+    group._sync = fake_sync  # type: ignore[method-assign]
+    first = threading.Thread(target=group.wait)
+    first.start()
+    assert first_started.wait(10)
+    later = [threading.Thread(target=group.wait) for _ in range(4)]
+    for t in later:
+        t.start()
+    time.sleep(0.1)  # all four wait for the next sync
+    release_first.set()
+    for t in [first, *later]:
+        t.join(10)
+    assert len(calls) == 2  # the four shared one sync
+    assert len(woken) == 4  # one woke to run it, three when it ended; none woke to wait again
