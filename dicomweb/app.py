@@ -35,9 +35,8 @@ from dicomweb import (
     wado_uri,
 )
 from dicomweb import oidc as oidc_face
-from dicomweb.coding import ContentCoding
 from dicomweb.edge import Edge
-from dicomweb.hardening import Digests, RateLimit
+from dicomweb.hardening import RateLimit
 from dicomweb.http import DICOMWEB_ROOT
 from dicomweb.portal import routes as portal_routes
 from dicomweb.rendering import ByteLRU, ChosenRows
@@ -165,12 +164,11 @@ def build_app(archive: Archive, settings: Settings, statement: dict[str, str] | 
     """
     auth = auth or yunying.auth.start(settings)
     # outermost: nothing unexpected reaches uvicorn's log, `//` collapsed before routing and auth,
-    # security headers on every answer (issue 12 parts 7-8)
+    # security headers on every answer (issue 12 parts 7-8); inside it, entered only by a request
+    # they can act on: hardening.Digests (Repr-Digest / Content-MD5 of the bytes sent, issue 12),
+    # then coding.ContentCoding (br / zstd / gzip as Accept-Encoding asks, RFC 9110 8.4)
     middleware = [Middleware(Edge, hsts=bool(settings.tls_cert), frame_ancestors=settings.frame_ancestors,
-                             cross_origin=bool(settings.cors_origins)),
-                  Middleware(Digests),  # Repr-Digest / Content-MD5 of the bytes sent (issue 12)
-                  # br / zstd / gzip as Accept-Encoding asks (RFC 9110 8.4)
-                  Middleware(ContentCoding, binary=settings.compress_frames)]
+                             cross_origin=bool(settings.cors_origins), binary=settings.compress_frames)]
     if settings.cors_origins:  # outside the auth check: preflights and refusals carry CORS headers
         middleware.append(Middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE", "OPTIONS"],

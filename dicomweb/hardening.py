@@ -14,7 +14,8 @@ from typing import IO, Any
 
 from starlette.concurrency import run_in_threadpool
 
-_DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]+(/series/[^/]+(/instances/[^/]+)?)?(/bulkdata/.*)?)$")
+# possessive (a UID holds no "/"): a frame's path is refused without backtracking through its UIDs
+_DOWNLOAD = re.compile(r"^/dicomweb/(wado|studies/[^/]++(/series/[^/]++(/instances/[^/]++)?)?(/bulkdata/.*)?)$")
 HOLD_BYTES = 512 << 20  # bodies held in memory at once, all answers together; the rest go to disk
 
 
@@ -124,6 +125,11 @@ class _Hasher:
         if self.md5 is not None:
             computed.append((b"content-md5", base64.b64encode(self.md5.digest())))
         return computed
+
+
+def wants_digest(path: str) -> bool:
+    """Whether a GET of `path` is a download Digests acts on even when no digest was asked for."""
+    return _DOWNLOAD.match(path) is not None
 
 
 class Digests:

@@ -1,6 +1,7 @@
 """QIDO-RS (PS3.18 10.6): parameters parsed at the edge into index.query.Query, results streamed."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,12 @@ STUDY, SERIES, SOP = "0020000D", "0020000E", "00080018"
 def representation(request: Request) -> str:
     """PS3.18 10.6.3.3: "json" (the default) or "xml" (multipart/related of PS3.19 NativeDicomModel
     parts, one per result), whichever the Accept header prefers; neither is a 406."""
-    for r in parse_accept(request.headers.get("accept")):
+    return _representation(request.headers.get("accept"))
+
+
+@functools.lru_cache(maxsize=256)  # a client sends the same Accept with every query (~5 us parsed)
+def _representation(accept: str | None) -> str:
+    for r in parse_accept(accept):
         inner = r.params.get("type", "").lower()
         if r.type in JSON_TYPES or (r.type == "multipart/related" and inner == "application/dicom+json"):
             return "json"

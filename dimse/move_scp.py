@@ -14,27 +14,22 @@ from pynetdicom.presentation import build_context
 from dimse.access import AccessPolicy
 from dimse.associations import tally
 from dimse.fastsend import accept_pre_encoded, own_socket, prepare_pdus
-from dimse.identifier import InvalidIdentifier, compile_retrieve, root_of
 from dimse.requestor import HANDLERS
 from dimse.retrieve import (
     accepted_syntaxes,
     contexts_for,
     datasets_to_send,
     direct_pending,
-    resolve,
+    refused,
+    resolve_request,
     sub_operations,
 )
-from dimse.store_scp import status
 from dimse.uids import VERIFICATION
-from yunying.errors import ArchiveError
 
 if TYPE_CHECKING:
     from yunying.archive import Archive
 
 log = logging.getLogger("yunying.dimse")
-
-PENDING, CANCELLED = 0xFF00, 0xFE00
-
 
 def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
               peers: Mapping[str, tuple[str, int]], tls: ssl.SSLContext | None = None) -> Iterator[Any]:
@@ -48,19 +43,7 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
         yield None, None
         return
     host, port = peers[dest]
-    problem: str | None = None
-    status_code = 0xA900
-    rows = []
-    try:
-        rows = resolve(archive, compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID))),
-                       policy.visibility(calling))
-    except InvalidIdentifier as exc:
-        problem, status_code = exc.reason, exc.status
-    except ArchiveError as exc:
-        problem, status_code = exc.reason, exc.dimse_status
-    except Exception as exc:  # noqa: BLE001 - the edge: any failure becomes a status
-        log.error("C-MOVE from %s: %s while resolving", calling, type(exc).__name__)
-        problem, status_code = "internal error while resolving the identifier", 0xC001
+    rows, failure = resolve_request(event, archive, policy.visibility(calling), "move")
     sub: dict[str, Association] = {}
 
     def grab(e: Event) -> None:
@@ -76,11 +59,9 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
         else:
             options["tls_args"] = (tls, host)
     yield host, port, options
-    if problem is not None:
+    if failure is not None:
         # pynetdicom only reports a handler's status once the destination is associated
-        tally(event, "move_refused")
-        yield 1
-        yield status(status_code, problem), None
+        yield from refused(event, "move_refused", failure)
         return
     yield len(rows)
     log.info("C-MOVE from %s: %d instances to %s", calling, len(rows), dest)
@@ -89,8 +70,4 @@ def on_c_move(event: Event, archive: Archive, policy: AccessPolicy,
     direct_pending(event.assoc)
     datasets = datasets_to_send(archive, rows, lambda cls: accepted_syntaxes(contexts, cls),
                                 prepare=(lambda ds: prepare_pdus(sub["assoc"], ds)) if sub else None)
-    for code, ds in sub_operations(event, datasets, "move"):
-        yield code, ds
-        if code == CANCELLED:
-            return
-    tally(event, "moved", len(rows))
+    yield from sub_operations(event, datasets, "move", "moved", len(rows))

@@ -17,8 +17,17 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import PresentationContext, build_context
 
+from dimse.associations import tally
 from dimse.fastsend import PreEncoded, part10_body, pending_rsp, send_command
-from dimse.identifier import RetrieveTarget, study_query, study_uids
+from dimse.identifier import (
+    InvalidIdentifier,
+    RetrieveTarget,
+    compile_retrieve,
+    root_of,
+    study_query,
+    study_uids,
+)
+from dimse.store_scp import status
 from dimse.syntaxes import NATIVE, choose_syntax
 from index.model import InstanceRow
 from yunying.auth.principal import EVERYTHING, Visibility
@@ -55,6 +64,31 @@ def resolve(archive: Archive, target: RetrieveTarget, visibility: Visibility = E
                 except UnknownResource:
                     continue
     return rows
+
+
+def resolve_request(event: Any, archive: Archive, visibility: Visibility,
+                    kind: str) -> tuple[list[InstanceRow], tuple[int, str] | None]:
+    """The instances a C-MOVE/C-GET request's identifier names, or, when it cannot be
+    resolved, the failure (status, reason) to answer with: the edge, no exception escapes."""
+    try:
+        target = compile_retrieve(event.identifier, root_of(str(event.request.AffectedSOPClassUID)))
+        return resolve(archive, target, visibility), None
+    except InvalidIdentifier as exc:
+        return [], (exc.status, exc.reason)
+    except ArchiveError as exc:
+        return [], (exc.dimse_status, exc.reason)
+    except Exception as exc:  # noqa: BLE001 - the edge: any failure becomes a status
+        calling = str(event.assoc.requestor.ae_title).strip()
+        log.error("C-%s from %s: %s while resolving", kind.upper(), calling, type(exc).__name__)
+        return [], (0xC001, "internal error while resolving the identifier")
+
+
+def refused(event: Any, counter: str, failure: tuple[int, str]) -> Iterator[Any]:
+    """The rest of a C-MOVE/C-GET handler that answers one failure: pynetdicom wants a
+    sub-operation count before any status."""
+    tally(event, counter)
+    yield 1
+    yield status(*failure), None
 
 
 def contexts_for(rows: Iterable[InstanceRow]) -> list[PresentationContext]:
@@ -101,8 +135,6 @@ def dataset_to_send(archive: Archive, row: InstanceRow, accepted: set[str]) -> D
     stub.file_meta = FileMetaDataset()
     stub.file_meta.TransferSyntaxUID = UNSENDABLE
     return stub
-
-
 
 
 PREFETCH = 4  # instances read ahead while the current one is being sent
@@ -179,10 +211,10 @@ def direct_pending(assoc: Association, interval: float = PENDING_INTERVAL_S) -> 
     dimse._yy_direct_pending = True  # type: ignore[attr-defined]
 
 
-def sub_operations(event: Any, datasets: Iterator[Any], kind: str) -> Iterator[tuple[int, Any]]:
-    """(Pending, instance) per C-MOVE/C-GET sub-operation; (Cancel, None) once C-CANCEL arrives (PS3.4 C.4.2.3)."""
-    from dimse.associations import tally
-
+def sub_operations(event: Any, datasets: Iterator[Any], kind: str, done: str,
+                   count: int) -> Iterator[tuple[int, Any]]:
+    """(Pending, instance) per C-MOVE/C-GET sub-operation; (Cancel, None) once C-CANCEL arrives
+    (PS3.4 C.4.2.3) and nothing after it; `count` tallied as `done` when all were sent."""
     try:
         for ds in datasets:
             if event.is_cancelled:
@@ -192,3 +224,4 @@ def sub_operations(event: Any, datasets: Iterator[Any], kind: str) -> Iterator[t
             yield 0xFF00, ds
     finally:
         datasets.close()  # type: ignore[attr-defined]
+    tally(event, done, count)

@@ -128,3 +128,15 @@ def test_counted_adds_to_an_open_window_only(tmp_path: Path) -> None:
     finally:
         t.close()  # writes the open window
     assert sorted(r["count"] for r in search(store.engine, limit=10)) == [1, 2]
+
+
+def test_values_longer_than_their_column_are_clipped_before_hashing(trail: Trail) -> None:
+    """Stored as they fit a PostgreSQL column, hashed as stored: the chain verifies."""
+    long_id, studies = "u" * 500, " ".join(["1.2.3"] * 1000)  # principal_id is String(200); studies Text
+    trail.submit({**_entry(1), "principal_id": long_id, "studies": studies}).result(10)
+    trail.submit(_entry(2)).result(10)
+    rows = sorted(search(trail.engine), key=lambda r: r["seq"])
+    assert rows[0]["principal_id"] == "u" * 200 and rows[0]["studies"] == studies
+    assert rows[1]["principal_id"] == "ris"
+    assert rows[1]["prev_hash"] == rows[0]["hash"] == chain.record_hash(KEY, rows[0])
+    assert verify(trail.engine, KEY) == (2, [])

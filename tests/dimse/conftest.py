@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,42 @@ def scp(archive: Archive, storescp_port: int) -> Iterator[DimseServer]:
     server = start_scp(archive, storescp_port)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def ingest_processes() -> int:
+    """How many ingest worker processes `pooled` starts; a test module overrides this fixture."""
+    return 1
+
+
+@pytest.fixture
+def pooled(tmp_path: Path, ingest_processes: int) -> Iterator[Archive]:
+    """An archive with ingest worker processes, which a storage association may be lent."""
+    arch = Archive(tmp_path / "data", ingest_processes=ingest_processes)
+    yield arch
+    arch.close()
+
+
+@pytest.fixture
+def pooled_scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
+    """An SCP over `pooled` that lends its storage associations to the ingest workers."""
+    server = start_scp(pooled, storescp_port, dimse_lend_workers=True)
+    yield server
+    server.stop()
+
+
+@contextmanager
+def dcmtk_storescp(port: int, out: Path, *extra: str, aet: str = "STORESCP") -> Iterator[Path]:
+    """DCMTK storescp writing what it receives into `out` (made here), stopped on leaving."""
+    out.mkdir()
+    proc = subprocess.Popen([str(DCMTK / "storescp"), *extra, "-aet", aet, "-od", str(out), str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc)
+        yield out
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture

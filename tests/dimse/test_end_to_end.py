@@ -1,13 +1,12 @@
 """`yunying serve` end to end: one archive behind DIMSE and DICOMweb (issue 3, part 5)."""
 from __future__ import annotations
 
-import subprocess
 from io import BytesIO
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, SCU_AET, collector, free_port, run, sample_file, wait_listening
+from conftest import SCU_AET, collector, dcmtk_storescp, free_port, run, sample_file
 from dicomweb_client.api import DICOMwebClient
 
 from benchmarks import net
@@ -68,19 +67,11 @@ def test_stow_then_c_find_and_c_get(server) -> None:
 def test_stow_then_c_move_to_storescp(server, tmp_path: Path, storescp_port: int) -> None:
     original = pydicom.dcmread(sample_file("JPEG2000.dcm"))
     DICOMwebClient(server.dicomweb_url, headers=server.headers).store_instances([original])
-    out = tmp_path / "received"
-    out.mkdir()
-    proc = subprocess.Popen([str(DCMTK / "storescp"), "+xa", "-aet", "STORESCP", "-od", str(out),
-                             str(storescp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(storescp_port, proc)
-    try:
+    with dcmtk_storescp(storescp_port, tmp_path / "received", "+xa") as out:
         res = run("movescu", "-S", "-aet", SCU_AET, "-aec", server.aet, "-aem", "STORESCP", "127.0.0.1",
                   str(server.dimse_port), "-k", "QueryRetrieveLevel=STUDY",
                   "-k", f"StudyInstanceUID={original.StudyInstanceUID}")
         assert res.returncode == 0, res.stderr
-    finally:
-        proc.terminate()
-        proc.wait(10)
     (got,) = [pydicom.dcmread(p) for p in out.iterdir()]
     assert got.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
     assert got.PixelData == original.PixelData  # the lossy bitstream, bit-exact

@@ -4,13 +4,12 @@ unless the peer's entry says wider; the short peers form keeps meaning the defau
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, collector, free_port, run, sample_file, wait_listening
+from conftest import collector, dcmtk_storescp, free_port, run, sample_file
 from pydicom.uid import generate_uid
 
 from benchmarks import net
@@ -88,12 +87,7 @@ def test_c_get_of_another_hospitals_study_sends_nothing(server: tuple[net.Yunyin
 
 def test_c_move_of_another_hospitals_study_moves_nothing(server: tuple[net.YunyingServer, int], tmp_path: Path) -> None:
     srv, receiver = server
-    out = tmp_path / "received"
-    out.mkdir()
-    proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "H2SCU", "-od", str(out), str(receiver)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(receiver, proc)
+    with dcmtk_storescp(receiver, tmp_path / "received", aet="H2SCU") as out:
         for target, expected in ((study(CT), 0), (study(MR), 1)):
             res = run("movescu", "-S", "-aet", "H2SCU", "-aec", srv.aet, "-aem", "H2SCU", "127.0.0.1",
                       str(srv.dimse_port), "-k", "QueryRetrieveLevel=STUDY",
@@ -102,9 +96,6 @@ def test_c_move_of_another_hospitals_study_moves_nothing(server: tuple[net.Yunyi
             # storescp writes each file before its C-STORE-RSP, and movescu returns after the last
             # sub-operation's: no wait needed; the MR's count also proves the CT sent nothing
             assert len(list(out.iterdir())) == expected
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_c_store_into_another_hospitals_study_is_refused(server: tuple[net.YunyingServer, int], tmp_path: Path) -> None:

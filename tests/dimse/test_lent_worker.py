@@ -8,35 +8,17 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pydicom
-import pytest
 from conftest import SCU_AET, make_instance, run, start_scp, stored_dataset, stored_sops
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from test_fastrecv import CT, MR, RawPeer, _aborted, _instance, _status, _store_pdus
 
 from dimse.fastsend import c_store_rq, message_pdus
-from dimse.server import DimseServer
 from index.model import Origin
 from yunying.archive import Archive
 from yunying.workers import IngestPool
-
-
-@pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[Archive]:
-    arch = Archive(tmp_path / "data", ingest_processes=1)
-    yield arch
-    arch.close()
-
-
-@pytest.fixture
-def scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
-    server = start_scp(pooled, storescp_port, dimse_lend_workers=True)
-    yield server
-    server.stop()
 
 
 def _pool(archive: Archive) -> IngestPool:
@@ -44,10 +26,10 @@ def _pool(archive: Archive) -> IngestPool:
     return archive._pool
 
 
-def test_pynetdicom_store_in_a_lent_worker_reads_back_at_once(scp, pooled, tmp_path) -> None:
+def test_pynetdicom_store_in_a_lent_worker_reads_back_at_once(pooled_scp, pooled, tmp_path) -> None:
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context(CT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    assoc = ae.associate("127.0.0.1", pooled_scp.port, ae_title="YUNYING")
     assert assoc.is_established
     lent: list[int] = []
     try:
@@ -63,11 +45,11 @@ def test_pynetdicom_store_in_a_lent_worker_reads_back_at_once(scp, pooled, tmp_p
     assert lent and os.getpid() not in lent, "the association was not served by a lent worker"
 
 
-def test_storescu_in_a_lent_worker_and_the_worker_is_kept(scp, pooled, tmp_path) -> None:
+def test_storescu_in_a_lent_worker_and_the_worker_is_kept(pooled_scp, pooled, tmp_path) -> None:
     files = [_instance(tmp_path, i)[0] for i in range(4)]
     started = _pool(pooled).pids()
     for shard in (files[:2], files[2:]):
-        res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port), *map(str, shard))
+        res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(pooled_scp.port), *map(str, shard))
         assert res.returncode == 0, res.stderr
     assert {str(pydicom.dcmread(f).SOPInstanceUID) for f in files} <= stored_sops(pooled)
     pool = _pool(pooled)
@@ -75,13 +57,13 @@ def test_storescu_in_a_lent_worker_and_the_worker_is_kept(scp, pooled, tmp_path)
     assert pool.pids() == started and not pool.lent_pids() and pool._workers
 
 
-def test_resend_and_conflict_follow_the_one_rule(scp, pooled, tmp_path) -> None:
+def test_resend_and_conflict_follow_the_one_rule(pooled_scp, pooled, tmp_path) -> None:
     study, series, sop = generate_uid(), generate_uid(), generate_uid()
     first = make_instance(tmp_path / "a.dcm", study=study, series=series, sop=sop)
     elsewhere = make_instance(tmp_path / "b.dcm", study=study, series=generate_uid(), sop=sop)
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context(CT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    assoc = ae.associate("127.0.0.1", pooled_scp.port, ae_title="YUNYING")
     try:
         assert assoc.send_c_store(pydicom.dcmread(first)).Status == 0
         assert assoc.send_c_store(pydicom.dcmread(first)).Status == 0  # identical resend: nothing changes
@@ -93,8 +75,8 @@ def test_resend_and_conflict_follow_the_one_rule(scp, pooled, tmp_path) -> None:
     assert len(pooled.instances(study)) == 1
 
 
-def test_bad_input_refused_and_the_association_goes_on(scp, pooled, tmp_path) -> None:
-    peer = RawPeer(scp.port, [CT])
+def test_bad_input_refused_and_the_association_goes_on(pooled_scp, pooled, tmp_path) -> None:
+    peer = RawPeer(pooled_scp.port, [CT])
     bad_sop = generate_uid()
     peer.send(*message_pdus(1, c_store_rq(CT, bad_sop, 3), b"\x08\x00\x16\x00", 16384))  # no element
     fields = peer.response()
@@ -111,37 +93,37 @@ def test_bad_input_refused_and_the_association_goes_on(scp, pooled, tmp_path) ->
     assert not any(ds.SOPInstanceUID in p.name or bad_sop in p.name for p in objects.rglob("*"))
 
 
-def test_malformed_pdata_in_a_lent_worker_aborts_and_stores_nothing(scp, pooled, tmp_path) -> None:
-    peer = RawPeer(scp.port, [CT])
+def test_malformed_pdata_in_a_lent_worker_aborts_and_stores_nothing(pooled_scp, pooled, tmp_path) -> None:
+    peer = RawPeer(pooled_scp.port, [CT])
     path, ds = _instance(tmp_path)
     pdus = _store_pdus(ds, path, max_pdu=4096)
     peer.send(*pdus[:3], struct.pack(">BBIIBB", 4, 0, 12, 400, 1, 3) + bytes(6))  # an item overrunning its PDU
     assert _aborted(peer)
     peer.close()
     path2, ds2 = _instance(tmp_path, 2)
-    res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port), str(path2))
+    res = run("storescu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(pooled_scp.port), str(path2))
     assert res.returncode == 0, res.stderr
     assert stored_sops(pooled) == {str(ds2.SOPInstanceUID)}
 
 
-def test_cut_off_mid_instance_in_a_lent_worker_stores_nothing(scp, pooled, tmp_path) -> None:
-    peer = RawPeer(scp.port, [CT], max_pdu=4096)
+def test_cut_off_mid_instance_in_a_lent_worker_stores_nothing(pooled_scp, pooled, tmp_path) -> None:
+    peer = RawPeer(pooled_scp.port, [CT], max_pdu=4096)
     path, ds = _instance(tmp_path)
     pdus = _store_pdus(ds, path, max_pdu=4096)
     peer.send(*pdus[:len(pdus) // 2])
     peer.close()
-    res = run("echoscu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(scp.port))
+    res = run("echoscu", "-aet", SCU_AET, "-aec", "YUNYING", "127.0.0.1", str(pooled_scp.port))
     assert res.returncode == 0, res.stderr
     assert not stored_sops(pooled)
     assert not [p for p in (pooled.data_dir / "store" / "objects").rglob("*") if p.is_file()]
 
 
-def test_a_write_while_the_pool_worker_is_lent_gets_another(scp, pooled, tmp_path) -> None:
+def test_a_write_while_the_pool_worker_is_lent_gets_another(pooled_scp, pooled, tmp_path) -> None:
     """The pool's only worker lent to a long association: a STOW-like write starts another
     instead of waiting for the association to end."""
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context(CT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    assoc = ae.associate("127.0.0.1", pooled_scp.port, ae_title="YUNYING")
     try:
         _path, ds = _instance(tmp_path)
         assert assoc.send_c_store(ds).Status == 0
@@ -158,11 +140,11 @@ def pooled_origin() -> Origin:
     return Origin("dicomweb", "test")
 
 
-def test_a_lent_worker_killed_aborts_its_association_and_loses_nothing(scp, pooled, tmp_path) -> None:
+def test_a_lent_worker_killed_aborts_its_association_and_loses_nothing(pooled_scp, pooled, tmp_path) -> None:
     files = [_instance(tmp_path, i)[0] for i in range(6)]
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context(CT, ExplicitVRLittleEndian)
-    assoc = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")
+    assoc = ae.associate("127.0.0.1", pooled_scp.port, ae_title="YUNYING")
     for path in files[:3]:
         assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0
     (pid,) = _pool(pooled).lent_pids()
@@ -172,7 +154,7 @@ def test_a_lent_worker_killed_aborts_its_association_and_loses_nothing(scp, pool
     assert "Status" not in answer, "a store the dead worker was reading got a status"
     assoc.join(10)  # pynetdicom's own threads notice the end a moment later
     assert not assoc.is_established, "the association of a dead worker ends"
-    again = ae.associate("127.0.0.1", scp.port, ae_title="YUNYING")  # the sender resends: a new worker
+    again = ae.associate("127.0.0.1", pooled_scp.port, ae_title="YUNYING")  # the sender resends: a new worker
     try:
         for path in files[3:]:
             assert again.send_c_store(pydicom.dcmread(path)).Status == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DCMTK, SCP_AET, SCU_AET, make_instance, run, sample_file, wait_listening
+from conftest import SCP_AET, SCU_AET, dcmtk_storescp, make_instance, run, sample_file
 
 from index.model import Origin
 
@@ -127,15 +127,8 @@ def test_find_from_unknown_ae_rejected(scp, loaded) -> None:
 
 @pytest.fixture
 def storescp(storescp_port: int, tmp_path: Path, request):
-    out = tmp_path / "received"
-    out.mkdir()
-    extra = getattr(request, "param", [])
-    proc = subprocess.Popen([str(DCMTK / "storescp"), *extra, "-aet", "STORESCP", "-od", str(out),
-                             str(storescp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(storescp_port, proc)
-    yield out
-    proc.terminate()
-    proc.wait(10)
+    with dcmtk_storescp(storescp_port, tmp_path / "received", *getattr(request, "param", [])) as out:
+        yield out
 
 
 def move(port: int, *keys: str, dest: str = "STORESCP", root: str = "-S") -> subprocess.CompletedProcess[str]:

@@ -2,23 +2,21 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pydicom
 import pytest
 from conftest import (
-    DCMTK,
     SCP_AET,
     SCU_AET,
     collector,
+    dcmtk_storescp,
     free_port,
     make_instance,
     sample_file,
     start_scp,
     stored_sops,
-    wait_listening,
 )
 from pydicom import Dataset
 from pynetdicom.presentation import build_context
@@ -211,12 +209,7 @@ def test_cli_store_and_move_to_storescp(tmp_path: Path, storescp_port: int) -> N
         arch.store(make_instance(tmp_path / f"s{i}.dcm", study="1.2.6.1", series="1.2.6.1.1",
                                  sop=f"1.2.6.1.1.{i}"), Origin("import", "t"))
     arch.close()
-    out = tmp_path / "received"
-    out.mkdir()
-    proc = subprocess.Popen([str(DCMTK / "storescp"), "-aet", "STORESCP", "-od", str(out), str(storescp_port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_listening(storescp_port, proc)
+    with dcmtk_storescp(storescp_port, tmp_path / "received") as out:
         assert yunying_main(["dimse", "store", "127.0.0.1", str(storescp_port), "--called", "STORESCP",
                              "--study", "1.2.6.1", "--data", str(data)]) == 0
         assert len(list(out.iterdir())) == 2
@@ -232,9 +225,6 @@ def test_cli_store_and_move_to_storescp(tmp_path: Path, storescp_port: int) -> N
             scp.stop()
             served.close()
         assert len(list(out.iterdir())) == 2
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_scp_sockets_have_nodelay(scp) -> None:

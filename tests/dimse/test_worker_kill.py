@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import SCP_AET, SCU_AET, make_instance, start_scp, stored_dataset, stored_sops
+from conftest import SCP_AET, SCU_AET, make_instance, stored_dataset, stored_sops
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 
@@ -28,17 +27,8 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 
 
 @pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[Archive]:
-    arch = Archive(tmp_path / "data", ingest_processes=2)
-    yield arch
-    arch.close()
-
-
-@pytest.fixture
-def pooled_scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
-    server = start_scp(pooled, storescp_port, dimse_lend_workers=True)
-    yield server
-    server.stop()
+def ingest_processes() -> int:
+    return 2  # two workers to kill while three associations store
 
 
 def _send(port: int, files: list[Path], statuses: dict[str, int], aborts: list[int]) -> None:

@@ -172,7 +172,8 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     """Starlette's path syntax as an anchored regex."""
     out, pos = "^", 0
     for m in re.finditer(r"{([a-zA-Z_]\w*)(:path)?}", pattern):
-        out += re.escape(pattern[pos:m.start()]) + (".*" if m.group(2) else "[^/]+")
+        # possessive: a segment holds no "/", so a path that does not fit fails without backtracking
+        out += re.escape(pattern[pos:m.start()]) + (".*" if m.group(2) else "[^/]++")
         pos = m.end()
     return re.compile(out + re.escape(pattern[pos:]) + "$")
 

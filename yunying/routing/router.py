@@ -31,7 +31,10 @@ log = logging.getLogger("yunying.routing")
 BATCH = 64  # instances per association / STOW request
 COMMIT_WAIT_S = 30.0  # the longest a store waits for its forwards' commit (the store being away)
 MAX_BACKOFF = 3600
-IDLE_S = 2.0  # the longest the sender sleeps: how soon it sees a change made by another process
+# The sender wakes when this process's forwards are committed (`flush`), a rule is resumed or
+# items are retried; IDLE_S is only the fallback poll: how soon it sees a change made by
+# another process (the `yunying routing` CLI) in the shared store.
+IDLE_S = 2.0
 
 
 class UnknownRule(ArchiveError):
@@ -145,7 +148,7 @@ class Router:
             self._committed = max(self._committed, upto)
             self._committed_cond.notify_all()
         if rows:
-            self._wake.set()
+            self._wake.set()  # the sender sends them now, not at its next poll (tests/routing/test_wake.py)
 
     # -- sending -----------------------------------------------------------------------------
     def _run(self) -> None:
