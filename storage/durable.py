@@ -33,33 +33,48 @@ class GroupSync:
         self._fn = _syncfs()
         self.enabled = wanted and self._fn is not None
         self._root = str(root)
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, threading.Condition] = {}  # sync number -> the writers waiting for it
         self._started = 0
         self._done = 0
         self._running = False
 
     def wait(self) -> None:
         """Return once everything this thread wrote before the call is on stable storage."""
-        with self._cond:
+        with self._lock:
             need = self._started + 1
             while self._done < need:
                 if self._running:
-                    self._cond.wait()
+                    cond = self._waiting.get(need)
+                    if cond is None:
+                        cond = self._waiting[need] = threading.Condition(self._lock)
+                    cond.wait()
                     continue
                 self._running = True
                 self._started += 1
                 mine = self._started
                 ok = False
-                self._cond.release()
+                self._lock.release()
                 try:
                     self._sync()
                     ok = True
                 finally:
-                    self._cond.acquire()
+                    self._lock.acquire()
                     self._running = False
                     if ok:  # a failed sync raises in its caller; the writers it was to cover try again
                         self._done = mine
-                    self._cond.notify_all()
+                    self._wake(ok)
+
+    def _wake(self, ok: bool) -> None:
+        """Wake the writers a sync covered, and one of those waiting for the next to run it. One
+        condition for all woke every waiter at each sync, most only to wait again: a thread
+        switch and a GIL hand-off each in the server (issue 9 part 3). After a failure all retry."""
+        for number in sorted(self._waiting):
+            if number <= self._done or not ok:
+                self._waiting.pop(number).notify_all()
+            else:
+                self._waiting[number].notify()
+                return
 
     def _sync(self) -> None:
         fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)

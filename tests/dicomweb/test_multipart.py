@@ -95,3 +95,23 @@ def test_any_chunking_gives_the_reference_parts(parts: list[bytes], sizes: list[
     body = body_of(parts, b"bd")
     got = [d for _, d in split(body, b"bd", sizes)]
     assert got == parts == reference(body, b"bd")
+
+
+def test_every_cut_into_three_chunks_gives_the_parts() -> None:
+    """Part data goes out as views of the chunks, only a delimiter's start is buffered: every
+    place a delimiter, a header or part data may be cut at must still give the same parts."""
+    parts = [b"x\r\n-", b"", b"\r\n--b"]
+    for body in (body_of(parts, b"bd"), body_of(parts, b"bd").removesuffix(b"\r\n")):  # may end at "--"
+        _every_cut(body, parts)
+
+
+def _every_cut(body: bytes, parts: list[bytes]) -> None:
+    for i in range(1, len(body)):
+        for j in range(i, len(body) + 1):
+            sink = Sink()
+            splitter = MultipartSplitter(b"bd", sink)
+            for chunk in (body[:i], body[i:j], body[j:]):
+                if chunk:
+                    splitter.feed(chunk)
+            splitter.close()
+            assert [d for _, d in sink.parts] == parts, (i, j)

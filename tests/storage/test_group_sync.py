@@ -6,8 +6,13 @@ import itertools
 import random
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from storage import durable
 from storage.durable import GroupSync
 
 
@@ -53,8 +58,10 @@ def test_every_writer_returns_after_a_sync_that_started_after_it_arrived(tmp_pat
     assert len(syncs) < 160  # syncs were shared
 
 
-def test_a_failed_sync_releases_nobody_it_was_to_cover(tmp_path: Path) -> None:
-    group = _group(tmp_path)
+def _first_sync_held(group: GroupSync, writer: Callable[[], None], later: int,
+                     later_sync: Callable[[int], None]) -> int:
+    """`writer` in a thread whose sync is held until `later` more writers wait, then let go;
+    the later syncs run `later_sync(its number)`. How many syncs ran."""
     first_started, release_first = threading.Event(), threading.Event()
     calls = []
 
@@ -63,11 +70,30 @@ def test_a_failed_sync_releases_nobody_it_was_to_cover(tmp_path: Path) -> None:
         if len(calls) == 1:
             first_started.set()
             release_first.wait(10)
-        elif len(calls) == 2:
-            raise OSError(5, "I/O error")  # the sync the two later writers share
+        else:
+            later_sync(len(calls))
 
     group._sync = fake_sync  # type: ignore[method-assign]
+    first = threading.Thread(target=writer)
+    first.start()
+    assert first_started.wait(10)
+    others = [threading.Thread(target=writer) for _ in range(later)]
+    for t in others:
+        t.start()
+    time.sleep(0.1)  # all wait for the first sync to end
+    release_first.set()
+    for t in [first, *others]:
+        t.join(10)
+    return len(calls)
+
+
+def test_a_failed_sync_releases_nobody_it_was_to_cover(tmp_path: Path) -> None:
+    group = _group(tmp_path)
     outcomes: list[str] = []
+
+    def second_fails(number: int) -> None:
+        if number == 2:
+            raise OSError(5, "I/O error")  # the sync the two later writers share
 
     def writer() -> None:
         try:
@@ -76,15 +102,25 @@ def test_a_failed_sync_releases_nobody_it_was_to_cover(tmp_path: Path) -> None:
         except OSError:
             outcomes.append("error")
 
-    first = threading.Thread(target=writer)
-    first.start()
-    assert first_started.wait(10)
-    later = [threading.Thread(target=writer) for _ in range(2)]
-    for t in later:
-        t.start()
-    time.sleep(0.1)  # both wait for the first sync to end
-    release_first.set()
-    for t in [first, *later]:
-        t.join(10)
+    syncs = _first_sync_held(group, writer, 2, second_fails)
     # the second sync failed in one writer; the other got a third sync of its own, not a pass
-    assert sorted(outcomes) == ["durable", "durable", "error"] and len(calls) == 3
+    assert sorted(outcomes) == ["durable", "durable", "error"] and syncs == 3
+
+
+def test_writers_waiting_for_the_next_sync_sleep_through_the_one_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The end of a sync wakes only the writers it covered and one writer to run the next: each
+    writer woken only to wait again is a thread switch and a GIL hand-off in the server."""
+    woken = []
+
+    class Counting(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            got = super().wait(timeout)
+            woken.append(1)
+            return got
+
+    # only the group's conditions count (threads and events use conditions too)
+    monkeypatch.setattr(durable, "threading", SimpleNamespace(Condition=Counting, Lock=threading.Lock))
+    group = _group(tmp_path)
+    # the second sync long enough for a writer woken in vain to wait again
+    assert _first_sync_held(group, group.wait, 4, lambda _: time.sleep(0.1)) == 2  # the four shared one
+    assert len(woken) == 4  # one woke to run it, three when it ended; none woke to wait again
