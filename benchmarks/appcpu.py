@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.layers import _call
+
 KEY = "yy_appcpu_benchmark_key_0123456789abcdef"
 HERE = Path(__file__).resolve()
 
@@ -33,21 +35,6 @@ def _scope(path: str, query: str, accept: str) -> dict[str, Any]:
             "query_string": query.encode(), "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080),
             "headers": [(b"host", b"archive"), (b"accept", accept.encode()),
                         (b"authorization", f"Bearer {KEY}".encode())]}
-
-
-async def _call(app: Any, scope: dict[str, Any]) -> int:
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-
-    await app(dict(scope, headers=list(scope["headers"])), receive, send)
-    return status
 
 
 def measure(rounds: int, n: int, process: bool) -> dict[str, tuple[float, float]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from pydicom import Dataset
@@ -97,7 +98,11 @@ def _empty(value: Any) -> bool:
 
 
 def _person_name(v: Any) -> dict[str, str]:
-    comps = v.components
+    return pn_groups(v.components)
+
+
+def pn_groups(comps: Sequence[str]) -> dict[str, str]:
+    """A PersonName's component groups (at least one) as a DICOM JSON PN value (PS3.18 F.2.2)."""
     out = {"Alphabetic": comps[0]}
     if len(comps) > 1:
         out["Ideographic"] = comps[1]

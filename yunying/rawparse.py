@@ -25,7 +25,7 @@ import pydicom.uid
 from pydicom.dataelem import _LUT_DESCRIPTOR_TAGS
 from pydicom.uid import UID
 
-from yunying.dicomjson import _INLINE_MAX, BULK_PREFIX, PIXEL_DATA
+from yunying.dicomjson import _INLINE_MAX, BULK_PREFIX, PIXEL_DATA, pn_groups
 
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
@@ -333,14 +333,7 @@ def _person_name(value: str) -> dict[str, str] | None:
     comps = value.split("=")
     while comps and not comps[-1]:
         comps.pop()
-    if not comps:
-        return None
-    out = {"Alphabetic": comps[0]}
-    if len(comps) > 1:
-        out["Ideographic"] = comps[1]
-    if len(comps) > 2:
-        out["Phonetic"] = comps[2]
-    return out
+    return pn_groups(comps) if comps else None
 
 
 def single(js: dict[str, Any], key: str) -> Any:
