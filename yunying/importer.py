@@ -81,7 +81,7 @@ def run_import(args: argparse.Namespace) -> int:
         try:
             settings = _settings(args)
             archive = Archive(settings.data, durability=settings.durability,
-                              ingest_processes=settings.ingest_workers(),
+                              ingest_processes=settings.ingest_workers(), inline_bytes=settings.ingest_inline_bytes,
                               issuer_hospitals=settings.issuer_hospitals)
         except InUse:  # DuckDB refuses a second writer: the server holds the data folder
             print("yunying import: the data folder is in use by a running server; "

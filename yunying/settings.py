@@ -35,6 +35,7 @@ class Settings:
     log_level: str = "info"
     durability: str = "group"  # "group": one syncfs per group of writes (Linux); "file": fsync every file
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
+    ingest_inline_bytes: int = 65536  # instances smaller than this are written in the server even when stores overlap; 0: all go to workers then
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP), in temporary files
     compress_frames: bool = True  # Content-Encoding for octet-stream frames and bulk data (JSON/XML always)
@@ -114,6 +115,8 @@ class Settings:
                 raise SettingError(f"{name}: must be 0 or more (MiB)")
         if not isinstance(self.ingest_processes, int) or self.ingest_processes < -1:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
+        if not isinstance(self.ingest_inline_bytes, int) or self.ingest_inline_bytes < 0:
+            raise SettingError(f"ingest_inline_bytes: {self.ingest_inline_bytes!r} is not 0 (off) or a size in bytes")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
         if self.audit_syslog and not self.audit_syslog.startswith(("tls://", "tcp://")):

@@ -96,3 +96,29 @@ def test_after_an_overlap_the_next_lone_stores_go_to_a_worker_until_it_is_old(
     assert calls == ["worker", "worker"]
     pooled.flush()
     assert sorted(r.sop for r in pooled.instances(study)) == sorted(ds.SOPInstanceUID for ds in items)
+
+
+@pytest.mark.parametrize("as_file", [False, True])
+def test_while_stores_overlap_a_small_instance_is_written_here_a_large_one_in_a_worker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_file: bool) -> None:
+    archive = Archive(tmp_path / "data", ingest_processes=1, inline_bytes=64 * 1024)
+    try:
+        calls = _counting(archive, monkeypatch)
+        # stores overlapped a moment ago (how that is detected: the test above)
+        archive._overlap_until = time.monotonic() + 60
+        study = make_ct().StudyInstanceUID
+        small = part10(make_ct(study, rows=16, cols=16, number=1))
+        large = part10(make_ct(study, rows=256, cols=256, number=2))  # 128 KiB of pixels
+        assert len(small) < 64 * 1024 < len(large)
+        sources: list[bytes | Path] = [small, large]
+        if as_file:  # a spooled STOW part / received file: its size is read from the file
+            sources = [tmp_path / "small.dcm", tmp_path / "large.dcm"]
+            sources[0].write_bytes(small)  # type: ignore[union-attr]
+            sources[1].write_bytes(large)  # type: ignore[union-attr]
+        assert archive.store(sources[0], ORIGIN).outcome == "stored"
+        assert calls == []
+        assert archive.store(sources[1], ORIGIN).outcome == "stored"
+        assert calls == ["worker"]
+        assert len(archive.instances(study)) == 2
+    finally:
+        archive.close()
