@@ -1,5 +1,6 @@
 """The master index's pinyin table (yunying.mpi.pinyin) reads every name as pypinyin does,
-without the 11 MiB pypinyin costs the server from its import (issue 9 part 5)."""
+without the 11 MiB pypinyin costs the server from its import (issue 9 part 5;
+tests/yunying/test_startup_imports.py keeps pypinyin out of the server's imports)."""
 from __future__ import annotations
 
 import json
@@ -9,9 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from benchmarks.net import start_yunying
 from yunying.mpi import pinyin
 from yunying.mpi.scoring import Demographics, compare, pinyin_of
 
@@ -53,14 +51,3 @@ def test_homophones_and_latin_names_compare_by_pinyin() -> None:
     assert compare(Demographics("张伟"), Demographics("李娜"))["name"] == "different"
     assert "pypinyin" not in sys.modules  # reading names needs none of it
 
-
-def test_the_server_never_imports_pypinyin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A server's imports, as `python -X importtime` lists them: the master index is there,
-    pypinyin is not (importing it at module level again costs every server 11 MiB)."""
-    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
-    server = start_yunying(tmp_path / "data")
-    server.stop()
-    imported = {line.rsplit("|", 1)[1].strip() for line in server.log_path.read_text().splitlines()
-                if line.startswith("import time:") and line.count("|") == 2}
-    assert {"yunying.mpi.scoring", "yunying.mpi.pinyin", "rapidfuzz"} <= imported
-    assert not {m for m in imported if m.split(".")[0] == "pypinyin"}
