@@ -5,7 +5,8 @@ entries: 11 MiB of the server's memory from its first import (issue 9 part 5), f
 reads one character at a time with the first reading of each. `pinyin.txt` holds exactly that
 first, toneless reading (what `lazy_pinyin(c, style=Style.NORMAL)` gives with
 PYPINYIN_NO_PHRASES), one line per syllable: `zhang 5f20 7ae0 ...` (hex code points).
-Regenerate it after upgrading pypinyin: `python -m yunying.mpi.pinyin` (tests/mpi/
+The readings are pypinyin's data (MIT licence; pypinyin 0.55.0 by mozillazg, from its
+pinyin-data); regenerate it after upgrading pypinyin: `python -m yunying.mpi.pinyin` (tests/mpi/
 test_pinyin.py compares every character with pypinyin).
 """
 from __future__ import annotations
