@@ -57,3 +57,19 @@ def test_drain_links_at_once(monkeypatch: Any) -> None:
         assert sum(n for _, n in index.calls) == 1 and time.monotonic() - t < 5
     finally:
         feeder.close()
+
+
+def test_a_patient_is_queued_again_only_when_their_facts_change(monkeypatch: Any) -> None:
+    """The feed remembers hashes of what it queued (issue 9 part 5), with the facts' meaning."""
+    monkeypatch.setattr(feed, "QUIET_S", 30.0)
+    index = Recorder()
+    feeder = Feeder(index)  # type: ignore[arg-type]
+    try:
+        renamed = record(1)
+        renamed.json["00100010"] = {"vr": "PN", "Value": [{"Alphabetic": "A^C"}]}
+        for rec in (record(1), record(1), record(2), record(1), renamed, renamed):
+            feeder(rec, None)
+        feeder.drain()
+        assert sum(n for _, n in index.calls) == 3  # P1, P2, P1 renamed
+    finally:
+        feeder.close()

@@ -38,7 +38,10 @@ class Feeder:
 
     def __init__(self, index: PatientIndex) -> None:
         self.index = index
-        self._seen: dict[tuple[str, str], PatientFacts] = {}
+        # hash of (issuer, patient ID) -> hash of the facts last queued: ~100 bytes an entry where
+        # the facts themselves held ~400-600 (up to ~100 MB at SEEN_MAX, issue 9 part 5); two
+        # patients alike in both 64-bit hashes would leave the second to `yunying mpi rebuild`
+        self._seen: dict[int, int] = {}
         self._queue: queue.Queue[PatientFacts | None] = queue.Queue()
         self._last = 0.0  # when the archive last reported a store
         self._now = threading.Event()  # set: link without waiting for a pause (drain, close)
@@ -50,12 +53,12 @@ class Feeder:
         facts = facts_from_json(record.json, record.origin)
         if facts is None:
             return
-        key = (facts.issuer, facts.patient_id)
-        if self._seen.get(key) == facts:
+        key, seen = hash((facts.issuer, facts.patient_id)), hash(facts)
+        if self._seen.get(key) == seen:
             return
         if len(self._seen) >= SEEN_MAX:
             self._seen.clear()
-        self._seen[key] = facts
+        self._seen[key] = seen
         self._queue.put(facts)
 
     def on_record(self, event: PatientEvent) -> None:

@@ -3,7 +3,7 @@
 Each field is compared into a level (exact, close, different, missing); a level's weight is
 log2(m/u), m the probability of that level among records of one person, u among records of
 different people. A pair's score is the sum of its fields' weights. String closeness is
-rapidfuzz's Jaro-Winkler; names are also compared by their pinyin (pypinyin), so 张伟 and 章伟
+rapidfuzz's Jaro-Winkler; names are also compared by their pinyin (yunying.mpi.pinyin), so 张伟 and 章伟
 (a clerk's homophone) or ZHANG^WEI from a device without Chinese input stay close.
 
 The m/u values below are priors for Chinese hospital registries (a common name such as 张伟
@@ -15,18 +15,14 @@ In a large registry `name_frequency_adjustment` replaces the exact-name u by the
 from __future__ import annotations
 
 import math
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-# pypinyin's phrase dictionary (readings of multi-character words) held 55 MB of the server's
-# memory (issue 9 part 5) for names, which it reads character by character anyway: without
-# it every character takes its usual reading, the same on both records compared
-os.environ.setdefault("PYPINYIN_NO_PHRASES", "1")
-from pypinyin import Style, lazy_pinyin  # after the setting it reads at import
 from rapidfuzz.distance import JaroWinkler
+
+from yunying.mpi import pinyin
 
 # field -> level -> (m, u)
 PRIORS: dict[str, dict[str, tuple[float, float]]] = {
@@ -58,10 +54,10 @@ def clean_name(name: str) -> str:
     return re.sub(r"[\s^=·.]+", "", unicodedata.normalize("NFKC", name)).lower()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)  # a few µs per name now (a table lookup per character): a small cache
 def pinyin_of(name: str) -> str:
     """Toneless pinyin of the Han characters, Latin letters kept: 张伟 -> zhangwei."""
-    return "".join(lazy_pinyin(clean_name(name), style=Style.NORMAL, errors="default"))
+    return pinyin.of(clean_name(name))
 
 
 def compare(a: Demographics, b: Demographics) -> dict[str, str]:

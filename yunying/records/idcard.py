@@ -65,6 +65,8 @@ def parse_id_card(value: str) -> IdCard:
 
 def is_valid(value: str) -> bool:
     """Whether value is a well-formed resident ID number with a correct check character."""
+    if len(value or "") < 18:  # normalising only removes characters: most PatientIDs end here, without an exception
+        return False
     try:
         parse_id_card(value)
     except InvalidIdCard:
