@@ -5,7 +5,7 @@ import os
 import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pydicom
 import pytest
@@ -13,6 +13,9 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file, get_testdata_files
 
 from benchmarks.net import YunyingServer, start_yunying
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +32,22 @@ def fresh_server(tmp_path: Path) -> Iterator[YunyingServer]:
     srv = start_yunying(tmp_path / "data")
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def ingest_processes() -> int:
+    """How many ingest worker processes `pooled` starts; a test module overrides this fixture."""
+    return 1
+
+
+@pytest.fixture
+def pooled(tmp_path: Path, ingest_processes: int) -> Iterator[Archive]:
+    """An archive with ingest worker processes (a storage association may be lent one)."""
+    from yunying.archive import Archive  # here: most tests never need the archive's imports
+
+    arch = Archive(tmp_path / "data", ingest_processes=ingest_processes)
+    yield arch
+    arch.close()
 
 
 def start_with_env(data: Path, **env: str) -> YunyingServer:
