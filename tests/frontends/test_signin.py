@@ -77,6 +77,16 @@ def storage(page: Any, key: str) -> str | None:
     return page.evaluate("(k) => sessionStorage.getItem(k)", key)
 
 
+def refused_by_archive(srv: YunyingServer, token: str | None, timeout: float = 10) -> None:
+    """Wait (polling, with a deadline) until the archive answers 401 to `token`: its revocation
+    reached the authorization point, so what the page sees next is the revoked-grant path."""
+    deadline = time.monotonic() + timeout
+    while (status := httpx.get(f"{srv.dicomweb_url}/studies", params={"limit": "1"},
+                               headers={"Authorization": f"Bearer {token}"}).status_code) != 401:
+        assert time.monotonic() < deadline, f"the revoked access token still gets {status}"
+        time.sleep(0.05)
+
+
 def test_a_doctor_opens_a_study_signs_in_and_keeps_working(srv: YunyingServer, study: str, open_page: Any) -> None:
     password = new_doctor(srv, "dr.wang")
     p = open_page(**PHONE)
@@ -106,7 +116,7 @@ def test_a_doctor_opens_a_study_signs_in_and_keeps_working(srv: YunyingServer, s
 
     # ... which the page survives: the revoked tokens get a 401, renewal fails, and the browser goes
     # through the provider, whose login session answers at once: no password asked again
-    time.sleep(1)
+    refused_by_archive(srv, storage(page, TOKEN))
     page.reload()
     page.wait_for_url(re.compile(r"/viewer/\?code="))  # back from the provider with a new code
     page.wait_for_url(address)
