@@ -21,7 +21,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from tests.auth.test_postgres_store import pg_url  # noqa: F401 - the fixture: a fresh PostgreSQL database
 from yunying.auth.store import Store, open_store, schema_migrations
 from yunying.portal import schema
 
@@ -113,7 +112,7 @@ def test_sqlites_before_3_35_rebuild_the_tables(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.fixture
-def pg(pg_url: str, tmp_path: Path) -> Iterator[Store]:  # noqa: F811 - pytest's fixture argument
+def pg(pg_url: str, tmp_path: Path) -> Iterator[Store]:
     store = open_store(tmp_path / "data", pg_url)
     yield store
     store.engine.dispose()

@@ -1,23 +1,17 @@
 """Fixtures of the record tests: a record store on a fresh app-state database, hospital databases."""
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import missing_tool
 from yunying.archive import Archive
 from yunying.auth.store import open_store
 from yunying.pii import new_key_line, parse
 from yunying.records.idcard import check_character
 from yunying.records.store import RecordStore
 
-PG = os.environ.get("YUNYING_TEST_POSTGRES", "")
 KEYS = parse(new_key_line("blind") + new_key_line("seal", "k1"))
 
 
@@ -38,23 +32,6 @@ def records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordSt
     store = open_store(tmp_path / "data", url)
     yield RecordStore(store, KEYS)
     store.engine.dispose()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database on the test PostgreSQL cluster (tools/test.sh starts one)."""
-    if not PG:
-        missing_tool("YUNYING_TEST_POSTGRES is not set (tools/test.sh starts a PostgreSQL for it)")
-    name = "yyrec_" + secrets.token_hex(6)
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture
