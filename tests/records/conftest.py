@@ -1,7 +1,10 @@
 """Fixtures of the record tests: a record store on a fresh app-state database, hospital databases."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,15 @@ def archive(tmp_path: Path) -> Iterator[Archive]:
     a = Archive(tmp_path / "archive")
     yield a
     a.close()
+
+
+@contextmanager
+def hospital_service(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A hospital's web service: `handler` on a free loopback port; yields its exams URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/his/exams"
+    finally:
+        server.shutdown()
+        server.server_close()
