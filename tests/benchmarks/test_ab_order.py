@@ -1,6 +1,8 @@
 """benchmarks.ab's round order: every server measured in every place alike, none twice in a row."""
 from __future__ import annotations
 
+from itertools import pairwise
+
 from benchmarks.ab import round_order
 
 
@@ -16,7 +18,7 @@ def test_no_server_is_measured_twice_in_a_row_across_rounds() -> None:
     # the old forwards-then-backwards order measured A and B' twice in a row, B never: warm vs idle
     names = ["A", "B", "B'"]
     sequence = [name for r in range(7) for name in round_order(names, r)]
-    assert all(a != b for a, b in zip(sequence, sequence[1:]))
+    assert all(a != b for a, b in pairwise(sequence))
 
 
 def test_two_servers_alternate_who_goes_first() -> None:
