@@ -69,14 +69,15 @@ def _ticks(pid: int, stat: StatReader, children: ChildLister) -> tuple[int, int]
     cstime: a child's CPU moves there when its parent waits for it) plus every live or zombie
     child's own whole tree. Read again if a child was reaped while its tree was summed, so an
     exiting child is counted once, neither in both places nor in none."""
+    first = stat(pid)
+    if first is None:
+        return 0, 0
     for _ in range(5):
-        first = stat(pid)
-        if first is None:
-            return 0, 0
         live = sum(sum(_ticks(c, stat, children)) for c in children(pid))
         again = stat(pid)
         if again is None or again[2:] == first[2:]:
             break
+        first = again
     return first[0] + first[1], first[2] + first[3] + live
 
 

@@ -15,10 +15,9 @@ from dimse.access import AccessPolicy
 from dimse.associations import tally
 from dimse.fastsend import DirectResponses, command_set, send_command
 from dimse.identifier import (
-    TEXT_VRS,
     InvalidIdentifier,
+    ResponseEncoder,
     compile_find,
-    response_bytes,
     response_identifier,
     response_keys,
     root_of,
@@ -73,7 +72,9 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
     direct: DirectResponses | None = None
     keys = response_keys(identifier)
     # a sequence or binary key goes through pydicom for every match: do not try bytes first
-    textual = all(vr in TEXT_VRS or vr == "IS" for _, _, vr in keys)
+    encoder = ResponseEncoder(keys, query.level, aet, implicit_le) if implicit_le is not None else None
+    if encoder is not None and not encoder.textual:
+        encoder = None
     sent = 0
     try:
         for result in results:
@@ -85,9 +86,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
                 return
             if sent == 0:  # built at the first match: a query matching nothing never pays for it
                 direct = _direct(event)
-            body = None
-            if direct is not None and implicit_le is not None and textual:
-                body = response_bytes(result, keys, query.level, aet, implicit_le)
+            body = encoder.encode(result) if direct is not None and encoder is not None else None
             if body is not None:
                 direct.add_encoded(body)  # type: ignore[union-attr]
             else:
@@ -96,6 +95,10 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
                     direct.add(rsp)
                 else:
                     yield PENDING, rsp
+            if sent == 0 and direct is not None:
+                # the first match goes out at once: the requester decodes it (~0.3 ms a response
+                # with pynetdicom) while the next ones are found and encoded, then in batches
+                direct.flush()
             sent += 1
         if direct is not None:
             direct.flush()
