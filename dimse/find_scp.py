@@ -34,6 +34,7 @@ log = logging.getLogger("yunying.dimse")
 
 PENDING, CANCELLED, SUCCESS = 0xFF00, 0xFE00, 0x0000
 UNABLE_TO_PROCESS = 0xC001  # PS3.4 C.4.1.1.4: Cxxx unable to process
+EARLY_FLUSH = frozenset({0, 2, 6})  # after the 1st, 3rd and 7th match; then DirectResponses' batches
 
 
 def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
@@ -95,9 +96,9 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
                     direct.add(rsp)
                 else:
                     yield PENDING, rsp
-            if sent == 0 and direct is not None:
-                # the first match goes out at once: the requester decodes it (~0.3 ms a response
-                # with pynetdicom) while the next ones are found and encoded, then in batches
+            if sent in EARLY_FLUSH and direct is not None:
+                # the first matches go out at once, then in growing batches: the requester decodes
+                # them (~0.3 ms a response with pynetdicom) while the next ones are found and encoded
                 direct.flush()
             sent += 1
         if direct is not None:
