@@ -78,15 +78,18 @@ async def stow(request: Request) -> Response:
     origin = origin_of(request)  # a study another hospital owns refuses the part (409, untouched)
     gate = asyncio.Semaphore(PARALLEL_PARTS)  # overlap one part's fsyncs with the next one's parsing
     tasks: list[asyncio.Task[dict[str, Any]]] = []
+    running: list[asyncio.Future[dict[str, Any]]] = []  # the stores themselves, in their threads
 
     async def one(i: int) -> dict[str, Any]:
         async with gate:
             path, ctype = parts.source(i)
-            try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    _stores(), _store_one, archive, path, ctype, origin, study)
-            finally:
-                parts.release(i)
+            stored = asyncio.get_running_loop().run_in_executor(
+                _stores(), _store_one, archive, path, ctype, origin, study)
+            # the part's spool file is reused once released: not before its store ends, even when
+            # this request is cancelled (the client went away) while a thread still reads the file
+            stored.add_done_callback(lambda _: parts.release(i))
+            running.append(stored)
+            return await asyncio.shield(stored)
 
     def launch() -> None:  # each part is stored as soon as it has arrived (issue 10 part 6)
         tasks.extend(asyncio.create_task(one(i)) for i in parts.take_ready())
@@ -114,8 +117,8 @@ async def stow(request: Request) -> Response:
         # index rows of what was acknowledged before it (Archive.search), so a client always reads
         # its writes, and an index failure is repaired from the stored records at the next start
     finally:
-        for task in tasks:  # a failure above: stores already running finish before the spool goes
-            if not task.done():
+        for task in [*tasks, *running]:  # a failure or cancellation above: stores already running
+            if not task.done():  # finish before the spool goes
                 await asyncio.wait([task])
         parts.cleanup()
     return _response(request, results, study)
