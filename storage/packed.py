@@ -83,24 +83,42 @@ def read_member(path: str, name: str, size_only: bool = False) -> bytes | int:
     whole file for each cost a copy of every other member (KeyError: no such member)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        first = os.pread(fd, FIRST_READ, 0)
-        if first[:8] != MAGIC or len(first) < 12:
-            raise PackError("not a packed version")
-        (n,) = struct.unpack_from("<I", first, 8)
-        base = 12 + n
-        head = first if base <= len(first) else first + os.pread(fd, base - len(first), len(first))
-        try:
-            off, length = json.loads(head[12:base])[name]
-        except (ValueError, TypeError):
-            raise PackError("packed version with a damaged index") from None
-        if size_only:
-            return int(length)
-        start = base + off
-        if start + length <= len(first):
-            return first[start:start + length]
+        index = read_index(fd)
+        return index.entries[name][1] if size_only else index.read(fd, name)
+    finally:
+        os.close(fd)
+
+
+class Index:
+    """Where a packed file's members are: `entries` {name: (offset, length)} from `base`."""
+
+    __slots__ = ("base", "entries", "first")
+
+    def __init__(self, base: int, entries: dict[str, tuple[int, int]], first: bytes) -> None:
+        self.base, self.entries, self.first = base, entries, first
+
+    def read(self, fd: int, name: str) -> bytes:
+        """The member `name` of the packed file open as `fd` (KeyError: no such member)."""
+        off, length = self.entries[name]
+        start = self.base + off
+        if start + length <= len(self.first):  # read with the index already
+            return self.first[start:start + length]
         data = os.pread(fd, length, start)
         if len(data) != length:
             raise PackError("packed version shorter than its index says")
         return data
-    finally:
-        os.close(fd)
+
+
+def read_index(fd: int) -> Index:
+    """The index of the packed file open as `fd` (PackError when it is none)."""
+    first = os.pread(fd, FIRST_READ, 0)
+    if first[:8] != MAGIC or len(first) < 12:
+        raise PackError("not a packed version")
+    (n,) = struct.unpack_from("<I", first, 8)
+    base = 12 + n
+    head = first if base <= len(first) else first + os.pread(fd, base - len(first), len(first))
+    try:
+        entries = {str(k): (int(v[0]), int(v[1])) for k, v in json.loads(head[12:base]).items()}
+    except (ValueError, TypeError, AttributeError, IndexError):
+        raise PackError("packed version with a damaged index") from None
+    return Index(base, entries, first)

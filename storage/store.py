@@ -34,7 +34,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import MemoryStore
 
 from storage.durable import GroupSync
-from storage.packed import PackError, pieces, read_member
+from storage.packed import Index, PackError, pieces, read_index
 
 HEADER = "header.dcm"
 PIXELS = ""  # the version folder is itself the zarr array: zarr.json and one chunk file per frame
@@ -51,6 +51,7 @@ CLEVEL = 1
 SHUFFLE: Literal["shuffle"] = "shuffle"
 
 
+INDEXES_KEPT = 1024  # packed versions' indexes kept (~0.6 KB each; a series retrieve's fit)
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
 
 
@@ -76,6 +77,9 @@ class Storage:
         self._linking = True
         self._group = GroupSync(self.objects, group_sync)
         self._layouts: OrderedDict[str, tuple[tuple[int, ...], np.dtype]] = OrderedDict()
+        # packed versions' indexes: a retrieve asks a version's sizes, then its header, then its
+        # frames; each would read the index again (versions never change: only delete drops one)
+        self._indexes: OrderedDict[str, Index] = OrderedDict()
 
     def path(self, key: str) -> Path:
         """The folder of one version; refuses keys that climb out of the store."""
@@ -173,15 +177,40 @@ class Storage:
                 pass
         return created + 1
 
-    def _member(self, key: str, name: str, size_only: bool = False) -> bytes:
+    def _member(self, key: str, name: str) -> bytes:
         """A member of a packed version."""
         try:
-            return read_member(self._file_of(key), name, size_only)  # type: ignore[return-value]
+            return self._packed(key, name)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError, PackError):
             raise StorageError(f"{key}/{name} is not stored") from None
 
-    def _file_of(self, key: str) -> str:
-        return os.path.join(self._objects, *_key_parts(key))
+    def _member_size(self, key: str, name: str) -> int:
+        with self._lock:
+            index = self._indexes.get(key)
+        try:
+            if index is None:
+                self._packed(key, None)
+                with self._lock:
+                    index = self._indexes[key]
+            return index.entries[name][1]
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError, PackError):
+            raise StorageError(f"{key}/{name} is not stored") from None
+
+    def _packed(self, key: str, name: str | None) -> bytes:
+        """Member `name` of a packed version (b"" for None: only its index, kept)."""
+        with self._lock:
+            index = self._indexes.get(key)
+        fd = os.open(os.path.join(self._objects, *_key_parts(key)), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if index is None:
+                index = read_index(fd)
+                with self._lock:  # kept without its first read's bytes
+                    self._indexes[key] = Index(index.base, index.entries, b"")
+                    while len(self._indexes) > INDEXES_KEPT:
+                        self._indexes.popitem(last=False)
+            return b"" if name is None else index.read(fd, name)
+        finally:
+            os.close(fd)
 
     def _put_meta(self, target: Path, meta: bytes, fsync: bool) -> None:
         """zarr.json as a hard link to a shared copy of the same bytes, else a file of its own.
@@ -308,7 +337,7 @@ class Storage:
         try:
             return os.stat(self._file(key, name)).st_size
         except NotADirectoryError:
-            return int(self._member(key, name, size_only=True))
+            return self._member_size(key, name)
         except FileNotFoundError:
             raise StorageError(f"{key}/{name} is not stored") from None
 
@@ -323,7 +352,7 @@ class Storage:
                 data = fh.read()
         except NotADirectoryError:  # a packed version
             try:
-                data = read_member(self._file_of(key), name)  # type: ignore[assignment]
+                data = self._packed(key, name)
             except (KeyError, PackError, OSError):
                 return np.zeros(shape[1:], dtype=dtype)
         except FileNotFoundError:  # never written: zarr's fill value
@@ -375,6 +404,7 @@ class Storage:
         folder = self.path(key)
         with self._lock:
             self._layouts.pop(key, None)
+            self._indexes.pop(key, None)
         try:
             os.unlink(folder)  # a packed version
         except FileNotFoundError:

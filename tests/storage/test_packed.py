@@ -111,3 +111,19 @@ def test_which_versions_are_packed() -> None:
     assert packs(2_000, 1) and packs(2_000, 8) and packs(2_000, 0)
     assert packs(530_000, 1) and packs(530_000, 0)
     assert not packs(530_000, 2) and not packs(64 << 20, 1)
+
+
+def test_a_kept_index_goes_with_its_version(tmp_path: Path) -> None:
+    """Packed indexes are kept for the reads that follow; delete drops one, so a version
+    written again under the same key reads as written (here: members of other sizes)."""
+    store = Storage(tmp_path)
+    _put(store)
+    assert store.blob_size(KEY, "header.dcm") == 4 and store.read_blob(KEY, "header.dcm") == b"HEAD"
+    store.delete(KEY)
+    with pytest.raises(StorageError):
+        store.blob_size(KEY, "header.dcm")
+    frames = _frames()
+    parts = store.frame_members(iter(frames), 2, (8, 8), frames.dtype)
+    assert store.put_packed(KEY, {"header.dcm": b"LONGER HEAD", **parts, "record.json": b"{}"}) == 3
+    assert store.blob_size(KEY, "header.dcm") == 11 and store.read_blob(KEY, "header.dcm") == b"LONGER HEAD"
+    assert np.array_equal(store.read_frame(KEY, 1), frames[1])
