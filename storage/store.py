@@ -48,7 +48,7 @@ RECORD = "record.json"
 # shuffle, zstd) still read.
 CNAME: Literal["lz4"] = "lz4"
 CLEVEL = 1
-SHUFFLE: Literal["shuffle"] = "shuffle"
+SHUFFLE: Literal["shuffle", "bitshuffle"] = "shuffle"
 
 
 INDEXES_KEPT = 1024  # packed versions' indexes kept (~0.6 KB each; a series retrieve's fit)
@@ -466,7 +466,8 @@ def _array_template(count: int, frame_shape: tuple[int, ...], dtype: str) -> tup
         compressors=[BloscCodec(cname=CNAME, clevel=CLEVEL, shuffle=SHUFFLE)])
     meta = zarr.core.sync.sync(store.get("zarr.json", prototype=default_buffer_prototype()))
     assert meta is not None
-    codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=0)
+    shuffle = {"shuffle": numcodecs.Blosc.SHUFFLE, "bitshuffle": numcodecs.Blosc.BITSHUFFLE}[SHUFFLE]
+    codec = numcodecs.Blosc(cname=CNAME, clevel=CLEVEL, shuffle=shuffle, blocksize=0)
     return meta.to_bytes(), codec
 
 
