@@ -74,7 +74,7 @@ class Archive:
 
     def __init__(self, data_dir: Path, batch: int = 256, durability: str = "group",
                  ingest_processes: int = 0, issuer_hospitals: dict[str, str] | None = None,
-                 inline_bytes: int = 0) -> None:
+                 inline_bytes: int = 0, dimse_inline_bytes: int | None = None) -> None:
         self.data_dir = Path(data_dir)
         # IssuerOfPatientID -> hospital, for what the default hospital's origins store (issue 11)
         self.issuer_hospitals = dict(issuer_hospitals or {})
@@ -84,6 +84,8 @@ class Archive:
         # parse + write in worker processes (0: in this process); the index stays here
         self._pool = IngestPool(self.storage, ingest_processes) if ingest_processes > 0 else None
         self._inline_bytes = inline_bytes  # instances smaller than this are written here even when stores overlap
+        # the same for C-STORE (ct10, issue 9): settings.dimse_inline_bytes
+        self._inline_dimse = inline_bytes if dimse_inline_bytes is None else dimse_inline_bytes
         self._writing = 0  # stores between receipt and durable bytes
         self._overlap_until = 0.0  # monotonic time until which stores count as overlapping
         self._locks = [threading.Lock() for _ in range(64)]
@@ -227,7 +229,7 @@ class Archive:
             # and decisions needed (profile of the small-instance load, issue 9)
             # a small instance is written here even then: its parse and write (~0.4 ms) cost less
             # than the hand-off file, the pipe round trip and the wake-ups of a worker (issue 9)
-            if self._pool is not None and not alone and not self._small(source):
+            if self._pool is not None and not alone and not self._small(source, origin):
                 w = self._pool.write(source, origin, expected_study)
             else:
                 w = write_instance(self.storage, source, origin, expected_study)
@@ -239,14 +241,16 @@ class Archive:
         src = source
         return self.admit(w, origin, lambda: write_instance(self.storage, src, origin, expected_study), wait)
 
-    def _small(self, source: Path | bytes) -> bool:
-        """Below ingest_inline_bytes: cheaper to write in this process than to hand to a worker."""
-        if self._inline_bytes <= 0:
+    def _small(self, source: Path | bytes, origin: Origin) -> bool:
+        """Below ingest_inline_bytes (dimse_inline_bytes for C-STORE): cheaper to write in this
+        process than to hand to a worker."""
+        limit = self._inline_dimse if origin.face == "dimse" else self._inline_bytes
+        if limit <= 0:
             return False
         if isinstance(source, bytes):
-            return len(source) < self._inline_bytes
+            return len(source) < limit
         try:
-            return source.stat().st_size < self._inline_bytes
+            return source.stat().st_size < limit
         except OSError:
             return False  # the worker reports it
 

@@ -106,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     seal_at_start(settings, auth.store)  # older versions' clear personal data sealed (issue 12 part 6)
     archive = Archive(settings.data, durability=settings.durability,
                       ingest_processes=settings.ingest_workers(), inline_bytes=settings.ingest_inline_bytes,
-                      issuer_hospitals=settings.issuer_hospitals)
+                      dimse_inline_bytes=settings.dimse_inline(), issuer_hospitals=settings.issuer_hospitals)
     _note_shared_volume(archive)
     heap.on_idle(archive.index.release_memory)  # DuckDB's uncheckpointed rows leave memory when idle
     if settings.audit:  # before any face starts: every access is recorded (issue 12)

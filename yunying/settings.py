@@ -36,6 +36,7 @@ class Settings:
     durability: str = "group"  # "group": one syncfs per group of writes (Linux); "file": fsync every file
     ingest_processes: int = -1  # worker processes that parse and write received instances; -1: one per CPU (max 4); 0: none
     ingest_inline_bytes: int = 65536  # instances smaller than this are written in the server even when stores overlap; 0: all go to workers then
+    dimse_inline_bytes: int = -1  # the same for C-STORE; -1: 16 MiB on 1-2 CPUs (a CT slice costs less CPU there than its hand-off), else ingest_inline_bytes
     render_cache_mb: int = 64  # rendered images and thumbnails kept in memory
     mpr_cache_mb: int = 1024  # decoded slices kept for server-side reformats (MPR / MIP), in temporary files
     compress_frames: bool = True  # Content-Encoding for octet-stream frames and bulk data (JSON/XML always)
@@ -117,6 +118,8 @@ class Settings:
             raise SettingError(f"ingest_processes: {self.ingest_processes!r} is not -1 (auto), 0 or a count")
         if not isinstance(self.ingest_inline_bytes, int) or self.ingest_inline_bytes < 0:
             raise SettingError(f"ingest_inline_bytes: {self.ingest_inline_bytes!r} is not 0 (off) or a size in bytes")
+        if not isinstance(self.dimse_inline_bytes, int) or self.dimse_inline_bytes < -1:
+            raise SettingError(f"dimse_inline_bytes: {self.dimse_inline_bytes!r} is not -1 (auto), 0 (off) or a size in bytes")
         if self.durability not in {"group", "file"}:
             raise SettingError(f"durability: {self.durability!r} is not group|file")
         if self.audit_syslog and not self.audit_syslog.startswith(("tls://", "tcp://")):
@@ -156,6 +159,15 @@ class Settings:
         if self.log_level.lower() not in {"debug", "info", "warning", "error"}:
             raise SettingError(f"log_level: {self.log_level!r} is not debug|info|warning|error")
         return self
+
+    def dimse_inline(self) -> int:
+        """dimse_inline_bytes resolved: on 1-2 CPUs a C-STORE'd CT slice written in the server
+        cost ~2.2-2.8 ms of CPU in all, against ~3.5-4.3 handed to a worker (the hand-off file,
+        the pipe, the wake-ups of two processes; benchmarks.ingest --ab, issue 9), and total CPU
+        is what sets the rate there; with more CPUs the workers parse in parallel."""
+        if self.dimse_inline_bytes >= 0:
+            return self.dimse_inline_bytes
+        return 16 << 20 if (os.cpu_count() or 1) <= 2 else self.ingest_inline_bytes
 
     def ingest_workers(self) -> int:
         """How many ingest worker processes to run (ingest_processes resolved)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from index.model import InstanceRecord, Origin
 from storage import Storage, StorageError
-from storage.packed import PACK_BELOW
+from storage.packed import packs
 from storage.store import HEADER, PIXELDATA, RECORD
 from yunying.bigfile import FileRange
 from yunying.errors import StudyMismatch
@@ -68,7 +68,7 @@ def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
     if expected_study is not None and parsed.study != expected_study:
         raise StudyMismatch(f"instance belongs to study {parsed.study}, not {expected_study}")
     key = f"{parsed.study}/{parsed.series}/{parsed.sop}.{parsed.digest[:16]}"
-    if parsed.size < PACK_BELOW:  # per-version costs that do not depend on size, cut (issue 9)
+    if packs(parsed.size, parsed.frames):  # per-version costs that do not depend on size, cut (issue 9)
         return _write_packed(storage, parsed, key, origin, sync)
     new_parents = storage.prepare(key)
     if new_parents == 0:  # the folder exists: this exact content is stored or being stored
@@ -86,7 +86,7 @@ def write_instance(storage: Storage, source: Path | bytes, origin: Origin,
 
 
 def _write_packed(storage: Storage, parsed: Parsed, key: str, origin: Origin, sync: bool) -> Written:
-    """A small instance as one file (storage/packed.py): the same members, one create."""
+    """A small or one-frame instance as one file (storage/packed.py): the same members, one create."""
     for attempt in (0, 1):
         # the first attempt writes without looking: put_packed finds an existing version itself
         # (link(2) refuses its name), and a stat per store cost more than the rare re-store

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from storage import Storage, StorageError
-from storage.packed import PackError, members, pack
+from storage.packed import FIRST_READ, PackError, members, pack, packs, read_member
 
 KEY = "1.2/3.4/5.6.abcd"
 
@@ -85,3 +85,45 @@ def test_a_damaged_packed_file_is_not_stored_bytes(tmp_path: Path) -> None:
 def test_pack_keeps_member_order_and_bytes() -> None:
     parts = {"b": b"\x00\x01", "a": b"", "c": b"xyz" * 100}
     assert {k: bytes(v) for k, v in members(pack(parts)).items()} == parts
+
+
+def test_read_member_reads_what_members_gives(tmp_path: Path) -> None:
+    """read_member (index and one member read with pread) equals the whole file's members: small
+    members inside the first read, large ones after it, an index longer than the first read."""
+    parts = {"small": b"ab", "big": bytes(range(256)) * 40, "empty": b"",
+             **{f"m{i:04d}": bytes([i % 251]) * 3 for i in range(400)}}  # index > FIRST_READ
+    path = tmp_path / "v"
+    path.write_bytes(pack(parts))
+    assert len(pack(parts)) > FIRST_READ and path.read_bytes()[12:FIRST_READ].count(b"m0") > 10
+    for name, data in parts.items():
+        assert read_member(str(path), name) == data, name
+        assert read_member(str(path), name, size_only=True) == len(data), name
+    with pytest.raises(KeyError):
+        read_member(str(path), "missing")
+    path.write_bytes(pack(parts)[:-10])  # cut short: the last member is not all there
+    with pytest.raises(PackError):
+        read_member(str(path), "m0399")
+
+
+def test_which_versions_are_packed() -> None:
+    """Small versions, and one-frame ones up to PACK_ONE_FRAME_BELOW (a CT slice); multi-frame
+    instances above PACK_BELOW keep their zarr folder."""
+    assert packs(2_000, 1) and packs(2_000, 8) and packs(2_000, 0)
+    assert packs(530_000, 1) and packs(530_000, 0)
+    assert not packs(530_000, 2) and not packs(64 << 20, 1)
+
+
+def test_a_kept_index_goes_with_its_version(tmp_path: Path) -> None:
+    """Packed indexes are kept for the reads that follow; delete drops one, so a version
+    written again under the same key reads as written (here: members of other sizes)."""
+    store = Storage(tmp_path)
+    _put(store)
+    assert store.blob_size(KEY, "header.dcm") == 4 and store.read_blob(KEY, "header.dcm") == b"HEAD"
+    store.delete(KEY)
+    with pytest.raises(StorageError):
+        store.blob_size(KEY, "header.dcm")
+    frames = _frames()
+    parts = store.frame_members(iter(frames), 2, (8, 8), frames.dtype)
+    assert store.put_packed(KEY, {"header.dcm": b"LONGER HEAD", **parts, "record.json": b"{}"}) == 3
+    assert store.blob_size(KEY, "header.dcm") == 11 and store.read_blob(KEY, "header.dcm") == b"LONGER HEAD"
+    assert np.array_equal(store.read_frame(KEY, 1), frames[1])

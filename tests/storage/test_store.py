@@ -178,6 +178,33 @@ def test_frames_stored_with_the_earlier_zstd_codec_still_read(tmp_path: Path,
     assert numcodecs.blosc.cbuffer_complib((new.path("1.2/3.4/5.7.new") / "0.0.0").read_bytes()) == "LZ4"
 
 
+def test_frames_stored_with_the_earlier_bit_shuffle_still_read(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Versions written before the switch to byte shuffle (issue 9) read as before, and new
+    chunks are byte-shuffled LZ4 (a Blosc header's flags, byte 2: 0x1 byte shuffle, 0x4 bit)."""
+    import numcodecs.blosc
+
+    from storage import store as store_module
+
+    frames = np.random.default_rng(2).integers(0, 4000, size=(2, 16, 20)).astype("<u2")
+    monkeypatch.setattr(store_module, "SHUFFLE", "bitshuffle")
+    store_module._array_template.cache_clear()
+    old = Storage(tmp_path)
+    old.prepare("1.2/3.4/5.6.old")
+    old.put_frames("1.2/3.4/5.6.old", iter(frames), 2, (16, 20), frames.dtype)
+    monkeypatch.undo()
+    store_module._array_template.cache_clear()
+    assert (old.path("1.2/3.4/5.6.old") / "0.0.0").read_bytes()[2] & 0x5 == 0x4
+    new = Storage(tmp_path)
+    assert np.array_equal(new.read_frames("1.2/3.4/5.6.old"), frames)
+    assert np.array_equal(zarr.open_array(str(new.path("1.2/3.4/5.6.old")), mode="r")[...], frames)
+    new.prepare("1.2/3.4/5.7.new")
+    new.put_frames("1.2/3.4/5.7.new", iter(frames), 2, (16, 20), frames.dtype)
+    chunk = (new.path("1.2/3.4/5.7.new") / "0.0.0").read_bytes()
+    assert chunk[2] & 0x5 == 0x1 and numcodecs.blosc.cbuffer_complib(chunk) == "LZ4"
+    assert np.array_equal(zarr.open_array(str(new.path("1.2/3.4/5.7.new")), mode="r")[...], frames)
+
+
 def test_every_process_and_restart_links_to_the_same_shared_copy(tmp_path: Path) -> None:
     """Shared copies are named by content: a second Storage on the same root (a worker process,
     a restart) links to the first one's copy instead of adding its own."""

@@ -114,3 +114,33 @@ def test_while_stores_overlap_a_small_instance_is_written_here_a_large_one_in_a_
         assert len(archive.instances(study)) == 2
     finally:
         archive.close()
+
+
+def test_c_store_has_its_own_inline_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dimse_inline_bytes (ct10, issue 9): while stores overlap, a C-STORE'd CT slice under it is
+    written here; the same bytes from STOW-RS go to a worker (ingest_inline_bytes)."""
+    archive = Archive(tmp_path / "data", ingest_processes=1, inline_bytes=64 * 1024,
+                      dimse_inline_bytes=16 << 20)
+    try:
+        calls = _counting(archive, monkeypatch)
+        archive._overlap_until = time.monotonic() + 60
+        study = make_ct().StudyInstanceUID
+        by_dimse = part10(make_ct(study, rows=256, cols=256, number=1))
+        by_stow = part10(make_ct(study, rows=256, cols=256, number=2))
+        assert archive.store(by_dimse, Origin("dimse", "MODALITY")).outcome == "stored"
+        assert calls == []
+        assert archive.store(by_stow, Origin("stow", "client")).outcome == "stored"
+        assert calls == ["worker"]
+        assert len(archive.instances(study)) == 2
+    finally:
+        archive.close()
+
+
+def test_dimse_inline_bytes_resolves_by_cpu_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    from yunying.settings import Settings
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert Settings().dimse_inline() == 16 << 20
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert Settings().dimse_inline() == Settings().ingest_inline_bytes
+    assert Settings(dimse_inline_bytes=0).dimse_inline() == 0

@@ -297,12 +297,13 @@ def test_idle_workers_exit_and_come_back(tmp_path: Path) -> None:
         pool.close()
 
 
-def test_small_instances_are_one_file_and_large_ones_a_folder(tmp_path: Path) -> None:
-    """Issue 9: a small version is packed (one create, one inode); retrieval is unchanged."""
+def test_small_and_one_frame_instances_are_one_file_and_large_multiframes_a_folder(tmp_path: Path) -> None:
+    """Issue 9: a small or one-frame version is packed (one create, one inode); retrieval is unchanged."""
     archive = Archive(tmp_path / "data")
     try:
-        small, large = make_ct(rows=8, cols=8), make_ct(rows=256, cols=256)
-        for ds in (small, large):
+        small, large = make_ct(rows=8, cols=8), make_ct(rows=128, cols=128, frames=3)
+        slice_ = make_ct(rows=256, cols=256)  # 128 KiB: above PACK_BELOW, one frame
+        for ds in (small, large, slice_):
             raw = part10(ds)
             first = archive.store(raw, ORIGIN)
             assert first.outcome == "stored"
@@ -313,7 +314,8 @@ def test_small_instances_are_one_file_and_large_ones_a_folder(tmp_path: Path) ->
             assert back.PixelData == ds.PixelData and back.PatientName == ds.PatientName
         small_path = archive.storage.path(archive.row(str(small.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
         large_path = archive.storage.path(archive.row(str(large.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
-        assert small_path.is_file() and large_path.is_dir()
+        slice_path = archive.storage.path(archive.row(str(slice_.SOPInstanceUID)).storage_key)  # type: ignore[union-attr]
+        assert small_path.is_file() and large_path.is_dir() and slice_path.is_file()
         assert _problems(archive) == ([], [])
     finally:
         archive.close()
