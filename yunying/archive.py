@@ -94,7 +94,7 @@ class Archive:
         self._patients: OrderedDict[str, tuple[str, str, str]] = OrderedDict()  # study -> patient, recent stores
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (record, future), _FLUSH, or None: stop
         self._hurry = threading.Event()  # the writer stops lingering: a flush, a full batch, close
-        self._flushes = 0  # flush markers queued and not yet taken by the writer
+        self._flushes = 0  # flush (and stop) markers queued and not yet taken by the writer
         self._batch = batch
         self._dirty = False
         self.generation = 0  # bumped by every index change: a validator for caches of query answers
@@ -180,7 +180,7 @@ class Archive:
     def _put(self, item: Any) -> None:
         """Queue a record (or _FLUSH, or None: stop) for the writer; wake it only when it must
         not linger."""
-        if item is _FLUSH:
+        if item is _FLUSH or item is None:  # close() is a flush too
             with self._rows_lock:
                 self._flushes += 1
         self._queue.put(item)
