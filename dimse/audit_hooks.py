@@ -117,17 +117,25 @@ def audited_store(handler: Callable[..., Any]) -> Callable[..., Any]:
         if trail is None:
             return answer
         code = _code(answer) or 0
-        entry = {"action": "store", **_who(event, policy), "status": f"0x{code:04X}", "outcome": _outcome(code)}
+        outcome = _outcome(code)
         result = noting.result
-        if result is not None and entry["outcome"] == "success":
-            entry.update(studies=result.study, series=result.series)
+        if result is not None and outcome == "success":
+            # the next instances of a series only count into its open record: nothing to build
+            # for them (the record of the first one names who, when and whose; issue 9)
+            requestor = event.assoc.requestor
+            client = f"{str(requestor.ae_title).strip()}@{requestor.address}"
+            key = ("dimse", client, str(id(event.assoc)), result.study, result.series)
+            if trail.counted(key):
+                return answer
+            entry = {"action": "store", **_who(event, policy), "status": f"0x{code:04X}", "outcome": outcome,
+                     "studies": result.study, "series": result.series}
             pid, issuer, accession = getattr(result, "patient", ("", "", ""))
             if pid:  # else the trail looks the study's patient up in the index
                 entry.update(patient_id=pid[:200], issuer=issuer[:200], accession=accession[:64])
-            key = ("dimse", entry["client"], str(id(event.assoc)), result.study, result.series)
             fut = trail.fold(key, entry)
         else:
-            entry["detail"] = {"sop": str(getattr(event.request, "AffectedSOPInstanceUID", ""))}
+            entry = {"action": "store", **_who(event, policy), "status": f"0x{code:04X}", "outcome": outcome,
+                     "detail": {"sop": str(getattr(event.request, "AffectedSOPInstanceUID", ""))}}
             fut = trail.submit(entry)
         if fut is not None and not getattr(fut, "durable", False):
             try:

@@ -94,7 +94,9 @@ class Archive:
         self._pending: dict[str, tuple[InstanceRow, Future]] = {}
         self._claims: dict[str, tuple[str, str | None]] = {}  # study -> owner of a store not yet indexed
         self._patients: OrderedDict[str, tuple[str, str, str]] = OrderedDict()  # study -> patient, recent stores
-        self._queue: queue.Queue[Any] = queue.Queue()  # (record, future), _FLUSH, or None: stop
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # (record, future), _FLUSH, or None: stop
+        self._hurry = threading.Event()  # the writer stops lingering: a flush, a full batch, close
+        self._flushes = 0  # flush (and stop) markers queued and not yet taken by the writer
         self._batch = batch
         self._dirty = False
         self.generation = 0  # bumped by every index change: a validator for caches of query answers
@@ -121,7 +123,7 @@ class Archive:
         """Finish every queued index write, then close the index (graceful shutdown)."""
         if self._pool is not None:
             self._pool.close()
-        self._queue.put(None)
+        self._put(None)
         self._writer.join()
         # a daemon thread still inside DuckDB when the interpreter exits aborts the process
         # ("FATAL: exception not rethrown"): the loader finishes before the index closes
@@ -141,27 +143,51 @@ class Archive:
         stores do not wait for it (their bytes are durable; readers flush), so LINGER_S was
         raised from 0.25 s to 1 s: 4 C-STORE associations of small instances at ~130/s had
         made batches of ~32 (issue 9).
+
+        The writer is not woken by each record it lingers for: it sleeps on `_hurry` (set by a
+        reader's flush, a full batch, close) and then takes what was queued meanwhile. Woken per
+        record, it took the GIL from the storing threads once per instance just to append it
+        (~5% of the server's GIL under 4 associations of small instances, py-spy --gil; issue 9).
         """
         stop = False
         while not stop:
-            first = self._queue.get()
+            first = self._queue.get()  # idle: blocks until the first record of a batch
             if first is None:
                 return
+            if first is _FLUSH:
+                with self._rows_lock:
+                    self._flushes -= 1
+            elif not self._flushes and self._queue.qsize() < self._batch:
+                self._hurry.wait(LINGER_S)
+            self._hurry.clear()  # a flush after this point finds its marker below, or runs next
             batch = [first] if first is not _FLUSH else []
-            deadline = time.monotonic() + LINGER_S
-            while len(batch) < self._batch and first is not _FLUSH:
+            while len(batch) < self._batch:
                 try:
-                    nxt = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
                     stop = True
                     break
-                if nxt is _FLUSH:
-                    break
-                batch.append(nxt)
+                if nxt is _FLUSH:  # everything queued before a flush's marker is in this batch
+                    with self._rows_lock:
+                        self._flushes -= 1
+                else:
+                    batch.append(nxt)
+            if self._flushes:
+                self._hurry.set()  # a flush's marker behind a full batch: the next one does not linger
             if batch:
                 self._commit(batch)
+
+    def _put(self, item: Any) -> None:
+        """Queue a record (or _FLUSH, or None: stop) for the writer; wake it only when it must
+        not linger."""
+        if item is _FLUSH or item is None:  # close() is a flush too
+            with self._rows_lock:
+                self._flushes += 1
+        self._queue.put(item)
+        if item is _FLUSH or item is None or self._queue.qsize() >= self._batch:
+            self._hurry.set()
 
     def _commit(self, batch: list[tuple[InstanceRecord, Future]]) -> None:
         """One index transaction for a batch (group commit); then drop replaced versions' bytes."""
@@ -197,7 +223,7 @@ class Archive:
             if not self._pending:
                 return
             futures = [fut for _, fut in self._pending.values()]
-        self._queue.put(_FLUSH)  # the writer commits now instead of lingering
+        self._put(_FLUSH)  # the writer commits now instead of lingering
         for fut in futures:
             fut.exception()
 
@@ -274,7 +300,7 @@ class Archive:
             with self._rows_lock:
                 earlier = self._pending.get(w.sop)
             if earlier is not None:  # one version of a SOP in flight at a time
-                self._queue.put(_FLUSH)
+                self._put(_FLUSH)
                 earlier[1].exception()
             if w.existed and not self.storage.complete(w.key):
                 # this content's folder was the version a later store replaced, and that commit
@@ -307,12 +333,12 @@ class Archive:
                 self._patients.move_to_end(w.study)
                 while len(self._patients) > 10_000:
                     self._patients.popitem(last=False)
-            self._queue.put((w.record, fut))
+            self._put((w.record, fut))
         result = StoreResult(w.sop_class, w.sop, w.study, w.series,
                              "replaced" if current is not None else "stored", _warnings(w), committed=fut,
                              patient=_patient(w))
         if wait:
-            self._queue.put(_FLUSH)
+            self._put(_FLUSH)
             fut.result()
         notify(self, w.record, result)  # issue 15: routing and the patient master index (yunying/routing/hook.py)
         return result
