@@ -37,7 +37,9 @@ from index.schema import TABLES
 from index.write import Refreshed
 
 MAX_ROWS = 200_000  # studies + series (~2.5 KB each; loading ~30 us each)
-MAX_PARSED = 50_000  # rows whose attributes are kept parsed
+# rows whose attributes are kept parsed (~5 KiB each: a bound of ~100 MiB, dropped when the
+# server goes idle, Index.release_memory; issue 9 part 5)
+MAX_PARSED = 20_000
 _LAST = chr(0x10FFFF)
 
 
@@ -371,6 +373,11 @@ class Catalog:
                else series_own(attrs, r[SERIES.pos["n_instances"]]))
         self._owns[id(r)] = (r, own)
         return own
+
+    def forget_parsed(self) -> None:
+        """Drop the parsed attributes (_own): an idle server does not keep them; the next answer
+        of each row parses them again (~20 us)."""
+        self._owns = {}
 
     def upper(self, series: str, study: str) -> Row | None:
         """What an instance answer takes from its series and study (sql.SELECT["IMAGE"] after i.json)."""
