@@ -14,7 +14,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from benchmarks import dimse, stow
 from benchmarks.data import build_corpus, build_ct
 from benchmarks.net import REPO_ROOT, free_port
 from benchmarks.run import remove_in_background
-from benchmarks.servers import Server, tree_memory
+from benchmarks.servers import PeakSampler, Server, tree_memory
 
 ENVS: dict[str, dict[str, str]] = {}  # variant name -> environment of its server (--ab)
 TREES: dict[str, Path] = {}  # git ref -> an exported tree of it (--ref)
@@ -93,27 +92,6 @@ def tree_cpu(pid: int, stat: StatReader = read_stat, children: ChildLister = chi
 def cpu_seconds(pid: int) -> float:
     """tree_cpu's two parts together."""
     return sum(tree_cpu(pid))
-
-
-class PeakSampler:
-    """The largest total PSS of a server's process tree, sampled while it works: workers that
-    exit before the end count too (the tree's VmHWM at the end misses them), and pages that
-    workers share with their forkserver count once (a sum of RSS counts them in every process)."""
-
-    def __init__(self, pid: int, every_s: float = 0.25) -> None:
-        self.pid, self.every_s, self.peak = pid, every_s, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self.peak = max(self.peak, sum(m["Pss"] or m["VmRSS"] for m in tree_memory(self.pid).values()))
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def log(msg: str) -> None:

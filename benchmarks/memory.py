@@ -15,11 +15,31 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import dimse, pixels, stow, wado
+from benchmarks import dimse, pixels, qido, stow, wado
 from benchmarks.data import build_corpus, build_ct
 from benchmarks.net import REPO_ROOT, free_port
 from benchmarks.run import IDLE_S
 from benchmarks.servers import Server, tree_memory
+
+
+def kinds(pid: int) -> str:
+    """The process's PSS split into anonymous memory (heaps, DuckDB) and file-backed pages."""
+    anon = file = 0
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return ""
+    anonymous = True
+    for line in lines:
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            anonymous = len(head) < 6 or head[5].startswith("[")
+        elif head and head[0] == "Pss:":
+            if anonymous:
+                anon += int(head[1])
+            else:
+                file += int(head[1])
+    return f" (anon {anon / 1024:.0f}, file {file / 1024:.0f})"
 
 
 def report(label: str, pid: int) -> None:
@@ -29,7 +49,7 @@ def report(label: str, pid: int) -> None:
     print(f"{label}: PSS {pss:.0f} MiB, peak RSS {hwm:.0f} MiB over {len(tree)} processes", flush=True)
     for p, m in sorted(tree.items()):
         print(f"    {p:>7} PSS {m['Pss'] / 2**20:6.1f} RSS {m['VmRSS'] / 2**20:6.1f} "
-              f"peak {m['VmHWM'] / 2**20:6.1f}  {m['cmd'][:70]}", flush=True)
+              f"peak {m['VmHWM'] / 2**20:6.1f}{kinds(p)}  {m['cmd'][:60]}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                                                pixels.thumbnails(server.dicomweb_url, ct, 10))),
             (f"C-STORE {len(small.files)} small, 4 associations",
              lambda: dimse.c_store(server.peer, small.files, associations=4)),
+            # the first searches load the catalog (the study and series rows QIDO answers from)
+            ("QIDO-RS (catalog loaded)", lambda: qido.qido(server.dicomweb_url, qido.qido_queries(small, 600))),
         ]
         for label, run in phases:
             t0 = time.perf_counter()

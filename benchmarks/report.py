@@ -69,7 +69,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("disk_all_ratio", "disk per input MB, everything loaded", "x", False, 1.0,
            note="data directory after the last C-STORE / bytes of every instance sent (CT copies, "
                 "corpus, small instances): issue 9's small-instances-plus-CT figure"),
-    Metric("rss_peak_mb", "server peak RSS (VmHWM)", "MB", False, 1.0),
+    Metric("pss_peak_mb", "server memory peak (PSS, sampled)", "MB", False, 1.0,
+           note="largest PSS sum of the server's process tree, read every 0.25 s through the run"),
+    Metric("rss_peak_mb", "server peak RSS (sum of VmHWM)", "MB", False,
+           note="shared pages count once per process (Yunying's forkserver: ~66 MB of the server's)"),
     Metric("rss_idle_mb", "server memory idle after the run (PSS)", "MB", False, 1.0,
            note="PSS of the server and its child processes 12 s after the last workload"),
 )

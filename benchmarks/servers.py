@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -108,3 +110,26 @@ def tree_memory(pid: int) -> dict[int, dict[str, Any]]:
             except OSError:
                 pass
     return out
+
+
+class PeakSampler:
+    """The largest total PSS of a server's process tree, sampled while it works: workers that
+    exit before the end count too (the tree's VmHWM at the end misses them), and pages that
+    workers share with their forkserver count once (a sum of RSS counts them in every process)."""
+
+    def __init__(self, pid: int | Callable[[], int], every_s: float = 0.25) -> None:
+        """pid: the tree's root, or a callable giving it (a server restarted under a workload)."""
+        self.pid, self.every_s, self.peak = pid, every_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            pid = self.pid() if callable(self.pid) else self.pid
+            self.peak = max(self.peak, sum(m["Pss"] or m["VmRSS"] for m in tree_memory(pid).values()))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak

@@ -18,6 +18,7 @@ archive; DuckDB scans scale better).
 from __future__ import annotations
 
 import bisect
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,11 +34,13 @@ from index.parse import high_bound, low_bound
 from index.predicates import Pred, Row, predicate
 from index.query import Match, Query, StudyScope
 from index.results import Json, Sources, series_own, study_own
-from index.schema import TABLES
+from index.schema import TABLES, L
 from index.write import Refreshed
 
 MAX_ROWS = 200_000  # studies + series (~2.5 KB each; loading ~30 us each)
-MAX_PARSED = 50_000  # rows whose attributes are kept parsed
+# rows whose attributes are kept parsed (~5 KiB each: a bound of ~100 MiB, dropped when the
+# server goes idle, Index.release_memory; issue 9 part 5)
+MAX_PARSED = 20_000
 _LAST = chr(0x10FFFF)
 
 
@@ -46,9 +49,16 @@ def _desc(value: str) -> str:
     return "".join(chr(0x10FFFE - ord(c)) for c in value) + _LAST
 
 
+@functools.lru_cache(maxsize=65_536)
+def _desc_kept(value: str) -> str:
+    """_desc of a row's date or time, one object per distinct value: ~100 bytes each (4 bytes a
+    character), and dates and times repeat from row to row (issue 9 part 5)."""
+    return _desc(value)
+
+
 def sort_key(date: str | None, time: str | None, uid: str) -> tuple[Any, ...]:
     """sql.ORDER["STUDY"]: study_date DESC NULLS LAST, study_time DESC NULLS LAST, uid."""
-    return (date is None, _desc(date or ""), time is None, _desc(time or ""), uid)
+    return (date is None, _desc_kept(date or ""), time is None, _desc_kept(time or ""), uid)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,10 @@ _SHARED = {t.name: tuple(t.pos[c] for c in t.cols if c in {
     "sop_classes", "hospital", "department", "study_description", "study", "modality", "body_part",
     "institution", "series_description", "series_date"}) for t in (STUDIES, SERIES)}
 SHARED_MAX = 100_000  # distinct values looked up; past it the table starts again
+_LIST = object()  # marks a list's key in the table of shared values
+_EMPTY: list[Any] = []  # every empty list column of every row (never modified)
+_LISTS = {t.name: tuple(t.pos[n] for n, kind in TABLES[t.name] if kind == L and n in t.pos)
+          for t in (STUDIES, SERIES)}
 _STUDY_COMPUTED = itemgetter(*(STUDIES.pos[c] for c in ("n_series", "n_instances", "modalities", "sop_classes")))
 
 
@@ -202,6 +216,7 @@ class Catalog:
         self.series = Rows(SERIES)
         self._tagsets: dict[frozenset[str], frozenset[str]] = {}
         self._shared: dict[str, str] = {}  # one object per distinct value of the _SHARED columns
+        self._lists: dict[tuple[Any, ...], list[Any]] = {}  # likewise for their list values
         self._owns: dict[int, tuple[Row, Json]] = {}  # id(row) -> (row, its attributes)
 
     def __len__(self) -> int:
@@ -259,16 +274,24 @@ class Catalog:
 
     def _share(self, table: Table, cols: Sequence[Any]) -> list[Any]:
         """The row's columns, repeated values replaced by the object kept for them."""
-        shared = self._shared
-        if len(shared) > SHARED_MAX:
+        shared, lists = self._shared, self._lists
+        if len(shared) > SHARED_MAX or len(lists) > SHARED_MAX:
             shared.clear()
+            lists.clear()
         out = list(cols)
         for i in _SHARED[table.name]:
             v = out[i]
             if isinstance(v, str):
                 out[i] = shared.setdefault(v, v)
-            elif isinstance(v, list):
-                out[i] = [shared.setdefault(x, x) if isinstance(x, str) else x for x in v]
+            elif isinstance(v, list):  # one list per distinct value (88 bytes each; never modified)
+                key = (_LIST, *v)
+                kept = lists.get(key)
+                if kept is None:
+                    kept = lists[key] = [shared.setdefault(x, x) if isinstance(x, str) else x for x in v]
+                out[i] = kept
+        for i in _LISTS[table.name]:  # empty lists (no procedure IDs...): one object
+            if out[i] == []:
+                out[i] = _EMPTY
         return out
 
     def plan(self, query: Query, aliases: tuple[str, ...]) -> Plan | None:
@@ -371,6 +394,11 @@ class Catalog:
                else series_own(attrs, r[SERIES.pos["n_instances"]]))
         self._owns[id(r)] = (r, own)
         return own
+
+    def forget_parsed(self) -> None:
+        """Drop the parsed attributes (_own): an idle server does not keep them; the next answer
+        of each row parses them again (~20 us)."""
+        self._owns = {}
 
     def upper(self, series: str, study: str) -> Row | None:
         """What an instance answer takes from its series and study (sql.SELECT["IMAGE"] after i.json)."""
