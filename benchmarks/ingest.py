@@ -36,16 +36,63 @@ LABELS = {"stow_ips": "STOW-RS CT, 4 clients", "cstore_1": "C-STORE CT, 1 associ
 IDLE_S = 12.0  # seconds without requests before the idle memory is read (ingest workers exit after 10)
 
 
-def tree_cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) of a process, and of its descendants alive now (workers that
-    exited meanwhile are not counted: read it right after a workload, before they idle out)."""
-    def cpu(p: int) -> float:
+StatReader = Callable[[int], "tuple[int, int, int, int] | None"]
+ChildLister = Callable[[int], list[int]]
+
+
+def parse_stat(text: str) -> tuple[int, int, int, int]:
+    """utime, stime, cutime, cstime (clock ticks) of a /proc/PID/stat line (proc(5) fields
+    14-17); the command in parentheses may hold spaces, so fields are counted after its ')'."""
+    f = text.rsplit(")", 1)[1].split()
+    return int(f[11]), int(f[12]), int(f[13]), int(f[14])
+
+
+def read_stat(pid: int) -> tuple[int, int, int, int] | None:
+    try:
+        return parse_stat(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, IndexError, ValueError):
+        return None  # gone (and reaped) meanwhile
+
+
+def child_pids(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
-            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            out += [int(c) for c in task.read_text().split()]
         except OSError:
-            return 0.0
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    return cpu(pid), sum(cpu(p) for p in tree_memory(pid) if p != pid)
+            pass
+    return out
+
+
+def _ticks(pid: int, stat: StatReader, children: ChildLister) -> tuple[int, int]:
+    """(own, descendants) ticks of a process: descendants are the children it reaped (cutime,
+    cstime: a child's CPU moves there when its parent waits for it) plus every live or zombie
+    child's own whole tree. Read again if a child was reaped while its tree was summed, so an
+    exiting child is counted once, neither in both places nor in none."""
+    first = stat(pid)
+    if first is None:
+        return 0, 0
+    for _ in range(5):
+        live = sum(sum(_ticks(c, stat, children)) for c in children(pid))
+        again = stat(pid)
+        if again is None or again[2:] == first[2:]:
+            break
+        first = again
+    return first[0] + first[1], first[2] + first[3] + live
+
+
+def tree_cpu(pid: int, stat: StatReader = read_stat, children: ChildLister = child_pids) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of all its descendants since they started,
+    those that exited included (ingest workers exit after 10 s idle, maybe inside a measured
+    window: counting live ones only made the difference negative). Both only ever grow."""
+    own, rest = _ticks(pid, stat, children)
+    tick = os.sysconf("SC_CLK_TCK")
+    return own / tick, rest / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """tree_cpu's two parts together."""
+    return sum(tree_cpu(pid))
 
 
 class PeakSampler:
@@ -121,6 +168,14 @@ def one_round(name: str, workdir: Path, scp_port: int, ct: Any, store1: Any, sto
     return out
 
 
+def ratio_text(first: float, other: float, lower_is_better: bool = False) -> str:
+    """The first server's figure against another's, as "1.23x" (>1: the first is better, for
+    rates and, inverted, for memory), or "-" when either is missing or zero."""
+    if not (first > 0 and other > 0):  # NaN (no figure) compares false too
+        return "-"
+    return f"{(other / first if lower_is_better else first / other):.2f}x"
+
+
 def export(ref: str, root: Path) -> Path:
     """The files of `ref` in a folder of their own (the repository itself is not touched)."""
     sha = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", ref], capture_output=True,
@@ -180,13 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         got = results.get(name, {}).get(k)
         return statistics.median(got) if got else float("nan")
 
-    print(f"\n{'figure':30} " + " ".join(f"{s:>10}" for s in servers) + "   ratio  (inst/s, median of "
-          f"{args.rounds}; small set {len(small)} instances, CT {min(args.cstore, args.slices)} x 512x512)")
+    others = servers[1:]
+    print(f"\n{'figure':30} " + " ".join(f"{s:>10}" for s in servers)
+          + "".join(f"  {servers[0]}/{s}" for s in others) + f"  (inst/s, median of {args.rounds}; "
+          f"small set {len(small)} instances, CT {min(args.cstore, args.slices)} x 512x512)")
     for k in FIGURES:
-        ratio = med("yunying", k) / med("orthanc", k) if "orthanc" in servers else float("nan")
-        if k.startswith("rss"):  # lower is better: the ratio reads like the others (>1: better)
-            ratio = 1 / ratio
-        print(f"{LABELS[k]:30} " + " ".join(f"{med(s, k):10.0f}" for s in servers) + f"  {ratio:5.2f}x   "
+        ratios = [ratio_text(med(servers[0], k), med(s, k), lower_is_better=k.startswith("rss")) for s in others]
+        print(f"{LABELS[k]:30} " + " ".join(f"{med(s, k):10.0f}" if med(s, k) >= 0 else f"{'-':>10}" for s in servers)
+              + "".join(f"  {r:>{len(servers[0]) + len(s) + 1}}" for r, s in zip(ratios, others)) + "   "
               + " / ".join(str([round(v) for v in results[s][k]]) for s in servers))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0

@@ -270,34 +270,97 @@ def response_bytes(result: dict, keys: ResponseKeys, level: Level, retrieve_aet:
     """response_identifier(...) already encoded in little endian (implicit VR or explicit), or
     None when an attribute needs pydicom (a sequence, a binary value): the same bytes pydicom
     writes (tests/dimse/test_identifier.py), without building a Dataset per match."""
-    elems: dict[int, tuple[str, str]] = {0x00080005: ("CS", "ISO_IR 192")}
-    for tag, hex_tag, vr in keys:
-        item = result.get(hex_tag)
-        if item is None:
-            if vr not in TEXT_VRS and vr != "IS":
-                return None
-            elems[tag] = (vr, "")
-            continue
-        text = _text_of(item)
-        if text is None:
-            return None
-        elems[tag] = (item["vr"], text)
-    elems[QUERY_RETRIEVE_LEVEL] = ("CS", level)
-    elems[0x00080054] = ("AE", retrieve_aet)
-    out: list[bytes] = []
-    for tag in sorted(elems):
-        vr, text = elems[tag]
+    return ResponseEncoder(keys, level, retrieve_aet, implicit).encode(result)
+
+
+class ResponseEncoder:
+    """response_bytes for every match of one request: the order of the elements, the SCP's own
+    elements (character set, level, retrieve AE) and the elements' headers are worked out once
+    per request, so a match costs its values' encoding and a join (~3x less than per match)."""
+
+    def __init__(self, keys: ResponseKeys, level: Level, retrieve_aet: str, implicit: bool) -> None:
+        self.implicit = implicit
+        own = {0x00080005: ("CS", "ISO_IR 192"), QUERY_RETRIEVE_LEVEL: ("CS", level), 0x00080054: ("AE", retrieve_aet)}
+        asked = {tag: (hex_tag, vr) for tag, hex_tag, vr in keys if tag not in own}
+        self.textual = all(vr in TEXT_VRS or vr == "IS" for _, vr in asked.values())
+        self._headers: dict[tuple[int, str], tuple[bytes, bool]] = {}
+        # each element in tag order: (its bytes, when the same for every match) or (tag, hex, vr)
+        self.plan: list[bytes | tuple[int, str, str]] = []
+        self.fits = True  # False: an own value too long for its VR's length field (pydicom's business)
+        for tag in sorted({*own, *asked}):
+            if tag in asked:
+                self.plan.append((tag, *asked[tag]))
+                continue
+            fixed = self._element(tag, *own[tag])
+            if fixed is None:
+                self.fits = self.textual = False
+            else:
+                self.plan.append(fixed)
+        self._empty = {tag: self._element(tag, vr, "") for tag, (_, vr) in asked.items()
+                       if vr in TEXT_VRS or vr == "IS"}
+
+    def _element(self, tag: int, vr: str, text: str) -> bytes | None:
         value = encoded_text(vr, text)
-        if implicit:
-            out.append(struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)))
-        elif vr in _LONG_FORM:
-            out.append(struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(value)))
-        elif len(value) <= 0xFFFF:
-            out.append(struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), len(value)))
-        else:
+        header = self._header(tag, vr, len(value))
+        return None if header is None else header + value
+
+    def _header(self, tag: int, vr: str, length: int) -> bytes | None:
+        prefix, long_length = self._prefix(tag, vr)
+        if long_length:
+            return prefix + length.to_bytes(4, "little")
+        return prefix + length.to_bytes(2, "little") if length <= 0xFFFF else None
+
+    def _prefix(self, tag: int, vr: str) -> tuple[bytes, bool]:
+        """The element's header before its length, and whether the length takes 4 bytes."""
+        known = self._headers.get((tag, vr))
+        if known is None:
+            if self.implicit:
+                known = (struct.pack("<HH", tag >> 16, tag & 0xFFFF), True)
+            elif vr in _LONG_FORM:
+                known = (struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode(), 0), True)
+            else:
+                known = (struct.pack("<HH2s", tag >> 16, tag & 0xFFFF, vr.encode()), False)
+            self._headers[(tag, vr)] = known
+        return known
+
+    def encode(self, result: dict) -> bytes | None:
+        """One match's response identifier; None when pydicom has to encode it."""
+        if not self.fits:
             return None
-        out.append(value)
-    return b"".join(out)
+        out: list[bytes] = []
+        for step in self.plan:
+            if type(step) is bytes:
+                out.append(step)
+                continue
+            tag, hex_tag, vr = step  # type: ignore[misc]
+            item = result.get(hex_tag)
+            if item is None:
+                empty = self._empty.get(tag)
+                if empty is None:
+                    return None
+                out.append(empty)
+                continue
+            vr = item.get("vr")
+            values = item.get("Value")
+            # the common case first: one string of a text VR other than PN, nothing else
+            if (vr in TEXT_VRS and vr != "PN" and type(values) is list and len(values) == 1
+                    and type(values[0]) is str and len(item) == 2):
+                text: str | None = values[0]
+            else:
+                text = _text_of(item)
+            if text is None:
+                return None
+            value = text.encode("utf-8")  # encoded_text, inlined: this runs per attribute per match
+            if len(value) & 1:
+                value += b"\0" if vr == "UI" else b" "
+            prefix, long_length = self._headers.get((tag, vr)) or self._prefix(tag, vr)
+            if long_length:
+                out += (prefix, len(value).to_bytes(4, "little"), value)
+            elif len(value) <= 0xFFFF:
+                out += (prefix, len(value).to_bytes(2, "little"), value)
+            else:
+                return None
+        return b"".join(out)
 
 
 def study_query(patients: Iterable[str], issuer: str, studies: Iterable[str] = ()) -> Query:

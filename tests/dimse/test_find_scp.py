@@ -9,6 +9,7 @@ from pynetdicom import AE, evt
 
 from dimse import uids
 from dimse.cli import build_identifier
+from dimse.requestor import requeue_responses
 from index.model import Origin
 
 
@@ -29,6 +30,7 @@ def test_many_finds_on_one_association_keep_their_message_ids(scp: Any, archive:
     ae.add_requested_context(uids.STUDY_ROOT_FIND)
     assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET, evt_handlers=[(evt.EVT_DIMSE_RECV, on_recv)])
     assert assoc.is_established
+    requeue_responses(assoc)  # the client's own race (measured-facts), not the server's order
     try:
         for msg_id in (7, 8, 300, 65535):
             found = [rsp.Status for rsp, _ in assoc.send_c_find(
@@ -59,6 +61,7 @@ def test_final_responses_keep_order_ids_and_failures(scp: Any, archive: Any,
     ae.add_requested_context(uids.STUDY_ROOT_FIND)
     assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET, evt_handlers=[(evt.EVT_DIMSE_RECV, on_recv)])
     assert assoc.is_established
+    requeue_responses(assoc)  # the client's own race (measured-facts), not the server's order
     queries = [(["PatientID=FINAL", "StudyInstanceUID"], [0xFF00, 0x0000]),
                (["PatientID=NOBODY", "StudyInstanceUID"], [0x0000]),
                (["StudyDate=notadate", "StudyInstanceUID"], [0xA900]),
@@ -112,3 +115,20 @@ def test_patient_root_study_level_without_patient_id_is_universal(scp: Any, arch
     finally:
         assoc.release()
         ae.shutdown()
+
+
+def test_final_success_encodes_as_pynetdicom_does() -> None:
+    # the final Success is written by find_scp.direct_final, no longer by pynetdicom
+    from pynetdicom.dimse_messages import C_FIND_RSP
+    from pynetdicom.dimse_primitives import C_FIND
+    from pynetdicom.dsutils import encode
+
+    from dimse.find_scp import final_rsp
+
+    for sop_class, msg_id in ((uids.STUDY_ROOT_FIND, 1), ("1.2.840.10008.5.1.4.1.2.1.1", 65535)):
+        primitive = C_FIND()
+        primitive.MessageIDBeingRespondedTo, primitive.Status = msg_id, 0x0000
+        primitive.AffectedSOPClassUID = sop_class
+        message = C_FIND_RSP()
+        message.primitive_to_message(primitive)
+        assert final_rsp(sop_class, msg_id) == encode(message.command_set, True, True)

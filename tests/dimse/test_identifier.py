@@ -110,3 +110,39 @@ def test_response_bytes_leave_sequences_and_binary_values_to_pydicom(tag: int) -
     ident = _text_only(request())
     ident.add_new(tag, request()[tag].VR, [] if request()[tag].VR == "SQ" else None)
     assert response_bytes(RESULT, response_keys(ident), "STUDY", "YUNYING", True) is None
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_one_encoder_for_many_matches_writes_what_pydicom_writes(implicit: bool) -> None:
+    # find_scp builds one ResponseEncoder per request and encodes every match with it
+    from dimse.identifier import ResponseEncoder
+
+    ident = _text_only(request())
+    ident.add_new(0x00081080, "LO", None)  # AdmittingDiagnosesDescription: a long value below
+    ident.add_new(0x00324000, "LT", None)  # StudyComments (LT, a short length field)
+    keys = response_keys(ident)
+    encoder = ResponseEncoder(keys, "STUDY", "YUNYING", implicit)
+    matches: list[dict[str, Any]] = [
+        RESULT, {},
+        {**RESULT, "0020000D": {"vr": "UI", "Value": ["1.2.3"]},  # odd: padded with NUL
+         "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Zhang^San", "Ideographic": "张^三",
+                                             "Phonetic": "zhang^san"}]},
+         "00100020": {"vr": "LO", "Value": ["ÄÖÜ-ß"]}, "00080061": {"vr": "CS", "Value": ["MR"]}},
+        {"00324000": {"vr": "LT", "Value": ["病历 " * 3000]}},  # UTF-8 over 16 KiB, fits LT
+        {"00081030": {"vr": "LO", "Value": [None]}, "00201208": {"vr": "IS", "Value": [0]}},
+    ]
+    for match in matches:
+        assert encoder.encode(match) == \
+            encode(response_identifier(match, keys, "STUDY", "YUNYING", None), implicit, True), match.keys()
+
+
+def test_a_value_too_long_for_its_length_field_is_left_to_pydicom() -> None:
+    from dimse.identifier import ResponseEncoder
+
+    ident = _text_only(request())
+    keys = response_keys(ident)
+    too_long = {"00081030": {"vr": "LO", "Value": ["x" * 70000]}}
+    assert ResponseEncoder(keys, "STUDY", "YUNYING", False).encode(too_long) is None
+    # implicit VR has a 4-byte length for every element
+    assert ResponseEncoder(keys, "STUDY", "YUNYING", True).encode(too_long) == \
+        encode(response_identifier(too_long, keys, "STUDY", "YUNYING", None), True, True)
