@@ -102,8 +102,8 @@ def round_order(names: list[str], r: int) -> list[str]:
     once in every place, and with three or more no server is measured twice in a row across a
     round's end. (Alternating forwards and backwards did that to A and B' every other round and
     never to B, in the middle: measured again at once, a server is still warm; after sitting idle
-    while the others ran it is not (its caches gone, B's heap trimmed), which cost B's QIDO p50
-    10-30 % and made B and B' of the same code drift apart by as much.)"""
+    while the others ran it is not: one server's QIDO p50 1.28 ms right after a frames run against
+    1.67 ms after 8 s idle, load 13. benchmarks/README.md, issue 11's fourth pass.)"""
     k = r % len(names)
     return names[k:] + names[:k]
 
@@ -136,12 +136,12 @@ def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, req
 def _start(data: Path, repo: Path, env: list[str], api_key: str | None = None) -> YunyingServer:
     """A server of `repo` on `data`, with `env` (KEY=VALUE) in its environment.
 
-    Servers are started again after storing (`--no-restart`: not): in the process that stored
-    them, the study index's in-memory rows were built one write at a time between the ingest's
-    own allocations, and how that fell out differed from one process to the next: three servers
-    of the same code, fed the same data the same way, measured alike, spent 1.03-1.15 ms of CPU
-    per QIDO (+-10 %, in every round); started again on their own data 0.97-1.02 ms. Issue 11
-    asks what the code costs, not which server drew the better heap."""
+    Servers are started again after storing (`--no-restart`: not): what the process that stored
+    the data carries from it differed from one process to the next: three servers of the same
+    code, fed the same data the same way, measured alike, spent 1.03-1.15 ms of CPU per QIDO
+    (up to 10 % apart, in every round); started again on their own data 0.97-1.02 ms. What it
+    is was not found (not the study catalog's memory, not malloc's arenas, not DuckDB's
+    allocator thread). Issue 11 asks what the code costs, not which process drew the better state."""
     saved = dict(os.environ)
     for kv in env:
         key, _, value = kv.partition("=")
