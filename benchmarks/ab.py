@@ -5,9 +5,11 @@
 Answers "what did this change cost": issue 11 asks that QIDO-RS p50 and frames/s with a bearer
 token stay within 10% of the archive before the authorization point existed (the default ref,
 20bc71b, is the last commit before it). Both servers get the same requests with the same
-`Authorization` header (the earlier one ignores it); rounds alternate A and B so that the load
-of a shared machine falls on both alike. Medians over rounds, and the ratio B / A; the server's
-CPU per request (`*_cpu`) is the figure to trust on a busy machine.
+`Authorization` header (the earlier one ignores it); the order rotates every round (`round_order`)
+so that the load of a shared machine falls on all alike, and every timed part starts on a server
+just warmed by an untimed pass (`--cold`: not), so none is measured straight after sitting idle
+while the others ran. Medians over rounds, and the ratio B / A; the server's CPU per request
+(`*_cpu`) is the figure to trust on a busy machine.
 """
 from __future__ import annotations
 
@@ -95,7 +97,21 @@ def cpu_since(pid: int, before: dict[str, int]) -> float:
     return sum(ns - before.get(tid, 0) for tid, ns in threads_cpu(pid).items()) / 1e9
 
 
-def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, requests: int) -> dict[str, float]:
+def round_order(names: list[str], r: int) -> list[str]:
+    """Round r's order: the list rotated by r. Over len(names) rounds every server is measured
+    once in every place, and with three or more no server is measured twice in a row across a
+    round's end. (Alternating forwards and backwards did that to A and B' every other round and
+    never to B, in the middle: measured again at once, a server is still warm; after sitting idle
+    while the others ran it is not (its caches gone, B's heap trimmed), which cost B's QIDO p50
+    10-30 % and made B and B' of the same code drift apart by as much.)"""
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
+def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, requests: int,
+            warm: bool = True) -> dict[str, float]:
+    if warm:  # untimed: every server starts its timed part in the same state, however long it sat idle
+        qido(server.dicomweb_url, queries, warmup=0)
     s0 = threads_cpu(server.pid)
     q = qido(server.dicomweb_url, queries)
     by1, s1 = cpu_by_kind(server.pid, s0), threads_cpu(server.pid)
@@ -117,6 +133,26 @@ def measure(server: YunyingServer, ct: CtStudy, queries: list, latency: int, req
     return out
 
 
+def _start(data: Path, repo: Path, env: list[str], api_key: str | None = None) -> YunyingServer:
+    """A server of `repo` on `data`, with `env` (KEY=VALUE) in its environment.
+
+    Servers are started again after storing (`--no-restart`: not): in the process that stored
+    them, the study index's in-memory rows were built one write at a time between the ingest's
+    own allocations, and how that fell out differed from one process to the next: three servers
+    of the same code, fed the same data the same way, measured alike, spent 1.03-1.15 ms of CPU
+    per QIDO (+-10 %, in every round); started again on their own data 0.97-1.02 ms. Issue 11
+    asks what the code costs, not which server drew the better heap."""
+    saved = dict(os.environ)
+    for kv in env:
+        key, _, value = kv.partition("=")
+        os.environ[key] = value
+    try:
+        return start_yunying(data, repo_root=repo, api_key=api_key)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.ab", description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default=BEFORE_ISSUE_11, help="the earlier commit (A)")
@@ -127,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=600, help="frame requests per throughput run")
     ap.add_argument("--b-env", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting for B only, e.g. YUNYING_AUDIT=false to leave issue 12's trail out")
+    ap.add_argument("--cold", action="store_true",
+                    help="no untimed pass before each server's timed part: what a server answers right "
+                         "after sitting idle while the others were measured")
+    ap.add_argument("--no-restart", action="store_true",
+                    help="measure the servers in the processes that stored the data (see _start)")
     ap.add_argument("--twin", action="store_true",
                     help="a second server of this checkout (B'), measured like the others: B'/A next to B/A "
                          "shows how far two servers of the same code drift apart on this machine now")
@@ -136,27 +177,26 @@ def main(argv: list[str] | None = None) -> int:
         corpus, ct = build_corpus(root / "data", args.studies), build_ct(root / "data", args.slices, "A")
         queries = qido_queries(corpus, args.queries)
         tree = checkout(args.ref, root / "ref")
-        servers = {}
+        servers: dict[str, YunyingServer] = {}
+        folders = {f"A {args.ref}": (root / "a", tree), "B this checkout": (root / "b", REPO_ROOT)}
+        if args.twin:
+            folders["B' same checkout"] = (root / "b2", REPO_ROOT)
         try:
-            servers = {f"A {args.ref}": start_yunying(root / "a", repo_root=tree)}
-            saved = dict(os.environ)
-            os.environ.update(kv.split("=", 1) for kv in args.b_env)
-            try:
-                servers["B this checkout"] = start_yunying(root / "b")
-                if args.twin:
-                    servers["B' same checkout"] = start_yunying(root / "b2")
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
+            for name, (data, repo) in folders.items():
+                servers[name] = _start(data, repo, args.b_env if repo == REPO_ROOT else [])
             for srv in servers.values():
                 stow(srv.dicomweb_url, [*corpus.files, *ct.files])
+            if not args.no_restart:  # each server anew on the data it stored: see restart()
+                for name, (data, repo) in folders.items():
+                    servers[name].stop()
+                    servers[name] = _start(data, repo, args.b_env if repo == REPO_ROOT else [],
+                                           servers[name].api_key)
             for srv in servers.values():  # a round not counted: what storing set off (index, master
                 measure(srv, ct, queries, 20, 100)  # index, audit) is done before the first one that is
             runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
             for r in range(args.rounds):
-                order = list(servers.items()) if r % 2 == 0 else list(reversed(servers.items()))
-                for name, srv in order:
-                    runs[name].append(measure(srv, ct, queries, 100, args.frames))
+                for name in round_order(list(servers), r):
+                    runs[name].append(measure(servers[name], ct, queries, 100, args.frames, warm=not args.cold))
                     print(f"round {r + 1} {name}: {runs[name][-1]}", file=sys.stderr, flush=True)
         finally:
             for srv in servers.values():
@@ -172,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         med = [statistics.median(x[key] for x in runs[n]) for n in names]
         print(f"{key + ' (' + unit + ')':<22}" + "".join(f"{v:>18.2f}" for v in med)
               + "".join(f"{v / med[0]:>7.2f}x" for v in med[1:]))
-    print(f"{args.rounds} rounds, the servers alternating; {args.studies} studies, CT {args.slices} slices; "
+    print(f"{args.rounds} rounds, the order rotating{', cold' if args.cold else ', each warmed first'}; {args.studies} studies, CT {args.slices} slices; "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
           + (f"; B with {' '.join(args.b_env)}" if args.b_env else "")
           + ("; B' runs the same code as B: their difference is this machine's noise" if args.twin else ""))

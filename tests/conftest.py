@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import os
+import secrets
 import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from pydicom.data import get_testdata_file, get_testdata_files
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from benchmarks.net import YunyingServer, start_yunying
+
+if TYPE_CHECKING:
+    from yunying.archive import Archive
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +35,42 @@ def fresh_server(tmp_path: Path) -> Iterator[YunyingServer]:
     srv = start_yunying(tmp_path / "data")
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def ingest_processes() -> int:
+    """How many ingest worker processes `pooled` starts; a test module overrides this fixture."""
+    return 1
+
+
+@pytest.fixture
+def pooled(tmp_path: Path, ingest_processes: int) -> Iterator[Archive]:
+    """An archive with ingest worker processes (a storage association may be lent one)."""
+    from yunying.archive import Archive  # here: most tests never need the archive's imports
+
+    arch = Archive(tmp_path / "data", ingest_processes=ingest_processes)
+    yield arch
+    arch.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty database on the test PostgreSQL cluster (`YUNYING_TEST_POSTGRES`, a URL of
+    a database we may create databases from; tools/test.sh starts a throwaway cluster and sets
+    it); dropped afterwards."""
+    base = os.environ.get("YUNYING_TEST_POSTGRES", "")
+    if not base:
+        missing_tool("YUNYING_TEST_POSTGRES is not set (tools/test.sh starts a PostgreSQL for it)")
+    name = "yy_" + secrets.token_hex(6)
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")  # CREATE DATABASE refuses a transaction
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def start_with_env(data: Path, **env: str) -> YunyingServer:

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.net import YunyingServer
 from tests.auth import plain
-from tests.auth.signin import set_up_totp_in_page, sign_in
+from tests.auth.signin import set_up_totp_in_page, sign_in, sign_in_page
 from tests.conftest import start_with_env
 from tests.frontends.conftest import PHONE
 
@@ -36,15 +36,7 @@ def test_admin_page_on_a_phone(srv: YunyingServer, open_page: Any) -> None:
     page = p.page
     page.goto(srv.http_url + "/admin/?lang=zh-CN")
     # no token: through the one login page (and its forced password change) and back here
-    page.wait_for_url(lambda url: "/login?" in url)
-    page.fill("#username", "admin")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login/password?" in url)
-    page.fill("#current", PASSWORD)
-    page.fill("#new", "Page-chief-pw-2")
-    page.fill("#confirm", "Page-chief-pw-2")
-    page.click("button[type=submit]")
+    sign_in_page(page, "admin", PASSWORD, "Page-chief-pw-2")
     _, recovery = set_up_totp_in_page(page)  # mandatory for an administrator
     assert len(recovery) == 10
     page.wait_for_url(srv.http_url + "/admin/?lang=zh-CN")

@@ -8,7 +8,6 @@ functions, and at last a real `yunying serve` keeps its app state there.
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 import threading
 import time
@@ -18,14 +17,13 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect, select, text
 
 import yunying.audit.syslog  # registers the audit component's migrations
 import yunying.auth.oidc.tables  # registers the oidc component's migrations
 import yunying.portal.schema  # registers the portal component's migrations
 from tests.auth.signin import sign_in
-from tests.conftest import missing_tool, start_with_env
+from tests.conftest import start_with_env
 from yunying import pii
 from yunying.audit import store as audit_store
 from yunying.audit.trail import Trail
@@ -49,25 +47,6 @@ from yunying.auth.roles import SeparationOfDuties
 from yunying.auth.store import Store, open_store, schema_migrations
 from yunying.portal import exams as portal_exams
 from yunying.portal import verify as portal_verify
-
-BASE_URL = os.environ.get("YUNYING_TEST_POSTGRES", "")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty database on the test cluster; dropped afterwards."""
-    if not BASE_URL:
-        missing_tool("YUNYING_TEST_POSTGRES is not set (tools/test.sh starts a PostgreSQL for it)")
-    name = "yy_" + secrets.token_hex(6)
-    admin = create_engine(BASE_URL, isolation_level="AUTOCOMMIT")  # CREATE DATABASE refuses a transaction
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(BASE_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture

@@ -99,20 +99,6 @@ def scp(archive: Archive, storescp_port: int) -> Iterator[DimseServer]:
 
 
 @pytest.fixture
-def ingest_processes() -> int:
-    """How many ingest worker processes `pooled` starts; a test module overrides this fixture."""
-    return 1
-
-
-@pytest.fixture
-def pooled(tmp_path: Path, ingest_processes: int) -> Iterator[Archive]:
-    """An archive with ingest worker processes, which a storage association may be lent."""
-    arch = Archive(tmp_path / "data", ingest_processes=ingest_processes)
-    yield arch
-    arch.close()
-
-
-@pytest.fixture
 def pooled_scp(pooled: Archive, storescp_port: int) -> Iterator[DimseServer]:
     """An SCP over `pooled` that lends its storage associations to the ingest workers."""
     server = start_scp(pooled, storescp_port, dimse_lend_workers=True)

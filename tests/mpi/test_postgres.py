@@ -10,7 +10,6 @@ from sqlalchemy import create_engine
 
 from index.model import Origin
 from tests.dicomweb.helpers import make_ct, part10
-from tests.records.conftest import pg_url  # noqa: F401 - a fresh database on the test cluster
 from tests.routing.peers import wait_for
 from yunying.archive import Archive
 from yunying.auth.store import Store
@@ -24,7 +23,7 @@ from yunying.routing.outgoing import Outgoing
 from yunying.routing.router import Router
 
 
-def test_master_index_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_master_index_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     engine = create_engine(pg_url)
     Store(engine, None).migrate()
     index = PatientIndex(engine, keys_for(tmp_path / "data"))
@@ -44,7 +43,7 @@ def test_master_index_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noq
     engine.dispose()
 
 
-def test_routing_tables_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_routing_tables_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     engine = create_engine(pg_url)
     archive = Archive(tmp_path / "data")
     def accept_all(destination: dict[str, Any], items: Sequence[Outgoing]) -> dict[str, str | None]:
@@ -68,7 +67,7 @@ def test_routing_tables_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # n
         engine.dispose()
 
 
-def test_concurrent_records_of_one_person_are_linked_on_postgresql(pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_concurrent_records_of_one_person_are_linked_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     """Two processes (two engines, two indexes) each observe one record of the same person at
     the same moment, for many persons: without a lock, each transaction misses the other's
     uncommitted row under READ COMMITTED and the pair stays apart."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -45,3 +46,19 @@ def api(srv: YunyingServer, path: str, body: dict, token: str | None = None) -> 
 def last_code(srv: YunyingServer, phone: str = PHONE) -> str:
     """The newest code the file gateway 'sent' to `phone`."""
     return portal_bench.last_code(srv, phone)
+
+
+def verify_by_sms(page: Any, srv: YunyingServer, url: str, phone: str = PHONE) -> None:
+    """On the portal page at `url` (an exam's QR address): the SMS code to `phone`, typed in; the
+    exam list shows."""
+    page.goto(url)
+    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
+    assert "#exam" not in page.url
+    assert phone[-4:] in page.inner_text("#phone-hint")  # masked: only the last four digits
+    assert phone[:7] not in page.content()  # the token left the address bar
+    page.fill("#phone", phone)
+    page.tap("#send")
+    page.wait_for_function("document.querySelector('#send').disabled")
+    page.fill("#code", last_code(srv, phone))
+    page.tap("#sms-submit")
+    page.wait_for_selector("#home:not([hidden]) .exam")

@@ -6,15 +6,13 @@ withholds exams stored afterwards too, share links included."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from benchmarks.net import YunyingServer, start_yunying
+from benchmarks.net import YunyingServer
 from tests.dicomweb.helpers import make_ct, multipart, part10
 from tests.frontends.conftest import PHONE as PHONE_CONTEXT
 from tests.portal.conftest import api, issue, last_code
@@ -22,13 +20,6 @@ from yunying.records import idcard
 
 NUMBER = "11010519491231002" + idcard.check_character("11010519491231002")
 PHONE = "13711112222"
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
-    s = start_yunying(tmp_path_factory.mktemp("history") / "data")
-    yield s
-    s.stop()
 
 
 def store(srv: YunyingServer, issuer: str, pid: str, accession: str, id_number: str = "", date: str = "20240101",

@@ -9,7 +9,7 @@ from typing import Any
 
 from benchmarks.net import YunyingServer
 from tests.frontends.conftest import PHONE as PHONE_CONTEXT
-from tests.portal.conftest import PHONE, issue, last_code, store_study
+from tests.portal.conftest import PHONE, issue, last_code, store_study, verify_by_sms
 
 
 def phone_page(open_page: Any, lang: str = "zh-CN") -> Any:
@@ -17,20 +17,6 @@ def phone_page(open_page: Any, lang: str = "zh-CN") -> Any:
     p.statuses = []
     p.page.on("response", lambda r: p.statuses.append((r.status, r.url)))
     return p
-
-
-def verify_by_sms(page: Any, srv: YunyingServer, url: str, phone: str = PHONE) -> None:
-    page.goto(url)
-    page.wait_for_selector("#verify:not([hidden]) #sms-form:not([hidden])")
-    assert "#exam" not in page.url
-    assert phone[-4:] in page.inner_text("#phone-hint")  # masked: only the last four digits
-    assert phone[:7] not in page.content()  # the token left the address bar
-    page.fill("#phone", phone)
-    page.tap("#send")
-    page.wait_for_function("document.querySelector('#send').disabled")
-    page.fill("#code", last_code(srv, phone))
-    page.tap("#sms-submit")
-    page.wait_for_selector("#home:not([hidden]) .exam")
 
 
 def test_patient_path_qr_sms_exams_viewer(open_page: Any, srv: YunyingServer) -> None:

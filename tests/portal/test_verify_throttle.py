@@ -3,20 +3,10 @@ address, wrong codes per phone, wrong answers per address shared with the login 
 the store, so a restarted (or another) process sees the same counts."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from benchmarks.net import YunyingServer, start_yunying
 from tests.portal.conftest import issue, last_code, store_study
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
-    s = start_yunying(tmp_path_factory.mktemp("throttle") / "data")
-    yield s
-    s.stop()
 
 
 def client(address: str) -> httpx.Client:

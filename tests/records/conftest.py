@@ -1,23 +1,20 @@
 """Fixtures of the record tests: a record store on a fresh app-state database, hospital databases."""
 from __future__ import annotations
 
-import os
-import secrets
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import missing_tool
 from yunying.archive import Archive
 from yunying.auth.store import open_store
 from yunying.pii import new_key_line, parse
 from yunying.records.idcard import check_character
 from yunying.records.store import RecordStore
 
-PG = os.environ.get("YUNYING_TEST_POSTGRES", "")
 KEYS = parse(new_key_line("blind") + new_key_line("seal", "k1"))
 
 
@@ -41,25 +38,20 @@ def records(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RecordSt
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database on the test PostgreSQL cluster (tools/test.sh starts one)."""
-    if not PG:
-        missing_tool("YUNYING_TEST_POSTGRES is not set (tools/test.sh starts a PostgreSQL for it)")
-    name = "yyrec_" + secrets.token_hex(6)
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-@pytest.fixture
 def archive(tmp_path: Path) -> Iterator[Archive]:
     """A real archive in the test's folder (in-process)."""
     a = Archive(tmp_path / "archive")
     yield a
     a.close()
+
+
+@contextmanager
+def hospital_service(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A hospital's web service: `handler` on a free loopback port; yields its exams URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/his/exams"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -3,16 +3,15 @@
 database and JSON sources; faults, garbage and an unreachable service change nothing."""
 from __future__ import annotations
 
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 import pytest
 
-from tests.records.conftest import id_card
+from tests.records.conftest import hospital_service, id_card
 from yunying.records.collector import Collector
 from yunying.records.mapping import parse_sources
 from yunying.records.store import RecordStore
@@ -139,15 +138,11 @@ class Hospital(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hospital)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     Hospital.mode = "ok"
     Hospital.calls.clear()
-    Hospital.location = f"http://127.0.0.1:{server.server_port}/his/exams"
-    yield Hospital.location
-    server.shutdown()
-    server.server_close()
+    with hospital_service(Hospital) as url:
+        Hospital.location = url
+        yield url
 
 
 def collector(url: str, records: RecordStore) -> Collector:

@@ -3,15 +3,14 @@ the same mapping and watermark (a real HTTP server on loopback, httpx as the cli
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.records.conftest import id_card
+from tests.records.conftest import hospital_service, id_card
 from yunying.records.collector import Collector
 from yunying.records.mapping import parse_sources
 from yunying.records.store import RecordStore
@@ -76,13 +75,9 @@ class Hospital(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hospital)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     Hospital.mode = "ok"
-    yield f"http://127.0.0.1:{server.server_address[1]}/his/exams"
-    server.shutdown()
-    server.server_close()
+    with hospital_service(Hospital) as url:
+        yield url
 
 
 def collector(url: str, records: RecordStore) -> Collector:

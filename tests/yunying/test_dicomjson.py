@@ -8,21 +8,10 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom import Dataset
-from pydicom.data import get_testdata_files
 
+from tests.yunying.pydicom_files import FILES
 from yunying.dicomjson import BULK_PREFIX, BULK_THRESHOLD, PIXEL_DATA, dataset_json
 
-
-def _readable(path: Path) -> bool:
-    """pydicom (the reference) reads it; the few it cannot have no reference to compare with."""
-    try:
-        list(pydicom.dcmread(path, force=True).keys())
-    except Exception:  # noqa: BLE001 - pydicom's deliberately broken files
-        return False
-    return True
-
-
-FILES = [p for p in sorted(Path(p) for p in get_testdata_files("*.dcm")) if _readable(p)]
 _SKIPPED = (ValueError, TypeError, OverflowError, struct.error, UnicodeError, LookupError)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ import orjson
 import pydicom
 import pytest
 from pydicom import Dataset
-from pydicom.data import get_testdata_files
 from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -30,6 +28,7 @@ from pydicom.uid import (
 
 from benchmarks.data import Phantom, _ct_dataset, _small_instance
 from tests.dicomweb.helpers import make_ct, part10
+from tests.yunying.pydicom_files import FILES
 from yunying.errors import ArchiveError
 from yunying.ingest import Parsed, instance_json, parse_pydicom
 from yunying.ingest_fast import parse_fast
@@ -73,17 +72,6 @@ def check(data: bytes, fast_expected: bool | None = True) -> None:
     a, b = _facts(fast), _facts(slow)
     for key in a:
         assert a[key] == b[key], key
-
-
-def _readable(path: Path) -> bool:
-    try:
-        list(pydicom.dcmread(path, force=True).keys())
-    except Exception:  # noqa: BLE001 - pydicom's deliberately broken files
-        return False
-    return True
-
-
-FILES = [p for p in sorted(Path(p) for p in get_testdata_files("*.dcm")) if _readable(p)]
 
 
 def test_pydicoms_files_both_ways() -> None:

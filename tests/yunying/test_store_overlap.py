@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,6 @@ from yunying import archive as archive_module
 from yunying.archive import Archive
 
 ORIGIN = Origin("import", "test")
-
-
-@pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[Archive]:
-    a = Archive(tmp_path / "data", ingest_processes=1)
-    yield a
-    a.close()
 
 
 def _counting(archive: Archive, monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ ORIGIN = Origin("import", "test")
 
 
 @pytest.fixture
-def pooled(tmp_path: Path) -> Iterator[Archive]:
-    a = Archive(tmp_path / "data", ingest_processes=2)
-    yield a
-    a.close()
+def ingest_processes() -> int:
+    """Two workers for tests/conftest.py's `pooled`: a dead one must not stop the other."""
+    return 2
 
 
 def _worker_pids(pool: IngestPool) -> list[int]:

@@ -39,8 +39,6 @@ exams = Table(  # one row per exam a QR code was issued for
     Column("phone_sealed", Text),  # added by migration 4 (sealed: yunying.pii)
     Column("id_hash", String(64)),
     Column("name_hash", String(64)),
-    Column("id_failures", Integer, nullable=False, default=0),
-    Column("id_locked_until", Integer),
     Column("delivery_off", Boolean, nullable=False, default=False),
     Column("created_at", Integer, nullable=False),
     UniqueConstraint("hospital_id", "study_uid"),
@@ -62,10 +60,7 @@ codes = Table(  # the SMS code last sent to a phone
     "portal_codes", meta,
     Column("phone_hash", String(64), primary_key=True),
     Column("code_hash", String(64), nullable=False),
-    Column("sent_at", Integer, nullable=False),
     Column("expires_at", Integer, nullable=False),
-    Column("failures", Integer, nullable=False, default=0),
-    Column("locked_until", Integer),
 )
 
 
@@ -109,3 +104,40 @@ def add_sealed_phone(conn: Connection) -> None:
     # naming the phone, or when the patient verifies it by SMS.
     if "phone_sealed" not in {c["name"] for c in inspect(conn).get_columns("portal_exams")}:
         conn.execute(text("ALTER TABLE portal_exams ADD COLUMN phone_sealed TEXT"))
+
+
+# Columns of the portal's own lockouts and resend wait, which yunying.auth.throttle has kept
+# since (store-backed counts per phone, exam and address): nothing reads them any more.
+UNUSED = {"portal_codes": ("sent_at", "failures", "locked_until"),
+          "portal_exams": ("id_failures", "id_locked_until")}
+
+
+@migration("portal", 9)  # 5-8 live beside their tables (notify, console, patients, wechat_bind)
+def drop_unused_columns(conn: Connection) -> None:
+    # Migration 1 creates the tables from their current definitions, so a fresh store has none.
+    for table in (codes, exams):
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        gone = [name for name in UNUSED[table.name] if name in present]
+        if not gone:
+            continue
+        if conn.dialect.name == "sqlite" and not sqlite_drops_columns(conn):
+            rebuild(conn, table)
+        else:
+            for name in gone:
+                conn.execute(text(f"ALTER TABLE {table.name} DROP COLUMN {name}"))
+
+
+def sqlite_drops_columns(conn: Connection) -> bool:
+    """SQLite has ALTER TABLE ... DROP COLUMN since 3.35 (2021); older ones need a rebuild."""
+    version = conn.exec_driver_sql("SELECT sqlite_version()").scalar_one()
+    return tuple(int(p) for p in str(version).split(".")[:2]) >= (3, 35)
+
+
+def rebuild(conn: Connection, table: Table) -> None:
+    """SQLite's table rebuild: the rows copied into the current definition, the old table dropped."""
+    old = f"{table.name}_before_rebuild"
+    conn.execute(text(f"ALTER TABLE {table.name} RENAME TO {old}"))
+    table.create(conn)
+    names = ", ".join(c.name for c in table.columns)
+    conn.execute(text(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {old}"))
+    conn.execute(text(f"DROP TABLE {old}"))

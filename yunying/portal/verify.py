@@ -110,8 +110,7 @@ def send_code(store: Store, key: bytes, gateway: SmsGateway, exam: Any | None, p
     throttle.failed(store, ph, RESEND)
     throttle.failed(store, address, SENDS)
     code = f"{secrets.randbelow(10 ** 6):06d}"
-    values = {"code_hash": code_digest(key, ph, code), "sent_at": now, "expires_at": now + CODE_TTL,
-              "failures": 0, "locked_until": None}
+    values = {"code_hash": code_digest(key, ph, code), "expires_at": now + CODE_TTL}
     with store.engine.begin() as conn:
         if row is None:
             conn.execute(insert(codes).values(phone_hash=ph, **values))
@@ -121,7 +120,7 @@ def send_code(store: Store, key: bytes, gateway: SmsGateway, exam: Any | None, p
         gateway.send_code(normalise("phone", phone), code)
     except (SmsFailed, OSError) as exc:  # the vendor refused, or the outbox file could not be written
         with store.engine.begin() as conn:  # nothing was sent: the code is void and a retry is allowed at once
-            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(sent_at=0, expires_at=now))
+            conn.execute(update(codes).where(codes.c.phone_hash == ph).values(expires_at=now))
         throttle.clear(store, ph, RESEND)
         raise GatewayFailed(f"the SMS could not be sent ({type(exc).__name__}); try again") from None
     return RESEND_AFTER
