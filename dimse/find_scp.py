@@ -45,6 +45,7 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
         yield status(UNABLE_TO_PROCESS, "calling AE title not authorized to query"), None
         return
     direct_final(event.assoc)
+    event.assoc.dimse._yy_find_final_ok = True  # type: ignore[attr-defined]  # until a pending response takes pynetdicom's path
     root = root_of(str(event.request.AffectedSOPClassUID))
     try:
         identifier = event.identifier
@@ -94,7 +95,8 @@ def on_c_find(event: Event, archive: Archive, policy: AccessPolicy, aet: str,
                 rsp = response_identifier(result, keys, query.level, aet, implicit_le)
                 if direct is not None:
                     direct.add(rsp)
-                else:
+                else:  # queued to pynetdicom's DUL thread: the final must queue behind it
+                    event.assoc.dimse._yy_find_final_ok = False  # type: ignore[attr-defined]
                     yield PENDING, rsp
             if sent in EARLY_FLUSH and direct is not None:
                 # the first matches go out at once, then in growing batches: the requester decodes
@@ -167,7 +169,8 @@ def direct_final(assoc: Any) -> None:
     a quarter of the server's CPU per C-FIND on a study list (py-spy). Installed once per
     association, over pynetdicom's send of that response only, so it still goes out where
     pynetdicom sends it: after the handler's last yield, i.e. after the audit record is
-    journaled (dimse/audit_hooks.py). Other responses, TLS: pynetdicom's path."""
+    journaled (dimse/audit_hooks.py). Other responses, TLS, and a query whose pending responses
+    were queued to pynetdicom (a deflated syntax): pynetdicom's path, in order behind them."""
     dimse = assoc.dimse
     sock: Any = getattr(getattr(assoc.dul, "socket", None), "socket", None)
     if getattr(dimse, "_yy_direct_find_final", False) or sock is None or isinstance(sock, ssl.SSLSocket):
@@ -176,11 +179,13 @@ def direct_final(assoc: Any) -> None:
     outgoing = assoc.dul.to_provider_queue
 
     def send_msg(primitive: Any, context_id: int) -> None:
-        if (type(primitive) is C_FIND and primitive.Status == SUCCESS and primitive.Identifier is None
+        if (type(primitive) is C_FIND and getattr(dimse, "_yy_find_final_ok", False)
+                and primitive.Status == SUCCESS and primitive.Identifier is None
                 and primitive.MessageIDBeingRespondedTo is not None and primitive.AffectedSOPClassUID
                 and getattr(primitive, "ErrorComment", None) is None
                 and getattr(primitive, "OffendingElement", None) is None
                 and outgoing.empty()):  # nothing of pynetdicom's still waiting to go out before it
+            dimse._yy_find_final_ok = False  # set again by the next C-FIND's handler
             send_command(assoc, sock, context_id,
                          final_rsp(str(primitive.AffectedSOPClassUID), primitive.MessageIDBeingRespondedTo))
             return

@@ -132,3 +132,32 @@ def test_final_success_encodes_as_pynetdicom_does() -> None:
         message = C_FIND_RSP()
         message.primitive_to_message(primitive)
         assert final_rsp(sop_class, msg_id) == encode(message.command_set, True, True)
+
+
+def test_final_queues_behind_pending_responses_sent_by_pynetdicom(scp: Any, archive: Any, tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    # when the pending responses take pynetdicom's queue (no direct writer: e.g. a deflated
+    # syntax), the final Success must not overtake them on the socket
+    import dimse.find_scp
+
+    monkeypatch.setattr(dimse.find_scp, "_direct", lambda event: None)
+    for n in range(5):
+        archive.store(make_instance(tmp_path / f"d{n}.dcm", study=f"1.2.826.8.{n}", series=f"1.2.826.8.{n}.1",
+                                    sop=f"1.2.826.8.{n}.1.1", patient_id="QUEUED"), Origin("import", "test"))
+    seen: list[int] = []
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context(uids.STUDY_ROOT_FIND)
+    assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET, evt_handlers=[
+        (evt.EVT_DIMSE_RECV, lambda event: seen.append(int(event.message.command_set.Status)))])
+    assert assoc.is_established
+    requeue_responses(assoc)
+    try:
+        for msg_id in range(1, 11):
+            found = [rsp.Status for rsp, _ in assoc.send_c_find(
+                build_identifier("STUDY", ["PatientID=QUEUED", "StudyInstanceUID"]), uids.STUDY_ROOT_FIND,
+                msg_id=msg_id)]
+            assert found == [0xFF00] * 5 + [0x0000]
+    finally:
+        assoc.release()
+        ae.shutdown()
+    assert seen == ([0xFF00] * 5 + [0x0000]) * 10
