@@ -52,7 +52,6 @@ OWNERS_MAX = 100_000  # studies whose owner is kept in memory (unknown UIDs incl
 # (measured: the idle checkpoint after 20,000 small instances took the server from 570 to 681 MiB
 # RSS for a second; issue 9 part 5, benchmarks/README.md)
 CHECKPOINT_ROWS = 4096
-EVICT_KEEP = 8 * 2**20  # table blocks an idle server's buffer pool keeps (Index.release_memory)
 
 
 class Index:
@@ -88,8 +87,6 @@ class Index:
             moves.load(self._con) if not read_only or "patient_overrides" in existing else {})
         last = self._con.execute("SELECT coalesce(max(seq), 0) FROM instances").fetchone()
         self._seq: int = last[0] if last else 0
-        self._memory_limit: str | None = None if read_only else (  # put back after an idle eviction
-            self._con.execute("SELECT current_setting('memory_limit')").fetchone() or (None,))[0]
         self._catalog: Catalog | None = None  # loaded by the first search
         self._catalog_off = False  # too many rows to keep in memory
         self._loader = threading.Lock()  # one thread loads the catalog
@@ -122,14 +119,14 @@ class Index:
         checkpoint ran. Rows written since the last checkpoint stay in DuckDB's memory (its
         IN_MEMORY_TABLE and ART_INDEX: ~40 MiB after ~5,000 small instances) until the next one
         (CHECKPOINT_ROWS): CHECKPOINT now (False when DuckDB refused, a reader's result still
-        open: the next idle period tries again). Then the buffer pool's table blocks (~17 MiB
-        once the catalog has loaded 21,000 rows; read again from the page cache when needed) and
-        the catalog's parsed answers (~5 KiB a row) go."""
+        open: the next idle period tries again). Then the catalog's parsed answers (~5 KiB a row)
+        go. The buffer pool's table blocks (~17 MiB once the catalog has loaded 21,000 rows) stay:
+        DuckDB evicts them only under a lowered memory_limit, and a read arriving meanwhile (readers
+        take no lock) would fail for want of memory (an aggregate under 10 MB does)."""
         with self._lock:
             if self._closed or self._read_only:
                 return False
             done = self._checkpoint("idle")
-            self._evict()
             if log.isEnabledFor(logging.DEBUG) or tracemalloc.is_tracing():  # diagnosing memory
                 kept = self._con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
                                          "WHERE memory_usage_bytes > 0").fetchall()
@@ -138,22 +135,6 @@ class Index:
         if self._catalog is not None:
             self._catalog.forget_parsed()
         return done
-
-    def _evict(self) -> None:
-        """Drop the buffer pool's table blocks down to EVICT_KEEP: DuckDB has no call for it, but
-        lowering memory_limit evicts unpinned blocks at once, and the limit is put back right
-        after. The low limit keeps EVICT_KEEP above what cannot be evicted (indexes, pinned
-        blocks), so a read arriving in that moment still has room."""
-        if self._memory_limit is None:
-            return
-        try:
-            used = dict(self._con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory()").fetchall())
-            held = sum(used.values()) - used.get("BASE_TABLE", 0)
-            self._con.execute(f"SET memory_limit = '{(held + EVICT_KEEP) // 1024}KB'")
-        except duckdb.Error as exc:  # could not evict enough: nothing lost, the limit goes back
-            log.debug("idle eviction skipped: %s", exc)
-        finally:
-            self._con.execute(f"SET memory_limit = '{self._memory_limit}'")
 
     def _checkpoint(self, why: str) -> bool:
         """CHECKPOINT under the writer lock; False when DuckDB refused (a reader's transaction open)."""
