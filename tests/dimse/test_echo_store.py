@@ -52,3 +52,23 @@ def test_store_many_files_one_association(scp, archive, tmp_path: Path) -> None:
     res = run("storescu", "+sd", "-aet", SCU_AET, "-aec", SCP_AET, "127.0.0.1", str(scp.port), str(tmp_path))
     assert res.returncode == 0, res.stderr
     assert len(stored_sops(archive)) == 20
+
+
+def test_the_server_loop_forces_no_full_collection(scp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pynetdicom's loop would call gc.collect() at every 60th connection or poll; ours does not
+    (a full collection of the server's heap stalls every association, issue 9)."""
+    import gc
+
+    from pynetdicom import AE
+
+    forced: list[int] = []
+    real = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: forced.append(1) or real(*a))
+    ae = AE(ae_title=SCU_AET)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    for _ in range(65):  # each connection is one turn of the server's loop
+        assoc = ae.associate("127.0.0.1", scp.port, ae_title=SCP_AET)
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0
+        assoc.release()
+    assert forced == []
