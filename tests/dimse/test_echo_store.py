@@ -63,7 +63,12 @@ def test_the_server_loop_forces_no_full_collection(scp, monkeypatch: pytest.Monk
 
     forced: list[int] = []
     real = gc.collect
-    monkeypatch.setattr(gc, "collect", lambda *a: forced.append(1) or real(*a))
+
+    def counted(*a: int) -> int:
+        forced.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(gc, "collect", counted)
     ae = AE(ae_title=SCU_AET)
     ae.add_requested_context("1.2.840.10008.1.1")
     for _ in range(65):  # each connection is one turn of the server's loop
