@@ -8,6 +8,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.data import get_testdata_files
+from pydicom.errors import InvalidDicomError
 
 from index import extract as ex
 from index.keys import is_patient_attr, is_study_attr
@@ -21,7 +22,8 @@ def _jsons() -> list[dict[str, Any]]:
             try:
                 ds = pydicom.dcmread(f, stop_before_pixels=True)
                 out.append(ds.to_json_dict(bulk_data_threshold=64, bulk_data_element_handler=lambda e: "x"))
-            except Exception:  # some test files are deliberately broken
+            except (InvalidDicomError, ValueError, TypeError, KeyError, AttributeError, NotImplementedError,
+                    OSError):  # some test files are deliberately broken
                 continue
     return out
 
