@@ -1,8 +1,8 @@
 """Deriving the index's columns and per-level attribute JSON from an instance's DICOM JSON."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -28,19 +28,27 @@ def values(js: Json, tag: str) -> list[Any]:
     return list(el.get("Value") or []) if isinstance(el, dict) else []
 
 
+def first(js: Json, tag: str) -> Any:
+    """The first value of an element, None when absent or empty (values() without its copy:
+    every indexed column reads one, per stored instance)."""
+    el = js.get(tag)
+    if not isinstance(el, dict):
+        return None
+    vs = el.get("Value")
+    return vs[0] if vs else None
+
+
 def text(js: Json, tag: str) -> str | None:
     """The first value of an element as a string, None when absent."""
-    vs = values(js, tag)
-    if not vs or vs[0] is None:
-        return None
-    return str(vs[0]).strip()
+    v = first(js, tag)
+    return None if v is None else str(v).strip()
 
 
 def integer(js: Json, tag: str) -> int | None:
     """The first value of an IS/US element as an int, None when absent or not a number."""
-    vs = values(js, tag)
+    v = first(js, tag)
     try:
-        return int(float(vs[0])) if vs and vs[0] is not None else None
+        return None if v is None else int(float(v))
     except (TypeError, ValueError):
         return None
 
@@ -65,15 +73,21 @@ def dt(js: Json, tag: str) -> str | None:
 
 def pn(js: Json, tag: str) -> tuple[list[str], list[str]]:
     """A PN's three groups (normalized) and their fuzzy component strings (first value only)."""
-    vs = values(js, tag)
-    name = vs[0] if vs else None
+    name = first(js, tag)
     if isinstance(name, str):
         name = {"Alphabetic": name}
     if not isinstance(name, dict):
         name = {}
-    groups = [str(name.get(g) or "") for g in ("Alphabetic", "Ideographic", "Phonetic")]
-    fuzzy = [SEP + SEP.join(pn_components(g)) if g else "" for g in groups]
-    return [pn_norm(g) for g in groups], fuzzy
+    norm, fuzzy = _pn_groups(tuple(str(name.get(g) or "") for g in ("Alphabetic", "Ideographic", "Phonetic")))
+    return list(norm), list(fuzzy)  # fresh lists: a row's values are its own
+
+
+@lru_cache(maxsize=1024)
+def _pn_groups(groups: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Normalized groups and fuzzy strings of a name; cached, as every instance of a study
+    repeats its names and each one writes the study row again (the regex split costs)."""
+    return (tuple(pn_norm(g) for g in groups),
+            tuple(SEP + SEP.join(pn_components(g)) if g else "" for g in groups))
 
 
 def item_texts(js: Json, seq: str, tag: str) -> list[str]:
@@ -85,9 +99,25 @@ def item_texts(js: Json, seq: str, tag: str) -> list[str]:
     return out
 
 
-def subset(js: Json, keep: Callable[[str], bool]) -> Json:
-    """The elements of js whose tag satisfies keep."""
-    return {t: el for t, el in js.items() if keep(t)}
+def study_patient_attrs(js: Json) -> tuple[Json, Json]:
+    """subset(js, is_study_attr) and subset(js, is_patient_attr) in one pass, each tag's
+    answers remembered (two predicate calls per tag per study row cost more)."""
+    study: Json = {}
+    patient: Json = {}
+    for t, el in js.items():
+        k = _levels.get(t)
+        if k is None:
+            k = (is_study_attr(t), is_patient_attr(t))
+            if len(_levels) < 65536:  # bounded: private tags are many
+                _levels[t] = k
+        if k[0]:
+            study[t] = el
+        if k[1]:
+            patient[t] = el
+    return study, patient
+
+
+_levels: dict[str, tuple[bool, bool]] = {}
 
 
 def issuer_of(js: Json, institution: str, source: str) -> str:
@@ -121,7 +151,7 @@ def series_values(js: Json, classes: list[str], n_instances: int, rep_sop: str,
             text(js, "00080080"), da(js, "00400244"), tm(js, "00400245"),
             item_texts(js, "00400275", "00400009"), item_texts(js, "00400275", "00401001"),
             da(js, "00080021"), tm(js, "00080031"), classes, n_instances, rep_sop,
-            orjson.dumps(subset(js, SERIES_ATTRS.__contains__)), seq)
+            orjson.dumps({t: el for t, el in js.items() if t in SERIES_ATTRS}), seq)
 
 
 def patient_values(js: Json, issuer: str) -> tuple[Any, ...]:
@@ -142,10 +172,11 @@ def study_values(js: Json, issuer: str, agg: dict[str, Any], rep_sop: str, seq: 
     owner: the origin (hospital, department) of its newest instance."""
     ref, ref_fz = pn(js, "00080090")
     pat = patient_values(js, issuer)
+    study_attrs, patient_attrs = study_patient_attrs(js)
     return (text(js, "0020000D"), patient_key(pat[0], issuer), *pat, da(js, "00080020"),
             tm(js, "00080030"), text(js, "00080050"), ref, ref_fz, text(js, "00200010"),
             text(js, "00081030"), agg["modalities"], agg["institutions"], agg["sop_classes"],
             agg["n_series"], agg["n_instances"], rep_sop,
-            orjson.dumps(subset(js, is_study_attr)), orjson.dumps(subset(js, is_patient_attr)),
+            orjson.dumps(study_attrs), orjson.dumps(patient_attrs),
             *owner, seq)
 

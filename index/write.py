@@ -59,9 +59,11 @@ def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int,
     priors: list[tuple[Any, ...] | None] = []
     latest: dict[str, tuple[Any, ...]] = {}
     docs: dict[str, Doc] = {}
+    sops: list[str] = []
     for rec in records:
         seq += 1
         v = ex.instance_values(rec, seq)
+        sops.append(v[0] or "")
         priors.append(latest.get(v[0]))
         latest[v[0]] = v
         docs[v[0]] = (rec.json, rec.origin.institution, rec.origin.source, rec.origin.hospital,
@@ -79,7 +81,7 @@ def upsert(cur: Cursor, records: Sequence[InstanceRecord], seq: int,
         series = {r.series for r in old.values()} | {v[2] for v in latest.values()}
         refreshed = refresh(cur, studies, series, docs)
     previous = [to_row((p[1], p[2], p[0], p[3], *p[7:13], p[17])) if p else old.get(v0)
-                for p, v0 in zip(priors, (ex.text(r.json, "00080018") or "" for r in records))]
+                for p, v0 in zip(priors, sops)]
     return previous, seq, refreshed
 
 
