@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, text, update
@@ -154,7 +155,7 @@ class PatientIndex:
             conn.execute(st.update_identity, {**values, "updated_at": _now(), "k_id": row.id})
             if row.link == "manual":  # a person decided: facts changing do not undo it
                 return Observed(row.id, row.person_id, row.link, row.score)
-            identity_id, current = row.id, row.person_id
+            identity_id, current, link = row.id, row.person_id, row.link
         else:
             current = new_person_id()
             conn.execute(st.insert_person, {"id": current, "created_at": _now()})
@@ -162,10 +163,11 @@ class PatientIndex:
                 "issuer": facts.issuer, "patient_id": facts.patient_id, "person_id": current, "link": "new",
                 "updated_at": _now(), **values}).inserted_primary_key[0]  # type: ignore[index]
             self._event(conn, AUTO, "create", identity_id, None, current, "new", None, "first seen")
-        return self._link(conn, identity_id, current)
+            link = "new"
+        # the row as just written, without reading it back (one statement fewer per record)
+        return self._link(conn, identity_id, current, SimpleNamespace(**values, person_id=current, link=link))
 
-    def _link(self, conn: Connection, identity_id: int, current: str) -> Observed:
-        me = conn.execute(st.identity_by_id, {"k_id": identity_id}).one()
+    def _link(self, conn: Connection, identity_id: int, current: str, me: Any) -> Observed:
         if me.id_blind:
             other = conn.execute(st.same_id_number, {"k_blind": me.id_blind, "k_id": identity_id}).first()
             if other is not None:
@@ -204,7 +206,7 @@ class PatientIndex:
         same = int(conn.execute(st.count_name, {"k_name": name}).scalar() or 0)
         return name_frequency_adjustment(same, total, self.tf_minimum)
 
-    def _candidates(self, conn: Connection, me: Row) -> list[Row]:
+    def _candidates(self, conn: Connection, me: Any) -> list[Row]:
         if not (me.birth_date or me.phone_blind or me.name):
             return []
         query = st.candidates(bool(me.birth_date), bool(me.phone_blind), bool(me.name), MAX_CANDIDATES)
@@ -310,7 +312,7 @@ class PatientIndex:
                 select(identities.c.issuer, identities.c.patient_id).where(identities.c.person_id == person_id))]
 
 
-def _demographics(row: Row) -> Demographics:
+def _demographics(row: Any) -> Demographics:
     return Demographics(row.name, row.sex, row.birth_date, row.phone_blind or "")
 
 

@@ -17,7 +17,6 @@ from yunying.mpi.schema import events, identities, persons, reviews
 
 I = identities.c
 identity_by_key = select(identities).where(I.issuer == bindparam("k_issuer"), I.patient_id == bindparam("k_pid"))
-identity_by_id = select(identities).where(I.id == bindparam("k_id"))
 # SET columns come from each execution's parameters (the values of the row's facts)
 update_identity = update(identities).where(I.id == bindparam("k_id"))
 insert_person = insert(persons)
