@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.mpi_feed import Held
 from benchmarks.mpi_link import person, records
 from index.model import InstanceRecord, Origin
 from yunying.auth.store import open_store
@@ -53,15 +54,6 @@ def test_the_registry_links_as_before(tmp_path: Path, batch: int, tf_minimum: in
     again = index.observe_many(facts[:50])  # the same facts again: nothing changes
     assert all(not o.changed for o in again)
     assert digest(index, facts, outcomes) == PINNED[tf_minimum]
-
-
-class Held:
-    def __init__(self) -> None:
-        self.facts: list[PatientFacts] = []
-
-    def observe_many(self, facts: list[PatientFacts]) -> list[Any]:
-        self.facts.extend(facts)
-        return []
 
 
 def stored(js: dict[str, Any], institution: str = "H1", hospital: str = "") -> InstanceRecord:
