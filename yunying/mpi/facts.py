@@ -56,6 +56,22 @@ def id_number_in(js: dict[str, Any]) -> str:
     return next((c for c in candidates if idcard.is_valid(c)), "")
 
 
+def fingerprint(js: dict[str, Any], origin: Origin) -> tuple[int, int] | None:
+    """(hash of the patient's key, hash of everything its facts are made of) without building
+    them: the feeder's per-instance check (issue 9: an instance of a patient already queued with
+    the same facts costs this and one dict lookup). Equal inputs make equal `facts_from_json`;
+    None without a PatientID, as there."""
+    patient_id = _text(js, "00100020")
+    if not patient_id:
+        return None
+    issuer = issuer_of(js, origin.institution, origin.source)
+    others = js.get("00101002")
+    return hash((issuer, patient_id)), hash((issuer, patient_id, origin.hospital, _text(js, "00100010"),
+                                            _text(js, "00100040"), _text(js, "00100030"), _text(js, "00102154"),
+                                            tuple(_text(item, "00100020") for item in others.get("Value") or ())
+                                            if others else ()))
+
+
 def facts_from_json(js: dict[str, Any], origin: Origin) -> PatientFacts | None:
     """The patient of a stored instance (DICOM JSON) as the index qualifies it; None without a PatientID."""
     patient_id = _text(js, "00100020")

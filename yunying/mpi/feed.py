@@ -18,7 +18,7 @@ from typing import Any
 from index.model import InstanceRecord, Origin
 from index.query import Match, Query
 from yunying.errors import ArchiveError
-from yunying.mpi.facts import PatientFacts, facts_from_json
+from yunying.mpi.facts import PatientFacts, facts_from_json, fingerprint
 from yunying.mpi.linker import MpiError, PatientIndex
 from yunying.records.events import PatientEvent
 
@@ -50,15 +50,15 @@ class Feeder:
 
     def __call__(self, record: InstanceRecord, result: Any) -> None:
         self._last = time.monotonic()
+        hashes = fingerprint(record.json, record.origin)
+        if hashes is None or self._seen.get(hashes[0]) == hashes[1]:
+            return  # no patient, or one queued before with the same facts: no facts built
         facts = facts_from_json(record.json, record.origin)
         if facts is None:
             return
-        key, seen = hash((facts.issuer, facts.patient_id)), hash(facts)
-        if self._seen.get(key) == seen:
-            return
         if len(self._seen) >= SEEN_MAX:
             self._seen.clear()
-        self._seen[key] = seen
+        self._seen[hashes[0]] = hashes[1]
         self._queue.put(facts)
 
     def on_record(self, event: PatientEvent) -> None:
