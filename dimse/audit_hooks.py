@@ -8,9 +8,11 @@ into one record with a count.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pydicom.dataelem import DataElement
 from pynetdicom.events import Event
 
 import yunying.audit
@@ -31,11 +33,47 @@ def _outcome(code: int) -> str:
         "refused" if code in (0x0124, 0xA801, 0xA900, 0xC001) else "failure"
 
 
+# what a record's who holds depends only on the association and the policy: worked out once
+# per association, not per query (it built a Principal and sorted its roles every C-FIND)
+_WHO: weakref.WeakKeyDictionary[Any, tuple[AccessPolicy, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
 def _who(event: Event, policy: AccessPolicy) -> dict[str, Any]:
-    aet = str(event.assoc.requestor.ae_title).strip()
-    address = event.assoc.requestor.address
+    """The record's who (principal fields, client, face); read-only, shared by the association."""
+    assoc = event.assoc
+    try:
+        cached = _WHO.get(assoc)
+    except TypeError:  # an association object that takes no weak reference: not cached
+        cached = None
+    if cached is not None and cached[0] is policy:  # a reloaded policy (peers edited) counts anew
+        return cached[1]
+    aet = str(assoc.requestor.ae_title).strip()
+    address = assoc.requestor.address
     principal = policy.principal(aet)
-    return {**yunying.audit.principal_fields(principal), "client": f"{aet}@{address}", "face": "dimse"}
+    who = {**yunying.audit.principal_fields(principal), "client": f"{aet}@{address}", "face": "dimse"}
+    try:
+        _WHO[assoc] = (policy, who)
+    except TypeError:  # an association object that takes no weak reference: not cached
+        pass
+    return who
+
+
+# by tag: Dataset.get(keyword) goes through getattr, which raises and catches AttributeError
+# inside pydicom before its __getattr__ runs (~8 µs a key, present or not); an element the
+# handler or we already converted is read from the dataset's dict (~1 µs), a raw one through
+# Dataset.__getitem__, which converts it (character set included) once for everyone
+STUDY_UID, PATIENT_ID, ACCESSION, LEVEL = 0x0020000D, 0x00100020, 0x00080050, 0x00080052
+
+
+def _value(ident: Any, tag: int, empty: bool = True) -> str:
+    """str(ident.get(keyword, "") or "") as before (or without `or ""`: empty=False)."""
+    elem = getattr(ident, "_dict", {}).get(tag)
+    if not isinstance(elem, DataElement):  # absent, raw (not converted yet), or not a Dataset
+        if tag not in ident:
+            return ""
+        elem = ident[tag]
+    value = elem.value
+    return str(value or "") if empty else str(value)
 
 
 def _keys(event: Event) -> dict[str, Any]:
@@ -44,11 +82,11 @@ def _keys(event: Event) -> dict[str, Any]:
         ident = event.identifier
     except Exception:  # noqa: BLE001 - an undecodable identifier: the handler refuses it
         return {}
-    studies = str(ident.get("StudyInstanceUID", "") or "").split("\\")
+    studies = _value(ident, STUDY_UID).split("\\")
     out: dict[str, Any] = {"studies": " ".join(s for s in studies if s and "*" not in s and "?" not in s),
-                           "patient_id": str(ident.get("PatientID", "") or "")[:200],
-                           "accession": str(ident.get("AccessionNumber", "") or "")[:64],
-                           "detail": {"level": str(ident.get("QueryRetrieveLevel", ""))}}
+                           "patient_id": _value(ident, PATIENT_ID)[:200],
+                           "accession": _value(ident, ACCESSION)[:64],
+                           "detail": {"level": _value(ident, LEVEL, empty=False)}}
     if "*" in out["patient_id"] or "?" in out["patient_id"]:
         out["detail"]["patient_pattern"], out["patient_id"] = out["patient_id"], ""
     return out
