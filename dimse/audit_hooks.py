@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydicom.dataelem import DataElement
+from pydicom.multival import MultiValue
 from pynetdicom.events import Event
 
 import yunying.audit
@@ -73,6 +74,8 @@ def _value(ident: Any, tag: int, empty: bool = True) -> str:
             return ""
         elem = ident[tag]
     value = elem.value
+    if isinstance(value, MultiValue | list):  # several values: backslash-separated as sent, not a list's repr
+        return "\\".join(str(v) for v in value)
     return str(value or "") if empty else str(value)
 
 

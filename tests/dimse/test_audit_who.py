@@ -26,9 +26,9 @@ def _queries(data: Path) -> list[dict]:
         con.close()
 
 
-def _find(assoc: object, patient_id: str, level: str = "STUDY") -> None:
+def _find(assoc: object, patient_id: str, level: str = "STUDY", studies: list[str] | None = None) -> None:
     q = Dataset()
-    q.QueryRetrieveLevel, q.PatientID, q.StudyInstanceUID = level, patient_id, ""
+    q.QueryRetrieveLevel, q.PatientID, q.StudyInstanceUID = level, patient_id, studies or ""
     found = [s for s, _ in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind)]  # type: ignore[attr-defined]
     assert found[-1].Status == 0
 
@@ -39,14 +39,14 @@ def test_two_queries_on_one_association_and_one_on_another(tmp_path: Path) -> No
     (tmp_path / "peers.json").write_text(json.dumps(peers))
     srv = net.start_yunying(tmp_path / "data", peers=tmp_path / "peers.json")
     try:
-        for aet, queries in (("H1SCU", [("P-ONE", "STUDY"), ("P-TW*", "STUDY")]), ("H2SCU", [("P-THREE", "STUDY")])):
+        for aet, queries in (("H1SCU", [("P-ONE", "STUDY"), ("P-TW*", "STUDY")]), ("H2SCU", [("P-THREE", "STUDY"), ("P-FOUR", "STUDY")])):
             scu = AE(ae_title=aet)
             scu.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
             assoc = scu.associate("127.0.0.1", srv.dimse_port, ae_title=srv.aet)
             assert assoc.is_established
             try:
-                for patient_id, level in queries:
-                    _find(assoc, patient_id, level)
+                for patient_id, level in queries:  # P-FOUR names two studies (a list of UIDs)
+                    _find(assoc, patient_id, level, ["1.2.3", "1.5"] if patient_id == "P-FOUR" else None)
             finally:
                 assoc.release()
     finally:
@@ -58,5 +58,7 @@ def test_two_queries_on_one_association_and_one_on_another(tmp_path: Path) -> No
         ("peer", "H1SCU", "h1", "H1SCU@127.0.0.1", "P-ONE", {"level": "STUDY"}),
         ("peer", "H1SCU", "h1", "H1SCU@127.0.0.1", "", {"level": "STUDY", "patient_pattern": "P-TW*"}),
         ("peer", "H2SCU", "h2", "H2SCU@127.0.0.1", "P-THREE", {"level": "STUDY"}),
+        ("peer", "H2SCU", "h2", "H2SCU@127.0.0.1", "P-FOUR", {"level": "STUDY"}),
     ]
-    assert all(r["outcome"] == "success" and r["status"] == "0x0000" and r["studies"] == "" for r in rows)
+    assert all(r["outcome"] == "success" and r["status"] == "0x0000" for r in rows)
+    assert [r["studies"] for r in rows] == ["", "", "", "1.2.3 1.5"]  # the UIDs, not a list's repr
