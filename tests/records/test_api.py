@@ -28,8 +28,11 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[YunyingServer]:
     root = tmp_path_factory.mktemp("records")
     url = f"sqlite:///{root / 'his.sqlite'}"
     hospital_db(url, 3)
-    (root / "sources.toml").write_text(MAPPING.format(url=url, batch=10).replace('hospital = "h1"',
-                                       'hospital = "default"'), encoding="utf-8")
+    # on demand only (interval_seconds = 0): a scheduled run polls 1 s after start, and on a loaded
+    # machine it read the 3 rows before the test's own run (which then saw 0)
+    mapping = MAPPING.format(url=url, batch=10).replace('hospital = "h1"', 'hospital = "default"')
+    mapping = mapping.replace("batch = 10\n", "batch = 10\ninterval_seconds = 0\n", 1)
+    (root / "sources.toml").write_text(mapping, encoding="utf-8")
     s = start_with_env(root / "data", YUNYING_RECORDS_SOURCES=str(root / "sources.toml"),
                        YUNYING_HL7_PORT=str(free_port()), YUNYING_HL7_ISSUER="HIS1",
                        YUNYING_RECORDS_MATCH_SECONDS="0", YUNYING_API_KEYS=json.dumps(
@@ -58,6 +61,7 @@ def test_source_hl7_matching_queue_and_merge(srv: YunyingServer) -> None:
     assert api.post("/sources/ris/run").json()["rows"] == 0
     jobs = {j["name"]: j for j in api.get("/jobs").json()["jobs"]}
     assert jobs["ris"]["counts"]["rows_total"] == 3 and jobs["ris"]["state"] == "idle"
+    assert jobs["ris"]["schedule"] == "on demand"  # so the runs above were the test's own
     with MLLPClient("127.0.0.1", hl7_port(srv)) as client:
         assert b"MSA|AA|O1" in client.send_message(m.orm(pid="P0002", accession="ACC9").encode())
         assert b"MSA|AR" in client.send_message(m.adt("A99", "Z1").encode())

@@ -82,3 +82,49 @@ def test_a_routed_instance_leaves_on_its_commit_not_at_the_next_poll(routed) -> 
     assert arrived.wait(TIMEOUT_S), "forwarded only at the next poll"
     assert sent == [str(ds.SOPInstanceUID)]
 
+
+
+def test_a_rule_paused_while_a_pass_sends_is_not_sent_by_that_pass(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pass selects the due rows of every rule, then sends rule by rule. A pause of rule B made
+    while rule A's batch is being sent returns only after that send, and the pass then holds B's
+    rows (it used to send them: the pass had read the rules before the pause)."""
+    monkeypatch.setattr(router_mod, "IDLE_S", POLL_S)
+    archive = Archive(tmp_path / "data")
+    store = open_store(tmp_path / "data")
+    sent: list[str] = []
+    in_a, release_a = threading.Event(), threading.Event()
+
+    def send(destination: dict[str, Any], items: Sequence[Outgoing]) -> dict[str, str | None]:
+        if destination["url"] == "http://a":
+            in_a.set()
+            assert release_a.wait(TIMEOUT_S)
+        sent.extend(f"{destination['url']} {i.sop}" for i in items)
+        return {i.sop: None for i in items}
+
+    router = Router(archive, store.engine, {"dicomweb": send})
+    hook.subscribe(archive, router)
+    try:
+        for name in ("a", "b"):  # a first: its rows come first in the pass
+            manage.create_rule(router, {"name": name, "match": {"modalities": ["CT"]},
+                                        "destination": {"kind": "dicomweb", "url": f"http://{name}"}})
+        b = next(r.id for r in router.rules if r.name == "b")
+        ds = make_ct()
+        archive.store(part10(ds), Origin("import", "test"))
+        assert in_a.wait(TIMEOUT_S), "rule a was never sent"
+        paused = threading.Thread(target=manage.update_rule, args=(router, b, {"enabled": False}))
+        paused.start()
+        paused.join(0.5)
+        assert paused.is_alive(), "the pause returned while rule a's send (same pass) was under way"
+        release_a.set()
+        paused.join(TIMEOUT_S)
+        assert not paused.is_alive()
+        idle_sender(router)  # the pass is over
+        assert sent == [f"http://a {ds.SOPInstanceUID}"]
+        assert [r["state"] for r in manage.queue_items(router, rule_id=b)] == ["pending"]
+    finally:
+        release_a.set()
+        router.stop()
+        hook.unsubscribe(archive, router)
+        archive.close()
+        store.engine.dispose()

@@ -34,14 +34,15 @@ def _counting(archive: Archive, monkeypatch: pytest.MonkeyPatch, hold: threading
 
 
 class _Clock:
-    """yunying.archive's time module, its monotonic clock moved forward at will."""
+    """yunying.archive's time module, its monotonic clock stopped and moved forward at will (on a
+    loaded machine the real one could pass OVERLAP_S between two steps of a test)."""
 
     def __init__(self) -> None:
-        self.skew = 0.0
+        self.now = time.monotonic()
         self.sleep = time.sleep
 
     def monotonic(self) -> float:
-        return time.monotonic() + self.skew
+        return self.now
 
 
 def test_stores_one_at_a_time_stay_in_this_process(pooled: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,19 +63,23 @@ def test_after_an_overlap_the_next_lone_stores_go_to_a_worker_until_it_is_old(
     items = [make_ct(study, rows=16, cols=16, number=i) for i in range(4)]
     datas = [part10(ds) for ds in items]
     # the first store is alone: it writes here; make it overlap with a second one held in a worker
-    first_done = threading.Event()
+    first_done, first_writing = threading.Event(), threading.Event()
     real_write = archive_module.write_instance
 
     def slow_write(*a: Any, **k: Any) -> Any:
+        first_writing.set()
         first_done.wait(10)
         return real_write(*a, **k)
     monkeypatch.setattr(archive_module, "write_instance", slow_write)
     t = threading.Thread(target=pooled.store, args=(datas[0], ORIGIN))
     t.start()
-    time.sleep(0.1)
+    assert first_writing.wait(10)  # the first is writing here (events, not sleeps: a loaded machine)
     second = threading.Thread(target=pooled.store, args=(datas[1], ORIGIN))
     second.start()  # overlaps: goes to the worker (held there)
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls == ["worker"], "the overlapping store did not go to a worker"
     first_done.set()
     t.join(10)
     hold.set()
@@ -83,7 +88,7 @@ def test_after_an_overlap_the_next_lone_stores_go_to_a_worker_until_it_is_old(
     assert calls == ["worker"]
     assert pooled.store(datas[2], ORIGIN).outcome == "stored"  # alone, but right after an overlap
     assert calls == ["worker", "worker"]
-    clock.skew += archive_module.OVERLAP_S
+    clock.now += archive_module.OVERLAP_S
     assert pooled.store(datas[3], ORIGIN).outcome == "stored"  # alone, the overlap long past
     assert calls == ["worker", "worker"]
     pooled.flush()

@@ -74,6 +74,11 @@ class Router:
         self._arrivals = 0  # stores that matched a rule so far (numbered under _lock)
         self._committed = 0  # ... of which every forward is in the queue table
         self._resting: dict[int, float] = {}  # rule -> time before which its destination is not tried
+        # held while one rule's batch is sent and while the rules are read again: a pause through
+        # the API (which commits, then reloads) returns only once no send is under way, and each
+        # rule's send reads the committed rules first (a pass that selected its rows before the
+        # pause does not send them; tests/routing/test_wake.py)
+        self._sending = threading.RLock()
         self._stop = False
         self.reload()
         self._thread = threading.Thread(target=self._run, name="yunying-routing", daemon=True)
@@ -87,7 +92,7 @@ class Router:
     def reload(self) -> None:
         """Read the rules and the pause switch again (after an API change; every sending pass,
         so what `yunying routing` changes in the store applies within IDLE_S)."""
-        with self.engine.connect() as conn:
+        with self._sending, self.engine.connect() as conn:
             self.rules = [rule_of(r) for r in conn.execute(select(rules).order_by(rules.c.id))]
             self.paused = bool(conn.execute(select(flags.c.value).where(flags.c.name == "paused")).scalar())
 
@@ -178,7 +183,6 @@ class Router:
 
     def run_once(self) -> bool:
         """Send one batch of due forwards per rule; True when something was tried."""
-        by_rule = {r.id: r for r in self.rules}
         with self.engine.connect() as conn:
             due = list(conn.execute(select(queue).where(
                 queue.c.state == "pending", queue.c.next_at <= _now(), queue.c.rule_id.notin_(self._held()))
@@ -187,11 +191,13 @@ class Router:
         for row in due:
             groups.setdefault(row.rule_id, []).append(row)
         for rule_id, rows in groups.items():
-            rule = by_rule.get(rule_id)
-            if rule is None:
-                self._finish(rows, {r.sop: "rule deleted" for r in rows}, final=True)
-                continue
-            self._send(rule, rows[:BATCH])
+            with self._sending:
+                self.reload()  # the rules as committed now, not as when the rows were selected
+                rule = next((r for r in self.rules if r.id == rule_id), None)
+                if rule is None:
+                    self._finish(rows, {r.sop: "rule deleted" for r in rows}, final=True)
+                elif rule_id not in self._held():
+                    self._send(rule, rows[:BATCH])
         return bool(due)
 
     def _send(self, rule: Rule, rows: Sequence[Any]) -> None:
