@@ -149,9 +149,10 @@ class Storage:
         target = self.path(key)
         data = pieces(members)
         tmp = os.path.join(self._tmp, f"{os.urandom(8).hex()}.pack")
-        _write_new(tmp, data, not self._group.enabled)
         created = 0
         try:
+            # inside the try: a write cut short (a full disk) leaves no partial file taking the space
+            _write_new(tmp, data, not self._group.enabled)
             for _attempt in (0, 1):
                 try:
                     os.link(tmp, target)  # never replaces: one writer of a version wins

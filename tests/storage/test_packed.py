@@ -72,6 +72,27 @@ def test_one_writer_of_a_version_wins(tmp_path: Path) -> None:
     assert store.read_blob(KEY, "header.dcm") == b"HEAD"
 
 
+def test_a_write_cut_short_by_a_full_disk_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refused instance takes no space: the partial temp file goes (it once kept the last MiB
+    of a full disk, so the index and the audit trail could not commit either)."""
+    import errno
+    import os
+
+    store = Storage(tmp_path)
+
+    def full(fd: int, views: list[memoryview]) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", full)
+    with pytest.raises(OSError):
+        _put(store)
+    monkeypatch.undo()
+    assert not list(store.tmp.iterdir())
+    with pytest.raises(StorageError):
+        store.read_blob(KEY, "header.dcm")
+    assert _put(store) > 0 and store.read_blob(KEY, "header.dcm") == b"HEAD"  # space back: stored
+
+
 def test_a_damaged_packed_file_is_not_stored_bytes(tmp_path: Path) -> None:
     store = Storage(tmp_path)
     _put(store)
